@@ -1,0 +1,225 @@
+//! A small blocking HTTP client over `wasi:http/outgoing-handler`.
+//!
+//! Stages make a handful of JSON requests per batch, so a blocking call per
+//! request keeps the code obvious. Which hosts a component may reach is not
+//! decided here: the runtime (bundled host or Spin) enforces its allow-list
+//! and the request then fails with a network error.
+
+use std::io::{Read, Write};
+use wasi::http::outgoing_handler;
+use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
+
+/// Largest response body read into memory. API answers are small JSON; a
+/// larger body means something is wrong, and reading it all would let a
+/// hostile server exhaust the component's memory.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Time allowed to connect, and to wait for the first byte of the answer.
+const CONNECT_TIMEOUT_NS: u64 = 10_000_000_000;
+const FIRST_BYTE_TIMEOUT_NS: u64 = 30_000_000_000;
+
+/// An HTTP method this client sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+}
+
+/// A request to send.
+#[derive(Debug)]
+pub struct Request {
+    /// Method.
+    pub method: HttpMethod,
+    /// Absolute URL: `http://` or `https://`, authority, path and query.
+    pub url: String,
+    /// Header names and values.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes; empty for none.
+    pub body: Vec<u8>,
+}
+
+/// A response, with the body read whole (up to [`MAX_RESPONSE_BYTES`]).
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The parts of an absolute URL that `wasi:http` wants separately.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    /// True for `https`.
+    pub https: bool,
+    /// `host[:port]`.
+    pub authority: &'a str,
+    /// Path and query, starting with `/`.
+    pub path_and_query: &'a str,
+}
+
+/// Split an absolute URL, e.g. `https://pbx.example.com:5001/xapi/v1/Users?$top=1`.
+pub fn split_url(url: &str) -> Result<UrlParts<'_>, String> {
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(format!(
+            "URL {url:?} must start with https:// (or http:// for a loopback test server)"
+        ));
+    };
+    let (authority, path_and_query) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(format!("URL {url:?} has no host"));
+    }
+    Ok(UrlParts {
+        https,
+        authority,
+        path_and_query,
+    })
+}
+
+/// Send `request` and read the whole answer. `Err` carries a readable reason
+/// for a transport failure (the request never got an HTTP answer).
+pub fn send(request: &Request) -> Result<Response, String> {
+    let parts = split_url(&request.url)?;
+    let headers: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
+        .collect();
+    let fields = Fields::from_list(&headers).map_err(|e| format!("invalid header: {e:?}"))?;
+    let outgoing = OutgoingRequest::new(fields);
+    let method = match request.method {
+        HttpMethod::Get => Method::Get,
+        HttpMethod::Post => Method::Post,
+        HttpMethod::Put => Method::Put,
+    };
+    let scheme = if parts.https {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    outgoing
+        .set_method(&method)
+        .and_then(|()| outgoing.set_scheme(Some(&scheme)))
+        .and_then(|()| outgoing.set_authority(Some(parts.authority)))
+        .and_then(|()| outgoing.set_path_with_query(Some(parts.path_and_query)))
+        .map_err(|()| format!("URL {:?} was refused by wasi:http", request.url))?;
+    let body = outgoing
+        .body()
+        .map_err(|()| "request body already taken".to_string())?;
+
+    let options = RequestOptions::new();
+    // Both setters only fail when the runtime does not support timeouts; the
+    // request then simply runs without them.
+    let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
+    let _ = options.set_first_byte_timeout(Some(FIRST_BYTE_TIMEOUT_NS));
+    let future = outgoing_handler::handle(outgoing, Some(options))
+        .map_err(|e| format!("request to {} failed: {e:?}", parts.authority))?;
+
+    write_body(body, &request.body)?;
+
+    future.subscribe().block();
+    let incoming = match future.get() {
+        Some(Ok(Ok(resp))) => resp,
+        Some(Ok(Err(code))) => {
+            return Err(format!("request to {} failed: {code:?}", parts.authority));
+        }
+        Some(Err(())) | None => return Err("response already taken".to_string()),
+    };
+    let status = incoming.status();
+    let headers = incoming
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let body = read_body(&incoming)?;
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<(), String> {
+    {
+        let mut stream = body
+            .write()
+            .map_err(|()| "request body stream already taken".to_string())?;
+        // The std Write impl splits the bytes into writes the stream accepts.
+        stream
+            .write_all(bytes)
+            .map_err(|e| format!("writing request body: {e}"))?;
+        stream
+            .flush()
+            .map_err(|e| format!("flushing request body: {e}"))?;
+    }
+    OutgoingBody::finish(body, None).map_err(|e| format!("finishing request body: {e:?}"))
+}
+
+fn read_body(incoming: &wasi::http::types::IncomingResponse) -> Result<Vec<u8>, String> {
+    let body = incoming
+        .consume()
+        .map_err(|()| "response body already taken".to_string())?;
+    let mut out = Vec::new();
+    {
+        let stream = body
+            .stream()
+            .map_err(|()| "response stream already taken".to_string())?;
+        // Read one byte past the cap so an oversized body is detected.
+        let mut limited = stream.take(MAX_RESPONSE_BYTES as u64 + 1);
+        limited
+            .read_to_end(&mut out)
+            .map_err(|e| format!("reading response body: {e}"))?;
+    }
+    if out.len() > MAX_RESPONSE_BYTES {
+        return Err(format!(
+            "response body is larger than {MAX_RESPONSE_BYTES} bytes"
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_url_separates_scheme_authority_and_path() {
+        let parts = split_url("https://pbx.example.com:5001/xapi/v1/Users?$top=1").unwrap();
+        assert!(parts.https);
+        assert_eq!(parts.authority, "pbx.example.com:5001");
+        assert_eq!(parts.path_and_query, "/xapi/v1/Users?$top=1");
+        let bare = split_url("http://127.0.0.1:8080").unwrap();
+        assert!(!bare.https);
+        assert_eq!(bare.path_and_query, "/");
+    }
+
+    #[test]
+    fn split_url_rejects_other_schemes_and_empty_hosts() {
+        assert!(split_url("ftp://x/y").unwrap_err().contains("https://"));
+        assert!(split_url("https:///path").unwrap_err().contains("no host"));
+    }
+}

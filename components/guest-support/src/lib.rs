@@ -1,0 +1,110 @@
+//! # guest-support
+//!
+//! What every ConnectZero stage component shares, so each stage crate holds
+//! only its own logic:
+//!
+//! - [`bindings`]: Rust bindings of the shared imports (`types`,
+//!   `credentials`, `wasi:keyvalue`). Stage crates map their own
+//!   `wit_bindgen::generate!` onto these with `with:`, so one Rust type exists
+//!   per WIT type.
+//! - [`http`]: a small blocking HTTP client over `wasi:http/outgoing-handler`.
+//! - [`api`]: an authenticated JSON client for 3CX and HighLevel that turns
+//!   HTTP failures into typed [`StageError`]s and retries once on a 401.
+//! - [`kv`]: JSON values in the tenant's key-value bucket.
+//! - [`time`]: timestamps.
+
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod http;
+pub mod kv;
+pub mod time;
+
+/// Generated bindings of the `guest-imports` world in `wit/worlds.wit`.
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "connectzero:pipeline/guest-imports",
+        pub_export_macro: false,
+        generate_unused_types: true,
+        generate_all,
+    });
+}
+
+pub use bindings::connectzero::pipeline::types::{Service, StageError, UpstreamError};
+
+/// The `wasi` crate (WASI 0.2.4 bindings), re-exported for [`stage_bindings!`].
+pub use wasi;
+
+/// Generate a stage component's bindings for a world of `wit/worlds.wit`,
+/// reusing the shared Rust types of [`bindings`] and the `wasi` crate so every
+/// stage speaks the same types.
+///
+/// wit-bindgen refuses remappings a world does not use, so the first word
+/// names which imports the world has:
+/// - `http_kv`: `wasi:http`, `wasi:keyvalue/store`, `credentials`
+/// - `http`: `wasi:http`, `credentials`
+/// - `ledger`: `wasi:keyvalue/store` and `atomics`
+/// - `pure`: only the shared types (plus the world's own host interfaces)
+///
+/// ```ignore
+/// guest_support::stage_bindings!(http_kv "poll-stage");
+/// ```
+#[macro_export]
+macro_rules! stage_bindings {
+    (http_kv $world:literal) => {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: $world,
+            with: {
+                "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
+                "connectzero:pipeline/credentials@0.1.0": ::guest_support::bindings::connectzero::pipeline::credentials,
+                "wasi:keyvalue/store@0.2.0-draft2": ::guest_support::bindings::wasi::keyvalue::store,
+                "wasi:http/types@0.2.4": ::guest_support::wasi::http::types,
+                "wasi:http/outgoing-handler@0.2.4": ::guest_support::wasi::http::outgoing_handler,
+                "wasi:io/error@0.2.4": ::guest_support::wasi::io::error,
+                "wasi:io/poll@0.2.4": ::guest_support::wasi::io::poll,
+                "wasi:io/streams@0.2.4": ::guest_support::wasi::io::streams,
+                "wasi:clocks/monotonic-clock@0.2.4": ::guest_support::wasi::clocks::monotonic_clock,
+            },
+        });
+    };
+    (http $world:literal) => {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: $world,
+            with: {
+                "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
+                "connectzero:pipeline/credentials@0.1.0": ::guest_support::bindings::connectzero::pipeline::credentials,
+                "wasi:http/types@0.2.4": ::guest_support::wasi::http::types,
+                "wasi:http/outgoing-handler@0.2.4": ::guest_support::wasi::http::outgoing_handler,
+                "wasi:io/error@0.2.4": ::guest_support::wasi::io::error,
+                "wasi:io/poll@0.2.4": ::guest_support::wasi::io::poll,
+                "wasi:io/streams@0.2.4": ::guest_support::wasi::io::streams,
+                "wasi:clocks/monotonic-clock@0.2.4": ::guest_support::wasi::clocks::monotonic_clock,
+            },
+        });
+    };
+    (ledger $world:literal) => {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: $world,
+            with: {
+                "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
+                "wasi:keyvalue/store@0.2.0-draft2": ::guest_support::bindings::wasi::keyvalue::store,
+                "wasi:keyvalue/atomics@0.2.0-draft2": ::guest_support::bindings::wasi::keyvalue::atomics,
+            },
+        });
+    };
+    (pure $world:literal) => {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: $world,
+            with: {
+                "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
+            },
+            generate_all,
+        });
+    };
+}

@@ -1,0 +1,46 @@
+//! # Stage 5: match — find the CRM contact of each call
+//!
+//! Fixed priority, first match wins:
+//! 1. inbound: the caller's number;
+//! 2. outbound: the called (outside) number;
+//! 3. the contact whose e-mail is the extension owner's.
+//!
+//! Numbers are normalised to E.164 with the tenant's default country.
+//! Internal calls are skipped unless the tenant logs them. The directory
+//! answers oldest contact first, so "the first contact with that number" is
+//! deterministic; other contacts with the same number are reported in
+//! `also-matching` so the ambiguity is visible, never silently guessed.
+//!
+//! This component has no network, no key-value store and no secrets: it
+//! only reads the host's `directory`. Partners replace it with their own.
+
+mod normalise;
+mod rules;
+
+use guest_support::StageError;
+use guest_support::bindings::connectzero::pipeline::types::{Call, TenantSettings};
+
+guest_support::stage_bindings!(pure "match-stage");
+
+use exports::connectzero::pipeline::matcher::{Guest, MatchOutcome};
+
+struct Matcher;
+
+impl Guest for Matcher {
+    fn match_calls(settings: TenantSettings, calls: Vec<Call>) -> Vec<Result<MatchOutcome, StageError>> {
+        if !normalise::is_known_country(&settings.default_country) {
+            let error = StageError::InvalidSettings(format!(
+                "default-country {:?} is not an ISO 3166-1 alpha-2 code (e.g. \"US\", \"GB\")",
+                settings.default_country
+            ));
+            return calls.iter().map(|_| Err(error.clone())).collect();
+        }
+        let mut directory = rules::CachedDirectory::default();
+        calls
+            .iter()
+            .map(|call| rules::match_call(&settings, call, &mut directory))
+            .collect()
+    }
+}
+
+export!(Matcher);

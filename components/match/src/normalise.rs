@@ -1,0 +1,63 @@
+//! Phone numbers to E.164.
+
+use phonenumber::country;
+use phonenumber::Mode;
+use std::str::FromStr;
+
+/// Normalise `raw` (as 3CX reported it) to E.164, reading numbers without a
+/// `+` as numbers of `default_country` (ISO 3166-1 alpha-2, e.g. "GB").
+///
+/// Returns `None` for what is not a valid phone number (an extension such as
+/// "101", an empty or withheld caller id): such a number matches no contact.
+pub fn to_e164(raw: &str, default_country: &str) -> Option<String> {
+    let cleaned = raw.trim();
+    if cleaned.is_empty() {
+        return None;
+    }
+    // Some trunks send international numbers with a 00 prefix instead of +.
+    let cleaned = match cleaned.strip_prefix("00") {
+        Some(rest) if rest.chars().next().is_some_and(|c| c.is_ascii_digit()) => format!("+{rest}"),
+        _ => cleaned.to_string(),
+    };
+    let country = country::Id::from_str(&default_country.trim().to_ascii_uppercase()).ok();
+    let number = phonenumber::parse(country, &cleaned).ok()?;
+    if !phonenumber::is_valid(&number) {
+        return None;
+    }
+    Some(number.format().mode(Mode::E164).to_string())
+}
+
+/// True when `country` is an ISO 3166-1 alpha-2 code the phone library knows.
+pub fn is_known_country(country: &str) -> bool {
+    country::Id::from_str(&country.trim().to_ascii_uppercase()).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn national_numbers_use_the_default_country() {
+        assert_eq!(to_e164("020 7946 0958", "GB").as_deref(), Some("+442079460958"));
+        assert_eq!(to_e164("(503) 708-1210", "us").as_deref(), Some("+15037081210"));
+    }
+
+    #[test]
+    fn international_forms_ignore_the_default_country() {
+        assert_eq!(to_e164("+44 20 7946 0958", "US").as_deref(), Some("+442079460958"));
+        assert_eq!(to_e164("0044 20 7946 0958", "US").as_deref(), Some("+442079460958"));
+    }
+
+    #[test]
+    fn extensions_and_garbage_are_not_numbers() {
+        assert_eq!(to_e164("101", "US"), None);
+        assert_eq!(to_e164("", "US"), None);
+        assert_eq!(to_e164("anonymous", "US"), None);
+    }
+
+    #[test]
+    fn country_codes_are_checked() {
+        assert!(is_known_country("gb"));
+        assert!(!is_known_country("XX"));
+    }
+}

@@ -1,0 +1,126 @@
+//! The 3CX XAPI requests the poll stage makes.
+
+use crate::grouping::LegId;
+use guest_support::api::ApiClient;
+use guest_support::bindings::connectzero::pipeline::types::{ExtensionOwner, Service, TenantSettings};
+use guest_support::time::{format_rfc3339_ms, parse_rfc3339_ms};
+use guest_support::StageError;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Upper bound on pages read in one poll. At the largest page size this is
+/// far more than a PBX writes between two polls; it stops a server that
+/// never returns a short page from looping the component forever.
+const MAX_PAGES: u32 = 500;
+
+/// An OData collection response (`{"@odata.count"?, "value": [...]}`).
+/// Unknown `@odata.*` keys are ignored.
+#[derive(Deserialize)]
+struct Collection<T> {
+    value: Vec<T>,
+}
+
+/// A client for the tenant's XAPI at `{pbx}/xapi/v1`.
+pub fn client(settings: &TenantSettings) -> ApiClient {
+    ApiClient::new(Service::Pbx, &format!("{}/xapi/v1", settings.pbx_base_url.trim_end_matches('/')))
+}
+
+/// Every `CallHistoryView` row that started at or after `from_ms`, oldest
+/// first, following `$top`/`$skip` paging until a short page
+/// (operationId `ListCallHistoryView`).
+pub fn call_history_since(api: &ApiClient, from_ms: i64, page_size: u32) -> Result<Vec<Value>, StageError> {
+    let filter = format!("SegmentStartTime ge {}", format_rfc3339_ms(from_ms));
+    let base = format!(
+        "/CallHistoryView?$filter={}&$orderby={}",
+        urlencoding::encode(&filter),
+        urlencoding::encode("SegmentStartTime asc,SegmentId asc"),
+    );
+    read_pages(api, &base, page_size)
+}
+
+/// 3CX call ids of the segments that started in `[from_ms, to_ms)`, from
+/// the call log report (operationId `GetCallLogData`).
+///
+/// [ASSUMED] (specs/3cx/NOTES.md §2b): `CallLogData.CallId` groups the
+/// segments of one call, and its `SegmentId` + `StartTime` equal the
+/// `CallHistoryView` row's `SegmentId` + `SegmentStartTime`; "0" arguments
+/// mean "all". This is the only function that relies on it.
+pub fn call_ids(api: &ApiClient, from_ms: i64, to_ms: i64, page_size: u32) -> Result<HashMap<LegId, i32>, StageError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Row {
+        call_id: i32,
+        segment_id: Option<i32>,
+        start_time: Option<String>,
+    }
+    let function = format!(
+        "/ReportCallLogData/Pbx.GetCallLogData(periodFrom={},periodTo={},sourceType=0,sourceFilter='',destinationType=0,destinationFilter='',callsType=0,callTimeFilterType=0,callTimeFilterFrom='0:00:0',callTimeFilterTo='0:00:0',hidePcalls=false)",
+        urlencoding::encode(&format_rfc3339_ms(from_ms)),
+        urlencoding::encode(&format_rfc3339_ms(to_ms)),
+    );
+    let base = format!("{function}?$select=CallId,SegmentId,StartTime");
+    let mut ids = HashMap::new();
+    for row in read_pages(api, &base, page_size)? {
+        // Rows this client cannot read only lose their grouping: the leg
+        // then posts as a call of its own rather than not at all.
+        let Ok(row) = serde_json::from_value::<Row>(row) else { continue };
+        let (Some(segment), Some(start)) = (row.segment_id, row.start_time) else { continue };
+        if let Ok(start) = parse_rfc3339_ms(&start) {
+            ids.insert((segment, start), row.call_id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Extension owners by extension number (operationId `ListUser`).
+pub fn extension_owners(api: &ApiClient, page_size: u32) -> Result<HashMap<String, ExtensionOwner>, StageError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct User {
+        number: Option<String>,
+        first_name: Option<String>,
+        last_name: Option<String>,
+        email_address: Option<String>,
+    }
+    let base = format!(
+        "/Users?$select=Id,Number,FirstName,LastName,EmailAddress&$orderby={}",
+        urlencoding::encode("Number asc")
+    );
+    let mut owners = HashMap::new();
+    for row in read_pages(api, &base, page_size)? {
+        let Ok(user) = serde_json::from_value::<User>(row) else { continue };
+        let Some(number) = user.number.filter(|n| !n.is_empty()) else { continue };
+        owners.insert(
+            number.clone(),
+            ExtensionOwner {
+                extension: number,
+                first_name: user.first_name.unwrap_or_default(),
+                last_name: user.last_name.unwrap_or_default(),
+                email: user.email_address.filter(|e| !e.is_empty()),
+            },
+        );
+    }
+    Ok(owners)
+}
+
+/// Read `base` page by page. 3CX's `@odata.count` is not reliable on every
+/// endpoint (NOTES §2a), so a short page is what ends the loop.
+fn read_pages(api: &ApiClient, base: &str, page_size: u32) -> Result<Vec<Value>, StageError> {
+    let page_size = page_size.max(1);
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let mut rows = Vec::new();
+    for page in 0..MAX_PAGES {
+        let skip = u64::from(page) * u64::from(page_size);
+        let path = format!("{base}{separator}$top={page_size}&$skip={skip}");
+        let batch: Collection<Value> = api.get_json(&path)?;
+        let short = batch.value.len() < page_size as usize;
+        rows.extend(batch.value);
+        if short {
+            return Ok(rows);
+        }
+    }
+    Err(StageError::InvalidData(format!(
+        "3CX kept returning full pages after {MAX_PAGES} pages of {page_size}; raise page-size or check the PBX"
+    )))
+}

@@ -1,0 +1,158 @@
+//! The HighLevel API v2 requests the post stage makes.
+
+use guest_support::api::ApiClient;
+use guest_support::bindings::connectzero::pipeline::types::{Service, TenantSettings};
+use guest_support::bindings::wasi::keyvalue::store::Bucket;
+use guest_support::{kv, StageError};
+use serde::{Deserialize, Serialize};
+
+/// `Version` header of the conversations API (apps/conversations.json).
+const CONVERSATIONS_VERSION: &str = "2021-04-15";
+/// `Version` header of the contacts API (apps/contacts.json).
+const CONTACTS_VERSION: &str = "2021-07-28";
+
+/// Clients for the two API families, which pin different `Version` headers.
+pub struct Crm {
+    conversations: ApiClient,
+    contacts: ApiClient,
+    location_id: String,
+}
+
+/// `CallDataDTO`.
+#[derive(Serialize)]
+pub struct CallData {
+    /// Phone number of the receiver.
+    pub to: String,
+    /// Phone number of the dialer.
+    pub from: String,
+    /// One of the spec's call statuses (`completed`, `no-answer`, ...).
+    pub status: &'static str,
+}
+
+/// `ProcessMessageBodyDto` with the fields a call log uses.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallMessage {
+    /// Always "Call".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Conversation the call belongs to.
+    pub conversation_id: String,
+    /// The contact.
+    pub contact_id: String,
+    /// The app's conversation provider (type Call).
+    pub conversation_provider_id: String,
+    /// Who called whom, and how it went.
+    pub call: CallData,
+    /// Start of the call, RFC 3339.
+    pub date: String,
+    /// The call's ConnectZero key, so the message can be traced back.
+    pub alt_id: String,
+    /// Human-readable summary: duration, who answered, route, match rule.
+    pub message: String,
+    /// "inbound" or "outbound".
+    pub direction: &'static str,
+}
+
+/// `ProcessMessageResponseDto`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageResponse {
+    /// Conversation id.
+    pub conversation_id: String,
+    /// The new message's id.
+    pub message_id: String,
+}
+
+impl Crm {
+    /// Clients for the tenant's CRM location.
+    pub fn new(settings: &TenantSettings) -> Self {
+        let base = settings.crm_base_url.trim_end_matches('/');
+        Self {
+            conversations: ApiClient::new(Service::Crm, base).with_header("Version", CONVERSATIONS_VERSION),
+            contacts: ApiClient::new(Service::Crm, base).with_header("Version", CONTACTS_VERSION),
+            location_id: settings.crm_location_id.clone(),
+        }
+    }
+
+    /// Create a contact for an unknown number (operationId `create-contact`).
+    pub fn create_contact(&self, e164: &str) -> Result<String, StageError> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body<'a> {
+            location_id: &'a str,
+            phone: &'a str,
+            name: String,
+            source: &'a str,
+        }
+        #[derive(Deserialize)]
+        struct Created {
+            contact: IdOnly,
+        }
+        let body = Body {
+            location_id: &self.location_id,
+            phone: e164,
+            name: format!("Caller {e164}"),
+            source: "ConnectZero (3CX call)",
+        };
+        let created: Created = self.contacts.post_json("/contacts/", &body)?;
+        Ok(created.contact.id)
+    }
+
+    /// The contact's conversation: cached in the key-value store, else found
+    /// (operationId `search-conversation`), else created
+    /// (operationId `create-conversation`). HighLevel keeps one
+    /// conversation per contact, so the cache never goes stale.
+    pub fn conversation_for(&self, bucket: &Bucket, contact_id: &str) -> Result<String, StageError> {
+        let cache_key = format!("post/conversation/{contact_id}");
+        if let Some(id) = kv::get_json::<String>(bucket, &cache_key)? {
+            return Ok(id);
+        }
+        #[derive(Deserialize)]
+        struct Found {
+            conversations: Vec<IdOnly>,
+        }
+        #[derive(Deserialize)]
+        struct Created {
+            conversation: IdOnly,
+        }
+        let path = format!(
+            "/conversations/search?locationId={}&contactId={}",
+            urlencoding::encode(&self.location_id),
+            urlencoding::encode(contact_id)
+        );
+        let found: Found = self.conversations.get_json(&path)?;
+        let id = match found.conversations.into_iter().next() {
+            Some(conversation) => conversation.id,
+            None => {
+                #[derive(Serialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Body<'a> {
+                    location_id: &'a str,
+                    contact_id: &'a str,
+                }
+                let body = Body { location_id: &self.location_id, contact_id };
+                let created: Created = self.conversations.post_json("/conversations/", &body)?;
+                created.conversation.id
+            }
+        };
+        kv::set_json(bucket, &cache_key, &id)?;
+        Ok(id)
+    }
+
+    /// Post a call message.
+    ///
+    /// [ASSUMED] Both directions go to `add-an-inbound-message` with
+    /// `direction` set: it is the only call DTO that carries a `message`
+    /// body (duration, who answered) and a `direction`
+    /// ("if required can be set manually"); `add-an-outbound-message` has
+    /// neither. Switching outbound calls to it is a change to this one path.
+    pub fn post_call(&self, message: &CallMessage) -> Result<MessageResponse, StageError> {
+        self.conversations.post_json("/conversations/messages/inbound", message)
+    }
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: String,
+}

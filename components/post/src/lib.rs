@@ -1,0 +1,72 @@
+//! # Stage 6: post — one message per call in the contact's conversation
+//!
+//! For each job: create the contact when the no-match policy asks for it,
+//! find or create the contact's conversation (cached per contact), then post
+//! one call message carrying the direction, status (answered or missed), the
+//! start time, the talk time, who answered and the route the call took.
+
+mod crm;
+mod summary;
+
+use crm::{CallData, CallMessage, Crm};
+use guest_support::bindings::connectzero::pipeline::types::{Direction, TenantSettings};
+use guest_support::{kv, StageError};
+
+guest_support::stage_bindings!(http_kv "post-stage");
+
+use exports::connectzero::pipeline::post::{Guest, PostJob, Posted, Target};
+
+struct Post;
+
+impl Guest for Post {
+    fn post_calls(settings: TenantSettings, jobs: Vec<PostJob>) -> Vec<Result<Posted, StageError>> {
+        let bucket = match kv::open() {
+            Ok(bucket) => bucket,
+            Err(e) => return jobs.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let crm = Crm::new(&settings);
+        jobs.iter().map(|job| post_one(&settings, &crm, &bucket, job)).collect()
+    }
+}
+
+fn post_one(
+    settings: &TenantSettings,
+    crm: &Crm,
+    bucket: &guest_support::bindings::wasi::keyvalue::store::Bucket,
+    job: &PostJob,
+) -> Result<Posted, StageError> {
+    if settings.crm_conversation_provider_id.trim().is_empty() {
+        return Err(StageError::InvalidSettings(
+            "crm-conversation-provider-id is empty: set it to the id of the app's Call conversation provider".into(),
+        ));
+    }
+    let contact_id = match &job.target {
+        Target::Contact(contact) => contact.id.clone(),
+        Target::CreateContact(e164) => crm.create_contact(e164)?,
+    };
+    let conversation_id = crm.conversation_for(bucket, &contact_id)?;
+    let call = &job.call;
+    let (from, to) = match call.direction {
+        Direction::Outbound => (call.caller.number.clone(), summary::outside_number(call).to_string()),
+        _ => (call.caller.number.clone(), call.callee.number.clone()),
+    };
+    let message = CallMessage {
+        kind: "Call",
+        conversation_id,
+        contact_id: contact_id.clone(),
+        conversation_provider_id: settings.crm_conversation_provider_id.clone(),
+        call: CallData { to, from, status: if call.answered { "completed" } else { "no-answer" } },
+        date: guest_support::time::format_rfc3339_ms(call.start_time),
+        alt_id: call.key.clone(),
+        message: summary::message_text(job),
+        direction: if matches!(call.direction, Direction::Outbound) { "outbound" } else { "inbound" },
+    };
+    let response = crm.post_call(&message)?;
+    Ok(Posted {
+        message_id: response.message_id,
+        conversation_id: response.conversation_id,
+        contact_id,
+    })
+}
+
+export!(Post);

@@ -1,0 +1,253 @@
+//! # HighLevel API v2 simulator
+//!
+//! A loopback axum server that behaves like the slice of
+//! `https://services.leadconnectorhq.com` a call-logging marketplace app
+//! uses, following `shared/specs/highlevel/` (NOTES.md and the OpenAPI files)
+//! field for field. Paths are exactly the specs' (no `/v2` prefix):
+//!
+//! | operationId | route |
+//! | --- | --- |
+//! | `get-access-token` | `POST /oauth/token` |
+//! | `get-duplicate-contact` | `GET /contacts/search/duplicate` |
+//! | `search-contacts-advanced` | `POST /contacts/search` |
+//! | `create-contact` | `POST /contacts/` |
+//! | `get-contact` | `GET /contacts/{contactId}` |
+//! | `search-conversation` | `GET /conversations/search` |
+//! | `create-conversation` | `POST /conversations/` |
+//! | `get-conversation` | `GET /conversations/{conversationId}` |
+//! | `get-messages` | `GET /conversations/{conversationId}/messages` |
+//! | `add-an-inbound-message` | `POST /conversations/messages/inbound` |
+//! | `add-an-outbound-message` | `POST /conversations/messages/outbound` |
+//! | `get-message` | `GET /conversations/messages/{messageId}` |
+//! | `add-message-attachments` | `PUT /conversations/messages/{messageId}/attachments` |
+//! | `upload-file-attachments` | `POST /conversations/messages/upload` |
+//!
+//! Everything except `/oauth/token` needs `Authorization: Bearer <access
+//! token>` and the spec's `Version` header (`2021-07-28` for contacts,
+//! `2021-04-15` for conversations), is rate limited per location and may be
+//! hit by [`HighLevelSim::inject_failures`]. Every response has an
+//! `x-trace-id` header; bodies whose DTO has a `traceId` carry it too.
+//! Choices the specs leave open are marked `[ASSUMED]` where they are made.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use connectzero_simulators::highlevel::{HighLevelConfig, HighLevelSim, SimContact};
+//! let sim = HighLevelSim::start(HighLevelConfig::default()).await?;
+//! let tokens = sim.install();
+//! sim.add_contact(SimContact::with_phone("Ada", "Lovelace", "(555) 010-0001"));
+//! // ... point the client at sim.base_url() with tokens.access_token ...
+//! assert!(sim.messages().is_empty());
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod config;
+mod dto;
+mod error;
+mod ids;
+mod model;
+mod phone;
+mod ratelimit;
+mod routes;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+
+pub use config::{HighLevelConfig, RateLimit};
+pub use model::{Contact, Conversation, Fault, Message, SimContact, SimTokens, Upload};
+
+use routes::AppState;
+use state::{NewContact, State};
+
+/// A running HighLevel simulator. Cheap to clone; the server stops when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct HighLevelSim {
+    app: AppState,
+    _server: Arc<ServerTask>,
+}
+
+/// Aborts the server task when dropped.
+struct ServerTask(JoinHandle<()>);
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::fmt::Debug for HighLevelSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HighLevelSim")
+            .field("base_url", &self.app.base_url)
+            .field("config", &self.app.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HighLevelSim {
+    /// Binds `127.0.0.1:0` and serves the API on a tokio task.
+    pub async fn start(config: HighLevelConfig) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .context("binding the HighLevel simulator to 127.0.0.1:0")?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let app = AppState {
+            state: Arc::new(Mutex::new(State::new(&config))),
+            config: Arc::new(config),
+            base_url: format!("http://{addr}").into(),
+        };
+        let router = routes::router(app.clone());
+        let server = tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, router).await {
+                tracing::error!(%err, "HighLevel simulator stopped");
+            }
+        });
+        tracing::debug!(%addr, "HighLevel simulator listening");
+        Ok(Self {
+            app,
+            _server: Arc::new(ServerTask(server)),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        self.app.base_url.to_string()
+    }
+
+    /// The configuration the simulator was started with.
+    pub fn config(&self) -> &HighLevelConfig {
+        &self.app.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.app.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.app.config.access_token_lifetime_secs)
+    }
+
+    /// Simulates a completed OAuth install of the app in the configured
+    /// location: returns the token pair the `authorization_code` grant would.
+    pub fn install(&self) -> SimTokens {
+        let lifetime = self.token_lifetime();
+        let location_id = self.app.config.location_id.clone();
+        self.lock().tokens.issue_pair(&location_id, lifetime)
+    }
+
+    /// A fresh single-use authorization code for the configured location, to
+    /// redeem at `POST /oauth/token` with `grant_type=authorization_code`.
+    pub fn authorization_code(&self) -> String {
+        let location_id = self.app.config.location_id.clone();
+        self.lock().tokens.new_code(&location_id)
+    }
+
+    /// The `userId` reported in token responses (the installing user).
+    pub fn user_id(&self) -> String {
+        self.lock().user_id.clone()
+    }
+
+    /// Seeds a contact in the configured location and returns its id. The
+    /// phone is normalised to E.164 (US when it has no `+`); an unparsable
+    /// phone is stored as given. Seeding bypasses the duplicate check.
+    pub fn add_contact(&self, contact: SimContact) -> String {
+        self.insert_contact(contact, None)
+    }
+
+    /// Like [`add_contact`](Self::add_contact) with an explicit `dateAdded`,
+    /// e.g. to make a contact older than those already present.
+    pub fn add_contact_at(&self, contact: SimContact, date_added: DateTime<Utc>) -> String {
+        self.insert_contact(contact, Some(date_added))
+    }
+
+    fn insert_contact(&self, contact: SimContact, date_added: Option<DateTime<Utc>>) -> String {
+        let phone = contact
+            .phone
+            .map(|raw| phone::normalize(&raw).unwrap_or(raw));
+        let new = NewContact {
+            location_id: self.app.config.location_id.clone(),
+            first_name: contact.first_name,
+            last_name: contact.last_name,
+            name: None,
+            email: contact.email,
+            phone,
+            tags: Vec::new(),
+            source: None,
+        };
+        self.lock().insert_contact(new, date_added).id
+    }
+
+    /// Every contact, seeded or created through the API, in creation order.
+    pub fn contacts(&self) -> Vec<Contact> {
+        self.lock().contacts.clone()
+    }
+
+    /// Every conversation, in creation order.
+    pub fn conversations(&self) -> Vec<Conversation> {
+        self.lock().conversations.clone()
+    }
+
+    /// Every message posted (inbound and outbound), in order.
+    pub fn messages(&self) -> Vec<Message> {
+        self.lock().messages.clone()
+    }
+
+    /// Every file received by the upload endpoint, in order.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.lock().uploads.clone()
+    }
+
+    /// Expires every access token issued so far: the API answers 401 until
+    /// the client refreshes. Refresh tokens stay valid.
+    pub fn expire_access_tokens(&self) {
+        self.lock().tokens.expire_access_tokens();
+    }
+
+    /// Revokes the grant (an uninstall): every access token, refresh token and
+    /// authorization code issued so far is rejected (401 on the API, 400
+    /// "Invalid grant" on `/oauth/token`). [`install`](Self::install) starts
+    /// a new grant.
+    pub fn revoke_grant(&self) {
+        self.lock().tokens.revoke_all();
+    }
+
+    /// Makes the next `count` API requests (any route but `/oauth/token`)
+    /// fail with `fault`, before authentication. Calls queue up.
+    pub fn inject_failures(&self, fault: Fault, count: usize) {
+        self.lock()
+            .faults
+            .extend(std::iter::repeat_n(fault, count));
+    }
+
+    /// Requests received so far (any outcome, `/oauth/token` included) whose
+    /// method equals `method` (case-insensitive) and path starts with
+    /// `path_prefix`.
+    pub fn request_count(&self, method: &str, path_prefix: &str) -> usize {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path.starts_with(path_prefix))
+            .count()
+    }
+
+    /// Sets the location's "Allow Duplicate Contact" setting (default off,
+    /// as in HighLevel): when off, `create-contact` refuses a phone or email
+    /// that an existing contact already has.
+    pub fn set_allow_duplicate_contacts(&self, allow: bool) {
+        self.lock().allow_duplicate_contacts = allow;
+    }
+
+    /// Sets the per-file upload cap (default 512 MiB [ASSUMED]); larger
+    /// files get 413.
+    pub fn set_max_upload_bytes(&self, max: u64) {
+        self.lock().max_upload_bytes = max;
+    }
+}

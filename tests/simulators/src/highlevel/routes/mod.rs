@@ -1,0 +1,199 @@
+//! The axum router and the middleware every API request passes through.
+//!
+//! Order, outermost first:
+//! 1. `trace`: a fresh `traceId` (UUID v4) per request, put in the request
+//!    extensions for bodies that carry one and returned in an `x-trace-id`
+//!    response header on every response [ASSUMED placement, NOTES.md §1].
+//! 2. `record_request`: counted by `HighLevelSim::request_count`.
+//! 3. API routes only (not `/oauth/token`): injected faults, then bearer auth
+//!    (401 `UnauthorizedDTO`), then the rate limiter (429 + `X-RateLimit-*`
+//!    headers), then the `Version` header check (400) [ASSUMED order].
+
+mod contacts;
+mod conversations;
+mod messages;
+mod oauth;
+mod upload;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Router;
+use axum::extract::{Request, State as AxumState};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+
+use super::config::HighLevelConfig;
+use super::error::{ApiError, INVALID_TOKEN};
+use super::ids;
+use super::model::Fault;
+use super::ratelimit::Decision;
+use super::state::{RequestRecord, State};
+
+/// `Version` required by contacts.json operations.
+pub(crate) const CONTACTS_VERSION: &str = "2021-07-28";
+/// `Version` required by conversations.json operations.
+pub(crate) const CONVERSATIONS_VERSION: &str = "2021-04-15";
+
+/// Shared by the handle and every handler.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub state: Arc<Mutex<State>>,
+    pub config: Arc<HighLevelConfig>,
+    pub base_url: Arc<str>,
+}
+
+impl AppState {
+    /// Locks the state; a panic in another holder does not poison the simulator.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The per-request trace id (see the module docs).
+#[derive(Clone, Debug)]
+pub(crate) struct TraceId(pub String);
+
+/// Who is calling: the location bound to the bearer token.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub location_id: String,
+}
+
+impl Caller {
+    /// 403 unless `location_id` is the token's own location.
+    pub(crate) fn ensure(&self, location_id: &str) -> Result<(), ApiError> {
+        if self.location_id == location_id {
+            Ok(())
+        } else {
+            Err(ApiError::wrong_location())
+        }
+    }
+
+    /// A required `locationId` (400 when missing), which must be the caller's (403).
+    pub(crate) fn require(&self, location_id: Option<&str>) -> Result<String, ApiError> {
+        match location_id.map(str::trim).filter(|l| !l.is_empty()) {
+            None => Err(ApiError::bad_request("locationId should not be empty")),
+            Some(location_id) => {
+                self.ensure(location_id)?;
+                Ok(location_id.to_owned())
+            }
+        }
+    }
+}
+
+/// Builds the full application.
+pub(crate) fn router(app: AppState) -> Router {
+    let contacts = contacts::routes().route_layer(from_fn_with_state(
+        CONTACTS_VERSION,
+        require_version,
+    ));
+    let conversations = conversations::routes()
+        .merge(messages::routes())
+        .merge(upload::routes())
+        .route_layer(from_fn_with_state(CONVERSATIONS_VERSION, require_version));
+    let api = contacts
+        .merge(conversations)
+        .route_layer(from_fn_with_state(app.clone(), rate_limit))
+        .route_layer(from_fn_with_state(app.clone(), authenticate))
+        .route_layer(from_fn_with_state(app.clone(), inject_faults));
+    Router::new()
+        .merge(oauth::routes())
+        .merge(api)
+        .fallback(not_found)
+        .layer(from_fn_with_state(app.clone(), record_request))
+        .layer(from_fn(trace))
+        .with_state(app)
+}
+
+async fn trace(mut req: Request, next: Next) -> Response {
+    let trace_id = ids::trace_id();
+    req.extensions_mut().insert(TraceId(trace_id.clone()));
+    let mut response = next.run(req).await;
+    if let Ok(value) = HeaderValue::from_str(&trace_id) {
+        response.headers_mut().insert("x-trace-id", value);
+    }
+    response
+}
+
+async fn record_request(AxumState(app): AxumState<AppState>, req: Request, next: Next) -> Response {
+    app.lock().requests.push(RequestRecord {
+        method: req.method().as_str().to_owned(),
+        path: req.uri().path().to_owned(),
+    });
+    next.run(req).await
+}
+
+async fn inject_faults(AxumState(app): AxumState<AppState>, req: Request, next: Next) -> Response {
+    let fault = app.lock().faults.pop_front();
+    match fault {
+        None => next.run(req).await,
+        Some(Fault::ServerError) => ApiError::Internal.into_response(),
+        Some(Fault::TooManyRequests { retry_after_secs }) => {
+            ApiError::TooManyRequests(retry_after_secs).into_response()
+        }
+    }
+}
+
+async fn authenticate(
+    AxumState(app): AxumState<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let unauthorized = || ApiError::Unauthorized(INVALID_TOKEN.to_owned());
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .ok_or_else(unauthorized)?;
+    let identity = app.lock().tokens.authenticate(&token).ok_or_else(unauthorized)?;
+    req.extensions_mut().insert(Caller {
+        location_id: identity.location_id,
+    });
+    Ok(next.run(req).await)
+}
+
+async fn rate_limit(AxumState(app): AxumState<AppState>, req: Request, next: Next) -> Response {
+    let Some(caller) = req.extensions().get::<Caller>().cloned() else {
+        return next.run(req).await;
+    };
+    let decision = app.lock().limiter.check(&caller.location_id);
+    match decision {
+        None => next.run(req).await,
+        Some(Decision::Allowed(headers)) => {
+            let mut response = next.run(req).await;
+            headers.apply(response.headers_mut());
+            response
+        }
+        Some(Decision::Limited {
+            headers,
+            retry_after_secs,
+        }) => {
+            let mut response = ApiError::TooManyRequests(Some(retry_after_secs)).into_response();
+            headers.apply(response.headers_mut());
+            response
+        }
+    }
+}
+
+/// 400 unless the `Version` header is exactly `expected` [ASSUMED status and
+/// message: NOTES.md §6.2 says the behaviour is undocumented].
+async fn require_version(
+    AxumState(expected): AxumState<&'static str>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let version = req.headers().get("version").and_then(|v| v.to_str().ok());
+    if version.map(str::trim) == Some(expected) {
+        Ok(next.run(req).await)
+    } else {
+        Err(ApiError::bad_request("Version header is missing or invalid"))
+    }
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::NotFound(format!("Cannot {} {}", req.method(), req.uri().path()))
+}

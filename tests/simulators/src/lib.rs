@@ -1,0 +1,19 @@
+//! # ConnectZero simulators
+//!
+//! Loopback HTTP servers that behave like the two real APIs ConnectZero talks to,
+//! following the OpenAPI documents and NOTES.md files in `../shared/specs/`
+//! field for field:
+//!
+//! - [`threecx`]: the 3CX v20 XAPI (OAuth client credentials, `CallHistoryView`,
+//!   `ReportCallLogData/Pbx.GetCallLogData`, `Users`, `Recordings`,
+//!   `DownloadRecording`, `ActiveCalls`).
+//! - [`highlevel`]: the HighLevel API v2 (OAuth token, contact search,
+//!   conversations, inbound/outbound call messages, uploads).
+//!
+//! Tests and the demo *script* them: make a call happen in 3CX, then read what
+//! the CRM received. They are never used by production code paths.
+
+#![deny(missing_docs)]
+
+pub mod highlevel;
+pub mod threecx;

@@ -1,0 +1,230 @@
+//! # 3CX v20 XAPI simulator
+//!
+//! A loopback HTTP server that behaves like the parts of the 3CX v20
+//! Configuration API (XAPI) that ConnectZero reads, following
+//! `shared/specs/3cx/swagger.yaml` (20.0.10) and `shared/specs/3cx/NOTES.md`:
+//!
+//! | Path | operationId |
+//! |---|---|
+//! | `POST /connect/token` | OAuth 2 client credentials |
+//! | `GET /xapi/v1/CallHistoryView` | `ListCallHistoryView` |
+//! | `GET /xapi/v1/ReportCallLogData/Pbx.GetCallLogData(...)` | `GetCallLogData` |
+//! | `GET /xapi/v1/Users`, `GET /xapi/v1/Users(Number='101')`, `GET /xapi/v1/Users(5)` | `ListUser`, `GetUserByNumber`, `GetUser` |
+//! | `GET /xapi/v1/Recordings` | `ListRecording` |
+//! | `GET /xapi/v1/Recordings/Pbx.DownloadRecording(recId=N)` | `DownloadRecording` |
+//! | `GET /xapi/v1/ActiveCalls` | `ListActiveCall` |
+//! | `GET /xapi/v1/Defs/Pbx.GetLicenseParameters()` | `GetLicenseParameters` |
+//! | `GET /xapi/v1/LicenseStatus` | `GetLicenseStatus` |
+//!
+//! Collections support the OData subset implemented in `odata`: `$filter`
+//! (`eq ne gt ge lt le`, `and or not`, parentheses), `$orderby`, `$top` (capped
+//! at [`ThreeCxConfig::page_size_cap`]), `$skip`, `$count` and `$select`.
+//! `$search`, `$expand` and `$format` are accepted and ignored.
+//!
+//! Conventions the spec leaves open (all **assumed**, see [`types`]):
+//! `*DnType` is [`DN_TYPE_EXTENSION`] (0) for extensions and
+//! [`DN_TYPE_EXTERNAL_LINE`] (1) for external lines; `CallLogData.Direction` is
+//! `"Internal"` when both parties are internal, `"Inbound"` when the source is
+//! external, `"Outbound"` otherwise.
+//!
+//! Tests script it through [`ThreeCxSim`]: add users, segments and recordings,
+//! rotate credentials, expire tokens, inject faults, then count requests.
+
+mod auth;
+mod calllog;
+mod convert;
+mod duration;
+mod error;
+mod functions;
+mod model;
+mod odata;
+mod routes;
+mod schema;
+mod state;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+
+use state::{HistoryRow, Shared, State, lock};
+pub use types::{
+    DEFAULT_TRUNK_DN, DN_TYPE_EXTENSION, DN_TYPE_EXTERNAL_LINE, Fault, SimActiveCall, SimParty,
+    SimRecording, SimSegment, SimUser, silent_wav,
+};
+
+/// Settings of one simulated PBX.
+#[derive(Clone, Debug)]
+pub struct ThreeCxConfig {
+    /// The API client id (the DN entered under Admin > Integrations > API).
+    pub client_id: String,
+    /// The API key shown once when the client is created.
+    pub client_secret: String,
+    /// `expires_in` of issued tokens, in seconds (3CX 20.0.9+ uses seconds).
+    pub token_lifetime_secs: u64,
+    /// The largest `$top` honoured; larger values are cut down to this.
+    pub page_size_cap: usize,
+}
+
+impl Default for ThreeCxConfig {
+    fn default() -> Self {
+        Self {
+            client_id: "connectzero".to_owned(),
+            client_secret: "sim-3cx-secret".to_owned(),
+            token_lifetime_secs: 3600,
+            page_size_cap: 1000,
+        }
+    }
+}
+
+/// Aborts the server task when the last [`ThreeCxSim`] clone is dropped.
+#[derive(Debug)]
+struct ServerTask(JoinHandle<()>);
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Handle to a running 3CX XAPI simulator. Cheap to clone; all clones share
+/// the same state. The server stops when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct ThreeCxSim {
+    state: Shared,
+    addr: SocketAddr,
+    _server: Arc<ServerTask>,
+}
+
+impl ThreeCxSim {
+    /// Binds `127.0.0.1:0` and serves the simulator on a tokio task.
+    pub async fn start(config: ThreeCxConfig) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        let state: Shared = Arc::new(Mutex::new(State::new(config, base_url)));
+        let app = routes::router(state.clone());
+        let task = tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                tracing::error!(%err, "3CX simulator stopped");
+            }
+        });
+        Ok(Self {
+            state,
+            addr,
+            _server: Arc::new(ServerTask(task)),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash. The API lives at
+    /// `{base}/xapi/v1` and the token endpoint at `{base}/connect/token`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `{base}/xapi/v1`.
+    pub fn api_url(&self) -> String {
+        format!("{}/xapi/v1", self.base_url())
+    }
+
+    /// `{base}/connect/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}/connect/token", self.base_url())
+    }
+
+    /// Adds a user (extension); replaces an existing user with the same `id`.
+    pub fn add_user(&self, user: SimUser) {
+        let mut st = lock(&self.state);
+        match st.users.iter_mut().find(|u| u.id == user.id) {
+            Some(existing) => *existing = user,
+            None => st.users.push(user),
+        }
+    }
+
+    /// Adds one call-history row (a leg). Segment ids may repeat (a PBX
+    /// restored from backup reissues ids); every row is kept and served.
+    pub fn add_segment(&self, segment: SimSegment) {
+        lock(&self.state).history.push(HistoryRow::Segment(segment));
+    }
+
+    /// Adds a row served as-is by `CallHistoryView` (for malformed-row tests).
+    /// Filters never match it on fields it lacks, and it sorts last on them.
+    pub fn add_raw_call_history_row(&self, row: serde_json::Value) {
+        lock(&self.state).history.push(HistoryRow::Raw(row));
+    }
+
+    /// Adds a recording; replaces an existing recording with the same `id`.
+    pub fn add_recording(&self, rec: SimRecording) {
+        lock(&self.state).put_recording(rec);
+    }
+
+    /// Sets `EndTime` of a recording, marking it final. Unknown ids are ignored.
+    pub fn finalise_recording(&self, id: i32, end_time: DateTime<Utc>) {
+        let mut st = lock(&self.state);
+        if let Some(rec) = st.recordings.iter_mut().find(|r| r.meta.id == id) {
+            rec.meta.end = Some(end_time);
+        }
+    }
+
+    /// Adds a call to `ActiveCalls`; replaces one with the same `id`.
+    pub fn add_active_call(&self, call: SimActiveCall) {
+        let mut st = lock(&self.state);
+        st.active_calls.retain(|c| c.id != call.id);
+        st.active_calls.push(call);
+    }
+
+    /// Removes a call from `ActiveCalls` (the call ended).
+    pub fn remove_active_call(&self, id: i32) {
+        lock(&self.state).active_calls.retain(|c| c.id != id);
+    }
+
+    /// Rotates the API key. Tokens already issued stay valid until they
+    /// expire, are replaced or [`expire_tokens`](Self::expire_tokens) is called.
+    pub fn set_client_secret(&self, secret: &str) {
+        lock(&self.state).config.client_secret = secret.to_owned();
+    }
+
+    /// Invalidates every issued token: API calls answer 401 until a new token
+    /// is requested.
+    pub fn expire_tokens(&self) {
+        lock(&self.state).token = None;
+    }
+
+    /// Makes the next `count` API requests (under `/xapi/`, not the token
+    /// endpoint) fail with `fault`. Queued after faults injected earlier.
+    pub fn inject_failures(&self, fault: Fault, count: usize) {
+        let mut st = lock(&self.state);
+        st.faults.extend(std::iter::repeat_n(fault, count));
+    }
+
+    /// Models an API role below System Owner: `CallHistoryView`,
+    /// `GetCallLogData`, `Recordings` and `DownloadRecording` answer 403.
+    pub fn set_forbidden(&self, forbidden: bool) {
+        lock(&self.state).forbidden = forbidden;
+    }
+
+    /// Sets `IsEnterprise` of `GetLicenseParameters` (default `true`).
+    pub fn set_enterprise(&self, enterprise: bool) {
+        lock(&self.state).enterprise = enterprise;
+    }
+
+    /// How many requests so far had a path starting with `path_prefix`
+    /// (the raw, percent-encoded path, e.g. `"/xapi/v1/CallHistoryView"`).
+    pub fn request_count(&self, path_prefix: &str) -> usize {
+        let st = lock(&self.state);
+        st.request_log
+            .iter()
+            .filter(|p| p.starts_with(path_prefix))
+            .count()
+    }
+
+    /// How many requests reached `/connect/token`, successful or not.
+    pub fn token_requests(&self) -> usize {
+        self.request_count("/connect/token")
+    }
+}
