@@ -20,12 +20,12 @@ pub mod http;
 pub mod kv;
 pub mod time;
 
-/// Generated bindings of the `guest-imports` world in `wit/worlds.wit`.
+/// Generated bindings of the `host-provided` world in `wit/worlds.wit`.
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "connectzero:pipeline/guest-imports",
+        world: "connectzero:pipeline/host-provided",
         pub_export_macro: false,
         generate_unused_types: true,
         generate_all,
@@ -46,7 +46,7 @@ pub use wasi;
 /// - `http_kv`: `wasi:http`, `wasi:keyvalue/store`, `credentials`
 /// - `http`: `wasi:http`, `credentials`
 /// - `ledger`: `wasi:keyvalue/store` and `atomics`
-/// - `pure`: only the shared types (plus the world's own host interfaces)
+/// - `pure`: only the shared types and the read-only `directory`
 ///
 /// ```ignore
 /// guest_support::stage_bindings!(http_kv "poll-stage");
@@ -103,8 +103,8 @@ macro_rules! stage_bindings {
             world: $world,
             with: {
                 "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
+                "connectzero:pipeline/directory@0.1.0": ::guest_support::bindings::connectzero::pipeline::directory,
             },
-            generate_all,
         });
     };
 }

@@ -1,6 +1,6 @@
 //! The matching rules.
 
-use crate::connectzero::pipeline::directory;
+use guest_support::bindings::connectzero::pipeline::directory;
 use crate::exports::connectzero::pipeline::matcher::{ContactMatch, MatchOutcome};
 use guest_support::bindings::connectzero::pipeline::types::MatchRule;
 use crate::normalise::to_e164;

@@ -85,10 +85,10 @@ impl IntoResponse for ApiError {
             Self::Upload(_) => json!({"status": code, "message": "Failed to upload the files"}),
         };
         let mut response = (status, Json(body)).into_response();
-        if let Self::TooManyRequests(Some(secs)) = self {
-            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert("retry-after", value);
-            }
+        if let Self::TooManyRequests(Some(secs)) = self
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert("retry-after", value);
         }
         response
     }

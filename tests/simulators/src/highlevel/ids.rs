@@ -3,8 +3,8 @@
 //! HighLevel ids are opaque strings; the specs' examples are 20-character
 //! alphanumerics (`ve9EPM428h8vShlRW1KT`) for locations, contacts,
 //! conversations and messages, and 24-hex Mongo ids for providers and apps
-//! (`61d6d1f9cdac7612faf80753`). The simulator mimics both shapes so that a
-//! client never depends on a particular format.
+//! (`61d6d1f9cdac7612faf80753`, used by the fixed default provider id in
+//! `config.rs`).
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -12,14 +12,6 @@ use rand::distr::Alphanumeric;
 /// A 20-character alphanumeric id (contacts, conversations, messages, users).
 pub(crate) fn object_id() -> String {
     random_alnum(20)
-}
-
-/// A 24-character lowercase hex id (Mongo-style).
-pub(crate) fn hex24() -> String {
-    let mut rng = rand::rng();
-    (0..24)
-        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
-        .collect()
 }
 
 /// An opaque bearer credential (access token, refresh token, authorization code).
@@ -58,9 +50,6 @@ mod unit {
     #[test]
     fn shapes() {
         assert_eq!(object_id().len(), 20);
-        let hex = hex24();
-        assert_eq!(hex.len(), 24);
-        assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
         let trace = trace_id();
         assert_eq!(trace.len(), 36);
         assert_eq!(&trace[14..15], "4");

@@ -128,7 +128,10 @@ impl HighLevelSim {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.app.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.app
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn token_lifetime(&self) -> Duration {
@@ -222,9 +225,7 @@ impl HighLevelSim {
     /// Makes the next `count` API requests (any route but `/oauth/token`)
     /// fail with `fault`, before authentication. Calls queue up.
     pub fn inject_failures(&self, fault: Fault, count: usize) {
-        self.lock()
-            .faults
-            .extend(std::iter::repeat_n(fault, count));
+        self.lock().faults.extend(std::iter::repeat_n(fault, count));
     }
 
     /// Requests received so far (any outcome, `/oauth/token` included) whose

@@ -39,7 +39,10 @@ impl RateHeaders {
                 self.interval_ms.to_string(),
             ),
             ("x-ratelimit-limit-daily", DAILY_LIMIT.to_string()),
-            ("x-ratelimit-daily-remaining", self.daily_remaining.to_string()),
+            (
+                "x-ratelimit-daily-remaining",
+                self.daily_remaining.to_string(),
+            ),
         ];
         for (name, value) in pairs {
             if let Ok(value) = HeaderValue::from_str(&value) {

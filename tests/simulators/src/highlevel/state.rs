@@ -154,11 +154,17 @@ impl State {
 
     /// The conversation of a contact (HighLevel keeps one per contact).
     pub(crate) fn conversation_of(&self, contact_id: &str) -> Option<&Conversation> {
-        self.conversations.iter().find(|c| c.contact_id == contact_id)
+        self.conversations
+            .iter()
+            .find(|c| c.contact_id == contact_id)
     }
 
     /// Creates the conversation of `contact_id`.
-    pub(crate) fn insert_conversation(&mut self, location_id: &str, contact_id: &str) -> Conversation {
+    pub(crate) fn insert_conversation(
+        &mut self,
+        location_id: &str,
+        contact_id: &str,
+    ) -> Conversation {
         let now = self.stamp();
         let conversation = Conversation {
             id: ids::object_id(),
@@ -209,7 +215,11 @@ mod unit {
         let mut state = State::new(&HighLevelConfig::default());
         let stamps: Vec<_> = (0..50).map(|_| state.stamp()).collect();
         assert!(stamps.windows(2).all(|w| w[0] < w[1]));
-        assert!(stamps.iter().all(|s| s.timestamp_subsec_nanos() % 1_000_000 == 0));
+        assert!(
+            stamps
+                .iter()
+                .all(|s| s.timestamp_subsec_nanos() % 1_000_000 == 0)
+        );
     }
 
     #[test]
@@ -222,7 +232,8 @@ mod unit {
             ..NewContact::default()
         };
         let later = state.insert_contact(new("Later"), None);
-        let earlier = state.insert_contact(new("Earlier"), Some(later.date_added - TimeDelta::days(1)));
+        let earlier =
+            state.insert_contact(new("Earlier"), Some(later.date_added - TimeDelta::days(1)));
         let found = state.oldest_with_phone("loc", "+15550001111").unwrap();
         assert_eq!(found.id, earlier.id);
         assert_eq!(found.name, "Earlier");

@@ -20,9 +20,17 @@ use super::types::Fault;
 pub(crate) async fn token(State(shared): State<Shared>, body: Bytes) -> Response {
     let text = String::from_utf8_lossy(&body);
     let Ok(form) = decode_form(&text) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The request body is malformed.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request body is malformed.",
+        );
     };
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     match field("grant_type") {
         None => {
             return oauth_error(
@@ -87,7 +95,7 @@ pub(crate) async fn gate(State(shared): State<Shared>, req: Request, next: Next)
     }
     if is_api {
         let query_token = path
-            .contains("/Pbx.DownloadRecording(")
+            .contains("/Pbx.DownloadRecording")
             .then(|| query_access_token(req.uri().query()))
             .flatten();
         let presented = bearer(req.headers()).or(query_token);
@@ -123,7 +131,10 @@ mod tests {
     #[test]
     fn bearer_scheme_is_case_insensitive_and_required() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer abc"),
+        );
         assert_eq!(bearer(&headers).as_deref(), Some("abc"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&headers), None);
@@ -132,7 +143,10 @@ mod tests {
 
     #[test]
     fn access_token_query_is_decoded() {
-        assert_eq!(query_access_token(Some("x=1&access_token=a%2Bb")).as_deref(), Some("a+b"));
+        assert_eq!(
+            query_access_token(Some("x=1&access_token=a%2Bb")).as_deref(),
+            Some("a+b")
+        );
         assert_eq!(query_access_token(Some("x=1")), None);
         assert_eq!(query_access_token(None), None);
     }

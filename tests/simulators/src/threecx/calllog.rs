@@ -8,9 +8,7 @@ use serde_json::Value;
 
 use super::convert;
 use super::error::ODataError;
-use super::functions::{
-    NamedArgs, bool_arg, datetime_arg, int_arg, parse_invocation, string_arg,
-};
+use super::functions::{NamedArgs, bool_arg, datetime_arg, int_arg, parse_invocation, string_arg};
 use super::routes::{options, to_rows};
 use super::schema::CALL_LOG_DATA;
 use super::state::{Shared, lock};
@@ -37,10 +35,20 @@ impl CallLogParams {
             period_from: datetime_arg(from.0, &from.1)?,
             period_to: datetime_arg(to.0, &to.1)?,
         };
-        for name in ["sourceType", "destinationType", "callsType", "callTimeFilterType"] {
+        for name in [
+            "sourceType",
+            "destinationType",
+            "callsType",
+            "callTimeFilterType",
+        ] {
             int_arg(name, &take(name)?.1)?;
         }
-        for name in ["sourceFilter", "destinationFilter", "callTimeFilterFrom", "callTimeFilterTo"] {
+        for name in [
+            "sourceFilter",
+            "destinationFilter",
+            "callTimeFilterFrom",
+            "callTimeFilterTo",
+        ] {
             string_arg(name, &take(name)?.1)?;
         }
         bool_arg("hidePcalls", &take("hidePcalls")?.1)?;
@@ -56,7 +64,11 @@ pub(crate) async fn get_call_log_data(
     Path(segment): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ODataError> {
-    let not_found = || ODataError::not_found(format!("No function '{segment}' is bound to ReportCallLogData."));
+    let not_found = || {
+        ODataError::not_found(format!(
+            "No function '{segment}' is bound to ReportCallLogData."
+        ))
+    };
     let invocation = parse_invocation(&segment).ok_or_else(not_found)??;
     if invocation.name != FUNCTION {
         return Err(not_found());
@@ -68,10 +80,18 @@ pub(crate) async fn get_call_log_data(
     let params = CallLogParams::parse(invocation.args)?;
     let opts = options(query.as_deref(), &CALL_LOG_DATA, &st)?;
     let (from, to) = (params.period_from, params.period_to);
-    let segments = st.segments().filter(|s| from <= s.start && s.start < to).collect();
+    let segments = st
+        .segments()
+        .filter(|s| from <= s.start && s.start < to)
+        .collect();
     let rows = to_rows(convert::call_log_rows(segments));
     let context = "Collection(Pbx.CallLogData)";
-    Ok(Json(super::odata::collection_body(&st.base_url, context, &opts, rows)))
+    Ok(Json(super::odata::collection_body(
+        &st.base_url,
+        context,
+        &opts,
+        rows,
+    )))
 }
 
 #[cfg(test)]
@@ -88,7 +108,10 @@ mod tests {
     #[test]
     fn parses_the_documented_call() {
         let p = parse(FULL).unwrap();
-        assert_eq!(p.period_to.to_utc().to_rfc3339(), "2025-03-01T23:00:00+00:00");
+        assert_eq!(
+            p.period_to.to_utc().to_rfc3339(),
+            "2025-03-01T23:00:00+00:00"
+        );
         assert_eq!(p.period_from.to_rfc3339(), "2025-03-01T00:00:00+00:00");
     }
 

@@ -30,7 +30,10 @@ fn full_name(user: &SimUser) -> String {
 /// the extended name is `"Name (dn)"` for internal parties and the display
 /// name or caller number for external ones.
 fn party_names(party: &SimParty, users: &[SimUser]) -> (i32, Option<String>, Option<String>) {
-    let user = party.internal.then(|| user_by_dn(users, &party.dn)).flatten();
+    let user = party
+        .internal
+        .then(|| user_by_dn(users, &party.dn))
+        .flatten();
     let id = user.map_or_else(|| party.dn.parse().unwrap_or(0), |u| u.id);
     let display = party.display_name.clone().or_else(|| user.map(full_name));
     let extended = if party.internal {
@@ -39,7 +42,9 @@ fn party_names(party: &SimParty, users: &[SimUser]) -> (i32, Option<String>, Opt
             None => party.dn.clone(),
         }
     } else {
-        display.clone().unwrap_or_else(|| party.caller_number.clone())
+        display
+            .clone()
+            .unwrap_or_else(|| party.caller_number.clone())
     };
     (id, Some(extended), display)
 }
@@ -101,7 +106,12 @@ pub(crate) fn direction(seg: &SimSegment) -> &'static str {
 
 /// A GUID-shaped id derived from two numbers (stable across requests).
 fn guid(high: i32, low: i32) -> String {
-    format!("00000000-0000-{:04x}-{:04x}-{:012x}", (high as u32) >> 16, high as u32 & 0xffff, low as u32)
+    format!(
+        "00000000-0000-{:04x}-{:04x}-{:012x}",
+        (high as u32) >> 16,
+        high as u32 & 0xffff,
+        low as u32
+    )
 }
 
 /// `Pbx.CallLogData` rows, grouped by call: calls in order of their first
@@ -142,10 +152,25 @@ fn call_log_row(seg: &SimSegment, position: i32) -> CallLogData {
         indent: Some(i32::from(position > 0)),
         subrow_desc_number: Some(position),
         start_time: Some(format_time(seg.start)),
-        ringing_duration: Some(if seg.answered { zero.clone() } else { format_duration(span) }),
-        talking_duration: Some(if seg.answered { format_duration(span) } else { zero }),
+        ringing_duration: Some(if seg.answered {
+            zero.clone()
+        } else {
+            format_duration(span)
+        }),
+        talking_duration: Some(if seg.answered {
+            format_duration(span)
+        } else {
+            zero
+        }),
         answered: Some(seg.answered),
-        status: Some(if seg.answered { "Answered" } else { "Unanswered" }.to_owned()),
+        status: Some(
+            if seg.answered {
+                "Answered"
+            } else {
+                "Unanswered"
+            }
+            .to_owned(),
+        ),
         direction: Some(direction(seg).to_owned()),
         source_type: Some(seg.src.dn_type),
         source_dn: Some(seg.src.dn.clone()),
@@ -165,7 +190,10 @@ fn call_log_row(seg: &SimSegment, position: i32) -> CallLogData {
         recordings: rec_ids
             .into_iter()
             .flatten()
-            .map(|id| XReportRecording { id, ..Default::default() })
+            .map(|id| XReportRecording {
+                id,
+                ..Default::default()
+            })
             .collect(),
         quality_report: Some(false),
         ..Default::default()
@@ -207,16 +235,33 @@ pub(crate) fn recording<'a>(
         (false, _) => "InboundExternal",
         (true, false) => "OutboundExternal",
     };
-    let dn_type = |internal| if internal { DN_TYPE_EXTENSION } else { DN_TYPE_EXTERNAL_LINE };
-    let name = |internal: bool, dn: &str| internal.then(|| user_by_dn(users, dn).map(full_name)).flatten();
+    let dn_type = |internal| {
+        if internal {
+            DN_TYPE_EXTENSION
+        } else {
+            DN_TYPE_EXTERNAL_LINE
+        }
+    };
+    let name = |internal: bool, dn: &str| {
+        internal
+            .then(|| user_by_dn(users, dn).map(full_name))
+            .flatten()
+    };
     let seg = segments.find(|s| s.src.rec_id == Some(m.id) || s.dst.rec_id == Some(m.id));
     let ref_participant = seg.map(|s| {
-        if s.src.rec_id == Some(m.id) { s.src.participant_id } else { s.dst.participant_id }
+        if s.src.rec_id == Some(m.id) {
+            s.src.participant_id
+        } else {
+            s.dst.participant_id
+        }
     });
     let stamp = m.start.format("%Y%m%d%H%M%S");
     Recording {
         id: m.id,
-        recording_url: Some(format!("{}/[{}]_{}-{}_{stamp}({}).wav", m.from_dn, m.from_caller_number, m.from_dn, m.to_caller_number, m.id)),
+        recording_url: Some(format!(
+            "{}/[{}]_{}-{}_{stamp}({}).wav",
+            m.from_dn, m.from_caller_number, m.from_dn, m.to_caller_number, m.id
+        )),
         start_time: Some(format_time(m.start)),
         end_time: m.end.map(format_time),
         call_type: Some(call_type.to_owned()),

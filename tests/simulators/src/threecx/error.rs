@@ -116,7 +116,9 @@ mod tests {
 
     #[test]
     fn odata_error_body_has_all_main_error_keys() {
-        let body = ODataError::bad_request("bad $top").with_target("$top").body();
+        let body = ODataError::bad_request("bad $top")
+            .with_target("$top")
+            .body();
         let err = &body["error"];
         assert_eq!(err["code"], "BadRequest");
         assert_eq!(err["message"], "bad $top");

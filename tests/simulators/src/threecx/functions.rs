@@ -158,7 +158,9 @@ mod tests {
 
     #[test]
     fn splits_named_positional_and_quoted_arguments() {
-        let inv = parse_invocation("Pbx.F(a=1,b='x,y=z',c='it''s')").unwrap().unwrap();
+        let inv = parse_invocation("Pbx.F(a=1,b='x,y=z',c='it''s')")
+            .unwrap()
+            .unwrap();
         assert_eq!(inv.name, "Pbx.F");
         assert_eq!(
             inv.args,

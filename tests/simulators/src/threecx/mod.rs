@@ -149,7 +149,9 @@ impl ThreeCxSim {
     /// Adds one call-history row (a leg). Segment ids may repeat (a PBX
     /// restored from backup reissues ids); every row is kept and served.
     pub fn add_segment(&self, segment: SimSegment) {
-        lock(&self.state).history.push(HistoryRow::Segment(segment));
+        lock(&self.state)
+            .history
+            .push(HistoryRow::Segment(Box::new(segment)));
     }
 
     /// Adds a row served as-is by `CallHistoryView` (for malformed-row tests).

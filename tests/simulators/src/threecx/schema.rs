@@ -189,7 +189,12 @@ mod tests {
 
     fn assert_matches<T: Default + Serialize>(schema: &Schema) {
         let value = serde_json::to_value(T::default()).unwrap();
-        let mut wire: Vec<&str> = value.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut wire: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         let mut table: Vec<&str> = schema.fields.iter().map(|(name, _)| *name).collect();
         wire.sort_unstable();
         table.sort_unstable();

@@ -16,14 +16,16 @@ pub(crate) type Shared = Arc<Mutex<State>>;
 /// Locks the state, recovering from a poisoned lock (a panicking test thread
 /// must not take the server down with it).
 pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One row of `CallHistoryView`, in insertion order.
 #[derive(Debug)]
 pub(crate) enum HistoryRow {
     /// A scripted segment, rendered as a full `Pbx.CallHistoryView`.
-    Segment(SimSegment),
+    Segment(Box<SimSegment>),
     /// A row served verbatim.
     Raw(serde_json::Value),
 }
@@ -85,7 +87,11 @@ impl State {
     pub fn put_recording(&mut self, mut rec: SimRecording) {
         let audio = Bytes::from(std::mem::take(&mut rec.audio));
         let stored = StoredRecording { meta: rec, audio };
-        match self.recordings.iter_mut().find(|r| r.meta.id == stored.meta.id) {
+        match self
+            .recordings
+            .iter_mut()
+            .find(|r| r.meta.id == stored.meta.id)
+        {
             Some(existing) => *existing = stored,
             None => self.recordings.push(stored),
         }
@@ -112,7 +118,7 @@ impl State {
     /// The scripted segments (raw rows excluded).
     pub fn segments(&self) -> impl Iterator<Item = &SimSegment> {
         self.history.iter().filter_map(|row| match row {
-            HistoryRow::Segment(s) => Some(s),
+            HistoryRow::Segment(s) => Some(s.as_ref()),
             HistoryRow::Raw(_) => None,
         })
     }

@@ -97,7 +97,11 @@ async fn search(
     }
     let mut wanted: Vec<(bool, String)> = Vec::new(); // (is_phone, value)
     for filter in &body.filters {
-        let value = filter.value.as_ref().and_then(Value::as_str).unwrap_or_default();
+        let value = filter
+            .value
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         match (filter.field.as_deref(), filter.operator.as_deref()) {
             (Some("phone"), Some("eq")) => {
                 // An unparsable number can match nothing.
@@ -130,7 +134,9 @@ async fn search(
     let skip = usize::try_from((page - 1).saturating_mul(page_limit)).unwrap_or(usize::MAX);
     let take = usize::try_from(page_limit).unwrap_or(usize::MAX);
     let contacts: Vec<ContactDto> = matches.into_iter().skip(skip).take(take).collect();
-    Ok(Json(json!({"contacts": contacts, "total": total, "traceId": trace_id})))
+    Ok(Json(
+        json!({"contacts": contacts, "total": total, "traceId": trace_id}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,7 +166,12 @@ async fn create(
     let body: CreateContactBody = parse_json(&body)?;
     let location_id = caller.require(body.location_id.as_deref())?;
     let mut problems = Vec::new();
-    let phone = match body.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+    let phone = match body
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         None => None,
         Some(raw) => {
             let normalised = phone::normalize(raw);
@@ -170,7 +181,10 @@ async fn create(
             normalised
         }
     };
-    let email = body.email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty());
+    let email = body
+        .email
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty());
     if email.as_deref().is_some_and(|e| !e.contains('@')) {
         problems.push("email must be an email".to_owned());
     }

@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, Caller};
 use crate::highlevel::dto::{
-    ConversationByIdDto, ConversationCreatedDto, ConversationSchemaDto, MessageDto,
-    message_type_of,
+    ConversationByIdDto, ConversationCreatedDto, ConversationSchemaDto, MessageDto, message_type_of,
 };
 use crate::highlevel::error::{ApiError, parse_json};
 use crate::highlevel::model::Conversation;
@@ -81,7 +80,9 @@ async fn search(
         .take(limit)
         .map(|c| ConversationSchemaDto::new(c, state.contact(&c.contact_id)))
         .collect();
-    Ok(Json(json!({"conversations": conversations, "total": total})))
+    Ok(Json(
+        json!({"conversations": conversations, "total": total}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,9 +161,12 @@ async fn messages(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = parse_limit(query.get("limit"))?;
-    let types: Option<Vec<&str>> = query
-        .get("type")
-        .map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()).collect());
+    let types: Option<Vec<&str>> = query.get("type").map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect()
+    });
     let state = app.lock();
     let conversation = conversation_for(&state, &caller, &conversation_id)?;
     let mut all: Vec<_> = state

@@ -147,27 +147,32 @@ fn validate(body: &MessageBody, direction: Direction) -> Result<Option<DateTime<
     if body.kind.as_deref() == Some("Call") && body.call.is_none() {
         problems.push("call should not be empty".to_owned());
     }
-    if let Some(status) = body.call.as_ref().and_then(|c| c.status.as_deref()) {
-        if !CALL_STATUSES.contains(&status) {
-            problems.push(format!(
-                "call.status must be one of the following values: {} (got {status:?})",
-                CALL_STATUSES.join(", ")
-            ));
-        }
+    if let Some(status) = body.call.as_ref().and_then(|c| c.status.as_deref())
+        && !CALL_STATUSES.contains(&status)
+    {
+        problems.push(format!(
+            "call.status must be one of the following values: {} (got {status:?})",
+            CALL_STATUSES.join(", ")
+        ));
     }
-    if direction == Direction::Inbound {
-        if let Some(d) = body.direction.as_deref().filter(|d| !["inbound", "outbound"].contains(d)) {
-            problems.push(format!(
-                "direction must be one of the following values: inbound, outbound (got {d:?})"
-            ));
-        }
+    if direction == Direction::Inbound
+        && let Some(d) = body
+            .direction
+            .as_deref()
+            .filter(|d| !["inbound", "outbound"].contains(d))
+    {
+        problems.push(format!(
+            "direction must be one of the following values: inbound, outbound (got {d:?})"
+        ));
     }
     let date = match body.date.as_deref() {
         None => None,
         Some(raw) => match DateTime::parse_from_rfc3339(raw) {
             Ok(date) => Some(date.with_timezone(&Utc)),
             Err(_) => {
-                problems.push(format!("date must be a valid ISO 8601 date string (got {raw:?})"));
+                problems.push(format!(
+                    "date must be a valid ISO 8601 date string (got {raw:?})"
+                ));
                 None
             }
         },
@@ -206,12 +211,15 @@ fn add_message(
         .ok_or_else(|| ApiError::bad_request("Conversation not found"))?
         .clone();
     caller.ensure(&conversation.location_id)?;
-    if direction == Direction::Inbound && body.contact_id.as_deref() != Some(&conversation.contact_id) {
+    if direction == Direction::Inbound
+        && body.contact_id.as_deref() != Some(&conversation.contact_id)
+    {
         return Err(ApiError::bad_request(
             "The conversation does not belong to this contact",
         ));
     }
-    let direction = match direction {
+    let endpoint = direction;
+    let direction = match endpoint {
         Direction::Outbound => "outbound",
         Direction::Inbound => body.direction.as_deref().unwrap_or("inbound"),
     };
@@ -230,10 +238,11 @@ fn add_message(
         call_status: call.and_then(|c| c.status.clone()),
         date,
         alt_id: body.alt_id.clone(),
-        body: match direction {
-            "outbound" if body.message.is_none() => None,
-            _ => body.message.clone(),
-        },
+        // `ProcessOutboundMessageBodyDto` has no `message` field.
+        body: body
+            .message
+            .clone()
+            .filter(|_| endpoint == Direction::Inbound),
         attachments: body.attachments.clone(),
         date_added,
     };

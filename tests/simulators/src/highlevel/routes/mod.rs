@@ -8,6 +8,9 @@
 //! 3. API routes only (not `/oauth/token`): injected faults, then bearer auth
 //!    (401 `UnauthorizedDTO`), then the rate limiter (429 + `X-RateLimit-*`
 //!    headers), then the `Version` header check (400) [ASSUMED order].
+//!    Hence 401s and injected faults carry no `X-RateLimit-*` headers (the
+//!    location is unknown, or the request never reached the limiter), and a
+//!    request with a bad `Version` still takes a token.
 
 mod contacts;
 mod conversations;
@@ -84,10 +87,8 @@ impl Caller {
 
 /// Builds the full application.
 pub(crate) fn router(app: AppState) -> Router {
-    let contacts = contacts::routes().route_layer(from_fn_with_state(
-        CONTACTS_VERSION,
-        require_version,
-    ));
+    let contacts =
+        contacts::routes().route_layer(from_fn_with_state(CONTACTS_VERSION, require_version));
     let conversations = conversations::routes()
         .merge(messages::routes())
         .merge(upload::routes())
@@ -149,7 +150,11 @@ async fn authenticate(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_owned())
         .ok_or_else(unauthorized)?;
-    let identity = app.lock().tokens.authenticate(&token).ok_or_else(unauthorized)?;
+    let identity = app
+        .lock()
+        .tokens
+        .authenticate(&token)
+        .ok_or_else(unauthorized)?;
     req.extensions_mut().insert(Caller {
         location_id: identity.location_id,
     });
@@ -190,7 +195,9 @@ async fn require_version(
     if version.map(str::trim) == Some(expected) {
         Ok(next.run(req).await)
     } else {
-        Err(ApiError::bad_request("Version header is missing or invalid"))
+        Err(ApiError::bad_request(
+            "Version header is missing or invalid",
+        ))
     }
 }
 

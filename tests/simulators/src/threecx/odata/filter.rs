@@ -7,18 +7,14 @@
 //! unary := 'not' unary | '(' or ')' | Field (op literal)?
 //! op    := eq | ne | gt | ge | lt | le
 //! ```
-//! A bare field is allowed only for booleans. Evaluation is three-valued:
-//! a comparison on a missing or mistyped field is *unknown*, and a row whose
-//! filter is unknown does not match.
+//! A bare field is allowed only for booleans. Evaluation lives in `eval`.
 
 use std::cmp::Ordering;
 
 use chrono::{DateTime, FixedOffset};
-use serde_json::Value;
 
 use super::lexer::{Tok, Token, tokenize};
 use super::{Kind, Schema};
-use crate::threecx::duration::parse_duration_secs;
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +51,7 @@ impl CmpOp {
         }
     }
 
-    fn holds(self, ord: Ordering) -> bool {
+    pub(super) fn holds(self, ord: Ordering) -> bool {
         match self {
             Self::Eq => ord == Ordering::Equal,
             Self::Ne => ord != Ordering::Equal,
@@ -96,8 +92,10 @@ impl Literal {
     fn fits(&self, kind: Kind) -> bool {
         matches!(
             (self, kind),
-            (Literal::Null, Kind::Number | Kind::String | Kind::Bool | Kind::DateTime | Kind::Duration)
-                | (Literal::Int(_) | Literal::Dec(_), Kind::Number)
+            (
+                Literal::Null,
+                Kind::Number | Kind::String | Kind::Bool | Kind::DateTime | Kind::Duration
+            ) | (Literal::Int(_) | Literal::Dec(_), Kind::Number)
                 | (Literal::Str(_), Kind::String)
                 | (Literal::Bool(_), Kind::Bool)
                 | (Literal::DateTime(_), Kind::DateTime)
@@ -188,9 +186,15 @@ impl Parser<'_> {
             Tok::LParen => {
                 let inner = self.or()?;
                 match self.next() {
-                    Some(Token { tok: Tok::RParen, .. }) => Ok(inner),
+                    Some(Token {
+                        tok: Tok::RParen, ..
+                    }) => Ok(inner),
                     Some(t) => Err(self.syntax_error(t.pos)),
-                    None => Err(format!("')' expected at position {} in '{}'.", self.text.len(), self.text)),
+                    None => Err(format!(
+                        "')' expected at position {} in '{}'.",
+                        self.text.len(),
+                        self.text
+                    )),
                 }
             }
             Tok::Word(field) if !is_keyword(&field) => self.comparison(field, token.pos),
@@ -199,7 +203,11 @@ impl Parser<'_> {
     }
 
     fn comparison(&mut self, field: String, pos: usize) -> Result<Expr, String> {
-        if self.tokens.get(self.at).is_some_and(|t| t.tok == Tok::LParen) {
+        if self
+            .tokens
+            .get(self.at)
+            .is_some_and(|t| t.tok == Tok::LParen)
+        {
             return Err(format!(
                 "Unknown function '{field}' at position {pos} in '{}'.",
                 self.text
@@ -207,14 +215,21 @@ impl Parser<'_> {
         }
         let kind = self.schema.kind_of(&field)?;
         let op = match self.tokens.get(self.at) {
-            Some(Token { tok: Tok::Word(w), .. }) => CmpOp::from_word(w),
+            Some(Token {
+                tok: Tok::Word(w), ..
+            }) => CmpOp::from_word(w),
             _ => None,
         };
         let Some(op) = op else {
             // A bare boolean property is a complete predicate.
             if kind == Kind::Bool {
                 let lit = Literal::Bool(true);
-                return Ok(Expr::Cmp { field, kind, op: CmpOp::Eq, lit });
+                return Ok(Expr::Cmp {
+                    field,
+                    kind,
+                    op: CmpOp::Eq,
+                    lit,
+                });
             }
             return Err(match self.tokens.get(self.at) {
                 Some(t) => self.syntax_error(t.pos),
@@ -247,71 +262,24 @@ impl Parser<'_> {
                 op.odata_name()
             ));
         }
-        Ok(Expr::Cmp { field, kind, op, lit })
+        Ok(Expr::Cmp {
+            field,
+            kind,
+            op,
+            lit,
+        })
     }
 }
 
 fn is_keyword(word: &str) -> bool {
-    matches!(word, "and" | "or" | "not" | "null" | "true" | "false") || CmpOp::from_word(word).is_some()
-}
-
-impl Expr {
-    /// Whether `row` satisfies the filter (unknown counts as no).
-    pub fn matches(&self, row: &Value) -> bool {
-        self.eval(row) == Some(true)
-    }
-
-    fn eval(&self, row: &Value) -> Option<bool> {
-        match self {
-            Expr::And(a, b) => match (a.eval(row), b.eval(row)) {
-                (Some(false), _) | (_, Some(false)) => Some(false),
-                (Some(true), Some(true)) => Some(true),
-                _ => None,
-            },
-            Expr::Or(a, b) => match (a.eval(row), b.eval(row)) {
-                (Some(true), _) | (_, Some(true)) => Some(true),
-                (Some(false), Some(false)) => Some(false),
-                _ => None,
-            },
-            Expr::Not(a) => a.eval(row).map(|v| !v),
-            Expr::Cmp { field, kind, op, lit } => {
-                compare(row.get(field.as_str())?, *kind, *op, lit)
-            }
-        }
-    }
-}
-
-/// Compares a present field value with a literal. `None` if the value has
-/// the wrong type for the field (a malformed row).
-fn compare(value: &Value, kind: Kind, op: CmpOp, lit: &Literal) -> Option<bool> {
-    match (value.is_null(), lit == &Literal::Null) {
-        (true, true) => return Some(op == CmpOp::Eq),
-        (true, false) | (false, true) => return Some(op == CmpOp::Ne),
-        (false, false) => {}
-    }
-    let ord = match (kind, lit) {
-        (Kind::Number, Literal::Int(n)) => match value.as_i64() {
-            Some(v) => v.cmp(n),
-            None => value.as_f64()?.partial_cmp(&(*n as f64))?,
-        },
-        (Kind::Number, Literal::Dec(n)) => value.as_f64()?.partial_cmp(n)?,
-        (Kind::String, Literal::Str(s)) => value.as_str()?.cmp(s.as_str()),
-        (Kind::Bool, Literal::Bool(b)) => value.as_bool()?.cmp(b),
-        (Kind::DateTime, Literal::DateTime(t)) => {
-            DateTime::parse_from_rfc3339(value.as_str()?).ok()?.cmp(t)
-        }
-        (Kind::Duration, Literal::Duration(d)) => {
-            parse_duration_secs(value.as_str()?)?.partial_cmp(d)?
-        }
-        _ => return None,
-    };
-    Some(op.holds(ord))
+    matches!(word, "and" | "or" | "not" | "null" | "true" | "false")
+        || CmpOp::from_word(word).is_some()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     const SCHEMA: Schema = Schema {
         type_name: "Pbx.Test",

@@ -9,6 +9,8 @@ use crate::threecx::duration::parse_duration_secs;
 pub(super) enum Tok {
     LParen,
     RParen,
+    /// `,` (only meaningful inside function calls, which are rejected).
+    Comma,
     /// A property name, operator or keyword (`eq`, `and`, `true`, `null`...).
     Word(String),
     /// `'text'`, with `''` unescaped.
@@ -35,8 +37,8 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     let mut i = 0;
     while i < chars.len() {
         let (pos, c) = chars[i];
-        let starts_number =
-            c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(|n| n.1.is_ascii_digit()));
+        let starts_number = c.is_ascii_digit()
+            || (c == '-' && chars.get(i + 1).is_some_and(|n| n.1.is_ascii_digit()));
         let tok = if c.is_whitespace() {
             i += 1;
             continue;
@@ -46,12 +48,17 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, String> {
         } else if c == ')' {
             i += 1;
             Tok::RParen
+        } else if c == ',' {
+            i += 1;
+            Tok::Comma
         } else if c == '\'' {
             let (s, next) = read_string(text, &chars, i)?;
             i = next;
             Tok::Str(s)
         } else if starts_number {
-            let end = scan(&chars, i, |c| c.is_ascii_alphanumeric() || ":.+-".contains(c));
+            let end = scan(&chars, i, |c| {
+                c.is_ascii_alphanumeric() || ":.+-".contains(c)
+            });
             let raw = slice(text, &chars, i, end);
             i = end;
             number_or_datetime(raw, pos, text)?
@@ -95,7 +102,11 @@ fn slice<'a>(text: &'a str, chars: &[(usize, char)], from: usize, to: usize) -> 
 
 /// Reads `'...'` starting at the opening quote; returns the text and the
 /// index after the closing quote.
-fn read_string(text: &str, chars: &[(usize, char)], open: usize) -> Result<(String, usize), String> {
+fn read_string(
+    text: &str,
+    chars: &[(usize, char)],
+    open: usize,
+) -> Result<(String, usize), String> {
     let mut s = String::new();
     let mut i = open + 1;
     loop {
@@ -130,7 +141,9 @@ fn number_or_datetime(raw: &str, pos: usize, text: &str) -> Result<Tok, String> 
     if let Ok(n) = raw.parse::<i64>() {
         return Ok(Tok::Int(n));
     }
-    let decimal_chars = raw.chars().all(|c| c.is_ascii_digit() || "-.eE".contains(c));
+    let decimal_chars = raw
+        .chars()
+        .all(|c| c.is_ascii_digit() || "-.eE".contains(c));
     match raw.parse::<f64>() {
         Ok(n) if decimal_chars && n.is_finite() => Ok(Tok::Dec(n)),
         _ => Err(format!(
@@ -172,10 +185,17 @@ mod tests {
     #[test]
     fn datetimes_with_z_fraction_and_offset() {
         let t = toks("T gt 2025-03-01T10:00:00Z and T lt 2025-03-01T10:00:00.123+01:00");
-        let Tok::DateTime(a) = &t[2] else { panic!("{t:?}") };
-        let Tok::DateTime(b) = &t[6] else { panic!("{t:?}") };
+        let Tok::DateTime(a) = &t[2] else {
+            panic!("{t:?}")
+        };
+        let Tok::DateTime(b) = &t[6] else {
+            panic!("{t:?}")
+        };
         assert_eq!(a.to_rfc3339(), "2025-03-01T10:00:00+00:00");
-        assert_eq!(b.timestamp_millis() - a.timestamp_millis(), -3_600_000 + 123);
+        assert_eq!(
+            b.timestamp_millis() - a.timestamp_millis(),
+            -3_600_000 + 123
+        );
     }
 
     #[test]
@@ -185,8 +205,16 @@ mod tests {
 
     #[test]
     fn lexical_errors_are_explained() {
-        assert!(tokenize("Name eq 'open").unwrap_err().contains("unterminated"));
-        assert!(tokenize("T gt 2025-03-01T10:00:00").unwrap_err().contains("DateTimeOffset"));
+        assert!(
+            tokenize("Name eq 'open")
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(
+            tokenize("T gt 2025-03-01T10:00:00")
+                .unwrap_err()
+                .contains("DateTimeOffset")
+        );
         assert!(tokenize("Id eq 1 & 2").unwrap_err().contains("'&'"));
         assert!(tokenize("Id eq 12abc").unwrap_err().contains("'12abc'"));
     }

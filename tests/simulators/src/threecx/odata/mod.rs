@@ -5,6 +5,7 @@
 //! and raw (possibly malformed) ones: a row lacking a field, or holding a value
 //! of the wrong type, never matches a comparison on it and sorts last.
 
+mod eval;
 mod filter;
 mod lexer;
 mod order;
@@ -147,7 +148,11 @@ pub(crate) fn parse_options(
             "$count" => opts.count = parse_bool_option(key, value)?,
             "$select" => opts.select = parse_select(value, schema).map_err(err)?,
             "$search" | "$expand" | "$format" => {}
-            _ => return Err(err(format!("The query parameter '{key}' is not supported."))),
+            _ => {
+                return Err(err(format!(
+                    "The query parameter '{key}' is not supported."
+                )));
+            }
         }
     }
     Ok(opts)
@@ -258,7 +263,9 @@ mod tests {
     };
 
     fn rows() -> Vec<Value> {
-        (1..=5).map(|i| json!({"Id": i, "Name": format!("n{i}")})).collect()
+        (1..=5)
+            .map(|i| json!({"Id": i, "Name": format!("n{i}")}))
+            .collect()
     }
 
     #[test]
@@ -277,7 +284,10 @@ mod tests {
         assert_eq!(opts.top, Some(2));
         let body = collection_body("http://h", "Test", &opts, rows());
         assert_eq!(body["@odata.count"], 4);
-        assert_eq!(body["value"], json!([{"Id": 4, "Name": "n4"}, {"Id": 3, "Name": "n3"}]));
+        assert_eq!(
+            body["value"],
+            json!([{"Id": 4, "Name": "n4"}, {"Id": 3, "Name": "n3"}])
+        );
         assert_eq!(body["@odata.context"], "http://h/xapi/v1/$metadata#Test");
     }
 
@@ -287,7 +297,10 @@ mod tests {
         let body = collection_body("http://h", "Test", &opts, rows());
         assert_eq!(body["value"], json!([{"Name": "n1"}]));
         assert!(body.get("@odata.count").is_none());
-        assert_eq!(body["@odata.context"], "http://h/xapi/v1/$metadata#Test(Name)");
+        assert_eq!(
+            body["@odata.context"],
+            "http://h/xapi/v1/$metadata#Test(Name)"
+        );
     }
 
     #[test]

@@ -117,21 +117,46 @@ mod tests {
 
     const SCHEMA: Schema = Schema {
         type_name: "Pbx.Test",
-        fields: &[("Id", Kind::Number), ("At", Kind::DateTime), ("Tags", Kind::Collection)],
+        fields: &[
+            ("Id", Kind::Number),
+            ("At", Kind::DateTime),
+            ("Tags", Kind::Collection),
+        ],
     };
 
     fn ids(rows: &[Value]) -> Vec<Value> {
-        rows.iter().map(|r| r.get("Id").cloned().unwrap_or(Value::Null)).collect()
+        rows.iter()
+            .map(|r| r.get("Id").cloned().unwrap_or(Value::Null))
+            .collect()
     }
 
     #[test]
     fn parses_directions_and_rejects_junk() {
         let keys = parse_orderby("At asc, Id desc,Id", &SCHEMA).unwrap();
-        assert_eq!(keys.iter().map(|k| k.descending).collect::<Vec<_>>(), [false, true, false]);
-        assert!(parse_orderby("Nope", &SCHEMA).unwrap_err().contains("'Nope'"));
-        assert!(parse_orderby("Id up", &SCHEMA).unwrap_err().contains("Syntax error"));
-        assert!(parse_orderby("Id,", &SCHEMA).unwrap_err().contains("Syntax error"));
-        assert!(parse_orderby("Tags", &SCHEMA).unwrap_err().contains("collection"));
+        assert_eq!(
+            keys.iter().map(|k| k.descending).collect::<Vec<_>>(),
+            [false, true, false]
+        );
+        assert!(
+            parse_orderby("Nope", &SCHEMA)
+                .unwrap_err()
+                .contains("'Nope'")
+        );
+        assert!(
+            parse_orderby("Id up", &SCHEMA)
+                .unwrap_err()
+                .contains("Syntax error")
+        );
+        assert!(
+            parse_orderby("Id,", &SCHEMA)
+                .unwrap_err()
+                .contains("Syntax error")
+        );
+        assert!(
+            parse_orderby("Tags", &SCHEMA)
+                .unwrap_err()
+                .contains("collection")
+        );
     }
 
     #[test]
@@ -156,9 +181,15 @@ mod tests {
         ];
         let mut asc = base.clone();
         sort_rows(&mut asc, &parse_orderby("Id", &SCHEMA).unwrap());
-        assert_eq!(ids(&asc), [Value::Null, json!(2), json!(10), Value::Null, json!("bad")]);
+        assert_eq!(
+            ids(&asc),
+            [Value::Null, json!(2), json!(10), Value::Null, json!("bad")]
+        );
         let mut desc = base;
         sort_rows(&mut desc, &parse_orderby("Id desc", &SCHEMA).unwrap());
-        assert_eq!(ids(&desc), [json!(10), json!(2), Value::Null, Value::Null, json!("bad")]);
+        assert_eq!(
+            ids(&desc),
+            [json!(10), json!(2), Value::Null, Value::Null, json!("bad")]
+        );
     }
 }

@@ -1,0 +1,80 @@
+//! Host-side bindings generated from `wit/`.
+//!
+//! `host_provided` holds the traits of everything the host implements
+//! natively (key-value, credentials, directory). Each stage world gets its
+//! own module with the typed `…Pre` used to instantiate that stage; shared
+//! types are mapped onto `host_provided` so one Rust type exists per WIT type.
+
+/// What the host implements for components.
+#[allow(missing_docs)]
+pub mod host_provided {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "connectzero:pipeline/host-provided",
+        imports: {
+            "connectzero:pipeline/credentials.access-token": async | trappable,
+            "connectzero:pipeline/directory": async | trappable,
+            default: trappable,
+        },
+        with: {
+            "wasi:keyvalue/store.bucket": crate::kv::BucketHandle,
+            "wasi:keyvalue/atomics.cas": crate::kv::CasHandle,
+        },
+    });
+}
+
+pub use host_provided::connectzero::pipeline::types;
+
+/// Generate the typed export bindings of one stage world. The `with`
+/// entries must name exactly the interfaces the world imports (bindgen
+/// rejects unused ones), so each world lists its own.
+macro_rules! stage_world {
+    ($module:ident, $world:literal, { $($with:tt)* }) => {
+        #[doc = concat!("Bindings of the `", $world, "` world.")]
+        #[allow(missing_docs)]
+        pub mod $module {
+            wasmtime::component::bindgen!({
+                path: "../wit",
+                world: $world,
+                exports: { default: async },
+                with: {
+                    "connectzero:pipeline/types": crate::bindings::host_provided::connectzero::pipeline::types,
+                    $($with)*
+                },
+            });
+        }
+    };
+}
+
+/// `with` entries for worlds that import wasi:http and credentials.
+macro_rules! http_world {
+    ($module:ident, $world:literal, { $($with:tt)* }) => {
+        stage_world!($module, $world, {
+            "connectzero:pipeline/credentials": crate::bindings::host_provided::connectzero::pipeline::credentials,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            $($with)*
+        });
+    };
+}
+
+http_world!(poll, "connectzero:pipeline/poll-stage", {
+    "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
+});
+stage_world!(dedup, "connectzero:pipeline/dedup-stage", {
+    "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
+});
+stage_world!(matcher, "connectzero:pipeline/match-stage", {
+    "connectzero:pipeline/directory": crate::bindings::host_provided::connectzero::pipeline::directory,
+});
+http_world!(post, "connectzero:pipeline/post-stage", {
+    "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
+});
+http_world!(attach, "connectzero:pipeline/attach-stage", {
+    "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
+});
+http_world!(trigger, "connectzero:pipeline/trigger-stage", {
+    "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
+});
+http_world!(write_back, "connectzero:pipeline/write-back-stage", {});

@@ -1,0 +1,276 @@
+//! Host configuration: the tenants and their settings (`connectzero.toml`).
+//!
+//! ```toml
+//! database = "connectzero.db"
+//!
+//! [[tenants]]
+//! id = "acme"
+//! [tenants.pbx]
+//! base_url = "https://acme.3cx.eu"
+//! client_id = "connectzero"          # Admin > Integrations > API: Client ID
+//! client_secret = "…"                # the API key shown once by 3CX
+//! [tenants.crm]
+//! location_id = "ve9EPM428h8vShlRW1KT"
+//! conversation_provider_id = "61d6d1f9cdac7612faf80753"
+//! client_id = "…"
+//! client_secret = "…"
+//! refresh_token = "…"
+//! [tenants.settings]
+//! default_country = "GB"
+//! ```
+
+use crate::bindings::types::{NoMatchPolicy, TenantSettings};
+use anyhow::{Context, bail};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::path::Path;
+
+/// The HighLevel API's production base URL.
+pub const HIGHLEVEL_API: &str = "https://services.leadconnectorhq.com";
+
+/// A secret value: never printed, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// SQLite database file (ledger, cursors, call log).
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// The tenants this host serves.
+    pub tenants: Vec<TenantConfig>,
+}
+
+fn default_database() -> String {
+    "connectzero.db".into()
+}
+
+/// One tenant: a 3CX system feeding one CRM sub-account.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Tenant id: letters, digits, `-` and `_`.
+    pub id: String,
+    /// The 3CX side.
+    pub pbx: PbxConfig,
+    /// The HighLevel side.
+    pub crm: CrmConfig,
+    /// Behaviour.
+    #[serde(default)]
+    pub settings: TenantOptions,
+}
+
+/// 3CX XAPI access (Admin > Integrations > API).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PbxConfig {
+    /// `https://<pbx-fqdn>[:port]`, without `/xapi/v1`.
+    pub base_url: String,
+    /// The API client's Client ID.
+    pub client_id: String,
+    /// The API key 3CX showed when the client was created.
+    pub client_secret: Secret,
+}
+
+/// HighLevel marketplace app access for one location.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmConfig {
+    /// API base URL.
+    #[serde(default = "default_crm_url")]
+    pub base_url: String,
+    /// Sub-account (location) id.
+    pub location_id: String,
+    /// The app's Call conversation provider id.
+    pub conversation_provider_id: String,
+    /// The app's OAuth client id.
+    pub client_id: String,
+    /// The app's OAuth client secret.
+    pub client_secret: Secret,
+    /// A current Location access token, if one is at hand.
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    /// The Location refresh token from the install.
+    pub refresh_token: Secret,
+}
+
+fn default_crm_url() -> String {
+    HIGHLEVEL_API.into()
+}
+
+/// Per-tenant behaviour, with the defaults a new tenant gets.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantOptions {
+    /// Country for numbers without `+` (ISO 3166-1 alpha-2). Default "US".
+    pub default_country: String,
+    /// Post extension-to-extension calls. Default off.
+    pub log_internal_calls: bool,
+    /// "skip" (default) or "create-contact".
+    pub no_match_policy: String,
+    /// Re-read window behind the cursor, seconds. Default 300.
+    pub overlap_window_secs: u32,
+    /// Rows per 3CX page. Default 100.
+    pub page_size: u32,
+    /// Poll interval, milliseconds. Default 1000.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for TenantOptions {
+    fn default() -> Self {
+        Self {
+            default_country: "US".into(),
+            log_internal_calls: false,
+            no_match_policy: "skip".into(),
+            overlap_window_secs: 300,
+            page_size: 100,
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
+impl HostConfig {
+    /// Read and check a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: Self = toml::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check every tenant, naming the first problem and how to fix it.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.tenants.is_empty() {
+            bail!("no tenants configured: add a [[tenants]] section");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for tenant in &self.tenants {
+            tenant.validate()?;
+            if !seen.insert(&tenant.id) {
+                bail!("tenant id {:?} appears twice", tenant.id);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TenantConfig {
+    /// Check this tenant's settings.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let id = &self.id;
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            bail!("tenant id {id:?} must be letters, digits, '-' or '_'");
+        }
+        for (name, url) in [("pbx.base_url", &self.pbx.base_url), ("crm.base_url", &self.crm.base_url)] {
+            check_base_url(url).with_context(|| format!("tenant {id}: {name}"))?;
+        }
+        self.no_match_policy().with_context(|| format!("tenant {id}"))?;
+        let s = &self.settings;
+        if s.default_country.len() != 2 {
+            bail!("tenant {id}: settings.default_country {:?} must be a two-letter ISO code such as \"US\" or \"GB\"", s.default_country);
+        }
+        if !(1..=1000).contains(&s.page_size) {
+            bail!("tenant {id}: settings.page_size must be between 1 and 1000");
+        }
+        if s.poll_interval_ms < 100 {
+            bail!("tenant {id}: settings.poll_interval_ms must be at least 100");
+        }
+        Ok(())
+    }
+
+    /// The no-match policy as the WIT enum.
+    pub fn no_match_policy(&self) -> anyhow::Result<NoMatchPolicy> {
+        match self.settings.no_match_policy.as_str() {
+            "skip" => Ok(NoMatchPolicy::Skip),
+            "create-contact" => Ok(NoMatchPolicy::CreateContact),
+            other => bail!("settings.no_match_policy {other:?} must be \"skip\" or \"create-contact\""),
+        }
+    }
+
+    /// The settings record passed to components.
+    pub fn wit_settings(&self) -> TenantSettings {
+        TenantSettings {
+            tenant_id: self.id.clone(),
+            pbx_base_url: self.pbx.base_url.trim_end_matches('/').to_string(),
+            crm_base_url: self.crm.base_url.trim_end_matches('/').to_string(),
+            crm_location_id: self.crm.location_id.clone(),
+            crm_conversation_provider_id: self.crm.conversation_provider_id.clone(),
+            default_country: self.settings.default_country.to_ascii_uppercase(),
+            log_internal_calls: self.settings.log_internal_calls,
+            no_match_policy: self.no_match_policy().unwrap_or(NoMatchPolicy::Skip),
+            overlap_window_secs: self.settings.overlap_window_secs,
+            page_size: self.settings.page_size,
+        }
+    }
+}
+
+/// A base URL must be HTTPS, or plain HTTP to a loopback address (the
+/// simulators), with no path.
+pub fn check_base_url(url: &str) -> anyhow::Result<()> {
+    let Some(authority) = crate::outbound::authority_of_url(url) else {
+        bail!("{url:?} is not a URL: use https://host[:port]");
+    };
+    if url.starts_with("http://") && !crate::outbound::OutboundPolicy::allow_urls([url]).permits(&authority, false) {
+        bail!("{url:?} uses plain http: use https:// (plain http is only accepted for loopback test servers)");
+    }
+    let path = url.splitn(4, '/').nth(3).unwrap_or("");
+    if !path.is_empty() {
+        bail!("{url:?} has a path: give only https://host[:port]");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        let pbx = PbxConfig { base_url: "https://x".into(), client_id: "c".into(), client_secret: s };
+        assert!(!format!("{pbx:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn base_urls_must_be_https_or_loopback_http_without_a_path() {
+        assert!(check_base_url("https://pbx.example.com").is_ok());
+        assert!(check_base_url("http://127.0.0.1:5000").is_ok());
+        let plain = check_base_url("http://pbx.example.com").unwrap_err().to_string();
+        assert!(plain.contains("use https://"), "{plain}");
+        assert!(check_base_url("https://pbx.example.com/xapi/v1").unwrap_err().to_string().contains("has a path"));
+        assert!(check_base_url("pbx.example.com").is_err());
+    }
+}

@@ -1,0 +1,171 @@
+//! The read-only contact directory matchers see
+//! (`connectzero:pipeline/directory`), over HighLevel contact search
+//! (operationId `search-contacts-advanced`).
+
+use crate::bindings::host_provided::connectzero::pipeline::directory;
+use crate::bindings::types::{ContactRef, Service, StageError};
+use crate::credentials::Credentials;
+use crate::state::StoreData;
+use crate::upstream::{message_of, network_error, retry_after, status_error};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// `Version` header of the contacts API.
+const CONTACTS_VERSION: &str = "2021-07-28";
+
+/// Most contacts read for one number; more than this sharing a number is a
+/// data problem the operator will see flagged anyway.
+const PAGE_LIMIT: u32 = 100;
+
+/// One tenant's directory.
+pub struct Directory {
+    http: reqwest::Client,
+    base_url: String,
+    location_id: String,
+    credentials: Arc<Credentials>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Contact {
+    id: String,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    contact_name: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    date_added: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchResponse {
+    contacts: Vec<Contact>,
+}
+
+impl Directory {
+    /// The directory of the location at `base_url`.
+    pub fn new(http: reqwest::Client, base_url: &str, location_id: &str, credentials: Arc<Credentials>) -> Self {
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            location_id: location_id.to_string(),
+            credentials,
+        }
+    }
+
+    /// Contacts with `field` equal to `value`, oldest first.
+    pub async fn search(&self, field: &str, value: &str) -> Result<Vec<ContactRef>, StageError> {
+        let body = json!({
+            "locationId": self.location_id,
+            "page": 1,
+            "pageLimit": PAGE_LIMIT,
+            "filters": [{"field": field, "operator": "eq", "value": value}],
+        });
+        let mut retried = false;
+        loop {
+            let token = self.credentials.access_token(Service::Crm).await?;
+            let response = self
+                .http
+                .post(format!("{}/contacts/search", self.base_url))
+                .bearer_auth(&token)
+                .header("Version", CONTACTS_VERSION)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| network_error(Service::Crm, &e))?;
+            let status = response.status().as_u16();
+            if status == 401 && !retried {
+                self.credentials.token_rejected(Service::Crm, &token);
+                retried = true;
+                continue;
+            }
+            let retry = retry_after(&response);
+            let text = response.text().await.map_err(|e| network_error(Service::Crm, &e))?;
+            if !(200..300).contains(&status) {
+                return Err(status_error(Service::Crm, status, retry, message_of(&text)));
+            }
+            let found: SearchResponse = serde_json::from_str(&text).map_err(|e| {
+                StageError::InvalidData(format!("HighLevel contact search answered with unreadable JSON: {e}"))
+            })?;
+            return Ok(oldest_first(found.contacts));
+        }
+    }
+}
+
+/// Sort by `dateAdded`, then id, so "the first contact" never depends on
+/// the order the API happened to answer in.
+fn oldest_first(mut contacts: Vec<Contact>) -> Vec<ContactRef> {
+    contacts.sort_by(|a, b| (&a.date_added, &a.id).cmp(&(&b.date_added, &b.id)));
+    contacts
+        .into_iter()
+        .map(|c| {
+            let joined = format!("{} {}", c.first_name.unwrap_or_default(), c.last_name.unwrap_or_default());
+            let name = c.contact_name.or(c.name).unwrap_or_else(|| joined.trim().to_string());
+            ContactRef { id: c.id, name, phone: c.phone, email: c.email }
+        })
+        .collect()
+}
+
+impl StoreData {
+    fn directory(&self) -> Result<Arc<Directory>, StageError> {
+        self.tenant
+            .directory
+            .clone()
+            .ok_or_else(|| StageError::InvalidSettings("this component was not granted the directory".into()))
+    }
+}
+
+impl directory::Host for StoreData {
+    async fn find_by_phone(&mut self, e164: String) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
+        Ok(match self.directory() {
+            Ok(d) => d.search("phone", &e164).await,
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn find_by_email(&mut self, email: String) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
+        Ok(match self.directory() {
+            Ok(d) => d.search("email", &email).await,
+            Err(e) => Err(e),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(id: &str, added: &str) -> Contact {
+        Contact {
+            id: id.into(),
+            first_name: Some("Ann".into()),
+            last_name: Some("Lee".into()),
+            contact_name: None,
+            name: None,
+            phone: None,
+            email: None,
+            date_added: Some(added.into()),
+        }
+    }
+
+    #[test]
+    fn contacts_are_ordered_oldest_first_then_by_id() {
+        let sorted = oldest_first(vec![
+            contact("b", "2024-02-01T00:00:00.000Z"),
+            contact("c", "2024-01-01T00:00:00.000Z"),
+            contact("a", "2024-02-01T00:00:00.000Z"),
+        ]);
+        let ids: Vec<&str> = sorted.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["c", "a", "b"]);
+        assert_eq!(sorted[0].name, "Ann Lee");
+    }
+}

@@ -1,0 +1,260 @@
+//! The wasmtime engine, the stage components and their linkers.
+//!
+//! Every component is compiled and pre-instantiated once at start-up, each
+//! with a linker holding only the imports its stage is granted (a matcher
+//! gets no `wasi:http`, no key-value store and no credentials). Each
+//! invocation then gets a fresh `Store` with a memory limit and an epoch
+//! deadline, so a stuck or greedy component cannot hold the host.
+
+use crate::bindings::{attach, dedup, host_provided, matcher, poll, post, trigger, write_back};
+use crate::kv::KvCtx;
+use crate::outbound::OutboundPolicy;
+use crate::state::{Grants, StoreData};
+use anyhow::Context;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+/// How often the epoch advances. Deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// CPU time a stage invocation may spend running wasm before it is
+/// interrupted. Generous: a batch of thousands of calls runs in well under
+/// a second; only a runaway loop reaches it.
+const STAGE_CPU_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Linear memory a stage instance may grow to.
+const STAGE_MEMORY_LIMIT: usize = 64 << 20;
+
+/// Instances the pooling allocator keeps slots for; bounds how many stage
+/// invocations may run at once across all tenants.
+const POOL_INSTANCES: u32 = 64;
+
+/// The pipeline's stages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Stage 3.
+    Poll,
+    /// Stage 4.
+    Dedup,
+    /// Stage 5.
+    Match,
+    /// Stage 6.
+    Post,
+    /// Stage 7.
+    Attach,
+    /// Stage 8a.
+    Trigger,
+    /// Stage 8b.
+    WriteBack,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 7] = [Stage::Poll, Stage::Dedup, Stage::Match, Stage::Post, Stage::Attach, Stage::Trigger, Stage::WriteBack];
+
+    /// File name of the stage's component, e.g. `connectzero_poll.wasm`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Stage::Poll => "connectzero_poll.wasm",
+            Stage::Dedup => "connectzero_dedup.wasm",
+            Stage::Match => "connectzero_match.wasm",
+            Stage::Post => "connectzero_post.wasm",
+            Stage::Attach => "connectzero_attach.wasm",
+            Stage::Trigger => "connectzero_trigger.wasm",
+            Stage::WriteBack => "connectzero_write_back.wasm",
+        }
+    }
+
+    fn bundled(self) -> &'static [u8] {
+        match self {
+            Stage::Poll => include_bytes!(env!("CONNECTZERO_COMPONENT_POLL")),
+            Stage::Dedup => include_bytes!(env!("CONNECTZERO_COMPONENT_DEDUP")),
+            Stage::Match => include_bytes!(env!("CONNECTZERO_COMPONENT_MATCH")),
+            Stage::Post => include_bytes!(env!("CONNECTZERO_COMPONENT_POST")),
+            Stage::Attach => include_bytes!(env!("CONNECTZERO_COMPONENT_ATTACH")),
+            Stage::Trigger => include_bytes!(env!("CONNECTZERO_COMPONENT_TRIGGER")),
+            Stage::WriteBack => include_bytes!(env!("CONNECTZERO_COMPONENT_WRITE_BACK")),
+        }
+    }
+
+    /// Whether the stage may use `wasi:http` (with its own allow-list).
+    fn uses_http(self) -> bool {
+        !matches!(self, Stage::Dedup | Stage::Match)
+    }
+
+    /// Whether the stage may use the key-value store.
+    fn uses_store(self) -> bool {
+        !matches!(self, Stage::Match | Stage::WriteBack)
+    }
+}
+
+/// The pre-instantiated stages.
+pub struct Stages {
+    /// Poll.
+    pub poll: poll::PollStagePre<StoreData>,
+    /// Dedup.
+    pub dedup: dedup::DedupStagePre<StoreData>,
+    /// Match.
+    pub matcher: matcher::MatchStagePre<StoreData>,
+    /// Post.
+    pub post: post::PostStagePre<StoreData>,
+    /// Attach.
+    pub attach: attach::AttachStagePre<StoreData>,
+    /// Trigger.
+    pub trigger: trigger::TriggerStagePre<StoreData>,
+    /// Write-back.
+    pub write_back: write_back::WriteBackStagePre<StoreData>,
+}
+
+/// Engine plus stages: what every invocation needs. Cheap to share.
+pub struct Runtime {
+    engine: Engine,
+    /// The stages.
+    pub stages: Stages,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Compile and pre-instantiate every stage. Components come from the
+    /// binary, or from `replacements` where it holds a file of the same name.
+    pub fn new(replacements: Option<&Path>) -> anyhow::Result<Arc<Self>> {
+        let engine = new_engine()?;
+        let load = |stage: Stage| -> anyhow::Result<(Linker<StoreData>, Component)> {
+            let component = load_component(&engine, stage, replacements)?;
+            Ok((linker_for(&engine, stage)?, component))
+        };
+        let pre = |stage: Stage| -> anyhow::Result<wasmtime::component::InstancePre<StoreData>> {
+            let (linker, component) = load(stage)?;
+            linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
+                format!("the {stage:?} component imports something the {stage:?} stage is not granted")
+            })
+        };
+        let stages = Stages {
+            poll: poll::PollStagePre::new(pre(Stage::Poll)?).map_err(anyhow::Error::from).context("poll component exports")?,
+            dedup: dedup::DedupStagePre::new(pre(Stage::Dedup)?).map_err(anyhow::Error::from).context("dedup component exports")?,
+            matcher: matcher::MatchStagePre::new(pre(Stage::Match)?).map_err(anyhow::Error::from).context("match component exports")?,
+            post: post::PostStagePre::new(pre(Stage::Post)?).map_err(anyhow::Error::from).context("post component exports")?,
+            attach: attach::AttachStagePre::new(pre(Stage::Attach)?).map_err(anyhow::Error::from).context("attach component exports")?,
+            trigger: trigger::TriggerStagePre::new(pre(Stage::Trigger)?).map_err(anyhow::Error::from).context("trigger component exports")?,
+            write_back: write_back::WriteBackStagePre::new(pre(Stage::WriteBack)?).map_err(anyhow::Error::from).context("write-back component exports")?,
+        };
+        let ticker = EpochTicker::start(&engine);
+        Ok(Arc::new(Self { engine, stages, _ticker: ticker }))
+    }
+
+    /// A fresh store for one invocation of `stage`.
+    pub fn new_store(&self, stage: Stage, kv: KvCtx, outbound: OutboundPolicy, grants: Grants) -> Store<StoreData> {
+        let data = StoreData {
+            table: ResourceTable::new(),
+            // No environment, arguments, files or sockets: stages talk to the
+            // world only through the interfaces they are linked with.
+            wasi: WasiCtxBuilder::new().build(),
+            http: WasiHttpCtx::new(),
+            outbound: if stage.uses_http() { outbound } else { OutboundPolicy::deny_all() },
+            limits: StoreLimitsBuilder::new().memory_size(STAGE_MEMORY_LIMIT).instances(16).build(),
+            kv,
+            tenant: grants,
+        };
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|data| &mut data.limits);
+        let ticks = (STAGE_CPU_DEADLINE.as_millis() / EPOCH_TICK.as_millis()) as u64;
+        store.set_epoch_deadline(ticks);
+        store
+    }
+}
+
+fn new_engine() -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 4)
+        .total_memories(POOL_INSTANCES * 2)
+        .total_tables(POOL_INSTANCES * 4)
+        .total_stacks(POOL_INSTANCES)
+        .max_memory_size(STAGE_MEMORY_LIMIT);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => Ok(engine),
+        Err(e) => {
+            // Some sandboxes cap virtual memory below what the pool reserves.
+            tracing::warn!("pooling allocator unavailable ({e:#}); using on-demand allocation");
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Ok(Engine::new(&config)?)
+        }
+    }
+}
+
+fn load_component(engine: &Engine, stage: Stage, replacements: Option<&Path>) -> anyhow::Result<Component> {
+    if let Some(path) = replacements.map(|dir| dir.join(stage.file_name())).filter(|p| p.exists()) {
+        tracing::info!(stage = ?stage, path = %path.display(), "loading replacement component");
+        return Component::from_file(engine, &path)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} is not a valid WASI 0.2 component", path.display()));
+    }
+    Component::new(engine, stage.bundled())
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("compiling the bundled {stage:?} component"))
+}
+
+/// A linker with exactly the imports `stage` is granted.
+fn linker_for(engine: &Engine, stage: Stage) -> anyhow::Result<Linker<StoreData>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    if stage.uses_http() {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        host_provided::connectzero::pipeline::credentials::add_to_linker::<_, HasSelf<StoreData>>(&mut linker, |s| s)?;
+    }
+    if stage.uses_store() {
+        host_provided::wasi::keyvalue::store::add_to_linker::<_, HasSelf<StoreData>>(&mut linker, |s| s)?;
+    }
+    if stage == Stage::Dedup {
+        host_provided::wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<StoreData>>(&mut linker, |s| s)?;
+    }
+    if stage == Stage::Match {
+        host_provided::connectzero::pipeline::directory::add_to_linker::<_, HasSelf<StoreData>>(&mut linker, |s| s)?;
+    }
+    Ok(linker)
+}
+
+/// Advances the engine's epoch on a background thread; stops when dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! `wasi:keyvalue` (0.2.0-draft2: `store` and `atomics`) over [`Storage`].
+//!
+//! Components open the bucket named `default`; the host maps it to the
+//! namespace of the tenant the invocation runs for, so a component cannot
+//! name, let alone read, another tenant's keys.
+
+use crate::bindings::host_provided::wasi::keyvalue::{atomics, store};
+use crate::state::StoreData;
+use crate::storage::{LIST_PAGE, Storage};
+use wasmtime::component::Resource;
+
+/// The only bucket name components may open.
+pub const BUCKET: &str = "default";
+
+/// Largest value a component may store. Ledger entries and caches are
+/// tiny; this stops a runaway guest from filling the disk.
+const MAX_VALUE_BYTES: usize = 1024 * 1024;
+
+/// An open bucket: the tenant namespace it maps to.
+pub struct BucketHandle {
+    namespace: String,
+}
+
+/// A compare-and-swap handle: the value seen when it was created.
+pub struct CasHandle {
+    namespace: String,
+    key: String,
+    expected: Option<Vec<u8>>,
+}
+
+/// Per-store key-value context: the tenant namespace and the database.
+#[derive(Clone)]
+pub struct KvCtx {
+    /// Namespace (tenant id) every bucket of this store maps to.
+    pub namespace: String,
+    /// The database.
+    pub storage: Storage,
+}
+
+fn other(e: impl std::fmt::Display) -> store::Error {
+    store::Error::Other(e.to_string())
+}
+
+type KvResult<T> = wasmtime::Result<Result<T, store::Error>>;
+
+impl StoreData {
+    fn kv(&self) -> &KvCtx {
+        &self.kv
+    }
+
+    fn namespace_of(&self, bucket: &Resource<BucketHandle>) -> wasmtime::Result<String> {
+        Ok(self.table.get(bucket)?.namespace.clone())
+    }
+}
+
+impl store::Host for StoreData {
+    fn open(&mut self, identifier: String) -> KvResult<Resource<BucketHandle>> {
+        if identifier != BUCKET {
+            return Ok(Err(store::Error::NoSuchStore));
+        }
+        let handle = BucketHandle { namespace: self.kv().namespace.clone() };
+        Ok(Ok(self.table.push(handle)?))
+    }
+}
+
+impl store::HostBucket for StoreData {
+    fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> KvResult<Option<Vec<u8>>> {
+        let ns = self.namespace_of(&bucket)?;
+        Ok(self.kv().storage.kv_get(&ns, &key).map_err(other))
+    }
+
+    fn set(&mut self, bucket: Resource<BucketHandle>, key: String, value: Vec<u8>) -> KvResult<()> {
+        // guest-controlled size, so it is capped.
+        if value.len() > MAX_VALUE_BYTES {
+            return Ok(Err(store::Error::Other(format!(
+                "value of {} bytes is larger than the {MAX_VALUE_BYTES}-byte limit",
+                value.len()
+            ))));
+        }
+        let ns = self.namespace_of(&bucket)?;
+        Ok(self.kv().storage.kv_set(&ns, &key, &value).map_err(other))
+    }
+
+    fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> KvResult<()> {
+        let ns = self.namespace_of(&bucket)?;
+        Ok(self.kv().storage.kv_delete(&ns, &key).map_err(other))
+    }
+
+    fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> KvResult<bool> {
+        let ns = self.namespace_of(&bucket)?;
+        Ok(self.kv().storage.kv_get(&ns, &key).map(|v| v.is_some()).map_err(other))
+    }
+
+    fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<String>) -> KvResult<store::KeyResponse> {
+        let ns = self.namespace_of(&bucket)?;
+        Ok(self.kv().storage.kv_list(&ns, cursor.as_deref()).map_err(other).map(|keys| {
+            // A full page may have more after it: hand back its last key.
+            let cursor = (keys.len() == LIST_PAGE).then(|| keys.last().cloned()).flatten();
+            store::KeyResponse { keys, cursor }
+        }))
+    }
+
+    fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for StoreData {
+    fn increment(&mut self, bucket: Resource<BucketHandle>, key: String, delta: i64) -> KvResult<i64> {
+        let ns = self.namespace_of(&bucket)?;
+        Ok(self.kv().storage.kv_increment(&ns, &key, delta).map_err(store::Error::Other))
+    }
+
+    fn swap(&mut self, cas: Resource<CasHandle>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        if value.len() > MAX_VALUE_BYTES {
+            self.table.delete(cas)?;
+            return Ok(Err(atomics::CasError::StoreError(store::Error::Other(format!(
+                "value of {} bytes is larger than the {MAX_VALUE_BYTES}-byte limit",
+                value.len()
+            )))));
+        }
+        let handle = self.table.get(&cas)?;
+        let swapped = self.kv.storage.kv_compare_and_swap(
+            &handle.namespace,
+            &handle.key,
+            handle.expected.as_deref(),
+            &value,
+        );
+        match swapped {
+            Ok(true) => {
+                self.table.delete(cas)?;
+                Ok(Ok(()))
+            }
+            // The guest gets its handle back, as the interface specifies.
+            Ok(false) => Ok(Err(atomics::CasError::CasFailed(cas))),
+            Err(e) => {
+                self.table.delete(cas)?;
+                Ok(Err(atomics::CasError::StoreError(other(e))))
+            }
+        }
+    }
+}
+
+impl atomics::HostCas for StoreData {
+    fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> KvResult<Resource<CasHandle>> {
+        let namespace = self.namespace_of(&bucket)?;
+        let expected = match self.kv.storage.kv_get(&namespace, &key) {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(other(e))),
+        };
+        Ok(Ok(self.table.push(CasHandle { namespace, key, expected })?))
+    }
+
+    fn current(&mut self, cas: Resource<CasHandle>) -> KvResult<Option<Vec<u8>>> {
+        Ok(Ok(self.table.get(&cas)?.expected.clone()))
+    }
+
+    fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}

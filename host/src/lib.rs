@@ -1,0 +1,24 @@
+//! # connectzero — the host
+//!
+//! Runs the pipeline's WASI 0.2 stage components on wasmtime: loads and
+//! pre-instantiates them once ([`engine`]), gives each invocation a fresh
+//! store with only its grants ([`state`], [`kv`], [`outbound`],
+//! [`credentials`], [`directory`]), drives each tenant's calls through the
+//! stages ([`pipeline`], [`scheduler`]) and keeps state in embedded SQLite
+//! ([`storage`]).
+
+#![deny(missing_docs)]
+
+pub mod bindings;
+pub mod config;
+pub mod credentials;
+pub mod demo;
+pub mod directory;
+pub mod engine;
+pub mod kv;
+pub mod outbound;
+pub mod pipeline;
+pub mod scheduler;
+pub mod state;
+pub mod storage;
+pub mod upstream;

@@ -1,0 +1,126 @@
+//! Per-component outbound HTTP policy for `wasi:http`.
+//!
+//! Each store carries the list of `host:port` authorities its component may
+//! reach (as Spin's `allowed_outbound_hosts`). Anything else is refused with
+//! `HTTP-request-denied` before a connection is opened. Plain `http://` is
+//! only allowed to loopback addresses (the simulators); real 3CX and CRM
+//! traffic must use HTTPS.
+
+use std::future::Future;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The authorities one component may call.
+#[derive(Clone, Debug, Default)]
+pub struct OutboundPolicy {
+    allowed: Vec<String>,
+}
+
+impl OutboundPolicy {
+    /// Allow exactly these base URLs' authorities (`https://pbx.example.com`
+    /// → `pbx.example.com:443`).
+    pub fn allow_urls<'a>(urls: impl IntoIterator<Item = &'a str>) -> Self {
+        Self { allowed: urls.into_iter().filter_map(authority_of_url).collect() }
+    }
+
+    /// Nothing may be reached.
+    pub fn deny_all() -> Self {
+        Self::default()
+    }
+
+    /// Whether a request to `authority` over `https` (or not) may go out.
+    pub fn permits(&self, authority: &str, https: bool) -> bool {
+        let Some(normalised) = normalise_authority(authority, https) else {
+            return false;
+        };
+        if !https && !is_loopback(&normalised) {
+            return false;
+        }
+        self.allowed.iter().any(|a| *a == normalised)
+    }
+}
+
+/// `host:port` of a base URL, with the scheme's default port filled in.
+pub fn authority_of_url(url: &str) -> Option<String> {
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        (false, url.strip_prefix("http://")?)
+    };
+    let authority = rest.split('/').next()?;
+    normalise_authority(authority, https)
+}
+
+fn normalise_authority(authority: &str, https: bool) -> Option<String> {
+    let authority = authority.trim().to_ascii_lowercase();
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let has_port = authority.rsplit_once(':').is_some_and(|(host, port)| {
+        !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) && (!host.contains(':') || host.ends_with(']'))
+    });
+    Some(if has_port {
+        authority
+    } else {
+        format!("{authority}:{}", if https { 443 } else { 80 })
+    })
+}
+
+fn is_loopback(authority: &str) -> bool {
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+type SendFuture = Box<
+    dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>>
+        + Send,
+>;
+
+impl WasiHttpHooks for OutboundPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> SendFuture {
+        let https = request.uri().scheme_str() == Some("https");
+        let authority = request.uri().authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+        if !self.permits(&authority, https) {
+            tracing::warn!(%authority, https, "outbound request refused: not in this component's allow-list");
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        drop(fut);
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_listed_authorities_are_permitted() {
+        let policy = OutboundPolicy::allow_urls(["https://pbx.example.com", "http://127.0.0.1:8080/x"]);
+        assert!(policy.permits("pbx.example.com", true));
+        assert!(policy.permits("PBX.example.com:443", true));
+        assert!(policy.permits("127.0.0.1:8080", false));
+        assert!(!policy.permits("evil.example.com", true));
+        assert!(!policy.permits("127.0.0.1:9090", false));
+        assert!(!OutboundPolicy::deny_all().permits("pbx.example.com", true));
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_to_loopback() {
+        let policy = OutboundPolicy::allow_urls(["http://pbx.example.com", "http://[::1]:81", "http://localhost:82"]);
+        assert!(!policy.permits("pbx.example.com", false));
+        assert!(policy.permits("[::1]:81", false));
+        assert!(policy.permits("localhost:82", false));
+    }
+}

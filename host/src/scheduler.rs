@@ -1,0 +1,81 @@
+//! Polls every tenant on its interval and runs a tick each time.
+//!
+//! Each tenant has its own task, so a slow or failing tenant never delays
+//! another. After a failed tick the delay doubles (up to a minute), so
+//! wrong credentials do not hammer a token endpoint; a 429's Retry-After is
+//! always honoured. A tick that traps is logged and the loop goes on.
+
+use crate::pipeline::{Pipeline, Tenant, TickReport};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Longest wait between ticks after repeated failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Run `tenant` until `stop` turns true. `on_tick` sees every report.
+pub async fn run_tenant(
+    pipeline: Arc<Pipeline>,
+    tenant: Arc<Tenant>,
+    mut stop: watch::Receiver<bool>,
+    on_tick: impl Fn(&Tenant, &TickReport) + Send + Sync,
+) {
+    let interval = Duration::from_millis(tenant.config.settings.poll_interval_ms);
+    let mut delay = Duration::ZERO;
+    let mut last_error: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let report = match pipeline.tick(&tenant).await {
+            Ok(report) => report,
+            Err(fault) => TickReport { error: Some(format!("component fault: {fault:#}")), ..TickReport::default() },
+        };
+        on_tick(&tenant, &report);
+        delay = next_delay(interval, delay, &report);
+        if report.error != last_error {
+            match &report.error {
+                Some(error) => tracing::error!(tenant = tenant.id(), %error, retry_in = ?delay, "tick failed; nothing is lost, the calls wait"),
+                None if last_error.is_some() => tracing::info!(tenant = tenant.id(), "tenant recovered"),
+                None => {}
+            }
+            last_error = report.error.clone();
+        }
+    }
+}
+
+/// The wait before the next tick.
+pub fn next_delay(interval: Duration, previous: Duration, report: &TickReport) -> Duration {
+    let base = if report.error.is_some() {
+        (previous * 2).clamp(interval, MAX_BACKOFF.max(interval))
+    } else {
+        interval
+    };
+    report.backoff.map_or(base, |b| base.max(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_back_off_exponentially_and_success_resets() {
+        let second = Duration::from_secs(1);
+        let failed = TickReport { error: Some("x".into()), ..TickReport::default() };
+        let d1 = next_delay(second, Duration::ZERO, &failed);
+        let d2 = next_delay(second, d1, &failed);
+        assert_eq!((d1, d2), (second, 2 * second));
+        assert_eq!(next_delay(second, Duration::from_secs(50), &failed), MAX_BACKOFF);
+        assert_eq!(next_delay(second, Duration::from_secs(50), &TickReport::default()), second);
+    }
+
+    #[test]
+    fn retry_after_is_honoured() {
+        let limited = TickReport { backoff: Some(Duration::from_secs(7)), ..TickReport::default() };
+        assert_eq!(next_delay(Duration::from_secs(1), Duration::ZERO, &limited), Duration::from_secs(7));
+    }
+}

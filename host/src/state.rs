@@ -1,0 +1,54 @@
+//! The data each component invocation's `Store` carries.
+//!
+//! A store is built fresh for every invocation and holds only what its
+//! stage was granted: the tenant's key-value namespace, an outbound
+//! allow-list, and optional credentials and directory access.
+
+use crate::credentials::Credentials;
+use crate::directory::Directory;
+use crate::kv::KvCtx;
+use crate::outbound::OutboundPolicy;
+use std::sync::Arc;
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// What a stage may use besides WASI itself.
+#[derive(Clone, Default)]
+pub struct Grants {
+    /// Token source, for stages that call 3CX or the CRM.
+    pub credentials: Option<Arc<Credentials>>,
+    /// Contact directory, for the matcher.
+    pub directory: Option<Arc<Directory>>,
+}
+
+/// `T` of every `Store<T>`.
+pub struct StoreData {
+    /// Resources handed to the guest.
+    pub table: ResourceTable,
+    /// WASI context: no environment, no files, no sockets.
+    pub wasi: WasiCtx,
+    /// wasi:http context.
+    pub http: WasiHttpCtx,
+    /// Which hosts this component may call.
+    pub outbound: OutboundPolicy,
+    /// Memory and instance limits.
+    pub limits: StoreLimits,
+    /// The tenant's key-value namespace.
+    pub kv: KvCtx,
+    /// Credentials and directory grants.
+    pub tenant: Grants,
+}
+
+impl WasiView for StoreData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for StoreData {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+    }
+}

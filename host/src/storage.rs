@@ -1,0 +1,280 @@
+//! Embedded storage: one SQLite database in WAL mode.
+//!
+//! Holds the key-value data the components see through `wasi:keyvalue`
+//! (ledger, cursors, caches), namespaced per tenant, and the host's own log
+//! of call outcomes (what the demo and status views read).
+//!
+//! WAL lets readers run beside the single writer, and `BEGIN IMMEDIATE`
+//! makes compare-and-swap atomic across every process sharing the file.
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a writer waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest number of keys returned by one `list-keys` page.
+pub const LIST_PAGE: usize = 1000;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// One call's outcome, as the host recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    /// Tenant id.
+    pub tenant: String,
+    /// The call's key (`3cx:<call id>@<start ms>`).
+    pub call_key: String,
+    /// "inbound", "outbound" or "internal".
+    pub direction: String,
+    /// Caller number as 3CX reported it.
+    pub caller: String,
+    /// Callee number as 3CX reported it.
+    pub callee: String,
+    /// "posted", "skipped", "parked" or "retrying".
+    pub outcome: String,
+    /// Message id, skip reason, park reason or last error.
+    pub detail: String,
+    /// The rule that matched, when one did.
+    pub rule: Option<String>,
+    /// The CRM contact, when matched or created.
+    pub contact_id: Option<String>,
+    /// End of the call in 3CX, ms since the epoch.
+    pub ended_at_ms: i64,
+    /// When the host recorded this outcome, ms since the epoch.
+    pub handled_at_ms: i64,
+}
+
+impl Storage {
+    /// Open (or create) the database at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database (tests, benchmarks).
+    pub fn in_memory() -> anyhow::Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> anyhow::Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS kv (
+                 namespace TEXT NOT NULL,
+                 key       TEXT NOT NULL,
+                 value     BLOB NOT NULL,
+                 PRIMARY KEY (namespace, key)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS calls (
+                 tenant        TEXT NOT NULL,
+                 call_key      TEXT NOT NULL,
+                 direction     TEXT NOT NULL,
+                 caller        TEXT NOT NULL,
+                 callee        TEXT NOT NULL,
+                 outcome       TEXT NOT NULL,
+                 detail        TEXT NOT NULL,
+                 rule          TEXT,
+                 contact_id    TEXT,
+                 ended_at_ms   INTEGER NOT NULL,
+                 handled_at_ms INTEGER NOT NULL,
+                 PRIMARY KEY (tenant, call_key)
+             );",
+        )?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent
+        // (statements are atomic), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Value at `key`, if any.
+    pub fn kv_get(&self, ns: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+        self.lock()
+            .query_row("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2", params![ns, key], |r| r.get(0))
+            .optional()
+    }
+
+    /// Write `value` at `key`.
+    pub fn kv_set(&self, ns: &str, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+        self.lock().execute(
+            "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+            params![ns, key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Remove `key` (no error when absent).
+    pub fn kv_delete(&self, ns: &str, key: &str) -> rusqlite::Result<()> {
+        self.lock().execute("DELETE FROM kv WHERE namespace = ?1 AND key = ?2", params![ns, key])?;
+        Ok(())
+    }
+
+    /// Keys after `cursor` (exclusive), in order, at most [`LIST_PAGE`].
+    pub fn kv_list(&self, ns: &str, cursor: Option<&str>) -> rusqlite::Result<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT key FROM kv WHERE namespace = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![ns, cursor.unwrap_or(""), LIST_PAGE as i64], |r| r.get(0))?;
+        rows.collect()
+    }
+
+    /// Write `new` at `key` only if the current value is still `expected`
+    /// (`None` = absent). Returns whether the swap happened.
+    pub fn kv_compare_and_swap(&self, ns: &str, key: &str, expected: Option<&[u8]>, new: &[u8]) -> rusqlite::Result<bool> {
+        let mut conn = self.lock();
+        // IMMEDIATE takes the write lock up front, so no other process can
+        // change the key between our read and our write.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<Vec<u8>> = tx
+            .query_row("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2", params![ns, key], |r| r.get(0))
+            .optional()?;
+        if current.as_deref() != expected {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+            params![ns, key, new],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Add `delta` to the integer at `key` (absent counts as 0) atomically.
+    pub fn kv_increment(&self, ns: &str, key: &str, delta: i64) -> Result<i64, String> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| e.to_string())?;
+        let current: Option<Vec<u8>> = tx
+            .query_row("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2", params![ns, key], |r| r.get(0))
+            .optional()
+            .map_err(|e| e.to_string())?;
+        let value = match current {
+            None => 0,
+            Some(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| format!("value at {key:?} is not an integer"))?,
+        };
+        // guest-controlled delta, so overflow is an error, not a wrap.
+        let next = value.checked_add(delta).ok_or_else(|| "overflow incrementing value".to_string())?;
+        tx.execute(
+            "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+            params![ns, key, next.to_string().into_bytes()],
+        )
+        .map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(next)
+    }
+
+    /// Record (or update) a call's outcome.
+    pub fn record_call(&self, record: &CallRecord) -> rusqlite::Result<()> {
+        self.lock().execute(
+            "INSERT INTO calls (tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (tenant, call_key) DO UPDATE SET
+                 outcome = excluded.outcome, detail = excluded.detail, rule = excluded.rule,
+                 contact_id = excluded.contact_id, handled_at_ms = excluded.handled_at_ms",
+            params![
+                record.tenant, record.call_key, record.direction, record.caller, record.callee, record.outcome,
+                record.detail, record.rule, record.contact_id, record.ended_at_ms, record.handled_at_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The recorded outcome of one call, if any.
+    pub fn call_outcome(&self, tenant: &str, call_key: &str) -> rusqlite::Result<Option<String>> {
+        self.lock()
+            .query_row(
+                "SELECT outcome FROM calls WHERE tenant = ?1 AND call_key = ?2",
+                params![tenant, call_key],
+                |r| r.get(0),
+            )
+            .optional()
+    }
+
+    /// Every recorded call of `tenant`, oldest call first.
+    pub fn calls(&self, tenant: &str) -> rusqlite::Result<Vec<CallRecord>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms
+             FROM calls WHERE tenant = ?1 ORDER BY ended_at_ms, call_key",
+        )?;
+        let rows = stmt.query_map(params![tenant], |r| {
+            Ok(CallRecord {
+                tenant: r.get(0)?,
+                call_key: r.get(1)?,
+                direction: r.get(2)?,
+                caller: r.get(3)?,
+                callee: r.get(4)?,
+                outcome: r.get(5)?,
+                detail: r.get(6)?,
+                rule: r.get(7)?,
+                contact_id: r.get(8)?,
+                ended_at_ms: r.get(9)?,
+                handled_at_ms: r.get(10)?,
+            })
+        })?;
+        rows.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_and_swap_only_writes_over_the_expected_value() {
+        let db = Storage::in_memory().unwrap();
+        assert!(db.kv_compare_and_swap("t1", "k", None, b"a").unwrap());
+        assert!(!db.kv_compare_and_swap("t1", "k", None, b"b").unwrap());
+        assert!(db.kv_compare_and_swap("t1", "k", Some(b"a"), b"c").unwrap());
+        assert_eq!(db.kv_get("t1", "k").unwrap().as_deref(), Some(&b"c"[..]));
+    }
+
+    #[test]
+    fn namespaces_do_not_see_each_other() {
+        let db = Storage::in_memory().unwrap();
+        db.kv_set("t1", "k", b"one").unwrap();
+        assert_eq!(db.kv_get("t2", "k").unwrap(), None);
+        assert_eq!(db.kv_list("t2", None).unwrap(), Vec::<String>::new());
+        assert_eq!(db.kv_list("t1", None).unwrap(), vec!["k".to_string()]);
+    }
+
+    #[test]
+    fn increment_starts_at_zero_and_refuses_overflow() {
+        let db = Storage::in_memory().unwrap();
+        assert_eq!(db.kv_increment("t", "n", 5), Ok(5));
+        assert_eq!(db.kv_increment("t", "n", -2), Ok(3));
+        assert!(db.kv_increment("t", "n", i64::MAX).unwrap_err().contains("overflow"));
+        db.kv_set("t", "s", b"text").unwrap();
+        assert!(db.kv_increment("t", "s", 1).is_err());
+    }
+
+    #[test]
+    fn the_same_file_shares_state_between_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cz.db");
+        let a = Storage::open(&path).unwrap();
+        let b = Storage::open(&path).unwrap();
+        assert!(a.kv_compare_and_swap("t", "claim", None, b"a").unwrap());
+        assert!(!b.kv_compare_and_swap("t", "claim", None, b"b").unwrap());
+    }
+}

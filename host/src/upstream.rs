@@ -1,0 +1,88 @@
+//! Turning HTTP answers the host receives itself (token endpoints, contact
+//! search) into the same typed errors components return.
+
+use crate::bindings::types::{Service, StageError, UpstreamError};
+
+/// Longest service message kept in an error.
+const MAX_MESSAGE: usize = 300;
+
+/// Human name of a service.
+pub fn service_name(service: Service) -> &'static str {
+    match service {
+        Service::Pbx => "3CX",
+        Service::Crm => "HighLevel",
+    }
+}
+
+/// The service's own message from an error body: OData
+/// `{"error":{"message"}}`, OAuth `{"error_description"}` or HighLevel
+/// `{"message": string | [string]}`; cut to a bounded length.
+pub fn message_of(body: &str) -> String {
+    let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let text = json
+        .as_ref()
+        .and_then(|j| {
+            j.pointer("/error/message")
+                .or_else(|| j.get("error_description"))
+                .and_then(|m| m.as_str().map(str::to_string))
+                .or_else(|| match j.get("message")? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Array(a) => {
+                        Some(a.iter().filter_map(|m| m.as_str()).collect::<Vec<_>>().join("; "))
+                    }
+                    _ => None,
+                })
+        })
+        .unwrap_or_else(|| body.trim().to_string());
+    let mut text: String = text.chars().take(MAX_MESSAGE).collect();
+    if text.is_empty() {
+        text = "(empty body)".into();
+    }
+    text
+}
+
+/// A typed error for a non-success `status` (401 → unauthorized, 403 →
+/// forbidden, 429 → rate-limited, else upstream).
+pub fn status_error(service: Service, status: u16, retry_after: Option<u32>, message: String) -> StageError {
+    let error = UpstreamError { service, status, message };
+    match status {
+        401 => StageError::Unauthorized(error),
+        403 => StageError::Forbidden(error),
+        429 => StageError::RateLimited(retry_after.unwrap_or(10)),
+        _ => StageError::Upstream(error),
+    }
+}
+
+/// A typed error for a transport failure (no HTTP answer).
+pub fn network_error(service: Service, error: &reqwest::Error) -> StageError {
+    // reqwest's text names the URL, never headers or form fields, so no
+    // secret can leak through it.
+    StageError::Network(format!("{} could not be reached: {error}", service_name(service)))
+}
+
+/// `Retry-After` in whole seconds, when present.
+pub fn retry_after(response: &reqwest::Response) -> Option<u32> {
+    response.headers().get("retry-after")?.to_str().ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_come_from_each_error_shape() {
+        assert_eq!(message_of(r#"{"error":{"message":"nope"}}"#), "nope");
+        assert_eq!(message_of(r#"{"error":"unauthorized","error_description":"bad"}"#), "bad");
+        assert_eq!(message_of(r#"{"statusCode":422,"message":["a","b"]}"#), "a; b");
+        assert_eq!(message_of(""), "(empty body)");
+        assert_eq!(message_of(&"x".repeat(1000)).len(), MAX_MESSAGE);
+    }
+
+    #[test]
+    fn statuses_map_to_the_matching_error_case() {
+        assert!(matches!(status_error(Service::Pbx, 401, None, "m".into()), StageError::Unauthorized(_)));
+        assert!(matches!(status_error(Service::Pbx, 403, None, "m".into()), StageError::Forbidden(_)));
+        assert!(matches!(status_error(Service::Crm, 429, Some(7), "m".into()), StageError::RateLimited(7)));
+        assert!(matches!(status_error(Service::Crm, 502, None, "m".into()), StageError::Upstream(_)));
+    }
+}
