@@ -172,6 +172,14 @@ impl Runtime {
 fn new_engine() -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    // Compiled components are cached on disk (~/.cache/wasmtime), so only
+    // the first start after a build pays for compilation.
+    match wasmtime::Cache::from_file(None) {
+        Ok(cache) => {
+            config.cache(Some(cache));
+        }
+        Err(e) => tracing::debug!("compilation cache unavailable: {e}"),
+    }
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(POOL_INSTANCES)
         .total_core_instances(POOL_INSTANCES * 4)

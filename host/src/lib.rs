@@ -21,4 +21,5 @@ pub mod pipeline;
 pub mod scheduler;
 pub mod state;
 pub mod storage;
+pub mod testbed;
 pub mod upstream;

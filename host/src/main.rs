@@ -1,1 +1,173 @@
-fn main() {}
+//! `connectzero`: the ConnectZero host command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use connectzero::config::{HostConfig, TenantOptions};
+use connectzero::demo;
+use connectzero::engine::Runtime;
+use connectzero::pipeline::{Pipeline, Tenant};
+use connectzero::scheduler;
+use connectzero::storage::Storage;
+use connectzero::testbed::World;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Moves every 3CX call into the matching HighLevel contact's conversation.
+#[derive(Parser)]
+#[command(name = "connectzero", version, about)]
+struct Cli {
+    /// Directory of replacement components (e.g. `connectzero_match.wasm`);
+    /// stages without a file there use the bundled component.
+    #[arg(long, global = true, value_name = "DIR")]
+    components: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline against built-in simulators and print what
+    /// happened to each call. No accounts needed.
+    Demo {
+        /// Keep the simulators and the scheduler running after the table.
+        #[arg(long)]
+        keep_running: bool,
+        /// Database file (default: a fresh temporary one).
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+    },
+    /// Run the configured tenants until interrupted.
+    Run {
+        /// Configuration file (see `docs/ARCHITECTURE.md` and `config.rs`).
+        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The demo prints a table; keep its logs to warnings unless asked.
+    let default_filter = match cli.command {
+        Command::Demo { .. } => "warn",
+        Command::Run { .. } => "warn,connectzero=info",
+    };
+    init_logging(cli.log_format, default_filter);
+    match cli.command {
+        Command::Demo { keep_running, db } => run_demo(cli.components, db, keep_running).await,
+        Command::Run { config } => run_tenants(cli.components, config).await,
+    }
+}
+
+fn init_logging(format: LogFormat, default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run_tenants(components: Option<PathBuf>, config_path: PathBuf) -> anyhow::Result<()> {
+    let config = HostConfig::load(&config_path)?;
+    let runtime = Runtime::new(components.as_deref())?;
+    let storage = Storage::open(config.database.as_ref())?;
+    let pipeline = Arc::new(Pipeline::new(runtime, storage));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for tenant in config.tenants {
+        tracing::info!(tenant = %tenant.id, "starting tenant");
+        let tenant = Arc::new(Tenant::new(tenant, http.clone()));
+        tasks.push(tokio::spawn(scheduler::run_tenant(pipeline.clone(), tenant, stop_rx.clone(), |_, _| {})));
+    }
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tracing::info!("stopping");
+    stop_tx.send(true)?;
+    for task in tasks {
+        task.await?;
+    }
+    Ok(())
+}
+
+/// Calls placed per wave, and the pause between waves, so the demo shows
+/// calls arriving while the pipeline runs.
+const WAVE_SIZE: usize = 5;
+const WAVE_PAUSE: Duration = Duration::from_millis(1500);
+/// Longest the demo waits for every call to be handled.
+const DEMO_DEADLINE: Duration = Duration::from_secs(90);
+
+async fn run_demo(components: Option<PathBuf>, db: Option<PathBuf>, keep_running: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let runtime = Runtime::new(components.as_deref())?;
+    let temp = tempfile_dir()?;
+    let db = db.unwrap_or_else(|| temp.join("connectzero-demo.db"));
+    let storage = Storage::open(&db)?;
+    let world = World::start(runtime, storage, TenantOptions::default(), true).await?;
+    let contacts = demo::seed_directory(&world);
+    println!("ConnectZero demo");
+    println!("  3CX simulator:       {}", world.pbx.base_url());
+    println!("  HighLevel simulator: {}", world.crm.base_url());
+    println!("  database:            {}", db.display());
+    println!("  components ready in  {:.2} s\n", started.elapsed().as_secs_f64());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(scheduler::run_tenant(world.pipeline.clone(), world.tenant.clone(), stop_rx, |_, _| {}));
+
+    let mut placer = demo::Placer::default();
+    let mut placed = Vec::new();
+    for wave in demo::demo_calls().chunks(WAVE_SIZE) {
+        for plan in wave {
+            placed.push(placer.place(&world, plan, chrono::Utc::now()));
+        }
+        tokio::time::sleep(WAVE_PAUSE).await;
+    }
+    let deadline = Instant::now() + DEMO_DEADLINE;
+    let rows = loop {
+        let rows = demo::rows(&world, &placed, &contacts)?;
+        if demo::all_final(&rows) || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("{}", demo::render(&rows, &contacts));
+    let posted = rows.iter().filter(|r| r.record.as_ref().is_some_and(|r| r.outcome == "posted")).count();
+    let skipped = rows.iter().filter(|r| r.record.as_ref().is_some_and(|r| r.outcome == "skipped")).count();
+    let unexpected = rows.iter().filter(|r| !r.as_expected).count();
+    println!(
+        "{} calls: {posted} posted, {skipped} skipped, {} other; {} messages in the CRM; {unexpected} not as expected",
+        rows.len(),
+        rows.len() - posted - skipped,
+        world.crm.messages().len(),
+    );
+
+    if keep_running {
+        println!("\nStill serving (Ctrl-C to stop). Place more calls in the 3CX simulator and watch them arrive.");
+        tokio::signal::ctrl_c().await?;
+    }
+    stop_tx.send(true)?;
+    task.await?;
+    if !demo::all_final(&rows) || unexpected > 0 {
+        anyhow::bail!("{unexpected} calls were not handled as expected");
+    }
+    Ok(())
+}
+
+/// A fresh directory for the demo database.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("connectzero-demo-{}-{}", std::process::id(), rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}

@@ -71,4 +71,7 @@ fn outcome_text(outcome: &Outcome) -> String {
     }
 }
 
+// Exported only when building the component: a native build (unit tests)
+// would otherwise put WIT export names into the host linker's symbol list.
+#[cfg(target_arch = "wasm32")]
 export!(Dedup);

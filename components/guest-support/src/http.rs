@@ -138,12 +138,15 @@ pub fn send(request: &Request) -> Result<Response, String> {
     let future = outgoing_handler::handle(outgoing, Some(options))
         .map_err(|e| format!("request to {} failed: {e:?}", parts.authority))?;
 
-    write_body(body, &request.body)?;
+    // A server may answer (say, 401) without reading the body; its answer
+    // is what counts then, so a failed write only matters without one.
+    let written = write_body(body, &request.body);
 
     future.subscribe().block();
     let incoming = match future.get() {
         Some(Ok(Ok(resp))) => resp,
         Some(Ok(Err(code))) => {
+            written?;
             return Err(format!("request to {} failed: {code:?}", parts.authority));
         }
         Some(Err(())) | None => return Err("response already taken".to_string()),
@@ -164,7 +167,9 @@ pub fn send(request: &Request) -> Result<Response, String> {
 }
 
 fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<(), String> {
-    {
+    // A request without a body only needs the end-of-body marker: writing
+    // (or flushing) an empty body can fail once the server has answered.
+    if !bytes.is_empty() {
         let mut stream = body
             .write()
             .map_err(|()| "request body stream already taken".to_string())?;

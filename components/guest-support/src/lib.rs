@@ -48,7 +48,7 @@ pub use wasi;
 /// - `ledger`: `wasi:keyvalue/store` and `atomics`
 /// - `pure`: only the shared types and the read-only `directory`
 ///
-/// ```ignore
+/// ```text
 /// guest_support::stage_bindings!(http_kv "poll-stage");
 /// ```
 #[macro_export]

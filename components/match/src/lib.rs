@@ -43,4 +43,7 @@ impl Guest for Matcher {
     }
 }
 
+// Exported only when building the component: a native build (unit tests)
+// would otherwise put WIT export names into the host linker's symbol list.
+#[cfg(target_arch = "wasm32")]
 export!(Matcher);

@@ -27,9 +27,35 @@ pub fn group_calls(
         };
         groups.entry(group).or_default().push(leg);
     }
-    let mut calls: Vec<Call> = groups.into_iter().map(|(group, legs)| build_call(&group, legs)).collect();
+    let mut calls: Vec<Call> = groups
+        .into_iter()
+        .flat_map(|(group, legs)| split_reissued(legs).into_iter().map(move |legs| (group.clone(), legs)))
+        .map(|(group, legs)| build_call(&group, legs))
+        .collect();
     calls.sort_by_key(|c| c.start_time);
     calls
+}
+
+/// Legs of one call follow each other closely; a leg that starts long
+/// after the previous ones ended carries a call id 3CX reissued after a
+/// backup restore, and belongs to another call.
+const REISSUE_GAP_MS: i64 = 10 * 60 * 1000;
+
+/// Split one call id's legs into runs separated by more than [`REISSUE_GAP_MS`].
+fn split_reissued(mut legs: Vec<CallLeg>) -> Vec<Vec<CallLeg>> {
+    legs.sort_by_key(|l| (l.start_time, l.leg_id));
+    let mut runs: Vec<Vec<CallLeg>> = Vec::new();
+    let mut run_end = i64::MIN;
+    for leg in legs {
+        let starts_new_run = runs.is_empty() || leg.start_time > run_end.saturating_add(REISSUE_GAP_MS);
+        run_end = if starts_new_run { leg.end_time } else { run_end.max(leg.end_time) };
+        if starts_new_run {
+            runs.push(vec![leg]);
+        } else if let Some(run) = runs.last_mut() {
+            run.push(leg);
+        }
+    }
+    runs
 }
 
 fn fill_owner(party: &mut Party, owners: &HashMap<String, ExtensionOwner>) {
@@ -151,6 +177,20 @@ mod tests {
         let route: Vec<&str> = call.route.iter().map(|p| p.number.as_str()).collect();
         assert_eq!(route, ["800", "101"]);
         assert_eq!(call.legs.iter().map(|l| l.leg_id).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_call_id_reissued_after_a_restore_is_another_call() {
+        let outside = party("+15550001111", true);
+        let hour = 3_600_000;
+        let legs = vec![
+            leg(7, 1_000, outside.clone(), party("101", false), true, 30),
+            leg(8, 1_000 + 5 * hour, outside.clone(), party("102", false), true, 30),
+        ];
+        let ids = HashMap::from([((7, 1_000), 42), ((8, 1_000 + 5 * hour), 42)]);
+        let calls = group_calls(legs, &ids, &HashMap::new());
+        assert_eq!(calls.len(), 2);
+        assert_ne!(calls[0].key, calls[1].key);
     }
 
     #[test]
