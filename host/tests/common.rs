@@ -1,0 +1,70 @@
+//! Shared set-up for the end-to-end tests: one compiled runtime per test
+//! binary, a fresh simulator world per test.
+
+#![allow(dead_code)]
+
+use connectzero::config::TenantOptions;
+use connectzero::demo::{self, CallPlan, Expect, LegPlan, PlacedCall, Placer};
+use connectzero::engine::Runtime;
+use connectzero::pipeline::TickReport;
+use connectzero::storage::Storage;
+use connectzero::testbed::World;
+use connectzero_simulators::threecx::SimParty;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// The runtime, compiled once for every test in the binary.
+pub fn runtime() -> Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(None).expect("components compile")).clone()
+}
+
+/// A world with the demo's users and contacts, no CRM rate limit.
+pub async fn seeded_world(options: TenantOptions) -> (World, HashMap<&'static str, String>) {
+    let world = World::start(runtime(), Storage::in_memory().unwrap(), options, false).await.unwrap();
+    let contacts = demo::seed_directory(&world);
+    (world, contacts)
+}
+
+/// Default tenant options.
+pub fn defaults() -> TenantOptions {
+    TenantOptions::default()
+}
+
+/// Tick until `done` holds, at most `max` times; returns the last report.
+pub async fn tick_until(world: &World, max: usize, done: impl Fn(&World) -> bool) -> TickReport {
+    let mut last = TickReport::default();
+    for _ in 0..max {
+        last = world.tick().await.unwrap();
+        if done(world) {
+            return last;
+        }
+    }
+    panic!("condition not reached after {max} ticks; last report: {last:?}");
+}
+
+/// A one-leg call plan.
+pub fn one_leg(call_id: i32, src: SimParty, dst: SimParty, answered: bool, secs: i64) -> CallPlan {
+    CallPlan {
+        label: "test call",
+        call_id,
+        first_segment_id: None,
+        legs: vec![LegPlan { src, dst, answered, secs }],
+        expect: Expect::Skipped("unused"),
+    }
+}
+
+/// Place `plan` as a call that just ended.
+pub fn place(world: &World, placer: &mut Placer, plan: &CallPlan) -> PlacedCall {
+    placer.place(world, plan, chrono::Utc::now())
+}
+
+/// Extension party.
+pub fn ext(dn: &str) -> SimParty {
+    SimParty::extension(dn, &format!("Ext {dn}"), 0)
+}
+
+/// Outside party.
+pub fn outside(number: &str) -> SimParty {
+    SimParty::external(number, 0)
+}
