@@ -25,7 +25,10 @@ const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("host/ sits in the workspace")
+        .to_path_buf();
     for watched in ["components", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
@@ -55,7 +58,9 @@ fn main() {
     ] {
         build.env_remove(var);
     }
-    let status = build.status().expect("could not run cargo to build the components");
+    let status = build
+        .status()
+        .expect("could not run cargo to build the components");
     assert!(
         status.success(),
         "building the wasm32-wasip2 components failed (see the errors above)"
@@ -64,11 +69,21 @@ fn main() {
     let out_dir = target_dir.join(TARGET).join("release");
     for (_, artefact) in STAGES {
         let path = out_dir.join(format!("{artefact}.wasm"));
-        assert!(path.exists(), "expected component {} after the build", path.display());
-        let env_name = format!("CONNECTZERO_COMPONENT_{}", artefact.trim_start_matches("connectzero_").to_uppercase());
+        assert!(
+            path.exists(),
+            "expected component {} after the build",
+            path.display()
+        );
+        let env_name = format!(
+            "CONNECTZERO_COMPONENT_{}",
+            artefact.trim_start_matches("connectzero_").to_uppercase()
+        );
         println!("cargo:rustc-env={env_name}={}", path.display());
     }
-    println!("cargo:rustc-env=CONNECTZERO_COMPONENTS_DIR={}", out_dir.display());
+    println!(
+        "cargo:rustc-env=CONNECTZERO_COMPONENTS_DIR={}",
+        out_dir.display()
+    );
 }
 
 /// Make sure the wasm32-wasip2 standard library is installed; add it with
@@ -98,6 +113,10 @@ fn ensure_wasm_target() {
 
 fn has_std(libdir: &Path) -> bool {
     std::fs::read_dir(libdir)
-        .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+        })
         .unwrap_or(false)
 }

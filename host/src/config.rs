@@ -164,8 +164,10 @@ impl Default for TenantOptions {
 impl HostConfig {
     /// Read and check a configuration file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let config: Self = toml::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: Self = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", path.display()))?;
         config.validate()?;
         Ok(config)
     }
@@ -190,16 +192,27 @@ impl TenantConfig {
     /// Check this tenant's settings.
     pub fn validate(&self) -> anyhow::Result<()> {
         let id = &self.id;
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             bail!("tenant id {id:?} must be letters, digits, '-' or '_'");
         }
-        for (name, url) in [("pbx.base_url", &self.pbx.base_url), ("crm.base_url", &self.crm.base_url)] {
+        for (name, url) in [
+            ("pbx.base_url", &self.pbx.base_url),
+            ("crm.base_url", &self.crm.base_url),
+        ] {
             check_base_url(url).with_context(|| format!("tenant {id}: {name}"))?;
         }
-        self.no_match_policy().with_context(|| format!("tenant {id}"))?;
+        self.no_match_policy()
+            .with_context(|| format!("tenant {id}"))?;
         let s = &self.settings;
         if s.default_country.len() != 2 {
-            bail!("tenant {id}: settings.default_country {:?} must be a two-letter ISO code such as \"US\" or \"GB\"", s.default_country);
+            bail!(
+                "tenant {id}: settings.default_country {:?} must be a two-letter ISO code such as \"US\" or \"GB\"",
+                s.default_country
+            );
         }
         if !(1..=1000).contains(&s.page_size) {
             bail!("tenant {id}: settings.page_size must be between 1 and 1000");
@@ -215,7 +228,9 @@ impl TenantConfig {
         match self.settings.no_match_policy.as_str() {
             "skip" => Ok(NoMatchPolicy::Skip),
             "create-contact" => Ok(NoMatchPolicy::CreateContact),
-            other => bail!("settings.no_match_policy {other:?} must be \"skip\" or \"create-contact\""),
+            other => {
+                bail!("settings.no_match_policy {other:?} must be \"skip\" or \"create-contact\"")
+            }
         }
     }
 
@@ -242,8 +257,12 @@ pub fn check_base_url(url: &str) -> anyhow::Result<()> {
     let Some(authority) = crate::outbound::authority_of_url(url) else {
         bail!("{url:?} is not a URL: use https://host[:port]");
     };
-    if url.starts_with("http://") && !crate::outbound::OutboundPolicy::allow_urls([url]).permits(&authority, false) {
-        bail!("{url:?} uses plain http: use https:// (plain http is only accepted for loopback test servers)");
+    if url.starts_with("http://")
+        && !crate::outbound::OutboundPolicy::allow_urls([url]).permits(&authority, false)
+    {
+        bail!(
+            "{url:?} uses plain http: use https:// (plain http is only accepted for loopback test servers)"
+        );
     }
     let path = url.splitn(4, '/').nth(3).unwrap_or("");
     if !path.is_empty() {
@@ -260,7 +279,11 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), "Secret(***)");
-        let pbx = PbxConfig { base_url: "https://x".into(), client_id: "c".into(), client_secret: s };
+        let pbx = PbxConfig {
+            base_url: "https://x".into(),
+            client_id: "c".into(),
+            client_secret: s,
+        };
         assert!(!format!("{pbx:?}").contains("hunter2"));
     }
 
@@ -268,9 +291,16 @@ mod tests {
     fn base_urls_must_be_https_or_loopback_http_without_a_path() {
         assert!(check_base_url("https://pbx.example.com").is_ok());
         assert!(check_base_url("http://127.0.0.1:5000").is_ok());
-        let plain = check_base_url("http://pbx.example.com").unwrap_err().to_string();
+        let plain = check_base_url("http://pbx.example.com")
+            .unwrap_err()
+            .to_string();
         assert!(plain.contains("use https://"), "{plain}");
-        assert!(check_base_url("https://pbx.example.com/xapi/v1").unwrap_err().to_string().contains("has a path"));
+        assert!(
+            check_base_url("https://pbx.example.com/xapi/v1")
+                .unwrap_err()
+                .to_string()
+                .contains("has a path")
+        );
         assert!(check_base_url("pbx.example.com").is_err());
     }
 }

@@ -179,18 +179,30 @@ impl Credentials {
             *lock(&crm.refresh_token) = Secret::new(rotated);
         }
         let lifetime = Duration::from_secs(token.expires_in.unwrap_or(86_399));
-        Ok(CachedToken { value: Secret::new(token.access_token), renew_at: renew_at(lifetime) })
+        Ok(CachedToken {
+            value: Secret::new(token.access_token),
+            renew_at: renew_at(lifetime),
+        })
     }
 }
 
 /// Read a token endpoint's answer; 400/401 become `unauthorized` with `hint`.
-async fn read_token(service: Service, response: reqwest::Response, hint: &str) -> Result<TokenResponse, StageError> {
+async fn read_token(
+    service: Service,
+    response: reqwest::Response,
+    hint: &str,
+) -> Result<TokenResponse, StageError> {
     let status = response.status().as_u16();
     let retry = retry_after(&response);
-    let body = response.text().await.map_err(|e| network_error(service, &e))?;
+    let body = response
+        .text()
+        .await
+        .map_err(|e| network_error(service, &e))?;
     if status == 200 {
         return serde_json::from_str(&body).map_err(|e| {
-            StageError::InvalidData(format!("the token endpoint's answer is not a token response: {e}"))
+            StageError::InvalidData(format!(
+                "the token endpoint's answer is not a token response: {e}"
+            ))
         });
     }
     let message = format!("{hint} ({})", message_of(&body));
@@ -225,7 +237,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl credentials::Host for StoreData {
-    async fn access_token(&mut self, service: Service) -> wasmtime::Result<Result<String, StageError>> {
+    async fn access_token(
+        &mut self,
+        service: Service,
+    ) -> wasmtime::Result<Result<String, StageError>> {
         let Some(credentials) = self.tenant.credentials.clone() else {
             return Ok(Err(StageError::InvalidSettings(
                 "this component was not granted credentials".into(),

@@ -88,15 +88,34 @@ fn outside(number: &str) -> SimParty {
 }
 
 fn leg(src: SimParty, dst: SimParty, answered: bool, secs: i64) -> LegPlan {
-    LegPlan { src, dst, answered, secs }
+    LegPlan {
+        src,
+        dst,
+        answered,
+        secs,
+    }
 }
 
 /// Seed 3CX users and CRM contacts. Returns contact ids by name.
 pub fn seed_directory(world: &World) -> HashMap<&'static str, String> {
     use numbers::*;
-    world.pbx.add_user(SimUser::new(1, "101", "Alice", "Smith", "alice@acme.example"));
-    world.pbx.add_user(SimUser::new(2, "102", "Bob", "Jones", "bob@acme.example"));
-    world.pbx.add_user(SimUser::new(3, "103", "Carol", "White", "carol@acme.example"));
+    world.pbx.add_user(SimUser::new(
+        1,
+        "101",
+        "Alice",
+        "Smith",
+        "alice@acme.example",
+    ));
+    world
+        .pbx
+        .add_user(SimUser::new(2, "102", "Bob", "Jones", "bob@acme.example"));
+    world.pbx.add_user(SimUser::new(
+        3,
+        "103",
+        "Carol",
+        "White",
+        "carol@acme.example",
+    ));
     let base = Utc::now() - ChronoDuration::days(30);
     let contacts: [(&'static str, SimContact); 8] = [
         ("Dana Fox", SimContact::new("Dana", "Fox").phone(DANA)),
@@ -106,12 +125,22 @@ pub fn seed_directory(world: &World) -> HashMap<&'static str, String> {
         ("Hal Ivy", SimContact::new("Hal", "Ivy").phone(IVY)),
         ("Gwen Lake", SimContact::new("Gwen", "Lake").phone(GWEN)),
         ("Ian Moss", SimContact::new("Ian", "Moss").phone(IAN)),
-        ("Alice Smith", SimContact::new("Alice", "Smith").email("alice@acme.example")),
+        (
+            "Alice Smith",
+            SimContact::new("Alice", "Smith").email("alice@acme.example"),
+        ),
     ];
     contacts
         .into_iter()
         .enumerate()
-        .map(|(i, (name, contact))| (name, world.crm.add_contact_at(contact, base + ChronoDuration::days(i as i64))))
+        .map(|(i, (name, contact))| {
+            (
+                name,
+                world
+                    .crm
+                    .add_contact_at(contact, base + ChronoDuration::days(i as i64)),
+            )
+        })
         .collect()
 }
 
@@ -121,37 +150,129 @@ pub fn seed_directory(world: &World) -> HashMap<&'static str, String> {
 pub fn demo_calls() -> Vec<CallPlan> {
     use numbers::*;
     let posted = |contact, rule| Expect::Posted { contact, rule };
-    let (alice, bob, carol) = (|| ext("101", "Alice Smith"), || ext("102", "Bob Jones"), || ext("103", "Carol White"));
+    let (alice, bob, carol) = (
+        || ext("101", "Alice Smith"),
+        || ext("102", "Bob Jones"),
+        || ext("103", "Carol White"),
+    );
     let (ivr, queue) = (|| ext("800", "Main IVR"), || ext("801", "Sales Queue"));
-    let plan = |label, call_id, legs, expect| CallPlan { label, call_id, first_segment_id: None, legs, expect };
+    let plan = |label, call_id, legs, expect| CallPlan {
+        label,
+        call_id,
+        first_segment_id: None,
+        legs,
+        expect,
+    };
     vec![
-        plan("Inbound, answered", 9001, vec![leg(outside(DANA), alice(), true, 95)], posted("Dana Fox", "caller-number")),
-        plan("Outbound, answered", 9002, vec![leg(bob(), outside(ELI), true, 240)], posted("Eli Grant", "called-number")),
-        plan("Inbound, missed", 9003, vec![leg(outside(FAY), alice(), false, 20)], posted("Fay Hart", "caller-number")),
-        plan("Inbound, national number format", 9004, vec![leg(outside("(415) 555-0101"), bob(), true, 45)], posted("Dana Fox", "caller-number")),
+        plan(
+            "Inbound, answered",
+            9001,
+            vec![leg(outside(DANA), alice(), true, 95)],
+            posted("Dana Fox", "caller-number"),
+        ),
+        plan(
+            "Outbound, answered",
+            9002,
+            vec![leg(bob(), outside(ELI), true, 240)],
+            posted("Eli Grant", "called-number"),
+        ),
+        plan(
+            "Inbound, missed",
+            9003,
+            vec![leg(outside(FAY), alice(), false, 20)],
+            posted("Fay Hart", "caller-number"),
+        ),
+        plan(
+            "Inbound, national number format",
+            9004,
+            vec![leg(outside("(415) 555-0101"), bob(), true, 45)],
+            posted("Dana Fox", "caller-number"),
+        ),
         plan(
             "Queue call: IVR → queue → agent",
             9005,
-            vec![leg(outside(GWEN), ivr(), false, 20), leg(outside(GWEN), queue(), false, 15), leg(outside(GWEN), carol(), true, 180)],
+            vec![
+                leg(outside(GWEN), ivr(), false, 20),
+                leg(outside(GWEN), queue(), false, 15),
+                leg(outside(GWEN), carol(), true, 180),
+            ],
             posted("Gwen Lake", "caller-number"),
         ),
         plan(
             "Transferred call",
             9006,
-            vec![leg(outside(FAY), alice(), true, 60), leg(outside(FAY), bob(), true, 120)],
+            vec![
+                leg(outside(FAY), alice(), true, 60),
+                leg(outside(FAY), bob(), true, 120),
+            ],
             posted("Fay Hart", "caller-number"),
         ),
-        plan("Internal call", 9007, vec![leg(alice(), bob(), true, 30)], Expect::Skipped("internal-call")),
-        plan("Internal call, missed", 9008, vec![leg(bob(), carol(), false, 10)], Expect::Skipped("internal-call")),
-        plan("Unknown number", 9009, vec![leg(outside("+14155550199"), carol(), true, 50)], Expect::Skipped("no-match")),
-        plan("Unknown number, owner has a contact", 9010, vec![leg(outside("+14155550198"), alice(), true, 70)], posted("Alice Smith", "extension-owner")),
-        plan("Number shared by two contacts", 9011, vec![leg(outside(IVY), bob(), true, 35)], posted("Gus Ivy", "caller-number")),
-        plan("Outbound, no answer", 9012, vec![leg(alice(), outside(ELI), false, 25)], posted("Eli Grant", "called-number")),
-        plan("Outbound, unknown number", 9013, vec![leg(carol(), outside("+14155550197"), true, 40)], Expect::Skipped("no-match")),
-        plan("Inbound from the UK", 9014, vec![leg(outside(IAN), alice(), true, 300)], posted("Ian Moss", "caller-number")),
-        plan("Withheld caller id", 9015, vec![leg(outside("anonymous"), bob(), true, 15)], Expect::Skipped("no-match")),
-        plan("Outbound, national number format", 9016, vec![leg(bob(), outside("4155550101"), true, 90)], posted("Dana Fox", "called-number")),
-        plan("Missed in the IVR", 9017, vec![leg(outside(DANA), ivr(), false, 12)], posted("Dana Fox", "caller-number")),
+        plan(
+            "Internal call",
+            9007,
+            vec![leg(alice(), bob(), true, 30)],
+            Expect::Skipped("internal-call"),
+        ),
+        plan(
+            "Internal call, missed",
+            9008,
+            vec![leg(bob(), carol(), false, 10)],
+            Expect::Skipped("internal-call"),
+        ),
+        plan(
+            "Unknown number",
+            9009,
+            vec![leg(outside("+14155550199"), carol(), true, 50)],
+            Expect::Skipped("no-match"),
+        ),
+        plan(
+            "Unknown number, owner has a contact",
+            9010,
+            vec![leg(outside("+14155550198"), alice(), true, 70)],
+            posted("Alice Smith", "extension-owner"),
+        ),
+        plan(
+            "Number shared by two contacts",
+            9011,
+            vec![leg(outside(IVY), bob(), true, 35)],
+            posted("Gus Ivy", "caller-number"),
+        ),
+        plan(
+            "Outbound, no answer",
+            9012,
+            vec![leg(alice(), outside(ELI), false, 25)],
+            posted("Eli Grant", "called-number"),
+        ),
+        plan(
+            "Outbound, unknown number",
+            9013,
+            vec![leg(carol(), outside("+14155550197"), true, 40)],
+            Expect::Skipped("no-match"),
+        ),
+        plan(
+            "Inbound from the UK",
+            9014,
+            vec![leg(outside(IAN), alice(), true, 300)],
+            posted("Ian Moss", "caller-number"),
+        ),
+        plan(
+            "Withheld caller id",
+            9015,
+            vec![leg(outside("anonymous"), bob(), true, 15)],
+            Expect::Skipped("no-match"),
+        ),
+        plan(
+            "Outbound, national number format",
+            9016,
+            vec![leg(bob(), outside("4155550101"), true, 90)],
+            posted("Dana Fox", "called-number"),
+        ),
+        plan(
+            "Missed in the IVR",
+            9017,
+            vec![leg(outside(DANA), ivr(), false, 12)],
+            posted("Dana Fox", "caller-number"),
+        ),
         CallPlan {
             label: "Leg id reissued after a 3CX restore",
             call_id: 9018,
@@ -159,8 +280,18 @@ pub fn demo_calls() -> Vec<CallPlan> {
             legs: vec![leg(outside(ELI), carol(), true, 65)],
             expect: posted("Eli Grant", "caller-number"),
         },
-        plan("Inbound, short call", 9019, vec![leg(outside(GWEN), bob(), true, 8)], posted("Gwen Lake", "caller-number")),
-        plan("Outbound to the UK", 9020, vec![leg(alice(), outside(IAN), true, 150)], posted("Ian Moss", "called-number")),
+        plan(
+            "Inbound, short call",
+            9019,
+            vec![leg(outside(GWEN), bob(), true, 8)],
+            posted("Gwen Lake", "caller-number"),
+        ),
+        plan(
+            "Outbound to the UK",
+            9020,
+            vec![leg(alice(), outside(IAN), true, 150)],
+            posted("Ian Moss", "called-number"),
+        ),
     ]
 }
 
@@ -175,7 +306,9 @@ pub struct Placer {
 
 impl Default for Placer {
     fn default() -> Self {
-        Self { next_segment: SEGMENT_BASE }
+        Self {
+            next_segment: SEGMENT_BASE,
+        }
     }
 }
 
@@ -198,10 +331,20 @@ impl Placer {
             let mut dst = leg.dst.clone();
             src.participant_id = segment_id * 10 + 1;
             dst.participant_id = segment_id * 10 + 2;
-            world.pbx.add_segment(SimSegment::new(segment_id, plan.call_id, (start, end), src, dst, leg.answered));
+            world.pbx.add_segment(SimSegment::new(
+                segment_id,
+                plan.call_id,
+                (start, end),
+                src,
+                dst,
+                leg.answered,
+            ));
             start = end;
         }
-        PlacedCall { plan: plan.clone(), key: format!("3cx:{}@{}", plan.call_id, first_start.timestamp_millis()) }
+        PlacedCall {
+            plan: plan.clone(),
+            key: format!("3cx:{}@{}", plan.call_id, first_start.timestamp_millis()),
+        }
     }
 }
 
@@ -217,20 +360,38 @@ pub struct Row {
 }
 
 /// Compare what happened with what should have, per placed call.
-pub fn rows(world: &World, placed: &[PlacedCall], contacts: &HashMap<&'static str, String>) -> anyhow::Result<Vec<Row>> {
-    let records: HashMap<String, CallRecord> =
-        world.storage.calls(TENANT)?.into_iter().map(|r| (r.call_key.clone(), r)).collect();
+pub fn rows(
+    world: &World,
+    placed: &[PlacedCall],
+    contacts: &HashMap<&'static str, String>,
+) -> anyhow::Result<Vec<Row>> {
+    let records: HashMap<String, CallRecord> = world
+        .storage
+        .calls(TENANT)?
+        .into_iter()
+        .map(|r| (r.call_key.clone(), r))
+        .collect();
     Ok(placed
         .iter()
         .map(|call| {
             let record = records.get(&call.key).cloned();
-            let as_expected = record.as_ref().is_some_and(|r| matches_expectation(r, &call.plan.expect, contacts));
-            Row { call: call.clone(), record, as_expected }
+            let as_expected = record
+                .as_ref()
+                .is_some_and(|r| matches_expectation(r, &call.plan.expect, contacts));
+            Row {
+                call: call.clone(),
+                record,
+                as_expected,
+            }
         })
         .collect())
 }
 
-fn matches_expectation(record: &CallRecord, expect: &Expect, contacts: &HashMap<&'static str, String>) -> bool {
+fn matches_expectation(
+    record: &CallRecord,
+    expect: &Expect,
+    contacts: &HashMap<&'static str, String>,
+) -> bool {
     match expect {
         Expect::Posted { contact, rule } => {
             record.outcome == "posted"
@@ -243,12 +404,19 @@ fn matches_expectation(record: &CallRecord, expect: &Expect, contacts: &HashMap<
 
 /// True when every placed call has a final outcome.
 pub fn all_final(rows: &[Row]) -> bool {
-    rows.iter().all(|r| r.record.as_ref().is_some_and(|rec| rec.outcome != "retrying"))
+    rows.iter().all(|r| {
+        r.record
+            .as_ref()
+            .is_some_and(|rec| rec.outcome != "retrying")
+    })
 }
 
 /// The table, as text.
 pub fn render(rows: &[Row], contacts: &HashMap<&'static str, String>) -> String {
-    let names: HashMap<&str, &str> = contacts.iter().map(|(name, id)| (id.as_str(), *name)).collect();
+    let names: HashMap<&str, &str> = contacts
+        .iter()
+        .map(|(name, id)| (id.as_str(), *name))
+        .collect();
     let mut out = String::new();
     out.push_str(&format!(
         "{:>2}  {:<38} {:<9} {:<16} {:<12} {:<45} {:>8}  {}\n",
@@ -259,14 +427,24 @@ pub fn render(rows: &[Row], contacts: &HashMap<&'static str, String>) -> String 
             Some(r) => (
                 r.direction.as_str(),
                 r.rule.clone().unwrap_or_else(|| "-".into()),
-                r.contact_id.as_deref().and_then(|id| names.get(id).copied()).unwrap_or("-").to_string(),
+                r.contact_id
+                    .as_deref()
+                    .and_then(|id| names.get(id).copied())
+                    .unwrap_or("-")
+                    .to_string(),
                 match r.outcome.as_str() {
                     "posted" => format!("posted as message {}", r.detail),
                     other => format!("{other}: {}", r.detail),
                 },
                 format!("{:.2} s", (r.handled_at_ms - r.ended_at_ms) as f64 / 1000.0),
             ),
-            None => ("-", "-".into(), "-".into(), "not processed".into(), "-".into()),
+            None => (
+                "-",
+                "-".into(),
+                "-".into(),
+                "not processed".into(),
+                "-".into(),
+            ),
         };
         let result: String = result.chars().take(45).collect();
         out.push_str(&format!(

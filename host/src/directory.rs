@@ -53,7 +53,12 @@ struct SearchResponse {
 
 impl Directory {
     /// The directory of the location at `base_url`.
-    pub fn new(http: reqwest::Client, base_url: &str, location_id: &str, credentials: Arc<Credentials>) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        location_id: &str,
+        credentials: Arc<Credentials>,
+    ) -> Self {
         Self {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -89,12 +94,17 @@ impl Directory {
                 continue;
             }
             let retry = retry_after(&response);
-            let text = response.text().await.map_err(|e| network_error(Service::Crm, &e))?;
+            let text = response
+                .text()
+                .await
+                .map_err(|e| network_error(Service::Crm, &e))?;
             if !(200..300).contains(&status) {
                 return Err(status_error(Service::Crm, status, retry, message_of(&text)));
             }
             let found: SearchResponse = serde_json::from_str(&text).map_err(|e| {
-                StageError::InvalidData(format!("HighLevel contact search answered with unreadable JSON: {e}"))
+                StageError::InvalidData(format!(
+                    "HighLevel contact search answered with unreadable JSON: {e}"
+                ))
             })?;
             return Ok(oldest_first(found.contacts));
         }
@@ -108,31 +118,48 @@ fn oldest_first(mut contacts: Vec<Contact>) -> Vec<ContactRef> {
     contacts
         .into_iter()
         .map(|c| {
-            let joined = format!("{} {}", c.first_name.unwrap_or_default(), c.last_name.unwrap_or_default());
-            let name = c.contact_name.or(c.name).unwrap_or_else(|| joined.trim().to_string());
-            ContactRef { id: c.id, name, phone: c.phone, email: c.email }
+            let joined = format!(
+                "{} {}",
+                c.first_name.unwrap_or_default(),
+                c.last_name.unwrap_or_default()
+            );
+            let name = c
+                .contact_name
+                .or(c.name)
+                .unwrap_or_else(|| joined.trim().to_string());
+            ContactRef {
+                id: c.id,
+                name,
+                phone: c.phone,
+                email: c.email,
+            }
         })
         .collect()
 }
 
 impl StoreData {
     fn directory(&self) -> Result<Arc<Directory>, StageError> {
-        self.tenant
-            .directory
-            .clone()
-            .ok_or_else(|| StageError::InvalidSettings("this component was not granted the directory".into()))
+        self.tenant.directory.clone().ok_or_else(|| {
+            StageError::InvalidSettings("this component was not granted the directory".into())
+        })
     }
 }
 
 impl directory::Host for StoreData {
-    async fn find_by_phone(&mut self, e164: String) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
+    async fn find_by_phone(
+        &mut self,
+        e164: String,
+    ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
         Ok(match self.directory() {
             Ok(d) => d.search("phone", &e164).await,
             Err(e) => Err(e),
         })
     }
 
-    async fn find_by_email(&mut self, email: String) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
+    async fn find_by_email(
+        &mut self,
+        email: String,
+    ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
         Ok(match self.directory() {
             Ok(d) => d.search("email", &email).await,
             Err(e) => Err(e),

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
@@ -56,7 +58,15 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 7] = [Stage::Poll, Stage::Dedup, Stage::Match, Stage::Post, Stage::Attach, Stage::Trigger, Stage::WriteBack];
+    pub const ALL: [Stage; 7] = [
+        Stage::Poll,
+        Stage::Dedup,
+        Stage::Match,
+        Stage::Post,
+        Stage::Attach,
+        Stage::Trigger,
+        Stage::WriteBack,
+    ];
 
     /// File name of the stage's component, e.g. `connectzero_poll.wasm`.
     pub fn file_name(self) -> &'static str {
@@ -136,28 +146,59 @@ impl Runtime {
             })
         };
         let stages = Stages {
-            poll: poll::PollStagePre::new(pre(Stage::Poll)?).map_err(anyhow::Error::from).context("poll component exports")?,
-            dedup: dedup::DedupStagePre::new(pre(Stage::Dedup)?).map_err(anyhow::Error::from).context("dedup component exports")?,
-            matcher: matcher::MatchStagePre::new(pre(Stage::Match)?).map_err(anyhow::Error::from).context("match component exports")?,
-            post: post::PostStagePre::new(pre(Stage::Post)?).map_err(anyhow::Error::from).context("post component exports")?,
-            attach: attach::AttachStagePre::new(pre(Stage::Attach)?).map_err(anyhow::Error::from).context("attach component exports")?,
-            trigger: trigger::TriggerStagePre::new(pre(Stage::Trigger)?).map_err(anyhow::Error::from).context("trigger component exports")?,
-            write_back: write_back::WriteBackStagePre::new(pre(Stage::WriteBack)?).map_err(anyhow::Error::from).context("write-back component exports")?,
+            poll: poll::PollStagePre::new(pre(Stage::Poll)?)
+                .map_err(anyhow::Error::from)
+                .context("poll component exports")?,
+            dedup: dedup::DedupStagePre::new(pre(Stage::Dedup)?)
+                .map_err(anyhow::Error::from)
+                .context("dedup component exports")?,
+            matcher: matcher::MatchStagePre::new(pre(Stage::Match)?)
+                .map_err(anyhow::Error::from)
+                .context("match component exports")?,
+            post: post::PostStagePre::new(pre(Stage::Post)?)
+                .map_err(anyhow::Error::from)
+                .context("post component exports")?,
+            attach: attach::AttachStagePre::new(pre(Stage::Attach)?)
+                .map_err(anyhow::Error::from)
+                .context("attach component exports")?,
+            trigger: trigger::TriggerStagePre::new(pre(Stage::Trigger)?)
+                .map_err(anyhow::Error::from)
+                .context("trigger component exports")?,
+            write_back: write_back::WriteBackStagePre::new(pre(Stage::WriteBack)?)
+                .map_err(anyhow::Error::from)
+                .context("write-back component exports")?,
         };
         let ticker = EpochTicker::start(&engine);
-        Ok(Arc::new(Self { engine, stages, _ticker: ticker }))
+        Ok(Arc::new(Self {
+            engine,
+            stages,
+            _ticker: ticker,
+        }))
     }
 
     /// A fresh store for one invocation of `stage`.
-    pub fn new_store(&self, stage: Stage, kv: KvCtx, outbound: OutboundPolicy, grants: Grants) -> Store<StoreData> {
+    pub fn new_store(
+        &self,
+        stage: Stage,
+        kv: KvCtx,
+        outbound: OutboundPolicy,
+        grants: Grants,
+    ) -> Store<StoreData> {
         let data = StoreData {
             table: ResourceTable::new(),
             // No environment, arguments, files or sockets: stages talk to the
             // world only through the interfaces they are linked with.
             wasi: WasiCtxBuilder::new().build(),
             http: WasiHttpCtx::new(),
-            outbound: if stage.uses_http() { outbound } else { OutboundPolicy::deny_all() },
-            limits: StoreLimitsBuilder::new().memory_size(STAGE_MEMORY_LIMIT).instances(16).build(),
+            outbound: if stage.uses_http() {
+                outbound
+            } else {
+                OutboundPolicy::deny_all()
+            },
+            limits: StoreLimitsBuilder::new()
+                .memory_size(STAGE_MEMORY_LIMIT)
+                .instances(16)
+                .build(),
             kv,
             tenant: grants,
         };
@@ -199,8 +240,15 @@ fn new_engine() -> anyhow::Result<Engine> {
     }
 }
 
-fn load_component(engine: &Engine, stage: Stage, replacements: Option<&Path>) -> anyhow::Result<Component> {
-    if let Some(path) = replacements.map(|dir| dir.join(stage.file_name())).filter(|p| p.exists()) {
+fn load_component(
+    engine: &Engine,
+    stage: Stage,
+    replacements: Option<&Path>,
+) -> anyhow::Result<Component> {
+    if let Some(path) = replacements
+        .map(|dir| dir.join(stage.file_name()))
+        .filter(|p| p.exists())
+    {
         tracing::info!(stage = ?stage, path = %path.display(), "loading replacement component");
         return Component::from_file(engine, &path)
             .map_err(anyhow::Error::from)
@@ -217,16 +265,28 @@ fn linker_for(engine: &Engine, stage: Stage) -> anyhow::Result<Linker<StoreData>
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     if stage.uses_http() {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        host_provided::connectzero::pipeline::credentials::add_to_linker::<_, HasSelf<StoreData>>(&mut linker, |s| s)?;
+        host_provided::connectzero::pipeline::credentials::add_to_linker::<_, HasSelf<StoreData>>(
+            &mut linker,
+            |s| s,
+        )?;
     }
     if stage.uses_store() {
-        host_provided::wasi::keyvalue::store::add_to_linker::<_, HasSelf<StoreData>>(&mut linker, |s| s)?;
+        host_provided::wasi::keyvalue::store::add_to_linker::<_, HasSelf<StoreData>>(
+            &mut linker,
+            |s| s,
+        )?;
     }
     if stage == Stage::Dedup {
-        host_provided::wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<StoreData>>(&mut linker, |s| s)?;
+        host_provided::wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<StoreData>>(
+            &mut linker,
+            |s| s,
+        )?;
     }
     if stage == Stage::Match {
-        host_provided::connectzero::pipeline::directory::add_to_linker::<_, HasSelf<StoreData>>(&mut linker, |s| s)?;
+        host_provided::connectzero::pipeline::directory::add_to_linker::<_, HasSelf<StoreData>>(
+            &mut linker,
+            |s| s,
+        )?;
     }
     Ok(linker)
 }

@@ -58,7 +58,9 @@ impl store::Host for StoreData {
         if identifier != BUCKET {
             return Ok(Err(store::Error::NoSuchStore));
         }
-        let handle = BucketHandle { namespace: self.kv().namespace.clone() };
+        let handle = BucketHandle {
+            namespace: self.kv().namespace.clone(),
+        };
         Ok(Ok(self.table.push(handle)?))
     }
 }
@@ -88,16 +90,32 @@ impl store::HostBucket for StoreData {
 
     fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> KvResult<bool> {
         let ns = self.namespace_of(&bucket)?;
-        Ok(self.kv().storage.kv_get(&ns, &key).map(|v| v.is_some()).map_err(other))
+        Ok(self
+            .kv()
+            .storage
+            .kv_get(&ns, &key)
+            .map(|v| v.is_some())
+            .map_err(other))
     }
 
-    fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<String>) -> KvResult<store::KeyResponse> {
+    fn list_keys(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        cursor: Option<String>,
+    ) -> KvResult<store::KeyResponse> {
         let ns = self.namespace_of(&bucket)?;
-        Ok(self.kv().storage.kv_list(&ns, cursor.as_deref()).map_err(other).map(|keys| {
-            // A full page may have more after it: hand back its last key.
-            let cursor = (keys.len() == LIST_PAGE).then(|| keys.last().cloned()).flatten();
-            store::KeyResponse { keys, cursor }
-        }))
+        Ok(self
+            .kv()
+            .storage
+            .kv_list(&ns, cursor.as_deref())
+            .map_err(other)
+            .map(|keys| {
+                // A full page may have more after it: hand back its last key.
+                let cursor = (keys.len() == LIST_PAGE)
+                    .then(|| keys.last().cloned())
+                    .flatten();
+                store::KeyResponse { keys, cursor }
+            }))
     }
 
     fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
@@ -107,18 +125,33 @@ impl store::HostBucket for StoreData {
 }
 
 impl atomics::Host for StoreData {
-    fn increment(&mut self, bucket: Resource<BucketHandle>, key: String, delta: i64) -> KvResult<i64> {
+    fn increment(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+        delta: i64,
+    ) -> KvResult<i64> {
         let ns = self.namespace_of(&bucket)?;
-        Ok(self.kv().storage.kv_increment(&ns, &key, delta).map_err(store::Error::Other))
+        Ok(self
+            .kv()
+            .storage
+            .kv_increment(&ns, &key, delta)
+            .map_err(store::Error::Other))
     }
 
-    fn swap(&mut self, cas: Resource<CasHandle>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
+    fn swap(
+        &mut self,
+        cas: Resource<CasHandle>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), atomics::CasError>> {
         if value.len() > MAX_VALUE_BYTES {
             self.table.delete(cas)?;
-            return Ok(Err(atomics::CasError::StoreError(store::Error::Other(format!(
-                "value of {} bytes is larger than the {MAX_VALUE_BYTES}-byte limit",
-                value.len()
-            )))));
+            return Ok(Err(atomics::CasError::StoreError(store::Error::Other(
+                format!(
+                    "value of {} bytes is larger than the {MAX_VALUE_BYTES}-byte limit",
+                    value.len()
+                ),
+            ))));
         }
         let handle = self.table.get(&cas)?;
         let swapped = self.kv.storage.kv_compare_and_swap(
@@ -143,13 +176,21 @@ impl atomics::Host for StoreData {
 }
 
 impl atomics::HostCas for StoreData {
-    fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> KvResult<Resource<CasHandle>> {
+    fn new(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> KvResult<Resource<CasHandle>> {
         let namespace = self.namespace_of(&bucket)?;
         let expected = match self.kv.storage.kv_get(&namespace, &key) {
             Ok(value) => value,
             Err(e) => return Ok(Err(other(e))),
         };
-        Ok(Ok(self.table.push(CasHandle { namespace, key, expected })?))
+        Ok(Ok(self.table.push(CasHandle {
+            namespace,
+            key,
+            expected,
+        })?))
     }
 
     fn current(&mut self, cas: Resource<CasHandle>) -> KvResult<Option<Vec<u8>>> {

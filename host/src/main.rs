@@ -73,7 +73,9 @@ async fn main() -> anyhow::Result<()> {
 fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -85,15 +87,24 @@ async fn run_tenants(components: Option<PathBuf>, config_path: PathBuf) -> anyho
     let runtime = Runtime::new(components.as_deref())?;
     let storage = Storage::open(config.database.as_ref())?;
     let pipeline = Arc::new(Pipeline::new(runtime, storage));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for tenant in config.tenants {
         tracing::info!(tenant = %tenant.id, "starting tenant");
         let tenant = Arc::new(Tenant::new(tenant, http.clone()));
-        tasks.push(tokio::spawn(scheduler::run_tenant(pipeline.clone(), tenant, stop_rx.clone(), |_, _| {})));
+        tasks.push(tokio::spawn(scheduler::run_tenant(
+            pipeline.clone(),
+            tenant,
+            stop_rx.clone(),
+            |_, _| {},
+        )));
     }
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     tracing::info!("stopping");
     stop_tx.send(true)?;
     for task in tasks {
@@ -109,7 +120,11 @@ const WAVE_PAUSE: Duration = Duration::from_millis(1500);
 /// Longest the demo waits for every call to be handled.
 const DEMO_DEADLINE: Duration = Duration::from_secs(90);
 
-async fn run_demo(components: Option<PathBuf>, db: Option<PathBuf>, keep_running: bool) -> anyhow::Result<()> {
+async fn run_demo(
+    components: Option<PathBuf>,
+    db: Option<PathBuf>,
+    keep_running: bool,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let runtime = Runtime::new(components.as_deref())?;
     let temp = tempfile_dir()?;
@@ -121,10 +136,18 @@ async fn run_demo(components: Option<PathBuf>, db: Option<PathBuf>, keep_running
     println!("  3CX simulator:       {}", world.pbx.base_url());
     println!("  HighLevel simulator: {}", world.crm.base_url());
     println!("  database:            {}", db.display());
-    println!("  components ready in  {:.2} s\n", started.elapsed().as_secs_f64());
+    println!(
+        "  components ready in  {:.2} s\n",
+        started.elapsed().as_secs_f64()
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(scheduler::run_tenant(world.pipeline.clone(), world.tenant.clone(), stop_rx, |_, _| {}));
+    let task = tokio::spawn(scheduler::run_tenant(
+        world.pipeline.clone(),
+        world.tenant.clone(),
+        stop_rx,
+        |_, _| {},
+    ));
 
     let mut placer = demo::Placer::default();
     let mut placed = Vec::new();
@@ -143,8 +166,14 @@ async fn run_demo(components: Option<PathBuf>, db: Option<PathBuf>, keep_running
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     println!("{}", demo::render(&rows, &contacts));
-    let posted = rows.iter().filter(|r| r.record.as_ref().is_some_and(|r| r.outcome == "posted")).count();
-    let skipped = rows.iter().filter(|r| r.record.as_ref().is_some_and(|r| r.outcome == "skipped")).count();
+    let posted = rows
+        .iter()
+        .filter(|r| r.record.as_ref().is_some_and(|r| r.outcome == "posted"))
+        .count();
+    let skipped = rows
+        .iter()
+        .filter(|r| r.record.as_ref().is_some_and(|r| r.outcome == "skipped"))
+        .count();
     let unexpected = rows.iter().filter(|r| !r.as_expected).count();
     println!(
         "{} calls: {posted} posted, {skipped} skipped, {} other; {} messages in the CRM; {unexpected} not as expected",
@@ -154,7 +183,9 @@ async fn run_demo(components: Option<PathBuf>, db: Option<PathBuf>, keep_running
     );
 
     if keep_running {
-        println!("\nStill serving (Ctrl-C to stop). Place more calls in the 3CX simulator and watch them arrive.");
+        println!(
+            "\nStill serving (Ctrl-C to stop). Place more calls in the 3CX simulator and watch them arrive."
+        );
         tokio::signal::ctrl_c().await?;
     }
     stop_tx.send(true)?;
@@ -167,7 +198,11 @@ async fn run_demo(components: Option<PathBuf>, db: Option<PathBuf>, keep_running
 
 /// A fresh directory for the demo database.
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("connectzero-demo-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "connectzero-demo-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }

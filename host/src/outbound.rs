@@ -19,7 +19,9 @@ impl OutboundPolicy {
     /// Allow exactly these base URLs' authorities (`https://pbx.example.com`
     /// → `pbx.example.com:443`).
     pub fn allow_urls<'a>(urls: impl IntoIterator<Item = &'a str>) -> Self {
-        Self { allowed: urls.into_iter().filter_map(authority_of_url).collect() }
+        Self {
+            allowed: urls.into_iter().filter_map(authority_of_url).collect(),
+        }
     }
 
     /// Nothing may be reached.
@@ -35,7 +37,7 @@ impl OutboundPolicy {
         if !https && !is_loopback(&normalised) {
             return false;
         }
-        self.allowed.iter().any(|a| *a == normalised)
+        self.allowed.contains(&normalised)
     }
 }
 
@@ -56,7 +58,9 @@ fn normalise_authority(authority: &str, https: bool) -> Option<String> {
         return None;
     }
     let has_port = authority.rsplit_once(':').is_some_and(|(host, port)| {
-        !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) && (!host.contains(':') || host.ends_with(']'))
+        !port.is_empty()
+            && port.chars().all(|c| c.is_ascii_digit())
+            && (!host.contains(':') || host.ends_with(']'))
     });
     Some(if has_port {
         authority
@@ -68,12 +72,22 @@ fn normalise_authority(authority: &str, https: bool) -> Option<String> {
 fn is_loopback(authority: &str) -> bool {
     let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 type SendFuture = Box<
-    dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>>
-        + Send,
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
+        > + Send,
 >;
 
 impl WasiHttpHooks for OutboundPolicy {
@@ -84,7 +98,11 @@ impl WasiHttpHooks for OutboundPolicy {
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
         let https = request.uri().scheme_str() == Some("https");
-        let authority = request.uri().authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
         if !self.permits(&authority, https) {
             tracing::warn!(%authority, https, "outbound request refused: not in this component's allow-list");
             return Box::new(async { Err(Error::HttpRequestDenied) });
@@ -107,7 +125,8 @@ mod tests {
 
     #[test]
     fn only_listed_authorities_are_permitted() {
-        let policy = OutboundPolicy::allow_urls(["https://pbx.example.com", "http://127.0.0.1:8080/x"]);
+        let policy =
+            OutboundPolicy::allow_urls(["https://pbx.example.com", "http://127.0.0.1:8080/x"]);
         assert!(policy.permits("pbx.example.com", true));
         assert!(policy.permits("PBX.example.com:443", true));
         assert!(policy.permits("127.0.0.1:8080", false));
@@ -118,7 +137,11 @@ mod tests {
 
     #[test]
     fn plain_http_is_refused_except_to_loopback() {
-        let policy = OutboundPolicy::allow_urls(["http://pbx.example.com", "http://[::1]:81", "http://localhost:82"]);
+        let policy = OutboundPolicy::allow_urls([
+            "http://pbx.example.com",
+            "http://[::1]:81",
+            "http://localhost:82",
+        ]);
         assert!(!policy.permits("pbx.example.com", false));
         assert!(policy.permits("[::1]:81", false));
         assert!(policy.permits("localhost:82", false));

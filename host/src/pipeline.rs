@@ -8,13 +8,17 @@
 //! succeed as it is (unreadable data, a 4xx the CRM will always give) is
 //! parked with its reason.
 
+use crate::bindings::attach::exports::connectzero::pipeline::attach::{AttachJob, AttachOutcome};
 use crate::bindings::dedup::exports::connectzero::pipeline::dedup::{Claim, Completion, Outcome};
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
 use crate::bindings::poll::exports::connectzero::pipeline::poll::PollBatch;
 use crate::bindings::post::exports::connectzero::pipeline::post::{PostJob, Posted, Target};
-use crate::bindings::attach::exports::connectzero::pipeline::attach::{AttachJob, AttachOutcome};
-use crate::bindings::trigger::exports::connectzero::pipeline::trigger::{CallEvent, Delivery, EventKind};
-use crate::bindings::types::{Call, Direction, MatchRule, NoMatchPolicy, StageError, TenantSettings};
+use crate::bindings::trigger::exports::connectzero::pipeline::trigger::{
+    CallEvent, Delivery, EventKind,
+};
+use crate::bindings::types::{
+    Call, Direction, MatchRule, NoMatchPolicy, StageError, TenantSettings,
+};
 use crate::config::TenantConfig;
 use crate::credentials::Credentials;
 use crate::directory::Directory;
@@ -52,7 +56,12 @@ impl Tenant {
             &config.crm.location_id,
             credentials.clone(),
         ));
-        Self { settings: config.wit_settings(), config, credentials, directory }
+        Self {
+            settings: config.wit_settings(),
+            config,
+            credentials,
+            directory,
+        }
     }
 
     /// Tenant id.
@@ -94,7 +103,9 @@ enum Disposition {
 
 fn disposition(error: &StageError) -> Disposition {
     match error {
-        StageError::Upstream(e) if (400..500).contains(&e.status) && e.status != 408 => Disposition::Park,
+        StageError::Upstream(e) if (400..500).contains(&e.status) && e.status != 408 => {
+            Disposition::Park
+        }
         StageError::InvalidData(_) | StageError::NotImplemented(_) => Disposition::Park,
         _ => Disposition::Retry,
     }
@@ -104,10 +115,25 @@ fn disposition(error: &StageError) -> Disposition {
 pub fn describe(error: &StageError) -> String {
     use crate::upstream::service_name;
     match error {
-        StageError::Unauthorized(e) => format!("{} refused the credentials ({}): {}", service_name(e.service), e.status, e.message),
-        StageError::Forbidden(e) => format!("{} denied access ({}): {} — check the API user's role and licence", service_name(e.service), e.status, e.message),
+        StageError::Unauthorized(e) => format!(
+            "{} refused the credentials ({}): {}",
+            service_name(e.service),
+            e.status,
+            e.message
+        ),
+        StageError::Forbidden(e) => format!(
+            "{} denied access ({}): {} — check the API user's role and licence",
+            service_name(e.service),
+            e.status,
+            e.message
+        ),
         StageError::RateLimited(secs) => format!("rate limited; retrying after {secs} s"),
-        StageError::Upstream(e) => format!("{} answered {}: {}", service_name(e.service), e.status, e.message),
+        StageError::Upstream(e) => format!(
+            "{} answered {}: {}",
+            service_name(e.service),
+            e.status,
+            e.message
+        ),
         StageError::Network(m) => format!("network: {m}"),
         StageError::InvalidData(m) => format!("invalid data: {m}"),
         StageError::InvalidSettings(m) => format!("invalid settings: {m}"),
@@ -136,7 +162,11 @@ impl Pipeline {
     /// with a unique name.
     pub fn new(runtime: Arc<Runtime>, storage: Storage) -> Self {
         let worker = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
-        Self { runtime, storage, worker }
+        Self {
+            runtime,
+            storage,
+            worker,
+        }
     }
 
     /// The storage this pipeline writes.
@@ -147,26 +177,39 @@ impl Pipeline {
     fn store(&self, stage: Stage, tenant: &Tenant) -> wasmtime::Store<crate::state::StoreData> {
         let s = &tenant.settings;
         let (outbound, grants) = match stage {
-            Stage::Poll => (OutboundPolicy::allow_urls([s.pbx_base_url.as_str()]), self.io_grants(tenant)),
-            Stage::Post | Stage::Trigger | Stage::WriteBack => {
-                (OutboundPolicy::allow_urls([s.crm_base_url.as_str()]), self.io_grants(tenant))
-            }
+            Stage::Poll => (
+                OutboundPolicy::allow_urls([s.pbx_base_url.as_str()]),
+                self.io_grants(tenant),
+            ),
+            Stage::Post | Stage::Trigger | Stage::WriteBack => (
+                OutboundPolicy::allow_urls([s.crm_base_url.as_str()]),
+                self.io_grants(tenant),
+            ),
             Stage::Attach => (
                 OutboundPolicy::allow_urls([s.pbx_base_url.as_str(), s.crm_base_url.as_str()]),
                 self.io_grants(tenant),
             ),
             Stage::Match => (
                 OutboundPolicy::deny_all(),
-                Grants { credentials: None, directory: Some(tenant.directory.clone()) },
+                Grants {
+                    credentials: None,
+                    directory: Some(tenant.directory.clone()),
+                },
             ),
             Stage::Dedup => (OutboundPolicy::deny_all(), Grants::default()),
         };
-        let kv = KvCtx { namespace: tenant.id().to_string(), storage: self.storage.clone() };
+        let kv = KvCtx {
+            namespace: tenant.id().to_string(),
+            storage: self.storage.clone(),
+        };
         self.runtime.new_store(stage, kv, outbound, grants)
     }
 
     fn io_grants(&self, tenant: &Tenant) -> Grants {
-        Grants { credentials: Some(tenant.credentials.clone()), directory: None }
+        Grants {
+            credentials: Some(tenant.credentials.clone()),
+            directory: None,
+        }
     }
 
     /// Run one tick for `tenant`. `Err` means a host or component fault
@@ -215,7 +258,12 @@ impl Pipeline {
                     }
                     completions.push(Completion {
                         call_key: h.call.key.clone(),
-                        legs: h.call.legs.iter().map(|l| (l.leg_id, l.start_time)).collect(),
+                        legs: h
+                            .call
+                            .legs
+                            .iter()
+                            .map(|l| (l.leg_id, l.start_time))
+                            .collect(),
                         outcome: outcome.clone(),
                     });
                 }
@@ -254,14 +302,24 @@ impl Pipeline {
                     ambiguous: !m.also_matching.is_empty(),
                 }),
                 Ok(MatchOutcome::Unmatched(number)) => {
-                    let create = matches!(tenant.settings.no_match_policy, NoMatchPolicy::CreateContact);
+                    let create = matches!(
+                        tenant.settings.no_match_policy,
+                        NoMatchPolicy::CreateContact
+                    );
                     if create && number.starts_with('+') {
-                        jobs.push(PostJob { call, target: Target::CreateContact(number), rule: None, ambiguous: false });
+                        jobs.push(PostJob {
+                            call,
+                            target: Target::CreateContact(number),
+                            rule: None,
+                            ambiguous: false,
+                        });
                     } else {
                         handled.push(Handled::done(call, Outcome::Skipped("no-match".into())));
                     }
                 }
-                Ok(MatchOutcome::Skipped(reason)) => handled.push(Handled::done(call, Outcome::Skipped(reason))),
+                Ok(MatchOutcome::Skipped(reason)) => {
+                    handled.push(Handled::done(call, Outcome::Skipped(reason)))
+                }
                 Err(error) => handled.push(Handled::failed(call, error)),
             }
         }
@@ -276,10 +334,18 @@ impl Pipeline {
             })
             .collect();
         let calls: Vec<Call> = jobs.iter().map(|j| j.call.clone()).collect();
-        let posted = if jobs.is_empty() { Vec::new() } else { self.post(tenant, jobs).await? };
+        let posted = if jobs.is_empty() {
+            Vec::new()
+        } else {
+            self.post(tenant, jobs).await?
+        };
         for ((call, result), (rule, contact)) in calls.into_iter().zip(posted).zip(rules) {
             let mut h = match result {
-                Ok(Posted { message_id, contact_id, .. }) => {
+                Ok(Posted {
+                    message_id,
+                    contact_id,
+                    ..
+                }) => {
                     let mut h = Handled::done(call, Outcome::Posted(message_id));
                     h.contact_id = Some(contact_id);
                     h
@@ -311,7 +377,10 @@ impl Pipeline {
         }
         let jobs = posted
             .iter()
-            .map(|(h, id)| AttachJob { call: h.call.clone(), message_id: (*id).clone() })
+            .map(|(h, id)| AttachJob {
+                call: h.call.clone(),
+                message_id: (*id).clone(),
+            })
             .collect();
         for (result, (h, _)) in self.attach(tenant, jobs).await?.into_iter().zip(&posted) {
             tracing::debug!(tenant = tenant.id(), call = %h.call.key, ?result, "attach");
@@ -320,7 +389,11 @@ impl Pipeline {
             .iter()
             .flat_map(|(h, id)| {
                 let missed = !h.call.answered && matches!(h.call.direction, Direction::Inbound);
-                let kinds = if missed { vec![EventKind::CallEnded, EventKind::MissedCall] } else { vec![EventKind::CallEnded] };
+                let kinds = if missed {
+                    vec![EventKind::CallEnded, EventKind::MissedCall]
+                } else {
+                    vec![EventKind::CallEnded]
+                };
                 kinds.into_iter().map(|kind| CallEvent {
                     kind,
                     call: h.call.clone(),
@@ -370,12 +443,24 @@ impl Pipeline {
             Err(error) => ("retrying", describe(error)),
         };
         match &h.outcome {
-            Ok(Outcome::Parked(reason)) => tracing::warn!(tenant = tenant.id(), call = %h.call.key, %reason, "call parked"),
-            Err(error) => tracing::warn!(tenant = tenant.id(), call = %h.call.key, error = %describe(error), "call will be retried"),
-            Ok(_) => tracing::info!(tenant = tenant.id(), call = %h.call.key, outcome, "call handled"),
+            Ok(Outcome::Parked(reason)) => {
+                tracing::warn!(tenant = tenant.id(), call = %h.call.key, %reason, "call parked")
+            }
+            Err(error) => {
+                tracing::warn!(tenant = tenant.id(), call = %h.call.key, error = %describe(error), "call will be retried")
+            }
+            Ok(_) => {
+                tracing::info!(tenant = tenant.id(), call = %h.call.key, outcome, "call handled")
+            }
         }
         let callee = match h.call.direction {
-            Direction::Outbound => h.call.legs.iter().map(|l| &l.callee).find(|p| p.external).unwrap_or(&h.call.callee),
+            Direction::Outbound => h
+                .call
+                .legs
+                .iter()
+                .map(|l| &l.callee)
+                .find(|p| p.external)
+                .unwrap_or(&h.call.callee),
             _ => &h.call.callee,
         };
         self.storage.record_call(&CallRecord {
@@ -398,71 +483,160 @@ impl Pipeline {
 
     async fn fetch(&self, tenant: &Tenant) -> anyhow::Result<Result<PollBatch, StageError>> {
         let mut store = self.store(Stage::Poll, tenant);
-        let poll = self.runtime.stages.poll.instantiate_async(&mut store).await?;
-        Ok(poll.connectzero_pipeline_poll().call_fetch(&mut store, &tenant.settings).await?)
+        let poll = self
+            .runtime
+            .stages
+            .poll
+            .instantiate_async(&mut store)
+            .await?;
+        Ok(poll
+            .connectzero_pipeline_poll()
+            .call_fetch(&mut store, &tenant.settings)
+            .await?)
     }
 
     async fn commit(&self, tenant: &Tenant, cursor: i64) -> anyhow::Result<()> {
         let mut store = self.store(Stage::Poll, tenant);
-        let poll = self.runtime.stages.poll.instantiate_async(&mut store).await?;
-        if let Err(error) = poll.connectzero_pipeline_poll().call_commit(&mut store, &tenant.settings, cursor).await? {
+        let poll = self
+            .runtime
+            .stages
+            .poll
+            .instantiate_async(&mut store)
+            .await?;
+        if let Err(error) = poll
+            .connectzero_pipeline_poll()
+            .call_commit(&mut store, &tenant.settings, cursor)
+            .await?
+        {
             tracing::warn!(tenant = tenant.id(), error = %describe(&error), "could not move the cursor; the calls will be re-read");
         }
         Ok(())
     }
 
-    async fn claim(&self, tenant: &Tenant, calls: &[Call]) -> anyhow::Result<Result<Vec<Claim>, StageError>> {
+    async fn claim(
+        &self,
+        tenant: &Tenant,
+        calls: &[Call],
+    ) -> anyhow::Result<Result<Vec<Claim>, StageError>> {
         let mut store = self.store(Stage::Dedup, tenant);
-        let dedup = self.runtime.stages.dedup.instantiate_async(&mut store).await?;
+        let dedup = self
+            .runtime
+            .stages
+            .dedup
+            .instantiate_async(&mut store)
+            .await?;
         let lease = CLAIM_LEASE.as_millis() as u64;
-        Ok(dedup.connectzero_pipeline_dedup().call_claim_calls(&mut store, calls, &self.worker, lease).await?)
+        Ok(dedup
+            .connectzero_pipeline_dedup()
+            .call_claim_calls(&mut store, calls, &self.worker, lease)
+            .await?)
     }
 
     /// Record final outcomes and release the calls to retry. A storage
     /// failure here is not fatal to the calls: unfinished claims expire and
     /// the calls are processed again.
-    async fn finish(&self, tenant: &Tenant, completions: &[Completion], released: &[Call]) -> anyhow::Result<()> {
+    async fn finish(
+        &self,
+        tenant: &Tenant,
+        completions: &[Completion],
+        released: &[Call],
+    ) -> anyhow::Result<()> {
         let mut store = self.store(Stage::Dedup, tenant);
-        let dedup = self.runtime.stages.dedup.instantiate_async(&mut store).await?;
+        let dedup = self
+            .runtime
+            .stages
+            .dedup
+            .instantiate_async(&mut store)
+            .await?;
         let ledger = dedup.connectzero_pipeline_dedup();
-        if !completions.is_empty() {
-            if let Err(error) = ledger.call_complete(&mut store, completions).await? {
-                tracing::error!(tenant = tenant.id(), error = %describe(&error), "could not record outcomes in the ledger");
-            }
+        if !completions.is_empty()
+            && let Err(error) = ledger.call_complete(&mut store, completions).await?
+        {
+            tracing::error!(tenant = tenant.id(), error = %describe(&error), "could not record outcomes in the ledger");
         }
-        if !released.is_empty() {
-            if let Err(error) = ledger.call_release(&mut store, released, &self.worker).await? {
-                tracing::warn!(tenant = tenant.id(), error = %describe(&error), "could not release calls; they retry when the lease expires");
-            }
+        if !released.is_empty()
+            && let Err(error) = ledger
+                .call_release(&mut store, released, &self.worker)
+                .await?
+        {
+            tracing::warn!(tenant = tenant.id(), error = %describe(&error), "could not release calls; they retry when the lease expires");
         }
         Ok(())
     }
 
-    async fn match_calls(&self, tenant: &Tenant, calls: &[Call]) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
+    async fn match_calls(
+        &self,
+        tenant: &Tenant,
+        calls: &[Call],
+    ) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
         let mut store = self.store(Stage::Match, tenant);
-        let matcher = self.runtime.stages.matcher.instantiate_async(&mut store).await?;
-        let results = matcher.connectzero_pipeline_matcher().call_match_calls(&mut store, &tenant.settings, calls).await?;
+        let matcher = self
+            .runtime
+            .stages
+            .matcher
+            .instantiate_async(&mut store)
+            .await?;
+        let results = matcher
+            .connectzero_pipeline_matcher()
+            .call_match_calls(&mut store, &tenant.settings, calls)
+            .await?;
         ensure_one_per_input("match", calls.len(), results)
     }
 
-    async fn post(&self, tenant: &Tenant, jobs: Vec<PostJob>) -> anyhow::Result<Vec<Result<Posted, StageError>>> {
+    async fn post(
+        &self,
+        tenant: &Tenant,
+        jobs: Vec<PostJob>,
+    ) -> anyhow::Result<Vec<Result<Posted, StageError>>> {
         let mut store = self.store(Stage::Post, tenant);
-        let post = self.runtime.stages.post.instantiate_async(&mut store).await?;
-        let results = post.connectzero_pipeline_post().call_post_calls(&mut store, &tenant.settings, &jobs).await?;
+        let post = self
+            .runtime
+            .stages
+            .post
+            .instantiate_async(&mut store)
+            .await?;
+        let results = post
+            .connectzero_pipeline_post()
+            .call_post_calls(&mut store, &tenant.settings, &jobs)
+            .await?;
         ensure_one_per_input("post", jobs.len(), results)
     }
 
-    async fn attach(&self, tenant: &Tenant, jobs: Vec<AttachJob>) -> anyhow::Result<Vec<Result<AttachOutcome, StageError>>> {
+    async fn attach(
+        &self,
+        tenant: &Tenant,
+        jobs: Vec<AttachJob>,
+    ) -> anyhow::Result<Vec<Result<AttachOutcome, StageError>>> {
         let mut store = self.store(Stage::Attach, tenant);
-        let attach = self.runtime.stages.attach.instantiate_async(&mut store).await?;
-        let results = attach.connectzero_pipeline_attach().call_attach_recordings(&mut store, &tenant.settings, &jobs).await?;
+        let attach = self
+            .runtime
+            .stages
+            .attach
+            .instantiate_async(&mut store)
+            .await?;
+        let results = attach
+            .connectzero_pipeline_attach()
+            .call_attach_recordings(&mut store, &tenant.settings, &jobs)
+            .await?;
         ensure_one_per_input("attach", jobs.len(), results)
     }
 
-    async fn fire(&self, tenant: &Tenant, events: Vec<CallEvent>) -> anyhow::Result<Vec<Result<Delivery, StageError>>> {
+    async fn fire(
+        &self,
+        tenant: &Tenant,
+        events: Vec<CallEvent>,
+    ) -> anyhow::Result<Vec<Result<Delivery, StageError>>> {
         let mut store = self.store(Stage::Trigger, tenant);
-        let trigger = self.runtime.stages.trigger.instantiate_async(&mut store).await?;
-        let results = trigger.connectzero_pipeline_trigger().call_fire(&mut store, &tenant.settings, &events).await?;
+        let trigger = self
+            .runtime
+            .stages
+            .trigger
+            .instantiate_async(&mut store)
+            .await?;
+        let results = trigger
+            .connectzero_pipeline_trigger()
+            .call_fire(&mut store, &tenant.settings, &events)
+            .await?;
         ensure_one_per_input("trigger", events.len(), results)
     }
 }
@@ -481,7 +655,12 @@ fn ensure_one_per_input<T>(stage: &str, inputs: usize, results: Vec<T>) -> anyho
 
 impl Handled {
     fn done(call: Call, outcome: Outcome) -> Self {
-        Self { call, outcome: Ok(outcome), rule: None, contact_id: None }
+        Self {
+            call,
+            outcome: Ok(outcome),
+            rule: None,
+            contact_id: None,
+        }
     }
 
     fn failed(call: Call, error: StageError) -> Self {
@@ -489,7 +668,12 @@ impl Handled {
             Disposition::Park => Ok(Outcome::Parked(describe(&error))),
             Disposition::Retry => Err(error),
         };
-        Self { call, outcome, rule: None, contact_id: None }
+        Self {
+            call,
+            outcome,
+            rule: None,
+            contact_id: None,
+        }
     }
 }
 

@@ -33,14 +33,21 @@ pub async fn run_tenant(
         }
         let report = match pipeline.tick(&tenant).await {
             Ok(report) => report,
-            Err(fault) => TickReport { error: Some(format!("component fault: {fault:#}")), ..TickReport::default() },
+            Err(fault) => TickReport {
+                error: Some(format!("component fault: {fault:#}")),
+                ..TickReport::default()
+            },
         };
         on_tick(&tenant, &report);
         delay = next_delay(interval, delay, &report);
         if report.error != last_error {
             match &report.error {
-                Some(error) => tracing::error!(tenant = tenant.id(), %error, retry_in = ?delay, "tick failed; nothing is lost, the calls wait"),
-                None if last_error.is_some() => tracing::info!(tenant = tenant.id(), "tenant recovered"),
+                Some(error) => {
+                    tracing::error!(tenant = tenant.id(), %error, retry_in = ?delay, "tick failed; nothing is lost, the calls wait")
+                }
+                None if last_error.is_some() => {
+                    tracing::info!(tenant = tenant.id(), "tenant recovered")
+                }
                 None => {}
             }
             last_error = report.error.clone();
@@ -65,17 +72,32 @@ mod tests {
     #[test]
     fn failures_back_off_exponentially_and_success_resets() {
         let second = Duration::from_secs(1);
-        let failed = TickReport { error: Some("x".into()), ..TickReport::default() };
+        let failed = TickReport {
+            error: Some("x".into()),
+            ..TickReport::default()
+        };
         let d1 = next_delay(second, Duration::ZERO, &failed);
         let d2 = next_delay(second, d1, &failed);
         assert_eq!((d1, d2), (second, 2 * second));
-        assert_eq!(next_delay(second, Duration::from_secs(50), &failed), MAX_BACKOFF);
-        assert_eq!(next_delay(second, Duration::from_secs(50), &TickReport::default()), second);
+        assert_eq!(
+            next_delay(second, Duration::from_secs(50), &failed),
+            MAX_BACKOFF
+        );
+        assert_eq!(
+            next_delay(second, Duration::from_secs(50), &TickReport::default()),
+            second
+        );
     }
 
     #[test]
     fn retry_after_is_honoured() {
-        let limited = TickReport { backoff: Some(Duration::from_secs(7)), ..TickReport::default() };
-        assert_eq!(next_delay(Duration::from_secs(1), Duration::ZERO, &limited), Duration::from_secs(7));
+        let limited = TickReport {
+            backoff: Some(Duration::from_secs(7)),
+            ..TickReport::default()
+        };
+        assert_eq!(
+            next_delay(Duration::from_secs(1), Duration::ZERO, &limited),
+            Duration::from_secs(7)
+        );
     }
 }

@@ -55,7 +55,8 @@ pub struct CallRecord {
 impl Storage {
     /// Open (or create) the database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening database {}", path.display()))?;
         Self::init(conn)
     }
 
@@ -90,19 +91,27 @@ impl Storage {
                  PRIMARY KEY (tenant, call_key)
              );",
         )?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent
         // (statements are atomic), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Value at `key`, if any.
     pub fn kv_get(&self, ns: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
         self.lock()
-            .query_row("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2", params![ns, key], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
+                params![ns, key],
+                |r| r.get(0),
+            )
             .optional()
     }
 
@@ -118,7 +127,10 @@ impl Storage {
 
     /// Remove `key` (no error when absent).
     pub fn kv_delete(&self, ns: &str, key: &str) -> rusqlite::Result<()> {
-        self.lock().execute("DELETE FROM kv WHERE namespace = ?1 AND key = ?2", params![ns, key])?;
+        self.lock().execute(
+            "DELETE FROM kv WHERE namespace = ?1 AND key = ?2",
+            params![ns, key],
+        )?;
         Ok(())
     }
 
@@ -128,19 +140,31 @@ impl Storage {
         let mut stmt = conn.prepare(
             "SELECT key FROM kv WHERE namespace = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![ns, cursor.unwrap_or(""), LIST_PAGE as i64], |r| r.get(0))?;
+        let rows = stmt.query_map(params![ns, cursor.unwrap_or(""), LIST_PAGE as i64], |r| {
+            r.get(0)
+        })?;
         rows.collect()
     }
 
     /// Write `new` at `key` only if the current value is still `expected`
     /// (`None` = absent). Returns whether the swap happened.
-    pub fn kv_compare_and_swap(&self, ns: &str, key: &str, expected: Option<&[u8]>, new: &[u8]) -> rusqlite::Result<bool> {
+    pub fn kv_compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> rusqlite::Result<bool> {
         let mut conn = self.lock();
         // IMMEDIATE takes the write lock up front, so no other process can
         // change the key between our read and our write.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current: Option<Vec<u8>> = tx
-            .query_row("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2", params![ns, key], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
+                params![ns, key],
+                |r| r.get(0),
+            )
             .optional()?;
         if current.as_deref() != expected {
             return Ok(false);
@@ -161,7 +185,11 @@ impl Storage {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| e.to_string())?;
         let current: Option<Vec<u8>> = tx
-            .query_row("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2", params![ns, key], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
+                params![ns, key],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| e.to_string())?;
         let value = match current {
@@ -172,7 +200,9 @@ impl Storage {
                 .ok_or_else(|| format!("value at {key:?} is not an integer"))?,
         };
         // guest-controlled delta, so overflow is an error, not a wrap.
-        let next = value.checked_add(delta).ok_or_else(|| "overflow incrementing value".to_string())?;
+        let next = value
+            .checked_add(delta)
+            .ok_or_else(|| "overflow incrementing value".to_string())?;
         tx.execute(
             "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
              ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
@@ -263,7 +293,11 @@ mod tests {
         let db = Storage::in_memory().unwrap();
         assert_eq!(db.kv_increment("t", "n", 5), Ok(5));
         assert_eq!(db.kv_increment("t", "n", -2), Ok(3));
-        assert!(db.kv_increment("t", "n", i64::MAX).unwrap_err().contains("overflow"));
+        assert!(
+            db.kv_increment("t", "n", i64::MAX)
+                .unwrap_err()
+                .contains("overflow")
+        );
         db.kv_set("t", "s", b"text").unwrap();
         assert!(db.kv_increment("t", "s", 1).is_err());
     }

@@ -34,7 +34,12 @@ impl World {
     /// Start both simulators and a tenant with `options`, storing state in
     /// `storage`. The CRM simulator enforces HighLevel's rate limit when
     /// `rate_limited` is set.
-    pub async fn start(runtime: Arc<Runtime>, storage: Storage, options: TenantOptions, rate_limited: bool) -> anyhow::Result<Self> {
+    pub async fn start(
+        runtime: Arc<Runtime>,
+        storage: Storage,
+        options: TenantOptions,
+        rate_limited: bool,
+    ) -> anyhow::Result<Self> {
         let pbx = ThreeCxSim::start(ThreeCxConfig::default()).await?;
         let mut crm_config = HighLevelConfig::default();
         if !rate_limited {
@@ -66,7 +71,15 @@ impl World {
         let http = reqwest::Client::new();
         let tenant = Arc::new(Tenant::new(config.clone(), http.clone()));
         let pipeline = Arc::new(Pipeline::new(runtime, storage.clone()));
-        Ok(Self { pbx, crm, storage, pipeline, tenant, config, http })
+        Ok(Self {
+            pbx,
+            crm,
+            storage,
+            pipeline,
+            tenant,
+            config,
+            http,
+        })
     }
 
     /// The tenant's configuration.

@@ -27,9 +27,12 @@ pub fn message_of(body: &str) -> String {
                 .and_then(|m| m.as_str().map(str::to_string))
                 .or_else(|| match j.get("message")? {
                     serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Array(a) => {
-                        Some(a.iter().filter_map(|m| m.as_str()).collect::<Vec<_>>().join("; "))
-                    }
+                    serde_json::Value::Array(a) => Some(
+                        a.iter()
+                            .filter_map(|m| m.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ),
                     _ => None,
                 })
         })
@@ -43,8 +46,17 @@ pub fn message_of(body: &str) -> String {
 
 /// A typed error for a non-success `status` (401 → unauthorized, 403 →
 /// forbidden, 429 → rate-limited, else upstream).
-pub fn status_error(service: Service, status: u16, retry_after: Option<u32>, message: String) -> StageError {
-    let error = UpstreamError { service, status, message };
+pub fn status_error(
+    service: Service,
+    status: u16,
+    retry_after: Option<u32>,
+    message: String,
+) -> StageError {
+    let error = UpstreamError {
+        service,
+        status,
+        message,
+    };
     match status {
         401 => StageError::Unauthorized(error),
         403 => StageError::Forbidden(error),
@@ -57,12 +69,22 @@ pub fn status_error(service: Service, status: u16, retry_after: Option<u32>, mes
 pub fn network_error(service: Service, error: &reqwest::Error) -> StageError {
     // reqwest's text names the URL, never headers or form fields, so no
     // secret can leak through it.
-    StageError::Network(format!("{} could not be reached: {error}", service_name(service)))
+    StageError::Network(format!(
+        "{} could not be reached: {error}",
+        service_name(service)
+    ))
 }
 
 /// `Retry-After` in whole seconds, when present.
 pub fn retry_after(response: &reqwest::Response) -> Option<u32> {
-    response.headers().get("retry-after")?.to_str().ok()?.trim().parse().ok()
+    response
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -72,17 +94,35 @@ mod tests {
     #[test]
     fn messages_come_from_each_error_shape() {
         assert_eq!(message_of(r#"{"error":{"message":"nope"}}"#), "nope");
-        assert_eq!(message_of(r#"{"error":"unauthorized","error_description":"bad"}"#), "bad");
-        assert_eq!(message_of(r#"{"statusCode":422,"message":["a","b"]}"#), "a; b");
+        assert_eq!(
+            message_of(r#"{"error":"unauthorized","error_description":"bad"}"#),
+            "bad"
+        );
+        assert_eq!(
+            message_of(r#"{"statusCode":422,"message":["a","b"]}"#),
+            "a; b"
+        );
         assert_eq!(message_of(""), "(empty body)");
         assert_eq!(message_of(&"x".repeat(1000)).len(), MAX_MESSAGE);
     }
 
     #[test]
     fn statuses_map_to_the_matching_error_case() {
-        assert!(matches!(status_error(Service::Pbx, 401, None, "m".into()), StageError::Unauthorized(_)));
-        assert!(matches!(status_error(Service::Pbx, 403, None, "m".into()), StageError::Forbidden(_)));
-        assert!(matches!(status_error(Service::Crm, 429, Some(7), "m".into()), StageError::RateLimited(7)));
-        assert!(matches!(status_error(Service::Crm, 502, None, "m".into()), StageError::Upstream(_)));
+        assert!(matches!(
+            status_error(Service::Pbx, 401, None, "m".into()),
+            StageError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            status_error(Service::Pbx, 403, None, "m".into()),
+            StageError::Forbidden(_)
+        ));
+        assert!(matches!(
+            status_error(Service::Crm, 429, Some(7), "m".into()),
+            StageError::RateLimited(7)
+        ));
+        assert!(matches!(
+            status_error(Service::Crm, 502, None, "m".into()),
+            StageError::Upstream(_)
+        ));
     }
 }

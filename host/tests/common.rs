@@ -16,12 +16,16 @@ use std::sync::{Arc, OnceLock};
 /// The runtime, compiled once for every test in the binary.
 pub fn runtime() -> Arc<Runtime> {
     static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new(None).expect("components compile")).clone()
+    RUNTIME
+        .get_or_init(|| Runtime::new(None).expect("components compile"))
+        .clone()
 }
 
 /// A world with the demo's users and contacts, no CRM rate limit.
 pub async fn seeded_world(options: TenantOptions) -> (World, HashMap<&'static str, String>) {
-    let world = World::start(runtime(), Storage::in_memory().unwrap(), options, false).await.unwrap();
+    let world = World::start(runtime(), Storage::in_memory().unwrap(), options, false)
+        .await
+        .unwrap();
     let contacts = demo::seed_directory(&world);
     (world, contacts)
 }
@@ -49,7 +53,12 @@ pub fn one_leg(call_id: i32, src: SimParty, dst: SimParty, answered: bool, secs:
         label: "test call",
         call_id,
         first_segment_id: None,
-        legs: vec![LegPlan { src, dst, answered, secs }],
+        legs: vec![LegPlan {
+            src,
+            dst,
+            answered,
+            secs,
+        }],
         expect: Expect::Skipped("unused"),
     }
 }

@@ -11,7 +11,11 @@ use connectzero_simulators::threecx::{Fault as PbxFault, SimSegment};
 #[tokio::test]
 async fn an_inbound_call_posts_one_message_to_the_caller_with_its_details() {
     let (world, contacts) = seeded_world(defaults()).await;
-    let placed = place(&world, &mut Placer::default(), &one_leg(1, outside(numbers::DANA), ext("101"), true, 95));
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 95),
+    );
     tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
 
     let messages = world.crm.messages();
@@ -23,12 +27,24 @@ async fn an_inbound_call_posts_one_message_to_the_caller_with_its_details() {
     assert_eq!(m.call_status.as_deref(), Some("completed"));
     assert_eq!(m.call_from.as_deref(), Some(numbers::DANA));
     assert_eq!(m.alt_id.as_deref(), Some(placed.key.as_str()));
-    assert_eq!(m.conversation_provider_id, world.crm.config().conversation_provider_id);
+    assert_eq!(
+        m.conversation_provider_id,
+        world.crm.config().conversation_provider_id
+    );
     let body = m.body.as_deref().unwrap();
-    assert!(body.contains("answered by Alice Smith (ext. 101)"), "{body}");
+    assert!(
+        body.contains("answered by Alice Smith (ext. 101)"),
+        "{body}"
+    );
     assert!(body.contains("Talk time 1m 35s"), "{body}");
     assert!(body.contains("Matched by caller number"), "{body}");
-    let start = placed.key.rsplit('@').next().unwrap().parse::<i64>().unwrap();
+    let start = placed
+        .key
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
     assert_eq!(m.date.unwrap().timestamp_millis(), start);
     // The contact's conversation was created once and reused.
     assert_eq!(world.crm.conversations().len(), 1);
@@ -38,15 +54,34 @@ async fn an_inbound_call_posts_one_message_to_the_caller_with_its_details() {
 async fn an_outbound_call_matches_the_called_number_and_a_missed_one_says_so() {
     let (world, contacts) = seeded_world(defaults()).await;
     let mut placer = Placer::default();
-    place(&world, &mut placer, &one_leg(1, ext("102"), outside(numbers::ELI), true, 240));
-    place(&world, &mut placer, &one_leg(2, outside(numbers::FAY), ext("101"), false, 20));
+    place(
+        &world,
+        &mut placer,
+        &one_leg(1, ext("102"), outside(numbers::ELI), true, 240),
+    );
+    place(
+        &world,
+        &mut placer,
+        &one_leg(2, outside(numbers::FAY), ext("101"), false, 20),
+    );
     tick_until(&world, 5, |w| w.crm.messages().len() == 2).await;
 
     let messages = world.crm.messages();
-    let eli = messages.iter().find(|m| m.contact_id == contacts["Eli Grant"]).unwrap();
+    let eli = messages
+        .iter()
+        .find(|m| m.contact_id == contacts["Eli Grant"])
+        .unwrap();
     assert_eq!(eli.direction, "outbound");
-    assert!(eli.body.as_deref().unwrap().contains("Matched by called number"));
-    let fay = messages.iter().find(|m| m.contact_id == contacts["Fay Hart"]).unwrap();
+    assert!(
+        eli.body
+            .as_deref()
+            .unwrap()
+            .contains("Matched by called number")
+    );
+    let fay = messages
+        .iter()
+        .find(|m| m.contact_id == contacts["Fay Hart"])
+        .unwrap();
     assert_eq!(fay.call_status.as_deref(), Some("no-answer"));
     assert!(fay.body.as_deref().unwrap().contains("missed"));
 }
@@ -54,25 +89,53 @@ async fn an_outbound_call_matches_the_called_number_and_a_missed_one_says_so() {
 #[tokio::test]
 async fn an_unknown_number_falls_back_to_the_extension_owners_contact() {
     let (world, contacts) = seeded_world(defaults()).await;
-    place(&world, &mut Placer::default(), &one_leg(1, outside("+14155550198"), ext("101"), true, 70));
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside("+14155550198"), ext("101"), true, 70),
+    );
     tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
     let m = &world.crm.messages()[0];
     assert_eq!(m.contact_id, contacts["Alice Smith"]);
-    assert!(m.body.as_deref().unwrap().contains("Matched by extension owner"));
+    assert!(
+        m.body
+            .as_deref()
+            .unwrap()
+            .contains("Matched by extension owner")
+    );
 }
 
 #[tokio::test]
 async fn internal_calls_are_skipped_by_default_and_posted_when_the_tenant_enables_them() {
     let (mut world, contacts) = seeded_world(defaults()).await;
     let mut placer = Placer::default();
-    let first = place(&world, &mut placer, &one_leg(1, ext("102"), ext("101"), true, 30));
-    let report = tick_until(&world, 5, |w| w.storage.call_outcome("demo", &first.key).unwrap().is_some()).await;
+    let first = place(
+        &world,
+        &mut placer,
+        &one_leg(1, ext("102"), ext("101"), true, 30),
+    );
+    let report = tick_until(&world, 5, |w| {
+        w.storage
+            .call_outcome("demo", &first.key)
+            .unwrap()
+            .is_some()
+    })
+    .await;
     assert_eq!(report.skipped, 1);
     assert!(world.crm.messages().is_empty());
-    assert_eq!(world.storage.calls("demo").unwrap()[0].detail, "internal-call");
+    assert_eq!(
+        world.storage.calls("demo").unwrap()[0].detail,
+        "internal-call"
+    );
 
-    world.reconfigure(|c| c.settings.log_internal_calls = true).unwrap();
-    place(&world, &mut placer, &one_leg(2, ext("102"), ext("101"), true, 30));
+    world
+        .reconfigure(|c| c.settings.log_internal_calls = true)
+        .unwrap();
+    place(
+        &world,
+        &mut placer,
+        &one_leg(2, ext("102"), ext("101"), true, 30),
+    );
     tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
     let messages = world.crm.messages();
     assert_eq!(messages.len(), 1, "the earlier skipped call stays skipped");
@@ -83,7 +146,11 @@ async fn internal_calls_are_skipped_by_default_and_posted_when_the_tenant_enable
 #[tokio::test]
 async fn polling_again_never_posts_a_call_twice() {
     let (world, _) = seeded_world(defaults()).await;
-    place(&world, &mut Placer::default(), &one_leg(1, outside(numbers::DANA), ext("101"), true, 30));
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
     tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
     for _ in 0..3 {
         let report = world.tick().await.unwrap();
@@ -97,7 +164,11 @@ async fn polling_again_never_posts_a_call_twice() {
 async fn a_leg_id_reissued_after_a_restore_posts_as_a_new_call() {
     let (world, contacts) = seeded_world(defaults()).await;
     let mut placer = Placer::default();
-    let original = place(&world, &mut placer, &one_leg(1, outside(numbers::DANA), ext("101"), true, 30));
+    let original = place(
+        &world,
+        &mut placer,
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
     tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
 
     // Same SegmentId, a later start: what 3CX does after a backup restore.
@@ -113,16 +184,37 @@ async fn a_leg_id_reissued_after_a_restore_posts_as_a_new_call() {
 async fn an_unmatched_number_is_skipped_by_default_and_gets_a_new_contact_when_configured() {
     let (mut world, _) = seeded_world(defaults()).await;
     let mut placer = Placer::default();
-    let unknown = place(&world, &mut placer, &one_leg(1, outside("+14155550199"), ext("103"), true, 50));
-    tick_until(&world, 5, |w| w.storage.call_outcome("demo", &unknown.key).unwrap().is_some()).await;
+    let unknown = place(
+        &world,
+        &mut placer,
+        &one_leg(1, outside("+14155550199"), ext("103"), true, 50),
+    );
+    tick_until(&world, 5, |w| {
+        w.storage
+            .call_outcome("demo", &unknown.key)
+            .unwrap()
+            .is_some()
+    })
+    .await;
     assert!(world.crm.messages().is_empty());
     assert_eq!(world.storage.calls("demo").unwrap()[0].detail, "no-match");
 
-    world.reconfigure(|c| c.settings.no_match_policy = "create-contact".into()).unwrap();
+    world
+        .reconfigure(|c| c.settings.no_match_policy = "create-contact".into())
+        .unwrap();
     let contacts_before = world.crm.contacts().len();
-    place(&world, &mut placer, &one_leg(2, outside("+14155550177"), ext("103"), true, 50));
+    place(
+        &world,
+        &mut placer,
+        &one_leg(2, outside("+14155550177"), ext("103"), true, 50),
+    );
     tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
-    let created: Vec<_> = world.crm.contacts().into_iter().filter(|c| c.phone.as_deref() == Some("+14155550177")).collect();
+    let created: Vec<_> = world
+        .crm
+        .contacts()
+        .into_iter()
+        .filter(|c| c.phone.as_deref() == Some("+14155550177"))
+        .collect();
     assert_eq!(created.len(), 1);
     assert_eq!(world.crm.contacts().len(), contacts_before + 1);
     assert_eq!(world.crm.messages()[0].contact_id, created[0].id);
@@ -132,13 +224,20 @@ async fn an_unmatched_number_is_skipped_by_default_and_gets_a_new_contact_when_c
 async fn wrong_3cx_credentials_give_a_clear_error_and_the_call_posts_once_they_are_fixed() {
     let (world, _) = seeded_world(defaults()).await;
     world.pbx.set_client_secret("rotated-by-the-admin");
-    place(&world, &mut Placer::default(), &one_leg(1, outside(numbers::DANA), ext("101"), true, 30));
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
 
     let report = world.tick().await.unwrap();
     let error = report.error.expect("the tick reports the refusal");
     assert!(error.contains("3CX refused the credentials"), "{error}");
     assert!(error.contains("Admin > Integrations > API"), "{error}");
-    assert!(!error.contains("sim-3cx-secret"), "no secret in errors: {error}");
+    assert!(
+        !error.contains("sim-3cx-secret"),
+        "no secret in errors: {error}"
+    );
     assert!(world.crm.messages().is_empty());
 
     // The admin puts the old key back: the call that waited is posted.
@@ -149,38 +248,74 @@ async fn wrong_3cx_credentials_give_a_clear_error_and_the_call_posts_once_they_a
 #[tokio::test]
 async fn the_segments_of_a_queue_call_post_as_one_message_naming_who_answered() {
     let (world, contacts) = seeded_world(defaults()).await;
-    let plan = demo::demo_calls().into_iter().find(|p| p.label.starts_with("Queue call")).unwrap();
+    let plan = demo::demo_calls()
+        .into_iter()
+        .find(|p| p.label.starts_with("Queue call"))
+        .unwrap();
     place(&world, &mut Placer::default(), &plan);
     tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
     let messages = world.crm.messages();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].contact_id, contacts["Gwen Lake"]);
     let body = messages[0].body.as_deref().unwrap();
-    assert!(body.contains("answered by Carol White (ext. 103)"), "{body}");
-    assert!(body.contains("via Main IVR (ext. 800) → Sales Queue (ext. 801)"), "{body}");
+    assert!(
+        body.contains("answered by Carol White (ext. 103)"),
+        "{body}"
+    );
+    assert!(
+        body.contains("via Main IVR (ext. 800) → Sales Queue (ext. 801)"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn a_number_shared_by_two_contacts_goes_to_the_oldest_and_is_flagged() {
     let (world, contacts) = seeded_world(defaults()).await;
-    place(&world, &mut Placer::default(), &one_leg(1, outside(numbers::IVY), ext("102"), true, 35));
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::IVY), ext("102"), true, 35),
+    );
     tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
     let m = &world.crm.messages()[0];
     assert_eq!(m.contact_id, contacts["Gus Ivy"]);
-    assert!(m.body.as_deref().unwrap().contains("Several contacts share this number"));
+    assert!(
+        m.body
+            .as_deref()
+            .unwrap()
+            .contains("Several contacts share this number")
+    );
 }
 
 #[tokio::test]
 async fn a_crm_outage_loses_nothing_and_the_call_posts_when_it_recovers() {
     let (world, _) = seeded_world(defaults()).await;
     world.crm.inject_failures(CrmFault::ServerError, 50);
-    let placed = place(&world, &mut Placer::default(), &one_leg(1, outside(numbers::DANA), ext("101"), true, 30));
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
     let report = world.tick().await.unwrap();
     assert_eq!(report.retrying, 1, "{report:?}");
-    assert_eq!(world.storage.call_outcome("demo", &placed.key).unwrap().as_deref(), Some("retrying"));
+    assert_eq!(
+        world
+            .storage
+            .call_outcome("demo", &placed.key)
+            .unwrap()
+            .as_deref(),
+        Some("retrying")
+    );
     // Drain the remaining injected failures, then the call goes through.
     tick_until(&world, 60, |w| w.crm.messages().len() == 1).await;
-    assert_eq!(world.storage.call_outcome("demo", &placed.key).unwrap().as_deref(), Some("posted"));
+    assert_eq!(
+        world
+            .storage
+            .call_outcome("demo", &placed.key)
+            .unwrap()
+            .as_deref(),
+        Some("posted")
+    );
     world.tick().await.unwrap();
     assert_eq!(world.crm.messages().len(), 1);
 }
@@ -188,10 +323,23 @@ async fn a_crm_outage_loses_nothing_and_the_call_posts_when_it_recovers() {
 #[tokio::test]
 async fn a_rate_limited_crm_asks_the_scheduler_to_wait_for_retry_after() {
     let (world, _) = seeded_world(defaults()).await;
-    world.crm.inject_failures(CrmFault::TooManyRequests { retry_after_secs: Some(7) }, 1);
-    place(&world, &mut Placer::default(), &one_leg(1, outside(numbers::DANA), ext("101"), true, 30));
+    world.crm.inject_failures(
+        CrmFault::TooManyRequests {
+            retry_after_secs: Some(7),
+        },
+        1,
+    );
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
     let report = world.tick().await.unwrap();
-    assert_eq!(report.backoff, Some(std::time::Duration::from_secs(7)), "{report:?}");
+    assert_eq!(
+        report.backoff,
+        Some(std::time::Duration::from_secs(7)),
+        "{report:?}"
+    );
     tick_until(&world, 3, |w| w.crm.messages().len() == 1).await;
 }
 
@@ -199,9 +347,20 @@ async fn a_rate_limited_crm_asks_the_scheduler_to_wait_for_retry_after() {
 async fn a_3cx_outage_fails_the_tick_and_the_next_one_catches_up() {
     let (world, _) = seeded_world(defaults()).await;
     world.pbx.inject_failures(PbxFault::ServerError, 1);
-    place(&world, &mut Placer::default(), &one_leg(1, outside(numbers::DANA), ext("101"), true, 30));
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
     let report = world.tick().await.unwrap();
-    assert!(report.error.as_deref().unwrap().contains("3CX answered 500"), "{report:?}");
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("3CX answered 500"),
+        "{report:?}"
+    );
     tick_until(&world, 3, |w| w.crm.messages().len() == 1).await;
 }
 
@@ -209,11 +368,19 @@ async fn a_3cx_outage_fails_the_tick_and_the_next_one_catches_up() {
 async fn an_expired_crm_token_is_refreshed_and_the_refresh_token_rotates() {
     let (world, _) = seeded_world(defaults()).await;
     world.crm.expire_access_tokens();
-    place(&world, &mut Placer::default(), &one_leg(1, outside(numbers::DANA), ext("101"), true, 30));
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
     tick_until(&world, 3, |w| w.crm.messages().len() == 1).await;
     // A second expiry needs the rotated refresh token: the old one is spent.
     world.crm.expire_access_tokens();
-    place(&world, &mut Placer::default(), &one_leg(2, outside(numbers::ELI), ext("102"), true, 30));
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(2, outside(numbers::ELI), ext("102"), true, 30),
+    );
     tick_until(&world, 3, |w| w.crm.messages().len() == 2).await;
 }
 
@@ -221,12 +388,26 @@ async fn an_expired_crm_token_is_refreshed_and_the_refresh_token_rotates() {
 async fn a_revoked_crm_grant_is_reported_and_the_call_waits() {
     let (world, _) = seeded_world(defaults()).await;
     world.crm.revoke_grant();
-    let placed = place(&world, &mut Placer::default(), &one_leg(1, outside(numbers::DANA), ext("101"), true, 30));
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
     let report = world.tick().await.unwrap();
     assert_eq!(report.retrying, 1, "{report:?}");
-    let record = world.storage.calls("demo").unwrap().into_iter().find(|r| r.call_key == placed.key).unwrap();
+    let record = world
+        .storage
+        .calls("demo")
+        .unwrap()
+        .into_iter()
+        .find(|r| r.call_key == placed.key)
+        .unwrap();
     assert_eq!(record.outcome, "retrying");
-    assert!(record.detail.contains("re-install the app"), "{}", record.detail);
+    assert!(
+        record.detail.contains("re-install the app"),
+        "{}",
+        record.detail
+    );
     assert!(world.crm.messages().is_empty());
 }
 
@@ -239,23 +420,45 @@ async fn a_malformed_row_is_parked_with_its_reason_and_other_calls_proceed() {
         "SegmentEndTime": "not a date",
         "CallTime": "PT1S",
     }));
-    place(&world, &mut Placer::default(), &one_leg(1, outside(numbers::DANA), ext("101"), true, 30));
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
     let report = tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
     assert_eq!(report.rejected_rows, 1);
-    let parked = world.storage.calls("demo").unwrap().into_iter().find(|r| r.call_key == "3cx-row:424242").unwrap();
+    let parked = world
+        .storage
+        .calls("demo")
+        .unwrap()
+        .into_iter()
+        .find(|r| r.call_key == "3cx-row:424242")
+        .unwrap();
     assert_eq!(parked.outcome, "parked");
-    assert!(parked.detail.contains("SegmentEndTime"), "{}", parked.detail);
+    assert!(
+        parked.detail.contains("SegmentEndTime"),
+        "{}",
+        parked.detail
+    );
 }
 
 #[tokio::test]
 async fn a_row_written_late_inside_the_overlap_window_is_still_posted() {
     let (world, _) = seeded_world(defaults()).await;
     let mut placer = Placer::default();
-    place(&world, &mut placer, &one_leg(1, outside(numbers::DANA), ext("101"), true, 30));
+    place(
+        &world,
+        &mut placer,
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
     tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
     // A call that started two minutes before the cursor appears only now.
     let ended = chrono::Utc::now() - chrono::Duration::seconds(90);
-    placer.place(&world, &one_leg(2, outside(numbers::ELI), ext("102"), true, 30), ended);
+    placer.place(
+        &world,
+        &one_leg(2, outside(numbers::ELI), ext("102"), true, 30),
+        ended,
+    );
     tick_until(&world, 5, |w| w.crm.messages().len() == 2).await;
 }
 
@@ -264,8 +467,15 @@ async fn two_workers_on_one_database_post_each_call_once() {
     let (world, _) = seeded_world(defaults()).await;
     let second = connectzero::pipeline::Pipeline::new(runtime(), world.storage.clone());
     let mut placer = Placer::default();
-    for (i, number) in [numbers::DANA, numbers::ELI, numbers::FAY, numbers::GWEN].iter().enumerate() {
-        place(&world, &mut placer, &one_leg(i as i32 + 1, outside(number), ext("101"), true, 30));
+    for (i, number) in [numbers::DANA, numbers::ELI, numbers::FAY, numbers::GWEN]
+        .iter()
+        .enumerate()
+    {
+        place(
+            &world,
+            &mut placer,
+            &one_leg(i as i32 + 1, outside(number), ext("101"), true, 30),
+        );
     }
     for _ in 0..3 {
         let (a, b) = tokio::join!(world.tick(), second.tick(&world.tenant));
@@ -273,7 +483,12 @@ async fn two_workers_on_one_database_post_each_call_once() {
         b.unwrap();
     }
     assert_eq!(world.crm.messages().len(), 4);
-    let mut alt_ids: Vec<_> = world.crm.messages().into_iter().filter_map(|m| m.alt_id).collect();
+    let mut alt_ids: Vec<_> = world
+        .crm
+        .messages()
+        .into_iter()
+        .filter_map(|m| m.alt_id)
+        .collect();
     alt_ids.dedup();
     assert_eq!(alt_ids.len(), 4);
 }
@@ -282,12 +497,25 @@ async fn two_workers_on_one_database_post_each_call_once() {
 async fn the_demo_data_set_is_handled_exactly_as_expected() {
     let (world, contacts) = seeded_world(defaults()).await;
     let mut placer = Placer::default();
-    let placed: Vec<_> = demo::demo_calls().iter().map(|p| place(&world, &mut placer, p)).collect();
-    tick_until(&world, 10, |w| demo::all_final(&demo::rows(w, &placed, &contacts).unwrap())).await;
+    let placed: Vec<_> = demo::demo_calls()
+        .iter()
+        .map(|p| place(&world, &mut placer, p))
+        .collect();
+    tick_until(&world, 10, |w| {
+        demo::all_final(&demo::rows(w, &placed, &contacts).unwrap())
+    })
+    .await;
     let rows = demo::rows(&world, &placed, &contacts).unwrap();
-    let wrong: Vec<_> = rows.iter().filter(|r| !r.as_expected).map(|r| (r.call.plan.label, r.record.clone())).collect();
+    let wrong: Vec<_> = rows
+        .iter()
+        .filter(|r| !r.as_expected)
+        .map(|r| (r.call.plan.label, r.record.clone()))
+        .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
-    let posted = rows.iter().filter(|r| matches!(r.call.plan.expect, demo::Expect::Posted { .. })).count();
+    let posted = rows
+        .iter()
+        .filter(|r| matches!(r.call.plan.expect, demo::Expect::Posted { .. }))
+        .count();
     assert_eq!(world.crm.messages().len(), posted);
 }
 
@@ -296,8 +524,18 @@ async fn a_segment_with_a_reused_call_id_hours_later_is_a_separate_call() {
     let (world, _) = seeded_world(defaults()).await;
     let now = chrono::Utc::now();
     let hour = chrono::Duration::hours(1);
-    for (segment, start) in [(1, now - hour * 3), (2, now - chrono::Duration::seconds(60))] {
-        world.pbx.add_segment(SimSegment::inbound(segment, 77, (start, start + chrono::Duration::seconds(30)), numbers::DANA, "101", true));
+    for (segment, start) in [
+        (1, now - hour * 3),
+        (2, now - chrono::Duration::seconds(60)),
+    ] {
+        world.pbx.add_segment(SimSegment::inbound(
+            segment,
+            77,
+            (start, start + chrono::Duration::seconds(30)),
+            numbers::DANA,
+            "101",
+            true,
+        ));
     }
     tick_until(&world, 5, |w| w.crm.messages().len() == 2).await;
 }

@@ -16,11 +16,18 @@ use exports::connectzero::pipeline::attach::{AttachJob, AttachOutcome, Guest};
 struct Attach;
 
 impl Guest for Attach {
-    fn attach_recordings(_settings: TenantSettings, jobs: Vec<AttachJob>) -> Vec<Result<AttachOutcome, StageError>> {
+    fn attach_recordings(
+        _settings: TenantSettings,
+        jobs: Vec<AttachJob>,
+    ) -> Vec<Result<AttachOutcome, StageError>> {
         jobs.iter()
             .map(|job| {
                 let recorded = job.call.legs.iter().any(|l| l.recording.is_some());
-                Ok(if recorded { AttachOutcome::NotEnabled } else { AttachOutcome::NoRecording })
+                Ok(if recorded {
+                    AttachOutcome::NotEnabled
+                } else {
+                    AttachOutcome::NoRecording
+                })
             })
             .collect()
     }

@@ -61,12 +61,24 @@ pub fn leg_key(leg_id: i32, start_ms: i64) -> String {
 impl Ledger {
     /// Open the tenant's bucket.
     pub fn open() -> Result<Self, StageError> {
-        Ok(Self { bucket: kv::open()? })
+        Ok(Self {
+            bucket: kv::open()?,
+        })
     }
 
     /// Claim every leg of `call` for `worker`, or report why not.
-    pub fn claim_call(&self, call: &Call, worker: &str, now: i64, lease_ms: u64) -> Result<Claim, StageError> {
-        let keys: Vec<String> = call.legs.iter().map(|l| leg_key(l.leg_id, l.start_time)).collect();
+    pub fn claim_call(
+        &self,
+        call: &Call,
+        worker: &str,
+        now: i64,
+        lease_ms: u64,
+    ) -> Result<Claim, StageError> {
+        let keys: Vec<String> = call
+            .legs
+            .iter()
+            .map(|l| leg_key(l.leg_id, l.start_time))
+            .collect();
         let entries: Vec<Option<Entry>> = keys
             .iter()
             .map(|k| kv::get_json::<Entry>(&self.bucket, k))
@@ -85,7 +97,11 @@ impl Ledger {
             }
             return Ok(Claim::Done(outcome));
         }
-        if entries.iter().flatten().any(|e| held_by_other(e, worker, now, lease_ms)) {
+        if entries
+            .iter()
+            .flatten()
+            .any(|e| held_by_other(e, worker, now, lease_ms))
+        {
             return Ok(Claim::InFlight);
         }
 
@@ -112,7 +128,14 @@ impl Ledger {
 
     /// Swap `claim` into `key` unless someone else holds it. `Ok(false)` when
     /// the leg is taken (or the swap lost a race).
-    fn try_claim_leg(&self, key: &str, claim: &Entry, worker: &str, now: i64, lease_ms: u64) -> Result<bool, StageError> {
+    fn try_claim_leg(
+        &self,
+        key: &str,
+        claim: &Entry,
+        worker: &str,
+        now: i64,
+        lease_ms: u64,
+    ) -> Result<bool, StageError> {
         let cas = Cas::new(&self.bucket, key).map_err(kv::storage_error)?;
         let current = cas.current().map_err(kv::storage_error)?;
         if let Some(bytes) = &current {
@@ -141,7 +164,13 @@ impl Ledger {
     }
 
     /// Give back one leg if `worker` holds it.
-    pub fn release_leg(&self, leg_id: i32, start: i64, worker: &str, now: i64) -> Result<(), StageError> {
+    pub fn release_leg(
+        &self,
+        leg_id: i32,
+        start: i64,
+        worker: &str,
+        now: i64,
+    ) -> Result<(), StageError> {
         self.release_key(&leg_key(leg_id, start), worker, now)
     }
 
@@ -154,7 +183,9 @@ impl Ledger {
 /// True when `entry` is a live claim of another worker.
 fn held_by_other(entry: &Entry, worker: &str, now: i64, lease_ms: u64) -> bool {
     match entry {
-        Entry::Claimed { worker: holder, at, .. } => {
+        Entry::Claimed {
+            worker: holder, at, ..
+        } => {
             let age = now.saturating_sub(*at);
             holder != worker && age < i64::try_from(lease_ms).unwrap_or(i64::MAX)
         }
@@ -190,7 +221,11 @@ mod tests {
 
     #[test]
     fn a_fresh_claim_of_another_worker_blocks_and_a_stale_one_does_not() {
-        let claim = Entry::Claimed { call: "c".into(), worker: "a".into(), at: 1_000 };
+        let claim = Entry::Claimed {
+            call: "c".into(),
+            worker: "a".into(),
+            at: 1_000,
+        };
         assert!(held_by_other(&claim, "b", 1_500, 1_000));
         assert!(!held_by_other(&claim, "b", 2_500, 1_000));
         assert!(!held_by_other(&claim, "a", 1_500, 1_000));

@@ -24,7 +24,11 @@ use exports::connectzero::pipeline::dedup::{Claim, Completion, Guest, Outcome};
 struct Dedup;
 
 impl Guest for Dedup {
-    fn claim_calls(calls: Vec<Call>, worker: String, lease_ms: u64) -> Result<Vec<Claim>, StageError> {
+    fn claim_calls(
+        calls: Vec<Call>,
+        worker: String,
+        lease_ms: u64,
+    ) -> Result<Vec<Claim>, StageError> {
         let ledger = Ledger::open()?;
         let now = guest_support::time::now_ms();
         calls

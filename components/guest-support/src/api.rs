@@ -115,7 +115,11 @@ impl ApiClient {
         })
     }
 
-    fn decode<T: DeserializeOwned>(&self, path: &str, response: &Response) -> Result<T, StageError> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        response: &Response,
+    ) -> Result<T, StageError> {
         serde_json::from_slice(&response.body).map_err(|e| {
             let what = path.split('?').next().unwrap_or(path);
             StageError::InvalidData(format!(

@@ -11,7 +11,7 @@
 //! - [`api`]: an authenticated JSON client for 3CX and HighLevel that turns
 //!   HTTP failures into typed [`StageError`]s and retries once on a 401.
 //! - [`kv`]: JSON values in the tenant's key-value bucket.
-//! - [`time`]: timestamps.
+//! - [`time`]: timestamps in milliseconds and RFC 3339.
 
 #![deny(missing_docs)]
 

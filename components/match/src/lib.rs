@@ -27,7 +27,10 @@ use exports::connectzero::pipeline::matcher::{Guest, MatchOutcome};
 struct Matcher;
 
 impl Guest for Matcher {
-    fn match_calls(settings: TenantSettings, calls: Vec<Call>) -> Vec<Result<MatchOutcome, StageError>> {
+    fn match_calls(
+        settings: TenantSettings,
+        calls: Vec<Call>,
+    ) -> Vec<Result<MatchOutcome, StageError>> {
         if !normalise::is_known_country(&settings.default_country) {
             let error = StageError::InvalidSettings(format!(
                 "default-country {:?} is not an ISO 3166-1 alpha-2 code (e.g. \"US\", \"GB\")",

@@ -1,7 +1,7 @@
 //! Phone numbers to E.164.
 
-use phonenumber::country;
 use phonenumber::Mode;
+use phonenumber::country;
 use std::str::FromStr;
 
 /// Normalise `raw` (as 3CX reported it) to E.164, reading numbers without a
@@ -38,14 +38,26 @@ mod tests {
 
     #[test]
     fn national_numbers_use_the_default_country() {
-        assert_eq!(to_e164("020 7946 0958", "GB").as_deref(), Some("+442079460958"));
-        assert_eq!(to_e164("(503) 708-1210", "us").as_deref(), Some("+15037081210"));
+        assert_eq!(
+            to_e164("020 7946 0958", "GB").as_deref(),
+            Some("+442079460958")
+        );
+        assert_eq!(
+            to_e164("(503) 708-1210", "us").as_deref(),
+            Some("+15037081210")
+        );
     }
 
     #[test]
     fn international_forms_ignore_the_default_country() {
-        assert_eq!(to_e164("+44 20 7946 0958", "US").as_deref(), Some("+442079460958"));
-        assert_eq!(to_e164("0044 20 7946 0958", "US").as_deref(), Some("+442079460958"));
+        assert_eq!(
+            to_e164("+44 20 7946 0958", "US").as_deref(),
+            Some("+442079460958")
+        );
+        assert_eq!(
+            to_e164("0044 20 7946 0958", "US").as_deref(),
+            Some("+442079460958")
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The matching rules.
 
-use guest_support::bindings::connectzero::pipeline::directory;
 use crate::exports::connectzero::pipeline::matcher::{ContactMatch, MatchOutcome};
-use guest_support::bindings::connectzero::pipeline::types::MatchRule;
 use crate::normalise::to_e164;
 use guest_support::StageError;
-use guest_support::bindings::connectzero::pipeline::types::{Call, ContactRef, Direction, ExtensionOwner, Party, TenantSettings};
+use guest_support::bindings::connectzero::pipeline::directory;
+use guest_support::bindings::connectzero::pipeline::types::MatchRule;
+use guest_support::bindings::connectzero::pipeline::types::{
+    Call, ContactRef, Direction, ExtensionOwner, Party, TenantSettings,
+};
 use std::collections::HashMap;
 
 /// The directory with a per-batch cache: one lookup per number or e-mail,
@@ -39,7 +41,11 @@ impl CachedDirectory {
 }
 
 /// Apply the rules to one call.
-pub fn match_call(settings: &TenantSettings, call: &Call, directory: &mut CachedDirectory) -> Result<MatchOutcome, StageError> {
+pub fn match_call(
+    settings: &TenantSettings,
+    call: &Call,
+    directory: &mut CachedDirectory,
+) -> Result<MatchOutcome, StageError> {
     if matches!(call.direction, Direction::Internal) && !settings.log_internal_calls {
         return Ok(MatchOutcome::Skipped("internal-call".into()));
     }
@@ -51,20 +57,22 @@ pub fn match_call(settings: &TenantSettings, call: &Call, directory: &mut Cached
         Direction::Outbound => Some(MatchRule::CalledNumber),
         Direction::Internal => None,
     };
-    if let (Some(rule), Some(e164)) = (number_rule, &outside_e164) {
-        if let Some(found) = pick(directory.by_phone(e164)?, rule, e164) {
+    if let (Some(rule), Some(e164)) = (number_rule, &outside_e164)
+        && let Some(found) = pick(directory.by_phone(e164)?, rule, e164)
+    {
+        return Ok(MatchOutcome::Matched(found));
+    }
+    for owner in owners(call) {
+        if let Some(email) = &owner.email
+            && let Some(found) = pick(directory.by_email(email)?, MatchRule::ExtensionOwner, email)
+        {
             return Ok(MatchOutcome::Matched(found));
         }
     }
-    for owner in owners(call) {
-        if let Some(email) = &owner.email {
-            if let Some(found) = pick(directory.by_email(email)?, MatchRule::ExtensionOwner, email) {
-                return Ok(MatchOutcome::Matched(found));
-            }
-        }
-    }
     Ok(MatchOutcome::Unmatched(
-        outside_e164.or_else(|| outside.map(|p| p.number.clone())).unwrap_or_default(),
+        outside_e164
+            .or_else(|| outside.map(|p| p.number.clone()))
+            .unwrap_or_default(),
     ))
 }
 
@@ -96,12 +104,16 @@ fn outside_party(call: &Call) -> Option<&Party> {
 /// answered, then who was called, then who called.
 fn owners(call: &Call) -> Vec<&ExtensionOwner> {
     let mut owners: Vec<&ExtensionOwner> = Vec::new();
-    let candidates = [call.answered_by.as_ref(), Some(&call.callee), Some(&call.caller)];
+    let candidates = [
+        call.answered_by.as_ref(),
+        Some(&call.callee),
+        Some(&call.caller),
+    ];
     for party in candidates.into_iter().flatten() {
-        if let Some(owner) = &party.owner {
-            if !owners.iter().any(|o| o.extension == owner.extension) {
-                owners.push(owner);
-            }
+        if let Some(owner) = &party.owner
+            && !owners.iter().any(|o| o.extension == owner.extension)
+        {
+            owners.push(owner);
         }
     }
     owners

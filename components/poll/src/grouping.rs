@@ -4,7 +4,9 @@
 //! from `GetCallLogData` (see `xapi::call_ids`). A leg whose call id is
 //! unknown forms a call of its own, keyed by its segment id.
 
-use guest_support::bindings::connectzero::pipeline::types::{Call, CallLeg, Direction, ExtensionOwner, Party};
+use guest_support::bindings::connectzero::pipeline::types::{
+    Call, CallLeg, Direction, ExtensionOwner, Party,
+};
 use std::collections::{BTreeMap, HashMap};
 
 /// Identifies a leg: its segment id and start time (segment ids repeat
@@ -29,7 +31,11 @@ pub fn group_calls(
     }
     let mut calls: Vec<Call> = groups
         .into_iter()
-        .flat_map(|(group, legs)| split_reissued(legs).into_iter().map(move |legs| (group.clone(), legs)))
+        .flat_map(|(group, legs)| {
+            split_reissued(legs)
+                .into_iter()
+                .map(move |legs| (group.clone(), legs))
+        })
         .map(|(group, legs)| build_call(&group, legs))
         .collect();
     calls.sort_by_key(|c| c.start_time);
@@ -47,8 +53,13 @@ fn split_reissued(mut legs: Vec<CallLeg>) -> Vec<Vec<CallLeg>> {
     let mut runs: Vec<Vec<CallLeg>> = Vec::new();
     let mut run_end = i64::MIN;
     for leg in legs {
-        let starts_new_run = runs.is_empty() || leg.start_time > run_end.saturating_add(REISSUE_GAP_MS);
-        run_end = if starts_new_run { leg.end_time } else { run_end.max(leg.end_time) };
+        let starts_new_run =
+            runs.is_empty() || leg.start_time > run_end.saturating_add(REISSUE_GAP_MS);
+        run_end = if starts_new_run {
+            leg.end_time
+        } else {
+            run_end.max(leg.end_time)
+        };
         if starts_new_run {
             runs.push(vec![leg]);
         } else if let Some(run) = runs.last_mut() {
@@ -89,8 +100,15 @@ fn build_call(group: &str, mut legs: Vec<CallLeg>) -> Call {
         direction: call_direction(&legs),
         answered: answered_leg.is_some(),
         start_time: first.start_time,
-        end_time: legs.iter().map(|l| l.end_time).max().unwrap_or(first.end_time),
-        duration_secs: legs.iter().map(|l| l.duration_secs).fold(0u32, u32::saturating_add),
+        end_time: legs
+            .iter()
+            .map(|l| l.end_time)
+            .max()
+            .unwrap_or(first.end_time),
+        duration_secs: legs
+            .iter()
+            .map(|l| l.duration_secs)
+            .fold(0u32, u32::saturating_add),
         caller: first.caller.clone(),
         callee: first.callee.clone(),
         answered_by,
@@ -162,7 +180,12 @@ mod tests {
         let ids = HashMap::from([((1, 1_000), 77), ((2, 2_000), 77), ((3, 3_000), 77)]);
         let owners = HashMap::from([(
             "102".to_string(),
-            ExtensionOwner { extension: "102".into(), first_name: "Bob".into(), last_name: "Jones".into(), email: None },
+            ExtensionOwner {
+                extension: "102".into(),
+                first_name: "Bob".into(),
+                last_name: "Jones".into(),
+                email: None,
+            },
         )]);
         let calls = group_calls(legs, &ids, &owners);
         assert_eq!(calls.len(), 1);
@@ -176,7 +199,10 @@ mod tests {
         assert_eq!(by.owner.as_ref().unwrap().first_name, "Bob");
         let route: Vec<&str> = call.route.iter().map(|p| p.number.as_str()).collect();
         assert_eq!(route, ["800", "101"]);
-        assert_eq!(call.legs.iter().map(|l| l.leg_id).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            call.legs.iter().map(|l| l.leg_id).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
     }
 
     #[test]
@@ -185,7 +211,14 @@ mod tests {
         let hour = 3_600_000;
         let legs = vec![
             leg(7, 1_000, outside.clone(), party("101", false), true, 30),
-            leg(8, 1_000 + 5 * hour, outside.clone(), party("102", false), true, 30),
+            leg(
+                8,
+                1_000 + 5 * hour,
+                outside.clone(),
+                party("102", false),
+                true,
+                30,
+            ),
         ];
         let ids = HashMap::from([((7, 1_000), 42), ((8, 1_000 + 5 * hour), 42)]);
         let calls = group_calls(legs, &ids, &HashMap::new());
@@ -196,8 +229,22 @@ mod tests {
     #[test]
     fn a_leg_without_a_call_id_is_a_call_of_its_own_and_keys_include_the_start() {
         let legs = vec![
-            leg(5, 1_000, party("101", false), party("+15550002222", true), false, 0),
-            leg(5, 9_000, party("101", false), party("+15550002222", true), true, 5),
+            leg(
+                5,
+                1_000,
+                party("101", false),
+                party("+15550002222", true),
+                false,
+                0,
+            ),
+            leg(
+                5,
+                9_000,
+                party("101", false),
+                party("+15550002222", true),
+                true,
+                5,
+            ),
         ];
         let calls = group_calls(legs, &HashMap::new(), &HashMap::new());
         assert_eq!(calls.len(), 2);

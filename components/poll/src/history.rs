@@ -5,7 +5,9 @@
 //! precise rejection ("SegmentStartTime: not a date-time") instead of a
 //! failed batch.
 
-use guest_support::bindings::connectzero::pipeline::types::{CallLeg, Direction, Party, RecordingRef};
+use guest_support::bindings::connectzero::pipeline::types::{
+    CallLeg, Direction, Party, RecordingRef,
+};
 use guest_support::time::parse_rfc3339_ms;
 use serde_json::Value;
 
@@ -24,7 +26,9 @@ pub fn parse_row(row: &Value) -> Result<CallLeg, String> {
     let caller = party(row, "Src")?;
     let callee = party(row, "Dst")?;
     let duration_secs = match row.get("CallTime") {
-        Some(Value::String(text)) => parse_duration_secs(text).map_err(|e| format!("CallTime: {e}"))?,
+        Some(Value::String(text)) => {
+            parse_duration_secs(text).map_err(|e| format!("CallTime: {e}"))?
+        }
         _ => return Err("CallTime: missing".into()),
     };
     let answered = match row.get("CallAnswered") {
@@ -110,9 +114,10 @@ fn boolean(row: &Value, field: &str) -> Result<bool, String> {
 fn opt_text(row: &Value, field: &str) -> Result<Option<String>, String> {
     match row.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.len() > MAX_FIELD_LEN => {
-            Err(format!("{field}: {} characters is longer than {MAX_FIELD_LEN}", s.len()))
-        }
+        Some(Value::String(s)) if s.len() > MAX_FIELD_LEN => Err(format!(
+            "{field}: {} characters is longer than {MAX_FIELD_LEN}",
+            s.len()
+        )),
         Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
         Some(_) => Err(format!("{field}: not a string")),
     }
@@ -120,7 +125,9 @@ fn opt_text(row: &Value, field: &str) -> Result<Option<String>, String> {
 
 fn timestamp(row: &Value, field: &str) -> Result<i64, String> {
     match opt_text(row, field)? {
-        Some(text) => parse_rfc3339_ms(&text).map_err(|_| format!("{field}: {text:?} is not a date-time")),
+        Some(text) => {
+            parse_rfc3339_ms(&text).map_err(|_| format!("{field}: {text:?} is not a date-time"))
+        }
         None => Err(format!("{field}: missing")),
     }
 }
@@ -153,7 +160,10 @@ fn parse_iso8601(text: &str) -> Result<f64, String> {
         None => (body, ""),
     };
     let mut total = 0.0;
-    for (part, units) in [(date, &[('D', 86_400.0)][..]), (time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)][..])] {
+    for (part, units) in [
+        (date, &[('D', 86_400.0)][..]),
+        (time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)][..]),
+    ] {
         let mut rest = part;
         for (unit, factor) in units {
             if let Some(i) = rest.find(*unit) {

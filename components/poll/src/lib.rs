@@ -12,7 +12,7 @@ mod history;
 mod xapi;
 
 use guest_support::bindings::connectzero::pipeline::types::TenantSettings;
-use guest_support::{kv, time, StageError};
+use guest_support::{StageError, kv, time};
 
 guest_support::stage_bindings!(http_kv "poll-stage");
 
@@ -45,14 +45,31 @@ impl Guest for Poll {
         for row in &rows {
             match history::parse_row(row) {
                 Ok(leg) => legs.push(leg),
-                Err(reason) => rejected.push(RejectedRow { leg_id: history::leg_id_of(row), reason }),
+                Err(reason) => rejected.push(RejectedRow {
+                    leg_id: history::leg_id_of(row),
+                    reason,
+                }),
             }
         }
-        let high_water = legs.iter().map(|l| l.start_time).max().unwrap_or(cursor).max(cursor);
+        let high_water = legs
+            .iter()
+            .map(|l| l.start_time)
+            .max()
+            .unwrap_or(cursor)
+            .max(cursor);
         if legs.is_empty() {
-            return Ok(PollBatch { calls: Vec::new(), rejected, high_water });
+            return Ok(PollBatch {
+                calls: Vec::new(),
+                rejected,
+                high_water,
+            });
         }
-        let call_ids = xapi::call_ids(&api, from, now.max(high_water) + CLOCK_SKEW_MS, settings.page_size)?;
+        let call_ids = xapi::call_ids(
+            &api,
+            from,
+            now.max(high_water) + CLOCK_SKEW_MS,
+            settings.page_size,
+        )?;
         let owners = xapi::extension_owners(&api, settings.page_size)?;
         Ok(PollBatch {
             calls: grouping::group_calls(legs, &call_ids, &owners),

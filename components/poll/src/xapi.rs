@@ -1,10 +1,12 @@
 //! The 3CX XAPI requests the poll stage makes.
 
 use crate::grouping::LegId;
-use guest_support::api::ApiClient;
-use guest_support::bindings::connectzero::pipeline::types::{ExtensionOwner, Service, TenantSettings};
-use guest_support::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use guest_support::StageError;
+use guest_support::api::ApiClient;
+use guest_support::bindings::connectzero::pipeline::types::{
+    ExtensionOwner, Service, TenantSettings,
+};
+use guest_support::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -23,13 +25,20 @@ struct Collection<T> {
 
 /// A client for the tenant's XAPI at `{pbx}/xapi/v1`.
 pub fn client(settings: &TenantSettings) -> ApiClient {
-    ApiClient::new(Service::Pbx, &format!("{}/xapi/v1", settings.pbx_base_url.trim_end_matches('/')))
+    ApiClient::new(
+        Service::Pbx,
+        &format!("{}/xapi/v1", settings.pbx_base_url.trim_end_matches('/')),
+    )
 }
 
 /// Every `CallHistoryView` row that started at or after `from_ms`, oldest
 /// first, following `$top`/`$skip` paging until a short page
 /// (operationId `ListCallHistoryView`).
-pub fn call_history_since(api: &ApiClient, from_ms: i64, page_size: u32) -> Result<Vec<Value>, StageError> {
+pub fn call_history_since(
+    api: &ApiClient,
+    from_ms: i64,
+    page_size: u32,
+) -> Result<Vec<Value>, StageError> {
     let filter = format!("SegmentStartTime ge {}", format_rfc3339_ms(from_ms));
     let base = format!(
         "/CallHistoryView?$filter={}&$orderby={}",
@@ -46,7 +55,12 @@ pub fn call_history_since(api: &ApiClient, from_ms: i64, page_size: u32) -> Resu
 /// segments of one call, and its `SegmentId` + `StartTime` equal the
 /// `CallHistoryView` row's `SegmentId` + `SegmentStartTime`; "0" arguments
 /// mean "all". This is the only function that relies on it.
-pub fn call_ids(api: &ApiClient, from_ms: i64, to_ms: i64, page_size: u32) -> Result<HashMap<LegId, i32>, StageError> {
+pub fn call_ids(
+    api: &ApiClient,
+    from_ms: i64,
+    to_ms: i64,
+    page_size: u32,
+) -> Result<HashMap<LegId, i32>, StageError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Row {
@@ -64,8 +78,12 @@ pub fn call_ids(api: &ApiClient, from_ms: i64, to_ms: i64, page_size: u32) -> Re
     for row in read_pages(api, &base, page_size)? {
         // Rows this client cannot read only lose their grouping: the leg
         // then posts as a call of its own rather than not at all.
-        let Ok(row) = serde_json::from_value::<Row>(row) else { continue };
-        let (Some(segment), Some(start)) = (row.segment_id, row.start_time) else { continue };
+        let Ok(row) = serde_json::from_value::<Row>(row) else {
+            continue;
+        };
+        let (Some(segment), Some(start)) = (row.segment_id, row.start_time) else {
+            continue;
+        };
         if let Ok(start) = parse_rfc3339_ms(&start) {
             ids.insert((segment, start), row.call_id);
         }
@@ -74,7 +92,10 @@ pub fn call_ids(api: &ApiClient, from_ms: i64, to_ms: i64, page_size: u32) -> Re
 }
 
 /// Extension owners by extension number (operationId `ListUser`).
-pub fn extension_owners(api: &ApiClient, page_size: u32) -> Result<HashMap<String, ExtensionOwner>, StageError> {
+pub fn extension_owners(
+    api: &ApiClient,
+    page_size: u32,
+) -> Result<HashMap<String, ExtensionOwner>, StageError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct User {
@@ -89,8 +110,12 @@ pub fn extension_owners(api: &ApiClient, page_size: u32) -> Result<HashMap<Strin
     );
     let mut owners = HashMap::new();
     for row in read_pages(api, &base, page_size)? {
-        let Ok(user) = serde_json::from_value::<User>(row) else { continue };
-        let Some(number) = user.number.filter(|n| !n.is_empty()) else { continue };
+        let Ok(user) = serde_json::from_value::<User>(row) else {
+            continue;
+        };
+        let Some(number) = user.number.filter(|n| !n.is_empty()) else {
+            continue;
+        };
         owners.insert(
             number.clone(),
             ExtensionOwner {

@@ -3,7 +3,7 @@
 use guest_support::api::ApiClient;
 use guest_support::bindings::connectzero::pipeline::types::{Service, TenantSettings};
 use guest_support::bindings::wasi::keyvalue::store::Bucket;
-use guest_support::{kv, StageError};
+use guest_support::{StageError, kv};
 use serde::{Deserialize, Serialize};
 
 /// `Version` header of the conversations API (apps/conversations.json).
@@ -69,7 +69,8 @@ impl Crm {
     pub fn new(settings: &TenantSettings) -> Self {
         let base = settings.crm_base_url.trim_end_matches('/');
         Self {
-            conversations: ApiClient::new(Service::Crm, base).with_header("Version", CONVERSATIONS_VERSION),
+            conversations: ApiClient::new(Service::Crm, base)
+                .with_header("Version", CONVERSATIONS_VERSION),
             contacts: ApiClient::new(Service::Crm, base).with_header("Version", CONTACTS_VERSION),
             location_id: settings.crm_location_id.clone(),
         }
@@ -103,7 +104,11 @@ impl Crm {
     /// (operationId `search-conversation`), else created
     /// (operationId `create-conversation`). HighLevel keeps one
     /// conversation per contact, so the cache never goes stale.
-    pub fn conversation_for(&self, bucket: &Bucket, contact_id: &str) -> Result<String, StageError> {
+    pub fn conversation_for(
+        &self,
+        bucket: &Bucket,
+        contact_id: &str,
+    ) -> Result<String, StageError> {
         let cache_key = format!("post/conversation/{contact_id}");
         if let Some(id) = kv::get_json::<String>(bucket, &cache_key)? {
             return Ok(id);
@@ -131,7 +136,10 @@ impl Crm {
                     location_id: &'a str,
                     contact_id: &'a str,
                 }
-                let body = Body { location_id: &self.location_id, contact_id };
+                let body = Body {
+                    location_id: &self.location_id,
+                    contact_id,
+                };
                 let created: Created = self.conversations.post_json("/conversations/", &body)?;
                 created.conversation.id
             }
@@ -148,7 +156,8 @@ impl Crm {
     /// ("if required can be set manually"); `add-an-outbound-message` has
     /// neither. Switching outbound calls to it is a change to this one path.
     pub fn post_call(&self, message: &CallMessage) -> Result<MessageResponse, StageError> {
-        self.conversations.post_json("/conversations/messages/inbound", message)
+        self.conversations
+            .post_json("/conversations/messages/inbound", message)
     }
 }
 

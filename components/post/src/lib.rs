@@ -10,7 +10,7 @@ mod summary;
 
 use crm::{CallData, CallMessage, Crm};
 use guest_support::bindings::connectzero::pipeline::types::{Direction, TenantSettings};
-use guest_support::{kv, StageError};
+use guest_support::{StageError, kv};
 
 guest_support::stage_bindings!(http_kv "post-stage");
 
@@ -25,7 +25,9 @@ impl Guest for Post {
             Err(e) => return jobs.iter().map(|_| Err(e.clone())).collect(),
         };
         let crm = Crm::new(&settings);
-        jobs.iter().map(|job| post_one(&settings, &crm, &bucket, job)).collect()
+        jobs.iter()
+            .map(|job| post_one(&settings, &crm, &bucket, job))
+            .collect()
     }
 }
 
@@ -47,7 +49,10 @@ fn post_one(
     let conversation_id = crm.conversation_for(bucket, &contact_id)?;
     let call = &job.call;
     let (from, to) = match call.direction {
-        Direction::Outbound => (call.caller.number.clone(), summary::outside_number(call).to_string()),
+        Direction::Outbound => (
+            call.caller.number.clone(),
+            summary::outside_number(call).to_string(),
+        ),
         _ => (call.caller.number.clone(), call.callee.number.clone()),
     };
     let message = CallMessage {
@@ -55,11 +60,23 @@ fn post_one(
         conversation_id,
         contact_id: contact_id.clone(),
         conversation_provider_id: settings.crm_conversation_provider_id.clone(),
-        call: CallData { to, from, status: if call.answered { "completed" } else { "no-answer" } },
+        call: CallData {
+            to,
+            from,
+            status: if call.answered {
+                "completed"
+            } else {
+                "no-answer"
+            },
+        },
         date: guest_support::time::format_rfc3339_ms(call.start_time),
         alt_id: call.key.clone(),
         message: summary::message_text(job),
-        direction: if matches!(call.direction, Direction::Outbound) { "outbound" } else { "inbound" },
+        direction: if matches!(call.direction, Direction::Outbound) {
+            "outbound"
+        } else {
+            "inbound"
+        },
     };
     let response = crm.post_call(&message)?;
     Ok(Posted {

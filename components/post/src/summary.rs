@@ -10,8 +10,16 @@ pub fn message_text(job: &PostJob) -> String {
     let call = &job.call;
     let mut text = match call.direction {
         Direction::Inbound => format!("Inbound call from {}", call.caller.number),
-        Direction::Outbound => format!("Outbound call from {} to {}", name(&call.caller), outside_number(call)),
-        Direction::Internal => format!("Internal call from {} to {}", name(&call.caller), name(&call.callee)),
+        Direction::Outbound => format!(
+            "Outbound call from {} to {}",
+            name(&call.caller),
+            outside_number(call)
+        ),
+        Direction::Internal => format!(
+            "Internal call from {} to {}",
+            name(&call.caller),
+            name(&call.callee)
+        ),
     };
     match (&call.answered_by, call.answered) {
         (Some(by), true) if !matches!(call.direction, Direction::Outbound) => {
@@ -51,7 +59,11 @@ pub fn name(party: &Party) -> String {
     let person = party
         .owner
         .as_ref()
-        .map(|o| format!("{} {}", o.first_name, o.last_name).trim().to_string())
+        .map(|o| {
+            format!("{} {}", o.first_name, o.last_name)
+                .trim()
+                .to_string()
+        })
         .filter(|n| !n.is_empty())
         .or_else(|| party.display_name.clone());
     match (person, &party.extension) {
@@ -85,11 +97,22 @@ mod tests {
 
     #[test]
     fn names_prefer_the_owner_then_the_display_name() {
-        let mut party = Party { number: "101".into(), display_name: Some("Desk".into()), extension: Some("101".into()), external: false, owner: None };
+        let mut party = Party {
+            number: "101".into(),
+            display_name: Some("Desk".into()),
+            extension: Some("101".into()),
+            external: false,
+            owner: None,
+        };
         assert_eq!(name(&party), "Desk (ext. 101)");
-        party.owner = Some(guest_support::bindings::connectzero::pipeline::types::ExtensionOwner {
-            extension: "101".into(), first_name: "Alice".into(), last_name: "Smith".into(), email: None,
-        });
+        party.owner = Some(
+            guest_support::bindings::connectzero::pipeline::types::ExtensionOwner {
+                extension: "101".into(),
+                first_name: "Alice".into(),
+                last_name: "Smith".into(),
+                email: None,
+            },
+        );
         assert_eq!(name(&party), "Alice Smith (ext. 101)");
     }
 }

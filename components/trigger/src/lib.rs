@@ -14,7 +14,10 @@ use exports::connectzero::pipeline::trigger::{CallEvent, Delivery, Guest};
 struct Trigger;
 
 impl Guest for Trigger {
-    fn fire(_settings: TenantSettings, events: Vec<CallEvent>) -> Vec<Result<Delivery, StageError>> {
+    fn fire(
+        _settings: TenantSettings,
+        events: Vec<CallEvent>,
+    ) -> Vec<Result<Delivery, StageError>> {
         events.iter().map(|_| Ok(Delivery::NotEnabled)).collect()
     }
 }

@@ -1,0 +1,57 @@
+//! The `connectzero` binary itself.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
+
+#[test]
+fn the_demo_handles_every_call_as_expected_and_exits_zero() {
+    let output = Command::new(BIN).arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains(
+            "20 calls: 15 posted, 5 skipped, 0 other; 15 messages in the CRM; 0 not as expected"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('✗'), "{stdout}");
+}
+
+#[test]
+fn run_explains_a_bad_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("connectzero.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[tenants]]
+id = "acme"
+[tenants.pbx]
+base_url = "http://pbx.example.com"
+client_id = "connectzero"
+client_secret = "do-not-print-me"
+[tenants.crm]
+location_id = "loc"
+conversation_provider_id = "prov"
+client_id = "app"
+client_secret = "app-secret"
+refresh_token = "refresh"
+"#,
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("pbx.base_url"), "{stderr}");
+    assert!(stderr.contains("use https://"), "{stderr}");
+    assert!(!stderr.contains("do-not-print-me"), "{stderr}");
+}
