@@ -8,25 +8,22 @@
 //! succeed as it is (unreadable data, a 4xx the CRM will always give) is
 //! parked with its reason.
 
-use crate::bindings::attach::exports::connectzero::pipeline::attach::{AttachJob, AttachOutcome};
+mod record;
+mod stages;
+
+use crate::bindings::attach::exports::connectzero::pipeline::attach::AttachJob;
 use crate::bindings::dedup::exports::connectzero::pipeline::dedup::{Claim, Completion, Outcome};
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
-use crate::bindings::poll::exports::connectzero::pipeline::poll::PollBatch;
 use crate::bindings::post::exports::connectzero::pipeline::post::{PostJob, Posted, Target};
-use crate::bindings::trigger::exports::connectzero::pipeline::trigger::{
-    CallEvent, Delivery, EventKind,
-};
+use crate::bindings::trigger::exports::connectzero::pipeline::trigger::{CallEvent, EventKind};
 use crate::bindings::types::{
     Call, Direction, MatchRule, NoMatchPolicy, StageError, TenantSettings,
 };
 use crate::config::TenantConfig;
 use crate::credentials::Credentials;
 use crate::directory::Directory;
-use crate::engine::{Runtime, Stage};
-use crate::kv::KvCtx;
-use crate::outbound::OutboundPolicy;
-use crate::state::Grants;
-use crate::storage::{CallRecord, Storage};
+use crate::engine::Runtime;
+use crate::storage::Storage;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -172,44 +169,6 @@ impl Pipeline {
     /// The storage this pipeline writes.
     pub fn storage(&self) -> &Storage {
         &self.storage
-    }
-
-    fn store(&self, stage: Stage, tenant: &Tenant) -> wasmtime::Store<crate::state::StoreData> {
-        let s = &tenant.settings;
-        let (outbound, grants) = match stage {
-            Stage::Poll => (
-                OutboundPolicy::allow_urls([s.pbx_base_url.as_str()]),
-                self.io_grants(tenant),
-            ),
-            Stage::Post | Stage::Trigger | Stage::WriteBack => (
-                OutboundPolicy::allow_urls([s.crm_base_url.as_str()]),
-                self.io_grants(tenant),
-            ),
-            Stage::Attach => (
-                OutboundPolicy::allow_urls([s.pbx_base_url.as_str(), s.crm_base_url.as_str()]),
-                self.io_grants(tenant),
-            ),
-            Stage::Match => (
-                OutboundPolicy::deny_all(),
-                Grants {
-                    credentials: None,
-                    directory: Some(tenant.directory.clone()),
-                },
-            ),
-            Stage::Dedup => (OutboundPolicy::deny_all(), Grants::default()),
-        };
-        let kv = KvCtx {
-            namespace: tenant.id().to_string(),
-            storage: self.storage.clone(),
-        };
-        self.runtime.new_store(stage, kv, outbound, grants)
-    }
-
-    fn io_grants(&self, tenant: &Tenant) -> Grants {
-        Grants {
-            credentials: Some(tenant.credentials.clone()),
-            directory: None,
-        }
     }
 
     /// Run one tick for `tenant`. `Err` means a host or component fault
@@ -407,250 +366,6 @@ impl Pipeline {
         }
         Ok(())
     }
-
-    fn park_rejected_rows(&self, tenant: &Tenant, batch: &PollBatch) -> anyhow::Result<()> {
-        let now = chrono::Utc::now().timestamp_millis();
-        for row in &batch.rejected {
-            let key = match row.leg_id {
-                Some(id) => format!("3cx-row:{id}"),
-                None => format!("3cx-row:unknown:{}", row.reason),
-            };
-            if self.storage.call_outcome(tenant.id(), &key)?.is_none() {
-                tracing::warn!(tenant = tenant.id(), row = %key, reason = %row.reason, "parked an unreadable 3CX call-history row");
-            }
-            self.storage.record_call(&CallRecord {
-                tenant: tenant.id().to_string(),
-                call_key: key,
-                direction: "unknown".into(),
-                caller: String::new(),
-                callee: String::new(),
-                outcome: "parked".into(),
-                detail: row.reason.clone(),
-                rule: None,
-                contact_id: None,
-                ended_at_ms: now,
-                handled_at_ms: now,
-            })?;
-        }
-        Ok(())
-    }
-
-    fn record(&self, tenant: &Tenant, h: &Handled) -> anyhow::Result<()> {
-        let (outcome, detail) = match &h.outcome {
-            Ok(Outcome::Posted(id)) => ("posted", id.clone()),
-            Ok(Outcome::Skipped(reason)) => ("skipped", reason.clone()),
-            Ok(Outcome::Parked(reason)) => ("parked", reason.clone()),
-            Err(error) => ("retrying", describe(error)),
-        };
-        match &h.outcome {
-            Ok(Outcome::Parked(reason)) => {
-                tracing::warn!(tenant = tenant.id(), call = %h.call.key, %reason, "call parked")
-            }
-            Err(error) => {
-                tracing::warn!(tenant = tenant.id(), call = %h.call.key, error = %describe(error), "call will be retried")
-            }
-            Ok(_) => {
-                tracing::info!(tenant = tenant.id(), call = %h.call.key, outcome, "call handled")
-            }
-        }
-        let callee = match h.call.direction {
-            Direction::Outbound => h
-                .call
-                .legs
-                .iter()
-                .map(|l| &l.callee)
-                .find(|p| p.external)
-                .unwrap_or(&h.call.callee),
-            _ => &h.call.callee,
-        };
-        self.storage.record_call(&CallRecord {
-            tenant: tenant.id().to_string(),
-            call_key: h.call.key.clone(),
-            direction: direction_name(h.call.direction).into(),
-            caller: h.call.caller.number.clone(),
-            callee: callee.number.clone(),
-            outcome: outcome.into(),
-            detail,
-            rule: h.rule.map(|r| rule_name(r).to_string()),
-            contact_id: h.contact_id.clone(),
-            ended_at_ms: h.call.end_time,
-            handled_at_ms: chrono::Utc::now().timestamp_millis(),
-        })?;
-        Ok(())
-    }
-
-    // --- one function per stage invocation -------------------------------
-
-    async fn fetch(&self, tenant: &Tenant) -> anyhow::Result<Result<PollBatch, StageError>> {
-        let mut store = self.store(Stage::Poll, tenant);
-        let poll = self
-            .runtime
-            .stages
-            .poll
-            .instantiate_async(&mut store)
-            .await?;
-        Ok(poll
-            .connectzero_pipeline_poll()
-            .call_fetch(&mut store, &tenant.settings)
-            .await?)
-    }
-
-    async fn commit(&self, tenant: &Tenant, cursor: i64) -> anyhow::Result<()> {
-        let mut store = self.store(Stage::Poll, tenant);
-        let poll = self
-            .runtime
-            .stages
-            .poll
-            .instantiate_async(&mut store)
-            .await?;
-        if let Err(error) = poll
-            .connectzero_pipeline_poll()
-            .call_commit(&mut store, &tenant.settings, cursor)
-            .await?
-        {
-            tracing::warn!(tenant = tenant.id(), error = %describe(&error), "could not move the cursor; the calls will be re-read");
-        }
-        Ok(())
-    }
-
-    async fn claim(
-        &self,
-        tenant: &Tenant,
-        calls: &[Call],
-    ) -> anyhow::Result<Result<Vec<Claim>, StageError>> {
-        let mut store = self.store(Stage::Dedup, tenant);
-        let dedup = self
-            .runtime
-            .stages
-            .dedup
-            .instantiate_async(&mut store)
-            .await?;
-        let lease = CLAIM_LEASE.as_millis() as u64;
-        Ok(dedup
-            .connectzero_pipeline_dedup()
-            .call_claim_calls(&mut store, calls, &self.worker, lease)
-            .await?)
-    }
-
-    /// Record final outcomes and release the calls to retry. A storage
-    /// failure here is not fatal to the calls: unfinished claims expire and
-    /// the calls are processed again.
-    async fn finish(
-        &self,
-        tenant: &Tenant,
-        completions: &[Completion],
-        released: &[Call],
-    ) -> anyhow::Result<()> {
-        let mut store = self.store(Stage::Dedup, tenant);
-        let dedup = self
-            .runtime
-            .stages
-            .dedup
-            .instantiate_async(&mut store)
-            .await?;
-        let ledger = dedup.connectzero_pipeline_dedup();
-        if !completions.is_empty()
-            && let Err(error) = ledger.call_complete(&mut store, completions).await?
-        {
-            tracing::error!(tenant = tenant.id(), error = %describe(&error), "could not record outcomes in the ledger");
-        }
-        if !released.is_empty()
-            && let Err(error) = ledger
-                .call_release(&mut store, released, &self.worker)
-                .await?
-        {
-            tracing::warn!(tenant = tenant.id(), error = %describe(&error), "could not release calls; they retry when the lease expires");
-        }
-        Ok(())
-    }
-
-    async fn match_calls(
-        &self,
-        tenant: &Tenant,
-        calls: &[Call],
-    ) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
-        let mut store = self.store(Stage::Match, tenant);
-        let matcher = self
-            .runtime
-            .stages
-            .matcher
-            .instantiate_async(&mut store)
-            .await?;
-        let results = matcher
-            .connectzero_pipeline_matcher()
-            .call_match_calls(&mut store, &tenant.settings, calls)
-            .await?;
-        ensure_one_per_input("match", calls.len(), results)
-    }
-
-    async fn post(
-        &self,
-        tenant: &Tenant,
-        jobs: Vec<PostJob>,
-    ) -> anyhow::Result<Vec<Result<Posted, StageError>>> {
-        let mut store = self.store(Stage::Post, tenant);
-        let post = self
-            .runtime
-            .stages
-            .post
-            .instantiate_async(&mut store)
-            .await?;
-        let results = post
-            .connectzero_pipeline_post()
-            .call_post_calls(&mut store, &tenant.settings, &jobs)
-            .await?;
-        ensure_one_per_input("post", jobs.len(), results)
-    }
-
-    async fn attach(
-        &self,
-        tenant: &Tenant,
-        jobs: Vec<AttachJob>,
-    ) -> anyhow::Result<Vec<Result<AttachOutcome, StageError>>> {
-        let mut store = self.store(Stage::Attach, tenant);
-        let attach = self
-            .runtime
-            .stages
-            .attach
-            .instantiate_async(&mut store)
-            .await?;
-        let results = attach
-            .connectzero_pipeline_attach()
-            .call_attach_recordings(&mut store, &tenant.settings, &jobs)
-            .await?;
-        ensure_one_per_input("attach", jobs.len(), results)
-    }
-
-    async fn fire(
-        &self,
-        tenant: &Tenant,
-        events: Vec<CallEvent>,
-    ) -> anyhow::Result<Vec<Result<Delivery, StageError>>> {
-        let mut store = self.store(Stage::Trigger, tenant);
-        let trigger = self
-            .runtime
-            .stages
-            .trigger
-            .instantiate_async(&mut store)
-            .await?;
-        let results = trigger
-            .connectzero_pipeline_trigger()
-            .call_fire(&mut store, &tenant.settings, &events)
-            .await?;
-        ensure_one_per_input("trigger", events.len(), results)
-    }
-}
-
-/// A batch stage must answer once per input; a replacement component that
-/// does not is broken, and guessing which answer belongs to which call
-/// could post a call to the wrong contact.
-fn ensure_one_per_input<T>(stage: &str, inputs: usize, results: Vec<T>) -> anyhow::Result<Vec<T>> {
-    anyhow::ensure!(
-        results.len() == inputs,
-        "the {stage} component answered {} results for {inputs} inputs",
-        results.len()
-    );
-    Ok(results)
 }
 
 impl Handled {

@@ -1,0 +1,104 @@
+//! What a component invocation may reach: its own outbound hosts and its
+//! own tenant's keys, nothing else.
+
+mod common;
+
+use connectzero::bindings::types::StageError;
+use connectzero::engine::Stage;
+use connectzero::kv::KvCtx;
+use connectzero::outbound::OutboundPolicy;
+use connectzero::state::Grants;
+use connectzero::storage::Storage;
+
+#[tokio::test]
+async fn a_stage_cannot_reach_a_host_outside_its_allow_list() {
+    let (world, _) = common::seeded_world(common::defaults()).await;
+    let runtime = common::runtime();
+    let kv = KvCtx {
+        namespace: "demo".into(),
+        storage: Storage::in_memory().unwrap(),
+    };
+    let grants = Grants {
+        credentials: Some(world.tenant.credentials.clone()),
+        directory: None,
+    };
+
+    // Allowed only the CRM, the poll component tries 3CX.
+    let only_crm = OutboundPolicy::allow_urls([world.crm.base_url().as_str()]);
+    let mut store = runtime.new_store(Stage::Poll, kv.clone(), only_crm, grants.clone());
+    let poll = runtime
+        .stages
+        .poll
+        .instantiate_async(&mut store)
+        .await
+        .unwrap();
+    let refused = poll
+        .connectzero_pipeline_poll()
+        .call_fetch(&mut store, &world.tenant.settings)
+        .await
+        .unwrap();
+    match refused {
+        Err(StageError::Network(message)) => {
+            assert!(message.contains("HttpRequestDenied"), "{message}")
+        }
+        other => panic!("expected a refused request, got {other:?}"),
+    }
+    assert_eq!(
+        world.pbx.request_count("/xapi/v1"),
+        0,
+        "nothing reached 3CX"
+    );
+
+    // With 3CX on its list the same call goes through.
+    let with_pbx = OutboundPolicy::allow_urls([world.pbx.base_url().as_str()]);
+    let mut store = runtime.new_store(Stage::Poll, kv, with_pbx, grants);
+    let poll = runtime
+        .stages
+        .poll
+        .instantiate_async(&mut store)
+        .await
+        .unwrap();
+    let batch = poll
+        .connectzero_pipeline_poll()
+        .call_fetch(&mut store, &world.tenant.settings)
+        .await
+        .unwrap();
+    assert!(batch.is_ok(), "{batch:?}");
+}
+
+#[tokio::test]
+async fn each_tenant_sees_only_its_own_keys() {
+    let (world, _) = common::seeded_world(common::defaults()).await;
+    let storage = world.storage.clone();
+    // Another tenant has a cursor far in the future; ours must not see it.
+    storage
+        .kv_set("other-tenant", "poll/cursor", b"99999999999999")
+        .unwrap();
+    common::place(
+        &world,
+        &mut connectzero::demo::Placer::default(),
+        &common::one_leg(
+            1,
+            common::outside(connectzero::demo::numbers::DANA),
+            common::ext("101"),
+            true,
+            10,
+        ),
+    );
+    common::tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
+    assert!(storage.kv_get("demo", "poll/cursor").unwrap().is_some());
+    assert_eq!(
+        storage
+            .kv_get("other-tenant", "poll/cursor")
+            .unwrap()
+            .as_deref(),
+        Some(&b"99999999999999"[..])
+    );
+    assert!(
+        storage
+            .kv_list("other-tenant", None)
+            .unwrap()
+            .iter()
+            .all(|k| !k.starts_with("ledger/"))
+    );
+}
