@@ -539,3 +539,46 @@ async fn a_segment_with_a_reused_call_id_hours_later_is_a_separate_call() {
     }
     tick_until(&world, 5, |w| w.crm.messages().len() == 2).await;
 }
+
+#[tokio::test]
+async fn call_history_is_read_across_pages() {
+    let mut options = defaults();
+    options.page_size = 2;
+    let (world, _) = seeded_world(options).await;
+    let mut placer = Placer::default();
+    let callers = [
+        numbers::DANA,
+        numbers::ELI,
+        numbers::FAY,
+        numbers::GWEN,
+        numbers::IAN,
+    ];
+    for (i, number) in callers.iter().enumerate() {
+        place(
+            &world,
+            &mut placer,
+            &one_leg(i as i32 + 1, outside(number), ext("101"), true, 30),
+        );
+    }
+    let report = tick_until(&world, 3, |w| w.crm.messages().len() == 5).await;
+    assert_eq!(report.polled, 5);
+    // Five rows at two per page is three pages, each a separate request.
+    assert!(world.pbx.request_count("/xapi/v1/CallHistoryView") >= 3);
+}
+
+#[tokio::test]
+async fn an_api_user_without_the_history_role_gets_a_fix_hint_and_the_call_waits() {
+    let (world, _) = seeded_world(defaults()).await;
+    world.pbx.set_forbidden(true);
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
+    let report = world.tick().await.unwrap();
+    let error = report.error.unwrap();
+    assert!(error.contains("3CX denied access (403)"), "{error}");
+    assert!(error.contains("role"), "{error}");
+    world.pbx.set_forbidden(false);
+    tick_until(&world, 3, |w| w.crm.messages().len() == 1).await;
+}
