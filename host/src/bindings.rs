@@ -77,4 +77,3 @@ http_world!(attach, "connectzero:pipeline/attach-stage", {
 http_world!(trigger, "connectzero:pipeline/trigger-stage", {
     "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
 });
-http_world!(write_back, "connectzero:pipeline/write-back-stage", {});

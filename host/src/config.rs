@@ -90,6 +90,37 @@ pub struct TenantConfig {
     /// Behaviour.
     #[serde(default)]
     pub settings: TenantOptions,
+    /// The Update Call Record action and trigger subscription endpoints.
+    #[serde(default)]
+    pub actions: ActionsConfig,
+}
+
+/// How HighLevel authenticates to this tenant's endpoints (action calls
+/// and trigger subscriptions). HighLevel does not sign these calls, so the
+/// app's marketplace settings send a secret header; `x-wh-signature` is
+/// verified too whenever it is present.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActionsConfig {
+    /// Name of the secret header (default `x-connectzero-secret`).
+    pub secret_header: Option<String>,
+    /// Its value; endpoints refuse every call while this is unset.
+    pub secret: Option<Secret>,
+    /// PEM public key for `x-wh-signature` (default: HighLevel's published
+    /// webhook key, see `components/write-back/README.md`).
+    pub signature_public_key: Option<String>,
+    /// Contact custom field key that stores the call sentiment
+    /// (default `connectzero_call_sentiment`).
+    pub sentiment_field_key: Option<String>,
+}
+
+impl ActionsConfig {
+    /// The secret header's name.
+    pub fn header_name(&self) -> &str {
+        self.secret_header
+            .as_deref()
+            .unwrap_or("x-connectzero-secret")
+    }
 }
 
 /// 3CX XAPI access (Admin > Integrations > API).
@@ -146,6 +177,11 @@ pub struct TenantOptions {
     pub page_size: u32,
     /// Poll interval, milliseconds. Default 1000.
     pub poll_interval_ms: u64,
+    /// How long to wait for 3CX to finalise a recording, seconds. Default 600.
+    pub recording_window_secs: u32,
+    /// First retry delay for recordings and trigger deliveries, ms
+    /// (doubling per attempt). Default 2000.
+    pub retry_base_ms: u32,
 }
 
 impl Default for TenantOptions {
@@ -157,6 +193,8 @@ impl Default for TenantOptions {
             overlap_window_secs: 300,
             page_size: 100,
             poll_interval_ms: 1000,
+            recording_window_secs: 600,
+            retry_base_ms: 2000,
         }
     }
 }
@@ -247,6 +285,8 @@ impl TenantConfig {
             no_match_policy: self.no_match_policy().unwrap_or(NoMatchPolicy::Skip),
             overlap_window_secs: self.settings.overlap_window_secs,
             page_size: self.settings.page_size,
+            recording_window_secs: self.settings.recording_window_secs,
+            retry_base_ms: self.settings.retry_base_ms,
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::storage::CallRecord;
 use crate::testbed::{TENANT, World};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use connectzero_simulators::highlevel::SimContact;
-use connectzero_simulators::threecx::{SimParty, SimSegment, SimUser};
+use connectzero_simulators::threecx::{SimParty, SimRecording, SimSegment, SimUser, silent_wav};
 use std::collections::HashMap;
 
 /// What should happen to a call.
@@ -52,6 +52,25 @@ pub struct CallPlan {
     pub legs: Vec<LegPlan>,
     /// What should happen.
     pub expect: Expect,
+    /// The recording 3CX makes of the call's last leg, if any.
+    pub recording: Option<RecordingPlan>,
+}
+
+/// A recording and when 3CX finalises it.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordingPlan {
+    /// 3CX `Recording.Id`.
+    pub id: i32,
+    /// How long after hang-up 3CX takes to finalise it.
+    pub finalise_after: std::time::Duration,
+}
+
+impl CallPlan {
+    /// The same call, recorded as `id`, final `finalise_after` after hang-up.
+    pub fn recorded(mut self, id: i32, finalise_after: std::time::Duration) -> Self {
+        self.recording = Some(RecordingPlan { id, finalise_after });
+        self
+    }
 }
 
 /// A placed call: its key in ConnectZero.
@@ -162,20 +181,24 @@ pub fn demo_calls() -> Vec<CallPlan> {
         first_segment_id: None,
         legs,
         expect,
+        recording: None,
     };
+    let (now, soon) = (std::time::Duration::ZERO, std::time::Duration::from_secs(4));
     vec![
         plan(
-            "Inbound, answered",
+            "Inbound, answered, recorded",
             9001,
             vec![leg(outside(DANA), alice(), true, 95)],
             posted("Dana Fox", "caller-number"),
-        ),
+        )
+        .recorded(3301, now),
         plan(
-            "Outbound, answered",
+            "Outbound, answered, recorded late",
             9002,
             vec![leg(bob(), outside(ELI), true, 240)],
             posted("Eli Grant", "called-number"),
-        ),
+        )
+        .recorded(3302, soon),
         plan(
             "Inbound, missed",
             9003,
@@ -250,11 +273,12 @@ pub fn demo_calls() -> Vec<CallPlan> {
             Expect::Skipped("no-match"),
         ),
         plan(
-            "Inbound from the UK",
+            "Inbound from the UK, recorded",
             9014,
             vec![leg(outside(IAN), alice(), true, 300)],
             posted("Ian Moss", "caller-number"),
-        ),
+        )
+        .recorded(3314, now),
         plan(
             "Withheld caller id",
             9015,
@@ -279,6 +303,7 @@ pub fn demo_calls() -> Vec<CallPlan> {
             first_segment_id: Some(SEGMENT_BASE),
             legs: vec![leg(outside(ELI), carol(), true, 65)],
             expect: posted("Eli Grant", "caller-number"),
+            recording: None,
         },
         plan(
             "Inbound, short call",
@@ -331,6 +356,24 @@ impl Placer {
             let mut dst = leg.dst.clone();
             src.participant_id = segment_id * 10 + 1;
             dst.participant_id = segment_id * 10 + 2;
+            if let (Some(rec), true) = (plan.recording, i + 1 == plan.legs.len()) {
+                // 3CX records the PBX side of the leg.
+                let inside = if dst.internal { &mut dst } else { &mut src };
+                inside.rec_id = Some(rec.id);
+                let recording = SimRecording {
+                    id: rec.id,
+                    start,
+                    end: Some(end),
+                    from_dn: src.dn.clone(),
+                    to_dn: dst.dn.clone(),
+                    from_caller_number: src.caller_number.clone(),
+                    to_caller_number: dst.caller_number.clone(),
+                    audio: silent_wav(2_000),
+                };
+                world
+                    .pbx
+                    .add_recording_finalising_after(recording, rec.finalise_after);
+            }
             world.pbx.add_segment(SimSegment::new(
                 segment_id,
                 plan.call_id,
@@ -419,10 +462,29 @@ pub fn render(rows: &[Row], contacts: &HashMap<&'static str, String>) -> String 
         .collect();
     let mut out = String::new();
     out.push_str(&format!(
-        "{:>2}  {:<38} {:<9} {:<16} {:<12} {:<45} {:>8}  {}\n",
-        "#", "call", "direction", "rule", "contact", "result", "latency", "ok"
+        "{:>2}  {:<38} {:<9} {:<16} {:<12} {:<32} {:>8}  {:<9} {:<26} {}\n",
+        "#",
+        "call",
+        "direction",
+        "rule",
+        "contact",
+        "result",
+        "latency",
+        "recording",
+        "triggers",
+        "ok"
     ));
     for (i, row) in rows.iter().enumerate() {
+        let (recording, triggers) = row
+            .record
+            .as_ref()
+            .map(|r| {
+                (
+                    r.recording.split(':').next().unwrap_or("").to_string(),
+                    r.triggers.clone(),
+                )
+            })
+            .unwrap_or_default();
         let (direction, rule, contact, result, latency) = match &row.record {
             Some(r) => (
                 r.direction.as_str(),
@@ -433,7 +495,7 @@ pub fn render(rows: &[Row], contacts: &HashMap<&'static str, String>) -> String 
                     .unwrap_or("-")
                     .to_string(),
                 match r.outcome.as_str() {
-                    "posted" => format!("posted as message {}", r.detail),
+                    "posted" => format!("posted: {}", r.detail),
                     other => format!("{other}: {}", r.detail),
                 },
                 format!("{:.2} s", (r.handled_at_ms - r.ended_at_ms) as f64 / 1000.0),
@@ -446,9 +508,9 @@ pub fn render(rows: &[Row], contacts: &HashMap<&'static str, String>) -> String 
                 "-".into(),
             ),
         };
-        let result: String = result.chars().take(45).collect();
+        let result: String = result.chars().take(32).collect();
         out.push_str(&format!(
-            "{:>2}  {:<38} {:<9} {:<16} {:<12} {:<45} {:>8}  {}\n",
+            "{:>2}  {:<38} {:<9} {:<16} {:<12} {:<32} {:>8}  {:<9} {:<26} {}\n",
             i + 1,
             row.call.plan.label,
             direction,
@@ -456,6 +518,8 @@ pub fn render(rows: &[Row], contacts: &HashMap<&'static str, String>) -> String 
             contact,
             result,
             latency,
+            if recording == "none" { "-" } else { &recording },
+            if triggers.is_empty() { "-" } else { &triggers },
             if row.as_expected { "✓" } else { "✗" }
         ));
     }

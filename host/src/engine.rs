@@ -6,7 +6,7 @@
 //! invocation then gets a fresh `Store` with a memory limit and an epoch
 //! deadline, so a stuck or greedy component cannot hold the host.
 
-use crate::bindings::{attach, dedup, host_provided, matcher, poll, post, trigger, write_back};
+use crate::bindings::{attach, dedup, host_provided, matcher, poll, post, trigger};
 use crate::kv::KvCtx;
 use crate::outbound::OutboundPolicy;
 use crate::state::{Grants, StoreData};
@@ -100,7 +100,12 @@ impl Stage {
 
     /// Whether the stage may use the key-value store.
     fn uses_store(self) -> bool {
-        !matches!(self, Stage::Match | Stage::WriteBack)
+        !matches!(self, Stage::Match)
+    }
+
+    /// Whether the stage may use compare-and-swap (ledger and queues).
+    fn uses_atomics(self) -> bool {
+        matches!(self, Stage::Dedup | Stage::Attach | Stage::Trigger)
     }
 }
 
@@ -118,8 +123,8 @@ pub struct Stages {
     pub attach: attach::AttachStagePre<StoreData>,
     /// Trigger.
     pub trigger: trigger::TriggerStagePre<StoreData>,
-    /// Write-back.
-    pub write_back: write_back::WriteBackStagePre<StoreData>,
+    /// Write-back: an HTTP component (`wasi:http/incoming-handler`).
+    pub write_back: wasmtime_wasi_http::p2::bindings::ProxyPre<StoreData>,
 }
 
 /// Engine plus stages: what every invocation needs. Cheap to share.
@@ -164,7 +169,7 @@ impl Runtime {
             trigger: trigger::TriggerStagePre::new(pre(Stage::Trigger)?)
                 .map_err(anyhow::Error::from)
                 .context("trigger component exports")?,
-            write_back: write_back::WriteBackStagePre::new(pre(Stage::WriteBack)?)
+            write_back: wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre(Stage::WriteBack)?)
                 .map_err(anyhow::Error::from)
                 .context("write-back component exports")?,
         };
@@ -276,8 +281,14 @@ fn linker_for(engine: &Engine, stage: Stage) -> anyhow::Result<Linker<StoreData>
             |s| s,
         )?;
     }
-    if stage == Stage::Dedup {
+    if stage.uses_atomics() {
         host_provided::wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<StoreData>>(
+            &mut linker,
+            |s| s,
+        )?;
+    }
+    if stage == Stage::WriteBack {
+        host_provided::wasi::config::store::add_to_linker::<_, HasSelf<StoreData>>(
             &mut linker,
             |s| s,
         )?;

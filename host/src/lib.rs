@@ -11,6 +11,7 @@
 
 pub mod bindings;
 pub mod config;
+pub mod config_store;
 pub mod credentials;
 pub mod demo;
 pub mod directory;
@@ -19,6 +20,7 @@ pub mod kv;
 pub mod outbound;
 pub mod pipeline;
 pub mod scheduler;
+pub mod server;
 pub mod state;
 pub mod storage;
 pub mod testbed;

@@ -7,8 +7,11 @@ use connectzero::demo;
 use connectzero::engine::Runtime;
 use connectzero::pipeline::{Pipeline, Tenant};
 use connectzero::scheduler;
+use connectzero::server::{self, ServerState};
 use connectzero::storage::Storage;
 use connectzero::testbed::World;
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,12 +49,20 @@ enum Command {
         /// Database file (default: a fresh temporary one).
         #[arg(long, value_name = "FILE")]
         db: Option<PathBuf>,
+        /// Address for the action and trigger endpoints (port 0: any free port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
     },
     /// Run the configured tenants until interrupted.
     Run {
         /// Configuration file (see `docs/ARCHITECTURE.md` and `config.rs`).
         #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
         config: PathBuf,
+        /// Address for HighLevel's calls: the Update Call Record action
+        /// (`/t/{tenant}/actions/update-call-record`) and trigger
+        /// subscriptions (`/t/{tenant}/triggers/subscription`).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
+        listen: SocketAddr,
     },
 }
 
@@ -65,8 +76,12 @@ async fn main() -> anyhow::Result<()> {
     };
     init_logging(cli.log_format, default_filter);
     match cli.command {
-        Command::Demo { keep_running, db } => run_demo(cli.components, db, keep_running).await,
-        Command::Run { config } => run_tenants(cli.components, config).await,
+        Command::Demo {
+            keep_running,
+            db,
+            listen,
+        } => run_demo(cli.components, db, keep_running, listen).await,
+        Command::Run { config, listen } => run_tenants(cli.components, config, listen).await,
     }
 }
 
@@ -82,7 +97,30 @@ fn init_logging(format: LogFormat, default_filter: &str) {
     }
 }
 
-async fn run_tenants(components: Option<PathBuf>, config_path: PathBuf) -> anyhow::Result<()> {
+/// Bind `listen` and serve the tenants' endpoints in the background.
+async fn start_server(
+    listen: SocketAddr,
+    pipeline: Arc<Pipeline>,
+    tenants: HashMap<String, Arc<Tenant>>,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(ServerState { pipeline, tenants });
+    let task = tokio::spawn(async move {
+        if let Err(error) = server::serve(listener, state).await {
+            tracing::error!(error = %format!("{error:#}"), "the HTTP server stopped");
+        }
+    });
+    Ok((addr, task))
+}
+
+async fn run_tenants(
+    components: Option<PathBuf>,
+    config_path: PathBuf,
+    listen: SocketAddr,
+) -> anyhow::Result<()> {
     let config = HostConfig::load(&config_path)?;
     let runtime = Runtime::new(components.as_deref())?;
     let storage = Storage::open(config.database.as_ref())?;
@@ -91,10 +129,22 @@ async fn run_tenants(components: Option<PathBuf>, config_path: PathBuf) -> anyho
         .timeout(Duration::from_secs(30))
         .build()?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let tenants: HashMap<String, Arc<Tenant>> = config
+        .tenants
+        .into_iter()
+        .map(|tenant| {
+            (
+                tenant.id.clone(),
+                Arc::new(Tenant::new(tenant, http.clone())),
+            )
+        })
+        .collect();
+    // Bind first: a busy port stops start-up before any tenant runs.
+    let (addr, server_task) = start_server(listen, pipeline.clone(), tenants.clone()).await?;
+    tracing::info!(%addr, "serving the action and trigger endpoints");
     let mut tasks = Vec::new();
-    for tenant in config.tenants {
-        tracing::info!(tenant = %tenant.id, "starting tenant");
-        let tenant = Arc::new(Tenant::new(tenant, http.clone()));
+    for tenant in tenants.into_values() {
+        tracing::info!(tenant = %tenant.id(), "starting tenant");
         tasks.push(tokio::spawn(scheduler::run_tenant(
             pipeline.clone(),
             tenant,
@@ -106,6 +156,7 @@ async fn run_tenants(components: Option<PathBuf>, config_path: PathBuf) -> anyho
         .await
         .context("waiting for Ctrl-C")?;
     tracing::info!("stopping");
+    server_task.abort();
     stop_tx.send(true)?;
     for task in tasks {
         task.await?;
@@ -124,6 +175,7 @@ async fn run_demo(
     components: Option<PathBuf>,
     db: Option<PathBuf>,
     keep_running: bool,
+    listen: SocketAddr,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let runtime = Runtime::new(components.as_deref())?;
@@ -132,10 +184,16 @@ async fn run_demo(
     let storage = Storage::open(&db)?;
     let world = World::start(runtime, storage, TenantOptions::default(), true).await?;
     let contacts = demo::seed_directory(&world);
+    let tenants = HashMap::from([(world.tenant.id().to_string(), world.tenant.clone())]);
+    let (addr, server_task) = start_server(listen, world.pipeline.clone(), tenants).await?;
     println!("ConnectZero demo");
     println!("  3CX simulator:       {}", world.pbx.base_url());
     println!("  HighLevel simulator: {}", world.crm.base_url());
     println!("  database:            {}", db.display());
+    println!(
+        "  action endpoint:     http://{addr}/t/{}/actions/update-call-record",
+        world.tenant.id()
+    );
     println!(
         "  components ready in  {:.2} s\n",
         started.elapsed().as_secs_f64()
@@ -188,6 +246,7 @@ async fn run_demo(
         );
         tokio::signal::ctrl_c().await?;
     }
+    server_task.abort();
     stop_tx.send(true)?;
     task.await?;
     if !demo::all_final(&rows) || unexpected > 0 {

@@ -21,6 +21,8 @@ pub struct Grants {
     pub credentials: Option<Arc<Credentials>>,
     /// Contact directory, for the matcher.
     pub directory: Option<Arc<Directory>>,
+    /// Values the component reads through `wasi:config/store`.
+    pub config: Vec<(String, String)>,
 }
 
 /// `T` of every `Store<T>`.

@@ -50,6 +50,10 @@ pub struct CallRecord {
     pub ended_at_ms: i64,
     /// When the host recorded this outcome, ms since the epoch.
     pub handled_at_ms: i64,
+    /// "none", "pending", "attached" or "gave-up: <reason>".
+    pub recording: String,
+    /// Workflow triggers delivered for the call, e.g. "call.ended×1".
+    pub triggers: String,
 }
 
 impl Storage {
@@ -88,6 +92,8 @@ impl Storage {
                  contact_id    TEXT,
                  ended_at_ms   INTEGER NOT NULL,
                  handled_at_ms INTEGER NOT NULL,
+                 recording     TEXT NOT NULL DEFAULT 'none',
+                 triggers      TEXT NOT NULL DEFAULT '',
                  PRIMARY KEY (tenant, call_key)
              );",
         )?;
@@ -216,15 +222,48 @@ impl Storage {
     /// Record (or update) a call's outcome.
     pub fn record_call(&self, record: &CallRecord) -> rusqlite::Result<()> {
         self.lock().execute(
-            "INSERT INTO calls (tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            "INSERT INTO calls (tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT (tenant, call_key) DO UPDATE SET
                  outcome = excluded.outcome, detail = excluded.detail, rule = excluded.rule,
-                 contact_id = excluded.contact_id, handled_at_ms = excluded.handled_at_ms",
+                 contact_id = excluded.contact_id, handled_at_ms = excluded.handled_at_ms,
+                 recording = excluded.recording",
             params![
                 record.tenant, record.call_key, record.direction, record.caller, record.callee, record.outcome,
-                record.detail, record.rule, record.contact_id, record.ended_at_ms, record.handled_at_ms
+                record.detail, record.rule, record.contact_id, record.ended_at_ms, record.handled_at_ms,
+                record.recording
             ],
+        )?;
+        Ok(())
+    }
+
+    /// Set a call's recording status.
+    pub fn set_recording(
+        &self,
+        tenant: &str,
+        call_key: &str,
+        status: &str,
+    ) -> rusqlite::Result<()> {
+        self.lock().execute(
+            "UPDATE calls SET recording = ?3 WHERE tenant = ?1 AND call_key = ?2",
+            params![tenant, call_key, status],
+        )?;
+        Ok(())
+    }
+
+    /// Note `count` deliveries of trigger `key` for a call.
+    pub fn add_trigger_deliveries(
+        &self,
+        tenant: &str,
+        call_key: &str,
+        key: &str,
+        count: u32,
+    ) -> rusqlite::Result<()> {
+        let entry = format!("{key}×{count}");
+        self.lock().execute(
+            "UPDATE calls SET triggers = CASE WHEN triggers = '' THEN ?3 ELSE triggers || ' ' || ?3 END
+             WHERE tenant = ?1 AND call_key = ?2",
+            params![tenant, call_key, entry],
         )?;
         Ok(())
     }
@@ -244,7 +283,8 @@ impl Storage {
     pub fn calls(&self, tenant: &str) -> rusqlite::Result<Vec<CallRecord>> {
         let conn = self.lock();
         let mut stmt = conn.prepare(
-            "SELECT tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms
+            "SELECT tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms,
+                    recording, triggers
              FROM calls WHERE tenant = ?1 ORDER BY ended_at_ms, call_key",
         )?;
         let rows = stmt.query_map(params![tenant], |r| {
@@ -260,6 +300,8 @@ impl Storage {
                 contact_id: r.get(8)?,
                 ended_at_ms: r.get(9)?,
                 handled_at_ms: r.get(10)?,
+                recording: r.get(11)?,
+                triggers: r.get(12)?,
             })
         })?;
         rows.collect()

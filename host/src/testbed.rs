@@ -14,6 +14,9 @@ use std::sync::Arc;
 /// Tenant id used by the testbed.
 pub const TENANT: &str = "demo";
 
+/// The testbed's action/subscription secret (a test value, not a real one).
+pub const ACTION_SECRET: &str = "testbed-action-secret";
+
 /// Both simulators, a tenant wired to them and a pipeline.
 pub struct World {
     /// The 3CX simulator.
@@ -66,6 +69,10 @@ impl World {
                 refresh_token: Secret::new(tokens.refresh_token),
             },
             settings: options,
+            actions: crate::config::ActionsConfig {
+                secret: Some(Secret::new(ACTION_SECRET)),
+                ..Default::default()
+            },
         };
         config.validate()?;
         let http = reqwest::Client::new();

@@ -60,6 +60,7 @@ pub fn one_leg(call_id: i32, src: SimParty, dst: SimParty, answered: bool, secs:
             secs,
         }],
         expect: Expect::Skipped("unused"),
+        recording: None,
     }
 }
 
@@ -76,4 +77,28 @@ pub fn ext(dn: &str) -> SimParty {
 /// Outside party.
 pub fn outside(number: &str) -> SimParty {
     SimParty::external(number, 0)
+}
+
+/// A finished recording `id` with a second of silence, or one still being
+/// written when `finished` is false.
+pub fn recording(id: i32, finished: bool) -> connectzero_simulators::threecx::SimRecording {
+    let now = chrono::Utc::now();
+    connectzero_simulators::threecx::SimRecording {
+        id,
+        start: now - chrono::Duration::seconds(30),
+        end: finished.then_some(now),
+        from_dn: "10000".into(),
+        to_dn: "101".into(),
+        from_caller_number: connectzero::demo::numbers::DANA.into(),
+        to_caller_number: "101".into(),
+        audio: connectzero_simulators::threecx::silent_wav(1000),
+    }
+}
+
+/// Options for tests of retries: no waiting between attempts.
+pub fn eager() -> TenantOptions {
+    TenantOptions {
+        retry_base_ms: 0,
+        ..TenantOptions::default()
+    }
 }

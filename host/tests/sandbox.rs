@@ -20,7 +20,7 @@ async fn a_stage_cannot_reach_a_host_outside_its_allow_list() {
     };
     let grants = Grants {
         credentials: Some(world.tenant.credentials.clone()),
-        directory: None,
+        ..Grants::default()
     };
 
     // Allowed only the CRM, the poll component tries 3CX.

@@ -1,36 +1,180 @@
-//! # Stage 7: attach — recordings (placeholder)
+//! # Stage 7: attach — recordings, once 3CX finalises them
 //!
-//! Builds, is wired into the host and answers every job, so the pipeline's
-//! shape is complete. Fetching the recording from 3CX once it is final and
-//! streaming it to the CRM comes with issue 4; until then each job answers
-//! `no-recording` when the call has none and `not-enabled` otherwise, so
-//! nothing claims an attachment that did not happen.
+//! `enqueue` puts each posted call with a recording into a durable queue;
+//! `process-due` works the jobs whose time has come: for every recorded leg
+//! it checks that 3CX has finalised the recording, streams the audio from
+//! 3CX into a HighLevel upload, and finally sets the uploads as the call
+//! message's attachments. A recording that is not final yet, or a transfer
+//! that fails, is retried with backoff; after the tenant's recording window
+//! the job gives up and the call stays logged without audio.
 
-use guest_support::StageError;
-use guest_support::bindings::connectzero::pipeline::types::TenantSettings;
+mod recordings;
 
-guest_support::stage_bindings!(http_kv "attach-stage");
+use guest_support::bindings::connectzero::pipeline::types::{Call, TenantSettings};
+use guest_support::queue::{Queue, backoff_ms};
+use guest_support::{StageError, kv, time};
+use recordings::Apis;
+use serde::{Deserialize, Serialize};
 
-use exports::connectzero::pipeline::attach::{AttachJob, AttachOutcome, Guest};
+guest_support::stage_bindings!(http_queue "attach-stage");
+
+use exports::connectzero::pipeline::attach::{AttachJob, AttachOutcome, AttachReport, Guest};
+
+/// Name of the queue in the tenant's bucket.
+const QUEUE: &str = "attach";
+
+/// Longest wait between two attempts at one job. Recordings usually
+/// finalise within two minutes, so checks stay frequent.
+const MAX_BACKOFF_MS: i64 = 30_000;
+
+/// HighLevel allows at most five attachments on one message.
+const MAX_ATTACHMENTS: usize = 5;
+
+/// What the queue keeps for one call.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Pending {
+    message_id: String,
+    contact_id: String,
+    conversation_id: String,
+    recording_ids: Vec<i32>,
+    /// Recordings already uploaded, with their hosted URLs, so a retry never
+    /// uploads one twice.
+    uploaded: Vec<(i32, String)>,
+}
+
+/// The final outcome remembered for a call.
+#[derive(Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+enum Done<'a> {
+    Attached { urls: &'a [String] },
+    GaveUp { reason: &'a str },
+}
 
 struct Attach;
 
 impl Guest for Attach {
-    fn attach_recordings(
-        _settings: TenantSettings,
-        jobs: Vec<AttachJob>,
-    ) -> Vec<Result<AttachOutcome, StageError>> {
-        jobs.iter()
-            .map(|job| {
-                let recorded = job.call.legs.iter().any(|l| l.recording.is_some());
-                Ok(if recorded {
-                    AttachOutcome::NotEnabled
-                } else {
-                    AttachOutcome::NoRecording
-                })
-            })
-            .collect()
+    fn enqueue(_settings: TenantSettings, jobs: Vec<AttachJob>) -> Result<(), StageError> {
+        let bucket = kv::open()?;
+        let queue = Queue::new(&bucket, QUEUE);
+        let now = time::now_ms();
+        for job in jobs {
+            let recording_ids = recording_ids(&job.call);
+            if recording_ids.is_empty() {
+                continue;
+            }
+            let pending = Pending {
+                message_id: job.message_id,
+                contact_id: job.contact_id,
+                conversation_id: job.conversation_id,
+                recording_ids,
+                uploaded: Vec::new(),
+            };
+            queue.push(&job.call.key, pending, now)?;
+        }
+        Ok(())
     }
+
+    fn process_due(
+        settings: TenantSettings,
+        max_jobs: u32,
+    ) -> Result<Vec<AttachReport>, StageError> {
+        let bucket = kv::open()?;
+        let queue = Queue::new(&bucket, QUEUE);
+        let apis = Apis::new(&settings);
+        let now = time::now_ms();
+        let window_ms = i64::from(settings.recording_window_secs) * 1000;
+        let mut reports = Vec::new();
+        for (call_key, mut job) in queue.due::<Pending>(now, max_jobs as usize)? {
+            job.attempts += 1;
+            let attempt = advance(&apis, &call_key, &mut job.payload);
+            let message_id = job.payload.message_id.clone();
+            let (outcome, last_error) = match attempt {
+                Ok(Some(urls)) => {
+                    queue.finish(&call_key, &Done::Attached { urls: &urls })?;
+                    (AttachOutcome::Attached(urls), None)
+                }
+                result if now - job.queued_at >= window_ms => {
+                    let reason = give_up_reason(
+                        &job.payload,
+                        settings.recording_window_secs,
+                        result.as_ref().err(),
+                    );
+                    queue.finish(&call_key, &Done::GaveUp { reason: &reason })?;
+                    (AttachOutcome::GaveUp(reason), result.err())
+                }
+                result => {
+                    job.due_at =
+                        now + backoff_ms(job.attempts - 1, settings.retry_base_ms, MAX_BACKOFF_MS);
+                    queue.reschedule(&call_key, &job)?;
+                    (AttachOutcome::Pending(job.due_at), result.err())
+                }
+            };
+            reports.push(AttachReport {
+                call_key,
+                message_id,
+                outcome,
+                last_error,
+            });
+        }
+        Ok(reports)
+    }
+}
+
+/// Move every final, not yet uploaded recording; once all are uploaded,
+/// attach them. `Ok(None)` while some recording is not final.
+fn advance(
+    apis: &Apis,
+    call_key: &str,
+    job: &mut Pending,
+) -> Result<Option<Vec<String>>, StageError> {
+    for &id in &job.recording_ids {
+        if job.uploaded.iter().any(|(done, _)| *done == id) {
+            continue;
+        }
+        if !apis.is_final(id)? {
+            return Ok(None);
+        }
+        let file_name = format!("{}-{id}.wav", call_key.replace([':', '@'], "-"));
+        let url = apis.transfer(id, &file_name, &job.contact_id, &job.conversation_id)?;
+        job.uploaded.push((id, url));
+    }
+    let urls: Vec<String> = job.uploaded.iter().map(|(_, url)| url.clone()).collect();
+    apis.attach(&job.message_id, &urls)?;
+    Ok(Some(urls))
+}
+
+fn give_up_reason(job: &Pending, window_secs: u32, error: Option<&StageError>) -> String {
+    let missing: Vec<String> = job
+        .recording_ids
+        .iter()
+        .filter(|id| !job.uploaded.iter().any(|(done, _)| done == *id))
+        .map(|id| id.to_string())
+        .collect();
+    match error {
+        Some(error) => format!(
+            "recording {} could not be attached within {window_secs} s; last error: {error:?}",
+            missing.join(", ")
+        ),
+        None => format!(
+            "3CX did not finalise recording {} within {window_secs} s",
+            missing.join(", ")
+        ),
+    }
+}
+
+/// Recordings of the call's legs, in order, without repeats, at most five.
+fn recording_ids(call: &Call) -> Vec<i32> {
+    let mut ids: Vec<i32> = Vec::new();
+    for id in call
+        .legs
+        .iter()
+        .filter_map(|l| l.recording.as_ref().map(|r| r.id))
+    {
+        if !ids.contains(&id) && ids.len() < MAX_ATTACHMENTS {
+            ids.push(id);
+        }
+    }
+    ids
 }
 
 // Exported only when building the component: a native build (unit tests)

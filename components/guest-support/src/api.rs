@@ -59,10 +59,63 @@ impl ApiClient {
         self.decode(path, &response)
     }
 
+    /// `POST path` with a JSON body; the answer body is ignored.
+    pub fn post_json_ignoring_answer<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(), StageError> {
+        self.execute(HttpMethod::Post, path, Some(to_json(body)?))
+            .map(|_| ())
+    }
+
     /// `PUT path` with a JSON body; the answer body is ignored.
     pub fn put_json<B: Serialize>(&self, path: &str, body: &B) -> Result<(), StageError> {
         self.execute(HttpMethod::Put, path, Some(to_json(body)?))
             .map(|_| ())
+    }
+
+    /// A request to `path` carrying a current bearer token, for callers that
+    /// stream bodies themselves (see [`crate::http::stream_to_upload`]).
+    /// Returns the token too, to report with [`Self::reject_token`] on a 401.
+    pub fn authorized(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        content_type: Option<&str>,
+    ) -> Result<(Request, String), StageError> {
+        let token = credentials::access_token(self.service)?;
+        let mut headers = self.headers.clone();
+        headers.push(("authorization".into(), format!("Bearer {token}")));
+        if let Some(content_type) = content_type {
+            headers.push(("content-type".into(), content_type.into()));
+        }
+        let request = Request {
+            method,
+            url: format!("{}{}", self.base_url, path),
+            headers,
+            body: Vec::new(),
+        };
+        Ok((request, token))
+    }
+
+    /// Tell the host the service refused `token` (HTTP 401).
+    pub fn reject_token(&self, token: &str) {
+        credentials::token_rejected(self.service, token);
+    }
+
+    /// `Ok` for a 2xx answer, else the typed error for its status.
+    pub fn check(&self, response: Response) -> Result<Response, StageError> {
+        self.check_status(response)
+    }
+
+    /// Decode a JSON answer.
+    pub fn decode_json<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        response: &Response,
+    ) -> Result<T, StageError> {
+        self.decode(what, response)
     }
 
     /// Send with a bearer token, retrying once with a fresh token on a 401.

@@ -7,7 +7,10 @@
 
 use std::io::{Read, Write};
 use wasi::http::outgoing_handler;
-use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
+use wasi::http::types::{
+    Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme,
+};
 
 /// Largest response body read into memory. API answers are small JSON; a
 /// larger body means something is wrong, and reading it all would let a
@@ -102,6 +105,117 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, String> {
 /// Send `request` and read the whole answer. `Err` carries a readable reason
 /// for a transport failure (the request never got an HTTP answer).
 pub fn send(request: &Request) -> Result<Response, String> {
+    let (outgoing, body) = prepare(request)?;
+    let future = dispatch(outgoing, request)?;
+    // A server may answer (say, 401) without reading the body; its answer
+    // is what counts then, so a failed write only matters without one.
+    let written = write_body(body, &request.body);
+    let incoming = match await_response(&future, request) {
+        Ok(incoming) => incoming,
+        Err(e) => {
+            written?;
+            return Err(e);
+        }
+    };
+    read_response(&incoming)
+}
+
+/// Why [`stream_to_upload`] failed.
+#[derive(Debug)]
+pub enum StreamError {
+    /// The download answered with a non-200 status (the body is kept).
+    DownloadStatus(Response),
+    /// A transport failure on either side, or the download broke off.
+    Transport(String),
+}
+
+/// Size of the chunks copied from the download to the upload. The only
+/// audio held in the component at any time is one chunk.
+pub const STREAM_CHUNK: u64 = 64 * 1024;
+
+/// GET `download`, and stream its body into the body of `upload` between
+/// `prefix` and `suffix` (a multipart envelope), chunk by chunk. Returns
+/// the upload's answer and the number of body bytes copied. If the
+/// download breaks off, the upload is aborted (its body is never finished),
+/// so the server never receives a truncated file as complete.
+pub fn stream_to_upload(
+    download: &Request,
+    upload: &Request,
+    prefix: &[u8],
+    suffix: &[u8],
+) -> Result<(Response, u64), StreamError> {
+    let (outgoing, body) = prepare(download).map_err(StreamError::Transport)?;
+    let future = dispatch(outgoing, download).map_err(StreamError::Transport)?;
+    write_body(body, &[]).map_err(StreamError::Transport)?;
+    let incoming = await_response(&future, download).map_err(StreamError::Transport)?;
+    if incoming.status() != 200 {
+        return Err(StreamError::DownloadStatus(
+            read_response(&incoming).map_err(StreamError::Transport)?,
+        ));
+    }
+    let source_body = incoming
+        .consume()
+        .map_err(|()| StreamError::Transport("download body already taken".into()))?;
+    let source = source_body
+        .stream()
+        .map_err(|()| StreamError::Transport("download stream already taken".into()))?;
+
+    let (outgoing, body) = prepare(upload).map_err(StreamError::Transport)?;
+    let future = dispatch(outgoing, upload).map_err(StreamError::Transport)?;
+    let copied = {
+        let mut sink = body
+            .write()
+            .map_err(|()| StreamError::Transport("upload stream already taken".into()))?;
+        let mut copy = || -> Result<u64, String> {
+            sink.write_all(prefix)
+                .map_err(|e| format!("writing upload: {e}"))?;
+            let mut copied = 0u64;
+            loop {
+                match source.blocking_read(STREAM_CHUNK) {
+                    Ok(chunk) => {
+                        sink.write_all(&chunk)
+                            .map_err(|e| format!("writing upload: {e}"))?;
+                        copied += chunk.len() as u64;
+                    }
+                    Err(wasi::io::streams::StreamError::Closed) => break,
+                    Err(wasi::io::streams::StreamError::LastOperationFailed(e)) => {
+                        return Err(format!(
+                            "the download broke off after {copied} bytes: {}",
+                            e.to_debug_string()
+                        ));
+                    }
+                }
+            }
+            sink.write_all(suffix)
+                .map_err(|e| format!("writing upload: {e}"))?;
+            sink.flush().map_err(|e| format!("flushing upload: {e}"))?;
+            Ok(copied)
+        };
+        copy()
+    };
+    drop(source);
+    drop(source_body);
+    let copied = match copied {
+        Ok(copied) => copied,
+        // Dropping the body unfinished tells the runtime the request is
+        // broken; the server sees an aborted upload, never a short file.
+        Err(e) => {
+            drop(body);
+            drop(future);
+            return Err(StreamError::Transport(e));
+        }
+    };
+    OutgoingBody::finish(body, None)
+        .map_err(|e| StreamError::Transport(format!("finishing upload: {e:?}")))?;
+    let incoming = await_response(&future, upload).map_err(StreamError::Transport)?;
+    Ok((
+        read_response(&incoming).map_err(StreamError::Transport)?,
+        copied,
+    ))
+}
+
+/// Build the `wasi:http` request and take its body handle.
+fn prepare(request: &Request) -> Result<(OutgoingRequest, OutgoingBody), String> {
     let parts = split_url(&request.url)?;
     let headers: Vec<(String, Vec<u8>)> = request
         .headers
@@ -129,28 +243,45 @@ pub fn send(request: &Request) -> Result<Response, String> {
     let body = outgoing
         .body()
         .map_err(|()| "request body already taken".to_string())?;
+    Ok((outgoing, body))
+}
 
+/// Hand the request to the runtime.
+fn dispatch(
+    outgoing: OutgoingRequest,
+    request: &Request,
+) -> Result<FutureIncomingResponse, String> {
     let options = RequestOptions::new();
     // Both setters only fail when the runtime does not support timeouts; the
     // request then simply runs without them.
     let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
     let _ = options.set_first_byte_timeout(Some(FIRST_BYTE_TIMEOUT_NS));
-    let future = outgoing_handler::handle(outgoing, Some(options))
-        .map_err(|e| format!("request to {} failed: {e:?}", parts.authority))?;
+    outgoing_handler::handle(outgoing, Some(options))
+        .map_err(|e| format!("request to {} failed: {e:?}", authority(request)))
+}
 
-    // A server may answer (say, 401) without reading the body; its answer
-    // is what counts then, so a failed write only matters without one.
-    let written = write_body(body, &request.body);
-
+/// Wait for the response head.
+fn await_response(
+    future: &FutureIncomingResponse,
+    request: &Request,
+) -> Result<IncomingResponse, String> {
     future.subscribe().block();
-    let incoming = match future.get() {
-        Some(Ok(Ok(resp))) => resp,
-        Some(Ok(Err(code))) => {
-            written?;
-            return Err(format!("request to {} failed: {code:?}", parts.authority));
-        }
-        Some(Err(())) | None => return Err("response already taken".to_string()),
-    };
+    match future.get() {
+        Some(Ok(Ok(resp))) => Ok(resp),
+        Some(Ok(Err(code))) => Err(format!(
+            "request to {} failed: {code:?}",
+            authority(request)
+        )),
+        Some(Err(())) | None => Err("response already taken".to_string()),
+    }
+}
+
+fn authority(request: &Request) -> &str {
+    split_url(&request.url).map(|p| p.authority).unwrap_or("?")
+}
+
+/// Read status, headers and the whole (bounded) body.
+fn read_response(incoming: &IncomingResponse) -> Result<Response, String> {
     let status = incoming.status();
     let headers = incoming
         .headers()
@@ -163,7 +294,7 @@ pub fn send(request: &Request) -> Result<Response, String> {
             )
         })
         .collect();
-    let body = read_body(&incoming)?;
+    let body = read_body(incoming)?;
     Ok(Response {
         status,
         headers,

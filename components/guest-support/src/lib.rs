@@ -11,6 +11,7 @@
 //! - [`api`]: an authenticated JSON client for 3CX and HighLevel that turns
 //!   HTTP failures into typed [`StageError`]s and retries once on a 401.
 //! - [`kv`]: JSON values in the tenant's key-value bucket.
+//! - [`queue`]: durable job queues (attach and trigger retries).
 //! - [`time`]: timestamps in milliseconds and RFC 3339.
 
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@
 pub mod api;
 pub mod http;
 pub mod kv;
+pub mod queue;
 pub mod time;
 
 /// Generated bindings of the `host-provided` world in `wit/worlds.wit`.
@@ -45,6 +47,7 @@ pub use wasi;
 /// names which imports the world has:
 /// - `http_kv`: `wasi:http`, `wasi:keyvalue/store`, `credentials`
 /// - `http`: `wasi:http`, `credentials`
+/// - `http_queue`: `http_kv` plus `wasi:keyvalue/atomics` (durable queues)
 /// - `ledger`: `wasi:keyvalue/store` and `atomics`
 /// - `pure`: only the shared types and the read-only `directory`
 ///
@@ -61,6 +64,24 @@ macro_rules! stage_bindings {
                 "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
                 "connectzero:pipeline/credentials@0.1.0": ::guest_support::bindings::connectzero::pipeline::credentials,
                 "wasi:keyvalue/store@0.2.0-draft2": ::guest_support::bindings::wasi::keyvalue::store,
+                "wasi:http/types@0.2.4": ::guest_support::wasi::http::types,
+                "wasi:http/outgoing-handler@0.2.4": ::guest_support::wasi::http::outgoing_handler,
+                "wasi:io/error@0.2.4": ::guest_support::wasi::io::error,
+                "wasi:io/poll@0.2.4": ::guest_support::wasi::io::poll,
+                "wasi:io/streams@0.2.4": ::guest_support::wasi::io::streams,
+                "wasi:clocks/monotonic-clock@0.2.4": ::guest_support::wasi::clocks::monotonic_clock,
+            },
+        });
+    };
+    (http_queue $world:literal) => {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: $world,
+            with: {
+                "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
+                "connectzero:pipeline/credentials@0.1.0": ::guest_support::bindings::connectzero::pipeline::credentials,
+                "wasi:keyvalue/store@0.2.0-draft2": ::guest_support::bindings::wasi::keyvalue::store,
+                "wasi:keyvalue/atomics@0.2.0-draft2": ::guest_support::bindings::wasi::keyvalue::atomics,
                 "wasi:http/types@0.2.4": ::guest_support::wasi::http::types,
                 "wasi:http/outgoing-handler@0.2.4": ::guest_support::wasi::http::outgoing_handler,
                 "wasi:io/error@0.2.4": ::guest_support::wasi::io::error,

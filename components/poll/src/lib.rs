@@ -16,7 +16,7 @@ use guest_support::{StageError, kv, time};
 
 guest_support::stage_bindings!(http_kv "poll-stage");
 
-use exports::connectzero::pipeline::poll::{Guest, PollBatch, RejectedRow};
+use exports::connectzero::pipeline::poll::{ActiveCall, Guest, PollBatch, RejectedRow};
 
 /// Key of the tenant's cursor: start of the newest leg handled, in ms.
 const CURSOR_KEY: &str = "poll/cursor";
@@ -76,6 +76,10 @@ impl Guest for Poll {
             rejected,
             high_water,
         })
+    }
+
+    fn active_calls(settings: TenantSettings) -> Result<Vec<ActiveCall>, StageError> {
+        xapi::active_calls(&xapi::client(&settings), time::now_ms(), settings.page_size)
     }
 
     fn commit(_settings: TenantSettings, cursor: i64) -> Result<(), StageError> {

@@ -1,5 +1,6 @@
 //! The 3CX XAPI requests the poll stage makes.
 
+use crate::exports::connectzero::pipeline::poll::ActiveCall;
 use crate::grouping::LegId;
 use guest_support::StageError;
 use guest_support::api::ApiClient;
@@ -127,6 +128,47 @@ pub fn extension_owners(
         );
     }
     Ok(owners)
+}
+
+/// The calls in progress (operationId `ListActiveCall`). Rows without an
+/// id are skipped; a missing `EstablishedAt` reads as `now`.
+pub fn active_calls(
+    api: &ApiClient,
+    now: i64,
+    page_size: u32,
+) -> Result<Vec<ActiveCall>, StageError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Row {
+        id: Option<i32>,
+        caller: Option<String>,
+        callee: Option<String>,
+        status: Option<String>,
+        established_at: Option<String>,
+    }
+    let base = format!(
+        "/ActiveCalls?$orderby={}",
+        urlencoding::encode("EstablishedAt asc")
+    );
+    let mut calls = Vec::new();
+    for row in read_pages(api, &base, page_size)? {
+        let Ok(row) = serde_json::from_value::<Row>(row) else {
+            continue;
+        };
+        let Some(id) = row.id else { continue };
+        let established_at = row
+            .established_at
+            .and_then(|t| parse_rfc3339_ms(&t).ok())
+            .unwrap_or(now);
+        calls.push(ActiveCall {
+            id,
+            caller: row.caller.unwrap_or_default(),
+            callee: row.callee.unwrap_or_default(),
+            status: row.status.unwrap_or_default(),
+            established_at,
+        });
+    }
+    Ok(calls)
 }
 
 /// Read `base` page by page. 3CX's `@odata.count` is not reliable on every

@@ -1,24 +1,181 @@
-//! # Stage 8a: trigger — CRM workflow triggers (placeholder)
+//! # Stage 8a: trigger — CRM workflow triggers
 //!
-//! Builds, is wired into the host and answers every event with
-//! `not-enabled`. Subscriptions and delivery of `call.started`, `call.ended`
-//! and `missed-call` come with issue 4.
+//! HighLevel registers a workflow's trigger by calling the app's
+//! subscription URL; the host hands that to `subscribe`, which keeps the
+//! tenant's subscriptions in the key-value store. Events are queued
+//! durably (`enqueue`, once per kind and call) and `deliver-due` POSTs each
+//! to every subscription of its key, remembering per subscription what was
+//! delivered, so an event reaches each workflow exactly once however often
+//! it is retried. A 429 or 5xx is retried with backoff (honouring
+//! `Retry-After`); a 4xx other than 401/429 means the subscription is gone
+//! and it is skipped.
 
-use guest_support::StageError;
-use guest_support::bindings::connectzero::pipeline::types::TenantSettings;
+mod payload;
 
-guest_support::stage_bindings!(http_kv "trigger-stage");
+use guest_support::api::ApiClient;
+use guest_support::bindings::connectzero::pipeline::types::{Service, TenantSettings};
+use guest_support::queue::{Queue, backoff_ms};
+use guest_support::{StageError, kv, time};
+use serde::{Deserialize, Serialize};
 
-use exports::connectzero::pipeline::trigger::{CallEvent, Delivery, Guest};
+guest_support::stage_bindings!(http_queue "trigger-stage");
+
+use exports::connectzero::pipeline::trigger::{
+    CallEvent, DeliveryReport, EventKind, Guest, Subscription, SubscriptionChange,
+};
+
+/// Name of the queue in the tenant's bucket.
+const QUEUE: &str = "trigger";
+/// Key of the tenant's subscription list.
+const SUBSCRIPTIONS: &str = "trigger/subscriptions";
+/// `Version` header sent to the trigger target URL ([ASSUMED]: the value
+/// public implementations send, HighLevel NOTES §5.2).
+const TRIGGER_VERSION: &str = "2021-04-15";
+/// Longest wait between two delivery attempts.
+const MAX_BACKOFF_MS: i64 = 5 * 60 * 1000;
+/// After this long an undeliverable event is dropped from the queue (and
+/// the drop is reported): workflows that far behind would act on stale calls.
+const GIVE_UP_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A stored subscription.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct Stored {
+    id: String,
+    key: String,
+    target_url: String,
+    workflow_id: Option<String>,
+}
+
+/// A queued event.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Pending {
+    kind: String,
+    call_key: String,
+    body: serde_json::Value,
+    /// Subscriptions this event already reached (or that refused it for
+    /// good), so a retry never delivers twice.
+    handled: Vec<String>,
+}
 
 struct Trigger;
 
 impl Guest for Trigger {
-    fn fire(
+    fn subscribe(
         _settings: TenantSettings,
-        events: Vec<CallEvent>,
-    ) -> Vec<Result<Delivery, StageError>> {
-        events.iter().map(|_| Ok(Delivery::NotEnabled)).collect()
+        change: SubscriptionChange,
+        sub: Subscription,
+    ) -> Result<(), StageError> {
+        let bucket = kv::open()?;
+        let stored = Stored {
+            id: sub.id,
+            key: sub.key,
+            target_url: sub.target_url,
+            workflow_id: sub.workflow_id,
+        };
+        kv::update_json(&bucket, SUBSCRIPTIONS, |subs: &mut Vec<Stored>| {
+            subs.retain(|s| s.id != stored.id);
+            if !matches!(change, SubscriptionChange::Deleted) {
+                subs.push(stored.clone());
+            }
+        })?;
+        Ok(())
+    }
+
+    fn enqueue(_settings: TenantSettings, events: Vec<CallEvent>) -> Result<(), StageError> {
+        let bucket = kv::open()?;
+        let queue = Queue::new(&bucket, QUEUE);
+        let now = time::now_ms();
+        for event in &events {
+            let kind = payload::trigger_key(event.kind);
+            let pending = Pending {
+                kind: kind.to_string(),
+                call_key: event.call_key.clone(),
+                body: payload::to_json(event),
+                handled: Vec::new(),
+            };
+            queue.push(&format!("{kind}/{}", event.call_key), pending, now)?;
+        }
+        Ok(())
+    }
+
+    fn deliver_due(
+        settings: TenantSettings,
+        max_events: u32,
+    ) -> Result<Vec<DeliveryReport>, StageError> {
+        let bucket = kv::open()?;
+        let queue = Queue::new(&bucket, QUEUE);
+        let subscriptions: Vec<Stored> = kv::get_json(&bucket, SUBSCRIPTIONS)?.unwrap_or_default();
+        let now = time::now_ms();
+        let mut reports = Vec::new();
+        for (id, mut job) in queue.due::<Pending>(now, max_events as usize)? {
+            job.attempts += 1;
+            let targets: Vec<&Stored> = subscriptions
+                .iter()
+                .filter(|s| s.key == job.payload.kind && !job.payload.handled.contains(&s.id))
+                .collect();
+            let mut delivered = 0;
+            let mut last_error = None;
+            let mut wait_ms = None;
+            for target in targets {
+                match deliver(target, &job.payload.body) {
+                    Ok(()) => {
+                        delivered += 1;
+                        job.payload.handled.push(target.id.clone());
+                    }
+                    Err(error) => {
+                        if let StageError::RateLimited(secs) = &error {
+                            wait_ms = Some(i64::from(*secs) * 1000);
+                        }
+                        if gone_for_good(&error) {
+                            job.payload.handled.push(target.id.clone());
+                        }
+                        last_error = Some(error);
+                    }
+                }
+            }
+            let remaining = subscriptions
+                .iter()
+                .any(|s| s.key == job.payload.kind && !job.payload.handled.contains(&s.id));
+            let retry_at = if !remaining || now - job.queued_at >= GIVE_UP_AFTER_MS {
+                queue.finish(&id, &job.payload.handled)?;
+                None
+            } else {
+                let backoff = backoff_ms(job.attempts - 1, settings.retry_base_ms, MAX_BACKOFF_MS);
+                job.due_at = now + wait_ms.map_or(backoff, |w| w.max(backoff));
+                queue.reschedule(&id, &job)?;
+                Some(job.due_at)
+            };
+            reports.push(DeliveryReport {
+                kind: kind_of(&job.payload.kind),
+                call_key: job.payload.call_key.clone(),
+                delivered,
+                retry_at,
+                last_error,
+            });
+        }
+        Ok(reports)
+    }
+}
+
+/// POST the event to one subscription's target URL with the location token.
+fn deliver(target: &Stored, body: &serde_json::Value) -> Result<(), StageError> {
+    ApiClient::new(Service::Crm, &target.target_url)
+        .with_header("Version", TRIGGER_VERSION)
+        .post_json_ignoring_answer("", body)
+}
+
+/// A 4xx other than 401, 408 and 429: the subscription refuses this event
+/// and always will (e.g. the workflow was deleted).
+fn gone_for_good(error: &StageError) -> bool {
+    matches!(error, StageError::Upstream(e) if (400..500).contains(&e.status) && e.status != 408)
+        || matches!(error, StageError::Forbidden(_))
+}
+
+fn kind_of(key: &str) -> EventKind {
+    match key {
+        "call.started" => EventKind::CallStarted,
+        "missed-call" => EventKind::MissedCall,
+        _ => EventKind::CallEnded,
     }
 }
 

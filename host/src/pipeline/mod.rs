@@ -8,14 +8,13 @@
 //! succeed as it is (unreadable data, a 4xx the CRM will always give) is
 //! parked with its reason.
 
+mod followups;
 mod record;
 mod stages;
 
-use crate::bindings::attach::exports::connectzero::pipeline::attach::AttachJob;
 use crate::bindings::dedup::exports::connectzero::pipeline::dedup::{Claim, Completion, Outcome};
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
 use crate::bindings::post::exports::connectzero::pipeline::post::{PostJob, Posted, Target};
-use crate::bindings::trigger::exports::connectzero::pipeline::trigger::{CallEvent, EventKind};
 use crate::bindings::types::{
     Call, Direction, MatchRule, NoMatchPolicy, StageError, TenantSettings,
 };
@@ -41,6 +40,10 @@ pub struct Tenant {
     pub credentials: Arc<Credentials>,
     /// Its contact directory.
     pub directory: Arc<Directory>,
+    /// Active calls already turned into `call.started` events by this
+    /// process (the trigger queue dedups across processes and restarts;
+    /// this only saves matching the same call every tick).
+    started_seen: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Tenant {
@@ -58,6 +61,7 @@ impl Tenant {
             config,
             credentials,
             directory,
+            started_seen: Default::default(),
         }
     }
 
@@ -90,6 +94,14 @@ pub struct TickReport {
     pub error: Option<String>,
     /// Wait at least this long before the next tick (a 429's Retry-After).
     pub backoff: Option<Duration>,
+    /// Recordings attached in this tick.
+    pub attached: usize,
+    /// Recording jobs that gave up in this tick.
+    pub attach_gave_up: usize,
+    /// Trigger deliveries made in this tick (one per event and workflow).
+    pub triggers_delivered: usize,
+    /// `call.started` events queued in this tick.
+    pub calls_started: usize,
 }
 
 /// What to do with a call whose stage failed.
@@ -152,6 +164,7 @@ struct Handled {
     outcome: Result<Outcome, StageError>,
     rule: Option<MatchRule>,
     contact_id: Option<String>,
+    conversation_id: Option<String>,
 }
 
 impl Pipeline {
@@ -175,21 +188,37 @@ impl Pipeline {
     /// (a trap); expected failures are in the report.
     pub async fn tick(&self, tenant: &Tenant) -> anyhow::Result<TickReport> {
         let mut report = TickReport::default();
+        self.sync_history(tenant, &mut report).await?;
+        self.follow_up(tenant, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Poll, claim, match, post and record the calls 3CX has finished.
+    async fn sync_history(&self, tenant: &Tenant, report: &mut TickReport) -> anyhow::Result<()> {
         let batch = match self.fetch(tenant).await? {
             Ok(batch) => batch,
-            Err(error) => return Ok(report.failed(&error)),
+            Err(error) => {
+                return {
+                    report.fail(&error);
+                    Ok(())
+                };
+            }
         };
         report.polled = batch.calls.len();
         report.rejected_rows = batch.rejected.len();
         self.park_rejected_rows(tenant, &batch)?;
         if batch.calls.is_empty() {
-            self.commit(tenant, batch.high_water).await?;
-            return Ok(report);
+            return self.commit(tenant, batch.high_water).await;
         }
 
         let claims = match self.claim(tenant, &batch.calls).await? {
             Ok(claims) => claims,
-            Err(error) => return Ok(report.failed(&error)),
+            Err(error) => {
+                return {
+                    report.fail(&error);
+                    Ok(())
+                };
+            }
         };
         let mut mine = Vec::new();
         let mut hold_cursor_at = batch.high_water;
@@ -240,8 +269,7 @@ impl Pipeline {
         }
         self.finish(tenant, &completions, &released).await?;
         self.after_post(tenant, &handled).await?;
-        self.commit(tenant, hold_cursor_at).await?;
-        Ok(report)
+        self.commit(tenant, hold_cursor_at).await
     }
 
     /// Match and post the calls this worker claimed.
@@ -303,10 +331,11 @@ impl Pipeline {
                 Ok(Posted {
                     message_id,
                     contact_id,
-                    ..
+                    conversation_id,
                 }) => {
                     let mut h = Handled::done(call, Outcome::Posted(message_id));
                     h.contact_id = Some(contact_id);
+                    h.conversation_id = Some(conversation_id);
                     h
                 }
                 Err(error) => {
@@ -321,51 +350,6 @@ impl Pipeline {
         handled.sort_by_key(|h| h.call.start_time);
         Ok(handled)
     }
-
-    /// Attach recordings and fire triggers for the calls just posted.
-    async fn after_post(&self, tenant: &Tenant, handled: &[Handled]) -> anyhow::Result<()> {
-        let posted: Vec<(&Handled, &String)> = handled
-            .iter()
-            .filter_map(|h| match &h.outcome {
-                Ok(Outcome::Posted(id)) => Some((h, id)),
-                _ => None,
-            })
-            .collect();
-        if posted.is_empty() {
-            return Ok(());
-        }
-        let jobs = posted
-            .iter()
-            .map(|(h, id)| AttachJob {
-                call: h.call.clone(),
-                message_id: (*id).clone(),
-            })
-            .collect();
-        for (result, (h, _)) in self.attach(tenant, jobs).await?.into_iter().zip(&posted) {
-            tracing::debug!(tenant = tenant.id(), call = %h.call.key, ?result, "attach");
-        }
-        let events: Vec<CallEvent> = posted
-            .iter()
-            .flat_map(|(h, id)| {
-                let missed = !h.call.answered && matches!(h.call.direction, Direction::Inbound);
-                let kinds = if missed {
-                    vec![EventKind::CallEnded, EventKind::MissedCall]
-                } else {
-                    vec![EventKind::CallEnded]
-                };
-                kinds.into_iter().map(|kind| CallEvent {
-                    kind,
-                    call: h.call.clone(),
-                    contact_id: h.contact_id.clone(),
-                    message_id: Some((*id).clone()),
-                })
-            })
-            .collect();
-        for result in self.fire(tenant, events).await? {
-            tracing::debug!(tenant = tenant.id(), ?result, "trigger");
-        }
-        Ok(())
-    }
 }
 
 impl Handled {
@@ -375,6 +359,7 @@ impl Handled {
             outcome: Ok(outcome),
             rule: None,
             contact_id: None,
+            conversation_id: None,
         }
     }
 
@@ -388,17 +373,17 @@ impl Handled {
             outcome,
             rule: None,
             contact_id: None,
+            conversation_id: None,
         }
     }
 }
 
 impl TickReport {
-    fn failed(mut self, error: &StageError) -> Self {
+    fn fail(&mut self, error: &StageError) {
         self.error = Some(describe(error));
         if let StageError::RateLimited(secs) = error {
             self.backoff = Some(Duration::from_secs(u64::from(*secs)));
         }
-        self
     }
 }
 

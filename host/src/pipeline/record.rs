@@ -34,6 +34,8 @@ impl Pipeline {
                 contact_id: None,
                 ended_at_ms: now,
                 handled_at_ms: now,
+                recording: "none".into(),
+                triggers: String::new(),
             })?;
         }
         Ok(())
@@ -79,7 +81,20 @@ impl Pipeline {
             contact_id: h.contact_id.clone(),
             ended_at_ms: h.call.end_time,
             handled_at_ms: chrono::Utc::now().timestamp_millis(),
+            recording: initial_recording_status(h).into(),
+            triggers: String::new(),
         })?;
         Ok(())
+    }
+}
+
+/// "pending" for a posted call with a recording (the attach stage takes
+/// over), otherwise "none".
+pub(super) fn initial_recording_status(h: &Handled) -> &'static str {
+    let posted = matches!(h.outcome, Ok(Outcome::Posted(_)));
+    if posted && h.call.legs.iter().any(|l| l.recording.is_some()) {
+        "pending"
+    } else {
+        "none"
     }
 }

@@ -2,12 +2,14 @@
 //! grants, instantiate the pre-instantiated component, call its export.
 
 use super::{CLAIM_LEASE, Pipeline, Tenant, describe};
-use crate::bindings::attach::exports::connectzero::pipeline::attach::{AttachJob, AttachOutcome};
+use crate::bindings::attach::exports::connectzero::pipeline::attach::{AttachJob, AttachReport};
 use crate::bindings::dedup::exports::connectzero::pipeline::dedup::{Claim, Completion};
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
-use crate::bindings::poll::exports::connectzero::pipeline::poll::PollBatch;
+use crate::bindings::poll::exports::connectzero::pipeline::poll::{ActiveCall, PollBatch};
 use crate::bindings::post::exports::connectzero::pipeline::post::{PostJob, Posted};
-use crate::bindings::trigger::exports::connectzero::pipeline::trigger::{CallEvent, Delivery};
+use crate::bindings::trigger::exports::connectzero::pipeline::trigger::{
+    CallEvent, DeliveryReport, Subscription, SubscriptionChange,
+};
 use crate::bindings::types::{Call, StageError};
 use crate::engine::Stage;
 use crate::kv::KvCtx;
@@ -22,9 +24,16 @@ impl Pipeline {
                 OutboundPolicy::allow_urls([s.pbx_base_url.as_str()]),
                 self.io_grants(tenant),
             ),
-            Stage::Post | Stage::Trigger | Stage::WriteBack => (
+            Stage::Post | Stage::Trigger => (
                 OutboundPolicy::allow_urls([s.crm_base_url.as_str()]),
                 self.io_grants(tenant),
+            ),
+            Stage::WriteBack => (
+                OutboundPolicy::allow_urls([s.crm_base_url.as_str()]),
+                Grants {
+                    config: write_back_config(tenant),
+                    ..self.io_grants(tenant)
+                },
             ),
             Stage::Attach => (
                 OutboundPolicy::allow_urls([s.pbx_base_url.as_str(), s.crm_base_url.as_str()]),
@@ -33,8 +42,8 @@ impl Pipeline {
             Stage::Match => (
                 OutboundPolicy::deny_all(),
                 Grants {
-                    credentials: None,
                     directory: Some(tenant.directory.clone()),
+                    ..Grants::default()
                 },
             ),
             Stage::Dedup => (OutboundPolicy::deny_all(), Grants::default()),
@@ -49,7 +58,7 @@ impl Pipeline {
     fn io_grants(&self, tenant: &Tenant) -> Grants {
         Grants {
             credentials: Some(tenant.credentials.clone()),
-            directory: None,
+            ..Grants::default()
         }
     }
 
@@ -177,11 +186,28 @@ impl Pipeline {
         ensure_one_per_input("post", jobs.len(), results)
     }
 
-    pub(super) async fn attach(
+    pub(super) async fn active_calls(
         &self,
         tenant: &Tenant,
-        jobs: Vec<AttachJob>,
-    ) -> anyhow::Result<Vec<Result<AttachOutcome, StageError>>> {
+    ) -> anyhow::Result<Result<Vec<ActiveCall>, StageError>> {
+        let mut store = self.store(Stage::Poll, tenant);
+        let poll = self
+            .runtime
+            .stages
+            .poll
+            .instantiate_async(&mut store)
+            .await?;
+        Ok(poll
+            .connectzero_pipeline_poll()
+            .call_active_calls(&mut store, &tenant.settings)
+            .await?)
+    }
+
+    pub(super) async fn attach_enqueue(
+        &self,
+        tenant: &Tenant,
+        jobs: &[AttachJob],
+    ) -> anyhow::Result<Result<(), StageError>> {
         let mut store = self.store(Stage::Attach, tenant);
         let attach = self
             .runtime
@@ -189,18 +215,35 @@ impl Pipeline {
             .attach
             .instantiate_async(&mut store)
             .await?;
-        let results = attach
+        Ok(attach
             .connectzero_pipeline_attach()
-            .call_attach_recordings(&mut store, &tenant.settings, &jobs)
-            .await?;
-        ensure_one_per_input("attach", jobs.len(), results)
+            .call_enqueue(&mut store, &tenant.settings, jobs)
+            .await?)
     }
 
-    pub(super) async fn fire(
+    pub(super) async fn attach_process_due(
         &self,
         tenant: &Tenant,
-        events: Vec<CallEvent>,
-    ) -> anyhow::Result<Vec<Result<Delivery, StageError>>> {
+        max: u32,
+    ) -> anyhow::Result<Result<Vec<AttachReport>, StageError>> {
+        let mut store = self.store(Stage::Attach, tenant);
+        let attach = self
+            .runtime
+            .stages
+            .attach
+            .instantiate_async(&mut store)
+            .await?;
+        Ok(attach
+            .connectzero_pipeline_attach()
+            .call_process_due(&mut store, &tenant.settings, max)
+            .await?)
+    }
+
+    pub(super) async fn trigger_enqueue(
+        &self,
+        tenant: &Tenant,
+        events: &[CallEvent],
+    ) -> anyhow::Result<Result<(), StageError>> {
         let mut store = self.store(Stage::Trigger, tenant);
         let trigger = self
             .runtime
@@ -208,11 +251,61 @@ impl Pipeline {
             .trigger
             .instantiate_async(&mut store)
             .await?;
-        let results = trigger
+        Ok(trigger
             .connectzero_pipeline_trigger()
-            .call_fire(&mut store, &tenant.settings, &events)
+            .call_enqueue(&mut store, &tenant.settings, events)
+            .await?)
+    }
+
+    pub(super) async fn trigger_deliver_due(
+        &self,
+        tenant: &Tenant,
+        max: u32,
+    ) -> anyhow::Result<Result<Vec<DeliveryReport>, StageError>> {
+        let mut store = self.store(Stage::Trigger, tenant);
+        let trigger = self
+            .runtime
+            .stages
+            .trigger
+            .instantiate_async(&mut store)
             .await?;
-        ensure_one_per_input("trigger", events.len(), results)
+        Ok(trigger
+            .connectzero_pipeline_trigger()
+            .call_deliver_due(&mut store, &tenant.settings, max)
+            .await?)
+    }
+
+    /// Apply a workflow trigger registration from HighLevel.
+    pub async fn subscribe_trigger(
+        &self,
+        tenant: &Tenant,
+        change: SubscriptionChange,
+        subscription: Subscription,
+    ) -> anyhow::Result<Result<(), StageError>> {
+        let mut store = self.store(Stage::Trigger, tenant);
+        let trigger = self
+            .runtime
+            .stages
+            .trigger
+            .instantiate_async(&mut store)
+            .await?;
+        Ok(trigger
+            .connectzero_pipeline_trigger()
+            .call_subscribe(&mut store, &tenant.settings, change, &subscription)
+            .await?)
+    }
+
+    /// A fresh store for the write-back (Update Call Record) component:
+    /// the tenant's credentials, key-value namespace and CRM allow-list, and
+    /// its configuration through `wasi:config/store`.
+    pub fn write_back_store(&self, tenant: &Tenant) -> wasmtime::Store<StoreData> {
+        self.store(Stage::WriteBack, tenant)
+    }
+
+    /// The pre-instantiated write-back component, for serving one request
+    /// in a store from [`Self::write_back_store`] (see `server.rs`).
+    pub fn write_back_component(&self) -> &wasmtime_wasi_http::p2::bindings::ProxyPre<StoreData> {
+        &self.runtime.stages.write_back
     }
 }
 
@@ -226,4 +319,34 @@ fn ensure_one_per_input<T>(stage: &str, inputs: usize, results: Vec<T>) -> anyho
         results.len()
     );
     Ok(results)
+}
+
+/// What the write-back component reads through `wasi:config/store`
+/// (keys documented in `components/write-back/README.md`).
+fn write_back_config(tenant: &Tenant) -> Vec<(String, String)> {
+    let actions = &tenant.config.actions;
+    let mut config = vec![
+        (
+            "crm-base-url".to_string(),
+            tenant.settings.crm_base_url.clone(),
+        ),
+        (
+            "crm-location-id".to_string(),
+            tenant.settings.crm_location_id.clone(),
+        ),
+        (
+            "secret-header".to_string(),
+            actions.header_name().to_string(),
+        ),
+    ];
+    if let Some(secret) = &actions.secret {
+        config.push(("secret".to_string(), secret.expose().to_string()));
+    }
+    if let Some(key) = &actions.signature_public_key {
+        config.push(("signature-public-key".to_string(), key.clone()));
+    }
+    if let Some(key) = &actions.sentiment_field_key {
+        config.push(("sentiment-field-key".to_string(), key.clone()));
+    }
+    config
 }

@@ -6,9 +6,11 @@
 //!
 //! - [`threecx`]: the 3CX v20 XAPI (OAuth client credentials, `CallHistoryView`,
 //!   `ReportCallLogData/Pbx.GetCallLogData`, `Users`, `Recordings`,
-//!   `DownloadRecording`, `ActiveCalls`).
+//!   `DownloadRecording` (streamed, with synthetic audio and broken
+//!   downloads), `ActiveCalls`).
 //! - [`highlevel`]: the HighLevel API v2 (OAuth token, contact search,
-//!   conversations, inbound/outbound call messages, uploads).
+//!   contact updates, tags and notes, conversations, inbound/outbound call
+//!   messages, uploads, workflow triggers and custom actions).
 //!
 //! Tests and the demo *script* them: make a call happen in 3CX, then read what
 //! the CRM received. They are never used by production code paths.

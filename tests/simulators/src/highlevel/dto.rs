@@ -63,6 +63,7 @@ pub(crate) struct ContactDto {
     dnd: bool,
     deleted: bool,
     tags: Vec<String>,
+    /// `CustomFieldSchema[]`: `{id, value}`.
     custom_fields: Vec<serde_json::Value>,
     date_added: String,
     date_updated: String,
@@ -75,7 +76,6 @@ fn non_empty(s: &str) -> Option<String> {
 
 impl From<&Contact> for ContactDto {
     fn from(c: &Contact) -> Self {
-        let date = ms_date::format(&c.date_added);
         Self {
             id: c.id.clone(),
             location_id: c.location_id.clone(),
@@ -93,9 +93,13 @@ impl From<&Contact> for ContactDto {
             dnd: false,
             deleted: false,
             tags: c.tags.clone(),
-            custom_fields: Vec::new(),
-            date_added: date.clone(),
-            date_updated: date,
+            custom_fields: c
+                .custom_fields
+                .iter()
+                .map(|(id, value)| serde_json::json!({"id": id, "value": value}))
+                .collect(),
+            date_added: ms_date::format(&c.date_added),
+            date_updated: ms_date::format(&c.date_updated),
         }
     }
 }

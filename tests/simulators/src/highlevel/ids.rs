@@ -21,6 +21,17 @@ pub(crate) fn secret(prefix: &str) -> String {
 
 /// A random UUID v4 string, used as the per-request `traceId`.
 pub(crate) fn trace_id() -> String {
+    uuid()
+}
+
+/// A 24-hex-digit Mongo-style id (apps, providers, trigger target paths).
+pub(crate) fn hex_id() -> String {
+    let bytes: [u8; 12] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random UUID v4 string (workflow ids are UUIDs in `get-workflow`).
+pub(crate) fn uuid() -> String {
     let mut bytes: [u8; 16] = rand::rng().random();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
@@ -53,5 +64,8 @@ mod unit {
         let trace = trace_id();
         assert_eq!(trace.len(), 36);
         assert_eq!(&trace[14..15], "4");
+        let hex = hex_id();
+        assert_eq!(hex.len(), 24);
+        assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
     }
 }

@@ -12,6 +12,10 @@
 //! | `search-contacts-advanced` | `POST /contacts/search` |
 //! | `create-contact` | `POST /contacts/` |
 //! | `get-contact` | `GET /contacts/{contactId}` |
+//! | `update-contact` | `PUT /contacts/{contactId}` |
+//! | `add-tags` | `POST /contacts/{contactId}/tags` |
+//! | `create-note` | `POST /contacts/{contactId}/notes` |
+//! | `get-all-notes` | `GET /contacts/{contactId}/notes` |
 //! | `search-conversation` | `GET /conversations/search` |
 //! | `create-conversation` | `POST /conversations/` |
 //! | `get-conversation` | `GET /conversations/{conversationId}` |
@@ -21,11 +25,17 @@
 //! | `get-message` | `GET /conversations/messages/{messageId}` |
 //! | `add-message-attachments` | `PUT /conversations/messages/{messageId}/attachments` |
 //! | `upload-file-attachments` | `POST /conversations/messages/upload` |
+//! | (workflow trigger, NOTES.md §5.2) | `POST /workflows-marketplace/triggers/execute/{a}/{b}` |
 //!
 //! Everything except `/oauth/token` needs `Authorization: Bearer <access
 //! token>` and the spec's `Version` header (`2021-07-28` for contacts,
-//! `2021-04-15` for conversations), is rate limited per location and may be
-//! hit by [`HighLevelSim::inject_failures`]. Every response has an
+//! `2021-04-15` for conversations; optional on the trigger endpoint), is
+//! rate limited per location and may be hit by
+//! [`HighLevelSim::inject_failures`].
+//!
+//! The simulator also plays HighLevel calling the app: it sends workflow
+//! trigger subscriptions ([`HighLevelSim::subscribe_trigger`]) and executes
+//! custom actions ([`HighLevelSim::execute_action`]), NOTES.md §5. Every response has an
 //! `x-trace-id` header; bodies whose DTO has a `traceId` carry it too.
 //! Choices the specs leave open are marked `[ASSUMED]` where they are made.
 //!
@@ -52,6 +62,7 @@ mod routes;
 mod state;
 #[cfg(test)]
 mod tests;
+mod workflow;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -61,7 +72,10 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 
 pub use config::{HighLevelConfig, RateLimit};
-pub use model::{Contact, Conversation, Fault, Message, SimContact, SimTokens, Upload};
+pub use model::{
+    Contact, Conversation, Fault, Message, Note, SimContact, SimTokens, TriggerExecution, Upload,
+};
+pub use workflow::TriggerSubscription;
 
 use routes::AppState;
 use state::{NewContact, State};
@@ -184,6 +198,7 @@ impl HighLevelSim {
             phone,
             tags: Vec::new(),
             source: None,
+            custom_fields: Vec::new(),
         };
         self.lock().insert_contact(new, date_added).id
     }
@@ -208,6 +223,22 @@ impl HighLevelSim {
         self.lock().uploads.clone()
     }
 
+    /// The notes of contact `contact_id` (`create-note`), oldest first.
+    pub fn notes(&self, contact_id: &str) -> Vec<Note> {
+        self.lock()
+            .notes
+            .iter()
+            .filter(|n| n.contact_id == contact_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Every call apps made to a workflow trigger's target URL that was
+    /// accepted (200), in order.
+    pub fn trigger_executions(&self) -> Vec<TriggerExecution> {
+        self.lock().trigger_executions.clone()
+    }
+
     /// Expires every access token issued so far: the API answers 401 until
     /// the client refreshes. Refresh tokens stay valid.
     pub fn expire_access_tokens(&self) {
@@ -225,7 +256,16 @@ impl HighLevelSim {
     /// Makes the next `count` API requests (any route but `/oauth/token`)
     /// fail with `fault`, before authentication. Calls queue up.
     pub fn inject_failures(&self, fault: Fault, count: usize) {
-        self.lock().faults.extend(std::iter::repeat_n(fault, count));
+        self.lock()
+            .faults
+            .extend(std::iter::repeat_n((None, fault), count));
+    }
+
+    /// Make the next `count` API requests whose path starts with
+    /// `path_prefix` fail with `fault`; other requests pass untouched.
+    pub fn inject_failures_on(&self, path_prefix: &str, fault: Fault, count: usize) {
+        let entry = (Some(path_prefix.to_string()), fault);
+        self.lock().faults.extend(std::iter::repeat_n(entry, count));
     }
 
     /// Requests received so far (any outcome, `/oauth/token` included) whose

@@ -88,9 +88,69 @@ pub struct Contact {
     /// Creation time (strictly increasing across records, millisecond precision).
     #[serde(with = "ms_date")]
     pub date_added: DateTime<Utc>,
-    /// `source` as sent on creation.
+    /// Last change through `update-contact` or `add-tags` (else `date_added`).
+    #[serde(with = "ms_date")]
+    pub date_updated: DateTime<Utc>,
+    /// `source` as sent on creation (or update).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Custom field values as `(id, value)`, in the order first set. The id
+    /// is the request's `id`, or its `key` when only the key was sent
+    /// [ASSUMED: the simulator has no field definitions to resolve keys].
+    /// Served by `get-contact` as `customFields: [{id, value}]`.
+    #[serde(serialize_with = "custom_fields::serialize")]
+    pub custom_fields: Vec<(String, serde_json::Value)>,
+}
+
+impl Contact {
+    /// The value of custom field `id_or_key`, if set.
+    pub fn custom_field(&self, id_or_key: &str) -> Option<&serde_json::Value> {
+        self.custom_fields
+            .iter()
+            .find(|(id, _)| id == id_or_key)
+            .map(|(_, value)| value)
+    }
+}
+
+/// A note on a contact (operationId `create-note`), serialised as the
+/// spec's `GetNoteSchema`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Note {
+    /// Note id.
+    pub id: String,
+    /// The note's text (`NotesDTO.body`).
+    pub body: String,
+    /// `NotesDTO.userId`, when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// When the simulator stored the note.
+    #[serde(with = "ms_date")]
+    pub date_added: DateTime<Utc>,
+    /// The contact the note is on.
+    pub contact_id: String,
+    /// `NotesDTO.title`, when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// `NotesDTO.color`, when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+    /// `NotesDTO.pinned` (default `false` [ASSUMED]).
+    pub pinned: bool,
+}
+
+/// A call an app made to a workflow trigger's target URL
+/// (`POST /workflows-marketplace/triggers/execute/{a}/{b}`, NOTES.md §5.2).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TriggerExecution {
+    /// The request path, e.g. `/workflows-marketplace/triggers/execute/<a>/<b>`.
+    pub target_path: String,
+    /// The JSON body (the trigger's payload).
+    pub body: serde_json::Value,
+    /// The `Version` header, if one was sent (optional on this route).
+    pub version_header: Option<String>,
+    /// When the simulator received it.
+    pub received_at: DateTime<Utc>,
 }
 
 /// A conversation (one per contact).
@@ -189,6 +249,24 @@ pub enum Fault {
         /// Value of the `Retry-After` header, in seconds.
         retry_after_secs: Option<u64>,
     },
+}
+
+/// Serialises `(id, value)` pairs as `CustomFieldSchema` objects `{id, value}`.
+mod custom_fields {
+    use serde::Serializer;
+    use serde::ser::SerializeSeq;
+    use serde_json::{Value, json};
+
+    pub(super) fn serialize<S: Serializer>(
+        fields: &[(String, Value)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(fields.len()))?;
+        for (id, value) in fields {
+            seq.serialize_element(&json!({"id": id, "value": value}))?;
+        }
+        seq.end()
+    }
 }
 
 /// Millisecond-precision ISO-8601 (`2024-03-27T18:13:49.000Z`) serde helpers.

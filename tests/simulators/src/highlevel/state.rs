@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration as ChronoDuration, DurationRound, TimeDelta, Utc
 use super::auth::TokenStore;
 use super::config::HighLevelConfig;
 use super::ids;
-use super::model::{Contact, Conversation, Fault, Message, Upload};
+use super::model::{Contact, Conversation, Fault, Message, Note, TriggerExecution, Upload};
 use super::ratelimit::RateLimiter;
 
 /// Default cap on one uploaded file [ASSUMED: HighLevel's limit is not documented].
@@ -32,6 +32,7 @@ pub(crate) struct NewContact {
     pub phone: Option<String>,
     pub tags: Vec<String>,
     pub source: Option<String>,
+    pub custom_fields: Vec<(String, serde_json::Value)>,
 }
 
 /// Everything the simulator knows.
@@ -43,7 +44,9 @@ pub(crate) struct State {
     pub conversations: Vec<Conversation>,
     pub messages: Vec<Message>,
     pub uploads: Vec<Upload>,
-    pub faults: VecDeque<Fault>,
+    pub notes: Vec<Note>,
+    pub trigger_executions: Vec<TriggerExecution>,
+    pub faults: VecDeque<(Option<String>, Fault)>,
     pub requests: Vec<RequestRecord>,
     /// The location setting "Allow Duplicate Contact" (HighLevel default: off).
     pub allow_duplicate_contacts: bool,
@@ -63,6 +66,8 @@ impl State {
             conversations: Vec::new(),
             messages: Vec::new(),
             uploads: Vec::new(),
+            notes: Vec::new(),
+            trigger_executions: Vec::new(),
             faults: VecDeque::new(),
             requests: Vec::new(),
             allow_duplicate_contacts: false,
@@ -109,7 +114,9 @@ impl State {
             phone: new.phone,
             tags: new.tags,
             date_added,
+            date_updated: date_added,
             source: new.source,
+            custom_fields: new.custom_fields,
         };
         self.contacts.push(contact.clone());
         contact
@@ -118,6 +125,11 @@ impl State {
     /// A contact by id.
     pub(crate) fn contact(&self, id: &str) -> Option<&Contact> {
         self.contacts.iter().find(|c| c.id == id)
+    }
+
+    /// A contact by id, for changing it.
+    pub(crate) fn contact_mut(&mut self, id: &str) -> Option<&mut Contact> {
+        self.contacts.iter_mut().find(|c| c.id == id)
     }
 
     /// The location's contacts in ascending `dateAdded`, then id.

@@ -29,10 +29,16 @@
 //!
 //! Tests script it through [`ThreeCxSim`]: add users, segments and recordings,
 //! rotate credentials, expire tokens, inject faults, then count requests.
+//! Recordings can finalise after a delay
+//! ([`ThreeCxSim::add_recording_finalising_after`]), serve large generated
+//! audio without holding it in memory ([`ThreeCxSim::set_synthetic_audio`])
+//! and break their downloads off ([`ThreeCxSim::fail_downloads`]).
 
+mod audio;
 mod auth;
 mod calllog;
 mod convert;
+mod download;
 mod duration;
 mod error;
 mod functions;
@@ -48,11 +54,13 @@ mod tests;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 
-use state::{HistoryRow, Shared, State, lock};
+pub use audio::synthetic_wav;
+use state::{HistoryRow, PendingEnd, Shared, State, lock};
 pub use types::{
     DEFAULT_TRUNK_DN, DN_TYPE_EXTENSION, DN_TYPE_EXTERNAL_LINE, Fault, SimActiveCall, SimParty,
     SimRecording, SimSegment, SimUser, silent_wav,
@@ -162,15 +170,68 @@ impl ThreeCxSim {
 
     /// Adds a recording; replaces an existing recording with the same `id`.
     pub fn add_recording(&self, rec: SimRecording) {
-        lock(&self.state).put_recording(rec);
+        lock(&self.state).put_recording(rec, None);
     }
 
-    /// Sets `EndTime` of a recording, marking it final. Unknown ids are ignored.
+    /// Adds a recording (replacing one with the same `id`) that `ListRecording`
+    /// serves at once with `EndTime: null` (still being written) until `delay`
+    /// has passed since this call, and from then on with `EndTime` =
+    /// `rec.end`, or `rec.start` if that is `None`. Evaluated when a request
+    /// reads recordings: no timer runs. The audio is downloadable throughout.
+    pub fn add_recording_finalising_after(&self, mut rec: SimRecording, delay: Duration) {
+        let end = rec.end.take().unwrap_or(rec.start);
+        let pending = PendingEnd {
+            at: Instant::now().checked_add(delay),
+            end,
+        };
+        lock(&self.state).put_recording(rec, Some(pending));
+    }
+
+    /// Sets `EndTime` of a recording, marking it final (and cancelling a
+    /// pending finalisation). Unknown ids are ignored.
     pub fn finalise_recording(&self, id: i32, end_time: DateTime<Utc>) {
         let mut st = lock(&self.state);
         if let Some(rec) = st.recordings.iter_mut().find(|r| r.meta.id == id) {
             rec.meta.end = Some(end_time);
+            rec.pending_end = None;
         }
+    }
+
+    /// From now on `DownloadRecording(recId=id)` serves exactly `len` bytes
+    /// of generated audio instead of the recording's own bytes: the
+    /// [`synthetic_wav`] of `len`, streamed in 64 KiB chunks and never held
+    /// whole in memory (a 100 MB download costs the simulator kilobytes).
+    /// `Content-Length` is `len`, `Content-Type` `audio/x-wav`. The recording
+    /// must still exist (see [`add_recording`](Self::add_recording)):
+    /// otherwise the download is a 404.
+    pub fn set_synthetic_audio(&self, id: i32, len: u64) {
+        lock(&self.state).synthetic_audio.insert(id, len);
+    }
+
+    /// Makes the next `count` downloads of recording `id` that would succeed
+    /// send the status line, the headers (with the full `Content-Length`)
+    /// and `after_bytes` bytes of the body, then abort the response: the
+    /// client sees a truncated, broken body, not a clean end. `after_bytes`
+    /// should be less than the body's length (otherwise that download ends
+    /// normally and still uses the failure up). Queued after failures
+    /// injected earlier for the same id; independent of
+    /// [`inject_failures`](Self::inject_failures).
+    pub fn fail_downloads(&self, id: i32, after_bytes: u64, count: usize) {
+        lock(&self.state)
+            .download_failures
+            .entry(id)
+            .or_default()
+            .extend(std::iter::repeat_n(after_bytes, count));
+    }
+
+    /// How many `DownloadRecording` requests for recording `id` arrived,
+    /// whatever their outcome (rejected, faulted, broken off or served).
+    pub fn download_count(&self, id: i32) -> usize {
+        lock(&self.state)
+            .request_log
+            .iter()
+            .filter(|path| download::requested_rec_id(path) == Some(id))
+            .count()
     }
 
     /// Adds a call to `ActiveCalls`; replaces one with the same `id`.

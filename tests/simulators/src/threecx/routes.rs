@@ -2,11 +2,9 @@
 
 use axum::Json;
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::Value;
@@ -14,8 +12,9 @@ use serde_json::Value;
 use super::auth::{gate, token};
 use super::calllog::get_call_log_data;
 use super::convert;
+use super::download::recordings_function;
 use super::error::ODataError;
-use super::functions::{NamedArgs, int_arg, parse_invocation, string_arg};
+use super::functions::{int_arg, parse_invocation, string_arg};
 use super::odata::{OptionError, QueryOptions, Schema, collection_body, parse_options};
 use super::schema::{ACTIVE_CALL, CALL_HISTORY_VIEW, LICENSE_STATUS, RECORDING, USER};
 use super::state::{HistoryRow, Shared, State as SimState, lock};
@@ -157,12 +156,14 @@ async fn get_keyed_entity(
     Ok(entity_body(&st, "Users/$entity", convert::user(user)))
 }
 
-/// operationId `ListRecording`.
+/// operationId `ListRecording`. Recordings added with a finalising delay
+/// get their `EndTime` here, once the delay has passed.
 async fn list_recording(
     State(shared): State<Shared>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ODataError> {
-    let st = lock(&shared);
+    let mut st = lock(&shared);
+    st.settle_recordings(std::time::Instant::now());
     if st.forbidden {
         return Err(ODataError::forbidden());
     }
@@ -178,48 +179,6 @@ async fn list_recording(
         &opts,
         rows,
     )))
-}
-
-/// operationId `DownloadRecording`: `Recordings/Pbx.DownloadRecording(recId=N)`
-/// serves the audio as `audio/x-wav` (the spec's JSON `IActionResult` is an
-/// artefact of the server framework). The body shares the stored bytes.
-async fn recordings_function(
-    State(shared): State<Shared>,
-    Path(segment): Path<String>,
-) -> Result<Response, ODataError> {
-    let invocation = match parse_invocation(&segment) {
-        Some(parsed) => parsed?,
-        None => return Err(not_found().await),
-    };
-    if invocation.name != "Pbx.DownloadRecording" {
-        return Err(not_found().await);
-    }
-    let mut args = NamedArgs::new("Pbx.DownloadRecording", invocation.args)?;
-    let rec_id = int_arg("recId", &args.take("recId")?)?;
-    args.finish()?;
-    let audio = {
-        let st = lock(&shared);
-        if st.forbidden {
-            return Err(ODataError::forbidden());
-        }
-        let rec = st.recordings.iter().find(|r| r.meta.id == rec_id);
-        let rec =
-            rec.ok_or_else(|| ODataError::not_found(format!("Recording {rec_id} was not found.")))?;
-        rec.audio.clone()
-    };
-    let len = audio.len();
-    let mut resp = Body::from(audio).into_response();
-    let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("audio/x-wav"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    let disposition = format!("attachment; filename=\"recording-{rec_id}.wav\"");
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok(resp)
 }
 
 /// operationId `ListActiveCall`; `ServerNow` is the current time.

@@ -1,10 +1,11 @@
 //! The simulator's shared, mutable state.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::ThreeCxConfig;
@@ -38,6 +39,18 @@ pub(crate) struct StoredRecording {
     pub meta: SimRecording,
     /// The WAV body.
     pub audio: Bytes,
+    /// Set by `add_recording_finalising_after`: `EndTime` stays null until
+    /// the instant (never, if `None`), then becomes the given time.
+    pub pending_end: Option<PendingEnd>,
+}
+
+/// A recording that finalises by itself once an instant has passed.
+#[derive(Debug)]
+pub(crate) struct PendingEnd {
+    /// When `EndTime` appears; `None` if the delay overflowed (never).
+    pub at: Option<Instant>,
+    /// The `EndTime` it gets.
+    pub end: DateTime<Utc>,
 }
 
 /// The one access token currently valid for the client.
@@ -64,6 +77,10 @@ pub(crate) struct State {
     pub enterprise: bool,
     /// Raw path of every request received, in order.
     pub request_log: Vec<String>,
+    /// `set_synthetic_audio`: recording id → generated body length.
+    pub synthetic_audio: HashMap<i32, u64>,
+    /// `fail_downloads`: recording id → `after_bytes` of each coming failure.
+    pub download_failures: HashMap<i32, VecDeque<u64>>,
 }
 
 impl State {
@@ -80,13 +97,19 @@ impl State {
             forbidden: false,
             enterprise: true,
             request_log: Vec::new(),
+            synthetic_audio: HashMap::new(),
+            download_failures: HashMap::new(),
         }
     }
 
     /// Adds or replaces (same `id`) a recording, moving its audio into `Bytes`.
-    pub fn put_recording(&mut self, mut rec: SimRecording) {
+    pub fn put_recording(&mut self, mut rec: SimRecording, pending_end: Option<PendingEnd>) {
         let audio = Bytes::from(std::mem::take(&mut rec.audio));
-        let stored = StoredRecording { meta: rec, audio };
+        let stored = StoredRecording {
+            meta: rec,
+            audio,
+            pending_end,
+        };
         match self
             .recordings
             .iter_mut()
@@ -95,6 +118,31 @@ impl State {
             Some(existing) => *existing = stored,
             None => self.recordings.push(stored),
         }
+    }
+
+    /// Gives `EndTime` to every pending recording whose instant has passed
+    /// (evaluated lazily, when a request reads recordings).
+    pub fn settle_recordings(&mut self, now: Instant) {
+        for rec in &mut self.recordings {
+            let due = rec
+                .pending_end
+                .as_ref()
+                .is_some_and(|p| p.at.is_some_and(|at| now >= at));
+            if due && let Some(pending) = rec.pending_end.take() {
+                rec.meta.end = Some(pending.end);
+            }
+        }
+    }
+
+    /// The `after_bytes` of the next injected failure of recording `id`'s
+    /// download, consuming it.
+    pub fn take_download_failure(&mut self, id: i32) -> Option<u64> {
+        let queue = self.download_failures.get_mut(&id)?;
+        let after = queue.pop_front();
+        if queue.is_empty() {
+            self.download_failures.remove(&id);
+        }
+        after
     }
 
     /// Issues a fresh token, invalidating the previous one.

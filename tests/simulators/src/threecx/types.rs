@@ -280,22 +280,9 @@ pub struct SimActiveCall {
 
 /// A valid WAV file (8 kHz, mono, 16-bit PCM) of `millis` milliseconds of silence.
 pub fn silent_wav(millis: u32) -> Vec<u8> {
-    const RATE: u32 = 8000;
-    let samples = RATE / 1000 * millis;
-    let data_len = samples * 2;
+    let data_len = 8000 / 1000 * millis * 2;
     let mut out = Vec::with_capacity(44 + data_len as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&RATE.to_le_bytes());
-    out.extend_from_slice(&(RATE * 2).to_le_bytes()); // byte rate
-    out.extend_from_slice(&2u16.to_le_bytes()); // block align
-    out.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
+    out.extend_from_slice(&super::audio::wav_header(data_len));
     out.resize(44 + data_len as usize, 0);
     out
 }

@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
+use super::fields::{Fields, apply_custom_fields};
 use super::{AppState, Caller, TraceId};
 use crate::highlevel::dto::ContactDto;
 use crate::highlevel::error::{ApiError, parse_json};
@@ -153,8 +154,8 @@ struct CreateContactBody {
 }
 
 /// operationId `create-contact`: 201 `{"contact": CreateContactSchema}`;
-/// 400 without `locationId`; 422 for an unparsable phone or an email without
-/// `@`. With "Allow Duplicate Contact" off (HighLevel's default, see
+/// 400 without `locationId`; 422 for an unparsable phone, an email without
+/// `@` or a `customFields` item without `id`/`key`. With "Allow Duplicate Contact" off (HighLevel's default, see
 /// `HighLevelSim::set_allow_duplicate_contacts`), a phone or email already on
 /// a contact gives 400 `{"statusCode":400,"message":"This location does not
 /// allow duplicated contacts.","meta":{"contactId","matchingField"}}` [ASSUMED].
@@ -163,8 +164,16 @@ async fn create(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let raw: Map<String, Value> = parse_json(&body)?;
     let body: CreateContactBody = parse_json(&body)?;
     let location_id = caller.require(body.location_id.as_deref())?;
+    let mut fields = Fields::new(&raw);
+    let mut custom_fields = Vec::new();
+    apply_custom_fields(
+        &mut custom_fields,
+        fields.custom_fields().unwrap_or_default(),
+    );
+    fields.finish()?;
     let mut problems = Vec::new();
     let phone = match body
         .phone
@@ -222,6 +231,7 @@ async fn create(
             phone,
             tags: body.tags.unwrap_or_default(),
             source: body.source,
+            custom_fields,
         },
         None,
     );

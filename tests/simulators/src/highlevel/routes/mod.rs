@@ -10,12 +10,17 @@
 //!    headers), then the `Version` header check (400) [ASSUMED order].
 //!    Hence 401s and injected faults carry no `X-RateLimit-*` headers (the
 //!    location is unknown, or the request never reached the limiter), and a
-//!    request with a bad `Version` still takes a token.
+//!    request with a bad `Version` still takes a token. The workflow trigger
+//!    endpoint has no `Version` check (see `triggers`).
 
+mod contact_update;
 mod contacts;
 mod conversations;
+mod fields;
 mod messages;
+mod notes;
 mod oauth;
+mod triggers;
 mod upload;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -87,14 +92,18 @@ impl Caller {
 
 /// Builds the full application.
 pub(crate) fn router(app: AppState) -> Router {
-    let contacts =
-        contacts::routes().route_layer(from_fn_with_state(CONTACTS_VERSION, require_version));
+    let contacts = contacts::routes()
+        .merge(contact_update::routes())
+        .merge(notes::routes())
+        .route_layer(from_fn_with_state(CONTACTS_VERSION, require_version));
     let conversations = conversations::routes()
         .merge(messages::routes())
         .merge(upload::routes())
         .route_layer(from_fn_with_state(CONVERSATIONS_VERSION, require_version));
+    // The trigger endpoint takes any `Version` (or none).
     let api = contacts
         .merge(conversations)
+        .merge(triggers::routes())
         .route_layer(from_fn_with_state(app.clone(), rate_limit))
         .route_layer(from_fn_with_state(app.clone(), authenticate))
         .route_layer(from_fn_with_state(app.clone(), inject_faults));
@@ -126,7 +135,16 @@ async fn record_request(AxumState(app): AxumState<AppState>, req: Request, next:
 }
 
 async fn inject_faults(AxumState(app): AxumState<AppState>, req: Request, next: Next) -> Response {
-    let fault = app.lock().faults.pop_front();
+    let fault = {
+        let mut state = app.lock();
+        let path = req.uri().path();
+        let hit = state
+            .faults
+            .iter()
+            .position(|(prefix, _)| prefix.as_deref().is_none_or(|p| path.starts_with(p)));
+        hit.and_then(|i| state.faults.remove(i))
+            .map(|(_, fault)| fault)
+    };
     match fault {
         None => next.run(req).await,
         Some(Fault::ServerError) => ApiError::Internal.into_response(),

@@ -1,11 +1,13 @@
 //! End-to-end tests: a started simulator on 127.0.0.1, driven with reqwest.
 
+mod contact_changes;
 mod contacts;
 mod conversations;
 mod limits;
 mod messages;
 mod oauth;
 mod upload;
+mod workflows;
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;

@@ -2,6 +2,7 @@
 
 mod access;
 mod call_log;
+mod downloads;
 mod history;
 mod resources;
 

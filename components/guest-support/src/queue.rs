@@ -1,0 +1,145 @@
+//! A durable job queue in the key-value store.
+//!
+//! Each job is one key (`<name>/job/<id>`); an index key (`<name>/index`)
+//! lists the ids, updated with compare-and-swap so two workers never lose
+//! each other's additions. Jobs survive restarts because the store does.
+//! Finished ids are remembered (`<name>/done/<id>`) so a job is never queued
+//! twice.
+
+use crate::StageError;
+use crate::bindings::wasi::keyvalue::store::Bucket;
+use crate::kv;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A queued job with its schedule.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Job<T> {
+    /// The job's own data.
+    pub payload: T,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When it was first queued, ms since the epoch.
+    pub queued_at: i64,
+    /// Not before this time, ms since the epoch.
+    pub due_at: i64,
+}
+
+/// A named queue in a bucket.
+pub struct Queue<'a> {
+    bucket: &'a Bucket,
+    name: &'static str,
+}
+
+impl<'a> Queue<'a> {
+    /// The queue `name` in `bucket`.
+    pub fn new(bucket: &'a Bucket, name: &'static str) -> Self {
+        Self { bucket, name }
+    }
+
+    fn job_key(&self, id: &str) -> String {
+        format!("{}/job/{id}", self.name)
+    }
+
+    fn done_key(&self, id: &str) -> String {
+        format!("{}/done/{id}", self.name)
+    }
+
+    fn index_key(&self) -> String {
+        format!("{}/index", self.name)
+    }
+
+    /// Queue `payload` under `id`, due now. Returns false (and changes
+    /// nothing) when `id` is already queued or finished.
+    pub fn push<T: Serialize>(&self, id: &str, payload: T, now: i64) -> Result<bool, StageError> {
+        if self
+            .bucket
+            .exists(&self.done_key(id))
+            .map_err(kv::storage_error)?
+            || self
+                .bucket
+                .exists(&self.job_key(id))
+                .map_err(kv::storage_error)?
+        {
+            return Ok(false);
+        }
+        let job = Job {
+            payload,
+            attempts: 0,
+            queued_at: now,
+            due_at: now,
+        };
+        kv::set_json(self.bucket, &self.job_key(id), &job)?;
+        self.update_index(|ids| {
+            if !ids.iter().any(|i| i == id) {
+                ids.push(id.to_string());
+            }
+        })?;
+        Ok(true)
+    }
+
+    /// Up to `max` jobs due at `now`, oldest due first.
+    pub fn due<T: DeserializeOwned>(
+        &self,
+        now: i64,
+        max: usize,
+    ) -> Result<Vec<(String, Job<T>)>, StageError> {
+        let ids: Vec<String> = kv::get_json(self.bucket, &self.index_key())?.unwrap_or_default();
+        let mut due = Vec::new();
+        for id in ids {
+            // An id whose job is gone was finished by another worker.
+            if let Some(job) = kv::get_json::<Job<T>>(self.bucket, &self.job_key(&id))?
+                && job.due_at <= now
+            {
+                due.push((id, job));
+            }
+        }
+        due.sort_by_key(|(_, job)| job.due_at);
+        due.truncate(max);
+        Ok(due)
+    }
+
+    /// Save a job's new schedule (or progress).
+    pub fn reschedule<T: Serialize>(&self, id: &str, job: &Job<T>) -> Result<(), StageError> {
+        kv::set_json(self.bucket, &self.job_key(id), job)
+    }
+
+    /// Finish a job: remember `outcome` for it and take it off the queue.
+    pub fn finish<O: Serialize>(&self, id: &str, outcome: &O) -> Result<(), StageError> {
+        kv::set_json(self.bucket, &self.done_key(id), outcome)?;
+        self.bucket
+            .delete(&self.job_key(id))
+            .map_err(kv::storage_error)?;
+        self.update_index(|ids| ids.retain(|i| i != id))
+    }
+
+    /// The recorded outcome of a finished job.
+    pub fn outcome<O: DeserializeOwned>(&self, id: &str) -> Result<Option<O>, StageError> {
+        kv::get_json(self.bucket, &self.done_key(id))
+    }
+
+    fn update_index(&self, change: impl Fn(&mut Vec<String>)) -> Result<(), StageError> {
+        kv::update_json(self.bucket, &self.index_key(), change).map(|_| ())
+    }
+}
+
+/// Backoff before attempt `attempts + 1`: `base_ms` doubling per attempt,
+/// capped at `max_ms`.
+pub fn backoff_ms(attempts: u32, base_ms: u32, max_ms: i64) -> i64 {
+    let exp = attempts.min(20);
+    (i64::from(base_ms) << exp).min(max_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff_ms(0, 2_000, 60_000), 2_000);
+        assert_eq!(backoff_ms(1, 2_000, 60_000), 4_000);
+        assert_eq!(backoff_ms(5, 2_000, 60_000), 60_000);
+        assert_eq!(backoff_ms(u32::MAX, 2_000, 60_000), 60_000);
+        assert_eq!(backoff_ms(3, 0, 60_000), 0);
+    }
+}

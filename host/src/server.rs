@@ -1,0 +1,153 @@
+//! The host's HTTP endpoints for HighLevel.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /t/{tenant}/actions/update-call-record` | the Update Call Record action: served by the write-back component (`wasi:http/incoming-handler`), which does its own checks |
+//! | `POST /t/{tenant}/triggers/subscription` | a workflow trigger (un)registration, handed to the trigger component |
+//! | `GET /healthz` | `ok` |
+//!
+//! Every error is JSON `{"error": "..."}` saying what is wrong. Both
+//! tenant routes require the tenant's shared-secret header (compared in
+//! constant time) and verify `x-wh-signature` whenever it is present.
+
+mod subscription;
+
+pub use subscription::{HIGHLEVEL_WEBHOOK_KEY, TRIGGER_KEYS};
+
+use crate::pipeline::{Pipeline, Tenant};
+use anyhow::{Context, anyhow};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+/// Largest subscription body accepted (the action's limit is the component's).
+const MAX_SUBSCRIPTION_BYTES: usize = 64 * 1024;
+
+/// What the server needs: the pipeline and the tenants by id.
+pub struct ServerState {
+    /// Runs the components.
+    pub pipeline: Arc<Pipeline>,
+    /// The tenants, by id (the `{tenant}` path segment).
+    pub tenants: HashMap<String, Arc<Tenant>>,
+}
+
+/// Serve the endpoints on `listener` until the task is dropped or fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(state))
+        .await
+        .context("serving HTTP")
+}
+
+/// The routes, for embedding in another server.
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        // Any method: the component answers 405 itself.
+        .route(
+            "/t/{tenant}/actions/update-call-record",
+            any(update_call_record),
+        )
+        .route(
+            "/t/{tenant}/triggers/subscription",
+            post(subscription::subscription).layer(DefaultBodyLimit::max(MAX_SUBSCRIPTION_BYTES)),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// A refusal: status and a message saying what to fix.
+#[derive(Debug)]
+struct HttpError(StatusCode, String);
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn unknown_tenant(id: &str) -> HttpError {
+    HttpError(
+        StatusCode::NOT_FOUND,
+        format!("no tenant {id:?} on this host: check the tenant id in the URL"),
+    )
+}
+
+async fn update_call_record(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let Some(tenant) = state.tenants.get(&id) else {
+        return unknown_tenant(&id).into_response();
+    };
+    match run_write_back(&state.pipeline, tenant, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(tenant = %id, error = %format!("{error:#}"), "the write-back component failed");
+            HttpError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the write-back component failed; the host log has the details".into(),
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Hand the request to a fresh instance of the write-back component and
+/// stream back whatever it answers.
+async fn run_write_back(
+    pipeline: &Pipeline,
+    tenant: &Tenant,
+    mut request: Request,
+) -> anyhow::Result<Response> {
+    // wasi:http wants an authority; HTTP/1.0 clients may send no Host.
+    if !request.headers().contains_key(header::HOST) {
+        request
+            .headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("localhost"));
+    }
+    let request = request.map(|body| {
+        body.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
+    });
+    let mut store = pipeline.write_back_store(tenant);
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let incoming = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, request)
+        .map_err(anyhow::Error::from)?;
+    let out = store
+        .data_mut()
+        .http()
+        .new_response_outparam(sender)
+        .map_err(anyhow::Error::from)?;
+    let pre = pipeline.write_back_component().clone();
+    // The component keeps running while its response body streams out.
+    let task = tokio::spawn(async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, incoming, out)
+            .await
+    });
+    match receiver.await {
+        Ok(Ok(response)) => Ok(response.map(Body::new)),
+        Ok(Err(code)) => Err(anyhow!("the component answered with error {code:?}")),
+        Err(_) => Err(match task.await {
+            Ok(Ok(())) => anyhow!("the component returned without a response"),
+            Ok(Err(e)) => anyhow::Error::from(e).context("the component trapped"),
+            Err(e) => anyhow::Error::from(e),
+        }),
+    }
+}
