@@ -8,7 +8,9 @@ use crate::storage::CallRecord;
 use crate::testbed::{TENANT, World};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use connectzero_simulators::highlevel::SimContact;
-use connectzero_simulators::threecx::{SimParty, SimRecording, SimSegment, SimUser, silent_wav};
+use connectzero_simulators::threecx::{
+    SimActiveCall, SimParty, SimRecording, SimSegment, SimUser, silent_wav,
+};
 use std::collections::HashMap;
 
 /// What should happen to a call.
@@ -391,6 +393,23 @@ impl Placer {
     }
 }
 
+/// The call as 3CX lists it while it is in progress (`ActiveCalls`):
+/// free text "number name" on each side ([ASSUMED] format, 3CX NOTES §4).
+pub fn active_call(plan: &CallPlan, now: DateTime<Utc>) -> SimActiveCall {
+    let describe = |p: &SimParty| match (&p.display_name, p.internal) {
+        (Some(name), true) => format!("{} {name}", p.dn),
+        _ => p.caller_number.clone(),
+    };
+    let first = &plan.legs[0];
+    SimActiveCall {
+        id: plan.call_id,
+        caller: describe(&first.src),
+        callee: describe(&first.dst),
+        status: "Talking".into(),
+        established_at: now,
+    }
+}
+
 /// One row of the result table.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -402,11 +421,42 @@ pub struct Row {
     pub as_expected: bool,
 }
 
-/// Compare what happened with what should have, per placed call.
+/// The workflow triggers a call should fire once workflows subscribe to
+/// all three: `call.ended` for every posted call, plus `missed-call` for an
+/// unanswered inbound one.
+pub fn expected_triggers(plan: &CallPlan) -> Vec<&'static str> {
+    if !matches!(plan.expect, Expect::Posted { .. }) {
+        return Vec::new();
+    }
+    let inbound = plan.legs.first().is_some_and(|l| !l.src.internal);
+    let answered = plan.legs.iter().any(|l| l.answered);
+    if inbound && !answered {
+        vec!["call.ended", "missed-call"]
+    } else {
+        vec!["call.ended"]
+    }
+}
+
+fn triggers_match(record: &CallRecord, plan: &CallPlan) -> bool {
+    let mut fired: Vec<&str> = record
+        .triggers
+        .split_whitespace()
+        .filter_map(|t| t.split('×').next())
+        .collect();
+    fired.sort_unstable();
+    let mut expected = expected_triggers(plan);
+    expected.sort_unstable();
+    fired == expected
+}
+
+/// Compare what happened with what should have, per placed call: outcome,
+/// rule and contact, the recording attached exactly when the call has one,
+/// and (with `with_triggers`) the workflow triggers it should fire.
 pub fn rows(
     world: &World,
     placed: &[PlacedCall],
     contacts: &HashMap<&'static str, String>,
+    with_triggers: bool,
 ) -> anyhow::Result<Vec<Row>> {
     let records: HashMap<String, CallRecord> = world
         .storage
@@ -418,9 +468,11 @@ pub fn rows(
         .iter()
         .map(|call| {
             let record = records.get(&call.key).cloned();
-            let as_expected = record
-                .as_ref()
-                .is_some_and(|r| matches_expectation(r, &call.plan.expect, contacts));
+            let as_expected = record.as_ref().is_some_and(|r| {
+                matches_expectation(r, &call.plan.expect, contacts)
+                    && (r.recording == "attached") == call.plan.recording.is_some()
+                    && (!with_triggers || triggers_match(r, &call.plan))
+            });
             Row {
                 call: call.clone(),
                 record,
@@ -445,12 +497,15 @@ fn matches_expectation(
     }
 }
 
-/// True when every placed call has a final outcome.
-pub fn all_final(rows: &[Row]) -> bool {
+/// True when every placed call has a final outcome, no recording is still
+/// pending, and (with `with_triggers`) its triggers have fired.
+pub fn all_final(rows: &[Row], with_triggers: bool) -> bool {
     rows.iter().all(|r| {
-        r.record
-            .as_ref()
-            .is_some_and(|rec| rec.outcome != "retrying")
+        r.record.as_ref().is_some_and(|rec| {
+            rec.outcome != "retrying"
+                && rec.recording != "pending"
+                && (!with_triggers || triggers_match(rec, &r.call.plan))
+        })
     })
 }
 

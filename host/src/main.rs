@@ -9,7 +9,7 @@ use connectzero::pipeline::{Pipeline, Tenant};
 use connectzero::scheduler;
 use connectzero::server::{self, ServerState};
 use connectzero::storage::Storage;
-use connectzero::testbed::World;
+use connectzero::testbed::{ACTION_SECRET, World};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -207,18 +207,50 @@ async fn run_demo(
         |_, _| {},
     ));
 
+    // HighLevel registers one workflow per trigger with our subscription
+    // endpoint, the way a sub-account's workflows would.
+    let subscription_url = format!(
+        "http://{addr}/t/{}/triggers/subscription",
+        world.tenant.id()
+    );
+    let secret_header = world.config().actions.header_name().to_string();
+    for key in ["call.started", "call.ended", "missed-call"] {
+        let sub = world
+            .crm
+            .subscribe_trigger(
+                &subscription_url,
+                key,
+                "CREATED",
+                &[(secret_header.as_str(), ACTION_SECRET)],
+            )
+            .await?;
+        anyhow::ensure!(
+            sub.status == 200,
+            "subscribing {key} answered {}",
+            sub.status
+        );
+    }
+
     let mut placer = demo::Placer::default();
     let mut placed = Vec::new();
     for wave in demo::demo_calls().chunks(WAVE_SIZE) {
+        // The wave's calls ring and are talked through (3CX lists them as
+        // active calls), then hang up and land in call history.
         for plan in wave {
-            placed.push(placer.place(&world, plan, chrono::Utc::now()));
+            world
+                .pbx
+                .add_active_call(demo::active_call(plan, chrono::Utc::now()));
         }
         tokio::time::sleep(WAVE_PAUSE).await;
+        for plan in wave {
+            world.pbx.remove_active_call(plan.call_id);
+            placed.push(placer.place(&world, plan, chrono::Utc::now()));
+        }
     }
     let deadline = Instant::now() + DEMO_DEADLINE;
     let rows = loop {
-        let rows = demo::rows(&world, &placed, &contacts)?;
-        if demo::all_final(&rows) || Instant::now() > deadline {
+        let rows = demo::rows(&world, &placed, &contacts, true)?;
+        if demo::all_final(&rows, true) || Instant::now() > deadline {
             break rows;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -239,6 +271,24 @@ async fn run_demo(
         rows.len() - posted - skipped,
         world.crm.messages().len(),
     );
+    let attached = rows
+        .iter()
+        .filter(|r| r.record.as_ref().is_some_and(|r| r.recording == "attached"))
+        .count();
+    let executions = world.crm.trigger_executions();
+    let fired = |event: &str| {
+        executions
+            .iter()
+            .filter(|e| e.body["event"] == event)
+            .count()
+    };
+    println!(
+        "{attached} recordings attached ({} uploads); workflow triggers delivered: {} call.started, {} call.ended, {} missed-call",
+        world.crm.uploads().len(),
+        fired("call.started"),
+        fired("call.ended"),
+        fired("missed-call"),
+    );
 
     if keep_running {
         println!(
@@ -249,7 +299,7 @@ async fn run_demo(
     server_task.abort();
     stop_tx.send(true)?;
     task.await?;
-    if !demo::all_final(&rows) || unexpected > 0 {
+    if !demo::all_final(&rows, true) || unexpected > 0 {
         anyhow::bail!("{unexpected} calls were not handled as expected");
     }
     Ok(())

@@ -20,6 +20,10 @@ fn the_demo_handles_every_call_as_expected_and_exits_zero() {
         "{stdout}"
     );
     assert!(!stdout.contains('✗'), "{stdout}");
+    assert!(
+        stdout.contains("3 recordings attached (3 uploads); workflow triggers delivered: 20 call.started, 15 call.ended, 2 missed-call"),
+        "{stdout}"
+    );
 }
 
 #[test]
