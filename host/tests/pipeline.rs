@@ -593,3 +593,70 @@ async fn an_api_user_without_the_history_role_gets_a_fix_hint_and_the_call_waits
     world.pbx.set_forbidden(false);
     tick_until(&world, 3, |w| w.crm.messages().len() == 1).await;
 }
+
+#[tokio::test]
+async fn a_crash_between_posting_and_recording_the_post_does_not_post_twice() {
+    let (world, _) = seeded_world(defaults()).await;
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
+    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
+    let first_id = world.crm.messages()[0].id.clone();
+
+    // As if the worker died after HighLevel accepted the message but before
+    // the ledger recorded it: the claim is gone, the call is re-read.
+    for key in world.storage.kv_list("demo", None).unwrap() {
+        if key.starts_with("ledger/") {
+            world.storage.kv_delete("demo", &key).unwrap();
+        }
+    }
+    let report = world.tick().await.unwrap();
+    assert_eq!(report.posted, 1, "the call is handled again: {report:?}");
+    assert_eq!(world.crm.messages().len(), 1, "but not posted twice");
+    let record = world
+        .storage
+        .calls("demo")
+        .unwrap()
+        .into_iter()
+        .find(|r| r.call_key == placed.key)
+        .unwrap();
+    assert_eq!(
+        record.detail, first_id,
+        "the ledger now points at the first message"
+    );
+}
+
+#[tokio::test]
+async fn a_second_call_from_a_new_number_reuses_the_contact_created_for_the_first() {
+    let mut options = defaults();
+    options.no_match_policy = "create-contact".into();
+    let (world, _) = seeded_world(options).await;
+    let mut placer = Placer::default();
+    place(
+        &world,
+        &mut placer,
+        &one_leg(1, outside("+14155550177"), ext("103"), true, 50),
+    );
+    place(
+        &world,
+        &mut placer,
+        &one_leg(2, outside("+14155550177"), ext("102"), true, 20),
+    );
+    tick_until(&world, 5, |w| w.crm.messages().len() == 2).await;
+    let created: Vec<_> = world
+        .crm
+        .contacts()
+        .into_iter()
+        .filter(|c| c.phone.as_deref() == Some("+14155550177"))
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert!(
+        world
+            .crm
+            .messages()
+            .iter()
+            .all(|m| m.contact_id == created[0].id)
+    );
+}

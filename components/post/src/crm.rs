@@ -76,6 +76,22 @@ impl Crm {
         }
     }
 
+    /// The contact HighLevel already has for `e164`, if any (operationId
+    /// `get-duplicate-contact`).
+    pub fn existing_contact(&self, e164: &str) -> Result<Option<String>, StageError> {
+        #[derive(Deserialize)]
+        struct Found {
+            contact: Option<IdOnly>,
+        }
+        let path = format!(
+            "/contacts/search/duplicate?locationId={}&number={}",
+            urlencoding::encode(&self.location_id),
+            urlencoding::encode(e164)
+        );
+        let found: Found = self.contacts.get_json(&path)?;
+        Ok(found.contact.map(|c| c.id))
+    }
+
     /// Create a contact for an unknown number (operationId `create-contact`).
     pub fn create_contact(&self, e164: &str) -> Result<String, StageError> {
         #[derive(Serialize)]
@@ -146,6 +162,38 @@ impl Crm {
         };
         kv::set_json(bucket, &cache_key, &id)?;
         Ok(id)
+    }
+
+    /// The id of the call message in `conversation_id` whose text carries
+    /// `reference`, among the newest page of call messages (operationId
+    /// `get-messages`). Used only to recover from a crash between posting
+    /// and recording the post, which happens within minutes, so the newest
+    /// page is where the message is.
+    pub fn find_call_message(
+        &self,
+        conversation_id: &str,
+        reference: &str,
+    ) -> Result<Option<String>, StageError> {
+        #[derive(Deserialize)]
+        struct Page {
+            messages: Vec<Listed>,
+        }
+        #[derive(Deserialize)]
+        struct Listed {
+            id: String,
+            #[serde(default)]
+            body: Option<String>,
+        }
+        let path = format!(
+            "/conversations/{}/messages?type=TYPE_CALL&limit=100",
+            urlencoding::encode(conversation_id)
+        );
+        let page: Page = self.conversations.get_json(&path)?;
+        Ok(page
+            .messages
+            .into_iter()
+            .find(|m| m.body.as_deref().is_some_and(|b| b.contains(reference)))
+            .map(|m| m.id))
     }
 
     /// Post a call message.

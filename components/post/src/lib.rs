@@ -44,9 +44,29 @@ fn post_one(
     }
     let contact_id = match &job.target {
         Target::Contact(contact) => contact.id.clone(),
-        Target::CreateContact(e164) => crm.create_contact(e164)?,
+        // A retry (or a second call from the same new number in the batch)
+        // finds the contact created before instead of creating another.
+        Target::CreateContact(e164) => match crm.existing_contact(e164)? {
+            Some(id) => id,
+            None => crm.create_contact(e164)?,
+        },
     };
     let conversation_id = crm.conversation_for(bucket, &contact_id)?;
+    // A marker written before posting survives a crash between the CRM
+    // accepting the message and the ledger recording it. Whoever takes the
+    // call over then looks for the message instead of posting it again.
+    let marker = format!("post/sending/{}", job.call.key);
+    if kv::get_json::<String>(bucket, &marker)?.is_some() {
+        let reference = summary::reference(&job.call);
+        if let Some(message_id) = crm.find_call_message(&conversation_id, &reference)? {
+            return Ok(Posted {
+                message_id,
+                conversation_id,
+                contact_id,
+            });
+        }
+    }
+    kv::set_json(bucket, &marker, &conversation_id)?;
     let call = &job.call;
     let (from, to) = match call.direction {
         Direction::Outbound => (

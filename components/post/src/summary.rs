@@ -42,7 +42,15 @@ pub fn message_text(job: &PostJob) -> String {
     if job.ambiguous {
         text.push_str(" Several contacts share this number: check the match.");
     }
+    text.push(' ');
+    text.push_str(&reference(call));
     text
+}
+
+/// "Ref: <call key>": lets a worker that crashed after posting find the
+/// message again instead of posting the call twice.
+pub fn reference(call: &Call) -> String {
+    format!("Ref: {}", call.key)
 }
 
 /// The outside number of an outbound call.

@@ -1,0 +1,317 @@
+//! `connectzero bench`: figures for the performance targets of issue 7,
+//! measured against the loopback simulators in this process.
+//!
+//! Each scenario prints what it measured and how; nothing here asserts a
+//! time. The scenarios, in the order they run:
+//!
+//! - `stream-100mb` ([`stream`]): peak RSS growth while a 100 MB recording
+//!   streams from the 3CX simulator into a CRM upload.
+//! - `idle-tenants` ([`tenants`]): process RSS with 1,000 and 10,000 tenants
+//!   that have no calls, each ticked once and then run by its own scheduler
+//!   task for a few seconds.
+//! - `latency` ([`latency`]): hang-up in the 3CX simulator to message in the
+//!   CRM simulator, with the real scheduler at the default 1 s interval.
+//! - `throughput` ([`throughput`]): a backlog of distinct calls driven
+//!   through every stage by back-to-back ticks.
+//! - `boundary` ([`boundary`]): the match stage as a component against the
+//!   same rules compiled natively into the host, and what the difference
+//!   costs the whole pipeline.
+//!
+//! Memory figures are this process's `/proc/self/status` (Linux only); the
+//! simulators run in the same process, so absolute RSS includes them.
+
+mod boundary;
+mod latency;
+mod stream;
+mod tenants;
+mod throughput;
+
+use crate::config::TenantOptions;
+use crate::demo::{CallPlan, Expect, LegPlan, Placer};
+use crate::engine::Runtime;
+use crate::storage::Storage;
+use crate::testbed::World;
+use anyhow::Context;
+use connectzero_simulators::highlevel::SimContact;
+use connectzero_simulators::threecx::{SimParty, SimUser};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A benchmark scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Scenario {
+    /// Peak RSS growth while streaming a 100 MB recording.
+    #[value(name = "stream-100mb")]
+    Stream100Mb,
+    /// RSS with 1,000 and 10,000 idle tenants.
+    #[value(name = "idle-tenants")]
+    IdleTenants,
+    /// Hang-up to CRM message latency at the default poll interval.
+    #[value(name = "latency")]
+    Latency,
+    /// Calls per second through every stage.
+    #[value(name = "throughput")]
+    Throughput,
+    /// Match stage as a component versus native code.
+    #[value(name = "boundary")]
+    Boundary,
+}
+
+impl Scenario {
+    /// Every scenario, in the order they run.
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Stream100Mb,
+        Scenario::IdleTenants,
+        Scenario::Latency,
+        Scenario::Throughput,
+        Scenario::Boundary,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Stream100Mb => "stream-100mb",
+            Scenario::IdleTenants => "idle-tenants",
+            Scenario::Latency => "latency",
+            Scenario::Throughput => "throughput",
+            Scenario::Boundary => "boundary",
+        }
+    }
+}
+
+/// What `connectzero bench` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Scenarios to run; empty means all of them.
+    pub scenarios: Vec<Scenario>,
+    /// Calls the throughput scenario places (default 2,000; 300 with `quick`).
+    pub calls: Option<usize>,
+    /// Smaller, shorter runs: a smoke test, not figures to quote.
+    pub quick: bool,
+    /// Directory of replacement components, as for `connectzero run`.
+    pub components: Option<PathBuf>,
+}
+
+/// Run the chosen scenarios and print their figures on stdout.
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let mut scenarios = if options.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        options.scenarios.clone()
+    };
+    scenarios.sort_unstable();
+    scenarios.dedup();
+
+    print_header(&options);
+    let started = Instant::now();
+    let runtime = Runtime::new(options.components.as_deref())?;
+    println!(
+        "components ready in {:.2} s\n",
+        started.elapsed().as_secs_f64()
+    );
+    let dir = ScratchDir::new()?;
+    let mut pipeline_per_call = None;
+    for scenario in scenarios {
+        println!("== {} ==", scenario.name());
+        let t = Instant::now();
+        match scenario {
+            Scenario::Stream100Mb => stream::run(runtime.clone(), dir.path()).await?,
+            Scenario::IdleTenants => tenants::run(runtime.clone(), dir.path(), options.quick).await?,
+            Scenario::Latency => latency::run(runtime.clone(), dir.path(), options.quick).await?,
+            Scenario::Throughput => {
+                let calls = options
+                    .calls
+                    .unwrap_or(if options.quick { 300 } else { 2000 });
+                let result = throughput::run(runtime.clone(), dir.path(), calls).await?;
+                pipeline_per_call = Some(result.per_call);
+            }
+            Scenario::Boundary => {
+                boundary::run(runtime.clone(), dir.path(), options.quick, pipeline_per_call).await?
+            }
+        }
+        println!("({} took {:.1} s)\n", scenario.name(), t.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn print_header(options: &Options) {
+    println!("ConnectZero benchmarks (loopback simulators, one process)");
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let memory = meminfo_kb("MemTotal:").map_or("unknown".into(), |kb| {
+        format!("{:.1} GiB", kb as f64 / (1024.0 * 1024.0))
+    });
+    println!("  machine: {cpus} CPUs ({model}), {memory} RAM");
+    let build = if cfg!(debug_assertions) {
+        "debug (figures not representative; use --release)"
+    } else {
+        "release"
+    };
+    println!("  build:   {build}");
+    if options.quick {
+        println!("  mode:    --quick (small samples: a smoke run, not figures to quote)");
+    }
+}
+
+/// A field of `/proc/self/status` in kB (`VmRSS:`, `VmHWM:`), where the
+/// platform has one.
+pub(crate) fn status_kb(field: &str) -> Option<u64> {
+    proc_kb("/proc/self/status", field)
+}
+
+fn meminfo_kb(field: &str) -> Option<u64> {
+    proc_kb("/proc/meminfo", field)
+}
+
+fn proc_kb(file: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Reset the peak resident size (VmHWM) to the current one.
+pub(crate) fn reset_peak_rss() -> anyhow::Result<()> {
+    std::fs::write("/proc/self/clear_refs", "5")
+        .context("resetting the peak RSS through /proc/self/clear_refs (Linux only)")
+}
+
+/// kB as MB text.
+pub(crate) fn mb(kb: u64) -> String {
+    format!("{:.1} MB", kb as f64 / 1024.0)
+}
+
+/// Milliseconds with two decimals.
+pub(crate) fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The `p`-th percentile (0–100) of `sorted` by nearest rank.
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A temporary directory for the scenarios' databases, removed on drop.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "connectzero-bench-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A world on a fresh database file (WAL, as in production) under `dir`,
+/// with the CRM simulator's rate limit off.
+pub(crate) async fn world(
+    runtime: Arc<Runtime>,
+    dir: &Path,
+    name: &str,
+    options: TenantOptions,
+) -> anyhow::Result<World> {
+    let storage = Storage::open(&dir.join(format!("{name}.db")))?;
+    let world = World::start(runtime, storage, options, false).await?;
+    world.pbx.add_user(SimUser::new(
+        1,
+        "101",
+        "Alice",
+        "Smith",
+        "alice@acme.example",
+    ));
+    Ok(world)
+}
+
+/// Area codes the benchmark numbers are spread over.
+const AREA_CODES: [u32; 10] = [415, 212, 646, 312, 617, 202, 303, 206, 512, 305];
+
+/// The `i`-th distinct outside number, valid E.164 (US).
+pub(crate) fn number(i: usize) -> String {
+    let area = AREA_CODES[i % AREA_CODES.len()];
+    let rest = i / AREA_CODES.len();
+    format!("+1{area}{}{:04}", 555 + rest / 10_000, rest % 10_000)
+}
+
+/// Seed one CRM contact per number `first..first + count`.
+pub(crate) fn seed_contacts(world: &World, first: usize, count: usize) {
+    for i in first..first + count {
+        world.crm.add_contact(
+            SimContact::new(format!("Bench{i}"), "Contact").phone(number(i)),
+        );
+    }
+}
+
+/// Call `i`: inbound from number `i` to extension 101 (even `i`), or
+/// outbound from 101 to number `i` (odd), answered, 30 s, no recording.
+pub(crate) fn call_plan(i: usize) -> CallPlan {
+    let outside = SimParty::external(&number(i), 0);
+    let ext = SimParty::extension("101", "Alice Smith", 0);
+    let (src, dst) = if i % 2 == 0 {
+        (outside, ext)
+    } else {
+        (ext, outside)
+    };
+    CallPlan {
+        label: "bench",
+        call_id: 100_000 + i as i32,
+        first_segment_id: None,
+        legs: vec![LegPlan {
+            src,
+            dst,
+            answered: true,
+            secs: 30,
+        }],
+        expect: Expect::Skipped("unused"),
+        recording: None,
+    }
+}
+
+/// A placer whose segment ids do not collide with the demo's.
+pub(crate) fn placer() -> Placer {
+    Placer::default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&sorted, 50.0), Duration::from_millis(50));
+        assert_eq!(percentile(&sorted, 99.0), Duration::from_millis(99));
+        assert_eq!(percentile(&sorted, 100.0), Duration::from_millis(100));
+        assert_eq!(percentile(&sorted[..1], 95.0), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn benchmark_numbers_are_distinct() {
+        let numbers: std::collections::HashSet<String> = (0..30_000).map(number).collect();
+        assert_eq!(numbers.len(), 30_000);
+    }
+}
