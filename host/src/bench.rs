@@ -22,12 +22,13 @@
 
 mod boundary;
 mod latency;
+mod native_match;
 mod stream;
 mod tenants;
 mod throughput;
 
 use crate::config::TenantOptions;
-use crate::demo::{CallPlan, Expect, LegPlan, Placer};
+use crate::demo::{CallPlan, Expect, LegPlan};
 use crate::engine::Runtime;
 use crate::storage::Storage;
 use crate::testbed::World;
@@ -116,7 +117,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         let t = Instant::now();
         match scenario {
             Scenario::Stream100Mb => stream::run(runtime.clone(), dir.path()).await?,
-            Scenario::IdleTenants => tenants::run(runtime.clone(), dir.path(), options.quick).await?,
+            Scenario::IdleTenants => {
+                tenants::run(runtime.clone(), dir.path(), options.quick).await?
+            }
             Scenario::Latency => latency::run(runtime.clone(), dir.path(), options.quick).await?,
             Scenario::Throughput => {
                 let calls = options
@@ -126,10 +129,20 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 pipeline_per_call = Some(result.per_call);
             }
             Scenario::Boundary => {
-                boundary::run(runtime.clone(), dir.path(), options.quick, pipeline_per_call).await?
+                boundary::run(
+                    runtime.clone(),
+                    dir.path(),
+                    options.quick,
+                    pipeline_per_call,
+                )
+                .await?
             }
         }
-        println!("({} took {:.1} s)\n", scenario.name(), t.elapsed().as_secs_f64());
+        println!(
+            "({} took {:.1} s)\n",
+            scenario.name(),
+            t.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
@@ -260,9 +273,9 @@ pub(crate) fn number(i: usize) -> String {
 /// Seed one CRM contact per number `first..first + count`.
 pub(crate) fn seed_contacts(world: &World, first: usize, count: usize) {
     for i in first..first + count {
-        world.crm.add_contact(
-            SimContact::new(format!("Bench{i}"), "Contact").phone(number(i)),
-        );
+        world
+            .crm
+            .add_contact(SimContact::new(format!("Bench{i}"), "Contact").phone(number(i)));
     }
 }
 
@@ -289,11 +302,6 @@ pub(crate) fn call_plan(i: usize) -> CallPlan {
         expect: Expect::Skipped("unused"),
         recording: None,
     }
-}
-
-/// A placer whose segment ids do not collide with the demo's.
-pub(crate) fn placer() -> Placer {
-    Placer::default()
 }
 
 #[cfg(test)]

@@ -182,6 +182,10 @@ pub struct TenantOptions {
     /// First retry delay for recordings and trigger deliveries, ms
     /// (doubling per attempt). Default 2000.
     pub retry_base_ms: u32,
+    /// How long a worker's claim on a call protects it from other workers,
+    /// seconds. Must exceed the longest tick; a worker that dies hands its
+    /// calls to the others after this. Default 120.
+    pub claim_lease_secs: u32,
 }
 
 impl Default for TenantOptions {
@@ -195,6 +199,7 @@ impl Default for TenantOptions {
             poll_interval_ms: 1000,
             recording_window_secs: 600,
             retry_base_ms: 2000,
+            claim_lease_secs: 120,
         }
     }
 }
@@ -254,6 +259,9 @@ impl TenantConfig {
         }
         if !(1..=1000).contains(&s.page_size) {
             bail!("tenant {id}: settings.page_size must be between 1 and 1000");
+        }
+        if s.claim_lease_secs == 0 {
+            bail!("tenant {id}: settings.claim_lease_secs must be at least 1");
         }
         if s.poll_interval_ms < 100 {
             bail!("tenant {id}: settings.poll_interval_ms must be at least 100");

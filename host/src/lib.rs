@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod bindings;
 pub mod config;
 pub mod config_store;

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use connectzero::bench;
 use connectzero::config::{HostConfig, TenantOptions};
 use connectzero::demo;
 use connectzero::engine::Runtime;
@@ -64,6 +65,20 @@ enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
         listen: SocketAddr,
     },
+    /// Measure latency, throughput, memory and the component boundary
+    /// against the built-in simulators and print the figures
+    /// (see docs/BENCHMARKS.md). Build with --release for real figures.
+    Bench {
+        /// Scenario to run (repeatable; default: all).
+        #[arg(long = "scenario", value_enum, value_name = "NAME")]
+        scenarios: Vec<bench::Scenario>,
+        /// Calls the throughput scenario places (default 2000).
+        #[arg(long, value_name = "N")]
+        calls: Option<usize>,
+        /// Small samples and short runs: a smoke test, not figures to quote.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 #[tokio::main]
@@ -73,6 +88,8 @@ async fn main() -> anyhow::Result<()> {
     let default_filter = match cli.command {
         Command::Demo { .. } => "warn",
         Command::Run { .. } => "warn,connectzero=info",
+        // Failed ticks are counted and summarised by the bench itself.
+        Command::Bench { .. } => "error,connectzero::scheduler=off",
     };
     init_logging(cli.log_format, default_filter);
     match cli.command {
@@ -82,6 +99,19 @@ async fn main() -> anyhow::Result<()> {
             listen,
         } => run_demo(cli.components, db, keep_running, listen).await,
         Command::Run { config, listen } => run_tenants(cli.components, config, listen).await,
+        Command::Bench {
+            scenarios,
+            calls,
+            quick,
+        } => {
+            bench::run(bench::Options {
+                scenarios,
+                calls,
+                quick,
+                components: cli.components,
+            })
+            .await
+        }
     }
 }
 

@@ -120,8 +120,7 @@ pub async fn run(runtime: Arc<Runtime>, dir: &Path, quick: bool) -> anyhow::Resu
     }
     let placing = started.elapsed();
     let deadline = Instant::now() + DRAIN_DEADLINE;
-    while !pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
-        && Instant::now() < deadline
+    while !pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty() && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

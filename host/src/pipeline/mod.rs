@@ -26,10 +26,6 @@ use crate::storage::Storage;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a claim protects a call from other workers. Longer than any
-/// tick takes; a worker that dies releases its calls to others after this.
-pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
-
 /// A tenant as the pipeline runs it.
 pub struct Tenant {
     /// Its configuration.

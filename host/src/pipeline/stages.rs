@@ -1,7 +1,7 @@
 //! One function per stage invocation: a fresh store with the stage's
 //! grants, instantiate the pre-instantiated component, call its export.
 
-use super::{CLAIM_LEASE, Pipeline, Tenant, describe};
+use super::{Pipeline, Tenant, describe};
 use crate::bindings::attach::exports::connectzero::pipeline::attach::{AttachJob, AttachReport};
 use crate::bindings::dedup::exports::connectzero::pipeline::dedup::{Claim, Completion};
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
@@ -109,7 +109,7 @@ impl Pipeline {
             .dedup
             .instantiate_async(&mut store)
             .await?;
-        let lease = CLAIM_LEASE.as_millis() as u64;
+        let lease = u64::from(tenant.config.settings.claim_lease_secs) * 1000;
         Ok(dedup
             .connectzero_pipeline_dedup()
             .call_claim_calls(&mut store, calls, &self.worker, lease)

@@ -1,0 +1,279 @@
+//! `boundary`: the match stage as a component against the same rules
+//! compiled into the host ([`native_match`](super::native_match)).
+//!
+//! The component is invoked as the pipeline invokes it: a fresh store with
+//! the match grants, instantiate the pre-instantiated component, one
+//! `match-calls` call per batch. Its `directory` import is the host's
+//! `Directory`, which searches the CRM simulator over HTTP; the directory
+//! cannot be replaced by an in-memory one without changing production code,
+//! so both sides use the same simulator-backed directory and the same
+//! per-batch cache rules. Batches alternate between the two sides.
+
+use super::native_match;
+use super::{ms, number, seed_contacts, throughput, world};
+use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
+use crate::bindings::types::{Call, CallLeg, Direction, ExtensionOwner, Party, StageError};
+use crate::config::TenantOptions;
+use crate::engine::{Runtime, Stage};
+use crate::kv::KvCtx;
+use crate::outbound::OutboundPolicy;
+use crate::state::Grants;
+use crate::testbed::World;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A batch shape.
+struct Mix {
+    name: &'static str,
+    what: &'static str,
+    calls: Vec<Call>,
+}
+
+/// Run the scenario and print its figures. `pipeline_per_call` is the
+/// throughput scenario's time per call, when it ran in this invocation.
+pub async fn run(
+    runtime: Arc<Runtime>,
+    dir: &Path,
+    quick: bool,
+    pipeline_per_call: Option<Duration>,
+) -> anyhow::Result<()> {
+    let batch = if quick { 20 } else { 100 };
+    let reps = if quick { 5 } else { 60 };
+    let world = world(runtime.clone(), dir, "boundary", TenantOptions::default()).await?;
+    seed_contacts(&world, 0, batch);
+    let mixes = [
+        Mix {
+            name: "empty batch",
+            what: "0 calls: store + instantiate + call only",
+            calls: Vec::new(),
+        },
+        Mix {
+            name: "1 call",
+            what: "1 inbound call, 1 directory search",
+            calls: vec![call(0, 0)],
+        },
+        Mix {
+            name: "same number",
+            what: "calls from one number: 1 directory search, then cache hits",
+            calls: (0..batch).map(|i| call(i, 0)).collect(),
+        },
+        Mix {
+            name: "distinct numbers",
+            what: "calls from distinct contacts: 1 directory search per call",
+            calls: (0..batch).map(|i| call(i, i)).collect(),
+        },
+    ];
+
+    // Warm both sides: tokens, connections, the host's phone-number tables.
+    for mix in &mixes {
+        compare_once(&runtime, &world, &mix.calls, false).await?;
+    }
+    println!(
+        "  measures: wall time per match-stage batch, component (fresh store + instantiate + match-calls,\n\
+         \x20           as the pipeline runs it) vs. the same rules as native host code; both use the host\n\
+         \x20           directory (HTTP search on the CRM simulator), {reps} alternating batches each"
+    );
+    println!(
+        "  {:<17} {:>6} {:>12} {:>12} {:>8} {:>14}",
+        "batch", "calls", "component", "native", "ratio", "extra per call"
+    );
+    let mut extra_per_call = None;
+    for mix in &mixes {
+        let (mut component, mut native) = (Duration::ZERO, Duration::ZERO);
+        for rep in 0..reps {
+            let (c, n) = compare_once(&runtime, &world, &mix.calls, rep % 2 == 1).await?;
+            component += c;
+            native += n;
+        }
+        let (component, native) = (component / reps as u32, native / reps as u32);
+        let extra = component.saturating_sub(native);
+        let per_call = if mix.calls.is_empty() {
+            "-".to_string()
+        } else {
+            let d = extra / mix.calls.len() as u32;
+            if mix.name == "distinct numbers" {
+                extra_per_call = Some(d);
+            }
+            format!("{:.1} µs", d.as_secs_f64() * 1e6)
+        };
+        println!(
+            "  {:<17} {:>6} {:>12} {:>12} {:>8} {:>14}",
+            mix.name,
+            mix.calls.len(),
+            ms(component),
+            ms(native),
+            if native.is_zero() {
+                "-".to_string()
+            } else {
+                format!("{:.2}", component.as_secs_f64() / native.as_secs_f64())
+            },
+            per_call
+        );
+        println!("  {:<17} ({})", "", mix.what);
+    }
+
+    let per_call = match pipeline_per_call {
+        Some(d) => d,
+        None => {
+            let calls = if quick { 100 } else { 1000 };
+            println!(
+                "  (no throughput figure from this run: measuring one with {calls} calls for the pipeline ratio)"
+            );
+            throughput::run(runtime.clone(), dir, calls).await?.per_call
+        }
+    };
+    if let Some(extra) = extra_per_call {
+        let without = per_call.saturating_sub(extra);
+        let ratio = per_call.as_secs_f64() / without.as_secs_f64().max(1e-9);
+        println!(
+            "  whole pipeline: {} per call with the match component, {} with the measured extra per call\n\
+         \x20   of the distinct-numbers batch taken off: ratio {ratio:.3}",
+            ms(per_call),
+            ms(without),
+        );
+        println!(
+            "  target < 1.05 on the whole pipeline: {}",
+            if ratio < 1.05 { "met" } else { "NOT met" }
+        );
+    }
+    Ok(())
+}
+
+/// One batch through the component and through the native rules, in
+/// the order given; checks both gave the same answers. Returns (component,
+/// native) wall times.
+async fn compare_once(
+    runtime: &Runtime,
+    world: &World,
+    calls: &[Call],
+    native_first: bool,
+) -> anyhow::Result<(Duration, Duration)> {
+    let settings = &world.tenant.settings;
+    let directory = &world.tenant.directory;
+    let (component, c, native, n) = if native_first {
+        let t = Instant::now();
+        let native = native_match::match_calls(settings, calls, directory).await;
+        let n = t.elapsed();
+        let t = Instant::now();
+        let component = through_component(runtime, world, calls).await?;
+        (component, t.elapsed(), native, n)
+    } else {
+        let t = Instant::now();
+        let component = through_component(runtime, world, calls).await?;
+        let c = t.elapsed();
+        let t = Instant::now();
+        let native = native_match::match_calls(settings, calls, directory).await;
+        (component, c, native, t.elapsed())
+    };
+    same_answers(&component, &native)?;
+    Ok((c, n))
+}
+
+/// What `Pipeline::match_calls` does: a fresh store with only the match
+/// grants, instantiate, call.
+async fn through_component(
+    runtime: &Runtime,
+    world: &World,
+    calls: &[Call],
+) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
+    let tenant = &world.tenant;
+    let kv = KvCtx {
+        namespace: tenant.id().to_string(),
+        storage: world.storage.clone(),
+    };
+    let grants = Grants {
+        directory: Some(tenant.directory.clone()),
+        ..Grants::default()
+    };
+    let mut store = runtime.new_store(Stage::Match, kv, OutboundPolicy::deny_all(), grants);
+    let matcher = runtime.stages.matcher.instantiate_async(&mut store).await?;
+    Ok(matcher
+        .connectzero_pipeline_matcher()
+        .call_match_calls(&mut store, &tenant.settings, calls)
+        .await?)
+}
+
+fn summary(outcome: &Result<MatchOutcome, StageError>) -> String {
+    match outcome {
+        Ok(MatchOutcome::Matched(m)) => format!(
+            "matched {} {:?} {} +{}",
+            m.contact.id,
+            m.rule,
+            m.matched_on,
+            m.also_matching.len()
+        ),
+        Ok(MatchOutcome::Unmatched(n)) => format!("unmatched {n}"),
+        Ok(MatchOutcome::Skipped(r)) => format!("skipped {r}"),
+        Err(e) => format!("error {}", crate::pipeline::describe(e)),
+    }
+}
+
+fn same_answers(
+    component: &[Result<MatchOutcome, StageError>],
+    native: &[Result<MatchOutcome, StageError>],
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        component.len() == native.len(),
+        "component answered {} times, native {}",
+        component.len(),
+        native.len()
+    );
+    for (c, n) in component.iter().zip(native) {
+        let (c, n) = (summary(c), summary(n));
+        anyhow::ensure!(c == n, "component and native rules disagree: {c} vs {n}");
+        anyhow::ensure!(
+            c.starts_with("matched"),
+            "a benchmark call did not match: {c}"
+        );
+    }
+    Ok(())
+}
+
+/// Call `i`, inbound from benchmark number `from` to extension 101.
+fn call(i: usize, from: usize) -> Call {
+    let end = chrono::Utc::now().timestamp_millis();
+    let start = end - 30_000;
+    let caller = Party {
+        number: number(from),
+        display_name: None,
+        extension: None,
+        external: true,
+        owner: None,
+    };
+    let callee = Party {
+        number: "101".into(),
+        display_name: Some("Alice Smith".into()),
+        extension: Some("101".into()),
+        external: false,
+        owner: Some(ExtensionOwner {
+            extension: "101".into(),
+            first_name: "Alice".into(),
+            last_name: "Smith".into(),
+            email: Some("alice@acme.example".into()),
+        }),
+    };
+    Call {
+        key: format!("3cx:{}@{start}", 500_000 + i),
+        legs: vec![CallLeg {
+            leg_id: 500_000 + i as i32,
+            start_time: start,
+            end_time: end,
+            direction: Direction::Inbound,
+            answered: true,
+            duration_secs: 30,
+            caller: caller.clone(),
+            callee: callee.clone(),
+            recording: None,
+        }],
+        direction: Direction::Inbound,
+        answered: true,
+        start_time: start,
+        end_time: end,
+        duration_secs: 30,
+        caller,
+        answered_by: Some(callee.clone()),
+        callee,
+        route: Vec::new(),
+    }
+}

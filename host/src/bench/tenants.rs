@@ -1,0 +1,208 @@
+//! `idle-tenants`: process memory with 1,000 and 10,000 tenants that have
+//! no calls, all pointing at one pair of simulators.
+//!
+//! Each tenant has its own id (so its own key-value namespace, cursor and
+//! ledger), settings, directory handle and scheduler task. They share the
+//! token source of the testbed tenant: the 3CX simulator, like 3CX, keeps
+//! one active token per API client, so 10,000 token caches against one
+//! simulator would log each other out on every tick. In production each
+//! tenant has its own PBX; a token source is a few hundred bytes.
+
+use super::{mb, reset_peak_rss, status_kb, world};
+use crate::config::TenantOptions;
+use crate::engine::Runtime;
+use crate::pipeline::{Pipeline, Tenant, TickReport};
+use crate::scheduler;
+use crate::testbed::World;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Ticks run at once in the tick-each-once pass: well under the pooling
+/// allocator's 64 instance slots.
+const ONCE_CONCURRENCY: usize = 16;
+
+/// Run the scenario and print its figures.
+pub async fn run(runtime: Arc<Runtime>, dir: &Path, quick: bool) -> anyhow::Result<()> {
+    let counts: [usize; 2] = if quick { [100, 1_000] } else { [1_000, 10_000] };
+    let run_for = Duration::from_secs(if quick { 3 } else { 10 });
+    let world = world(runtime, dir, "tenants", TenantOptions::default()).await?;
+    // Fetch the shared tokens once.
+    world.tick().await?;
+    let http = reqwest::Client::new();
+    let base = status_kb("VmRSS:").unwrap_or(0);
+    println!(
+        "  measures: VmRSS of this process (simulators, runtime, SQLite included) with N idle tenants;\n\
+         \x20           each tenant ticked once (at most {ONCE_CONCURRENCY} at a time), then one scheduler task per\n\
+         \x20           tenant at the default 1 s interval for {} s",
+        run_for.as_secs()
+    );
+    println!(
+        "  RSS with the runtime, both simulators and no extra tenants: {}",
+        mb(base)
+    );
+
+    let mut tenants: Vec<Arc<Tenant>> = Vec::new();
+    for count in counts {
+        while tenants.len() < count {
+            tenants.push(Arc::new(idle_tenant(&world, &http, tenants.len())));
+        }
+        let built = status_kb("VmRSS:").unwrap_or(0);
+
+        let t = Instant::now();
+        let once = tick_each_once(&world.pipeline, &tenants).await;
+        let once_took = t.elapsed();
+        let ticked = status_kb("VmRSS:").unwrap_or(0);
+
+        reset_peak_rss()?;
+        let live = run_schedulers(&world.pipeline, &tenants, run_for).await;
+        let after = status_kb("VmRSS:").unwrap_or(0);
+        let peak = status_kb("VmHWM:").unwrap_or(0);
+
+        println!("  {count} tenants:");
+        println!(
+            "    built: RSS {} (+{} per tenant)",
+            mb(built),
+            per_tenant(built, base, count)
+        );
+        println!(
+            "    each ticked once: {} ok, {} failed in {:.2} s ({:.0} idle ticks/s); RSS {} (+{} per tenant)",
+            once.ok,
+            once.failed,
+            once_took.as_secs_f64(),
+            count as f64 / once_took.as_secs_f64(),
+            mb(ticked),
+            per_tenant(ticked, base, count)
+        );
+        println!(
+            "    {count} scheduler tasks for {} s: {} ticks ok, {} failed ({:.0} ticks/s; {:.0}/s wanted); RSS {} (peak {})",
+            run_for.as_secs(),
+            live.ok,
+            live.failed,
+            (live.ok + live.failed) as f64 / live.took.as_secs_f64(),
+            count as f64 / 1.0,
+            mb(after),
+            mb(peak)
+        );
+        for (error, n) in live.errors.iter().chain(once.errors.iter()).take(3) {
+            println!("    failed ticks ({n}): {error}");
+        }
+        if count == 10_000 {
+            println!(
+                "    target <= 1 GB RSS at 10,000: {}",
+                if peak <= 1024 * 1024 {
+                    "met"
+                } else {
+                    "NOT met"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn per_tenant(now: u64, base: u64, count: usize) -> String {
+    format!(
+        "{:.1} kB",
+        now.saturating_sub(base) as f64 / count.max(1) as f64
+    )
+}
+
+/// Tenant `i`: the testbed tenant's configuration under its own id.
+fn idle_tenant(world: &World, http: &reqwest::Client, i: usize) -> Tenant {
+    let mut config = world.config().clone();
+    config.id = format!("idle-{i:05}");
+    let mut tenant = Tenant::new(config, http.clone());
+    tenant.credentials = world.tenant.credentials.clone();
+    tenant
+}
+
+/// Tick outcomes.
+#[derive(Default)]
+struct Tally {
+    ok: usize,
+    failed: usize,
+    /// Failure text (shortened) → count.
+    errors: BTreeMap<String, usize>,
+    took: Duration,
+}
+
+impl Tally {
+    fn add(&mut self, report: &TickReport) {
+        match &report.error {
+            None => self.ok += 1,
+            Some(error) => {
+                self.failed += 1;
+                let short: String = error.chars().take(140).collect();
+                *self.errors.entry(short).or_default() += 1;
+            }
+        }
+    }
+}
+
+async fn tick_each_once(pipeline: &Arc<Pipeline>, tenants: &[Arc<Tenant>]) -> Tally {
+    let next = Arc::new(AtomicUsize::new(0));
+    let tenants: Arc<Vec<Arc<Tenant>>> = Arc::new(tenants.to_vec());
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let workers: Vec<_> = (0..ONCE_CONCURRENCY)
+        .map(|_| {
+            let (next, tenants, tally, pipeline) = (
+                next.clone(),
+                tenants.clone(),
+                tally.clone(),
+                pipeline.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(tenant) = tenants.get(i) else { break };
+                    let report = pipeline
+                        .tick(tenant)
+                        .await
+                        .unwrap_or_else(|fault| TickReport {
+                            error: Some(format!("component fault: {fault:#}")),
+                            ..TickReport::default()
+                        });
+                    tally.lock().unwrap_or_else(|e| e.into_inner()).add(&report);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+async fn run_schedulers(
+    pipeline: &Arc<Pipeline>,
+    tenants: &[Arc<Tenant>],
+    run_for: Duration,
+) -> Tally {
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let started = Instant::now();
+    let tasks: Vec<_> = tenants
+        .iter()
+        .map(|tenant| {
+            let tally = tally.clone();
+            tokio::spawn(scheduler::run_tenant(
+                pipeline.clone(),
+                tenant.clone(),
+                stop_rx.clone(),
+                move |_, report| tally.lock().unwrap_or_else(|e| e.into_inner()).add(report),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(run_for).await;
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
+    tally.took = started.elapsed();
+    tally
+}

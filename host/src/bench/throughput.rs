@@ -1,0 +1,112 @@
+//! `throughput`: a backlog of distinct calls, each with its own contact,
+//! driven through poll → dedup → match → post → record → follow-up
+//! queueing by back-to-back ticks (no poll interval), CRM rate limit off.
+
+use super::{call_plan, ms, seed_contacts, world};
+use crate::config::TenantOptions;
+use crate::demo::Placer;
+use crate::engine::Runtime;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the boundary scenario needs from this one.
+pub struct Throughput {
+    /// Wall time per call through the whole pipeline.
+    pub per_call: Duration,
+}
+
+/// Most ticks to wait for the backlog.
+const MAX_TICKS: usize = 50;
+
+/// Run the scenario and print its figures.
+pub async fn run(runtime: Arc<Runtime>, dir: &Path, calls: usize) -> anyhow::Result<Throughput> {
+    anyhow::ensure!(calls > 0, "--calls must be at least 1");
+    let world = world(runtime, dir, "throughput", TenantOptions::default()).await?;
+    seed_contacts(&world, 0, calls);
+    // Warm-up tick with no calls: tokens, connections.
+    world.tick().await?;
+    let crm_before = crm_requests(&world);
+    let pbx_before = world.pbx.request_count("/");
+
+    let mut placer = Placer::default();
+    let now = chrono::Utc::now();
+    for i in 0..calls {
+        placer.place(&world, &call_plan(i), now);
+    }
+    let started = Instant::now();
+    let mut ticks = Vec::new();
+    let mut totals = (0, 0, 0, 0);
+    while world.crm.messages().len() < calls && ticks.len() < MAX_TICKS {
+        let t = Instant::now();
+        let report = world.tick().await?;
+        ticks.push(t.elapsed());
+        totals.0 += report.posted;
+        totals.1 += report.skipped + report.parked;
+        totals.2 += report.retrying;
+        if let Some(error) = &report.error {
+            println!("  tick error: {error}");
+            totals.3 += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let posted = world.crm.messages().len();
+    let crm = crm_requests(&world) - crm_before;
+    let pbx = world.pbx.request_count("/") - pbx_before;
+    let directory = world.crm.request_count("POST", "/contacts/search");
+    let conversation_searches = world.crm.request_count("GET", "/conversations/search");
+    let conversations_created = world.crm.conversations().len();
+    let messages_posted = world.crm.request_count("POST", "/conversations/messages");
+
+    // A tick after the backlog, with every call still inside the overlap
+    // window: the cost of re-reading handled calls.
+    let t = Instant::now();
+    world.tick().await?;
+    let reread = t.elapsed();
+
+    let per_call = elapsed / calls.max(1) as u32;
+    println!(
+        "  measures: wall time from the first tick until the CRM simulator holds all {calls} messages;\n\
+         \x20           ticks back to back, one tenant, {calls} distinct numbers and contacts, CRM rate limit off"
+    );
+    println!(
+        "  {posted}/{calls} posted in {:.2} s over {} tick(s) ({} posted, {} skipped/parked, {} retrying, {} failed ticks)",
+        elapsed.as_secs_f64(),
+        ticks.len(),
+        totals.0,
+        totals.1,
+        totals.2,
+        totals.3
+    );
+    println!(
+        "  throughput {:.0} calls/s ({} per call)",
+        calls as f64 / elapsed.as_secs_f64(),
+        ms(per_call)
+    );
+    println!(
+        "  CRM requests per call {:.2} (directory searches {directory}, conversation searches {conversation_searches}, \
+         conversations created {conversations_created}, messages posted {messages_posted}); 3CX requests {pbx} in total",
+        crm as f64 / calls as f64
+    );
+    println!(
+        "  next tick with the {calls} handled calls still in the overlap window: {}",
+        ms(reread)
+    );
+    println!(
+        "  target >= 1000 calls/s: {}",
+        if posted == calls && calls as f64 / elapsed.as_secs_f64() >= 1000.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(Throughput { per_call })
+}
+
+/// Every request the CRM simulator received, any method.
+fn crm_requests(world: &crate::testbed::World) -> usize {
+    ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .map(|m| world.crm.request_count(m, "/"))
+        .sum()
+}

@@ -1,0 +1,162 @@
+//! Crashes and concurrency against the real binary: `connectzero run`
+//! processes killed with SIGKILL at random moments, and two processes on one
+//! database at once. After the dust settles the CRM simulator must hold
+//! every call exactly once.
+
+mod common;
+
+use common::*;
+use connectzero::config::{HostConfig, TenantOptions};
+use connectzero::demo::{CallPlan, PlacedCall, Placer, numbers};
+use connectzero::testbed::World;
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
+/// Longest the final, uninterrupted run may take to catch up.
+const CATCH_UP: Duration = Duration::from_secs(120);
+
+fn options() -> TenantOptions {
+    // A short lease so a killed worker's claims pass to its successor in
+    // seconds, not minutes.
+    TenantOptions {
+        claim_lease_secs: 3,
+        retry_base_ms: 0,
+        ..TenantOptions::default()
+    }
+}
+
+/// Write a configuration for `world`'s tenant with its database in `dir`.
+fn write_config(world: &World, dir: &Path) -> std::path::PathBuf {
+    let config = HostConfig {
+        database: dir.join("connectzero.db").display().to_string(),
+        tenants: vec![world.config().clone()],
+    };
+    let path = dir.join("connectzero.toml");
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+fn start_host(config: &Path) -> Child {
+    Command::new(BIN)
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Place `count` calls from the seeded contacts' numbers.
+fn place_calls(world: &World, count: usize) -> Vec<PlacedCall> {
+    let numbers = [
+        numbers::DANA,
+        numbers::ELI,
+        numbers::FAY,
+        numbers::GWEN,
+        numbers::IAN,
+    ];
+    let mut placer = Placer::default();
+    let now = chrono::Utc::now();
+    (0..count)
+        .map(|i| {
+            let plan: CallPlan = one_leg(
+                i as i32 + 1,
+                outside(numbers[i % numbers.len()]),
+                ext("101"),
+                true,
+                20,
+            );
+            placer.place(
+                world,
+                &plan,
+                now - chrono::Duration::milliseconds((count - i) as i64 * 7),
+            )
+        })
+        .collect()
+}
+
+/// Wait (bounded) until the CRM holds `count` messages.
+async fn wait_for_messages(world: &World, count: usize, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while world.crm.messages().len() < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn assert_exactly_once(world: &World, placed: &[PlacedCall]) {
+    let messages = world.crm.messages();
+    let mut seen = HashSet::new();
+    for m in &messages {
+        let alt = m.alt_id.clone().unwrap_or_default();
+        assert!(seen.insert(alt.clone()), "call {alt} was posted twice");
+    }
+    let missing: Vec<_> = placed
+        .iter()
+        .filter(|p| !seen.contains(&p.key))
+        .map(|p| p.key.clone())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} calls never posted, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    assert_eq!(messages.len(), placed.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_kill_nines_during_two_thousand_calls_lose_and_duplicate_nothing() {
+    let (world, _) = seeded_world(options()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&world, dir.path());
+    let placed = place_calls(&world, 2000);
+
+    let mut kills = 0;
+    for round in 0..20u64 {
+        let mut host = start_host(&config);
+        // Kill at a different moment each round: some before the first poll,
+        // some mid-batch, some between ticks.
+        let wait = 150 + (round * 7919 + rand::random::<u64>()) % 900;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        host.kill().unwrap(); // SIGKILL: no shutdown code runs.
+        host.wait().unwrap();
+        kills += 1;
+    }
+    let mut host = start_host(&config);
+    wait_for_messages(&world, placed.len(), CATCH_UP).await;
+    host.kill().unwrap();
+    host.wait().unwrap();
+
+    println!(
+        "{kills} kills; {} messages for {} calls",
+        world.crm.messages().len(),
+        placed.len()
+    );
+    assert_exactly_once(&world, &placed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_one_database_post_each_call_once() {
+    let (world, _) = seeded_world(TenantOptions {
+        retry_base_ms: 0,
+        ..TenantOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&world, dir.path());
+    let placed = place_calls(&world, 500);
+    let mut first = start_host(&config);
+    let mut second = start_host(&config);
+    wait_for_messages(&world, placed.len(), CATCH_UP).await;
+    // Let both run a little longer: any duplicate would show up now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for host in [&mut first, &mut second] {
+        host.kill().unwrap();
+        host.wait().unwrap();
+    }
+    assert_exactly_once(&world, &placed);
+}
