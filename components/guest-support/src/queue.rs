@@ -143,3 +143,20 @@ mod tests {
         assert_eq!(backoff_ms(3, 0, 60_000), 0);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Backoff never shrinks from one attempt to the next and never
+        /// passes its cap.
+        #[test]
+        fn backoff_grows_monotonically_up_to_the_cap(attempts in 0u32..1000, base in 0u32..100_000, cap in 0i64..10_000_000) {
+            let now = backoff_ms(attempts, base, cap);
+            prop_assert!(now <= cap);
+            prop_assert!(backoff_ms(attempts + 1, base, cap) >= now);
+        }
+    }
+}

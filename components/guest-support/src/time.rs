@@ -36,3 +36,18 @@ mod tests {
         assert!(parse_rfc3339_ms("yesterday").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Cursor timestamps survive the round trip through RFC 3339 text
+        /// (the `$filter` literal) to the millisecond.
+        #[test]
+        fn cursor_timestamps_round_trip(ms in 0i64..4_102_444_800_000) {
+            prop_assert_eq!(parse_rfc3339_ms(&format_rfc3339_ms(ms)), Ok(ms));
+        }
+    }
+}

@@ -73,3 +73,36 @@ mod tests {
         assert!(!is_known_country("XX"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// However a valid US number is written, it normalises to one E.164.
+        #[test]
+        fn every_spelling_of_a_number_normalises_alike(area in 201u32..=989, exchange in 200u32..=999, line in 0u32..=9999) {
+            let canonical = to_e164(&format!("+1{area}{exchange}{line:04}"), "US");
+            prop_assume!(canonical.is_some());
+            for spelling in [
+                format!("({area}) {exchange}-{line:04}"),
+                format!("{area}.{exchange}.{line:04}"),
+                format!("1 {area} {exchange} {line:04}"),
+                format!("001{area}{exchange}{line:04}"),
+                format!("+1 {area}-{exchange}-{line:04}"),
+            ] {
+                prop_assert_eq!(to_e164(&spelling, "US"), canonical.clone(), "{}", spelling);
+            }
+        }
+
+        /// Normalisation is idempotent and never panics on arbitrary text.
+        #[test]
+        fn normalising_twice_changes_nothing(raw in "\\PC{0,40}", country in "[A-Z]{2}") {
+            if let Some(e164) = to_e164(&raw, &country) {
+                prop_assert!(e164.starts_with('+'));
+                prop_assert_eq!(to_e164(&e164, "US"), Some(e164.clone()));
+            }
+        }
+    }
+}

@@ -244,3 +244,37 @@ mod tests {
         assert!(parse_duration_secs("3 minutes").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Both duration formats 3CX sends read the same.
+        #[test]
+        fn iso_and_clock_durations_agree(h in 0u32..48, m in 0u32..60, s in 0u32..60) {
+            let iso = parse_duration_secs(&format!("PT{h}H{m}M{s}S")).unwrap();
+            let clock = parse_duration_secs(&format!("{h:02}:{m:02}:{s:02}")).unwrap();
+            prop_assert_eq!(iso, clock);
+            prop_assert_eq!(iso, h * 3600 + m * 60 + s);
+        }
+
+        /// Arbitrary text never panics the parser.
+        #[test]
+        fn any_text_is_parsed_or_refused(text in "\\PC{0,30}") {
+            let _ = parse_duration_secs(&text);
+        }
+
+        /// A row's fields may be any JSON; parsing answers a leg or a reason.
+        #[test]
+        fn any_row_is_parsed_or_refused_with_a_reason(id in proptest::option::of(any::<i64>()), start in "\\PC{0,30}", number in "\\PC{0,20}") {
+            let row = serde_json::json!({"SegmentId": id, "SegmentStartTime": start, "SegmentEndTime": start,
+                "SrcInternal": false, "SrcExternal": true, "SrcCallerNumber": number,
+                "DstInternal": true, "DstExternal": false, "DstDn": "101", "CallTime": "PT1S"});
+            if let Err(reason) = parse_row(&row) {
+                prop_assert!(!reason.is_empty());
+            }
+        }
+    }
+}

@@ -170,4 +170,20 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Any body verifies with its own signature, and flipping any one
+        /// byte of the body is refused.
+        #[test]
+        fn signatures_bind_every_byte_of_the_body(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..512), flip in proptest::prelude::any::<proptest::sample::Index>()) {
+            let signature = sign(&body);
+            proptest::prop_assert_eq!(verify_signature(&keypair().1, &body, &signature), Ok(()));
+            let mut changed = body.clone();
+            let at = flip.index(changed.len());
+            changed[at] ^= 0x01;
+            proptest::prop_assert_eq!(verify_signature(&keypair().1, &changed, &signature).map_err(|e| e.status), Err(401));
+        }
+    }
 }
