@@ -108,15 +108,25 @@ fn assert_exactly_once(world: &World, placed: &[PlacedCall]) {
     assert_eq!(messages.len(), placed.len());
 }
 
+/// `CONNECTZERO_CHAOS_LONG=1 cargo test -p connectzero --test chaos` runs
+/// the long mode: 100 kills during 10,000 calls.
+fn chaos_size() -> (u64, usize) {
+    match std::env::var("CONNECTZERO_CHAOS_LONG").as_deref() {
+        Ok("1") => (100, 10_000),
+        _ => (20, 2_000),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_kill_nines_during_two_thousand_calls_lose_and_duplicate_nothing() {
+    let (rounds, calls) = chaos_size();
     let (world, _) = seeded_world(options()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(&world, dir.path());
-    let placed = place_calls(&world, 2000);
+    let placed = place_calls(&world, calls);
 
     let mut kills = 0;
-    for round in 0..20u64 {
+    for round in 0..rounds {
         let mut host = start_host(&config);
         // Kill at a different moment each round: some before the first poll,
         // some mid-batch, some between ticks.
@@ -158,5 +168,44 @@ async fn two_hosts_on_one_database_post_each_call_once() {
         host.kill().unwrap();
         host.wait().unwrap();
     }
+    assert_exactly_once(&world, &placed);
+}
+
+#[tokio::test]
+async fn the_pipeline_catches_up_after_a_storm_of_faults() {
+    use connectzero_simulators::highlevel::Fault as CrmFault;
+    use connectzero_simulators::threecx::Fault as PbxFault;
+    let (world, _) = seeded_world(TenantOptions {
+        retry_base_ms: 0,
+        ..TenantOptions::default()
+    })
+    .await;
+    let placed = place_calls(&world, 200);
+    // Slow 3CX, a burst of 5xx and a 429 storm (Retry-After 0, so the test
+    // does not wait), then every token expires mid-run.
+    world
+        .pbx
+        .inject_failures(PbxFault::Slow(Duration::from_millis(300)), 3);
+    world.pbx.inject_failures(PbxFault::ServerError, 2);
+    world.crm.inject_failures(CrmFault::ServerError, 15);
+    world.crm.inject_failures(
+        CrmFault::TooManyRequests {
+            retry_after_secs: Some(0),
+        },
+        30,
+    );
+    let mut expired = false;
+    for _ in 0..60 {
+        let report = world.tick().await.unwrap();
+        if !expired && report.posted > 0 {
+            world.pbx.expire_tokens();
+            world.crm.expire_access_tokens();
+            expired = true;
+        }
+        if world.crm.messages().len() == placed.len() {
+            break;
+        }
+    }
+    assert!(expired, "some calls posted before the tokens expired");
     assert_exactly_once(&world, &placed);
 }
