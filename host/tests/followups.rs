@@ -284,3 +284,35 @@ async fn a_deleted_subscription_receives_nothing() {
     world.tick().await.unwrap();
     assert!(world.crm.trigger_executions().is_empty());
 }
+
+#[tokio::test]
+async fn a_pending_recording_survives_a_restart() {
+    let (world, _) = seeded_world(eager()).await;
+    world.pbx.add_recording(recording(504, false));
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(
+            1,
+            outside(numbers::DANA),
+            ext("101").with_recording(504),
+            true,
+            30,
+        ),
+    );
+    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
+    assert_eq!(recording_status(&world, &placed.key), "pending");
+
+    // A new process: nothing in memory, only the database.
+    let restarted = connectzero::pipeline::Pipeline::new(runtime(), world.storage.clone());
+    let tenant = connectzero::pipeline::Tenant::new(world.config().clone(), reqwest::Client::new());
+    world.pbx.finalise_recording(504, chrono::Utc::now());
+    for _ in 0..5 {
+        restarted.tick(&tenant).await.unwrap();
+        if recording_status(&world, &placed.key) == "attached" {
+            break;
+        }
+    }
+    assert_eq!(recording_status(&world, &placed.key), "attached");
+    assert_eq!(world.crm.uploads().len(), 1);
+}
