@@ -52,6 +52,15 @@ fn start_host(config: &Path) -> Child {
 
 /// Place `count` calls from the seeded contacts' numbers.
 fn place_calls(world: &World, count: usize) -> Vec<PlacedCall> {
+    place_calls_ending(world, count, chrono::Utc::now())
+}
+
+/// Place `count` calls, the last one ending at `now`.
+fn place_calls_ending(
+    world: &World,
+    count: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<PlacedCall> {
     let numbers = [
         numbers::DANA,
         numbers::ELI,
@@ -60,7 +69,6 @@ fn place_calls(world: &World, count: usize) -> Vec<PlacedCall> {
         numbers::IAN,
     ];
     let mut placer = Placer::default();
-    let now = chrono::Utc::now();
     (0..count)
         .map(|i| {
             let plan: CallPlan = one_leg(
@@ -208,4 +216,36 @@ async fn the_pipeline_catches_up_after_a_storm_of_faults() {
     }
     assert!(expired, "some calls posted before the tokens expired");
     assert_exactly_once(&world, &placed);
+}
+
+#[tokio::test]
+async fn a_3cx_restored_mid_run_reissues_leg_ids_and_every_new_call_still_posts() {
+    let (world, _) = seeded_world(TenantOptions {
+        retry_base_ms: 0,
+        ..TenantOptions::default()
+    })
+    .await;
+    // The first calls ended three minutes ago: still inside the overlap
+    // window, so every later poll reads them again next to the new ones.
+    let before = place_calls_ending(
+        &world,
+        100,
+        chrono::Utc::now() - chrono::Duration::minutes(3),
+    );
+    for _ in 0..5 {
+        world.tick().await.unwrap();
+    }
+    assert_eq!(world.crm.messages().len(), 100);
+    // The PBX is restored from a backup: its segment ids start over, so the
+    // next 100 calls reuse the ids (and call ids) of the first 100.
+    let after = place_calls(&world, 100);
+    assert_eq!(
+        after[0].key.split('@').next(),
+        before[0].key.split('@').next()
+    );
+    for _ in 0..5 {
+        world.tick().await.unwrap();
+    }
+    let all: Vec<PlacedCall> = before.into_iter().chain(after).collect();
+    assert_exactly_once(&world, &all);
 }

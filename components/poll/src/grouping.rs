@@ -42,10 +42,13 @@ pub fn group_calls(
     calls
 }
 
-/// Legs of one call follow each other closely; a leg that starts long
-/// after the previous ones ended carries a call id 3CX reissued after a
-/// backup restore, and belongs to another call.
-const REISSUE_GAP_MS: i64 = 10 * 60 * 1000;
+/// Legs of one call follow each other back to back (a queue rings the next
+/// agent as the IVR ends, a transfer starts as the first leg ends). A leg
+/// that starts more than this after the previous ones ended carries a call
+/// id 3CX reissued after a backup restore, and belongs to another call —
+/// possibly one only minutes later, since the restore reissues the ids of
+/// the calls made after the backup.
+const REISSUE_GAP_MS: i64 = 30 * 1000;
 
 /// Split one call id's legs into runs separated by more than [`REISSUE_GAP_MS`].
 fn split_reissued(mut legs: Vec<CallLeg>) -> Vec<Vec<CallLeg>> {
