@@ -111,7 +111,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let dir = ScratchDir::new()?;
-    let mut pipeline_per_call = None;
+    let mut pipeline = None;
     for scenario in scenarios {
         println!("== {} ==", scenario.name());
         let t = Instant::now();
@@ -125,17 +125,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 let calls = options
                     .calls
                     .unwrap_or(if options.quick { 300 } else { 2000 });
-                let result = throughput::run(runtime.clone(), dir.path(), calls).await?;
-                pipeline_per_call = Some(result.per_call);
+                pipeline = Some(throughput::run(runtime.clone(), dir.path(), calls).await?);
             }
             Scenario::Boundary => {
-                boundary::run(
-                    runtime.clone(),
-                    dir.path(),
-                    options.quick,
-                    pipeline_per_call,
-                )
-                .await?
+                boundary::run(runtime.clone(), dir.path(), options.quick, pipeline).await?
             }
         }
         println!(
@@ -163,6 +156,11 @@ fn print_header(options: &Options) {
         format!("{:.1} GiB", kb as f64 / (1024.0 * 1024.0))
     });
     println!("  machine: {cpus} CPUs ({model}), {memory} RAM");
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        // Other work on the machine skews every figure; say how busy it was.
+        let load: Vec<&str> = load.split_whitespace().take(3).collect();
+        println!("  load:    {} (1, 5, 15 min) at start", load.join(" "));
+    }
     let build = if cfg!(debug_assertions) {
         "debug (figures not representative; use --release)"
     } else {
@@ -284,7 +282,7 @@ pub(crate) fn seed_contacts(world: &World, first: usize, count: usize) {
 pub(crate) fn call_plan(i: usize) -> CallPlan {
     let outside = SimParty::external(&number(i), 0);
     let ext = SimParty::extension("101", "Alice Smith", 0);
-    let (src, dst) = if i % 2 == 0 {
+    let (src, dst) = if i.is_multiple_of(2) {
         (outside, ext)
     } else {
         (ext, outside)

@@ -35,7 +35,7 @@ const STAGE_MEMORY_LIMIT: usize = 64 << 20;
 
 /// Instances the pooling allocator keeps slots for; bounds how many stage
 /// invocations may run at once across all tenants.
-const POOL_INSTANCES: u32 = 64;
+pub const POOL_INSTANCES: u32 = 64;
 
 /// The pipeline's stages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -59,3 +59,29 @@ refresh_token = "refresh"
     assert!(stderr.contains("use https://"), "{stderr}");
     assert!(!stderr.contains("do-not-print-me"), "{stderr}");
 }
+
+/// A smoke run of `connectzero bench`: it runs and prints what each figure
+/// is. Figures are not checked: they depend on the machine.
+#[test]
+fn bench_prints_the_boundary_figures() {
+    let output = Command::new(BIN)
+        .args(["bench", "--quick", "--scenario", "boundary"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for label in [
+        "== boundary ==",
+        "measures:",
+        "empty batch",
+        "distinct numbers",
+        "whole pipeline:",
+        "target < 1.05 on the whole pipeline:",
+    ] {
+        assert!(stdout.contains(label), "no {label:?} in:\n{stdout}");
+    }
+}

@@ -106,19 +106,30 @@ fn plan(call_id: i32, number: &str, recording: i32) -> CallPlan {
     }
 }
 
-/// Tick until the call's recording is attached (at most 10 ticks).
+/// Tick until the call's recording is attached (at most 30 ticks, 100 ms
+/// apart).
 async fn attach(world: &World, key: &str) -> anyhow::Result<()> {
-    for _ in 0..10 {
-        world.tick().await?;
+    let mut last = (None, None);
+    for _ in 0..30 {
+        let report = world.tick().await?;
         let status = world
             .storage
             .calls(TENANT)?
             .into_iter()
             .find(|r| r.call_key == key)
-            .map(|r| r.recording);
-        if status.as_deref() == Some("attached") {
+            .map(|r| format!("{} / recording {}", r.outcome, r.recording));
+        if status
+            .as_deref()
+            .is_some_and(|s| s.ends_with("recording attached"))
+        {
             return Ok(());
         }
+        last = (status, Some(report));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    anyhow::bail!("the recording of {key} was not attached after 10 ticks")
+    anyhow::bail!(
+        "the recording of {key} was not attached after 30 ticks; call: {:?}; last tick: {:?}",
+        last.0,
+        last.1
+    )
 }

@@ -11,9 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the boundary scenario needs from this one.
+#[derive(Clone, Copy, Debug)]
 pub struct Throughput {
-    /// Wall time per call through the whole pipeline.
-    pub per_call: Duration,
+    /// Calls in the backlog (one match batch when one tick took them all).
+    pub calls: usize,
+    /// Ticks it took.
+    pub ticks: usize,
+    /// Wall time from the first tick until every message was posted.
+    pub elapsed: Duration,
 }
 
 /// Most ticks to wait for the backlog.
@@ -100,7 +105,11 @@ pub async fn run(runtime: Arc<Runtime>, dir: &Path, calls: usize) -> anyhow::Res
             "NOT met"
         }
     );
-    Ok(Throughput { per_call })
+    Ok(Throughput {
+        calls,
+        ticks: ticks.len(),
+        elapsed,
+    })
 }
 
 /// Every request the CRM simulator received, any method.

@@ -152,7 +152,16 @@ pub struct Pipeline {
     runtime: Arc<Runtime>,
     storage: Storage,
     worker: String,
+    /// Bounds the ticks running at once. A tick holds one component instance
+    /// at a time, so this stays below the engine's instance pool: with
+    /// thousands of tenants, extra ticks wait here instead of failing to
+    /// instantiate (found by `connectzero bench --scenario idle-tenants`).
+    ticks: tokio::sync::Semaphore,
 }
+
+/// Ticks that may run at once, per pipeline: half the instance pool, which
+/// leaves room for the HTTP endpoints' write-back instances.
+const CONCURRENT_TICKS: usize = crate::engine::POOL_INSTANCES as usize / 2;
 
 /// A call's fate within one tick.
 struct Handled {
@@ -172,6 +181,7 @@ impl Pipeline {
             runtime,
             storage,
             worker,
+            ticks: tokio::sync::Semaphore::new(CONCURRENT_TICKS),
         }
     }
 
@@ -183,6 +193,8 @@ impl Pipeline {
     /// Run one tick for `tenant`. `Err` means a host or component fault
     /// (a trap); expected failures are in the report.
     pub async fn tick(&self, tenant: &Tenant) -> anyhow::Result<TickReport> {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _permit = self.ticks.acquire().await?;
         let mut report = TickReport::default();
         self.sync_history(tenant, &mut report).await?;
         self.follow_up(tenant, &mut report).await?;
