@@ -11,9 +11,7 @@ use crate::bindings::types::{
     Call, ContactRef, Direction, ExtensionOwner, MatchRule, Party, StageError, TenantSettings,
 };
 use crate::directory::Directory;
-use phonenumber::{Mode, country};
 use std::collections::HashMap;
-use std::str::FromStr;
 
 /// Match a batch, as `match-calls` does.
 pub async fn match_calls(
@@ -21,7 +19,7 @@ pub async fn match_calls(
     calls: &[Call],
     directory: &Directory,
 ) -> Vec<Result<MatchOutcome, StageError>> {
-    if country::Id::from_str(&settings.default_country.trim().to_ascii_uppercase()).is_err() {
+    if !connectzero_match::normalise::is_known_country(&settings.default_country) {
         let error = StageError::InvalidSettings("default-country".into());
         return calls.iter().map(|_| Err(error.clone())).collect();
     }
@@ -102,23 +100,8 @@ async fn match_call(
     ))
 }
 
-/// `components/match/src/normalise.rs::to_e164`.
-pub fn to_e164(raw: &str, default_country: &str) -> Option<String> {
-    let cleaned = raw.trim();
-    if cleaned.is_empty() {
-        return None;
-    }
-    let cleaned = match cleaned.strip_prefix("00") {
-        Some(rest) if rest.chars().next().is_some_and(|c| c.is_ascii_digit()) => format!("+{rest}"),
-        _ => cleaned.to_string(),
-    };
-    let country = country::Id::from_str(&default_country.trim().to_ascii_uppercase()).ok();
-    let number = phonenumber::parse(country, &cleaned).ok()?;
-    if !phonenumber::is_valid(&number) {
-        return None;
-    }
-    Some(number.format().mode(Mode::E164).to_string())
-}
+/// The match component's own normaliser, linked natively.
+pub use connectzero_match::normalise::to_e164;
 
 fn pick(mut contacts: Vec<ContactRef>, rule: MatchRule, matched_on: &str) -> Option<ContactMatch> {
     if contacts.is_empty() {
