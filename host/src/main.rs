@@ -197,7 +197,9 @@ async fn run_tenants(
 /// Calls placed per wave, and the pause between waves, so the demo shows
 /// calls arriving while the pipeline runs.
 const WAVE_SIZE: usize = 5;
-const WAVE_PAUSE: Duration = Duration::from_millis(1500);
+const WAVE_PAUSE: Duration = Duration::from_millis(500);
+/// Longest a wave's calls ring while waiting for their call.started.
+const RING_LIMIT: Duration = Duration::from_secs(10);
 /// Longest the demo waits for every call to be handled.
 const DEMO_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -263,6 +265,7 @@ async fn run_demo(
 
     let mut placer = demo::Placer::default();
     let mut placed = Vec::new();
+    let mut started = 0;
     for wave in demo::demo_calls().chunks(WAVE_SIZE) {
         // The wave's calls ring and are talked through (3CX lists them as
         // active calls), then hang up and land in call history.
@@ -270,6 +273,13 @@ async fn run_demo(
             world
                 .pbx
                 .add_active_call(demo::active_call(plan, chrono::Utc::now()));
+        }
+        started += wave.len();
+        // Keep them ringing until the workflows have heard call.started
+        // (the next poll of 3CX active calls), at most a few seconds.
+        let ringing_until = Instant::now() + RING_LIMIT;
+        while count_started(&world) < started && Instant::now() < ringing_until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(WAVE_PAUSE).await;
         for plan in wave {
@@ -333,6 +343,16 @@ async fn run_demo(
         anyhow::bail!("{unexpected} calls were not handled as expected");
     }
     Ok(())
+}
+
+/// `call.started` events the CRM simulator's workflows have received.
+fn count_started(world: &World) -> usize {
+    world
+        .crm
+        .trigger_executions()
+        .iter()
+        .filter(|e| e.body["event"] == "call.started")
+        .count()
 }
 
 /// A fresh directory for the demo database.
