@@ -1,0 +1,176 @@
+//! `connectzero demo`: the whole pipeline against the simulators.
+//!
+//! Seeds a small realistic PBX and CRM, places ~20 calls in waves as they
+//! "hang up", runs the real scheduler, and prints what happened to each
+//! call next to what should have happened.
+
+use crate::testbed::World;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use connectzero_simulators::threecx::{
+    SimActiveCall, SimParty, SimRecording, SimSegment, silent_wav,
+};
+
+mod calls;
+mod table;
+
+pub use calls::{demo_calls, numbers, seed_directory};
+pub use table::{Row, all_final, expected_triggers, render, rows};
+
+/// What should happen to a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Posted to this contact (by name) by this rule.
+    Posted {
+        /// Contact name as seeded.
+        contact: &'static str,
+        /// Rule name (`caller-number`, `called-number`, `extension-owner`).
+        rule: &'static str,
+    },
+    /// Not posted, for this reason.
+    Skipped(&'static str),
+}
+
+/// One leg of a planned call.
+#[derive(Clone, Debug)]
+pub struct LegPlan {
+    /// Calling side.
+    pub src: SimParty,
+    /// Called side.
+    pub dst: SimParty,
+    /// Whether this leg was answered.
+    pub answered: bool,
+    /// Length of the leg in seconds.
+    pub secs: i64,
+}
+
+/// A call to place in the 3CX simulator, with its expected outcome.
+#[derive(Clone, Debug)]
+pub struct CallPlan {
+    /// What the call is, for the table.
+    pub label: &'static str,
+    /// 3CX call id.
+    pub call_id: i32,
+    /// Segment id of the first leg, when it must be a specific one (a leg id
+    /// reissued after a restore); later legs count up from the plan's base.
+    pub first_segment_id: Option<i32>,
+    /// The legs, in order.
+    pub legs: Vec<LegPlan>,
+    /// What should happen.
+    pub expect: Expect,
+    /// The recording 3CX makes of the call's last leg, if any.
+    pub recording: Option<RecordingPlan>,
+}
+
+/// A recording and when 3CX finalises it.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordingPlan {
+    /// 3CX `Recording.Id`.
+    pub id: i32,
+    /// How long after hang-up 3CX takes to finalise it.
+    pub finalise_after: std::time::Duration,
+}
+
+impl CallPlan {
+    /// The same call, recorded as `id`, final `finalise_after` after hang-up.
+    pub fn recorded(mut self, id: i32, finalise_after: std::time::Duration) -> Self {
+        self.recording = Some(RecordingPlan { id, finalise_after });
+        self
+    }
+}
+
+/// A placed call: its key in ConnectZero.
+#[derive(Clone, Debug)]
+pub struct PlacedCall {
+    /// The plan.
+    pub plan: CallPlan,
+    /// `3cx:<call id>@<start ms>`, the key the pipeline gives it.
+    pub key: String,
+}
+
+/// First segment id the demo hands out.
+pub const SEGMENT_BASE: i32 = 7000;
+
+/// Allocates segment ids for placed calls.
+#[derive(Debug)]
+pub struct Placer {
+    next_segment: i32,
+}
+
+impl Default for Placer {
+    fn default() -> Self {
+        Self {
+            next_segment: SEGMENT_BASE,
+        }
+    }
+}
+
+impl Placer {
+    /// Put `plan` into the 3CX simulator as a call that ended at `ended`.
+    pub fn place(&mut self, world: &World, plan: &CallPlan, ended: DateTime<Utc>) -> PlacedCall {
+        let total: i64 = plan.legs.iter().map(|l| l.secs).sum();
+        let mut start = ended - ChronoDuration::seconds(total);
+        let first_start = start;
+        for (i, leg) in plan.legs.iter().enumerate() {
+            let end = start + ChronoDuration::seconds(leg.secs);
+            let segment_id = match (i, plan.first_segment_id) {
+                (0, Some(id)) => id,
+                _ => {
+                    self.next_segment += 1;
+                    self.next_segment - 1
+                }
+            };
+            let mut src = leg.src.clone();
+            let mut dst = leg.dst.clone();
+            src.participant_id = segment_id * 10 + 1;
+            dst.participant_id = segment_id * 10 + 2;
+            if let (Some(rec), true) = (plan.recording, i + 1 == plan.legs.len()) {
+                // 3CX records the PBX side of the leg.
+                let inside = if dst.internal { &mut dst } else { &mut src };
+                inside.rec_id = Some(rec.id);
+                let recording = SimRecording {
+                    id: rec.id,
+                    start,
+                    end: Some(end),
+                    from_dn: src.dn.clone(),
+                    to_dn: dst.dn.clone(),
+                    from_caller_number: src.caller_number.clone(),
+                    to_caller_number: dst.caller_number.clone(),
+                    audio: silent_wav(2_000),
+                };
+                world
+                    .pbx
+                    .add_recording_finalising_after(recording, rec.finalise_after);
+            }
+            world.pbx.add_segment(SimSegment::new(
+                segment_id,
+                plan.call_id,
+                (start, end),
+                src,
+                dst,
+                leg.answered,
+            ));
+            start = end;
+        }
+        PlacedCall {
+            plan: plan.clone(),
+            key: format!("3cx:{}@{}", plan.call_id, first_start.timestamp_millis()),
+        }
+    }
+}
+
+/// The call as 3CX lists it while it is in progress (`ActiveCalls`):
+/// free text "number name" on each side ([ASSUMED] format, 3CX NOTES §4).
+pub fn active_call(plan: &CallPlan, now: DateTime<Utc>) -> SimActiveCall {
+    let describe = |p: &SimParty| match (&p.display_name, p.internal) {
+        (Some(name), true) => format!("{} {name}", p.dn),
+        _ => p.caller_number.clone(),
+    };
+    let first = &plan.legs[0];
+    SimActiveCall {
+        id: plan.call_id,
+        caller: describe(&first.src),
+        callee: describe(&first.dst),
+        status: "Talking".into(),
+        established_at: now,
+    }
+}

@@ -1,0 +1,177 @@
+//! What happened to each placed call next to what should have, as a table.
+
+use super::{CallPlan, Expect, PlacedCall};
+use crate::storage::CallRecord;
+use crate::testbed::{TENANT, World};
+use std::collections::HashMap;
+
+/// One row of the result table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// The placed call.
+    pub call: PlacedCall,
+    /// What the host recorded, if anything yet.
+    pub record: Option<CallRecord>,
+    /// Whether the record matches the expectation.
+    pub as_expected: bool,
+}
+
+/// The workflow triggers a call should fire once workflows subscribe to
+/// all three: `call.ended` for every posted call, plus `missed-call` for an
+/// unanswered inbound one.
+pub fn expected_triggers(plan: &CallPlan) -> Vec<&'static str> {
+    if !matches!(plan.expect, Expect::Posted { .. }) {
+        return Vec::new();
+    }
+    let inbound = plan.legs.first().is_some_and(|l| !l.src.internal);
+    let answered = plan.legs.iter().any(|l| l.answered);
+    if inbound && !answered {
+        vec!["call.ended", "missed-call"]
+    } else {
+        vec!["call.ended"]
+    }
+}
+
+fn triggers_match(record: &CallRecord, plan: &CallPlan) -> bool {
+    let mut fired: Vec<&str> = record
+        .triggers
+        .split_whitespace()
+        .filter_map(|t| t.split('×').next())
+        .collect();
+    fired.sort_unstable();
+    let mut expected = expected_triggers(plan);
+    expected.sort_unstable();
+    fired == expected
+}
+
+/// Compare what happened with what should have, per placed call: outcome,
+/// rule and contact, the recording attached exactly when the call has one,
+/// and (with `with_triggers`) the workflow triggers it should fire.
+pub fn rows(
+    world: &World,
+    placed: &[PlacedCall],
+    contacts: &HashMap<&'static str, String>,
+    with_triggers: bool,
+) -> anyhow::Result<Vec<Row>> {
+    let records: HashMap<String, CallRecord> = world
+        .storage
+        .calls(TENANT)?
+        .into_iter()
+        .map(|r| (r.call_key.clone(), r))
+        .collect();
+    Ok(placed
+        .iter()
+        .map(|call| {
+            let record = records.get(&call.key).cloned();
+            let as_expected = record.as_ref().is_some_and(|r| {
+                matches_expectation(r, &call.plan.expect, contacts)
+                    && (r.recording == "attached") == call.plan.recording.is_some()
+                    && (!with_triggers || triggers_match(r, &call.plan))
+            });
+            Row {
+                call: call.clone(),
+                record,
+                as_expected,
+            }
+        })
+        .collect())
+}
+
+fn matches_expectation(
+    record: &CallRecord,
+    expect: &Expect,
+    contacts: &HashMap<&'static str, String>,
+) -> bool {
+    match expect {
+        Expect::Posted { contact, rule } => {
+            record.outcome == "posted"
+                && record.rule.as_deref() == Some(*rule)
+                && record.contact_id.as_deref() == contacts.get(contact).map(String::as_str)
+        }
+        Expect::Skipped(reason) => record.outcome == "skipped" && record.detail == *reason,
+    }
+}
+
+/// True when every placed call has a final outcome, no recording is still
+/// pending, and (with `with_triggers`) its triggers have fired.
+pub fn all_final(rows: &[Row], with_triggers: bool) -> bool {
+    rows.iter().all(|r| {
+        r.record.as_ref().is_some_and(|rec| {
+            rec.outcome != "retrying"
+                && rec.recording != "pending"
+                && (!with_triggers || triggers_match(rec, &r.call.plan))
+        })
+    })
+}
+
+/// The table, as text.
+pub fn render(rows: &[Row], contacts: &HashMap<&'static str, String>) -> String {
+    let names: HashMap<&str, &str> = contacts
+        .iter()
+        .map(|(name, id)| (id.as_str(), *name))
+        .collect();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:>2}  {:<38} {:<9} {:<16} {:<12} {:<32} {:>8}  {:<9} {:<26} {}\n",
+        "#",
+        "call",
+        "direction",
+        "rule",
+        "contact",
+        "result",
+        "latency",
+        "recording",
+        "triggers",
+        "ok"
+    ));
+    for (i, row) in rows.iter().enumerate() {
+        let (recording, triggers) = row
+            .record
+            .as_ref()
+            .map(|r| {
+                (
+                    r.recording.split(':').next().unwrap_or("").to_string(),
+                    r.triggers.clone(),
+                )
+            })
+            .unwrap_or_default();
+        let (direction, rule, contact, result, latency) = match &row.record {
+            Some(r) => (
+                r.direction.as_str(),
+                r.rule.clone().unwrap_or_else(|| "-".into()),
+                r.contact_id
+                    .as_deref()
+                    .and_then(|id| names.get(id).copied())
+                    .unwrap_or("-")
+                    .to_string(),
+                match r.outcome.as_str() {
+                    "posted" => format!("posted: {}", r.detail),
+                    other => format!("{other}: {}", r.detail),
+                },
+                format!("{:.2} s", (r.handled_at_ms - r.ended_at_ms) as f64 / 1000.0),
+            ),
+            None => (
+                "-",
+                "-".into(),
+                "-".into(),
+                "not processed".into(),
+                "-".into(),
+            ),
+        };
+        let result: String = result.chars().take(32).collect();
+        out.push_str(&format!(
+            "{:>2}  {:<38} {:<9} {:<16} {:<12} {:<32} {:>8}  {:<9} {:<26} {}\n",
+            i + 1,
+            row.call.plan.label,
+            direction,
+            rule,
+            contact,
+            result,
+            latency,
+            if recording == "none" { "-" } else { &recording },
+            if triggers.is_empty() { "-" } else { &triggers },
+            if row.as_expected { "✓" } else { "✗" }
+        ));
+    }
+    out
+}
