@@ -280,11 +280,9 @@ fn authority(request: &Request) -> &str {
     split_url(&request.url).map(|p| p.authority).unwrap_or("?")
 }
 
-/// Read status, headers and the whole (bounded) body.
-fn read_response(incoming: &IncomingResponse) -> Result<Response, String> {
-    let status = incoming.status();
-    let headers = incoming
-        .headers()
+/// Header names (lower case) and values of `fields`, as text.
+pub fn header_pairs(fields: &Fields) -> Vec<(String, String)> {
+    fields
         .entries()
         .into_iter()
         .map(|(n, v)| {
@@ -293,7 +291,13 @@ fn read_response(incoming: &IncomingResponse) -> Result<Response, String> {
                 String::from_utf8_lossy(&v).into_owned(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Read status, headers and the whole (bounded) body.
+fn read_response(incoming: &IncomingResponse) -> Result<Response, String> {
+    let status = incoming.status();
+    let headers = header_pairs(&incoming.headers());
     let body = read_body(incoming)?;
     Ok(Response {
         status,

@@ -23,17 +23,7 @@ pub fn read_request(request: &IncomingRequest) -> Request {
         Method::Patch => "PATCH".to_string(),
         Method::Other(other) => other.to_ascii_uppercase(),
     };
-    let headers = request
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(n, v)| {
-            (
-                n.to_ascii_lowercase(),
-                String::from_utf8_lossy(&v).into_owned(),
-            )
-        })
-        .collect();
+    let headers = guest_support::http::header_pairs(&request.headers());
     let body = if method == "POST" {
         read_body(request)
     } else {
