@@ -21,6 +21,14 @@ const STAGES: [(&str, &str); 7] = [
     ("connectzero-write-back", "connectzero_write_back"),
 ];
 
+/// Components only the composed deployables use (Spin): the credentials and
+/// directory providers and the app entry point.
+const PROVIDERS: [&str; 3] = [
+    "connectzero-credentials",
+    "connectzero-directory",
+    "connectzero-app",
+];
+
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
@@ -29,7 +37,7 @@ fn main() {
         .parent()
         .expect("host/ sits in the workspace")
         .to_path_buf();
-    for watched in ["components", "wit", "Cargo.lock"] {
+    for watched in ["components", "wit", "tools/compose", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
@@ -42,7 +50,11 @@ fn main() {
         .current_dir(&root)
         .args(["build", "--release", "--target", TARGET, "--target-dir"])
         .arg(&target_dir);
-    for (package, _) in STAGES {
+    for package in STAGES
+        .map(|(package, _)| package)
+        .into_iter()
+        .chain(PROVIDERS)
+    {
         build.args(["-p", package]);
     }
     // The outer build's wrappers and flags (clippy, coverage, host RUSTFLAGS)
@@ -84,6 +96,14 @@ fn main() {
         "cargo:rustc-env=CONNECTZERO_COMPONENTS_DIR={}",
         out_dir.display()
     );
+
+    // The deployables for Spin, from the one composition graph.
+    for deployable in connectzero_compose::Deployable::ALL {
+        let bytes = connectzero_compose::compose(deployable, &out_dir)
+            .unwrap_or_else(|e| panic!("composing {deployable:?} failed: {e}"));
+        let path = out_dir.join(deployable.file_name());
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    }
 }
 
 /// Make sure the wasm32-wasip2 standard library is installed; add it with

@@ -14,9 +14,13 @@
 //! conversation_provider_id = "61d6d1f9cdac7612faf80753"
 //! client_id = "…"
 //! client_secret = "…"
-//! refresh_token = "…"
+//! # refresh_token: optional; the OAuth install (/t/acme/oauth/install)
+//! # stores one. Secrets are stored encrypted (`crate::secrets`) on first
+//! # run and the client secrets may then be removed from this file.
 //! [tenants.settings]
 //! default_country = "GB"
+//! [tenants.settings.oauth]            # all optional
+//! public_url = "https://cz.example.com"
 //! ```
 
 use crate::bindings::types::{NoMatchPolicy, TenantSettings};
@@ -28,8 +32,10 @@ use std::path::Path;
 /// The HighLevel API's production base URL.
 pub const HIGHLEVEL_API: &str = "https://services.leadconnectorhq.com";
 
-/// A secret value: never printed, never logged.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret value: never printed, never logged. Empty means "not given"
+/// (then the one stored encrypted in the database is used, see
+/// `crate::secrets`).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -95,6 +101,28 @@ pub struct TenantConfig {
     pub actions: ActionsConfig,
 }
 
+/// The HighLevel OAuth install of one tenant (`[tenants.settings.oauth]`;
+/// `crate::server` serves `/t/{tenant}/oauth/install` and
+/// `/t/{tenant}/oauth/callback`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// This host's public base URL as the installer's browser reaches it
+    /// (`https://host[:port]`); the redirect URI is
+    /// `<public_url>/t/<tenant>/oauth/callback` and must be one of the
+    /// app's redirect URLs in the marketplace. Default: the install
+    /// request's `Host` (plain http only for loopback).
+    pub public_url: Option<String>,
+    /// The authorize page (default HighLevel's `chooselocation`; agencies
+    /// on a white-label domain use
+    /// `https://marketplace.leadconnectorhq.com/v2/oauth/chooselocation`).
+    pub authorize_url: Option<String>,
+    /// Scopes requested (default: those ConnectZero uses).
+    pub scopes: Option<Vec<String>>,
+    /// How long an install link stays valid, seconds. Default 600.
+    pub state_ttl_secs: Option<u64>,
+}
+
 /// How HighLevel authenticates to this tenant's endpoints (action calls
 /// and trigger subscriptions). HighLevel does not sign these calls, so the
 /// app's marketplace settings send a secret header; `x-wh-signature` is
@@ -131,7 +159,9 @@ pub struct PbxConfig {
     pub base_url: String,
     /// The API client's Client ID.
     pub client_id: String,
-    /// The API key 3CX showed when the client was created.
+    /// The API key 3CX showed when the client was created. Stored
+    /// encrypted on first run; may then be removed from the file.
+    #[serde(default)]
     pub client_secret: Secret,
 }
 
@@ -148,12 +178,17 @@ pub struct CrmConfig {
     pub conversation_provider_id: String,
     /// The app's OAuth client id.
     pub client_id: String,
-    /// The app's OAuth client secret.
+    /// The app's OAuth client secret. Stored encrypted on first run; may
+    /// then be removed from the file.
+    #[serde(default)]
     pub client_secret: Secret,
     /// A current Location access token, if one is at hand.
     #[serde(default)]
     pub access_token: Option<Secret>,
-    /// The Location refresh token from the install.
+    /// A Location refresh token from an install made elsewhere. Optional:
+    /// the OAuth install (`/t/<tenant>/oauth/install`) stores one, and a
+    /// stored (rotated) one always wins over this.
+    #[serde(default)]
     pub refresh_token: Secret,
 }
 
@@ -186,6 +221,8 @@ pub struct TenantOptions {
     /// seconds. Must exceed the longest tick; a worker that dies hands its
     /// calls to the others after this. Default 120.
     pub claim_lease_secs: u32,
+    /// The HighLevel OAuth install (`[tenants.settings.oauth]`).
+    pub oauth: OAuthConfig,
 }
 
 impl Default for TenantOptions {
@@ -200,6 +237,7 @@ impl Default for TenantOptions {
             recording_window_secs: 600,
             retry_base_ms: 2000,
             claim_lease_secs: 120,
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -250,6 +288,10 @@ impl TenantConfig {
         }
         self.no_match_policy()
             .with_context(|| format!("tenant {id}"))?;
+        if let Some(url) = &self.settings.oauth.public_url {
+            check_base_url(url)
+                .with_context(|| format!("tenant {id}: settings.oauth.public_url"))?;
+        }
         let s = &self.settings;
         if s.default_country.len() != 2 {
             bail!(

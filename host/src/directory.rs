@@ -24,6 +24,8 @@ pub struct Directory {
     base_url: String,
     location_id: String,
     credentials: Arc<Credentials>,
+    /// `host:port` of `base_url`, for counting error answers.
+    authority: String,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +66,7 @@ impl Directory {
             base_url: base_url.trim_end_matches('/').to_string(),
             location_id: location_id.to_string(),
             credentials,
+            authority: crate::outbound::authority_of_url(base_url).unwrap_or_default(),
         }
     }
 
@@ -86,8 +89,10 @@ impl Directory {
                 .json(&body)
                 .send()
                 .await
+                .inspect_err(|_| crate::metrics::http_answer(&self.authority, None))
                 .map_err(|e| network_error(Service::Crm, &e))?;
             let status = response.status().as_u16();
+            crate::metrics::http_answer(&self.authority, Some(status));
             if status == 401 && !retried {
                 self.credentials.token_rejected(Service::Crm, &token);
                 retried = true;

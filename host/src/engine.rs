@@ -5,8 +5,19 @@
 //! gets no `wasi:http`, no key-value store and no credentials). Each
 //! invocation then gets a fresh `Store` with a memory limit and an epoch
 //! deadline, so a stuck or greedy component cannot hold the host.
+//!
+//! The one exception is the matcher: a tenant's match instance is kept warm
+//! and reused across that tenant's invocations ([`Runtime::match_calls`];
+//! why, how it is bounded and why never across tenants: [`warm`]).
 
+mod warm;
+
+pub use warm::{MatcherStats, WarmLimits};
+
+use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
+use crate::bindings::types::{Call, StageError, TenantSettings};
 use crate::bindings::{attach, dedup, host_provided, matcher, poll, post, trigger};
+use crate::directory::Directory;
 use crate::kv::KvCtx;
 use crate::outbound::OutboundPolicy;
 use crate::state::{Grants, StoreData};
@@ -33,9 +44,21 @@ const STAGE_CPU_DEADLINE: Duration = Duration::from_secs(30);
 /// Linear memory a stage instance may grow to.
 const STAGE_MEMORY_LIMIT: usize = 64 << 20;
 
-/// Instances the pooling allocator keeps slots for; bounds how many stage
-/// invocations may run at once across all tenants.
+/// Instances the pooling allocator keeps slots for invocations; bounds how
+/// many stage invocations may run at once across all tenants. The pool
+/// has [`WARM_MATCHERS`] more slots for idle warm matchers, so keeping them
+/// never takes a slot a running tick needs.
 pub const POOL_INSTANCES: u32 = 64;
+
+/// Most idle warm match instances kept across all tenants (see [`warm`]).
+/// Half the invocation slots: enough for the tenants that have calls at
+/// any one time on a 2-core host, small enough that 10,000 idle tenants
+/// cost at most this many instances (a few MB of heap each).
+pub const WARM_MATCHERS: usize = 32;
+
+/// Most warm matchers any [`WarmLimits`] may ask for: each is a pool slot
+/// reserved up front.
+const MAX_WARM_MATCHERS: usize = 1024;
 
 /// The pipeline's stages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +155,7 @@ pub struct Runtime {
     engine: Engine,
     /// The stages.
     pub stages: Stages,
+    warm: warm::WarmMatchers,
     _ticker: EpochTicker,
 }
 
@@ -139,7 +163,20 @@ impl Runtime {
     /// Compile and pre-instantiate every stage. Components come from the
     /// binary, or from `replacements` where it holds a file of the same name.
     pub fn new(replacements: Option<&Path>) -> anyhow::Result<Arc<Self>> {
-        let engine = new_engine()?;
+        Self::with_warm_limits(replacements, WarmLimits::default())
+    }
+
+    /// As [`Runtime::new`], keeping warm matchers within `limits` (tests and
+    /// the benchmark use small or zero limits to show their effect).
+    pub fn with_warm_limits(
+        replacements: Option<&Path>,
+        limits: WarmLimits,
+    ) -> anyhow::Result<Arc<Self>> {
+        let limits = WarmLimits {
+            idle: limits.idle.min(MAX_WARM_MATCHERS),
+            ..limits
+        };
+        let engine = new_engine(limits.idle)?;
         let load = |stage: Stage| -> anyhow::Result<(Linker<StoreData>, Component)> {
             let component = load_component(&engine, stage, replacements)?;
             Ok((linker_for(&engine, stage)?, component))
@@ -177,8 +214,72 @@ impl Runtime {
         Ok(Arc::new(Self {
             engine,
             stages,
+            warm: warm::WarmMatchers::new(limits),
             _ticker: ticker,
         }))
+    }
+
+    /// Run `match-calls` for `tenant` on its warm match instance, or on a
+    /// new one in a store from `new_store` (which must grant `directory`,
+    /// the tenant's own). The instance goes back to the tenant's warm pool
+    /// only when the call completed; one that trapped is dropped, so the
+    /// next call instantiates afresh.
+    pub async fn match_calls(
+        &self,
+        tenant: &str,
+        directory: &Arc<Directory>,
+        new_store: impl FnOnce() -> Store<StoreData>,
+        settings: &TenantSettings,
+        calls: &[Call],
+    ) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
+        let mut warm = match self.warm.take(tenant, directory) {
+            Some(warm) => warm,
+            None => {
+                let mut store = new_store();
+                // The pool is keyed by this directory: a store granting
+                // another would file one tenant's instance under another.
+                anyhow::ensure!(
+                    store
+                        .data()
+                        .tenant
+                        .directory
+                        .as_ref()
+                        .is_some_and(|d| Arc::ptr_eq(d, directory)),
+                    "the match store must grant tenant {tenant}'s own directory"
+                );
+                let matcher = self.stages.matcher.instantiate_async(&mut store).await?;
+                self.warm.fresh(tenant, directory, store, matcher)
+            }
+        };
+        // A full CPU allowance per call, as a fresh store would have: the
+        // deadline counts from now, not from when the instance was built.
+        warm.store.set_epoch_deadline(stage_deadline_ticks());
+        warm::WarmMatchers::used(&mut warm);
+        let result = warm
+            .matcher
+            .connectzero_pipeline_matcher()
+            .call_match_calls(&mut warm.store, settings, calls)
+            .await;
+        match result {
+            Ok(results) => {
+                self.warm.put_back(warm);
+                Ok(results)
+            }
+            Err(trap) => {
+                self.warm.discard(warm);
+                Err(trap.into())
+            }
+        }
+    }
+
+    /// What the warm matcher pool has done so far.
+    pub fn matcher_stats(&self) -> MatcherStats {
+        self.warm.stats()
+    }
+
+    /// The limits the warm matcher pool keeps to.
+    pub fn warm_limits(&self) -> WarmLimits {
+        self.warm.limits()
     }
 
     /// A fresh store for one invocation of `stage`.
@@ -209,13 +310,19 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| &mut data.limits);
-        let ticks = (STAGE_CPU_DEADLINE.as_millis() / EPOCH_TICK.as_millis()) as u64;
-        store.set_epoch_deadline(ticks);
+        store.set_epoch_deadline(stage_deadline_ticks());
         store
     }
 }
 
-fn new_engine() -> anyhow::Result<Engine> {
+/// [`STAGE_CPU_DEADLINE`] in epoch ticks.
+fn stage_deadline_ticks() -> u64 {
+    (STAGE_CPU_DEADLINE.as_millis() / EPOCH_TICK.as_millis()) as u64
+}
+
+/// The engine, with pool slots for [`POOL_INSTANCES`] running invocations
+/// plus `warm` idle warm matchers.
+fn new_engine(warm: usize) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     // Compiled components are cached on disk (~/.cache/wasmtime), so only
@@ -226,11 +333,14 @@ fn new_engine() -> anyhow::Result<Engine> {
         }
         Err(e) => tracing::debug!("compilation cache unavailable: {e}"),
     }
+    let slots = POOL_INSTANCES + u32::try_from(warm.min(MAX_WARM_MATCHERS)).unwrap_or(0);
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(POOL_INSTANCES)
-        .total_core_instances(POOL_INSTANCES * 4)
-        .total_memories(POOL_INSTANCES * 2)
-        .total_tables(POOL_INSTANCES * 4)
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 4)
+        .total_memories(slots * 2)
+        .total_tables(slots * 4)
+        // Stacks are taken only while wasm runs; idle warm instances hold
+        // none, so running invocations bound them.
         .total_stacks(POOL_INSTANCES)
         .max_memory_size(STAGE_MEMORY_LIMIT);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

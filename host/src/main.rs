@@ -3,14 +3,19 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use connectzero::bench;
+use connectzero::bindings::types::Direction;
 use connectzero::config::{HostConfig, TenantOptions};
 use connectzero::demo;
+use connectzero::dry_run;
 use connectzero::engine::Runtime;
+use connectzero::engine::Stage;
 use connectzero::pipeline::{Pipeline, Tenant};
 use connectzero::scheduler;
+use connectzero::secrets;
 use connectzero::server::{self, ServerState};
 use connectzero::storage::Storage;
 use connectzero::testbed::{ACTION_SECRET, World};
+use connectzero::verify;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +70,17 @@ enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
         listen: SocketAddr,
     },
+    /// Check each tenant's set-up: 3CX over HTTPS, its API client, licence
+    /// and role, the HighLevel grant and its scopes. Prints a checklist
+    /// with a fix for each failure; exits non-zero when anything fails.
+    Doctor {
+        /// Configuration file (see `config.rs`).
+        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
+        config: PathBuf,
+        /// Check only this tenant.
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+    },
     /// Measure latency, throughput, memory and the component boundary
     /// against the built-in simulators and print the figures
     /// (see docs/BENCHMARKS.md). Build with --release for real figures.
@@ -79,6 +95,64 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Show which contact a call from (or to) NUMBER would match, by which
+    /// rule, and any ambiguity, using the real match component and the
+    /// tenant's CRM. Posts nothing.
+    Match {
+        /// Configuration file.
+        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
+        config: PathBuf,
+        /// Tenant id from the configuration.
+        #[arg(long, value_name = "ID")]
+        tenant: String,
+        /// The outside number, as 3CX would report it.
+        number: String,
+        /// Inbound: NUMBER called in; outbound: NUMBER was called.
+        #[arg(long, value_enum, default_value = "inbound")]
+        direction: CallDirection,
+    },
+    /// Work with stage components (partner kit, see docs/PARTNERS.md).
+    Components {
+        #[command(subcommand)]
+        command: ComponentsCommand,
+    },
+    /// Manage the key that encrypts stored secrets (`<database>.key`).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-encrypt every stored secret under a new random key in one
+    /// transaction and write it to the key file; the old key file is kept
+    /// as `<key file>.old`. Stop the hosts using the database first.
+    Rotate {
+        /// Configuration file (for the database path).
+        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CallDirection {
+    Inbound,
+    Outbound,
+}
+
+#[derive(Subcommand)]
+enum ComponentsCommand {
+    /// Check that FILE implements a stage's WIT world: it exports the stage
+    /// interface with every function and imports nothing the world does not
+    /// grant. Exits 1 with one line per problem otherwise.
+    Verify {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// The stage it replaces (default: the stage whose interface it exports).
+        #[arg(long, value_name = "STAGE", value_parser = connectzero::verify::parse_stage)]
+        stage: Option<Stage>,
+    },
 }
 
 #[tokio::main]
@@ -88,8 +162,11 @@ async fn main() -> anyhow::Result<()> {
     let default_filter = match cli.command {
         Command::Demo { .. } => "warn",
         Command::Run { .. } => "warn,connectzero=info",
+        Command::Doctor { .. } => "warn",
         // Failed ticks are counted and summarised by the bench itself.
         Command::Bench { .. } => "error,connectzero::scheduler=off",
+        Command::Match { .. } | Command::Components { .. } => "warn",
+        Command::Keys { .. } => "warn,connectzero=info",
     };
     init_logging(cli.log_format, default_filter);
     match cli.command {
@@ -99,6 +176,17 @@ async fn main() -> anyhow::Result<()> {
             listen,
         } => run_demo(cli.components, db, keep_running, listen).await,
         Command::Run { config, listen } => run_tenants(cli.components, config, listen).await,
+        Command::Doctor { config, tenant } => {
+            let reports = connectzero::doctor::check(&config, tenant.as_deref()).await?;
+            print!("{}", connectzero::doctor::render(&reports));
+            if let Err(failed) = connectzero::doctor::verdict(&reports) {
+                // The checklist already says what failed and how to fix
+                // it: one line more, no error trace.
+                eprintln!("{failed}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Bench {
             scenarios,
             calls,
@@ -112,7 +200,67 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Match {
+            config,
+            tenant,
+            number,
+            direction,
+        } => dry_run_match(cli.components, config, tenant, number, direction).await,
+        Command::Keys {
+            command: KeysCommand::Rotate { config },
+        } => rotate_keys(&config),
+        Command::Components {
+            command: ComponentsCommand::Verify { file, stage },
+        } => match verify::verify(&file, stage)? {
+            Ok(verified) => {
+                println!("{}: {verified}", file.display());
+                Ok(())
+            }
+            Err(problem) => {
+                eprintln!("{problem}");
+                std::process::exit(1);
+            }
+        },
     }
+}
+
+async fn dry_run_match(
+    components: Option<PathBuf>,
+    config_path: PathBuf,
+    tenant_id: String,
+    number: String,
+    direction: CallDirection,
+) -> anyhow::Result<()> {
+    let config = HostConfig::load(&config_path)?;
+    let known: Vec<String> = config.tenants.iter().map(|t| t.id.clone()).collect();
+    let tenant_config = config
+        .tenants
+        .into_iter()
+        .find(|t| t.id == tenant_id)
+        .with_context(|| {
+            format!(
+                "no tenant {tenant_id:?} in {}; it has: {}",
+                config_path.display(),
+                known.join(", ")
+            )
+        })?;
+    let runtime = Runtime::new(components.as_deref())?;
+    // The tenant's own database: token state the host keeps there (e.g. a
+    // rotated refresh token) is shared with `run`. The match stage itself
+    // writes nothing.
+    let storage = Storage::open(config.database.as_ref())?;
+    let pipeline = Pipeline::new(runtime, storage);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let tenant = Tenant::new(tenant_config, http);
+    let direction = match direction {
+        CallDirection::Inbound => Direction::Inbound,
+        CallDirection::Outbound => Direction::Outbound,
+    };
+    let found = dry_run::run(&pipeline, &tenant, &number, direction).await?;
+    print!("{}", found.text);
+    Ok(())
 }
 
 fn init_logging(format: LogFormat, default_filter: &str) {
@@ -146,6 +294,24 @@ async fn start_server(
     Ok((addr, task))
 }
 
+/// `connectzero keys rotate`.
+fn rotate_keys(config_path: &std::path::Path) -> anyhow::Result<()> {
+    let config = HostConfig::load(config_path)?;
+    let database = std::path::Path::new(&config.database);
+    let storage = Storage::open(database)?;
+    let key_file = secrets::default_key_file(database);
+    let done = secrets::rotate(&storage, &key_file)?;
+    println!(
+        "re-encrypted {} secrets under key {} (was {}); new key in {}, old key kept in {}",
+        done.secrets,
+        done.new_key_id,
+        done.old_key_id,
+        key_file.display(),
+        done.old_key_file.display()
+    );
+    Ok(())
+}
+
 async fn run_tenants(
     components: Option<PathBuf>,
     config_path: PathBuf,
@@ -154,6 +320,7 @@ async fn run_tenants(
     let config = HostConfig::load(&config_path)?;
     let runtime = Runtime::new(components.as_deref())?;
     let storage = Storage::open(config.database.as_ref())?;
+    let secrets = secrets::open_store(&storage, config.database.as_ref(), None)?;
     let pipeline = Arc::new(Pipeline::new(runtime, storage));
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -169,6 +336,14 @@ async fn run_tenants(
             )
         })
         .collect();
+    // Secrets move into the encrypted store (and rotated tokens persist)
+    // before any tenant runs.
+    for tenant in tenants.values() {
+        tenant
+            .credentials
+            .use_store(secrets.clone())
+            .with_context(|| format!("tenant {}", tenant.id()))?;
+    }
     // Bind first: a busy port stops start-up before any tenant runs.
     let (addr, server_task) = start_server(listen, pipeline.clone(), tenants.clone()).await?;
     tracing::info!(%addr, "serving the action and trigger endpoints");

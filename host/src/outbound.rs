@@ -108,9 +108,16 @@ impl WasiHttpHooks for OutboundPolicy {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         drop(fut);
+        let counted_as = normalise_authority(&authority, https).unwrap_or_default();
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let sent = wasmtime_wasi_http::default_send_request(request, options).await;
+            let status = sent.as_ref().ok().map(|(r, _)| r.status().as_u16());
+            crate::metrics::http_answer(&counted_as, status);
+            if let Err(error) = &sent {
+                tracing::debug!(authority = %counted_as, %error, "outbound request got no answer");
+            }
+            let (response, io) = sent?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,

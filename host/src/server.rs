@@ -4,14 +4,19 @@
 //! |---|---|
 //! | `POST /t/{tenant}/actions/update-call-record` | the Update Call Record action: served by the write-back component (`wasi:http/incoming-handler`), which does its own checks |
 //! | `POST /t/{tenant}/triggers/subscription` | a workflow trigger (un)registration, handed to the trigger component |
+//! | `GET /t/{tenant}/oauth/install`, `GET /t/{tenant}/oauth/callback` | the HighLevel OAuth install ([`oauth`]) |
 //! | `GET /healthz` | `ok` |
+//! | `GET /readyz` | `ready` once storage answers and the components are loaded, else 503 |
+//! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`], `docs/OPERATIONS.md`) |
 //!
 //! Every error is JSON `{"error": "..."}` saying what is wrong. Both
 //! tenant routes require the tenant's shared-secret header (compared in
 //! constant time) and verify `x-wh-signature` whenever it is present.
 
+mod oauth;
 mod subscription;
 
+pub use oauth::authorize_url;
 pub use subscription::{HIGHLEVEL_WEBHOOK_KEY, TRIGGER_KEYS};
 
 use crate::pipeline::{Pipeline, Tenant};
@@ -62,8 +67,41 @@ pub fn router(state: Arc<ServerState>) -> Router {
             "/t/{tenant}/triggers/subscription",
             post(subscription::subscription).layer(DefaultBodyLimit::max(MAX_SUBSCRIPTION_BYTES)),
         )
+        .route("/t/{tenant}/oauth/install", get(oauth::install))
+        .route("/t/{tenant}/oauth/callback", get(oauth::callback))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// Ready when the database answers. The components are loaded before the
+/// server starts (a `ServerState` holds the loaded pipeline), so a server
+/// that answers at all has them.
+async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
+    match state
+        .pipeline
+        .storage()
+        .kv_get("connectzero-readyz", "probe")
+    {
+        Ok(_) => (StatusCode::OK, "ready: storage open, components loaded\n").into_response(),
+        Err(error) => {
+            tracing::warn!(error = %error, "not ready: the database does not answer");
+            HttpError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: the database does not answer ({error})"),
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
+    let text = crate::metrics::encode(
+        state.pipeline.storage(),
+        state.tenants.keys().map(String::as_str),
+    );
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// A refusal: status and a message saying what to fix.

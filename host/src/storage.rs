@@ -7,6 +7,10 @@
 //! WAL lets readers run beside the single writer, and `BEGIN IMMEDIATE`
 //! makes compare-and-swap atomic across every process sharing the file.
 
+mod secret_rows;
+
+pub use secret_rows::{SealedSecret, StateClaim, TenantAuth};
+
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -97,6 +101,7 @@ impl Storage {
                  PRIMARY KEY (tenant, call_key)
              );",
         )?;
+        conn.execute_batch(secret_rows::SCHEMA)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

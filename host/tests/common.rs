@@ -102,3 +102,28 @@ pub fn eager() -> TenantOptions {
         ..TenantOptions::default()
     }
 }
+
+/// A seeded world whose database is the file `dir/cz.db`, with the
+/// tenant's secrets kept encrypted there under the key file
+/// `dir/cz.db.key` (created on first use).
+pub async fn world_with_secrets(
+    dir: &std::path::Path,
+    options: TenantOptions,
+) -> (
+    World,
+    HashMap<&'static str, String>,
+    connectzero::secrets::SecretStore,
+) {
+    let db = dir.join("cz.db");
+    let storage = Storage::open(&db).unwrap();
+    let world = World::start(runtime(), storage.clone(), options, false)
+        .await
+        .unwrap();
+    let key =
+        connectzero::secrets::MasterKey::load_file(&connectzero::secrets::default_key_file(&db))
+            .unwrap();
+    let store = connectzero::secrets::SecretStore::new(storage, key);
+    world.tenant.credentials.use_store(store.clone()).unwrap();
+    let contacts = demo::seed_directory(&world);
+    (world, contacts, store)
+}

@@ -135,9 +135,14 @@ fn multipart_envelope(
     prefix.push_str(&format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"fileAttachment\"; filename=\"{file_name}\"\r\nContent-Type: audio/x-wav\r\n\r\n"
     ));
+    // The body ends with the close delimiter itself (RFC 2046 makes the
+    // CRLF after it optional). A parser stops reading at the close
+    // delimiter and the server may answer at once: bytes still in flight
+    // after it made the connection fail after the file was stored, and the
+    // retry uploaded the file again.
     (
         prefix.into_bytes(),
-        format!("\r\n--{boundary}--\r\n").into_bytes(),
+        format!("\r\n--{boundary}--").into_bytes(),
     )
 }
 
@@ -176,6 +181,6 @@ mod tests {
             "--b\r\nContent-Disposition: form-data; name=\"contactId\"\r\n\r\nc1\r\n"
         ));
         assert!(prefix.ends_with("filename=\"call.wav\"\r\nContent-Type: audio/x-wav\r\n\r\n"));
-        assert_eq!(suffix, b"\r\n--b--\r\n");
+        assert_eq!(suffix, b"\r\n--b--", "nothing may follow the close delimiter");
     }
 }

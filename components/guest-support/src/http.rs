@@ -33,7 +33,7 @@ pub enum HttpMethod {
 }
 
 /// A request to send.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Request {
     /// Method.
     pub method: HttpMethod,
@@ -160,8 +160,20 @@ pub fn stream_to_upload(
         .stream()
         .map_err(|()| StreamError::Transport("download stream already taken".into()))?;
 
+    // With the download's length known, the upload declares its own: its
+    // last byte then ends the request, so the server cannot answer (and
+    // close) while a chunked body's terminator is still on its way.
+    let mut upload = upload.clone();
+    if let Some(length) = content_length(&incoming) {
+        let total = prefix.len() as u64 + length + suffix.len() as u64;
+        upload
+            .headers
+            .push(("content-length".into(), total.to_string()));
+    }
+    let upload = &upload;
     let (outgoing, body) = prepare(upload).map_err(StreamError::Transport)?;
     let future = dispatch(outgoing, upload).map_err(StreamError::Transport)?;
+    let mut flush_error = None;
     let copied = {
         let mut sink = body
             .write()
@@ -188,7 +200,13 @@ pub fn stream_to_upload(
             }
             sink.write_all(suffix)
                 .map_err(|e| format!("writing upload: {e}"))?;
-            sink.flush().map_err(|e| format!("flushing upload: {e}"))?;
+            // Every byte is written. A server that has read the whole
+            // multipart body may answer and close before our flush: the
+            // flush then fails though the upload is complete, so its
+            // answer, not the flush, decides (retrying would upload twice).
+            if let Err(e) = sink.flush() {
+                flush_error = Some(format!("flushing upload: {e}"));
+            }
             Ok(copied)
         };
         copy()
@@ -205,13 +223,31 @@ pub fn stream_to_upload(
             return Err(StreamError::Transport(e));
         }
     };
-    OutgoingBody::finish(body, None)
-        .map_err(|e| StreamError::Transport(format!("finishing upload: {e:?}")))?;
-    let incoming = await_response(&future, upload).map_err(StreamError::Transport)?;
+    let finished = OutgoingBody::finish(body, None);
+    let incoming = match await_response(&future, upload) {
+        Ok(incoming) => incoming,
+        // No answer: the first failure on our side is the better reason.
+        Err(e) => {
+            let ours =
+                flush_error.or_else(|| finished.err().map(|f| format!("finishing upload: {f:?}")));
+            return Err(StreamError::Transport(match ours {
+                Some(ours) => format!("{ours}; then {e}"),
+                None => e,
+            }));
+        }
+    };
     Ok((
         read_response(&incoming).map_err(StreamError::Transport)?,
         copied,
     ))
+}
+
+/// The `content-length` of a response, when it states one.
+fn content_length(response: &IncomingResponse) -> Option<u64> {
+    header_pairs(&response.headers())
+        .into_iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.trim().parse().ok())
 }
 
 /// Build the `wasi:http` request and take its body handle.

@@ -10,16 +10,20 @@
 //! - [`http`]: a small blocking HTTP client over `wasi:http/outgoing-handler`.
 //! - [`api`]: an authenticated JSON client for 3CX and HighLevel that turns
 //!   HTTP failures into typed [`StageError`]s and retries once on a 401.
+//! - [`config`]: settings from `wasi:config/store` (Spin variables).
 //! - [`kv`]: JSON values in the tenant's key-value bucket.
+//! - [`serve`]: `wasi:http/incoming-handler` plumbing for HTTP components.
 //! - [`queue`]: durable job queues (attach and trigger retries).
 //! - [`time`]: timestamps in milliseconds and RFC 3339.
 
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod config;
 pub mod http;
 pub mod kv;
 pub mod queue;
+pub mod serve;
 pub mod time;
 
 /// Generated bindings of the `host-provided` world in `wit/worlds.wit`.

@@ -4,13 +4,20 @@
 //! lists the ids, updated with compare-and-swap so two workers never lose
 //! each other's additions. Jobs survive restarts because the store does.
 //! Finished ids are remembered (`<name>/done/<id>`) so a job is never queued
-//! twice.
+//! twice, and a worker claims each job it works with compare-and-swap, so
+//! two workers never work the same job at once.
 
 use crate::StageError;
+use crate::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
 use crate::bindings::wasi::keyvalue::store::Bucket;
 use crate::kv;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// How long a claimed job belongs to its worker: longer than any one
+/// attempt (a 100 MB recording streams in well under a minute), short
+/// enough that a crashed worker's jobs resume within the recording window.
+pub const CLAIM_MS: i64 = 120_000;
 
 /// A queued job with its schedule.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -50,17 +57,15 @@ impl<'a> Queue<'a> {
     }
 
     /// Queue `payload` under `id`, due now. Returns false (and changes
-    /// nothing) when `id` is already queued or finished.
+    /// nothing) when `id` is already queued or finished, also when another
+    /// worker queues or finishes it at the same moment.
     pub fn push<T: Serialize>(&self, id: &str, payload: T, now: i64) -> Result<bool, StageError> {
-        if self
-            .bucket
-            .exists(&self.done_key(id))
-            .map_err(kv::storage_error)?
-            || self
-                .bucket
-                .exists(&self.job_key(id))
-                .map_err(kv::storage_error)?
-        {
+        let done = || {
+            self.bucket
+                .exists(&self.done_key(id))
+                .map_err(kv::storage_error)
+        };
+        if done()? {
             return Ok(false);
         }
         let job = Job {
@@ -69,7 +74,26 @@ impl<'a> Queue<'a> {
             queued_at: now,
             due_at: now,
         };
-        kv::set_json(self.bucket, &self.job_key(id), &job)?;
+        // Create the job only where none exists, atomically.
+        let key = self.job_key(id);
+        let cas = Cas::new(self.bucket, &key).map_err(kv::storage_error)?;
+        if cas.current().map_err(kv::storage_error)?.is_some() {
+            return Ok(false);
+        }
+        let bytes = serde_json::to_vec(&job)
+            .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))?;
+        match atomics::swap(cas, &bytes) {
+            Ok(()) => {}
+            Err(CasError::CasFailed(_)) => return Ok(false),
+            Err(CasError::StoreError(e)) => return Err(kv::storage_error(e)),
+        }
+        // A worker that finished this id after the check above removed its
+        // job before we created ours: `finish` writes the done marker
+        // first, so seeing it now means ours is a repeat.
+        if done()? {
+            self.bucket.delete(&key).map_err(kv::storage_error)?;
+            return Ok(false);
+        }
         self.update_index(|ids| {
             if !ids.iter().any(|i| i == id) {
                 ids.push(id.to_string());
@@ -78,25 +102,71 @@ impl<'a> Queue<'a> {
         Ok(true)
     }
 
-    /// Up to `max` jobs due at `now`, oldest due first.
-    pub fn due<T: DeserializeOwned>(
+    /// Claim up to `max` jobs due at `now`, oldest due first.
+    ///
+    /// Each job is claimed with compare-and-swap by pushing its due time
+    /// [`CLAIM_MS`] ahead, so two workers (processes, Spin instances)
+    /// working the queue at once never both deliver or upload the same job;
+    /// a worker that dies leaves the job to be claimed again after the
+    /// claim passes. The caller then finishes or reschedules each job.
+    pub fn due<T: Serialize + DeserializeOwned>(
         &self,
         now: i64,
         max: usize,
     ) -> Result<Vec<(String, Job<T>)>, StageError> {
         let ids: Vec<String> = kv::get_json(self.bucket, &self.index_key())?.unwrap_or_default();
-        let mut due = Vec::new();
+        let mut candidates = Vec::new();
         for id in ids {
             // An id whose job is gone was finished by another worker.
             if let Some(job) = kv::get_json::<Job<T>>(self.bucket, &self.job_key(&id))?
                 && job.due_at <= now
             {
-                due.push((id, job));
+                candidates.push((job.due_at, id));
             }
         }
-        due.sort_by_key(|(_, job)| job.due_at);
-        due.truncate(max);
-        Ok(due)
+        candidates.sort();
+        let mut claimed = Vec::new();
+        for (_, id) in candidates {
+            if claimed.len() == max {
+                break;
+            }
+            if let Some(job) = self.claim::<T>(&id, now)? {
+                claimed.push((id, job));
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Claim one job if it is still queued and due: `None` when another
+    /// worker finished or claimed it first.
+    fn claim<T: Serialize + DeserializeOwned>(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<Job<T>>, StageError> {
+        let key = self.job_key(id);
+        let cas = Cas::new(self.bucket, &key).map_err(kv::storage_error)?;
+        let Some(bytes) = cas.current().map_err(kv::storage_error)? else {
+            return Ok(None);
+        };
+        let job: Job<T> = serde_json::from_slice(&bytes)
+            .map_err(|e| StageError::Storage(format!("value at {key:?} is unreadable: {e}")))?;
+        if job.due_at > now {
+            return Ok(None);
+        }
+        let mut held = job;
+        let due_at = held.due_at;
+        held.due_at = now + CLAIM_MS;
+        let bytes = serde_json::to_vec(&held)
+            .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))?;
+        match atomics::swap(cas, &bytes) {
+            Ok(()) => {
+                held.due_at = due_at;
+                Ok(Some(held))
+            }
+            Err(CasError::CasFailed(_)) => Ok(None),
+            Err(CasError::StoreError(e)) => Err(kv::storage_error(e)),
+        }
     }
 
     /// Save a job's new schedule (or progress).

@@ -1,9 +1,11 @@
 //! `boundary`: the match stage as a component against the same rules
 //! compiled into the host ([`native_match`](super::native_match)).
 //!
-//! The component is invoked as the pipeline invokes it: a fresh store with
-//! the match grants, instantiate the pre-instantiated component, one
-//! `match-calls` call per batch. Its `directory` import is the host's
+//! The component is invoked as the pipeline invokes it: on the tenant's warm
+//! instance (`Runtime::match_calls`), one `match-calls` call per batch. One
+//! extra row shows what the pipeline paid before instances were kept warm:
+//! a fresh store and instance per batch, which rebuilds the phone-number
+//! tables every time. Its `directory` import is the host's
 //! `Directory`, which searches the CRM simulator over HTTP; the directory
 //! cannot be replaced by an in-memory one without changing production code,
 //! so both sides use the same simulator-backed directory and the same
@@ -17,7 +19,8 @@ use crate::config::TenantOptions;
 use crate::engine::{Runtime, Stage};
 use crate::kv::KvCtx;
 use crate::outbound::OutboundPolicy;
-use crate::state::Grants;
+use crate::pipeline::Tenant;
+use crate::state::{Grants, StoreData};
 use crate::testbed::World;
 use std::path::Path;
 use std::sync::Arc;
@@ -65,10 +68,11 @@ pub async fn run(
         },
     ];
 
-    // Warm both sides: tokens, connections, the host's phone-number tables.
+    // Warm both sides: tokens, connections, the host's phone-number tables,
+    // the tenant's warm match instance.
     compare_once(&runtime, &world, &mixes[3].calls, false).await?;
     println!(
-        "  measures: wall time per match-stage batch, component (fresh store + instantiate + match-calls,\n\
+        "  measures: wall time per match-stage batch, component (match-calls on the tenant's warm instance,\n\
          \x20           as the pipeline runs it) vs. the same rules as native host code; both use the host\n\
          \x20           directory (HTTP search on the CRM simulator), {reps} alternating batches each"
     );
@@ -106,6 +110,51 @@ pub async fn run(
         );
         println!("  {:<17} ({})", "", mix.what);
     }
+
+    // What a fresh instance per batch costs (the pipeline before warm
+    // instances; still the cost of a tenant's first batch in a process).
+    let (mut cold, mut native) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..reps {
+        let t = Instant::now();
+        let component = through_fresh_instance(&runtime, &world, &mixes[1].calls).await?;
+        cold += t.elapsed();
+        let t = Instant::now();
+        let theirs = native_match::match_calls(
+            &world.tenant.settings,
+            &mixes[1].calls,
+            &world.tenant.directory,
+        )
+        .await;
+        native += t.elapsed();
+        same_answers(&component, &theirs)?;
+    }
+    let (cold, native) = (cold / reps as u32, native / reps as u32);
+    println!(
+        "  {:<17} {:>6} {:>12} {:>12} {:>8} {:>14}",
+        "1 call, fresh",
+        1,
+        ms(cold),
+        ms(native),
+        format!("{:.2}", cold.as_secs_f64() / native.as_secs_f64().max(1e-9)),
+        format!("{:.1} µs", cold.saturating_sub(native).as_secs_f64() * 1e6)
+    );
+    println!(
+        "  {:<17} (as \"1 call\", but a fresh store and instance per batch: a tenant's first batch)",
+        ""
+    );
+    warm_footprint(&runtime, &world).await?;
+    let stats = runtime.matcher_stats();
+    println!(
+        "  warm matcher pool: {} instantiations, {} reuses, {} dropped after an error, {} retired, {} evicted, {} idle (limit {}, {} uses each)",
+        stats.instantiations,
+        stats.reuses,
+        stats.discarded,
+        stats.retired,
+        stats.evicted,
+        stats.idle,
+        runtime.warm_limits().idle,
+        runtime.warm_limits().max_uses,
+    );
 
     // The whole pipeline: the throughput backlog's match batch (same size,
     // distinct numbers) through both sides, against the backlog's wall time.
@@ -185,14 +234,27 @@ async fn compare_once(
     Ok((c, n))
 }
 
-/// What `Pipeline::match_calls` does: a fresh store with only the match
-/// grants, instantiate, call.
+/// What `Pipeline::match_calls` does: `match-calls` on the tenant's warm
+/// instance, instantiated (store with only the match grants) when it has none.
 async fn through_component(
     runtime: &Runtime,
     world: &World,
     calls: &[Call],
 ) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
     let tenant = &world.tenant;
+    runtime
+        .match_calls(
+            tenant.id(),
+            &tenant.directory,
+            || match_store(runtime, world, tenant),
+            &tenant.settings,
+            calls,
+        )
+        .await
+}
+
+/// A store with only the match grants for `tenant`.
+fn match_store(runtime: &Runtime, world: &World, tenant: &Tenant) -> wasmtime::Store<StoreData> {
     let kv = KvCtx {
         namespace: tenant.id().to_string(),
         storage: world.storage.clone(),
@@ -201,12 +263,67 @@ async fn through_component(
         directory: Some(tenant.directory.clone()),
         ..Grants::default()
     };
-    let mut store = runtime.new_store(Stage::Match, kv, OutboundPolicy::deny_all(), grants);
+    runtime.new_store(Stage::Match, kv, OutboundPolicy::deny_all(), grants)
+}
+
+/// What the pipeline did before warm instances: a fresh store, instantiate,
+/// call, drop.
+async fn through_fresh_instance(
+    runtime: &Runtime,
+    world: &World,
+    calls: &[Call],
+) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
+    let tenant = &world.tenant;
+    let mut store = match_store(runtime, world, tenant);
     let matcher = runtime.stages.matcher.instantiate_async(&mut store).await?;
     Ok(matcher
         .connectzero_pipeline_matcher()
         .call_match_calls(&mut store, &tenant.settings, calls)
         .await?)
+}
+
+/// Tenants whose warm matchers the footprint is measured over.
+const FOOTPRINT_TENANTS: usize = 8;
+
+/// Resident memory one idle warm matcher holds: RSS before and after
+/// warming the matchers of [`FOOTPRINT_TENANTS`] more tenants (one call
+/// each), divided by their number. Rough (allocator noise), but it is what
+/// bounds [`crate::engine::WARM_MATCHERS`].
+async fn warm_footprint(runtime: &Runtime, world: &World) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let tenants: Vec<Tenant> = (0..FOOTPRINT_TENANTS)
+        .map(|i| {
+            let mut config = world.config().clone();
+            config.id = format!("footprint-{i}");
+            let mut tenant = Tenant::new(config, http.clone());
+            tenant.credentials = world.tenant.credentials.clone();
+            tenant
+        })
+        .collect();
+    let calls = [call(0, 0)];
+    let before = super::status_kb("VmRSS:");
+    for tenant in &tenants {
+        runtime
+            .match_calls(
+                tenant.id(),
+                &tenant.directory,
+                || match_store(runtime, world, tenant),
+                &tenant.settings,
+                &calls,
+            )
+            .await?;
+    }
+    if let (Some(before), Some(after)) = (before, super::status_kb("VmRSS:")) {
+        println!(
+            "  warm matcher footprint: RSS +{} for {FOOTPRINT_TENANTS} more idle warm instances ({:.1} MB each; at most {} kept: {:.0} MB)",
+            super::mb(after.saturating_sub(before)),
+            after.saturating_sub(before) as f64 / 1024.0 / FOOTPRINT_TENANTS as f64,
+            runtime.warm_limits().idle,
+            after.saturating_sub(before) as f64 / 1024.0 / FOOTPRINT_TENANTS as f64
+                * runtime.warm_limits().idle as f64,
+        );
+    }
+    Ok(())
 }
 
 fn summary(outcome: &Result<MatchOutcome, StageError>) -> String {

@@ -105,6 +105,7 @@ impl Pipeline {
                         }
                         AttachOutcome::NoRecording => "none".to_string(),
                         AttachOutcome::Pending(_) => {
+                            crate::metrics::attach_retry(tenant.id());
                             if let Some(error) = &r.last_error {
                                 tracing::info!(tenant = tenant.id(), call = %r.call_key, error = %describe(error), "recording not attached yet; retrying");
                             }

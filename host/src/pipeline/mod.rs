@@ -45,6 +45,7 @@ pub struct Tenant {
 impl Tenant {
     /// Build the runtime view of `config`.
     pub fn new(config: TenantConfig, http: reqwest::Client) -> Self {
+        crate::metrics::learn_tenant(&config);
         let credentials = Arc::new(Credentials::new(http.clone(), &config));
         let directory = Arc::new(Directory::new(
             http,
@@ -190,6 +191,16 @@ impl Pipeline {
         &self.storage
     }
 
+    /// Run only the match stage on `calls`: nothing is claimed, posted or
+    /// recorded (`connectzero match`, see `dry_run.rs`).
+    pub async fn dry_run_match(
+        &self,
+        tenant: &Tenant,
+        calls: &[Call],
+    ) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
+        self.match_calls(tenant, calls).await
+    }
+
     /// Run one tick for `tenant`. `Err` means a host or component fault
     /// (a trap); expected failures are in the report.
     pub async fn tick(&self, tenant: &Tenant) -> anyhow::Result<TickReport> {
@@ -198,6 +209,7 @@ impl Pipeline {
         let mut report = TickReport::default();
         self.sync_history(tenant, &mut report).await?;
         self.follow_up(tenant, &mut report).await?;
+        crate::metrics::tick(tenant.id(), &report);
         Ok(report)
     }
 

@@ -48,15 +48,21 @@ impl Pipeline {
             Ok(Outcome::Parked(reason)) => ("parked", reason.clone()),
             Err(error) => ("retrying", describe(error)),
         };
+        crate::metrics::call_recorded(tenant.id(), &h.outcome, h.call.end_time);
+        // Numbers are personal data: only ever logged masked.
+        let (caller, callee) = (
+            crate::redact::phone(&h.call.caller.number),
+            crate::redact::phone(&h.call.callee.number),
+        );
         match &h.outcome {
             Ok(Outcome::Parked(reason)) => {
-                tracing::warn!(tenant = tenant.id(), call = %h.call.key, %reason, "call parked")
+                tracing::warn!(tenant = tenant.id(), call = %h.call.key, %caller, %callee, reason = %crate::redact::text(reason), "call parked")
             }
             Err(error) => {
-                tracing::warn!(tenant = tenant.id(), call = %h.call.key, error = %describe(error), "call will be retried")
+                tracing::warn!(tenant = tenant.id(), call = %h.call.key, %caller, %callee, error = %crate::redact::text(&describe(error)), "call will be retried")
             }
             Ok(_) => {
-                tracing::info!(tenant = tenant.id(), call = %h.call.key, outcome, "call handled")
+                tracing::info!(tenant = tenant.id(), call = %h.call.key, direction = direction_name(h.call.direction), %caller, %callee, outcome, rule = h.rule.map(rule_name), "call handled")
             }
         }
         let callee = match h.call.direction {

@@ -66,6 +66,7 @@ impl Pipeline {
         &self,
         tenant: &Tenant,
     ) -> anyhow::Result<Result<PollBatch, StageError>> {
+        let _timer = crate::metrics::stage_timer(Stage::Poll, "fetch");
         let mut store = self.store(Stage::Poll, tenant);
         let poll = self
             .runtime
@@ -80,6 +81,7 @@ impl Pipeline {
     }
 
     pub(super) async fn commit(&self, tenant: &Tenant, cursor: i64) -> anyhow::Result<()> {
+        let _timer = crate::metrics::stage_timer(Stage::Poll, "commit");
         let mut store = self.store(Stage::Poll, tenant);
         let poll = self
             .runtime
@@ -102,6 +104,7 @@ impl Pipeline {
         tenant: &Tenant,
         calls: &[Call],
     ) -> anyhow::Result<Result<Vec<Claim>, StageError>> {
+        let _timer = crate::metrics::stage_timer(Stage::Dedup, "claim-calls");
         let mut store = self.store(Stage::Dedup, tenant);
         let dedup = self
             .runtime
@@ -125,6 +128,7 @@ impl Pipeline {
         completions: &[Completion],
         released: &[Call],
     ) -> anyhow::Result<()> {
+        let _timer = crate::metrics::stage_timer(Stage::Dedup, "complete");
         let mut store = self.store(Stage::Dedup, tenant);
         let dedup = self
             .runtime
@@ -148,21 +152,25 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Unlike the other stages, the matcher runs on the tenant's warm
+    /// instance when it has one (kept by the runtime, never shared between
+    /// tenants; see `engine/warm.rs`): a fresh instance rebuilds the phone
+    /// number tables, 120–230 ms, on every tick.
     pub(super) async fn match_calls(
         &self,
         tenant: &Tenant,
         calls: &[Call],
     ) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
-        let mut store = self.store(Stage::Match, tenant);
-        let matcher = self
+        let _timer = crate::metrics::stage_timer(Stage::Match, "match-calls");
+        let results = self
             .runtime
-            .stages
-            .matcher
-            .instantiate_async(&mut store)
-            .await?;
-        let results = matcher
-            .connectzero_pipeline_matcher()
-            .call_match_calls(&mut store, &tenant.settings, calls)
+            .match_calls(
+                tenant.id(),
+                &tenant.directory,
+                || self.store(Stage::Match, tenant),
+                &tenant.settings,
+                calls,
+            )
             .await?;
         ensure_one_per_input("match", calls.len(), results)
     }
@@ -172,6 +180,7 @@ impl Pipeline {
         tenant: &Tenant,
         jobs: Vec<PostJob>,
     ) -> anyhow::Result<Vec<Result<Posted, StageError>>> {
+        let _timer = crate::metrics::stage_timer(Stage::Post, "post-calls");
         let mut store = self.store(Stage::Post, tenant);
         let post = self
             .runtime
@@ -190,6 +199,7 @@ impl Pipeline {
         &self,
         tenant: &Tenant,
     ) -> anyhow::Result<Result<Vec<ActiveCall>, StageError>> {
+        let _timer = crate::metrics::stage_timer(Stage::Poll, "active-calls");
         let mut store = self.store(Stage::Poll, tenant);
         let poll = self
             .runtime
@@ -208,6 +218,7 @@ impl Pipeline {
         tenant: &Tenant,
         jobs: &[AttachJob],
     ) -> anyhow::Result<Result<(), StageError>> {
+        let _timer = crate::metrics::stage_timer(Stage::Attach, "enqueue");
         let mut store = self.store(Stage::Attach, tenant);
         let attach = self
             .runtime
@@ -226,6 +237,7 @@ impl Pipeline {
         tenant: &Tenant,
         max: u32,
     ) -> anyhow::Result<Result<Vec<AttachReport>, StageError>> {
+        let _timer = crate::metrics::stage_timer(Stage::Attach, "process-due");
         let mut store = self.store(Stage::Attach, tenant);
         let attach = self
             .runtime
@@ -244,6 +256,7 @@ impl Pipeline {
         tenant: &Tenant,
         events: &[CallEvent],
     ) -> anyhow::Result<Result<(), StageError>> {
+        let _timer = crate::metrics::stage_timer(Stage::Trigger, "enqueue");
         let mut store = self.store(Stage::Trigger, tenant);
         let trigger = self
             .runtime
@@ -262,6 +275,7 @@ impl Pipeline {
         tenant: &Tenant,
         max: u32,
     ) -> anyhow::Result<Result<Vec<DeliveryReport>, StageError>> {
+        let _timer = crate::metrics::stage_timer(Stage::Trigger, "deliver-due");
         let mut store = self.store(Stage::Trigger, tenant);
         let trigger = self
             .runtime

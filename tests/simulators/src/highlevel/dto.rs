@@ -4,11 +4,14 @@ use serde::Serialize;
 
 use super::model::{Contact, Conversation, Message, ms_date};
 
-/// Scopes granted to the simulated app: everything a call-logging app asks
-/// for (NOTES.md §2.5). Scopes are reported but not enforced.
+/// Scopes granted to the simulated app by default: everything a
+/// call-logging app with workflow triggers and actions asks for (NOTES.md
+/// §2.5, §5.1). Scopes are reported but not enforced;
+/// [`HighLevelSim::set_granted_scopes`](super::HighLevelSim::set_granted_scopes)
+/// changes them.
 pub(crate) const GRANTED_SCOPES: &str = "contacts.readonly contacts.write \
 conversations.readonly conversations.write conversations/message.readonly \
-conversations/message.write";
+conversations/message.write workflows.readonly";
 
 /// `GetAccessCodeSuccessfulResponseDto` (operationId `get-access-token`).
 /// Note the mixed snake_case / camelCase naming, as in the spec.
@@ -18,7 +21,7 @@ pub(crate) struct TokenResponse {
     pub token_type: &'static str,
     pub expires_in: u64,
     pub refresh_token: String,
-    pub scope: &'static str,
+    pub scope: String,
     #[serde(rename = "userType")]
     pub user_type: &'static str,
     #[serde(rename = "locationId")]

@@ -253,6 +253,13 @@ impl HighLevelSim {
         self.lock().tokens.revoke_all();
     }
 
+    /// Sets the scopes the grant reports (`scope` of token responses,
+    /// space-separated), e.g. to model an app installed before it asked for
+    /// `workflows.readonly`. Takes effect from the next token response.
+    pub fn set_granted_scopes(&self, scopes: &str) {
+        self.lock().granted_scopes = scopes.to_owned();
+    }
+
     /// Makes the next `count` API requests (any route but `/oauth/token`)
     /// fail with `fault`, before authentication. Calls queue up.
     pub fn inject_failures(&self, fault: Fault, count: usize) {

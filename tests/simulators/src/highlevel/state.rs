@@ -53,6 +53,8 @@ pub(crate) struct State {
     pub max_upload_bytes: u64,
     /// The user who "installed" the app (`userId` in token responses).
     pub user_id: String,
+    /// `scope` of token responses: space-separated, as HighLevel reports it.
+    pub granted_scopes: String,
     last_stamp: Option<DateTime<Utc>>,
 }
 
@@ -73,6 +75,7 @@ impl State {
             allow_duplicate_contacts: false,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             user_id: ids::object_id(),
+            granted_scopes: super::dto::GRANTED_SCOPES.to_owned(),
             last_stamp: None,
         }
     }

@@ -37,7 +37,7 @@ pub(crate) async fn recordings_function(
     args.finish()?;
     let (audio, fail_after) = {
         let mut st = lock(&shared);
-        if st.forbidden {
+        if st.forbidden || st.recordings_forbidden {
             return Err(ODataError::forbidden());
         }
         let rec = st.recordings.iter().find(|r| r.meta.id == rec_id);

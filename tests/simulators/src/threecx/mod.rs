@@ -271,6 +271,12 @@ impl ThreeCxSim {
         lock(&self.state).forbidden = forbidden;
     }
 
+    /// Models an API role that may read call history but not recordings:
+    /// only `Recordings` and `DownloadRecording` answer 403.
+    pub fn forbid_recordings(&self, forbidden: bool) {
+        lock(&self.state).recordings_forbidden = forbidden;
+    }
+
     /// Sets `IsEnterprise` of `GetLicenseParameters` (default `true`).
     pub fn set_enterprise(&self, enterprise: bool) {
         lock(&self.state).enterprise = enterprise;

@@ -164,7 +164,7 @@ async fn list_recording(
 ) -> Result<Json<Value>, ODataError> {
     let mut st = lock(&shared);
     st.settle_recordings(std::time::Instant::now());
-    if st.forbidden {
+    if st.forbidden || st.recordings_forbidden {
         return Err(ODataError::forbidden());
     }
     let opts = options(query.as_deref(), &RECORDING, &st)?;

@@ -74,6 +74,8 @@ pub(crate) struct State {
     pub token: Option<IssuedToken>,
     pub faults: VecDeque<Fault>,
     pub forbidden: bool,
+    /// `forbid_recordings`: only `Recordings` and `DownloadRecording` answer 403.
+    pub recordings_forbidden: bool,
     pub enterprise: bool,
     /// Raw path of every request received, in order.
     pub request_log: Vec<String>,
@@ -95,6 +97,7 @@ impl State {
             token: None,
             faults: VecDeque::new(),
             forbidden: false,
+            recordings_forbidden: false,
             enterprise: true,
             request_log: Vec::new(),
             synthetic_audio: HashMap::new(),

@@ -23,7 +23,7 @@ use axum::{Json, Router};
 
 use super::AppState;
 use crate::highlevel::auth::GrantError;
-use crate::highlevel::dto::{GRANTED_SCOPES, TokenResponse};
+use crate::highlevel::dto::TokenResponse;
 use crate::highlevel::error::ApiError;
 
 const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
@@ -119,7 +119,7 @@ async fn token(
         token_type: "Bearer",
         expires_in: pair.expires_in,
         refresh_token: pair.refresh_token,
-        scope: GRANTED_SCOPES,
+        scope: state.granted_scopes.clone(),
         user_type: "Location",
         location_id,
         company_id: config.company_id.clone(),

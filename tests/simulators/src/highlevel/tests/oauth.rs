@@ -179,3 +179,18 @@ async fn missing_or_malformed_bearer_is_401() {
     assert_eq!(no_auth.status(), 401);
     assert_eq!(contact_lookup(&fx, "not-a-token").await.status, 401);
 }
+
+#[tokio::test]
+async fn token_responses_report_the_granted_scopes() {
+    let fx = Fixture::new().await;
+    let pair = fx.sim.install();
+    let reply = fx
+        .token_request(&refresh_form(&fx, &pair.refresh_token))
+        .await;
+    let scope = reply.body["scope"].as_str().unwrap().to_owned();
+    assert!(scope.split(' ').any(|s| s == "workflows.readonly"), "{scope}");
+    fx.sim.set_granted_scopes("contacts.readonly");
+    let refresh = reply.body["refresh_token"].as_str().unwrap();
+    let reply = fx.token_request(&refresh_form(&fx, refresh)).await;
+    assert_eq!(reply.body["scope"], "contacts.readonly");
+}

@@ -154,3 +154,20 @@ async fn low_role_gets_403_on_history_reports_and_recordings() {
     let body = get_json(&sim, &token, "/CallHistoryView?$top=1").await;
     assert_eq!(body["value"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn forbidding_recordings_leaves_history_readable() {
+    let sim = start().await;
+    let token = token(&sim).await;
+    sim.forbid_recordings(true);
+    for path in [
+        "/Recordings?$top=1",
+        "/Recordings/Pbx.DownloadRecording(recId=3301)",
+    ] {
+        let error = get_error(&sim, &token, path, 403).await;
+        assert_eq!(error["code"], "Forbidden");
+    }
+    get_json(&sim, &token, "/CallHistoryView?$top=1").await;
+    sim.forbid_recordings(false);
+    get_json(&sim, &token, "/Recordings?$top=1").await;
+}

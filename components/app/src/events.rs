@@ -1,0 +1,109 @@
+//! Trigger events and the calls behind them. The bundled host builds the
+//! same events in `host/src/pipeline/followups.rs`; both follow
+//! `wit/stages.wit`'s `call-event` documentation.
+
+use crate::connectzero::pipeline::poll::ActiveCall;
+use crate::connectzero::pipeline::trigger::{CallEvent, EventKind};
+use guest_support::bindings::connectzero::pipeline::types::{Call, CallLeg, Direction, Party};
+
+/// The ledger-independent key of an active call.
+pub fn active_key(active: &ActiveCall) -> String {
+    format!("3cx-active:{}@{}", active.id, active.established_at)
+}
+
+/// An active call as a one-leg call, so the matcher can find its contact.
+///
+/// [ASSUMED] (3CX NOTES §4): `Caller`/`Callee` are free text such as
+/// "101 Alice Smith" or "+14155550101"; the first word is the number, and a
+/// short all-digit number is an extension.
+pub fn active_to_call(active: &ActiveCall) -> Call {
+    let (caller, callee) = (party(&active.caller), party(&active.callee));
+    let direction = match (caller.external, callee.external) {
+        (true, _) => Direction::Inbound,
+        (false, true) => Direction::Outbound,
+        (false, false) => Direction::Internal,
+    };
+    let leg = CallLeg {
+        leg_id: active.id,
+        start_time: active.established_at,
+        end_time: active.established_at,
+        direction,
+        answered: false,
+        duration_secs: 0,
+        caller: caller.clone(),
+        callee: callee.clone(),
+        recording: None,
+    };
+    Call {
+        key: active_key(active),
+        legs: vec![leg],
+        direction,
+        answered: false,
+        start_time: active.established_at,
+        end_time: active.established_at,
+        duration_secs: 0,
+        caller,
+        callee,
+        answered_by: None,
+        route: Vec::new(),
+    }
+}
+
+fn party(text: &str) -> Party {
+    let number = text.split_whitespace().next().unwrap_or("").to_string();
+    let is_extension =
+        !number.is_empty() && number.len() <= 5 && number.chars().all(|c| c.is_ascii_digit());
+    let name = text[text.find(&number).map_or(0, |i| i + number.len())..].trim();
+    Party {
+        extension: is_extension.then(|| number.clone()),
+        external: !is_extension,
+        display_name: (!name.is_empty()).then(|| name.to_string()),
+        owner: None,
+        number,
+    }
+}
+
+/// A trigger event for `call`.
+pub fn event(
+    kind: EventKind,
+    call: &Call,
+    contact_id: Option<String>,
+    message_id: Option<String>,
+    recording: &str,
+) -> CallEvent {
+    let outside = match call.direction {
+        Direction::Inbound => Some(&call.caller),
+        Direction::Outbound => call.legs.iter().map(|l| &l.callee).find(|p| p.external),
+        Direction::Internal => None,
+    };
+    let handler = call.answered_by.as_ref().or_else(|| {
+        [&call.callee, &call.caller]
+            .into_iter()
+            .find(|p| !p.external)
+    });
+    CallEvent {
+        kind,
+        call_key: call.key.clone(),
+        contact_id,
+        message_id,
+        direction: call.direction,
+        phone: outside.map(|p| p.number.clone()).unwrap_or_default(),
+        answered: call.answered,
+        duration_secs: call.duration_secs,
+        started_at: call.start_time,
+        ended_at: (!matches!(kind, EventKind::CallStarted)).then_some(call.end_time),
+        extension: handler.and_then(|p| p.extension.clone()),
+        extension_owner: handler.and_then(|p| p.owner.clone()),
+        recording_status: recording.to_string(),
+    }
+}
+
+/// The events of a posted call: `call.ended`, plus `missed-call` for an
+/// inbound call nobody answered.
+pub fn kinds_after_post(call: &Call) -> Vec<EventKind> {
+    if !call.answered && matches!(call.direction, Direction::Inbound) {
+        vec![EventKind::CallEnded, EventKind::MissedCall]
+    } else {
+        vec![EventKind::CallEnded]
+    }
+}

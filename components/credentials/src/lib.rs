@@ -1,0 +1,57 @@
+//! # credentials-provider: tokens for runtimes without the ConnectZero host
+//!
+//! The bundled host implements `connectzero:pipeline/credentials` natively.
+//! Spin has no such interface, so on Spin this component is composed (wac)
+//! in front of every stage that imports it: the stages stay byte-for-byte
+//! the same binaries on both runtimes.
+//!
+//! - [`settings`]: client ids and secrets from `wasi:config/store`.
+//! - [`sealed`]: AES-256-GCM for what is kept in the key-value store.
+//! - [`grant`]: the token endpoints (3CX client credentials, HighLevel
+//!   refresh-token rotation).
+//! - [`cache`]: the shared token cache and the refresh lease.
+
+pub mod cache;
+pub mod grant;
+pub mod sealed;
+pub mod settings;
+
+use guest_support::bindings::connectzero::pipeline::types::{Service, StageError};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "connectzero:pipeline/credentials-provider",
+    with: {
+        "connectzero:pipeline/types@0.1.0": guest_support::bindings::connectzero::pipeline::types,
+        "wasi:keyvalue/store@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::store,
+        "wasi:keyvalue/atomics@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::atomics,
+        "wasi:config/store@0.2.0-draft-2024-09-27": guest_support::bindings::wasi::config::store,
+        "wasi:http/types@0.2.4": guest_support::wasi::http::types,
+        "wasi:http/outgoing-handler@0.2.4": guest_support::wasi::http::outgoing_handler,
+        "wasi:io/error@0.2.4": guest_support::wasi::io::error,
+        "wasi:io/poll@0.2.4": guest_support::wasi::io::poll,
+        "wasi:io/streams@0.2.4": guest_support::wasi::io::streams,
+        "wasi:clocks/monotonic-clock@0.2.4": guest_support::wasi::clocks::monotonic_clock,
+    },
+});
+
+struct Provider;
+
+impl exports::connectzero::pipeline::credentials::Guest for Provider {
+    fn access_token(service: Service) -> Result<String, StageError> {
+        let settings = settings::Settings::load()?;
+        cache::access_token(&settings, service)
+    }
+
+    fn token_rejected(service: Service, token: String) {
+        // Best effort: if forgetting fails, the next call still gets a 401
+        // and reports it again.
+        if let Ok(settings) = settings::Settings::load() {
+            let _ = cache::forget(&settings, service, &token);
+        }
+    }
+}
+
+// Exported only when building the component (see the stage crates).
+#[cfg(target_arch = "wasm32")]
+export!(Provider);

@@ -1,0 +1,137 @@
+//! AES-256-GCM for tokens kept in the key-value store.
+//!
+//! Spin's key-value store is a file (or a service) outside the component's
+//! control, so what the provider keeps there — rotated HighLevel refresh
+//! tokens and short-lived access tokens — is sealed with the `token_key`
+//! variable. The key name is the associated data, so a value copied under
+//! another key does not open.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use guest_support::StageError;
+
+/// Length of the random nonce stored in front of each sealed value.
+const NONCE_LEN: usize = 12;
+
+/// A 256-bit key.
+pub struct Key(Aes256Gcm);
+
+impl Key {
+    /// Decode a base64 key of exactly 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, StageError> {
+        let bad = || {
+            StageError::InvalidSettings(
+                "configuration \"token_key\" must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)"
+                    .into(),
+            )
+        };
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| bad())?;
+        let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| bad())?;
+        Ok(Self(cipher))
+    }
+
+    /// Seal `plaintext` for `name` with a fresh random nonce.
+    pub fn seal(&self, name: &str, plaintext: &[u8]) -> Result<Vec<u8>, StageError> {
+        let nonce = random_nonce();
+        self.seal_with_nonce(&nonce, name, plaintext)
+    }
+
+    /// Seal with the given nonce (tests only need determinism; callers use
+    /// [`Self::seal`], since a nonce must never repeat under one key).
+    pub fn seal_with_nonce(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        name: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, StageError> {
+        let payload = Payload {
+            msg: plaintext,
+            aad: name.as_bytes(),
+        };
+        let sealed = self
+            .0
+            .encrypt(Nonce::from_slice(nonce), payload)
+            .map_err(|_| StageError::Storage("sealing a token failed".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Open a value sealed for `name`. Fails when the key is different,
+    /// the value was changed, or it belongs to another name.
+    pub fn open(&self, name: &str, sealed: &[u8]) -> Result<Vec<u8>, StageError> {
+        if sealed.len() < NONCE_LEN {
+            return Err(unreadable(name));
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let payload = Payload {
+            msg: ciphertext,
+            aad: name.as_bytes(),
+        };
+        self.0
+            .decrypt(Nonce::from_slice(nonce), payload)
+            .map_err(|_| unreadable(name))
+    }
+}
+
+fn unreadable(name: &str) -> StageError {
+    StageError::Storage(format!(
+        "the stored {name:?} does not open with this token_key (was the key changed?); it will be fetched again"
+    ))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn random_nonce() -> [u8; NONCE_LEN] {
+    let bytes = guest_support::wasi::random::random::get_random_bytes(NONCE_LEN as u64);
+    let mut nonce = [0; NONCE_LEN];
+    nonce.copy_from_slice(&bytes[..NONCE_LEN]);
+    nonce
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn random_nonce() -> [u8; NONCE_LEN] {
+    // Native builds are only unit tests; they use `seal_with_nonce`.
+    unreachable!("seal() needs wasi:random; native callers use seal_with_nonce")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> Key {
+        Key::from_base64(&STANDARD.encode([byte; 32])).unwrap()
+    }
+
+    #[test]
+    fn a_sealed_value_opens_with_its_key_and_name_only() {
+        let sealed = key(1)
+            .seal_with_nonce(&[7; 12], "crm", b"refresh-token-123")
+            .unwrap();
+        assert!(
+            !sealed
+                .windows(b"refresh-token-123".len())
+                .any(|w| w == b"refresh-token-123"),
+            "the token must not appear in clear"
+        );
+        assert_eq!(key(1).open("crm", &sealed).unwrap(), b"refresh-token-123");
+        assert!(key(2).open("crm", &sealed).is_err(), "another key");
+        assert!(key(1).open("pbx", &sealed).is_err(), "another name");
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(key(1).open("crm", &tampered).is_err(), "a changed value");
+        assert!(key(1).open("crm", &sealed[..5]).is_err(), "a cut value");
+    }
+
+    #[test]
+    fn a_key_must_be_32_bytes_of_base64() {
+        assert!(Key::from_base64(&STANDARD.encode([1; 16])).is_err());
+        assert!(Key::from_base64("not base64!").is_err());
+        let message = match Key::from_base64("x") {
+            Err(StageError::InvalidSettings(m)) => m,
+            _ => panic!("expected invalid settings"),
+        };
+        assert!(message.contains("token_key"), "{message}");
+    }
+}

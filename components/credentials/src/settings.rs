@@ -1,0 +1,57 @@
+//! What the provider reads from `wasi:config/store` (Spin variables).
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `pbx_base_url` | 3CX base URL, `https://pbx.example.com` |
+//! | `pbx_client_id`, `pbx_client_secret` | the 3CX API client (Admin > Integrations > API) |
+//! | `crm_base_url` | HighLevel API, default `https://services.leadconnectorhq.com` |
+//! | `crm_client_id`, `crm_client_secret` | the marketplace app's OAuth client |
+//! | `crm_refresh_token` | the location's refresh token from the install; used until a rotated one is stored |
+//! | `token_key` | base64 of 32 random bytes: encrypts tokens kept in the key-value store |
+
+use crate::sealed::Key;
+use guest_support::StageError;
+use guest_support::config;
+
+/// HighLevel's production API.
+pub const DEFAULT_CRM_BASE_URL: &str = "https://services.leadconnectorhq.com";
+
+/// The provider's configuration.
+pub struct Settings {
+    /// 3CX base URL, no trailing slash.
+    pub pbx_base_url: String,
+    /// 3CX API client id.
+    pub pbx_client_id: String,
+    /// 3CX API key.
+    pub pbx_client_secret: String,
+    /// HighLevel base URL, no trailing slash.
+    pub crm_base_url: String,
+    /// HighLevel app client id.
+    pub crm_client_id: String,
+    /// HighLevel app client secret.
+    pub crm_client_secret: String,
+    /// The install's refresh token (a rotated one in the store wins).
+    pub crm_refresh_token: String,
+    /// Key sealing what is kept in the key-value store.
+    pub token_key: Key,
+}
+
+impl Settings {
+    /// Read every key; a missing one is an error naming it.
+    pub fn load() -> Result<Self, StageError> {
+        let url = |key: &str| config::require(key).map(|u| u.trim_end_matches('/').to_string());
+        Ok(Self {
+            pbx_base_url: url("pbx_base_url")?,
+            pbx_client_id: config::require("pbx_client_id")?,
+            pbx_client_secret: config::require("pbx_client_secret")?,
+            crm_base_url: config::get("crm_base_url")?
+                .unwrap_or_else(|| DEFAULT_CRM_BASE_URL.into())
+                .trim_end_matches('/')
+                .to_string(),
+            crm_client_id: config::require("crm_client_id")?,
+            crm_client_secret: config::require("crm_client_secret")?,
+            crm_refresh_token: config::require("crm_refresh_token")?,
+            token_key: Key::from_base64(&config::require("token_key")?)?,
+        })
+    }
+}

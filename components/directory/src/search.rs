@@ -1,0 +1,107 @@
+//! HighLevel contact search (`POST /contacts/search`, operationId
+//! `search-contacts-advanced`): the request and the ordering of the answer.
+
+use guest_support::bindings::connectzero::pipeline::types::ContactRef;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `Version` header of the contacts API.
+pub const CONTACTS_VERSION: &str = "2021-07-28";
+
+/// Most contacts read for one number; more than this sharing a number is a
+/// data problem the operator sees flagged anyway.
+const PAGE_LIMIT: u32 = 100;
+
+/// A contact as the search answers it (only what the matcher needs).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    id: String,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    contact_name: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    date_added: Option<String>,
+}
+
+/// The search's answer.
+#[derive(Deserialize)]
+pub struct SearchResponse {
+    /// The contacts found.
+    pub contacts: Vec<Contact>,
+}
+
+/// The body of a search for contacts whose `field` equals `value`.
+pub fn request(location_id: &str, field: &str, value: &str) -> Value {
+    json!({
+        "locationId": location_id,
+        "page": 1,
+        "pageLimit": PAGE_LIMIT,
+        "filters": [{"field": field, "operator": "eq", "value": value}],
+    })
+}
+
+/// Sort by `dateAdded`, then id, so "the first contact" never depends on
+/// the order the API happened to answer in (the host's directory does the
+/// same).
+pub fn oldest_first(mut contacts: Vec<Contact>) -> Vec<ContactRef> {
+    contacts.sort_by(|a, b| (&a.date_added, &a.id).cmp(&(&b.date_added, &b.id)));
+    contacts
+        .into_iter()
+        .map(|c| {
+            let joined = format!(
+                "{} {}",
+                c.first_name.unwrap_or_default(),
+                c.last_name.unwrap_or_default()
+            );
+            let name = c
+                .contact_name
+                .or(c.name)
+                .unwrap_or_else(|| joined.trim().to_string());
+            ContactRef {
+                id: c.id,
+                name,
+                phone: c.phone,
+                email: c.email,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_are_ordered_oldest_first_then_by_id() {
+        let answer: SearchResponse = serde_json::from_value(json!({"contacts": [
+            {"id": "b", "firstName": "Bo", "dateAdded": "2024-02-01T00:00:00.000Z"},
+            {"id": "c", "contactName": "Cy Lee", "dateAdded": "2024-01-01T00:00:00.000Z"},
+            {"id": "a", "firstName": "Ann", "lastName": "Lee", "dateAdded": "2024-02-01T00:00:00.000Z"},
+        ]}))
+        .unwrap();
+        let sorted = oldest_first(answer.contacts);
+        let ids: Vec<&str> = sorted.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["c", "a", "b"]);
+        assert_eq!(sorted[0].name, "Cy Lee");
+        assert_eq!(sorted[1].name, "Ann Lee");
+    }
+
+    #[test]
+    fn the_request_filters_one_field_in_one_location() {
+        let body = request("loc1", "phone", "+14155550101");
+        assert_eq!(body["locationId"], "loc1");
+        assert_eq!(body["filters"][0]["field"], "phone");
+        assert_eq!(body["filters"][0]["operator"], "eq");
+        assert_eq!(body["filters"][0]["value"], "+14155550101");
+    }
+}

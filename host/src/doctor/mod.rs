@@ -1,0 +1,291 @@
+//! `connectzero doctor`: the "check your 3CX licence" step, automated.
+//!
+//! For each configured tenant it checks, in order: 3CX answers over HTTPS
+//! (plain http only to loopback), the API client gets a token, the licence
+//! allows the XAPI (Enterprise, active), the API client's role may read call
+//! history, recordings, extensions and active calls, the HighLevel refresh
+//! token still works for the tenant's location, and the grant's scopes
+//! cover the pipeline. Each check is one line with ✓ or ✗ and, on failure,
+//! what to do ([`render`]). No secret is ever printed: error texts come from
+//! the services' messages and the request URLs, which carry none.
+
+mod crm;
+mod pbx;
+mod report;
+
+pub use crm::{REQUIRED_SCOPES, scopes_check};
+pub use pbx::{LicenseParameters, LicenseStatus, licence_check};
+pub use report::{Check, Status, TenantReport, render, verdict};
+
+use crate::config::{HostConfig, Secret, TenantConfig};
+use crate::credentials::names::{CRM_CLIENT_SECRET, CRM_REFRESH_TOKEN, PBX_CLIENT_SECRET};
+use crate::secrets::{SecretStore, SecretsError};
+use crate::storage::{Storage, TenantAuth};
+use anyhow::Context;
+use std::path::Path;
+use std::time::Duration;
+
+/// Longest wait for one answer: a PBX that takes longer is not reachable
+/// in any useful sense.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Name of the check for the tenant's settings other than the base URLs.
+pub const SETTINGS: &str = "configuration";
+/// Name of the line reporting stored secrets that could not be read.
+pub const SECRETS: &str = "stored secrets";
+
+/// Check every tenant of the configuration file at `config_path` (or only
+/// `tenant`). Errors are reserved for an unreadable file or an unknown
+/// tenant; everything about a tenant is a line of its report.
+pub async fn check(config_path: &Path, tenant: Option<&str>) -> anyhow::Result<Vec<TenantReport>> {
+    let text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
+    // Not `HostConfig::load`: it stops at the first invalid tenant, and
+    // doctor's job is to report each problem as a line with its fix.
+    let config: HostConfig = toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid configuration", config_path.display()))?;
+    let tenants: Vec<TenantConfig> = match tenant {
+        None => config.tenants,
+        Some(id) => {
+            let known: Vec<String> = config.tenants.iter().map(|t| t.id.clone()).collect();
+            let chosen: Vec<TenantConfig> =
+                config.tenants.into_iter().filter(|t| t.id == id).collect();
+            anyhow::ensure!(
+                !chosen.is_empty(),
+                "no tenant {id:?} in {}; its tenants are: {}",
+                config_path.display(),
+                known.join(", ")
+            );
+            chosen
+        }
+    };
+    anyhow::ensure!(
+        !tenants.is_empty(),
+        "no tenants configured in {}: add a [[tenants]] section",
+        config_path.display()
+    );
+    // The secrets as `connectzero run` sees them: the database (created on
+    // first use, as `run` does) holds the encrypted ones and receives the
+    // rotated HighLevel refresh token.
+    let database = Path::new(&config.database);
+    let storage = Storage::open(database)?;
+    let store = crate::secrets::open_store(&storage, database, None)
+        .with_context(|| format!("opening the secrets of {}", database.display()))?;
+    // No redirects: a redirected token request could carry the API key to
+    // another host.
+    let http = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut reports = Vec::new();
+    // One tenant at a time: the report follows the file's order and no
+    // PBX or CRM location sees a burst.
+    for tenant in &tenants {
+        reports.push(check_tenant(&http, tenant, &store).await);
+    }
+    Ok(reports)
+}
+
+/// Every check of one tenant; the 3CX and HighLevel sides run side by side.
+async fn check_tenant(
+    http: &reqwest::Client,
+    tenant: &TenantConfig,
+    store: &SecretStore,
+) -> TenantReport {
+    let mut checks = vec![settings_check(tenant)];
+    let secrets = store
+        .storage()
+        .tenant_auth_status(&tenant.id)
+        .map_err(SecretsError::from)
+        .and_then(|auth| Ok((auth, with_secrets(tenant, store)?)));
+    match secrets {
+        Ok((auth, resolved)) => {
+            let marked = match &auth {
+                TenantAuth::NeedsReauthorisation { reason, .. } => Some(reason.as_str()),
+                TenantAuth::Authorised => None,
+            };
+            let save = |rotated: &Secret| -> anyhow::Result<()> {
+                store.put(&tenant.id, &[(CRM_REFRESH_TOKEN, rotated)])?;
+                Ok(())
+            };
+            let (pbx, crm) = tokio::join!(
+                pbx::check(http, &resolved.pbx),
+                crm::check(http, &tenant.id, &resolved.crm, marked, save)
+            );
+            checks.extend(pbx);
+            checks.extend(crm);
+        }
+        Err(error) => {
+            checks.push(Check::fail(
+                SECRETS,
+                format!("{error}"),
+                "do what the message says, then run connectzero doctor again",
+            ));
+        }
+    }
+    TenantReport {
+        tenant: tenant.id.clone(),
+        checks,
+    }
+}
+
+/// `tenant` with the secrets `connectzero run` would use, by the rules of
+/// `Credentials::use_store`: a client secret given in the file wins, an
+/// omitted one comes from the database; a stored refresh token wins over
+/// the file's, being the newest rotation. Unlike `use_store` this writes
+/// nothing: a missing secret is the credentials line's failure.
+fn with_secrets(tenant: &TenantConfig, store: &SecretStore) -> Result<TenantConfig, SecretsError> {
+    let mut resolved = tenant.clone();
+    let stored = |name: &str| store.get(&tenant.id, name);
+    if resolved.pbx.client_secret.expose().is_empty() {
+        resolved.pbx.client_secret = stored(PBX_CLIENT_SECRET)?.unwrap_or_default();
+    }
+    if resolved.crm.client_secret.expose().is_empty() {
+        resolved.crm.client_secret = stored(CRM_CLIENT_SECRET)?.unwrap_or_default();
+    }
+    if let Some(newest) = stored(CRM_REFRESH_TOKEN)? {
+        resolved.crm.refresh_token = newest;
+    }
+    Ok(resolved)
+}
+
+/// The tenant's settings as `connectzero run` validates them, except the
+/// two base URLs: the 3CX and HighLevel lines report those with their own
+/// fixes, so one mistake is one ✗.
+fn settings_check(tenant: &TenantConfig) -> Check {
+    let mut rest = tenant.clone();
+    rest.pbx.base_url = "https://pbx.invalid".into();
+    rest.crm.base_url = crate::config::HIGHLEVEL_API.into();
+    match rest.validate() {
+        Ok(()) => Check::pass(SETTINGS, "settings are valid"),
+        Err(error) => Check::fail(
+            SETTINGS,
+            format!("{error:#}"),
+            "correct that setting in the configuration file (its format is documented in host/src/config.rs), then run connectzero doctor again",
+        ),
+    }
+}
+
+/// Detail and hint for a request that got no HTTP answer from `service`
+/// at `base`. reqwest's texts name the URL, never a header or form field,
+/// and no URL doctor builds carries a secret.
+fn transport_problem(service: &str, base: &str, error: &reqwest::Error) -> (String, String) {
+    let mut causes = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push_str(": ");
+        causes.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let chain = format!("{error}{causes}");
+    // Classified by the causes only: the error's own text names the URL,
+    // and a host called e.g. "tls.example.com" must not read as a TLS fault.
+    let lower = causes.to_ascii_lowercase();
+    let authority = crate::outbound::authority_of_url(base).unwrap_or_else(|| base.to_string());
+    let (what, hint) = if error.is_timeout() {
+        (
+            format!(
+                "{service} did not answer within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+            format!(
+                "check {authority} is up and that this host may reach that port (firewall, port in base_url)"
+            ),
+        )
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        (
+            format!("the TLS handshake with {authority} failed"),
+            format!(
+                "{service} must present a valid certificate for the name in base_url: use the FQDN its certificate is issued for (not an IP address), or renew the certificate"
+            ),
+        )
+    } else if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve") {
+        (
+            format!("{authority} does not resolve"),
+            format!(
+                "check the host name in {service}'s base_url is spelled right and resolves from this host"
+            ),
+        )
+    } else {
+        (
+            format!("could not connect to {authority}"),
+            format!(
+                "check the host and port in base_url, that {service} is running, and that a firewall lets this host reach it"
+            ),
+        )
+    };
+    (
+        format!("{what} ({chain})"),
+        format!("{hint}, then run connectzero doctor again"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CrmConfig, PbxConfig, Secret};
+
+    fn tenant() -> TenantConfig {
+        TenantConfig {
+            id: "acme".into(),
+            pbx: PbxConfig {
+                base_url: "http://pbx.example.com".into(),
+                client_id: "c".into(),
+                client_secret: Secret::new("s"),
+            },
+            crm: CrmConfig {
+                base_url: crate::config::HIGHLEVEL_API.into(),
+                location_id: "l".into(),
+                conversation_provider_id: "p".into(),
+                client_id: "a".into(),
+                client_secret: Secret::new("s"),
+                access_token: None,
+                refresh_token: Secret::new("r"),
+            },
+            settings: Default::default(),
+            actions: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_settings_line_leaves_base_urls_to_their_own_lines() {
+        // A plain-http PBX is the reachability line's failure, not this one.
+        assert_eq!(settings_check(&tenant()).status, Status::Pass);
+        let mut bad = tenant();
+        bad.settings.default_country = "USA".into();
+        let check = settings_check(&bad);
+        assert_eq!(check.status, Status::Fail);
+        assert!(check.detail.contains("default_country"), "{check:?}");
+    }
+
+    #[tokio::test]
+    async fn plain_http_to_a_public_host_is_refused_without_a_request() {
+        let http = reqwest::Client::new();
+        let checks = pbx::check(&http, &tenant().pbx).await;
+        assert_eq!(checks[0].name, pbx::REACHABLE);
+        assert_eq!(checks[0].status, Status::Fail);
+        assert!(checks[0].detail.contains("use https://"), "{:?}", checks[0]);
+        assert!(checks[1..].iter().all(|c| c.status == Status::Skipped));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_pbx_fails_reachability_with_a_hint() {
+        // A loopback port nothing listens on: bind, note the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut t = tenant();
+        t.pbx.base_url = format!("http://127.0.0.1:{port}");
+        let checks = pbx::check(&reqwest::Client::new(), &t.pbx).await;
+        assert_eq!(checks[0].status, Status::Fail, "{:?}", checks[0]);
+        assert!(
+            checks[0].detail.contains("could not connect"),
+            "{:?}",
+            checks[0]
+        );
+        assert!(checks[0].hint.as_ref().unwrap().contains("firewall"));
+    }
+}

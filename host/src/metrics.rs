@@ -1,0 +1,412 @@
+//! Prometheus metrics (`GET /metrics`).
+//!
+//! One process-wide registry, so the pipeline records with a one-line call
+//! wherever something happens instead of threading a handle through every
+//! stage. Every metric is named `connectzero_…`; `docs/OPERATIONS.md`
+//! lists them with what to alert on.
+//!
+//! Labels are bounded: tenant ids (from the configuration), stage and
+//! function names (fixed), services (`3cx`, `crm`) and HTTP status codes.
+//! Call keys and phone numbers are never labels.
+
+use crate::bindings::dedup::exports::connectzero::pipeline::dedup::Outcome;
+use crate::bindings::types::StageError;
+use crate::engine::Stage;
+use crate::pipeline::TickReport;
+use crate::storage::Storage;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
+use std::time::Instant;
+
+/// `Content-Type` of [`encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels of per-tenant counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
+}
+
+/// Labels of the stage latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+    function: &'static str,
+}
+
+/// Labels of upstream errors.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    service: &'static str,
+    status: String,
+}
+
+/// Labels of queue depths.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    tenant: String,
+    queue: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric the host exports.
+struct Metrics {
+    registry: Registry,
+    polled: Family<TenantLabel, Counter>,
+    posted: Family<TenantLabel, Counter>,
+    skipped: Family<TenantLabel, Counter>,
+    duplicate: Family<TenantLabel, Counter>,
+    parked: Family<TenantLabel, Counter>,
+    retried: Family<TenantLabel, Counter>,
+    stage_seconds: HistogramFamily<StageLabels>,
+    end_to_end_seconds: HistogramFamily<TenantLabel>,
+    attached: Family<TenantLabel, Counter>,
+    attach_retries: Family<TenantLabel, Counter>,
+    attach_gave_up: Family<TenantLabel, Counter>,
+    triggers_delivered: Family<TenantLabel, Counter>,
+    upstream_errors: Family<ErrorLabels, Counter>,
+    queue_depth: Family<QueueLabels, Gauge>,
+    calls_retrying: Family<TenantLabel, Gauge>,
+    /// `host:port` of each configured 3CX and CRM, so an HTTP answer can be
+    /// counted against the service it came from.
+    services: RwLock<HashMap<String, &'static str>>,
+}
+
+/// Stage invocations take from tens of microseconds (dedup of an empty
+/// batch) to seconds (a recording upload): 100 µs … ~26 s.
+fn stage_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0001, 2.0, 19,
+    ))
+}
+
+/// Hang-up to posted: the target is under 10 s; the overlap window and
+/// retries can make it minutes. 0.25 s … 256 s.
+fn end_to_end_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.25, 2.0, 11,
+    ))
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("connectzero");
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let family = Family::<TenantLabel, Counter>::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let polled = counter(
+            &mut registry,
+            "calls_polled",
+            "Calls read from 3CX call history, including ones handled before (the overlap window re-reads them)",
+        );
+        let posted = counter(
+            &mut registry,
+            "calls_posted",
+            "Calls posted to the CRM conversation",
+        );
+        let skipped = counter(
+            &mut registry,
+            "calls_skipped",
+            "Calls deliberately not posted (internal calls, no match under the skip policy)",
+        );
+        let duplicate = counter(
+            &mut registry,
+            "calls_duplicate",
+            "Calls polled again after they were handled; the ledger kept them from posting twice",
+        );
+        let parked = counter(
+            &mut registry,
+            "calls_parked",
+            "Calls parked for an operator (unreadable data or a permanent CRM refusal)",
+        );
+        let retried = counter(
+            &mut registry,
+            "calls_retried",
+            "Call attempts that failed for now and were released to retry",
+        );
+        let stage_seconds = HistogramFamily::<StageLabels>::new_with_constructor(stage_histogram);
+        registry.register(
+            "stage_duration_seconds",
+            "Duration of one stage invocation (a whole batch), by stage and WIT function",
+            stage_seconds.clone(),
+        );
+        let end_to_end_seconds =
+            HistogramFamily::<TenantLabel>::new_with_constructor(end_to_end_histogram);
+        registry.register(
+            "call_end_to_posted_seconds",
+            "Time from the end of a call (3CX) to its message being posted in the CRM",
+            end_to_end_seconds.clone(),
+        );
+        let attached = counter(
+            &mut registry,
+            "recordings_attached",
+            "Recordings streamed to the CRM and attached to their call message",
+        );
+        let attach_retries = counter(
+            &mut registry,
+            "attach_retries",
+            "Recording attempts that will be retried (not final in 3CX yet, or a transient error)",
+        );
+        let attach_gave_up = counter(
+            &mut registry,
+            "attach_gave_up",
+            "Recordings given up after the recording window; the call stays logged without audio",
+        );
+        let triggers_delivered = counter(
+            &mut registry,
+            "triggers_delivered",
+            "Workflow trigger deliveries (one per event and subscribed workflow)",
+        );
+        let upstream_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Error answers from 3CX and the CRM by HTTP status (429: rate limited; network: no answer)",
+            upstream_errors.clone(),
+        );
+        let queue_depth = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "queue_depth",
+            "Jobs waiting in a durable queue (attach: recordings, trigger: workflow events), read at scrape time",
+            queue_depth.clone(),
+        );
+        let calls_retrying = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "calls_pending",
+            "Calls waiting to be retried after the tenant's last tick",
+            calls_retrying.clone(),
+        );
+        Self {
+            registry,
+            polled,
+            posted,
+            skipped,
+            duplicate,
+            parked,
+            retried,
+            stage_seconds,
+            end_to_end_seconds,
+            attached,
+            attach_retries,
+            attach_gave_up,
+            triggers_delivered,
+            upstream_errors,
+            queue_depth,
+            calls_retrying,
+            services: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+fn tenant(id: &str) -> TenantLabel {
+    TenantLabel { tenant: id.into() }
+}
+
+/// Count what one tick did (polled, posted, skipped, duplicates, …).
+pub fn tick(tenant_id: &str, report: &TickReport) {
+    let m = &*METRICS;
+    let t = tenant(tenant_id);
+    let add = |family: &Family<TenantLabel, Counter>, n: usize| {
+        // Touch the series even for 0, so every tenant shows up from its
+        // first tick and rate() has a starting point.
+        family.get_or_create(&t).inc_by(n as u64);
+    };
+    add(&m.polled, report.polled);
+    add(&m.posted, report.posted);
+    add(&m.skipped, report.skipped);
+    add(&m.duplicate, report.duplicates);
+    add(&m.parked, report.parked);
+    add(&m.retried, report.retrying);
+    add(&m.attached, report.attached);
+    add(&m.attach_gave_up, report.attach_gave_up);
+    add(&m.triggers_delivered, report.triggers_delivered);
+    m.calls_retrying
+        .get_or_create(&t)
+        .set(report.retrying as i64);
+}
+
+/// A call's outcome was recorded: observe hang-up → posted for posted calls.
+pub fn call_recorded(tenant_id: &str, outcome: &Result<Outcome, StageError>, call_end_ms: i64) {
+    if let Ok(Outcome::Posted(_)) = outcome {
+        let now = chrono::Utc::now().timestamp_millis();
+        let seconds = (now - call_end_ms).max(0) as f64 / 1000.0;
+        METRICS
+            .end_to_end_seconds
+            .get_or_create(&tenant(tenant_id))
+            .observe(seconds);
+    }
+}
+
+/// A recording job will be retried.
+pub fn attach_retry(tenant_id: &str) {
+    METRICS
+        .attach_retries
+        .get_or_create(&tenant(tenant_id))
+        .inc();
+}
+
+/// Observes a stage invocation's duration when dropped.
+#[must_use = "the duration is observed when the timer is dropped"]
+pub struct StageTimer {
+    labels: StageLabels,
+    started: Instant,
+}
+
+impl Drop for StageTimer {
+    fn drop(&mut self) {
+        METRICS
+            .stage_seconds
+            .get_or_create(&self.labels)
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Time one invocation of `stage`'s WIT `function` until the guard drops.
+pub fn stage_timer(stage: Stage, function: &'static str) -> StageTimer {
+    StageTimer {
+        labels: StageLabels {
+            stage: stage_name(stage),
+            function,
+        },
+        started: Instant::now(),
+    }
+}
+
+/// The label value of a stage.
+pub fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Poll => "poll",
+        Stage::Dedup => "dedup",
+        Stage::Match => "match",
+        Stage::Post => "post",
+        Stage::Attach => "attach",
+        Stage::Trigger => "trigger",
+        Stage::WriteBack => "write-back",
+    }
+}
+
+/// Remember which service `base_url` belongs to (`"3cx"` or `"crm"`), so
+/// [`http_answer`] can label answers from it.
+pub fn learn_service(base_url: &str, service: &'static str) {
+    if let Some(authority) = crate::outbound::authority_of_url(base_url) {
+        let mut services = METRICS.services.write().unwrap_or_else(|p| p.into_inner());
+        services.insert(authority, service);
+    }
+}
+
+/// Remember the 3CX and CRM of `config` (see [`learn_service`]).
+pub fn learn_tenant(config: &crate::config::TenantConfig) {
+    learn_service(&config.pbx.base_url, "3cx");
+    learn_service(&config.crm.base_url, "crm");
+}
+
+fn service_of(authority: &str) -> &'static str {
+    METRICS
+        .services
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(authority)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// An HTTP answer (or none: `status` = `None`) from `authority`
+/// (`host:port`); counted when it is an error. Called for every request a
+/// component makes through `wasi:http` and for the host's own requests.
+pub fn http_answer(authority: &str, status: Option<u16>) {
+    let status = match status {
+        Some(code) if code < 400 => return,
+        Some(code) => code.to_string(),
+        None => "network".to_string(),
+    };
+    METRICS
+        .upstream_errors
+        .get_or_create(&ErrorLabels {
+            service: service_of(authority),
+            status,
+        })
+        .inc();
+}
+
+/// Jobs in the durable queue `queue` (the JSON id list the queue keeps at
+/// `<queue>/index`, see `guest-support/src/queue.rs`).
+fn queue_len(storage: &Storage, tenant: &str, queue: &str) -> i64 {
+    storage
+        .kv_get(tenant, &format!("{queue}/index"))
+        .ok()
+        .flatten()
+        .and_then(|bytes| serde_json::from_slice::<Vec<serde_json::Value>>(&bytes).ok())
+        .map_or(0, |ids| ids.len() as i64)
+}
+
+/// The registry in the Prometheus/OpenMetrics text format, with queue
+/// depths read from `storage` for `tenants` first.
+pub fn encode<'a>(storage: &Storage, tenants: impl IntoIterator<Item = &'a str>) -> String {
+    let m = &*METRICS;
+    for tenant in tenants {
+        for queue in ["attach", "trigger"] {
+            m.queue_depth
+                .get_or_create(&QueueLabels {
+                    tenant: tenant.into(),
+                    queue,
+                })
+                .set(queue_len(storage, tenant, queue));
+        }
+    }
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, &m.registry);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_counted_by_service_and_status_and_successes_are_not() {
+        learn_service("https://crm-metrics-test.example", "crm");
+        http_answer("crm-metrics-test.example:443", Some(429));
+        http_answer("crm-metrics-test.example:443", Some(200));
+        http_answer("unknown-metrics-test.example:443", None);
+        let text = encode(&Storage::in_memory().unwrap(), []);
+        assert!(
+            text.contains(r#"connectzero_upstream_errors_total{service="crm",status="429"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"connectzero_upstream_errors_total{service="other",status="network"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(r#"status="200""#), "{text}");
+    }
+
+    #[test]
+    fn queue_depth_is_read_from_the_queue_index() {
+        let storage = Storage::in_memory().unwrap();
+        storage
+            .kv_set("qd-tenant", "attach/index", br#"["a","b","c"]"#)
+            .unwrap();
+        let text = encode(&storage, ["qd-tenant"]);
+        assert!(
+            text.contains(r#"connectzero_queue_depth{tenant="qd-tenant",queue="attach"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"connectzero_queue_depth{tenant="qd-tenant",queue="trigger"} 0"#),
+            "{text}"
+        );
+    }
+}

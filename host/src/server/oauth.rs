@@ -1,0 +1,300 @@
+//! The HighLevel OAuth install (HighLevel NOTES §2).
+//!
+//! 1. `GET /t/{tenant}/oauth/install` answers 302 to HighLevel's authorize
+//!    page with the app's `client_id`, this tenant's `redirect_uri`, the
+//!    scopes and a random `state`. Only a hash of the state is stored,
+//!    with the tenant and an expiry (default 10 minutes).
+//! 2. The installer picks the sub-account and consents on HighLevel; no
+//!    CRM password ever reaches this host.
+//! 3. HighLevel sends the browser to `GET /t/{tenant}/oauth/callback?code=…
+//!    &state=…`. The state must be known, unused, unexpired and issued for
+//!    this tenant (else 400, and the code is not exchanged); it is
+//!    consumed on first presentation. The code is exchanged at
+//!    `POST /oauth/token`, the tokens are stored encrypted and the
+//!    tenant's "needs re-authorisation" mark is cleared
+//!    ([`crate::credentials::Credentials::install`]); waiting calls post on
+//!    the next tick.
+
+use super::{HttpError, ServerState, unknown_tenant};
+use crate::config::TenantConfig;
+use crate::credentials::InstallError;
+use crate::pipeline::Tenant;
+use crate::storage::StateClaim;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How long an install link is valid unless the tenant sets
+/// `oauth.state_ttl_secs`.
+const DEFAULT_STATE_TTL_SECS: u64 = 600;
+
+/// Scopes ConnectZero uses (HighLevel NOTES §2.5): contact search and
+/// creation, conversations and call messages (with recordings), and
+/// `workflows.readonly` for the workflow triggers and action.
+const DEFAULT_SCOPES: [&str; 7] = [
+    "contacts.readonly",
+    "contacts.write",
+    "conversations.readonly",
+    "conversations.write",
+    "conversations/message.readonly",
+    "conversations/message.write",
+    "workflows.readonly",
+];
+
+/// HighLevel's authorize page (NOTES §2.1, newest doc revision: `/v2/`).
+const DEFAULT_AUTHORIZE_URL: &str = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation";
+
+/// The authorize URL the installer is sent to.
+///
+/// [ASSUMED] (NOTES §2.1): HighLevel documents `response_type`,
+/// `redirect_uri`, `client_id` and `scope`, but not `state`. Standard
+/// OAuth (RFC 6749 §4.1.2) has the server send `state` back unchanged,
+/// and the callback depends on that: if HighLevel ever drops it, every
+/// callback is refused as "missing state", never accepted unchecked.
+pub fn authorize_url(config: &TenantConfig, redirect_uri: &str, state: &str) -> String {
+    let base = config
+        .settings
+        .oauth
+        .authorize_url
+        .as_deref()
+        .unwrap_or(DEFAULT_AUTHORIZE_URL);
+    let scope = match &config.settings.oauth.scopes {
+        Some(scopes) => scopes.join(" "),
+        None => DEFAULT_SCOPES.join(" "),
+    };
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!(
+        "{base}{separator}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}",
+        urlencoding::encode(&config.crm.client_id),
+        urlencoding::encode(redirect_uri),
+        urlencoding::encode(&scope),
+        urlencoding::encode(state),
+    )
+}
+
+/// `GET /t/{tenant}/oauth/install`.
+pub(super) async fn install(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(tenant) = state.tenants.get(&id) else {
+        return unknown_tenant(&id).into_response();
+    };
+    match start_install(tenant, &headers) {
+        Ok(location) => (
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, location),
+                // The link carries a single-use state: never cache it.
+                (header::CACHE_CONTROL, "no-store".to_string()),
+            ],
+        )
+            .into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+fn start_install(tenant: &Tenant, headers: &HeaderMap) -> Result<String, HttpError> {
+    let store = tenant.credentials.store().ok_or_else(no_store)?;
+    let redirect_uri = redirect_uri(&tenant.config, headers)?;
+    let state_value = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let ttl_ms = tenant
+        .config
+        .settings
+        .oauth
+        .state_ttl_secs
+        .unwrap_or(DEFAULT_STATE_TTL_SECS)
+        .saturating_mul(1000);
+    let now = now_ms();
+    store
+        .storage()
+        .oauth_state_insert(
+            &state_hash(&state_value),
+            tenant.id(),
+            &redirect_uri,
+            now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
+            now,
+        )
+        .map_err(|e| internal(tenant.id(), &e))?;
+    tracing::info!(tenant = %tenant.id(), "HighLevel install started");
+    Ok(authorize_url(&tenant.config, &redirect_uri, &state_value))
+}
+
+/// Query of the callback: HighLevel's answer to the authorize request.
+#[derive(Deserialize)]
+pub(super) struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /t/{tenant}/oauth/callback`.
+pub(super) async fn callback(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    Query(query): Query<Callback>,
+) -> Response {
+    let Some(tenant) = state.tenants.get(&id) else {
+        return unknown_tenant(&id).into_response();
+    };
+    match finish_install(tenant, query).await {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!(
+                "ConnectZero is authorised for tenant {id} (HighLevel location {}). Calls waiting for it post within a poll interval. You can close this window.\n",
+                tenant.config.crm.location_id
+            ),
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(tenant = %id, reason = %error.1, "HighLevel install callback refused");
+            error.into_response()
+        }
+    }
+}
+
+async fn finish_install(tenant: &Tenant, query: Callback) -> Result<(), HttpError> {
+    let id = tenant.id();
+    let again = format!("start again at /t/{id}/oauth/install");
+    let store = tenant.credentials.store().ok_or_else(no_store)?;
+    let Some(state_value) = query.state.filter(|s| !s.is_empty()) else {
+        return Err(bad_request(format!(
+            "the callback has no state, so it cannot be checked: {again}"
+        )));
+    };
+    let now = now_ms();
+    let claim = store
+        .storage()
+        .oauth_state_claim(&state_hash(&state_value), now)
+        .map_err(|e| internal(id, &e))?;
+    let redirect_uri = match claim {
+        StateClaim::Unknown => {
+            return Err(bad_request(format!(
+                "unknown state: this host did not issue it (forged, or from another host); {again}"
+            )));
+        }
+        StateClaim::Used => {
+            return Err(bad_request(format!(
+                "this install link was already used; {again}"
+            )));
+        }
+        StateClaim::Claimed { tenant: owner, .. } if owner != id => {
+            return Err(bad_request(format!(
+                "this state was issued for another tenant, not {id:?}; {again}"
+            )));
+        }
+        StateClaim::Claimed { expires_at_ms, .. } if now >= expires_at_ms => {
+            return Err(bad_request(format!(
+                "this install link expired; links are valid for {} minutes: {again}",
+                tenant
+                    .config
+                    .settings
+                    .oauth
+                    .state_ttl_secs
+                    .unwrap_or(DEFAULT_STATE_TTL_SECS)
+                    / 60
+            )));
+        }
+        StateClaim::Claimed { redirect_uri, .. } => redirect_uri,
+    };
+    if let Some(error) = query.error {
+        return Err(bad_request(format!(
+            "HighLevel did not authorise the install ({error}); {again}"
+        )));
+    }
+    let Some(code) = query.code.filter(|c| !c.is_empty()) else {
+        return Err(bad_request(format!("the callback has no code; {again}")));
+    };
+    tenant
+        .credentials
+        .install(&code, &redirect_uri)
+        .await
+        .map_err(|e| match e {
+            InstallError::Store(_) => internal(id, &e),
+            InstallError::NoStore => no_store(),
+            InstallError::Refused(_) | InstallError::WrongLocation { .. } => {
+                HttpError(StatusCode::BAD_GATEWAY, e.to_string())
+            }
+        })
+}
+
+/// `<public url>/t/<tenant>/oauth/callback`; without a configured public
+/// URL, the request's `Host` (plain http is only assumed for loopback).
+fn redirect_uri(config: &TenantConfig, headers: &HeaderMap) -> Result<String, HttpError> {
+    let base = match &config.settings.oauth.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| {
+                    bad_request(format!(
+                        "the request has no Host header: set oauth.public_url for tenant {}",
+                        config.id
+                    ))
+                })?;
+            let plain = format!("http://{host}");
+            if crate::config::check_base_url(&plain).is_ok() {
+                plain
+            } else {
+                format!("https://{host}")
+            }
+        }
+    };
+    Ok(format!("{base}/t/{}/oauth/callback", config.id))
+}
+
+/// States are stored hashed: a copy of the database does not hold a link
+/// that could still complete an install.
+fn state_hash(state: &str) -> String {
+    Sha256::digest(state.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn bad_request(message: String) -> HttpError {
+    HttpError(StatusCode::BAD_REQUEST, message)
+}
+
+fn no_store() -> HttpError {
+    HttpError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this host keeps no encrypted secrets store, so it cannot complete an install; run `connectzero run`".into(),
+    )
+}
+
+fn internal(tenant: &str, error: &dyn std::fmt::Display) -> HttpError {
+    tracing::error!(%tenant, %error, "the OAuth install failed");
+    HttpError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the install could not be stored; the host log has the details".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_stored_as_hashes() {
+        let hash = state_hash("abc");
+        assert_eq!(hash.len(), 64);
+        assert_ne!(hash, "abc");
+    }
+}

@@ -1,0 +1,534 @@
+//! The Spin app under a real `spin up`: the composed components' imports,
+//! the same results as the bundled host for the same calls, and two Spin
+//! instances sharing one key-value store without a duplicate.
+//!
+//! Uses the Spin CLI at `../shared/tools/spin/spin` (next to the project).
+//! Where it is absent the Spin tests print why and pass: every other test
+//! still runs. Everything talks to loopback servers the test starts; each
+//! `spin up` is stopped by its PID when its guard drops.
+
+mod common;
+
+use common::{defaults, runtime};
+use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
+    Subscription, SubscriptionChange,
+};
+use connectzero::config::TenantOptions;
+use connectzero::demo::{self, CallPlan, Expect};
+use connectzero::storage::Storage;
+use connectzero::testbed::World;
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+
+/// Tick secret and token key the tests give the Spin app (test values).
+const TICK_SECRET: &str = "spin-test-tick-secret";
+/// base64 of 32 bytes of 0x2a.
+const TOKEN_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+/// The shared secret for subscriptions (as the testbed's).
+const SECRET: &str = connectzero::testbed::ACTION_SECRET;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ is in the workspace")
+        .to_path_buf()
+}
+
+/// The Spin CLI, or `None` (with the reason printed) when it is absent.
+fn spin_cli() -> Option<PathBuf> {
+    let path = workspace_root().join("../shared/tools/spin/spin");
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipping: no Spin CLI at {} (the Spin tests need ../shared/tools/spin/spin)",
+            path.display()
+        );
+        None
+    }
+}
+
+fn composed(file: &str) -> PathBuf {
+    Path::new(env!("CONNECTZERO_COMPONENTS_DIR")).join(file)
+}
+
+/// Interfaces Spin's `platform` world provides (`spin:up@3.4.0`: the
+/// `fermyon:spin/platform@2.0.0` WASI 0.2 imports, `wasi:keyvalue` and
+/// `wasi:config`), without versions.
+const SPIN_PLATFORM: [&str; 10] = [
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:filesystem/",
+    "wasi:io/",
+    "wasi:random/",
+    "wasi:sockets/",
+    "wasi:http/types",
+    "wasi:http/outgoing-handler",
+    "wasi:keyvalue/",
+    "wasi:config/store",
+];
+
+#[test]
+fn every_composed_component_imports_only_what_spin_provides() {
+    let engine = wasmtime::Engine::default();
+    for deployable in connectzero_compose_files() {
+        let component = Component::from_file(&engine, composed(deployable)).unwrap();
+        let ty = component.component_type();
+        let mut imports = Vec::new();
+        for (name, item) in ty.imports(&engine) {
+            imports.push(name.to_string());
+            let on_platform = SPIN_PLATFORM.iter().any(|p| name.starts_with(p));
+            // `connectzero:pipeline/types` carries type definitions only:
+            // nothing to provide, so any runtime accepts it.
+            let types_only = match &item.ty {
+                ComponentItem::ComponentInstance(instance) => {
+                    instance.exports(&engine).all(|(_, e)| {
+                        matches!(e.ty, ComponentItem::Type(_) | ComponentItem::Resource(_))
+                    })
+                }
+                _ => false,
+            };
+            assert!(
+                on_platform || types_only,
+                "{deployable} imports {name}, which Spin's platform world does not provide"
+            );
+            if let Some(version) = name.split('@').nth(1)
+                && name.starts_with("wasi:")
+                && !name.starts_with("wasi:keyvalue")
+                && !name.starts_with("wasi:config")
+            {
+                assert!(
+                    version.starts_with("0.2."),
+                    "{deployable} imports {name}: Spin speaks WASI 0.2"
+                );
+            }
+        }
+        assert!(
+            imports
+                .iter()
+                .all(|i| !i.contains("credentials") && !i.contains("directory")),
+            "{deployable} still imports a host-only interface: {imports:?}"
+        );
+        let exports: Vec<String> = ty.exports(&engine).map(|(n, _)| n.to_string()).collect();
+        assert_eq!(
+            exports,
+            ["wasi:http/incoming-handler@0.2.4"],
+            "{deployable}"
+        );
+    }
+}
+
+fn connectzero_compose_files() -> [&'static str; 2] {
+    [
+        "connectzero_app.composed.wasm",
+        "connectzero_write_back.composed.wasm",
+    ]
+}
+
+/// A `spin up` of the project's `spin.toml`, stopped by PID on drop.
+struct SpinApp {
+    child: Child,
+    base_url: String,
+    log: PathBuf,
+}
+
+impl SpinApp {
+    /// Start `spin up` for `world`'s tenant, keeping its key-value store in
+    /// `state_dir/kv.db`; returns once `/healthz` answers.
+    fn start(spin: &Path, world: &World, state_dir: &Path, name: &str) -> Self {
+        let port = {
+            let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let runtime_config = state_dir.join(format!("{name}-runtime-config.toml"));
+        std::fs::write(
+            &runtime_config,
+            format!(
+                "[key_value_store.default]\ntype = \"spin\"\npath = {:?}\n",
+                state_dir.join("kv.db").display().to_string()
+            ),
+        )
+        .unwrap();
+        let log = state_dir.join(format!("{name}.log"));
+        let config = world.config();
+        let variables = [
+            ("tenant_id", config.id.clone()),
+            ("pbx_base_url", config.pbx.base_url.clone()),
+            ("pbx_client_id", config.pbx.client_id.clone()),
+            (
+                "pbx_client_secret",
+                config.pbx.client_secret.expose().to_string(),
+            ),
+            ("crm_base_url", config.crm.base_url.clone()),
+            ("crm_location_id", config.crm.location_id.clone()),
+            (
+                "crm_conversation_provider_id",
+                config.crm.conversation_provider_id.clone(),
+            ),
+            ("crm_client_id", config.crm.client_id.clone()),
+            (
+                "crm_client_secret",
+                config.crm.client_secret.expose().to_string(),
+            ),
+            (
+                "crm_refresh_token",
+                config.crm.refresh_token.expose().to_string(),
+            ),
+            ("token_key", TOKEN_KEY.into()),
+            ("tick_secret", TICK_SECRET.into()),
+            ("secret", SECRET.into()),
+            ("retry_base_ms", config.settings.retry_base_ms.to_string()),
+            (
+                "claim_lease_secs",
+                config.settings.claim_lease_secs.to_string(),
+            ),
+        ];
+        let mut command = Command::new(spin);
+        command
+            .current_dir(workspace_root())
+            .args(["up", "-f", "spin.toml", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--runtime-config-file")
+            .arg(&runtime_config)
+            .env("SPIN_DATA_DIR", state_dir.join(format!("{name}-data")))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap());
+        for (name, value) in variables {
+            command.env(
+                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+                value,
+            );
+        }
+        let app = Self {
+            child: command.spawn().expect("spin up starts"),
+            base_url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        app.wait_healthy();
+        app
+    }
+
+    /// Wait (bounded) until `/healthz` answers 200.
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Ok(response) = ureq_get(&format!("{}/healthz", self.base_url))
+                && response == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("spin up did not become healthy in 120 s:\n{}", self.logs());
+    }
+
+    fn logs(&self) -> String {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            read(&self.log),
+            read(&self.log.with_extension("err"))
+        )
+    }
+
+    /// `POST /tick`; returns the tick report.
+    async fn tick(&self) -> Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}/tick", self.base_url))
+            .header("x-connectzero-tick-secret", TICK_SECRET)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(
+            status,
+            200,
+            "tick answered {status}: {body}\n{}",
+            self.logs()
+        );
+        body
+    }
+}
+
+impl Drop for SpinApp {
+    fn drop(&mut self) {
+        // SIGTERM lets `spin up` stop its `spin trigger http` child too.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Status of a plain GET, without a client per call.
+fn ureq_get(url: &str) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(authority).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "no status line".to_string())
+}
+
+/// Settings both runtimes get: quick recording retries so the test's
+/// late recording is attached within a few ticks.
+fn options() -> TenantOptions {
+    TenantOptions {
+        retry_base_ms: 200,
+        ..defaults()
+    }
+}
+
+/// What the CRM holds, without ids and times (they differ between runs):
+/// one line per message, upload and trigger execution, sorted.
+fn crm_summary(world: &World) -> Vec<String> {
+    let contacts = world.crm.contacts();
+    let name_of = |id: &str| {
+        contacts
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| format!("unknown contact {id}"))
+    };
+    let mut lines: Vec<String> = world
+        .crm
+        .messages()
+        .iter()
+        .map(|m| {
+            format!(
+                "message to {}: {} {} {:?} from {:?} to {:?}",
+                name_of(&m.contact_id),
+                m.message_type,
+                m.direction,
+                m.call_status,
+                m.call_from,
+                m.call_to
+            )
+        })
+        .collect();
+    lines.push(format!("{} uploads", world.crm.uploads().len()));
+    lines.push(format!("{} contacts", contacts.len()));
+    for execution in world.crm.trigger_executions() {
+        let body = &execution.body;
+        let contact = body["contactId"]
+            .as_str()
+            .map(name_of)
+            .unwrap_or_else(|| "no contact".into());
+        lines.push(format!(
+            "trigger {} for {contact}: {} {} answered={} status={}",
+            body["event"], body["direction"], body["phone"], body["answered"], body["callStatus"]
+        ));
+    }
+    lines.sort();
+    lines
+}
+
+/// The demo's calls, as both runtimes see them: ringing first (so
+/// `call.started` fires), then in call history.
+fn demo_plans() -> Vec<CallPlan> {
+    demo::demo_calls()
+}
+
+/// How many messages, uploads and trigger executions the demo's calls end
+/// with.
+fn expected_totals(plans: &[CallPlan]) -> (usize, usize, usize) {
+    let posted = plans
+        .iter()
+        .filter(|p| matches!(p.expect, Expect::Posted { .. }))
+        .count();
+    let recordings = plans.iter().filter(|p| p.recording.is_some()).count();
+    let triggers = plans.len()
+        + plans
+            .iter()
+            .map(|p| demo::expected_triggers(p).len())
+            .sum::<usize>();
+    (posted, recordings, triggers)
+}
+
+fn totals(world: &World) -> (usize, usize, usize) {
+    (
+        world.crm.messages().len(),
+        world.crm.uploads().len(),
+        world.crm.trigger_executions().len(),
+    )
+}
+
+/// Ring every call, tick, then hang them all up: the calls land in 3CX
+/// history.
+async fn ring_then_hang_up<F, Fut>(world: &World, plans: &[CallPlan], mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for plan in plans {
+        world
+            .pbx
+            .add_active_call(demo::active_call(plan, chrono::Utc::now()));
+    }
+    tick().await;
+    let mut placer = demo::Placer::default();
+    for plan in plans {
+        world.pbx.remove_active_call(plan.call_id);
+        placer.place(world, plan, chrono::Utc::now());
+    }
+}
+
+/// Tick with `tick` until the totals are reached (bounded), then once more
+/// to show nothing further arrives.
+async fn tick_to_totals<F, Fut>(
+    label: &str,
+    world: &World,
+    want: (usize, usize, usize),
+    mut tick: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..60 {
+        tick().await;
+        if totals(world) == want {
+            tick().await;
+            return;
+        }
+        // Recordings finalise on a clock (the demo has one 4 s late).
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!(
+        "{label}: after 60 ticks the CRM holds {:?} (messages, uploads, triggers), expected {want:?}",
+        totals(world)
+    );
+}
+
+/// Register the three triggers through the Spin app's subscription route,
+/// as HighLevel does.
+async fn subscribe_through(world: &World, base_url: &str) {
+    let url = format!("{base_url}/t/{}/triggers/subscription", world.config().id);
+    for key in ["call.started", "call.ended", "missed-call"] {
+        let sub = world
+            .crm
+            .subscribe_trigger(&url, key, "CREATED", &[("x-connectzero-secret", SECRET)])
+            .await
+            .unwrap();
+        assert_eq!(sub.status, 200, "subscribing {key}");
+    }
+}
+
+/// The bundled host's result for the demo's calls.
+async fn bundled_host_summary(plans: &[CallPlan]) -> Vec<String> {
+    let world = World::start(runtime(), Storage::in_memory().unwrap(), options(), false)
+        .await
+        .unwrap();
+    demo::seed_directory(&world);
+    for key in ["call.started", "call.ended", "missed-call"] {
+        let subscription = Subscription {
+            id: format!("sub-{key}"),
+            key: key.into(),
+            target_url: format!(
+                "{}/workflows-marketplace/triggers/execute/app/{key}",
+                world.crm.base_url()
+            ),
+            workflow_id: Some(format!("wf-{key}")),
+        };
+        world
+            .pipeline
+            .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let tick = || async {
+        world.tick().await.unwrap();
+    };
+    ring_then_hang_up(&world, plans, tick).await;
+    tick_to_totals("bundled host", &world, expected_totals(plans), tick).await;
+    crm_summary(&world)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_up_posts_exactly_what_the_bundled_host_posts() {
+    let Some(spin) = spin_cli() else { return };
+    let plans = demo_plans();
+    let expected = bundled_host_summary(&plans).await;
+
+    let world = World::start(runtime(), Storage::in_memory().unwrap(), options(), false)
+        .await
+        .unwrap();
+    demo::seed_directory(&world);
+    let state = tempfile::tempdir().unwrap();
+    let app = SpinApp::start(&spin, &world, state.path(), "spin");
+    subscribe_through(&world, &app.base_url).await;
+    let tick = || async {
+        app.tick().await;
+    };
+    ring_then_hang_up(&world, &plans, tick).await;
+    tick_to_totals("spin up", &world, expected_totals(&plans), tick).await;
+
+    let actual = crm_summary(&world);
+    assert_eq!(
+        actual,
+        expected,
+        "the Spin app and the bundled host disagree\n{}",
+        app.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_spin_instances_on_one_store_post_each_call_once() {
+    let Some(spin) = spin_cli() else { return };
+    let plans = demo_plans();
+    let world = World::start(runtime(), Storage::in_memory().unwrap(), options(), false)
+        .await
+        .unwrap();
+    demo::seed_directory(&world);
+    let state = tempfile::tempdir().unwrap();
+    let first = SpinApp::start(&spin, &world, state.path(), "first");
+    let second = SpinApp::start(&spin, &world, state.path(), "second");
+    subscribe_through(&world, &first.base_url).await;
+    // Both instances tick at the same moments, racing for every call.
+    let tick = || async {
+        tokio::join!(first.tick(), second.tick());
+    };
+    ring_then_hang_up(&world, &plans, tick).await;
+    tick_to_totals("two spin ups", &world, expected_totals(&plans), tick).await;
+
+    let messages = world.crm.messages();
+    let mut alt_ids: Vec<_> = messages.iter().map(|m| m.alt_id.clone()).collect();
+    alt_ids.sort();
+    alt_ids.dedup();
+    assert_eq!(
+        alt_ids.len(),
+        messages.len(),
+        "a call was posted twice:\n{}\n{}",
+        first.logs(),
+        second.logs()
+    );
+    assert_eq!(totals(&world), expected_totals(&plans));
+}
