@@ -75,7 +75,10 @@ pub struct HostConfig {
     /// SQLite database file (ledger, cursors, call log).
     #[serde(default = "default_database")]
     pub database: String,
-    /// The tenants this host serves.
+    /// The tenants this host serves from this file; `connectzero tenant
+    /// add` keeps more in the database (`crate::tenants`), and `run`
+    /// serves both.
+    #[serde(default)]
     pub tenants: Vec<TenantConfig>,
 }
 
@@ -190,6 +193,55 @@ pub struct CrmConfig {
     /// stored (rotated) one always wins over this.
     #[serde(default)]
     pub refresh_token: Secret,
+    /// The request budget this host keeps to for the location
+    /// (`crate::ratelimit`); default HighLevel's documented limit.
+    #[serde(default, skip_serializing_if = "CrmRateLimit::is_highlevel")]
+    pub rate_limit: CrmRateLimit,
+}
+
+/// HighLevel's per-location request limit as this host keeps to it
+/// (`[tenants.crm.rate_limit]`). Tenants sharing an app and a location
+/// share one budget (`crate::ratelimit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrmRateLimit {
+    /// Requests allowed per `interval_ms`; 0 turns the limiter off (only
+    /// for a simulator without a limit).
+    pub burst: u32,
+    /// The burst window, milliseconds.
+    pub interval_ms: u64,
+    /// Requests allowed per day; 0 means no daily limit.
+    pub daily: u32,
+}
+
+impl CrmRateLimit {
+    /// HighLevel NOTES §6.1 ([DOC] docs/oauth/Authorization.md, "What are
+    /// current rate limits for API 2.0?"): 100 requests per 10 seconds and
+    /// 200,000 per day, per marketplace app per location. The one place
+    /// these numbers live.
+    pub const HIGHLEVEL: CrmRateLimit = CrmRateLimit {
+        burst: 100,
+        interval_ms: 10_000,
+        daily: 200_000,
+    };
+
+    /// No limit (simulators without one, benchmarks).
+    pub const OFF: CrmRateLimit = CrmRateLimit {
+        burst: 0,
+        interval_ms: 0,
+        daily: 0,
+    };
+
+    /// Whether this is HighLevel's documented limit (the default).
+    pub fn is_highlevel(&self) -> bool {
+        *self == Self::HIGHLEVEL
+    }
+}
+
+impl Default for CrmRateLimit {
+    fn default() -> Self {
+        Self::HIGHLEVEL
+    }
 }
 
 fn default_crm_url() -> String {
@@ -221,6 +273,11 @@ pub struct TenantOptions {
     /// seconds. Must exceed the longest tick; a worker that dies hands its
     /// calls to the others after this. Default 120.
     pub claim_lease_secs: u32,
+    /// Most new calls one tick claims and posts; the rest wait for the
+    /// next tick, so a tenant with a large backlog yields its tick slot
+    /// and its share of the CRM rate limit to other tenants
+    /// (`crate::pipeline`). Default 100.
+    pub max_calls_per_tick: u32,
     /// The HighLevel OAuth install (`[tenants.settings.oauth]`).
     pub oauth: OAuthConfig,
 }
@@ -237,6 +294,7 @@ impl Default for TenantOptions {
             recording_window_secs: 600,
             retry_base_ms: 2000,
             claim_lease_secs: 120,
+            max_calls_per_tick: 100,
             oauth: OAuthConfig::default(),
         }
     }
@@ -255,9 +313,6 @@ impl HostConfig {
 
     /// Check every tenant, naming the first problem and how to fix it.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.tenants.is_empty() {
-            bail!("no tenants configured: add a [[tenants]] section");
-        }
         let mut seen = std::collections::HashSet::new();
         for tenant in &self.tenants {
             tenant.validate()?;
@@ -307,6 +362,13 @@ impl TenantConfig {
         }
         if s.poll_interval_ms < 100 {
             bail!("tenant {id}: settings.poll_interval_ms must be at least 100");
+        }
+        if !(1..=10_000).contains(&s.max_calls_per_tick) {
+            bail!("tenant {id}: settings.max_calls_per_tick must be between 1 and 10000");
+        }
+        let limit = &self.crm.rate_limit;
+        if limit.burst > 0 && limit.interval_ms == 0 {
+            bail!("tenant {id}: crm.rate_limit.interval_ms must be at least 1 when burst is set");
         }
         Ok(())
     }

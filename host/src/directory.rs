@@ -26,6 +26,8 @@ pub struct Directory {
     credentials: Arc<Credentials>,
     /// `host:port` of `base_url`, for counting error answers.
     authority: String,
+    /// The location's request budget, shared with the components.
+    limiter: Option<Arc<crate::ratelimit::LocationLimiter>>,
 }
 
 #[derive(Deserialize)]
@@ -67,11 +69,29 @@ impl Directory {
             location_id: location_id.to_string(),
             credentials,
             authority: crate::outbound::authority_of_url(base_url).unwrap_or_default(),
+            limiter: None,
         }
+    }
+
+    /// Searches wait for (and count against) `limiter`.
+    pub fn with_limiter(mut self, limiter: Option<Arc<crate::ratelimit::LocationLimiter>>) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     /// Contacts with `field` equal to `value`, oldest first.
     pub async fn search(&self, field: &str, value: &str) -> Result<Vec<ContactRef>, StageError> {
+        self.search_crediting(field, value, None).await
+    }
+
+    /// [`Self::search`], adding the time spent waiting for the rate
+    /// limiter to `waited_ms` (the invoking store's epoch credit).
+    pub async fn search_crediting(
+        &self,
+        field: &str,
+        value: &str,
+        waited_ms: Option<&std::sync::atomic::AtomicU64>,
+    ) -> Result<Vec<ContactRef>, StageError> {
         let body = json!({
             "locationId": self.location_id,
             "page": 1,
@@ -81,6 +101,24 @@ impl Directory {
         let mut retried = false;
         loop {
             let token = self.credentials.access_token(Service::Crm).await?;
+            if let Some(limiter) = &self.limiter {
+                match limiter.acquire().await {
+                    crate::ratelimit::Admission::Go(waited) => {
+                        if let Some(credit) = waited_ms {
+                            credit.fetch_add(
+                                waited.as_millis() as u64,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                        }
+                    }
+                    crate::ratelimit::Admission::Refused(retry) => {
+                        let secs = retry.as_millis().div_ceil(1000).max(1);
+                        return Err(StageError::RateLimited(
+                            u32::try_from(secs).unwrap_or(u32::MAX),
+                        ));
+                    }
+                }
+            }
             let response = self
                 .http
                 .post(format!("{}/contacts/search", self.base_url))
@@ -99,6 +137,11 @@ impl Directory {
                 continue;
             }
             let retry = retry_after(&response);
+            if status == 429
+                && let Some(limiter) = &self.limiter
+            {
+                limiter.note_429(retry.map(u64::from));
+            }
             let text = response
                 .text()
                 .await
@@ -156,7 +199,10 @@ impl directory::Host for StoreData {
         e164: String,
     ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
         Ok(match self.directory() {
-            Ok(d) => d.search("phone", &e164).await,
+            Ok(d) => {
+                let credit = self.outbound.wait_credit();
+                d.search_crediting("phone", &e164, Some(&credit)).await
+            }
             Err(e) => Err(e),
         })
     }
@@ -166,7 +212,10 @@ impl directory::Host for StoreData {
         email: String,
     ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
         Ok(match self.directory() {
-            Ok(d) => d.search("email", &email).await,
+            Ok(d) => {
+                let credit = self.outbound.wait_credit();
+                d.search_crediting("email", &email, Some(&credit)).await
+            }
             Err(e) => Err(e),
         })
     }

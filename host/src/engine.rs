@@ -308,9 +308,22 @@ impl Runtime {
             kv,
             tenant: grants,
         };
+        // Time spent waiting for the CRM rate limiter is not the
+        // component's CPU time: when the deadline comes, it is extended by
+        // the waiting not yet credited; with none, the call traps as before.
+        let credit = data.outbound.wait_credit();
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| &mut data.limits);
         store.set_epoch_deadline(stage_deadline_ticks());
+        store.epoch_deadline_callback(move |_| {
+            let waited = credit.swap(0, Ordering::Relaxed);
+            let ticks = waited / EPOCH_TICK.as_millis() as u64;
+            if ticks > 0 {
+                Ok(wasmtime::UpdateDeadline::Continue(ticks))
+            } else {
+                Err(wasmtime::Trap::Interrupt.into())
+            }
+        });
         store
     }
 }

@@ -73,7 +73,7 @@ struct Metrics {
     triggers_delivered: Family<TenantLabel, Counter>,
     upstream_errors: Family<ErrorLabels, Counter>,
     queue_depth: Family<QueueLabels, Gauge>,
-    calls_retrying: Family<TenantLabel, Gauge>,
+    calls_pending: Family<TenantLabel, Gauge>,
     /// `host:port` of each configured 3CX and CRM, so an HTTP answer can be
     /// counted against the service it came from.
     services: RwLock<HashMap<String, &'static str>>,
@@ -180,11 +180,11 @@ impl Metrics {
             "Jobs waiting in a durable queue (attach: recordings, trigger: workflow events), read at scrape time",
             queue_depth.clone(),
         );
-        let calls_retrying = Family::<TenantLabel, Gauge>::default();
+        let calls_pending = Family::<TenantLabel, Gauge>::default();
         registry.register(
             "calls_pending",
             "Calls waiting to be retried after the tenant's last tick",
-            calls_retrying.clone(),
+            calls_pending.clone(),
         );
         Self {
             registry,
@@ -202,7 +202,7 @@ impl Metrics {
             triggers_delivered,
             upstream_errors,
             queue_depth,
-            calls_retrying,
+            calls_pending,
             services: RwLock::new(HashMap::new()),
         }
     }
@@ -230,9 +230,13 @@ pub fn tick(tenant_id: &str, report: &TickReport) {
     add(&m.attached, report.attached);
     add(&m.attach_gave_up, report.attach_gave_up);
     add(&m.triggers_delivered, report.triggers_delivered);
-    m.calls_retrying
-        .get_or_create(&t)
-        .set(report.retrying as i64);
+    // A tick that could not poll knows nothing about pending calls: keep
+    // the last known value rather than report zero.
+    if report.error.is_none() {
+        m.calls_pending
+            .get_or_create(&t)
+            .set(report.retrying as i64);
+    }
 }
 
 /// A call's outcome was recorded: observe hang-up → posted for posted calls.

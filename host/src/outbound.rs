@@ -5,14 +5,29 @@
 //! `HTTP-request-denied` before a connection is opened. Plain `http://` is
 //! only allowed to loopback addresses (the simulators); real 3CX and CRM
 //! traffic must use HTTPS.
+//!
+//! Requests to the tenant's CRM also pass its location's rate limiter
+//! ([`crate::ratelimit`]) here, the one place the host sees a component's
+//! requests: they wait for their slot, a 429 from HighLevel holds back
+//! every user of the location, and a request the limiter refuses is
+//! answered 429 without leaving the host.
 
+use crate::ratelimit::{Admission, LocationLimiter};
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The authorities one component may call.
 #[derive(Clone, Debug, Default)]
 pub struct OutboundPolicy {
     allowed: Vec<String>,
+    /// The CRM's authority and its location's limiter.
+    crm: Option<(String, Arc<LocationLimiter>)>,
+    /// Milliseconds this store's requests spent waiting for the limiter,
+    /// not yet credited to its epoch deadline (`crate::engine`): waiting
+    /// for a rate limit is not the component's CPU time.
+    waited_ms: Arc<AtomicU64>,
 }
 
 impl OutboundPolicy {
@@ -21,7 +36,24 @@ impl OutboundPolicy {
     pub fn allow_urls<'a>(urls: impl IntoIterator<Item = &'a str>) -> Self {
         Self {
             allowed: urls.into_iter().filter_map(authority_of_url).collect(),
+            ..Self::default()
         }
+    }
+
+    /// Requests to `crm_base_url` pass `limiter` (none: no limit).
+    pub fn with_crm_limiter(
+        mut self,
+        crm_base_url: &str,
+        limiter: Option<Arc<LocationLimiter>>,
+    ) -> Self {
+        self.crm = limiter
+            .and_then(|limiter| Some((authority_of_url(crm_base_url)?, limiter)));
+        self
+    }
+
+    /// The counter of time spent waiting for the rate limiter (ms).
+    pub fn wait_credit(&self) -> Arc<AtomicU64> {
+        self.waited_ms.clone()
     }
 
     /// Nothing may be reached.
@@ -109,8 +141,23 @@ impl WasiHttpHooks for OutboundPolicy {
         }
         drop(fut);
         let counted_as = normalise_authority(&authority, https).unwrap_or_default();
+        let limiter = self
+            .crm
+            .as_ref()
+            .filter(|(crm, _)| *crm == counted_as)
+            .filter(|_| crate::ratelimit::counts_against_limit(request.uri().path()))
+            .map(|(_, limiter)| limiter.clone());
+        let waited_ms = self.waited_ms.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
+            if let Some(limiter) = &limiter {
+                match limiter.acquire().await {
+                    Admission::Go(waited) => {
+                        waited_ms.fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+                    }
+                    Admission::Refused(retry) => return Ok(limited_response(retry)),
+                }
+            }
             let sent = wasmtime_wasi_http::default_send_request(request, options).await;
             let status = sent.as_ref().ok().map(|(r, _)| r.status().as_u16());
             crate::metrics::http_answer(&counted_as, status);
@@ -118,12 +165,56 @@ impl WasiHttpHooks for OutboundPolicy {
                 tracing::debug!(authority = %counted_as, %error, "outbound request got no answer");
             }
             let (response, io) = sent?;
+            if let Some(limiter) = &limiter
+                && response.status().as_u16() == 429
+            {
+                let retry = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok());
+                limiter.note_429(crate::ratelimit::parse_retry_after(retry));
+            }
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })
     }
+}
+
+type Answer = (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), Error>> + Send>,
+);
+
+/// The 429 the limiter answers for a request it holds back, shaped like
+/// HighLevel's (NOTES §6.1), so components handle it as they handle
+/// HighLevel's: release the call and wait `Retry-After`.
+fn limited_response(retry: std::time::Duration) -> Answer {
+    use http_body_util::BodyExt;
+    // Whole seconds, rounded up: waiting less would only be refused again.
+    let secs = retry.as_millis().div_ceil(1000).max(1);
+    let body = serde_json::json!({
+        "statusCode": 429,
+        "message": "Too Many Requests (held back by ConnectZero: the location's rate limit is spent)",
+    })
+    .to_string();
+    let body = http_body_util::Full::from(body)
+        .map_err(|never: std::convert::Infallible| match never {})
+        .boxed_unsync();
+    let mut response = http::Response::new(body);
+    *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+    response
+        .headers_mut()
+        .insert("retry-after", http::HeaderValue::from(secs as u64));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    (
+        response,
+        Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+    )
 }
 
 #[cfg(test)]

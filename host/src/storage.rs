@@ -8,8 +8,10 @@
 //! makes compare-and-swap atomic across every process sharing the file.
 
 mod secret_rows;
+mod web_rows;
 
 pub use secret_rows::{SealedSecret, StateClaim, TenantAuth};
+pub use web_rows::{CallFilter, CallSummary, RetryApplied, RetryRequest};
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -102,6 +104,7 @@ impl Storage {
              );",
         )?;
         conn.execute_batch(secret_rows::SCHEMA)?;
+        conn.execute_batch(web_rows::SCHEMA)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

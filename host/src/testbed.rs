@@ -67,6 +67,13 @@ impl World {
                 client_secret: Secret::new(crm_settings.client_secret),
                 access_token: Some(Secret::new(tokens.access_token)),
                 refresh_token: Secret::new(tokens.refresh_token),
+                // The limiter keeps to the simulator's limit, or to none
+                // when the simulator has none (benchmarks, most tests).
+                rate_limit: if rate_limited {
+                    crate::config::CrmRateLimit::HIGHLEVEL
+                } else {
+                    crate::config::CrmRateLimit::OFF
+                },
             },
             settings: options,
             actions: crate::config::ActionsConfig {

@@ -97,9 +97,14 @@ fn recording_id(i: usize) -> i32 {
     90_000 + i as i32
 }
 
-/// Place the kill test's `count` calls: as [`place_calls`], with recordings
-/// and missed calls mixed in.
-fn place_mixed_calls(world: &World, count: usize) -> Vec<PlacedCall> {
+/// Place the kill test's calls `range` (indices into the whole run), the
+/// last ending now: as [`place_calls`], with recordings and missed calls
+/// mixed in.
+fn place_mixed_calls(
+    world: &World,
+    placer: &mut Placer,
+    range: std::ops::Range<usize>,
+) -> Vec<PlacedCall> {
     let numbers = [
         numbers::DANA,
         numbers::ELI,
@@ -108,8 +113,8 @@ fn place_mixed_calls(world: &World, count: usize) -> Vec<PlacedCall> {
         numbers::IAN,
     ];
     let now = chrono::Utc::now();
-    let mut placer = Placer::default();
-    (0..count)
+    let end = range.end;
+    range
         .map(|i| {
             let mut plan: CallPlan = one_leg(
                 i as i32 + 1,
@@ -124,7 +129,7 @@ fn place_mixed_calls(world: &World, count: usize) -> Vec<PlacedCall> {
             placer.place(
                 world,
                 &plan,
-                now - chrono::Duration::milliseconds((count - i) as i64 * 7),
+                now - chrono::Duration::milliseconds((end - i) as i64 * 7),
             )
         })
         .collect()
@@ -200,9 +205,9 @@ fn start_host(config: &Path) -> Child {
     Command::new(BIN)
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open("/tmp/chaos-host.log").unwrap())
         .spawn()
         .unwrap()
 }
@@ -290,25 +295,37 @@ async fn twenty_kill_nines_during_two_thousand_calls_lose_and_duplicate_nothing(
     let config = write_config(&world, dir.path());
     let db = dir.path().join("connectzero.db");
     subscribe_all(&world, &db).await;
-    let placed = place_mixed_calls(&world, calls);
 
+    // The calls arrive in waves, one before each host starts, as they do
+    // from a busy PBX: each host has a small batch to post and follow-ups
+    // to deliver, so the kills land in every phase (claiming, posting,
+    // attaching, delivering triggers) rather than all in the first batch
+    // of one huge backlog.
+    let mut placer = Placer::default();
+    let mut placed = Vec::new();
+    let per_round = calls.div_ceil(rounds as usize);
     let mut kills = 0;
     for round in 0..rounds {
+        let from = placed.len();
+        let to = (from + per_round).min(calls);
+        placed.extend(place_mixed_calls(&world, &mut placer, from..to));
         let mut host = start_host(&config);
         // Kill at a different moment each round: some before the first poll,
         // some mid-batch, some between ticks.
-        let wait = 300 + (round * 7919 + rand::random::<u64>()) % 2000;
+        let wait = 300 + (round * 7919 + rand::random::<u64>()) % 1500;
         tokio::time::sleep(Duration::from_millis(wait)).await;
         host.kill().unwrap(); // SIGKILL: no shutdown code runs.
         host.wait().unwrap();
         kills += 1;
         println!(
-            "kill {kills} after {wait} ms: {} messages, {} trigger deliveries, {} uploads",
+            "kill {kills} after {wait} ms: {} calls placed, {} messages, {} trigger deliveries, {} uploads",
+            placed.len(),
             world.crm.messages().len(),
             world.crm.trigger_executions().len(),
             world.crm.uploads().len()
         );
     }
+    placed.extend(place_mixed_calls(&world, &mut placer, placed.len()..calls));
     let mut host = start_host(&config);
     let storage = Storage::open(&db).unwrap();
     let deadline = Instant::now() + CATCH_UP;

@@ -195,6 +195,8 @@ impl SpinApp {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--runtime-config-file")
             .arg(&runtime_config)
+            .arg("--log-dir")
+            .arg(state_dir.join(format!("{name}-logs")))
             .env("SPIN_DATA_DIR", state_dir.join(format!("{name}-data")))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
@@ -498,6 +500,41 @@ async fn spin_up_posts_exactly_what_the_bundled_host_posts() {
         "the Spin app and the bundled host disagree\n{}",
         app.logs()
     );
+
+    // The routes refuse callers without the secrets, or with a forged
+    // signature, as the bundled host does.
+    let tick = reqwest::Client::new()
+        .post(format!("{}/tick", app.base_url))
+        .header("x-connectzero-tick-secret", "wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tick.status(), 401);
+    let url = format!(
+        "{}/t/{}/triggers/subscription",
+        app.base_url,
+        world.config().id
+    );
+    let forged = world
+        .crm
+        .subscribe_trigger(
+            &url,
+            "call.ended",
+            "CREATED",
+            &[("x-connectzero-secret", SECRET), ("x-wh-signature", "AAAA")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.status, 401,
+        "a forged x-wh-signature must be refused"
+    );
+    let no_secret = world
+        .crm
+        .subscribe_trigger(&url, "call.ended", "CREATED", &[])
+        .await
+        .unwrap();
+    assert_eq!(no_secret.status, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,9 +24,8 @@ pub mod tick;
 use guest_support::bindings::connectzero::pipeline::types::StageError;
 use guest_support::serve::{self, Incoming};
 use guest_support::wasi::http::types::{IncomingRequest, ResponseOutparam};
+use guest_support::webhook;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -79,22 +78,15 @@ fn tick_route(request: &Incoming) -> (u16, serde_json::Value) {
         Ok(s) => s,
         Err(error) => return (500, json!({"error": describe(&error)})),
     };
-    if !secret_matches(request.header(TICK_SECRET_HEADER), &settings.tick_secret) {
-        return (
-            401,
-            json!({"error": format!("missing or wrong {TICK_SECRET_HEADER} header: send the tick_secret variable's value")}),
-        );
+    if let Err(refusal) = webhook::check_secret(
+        TICK_SECRET_HEADER,
+        request.header(TICK_SECRET_HEADER),
+        Some(&settings.tick_secret),
+    ) {
+        return (refusal.status, json!({"error": refusal.message}));
     }
     let report = tick::run(&settings, &worker_id());
     (200, serde_json::to_value(report).unwrap_or_default())
-}
-
-/// Constant-time comparison of a presented secret with the configured one
-/// (digests keep it constant-time in length too).
-pub fn secret_matches(presented: Option<&str>, configured: &str) -> bool {
-    presented.is_some_and(|p| {
-        bool::from(Sha256::digest(p.as_bytes()).ct_eq(&Sha256::digest(configured.as_bytes())))
-    })
 }
 
 /// A fresh worker name per request: the ledger's claims name it, so a
@@ -156,13 +148,6 @@ export!(App);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_secret_must_match_exactly() {
-        assert!(secret_matches(Some("s3cret"), "s3cret"));
-        assert!(!secret_matches(Some("s3cre"), "s3cret"));
-        assert!(!secret_matches(None, "s3cret"));
-    }
 
     #[test]
     fn client_errors_park_and_transient_ones_retry() {

@@ -1,13 +1,14 @@
 //! `POST /t/{tenant}/triggers/subscription`: HighLevel (un)registering a
 //! workflow trigger (HighLevel NOTES §5.2), checked here and handed to the
 //! trigger stage. The same checks as the bundled host's
-//! `host/src/server/subscription.rs`, except `x-wh-signature`, which only
-//! the host verifies so far (the shared secret is always required).
+//! `host/src/server/subscription.rs`: the shared secret, then
+//! `x-wh-signature` when present, then the location and the fields.
 
 use crate::connectzero::pipeline::trigger::{self, Subscription, SubscriptionChange};
 use crate::settings::AppSettings;
 use guest_support::config;
 use guest_support::serve::Incoming;
+use guest_support::webhook;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -56,20 +57,16 @@ fn apply(request: &Incoming) -> Result<String, (u16, String)> {
     let header = config::get("secret_header")
         .map_err(internal)?
         .unwrap_or_else(|| DEFAULT_SECRET_HEADER.into());
-    let Some(secret) = config::get("secret").map_err(internal)? else {
-        return Err((
-            500,
-            "no shared secret is configured, so every call is refused: set the `secret` variable"
-                .into(),
-        ));
-    };
-    if !crate::secret_matches(request.header(&header), &secret) {
-        return Err((
-            401,
-            format!("missing or wrong {header} header: send this tenant's secret"),
-        ));
-    }
+    let secret = config::get("secret").map_err(internal)?;
+    let refused = |r: webhook::Refusal| (r.status, r.message);
+    webhook::check_secret(&header, request.header(&header), secret.as_deref()).map_err(refused)?;
     let body = request.body.as_ref().map_err(|e| (400, e.clone()))?;
+    if let Some(signature) = request.header(webhook::SIGNATURE_HEADER) {
+        let key = config::get("signature_public_key")
+            .map_err(internal)?
+            .unwrap_or_else(|| webhook::HIGHLEVEL_WEBHOOK_KEY.to_string());
+        webhook::verify_signature(&key, body, signature).map_err(refused)?;
+    }
     let call: SubscriptionCall = serde_json::from_slice(body).map_err(|e| {
         (
             400,

@@ -14,6 +14,8 @@
 //! - [`kv`]: JSON values in the tenant's key-value bucket.
 //! - [`serve`]: `wasi:http/incoming-handler` plumbing for HTTP components.
 //! - [`queue`]: durable job queues (attach and trigger retries).
+//! - `webhook` (feature `webhook`): the shared-secret and `x-wh-signature`
+//!   checks of HighLevel's calls.
 //! - [`time`]: timestamps in milliseconds and RFC 3339.
 
 #![deny(missing_docs)]
@@ -25,6 +27,8 @@ pub mod kv;
 pub mod queue;
 pub mod serve;
 pub mod time;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 /// Generated bindings of the `host-provided` world in `wit/worlds.wit`.
 #[allow(missing_docs)]

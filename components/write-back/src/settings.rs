@@ -23,9 +23,8 @@ pub const DEFAULT_SECRET_HEADER: &str = "x-connectzero-secret";
 pub const DEFAULT_SENTIMENT_FIELD_KEY: &str = "connectzero_call_sentiment";
 /// Longest notes text accepted by default, in characters.
 pub const DEFAULT_MAX_NOTES_CHARS: usize = 5000;
-/// HighLevel's webhook signing key, copied verbatim from
-/// `docs/oauth/WebhookAuthentication.md` of the HighLevel API docs.
-pub const HIGHLEVEL_WEBHOOK_KEY: &str = include_str!("highlevel_webhook_key.pem");
+/// HighLevel's webhook signing key (kept in `guest_support::webhook`).
+pub use guest_support::webhook::HIGHLEVEL_WEBHOOK_KEY;
 
 /// Everything the action needs to know about its tenant.
 #[derive(Clone, Debug, PartialEq)]

@@ -242,6 +242,7 @@ mod tests {
                 client_secret: Secret::new("s"),
                 access_token: None,
                 refresh_token: Secret::new("r"),
+                rate_limit: Default::default(),
             },
             settings: Default::default(),
             actions: Default::default(),

@@ -36,6 +36,9 @@ pub struct Tenant {
     pub credentials: Arc<Credentials>,
     /// Its contact directory.
     pub directory: Arc<Directory>,
+    /// Its CRM location's request budget, shared with every tenant on the
+    /// same app and location (`crate::ratelimit`); `None` when off.
+    pub crm_limiter: Option<Arc<crate::ratelimit::LocationLimiter>>,
     /// Active calls already turned into `call.started` events by this
     /// process (the trigger queue dedups across processes and restarts;
     /// this only saves matching the same call every tick).
@@ -47,13 +50,18 @@ impl Tenant {
     pub fn new(config: TenantConfig, http: reqwest::Client) -> Self {
         crate::metrics::learn_tenant(&config);
         let credentials = Arc::new(Credentials::new(http.clone(), &config));
-        let directory = Arc::new(Directory::new(
-            http,
-            &config.crm.base_url,
-            &config.crm.location_id,
-            credentials.clone(),
-        ));
+        let crm_limiter = crate::ratelimit::for_location(&config.crm);
+        let directory = Arc::new(
+            Directory::new(
+                http,
+                &config.crm.base_url,
+                &config.crm.location_id,
+                credentials.clone(),
+            )
+            .with_limiter(crm_limiter.clone()),
+        );
         Self {
+            crm_limiter,
             settings: config.wit_settings(),
             config,
             credentials,
@@ -65,6 +73,21 @@ impl Tenant {
     /// Tenant id.
     pub fn id(&self) -> &str {
         &self.config.id
+    }
+
+    /// The same tenant with other behaviour settings (the status page's,
+    /// `crate::web`). Credentials and directory are shared, so tokens and
+    /// the warm matcher survive the change.
+    pub fn with_options(&self, options: crate::config::TenantOptions) -> Self {
+        let mut config = self.config.clone();
+        config.settings = options;
+        Self {
+            settings: config.wit_settings(),
+            config,
+            credentials: self.credentials.clone(),
+            directory: self.directory.clone(),
+            started_seen: Default::default(),
+        }
     }
 }
 
@@ -99,6 +122,8 @@ pub struct TickReport {
     pub triggers_delivered: usize,
     /// `call.started` events queued in this tick.
     pub calls_started: usize,
+    /// New calls left for the next tick (more than `max_calls_per_tick`).
+    pub deferred: usize,
 }
 
 /// What to do with a call whose stage failed.
@@ -231,27 +256,13 @@ impl Pipeline {
             return self.commit(tenant, batch.high_water).await;
         }
 
-        let claims = match self.claim(tenant, &batch.calls).await? {
-            Ok(claims) => claims,
-            Err(error) => {
-                return {
-                    report.fail(&error);
-                    Ok(())
-                };
-            }
-        };
-        let mut mine = Vec::new();
         let mut hold_cursor_at = batch.high_water;
-        for (call, claim) in batch.calls.into_iter().zip(claims) {
-            match claim {
-                Claim::Claimed => mine.push(call),
-                Claim::Done(_) => report.duplicates += 1,
-                Claim::InFlight => {
-                    report.in_flight += 1;
-                    hold_cursor_at = hold_cursor_at.min(call.start_time);
-                }
-            }
-        }
+        let Some(mine) = self
+            .claim_bounded(tenant, batch.calls, report, &mut hold_cursor_at)
+            .await?
+        else {
+            return Ok(());
+        };
         let handled = self.process(tenant, mine).await?;
 
         let mut completions = Vec::new();
@@ -290,6 +301,69 @@ impl Pipeline {
         self.finish(tenant, &completions, &released).await?;
         self.after_post(tenant, &handled).await?;
         self.commit(tenant, hold_cursor_at).await
+    }
+
+    /// Claim at most `max_calls_per_tick` new calls, oldest first, in
+    /// chunks of that size: calls already done (the overlap window re-reads
+    /// them every tick) do not count, and calls past the bound are not
+    /// claimed at all (claimed extras of the last chunk are released). The
+    /// cursor is held before the first call left for the next tick, so a
+    /// tenant with a large backlog works through it a bounded batch per
+    /// tick and gives its tick slot and its share of the CRM rate limit
+    /// back in between. `None` when the first claim failed (the report
+    /// says why).
+    async fn claim_bounded(
+        &self,
+        tenant: &Tenant,
+        mut calls: Vec<Call>,
+        report: &mut TickReport,
+        hold_cursor_at: &mut i64,
+    ) -> anyhow::Result<Option<Vec<Call>>> {
+        let bound = (tenant.config.settings.max_calls_per_tick as usize).max(1);
+        calls.sort_by_key(|c| c.start_time);
+        let mut rest = calls.into_iter().peekable();
+        let mut mine: Vec<Call> = Vec::new();
+        while mine.len() < bound && rest.peek().is_some() {
+            let chunk: Vec<Call> = rest.by_ref().take(bound).collect();
+            let claims = match self.claim(tenant, &chunk).await? {
+                Ok(claims) => claims,
+                Err(error) if mine.is_empty() => {
+                    report.fail(&error);
+                    return Ok(None);
+                }
+                Err(error) => {
+                    // Work what is claimed; the rest waits for the next tick.
+                    tracing::warn!(tenant = tenant.id(), error = %describe(&error), "could not claim more calls this tick");
+                    *hold_cursor_at = (*hold_cursor_at).min(chunk[0].start_time);
+                    break;
+                }
+            };
+            for (call, claim) in chunk.into_iter().zip(claims) {
+                match claim {
+                    Claim::Claimed => mine.push(call),
+                    Claim::Done(_) => report.duplicates += 1,
+                    Claim::InFlight => {
+                        report.in_flight += 1;
+                        *hold_cursor_at = (*hold_cursor_at).min(call.start_time);
+                    }
+                }
+            }
+        }
+        let extra = if mine.len() > bound {
+            mine.split_off(bound)
+        } else {
+            Vec::new()
+        };
+        let deferred: Vec<Call> = extra.iter().cloned().chain(rest).collect();
+        if let Some(first) = deferred.iter().map(|c| c.start_time).min() {
+            report.deferred = deferred.len();
+            *hold_cursor_at = (*hold_cursor_at).min(first);
+            tracing::debug!(tenant = tenant.id(), deferred = deferred.len(), "backlog larger than one tick; the rest waits for the next");
+        }
+        if !extra.is_empty() {
+            self.finish(tenant, &[], &extra).await?;
+        }
+        Ok(Some(mine))
     }
 
     /// Match and post the calls this worker claimed.

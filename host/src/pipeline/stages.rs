@@ -48,6 +48,8 @@ impl Pipeline {
             ),
             Stage::Dedup => (OutboundPolicy::deny_all(), Grants::default()),
         };
+        // The CRM's requests pass its location's rate limiter.
+        let outbound = outbound.with_crm_limiter(&s.crm_base_url, tenant.crm_limiter.clone());
         let kv = KvCtx {
             namespace: tenant.id().to_string(),
             storage: self.storage.clone(),

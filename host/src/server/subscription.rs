@@ -25,7 +25,7 @@ use subtle::ConstantTimeEq;
 /// HighLevel's webhook signing key (`docs/oauth/WebhookAuthentication.md`),
 /// the default for `actions.signature_public_key`.
 pub const HIGHLEVEL_WEBHOOK_KEY: &str =
-    include_str!("../../../components/write-back/src/highlevel_webhook_key.pem");
+    include_str!("../../../components/guest-support/src/highlevel_webhook_key.pem");
 
 /// The trigger keys ConnectZero offers.
 pub const TRIGGER_KEYS: [&str; 3] = ["call.started", "call.ended", "missed-call"];

@@ -249,6 +249,9 @@ pub enum Fault {
         /// Value of the `Retry-After` header, in seconds.
         retry_after_secs: Option<u64>,
     },
+    /// 422 `UnprocessableDTO` with this one message: a refusal the client
+    /// cannot fix by retrying (ConnectZero parks the call).
+    Unprocessable(String),
 }
 
 /// Serialises `(id, value)` pairs as `CustomFieldSchema` objects `{id, value}`.

@@ -151,6 +151,7 @@ async fn inject_faults(AxumState(app): AxumState<AppState>, req: Request, next: 
         Some(Fault::TooManyRequests { retry_after_secs }) => {
             ApiError::TooManyRequests(retry_after_secs).into_response()
         }
+        Some(Fault::Unprocessable(message)) => ApiError::unprocessable(message).into_response(),
     }
 }
 

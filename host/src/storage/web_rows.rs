@@ -1,0 +1,394 @@
+//! Tables of the status page (`crate::web`): per-tenant settings saved on
+//! the page, and retry requests for parked calls. Also the read-only
+//! queries the page shows (calls today by outcome, calls needing
+//! attention, recordings).
+//!
+//! Kept apart from the tenants' own configuration on purpose: the page
+//! stores overrides, applied on top of whatever configures the tenant, so
+//! the configuration file (or another tenant store) stays the source of
+//! everything the page does not edit.
+
+use super::{CallRecord, Storage};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+/// Created with the other tables.
+pub(super) const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS web_settings (
+        tenant        TEXT PRIMARY KEY,
+        settings      TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS web_retries (
+        tenant          TEXT NOT NULL,
+        call_key        TEXT NOT NULL,
+        requested_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (tenant, call_key)
+    );";
+
+/// The poll component's cursor key (`components/poll/src/lib.rs`).
+const CURSOR_KEY: &str = "poll/cursor";
+
+/// What asking to retry a parked call found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetryRequest {
+    /// Queued: the next tick of the tenant releases it.
+    Queued,
+    /// Not queued: the call is not parked (any more). Holds its current
+    /// outcome, or `None` when there is no such call.
+    NotParked(Option<String>),
+}
+
+/// What applying a retry request did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetryApplied {
+    /// Ledger legs moved from parked to released.
+    pub legs_released: usize,
+    /// Where the poll cursor was moved back to, when it was.
+    pub cursor_rewound_to: Option<i64>,
+}
+
+/// Calls and recordings of one tenant, as the status page shows them.
+#[derive(Clone, Debug, Default)]
+pub struct CallSummary {
+    /// `(outcome, count)` of calls handled since the given time.
+    pub outcomes: Vec<(String, i64)>,
+    /// Recordings waiting for 3CX to finalise them.
+    pub recordings_pending: i64,
+    /// Recordings given up on (all time).
+    pub recordings_gave_up: i64,
+}
+
+fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRecord> {
+    Ok(CallRecord {
+        tenant: r.get(0)?,
+        call_key: r.get(1)?,
+        direction: r.get(2)?,
+        caller: r.get(3)?,
+        callee: r.get(4)?,
+        outcome: r.get(5)?,
+        detail: r.get(6)?,
+        rule: r.get(7)?,
+        contact_id: r.get(8)?,
+        ended_at_ms: r.get(9)?,
+        handled_at_ms: r.get(10)?,
+        recording: r.get(11)?,
+        triggers: r.get(12)?,
+    })
+}
+
+const RECORD_COLUMNS: &str = "tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording, triggers";
+
+impl Storage {
+    /// The settings saved on the status page for `tenant` (JSON) and when.
+    pub fn web_settings(&self, tenant: &str) -> rusqlite::Result<Option<(String, i64)>> {
+        self.lock()
+            .query_row(
+                "SELECT settings, updated_at_ms FROM web_settings WHERE tenant = ?1",
+                params![tenant],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+    }
+
+    /// Save the status page's settings for `tenant`; `None` removes them
+    /// (the configuration applies again).
+    pub fn set_web_settings(
+        &self,
+        tenant: &str,
+        settings: Option<&str>,
+        now_ms: i64,
+    ) -> rusqlite::Result<()> {
+        let conn = self.lock();
+        match settings {
+            Some(json) => conn.execute(
+                "INSERT INTO web_settings (tenant, settings, updated_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant) DO UPDATE SET settings = excluded.settings,
+                     updated_at_ms = excluded.updated_at_ms",
+                params![tenant, json, now_ms],
+            )?,
+            None => conn.execute(
+                "DELETE FROM web_settings WHERE tenant = ?1",
+                params![tenant],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// Ask for the parked call `call_key` to be retried. Only a call the
+    /// log shows as parked is queued, and it stops showing as parked in
+    /// the same transaction, so a second request (a double click, two
+    /// admins) finds nothing to queue: the call is retried once.
+    pub fn request_retry(
+        &self,
+        tenant: &str,
+        call_key: &str,
+        now_ms: i64,
+    ) -> rusqlite::Result<RetryRequest> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE calls SET outcome = 'retrying',
+                 detail = 'retry requested on the status page (was: ' || detail || ')'
+             WHERE tenant = ?1 AND call_key = ?2 AND outcome = 'parked'",
+            params![tenant, call_key],
+        )?;
+        if changed == 0 {
+            let outcome: Option<String> = tx
+                .query_row(
+                    "SELECT outcome FROM calls WHERE tenant = ?1 AND call_key = ?2",
+                    params![tenant, call_key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            return Ok(RetryRequest::NotParked(outcome));
+        }
+        tx.execute(
+            "INSERT INTO web_retries (tenant, call_key, requested_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (tenant, call_key) DO NOTHING",
+            params![tenant, call_key, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(RetryRequest::Queued)
+    }
+
+    /// Calls of `tenant` waiting for their retry to be applied.
+    pub fn pending_retries(&self, tenant: &str) -> rusqlite::Result<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT call_key FROM web_retries WHERE tenant = ?1 ORDER BY requested_at_ms",
+        )?;
+        let rows = stmt.query_map(params![tenant], |r| r.get(0))?;
+        rows.collect()
+    }
+
+    /// Apply one retry request: in one transaction, release the call's
+    /// parked ledger legs, move the poll cursor back before the call (so
+    /// the next poll reads it again even when it is older than the overlap
+    /// window), and consume the request. A request already consumed (by
+    /// another host sharing the database) does nothing.
+    ///
+    /// This is the one place the host writes the dedup component's ledger
+    /// and the poll component's cursor; their formats are theirs
+    /// (`components/dedup/src/ledger.rs`: `ledger/<leg>@<start ms>` holding
+    /// `{"state":"done","call":…,"outcome":"parked:…"}`; the cursor a JSON
+    /// number of ms). `host/tests/web.rs` parks and retries a call through
+    /// the real components, so a change there fails that test.
+    pub fn apply_retry(
+        &self,
+        tenant: &str,
+        call_key: &str,
+        now_ms: i64,
+    ) -> rusqlite::Result<RetryApplied> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let consumed = tx.execute(
+            "DELETE FROM web_retries WHERE tenant = ?1 AND call_key = ?2",
+            params![tenant, call_key],
+        )?;
+        if consumed == 0 {
+            return Ok(RetryApplied::default());
+        }
+        // The SQL filter only narrows the scan; each entry is then parsed.
+        let needle = format!("\"call\":{}", serde_json::Value::from(call_key));
+        let legs: Vec<(String, Vec<u8>)> = {
+            let mut stmt = tx.prepare(
+                "SELECT key, value FROM kv
+                 WHERE namespace = ?1 AND key >= 'ledger/' AND key < 'ledger0'
+                   AND instr(CAST(value AS TEXT), ?2) > 0",
+            )?;
+            let rows = stmt.query_map(params![tenant, needle], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let released = serde_json::json!({ "state": "released", "at": now_ms }).to_string();
+        let mut applied = RetryApplied::default();
+        let mut earliest = call_start(call_key);
+        for (key, value) in legs {
+            let Ok(entry) = serde_json::from_slice::<serde_json::Value>(&value) else {
+                continue;
+            };
+            let parked = entry["state"] == "done"
+                && entry["call"] == call_key
+                && entry["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("parked:"));
+            if !parked {
+                continue;
+            }
+            tx.execute(
+                "UPDATE kv SET value = ?3 WHERE namespace = ?1 AND key = ?2",
+                params![tenant, key, released.as_bytes()],
+            )?;
+            applied.legs_released += 1;
+            if let Some(start) = key.rsplit_once('@').and_then(|(_, s)| s.parse::<i64>().ok()) {
+                earliest = Some(earliest.map_or(start, |e| e.min(start)));
+            }
+        }
+        if let Some(start) = earliest {
+            let cursor: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
+                    params![tenant, CURSOR_KEY],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let current = cursor
+                .as_deref()
+                .and_then(|b| serde_json::from_slice::<i64>(b).ok());
+            // One ms before the call: the poll reads rows that start after
+            // the cursor (less the overlap window).
+            let target = start - 1;
+            if current.is_some_and(|c| c > target) {
+                tx.execute(
+                    "UPDATE kv SET value = ?3 WHERE namespace = ?1 AND key = ?2",
+                    params![tenant, CURSOR_KEY, target.to_string().as_bytes()],
+                )?;
+                applied.cursor_rewound_to = Some(target);
+            }
+        }
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    /// Calls handled since `since_ms` by outcome, and the recordings.
+    pub fn call_summary(&self, tenant: &str, since_ms: i64) -> rusqlite::Result<CallSummary> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT outcome, COUNT(*) FROM calls WHERE tenant = ?1 AND handled_at_ms >= ?2
+             GROUP BY outcome ORDER BY outcome",
+        )?;
+        let outcomes = stmt
+            .query_map(params![tenant, since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let (recordings_pending, recordings_gave_up) = conn.query_row(
+            "SELECT COALESCE(SUM(recording = 'pending'), 0),
+                    COALESCE(SUM(recording LIKE 'gave-up%'), 0)
+             FROM calls WHERE tenant = ?1",
+            params![tenant],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(CallSummary {
+            outcomes,
+            recordings_pending,
+            recordings_gave_up,
+        })
+    }
+
+    /// The newest `limit` calls of `tenant` matching `filter`, newest
+    /// handled first.
+    pub fn recent_calls(
+        &self,
+        tenant: &str,
+        filter: CallFilter,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<CallRecord>> {
+        let condition = match filter {
+            CallFilter::All => "1",
+            CallFilter::NeedsAttention => "outcome IN ('parked', 'retrying')",
+            CallFilter::Recordings => "(recording = 'pending' OR recording LIKE 'gave-up%')",
+        };
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RECORD_COLUMNS} FROM calls WHERE tenant = ?1 AND {condition}
+             ORDER BY handled_at_ms DESC, call_key LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            params![tenant, i64::try_from(limit).unwrap_or(i64::MAX)],
+            record_from_row,
+        )?;
+        rows.collect()
+    }
+
+    /// The poll cursor of `tenant` (ms), if it has polled.
+    pub fn poll_cursor(&self, tenant: &str) -> rusqlite::Result<Option<i64>> {
+        Ok(self
+            .kv_get(tenant, CURSOR_KEY)?
+            .and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+}
+
+/// Which calls [`Storage::recent_calls`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallFilter {
+    /// Every call.
+    All,
+    /// Parked calls and calls waiting to be retried.
+    NeedsAttention,
+    /// Calls whose recording is pending or was given up.
+    Recordings,
+}
+
+/// The start of a call from its key (`3cx:<id>@<start ms>`).
+fn call_start(call_key: &str) -> Option<i64> {
+    call_key.strip_prefix("3cx:")?.rsplit_once('@')?.1.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parked_call(db: &Storage, key: &str) {
+        db.record_call(&CallRecord {
+            tenant: "t".into(),
+            call_key: key.into(),
+            direction: "inbound".into(),
+            caller: "+1".into(),
+            callee: "101".into(),
+            outcome: "parked".into(),
+            detail: "HighLevel answered 422".into(),
+            rule: None,
+            contact_id: None,
+            ended_at_ms: 1,
+            handled_at_ms: 2,
+            recording: "none".into(),
+            triggers: String::new(),
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_parked_call_is_queued_once_and_its_ledger_released_once() {
+        let db = Storage::in_memory().unwrap();
+        let key = "3cx:77@5000";
+        parked_call(&db, key);
+        let done = br#"{"state":"done","call":"3cx:77@5000","outcome":"parked:HighLevel answered 422","at":9}"#;
+        db.kv_set("t", "ledger/1@5000", done).unwrap();
+        db.kv_set("t", "ledger/2@6000", done).unwrap();
+        let other = br#"{"state":"done","call":"3cx:78@5000","outcome":"parked:x","at":9}"#;
+        db.kv_set("t", "ledger/3@5000", other).unwrap();
+        db.kv_set("t", CURSOR_KEY, b"90000").unwrap();
+
+        assert_eq!(db.request_retry("t", key, 10).unwrap(), RetryRequest::Queued);
+        assert_eq!(
+            db.request_retry("t", key, 11).unwrap(),
+            RetryRequest::NotParked(Some("retrying".into()))
+        );
+        assert_eq!(
+            db.request_retry("t", "3cx:1@1", 11).unwrap(),
+            RetryRequest::NotParked(None)
+        );
+        assert_eq!(db.pending_retries("t").unwrap(), vec![key.to_string()]);
+
+        let applied = db.apply_retry("t", key, 20).unwrap();
+        assert_eq!(applied.legs_released, 2);
+        assert_eq!(applied.cursor_rewound_to, Some(4999));
+        assert_eq!(db.poll_cursor("t").unwrap(), Some(4999));
+        let leg: serde_json::Value =
+            serde_json::from_slice(&db.kv_get("t", "ledger/2@6000").unwrap().unwrap()).unwrap();
+        assert_eq!(leg["state"], "released");
+        // Another call's leg is untouched.
+        assert_eq!(db.kv_get("t", "ledger/3@5000").unwrap().unwrap(), other);
+        // A second application (another host) finds the request consumed.
+        assert_eq!(db.apply_retry("t", key, 21).unwrap(), RetryApplied::default());
+        assert!(db.pending_retries("t").unwrap().is_empty());
+    }
+
+    #[test]
+    fn saved_settings_round_trip_and_can_be_removed() {
+        let db = Storage::in_memory().unwrap();
+        assert_eq!(db.web_settings("t").unwrap(), None);
+        db.set_web_settings("t", Some("{}"), 5).unwrap();
+        assert_eq!(db.web_settings("t").unwrap(), Some(("{}".into(), 5)));
+        db.set_web_settings("t", None, 6).unwrap();
+        assert_eq!(db.web_settings("t").unwrap(), None);
+    }
+}
