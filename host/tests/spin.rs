@@ -141,6 +141,17 @@ impl SpinApp {
     /// Start `spin up` for `world`'s tenant, keeping its key-value store in
     /// `state_dir/kv.db`; returns once `/healthz` answers.
     fn start(spin: &Path, world: &World, state_dir: &Path, name: &str) -> Self {
+        Self::start_with(spin, world, state_dir, name, &[])
+    }
+
+    /// [`Self::start`] with some variables replaced.
+    fn start_with(
+        spin: &Path,
+        world: &World,
+        state_dir: &Path,
+        name: &str,
+        overrides: &[(&str, &str)],
+    ) -> Self {
         let port = {
             let probe = TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
@@ -202,6 +213,10 @@ impl SpinApp {
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(log.with_extension("err")).unwrap());
         for (name, value) in variables {
+            let value = overrides
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(value, |(_, v)| v.to_string());
             command.env(
                 format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
                 value,
@@ -568,4 +583,71 @@ async fn two_spin_instances_on_one_store_post_each_call_once() {
         second.logs()
     );
     assert_eq!(totals(&world), expected_totals(&plans));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_install_under_spin_lets_calls_post() {
+    let Some(spin) = spin_cli() else { return };
+    let (world, _) = common::seeded_world(options()).await;
+    let state = tempfile::tempdir().unwrap();
+    // No refresh token: the location installs the app through the routes.
+    let app = SpinApp::start_with(
+        &spin,
+        &world,
+        state.path(),
+        "install",
+        &[("crm_refresh_token", "")],
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let install = client
+        .get(format!("{}/t/demo/oauth/install", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(install.status(), 302);
+    let location = install.headers()["location"].to_str().unwrap().to_string();
+    let authorize = reqwest::Url::parse(&location).unwrap();
+    let query: std::collections::HashMap<String, String> =
+        authorize.query_pairs().into_owned().collect();
+    assert_eq!(query["response_type"], "code");
+    assert_eq!(query["client_id"], world.config().crm.client_id);
+    let callback = format!("{}/t/demo/oauth/callback", app.base_url);
+    assert_eq!(query["redirect_uri"], callback);
+    let state_value = &query["state"];
+
+    let call = |state: String, code: String| {
+        let client = client.clone();
+        let url =
+            reqwest::Url::parse_with_params(&callback, [("state", state), ("code", code)]).unwrap();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        call("forged".into(), world.crm.authorization_code()).await,
+        400,
+        "a forged state is refused"
+    );
+    assert_eq!(
+        call(state_value.clone(), world.crm.authorization_code()).await,
+        200,
+        "{}",
+        app.logs()
+    );
+    assert_eq!(
+        call(state_value.clone(), world.crm.authorization_code()).await,
+        400,
+        "a used state is refused"
+    );
+
+    let plan = demo::demo_calls().remove(0);
+    demo::Placer::default().place(&world, &plan, chrono::Utc::now());
+    for _ in 0..10 {
+        app.tick().await;
+        if !world.crm.messages().is_empty() {
+            break;
+        }
+    }
+    assert_eq!(world.crm.messages().len(), 1, "{}", app.logs());
 }

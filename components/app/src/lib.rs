@@ -10,6 +10,8 @@
 //!   a Kubernetes CronJob on SpinKube, cron elsewhere.
 //! - `POST /t/{tenant}/triggers/subscription`: HighLevel (un)registering a
 //!   workflow trigger ([`subscription`]).
+//! - `GET /t/{tenant}/oauth/install` and `/oauth/callback`: the HighLevel
+//!   OAuth install ([`oauth`]).
 //! - `GET /healthz`.
 //!
 //! - [`settings`]: the tenant's settings from Spin variables.
@@ -17,6 +19,7 @@
 //! - [`events`]: trigger events.
 
 pub mod events;
+pub mod oauth;
 pub mod settings;
 pub mod subscription;
 pub mod tick;
@@ -33,6 +36,7 @@ wit_bindgen::generate!({
     with: {
         "connectzero:pipeline/types@0.1.0": guest_support::bindings::connectzero::pipeline::types,
         "wasi:keyvalue/store@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::store,
+        "wasi:keyvalue/atomics@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::atomics,
         "wasi:config/store@0.2.0-draft-2024-09-27": guest_support::bindings::wasi::config::store,
         "wasi:http/types@0.2.4": guest_support::wasi::http::types,
         "wasi:io/error@0.2.4": guest_support::wasi::io::error,
@@ -53,23 +57,27 @@ struct App;
 impl exports::wasi::http::incoming_handler::Guest for App {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let incoming = serve::read_request(&request, MAX_BODY_BYTES);
-        let (status, body) = route(&incoming);
-        serve::send_json(out, status, Vec::new(), body.to_string().as_bytes());
+        let (status, headers, body) = route(&incoming);
+        serve::send_json(out, status, headers, body.to_string().as_bytes());
     }
 }
 
-fn route(request: &Incoming) -> (u16, serde_json::Value) {
+fn route(request: &Incoming) -> oauth::Answer {
     let path = request.path();
-    match (request.method.as_str(), path) {
-        ("GET", "/healthz") => (200, json!({"status": "ok"})),
-        ("POST", "/tick") => tick_route(request),
-        ("POST", p) if p.starts_with("/t/") && p.ends_with("/triggers/subscription") => {
-            subscription::handle(request)
-        }
-        _ => (
+    let tenant_route = path
+        .strip_prefix("/t/")
+        .and_then(|rest| rest.split_once('/'));
+    let plain = |(status, body): (u16, serde_json::Value)| (status, Vec::new(), body);
+    match (request.method.as_str(), path, tenant_route) {
+        ("GET", "/healthz", _) => plain((200, json!({"status": "ok"}))),
+        ("POST", "/tick", _) => plain(tick_route(request)),
+        ("POST", _, Some((_, "triggers/subscription"))) => plain(subscription::handle(request)),
+        ("GET", _, Some((tenant, "oauth/install"))) => oauth::install(request, tenant),
+        ("GET", _, Some((tenant, "oauth/callback"))) => oauth::callback(request, tenant),
+        _ => plain((
             404,
-            json!({"error": format!("no route {} {path}: use POST /tick, POST /t/<tenant>/triggers/subscription or GET /healthz", request.method)}),
-        ),
+            json!({"error": format!("no route {} {path}: use POST /tick, POST /t/<tenant>/triggers/subscription, GET /t/<tenant>/oauth/install or GET /healthz", request.method)}),
+        )),
     }
 }
 
@@ -171,10 +179,11 @@ mod tests {
         let request = Incoming {
             method: "GET".into(),
             path_with_query: "/nope".into(),
+            authority: None,
             headers: Vec::new(),
             body: Ok(Vec::new()),
         };
-        let (status, body) = route(&request);
+        let (status, _, body) = route(&request);
         assert_eq!(status, 404);
         assert!(body["error"].as_str().unwrap().contains("POST /tick"));
     }

@@ -120,7 +120,12 @@ fn refresh(bucket: &Bucket, settings: &Settings, service: Service) -> Result<Str
         Service::Crm => {
             let refresh_token = current
                 .and_then(|e| e.refresh_token)
-                .unwrap_or_else(|| settings.crm_refresh_token.clone());
+                .or_else(|| settings.crm_refresh_token.clone())
+                .ok_or_else(|| {
+                    StageError::InvalidSettings(
+                        "HighLevel is not installed for this location: open /t/<tenant>/oauth/install (or set crm_refresh_token)".into(),
+                    )
+                })?;
             let granted = grant::crm_token(settings, &refresh_token)?;
             let lifetime = grant::crm_lifetime_secs(granted.expires_in) as i64 * 1000;
             Entry {
@@ -135,6 +140,39 @@ fn refresh(bucket: &Bucket, settings: &Settings, service: Service) -> Result<Str
         .set(entry_key(service), &bytes)
         .map_err(storage_error)?;
     Ok(entry.token)
+}
+
+/// Complete an OAuth install: exchange `code` and store the grant (sealed)
+/// in place of any earlier one. Returns the granted location id.
+pub fn install(settings: &Settings, code: &str, redirect_uri: &str) -> Result<String, StageError> {
+    let granted = grant::crm_install(settings, code, redirect_uri)?;
+    let location = granted.location_id.clone().ok_or_else(|| {
+        StageError::InvalidData("HighLevel's token answer names no locationId: install the app for a location (sub-account), not an agency".into())
+    })?;
+    // A grant for another location is not kept: this app serves one.
+    if let Some(expected) = guest_support::config::get("crm_location_id")?
+        && expected != location
+    {
+        return Err(StageError::Forbidden(guest_support::UpstreamError {
+            service: Service::Crm,
+            status: 403,
+            message: format!(
+                "the install granted location {location}, but this app serves {expected}: install it from that sub-account"
+            ),
+        }));
+    }
+    let lifetime = grant::crm_lifetime_secs(granted.expires_in) as i64 * 1000;
+    let entry = Entry {
+        token: granted.access_token,
+        renew_at_ms: now_ms() + lifetime - REFRESH_MARGIN_MS,
+        refresh_token: granted.refresh_token,
+    };
+    let bucket = kv::open()?;
+    let bytes = seal_entry(settings, Service::Crm, &entry)?;
+    bucket
+        .set(entry_key(Service::Crm), &bytes)
+        .map_err(storage_error)?;
+    Ok(location)
 }
 
 /// The stored entry, or none when absent or unreadable (then it is fetched

@@ -21,6 +21,9 @@ pub struct Granted {
     /// HighLevel's rotated refresh token.
     #[serde(default)]
     pub refresh_token: Option<String>,
+    /// HighLevel: the location the grant is for.
+    #[serde(default, rename = "locationId")]
+    pub location_id: Option<String>,
 }
 
 /// Client-credentials grant for the 3CX API client.
@@ -53,6 +56,30 @@ pub fn crm_token(settings: &Settings, refresh_token: &str) -> Result<Granted, St
         ("user_type", "Location"),
     ];
     let hint = "HighLevel refused the refresh token: the app was uninstalled or the grant revoked; re-install the app for this location and set crm_refresh_token";
+    request(
+        Service::Crm,
+        &settings.crm_base_url,
+        "/oauth/token",
+        &form,
+        hint,
+    )
+}
+
+/// Authorization-code grant: the end of an OAuth install.
+pub fn crm_install(
+    settings: &Settings,
+    code: &str,
+    redirect_uri: &str,
+) -> Result<Granted, StageError> {
+    let form = [
+        ("client_id", settings.crm_client_id.as_str()),
+        ("client_secret", settings.crm_client_secret.as_str()),
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("user_type", "Location"),
+    ];
+    let hint = "HighLevel refused the install's authorization code: it is single-use and short-lived, so start the install again";
     request(
         Service::Crm,
         &settings.crm_base_url,

@@ -52,6 +52,13 @@ impl exports::connectzero::pipeline::credentials::Guest for Provider {
     }
 }
 
+impl exports::connectzero::pipeline::crm_install::Guest for Provider {
+    fn complete(code: String, redirect_uri: String) -> Result<String, StageError> {
+        let settings = settings::Settings::load()?;
+        cache::install(&settings, &code, &redirect_uri)
+    }
+}
+
 // Exported only when building the component (see the stage crates).
 #[cfg(target_arch = "wasm32")]
 export!(Provider);

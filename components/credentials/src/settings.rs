@@ -6,7 +6,7 @@
 //! | `pbx_client_id`, `pbx_client_secret` | the 3CX API client (Admin > Integrations > API) |
 //! | `crm_base_url` | HighLevel API, default `https://services.leadconnectorhq.com` |
 //! | `crm_client_id`, `crm_client_secret` | the marketplace app's OAuth client |
-//! | `crm_refresh_token` | the location's refresh token from the install; used until a rotated one is stored |
+//! | `crm_refresh_token` | optional: a refresh token from an install made elsewhere; the app's own install (`/t/<tenant>/oauth/install`) and rotated tokens are kept in the store and win |
 //! | `token_key` | base64 of 32 random bytes: encrypts tokens kept in the key-value store |
 
 use crate::sealed::Key;
@@ -30,8 +30,8 @@ pub struct Settings {
     pub crm_client_id: String,
     /// HighLevel app client secret.
     pub crm_client_secret: String,
-    /// The install's refresh token (a rotated one in the store wins).
-    pub crm_refresh_token: String,
+    /// A refresh token from an install made elsewhere (one in the store wins).
+    pub crm_refresh_token: Option<String>,
     /// Key sealing what is kept in the key-value store.
     pub token_key: Key,
 }
@@ -50,7 +50,7 @@ impl Settings {
                 .to_string(),
             crm_client_id: config::require("crm_client_id")?,
             crm_client_secret: config::require("crm_client_secret")?,
-            crm_refresh_token: config::require("crm_refresh_token")?,
+            crm_refresh_token: config::get("crm_refresh_token")?,
             token_key: Key::from_base64(&config::require("token_key")?)?,
         })
     }

@@ -14,6 +14,9 @@ pub struct Incoming {
     pub method: String,
     /// Path and query as sent, e.g. "/tick?x=1".
     pub path_with_query: String,
+    /// The authority the request was sent to (`host[:port]`), when the
+    /// runtime tells it (Spin passes it here rather than as a header).
+    pub authority: Option<String>,
     /// Headers as (lower-case name, value) pairs.
     pub headers: Vec<(String, String)>,
     /// Up to one byte more than the limit given to [`read_request`] (enough
@@ -63,6 +66,7 @@ pub fn read_request(request: &IncomingRequest, max_body: usize) -> Incoming {
     Incoming {
         method,
         path_with_query: request.path_with_query().unwrap_or_else(|| "/".into()),
+        authority: request.authority(),
         headers,
         body,
     }

@@ -6,12 +6,14 @@
 //! This crate wires, with wac, the deployable components from the unchanged
 //! stage binaries:
 //!
-//! - [`App`]: the Spin entry point (`components/app`) with every stage
-//!   plugged in, credentials shared by poll, post, attach, trigger and the
-//!   directory, the directory plugged into the matcher. Its imports are
+//! - [`Deployable::App`]: the Spin entry point (`components/app`) with every
+//!   stage plugged in, credentials shared by poll, post, attach, trigger and
+//!   the directory (and the same provider instance completing OAuth
+//!   installs), the directory plugged into the matcher. Its imports are
 //!   only WASI 0.2 (`wasi:http`, `wasi:keyvalue`, `wasi:config`, ...):
 //!   what Spin's `platform` world provides.
-//! - [`WriteBack`]: the Update Call Record action with credentials plugged in.
+//! - [`Deployable::WriteBack`]: the Update Call Record action with
+//!   credentials plugged in.
 //!
 //! `host/build.rs` runs it after building the components, so a normal
 //! `cargo build` produces the composed files next to the stage ones.
@@ -92,8 +94,8 @@ pub enum ComposeError {
 /// Compose `deployable` from the components in `dir`.
 pub fn compose(deployable: Deployable, dir: &Path) -> Result<Vec<u8>, ComposeError> {
     let mut graph = Graph::new(dir);
-    let credentials = graph.instance("connectzero_credentials.wasm")?;
-    let credentials = graph.export_of(credentials, "credentials")?;
+    let credentials_instance = graph.instance("connectzero_credentials.wasm")?;
+    let credentials = graph.export_of(credentials_instance, "credentials")?;
     let root = match deployable {
         Deployable::WriteBack => {
             let write_back = graph.instance("connectzero_write_back.wasm")?;
@@ -105,6 +107,8 @@ pub fn compose(deployable: Deployable, dir: &Path) -> Result<Vec<u8>, ComposeErr
             graph.plug(directory, "credentials", credentials)?;
             let directory = graph.export_of(directory, "directory")?;
             let app = graph.instance("connectzero_app.wasm")?;
+            let install = graph.export_of(credentials_instance, "crm-install")?;
+            graph.plug(app, "crm-install", install)?;
             for (file, interface) in [
                 ("connectzero_poll.wasm", "poll"),
                 ("connectzero_dedup.wasm", "dedup"),

@@ -1,0 +1,191 @@
+//! The HighLevel OAuth install on Spin: `GET /t/{tenant}/oauth/install`
+//! redirects to HighLevel's authorize page with a single-use, expiring
+//! `state`; `GET /t/{tenant}/oauth/callback` checks the state and hands the
+//! code to the credentials provider (`crm-install`), which exchanges it and
+//! keeps the tokens sealed. The bundled host's routes
+//! (`host/src/server/oauth.rs`) behave the same.
+
+use crate::connectzero::pipeline::crm_install;
+use guest_support::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
+use guest_support::serve::Incoming;
+use guest_support::{StageError, config, kv, webhook};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// HighLevel's authorize page (HighLevel NOTES §2.1, `/v2/` revision).
+const DEFAULT_AUTHORIZE_URL: &str = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation";
+
+/// What the pipeline needs (the host's default scope list).
+const DEFAULT_SCOPES: &str = "contacts.readonly contacts.write conversations.readonly conversations.write conversations/message.readonly conversations/message.write workflows.readonly";
+
+/// How long an install link stays usable.
+const STATE_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// A stored state: only its digest is the key, so the store never holds a
+/// usable state.
+#[derive(Serialize, Deserialize)]
+struct StoredState {
+    expires_at_ms: i64,
+    used: bool,
+}
+
+/// The answer of a route: status, extra headers, JSON body.
+pub type Answer = (u16, Vec<(String, String)>, Value);
+
+fn error(status: u16, message: impl Into<String>) -> Answer {
+    (status, Vec::new(), json!({"error": message.into()}))
+}
+
+fn internal(e: StageError) -> Answer {
+    error(500, crate::describe(&e))
+}
+
+/// `GET /t/{tenant}/oauth/install`: 302 to the authorize page.
+pub fn install(request: &Incoming, tenant: &str) -> Answer {
+    match start(request, tenant) {
+        Ok(location) => (
+            302,
+            vec![
+                ("location".into(), location),
+                // The link carries a single-use state: never cache it.
+                ("cache-control".into(), "no-store".into()),
+            ],
+            json!({"redirect": "HighLevel authorize page"}),
+        ),
+        Err(answer) => answer,
+    }
+}
+
+fn start(request: &Incoming, tenant: &str) -> Result<String, Answer> {
+    let client_id = config::require("crm_client_id").map_err(internal)?;
+    let base = config::get("oauth_authorize_url")
+        .map_err(internal)?
+        .unwrap_or_else(|| DEFAULT_AUTHORIZE_URL.into());
+    let scopes = config::get("oauth_scopes")
+        .map_err(internal)?
+        .unwrap_or_else(|| DEFAULT_SCOPES.into());
+    let state = random_state();
+    let bucket = kv::open().map_err(internal)?;
+    let stored = StoredState {
+        expires_at_ms: guest_support::time::now_ms() + STATE_TTL_MS,
+        used: false,
+    };
+    kv::set_json(&bucket, &state_key(&state), &stored).map_err(internal)?;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Ok(format!(
+        "{base}{separator}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}",
+        urlencoding::encode(&client_id),
+        urlencoding::encode(&redirect_uri(request, tenant).map_err(internal)?),
+        urlencoding::encode(&scopes),
+        urlencoding::encode(&state),
+    ))
+}
+
+/// `GET /t/{tenant}/oauth/callback?code=…&state=…`.
+pub fn callback(request: &Incoming, tenant: &str) -> Answer {
+    let query = request
+        .path_with_query
+        .split_once('?')
+        .map_or("", |(_, q)| q);
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| urlencoding::decode(v).ok())
+            .map(|v| v.into_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(state) = param("state") else {
+        return error(
+            400,
+            "missing state: start the install again from /t/<tenant>/oauth/install",
+        );
+    };
+    if let Err(answer) = redeem_state(&state) {
+        return answer;
+    }
+    let Some(code) = param("code") else {
+        return error(400, "missing code: HighLevel sent no authorization code");
+    };
+    let redirect = match redirect_uri(request, tenant) {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    match crm_install::complete(&code, &redirect) {
+        Ok(location) => (
+            200,
+            Vec::new(),
+            json!({"ok": true, "locationId": location, "message": "ConnectZero is installed for this location"}),
+        ),
+        Err(e @ StageError::Forbidden(_)) => error(403, crate::describe(&e)),
+        Err(e @ StageError::Unauthorized(_)) => error(400, crate::describe(&e)),
+        Err(e) => error(502, crate::describe(&e)),
+    }
+}
+
+/// Mark a state used, once: unknown, expired or already used states are
+/// refused. Compare-and-swap, so two callbacks racing with one state
+/// cannot both pass.
+fn redeem_state(state: &str) -> Result<(), Answer> {
+    let refused = || {
+        error(
+            400,
+            "unknown, expired or already used state: start the install again from /t/<tenant>/oauth/install",
+        )
+    };
+    let bucket = kv::open().map_err(internal)?;
+    let key = state_key(state);
+    let cas = Cas::new(&bucket, &key)
+        .map_err(kv::storage_error)
+        .map_err(internal)?;
+    let Some(bytes) = cas.current().map_err(kv::storage_error).map_err(internal)? else {
+        return Err(refused());
+    };
+    let Ok(mut stored) = serde_json::from_slice::<StoredState>(&bytes) else {
+        return Err(refused());
+    };
+    if stored.used || stored.expires_at_ms <= guest_support::time::now_ms() {
+        return Err(refused());
+    }
+    stored.used = true;
+    let used = serde_json::to_vec(&stored).unwrap_or_default();
+    match atomics::swap(cas, &used) {
+        Ok(()) => Ok(()),
+        Err(CasError::CasFailed(_)) => Err(refused()),
+        Err(CasError::StoreError(e)) => Err(internal(kv::storage_error(e))),
+    }
+}
+
+/// Where HighLevel sends the installer back: `public_base_url` when set,
+/// else this request's own host (plain http only for loopback).
+fn redirect_uri(request: &Incoming, tenant: &str) -> Result<String, StageError> {
+    let base = match config::get("public_base_url")? {
+        Some(base) => base.trim_end_matches('/').to_string(),
+        None => {
+            let host = request
+                .authority
+                .as_deref()
+                .or_else(|| request.header("host"))
+                .unwrap_or("localhost");
+            let loopback = host.starts_with("127.0.0.1")
+                || host.starts_with("localhost")
+                || host.starts_with("[::1]");
+            format!("{}://{host}", if loopback { "http" } else { "https" })
+        }
+    };
+    Ok(format!("{base}/t/{tenant}/oauth/callback"))
+}
+
+fn state_key(state: &str) -> String {
+    format!("oauth/state/{}", webhook::body_digest(state.as_bytes()))
+}
+
+/// 256 random bits, hex.
+fn random_state() -> String {
+    #[cfg(target_arch = "wasm32")]
+    let bytes = guest_support::wasi::random::random::get_random_bytes(32);
+    #[cfg(not(target_arch = "wasm32"))]
+    let bytes: Vec<u8> = unreachable!("the state needs wasi:random");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
