@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod backfill;
 pub mod bench;
 pub mod bindings;
 pub mod config;
@@ -34,3 +35,4 @@ pub mod tenants;
 pub mod testbed;
 pub mod upstream;
 pub mod verify;
+pub mod web;

@@ -13,7 +13,8 @@ use connectzero::pipeline::{Pipeline, Tenant};
 use connectzero::scheduler;
 use connectzero::secrets;
 use connectzero::server::{self, ServerState};
-use connectzero::storage::Storage;
+use connectzero::storage::{Storage, TenantAuth};
+use connectzero::tenants;
 use connectzero::testbed::{ACTION_SECRET, World};
 use connectzero::verify;
 use std::collections::HashMap;
@@ -69,6 +70,11 @@ enum Command {
         /// subscriptions (`/t/{tenant}/triggers/subscription`).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
         listen: SocketAddr,
+        /// Database file (default: the configuration's `database`). With
+        /// no configuration file, only the database's tenants
+        /// (`connectzero tenant add`) run.
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
     },
     /// Check each tenant's set-up: 3CX over HTTPS, its API client, licence
     /// and role, the HighLevel grant and its scopes. Prints a checklist
@@ -111,6 +117,52 @@ enum Command {
         #[arg(long, value_enum, default_value = "inbound")]
         direction: CallDirection,
     },
+    /// Post a tenant's calls of a past window through the pipeline, with a
+    /// progress bar. Safe to interrupt and re-run: it resumes, and the
+    /// ledger never posts a call twice. The live cursor is not touched;
+    /// call.started never fires, call.ended / missed-call only with
+    /// --with-triggers (see docs/OPERATIONS.md).
+    Backfill {
+        /// Configuration file.
+        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
+        config: PathBuf,
+        /// Tenant id.
+        #[arg(long, value_name = "ID")]
+        tenant: String,
+        /// Start: YYYY-MM-DD (from that UTC midnight) or RFC 3339.
+        #[arg(long, value_name = "DATE")]
+        since: String,
+        /// End: YYYY-MM-DD (that UTC day included) or RFC 3339 (excluded).
+        /// Default: now.
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// Also fire call.ended and missed-call for the backfilled calls.
+        #[arg(long)]
+        with_triggers: bool,
+        /// Read the whole window again, ignoring the progress recorded by
+        /// earlier runs (still posts nothing twice).
+        #[arg(long)]
+        restart: bool,
+        /// Hours of call history read per chunk (1 to 744).
+        #[arg(long, value_name = "HOURS", default_value_t = 24)]
+        chunk_hours: u32,
+    },
+    /// Re-run one parked call through match and post, exactly once, and
+    /// print the result. Refuses a call that was posted or skipped.
+    Replay {
+        /// Configuration file.
+        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
+        config: PathBuf,
+        /// Tenant id.
+        #[arg(long, value_name = "ID")]
+        tenant: String,
+        /// The call's key, e.g. `3cx:1234@1764201600000` (call log, status page).
+        #[arg(long, value_name = "KEY")]
+        call: String,
+        /// Also fire call.ended / missed-call when it posts.
+        #[arg(long)]
+        with_triggers: bool,
+    },
     /// Work with stage components (partner kit, see docs/PARTNERS.md).
     Components {
         #[command(subcommand)]
@@ -120,6 +172,101 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage tenants kept in the database (beside the configuration
+    /// file's); `connectzero run` serves both. Restart `run` after a change.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+/// Which database a `tenant` command works on.
+#[derive(clap::Args)]
+struct DbChoice {
+    /// Database file.
+    #[arg(long, value_name = "FILE", global = true)]
+    db: Option<PathBuf>,
+    /// Configuration file: its `database` (when --db is not given) and its
+    /// tenants (listed, and kept apart from the database's). Default
+    /// `connectzero.toml` when it exists.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Add a tenant: its 3CX endpoint and API client, its HighLevel
+    /// location, conversation provider and app client, and settings.
+    ///
+    /// Secrets are never taken as arguments (every user can read a
+    /// process's arguments with `ps`): give the 3CX API key in
+    /// CONNECTZERO_PBX_CLIENT_SECRET, the HighLevel app's client secret in
+    /// CONNECTZERO_CRM_CLIENT_SECRET and, optionally, the action secret in
+    /// CONNECTZERO_ACTION_SECRET; or pass --secrets-stdin and write lines
+    /// `pbx.client_secret=…`, `crm.client_secret=…`, `actions.secret=…` on
+    /// standard input. They are stored encrypted. The HighLevel tokens come
+    /// from the OAuth install afterwards: open
+    /// https://<host>/t/<ID>/oauth/install.
+    Add {
+        /// Tenant id: letters, digits, `-` and `_` (it names the URLs
+        /// /t/<ID>/…).
+        id: String,
+        /// 3CX base URL, https://<pbx-fqdn>[:port].
+        #[arg(long, value_name = "URL")]
+        pbx_url: String,
+        /// The 3CX API client's Client ID (Admin > Integrations > API).
+        #[arg(long, value_name = "ID")]
+        pbx_client_id: String,
+        /// HighLevel location (sub-account) id.
+        #[arg(long, value_name = "ID")]
+        crm_location: String,
+        /// The app's Call conversation provider id.
+        #[arg(long, value_name = "ID")]
+        crm_provider: String,
+        /// The HighLevel app's OAuth client id.
+        #[arg(long, value_name = "ID")]
+        crm_client_id: String,
+        /// HighLevel API base URL.
+        #[arg(long, value_name = "URL", default_value = connectzero::config::HIGHLEVEL_API)]
+        crm_url: String,
+        /// Read the secrets from standard input (`name=value` lines)
+        /// instead of the environment.
+        #[arg(long)]
+        secrets_stdin: bool,
+        /// A setting, `key=value` (repeatable; see `tenant settings`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        #[command(flatten)]
+        db: DbChoice,
+    },
+    /// List every tenant (configuration file and database) with its 3CX
+    /// endpoint, HighLevel location and authorisation status. Never prints
+    /// a secret.
+    List {
+        #[command(flatten)]
+        db: DbChoice,
+    },
+    /// Remove a database tenant with its secrets, cursor, ledger, queues
+    /// and call log. Stop the hosts serving it first.
+    Remove {
+        /// Tenant id.
+        id: String,
+        /// Confirm: the tenant's data cannot be recovered.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        db: DbChoice,
+    },
+    /// Show a tenant's settings, or change them with --set key=value.
+    Settings {
+        /// Tenant id.
+        id: String,
+        /// A change, `key=value` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        #[command(flatten)]
+        db: DbChoice,
     },
 }
 
@@ -166,7 +313,9 @@ async fn main() -> anyhow::Result<()> {
         // Failed ticks are counted and summarised by the bench itself.
         Command::Bench { .. } => "error,connectzero::scheduler=off",
         Command::Match { .. } | Command::Components { .. } => "warn",
+        Command::Backfill { .. } | Command::Replay { .. } => "warn",
         Command::Keys { .. } => "warn,connectzero=info",
+        Command::Tenant { .. } => "warn",
     };
     init_logging(cli.log_format, default_filter);
     match cli.command {
@@ -175,7 +324,10 @@ async fn main() -> anyhow::Result<()> {
             db,
             listen,
         } => run_demo(cli.components, db, keep_running, listen).await,
-        Command::Run { config, listen } => run_tenants(cli.components, config, listen).await,
+        Command::Run { config, listen, db } => {
+            run_tenants(cli.components, config, listen, db).await
+        }
+        Command::Tenant { command } => tenant_command(command),
         Command::Doctor { config, tenant } => {
             let reports = connectzero::doctor::check(&config, tenant.as_deref()).await?;
             print!("{}", connectzero::doctor::render(&reports));
@@ -206,6 +358,60 @@ async fn main() -> anyhow::Result<()> {
             number,
             direction,
         } => dry_run_match(cli.components, config, tenant, number, direction).await,
+        Command::Backfill {
+            config,
+            tenant,
+            since,
+            until,
+            with_triggers,
+            restart,
+            chunk_hours,
+        } => {
+            let tenant_id = tenant.clone();
+            let options = connectzero::backfill::BackfillOptions {
+                config,
+                tenant,
+                since,
+                until,
+                with_triggers,
+                restart,
+                chunk_hours,
+                components: cli.components,
+            };
+            tokio::select! {
+                summary = connectzero::backfill::backfill(options) => {
+                    print!("{}", summary?.render(&tenant_id));
+                    Ok(())
+                }
+                // Chunks finished so far are recorded; calls claimed by the
+                // unfinished one are taken over by the next run.
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("interrupted: run the same command again to resume (nothing is posted twice)");
+                    std::process::exit(130);
+                }
+            }
+        }
+        Command::Replay {
+            config,
+            tenant,
+            call,
+            with_triggers,
+        } => {
+            let result = connectzero::backfill::replay(connectzero::backfill::ReplayOptions {
+                config,
+                tenant,
+                call,
+                with_triggers,
+                components: cli.components,
+            })
+            .await?;
+            let (text, handled) = connectzero::backfill::render_replay(&result);
+            println!("{text}");
+            if !handled {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Keys {
             command: KeysCommand::Rotate { config },
         } => rotate_keys(&config),
@@ -280,14 +486,17 @@ async fn start_server(
     listen: SocketAddr,
     pipeline: Arc<Pipeline>,
     tenants: HashMap<String, Arc<Tenant>>,
+    web: connectzero::web::WebOptions,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     let state = Arc::new(ServerState { pipeline, tenants });
+    // The status page (`connectzero::web`) beside HighLevel's endpoints.
+    let app = server::router(state.clone()).merge(connectzero::web::router(state, web));
     let task = tokio::spawn(async move {
-        if let Err(error) = server::serve(listener, state).await {
+        if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(error = %format!("{error:#}"), "the HTTP server stopped");
         }
     });
@@ -316,11 +525,33 @@ async fn run_tenants(
     components: Option<PathBuf>,
     config_path: PathBuf,
     listen: SocketAddr,
+    db: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let config = HostConfig::load(&config_path)?;
-    let runtime = Runtime::new(components.as_deref())?;
+    let mut config = match &db {
+        // A database alone is enough when there is no configuration file.
+        Some(db) if !config_path.exists() => HostConfig {
+            database: db.display().to_string(),
+            tenants: Vec::new(),
+        },
+        _ => HostConfig::load(&config_path)?,
+    };
+    if let Some(db) = &db {
+        config.database = db.display().to_string();
+    }
     let storage = Storage::open(config.database.as_ref())?;
     let secrets = secrets::open_store(&storage, config.database.as_ref(), None)?;
+    let stored = tenants::load_for_run(&secrets)?;
+    config.tenants = tenants::union(
+        std::mem::take(&mut config.tenants),
+        stored,
+        &config_path.display().to_string(),
+    )?;
+    anyhow::ensure!(
+        !config.tenants.is_empty(),
+        "no tenants: add a [[tenants]] section to {} or run `connectzero tenant add`",
+        config_path.display()
+    );
+    let runtime = Runtime::new(components.as_deref())?;
     let pipeline = Arc::new(Pipeline::new(runtime, storage));
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -345,8 +576,14 @@ async fn run_tenants(
             .with_context(|| format!("tenant {}", tenant.id()))?;
     }
     // Bind first: a busy port stops start-up before any tenant runs.
-    let (addr, server_task) = start_server(listen, pipeline.clone(), tenants.clone()).await?;
+    let admin_token = connectzero::web::AdminToken::from_env()?;
+    let web = connectzero::web::WebOptions {
+        token: admin_token.clone(),
+        demo: None,
+    };
+    let (addr, server_task) = start_server(listen, pipeline.clone(), tenants.clone(), web).await?;
     tracing::info!(%addr, "serving the action and trigger endpoints");
+    print_status_page(addr, admin_token.is_some());
     let mut tasks = Vec::new();
     for tenant in tenants.into_values() {
         tracing::info!(tenant = %tenant.id(), "starting tenant");
@@ -369,6 +606,23 @@ async fn run_tenants(
     Ok(())
 }
 
+/// Say where the status page is and how to sign in.
+fn print_status_page(addr: SocketAddr, token_set: bool) {
+    let url = format!("http://{addr}{}", connectzero::web::PAGE_PATH);
+    if token_set {
+        println!(
+            "status page: {url} (sign in with the value of {})",
+            connectzero::web::ADMIN_TOKEN_ENV
+        );
+    } else {
+        println!(
+            "status page: {url} is off: set {} (at least 16 characters, e.g. `openssl rand -base64 32`) or {} and restart",
+            connectzero::web::ADMIN_TOKEN_ENV,
+            connectzero::web::ADMIN_TOKEN_FILE_ENV
+        );
+    }
+}
+
 /// Calls placed per wave, and the pause between waves, so the demo shows
 /// calls arriving while the pipeline runs.
 const WAVE_SIZE: usize = 5;
@@ -389,10 +643,20 @@ async fn run_demo(
     let temp = tempfile_dir()?;
     let db = db.unwrap_or_else(|| temp.join("connectzero-demo.db"));
     let storage = Storage::open(&db)?;
-    let world = World::start(runtime, storage, TenantOptions::default(), true).await?;
+    let world = Arc::new(World::start(runtime, storage, TenantOptions::default(), true).await?);
     let contacts = demo::seed_directory(&world);
     let tenants = HashMap::from([(world.tenant.id().to_string(), world.tenant.clone())]);
-    let (addr, server_task) = start_server(listen, world.pipeline.clone(), tenants).await?;
+    // The demo signs in with CONNECTZERO_ADMIN_TOKEN when set, else with a
+    // fresh random token printed below (it guards only this run).
+    let (admin_token, token_from_env) = match connectzero::web::AdminToken::from_env()? {
+        Some(token) => (token, true),
+        None => (connectzero::web::AdminToken::random(), false),
+    };
+    let web = connectzero::web::WebOptions {
+        token: Some(admin_token.clone()),
+        demo: Some(Arc::new(connectzero::web::DemoWorld::new(world.clone()))),
+    };
+    let (addr, server_task) = start_server(listen, world.pipeline.clone(), tenants, web).await?;
     println!("ConnectZero demo");
     println!("  3CX simulator:       {}", world.pbx.base_url());
     println!("  HighLevel simulator: {}", world.crm.base_url());
@@ -401,6 +665,19 @@ async fn run_demo(
         "  action endpoint:     http://{addr}/t/{}/actions/update-call-record",
         world.tenant.id()
     );
+    println!(
+        "  status page:         http://{addr}{}/t/{}",
+        connectzero::web::PAGE_PATH,
+        world.tenant.id()
+    );
+    if token_from_env {
+        println!(
+            "  admin token:         the value of {}",
+            connectzero::web::ADMIN_TOKEN_ENV
+        );
+    } else {
+        println!("  admin token:         {}", admin_token.expose());
+    }
     println!(
         "  components ready in  {:.2} s\n",
         started.elapsed().as_secs_f64()
@@ -507,7 +784,9 @@ async fn run_demo(
 
     if keep_running {
         println!(
-            "\nStill serving (Ctrl-C to stop). Place more calls in the 3CX simulator and watch them arrive."
+            "\nStill serving (Ctrl-C to stop). Place more calls from the status page and watch them arrive:\n  http://{addr}{}/t/{}",
+            connectzero::web::PAGE_PATH,
+            world.tenant.id()
         );
         tokio::signal::ctrl_c().await?;
     }
@@ -539,4 +818,175 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
+}
+
+/// The database a `tenant` command works on and the configuration file's
+/// tenants (with the file's name), if there is a file.
+fn tenant_database(
+    choice: &DbChoice,
+) -> anyhow::Result<(PathBuf, Vec<connectzero::config::TenantConfig>, String)> {
+    let default = PathBuf::from("connectzero.toml");
+    let config_path = match &choice.config {
+        Some(path) => Some(path.clone()),
+        None if default.exists() => Some(default),
+        None => None,
+    };
+    let config = config_path.as_deref().map(HostConfig::load).transpose()?;
+    let file = config_path.as_ref().map_or_else(
+        || "the configuration file".to_string(),
+        |p| p.display().to_string(),
+    );
+    let db = match (&choice.db, &config) {
+        (Some(db), _) => db.clone(),
+        (None, Some(config)) => PathBuf::from(&config.database),
+        (None, None) => anyhow::bail!(
+            "which database? give --db FILE, or --config FILE for the configuration's database"
+        ),
+    };
+    Ok((db, config.map(|c| c.tenants).unwrap_or_default(), file))
+}
+
+/// `connectzero tenant …`.
+fn tenant_command(command: TenantCommand) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Add {
+            id,
+            pbx_url,
+            pbx_client_id,
+            crm_location,
+            crm_provider,
+            crm_client_id,
+            crm_url,
+            secrets_stdin,
+            sets,
+            db,
+        } => {
+            let (db, file_tenants, file) = tenant_database(&db)?;
+            let stdin = if secrets_stdin {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .context("reading the secrets from standard input")?;
+                Some(text)
+            } else {
+                None
+            };
+            let new_secrets =
+                tenants::NewSecrets::read(stdin.as_deref(), |name| std::env::var(name).ok())?;
+            let mut config = connectzero::config::TenantConfig {
+                id: id.clone(),
+                pbx: connectzero::config::PbxConfig {
+                    base_url: pbx_url,
+                    client_id: pbx_client_id,
+                    client_secret: Default::default(),
+                },
+                crm: connectzero::config::CrmConfig {
+                    base_url: crm_url,
+                    location_id: crm_location,
+                    conversation_provider_id: crm_provider,
+                    client_id: crm_client_id,
+                    client_secret: Default::default(),
+                    access_token: None,
+                    refresh_token: Default::default(),
+                    rate_limit: Default::default(),
+                },
+                settings: TenantOptions::default(),
+                actions: Default::default(),
+            };
+            tenants::apply_settings(&mut config, &sets)?;
+            let storage = Storage::open(&db)?;
+            let store = secrets::open_store(&storage, &db, None)?;
+            let file_ids: Vec<String> = file_tenants.iter().map(|t| t.id.clone()).collect();
+            tenants::add(&store, &config, &new_secrets, &file_ids, &file)?;
+            println!("added tenant {id} to {}", db.display());
+            if new_secrets.action_secret.is_none() {
+                println!(
+                    "  no action secret given: /t/{id}/actions/… and /t/{id}/triggers/… refuse every call until one is (set CONNECTZERO_ACTION_SECRET and add the tenant again)"
+                );
+            }
+            println!(
+                "  next: restart `connectzero run`, then authorise HighLevel at https://<host>/t/{id}/oauth/install"
+            );
+            Ok(())
+        }
+        TenantCommand::List { db } => {
+            let (db, file_tenants, file) = tenant_database(&db)?;
+            let storage = Storage::open(&db)?;
+            let stored = tenants::stored(&storage)?;
+            let rows = file_tenants
+                .iter()
+                .map(|t| (t, file.as_str()))
+                .chain(stored.iter().map(|t| (t, "database")));
+            let mut any = false;
+            for (tenant, source) in rows {
+                any = true;
+                let auth = match storage.tenant_auth_status(&tenant.id)? {
+                    TenantAuth::Authorised
+                        if storage
+                            .secret_get(
+                                &tenant.id,
+                                connectzero::credentials::names::CRM_REFRESH_TOKEN,
+                            )?
+                            .is_some()
+                            || !tenant.crm.refresh_token.expose().is_empty() =>
+                    {
+                        "authorised".to_string()
+                    }
+                    TenantAuth::Authorised => "not installed yet".to_string(),
+                    TenantAuth::NeedsReauthorisation { reason, .. } => {
+                        format!("needs re-authorisation ({reason})")
+                    }
+                };
+                println!(
+                    "{}  [{source}]\n  3CX {} (client {})\n  HighLevel location {} (provider {}, app {})\n  HighLevel: {auth}",
+                    tenant.id,
+                    tenant.pbx.base_url,
+                    tenant.pbx.client_id,
+                    tenant.crm.location_id,
+                    tenant.crm.conversation_provider_id,
+                    tenant.crm.client_id,
+                );
+            }
+            if !any {
+                println!("no tenants: add one with `connectzero tenant add`");
+            }
+            Ok(())
+        }
+        TenantCommand::Remove { id, yes, db } => {
+            let (db, file_tenants, file) = tenant_database(&db)?;
+            if file_tenants.iter().any(|t| t.id == id) {
+                return Err(tenants::TenantsError::InConfigFile { id, file }.into());
+            }
+            let storage = Storage::open(&db)?;
+            // Fails on an unknown id before asking for confirmation.
+            tenants::get(&storage, &id)?;
+            if !yes {
+                anyhow::bail!(
+                    "removing tenant {id} deletes its secrets, cursor, ledger, queues and call log for good: run again with --yes to confirm"
+                );
+            }
+            tenants::remove(&storage, &id)?;
+            println!("removed tenant {id} and its data from {}", db.display());
+            Ok(())
+        }
+        TenantCommand::Settings { id, sets, db } => {
+            let (db, file_tenants, file) = tenant_database(&db)?;
+            let storage = Storage::open(&db)?;
+            let mut config = match file_tenants.into_iter().find(|t| t.id == id) {
+                Some(_) if !sets.is_empty() => {
+                    return Err(tenants::TenantsError::InConfigFile { id, file }.into());
+                }
+                Some(config) => config,
+                None => tenants::get(&storage, &id)?,
+            };
+            if !sets.is_empty() {
+                tenants::apply_settings(&mut config, &sets)?;
+                tenants::update(&storage, &config)?;
+                println!("updated tenant {id}; restart `connectzero run` to apply");
+            }
+            for (key, value) in tenants::settings_of(&config) {
+                println!("{key} = {value}");
+            }
+            Ok(())
+        }
+    }
 }

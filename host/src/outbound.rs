@@ -46,8 +46,7 @@ impl OutboundPolicy {
         crm_base_url: &str,
         limiter: Option<Arc<LocationLimiter>>,
     ) -> Self {
-        self.crm = limiter
-            .and_then(|limiter| Some((authority_of_url(crm_base_url)?, limiter)));
+        self.crm = limiter.and_then(|limiter| Some((authority_of_url(crm_base_url)?, limiter)));
         self
     }
 

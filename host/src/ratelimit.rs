@@ -186,11 +186,7 @@ impl LocationLimiter {
             }
             window.blocked_until = None;
         }
-        while window
-            .slots
-            .front()
-            .is_some_and(|t| *t + interval <= now)
-        {
+        while window.slots.front().is_some_and(|t| *t + interval <= now) {
             window.slots.pop_front();
         }
         let slot = if window.slots.len() < burst {
@@ -320,7 +316,10 @@ mod tests {
         assert_eq!(limiter.reserve(t0), Admission::Go(Duration::ZERO));
         assert_eq!(limiter.reserve(t0), Admission::Go(Duration::from_secs(8)));
         // The third would wait 16 s > MAX_WAIT.
-        assert_eq!(limiter.reserve(t0), Admission::Refused(Duration::from_secs(16)));
+        assert_eq!(
+            limiter.reserve(t0),
+            Admission::Refused(Duration::from_secs(16))
+        );
     }
 
     #[test]
@@ -328,7 +327,9 @@ mod tests {
         let limiter = LocationLimiter::new("loc", limit(100, 10_000, 0));
         limiter.note_429(Some(5));
         match limiter.reserve(Instant::now()) {
-            Admission::Refused(wait) => assert!(wait <= Duration::from_secs(5) && wait > Duration::from_secs(4)),
+            Admission::Refused(wait) => {
+                assert!(wait <= Duration::from_secs(5) && wait > Duration::from_secs(4))
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(limiter.stats().upstream_429, 1);

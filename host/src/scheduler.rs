@@ -4,6 +4,19 @@
 //! another. After a failed tick the delay doubles (up to a minute), so
 //! wrong credentials do not hammer a token endpoint; a 429's Retry-After is
 //! always honoured. A tick that traps is logged and the loop goes on.
+//!
+//! Fairness across tenants, three ways:
+//! - ticks wait for a slot in the pipeline's tick semaphore (32 at once),
+//!   which tokio hands out first come, first served, and a tenant's next
+//!   tick queues behind those already waiting;
+//! - a tick claims and posts at most `max_calls_per_tick` new calls
+//!   (default 100; `Pipeline::claim_bounded`), so a tenant with a large
+//!   backlog holds its slot for a bounded time and works the rest over the
+//!   next ticks instead of starving the others;
+//! - tenants on one HighLevel location share its rate limiter
+//!   (`crate::ratelimit`), which admits requests in the order they ask: a
+//!   tenant's stages send one request at a time, so each tenant gets its
+//!   turn whatever the others' backlog.
 
 use crate::pipeline::{Pipeline, Tenant, TickReport};
 use std::sync::Arc;
@@ -20,7 +33,9 @@ pub async fn run_tenant(
     mut stop: watch::Receiver<bool>,
     on_tick: impl Fn(&Tenant, &TickReport) + Send + Sync,
 ) {
-    let interval = Duration::from_millis(tenant.config.settings.poll_interval_ms);
+    // Settings saved on the status page, and retries asked for there,
+    // apply from the next tick (`crate::web`).
+    let mut live = crate::web::LiveTenant::new(tenant);
     let mut delay = Duration::ZERO;
     let mut last_error: Option<String> = None;
     loop {
@@ -31,6 +46,8 @@ pub async fn run_tenant(
         if *stop.borrow() {
             return;
         }
+        let tenant = live.before_tick(pipeline.storage());
+        let interval = Duration::from_millis(tenant.config.settings.poll_interval_ms);
         let report = match pipeline.tick(&tenant).await {
             Ok(report) => report,
             Err(fault) => TickReport {
@@ -38,6 +55,7 @@ pub async fn run_tenant(
                 ..TickReport::default()
             },
         };
+        crate::web::note_tick(tenant.id(), &report);
         on_tick(&tenant, &report);
         delay = next_delay(interval, delay, &report);
         if report.error != last_error {

@@ -8,6 +8,7 @@
 //! | `GET /healthz` | `ok` |
 //! | `GET /readyz` | `ready` once storage answers and the components are loaded, else 503 |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`], `docs/OPERATIONS.md`) |
+//! | `/admin…` | the status and settings page ([`crate::web`], merged beside these routes by `main.rs`; admin token) |
 //!
 //! Every error is JSON `{"error": "..."}` saying what is wrong. Both
 //! tenant routes require the tenant's shared-secret header (compared in

@@ -7,11 +7,15 @@
 //! WAL lets readers run beside the single writer, and `BEGIN IMMEDIATE`
 //! makes compare-and-swap atomic across every process sharing the file.
 
+mod backfill_rows;
 mod secret_rows;
+mod tenant_rows;
 mod web_rows;
 
+pub use backfill_rows::ReplayOpen;
 pub use secret_rows::{SealedSecret, StateClaim, TenantAuth};
-pub use web_rows::{CallFilter, CallSummary, RetryApplied, RetryRequest};
+pub use tenant_rows::TenantRow;
+pub use web_rows::{CallFilter, CallSummary, RetryApplied, RetryRequest, is_call_key};
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -104,6 +108,8 @@ impl Storage {
              );",
         )?;
         conn.execute_batch(secret_rows::SCHEMA)?;
+        conn.execute_batch(backfill_rows::SCHEMA)?;
+        conn.execute_batch(tenant_rows::SCHEMA)?;
         conn.execute_batch(web_rows::SCHEMA)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),

@@ -43,11 +43,31 @@ impl World {
         options: TenantOptions,
         rate_limited: bool,
     ) -> anyhow::Result<Self> {
-        let pbx = ThreeCxSim::start(ThreeCxConfig::default()).await?;
         let mut crm_config = HighLevelConfig::default();
         if !rate_limited {
             crm_config.rate_limit = None;
         }
+        Self::start_with_crm(runtime, storage, options, crm_config).await
+    }
+
+    /// [`World::start`] with the CRM simulator configured by `crm_config`;
+    /// the tenant's rate limiter keeps to the simulator's limit (none when
+    /// it has none).
+    pub async fn start_with_crm(
+        runtime: Arc<Runtime>,
+        storage: Storage,
+        options: TenantOptions,
+        crm_config: HighLevelConfig,
+    ) -> anyhow::Result<Self> {
+        let pbx = ThreeCxSim::start(ThreeCxConfig::default()).await?;
+        let rate_limit = match crm_config.rate_limit {
+            Some(limit) => crate::config::CrmRateLimit {
+                burst: limit.max,
+                interval_ms: limit.interval.as_millis() as u64,
+                daily: crate::config::CrmRateLimit::HIGHLEVEL.daily,
+            },
+            None => crate::config::CrmRateLimit::OFF,
+        };
         let crm = HighLevelSim::start(crm_config).await?;
         let tokens = crm.install();
         let pbx_defaults = ThreeCxConfig::default();
@@ -69,11 +89,7 @@ impl World {
                 refresh_token: Secret::new(tokens.refresh_token),
                 // The limiter keeps to the simulator's limit, or to none
                 // when the simulator has none (benchmarks, most tests).
-                rate_limit: if rate_limited {
-                    crate::config::CrmRateLimit::HIGHLEVEL
-                } else {
-                    crate::config::CrmRateLimit::OFF
-                },
+                rate_limit,
             },
             settings: options,
             actions: crate::config::ActionsConfig {

@@ -69,7 +69,7 @@ impl WorldSpec {
             Stage::Poll => (
                 "poll-stage",
                 "connectzero:pipeline/poll",
-                &["fetch", "commit", "active-calls"],
+                &["fetch", "fetch-window", "commit", "active-calls"],
                 &[HTTP_OUT, HTTP_TYPES, KV_STORE, CREDENTIALS],
             ),
             Stage::Dedup => (

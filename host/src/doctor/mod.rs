@@ -44,12 +44,20 @@ pub async fn check(config_path: &Path, tenant: Option<&str>) -> anyhow::Result<V
     // doctor's job is to report each problem as a line with its fix.
     let config: HostConfig = toml::from_str(&text)
         .with_context(|| format!("{} is not a valid configuration", config_path.display()))?;
+    let database = Path::new(&config.database);
+    let storage = Storage::open(database)?;
+    // The tenants `run` serves: the file's and those added with
+    // `connectzero tenant add`.
+    let all = crate::tenants::union(
+        config.tenants,
+        crate::tenants::stored(&storage)?,
+        &config_path.display().to_string(),
+    )?;
     let tenants: Vec<TenantConfig> = match tenant {
-        None => config.tenants,
+        None => all,
         Some(id) => {
-            let known: Vec<String> = config.tenants.iter().map(|t| t.id.clone()).collect();
-            let chosen: Vec<TenantConfig> =
-                config.tenants.into_iter().filter(|t| t.id == id).collect();
+            let known: Vec<String> = all.iter().map(|t| t.id.clone()).collect();
+            let chosen: Vec<TenantConfig> = all.into_iter().filter(|t| t.id == id).collect();
             anyhow::ensure!(
                 !chosen.is_empty(),
                 "no tenant {id:?} in {}; its tenants are: {}",
@@ -61,14 +69,12 @@ pub async fn check(config_path: &Path, tenant: Option<&str>) -> anyhow::Result<V
     };
     anyhow::ensure!(
         !tenants.is_empty(),
-        "no tenants configured in {}: add a [[tenants]] section",
+        "no tenants configured in {}: add a [[tenants]] section or run `connectzero tenant add`",
         config_path.display()
     );
     // The secrets as `connectzero run` sees them: the database (created on
     // first use, as `run` does) holds the encrypted ones and receives the
     // rotated HighLevel refresh token.
-    let database = Path::new(&config.database);
-    let storage = Storage::open(database)?;
     let store = crate::secrets::open_store(&storage, database, None)
         .with_context(|| format!("opening the secrets of {}", database.display()))?;
     // No redirects: a redirected token request could carry the API key to

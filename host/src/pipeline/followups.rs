@@ -22,6 +22,19 @@ impl Pipeline {
         tenant: &Tenant,
         handled: &[Handled],
     ) -> anyhow::Result<()> {
+        self.after_post_with(tenant, handled, true).await
+    }
+
+    /// [`Self::after_post`]; with `triggers` false only the recordings are
+    /// queued: a backfill's calls are history, and workflows would act on
+    /// them as if they had just happened (`connectzero backfill
+    /// --with-triggers` turns them on).
+    pub(super) async fn after_post_with(
+        &self,
+        tenant: &Tenant,
+        handled: &[Handled],
+        triggers: bool,
+    ) -> anyhow::Result<()> {
         let posted: Vec<(&Handled, &String)> = handled
             .iter()
             .filter_map(|h| match &h.outcome {
@@ -54,6 +67,9 @@ impl Pipeline {
                     &format!("gave-up: {}", describe(&error)),
                 )?;
             }
+        }
+        if !triggers {
+            return Ok(());
         }
         let events: Vec<CallEvent> = posted
             .iter()
@@ -90,6 +106,16 @@ impl Pipeline {
         report: &mut TickReport,
     ) -> anyhow::Result<()> {
         self.calls_started(tenant, report).await?;
+        self.work_queues(tenant, report).await
+    }
+
+    /// Work due recording jobs and due trigger deliveries, at most
+    /// `FOLLOW_UP_BATCH` of each.
+    pub(super) async fn work_queues(
+        &self,
+        tenant: &Tenant,
+        report: &mut TickReport,
+    ) -> anyhow::Result<()> {
         match self.attach_process_due(tenant, FOLLOW_UP_BATCH).await? {
             Ok(reports) => {
                 for r in reports {

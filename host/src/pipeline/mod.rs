@@ -8,9 +8,12 @@
 //! succeed as it is (unreadable data, a 4xx the CRM will always give) is
 //! parked with its reason.
 
+mod backfill;
 mod followups;
 mod record;
 mod stages;
+
+pub use backfill::CallResult;
 
 use crate::bindings::dedup::exports::connectzero::pipeline::dedup::{Claim, Completion, Outcome};
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
@@ -86,6 +89,7 @@ impl Tenant {
             config,
             credentials: self.credentials.clone(),
             directory: self.directory.clone(),
+            crm_limiter: self.crm_limiter.clone(),
             started_seen: Default::default(),
         }
     }
@@ -358,7 +362,11 @@ impl Pipeline {
         if let Some(first) = deferred.iter().map(|c| c.start_time).min() {
             report.deferred = deferred.len();
             *hold_cursor_at = (*hold_cursor_at).min(first);
-            tracing::debug!(tenant = tenant.id(), deferred = deferred.len(), "backlog larger than one tick; the rest waits for the next");
+            tracing::debug!(
+                tenant = tenant.id(),
+                deferred = deferred.len(),
+                "backlog larger than one tick; the rest waits for the next"
+            );
         }
         if !extra.is_empty() {
             self.finish(tenant, &[], &extra).await?;

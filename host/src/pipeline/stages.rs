@@ -82,6 +82,28 @@ impl Pipeline {
             .await?)
     }
 
+    /// `poll.fetch-window`: the calls that started in [`start`, `end`),
+    /// without touching the cursor (backfill and replay, `backfill.rs`).
+    pub(super) async fn fetch_window(
+        &self,
+        tenant: &Tenant,
+        start: i64,
+        end: i64,
+    ) -> anyhow::Result<Result<PollBatch, StageError>> {
+        let _timer = crate::metrics::stage_timer(Stage::Poll, "fetch-window");
+        let mut store = self.store(Stage::Poll, tenant);
+        let poll = self
+            .runtime
+            .stages
+            .poll
+            .instantiate_async(&mut store)
+            .await?;
+        Ok(poll
+            .connectzero_pipeline_poll()
+            .call_fetch_window(&mut store, &tenant.settings, start, end)
+            .await?)
+    }
+
     pub(super) async fn commit(&self, tenant: &Tenant, cursor: i64) -> anyhow::Result<()> {
         let _timer = crate::metrics::stage_timer(Stage::Poll, "commit");
         let mut store = self.store(Stage::Poll, tenant);

@@ -219,7 +219,10 @@ impl Storage {
                 params![tenant, key, released.as_bytes()],
             )?;
             applied.legs_released += 1;
-            if let Some(start) = key.rsplit_once('@').and_then(|(_, s)| s.parse::<i64>().ok()) {
+            if let Some(start) = key
+                .rsplit_once('@')
+                .and_then(|(_, s)| s.parse::<i64>().ok())
+            {
                 earliest = Some(earliest.map_or(start, |e| e.min(start)));
             }
         }
@@ -317,9 +320,29 @@ pub enum CallFilter {
     Recordings,
 }
 
-/// The start of a call from its key (`3cx:<id>@<start ms>`).
+/// Whether `key` names a call (`3cx:<call id>@<start ms>`, or
+/// `3cx-segment:<leg id>@<start ms>` for a segment 3CX gave no call id),
+/// as opposed to an unreadable row (`3cx-row:…`), which has no ledger entry.
+pub fn is_call_key(key: &str) -> bool {
+    let Some(rest) = key
+        .strip_prefix("3cx:")
+        .or_else(|| key.strip_prefix("3cx-segment:"))
+    else {
+        return false;
+    };
+    rest.split_once('@').is_some_and(|(id, start)| {
+        [id, start]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// The start of a call from its key.
 fn call_start(call_key: &str) -> Option<i64> {
-    call_key.strip_prefix("3cx:")?.rsplit_once('@')?.1.parse().ok()
+    if !is_call_key(call_key) {
+        return None;
+    }
+    call_key.rsplit_once('@')?.1.parse().ok()
 }
 
 #[cfg(test)]
@@ -357,7 +380,10 @@ mod tests {
         db.kv_set("t", "ledger/3@5000", other).unwrap();
         db.kv_set("t", CURSOR_KEY, b"90000").unwrap();
 
-        assert_eq!(db.request_retry("t", key, 10).unwrap(), RetryRequest::Queued);
+        assert_eq!(
+            db.request_retry("t", key, 10).unwrap(),
+            RetryRequest::Queued
+        );
         assert_eq!(
             db.request_retry("t", key, 11).unwrap(),
             RetryRequest::NotParked(Some("retrying".into()))
@@ -378,8 +404,20 @@ mod tests {
         // Another call's leg is untouched.
         assert_eq!(db.kv_get("t", "ledger/3@5000").unwrap().unwrap(), other);
         // A second application (another host) finds the request consumed.
-        assert_eq!(db.apply_retry("t", key, 21).unwrap(), RetryApplied::default());
+        assert_eq!(
+            db.apply_retry("t", key, 21).unwrap(),
+            RetryApplied::default()
+        );
         assert!(db.pending_retries("t").unwrap().is_empty());
+    }
+
+    #[test]
+    fn call_keys_are_told_from_unreadable_rows() {
+        assert!(is_call_key("3cx:77@5000"));
+        assert!(is_call_key("3cx-segment:5@1000"));
+        assert!(!is_call_key("3cx-row:424242"));
+        assert!(!is_call_key("3cx:77@5000 and more"));
+        assert_eq!(call_start("3cx-segment:5@1000"), Some(1000));
     }
 
     #[test]

@@ -275,6 +275,12 @@ impl HighLevelSim {
         self.lock().faults.extend(std::iter::repeat_n(entry, count));
     }
 
+    /// Requests the rate limiter refused with 429 so far (injected 429
+    /// faults not included).
+    pub fn rate_limited_count(&self) -> usize {
+        self.lock().limiter.refused
+    }
+
     /// Requests received so far (any outcome, `/oauth/token` included) whose
     /// method equals `method` (case-insensitive) and path starts with
     /// `path_prefix`.

@@ -79,6 +79,8 @@ struct Bucket {
 pub(crate) struct RateLimiter {
     limit: Option<RateLimit>,
     buckets: HashMap<String, Bucket>,
+    /// Requests refused with 429 so far (any location).
+    pub(crate) refused: usize,
 }
 
 impl RateLimiter {
@@ -87,6 +89,7 @@ impl RateLimiter {
         Self {
             limit,
             buckets: HashMap::new(),
+            refused: 0,
         }
     }
 
@@ -126,6 +129,7 @@ impl RateLimiter {
         };
 
         if bucket.day_used >= DAILY_LIMIT {
+            self.refused += 1;
             let left = DAY.saturating_sub(now.duration_since(bucket.day_started));
             return Some(Decision::Limited {
                 headers: headers(bucket),
@@ -133,6 +137,7 @@ impl RateLimiter {
             });
         }
         if bucket.tokens < 1.0 {
+            self.refused += 1;
             let retry_after_secs = if rate > 0.0 {
                 ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64
             } else {

@@ -112,8 +112,33 @@ pub(crate) fn router(app: AppState) -> Router {
         .merge(api)
         .fallback(not_found)
         .layer(from_fn_with_state(app.clone(), record_request))
+        .layer(from_fn(read_whole_request))
         .layer(from_fn(trace))
         .with_state(app)
+}
+
+/// Largest request body read ahead (uploads stream and are not read ahead).
+const READ_AHEAD_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Read the whole request before any handler or check answers. A real API
+/// reads a request before answering it; answering first (an injected fault,
+/// a 401, a 429) while the client is still sending makes the client's
+/// HTTP stack fail the request as a broken connection, which would test a
+/// fault HighLevel does not have. Uploads stream (their size can be large)
+/// and declare their length, so the server cannot answer before their end.
+async fn read_whole_request(req: Request, next: Next) -> Response {
+    if req
+        .uri()
+        .path()
+        .starts_with("/conversations/messages/upload")
+    {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, READ_AHEAD_LIMIT).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
+        Err(_) => ApiError::bad_request("the request body could not be read").into_response(),
+    }
 }
 
 async fn trace(mut req: Request, next: Next) -> Response {

@@ -1,0 +1,396 @@
+//! The page's HTML (maud: checked at compile time, every value escaped).
+//! No scripts: forms post and the server redirects back.
+
+use super::PAGE_PATH;
+use super::settings::{FieldError, POLL_INTERVAL_MS, RECORDING_WINDOW_SECS, SettingsForm};
+use super::status::TenantStatus;
+use crate::storage::{CallRecord, TenantAuth};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+const STYLE: &str = "
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2330;background:#f4f6f9}
+header{background:#1d2b45;color:#fff;padding:.7rem 1.5rem;display:flex;align-items:center;gap:1.5rem}
+header a{color:#cfe0ff}header h1{font-size:1.15rem;margin:0}header form{margin-left:auto}
+main{padding:1rem 1.5rem;max-width:1200px}
+h2{font-size:1.05rem;margin:1.6rem 0 .5rem}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:.7rem}
+.card{background:#fff;border:1px solid #d8dee8;border-radius:6px;padding:.6rem .8rem}
+.card .label{font-size:.75rem;color:#5b6577;text-transform:uppercase;letter-spacing:.03em}
+.card .value{font-size:1.3rem;font-weight:600;margin-top:.15rem}.card .sub{font-size:.8rem;color:#5b6577}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d8dee8;font-size:.85rem}
+th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e7ebf1;vertical-align:top}
+th{background:#eef1f6;font-weight:600}
+.posted{color:#17663a;font-weight:600}.skipped{color:#5b6577}.parked{color:#b3261e;font-weight:600}.retrying{color:#9a5b00;font-weight:600}
+.notice{padding:.6rem .8rem;border-radius:6px;margin:.6rem 0}.ok{background:#e3f4e8;border:1px solid #9fd3b0}
+.bad{background:#fde8e7;border:1px solid #f0aaa5}.warn{background:#fff4de;border:1px solid #f1cf85}
+form.settings{background:#fff;border:1px solid #d8dee8;border-radius:6px;padding:.8rem 1rem;max-width:640px}
+form.settings label{display:block;font-weight:600;margin-top:.7rem}
+form.settings .hint{font-size:.8rem;color:#5b6577;font-weight:400}
+form.settings .error{color:#b3261e;font-size:.85rem}
+input[type=text],select{font:inherit;padding:.25rem .4rem;min-width:14rem}
+button{font:inherit;padding:.3rem .8rem;border-radius:4px;border:1px solid #8a96aa;background:#fff;cursor:pointer}
+button.primary{background:#1d4ed8;color:#fff;border-color:#1d4ed8}
+.muted{color:#5b6577}.demo form{display:inline-block;margin-right:.4rem}
+code{font-size:.85em}
+";
+
+/// A one-line message at the top of a page.
+pub(super) struct Notice {
+    /// Good news or a refusal.
+    pub ok: bool,
+    /// What happened.
+    pub text: String,
+}
+
+fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · ConnectZero" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    h1 { a href=(PAGE_PATH) { "ConnectZero" } }
+                    span { (title) }
+                    @if let Some(csrf) = csrf {
+                        form method="post" action={ (PAGE_PATH) "/logout" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+fn notice(notice: Option<&Notice>) -> Markup {
+    html! {
+        @if let Some(n) = notice {
+            p id="notice" class={ "notice " (if n.ok { "ok" } else { "bad" }) } { (n.text) }
+        }
+    }
+}
+
+/// `16:05:03 UTC (12 s ago)`; the date too when not today.
+fn when(ms: i64, now_ms: i64) -> String {
+    let Some(at) = chrono::DateTime::from_timestamp_millis(ms) else {
+        return "?".into();
+    };
+    let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or(at);
+    let clock = if at.date_naive() == now.date_naive() {
+        at.format("%H:%M:%S UTC").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M UTC").to_string()
+    };
+    format!("{clock} ({} ago)", span(now_ms - ms))
+}
+
+/// `850 ms`, `12 s`, `4 min`, `3 h`.
+fn span(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..120_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        120_000..7_200_000 => format!("{} min", ms / 60_000),
+        _ => format!("{} h", ms / 3_600_000),
+    }
+}
+
+/// Numbers are personal data: the page shows them masked like the logs.
+fn masked(number: &str) -> String {
+    if number.is_empty() {
+        "–".into()
+    } else {
+        crate::redact::phone(number).to_string()
+    }
+}
+
+/// The sign-in page.
+pub(super) fn login(message: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            @if let Some(m) = message { p id="notice" class="notice bad" { (m) } }
+            form.settings method="post" action={ (PAGE_PATH) "/login" } {
+                label for="token" { "Admin token" }
+                p.hint { "The value of " code { "CONNECTZERO_ADMIN_TOKEN" } " on the host (the demo prints one when it starts)." }
+                input #token type="password" name="token" autocomplete="current-password" required;
+                p { button.primary #sign-in type="submit" { "Sign in" } }
+            }
+        },
+    )
+}
+
+/// The page when no admin token is configured.
+pub(super) fn disabled() -> Markup {
+    layout(
+        "Status page off",
+        None,
+        html! {
+            p.notice.warn {
+                "The status page is off because no admin token is set. Set "
+                code { "CONNECTZERO_ADMIN_TOKEN" } " (at least 16 characters, e.g. "
+                code { "openssl rand -base64 32" } ") or " code { "CONNECTZERO_ADMIN_TOKEN_FILE" }
+                " and restart the host."
+            }
+        },
+    )
+}
+
+/// Every tenant at a glance.
+pub(super) fn overview(rows: &[TenantStatus], csrf: &str, now_ms: i64) -> Markup {
+    layout(
+        "Tenants",
+        Some(csrf),
+        html! {
+            @let reauth: Vec<&TenantStatus> = rows.iter().filter(|r| matches!(r.auth, TenantAuth::NeedsReauthorisation { .. })).collect();
+            @if !reauth.is_empty() {
+                div.notice.warn #reauth {
+                    strong { "Needs re-authorisation: " }
+                    @for r in &reauth { a href={ (PAGE_PATH) "/t/" (r.id) } { (r.id) } " " }
+                    "— an admin of the sub-account opens " code { "/t/<tenant>/oauth/install" } "."
+                }
+            }
+            table {
+                thead { tr { th { "Tenant" } th { "Last successful poll" } th { "Posted today" } th { "Skipped" } th { "Parked" } th { "Retrying" } th { "Recordings pending / given up" } th { "CRM grant" } } }
+                tbody {
+                    @for s in rows {
+                        tr {
+                            td { a href={ (PAGE_PATH) "/t/" (s.id) } { (s.id) } }
+                            td { (last_poll(s, now_ms)) }
+                            td { (s.today("posted")) }
+                            td { (s.today("skipped")) }
+                            td { (s.parked()) }
+                            td { (s.today("retrying")) }
+                            td { (s.today.recordings_pending) " / " (s.today.recordings_gave_up) }
+                            td { (grant(&s.auth)) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn grant(auth: &TenantAuth) -> Markup {
+    match auth {
+        TenantAuth::Authorised => html! { span.posted { "authorised" } },
+        TenantAuth::NeedsReauthorisation { .. } => {
+            html! { span.parked { "needs re-authorisation" } }
+        }
+    }
+}
+
+fn last_poll(s: &TenantStatus, now_ms: i64) -> String {
+    match s.poll.as_ref().and_then(|p| p.last_ok_ms) {
+        Some(ms) => when(ms, now_ms),
+        None => "not yet (since this host started)".into(),
+    }
+}
+
+/// Everything the tenant page shows.
+pub(super) struct TenantPage<'a> {
+    pub status: &'a TenantStatus,
+    pub csrf: &'a str,
+    pub notice: Option<Notice>,
+    /// The settings form as shown: the effective settings, or what was
+    /// typed when it needs fixing.
+    pub form: SettingsForm,
+    pub errors: Vec<FieldError>,
+    /// Buttons to place demo calls, `(kind, label)`.
+    pub demo: Vec<(&'static str, &'static str)>,
+}
+
+/// One tenant.
+pub(super) fn tenant(page: &TenantPage<'_>) -> Markup {
+    let s = page.status;
+    let base = format!("{PAGE_PATH}/t/{}", s.id);
+    layout(
+        &format!("Tenant {}", s.id),
+        Some(page.csrf),
+        html! {
+            p.muted { a href=(PAGE_PATH) { "All tenants" } " · " a href=(base) { "Refresh" } " · times in UTC" }
+            (notice(page.notice.as_ref()))
+            @if let TenantAuth::NeedsReauthorisation { reason, since_ms } = &s.auth {
+                div.notice.warn #reauth {
+                    strong { "Needs re-authorisation" } " since " (when(*since_ms, s.now_ms)) ": " (crate::redact::text(reason))
+                    ". Calls wait meanwhile; an admin of the sub-account opens "
+                    code { "/t/" (s.id) "/oauth/install" } " to approve the app again."
+                }
+            }
+            h2 { "Status" }
+            div.cards #status {
+                div.card { div.label { "Last successful poll" } div.value #last-poll { (last_poll(s, s.now_ms)) }
+                    @if let Some(error) = s.poll.as_ref().and_then(|p| p.last_error.as_ref()) {
+                        div.sub.parked { "last tick failed: " (crate::redact::text(error)) }
+                    } }
+                div.card { div.label { "Lag" } div.value #lag { (s.lag_ms().map_or("–".to_string(), span)) } div.sub { "hang-up to handled, newest call" } }
+                div.card { div.label { "Posted today" } div.value #today-posted { (s.today("posted")) } }
+                div.card { div.label { "Skipped today" } div.value #today-skipped { (s.today("skipped")) } }
+                div.card { div.label { "Parked today" } div.value #today-parked { (s.today("parked")) } }
+                div.card { div.label { "Retrying" } div.value #today-retrying { (s.today("retrying")) } div.sub { "failed for now; retried every tick" } }
+                div.card { div.label { "Recordings pending" } div.value #recordings-pending { (s.today.recordings_pending) } }
+                div.card { div.label { "Recordings given up" } div.value #recordings-gave-up { (s.today.recordings_gave_up) } }
+                div.card { div.label { "CRM grant" } div.value { (grant(&s.auth)) } }
+                div.card { div.label { "Poll cursor" } div.value { (s.cursor_ms.map_or("–".to_string(), |c| when(c, s.now_ms))) } div.sub { "start of the newest call read" } }
+            }
+
+            h2 { "Parked and failed calls" }
+            @if s.attention.is_empty() {
+                p.muted #attention-empty { "None: every call was posted or deliberately skipped." }
+            } @else {
+                table #attention {
+                    thead { tr { th { "Call" } th { "Direction" } th { "From → to" } th { "State" } th { "Reason" } th { "Handled" } th { "" } } }
+                    tbody {
+                        @for c in &s.attention {
+                            tr data-call=(c.call_key) data-outcome=(c.outcome) {
+                                td { code { (c.call_key) } }
+                                td { (c.direction) }
+                                td { (masked(&c.caller)) " → " (masked(&c.callee)) }
+                                td class=(c.outcome) { (c.outcome) }
+                                td { (crate::redact::text(&c.detail)) }
+                                td { (when(c.handled_at_ms, s.now_ms)) }
+                                td { (call_action(c, &base, page.csrf)) }
+                            }
+                        }
+                    }
+                }
+            }
+
+            h2 { "Recordings pending or given up" }
+            @if s.recordings.is_empty() {
+                p.muted { "None." }
+            } @else {
+                table #recordings {
+                    thead { tr { th { "Call" } th { "From → to" } th { "Recording" } th { "Call ended" } } }
+                    tbody {
+                        @for c in &s.recordings {
+                            tr data-call=(c.call_key) {
+                                td { code { (c.call_key) } }
+                                td { (masked(&c.caller)) " → " (masked(&c.callee)) }
+                                td class=(if c.recording == "pending" { "retrying" } else { "parked" }) { (crate::redact::text(&c.recording)) }
+                                td { (when(c.ended_at_ms, s.now_ms)) }
+                            }
+                        }
+                    }
+                }
+            }
+
+            h2 { "Settings" }
+            (settings_form(page, &base))
+
+            @if !page.demo.is_empty() {
+                h2 { "Demo: place a call" }
+                div.demo #demo {
+                    p.muted { "Puts a call into the 3CX simulator as if it just ended; the next poll picks it up." }
+                    @for (kind, label) in &page.demo {
+                        form method="post" action={ (base) "/demo-call" } {
+                            input type="hidden" name="csrf" value=(page.csrf);
+                            input type="hidden" name="kind" value=(kind);
+                            button type="submit" id={ "demo-" (kind) } { (label) }
+                        }
+                    }
+                }
+            }
+
+            h2 { "Recent calls" }
+            table #recent {
+                thead { tr { th { "Call" } th { "Direction" } th { "From → to" } th { "Outcome" } th { "Rule" } th { "Detail" } th { "Recording" } th { "Handled" } } }
+                tbody {
+                    @for c in &s.recent {
+                        tr data-call=(c.call_key) data-outcome=(c.outcome) {
+                            td { code { (c.call_key) } }
+                            td { (c.direction) }
+                            td { (masked(&c.caller)) " → " (masked(&c.callee)) }
+                            td class=(c.outcome) { (c.outcome) }
+                            td { (c.rule.as_deref().unwrap_or("–")) }
+                            td { (crate::redact::text(&c.detail)) }
+                            td { (crate::redact::text(&c.recording)) }
+                            td { (when(c.handled_at_ms, s.now_ms)) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn call_action(c: &CallRecord, base: &str, csrf: &str) -> Markup {
+    match c.outcome.as_str() {
+        "parked" if crate::storage::is_call_key(&c.call_key) => html! {
+            form method="post" action={ (base) "/retry" } {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="call_key" value=(c.call_key);
+                button type="submit" class="retry" { "Retry" }
+            }
+        },
+        "parked" => {
+            html! { span.muted { "an unreadable 3CX row: fix it in 3CX; it is read again while inside the overlap window" } }
+        }
+        _ => html! { span.muted { "retried automatically" } },
+    }
+}
+
+fn field_error(errors: &[FieldError], field: &str) -> Markup {
+    html! {
+        @for e in errors.iter().filter(|e| e.field == field) {
+            div.error id={ "error-" (field) } { (e.message) }
+        }
+    }
+}
+
+fn settings_form(page: &TenantPage<'_>, base: &str) -> Markup {
+    let f = &page.form;
+    let s = page.status;
+    html! {
+        form.settings #settings method="post" action={ (base) "/settings" } {
+            input type="hidden" name="csrf" value=(page.csrf);
+            @if !page.errors.is_empty() {
+                p.notice.bad #settings-errors { "Not saved: fix the fields marked below." }
+            }
+            p.hint {
+                @match s.saved_at_ms {
+                    Some(at) => { "Saved on this page " (when(at, s.now_ms)) "; the configuration's values apply to everything not shown here." }
+                    None => { "As configured. Changes saved here are kept in the database and override the configuration." }
+                }
+                " They take effect from the tenant's next poll."
+            }
+            label {
+                input #log_internal_calls type="checkbox" name="log_internal_calls" checked[f.log_internal_calls.is_some()];
+                " Post internal (extension-to-extension) calls"
+            }
+            label for="default_country" { "Default country" span.hint { " — for numbers written without +, ISO 3166-1 alpha-2 (US, GB, DE…)" } }
+            input #default_country type="text" name="default_country" value=(f.default_country) maxlength="8";
+            (field_error(&page.errors, "default_country"))
+            label for="no_match_policy" { "When no contact matches" }
+            select #no_match_policy name="no_match_policy" {
+                option value="skip" selected[f.no_match_policy == "skip"] { "skip the call (default: keeps spam and robocalls out of the CRM)" }
+                option value="create-contact" selected[f.no_match_policy == "create-contact"] { "create a contact for the number" }
+                @if !matches!(f.no_match_policy.as_str(), "skip" | "create-contact") {
+                    option value=(f.no_match_policy) selected { (f.no_match_policy) }
+                }
+            }
+            (field_error(&page.errors, "no_match_policy"))
+            label for="recording_window_secs" { "Recording window, seconds" span.hint { " — how long to wait for 3CX to finalise a recording (" (RECORDING_WINDOW_SECS.start()) "–" (RECORDING_WINDOW_SECS.end()) ")" } }
+            input #recording_window_secs type="text" inputmode="numeric" name="recording_window_secs" value=(f.recording_window_secs);
+            (field_error(&page.errors, "recording_window_secs"))
+            label for="poll_interval_ms" { "Poll interval, milliseconds" span.hint { " — " (POLL_INTERVAL_MS.start()) "–" (POLL_INTERVAL_MS.end()) } }
+            input #poll_interval_ms type="text" inputmode="numeric" name="poll_interval_ms" value=(f.poll_interval_ms);
+            (field_error(&page.errors, "poll_interval_ms"))
+            p {
+                button.primary #save type="submit" { "Save settings" }
+                " "
+                @if s.saved_at_ms.is_some() {
+                    button #reset type="submit" name="reset" value="1" { "Use the configuration's values" }
+                }
+            }
+        }
+    }
+}
