@@ -1,6 +1,8 @@
 //! Fair scheduling across tenants and HighLevel's per-location rate limit:
 //! two tenants on one HighLevel location share its budget and both get
-//! through without HighLevel ever answering 429; a tenant with a large
+//! through without HighLevel ever answering 429; a 429 HighLevel answers
+//! one tenant holds back the other's requests for its `Retry-After`
+//! without them leaving the host; a tenant with a large
 //! backlog works it a bounded batch per tick, so another tenant's calls
 //! post in between.
 
@@ -52,25 +54,7 @@ async fn two_tenants_on_one_location_both_progress_and_highlevel_never_answers_4
         }),
         ..HighLevelConfig::default()
     };
-    let storage = Storage::in_memory().unwrap();
-    let a = World::start_with_crm(runtime(), storage.clone(), options(), crm_config.clone())
-        .await
-        .unwrap();
-    demo::seed(&a);
-    // Tenant b: its own 3CX, the same HighLevel app and location as a.
-    let mut b = World::start_with_crm(runtime(), storage, options(), crm_config)
-        .await
-        .unwrap();
-    demo::seed(&b);
-    let tokens = a.crm.install();
-    let shared = a.config().crm.clone();
-    b.reconfigure(|c| {
-        c.id = "b".into();
-        c.crm = shared;
-        c.crm.access_token = Some(connectzero::config::Secret::new(tokens.access_token));
-        c.crm.refresh_token = connectzero::config::Secret::new(tokens.refresh_token);
-    })
-    .unwrap();
+    let (a, b) = sharing_one_location(crm_config).await;
     let limiter = a.tenant.crm_limiter.clone().expect("a has a limiter");
     assert!(
         Arc::ptr_eq(&limiter, b.tenant.crm_limiter.as_ref().unwrap()),
@@ -128,10 +112,7 @@ async fn two_tenants_on_one_location_both_progress_and_highlevel_never_answers_4
     assert_eq!(mine_b.len(), CALLS_EACH as usize, "{mine_b:?}");
     // The limiter held HighLevel's limit: not one 429 from the simulator,
     // although the two tenants together needed several bursts' worth.
-    let requests = ["GET", "POST", "PUT"]
-        .iter()
-        .map(|m| a.crm.request_count(m, "/c"))
-        .sum::<usize>();
+    let requests = api_requests(&a);
     assert!(
         requests > 20,
         "only {requests} CRM requests: the test needs more than two bursts"
@@ -226,6 +207,83 @@ async fn a_large_backlog_yields_to_another_tenant_between_bounded_ticks() {
     // A tick after the backlog finds nothing new.
     let after = big.pipeline.tick(&big.tenant).await.unwrap();
     assert_eq!((after.posted, after.deferred), (0, 0), "{after:?}");
+}
+
+/// Tenants a and b, each with its own 3CX, on the same HighLevel app and
+/// location (a's simulator, configured by `crm_config`), on one database.
+async fn sharing_one_location(crm_config: HighLevelConfig) -> (World, World) {
+    let storage = Storage::in_memory().unwrap();
+    let a = World::start_with_crm(runtime(), storage.clone(), options(), crm_config.clone())
+        .await
+        .unwrap();
+    demo::seed(&a);
+    let mut b = World::start_with_crm(runtime(), storage, options(), crm_config)
+        .await
+        .unwrap();
+    demo::seed(&b);
+    let tokens = a.crm.install();
+    let shared = a.config().crm.clone();
+    b.reconfigure(|c| {
+        c.id = "b".into();
+        c.crm = shared;
+        c.crm.access_token = Some(connectzero::config::Secret::new(tokens.access_token));
+        c.crm.refresh_token = connectzero::config::Secret::new(tokens.refresh_token);
+    })
+    .unwrap();
+    (a, b)
+}
+
+/// Requests that reached the CRM simulator's API (contacts and
+/// conversations).
+fn api_requests(world: &World) -> usize {
+    ["GET", "POST", "PUT"]
+        .iter()
+        .map(|m| world.crm.request_count(m, "/c"))
+        .sum()
+}
+
+#[tokio::test]
+async fn a_429_for_one_tenant_holds_back_every_tenant_on_the_location() {
+    let (a, b) = sharing_one_location(HighLevelConfig::default()).await;
+    let now = chrono::Utc::now();
+    Placer::default().place(
+        &a,
+        &one_leg(100, outside(numbers::DANA), ext("101"), true, 30),
+        now,
+    );
+    Placer::default().place(
+        &b,
+        &one_leg(200, outside(numbers::ELI), ext("102"), true, 30),
+        now,
+    );
+    a.crm.inject_failures(
+        connectzero_simulators::highlevel::Fault::TooManyRequests {
+            retry_after_secs: Some(30),
+        },
+        1,
+    );
+
+    let first = a.pipeline.tick(&a.tenant).await.unwrap();
+    assert_eq!((first.posted, first.retrying), (0, 1), "{first:?}");
+    let before = api_requests(&a);
+    // b's call waits for the same Retry-After without asking HighLevel.
+    let second = a.pipeline.tick(&b.tenant).await.unwrap();
+    assert_eq!((second.posted, second.retrying), (0, 1), "{second:?}");
+    assert!(
+        second
+            .backoff
+            .is_some_and(|wait| wait >= Duration::from_secs(20)),
+        "{second:?}"
+    );
+    assert_eq!(
+        api_requests(&a),
+        before,
+        "b's requests reached HighLevel during the block"
+    );
+    let stats = a.tenant.crm_limiter.as_ref().unwrap().stats();
+    assert_eq!(stats.upstream_429, 1, "{stats:?}");
+    assert!(stats.refused >= 1, "{stats:?}");
+    assert!(a.crm.messages().is_empty());
 }
 
 mod demo {
