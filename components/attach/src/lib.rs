@@ -23,6 +23,9 @@ use exports::connectzero::pipeline::attach::{AttachJob, AttachOutcome, AttachRep
 /// Name of the queue in the tenant's bucket.
 const QUEUE: &str = "attach";
 
+/// How long a worker holds a job it is working: one attempt streams every recording of a call (up to five) from 3CX to HighLevel.
+const ATTACH_CLAIM_MS: i64 = 180_000;
+
 /// Longest wait between two attempts at one job. Recordings usually
 /// finalise within two minutes, so checks stay frequent.
 const MAX_BACKOFF_MS: i64 = 30_000;
@@ -79,12 +82,15 @@ impl Guest for Attach {
         max_jobs: u32,
     ) -> Result<Vec<AttachReport>, StageError> {
         let bucket = kv::open()?;
-        let queue = Queue::new(&bucket, QUEUE);
+        let queue = Queue::new(&bucket, QUEUE).claiming_for(ATTACH_CLAIM_MS);
         let apis = Apis::new(&settings);
         let now = time::now_ms();
         let window_ms = i64::from(settings.recording_window_secs) * 1000;
         let mut reports = Vec::new();
-        for (call_key, mut job) in queue.due::<Pending>(now, max_jobs as usize)? {
+        for call_key in queue.due::<Pending>(now, max_jobs as usize)? {
+            let Some(mut job) = queue.claim::<Pending>(&call_key, time::now_ms())? else {
+                continue; // another worker has it
+            };
             job.attempts += 1;
             let attempt = advance(&apis, &call_key, &mut job.payload);
             let message_id = job.payload.message_id.clone();

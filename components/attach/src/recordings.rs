@@ -181,6 +181,9 @@ mod tests {
             "--b\r\nContent-Disposition: form-data; name=\"contactId\"\r\n\r\nc1\r\n"
         ));
         assert!(prefix.ends_with("filename=\"call.wav\"\r\nContent-Type: audio/x-wav\r\n\r\n"));
-        assert_eq!(suffix, b"\r\n--b--", "nothing may follow the close delimiter");
+        assert_eq!(
+            suffix, b"\r\n--b--",
+            "nothing may follow the close delimiter"
+        );
     }
 }

@@ -14,10 +14,11 @@ use crate::kv;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// How long a claimed job belongs to its worker: longer than any one
-/// attempt (a 100 MB recording streams in well under a minute), short
-/// enough that a crashed worker's jobs resume within the recording window.
-pub const CLAIM_MS: i64 = 120_000;
+/// How long a claimed job belongs to its worker unless the queue says
+/// otherwise ([`Queue::claiming_for`]): longer than one attempt at one job.
+/// Jobs are claimed one at a time, just before they are worked, so a worker
+/// that dies holds at most the job it was working, for this long.
+pub const DEFAULT_CLAIM_MS: i64 = 60_000;
 
 /// A queued job with its schedule.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -36,12 +37,24 @@ pub struct Job<T> {
 pub struct Queue<'a> {
     bucket: &'a Bucket,
     name: &'static str,
+    claim_ms: i64,
 }
 
 impl<'a> Queue<'a> {
     /// The queue `name` in `bucket`.
     pub fn new(bucket: &'a Bucket, name: &'static str) -> Self {
-        Self { bucket, name }
+        Self {
+            bucket,
+            name,
+            claim_ms: DEFAULT_CLAIM_MS,
+        }
+    }
+
+    /// Claims last `claim_ms`: set it above the longest single attempt
+    /// (a recording transfer takes longer than a trigger delivery).
+    pub fn claiming_for(mut self, claim_ms: i64) -> Self {
+        self.claim_ms = claim_ms;
+        self
     }
 
     fn job_key(&self, id: &str) -> String {
@@ -102,44 +115,35 @@ impl<'a> Queue<'a> {
         Ok(true)
     }
 
-    /// Claim up to `max` jobs due at `now`, oldest due first.
-    ///
-    /// Each job is claimed with compare-and-swap by pushing its due time
-    /// [`CLAIM_MS`] ahead, so two workers (processes, Spin instances)
-    /// working the queue at once never both deliver or upload the same job;
-    /// a worker that dies leaves the job to be claimed again after the
-    /// claim passes. The caller then finishes or reschedules each job.
-    pub fn due<T: Serialize + DeserializeOwned>(
+    /// Up to `max` ids of jobs due at `now`, oldest due first. Not yet
+    /// claimed: [`Self::claim`] each just before working it, so two workers
+    /// (processes, Spin instances) never work the same job at once.
+    pub fn due<T: DeserializeOwned>(
         &self,
         now: i64,
         max: usize,
-    ) -> Result<Vec<(String, Job<T>)>, StageError> {
+    ) -> Result<Vec<String>, StageError> {
         let ids: Vec<String> = kv::get_json(self.bucket, &self.index_key())?.unwrap_or_default();
-        let mut candidates = Vec::new();
+        let mut due = Vec::new();
         for id in ids {
             // An id whose job is gone was finished by another worker.
             if let Some(job) = kv::get_json::<Job<T>>(self.bucket, &self.job_key(&id))?
                 && job.due_at <= now
             {
-                candidates.push((job.due_at, id));
+                due.push((job.due_at, id));
             }
         }
-        candidates.sort();
-        let mut claimed = Vec::new();
-        for (_, id) in candidates {
-            if claimed.len() == max {
-                break;
-            }
-            if let Some(job) = self.claim::<T>(&id, now)? {
-                claimed.push((id, job));
-            }
-        }
-        Ok(claimed)
+        due.sort();
+        due.truncate(max);
+        Ok(due.into_iter().map(|(_, id)| id).collect())
     }
 
-    /// Claim one job if it is still queued and due: `None` when another
-    /// worker finished or claimed it first.
-    fn claim<T: Serialize + DeserializeOwned>(
+    /// Claim one job if it is still queued and due, with compare-and-swap,
+    /// by pushing its due time past the claim: `None` when another worker
+    /// finished or claimed it first. The caller then finishes or
+    /// reschedules it; if the caller dies, the job is due again once the
+    /// claim passes.
+    pub fn claim<T: Serialize + DeserializeOwned>(
         &self,
         id: &str,
         now: i64,
@@ -156,7 +160,7 @@ impl<'a> Queue<'a> {
         }
         let mut held = job;
         let due_at = held.due_at;
-        held.due_at = now + CLAIM_MS;
+        held.due_at = now + self.claim_ms;
         let bytes = serde_json::to_vec(&held)
             .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))?;
         match atomics::swap(cas, &bytes) {

@@ -26,6 +26,9 @@ use exports::connectzero::pipeline::trigger::{
 
 /// Name of the queue in the tenant's bucket.
 const QUEUE: &str = "trigger";
+
+/// How long a worker holds a job it is working: one attempt POSTs the event to every subscription of its key, each bounded by the HTTP client's timeouts.
+const DELIVERY_CLAIM_MS: i64 = 60_000;
 /// Key of the tenant's subscription list.
 const SUBSCRIPTIONS: &str = "trigger/subscriptions";
 /// `Version` header sent to the trigger target URL ([ASSUMED]: the value
@@ -103,11 +106,14 @@ impl Guest for Trigger {
         max_events: u32,
     ) -> Result<Vec<DeliveryReport>, StageError> {
         let bucket = kv::open()?;
-        let queue = Queue::new(&bucket, QUEUE);
+        let queue = Queue::new(&bucket, QUEUE).claiming_for(DELIVERY_CLAIM_MS);
         let subscriptions: Vec<Stored> = kv::get_json(&bucket, SUBSCRIPTIONS)?.unwrap_or_default();
         let now = time::now_ms();
         let mut reports = Vec::new();
-        for (id, mut job) in queue.due::<Pending>(now, max_events as usize)? {
+        for id in queue.due::<Pending>(now, max_events as usize)? {
+            let Some(mut job) = queue.claim::<Pending>(&id, time::now_ms())? else {
+                continue; // another worker has it
+            };
             job.attempts += 1;
             let targets: Vec<&Stored> = subscriptions
                 .iter()
