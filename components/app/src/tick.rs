@@ -133,13 +133,16 @@ fn sync_history(
             }
         }
     }
+    // Follow-ups are queued before the ledger records the calls as done,
+    // as the host does (`host/src/pipeline/mod.rs`): a crash in between
+    // re-runs the calls rather than losing their recordings and triggers.
+    after_post(settings, &handled);
     if !completions.is_empty() {
         dedup::complete(&completions)?;
     }
     if !released.is_empty() {
         dedup::release(&released, worker)?;
     }
-    after_post(settings, &handled);
     poll::commit(s, hold_cursor_at)
 }
 

@@ -87,8 +87,20 @@ impl<'a> Queue<'a> {
             queued_at: now,
             due_at: now,
         };
-        // Create the job only where none exists, atomically.
         let key = self.job_key(id);
+        if self.bucket.exists(&key).map_err(kv::storage_error)? {
+            return Ok(false);
+        }
+        // The index first: a worker killed between the two steps leaves an
+        // id without a job, which `due` skips and the next push of the same
+        // id completes. The other order would leave a job no index lists,
+        // and no later push could see it was never listed.
+        self.update_index(|ids| {
+            if !ids.iter().any(|i| i == id) {
+                ids.push(id.to_string());
+            }
+        })?;
+        // Create the job only where none exists, atomically.
         let cas = Cas::new(self.bucket, &key).map_err(kv::storage_error)?;
         if cas.current().map_err(kv::storage_error)?.is_some() {
             return Ok(false);
@@ -101,17 +113,13 @@ impl<'a> Queue<'a> {
             Err(CasError::StoreError(e)) => return Err(kv::storage_error(e)),
         }
         // A worker that finished this id after the check above removed its
-        // job before we created ours: `finish` writes the done marker
-        // first, so seeing it now means ours is a repeat.
+        // job (and index entry) before we created ours: `finish` writes the
+        // done marker first, so seeing it now means ours is a repeat.
         if done()? {
             self.bucket.delete(&key).map_err(kv::storage_error)?;
+            self.update_index(|ids| ids.retain(|i| i != id))?;
             return Ok(false);
         }
-        self.update_index(|ids| {
-            if !ids.iter().any(|i| i == id) {
-                ids.push(id.to_string());
-            }
-        })?;
         Ok(true)
     }
 

@@ -190,9 +190,15 @@ impl Crm {
         conversation_id: &str,
         reference: &str,
     ) -> Result<Option<String>, StageError> {
+        /// `GetMessagesByConversationResponseDto`.
         #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Page {
             messages: Vec<Listed>,
+            #[serde(default)]
+            last_message_id: Option<String>,
+            #[serde(default)]
+            next_page: bool,
         }
         #[derive(Deserialize)]
         struct Listed {
@@ -200,16 +206,42 @@ impl Crm {
             #[serde(default)]
             body: Option<String>,
         }
-        let path = format!(
-            "/conversations/{}/messages?type=TYPE_CALL&limit=100",
-            urlencoding::encode(conversation_id)
-        );
-        let page: Page = self.conversations.get_json(&path)?;
-        Ok(page
-            .messages
-            .into_iter()
-            .find(|m| m.body.as_deref().is_some_and(|b| b.contains(reference)))
-            .map(|m| m.id))
+        // A busy contact's conversation holds more call messages than one
+        // page: follow `lastMessageId` (operationId `get-messages`), newest
+        // first, so the message a crashed worker posted is found even
+        // after many others.
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_MESSAGE_PAGES {
+            let mut path = format!(
+                "/conversations/{}/messages?type=TYPE_CALL&limit=100",
+                urlencoding::encode(conversation_id)
+            );
+            if let Some(last) = &after {
+                path.push_str(&format!("&lastMessageId={}", urlencoding::encode(last)));
+            }
+            let page: Page = self.conversations.get_json(&path)?;
+            if let Some(found) = page
+                .messages
+                .into_iter()
+                .find(|m| m.body.as_deref().is_some_and(|b| b.contains(reference)))
+            {
+                return Ok(Some(found.id));
+            }
+            match page.last_message_id.filter(|id| !id.is_empty()) {
+                Some(last) if page.next_page => after = Some(last),
+                _ => return Ok(None),
+            }
+        }
+        // Not knowing is not "not posted": retry later rather than risk a
+        // second message.
+        Err(StageError::Upstream(guest_support::UpstreamError {
+            service: guest_support::Service::Crm,
+            status: 503,
+            message: format!(
+                "could not tell whether the call was already posted: its conversation has more than {} call messages",
+                MAX_MESSAGE_PAGES * 100
+            ),
+        }))
     }
 
     /// Post a call message.
@@ -224,6 +256,9 @@ impl Crm {
             .post_json("/conversations/messages/inbound", message)
     }
 }
+
+/// Most pages of 100 call messages searched for a crashed worker's message.
+const MAX_MESSAGE_PAGES: usize = 50;
 
 #[derive(Deserialize)]
 struct IdOnly {

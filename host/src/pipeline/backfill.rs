@@ -121,19 +121,20 @@ impl Pipeline {
                 }
             }
             let handled = self.process(tenant, mine).await?;
-            results.extend(self.settle(tenant, &handled, report).await?);
-            self.after_post_with(tenant, &handled, triggers).await?;
+            results.extend(self.settle(tenant, &handled, report, triggers).await?);
         }
         Ok(results)
     }
 
-    /// Record each handled call in the call log and the ledger (complete,
-    /// or release to retry), as a tick does.
+    /// Record each handled call in the call log, queue the follow-ups of
+    /// the posted ones, then the ledger (complete, or release to retry), in
+    /// a tick's order.
     async fn settle(
         &self,
         tenant: &Tenant,
         handled: &[Handled],
         report: &mut TickReport,
+        triggers: bool,
     ) -> anyhow::Result<Vec<CallResult>> {
         let mut completions = Vec::new();
         let mut released = Vec::new();
@@ -185,6 +186,8 @@ impl Pipeline {
                 rule: h.rule.map(|r| rule_name(r).to_string()),
             });
         }
+        // Follow-ups before the ledger: see `Pipeline::sync_history`.
+        self.after_post_with(tenant, handled, triggers).await?;
         self.finish(tenant, &completions, &released).await?;
         Ok(results)
     }

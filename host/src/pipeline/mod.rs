@@ -302,8 +302,12 @@ impl Pipeline {
             }
             self.record(tenant, h)?;
         }
-        self.finish(tenant, &completions, &released).await?;
+        // Recordings and triggers are queued before the ledger records the
+        // calls as done: a crash in between then re-runs the calls (the post
+        // stage finds its message, the queues ignore repeats) instead of
+        // leaving done calls whose follow-ups were never queued.
         self.after_post(tenant, &handled).await?;
+        self.finish(tenant, &completions, &released).await?;
         self.commit(tenant, hold_cursor_at).await
     }
 
