@@ -188,7 +188,10 @@ async fn token_responses_report_the_granted_scopes() {
         .token_request(&refresh_form(&fx, &pair.refresh_token))
         .await;
     let scope = reply.body["scope"].as_str().unwrap().to_owned();
-    assert!(scope.split(' ').any(|s| s == "workflows.readonly"), "{scope}");
+    assert!(
+        scope.split(' ').any(|s| s == "workflows.readonly"),
+        "{scope}"
+    );
     fx.sim.set_granted_scopes("contacts.readonly");
     let refresh = reply.body["refresh_token"].as_str().unwrap();
     let reply = fx.token_request(&refresh_form(&fx, refresh)).await;
