@@ -21,6 +21,16 @@
 //! default_country = "GB"
 //! [tenants.settings.oauth]            # all optional
 //! public_url = "https://cz.example.com"
+//! [tenants.settings.policy]           # all optional; see guest_support::policy
+//! outbound_no_answer = "ignore"       # log | log-and-create-contact | ignore
+//! min_duration_secs = 10
+//! own_numbers = ["+442079460000"]
+//! blocked_numbers = ["+18005550199"]
+//! [tenants.settings.policy.business_hours]
+//! days = ["mon", "tue", "wed", "thu", "fri"]
+//! start = "09:00"
+//! end = "17:30"
+//! utc_offset = "+01:00"
 //! ```
 
 use crate::bindings::types::{NoMatchPolicy, TenantSettings};
@@ -278,8 +288,18 @@ pub struct TenantOptions {
     /// and its share of the CRM rate limit to other tenants
     /// (`crate::pipeline`). Default 100.
     pub max_calls_per_tick: u32,
+    /// How long after a missed inbound call an answered callback (or an
+    /// answered call in from the same number) fires
+    /// `missed-call.recovered`, seconds; 0 turns it off. Default 86400
+    /// (24 h).
+    pub missed_call_recovery_window_secs: u32,
     /// The HighLevel OAuth install (`[tenants.settings.oauth]`).
     pub oauth: OAuthConfig,
+    /// The logging policy (`[tenants.settings.policy]`, see
+    /// `guest_support::policy`). Unset (the default): every call is
+    /// handled as without a policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<guest_support::policy::PolicyConfig>,
 }
 
 impl Default for TenantOptions {
@@ -295,7 +315,9 @@ impl Default for TenantOptions {
             retry_base_ms: 2000,
             claim_lease_secs: 120,
             max_calls_per_tick: 100,
+            missed_call_recovery_window_secs: 86_400,
             oauth: OAuthConfig::default(),
+            policy: None,
         }
     }
 }
@@ -343,6 +365,8 @@ impl TenantConfig {
         }
         self.no_match_policy()
             .with_context(|| format!("tenant {id}"))?;
+        self.policy()
+            .with_context(|| format!("tenant {id}: settings"))?;
         if let Some(url) = &self.settings.oauth.public_url {
             check_base_url(url)
                 .with_context(|| format!("tenant {id}: settings.oauth.public_url"))?;
@@ -384,6 +408,14 @@ impl TenantConfig {
         }
     }
 
+    /// The validated logging policy, `None` when none is configured.
+    pub fn policy(&self) -> anyhow::Result<Option<guest_support::policy::Policy>> {
+        match &self.settings.policy {
+            None => Ok(None),
+            Some(config) => Ok(Some(config.clone().validate()?)),
+        }
+    }
+
     /// The settings record passed to components.
     pub fn wit_settings(&self) -> TenantSettings {
         TenantSettings {
@@ -399,6 +431,7 @@ impl TenantConfig {
             page_size: self.settings.page_size,
             recording_window_secs: self.settings.recording_window_secs,
             retry_base_ms: self.settings.retry_base_ms,
+            missed_call_recovery_window_secs: self.settings.missed_call_recovery_window_secs,
         }
     }
 }

@@ -9,7 +9,8 @@ use crate::bindings::matcher::exports::connectzero::pipeline::matcher::{
 use crate::bindings::types::{
     Call, CallLeg, ContactRef, Direction, NoMatchPolicy, Party, StageError,
 };
-use crate::pipeline::{Pipeline, Tenant, describe, direction_name, rule_name};
+use crate::pipeline::{Pipeline, Tenant, describe, direction_name, policy_facts, rule_name};
+use guest_support::policy::Decision;
 use std::fmt::Write;
 
 /// What the dry run found, ready to print.
@@ -153,6 +154,15 @@ fn render(tenant: &Tenant, number: &str, direction: Direction, outcome: &MatchOu
         MatchOutcome::Skipped(reason) => {
             let _ = writeln!(out, "skipped: {reason} (the call would not be posted)");
         }
+    }
+    // Only the number filters are meaningful here: the dry run's call has
+    // no real talk time or start time for the other policy rules.
+    if let Some(policy) = &tenant.policy
+        && let Decision::Ignore(reason) =
+            policy.decide(&policy_facts(&call_for(number, direction), outcome))
+        && matches!(reason.as_str(), "blocked number" | "PBX's own number")
+    {
+        let _ = writeln!(out, "policy: {reason} (the call would not be posted)");
     }
     out
 }

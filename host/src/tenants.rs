@@ -310,7 +310,7 @@ pub fn remove(storage: &Storage, id: &str) -> Result<(), TenantsError> {
 }
 
 /// The settings `tenant settings` shows and changes, with what each takes.
-pub const SETTINGS: [(&str, &str); 11] = [
+pub const SETTINGS: [(&str, &str); 12] = [
     (
         "default_country",
         "two-letter ISO code for numbers without +, e.g. US or GB",
@@ -343,6 +343,10 @@ pub const SETTINGS: [(&str, &str); 11] = [
     ),
     ("max_calls_per_tick", "new calls one tick posts, 1 to 10000"),
     (
+        "missed_call_recovery_window_secs",
+        "seconds after a missed call an answered callback fires missed-call.recovered, 0 for off",
+    ),
+    (
         "oauth.public_url",
         "https://host[:port] of this host as browsers reach it, or none",
     ),
@@ -362,6 +366,7 @@ pub fn settings_of(config: &TenantConfig) -> Vec<(&'static str, String)> {
         s.retry_base_ms.to_string(),
         s.claim_lease_secs.to_string(),
         s.max_calls_per_tick.to_string(),
+        s.missed_call_recovery_window_secs.to_string(),
         s.oauth.public_url.clone().unwrap_or_else(|| "none".into()),
     ];
     SETTINGS.iter().map(|(k, _)| *k).zip(values).collect()
@@ -405,6 +410,9 @@ fn apply_one(config: &mut TenantConfig, key: &str, value: &str) -> Result<(), Te
         "retry_base_ms" => s.retry_base_ms = value.parse().map_err(|_| bad())?,
         "claim_lease_secs" => s.claim_lease_secs = value.parse().map_err(|_| bad())?,
         "max_calls_per_tick" => s.max_calls_per_tick = value.parse().map_err(|_| bad())?,
+        "missed_call_recovery_window_secs" => {
+            s.missed_call_recovery_window_secs = value.parse().map_err(|_| bad())?
+        }
         "oauth.public_url" => {
             s.oauth.public_url = (!value.is_empty() && value != "none").then(|| value.to_string())
         }

@@ -298,14 +298,13 @@ async fn twenty_kill_nines_during_two_thousand_calls_lose_and_duplicate_nothing(
     let db = dir.path().join("connectzero.db");
     subscribe_all(&world, &db).await;
 
-    // By default the whole run is placed at once (a backlog). With
-    // `CONNECTZERO_CHAOS_WAVES=1` the calls arrive in waves, one before each
-    // host starts, so the kills land in every phase (posting, attaching,
-    // delivering triggers) rather than mostly in the first claim of one big
-    // backlog. That mode exposes a problem not solved yet: after the kills
-    // the trigger queue drains far slower than 50 events a tick (2,261 of
-    // 2,400 deliveries after 300 s in one run), so it is not the CI default.
-    let waves = std::env::var("CONNECTZERO_CHAOS_WAVES").as_deref() == Ok("1");
+    // The calls arrive in waves, one before each host starts, so the kills
+    // land in every phase: claiming, posting, attaching, delivering
+    // triggers. (This mode found a call posted twice and follow-ups lost
+    // across a crash, both fixed.) `CONNECTZERO_CHAOS_BACKLOG=1` places the
+    // whole run at once instead: most kills then land in the first claim of
+    // one big backlog.
+    let waves = std::env::var("CONNECTZERO_CHAOS_BACKLOG").as_deref() != Ok("1");
     let mut placer = Placer::default();
     let mut placed = Vec::new();
     let per_round = if waves {

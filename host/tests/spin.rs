@@ -198,6 +198,17 @@ impl SpinApp {
                 "claim_lease_secs",
                 config.settings.claim_lease_secs.to_string(),
             ),
+            // The same policy as the bundled host, as the JSON object Spin
+            // takes; empty when the tenant has none.
+            (
+                "policy_json",
+                config
+                    .settings
+                    .policy
+                    .as_ref()
+                    .map(|p| serde_json::to_string(p).unwrap())
+                    .unwrap_or_default(),
+            ),
         ];
         let mut command = Command::new(spin);
         command
@@ -650,4 +661,101 @@ async fn an_oauth_install_under_spin_lets_calls_post() {
         }
     }
     assert_eq!(world.crm.messages().len(), 1, "{}", app.logs());
+}
+
+/// Options with a logging policy that ignores, filters and creates.
+fn policy_options() -> TenantOptions {
+    use guest_support::policy::{Action, PolicyConfig};
+    TenantOptions {
+        policy: Some(PolicyConfig {
+            outbound_no_answer: Action::Ignore,
+            missed: Action::LogAndCreateContact,
+            min_duration_secs: 10,
+            blocked_numbers: vec![demo::numbers::DANA.into()],
+            ..Default::default()
+        }),
+        ..options()
+    }
+}
+
+/// Calls each rule of [`policy_options`] decides: blocked, outbound no
+/// answer, too short, missed from an unknown number (created), and one
+/// plain answered call.
+fn policy_plans() -> Vec<CallPlan> {
+    use common::{ext, one_leg, outside};
+    use demo::numbers;
+    vec![
+        one_leg(1, outside(numbers::DANA), ext("101"), true, 60),
+        one_leg(2, ext("102"), outside(numbers::ELI), false, 0),
+        one_leg(3, outside(numbers::FAY), ext("101"), true, 5),
+        one_leg(4, outside("+14155550188"), ext("103"), false, 0),
+        one_leg(5, outside(numbers::ELI), ext("102"), true, 60),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_applies_the_same_logging_policy_as_the_bundled_host() {
+    let Some(spin) = spin_cli() else { return };
+    let plans = policy_plans();
+    let summary = |world: &World| {
+        crm_summary(world)
+            .into_iter()
+            .filter(|l| l.starts_with("message") || l.ends_with("contacts"))
+            .collect::<Vec<_>>()
+    };
+
+    // The bundled host: two calls posted (one to a created contact), three
+    // skipped.
+    let host = World::start(
+        runtime(),
+        Storage::in_memory().unwrap(),
+        policy_options(),
+        false,
+    )
+    .await
+    .unwrap();
+    demo::seed_directory(&host);
+    let mut placer = demo::Placer::default();
+    for plan in &plans {
+        placer.place(&host, plan, chrono::Utc::now());
+    }
+    let mut skipped = 0;
+    for _ in 0..10 {
+        skipped += host.tick().await.unwrap().skipped;
+        if host.crm.messages().len() == 2 && skipped == 3 {
+            break;
+        }
+    }
+    assert_eq!((host.crm.messages().len(), skipped), (2, 3));
+    let expected = summary(&host);
+
+    let world = World::start(
+        runtime(),
+        Storage::in_memory().unwrap(),
+        policy_options(),
+        false,
+    )
+    .await
+    .unwrap();
+    demo::seed_directory(&world);
+    let state = tempfile::tempdir().unwrap();
+    let app = SpinApp::start(&spin, &world, state.path(), "spin-policy");
+    let mut placer = demo::Placer::default();
+    for plan in &plans {
+        placer.place(&world, plan, chrono::Utc::now());
+    }
+    let mut skipped = 0;
+    for _ in 0..10 {
+        skipped += app.tick().await["skipped"].as_u64().unwrap_or(0);
+        if world.crm.messages().len() == 2 && skipped == 3 {
+            break;
+        }
+    }
+    assert_eq!(
+        (world.crm.messages().len(), skipped),
+        (2, 3),
+        "{}",
+        app.logs()
+    );
+    assert_eq!(summary(&world), expected, "{}", app.logs());
 }

@@ -18,6 +18,9 @@ pub struct AppSettings {
     pub claim_lease_ms: u64,
     /// Secret `POST /tick` must carry in `x-connectzero-tick-secret`.
     pub tick_secret: String,
+    /// The logging policy from the `policy_json` variable (the host's
+    /// `[tenants.settings.policy]` as JSON); `None` when it is empty.
+    pub policy: Option<guest_support::policy::Policy>,
 }
 
 impl AppSettings {
@@ -55,12 +58,22 @@ impl AppSettings {
             page_size: config::parse_or("page_size", 100)?,
             recording_window_secs: config::parse_or("recording_window_secs", 600)?,
             retry_base_ms: config::parse_or("retry_base_ms", 2000)?,
+            missed_call_recovery_window_secs: config::parse_or(
+                "missed_call_recovery_window_secs",
+                86_400,
+            )?,
         };
         let claim_lease_secs: u64 = config::parse_or("claim_lease_secs", 120)?;
         Ok(Self {
             tenant,
             claim_lease_ms: claim_lease_secs * 1000,
             tick_secret: config::require("tick_secret")?,
+            policy: guest_support::policy::parse_json(
+                &config::get("policy_json")?.unwrap_or_default(),
+            )
+            .map_err(|e| {
+                StageError::InvalidSettings(format!("configuration \"policy_json\": {e}"))
+            })?,
         })
     }
 }

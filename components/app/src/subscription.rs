@@ -13,7 +13,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The trigger keys ConnectZero offers.
-pub const TRIGGER_KEYS: [&str; 3] = ["call.started", "call.ended", "missed-call"];
+pub const TRIGGER_KEYS: [&str; 4] = [
+    "call.started",
+    "call.ended",
+    "missed-call",
+    "missed-call.recovered",
+];
 
 /// Header carrying the shared secret unless `secret_header` says otherwise.
 const DEFAULT_SECRET_HEADER: &str = "x-connectzero-secret";

@@ -13,8 +13,11 @@ use crate::connectzero::pipeline::trigger::{self, CallEvent};
 use crate::connectzero::pipeline::{attach, poll};
 use crate::events::{active_to_call, event, kinds_after_post};
 use crate::settings::AppSettings;
-use guest_support::bindings::connectzero::pipeline::types::{Call, NoMatchPolicy, StageError};
+use guest_support::bindings::connectzero::pipeline::types::{
+    Call, Direction, MatchRule, NoMatchPolicy, StageError,
+};
 use guest_support::kv;
+use guest_support::policy::{self, CallDirection, CallFacts, Decision};
 use serde::Serialize;
 
 /// Most attach jobs and trigger events worked per tick (as the host).
@@ -156,6 +159,14 @@ fn process(settings: &AppSettings, calls: Vec<Call>) -> Vec<Handled> {
     let mut handled = Vec::with_capacity(calls.len());
     let mut jobs = Vec::new();
     for (call, matched) in calls.into_iter().zip(matches) {
+        let decision = match (&settings.policy, &matched) {
+            (Some(policy), Ok(outcome)) => Some(policy.decide(&policy_facts(&call, outcome))),
+            _ => None,
+        };
+        if let Some(Decision::Ignore(reason)) = decision {
+            handled.push(Handled::done(call, Outcome::Skipped(reason)));
+            continue;
+        }
         match matched {
             Ok(MatchOutcome::Matched(m)) => jobs.push(PostJob {
                 call,
@@ -164,7 +175,8 @@ fn process(settings: &AppSettings, calls: Vec<Call>) -> Vec<Handled> {
                 rule: Some(m.rule),
             }),
             Ok(MatchOutcome::Unmatched(number)) => {
-                let create = matches!(s.no_match_policy, NoMatchPolicy::CreateContact);
+                let create = decision == Some(Decision::LogAndCreateContact)
+                    || matches!(s.no_match_policy, NoMatchPolicy::CreateContact);
                 if create && number.starts_with('+') {
                     jobs.push(PostJob {
                         call,
@@ -198,6 +210,36 @@ fn process(settings: &AppSettings, calls: Vec<Call>) -> Vec<Handled> {
     }
     handled.sort_by_key(|h| h.call.start_time);
     handled
+}
+
+/// The facts the logging policy decides on; the same derivation as the
+/// host's (`host/src/pipeline/mod.rs`, `policy_facts`).
+fn policy_facts(call: &Call, outcome: &MatchOutcome) -> CallFacts {
+    let outside_e164 = match outcome {
+        MatchOutcome::Matched(m) if !matches!(m.rule, MatchRule::ExtensionOwner) => {
+            Some(m.matched_on.clone())
+        }
+        MatchOutcome::Unmatched(number) if number.starts_with('+') => Some(number.clone()),
+        _ => {
+            let outside = match call.direction {
+                Direction::Inbound => Some(&call.caller),
+                Direction::Outbound => call.legs.iter().map(|l| &l.callee).find(|p| p.external),
+                Direction::Internal => None,
+            };
+            outside.and_then(|p| policy::canonical_e164(&p.number))
+        }
+    };
+    CallFacts {
+        direction: match call.direction {
+            Direction::Inbound => CallDirection::Inbound,
+            Direction::Outbound => CallDirection::Outbound,
+            Direction::Internal => CallDirection::Internal,
+        },
+        answered: call.answered,
+        duration_secs: call.duration_secs,
+        start_ms: call.start_time,
+        outside_e164,
+    }
 }
 
 /// Queue the recordings and the `call.ended` / `missed-call` events of the

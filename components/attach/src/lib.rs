@@ -23,8 +23,10 @@ use exports::connectzero::pipeline::attach::{AttachJob, AttachOutcome, AttachRep
 /// Name of the queue in the tenant's bucket.
 const QUEUE: &str = "attach";
 
-/// How long a worker holds a job it is working: one attempt streams every recording of a call (up to five) from 3CX to HighLevel.
-const ATTACH_CLAIM_MS: i64 = 180_000;
+/// How long a worker holds a job it is working: one attempt streams every
+/// recording of a call (up to five) from 3CX to HighLevel, within one
+/// invocation (the host stops any after 30 s, plus rate-limiter waits).
+const ATTACH_CLAIM_MS: i64 = 90_000;
 
 /// Longest wait between two attempts at one job. Recordings usually
 /// finalise within two minutes, so checks stay frequent.

@@ -12,6 +12,7 @@
 //!   HTTP failures into typed [`StageError`]s and retries once on a 401.
 //! - [`config`]: settings from `wasi:config/store` (Spin variables).
 //! - [`kv`]: JSON values in the tenant's key-value bucket.
+//! - [`policy`]: the tenant's logging policy (plain types, also used by the host).
 //! - [`serve`]: `wasi:http/incoming-handler` plumbing for HTTP components.
 //! - [`queue`]: durable job queues (attach and trigger retries).
 //! - `webhook` (feature `webhook`): the shared-secret and `x-wh-signature`
@@ -24,6 +25,7 @@ pub mod api;
 pub mod config;
 pub mod http;
 pub mod kv;
+pub mod policy;
 pub mod queue;
 pub mod serve;
 pub mod time;

@@ -9,11 +9,21 @@
 //! it is retried. A 429 or 5xx is retried with backoff (honouring
 //! `Retry-After`); a 4xx other than 401/429 means the subscription is gone
 //! and it is skipped.
+//!
+//! `missed-call.recovered` is derived here rather than by the caller, so
+//! the host and the Spin app fire it alike: queuing a `missed-call` event
+//! remembers the missed call under its phone, and queuing a `call-ended`
+//! event for an answered inbound or outbound call to that phone within
+//! `missed-call-recovery-window-secs` queues one recovered event per open
+//! missed call of the number (one callback closes them all; each fires
+//! once), see [`recovery`].
 
 mod payload;
+pub mod recovery;
 
 use guest_support::api::ApiClient;
-use guest_support::bindings::connectzero::pipeline::types::{Service, TenantSettings};
+use guest_support::bindings::connectzero::pipeline::types::{Direction, Service, TenantSettings};
+use guest_support::bindings::wasi::keyvalue::store::Bucket;
 use guest_support::queue::{Queue, backoff_ms};
 use guest_support::{StageError, kv, time};
 use serde::{Deserialize, Serialize};
@@ -84,10 +94,16 @@ impl Guest for Trigger {
         Ok(())
     }
 
-    fn enqueue(_settings: TenantSettings, events: Vec<CallEvent>) -> Result<(), StageError> {
+    fn enqueue(settings: TenantSettings, events: Vec<CallEvent>) -> Result<(), StageError> {
         let bucket = kv::open()?;
         let queue = Queue::new(&bucket, QUEUE);
         let now = time::now_ms();
+        // Recovered events are this stage's own conclusion; one sent in
+        // would bypass the once-per-missed-call bookkeeping.
+        let events: Vec<CallEvent> = events
+            .into_iter()
+            .filter(|e| !matches!(e.kind, EventKind::MissedCallRecovered))
+            .collect();
         for event in &events {
             let kind = payload::trigger_key(event.kind);
             let pending = Pending {
@@ -97,6 +113,16 @@ impl Guest for Trigger {
                 handled: Vec::new(),
             };
             queue.push(&format!("{kind}/{}", event.call_key), pending, now)?;
+        }
+        let window_ms = i64::from(settings.missed_call_recovery_window_secs) * 1000;
+        if window_ms > 0 {
+            // In call order, so a missed call and its callback arriving in
+            // one batch pair up whatever order the caller listed them in.
+            let mut ordered: Vec<&CallEvent> = events.iter().collect();
+            ordered.sort_by_key(|e| e.started_at);
+            for event in ordered {
+                track_recovery(&bucket, &queue, event, window_ms, now)?;
+            }
         }
         Ok(())
     }
@@ -163,6 +189,64 @@ impl Guest for Trigger {
     }
 }
 
+/// Remember a missed call, or queue `missed-call.recovered` for the open
+/// missed calls an answered call closes.
+fn track_recovery(
+    bucket: &Bucket,
+    queue: &Queue<'_>,
+    event: &CallEvent,
+    window_ms: i64,
+    now: i64,
+) -> Result<(), StageError> {
+    let Some(key) = recovery::state_key(&event.phone) else {
+        return Ok(());
+    };
+    match event.kind {
+        EventKind::MissedCall => {
+            let missed = recovery::Missed {
+                call_key: event.call_key.clone(),
+                contact_id: event.contact_id.clone(),
+                message_id: event.message_id.clone(),
+                missed_at: event.ended_at.unwrap_or(event.started_at),
+            };
+            kv::update_json(bucket, &key, |open: &mut Vec<recovery::Missed>| {
+                recovery::remember(open, &missed, window_ms)
+            })?;
+        }
+        EventKind::CallEnded
+            if event.answered
+                && matches!(event.direction, Direction::Inbound | Direction::Outbound) =>
+        {
+            let open: Vec<recovery::Missed> = kv::get_json(bucket, &key)?.unwrap_or_default();
+            let recovered =
+                recovery::recovered_by(&open, &event.call_key, event.started_at, window_ms);
+            if recovered.is_empty() && open.is_empty() {
+                return Ok(());
+            }
+            // Queue first, forget after: a crash in between re-queues on
+            // the retry, which the queue ignores (same missed call key).
+            for r in &recovered {
+                let kind = payload::trigger_key(EventKind::MissedCallRecovered);
+                let pending = Pending {
+                    kind: kind.to_string(),
+                    call_key: r.missed.call_key.clone(),
+                    body: payload::recovered_json(event, r),
+                    handled: Vec::new(),
+                };
+                queue.push(&format!("{kind}/{}", r.missed.call_key), pending, now)?;
+            }
+            // The emptied list stays (a few bytes per number): deleting it
+            // could lose a missed call another worker records meanwhile.
+            let keys: Vec<String> = recovered.into_iter().map(|r| r.missed.call_key).collect();
+            kv::update_json(bucket, &key, |open: &mut Vec<recovery::Missed>| {
+                recovery::forget(open, &keys, event.started_at, window_ms)
+            })?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// POST the event to one subscription's target URL with the location token.
 fn deliver(target: &Stored, body: &serde_json::Value) -> Result<(), StageError> {
     ApiClient::new(Service::Crm, &target.target_url)
@@ -181,6 +265,7 @@ fn kind_of(key: &str) -> EventKind {
     match key {
         "call.started" => EventKind::CallStarted,
         "missed-call" => EventKind::MissedCall,
+        "missed-call.recovered" => EventKind::MissedCallRecovered,
         _ => EventKind::CallEnded,
     }
 }

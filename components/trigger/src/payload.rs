@@ -7,29 +7,62 @@ use guest_support::bindings::connectzero::pipeline::types::Direction;
 use guest_support::time::format_rfc3339_ms;
 use serde_json::{Value, json};
 
+use crate::recovery::Recovered;
+
 /// The trigger key of an event kind, as registered in the marketplace.
 pub fn trigger_key(kind: EventKind) -> &'static str {
     match kind {
         EventKind::CallStarted => "call.started",
         EventKind::CallEnded => "call.ended",
         EventKind::MissedCall => "missed-call",
+        EventKind::MissedCallRecovered => "missed-call.recovered",
     }
 }
 
-/// The event as JSON.
-pub fn to_json(event: &CallEvent) -> Value {
-    let direction = match event.direction {
+fn direction(event: &CallEvent) -> &'static str {
+    match event.direction {
         Direction::Inbound => "inbound",
         Direction::Outbound => "outbound",
         Direction::Internal => "internal",
-    };
-    let owner = event.extension_owner.as_ref().map(|o| {
+    }
+}
+
+fn owner(event: &CallEvent) -> Option<Value> {
+    event.extension_owner.as_ref().map(|o| {
         json!({
             "extension": o.extension,
             "name": format!("{} {}", o.first_name, o.last_name).trim(),
             "email": o.email,
         })
-    });
+    })
+}
+
+/// The `missed-call.recovered` event for the missed call `r` closed by
+/// `by` (the answered `call-ended` event): both call keys, so a workflow
+/// can find the task it opened for the missed call, and who called back.
+pub fn recovered_json(by: &CallEvent, r: &Recovered) -> Value {
+    json!({
+        "event": trigger_key(EventKind::MissedCallRecovered),
+        "callId": r.missed.call_key,
+        "missedCallId": r.missed.call_key,
+        "missedMessageId": r.missed.message_id,
+        "recoveredByCallId": by.call_key,
+        "recoveredByMessageId": by.message_id,
+        "contactId": by.contact_id.clone().or_else(|| r.missed.contact_id.clone()),
+        "phone": by.phone,
+        "direction": direction(by),
+        "missedAt": format_rfc3339_ms(r.missed.missed_at),
+        "recoveredAt": format_rfc3339_ms(by.started_at),
+        "timeToCallbackSeconds": r.time_to_callback_secs,
+        "extension": by.extension,
+        "extensionOwner": owner(by),
+    })
+}
+
+/// The event as JSON.
+pub fn to_json(event: &CallEvent) -> Value {
+    let direction = direction(event);
+    let owner = owner(event);
     json!({
         "event": trigger_key(event.kind),
         "callId": event.call_key,

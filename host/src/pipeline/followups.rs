@@ -233,6 +233,7 @@ pub fn trigger_key(kind: EventKind) -> &'static str {
         EventKind::CallStarted => "call.started",
         EventKind::CallEnded => "call.ended",
         EventKind::MissedCall => "missed-call",
+        EventKind::MissedCallRecovered => "missed-call.recovered",
     }
 }
 

@@ -26,6 +26,7 @@ use crate::credentials::Credentials;
 use crate::directory::Directory;
 use crate::engine::Runtime;
 use crate::storage::Storage;
+use guest_support::policy::{self, CallDirection, CallFacts, Decision};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ pub struct Tenant {
     /// process (the trigger queue dedups across processes and restarts;
     /// this only saves matching the same call every tick).
     started_seen: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The validated logging policy; `None` keeps the seed's behaviour.
+    pub policy: Option<guest_support::policy::Policy>,
 }
 
 impl Tenant {
@@ -64,6 +67,7 @@ impl Tenant {
             .with_limiter(crm_limiter.clone()),
         );
         Self {
+            policy: policy_of(&config),
             crm_limiter,
             settings: config.wit_settings(),
             config,
@@ -85,6 +89,7 @@ impl Tenant {
         let mut config = self.config.clone();
         config.settings = options;
         Self {
+            policy: policy_of(&config),
             settings: config.wit_settings(),
             config,
             credentials: self.credentials.clone(),
@@ -93,6 +98,16 @@ impl Tenant {
             started_seen: Default::default(),
         }
     }
+}
+
+/// The tenant's validated logging policy. `TenantConfig::validate` refuses
+/// a bad policy before a tenant is built; should one slip through, logging
+/// everything (no policy) is the safe side: nothing is lost.
+fn policy_of(config: &TenantConfig) -> Option<guest_support::policy::Policy> {
+    config.policy().unwrap_or_else(|error| {
+        tracing::warn!(tenant = %config.id, %error, "logging policy ignored");
+        None
+    })
 }
 
 /// What one tick did.
@@ -387,6 +402,14 @@ impl Pipeline {
         let mut handled = Vec::with_capacity(calls.len());
         let mut jobs = Vec::new();
         for (call, matched) in calls.into_iter().zip(matches) {
+            let decision = match (&tenant.policy, &matched) {
+                (Some(policy), Ok(outcome)) => Some(policy.decide(&policy_facts(&call, outcome))),
+                _ => None,
+            };
+            if let Some(Decision::Ignore(reason)) = decision {
+                handled.push(Handled::done(call, Outcome::Skipped(reason)));
+                continue;
+            }
             match matched {
                 Ok(MatchOutcome::Matched(m)) => jobs.push(PostJob {
                     call,
@@ -395,10 +418,11 @@ impl Pipeline {
                     ambiguous: !m.also_matching.is_empty(),
                 }),
                 Ok(MatchOutcome::Unmatched(number)) => {
-                    let create = matches!(
-                        tenant.settings.no_match_policy,
-                        NoMatchPolicy::CreateContact
-                    );
+                    let create = decision == Some(Decision::LogAndCreateContact)
+                        || matches!(
+                            tenant.settings.no_match_policy,
+                            NoMatchPolicy::CreateContact
+                        );
                     if create && number.starts_with('+') {
                         jobs.push(PostJob {
                             call,
@@ -490,6 +514,38 @@ impl TickReport {
         if let StageError::RateLimited(secs) = error {
             self.backoff = Some(Duration::from_secs(u64::from(*secs)));
         }
+    }
+}
+
+/// The facts the logging policy decides on. The outside number is the one
+/// the match stage normalised (matched on, or unmatched); a call matched by
+/// its extension's owner falls back to the raw outside number when 3CX
+/// wrote it in E.164. Kept in step with `components/app/src/tick.rs`.
+pub(crate) fn policy_facts(call: &Call, outcome: &MatchOutcome) -> CallFacts {
+    let outside_e164 = match outcome {
+        MatchOutcome::Matched(m) if !matches!(m.rule, MatchRule::ExtensionOwner) => {
+            Some(m.matched_on.clone())
+        }
+        MatchOutcome::Unmatched(number) if number.starts_with('+') => Some(number.clone()),
+        _ => {
+            let outside = match call.direction {
+                Direction::Inbound => Some(&call.caller),
+                Direction::Outbound => call.legs.iter().map(|l| &l.callee).find(|p| p.external),
+                Direction::Internal => None,
+            };
+            outside.and_then(|p| policy::canonical_e164(&p.number))
+        }
+    };
+    CallFacts {
+        direction: match call.direction {
+            Direction::Inbound => CallDirection::Inbound,
+            Direction::Outbound => CallDirection::Outbound,
+            Direction::Internal => CallDirection::Internal,
+        },
+        answered: call.answered,
+        duration_secs: call.duration_secs,
+        start_ms: call.start_time,
+        outside_e164,
     }
 }
 

@@ -28,7 +28,12 @@ pub const HIGHLEVEL_WEBHOOK_KEY: &str =
     include_str!("../../../components/guest-support/src/highlevel_webhook_key.pem");
 
 /// The trigger keys ConnectZero offers.
-pub const TRIGGER_KEYS: [&str; 3] = ["call.started", "call.ended", "missed-call"];
+pub const TRIGGER_KEYS: [&str; 4] = [
+    "call.started",
+    "call.ended",
+    "missed-call",
+    "missed-call.recovered",
+];
 
 /// HighLevel's subscription call (NOTES §5.2).
 #[derive(Deserialize)]

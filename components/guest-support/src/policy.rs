@@ -1,0 +1,740 @@
+//! The tenant's logging policy: which calls are logged, which also create
+//! the contact, and which are ignored.
+//!
+//! Plain Rust types only (no WIT types), so the bundled host (natively) and
+//! the Spin app (as a component) run this one implementation: each runtime
+//! turns its call into [`CallFacts`] and asks [`Policy::decide`].
+//!
+//! With no policy configured neither runtime calls this module, so the
+//! seed's behaviour (internal calls per `log_internal_calls`, unknown
+//! numbers per `no_match_policy`) is unchanged.
+//!
+//! 3CX's call history (`ReportCallLogData`) carries no voicemail flag: a
+//! call that ended in a voicemail box is an unanswered inbound call like
+//! any other, so the `voicemail` setting is accepted for forward
+//! compatibility but such calls follow `missed` (see [`CallKind`]).
+
+use chrono::{Datelike, FixedOffset, NaiveTime, TimeZone, Weekday};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What to do with a call of one kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Post the call to a matching contact (unknown numbers follow
+    /// `no_match_policy`). The default for every kind.
+    #[default]
+    Log,
+    /// Post the call, creating the contact when no contact matches.
+    LogAndCreateContact,
+    /// Post nothing; the call is recorded as skipped with the reason.
+    Ignore,
+}
+
+/// Direction of a call, as the policy sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallDirection {
+    /// From outside to the PBX.
+    Inbound,
+    /// From the PBX to outside.
+    Outbound,
+    /// Between two extensions.
+    Internal,
+}
+
+/// The kinds of call the policy distinguishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    /// Inbound and answered.
+    AnsweredInbound,
+    /// Outbound and answered.
+    AnsweredOutbound,
+    /// Inbound and not answered. Voicemail is not distinguishable in 3CX's
+    /// call history, so it is a missed call.
+    Missed,
+    /// Outbound and not answered.
+    OutboundNoAnswer,
+    /// Extension to extension.
+    Internal,
+}
+
+impl CallKind {
+    /// The setting's name, as used in reasons.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AnsweredInbound => "answered-inbound",
+            Self::AnsweredOutbound => "answered-outbound",
+            Self::Missed => "missed",
+            Self::OutboundNoAnswer => "outbound-no-answer",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// The facts of one call the policy decides on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallFacts {
+    /// Direction of the call as a whole.
+    pub direction: CallDirection,
+    /// Whether any leg was answered.
+    pub answered: bool,
+    /// Total talk time, seconds.
+    pub duration_secs: u32,
+    /// Start of the call, milliseconds since the Unix epoch.
+    pub start_ms: i64,
+    /// The outside party's number in E.164, when known.
+    pub outside_e164: Option<String>,
+}
+
+impl CallFacts {
+    /// The kind of this call.
+    pub fn kind(&self) -> CallKind {
+        match (self.direction, self.answered) {
+            (CallDirection::Internal, _) => CallKind::Internal,
+            (CallDirection::Inbound, true) => CallKind::AnsweredInbound,
+            (CallDirection::Inbound, false) => CallKind::Missed,
+            (CallDirection::Outbound, true) => CallKind::AnsweredOutbound,
+            (CallDirection::Outbound, false) => CallKind::OutboundNoAnswer,
+        }
+    }
+}
+
+/// The policy's verdict on one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Post as today (match, then `no_match_policy` for unknown numbers).
+    Log,
+    /// Post, creating the contact if no contact matches.
+    LogAndCreateContact,
+    /// Post nothing; the string is the reason recorded as the skip.
+    Ignore(String),
+}
+
+/// The policy as written in the settings (`[tenants.settings.policy]` in
+/// the host's TOML, the `policy_json` variable on Spin). Unset fields keep
+/// today's behaviour. Turn it into a [`Policy`] with [`PolicyConfig::validate`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Inbound calls that were answered.
+    pub answered_inbound: Action,
+    /// Outbound calls that were answered.
+    pub answered_outbound: Action,
+    /// Inbound calls nobody answered.
+    pub missed: Action,
+    /// Calls that went to voicemail. Not distinguishable in 3CX's call
+    /// history, so it must equal `missed` when set (see the module docs).
+    pub voicemail: Option<Action>,
+    /// Outbound calls nobody answered.
+    pub outbound_no_answer: Action,
+    /// Extension-to-extension calls; `log` still needs `log_internal_calls`
+    /// (the match stage skips them otherwise), so the seed's switch keeps
+    /// its meaning. `log-and-create-contact` is refused (no outside number).
+    pub internal: Action,
+    /// Answered calls with less talk time than this (seconds) are ignored.
+    /// 0 (default) turns the rule off.
+    pub min_duration_secs: u32,
+    /// When the business is open; unset means always.
+    pub business_hours: Option<BusinessHoursConfig>,
+    /// What to do with calls that start outside business hours. Default `log`.
+    pub outside_hours: Action,
+    /// The PBX's own numbers (DIDs, trunk numbers) in E.164: calls whose
+    /// outside number is one of them are never logged.
+    pub own_numbers: Vec<String>,
+    /// Numbers never logged (spam), in E.164.
+    pub blocked_numbers: Vec<String>,
+}
+
+/// Business hours as written in the settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessHoursConfig {
+    /// Open days: "mon" … "sun".
+    pub days: Vec<String>,
+    /// Opening time, "HH:MM", inclusive.
+    pub start: String,
+    /// Closing time, "HH:MM", exclusive; must be after `start`.
+    pub end: String,
+    /// Fixed offset from UTC: "UTC", "+01:00", "-05:30". Default "UTC".
+    #[serde(default)]
+    pub utc_offset: Option<String>,
+}
+
+/// A policy setting that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("policy.{field}: {problem}")]
+pub struct PolicyError {
+    /// The setting at fault, e.g. "business_hours.start".
+    pub field: String,
+    /// What is wrong and what it takes.
+    pub problem: String,
+}
+
+impl PolicyError {
+    fn new(field: &str, problem: impl fmt::Display) -> Self {
+        Self {
+            field: field.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+/// Validated business hours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusinessHours {
+    /// Open days.
+    pub days: Vec<Weekday>,
+    /// Opening time (inclusive).
+    pub start: NaiveTime,
+    /// Closing time (exclusive).
+    pub end: NaiveTime,
+    /// The tenant's offset from UTC.
+    pub offset: FixedOffset,
+}
+
+impl BusinessHours {
+    /// Whether the instant (ms since the epoch) falls inside the hours.
+    pub fn is_open(&self, at_ms: i64) -> bool {
+        let Some(local) = self.offset.timestamp_millis_opt(at_ms).single() else {
+            return true;
+        };
+        let time = local.time();
+        self.days.contains(&local.weekday()) && time >= self.start && time < self.end
+    }
+}
+
+/// A validated policy; [`Policy::decide`] applies it to one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    config: PolicyConfig,
+    hours: Option<BusinessHours>,
+    own: Vec<String>,
+    blocked: Vec<String>,
+}
+
+/// Parse the policy from JSON (the Spin `policy_json` variable). An empty
+/// or blank string means no policy (`Ok(None)`).
+pub fn parse_json(text: &str) -> Result<Option<Policy>, PolicyError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let config: PolicyConfig =
+        serde_json::from_str(text).map_err(|e| PolicyError::new("(json)", e))?;
+    config.validate().map(Some)
+}
+
+/// The canonical form of a number written in E.164 ("+44 20 7946-0000" →
+/// "+442079460000"), or `None` when it is not "+" and 6 to 15 digits.
+pub fn canonical_e164(number: &str) -> Option<String> {
+    let trimmed = number.trim();
+    let rest = trimmed.strip_prefix('+')?;
+    let mut out = String::from("+");
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => out.push(c),
+            ' ' | '-' | '.' | '(' | ')' => {}
+            _ => return None,
+        }
+    }
+    let digits = out.len() - 1;
+    ((6..=15).contains(&digits) && !out[1..].starts_with('0')).then_some(out)
+}
+
+fn parse_time(field: &str, text: &str) -> Result<NaiveTime, PolicyError> {
+    NaiveTime::parse_from_str(text.trim(), "%H:%M").map_err(|_| {
+        PolicyError::new(
+            field,
+            format!("{text:?} is not a time: write \"HH:MM\", e.g. \"09:00\""),
+        )
+    })
+}
+
+fn parse_offset(text: &str) -> Result<FixedOffset, PolicyError> {
+    let field = "business_hours.utc_offset";
+    let bad = || {
+        PolicyError::new(
+            field,
+            format!(
+                "{text:?} is not a UTC offset: write \"UTC\" or \"+HH:MM\" / \"-HH:MM\", e.g. \"+01:00\""
+            ),
+        )
+    };
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("utc") || t == "Z" {
+        return Ok(FixedOffset::east_opt(0).expect("zero offset"));
+    }
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, &t[1..]),
+        Some(b'-') => (-1, &t[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let h: i32 = h.parse().map_err(|_| bad())?;
+    let m: i32 = m.parse().map_err(|_| bad())?;
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+}
+
+fn parse_day(text: &str) -> Result<Weekday, PolicyError> {
+    let day = match text.trim().to_ascii_lowercase().get(..3) {
+        Some("mon") => Weekday::Mon,
+        Some("tue") => Weekday::Tue,
+        Some("wed") => Weekday::Wed,
+        Some("thu") => Weekday::Thu,
+        Some("fri") => Weekday::Fri,
+        Some("sat") => Weekday::Sat,
+        Some("sun") => Weekday::Sun,
+        _ => {
+            return Err(PolicyError::new(
+                "business_hours.days",
+                format!("{text:?} is not a day: use \"mon\", \"tue\", … \"sun\""),
+            ));
+        }
+    };
+    Ok(day)
+}
+
+fn numbers(field: &str, list: &[String]) -> Result<Vec<String>, PolicyError> {
+    list.iter()
+        .map(|n| {
+            canonical_e164(n).ok_or_else(|| {
+                PolicyError::new(
+                    field,
+                    format!("{n:?} is not an E.164 number: write it with \"+\" and the country code, e.g. \"+14155550100\""),
+                )
+            })
+        })
+        .collect()
+}
+
+impl PolicyConfig {
+    /// Check every setting and build the [`Policy`]; the error names the
+    /// setting and says what it takes.
+    pub fn validate(self) -> Result<Policy, PolicyError> {
+        if let Some(vm) = self.voicemail
+            && vm != self.missed
+        {
+            return Err(PolicyError::new(
+                "voicemail",
+                "3CX's call history does not tell voicemail from other missed calls, so voicemail follows `missed`: remove `voicemail` or set it to the same action as `missed`",
+            ));
+        }
+        if self.internal == Action::LogAndCreateContact {
+            return Err(PolicyError::new(
+                "internal",
+                "internal calls have no outside number to create a contact for: use \"log\" or \"ignore\"",
+            ));
+        }
+        let hours = match &self.business_hours {
+            None => None,
+            Some(h) => {
+                if h.days.is_empty() {
+                    return Err(PolicyError::new(
+                        "business_hours.days",
+                        "list at least one open day, e.g. [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]",
+                    ));
+                }
+                let days = h
+                    .days
+                    .iter()
+                    .map(|d| parse_day(d))
+                    .collect::<Result<_, _>>()?;
+                let start = parse_time("business_hours.start", &h.start)?;
+                let end = parse_time("business_hours.end", &h.end)?;
+                if end <= start {
+                    return Err(PolicyError::new(
+                        "business_hours.end",
+                        format!(
+                            "{:?} must be after start {:?} (hours past midnight are not supported)",
+                            h.end, h.start
+                        ),
+                    ));
+                }
+                let offset = parse_offset(h.utc_offset.as_deref().unwrap_or("UTC"))?;
+                Some(BusinessHours {
+                    days,
+                    start,
+                    end,
+                    offset,
+                })
+            }
+        };
+        let own = numbers("own_numbers", &self.own_numbers)?;
+        let blocked = numbers("blocked_numbers", &self.blocked_numbers)?;
+        Ok(Policy {
+            config: self,
+            hours,
+            own,
+            blocked,
+        })
+    }
+}
+
+impl Policy {
+    /// The settings this policy was built from.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// The action configured for a kind of call.
+    pub fn action(&self, kind: CallKind) -> Action {
+        let c = &self.config;
+        match kind {
+            CallKind::AnsweredInbound => c.answered_inbound,
+            CallKind::AnsweredOutbound => c.answered_outbound,
+            CallKind::Missed => c.missed,
+            CallKind::OutboundNoAnswer => c.outbound_no_answer,
+            CallKind::Internal => c.internal,
+        }
+    }
+
+    /// Decide what happens to one call. The number filters come first
+    /// (they never log, whatever else is configured), then the kind's
+    /// action, the minimum duration and the business hours.
+    pub fn decide(&self, call: &CallFacts) -> Decision {
+        if let Some(number) = call.outside_e164.as_deref().and_then(canonical_e164) {
+            if self.own.contains(&number) {
+                return Decision::Ignore("PBX's own number".into());
+            }
+            if self.blocked.contains(&number) {
+                return Decision::Ignore("blocked number".into());
+            }
+        }
+        let kind = call.kind();
+        let mut action = self.action(kind);
+        if action == Action::Ignore {
+            return Decision::Ignore(format!("policy: {} ignored", kind.name()));
+        }
+        let min = self.config.min_duration_secs;
+        if call.answered && kind != CallKind::Internal && call.duration_secs < min {
+            return Decision::Ignore(format!("shorter than {min} s"));
+        }
+        if let Some(hours) = &self.hours
+            && !hours.is_open(call.start_ms)
+        {
+            action = self.config.outside_hours;
+            if kind == CallKind::Internal && action == Action::LogAndCreateContact {
+                action = Action::Log;
+            }
+            if action == Action::Ignore {
+                return Decision::Ignore("outside business hours".into());
+            }
+        }
+        match action {
+            Action::Log => Decision::Log,
+            Action::LogAndCreateContact => Decision::LogAndCreateContact,
+            Action::Ignore => Decision::Ignore(format!("policy: {} ignored", kind.name())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// 2026-11-23 was a Monday; 10:00 UTC.
+    const MONDAY_10_UTC: i64 = 1_795_428_000_000;
+
+    fn facts(direction: CallDirection, answered: bool, secs: u32) -> CallFacts {
+        CallFacts {
+            direction,
+            answered,
+            duration_secs: secs,
+            start_ms: MONDAY_10_UTC,
+            outside_e164: Some("+14155550100".into()),
+        }
+    }
+
+    fn policy(config: PolicyConfig) -> Policy {
+        config.validate().expect("valid policy")
+    }
+
+    #[test]
+    fn monday_constant_is_a_monday_at_ten() {
+        let at = FixedOffset::east_opt(0)
+            .unwrap()
+            .timestamp_millis_opt(MONDAY_10_UTC)
+            .unwrap();
+        assert_eq!(at.weekday(), Weekday::Mon);
+        assert_eq!(at.time(), NaiveTime::from_hms_opt(10, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn default_policy_logs_everything() {
+        let p = policy(PolicyConfig::default());
+        for d in [
+            CallDirection::Inbound,
+            CallDirection::Outbound,
+            CallDirection::Internal,
+        ] {
+            for a in [true, false] {
+                assert_eq!(p.decide(&facts(d, a, 0)), Decision::Log);
+            }
+        }
+    }
+
+    #[test]
+    fn each_kind_follows_its_action() {
+        let cases = [
+            (CallDirection::Inbound, true, "answered-inbound"),
+            (CallDirection::Outbound, true, "answered-outbound"),
+            (CallDirection::Inbound, false, "missed"),
+            (CallDirection::Outbound, false, "outbound-no-answer"),
+            (CallDirection::Internal, true, "internal"),
+        ];
+        for (i, (dir, answered, name)) in cases.iter().enumerate() {
+            let mut c = PolicyConfig::default();
+            let slot = match i {
+                0 => &mut c.answered_inbound,
+                1 => &mut c.answered_outbound,
+                2 => &mut c.missed,
+                3 => &mut c.outbound_no_answer,
+                _ => &mut c.internal,
+            };
+            *slot = Action::Ignore;
+            let p = policy(c.clone());
+            assert_eq!(
+                p.decide(&facts(*dir, *answered, 30)),
+                Decision::Ignore(format!("policy: {name} ignored"))
+            );
+            // Only that kind is affected.
+            for (j, (d2, a2, _)) in cases.iter().enumerate() {
+                if j != i {
+                    assert_eq!(
+                        p.decide(&facts(*d2, *a2, 30)),
+                        Decision::Log,
+                        "{name} vs {j}"
+                    );
+                }
+            }
+            if i != 4 {
+                *match i {
+                    0 => &mut c.answered_inbound,
+                    1 => &mut c.answered_outbound,
+                    2 => &mut c.missed,
+                    _ => &mut c.outbound_no_answer,
+                } = Action::LogAndCreateContact;
+                assert_eq!(
+                    policy(c).decide(&facts(*dir, *answered, 30)),
+                    Decision::LogAndCreateContact
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn voicemail_must_follow_missed() {
+        let c = PolicyConfig {
+            voicemail: Some(Action::Ignore),
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "voicemail");
+        let c = PolicyConfig {
+            voicemail: Some(Action::Ignore),
+            missed: Action::Ignore,
+            ..Default::default()
+        };
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn internal_cannot_create_contacts() {
+        let c = PolicyConfig {
+            internal: Action::LogAndCreateContact,
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "internal");
+    }
+
+    #[test]
+    fn minimum_duration_applies_to_answered_calls_only() {
+        let p = policy(PolicyConfig {
+            min_duration_secs: 10,
+            ..Default::default()
+        });
+        assert_eq!(
+            p.decide(&facts(CallDirection::Inbound, true, 9)),
+            Decision::Ignore("shorter than 10 s".into())
+        );
+        assert_eq!(
+            p.decide(&facts(CallDirection::Outbound, true, 10)),
+            Decision::Log
+        );
+        assert_eq!(
+            p.decide(&facts(CallDirection::Inbound, false, 0)),
+            Decision::Log
+        );
+    }
+
+    fn hours(offset: &str, outside: Action) -> Policy {
+        policy(PolicyConfig {
+            business_hours: Some(BusinessHoursConfig {
+                days: vec![
+                    "mon".into(),
+                    "tue".into(),
+                    "wed".into(),
+                    "thu".into(),
+                    "fri".into(),
+                ],
+                start: "09:00".into(),
+                end: "17:00".into(),
+                utc_offset: Some(offset.into()),
+            }),
+            outside_hours: outside,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn business_hours_use_the_tenant_offset() {
+        let mut call = facts(CallDirection::Inbound, true, 30);
+        // 10:00 UTC is 11:00 in +01:00: open.
+        assert_eq!(hours("+01:00", Action::Ignore).decide(&call), Decision::Log);
+        // 10:00 UTC is 02:00 in -08:00: closed.
+        assert_eq!(
+            hours("-08:00", Action::Ignore).decide(&call),
+            Decision::Ignore("outside business hours".into())
+        );
+        // The closing time is exclusive: 17:00 UTC is closed.
+        call.start_ms = MONDAY_10_UTC + 7 * 3_600_000;
+        assert_eq!(
+            hours("UTC", Action::Ignore).decide(&call),
+            Decision::Ignore("outside business hours".into())
+        );
+        // Saturday 10:00 is closed.
+        call.start_ms = MONDAY_10_UTC + 5 * 86_400_000;
+        assert_eq!(
+            hours("UTC", Action::Ignore).decide(&call),
+            Decision::Ignore("outside business hours".into())
+        );
+        assert_eq!(
+            hours("UTC", Action::LogAndCreateContact).decide(&call),
+            Decision::LogAndCreateContact
+        );
+        assert_eq!(hours("UTC", Action::Log).decide(&call), Decision::Log);
+    }
+
+    #[test]
+    fn a_kind_ignored_stays_ignored_outside_hours() {
+        let mut p = hours("UTC", Action::Log);
+        p.config.missed = Action::Ignore;
+        let mut call = facts(CallDirection::Inbound, false, 0);
+        call.start_ms += 5 * 86_400_000;
+        assert_eq!(
+            p.decide(&call),
+            Decision::Ignore("policy: missed ignored".into())
+        );
+    }
+
+    #[test]
+    fn bad_settings_say_what_to_fix() {
+        let bad_hours = |start: &str, end: &str, offset: &str, day: &str| PolicyConfig {
+            business_hours: Some(BusinessHoursConfig {
+                days: vec![day.into()],
+                start: start.into(),
+                end: end.into(),
+                utc_offset: Some(offset.into()),
+            }),
+            ..Default::default()
+        };
+        let err = bad_hours("9am", "17:00", "UTC", "mon")
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field, "business_hours.start");
+        assert!(err.to_string().contains("HH:MM"), "{err}");
+        let err = bad_hours("17:00", "09:00", "UTC", "mon")
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field, "business_hours.end");
+        let err = bad_hours("09:00", "17:00", "Europe/Paris", "mon")
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field, "business_hours.utc_offset");
+        assert!(err.to_string().contains("+01:00"), "{err}");
+        let err = bad_hours("09:00", "17:00", "UTC", "funday")
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field, "business_hours.days");
+        let err = PolicyConfig {
+            blocked_numbers: vec!["4155550100".into()],
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(err.field, "blocked_numbers");
+        assert!(err.to_string().contains("E.164"), "{err}");
+    }
+
+    #[test]
+    fn json_parses_and_blank_is_no_policy() {
+        assert_eq!(parse_json("").unwrap(), None);
+        assert_eq!(parse_json("  ").unwrap(), None);
+        let p = parse_json(r#"{"outbound_no_answer":"ignore","min_duration_secs":5}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.action(CallKind::OutboundNoAnswer), Action::Ignore);
+        assert_eq!(p.config().min_duration_secs, 5);
+        let err = parse_json(r#"{"outbound":"ignore"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = parse_json(r#"{"missed":"drop"}"#).unwrap_err();
+        assert!(err.to_string().contains("log-and-create-contact"), "{err}");
+    }
+
+    #[test]
+    fn calls_without_an_outside_number_pass_the_filters() {
+        let p = policy(PolicyConfig {
+            blocked_numbers: vec!["+14155550100".into()],
+            ..Default::default()
+        });
+        let mut call = facts(CallDirection::Internal, true, 30);
+        call.outside_e164 = None;
+        assert_eq!(p.decide(&call), Decision::Log);
+    }
+
+    proptest! {
+        /// A listed number is filtered however either side is spaced, and
+        /// the own-number filter wins over every other setting.
+        #[test]
+        fn number_filters_match_on_canonical_e164(
+            digits in "[1-9][0-9]{6,13}",
+            other in "[1-9][0-9]{6,13}",
+            spaced in any::<bool>(),
+            own in any::<bool>(),
+            answered in any::<bool>(),
+            inbound in any::<bool>(),
+        ) {
+            let listed = if spaced {
+                format!("+{} {}", &digits[..2], &digits[2..])
+            } else {
+                format!("+{digits}")
+            };
+            let mut c = PolicyConfig {
+                answered_inbound: Action::LogAndCreateContact,
+                missed: Action::LogAndCreateContact,
+                ..Default::default()
+            };
+            if own { c.own_numbers = vec![listed] } else { c.blocked_numbers = vec![listed] }
+            let p = policy(c);
+            let dir = if inbound { CallDirection::Inbound } else { CallDirection::Outbound };
+            let mut call = facts(dir, answered, 60);
+            call.outside_e164 = Some(format!("+{digits}"));
+            let want = if own { "PBX's own number" } else { "blocked number" };
+            prop_assert_eq!(p.decide(&call), Decision::Ignore(want.into()));
+            call.outside_e164 = Some(format!("+{other}"));
+            prop_assert_eq!(p.decide(&call) == Decision::Ignore(want.into()), other == digits);
+        }
+
+        #[test]
+        fn canonical_e164_strips_only_separators(digits in "[1-9][0-9]{5,14}") {
+            let plain = format!("+{digits}");
+            prop_assert_eq!(canonical_e164(&plain), Some(plain.clone()));
+            let dashed = format!("+{}-{}", &digits[..3], &digits[3..]);
+            prop_assert_eq!(canonical_e164(&dashed), Some(plain));
+            prop_assert_eq!(canonical_e164(&digits), None);
+        }
+    }
+}
