@@ -151,7 +151,11 @@ fn redeem_state(state: &str) -> Result<(), Answer> {
     stored.used = true;
     let used = serde_json::to_vec(&stored).unwrap_or_default();
     match atomics::swap(cas, &used) {
-        Ok(()) => Ok(()),
+        // Claimed: the state is spent; drop it (a later use finds nothing).
+        Ok(()) => {
+            let _ = bucket.delete(&key);
+            Ok(())
+        }
         Err(CasError::CasFailed(_)) => Err(refused()),
         Err(CasError::StoreError(e)) => Err(internal(kv::storage_error(e))),
     }

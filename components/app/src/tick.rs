@@ -20,6 +20,9 @@ use guest_support::kv;
 use guest_support::policy::{self, CallDirection, CallFacts, Decision};
 use serde::Serialize;
 
+/// Key of the active calls whose `call.started` is queued.
+const STARTED_KEY: &str = "app/started";
+
 /// Most attach jobs and trigger events worked per tick (as the host).
 const FOLLOW_UP_BATCH: u32 = 50;
 
@@ -291,8 +294,10 @@ fn after_post(settings: &AppSettings, handled: &[Handled]) {
 }
 
 /// Queue `call.started` for the active calls. The trigger queue ignores
-/// events already queued, so seeing a call on every tick is harmless; a
-/// marker per call saves matching it again.
+/// events already queued, so seeing a call on every tick is harmless; the
+/// set of active calls already queued (`app/started`, only calls still
+/// active, so it stays small) saves matching them again. Two instances
+/// writing it at once can only forget a call, which costs one more match.
 fn calls_started(settings: &AppSettings, report: &mut TickReport) {
     let s = &settings.tenant;
     let Ok(active) = poll::active_calls(s) else {
@@ -301,21 +306,22 @@ fn calls_started(settings: &AppSettings, report: &mut TickReport) {
     let Ok(bucket) = kv::open() else {
         return;
     };
-    let seen = |key: &str| {
-        bucket
-            .exists(&format!("app/started/{key}"))
-            .unwrap_or(false)
-    };
-    let new: Vec<Call> = active
-        .iter()
-        .map(active_to_call)
-        .filter(|c| !seen(&c.key))
-        .collect();
+    let seen: Vec<String> = kv::get_json(&bucket, STARTED_KEY)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let active: Vec<Call> = active.iter().map(active_to_call).collect();
+    let new: Vec<&Call> = active.iter().filter(|c| !seen.contains(&c.key)).collect();
+    let still_active: Vec<String> = active.iter().map(|c| c.key.clone()).collect();
     if new.is_empty() {
+        if still_active.len() != seen.len() {
+            let _ = kv::set_json(&bucket, STARTED_KEY, &still_active);
+        }
         return;
     }
-    let matches = matcher::match_calls(s, &new);
-    let events: Vec<CallEvent> = new
+    let calls: Vec<Call> = new.iter().map(|c| (*c).clone()).collect();
+    let matches = matcher::match_calls(s, &calls);
+    let events: Vec<CallEvent> = calls
         .iter()
         .zip(matches)
         .map(|(call, matched)| {
@@ -329,9 +335,7 @@ fn calls_started(settings: &AppSettings, report: &mut TickReport) {
     match trigger::enqueue(s, &events) {
         Ok(()) => {
             report.calls_started += events.len();
-            for call in &new {
-                let _ = bucket.set(&format!("app/started/{}", call.key), b"1");
-            }
+            let _ = kv::set_json(&bucket, STARTED_KEY, &still_active);
         }
         Err(error) => eprintln!(
             "connectzero: could not queue call.started: {}",
