@@ -1,7 +1,10 @@
 //! Who may call a webhook endpoint (the Update Call Record action, the
 //! trigger subscription route): the shared-secret header, and HighLevel's
-//! `x-wh-signature` whenever it is present. Shared by the write-back and
-//! app components so both runtimes check exactly the same way.
+//! `x-wh-signature` whenever it is present; and what a trigger
+//! subscription call must hold ([`parse_subscription`]). Shared by the
+//! write-back and app components and the bundled host's subscription route,
+//! so both runtimes check exactly the same way.
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rsa::PublicKey;
@@ -103,6 +106,126 @@ pub fn body_digest(body: &[u8]) -> String {
         .collect()
 }
 
+/// The workflow trigger keys ConnectZero offers.
+pub const TRIGGER_KEYS: [&str; 4] = [
+    "call.started",
+    "call.ended",
+    "missed-call",
+    "missed-call.recovered",
+];
+
+/// How a trigger registration changed (`triggerData.eventType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubscriptionChange {
+    /// `CREATED`.
+    Created,
+    /// `UPDATED`.
+    Updated,
+    /// `DELETED`.
+    Deleted,
+}
+
+/// A checked trigger subscription call (HighLevel NOTES §5.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionRequest {
+    /// What happened to the registration.
+    pub change: SubscriptionChange,
+    /// `triggerData.id`.
+    pub id: String,
+    /// `triggerData.key`, one of [`TRIGGER_KEYS`].
+    pub key: String,
+    /// `triggerData.targetUrl` (may be empty for `DELETED`).
+    pub target_url: String,
+    /// `extras.workflowId`, when it is not blank.
+    pub workflow_id: Option<String>,
+}
+
+/// HighLevel's subscription call body.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionCall {
+    trigger_data: TriggerData,
+    extras: Extras,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TriggerData {
+    id: String,
+    key: String,
+    event_type: String,
+    /// Absent on some DELETED calls.
+    #[serde(default)]
+    target_url: String,
+    // `filters` is accepted and not used: the workflow applies its own.
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Extras {
+    location_id: String,
+    #[serde(default)]
+    workflow_id: Option<String>,
+}
+
+/// Read and check a subscription call for the location `location_id`:
+/// 400 for a body that is not one, 403 for another location, 422 naming
+/// the field for a bad key, event type, id or target URL. Both runtimes'
+/// subscription routes use it after [`check_secret`] and
+/// [`verify_signature`].
+pub fn parse_subscription(body: &[u8], location_id: &str) -> Result<SubscriptionRequest, Refusal> {
+    let call: SubscriptionCall = serde_json::from_slice(body).map_err(|e| {
+        Refusal::new(
+            400,
+            format!("not a HighLevel trigger subscription ({{triggerData, extras}}): {e}"),
+        )
+    })?;
+    let (data, extras) = (call.trigger_data, call.extras);
+    if extras.location_id != location_id {
+        return Err(Refusal::new(
+            403,
+            format!(
+                "extras.locationId {:?} is not this tenant's location: each location has its own subscription URL",
+                extras.location_id
+            ),
+        ));
+    }
+    if !TRIGGER_KEYS.contains(&data.key.as_str()) {
+        return Err(Refusal::new(
+            422,
+            format!(
+                "triggerData.key {:?} is not a ConnectZero trigger: use one of {}",
+                data.key,
+                TRIGGER_KEYS.join(", ")
+            ),
+        ));
+    }
+    let change = match data.event_type.as_str() {
+        "CREATED" => SubscriptionChange::Created,
+        "UPDATED" => SubscriptionChange::Updated,
+        "DELETED" => SubscriptionChange::Deleted,
+        other => {
+            return Err(Refusal::new(
+                422,
+                format!("triggerData.eventType {other:?} must be CREATED, UPDATED or DELETED"),
+            ));
+        }
+    };
+    if data.id.trim().is_empty() {
+        return Err(Refusal::new(422, "triggerData.id is empty"));
+    }
+    if change != SubscriptionChange::Deleted && data.target_url.trim().is_empty() {
+        return Err(Refusal::new(422, "triggerData.targetUrl is empty"));
+    }
+    Ok(SubscriptionRequest {
+        change,
+        id: data.id,
+        key: data.key,
+        target_url: data.target_url,
+        workflow_id: extras.workflow_id.filter(|w| !w.trim().is_empty()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +314,48 @@ mod tests {
             body_digest(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    fn subscription(location: &str, key: &str, event: &str, target: &str) -> Vec<u8> {
+        serde_json::json!({
+            "triggerData": {"id": "t1", "key": key, "eventType": event, "targetUrl": target},
+            "extras": {"locationId": location, "workflowId": " "},
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_subscription_is_checked_field_by_field() {
+        let ok = parse_subscription(
+            &subscription("loc", "call.ended", "CREATED", "https://x"),
+            "loc",
+        )
+        .unwrap();
+        assert_eq!(ok.change, SubscriptionChange::Created);
+        assert_eq!((ok.id.as_str(), ok.key.as_str()), ("t1", "call.ended"));
+        assert_eq!(ok.workflow_id, None, "a blank workflow id is dropped");
+        let status = |body: Vec<u8>| parse_subscription(&body, "loc").unwrap_err().status;
+        assert_eq!(status(b"not json".to_vec()), 400);
+        assert_eq!(
+            status(subscription("other", "call.ended", "CREATED", "https://x")),
+            403
+        );
+        assert_eq!(
+            status(subscription("loc", "sms.sent", "CREATED", "https://x")),
+            422
+        );
+        assert_eq!(
+            status(subscription("loc", "call.ended", "MOVED", "https://x")),
+            422
+        );
+        assert_eq!(
+            status(subscription("loc", "call.ended", "CREATED", " ")),
+            422
+        );
+        let deleted =
+            parse_subscription(&subscription("loc", "call.ended", "DELETED", ""), "loc").unwrap();
+        assert_eq!(deleted.change, SubscriptionChange::Deleted);
     }
 
     proptest::proptest! {

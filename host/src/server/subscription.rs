@@ -14,54 +14,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use rsa::pkcs8::DecodePublicKey;
-use serde::Deserialize;
+use guest_support::webhook;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
-/// HighLevel's webhook signing key (`docs/oauth/WebhookAuthentication.md`),
-/// the default for `actions.signature_public_key`.
-pub const HIGHLEVEL_WEBHOOK_KEY: &str =
-    include_str!("../../../components/guest-support/src/highlevel_webhook_key.pem");
-
-/// The trigger keys ConnectZero offers.
-pub const TRIGGER_KEYS: [&str; 4] = [
-    "call.started",
-    "call.ended",
-    "missed-call",
-    "missed-call.recovered",
-];
-
-/// HighLevel's subscription call (NOTES §5.2).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SubscriptionCall {
-    trigger_data: TriggerData,
-    extras: Extras,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TriggerData {
-    id: String,
-    key: String,
-    event_type: String,
-    /// Absent on some DELETED calls.
-    #[serde(default)]
-    target_url: String,
-    // `filters` is accepted and not used: the workflow applies its own.
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Extras {
-    location_id: String,
-    #[serde(default)]
-    workflow_id: Option<String>,
-}
+/// HighLevel's webhook signing key, the default for
+/// `actions.signature_public_key`; and the trigger keys ConnectZero offers.
+pub use guest_support::webhook::{HIGHLEVEL_WEBHOOK_KEY, TRIGGER_KEYS};
 
 pub(super) async fn subscription(
     State(state): State<Arc<ServerState>>,
@@ -85,57 +44,25 @@ async fn subscribe(
     body: &[u8],
 ) -> Result<Response, HttpError> {
     authenticate(&tenant.config.actions, headers, body)?;
-    let call: SubscriptionCall = serde_json::from_slice(body).map_err(|e| {
-        HttpError(
-            StatusCode::BAD_REQUEST,
-            format!("not a HighLevel trigger subscription ({{triggerData, extras}}): {e}"),
-        )
-    })?;
-    let (data, extras) = (call.trigger_data, call.extras);
-    if extras.location_id != tenant.config.crm.location_id {
-        return Err(HttpError(
-            StatusCode::FORBIDDEN,
-            format!(
-                "extras.locationId {:?} is not this tenant's location: each location has its own subscription URL",
-                extras.location_id
-            ),
-        ));
-    }
-    let unprocessable = |m: String| HttpError(StatusCode::UNPROCESSABLE_ENTITY, m);
-    if !TRIGGER_KEYS.contains(&data.key.as_str()) {
-        return Err(unprocessable(format!(
-            "triggerData.key {:?} is not a ConnectZero trigger: use one of {}",
-            data.key,
-            TRIGGER_KEYS.join(", ")
-        )));
-    }
-    let change = match data.event_type.as_str() {
-        "CREATED" => SubscriptionChange::Created,
-        "UPDATED" => SubscriptionChange::Updated,
-        "DELETED" => SubscriptionChange::Deleted,
-        other => {
-            return Err(unprocessable(format!(
-                "triggerData.eventType {other:?} must be CREATED, UPDATED or DELETED"
-            )));
-        }
+    let checked =
+        webhook::parse_subscription(body, &tenant.config.crm.location_id).map_err(refusal)?;
+    let change = match checked.change {
+        webhook::SubscriptionChange::Created => SubscriptionChange::Created,
+        webhook::SubscriptionChange::Updated => SubscriptionChange::Updated,
+        webhook::SubscriptionChange::Deleted => SubscriptionChange::Deleted,
     };
-    if data.id.trim().is_empty() {
-        return Err(unprocessable("triggerData.id is empty".into()));
-    }
-    if change != SubscriptionChange::Deleted && data.target_url.trim().is_empty() {
-        return Err(unprocessable("triggerData.targetUrl is empty".into()));
-    }
+    let id = checked.id.clone();
     let subscription = Subscription {
-        id: data.id.clone(),
-        key: data.key,
-        target_url: data.target_url,
-        workflow_id: extras.workflow_id.filter(|w| !w.trim().is_empty()),
+        id: checked.id,
+        key: checked.key,
+        target_url: checked.target_url,
+        workflow_id: checked.workflow_id,
     };
     match pipeline
         .subscribe_trigger(tenant, change, subscription)
         .await
     {
-        Ok(Ok(())) => Ok(Json(json!({ "ok": true, "id": data.id })).into_response()),
+        Ok(Ok(())) => Ok(Json(json!({ "ok": true, "id": id })).into_response()),
         Ok(Err(error)) => Err(stage_refusal(&error)),
         Err(error) => {
             tracing::error!(tenant = tenant.id(), error = %format!("{error:#}"), "the trigger component failed");
@@ -162,63 +89,48 @@ fn stage_refusal(error: &StageError) -> HttpError {
 }
 
 /// The shared-secret header (fail closed when none is configured), then
-/// `x-wh-signature` when present.
+/// `x-wh-signature` when present: `guest_support::webhook`'s checks, the
+/// same the write-back component and the Spin app make.
 fn authenticate(
     actions: &ActionsConfig,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), HttpError> {
     let name = actions.header_name();
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let Some(secret) = actions.secret.as_ref().filter(|s| !s.expose().is_empty()) else {
         return Err(HttpError(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no shared secret is configured for this tenant, so every call is refused: set actions.secret".into(),
         ));
     };
-    let unauthorized = |m: String| HttpError(StatusCode::UNAUTHORIZED, m);
-    let Some(presented) = headers.get(name) else {
-        return Err(unauthorized(format!(
-            "missing the {name} header: add it to the app's request headers"
-        )));
-    };
-    // Digests keep the comparison constant-time in length as well as content.
-    let equal =
-        Sha256::digest(presented.as_bytes()).ct_eq(&Sha256::digest(secret.expose().as_bytes()));
-    if !bool::from(equal) {
-        return Err(unauthorized(format!(
-            "the {name} header does not match this tenant's secret"
-        )));
-    }
-    if let Some(signature) = headers.get("x-wh-signature") {
+    webhook::check_secret(name, header(name), Some(secret.expose())).map_err(refusal)?;
+    if let Some(signature) = headers.get(webhook::SIGNATURE_HEADER) {
+        // A header that is not text is no signature: it fails to verify.
+        let signature = signature.to_str().unwrap_or_default();
         let pem = actions
             .signature_public_key
             .as_deref()
             .unwrap_or(HIGHLEVEL_WEBHOOK_KEY);
-        let key = rsa::PublicKey::from_public_key_pem(pem.trim()).map_err(|e| {
-            HttpError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("actions.signature_public_key is not a PEM public key: {e}"),
-            )
-        })?;
-        let verified = base64::engine::general_purpose::STANDARD
-            .decode(signature.as_bytes())
-            .ok()
-            .is_some_and(|sig| key.pkcs1v15_verify::<Sha256>(body, &sig).is_ok());
-        if !verified {
-            return Err(unauthorized(
-                "x-wh-signature does not verify: the call was not signed by HighLevel, or the body was changed".into(),
-            ));
-        }
+        webhook::verify_signature(pem, body, signature).map_err(refusal)?;
     }
     Ok(())
+}
+
+/// A webhook refusal as the HTTP error it is.
+fn refusal(refusal: webhook::Refusal) -> HttpError {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpError(status, refusal.message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Secret;
+    use base64::Engine as _;
     use rsa::pkcs8::{EncodePublicKey, LineEnding};
     use rsa::{Generate, PrivateKey};
+    use sha2::Sha256;
 
     fn actions(secret: Option<&str>) -> ActionsConfig {
         ActionsConfig {
