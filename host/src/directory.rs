@@ -1,22 +1,16 @@
 //! The read-only contact directory matchers see
 //! (`connectzero:pipeline/directory`), over HighLevel contact search
-//! (operationId `search-contacts-advanced`).
+//! (operationId `search-contacts-advanced`). The request and the ordering
+//! are the directory component's (`components/directory/src/search.rs`), the
+//! one Spin uses; the HTTP, tokens and rate limit are the host's.
 
 use crate::bindings::host_provided::connectzero::pipeline::directory;
 use crate::bindings::types::{ContactRef, Service, StageError};
 use crate::credentials::Credentials;
 use crate::state::StoreData;
 use crate::upstream::{message_of, network_error, retry_after, status_error};
-use serde::Deserialize;
-use serde_json::json;
+use connectzero_directory::search;
 use std::sync::Arc;
-
-/// `Version` header of the contacts API.
-const CONTACTS_VERSION: &str = "2021-07-28";
-
-/// Most contacts read for one number; more than this sharing a number is a
-/// data problem the operator will see flagged anyway.
-const PAGE_LIMIT: u32 = 100;
 
 /// One tenant's directory.
 pub struct Directory {
@@ -28,31 +22,6 @@ pub struct Directory {
     authority: String,
     /// The location's request budget, shared with the components.
     limiter: Option<Arc<crate::ratelimit::LocationLimiter>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Contact {
-    id: String,
-    #[serde(default)]
-    first_name: Option<String>,
-    #[serde(default)]
-    last_name: Option<String>,
-    #[serde(default)]
-    contact_name: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    phone: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    date_added: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct SearchResponse {
-    contacts: Vec<Contact>,
 }
 
 impl Directory {
@@ -92,12 +61,7 @@ impl Directory {
         value: &str,
         waited_ms: Option<&std::sync::atomic::AtomicU64>,
     ) -> Result<Vec<ContactRef>, StageError> {
-        let body = json!({
-            "locationId": self.location_id,
-            "page": 1,
-            "pageLimit": PAGE_LIMIT,
-            "filters": [{"field": field, "operator": "eq", "value": value}],
-        });
+        let body = search::request(&self.location_id, field, value);
         let mut retried = false;
         loop {
             let token = self.credentials.access_token(Service::Crm).await?;
@@ -123,7 +87,7 @@ impl Directory {
                 .http
                 .post(format!("{}/contacts/search", self.base_url))
                 .bearer_auth(&token)
-                .header("Version", CONTACTS_VERSION)
+                .header("Version", search::CONTACTS_VERSION)
                 .json(&body)
                 .send()
                 .await
@@ -149,7 +113,7 @@ impl Directory {
             if !(200..300).contains(&status) {
                 return Err(status_error(Service::Crm, status, retry, message_of(&text)));
             }
-            let found: SearchResponse = serde_json::from_str(&text).map_err(|e| {
+            let found: search::SearchResponse = serde_json::from_str(&text).map_err(|e| {
                 StageError::InvalidData(format!(
                     "HighLevel contact search answered with unreadable JSON: {e}"
                 ))
@@ -159,30 +123,15 @@ impl Directory {
     }
 }
 
-/// Sort by `dateAdded`, then id, so "the first contact" never depends on
-/// the order the API happened to answer in.
-fn oldest_first(mut contacts: Vec<Contact>) -> Vec<ContactRef> {
-    contacts.sort_by(|a, b| (&a.date_added, &a.id).cmp(&(&b.date_added, &b.id)));
-    contacts
-        .into_iter()
-        .map(|c| {
-            let joined = format!(
-                "{} {}",
-                c.first_name.unwrap_or_default(),
-                c.last_name.unwrap_or_default()
-            );
-            let name = c
-                .contact_name
-                .or(c.name)
-                .unwrap_or_else(|| joined.trim().to_string());
-            ContactRef {
-                id: c.id,
-                name,
-                phone: c.phone,
-                email: c.email,
-            }
-        })
-        .collect()
+/// The directory component's ordering (oldest first, then id), into the
+/// host's contact type: both runtimes choose "the first contact" alike.
+fn oldest_first(contacts: Vec<search::Contact>) -> Vec<ContactRef> {
+    search::oldest_first_as(contacts, |id, name, phone, email| ContactRef {
+        id,
+        name,
+        phone,
+        email,
+    })
 }
 
 impl StoreData {
@@ -225,26 +174,18 @@ impl directory::Host for StoreData {
 mod tests {
     use super::*;
 
-    fn contact(id: &str, added: &str) -> Contact {
-        Contact {
-            id: id.into(),
-            first_name: Some("Ann".into()),
-            last_name: Some("Lee".into()),
-            contact_name: None,
-            name: None,
-            phone: None,
-            email: None,
-            date_added: Some(added.into()),
-        }
-    }
-
     #[test]
     fn contacts_are_ordered_oldest_first_then_by_id() {
-        let sorted = oldest_first(vec![
-            contact("b", "2024-02-01T00:00:00.000Z"),
-            contact("c", "2024-01-01T00:00:00.000Z"),
-            contact("a", "2024-02-01T00:00:00.000Z"),
-        ]);
+        let contact = |id: &str, added: &str| serde_json::json!({"id": id, "firstName": "Ann", "lastName": "Lee", "dateAdded": added});
+        let answer: search::SearchResponse = serde_json::from_value(serde_json::json!({
+            "contacts": [
+                contact("b", "2024-02-01T00:00:00.000Z"),
+                contact("c", "2024-01-01T00:00:00.000Z"),
+                contact("a", "2024-02-01T00:00:00.000Z"),
+            ]
+        }))
+        .unwrap();
+        let sorted = oldest_first(answer.contacts);
         let ids: Vec<&str> = sorted.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["c", "a", "b"]);
         assert_eq!(sorted[0].name, "Ann Lee");

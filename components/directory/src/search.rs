@@ -51,9 +51,13 @@ pub fn request(location_id: &str, field: &str, value: &str) -> Value {
 }
 
 /// Sort by `dateAdded`, then id, so "the first contact" never depends on
-/// the order the API happened to answer in (the host's directory does the
-/// same).
-pub fn oldest_first(mut contacts: Vec<Contact>) -> Vec<ContactRef> {
+/// the order the API happened to answer in, and hand each contact's id,
+/// display name, phone and e-mail to `make`. The bundled host's directory
+/// (`host/src/directory.rs`) uses it too, with its own contact type.
+pub fn oldest_first_as<T>(
+    mut contacts: Vec<Contact>,
+    make: impl Fn(String, String, Option<String>, Option<String>) -> T,
+) -> Vec<T> {
     contacts.sort_by(|a, b| (&a.date_added, &a.id).cmp(&(&b.date_added, &b.id)));
     contacts
         .into_iter()
@@ -67,14 +71,19 @@ pub fn oldest_first(mut contacts: Vec<Contact>) -> Vec<ContactRef> {
                 .contact_name
                 .or(c.name)
                 .unwrap_or_else(|| joined.trim().to_string());
-            ContactRef {
-                id: c.id,
-                name,
-                phone: c.phone,
-                email: c.email,
-            }
+            make(c.id, name, c.phone, c.email)
         })
         .collect()
+}
+
+/// [`oldest_first_as`] into the WIT `contact-ref`.
+pub fn oldest_first(contacts: Vec<Contact>) -> Vec<ContactRef> {
+    oldest_first_as(contacts, |id, name, phone, email| ContactRef {
+        id,
+        name,
+        phone,
+        email,
+    })
 }
 
 #[cfg(test)]
