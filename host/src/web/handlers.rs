@@ -109,6 +109,19 @@ fn check_csrf(token: &AdminToken, presented: &str) -> Result<(), Refused> {
     }
 }
 
+/// A tenant page's form POST: signed in, with this page's CSRF token, for
+/// a tenant on this host — in that order, as every such form checks.
+fn admitted_tenant_post<'a>(
+    state: &'a WebState,
+    headers: &HeaderMap,
+    csrf: &str,
+    id: &str,
+) -> Result<(&'a AdminToken, &'a Arc<Tenant>), Refused> {
+    let token = admitted(state, headers, true)?;
+    check_csrf(token, csrf)?;
+    Ok((token, tenant_of(state, id)?))
+}
+
 fn tenant_of<'a>(state: &'a WebState, id: &str) -> Result<&'a Arc<Tenant>, Refused> {
     state.server.tenants.get(id).ok_or_else(|| {
         let id = maud::html! { (id) }.into_string();
@@ -314,15 +327,8 @@ async fn save_settings(
     headers: HeaderMap,
     Form(form): Form<SettingsForm>,
 ) -> Response {
-    let token = match admitted(&state, &headers, true) {
-        Ok(token) => token,
-        Err(response) => return *response,
-    };
-    if let Err(response) = check_csrf(token, &form.csrf) {
-        return *response;
-    }
-    let tenant = match tenant_of(&state, &id) {
-        Ok(tenant) => tenant,
+    let (token, tenant) = match admitted_tenant_post(&state, &headers, &form.csrf, &id) {
+        Ok(admitted) => admitted,
         Err(response) => return *response,
     };
     let storage = state.server.pipeline.storage();
@@ -369,15 +375,8 @@ async fn retry(
     headers: HeaderMap,
     Form(form): Form<RetryForm>,
 ) -> Response {
-    let token = match admitted(&state, &headers, true) {
-        Ok(token) => token,
-        Err(response) => return *response,
-    };
-    if let Err(response) = check_csrf(token, &form.csrf) {
-        return *response;
-    }
-    let tenant = match tenant_of(&state, &id) {
-        Ok(tenant) => tenant,
+    let (token, tenant) = match admitted_tenant_post(&state, &headers, &form.csrf, &id) {
+        Ok(admitted) => admitted,
         Err(response) => return *response,
     };
     let key = form.call_key.trim();
@@ -443,15 +442,8 @@ async fn demo_call(
     headers: HeaderMap,
     Form(form): Form<DemoForm>,
 ) -> Response {
-    let token = match admitted(&state, &headers, true) {
-        Ok(token) => token,
-        Err(response) => return *response,
-    };
-    if let Err(response) = check_csrf(token, &form.csrf) {
-        return *response;
-    }
-    let tenant = match tenant_of(&state, &id) {
-        Ok(tenant) => tenant,
+    let (token, tenant) = match admitted_tenant_post(&state, &headers, &form.csrf, &id) {
+        Ok(admitted) => admitted,
         Err(response) => return *response,
     };
     let Some(demo) = &state.options.demo else {
