@@ -30,7 +30,7 @@
 //! days = ["mon", "tue", "wed", "thu", "fri"]
 //! start = "09:00"
 //! end = "17:30"
-//! utc_offset = "+01:00"
+//! time_zone = "Europe/London"         # or utc_offset = "+01:00" (fixed, no summer time)
 //! ```
 
 use crate::bindings::types::{NoMatchPolicy, TenantSettings};

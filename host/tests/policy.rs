@@ -128,6 +128,7 @@ async fn a_call_outside_business_hours_follows_outside_hours() {
                     start: "00:00".into(),
                     end: "23:59".into(),
                     utc_offset: Some("+02:00".into()),
+                    time_zone: None,
                 }),
                 outside_hours: Action::Ignore,
                 ..Default::default()

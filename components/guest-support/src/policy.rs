@@ -157,8 +157,13 @@ pub struct BusinessHoursConfig {
     /// Closing time, "HH:MM", exclusive; must be after `start`.
     pub end: String,
     /// Fixed offset from UTC: "UTC", "+01:00", "-05:30". Default "UTC".
+    /// Give this or `time_zone`, not both.
     #[serde(default)]
     pub utc_offset: Option<String>,
+    /// IANA time zone, e.g. "Europe/London": the hours follow its summer
+    /// time. Give this or `utc_offset`, not both.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// A policy setting that cannot be used, with what to fix.
@@ -189,18 +194,44 @@ pub struct BusinessHours {
     pub start: NaiveTime,
     /// Closing time (exclusive).
     pub end: NaiveTime,
-    /// The tenant's offset from UTC.
-    pub offset: FixedOffset,
+    /// The tenant's clock.
+    pub zone: Zone,
+}
+
+/// The clock business hours are read on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zone {
+    /// A fixed offset from UTC (no summer time).
+    Fixed(FixedOffset),
+    /// An IANA time zone, summer time included.
+    Iana(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// Local weekday and time of the instant, `None` when out of range.
+    fn local(&self, at_ms: i64) -> Option<(Weekday, NaiveTime)> {
+        // An instant always has exactly one local time in a zone (only the
+        // reverse, local → instant, can be ambiguous), so `single` is safe.
+        match self {
+            Zone::Fixed(offset) => offset
+                .timestamp_millis_opt(at_ms)
+                .single()
+                .map(|t| (t.weekday(), t.time())),
+            Zone::Iana(tz) => tz
+                .timestamp_millis_opt(at_ms)
+                .single()
+                .map(|t| (t.weekday(), t.time())),
+        }
+    }
 }
 
 impl BusinessHours {
     /// Whether the instant (ms since the epoch) falls inside the hours.
     pub fn is_open(&self, at_ms: i64) -> bool {
-        let Some(local) = self.offset.timestamp_millis_opt(at_ms).single() else {
+        let Some((day, time)) = self.zone.local(at_ms) else {
             return true;
         };
-        let time = local.time();
-        self.days.contains(&local.weekday()) && time >= self.start && time < self.end
+        self.days.contains(&day) && time >= self.start && time < self.end
     }
 }
 
@@ -250,13 +281,33 @@ fn parse_time(field: &str, text: &str) -> Result<NaiveTime, PolicyError> {
     })
 }
 
+/// The clock of `hours`: an IANA `time_zone`, else the fixed `utc_offset`
+/// (default UTC); both at once is refused, since they could disagree.
+fn parse_zone(hours: &BusinessHoursConfig) -> Result<Zone, PolicyError> {
+    match (&hours.time_zone, &hours.utc_offset) {
+        (Some(_), Some(_)) => Err(PolicyError::new(
+            "business_hours.time_zone",
+            "give either time_zone (e.g. \"Europe/London\") or utc_offset, not both",
+        )),
+        (Some(name), None) => name.trim().parse::<chrono_tz::Tz>().map(Zone::Iana).map_err(|_| {
+            PolicyError::new(
+                "business_hours.time_zone",
+                format!(
+                    "{name:?} is not an IANA time zone: write a name such as \"Europe/London\" or \"America/New_York\""
+                ),
+            )
+        }),
+        (None, offset) => parse_offset(offset.as_deref().unwrap_or("UTC")).map(Zone::Fixed),
+    }
+}
+
 fn parse_offset(text: &str) -> Result<FixedOffset, PolicyError> {
     let field = "business_hours.utc_offset";
     let bad = || {
         PolicyError::new(
             field,
             format!(
-                "{text:?} is not a UTC offset: write \"UTC\" or \"+HH:MM\" / \"-HH:MM\", e.g. \"+01:00\""
+                "{text:?} is not a UTC offset: write \"UTC\" or \"+HH:MM\" / \"-HH:MM\", e.g. \"+01:00\" (for a zone name with summer time, set time_zone instead)"
             ),
         )
     };
@@ -353,12 +404,12 @@ impl PolicyConfig {
                         ),
                     ));
                 }
-                let offset = parse_offset(h.utc_offset.as_deref().unwrap_or("UTC"))?;
+                let zone = parse_zone(h)?;
                 Some(BusinessHours {
                     days,
                     start,
                     end,
-                    offset,
+                    zone,
                 })
             }
         };
@@ -583,6 +634,7 @@ mod tests {
                 start: "09:00".into(),
                 end: "17:00".into(),
                 utc_offset: Some(offset.into()),
+                time_zone: None,
             }),
             outside_hours: outside,
             ..Default::default()
@@ -618,6 +670,62 @@ mod tests {
         assert_eq!(hours("UTC", Action::Log).decide(&call), Decision::Log);
     }
 
+    fn hours_in_zone(zone: &str) -> Policy {
+        let mut p = hours("UTC", Action::Ignore);
+        let config = PolicyConfig {
+            business_hours: p.config.business_hours.take().map(|h| BusinessHoursConfig {
+                utc_offset: None,
+                time_zone: Some(zone.into()),
+                ..h
+            }),
+            ..p.config.clone()
+        };
+        policy(config)
+    }
+
+    #[test]
+    fn business_hours_in_an_iana_zone_follow_summer_time() {
+        let london = hours_in_zone("Europe/London");
+        let mut call = facts(CallDirection::Inbound, true, 30);
+        // Wednesday 2026-07-01 08:30 UTC is 09:30 British Summer Time: open,
+        // though a fixed UTC clock says 08:30, closed.
+        call.start_ms = 1_782_894_600_000;
+        assert_eq!(london.decide(&call), Decision::Log);
+        assert_eq!(
+            hours("UTC", Action::Ignore).decide(&call),
+            Decision::Ignore("outside business hours".into())
+        );
+        // Thursday 2026-01-15 08:30 UTC is 08:30 GMT in winter: closed.
+        call.start_ms = 1_768_465_800_000;
+        assert_eq!(
+            london.decide(&call),
+            Decision::Ignore("outside business hours".into())
+        );
+    }
+
+    #[test]
+    fn a_zone_setting_that_cannot_be_used_says_what_to_fix() {
+        let with = |zone: Option<&str>, offset: Option<&str>| PolicyConfig {
+            business_hours: Some(BusinessHoursConfig {
+                days: vec!["mon".into()],
+                start: "09:00".into(),
+                end: "17:00".into(),
+                utc_offset: offset.map(Into::into),
+                time_zone: zone.map(Into::into),
+            }),
+            ..Default::default()
+        };
+        let err = with(Some("Mars/Olympus"), None).validate().unwrap_err();
+        assert_eq!(err.field, "business_hours.time_zone");
+        assert!(err.to_string().contains("Europe/London"), "{err}");
+        let err = with(Some("Europe/London"), Some("+01:00"))
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field, "business_hours.time_zone");
+        assert!(err.to_string().contains("not both"), "{err}");
+        assert!(with(Some("America/New_York"), None).validate().is_ok());
+    }
+
     #[test]
     fn a_kind_ignored_stays_ignored_outside_hours() {
         let mut p = hours("UTC", Action::Log);
@@ -638,6 +746,7 @@ mod tests {
                 start: start.into(),
                 end: end.into(),
                 utc_offset: Some(offset.into()),
+                time_zone: None,
             }),
             ..Default::default()
         };
