@@ -340,13 +340,24 @@ fn find_tenant(
     secrets: &SecretStore,
 ) -> anyhow::Result<TenantConfig> {
     let mut known: Vec<String> = config.tenants.iter().map(|t| t.id.clone()).collect();
-    if let Some(found) = config.tenants.into_iter().find(|t| t.id == tenant_id) {
-        return Ok(found);
+    // Every tenant `run` serves, linked as `run` links them, so a backfill
+    // routes calls and keys them for the CRM exactly as `run` does. A
+    // database that cannot be read only matters when the tenant is there.
+    let stored = crate::tenants::load_for_run(secrets);
+    let mut all = config.tenants;
+    if let Ok(stored) = &stored {
+        all.extend(stored.iter().filter(|s| !known.contains(&s.id)).cloned());
     }
-    let stored = crate::tenants::load_for_run(secrets)?;
+    crate::config::link_tenants(&mut all);
+    if let Some(found) = all
+        .iter()
+        .find(|t| t.id == tenant_id && known.contains(&t.id))
+    {
+        return Ok(found.clone());
+    }
+    let stored = stored?;
     known.extend(stored.iter().map(|t| t.id.clone()));
-    stored
-        .into_iter()
+    all.into_iter()
         .find(|t| t.id == tenant_id)
         .with_context(|| {
             format!(

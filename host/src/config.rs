@@ -19,6 +19,9 @@
 //! # run and the client secrets may then be removed from this file.
 //! [tenants.settings]
 //! default_country = "GB"
+//! tie_breakers = ["assigned-user", "recent-conversation"]
+//! [tenants.settings.crm_user_overrides] # extension = HighLevel user id
+//! "101" = "0IHuJvc2ofPAAA8GzTRi"
 //! [tenants.settings.oauth]            # all optional
 //! public_url = "https://cz.example.com"
 //! [tenants.settings.policy]           # all optional; see guest_support::policy
@@ -31,9 +34,13 @@
 //! start = "09:00"
 //! end = "17:30"
 //! time_zone = "Europe/London"         # or utc_offset = "+01:00" (fixed, no summer time)
+//! [tenants.settings.route]            # optional; see guest_support::routing
+//! dids = ["+442079460100"]            # inbound calls to these DIDs…
+//! queues = ["800"]                    # …or through these queues
+//! default = false                     # true: also what no other tenant takes
 //! ```
 
-use crate::bindings::types::{NoMatchPolicy, TenantSettings};
+use crate::bindings::types::{NoMatchPolicy, TenantSettings, TieBreaker};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -134,6 +141,70 @@ pub struct OAuthConfig {
     pub scopes: Option<Vec<String>>,
     /// How long an install link stays valid, seconds. Default 600.
     pub state_ttl_secs: Option<u64>,
+}
+
+/// Periodic self-diagnostics of one tenant (`[tenants.settings.diagnostics]`,
+/// `crate::diagnostics`): doctor's checks run every `interval_mins`, and a
+/// check that starts failing raises one alert in the CRM sub-account.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiagnosticsConfig {
+    /// Minutes between runs; 0 turns the runs off. Default 15.
+    pub interval_mins: u32,
+    /// Where a new failure is announced: "crm-task" (default: a task in
+    /// the sub-account, besides the status page, logs and metrics) or
+    /// "status-page" (status page, logs and metrics only).
+    pub alert: String,
+    /// The HighLevel contact the alert tasks are put on. Default: a
+    /// contact ConnectZero creates for itself on the first alert
+    /// (`crate::diagnostics::alert_contact`).
+    pub alert_contact_id: Option<String>,
+}
+
+impl DiagnosticsConfig {
+    /// The alert settings' accepted values.
+    pub const ALERTS: [&str; 2] = ["crm-task", "status-page"];
+    /// Longest interval accepted, minutes (a day).
+    pub const MAX_INTERVAL_MINS: u32 = 24 * 60;
+
+    /// Whether new failures raise a CRM task.
+    pub fn alerts_in_crm(&self) -> bool {
+        self.alert == "crm-task"
+    }
+
+    /// Check the values, naming the field and the fix.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.interval_mins > Self::MAX_INTERVAL_MINS {
+            bail!(
+                "settings.diagnostics.interval_mins must be at most {} (a day); 0 turns diagnostics off",
+                Self::MAX_INTERVAL_MINS
+            );
+        }
+        if !Self::ALERTS.contains(&self.alert.as_str()) {
+            bail!(
+                "settings.diagnostics.alert {:?} must be \"crm-task\" or \"status-page\"",
+                self.alert
+            );
+        }
+        if let Some(contact) = &self.alert_contact_id
+            && (contact.trim().is_empty() || !contact.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            bail!(
+                "settings.diagnostics.alert_contact_id {contact:?} must be a HighLevel contact id (letters and digits, as in the contact's URL), or be removed to let ConnectZero create its own alerts contact"
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for DiagnosticsConfig {
+    fn default() -> Self {
+        Self {
+            interval_mins: 15,
+            alert: "crm-task".into(),
+            alert_contact_id: None,
+        }
+    }
 }
 
 /// How HighLevel authenticates to this tenant's endpoints (action calls
@@ -258,6 +329,9 @@ fn default_crm_url() -> String {
     HIGHLEVEL_API.into()
 }
 
+/// The tie-breakers a tenant gets by default, in order.
+pub const DEFAULT_TIE_BREAKERS: [&str; 2] = ["assigned-user", "recent-conversation"];
+
 /// Per-tenant behaviour, with the defaults a new tenant gets.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -293,13 +367,55 @@ pub struct TenantOptions {
     /// `missed-call.recovered`, seconds; 0 turns it off. Default 86400
     /// (24 h).
     pub missed_call_recovery_window_secs: u32,
+    /// List a multi-segment call's segments (IVR, queue, ring group,
+    /// transfers) in its CRM message. Default on.
+    pub call_timeline: bool,
     /// The HighLevel OAuth install (`[tenants.settings.oauth]`).
     pub oauth: OAuthConfig,
+    /// Periodic self-diagnostics (`[tenants.settings.diagnostics]`).
+    pub diagnostics: DiagnosticsConfig,
     /// The logging policy (`[tenants.settings.policy]`, see
     /// `guest_support::policy`). Unset (the default): every call is
     /// handled as without a policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<guest_support::policy::PolicyConfig>,
+    /// Extension → HighLevel user id (`[tenants.settings.crm_user_overrides]`,
+    /// e.g. `"101" = "0IHuJvc2ofPAAA8GzTRi"`): the CRM user a call of that
+    /// extension is logged for, winning over the e-mail mapping (the
+    /// extension owner's 3CX e-mail = a HighLevel user's). Default: none.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub crm_user_overrides: std::collections::BTreeMap<String, String>,
+    /// How a number shared by several contacts is settled, in order:
+    /// `assigned-user`, `recent-conversation`; when none decides the call
+    /// is parked "needs review". Default both, in that order.
+    pub tie_breakers: Vec<String>,
+    /// Agency routing (`[tenants.settings.route]`, see
+    /// `guest_support::routing`): the DIDs and queues of a shared 3CX this
+    /// tenant takes. Unset (the default): it takes every call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<guest_support::routing::RouteConfig>,
+    /// Qualifies the call key the CRM sees (`altId`, "Ref:") as
+    /// `<prefix>/<call key>` (letters, digits, `.`, `:`, `_`, `-`; at most
+    /// 64). Unset (the default): the 3CX host when another 3CX system feeds
+    /// the same CRM location from this host, else none (the bare key, as
+    /// before); `""` forces none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_reference_prefix: Option<String>,
+    /// What this host knows of its other tenants (`link_tenants`); never
+    /// read from or written to a file or the database.
+    #[serde(skip)]
+    pub peers: Peers,
+}
+
+/// What a tenant's routing and call references depend on in the other
+/// tenants this host serves, computed by [`link_tenants`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Peers {
+    /// The DIDs and queues other tenants on the same 3CX take; a
+    /// `route.default` tenant leaves these to them.
+    pub route_elsewhere: guest_support::routing::RouteClaims,
+    /// Another 3CX system feeds this tenant's CRM location.
+    pub location_shared_with_other_pbx: bool,
 }
 
 impl Default for TenantOptions {
@@ -316,8 +432,15 @@ impl Default for TenantOptions {
             claim_lease_secs: 120,
             max_calls_per_tick: 100,
             missed_call_recovery_window_secs: 86_400,
+            call_timeline: true,
             oauth: OAuthConfig::default(),
+            diagnostics: DiagnosticsConfig::default(),
             policy: None,
+            crm_user_overrides: Default::default(),
+            tie_breakers: DEFAULT_TIE_BREAKERS.iter().map(|t| t.to_string()).collect(),
+            route: None,
+            call_reference_prefix: None,
+            peers: Peers::default(),
         }
     }
 }
@@ -367,6 +490,18 @@ impl TenantConfig {
             .with_context(|| format!("tenant {id}"))?;
         self.policy()
             .with_context(|| format!("tenant {id}: settings"))?;
+        self.route()
+            .with_context(|| format!("tenant {id}: settings"))?;
+        if let Some(prefix) = &self.settings.call_reference_prefix
+            && (prefix.len() > 64
+                || !prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".:_-".contains(c)))
+        {
+            bail!(
+                "tenant {id}: settings.call_reference_prefix {prefix:?} must be at most 64 letters, digits, '.', ':', '_' or '-' (e.g. \"pbx-b\"), or \"\" for none"
+            );
+        }
         if let Some(url) = &self.settings.oauth.public_url {
             check_base_url(url)
                 .with_context(|| format!("tenant {id}: settings.oauth.public_url"))?;
@@ -390,6 +525,23 @@ impl TenantConfig {
         if !(1..=10_000).contains(&s.max_calls_per_tick) {
             bail!("tenant {id}: settings.max_calls_per_tick must be between 1 and 10000");
         }
+        self.tie_breakers()
+            .with_context(|| format!("tenant {id}"))?;
+        for (extension, user) in &s.crm_user_overrides {
+            if extension.trim().is_empty() || extension.trim() != extension {
+                bail!(
+                    "tenant {id}: settings.crm_user_overrides has the extension {extension:?}: write the 3CX extension number without spaces, e.g. \"101\""
+                );
+            }
+            if user.trim().is_empty() || user.chars().any(char::is_whitespace) {
+                bail!(
+                    "tenant {id}: settings.crm_user_overrides.{extension} is {user:?}: give the HighLevel user id (Settings > My Staff, or GET /users/), without spaces"
+                );
+            }
+        }
+        s.diagnostics
+            .validate()
+            .with_context(|| format!("tenant {id}"))?;
         let limit = &self.crm.rate_limit;
         if limit.burst > 0 && limit.interval_ms == 0 {
             bail!("tenant {id}: crm.rate_limit.interval_ms must be at least 1 when burst is set");
@@ -406,6 +558,26 @@ impl TenantConfig {
                 bail!("settings.no_match_policy {other:?} must be \"skip\" or \"create-contact\"")
             }
         }
+    }
+
+    /// The tie-breakers as the WIT enum, in order; an unknown or repeated
+    /// one is an error naming it.
+    pub fn tie_breakers(&self) -> anyhow::Result<Vec<TieBreaker>> {
+        let mut out = Vec::new();
+        for name in &self.settings.tie_breakers {
+            let breaker = match name.as_str() {
+                "assigned-user" => TieBreaker::AssignedUser,
+                "recent-conversation" => TieBreaker::RecentConversation,
+                other => bail!(
+                    "settings.tie_breakers has {other:?}: use \"assigned-user\" and/or \"recent-conversation\" (an empty list sends every shared number to review)"
+                ),
+            };
+            if out.contains(&breaker) {
+                bail!("settings.tie_breakers lists {name:?} twice: list each once");
+            }
+            out.push(breaker);
+        }
+        Ok(out)
     }
 
     /// The validated logging policy, `None` when none is configured.
@@ -432,8 +604,178 @@ impl TenantConfig {
             recording_window_secs: self.settings.recording_window_secs,
             retry_base_ms: self.settings.retry_base_ms,
             missed_call_recovery_window_secs: self.settings.missed_call_recovery_window_secs,
+            call_timeline: self.settings.call_timeline,
+            crm_user_overrides: self
+                .settings
+                .crm_user_overrides
+                .iter()
+                .map(|(e, u)| (e.clone(), u.clone()))
+                .collect(),
+            tie_breakers: self.tie_breakers().unwrap_or_default(),
+            call_reference_prefix: self.call_reference_prefix(),
         }
     }
+
+    /// The validated route filter, `None` when the tenant takes every
+    /// call; a `route.default` tenant's claims of the other tenants on the
+    /// same 3CX (`link_tenants`) are added.
+    pub fn route(&self) -> anyhow::Result<Option<guest_support::routing::Route>> {
+        match &self.settings.route {
+            None => Ok(None),
+            Some(config) => Ok(Some(
+                config
+                    .validate()?
+                    .with_elsewhere(&self.settings.peers.route_elsewhere),
+            )),
+        }
+    }
+
+    /// The prefix of the call key the CRM sees: the setting when given,
+    /// else the 3CX host (with port) when another 3CX system feeds the
+    /// same location, else none. The one place this is decided; the post
+    /// component applies it (`components/post/src/summary.rs::crm_key`).
+    pub fn call_reference_prefix(&self) -> String {
+        match &self.settings.call_reference_prefix {
+            Some(prefix) => prefix.trim().to_string(),
+            None if self.settings.peers.location_shared_with_other_pbx => {
+                pbx_identity(&self.pbx.base_url)
+            }
+            None => String::new(),
+        }
+    }
+}
+
+/// The 3CX system a base URL names: its host and port, lower case
+/// ("pbx.example.com", "127.0.0.1:5001"). Tenants with the same identity
+/// share one 3CX.
+pub fn pbx_identity(base_url: &str) -> String {
+    crate::outbound::authority_of_url(base_url)
+        .map(|a| a.strip_suffix(":443").map(str::to_string).unwrap_or(a))
+        .unwrap_or_else(|| base_url.trim_end_matches('/').to_string())
+        .to_ascii_lowercase()
+}
+
+/// Tell every tenant what it needs to know of the others this host
+/// serves (`Peers`): the DIDs and queues the other tenants on its 3CX
+/// take (for a `route.default` tenant), and whether another 3CX feeds its
+/// CRM location (for its call references). `run`, `backfill` and `replay`
+/// call this on every tenant they know before building any.
+pub fn link_tenants(tenants: &mut [TenantConfig]) {
+    let snapshot: Vec<(
+        String,
+        String,
+        String,
+        Option<guest_support::routing::RouteClaims>,
+    )> = tenants
+        .iter()
+        .map(|t| {
+            (
+                t.id.clone(),
+                pbx_identity(&t.pbx.base_url),
+                location_identity(t),
+                t.settings.route.as_ref().map(|r| r.claims()),
+            )
+        })
+        .collect();
+    for tenant in tenants.iter_mut() {
+        let pbx = pbx_identity(&tenant.pbx.base_url);
+        let location = location_identity(tenant);
+        let mut peers = Peers::default();
+        for (id, other_pbx, other_location, claims) in &snapshot {
+            if *id == tenant.id {
+                continue;
+            }
+            if *other_pbx == pbx
+                && let Some(claims) = claims
+            {
+                peers.route_elsewhere.extend(claims);
+            }
+            if *other_location == location && *other_pbx != pbx {
+                peers.location_shared_with_other_pbx = true;
+            }
+        }
+        tenant.settings.peers = peers;
+    }
+}
+
+fn location_identity(tenant: &TenantConfig) -> String {
+    format!(
+        "{}|{}",
+        tenant
+            .crm
+            .base_url
+            .trim_end_matches('/')
+            .to_ascii_lowercase(),
+        tenant.crm.location_id
+    )
+}
+
+/// Warnings about how tenants sharing one 3CX split its calls: a call two
+/// tenants take (an overlap), calls no tenant takes (a gap: recorded as
+/// `routed-elsewhere` by all), a tenant without a route next to routed
+/// ones (it takes every call, the others' too). Each says what to change.
+/// `run` logs them at start and `connectzero doctor` shows them.
+pub fn routing_warnings(tenants: &[TenantConfig]) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let mut by_pbx: BTreeMap<String, Vec<&TenantConfig>> = BTreeMap::new();
+    for t in tenants {
+        by_pbx
+            .entry(pbx_identity(&t.pbx.base_url))
+            .or_default()
+            .push(t);
+    }
+    let mut warnings = Vec::new();
+    for (pbx, group) in by_pbx {
+        if group.len() < 2 || group.iter().all(|t| t.settings.route.is_none()) {
+            continue;
+        }
+        let ids = |f: &dyn Fn(&TenantConfig) -> bool| -> Vec<String> {
+            group
+                .iter()
+                .filter(|t| f(t))
+                .map(|t| t.id.clone())
+                .collect()
+        };
+        let unrouted = ids(&|t| t.settings.route.is_none());
+        for id in &unrouted {
+            warnings.push(format!(
+                "3CX {pbx}: tenant {id} has no route and takes every call, including those routed to the other tenants on this 3CX: give it a [settings.route] (e.g. `default = true` to take only the calls nobody else claims)"
+            ));
+        }
+        let defaults = ids(&|t| t.settings.route.as_ref().is_some_and(|r| r.default));
+        if defaults.len() > 1 {
+            warnings.push(format!(
+                "3CX {pbx}: tenants {} all have route.default = true and all take the calls no other tenant claims: keep it on one",
+                defaults.join(", ")
+            ));
+        }
+        if unrouted.is_empty() && defaults.is_empty() {
+            warnings.push(format!(
+                "3CX {pbx}: no tenant has route.default = true, so calls matching no tenant's dids or queues (outbound and internal calls, new DIDs) are posted nowhere, only recorded as routed-elsewhere: set `default = true` on one tenant's route"
+            ));
+        }
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for t in &group {
+            let Some(route) = &t.settings.route else {
+                continue;
+            };
+            let dids = route.dids.iter().filter_map(|d| {
+                guest_support::policy::canonical_e164(d).map(|d| format!("DID {d}"))
+            });
+            let queues = route.queues.iter().map(|q| format!("queue {}", q.trim()));
+            for claim in dids.chain(queues) {
+                if let Some(first) = seen.get(&claim) {
+                    warnings.push(format!(
+                        "3CX {pbx}: {claim} is routed to both {first} and {}, so both post those calls: list it in one tenant's route",
+                        t.id
+                    ));
+                } else {
+                    seen.insert(claim, t.id.clone());
+                }
+            }
+        }
+    }
+    warnings
 }
 
 /// A base URL must be HTTPS, or plain HTTP to a loopback address (the
@@ -487,5 +829,122 @@ mod tests {
                 .contains("has a path")
         );
         assert!(check_base_url("pbx.example.com").is_err());
+    }
+
+    /// A tenant from TOML: `id` on 3CX `pbx`, with `extra` settings.
+    fn routed(id: &str, pbx: &str, extra: &str) -> anyhow::Result<TenantConfig> {
+        let tenant: TenantConfig = toml::from_str(&format!(
+            "id = \"{id}\"\n[pbx]\nbase_url = \"{pbx}\"\nclient_id = \"c\"\n[crm]\nlocation_id = \"L-{id}\"\nconversation_provider_id = \"p\"\nclient_id = \"c\"\n[settings]\n{extra}"
+        ))?;
+        tenant.validate()?;
+        Ok(tenant)
+    }
+
+    #[test]
+    fn a_bad_route_is_refused_saying_what_to_fix() {
+        let e = routed(
+            "a",
+            "https://pbx.example.com",
+            "[settings.route]\ndids = [\"01615550100\"]",
+        )
+        .unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("route.dids") && e.contains("E.164"), "{e}");
+        let e = routed(
+            "a",
+            "https://pbx.example.com",
+            "[settings.route]\nqueues = [\"sales\"]",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("extension number"), "{e:#}");
+        let e = routed(
+            "a",
+            "https://pbx.example.com",
+            "[settings.route]\ncolour = 1",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("colour"), "{e:#}");
+        // No route: the tenant takes every call, as before.
+        assert!(
+            routed("a", "https://pbx.example.com", "")
+                .unwrap()
+                .route()
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn routing_warnings_name_overlaps_gaps_and_unrouted_tenants_per_3cx() {
+        let pbx = "https://pbx.example.com";
+        let sales = routed(
+            "sales",
+            pbx,
+            "[settings.route]\ndids = [\"+14155550900\"]\nqueues = [\"800\"]",
+        )
+        .unwrap();
+        let support = routed("support", pbx, "[settings.route]\nqueues = [\"800\"]").unwrap();
+        let all = routed("all", pbx, "").unwrap();
+        let elsewhere = routed("other", "https://other.example.com", "").unwrap();
+        let w = routing_warnings(&[sales.clone(), support.clone(), elsewhere.clone()]);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w.iter()
+                .any(|w| w.contains("queue 800 is routed to both sales and support")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter().any(|w| w.contains("no tenant has route.default")),
+            "{w:?}"
+        );
+        let w = routing_warnings(&[sales.clone(), all]);
+        assert!(
+            w.iter().any(|w| w.contains("tenant all has no route")),
+            "{w:?}"
+        );
+        // Tenants alone on their 3CX, or none routed: nothing to say.
+        assert!(routing_warnings(&[sales, elsewhere]).is_empty());
+
+        // The default tenant leaves the others' claims to them.
+        let default = routed("default", pbx, "[settings.route]\ndefault = true").unwrap();
+        let mut linked = vec![default, support];
+        link_tenants(&mut linked);
+        assert_eq!(linked[0].settings.peers.route_elsewhere.queues, ["800"]);
+        assert!(linked[1].settings.peers.route_elsewhere.is_empty());
+        assert!(routing_warnings(&linked).is_empty());
+    }
+
+    #[test]
+    fn user_overrides_and_tie_breakers_reach_the_components_or_say_what_to_fix() {
+        let tenant: TenantConfig = toml::from_str(
+            "id = \"t\"\n[pbx]\nbase_url = \"https://pbx.example.com\"\nclient_id = \"c\"\n[crm]\nlocation_id = \"L\"\nconversation_provider_id = \"p\"\nclient_id = \"c\"\n[settings]\ntie_breakers = [\"recent-conversation\"]\n[settings.crm_user_overrides]\n\"101\" = \"user1\"\n",
+        )
+        .unwrap();
+        tenant.validate().unwrap();
+        let wit = tenant.wit_settings();
+        assert_eq!(
+            wit.crm_user_overrides,
+            [("101".to_string(), "user1".to_string())]
+        );
+        assert_eq!(wit.tie_breakers, [TieBreaker::RecentConversation]);
+        // The default: both tie-breakers, assigned user first.
+        assert_eq!(
+            TenantOptions::default().tie_breakers,
+            ["assigned-user", "recent-conversation"]
+        );
+
+        let mut bad = tenant.clone();
+        bad.settings
+            .crm_user_overrides
+            .insert("102".into(), "  ".into());
+        let e = format!("{:#}", bad.validate().unwrap_err());
+        assert!(
+            e.contains("crm_user_overrides.102") && e.contains("user id"),
+            "{e}"
+        );
+        let mut twice = tenant;
+        twice.settings.tie_breakers = vec!["assigned-user".into(), "assigned-user".into()];
+        let e = format!("{:#}", twice.validate().unwrap_err());
+        assert!(e.contains("twice"), "{e}");
     }
 }

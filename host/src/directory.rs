@@ -126,11 +126,12 @@ impl Directory {
 /// The directory component's ordering (oldest first, then id), into the
 /// host's contact type: both runtimes choose "the first contact" alike.
 fn oldest_first(contacts: Vec<search::Contact>) -> Vec<ContactRef> {
-    search::oldest_first_as(contacts, |id, name, phone, email| ContactRef {
+    search::oldest_first_as(contacts, |id, name, phone, email, assigned_to| ContactRef {
         id,
         name,
         phone,
         email,
+        assigned_to,
     })
 }
 

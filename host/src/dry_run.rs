@@ -7,7 +7,7 @@ use crate::bindings::matcher::exports::connectzero::pipeline::matcher::{
     ContactMatch, MatchOutcome,
 };
 use crate::bindings::types::{
-    Call, CallLeg, ContactRef, Direction, NoMatchPolicy, Party, StageError,
+    Call, CallLeg, ContactRef, Direction, DnKind, NoMatchPolicy, Party, StageError,
 };
 use crate::pipeline::{Pipeline, Tenant, describe, direction_name, policy_facts, rule_name};
 use guest_support::policy::Decision;
@@ -54,6 +54,7 @@ fn call_for(number: &str, direction: Direction) -> Call {
         extension: None,
         external: true,
         owner: None,
+        kind: DnKind::ExternalLine,
     };
     let inside = Party {
         number: String::new(),
@@ -61,6 +62,7 @@ fn call_for(number: &str, direction: Direction) -> Call {
         extension: None,
         external: false,
         owner: None,
+        kind: DnKind::Extension,
     };
     let (caller, callee) = match direction {
         Direction::Outbound => (inside, outside),
@@ -89,6 +91,7 @@ fn call_for(number: &str, direction: Direction) -> Call {
         callee,
         answered_by: None,
         route: Vec::new(),
+        missed_reason: None,
     }
 }
 
@@ -128,7 +131,7 @@ fn render(tenant: &Tenant, number: &str, direction: Direction, outcome: &MatchOu
             } else {
                 let _ = writeln!(
                     out,
-                    "ambiguity: {} other contact(s) match too: {}; the call would go to {} and its message would say the number is shared",
+                    "ambiguity: {} other contact(s) match too: {}; the matcher's first choice is {}, but posting settles it with the tenant's tie-breakers (settings.tie_breakers) or parks the call for review on the status page",
                     also_matching.len(),
                     also_matching
                         .iter()

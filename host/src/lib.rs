@@ -16,6 +16,7 @@ pub mod config;
 pub mod config_store;
 pub mod credentials;
 pub mod demo;
+pub mod diagnostics;
 pub mod directory;
 pub mod doctor;
 pub mod dry_run;

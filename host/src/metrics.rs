@@ -74,6 +74,8 @@ struct Metrics {
     upstream_errors: Family<ErrorLabels, Counter>,
     queue_depth: Family<QueueLabels, Gauge>,
     calls_pending: Family<TenantLabel, Gauge>,
+    /// Open diagnostics incidents (`crate::diagnostics`), read at scrape time.
+    open_incidents: Family<TenantLabel, Gauge>,
     /// `host:port` of each configured 3CX and CRM, so an HTTP answer can be
     /// counted against the service it came from.
     services: RwLock<HashMap<String, &'static str>>,
@@ -186,7 +188,14 @@ impl Metrics {
             "Calls waiting to be retried after the tenant's last tick",
             calls_pending.clone(),
         );
+        let open_incidents = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "diagnostics_open_incidents",
+            "Diagnostics checks failing now (one incident per failing check; the status page's Health section names them), read at scrape time",
+            open_incidents.clone(),
+        );
         Self {
+            open_incidents,
             registry,
             polled,
             posted,
@@ -366,6 +375,10 @@ pub fn encode<'a>(storage: &Storage, tenants: impl IntoIterator<Item = &'a str>)
                 })
                 .set(queue_len(storage, tenant, queue));
         }
+        let open = storage.open_incidents(tenant).map_or(0, |list| list.len());
+        m.open_incidents
+            .get_or_create(&self::tenant(tenant))
+            .set(open as i64);
     }
     let mut text = String::new();
     // Writing into a String cannot fail.

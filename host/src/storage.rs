@@ -8,11 +8,15 @@
 //! makes compare-and-swap atomic across every process sharing the file.
 
 mod backfill_rows;
+mod incident_rows;
+mod review_rows;
 mod secret_rows;
 mod tenant_rows;
 mod web_rows;
 
 pub use backfill_rows::ReplayOpen;
+pub use incident_rows::Incident;
+pub use review_rows::{ReviewAssign, ReviewCall, ReviewCandidate};
 pub use secret_rows::{SealedSecret, StateClaim, TenantAuth};
 pub use tenant_rows::TenantRow;
 pub use web_rows::{CallFilter, CallSummary, RetryApplied, RetryRequest, is_call_key};
@@ -111,6 +115,7 @@ impl Storage {
         conn.execute_batch(backfill_rows::SCHEMA)?;
         conn.execute_batch(tenant_rows::SCHEMA)?;
         conn.execute_batch(web_rows::SCHEMA)?;
+        conn.execute_batch(incident_rows::SCHEMA)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -15,13 +15,13 @@ fn the_demo_handles_every_call_as_expected_and_exits_zero() {
     );
     assert!(
         stdout.contains(
-            "20 calls: 15 posted, 5 skipped, 0 other; 15 messages in the CRM; 0 not as expected"
+            "21 calls: 16 posted, 5 skipped, 0 other; 16 messages in the CRM; 0 not as expected"
         ),
         "{stdout}"
     );
     assert!(!stdout.contains('✗'), "{stdout}");
     assert!(
-        stdout.contains("3 recordings attached (3 uploads); workflow triggers delivered: 20 call.started, 15 call.ended, 2 missed-call"),
+        stdout.contains("3 recordings attached (3 uploads); workflow triggers delivered: 21 call.started, 16 call.ended, 2 missed-call, 1 missed-call.recovered"),
         "{stdout}"
     );
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
 
 /// Every line of a passing tenant, in order.
-const CHECKS: [&str; 9] = [
+const CHECKS: [&str; 10] = [
     "configuration",
     "3CX reachable over HTTPS",
     "3CX API credentials",
@@ -19,6 +19,7 @@ const CHECKS: [&str; 9] = [
     "3CX extensions and active calls",
     "HighLevel token",
     "HighLevel scopes",
+    "HighLevel rate budget",
 ];
 
 /// Both simulators and a configuration file pointing at them.
@@ -144,7 +145,7 @@ async fn a_healthy_tenant_passes_every_check_and_keeps_passing() {
         !output.contains('✗') && !output.contains("fix:"),
         "{output}"
     );
-    assert!(output.contains("all 9 checks passed"), "{output}");
+    assert!(output.contains("all 10 checks passed"), "{output}");
     // The refresh spent the configured refresh token; its successor was
     // stored, so a second run (and `connectzero run`) still works.
     let (again, output) = setup.doctor(&["--tenant", "acme"]).await;
@@ -166,7 +167,7 @@ async fn an_unqualified_edition_fails_the_licence_line_with_its_fix() {
     assert!(hint.unwrap().contains("Enterprise licence"), "{output}");
     assert_mark(&output, "3CX API credentials", '✓');
     assert_mark(&output, "3CX call history access", '✓');
-    assert!(output.contains("1 of 9 checks failed"), "{output}");
+    assert!(output.contains("1 of 10 checks failed"), "{output}");
 }
 
 #[tokio::test]
@@ -219,7 +220,7 @@ async fn a_role_without_recordings_fails_only_that_line() {
     assert!(text.starts_with('✗') && text.contains("403"), "{output}");
     assert!(hint.unwrap().contains("System Owner"), "{output}");
     assert_mark(&output, "3CX call history access", '✓');
-    assert!(output.contains("1 of 9 checks failed"), "{output}");
+    assert!(output.contains("1 of 10 checks failed"), "{output}");
 }
 
 #[tokio::test]
@@ -247,6 +248,25 @@ async fn a_grant_without_a_needed_scope_fails_the_scopes_line() {
         "{output}"
     );
     assert!(hint.unwrap().contains("re-install the app"), "{output}");
+}
+
+#[tokio::test]
+async fn a_rate_limited_location_fails_the_budget_line_not_the_token() {
+    let setup = Setup::start().await;
+    setup.crm.inject_failures_on(
+        "/contacts/search/duplicate",
+        connectzero_simulators::highlevel::Fault::TooManyRequests {
+            retry_after_secs: Some(30),
+        },
+        1,
+    );
+    let (ok, output) = setup.doctor(&[]).await;
+    assert!(!ok, "{output}");
+    assert_mark(&output, "HighLevel token", '–');
+    let (text, hint) = line(&output, "HighLevel rate budget");
+    assert!(text.starts_with('✗') && text.contains("30 s"), "{output}");
+    assert!(hint.unwrap().contains("tenants.crm.rate_limit"), "{output}");
+    assert_mark(&output, "HighLevel scopes", '✓');
 }
 
 #[tokio::test]

@@ -91,7 +91,7 @@ fn a_demo_run_serves_metrics_and_readiness_and_logs_numbers_only_masked() {
         "the demo did not finish:\n{printed}"
     );
     let addr = addr.expect("the demo printed its action endpoint");
-    assert!(printed.contains("15 posted"), "{printed}");
+    assert!(printed.contains("16 posted"), "{printed}");
 
     let (status, body) = get(&addr, "/readyz");
     assert_eq!(

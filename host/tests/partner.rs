@@ -256,7 +256,7 @@ async fn the_match_dry_run_shows_the_contact_the_rule_and_any_ambiguity() {
     assert!(stdout.contains("match: Gus Ivy"), "{stdout}");
     assert!(
         stdout.contains(&format!(
-            "ambiguity: 1 other contact(s) match too: Hal Ivy (contact {}); the call would go to Gus Ivy",
+            "ambiguity: 1 other contact(s) match too: Hal Ivy (contact {}); the matcher's first choice is Gus Ivy",
             contacts["Hal Ivy"]
         )),
         "{stdout}"

@@ -209,6 +209,22 @@ impl SpinApp {
                     .map(|p| serde_json::to_string(p).unwrap())
                     .unwrap_or_default(),
             ),
+            // The same route, with the claims the host links in from its
+            // other tenants written out (one Spin app sees no others).
+            (
+                "route_json",
+                config
+                    .settings
+                    .route
+                    .as_ref()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        r.elsewhere.extend(&config.settings.peers.route_elsewhere);
+                        serde_json::to_string(&r).unwrap()
+                    })
+                    .unwrap_or_default(),
+            ),
+            ("call_reference_prefix", config.call_reference_prefix()),
         ];
         let mut command = Command::new(spin);
         command
@@ -758,4 +774,104 @@ async fn spin_applies_the_same_logging_policy_as_the_bundled_host() {
         app.logs()
     );
     assert_eq!(summary(&world), expected, "{}", app.logs());
+}
+
+/// Tenant options routing only the calls through queue 800 here.
+fn routed_options() -> TenantOptions {
+    TenantOptions {
+        route: Some(guest_support::routing::RouteConfig {
+            queues: vec!["800".into()],
+            ..Default::default()
+        }),
+        ..options()
+    }
+}
+
+/// A call through queue 800 (taken), one straight to 101 and an outbound
+/// one (both routed elsewhere).
+fn routed_plans() -> Vec<CallPlan> {
+    use common::{ext, one_leg, outside};
+    use demo::numbers;
+    let mut queued = one_leg(1, outside(numbers::DANA), ext("800"), false, 10);
+    queued.legs.push(demo::LegPlan {
+        src: outside(numbers::DANA),
+        dst: ext("101"),
+        answered: true,
+        secs: 40,
+    });
+    vec![
+        queued,
+        one_leg(2, outside(numbers::ELI), ext("102"), true, 60),
+        one_leg(3, ext("103"), outside(numbers::FAY), true, 30),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_routes_calls_as_the_bundled_host_does() {
+    let Some(spin) = spin_cli() else { return };
+    let plans = routed_plans();
+
+    let host = World::start(
+        runtime(),
+        Storage::in_memory().unwrap(),
+        routed_options(),
+        false,
+    )
+    .await
+    .unwrap();
+    demo::seed_directory(&host);
+    let mut placer = demo::Placer::default();
+    let ended = chrono::Utc::now();
+    for plan in &plans {
+        placer.place(&host, plan, ended);
+    }
+    let mut skipped = 0;
+    for _ in 0..10 {
+        skipped += host.tick().await.unwrap().skipped;
+        if host.crm.messages().len() == 1 && skipped == 2 {
+            break;
+        }
+    }
+    assert_eq!((host.crm.messages().len(), skipped), (1, 2));
+    assert!(
+        host.storage
+            .calls(connectzero::testbed::TENANT)
+            .unwrap()
+            .iter()
+            .filter(|c| c.outcome == "skipped")
+            .all(|c| c
+                .detail
+                .starts_with(guest_support::routing::ROUTED_ELSEWHERE))
+    );
+    let expected = crm_summary(&host);
+
+    let world = World::start(
+        runtime(),
+        Storage::in_memory().unwrap(),
+        routed_options(),
+        false,
+    )
+    .await
+    .unwrap();
+    demo::seed_directory(&world);
+    let state = tempfile::tempdir().unwrap();
+    let app = SpinApp::start(&spin, &world, state.path(), "spin-routing");
+    let mut placer = demo::Placer::default();
+    for plan in &plans {
+        placer.place(&world, plan, ended);
+    }
+    let mut skipped = 0;
+    for _ in 0..10 {
+        skipped += app.tick().await["skipped"].as_u64().unwrap_or(0);
+        if world.crm.messages().len() == 1 && skipped == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        (world.crm.messages().len(), skipped),
+        (1, 2),
+        "{}",
+        app.logs()
+    );
+    assert_eq!(crm_summary(&world), expected, "{}", app.logs());
 }

@@ -71,13 +71,18 @@ async fn match_directly(
 /// An inbound call from `number` to extension 101, as the poll stage would
 /// hand it to the matcher.
 fn call_from(number: &str, leg_id: i32) -> Call {
-    use connectzero::bindings::types::{CallLeg, Direction, Party};
+    use connectzero::bindings::types::{CallLeg, Direction, DnKind, Party};
     let party = |number: &str, external: bool| Party {
         number: number.into(),
         display_name: None,
         extension: (!external).then(|| number.to_string()),
         external,
         owner: None,
+        kind: if external {
+            DnKind::ExternalLine
+        } else {
+            DnKind::Extension
+        },
     };
     let (caller, callee) = (party(number, true), party("101", false));
     let start = chrono::Utc::now().timestamp_millis() - 20_000;
@@ -104,6 +109,7 @@ fn call_from(number: &str, leg_id: i32) -> Call {
         callee,
         answered_by: None,
         route: Vec::new(),
+        missed_reason: None,
     }
 }
 

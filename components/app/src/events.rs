@@ -4,7 +4,9 @@
 
 use crate::connectzero::pipeline::poll::ActiveCall;
 use crate::connectzero::pipeline::trigger::{CallEvent, EventKind};
-use guest_support::bindings::connectzero::pipeline::types::{Call, CallLeg, Direction, Party};
+use guest_support::bindings::connectzero::pipeline::types::{
+    Call, CallLeg, Direction, DnKind, Party,
+};
 
 /// The ledger-independent key of an active call.
 pub fn active_key(active: &ActiveCall) -> String {
@@ -46,6 +48,7 @@ pub fn active_to_call(active: &ActiveCall) -> Call {
         callee,
         answered_by: None,
         route: Vec::new(),
+        missed_reason: None,
     }
 }
 
@@ -59,6 +62,11 @@ fn party(text: &str) -> Party {
         external: !is_extension,
         display_name: (!name.is_empty()).then(|| name.to_string()),
         owner: None,
+        kind: if is_extension {
+            DnKind::Extension
+        } else {
+            DnKind::ExternalLine
+        },
         number,
     }
 }
@@ -95,6 +103,12 @@ pub fn event(
         extension: handler.and_then(|p| p.extension.clone()),
         extension_owner: handler.and_then(|p| p.owner.clone()),
         recording_status: recording.to_string(),
+        crm_user_id: None,
+        // The missed reason rides on `missed-call` and on the `call.ended`
+        // of a missed call; `call.started` knows none yet.
+        missed_reason: (!matches!(kind, EventKind::CallStarted))
+            .then_some(call.missed_reason)
+            .flatten(),
     }
 }
 
@@ -105,5 +119,19 @@ pub fn kinds_after_post(call: &Call) -> Vec<EventKind> {
         vec![EventKind::CallEnded, EventKind::MissedCall]
     } else {
         vec![EventKind::CallEnded]
+    }
+}
+
+/// Naming the CRM user the post stage logged the call for (as the host's
+/// `host/src/pipeline/followups.rs`).
+pub trait ForUser {
+    /// The event with `crm-user-id` set.
+    fn for_user(self, user_id: Option<String>) -> Self;
+}
+
+impl ForUser for CallEvent {
+    fn for_user(mut self, user_id: Option<String>) -> Self {
+        self.crm_user_id = user_id;
+        self
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 const DEFAULT_AUTHORIZE_URL: &str = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation";
 
 /// What the pipeline needs (the host's default scope list).
-const DEFAULT_SCOPES: &str = "contacts.readonly contacts.write conversations.readonly conversations.write conversations/message.readonly conversations/message.write workflows.readonly";
+const DEFAULT_SCOPES: &str = "contacts.readonly contacts.write conversations.readonly conversations.write conversations/message.readonly conversations/message.write workflows.readonly users.readonly";
 
 /// How long an install link stays usable.
 const STATE_TTL_MS: i64 = 10 * 60 * 1000;

@@ -4,7 +4,9 @@
 //! names and defaults are the bundled host's `[tenants.settings]` ones
 //! (see `host/src/config.rs`), spelt with `_`.
 
-use guest_support::bindings::connectzero::pipeline::types::{NoMatchPolicy, TenantSettings};
+use guest_support::bindings::connectzero::pipeline::types::{
+    NoMatchPolicy, TenantSettings, TieBreaker,
+};
 use guest_support::{StageError, config};
 
 /// HighLevel's production API.
@@ -21,6 +23,30 @@ pub struct AppSettings {
     /// The logging policy from the `policy_json` variable (the host's
     /// `[tenants.settings.policy]` as JSON); `None` when it is empty.
     pub policy: Option<guest_support::policy::Policy>,
+    /// The route filter from the `route_json` variable (the host's
+    /// `[tenants.settings.route]` as JSON); `None` when it is empty: the
+    /// tenant takes every call. One app serves one tenant, so a
+    /// `"default": true` route lists the other tenants' DIDs and queues in
+    /// `"elsewhere"` itself.
+    pub route: Option<guest_support::routing::Route>,
+}
+
+/// `call_reference_prefix`: the host's setting of that name. Unset or
+/// empty: the bare call key (the host derives a prefix when two 3CX
+/// systems feed one location; one app cannot see the others, so set a
+/// distinct value per 3CX then, e.g. the 3CX host name).
+fn call_reference_prefix(value: Option<&str>) -> Result<String, StageError> {
+    let prefix = value.unwrap_or_default().trim();
+    if prefix.len() > 64
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".:_-".contains(c))
+    {
+        return Err(StageError::InvalidSettings(format!(
+            "configuration \"call_reference_prefix\" is {prefix:?}: use at most 64 letters, digits, '.', ':', '_' or '-', e.g. \"pbx-b\", or leave it empty"
+        )));
+    }
+    Ok(prefix.to_string())
 }
 
 impl AppSettings {
@@ -62,6 +88,14 @@ impl AppSettings {
                 "missed_call_recovery_window_secs",
                 86_400,
             )?,
+            call_timeline: config::parse_or("call_timeline", true)?,
+            crm_user_overrides: crm_user_overrides(
+                &config::get("crm_user_overrides_json")?.unwrap_or_default(),
+            )?,
+            tie_breakers: tie_breakers(config::get("tie_breakers")?.as_deref())?,
+            call_reference_prefix: call_reference_prefix(
+                config::get("call_reference_prefix")?.as_deref(),
+            )?,
         };
         let claim_lease_secs: u64 = config::parse_or("claim_lease_secs", 120)?;
         Ok(Self {
@@ -74,6 +108,61 @@ impl AppSettings {
             .map_err(|e| {
                 StageError::InvalidSettings(format!("configuration \"policy_json\": {e}"))
             })?,
+            route: guest_support::routing::parse_json(
+                &config::get("route_json")?.unwrap_or_default(),
+            )
+            .map_err(|e| {
+                StageError::InvalidSettings(format!("configuration \"route_json\": {e}"))
+            })?,
         })
     }
+}
+
+/// `crm_user_overrides_json`: the host's `[tenants.settings.crm_user_overrides]`
+/// as a JSON object of extension → HighLevel user id; empty: none.
+fn crm_user_overrides(json: &str) -> Result<Vec<(String, String)>, StageError> {
+    let bad = |why: String| {
+        StageError::InvalidSettings(format!(
+            "configuration \"crm_user_overrides_json\": {why}; write a JSON object such as {{\"101\":\"<HighLevel user id>\"}}"
+        ))
+    };
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    for (extension, user) in &map {
+        if extension.trim().is_empty() || user.trim().is_empty() {
+            return Err(bad(format!(
+                "extension {extension:?} → user {user:?} has an empty side"
+            )));
+        }
+    }
+    Ok(map.into_iter().collect())
+}
+
+/// `tie_breakers`: comma-separated, in order (the host's
+/// `settings.tie_breakers`); unset: `assigned-user,recent-conversation`;
+/// empty: every shared number goes to review.
+fn tie_breakers(value: Option<&str>) -> Result<Vec<TieBreaker>, StageError> {
+    let value = value.unwrap_or("assigned-user,recent-conversation");
+    let mut out = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let breaker = match name {
+            "assigned-user" => TieBreaker::AssignedUser,
+            "recent-conversation" => TieBreaker::RecentConversation,
+            other => {
+                return Err(StageError::InvalidSettings(format!(
+                    "configuration \"tie_breakers\" has {other:?}: use \"assigned-user\" and/or \"recent-conversation\", comma-separated"
+                )));
+            }
+        };
+        if out.contains(&breaker) {
+            return Err(StageError::InvalidSettings(format!(
+                "configuration \"tie_breakers\" lists {name:?} twice: list each once"
+            )));
+        }
+        out.push(breaker);
+    }
+    Ok(out)
 }

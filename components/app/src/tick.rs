@@ -8,16 +8,17 @@
 
 use crate::connectzero::pipeline::dedup::{self, Claim, Completion, Outcome};
 use crate::connectzero::pipeline::matcher::{self, MatchOutcome};
-use crate::connectzero::pipeline::post::{self, PostJob, Target};
+use crate::connectzero::pipeline::post::{self, PostJob, PostOutcome, Target};
 use crate::connectzero::pipeline::trigger::{self, CallEvent};
 use crate::connectzero::pipeline::{attach, poll};
-use crate::events::{active_to_call, event, kinds_after_post};
+use crate::events::{ForUser, active_to_call, event, kinds_after_post};
 use crate::settings::AppSettings;
 use guest_support::bindings::connectzero::pipeline::types::{
     Call, Direction, MatchRule, NoMatchPolicy, StageError,
 };
 use guest_support::kv;
 use guest_support::policy::{self, CallDirection, CallFacts, Decision};
+use guest_support::routing::{self, RouteDecision, RouteFacts};
 use serde::Serialize;
 
 /// Key of the active calls whose `call.started` is queued.
@@ -63,7 +64,13 @@ struct Handled {
     outcome: Result<Outcome, StageError>,
     contact_id: Option<String>,
     conversation_id: Option<String>,
+    /// The CRM user the call was logged for (`posted.user-id`).
+    user_id: Option<String>,
 }
+
+/// Prefix of the park reason of a call left for review; the same words as
+/// the host's (`host/src/pipeline/mod.rs`, `needs_review_reason`).
+const NEEDS_REVIEW: &str = "needs review";
 
 /// Run one tick as `worker`.
 pub fn run(settings: &AppSettings, worker: &str) -> TickReport {
@@ -158,8 +165,27 @@ fn process(settings: &AppSettings, calls: Vec<Call>) -> Vec<Handled> {
         return Vec::new();
     }
     let s = &settings.tenant;
-    let matches = matcher::match_calls(s, &calls);
     let mut handled = Vec::with_capacity(calls.len());
+    // Routing first, as the host: a call another tenant takes costs no
+    // directory lookup and no CRM request here.
+    let calls: Vec<Call> = match &settings.route {
+        None => calls,
+        Some(route) => calls
+            .into_iter()
+            .filter_map(|call| match route.decide(&route_facts(&call)) {
+                RouteDecision::Take => Some(call),
+                RouteDecision::Elsewhere(reason) => {
+                    handled.push(Handled::done(call, Outcome::Skipped(reason)));
+                    None
+                }
+            })
+            .collect(),
+    };
+    let matches = if calls.is_empty() {
+        Vec::new()
+    } else {
+        matcher::match_calls(s, &calls)
+    };
     let mut jobs = Vec::new();
     for (call, matched) in calls.into_iter().zip(matches) {
         let decision = match (&settings.policy, &matched) {
@@ -176,6 +202,7 @@ fn process(settings: &AppSettings, calls: Vec<Call>) -> Vec<Handled> {
                 ambiguous: !m.also_matching.is_empty(),
                 target: Target::Contact(m.contact),
                 rule: Some(m.rule),
+                also_matching: m.also_matching,
             }),
             Ok(MatchOutcome::Unmatched(number)) => {
                 let create = decision == Some(Decision::LogAndCreateContact)
@@ -186,6 +213,7 @@ fn process(settings: &AppSettings, calls: Vec<Call>) -> Vec<Handled> {
                         target: Target::CreateContact(number),
                         rule: None,
                         ambiguous: false,
+                        also_matching: Vec::new(),
                     });
                 } else {
                     handled.push(Handled::done(call, Outcome::Skipped("no-match".into())));
@@ -202,17 +230,53 @@ fn process(settings: &AppSettings, calls: Vec<Call>) -> Vec<Handled> {
         let posted = post::post_calls(s, &jobs);
         for (call, result) in calls.into_iter().zip(posted) {
             handled.push(match result {
-                Ok(p) => Handled {
+                Ok(PostOutcome::Posted(p)) => Handled {
                     contact_id: Some(p.contact_id),
                     conversation_id: Some(p.conversation_id),
+                    user_id: p.user_id,
                     ..Handled::done(call, Outcome::Posted(p.message_id))
                 },
+                Ok(PostOutcome::NeedsReview(candidates)) => {
+                    let names: Vec<&str> = candidates
+                        .iter()
+                        .map(|c| if c.name.is_empty() { c.id.as_str() } else { c.name.as_str() })
+                        .collect();
+                    let reason = format!(
+                        "{NEEDS_REVIEW}: {} contacts share this number ({}); assign the call on the status page",
+                        candidates.len(),
+                        names.join(", ")
+                    );
+                    Handled::done(call, Outcome::Parked(reason))
+                }
                 Err(error) => Handled::failed(call, error),
             });
         }
     }
     handled.sort_by_key(|h| h.call.start_time);
     handled
+}
+
+/// What routing looks at in a call; the same derivation as the host's
+/// (`host/src/pipeline/mod.rs`, `route_facts`).
+fn route_facts(call: &Call) -> RouteFacts {
+    let mut dns: Vec<String> = Vec::new();
+    for leg in &call.legs {
+        for party in [&leg.caller, &leg.callee] {
+            if let Some(dn) = &party.extension
+                && !dns.contains(dn)
+            {
+                dns.push(dn.clone());
+            }
+        }
+    }
+    RouteFacts {
+        did: routing::did_of(
+            matches!(call.direction, Direction::Inbound),
+            &call.callee.number,
+            call.callee.extension.as_deref(),
+        ),
+        dns,
+    }
 }
 
 /// The facts the logging policy decides on; the same derivation as the
@@ -266,13 +330,16 @@ fn after_post(settings: &AppSettings, handled: &[Handled]) {
         }
         let recording = if has_recording { "pending" } else { "none" };
         for kind in kinds_after_post(&h.call) {
-            events.push(event(
-                kind,
-                &h.call,
-                h.contact_id.clone(),
-                Some(message_id.clone()),
-                recording,
-            ));
+            events.push(
+                event(
+                    kind,
+                    &h.call,
+                    h.contact_id.clone(),
+                    Some(message_id.clone()),
+                    recording,
+                )
+                .for_user(h.user_id.clone()),
+            );
         }
     }
     if !jobs.is_empty()
@@ -311,7 +378,18 @@ fn calls_started(settings: &AppSettings, report: &mut TickReport) {
         .flatten()
         .unwrap_or_default();
     let active: Vec<Call> = active.iter().map(active_to_call).collect();
-    let new: Vec<&Call> = active.iter().filter(|c| !seen.contains(&c.key)).collect();
+    let new: Vec<&Call> = active
+        .iter()
+        .filter(|c| !seen.contains(&c.key))
+        // A call another tenant on the same 3CX takes starts no workflow
+        // here (same route as its history, as the host).
+        .filter(|c| {
+            settings
+                .route
+                .as_ref()
+                .is_none_or(|route| route.decide(&route_facts(c)) == RouteDecision::Take)
+        })
+        .collect();
     let still_active: Vec<String> = active.iter().map(|c| c.key.clone()).collect();
     if new.is_empty() {
         if still_active.len() != seen.len() {
@@ -415,6 +493,7 @@ impl Handled {
             outcome: Ok(outcome),
             contact_id: None,
             conversation_id: None,
+            user_id: None,
         }
     }
 
@@ -429,6 +508,7 @@ impl Handled {
             outcome,
             contact_id: None,
             conversation_id: None,
+            user_id: None,
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct Contact {
     email: Option<String>,
     #[serde(default)]
     date_added: Option<String>,
+    /// `assignedTo`: the HighLevel user the contact is assigned to.
+    #[serde(default)]
+    assigned_to: Option<String>,
 }
 
 /// The search's answer.
@@ -52,11 +55,12 @@ pub fn request(location_id: &str, field: &str, value: &str) -> Value {
 
 /// Sort by `dateAdded`, then id, so "the first contact" never depends on
 /// the order the API happened to answer in, and hand each contact's id,
-/// display name, phone and e-mail to `make`. The bundled host's directory
-/// (`host/src/directory.rs`) uses it too, with its own contact type.
+/// display name, phone, e-mail and assigned user to `make`. The bundled
+/// host's directory (`host/src/directory.rs`) uses it too, with its own
+/// contact type.
 pub fn oldest_first_as<T>(
     mut contacts: Vec<Contact>,
-    make: impl Fn(String, String, Option<String>, Option<String>) -> T,
+    make: impl Fn(String, String, Option<String>, Option<String>, Option<String>) -> T,
 ) -> Vec<T> {
     contacts.sort_by(|a, b| (&a.date_added, &a.id).cmp(&(&b.date_added, &b.id)));
     contacts
@@ -71,18 +75,20 @@ pub fn oldest_first_as<T>(
                 .contact_name
                 .or(c.name)
                 .unwrap_or_else(|| joined.trim().to_string());
-            make(c.id, name, c.phone, c.email)
+            let assigned_to = c.assigned_to.filter(|a| !a.trim().is_empty());
+            make(c.id, name, c.phone, c.email, assigned_to)
         })
         .collect()
 }
 
 /// [`oldest_first_as`] into the WIT `contact-ref`.
 pub fn oldest_first(contacts: Vec<Contact>) -> Vec<ContactRef> {
-    oldest_first_as(contacts, |id, name, phone, email| ContactRef {
+    oldest_first_as(contacts, |id, name, phone, email, assigned_to| ContactRef {
         id,
         name,
         phone,
         email,
+        assigned_to,
     })
 }
 
@@ -103,6 +109,18 @@ mod tests {
         assert_eq!(ids, ["c", "a", "b"]);
         assert_eq!(sorted[0].name, "Cy Lee");
         assert_eq!(sorted[1].name, "Ann Lee");
+    }
+
+    #[test]
+    fn the_assigned_user_is_kept() {
+        let answer: SearchResponse = serde_json::from_value(json!({"contacts": [
+            {"id": "a", "assignedTo": "u1"},
+            {"id": "b", "assignedTo": ""},
+        ]}))
+        .unwrap();
+        let sorted = oldest_first(answer.contacts);
+        assert_eq!(sorted[0].assigned_to.as_deref(), Some("u1"));
+        assert_eq!(sorted[1].assigned_to, None);
     }
 
     #[test]

@@ -13,11 +13,13 @@
 //! - [`config`]: settings from `wasi:config/store` (Spin variables).
 //! - [`kv`]: JSON values in the tenant's key-value bucket.
 //! - [`policy`]: the tenant's logging policy (plain types, also used by the host).
+//! - [`routing`]: which tenant on a shared 3CX takes a call (plain types, also used by the host).
 //! - [`serve`]: `wasi:http/incoming-handler` plumbing for HTTP components.
 //! - [`queue`]: durable job queues (attach and trigger retries).
 //! - `webhook` (feature `webhook`): the shared-secret and `x-wh-signature`
 //!   checks of HighLevel's calls.
 //! - [`time`]: timestamps in milliseconds and RFC 3339.
+//! - [`legs`]: whether a person picked a call leg up.
 
 #![deny(missing_docs)]
 
@@ -25,8 +27,10 @@ pub mod api;
 pub mod config;
 pub mod http;
 pub mod kv;
+pub mod legs;
 pub mod policy;
 pub mod queue;
+pub mod routing;
 pub mod serve;
 pub mod time;
 #[cfg(feature = "webhook")]

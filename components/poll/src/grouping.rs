@@ -1,30 +1,41 @@
 //! Grouping legs into calls.
 //!
 //! `CallHistoryView` has no call id, so the 3CX call id of each leg comes
-//! from `GetCallLogData` (see `xapi::call_ids`). A leg whose call id is
+//! from `GetCallLogData` (see `xapi::call_log`). A leg whose call id is
 //! unknown forms a call of its own, keyed by its segment id.
 
+use crate::missed;
 use guest_support::bindings::connectzero::pipeline::types::{
     Call, CallLeg, Direction, ExtensionOwner, Party,
 };
+use guest_support::legs::answered_by_person;
 use std::collections::{BTreeMap, HashMap};
 
 /// Identifies a leg: its segment id and start time (segment ids repeat
 /// after a 3CX backup restore).
 pub type LegId = (i32, i64);
 
+/// What the call log report (`GetCallLogData`) adds to a leg.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogFacts {
+    /// `CallId`: groups the legs of one call.
+    pub call_id: i32,
+    /// `Reason`, as 3CX wrote it, when it wrote one.
+    pub reason: Option<String>,
+}
+
 /// Group `legs` into calls, oldest first, filling in extension owners.
 pub fn group_calls(
     legs: Vec<CallLeg>,
-    call_ids: &HashMap<LegId, i32>,
+    call_log: &HashMap<LegId, LogFacts>,
     owners: &HashMap<String, ExtensionOwner>,
 ) -> Vec<Call> {
     let mut groups: BTreeMap<String, Vec<CallLeg>> = BTreeMap::new();
     for mut leg in legs {
         fill_owner(&mut leg.caller, owners);
         fill_owner(&mut leg.callee, owners);
-        let group = match call_ids.get(&(leg.leg_id, leg.start_time)) {
-            Some(call_id) => format!("call:{call_id}"),
+        let group = match call_log.get(&(leg.leg_id, leg.start_time)) {
+            Some(facts) => format!("call:{}", facts.call_id),
             None => format!("segment:{}@{}", leg.leg_id, leg.start_time),
         };
         groups.entry(group).or_default().push(leg);
@@ -36,7 +47,7 @@ pub fn group_calls(
                 .into_iter()
                 .map(move |legs| (group.clone(), legs))
         })
-        .map(|(group, legs)| build_call(&group, legs))
+        .map(|(group, legs)| build_call(&group, legs, call_log))
         .collect();
     calls.sort_by_key(|c| c.start_time);
     calls
@@ -79,15 +90,27 @@ fn fill_owner(party: &mut Party, owners: &HashMap<String, ExtensionOwner>) {
 }
 
 /// Build one call from its legs (any order).
-fn build_call(group: &str, mut legs: Vec<CallLeg>) -> Call {
+fn build_call(group: &str, mut legs: Vec<CallLeg>, call_log: &HashMap<LegId, LogFacts>) -> Call {
     legs.sort_by_key(|l| (l.start_time, l.leg_id));
     let first = &legs[0];
     let key = match group.strip_prefix("call:") {
         Some(call_id) => format!("3cx:{call_id}@{}", first.start_time),
         None => format!("3cx-segment:{}@{}", first.leg_id, first.start_time),
     };
-    let answered_leg = legs.iter().rev().find(|l| l.answered);
+    // The last leg a person answered: after a transfer, the extension the
+    // call was transferred to is the one it is attributed to.
+    let answered_leg = legs.iter().rev().find(|l| answered_by_person(l));
     let answered_by = answered_leg.and_then(inside_party).cloned();
+    let direction = call_direction(&legs);
+    let reasons: Vec<Option<&str>> = legs
+        .iter()
+        .map(|l| {
+            call_log
+                .get(&(l.leg_id, l.start_time))
+                .and_then(|f| f.reason.as_deref())
+        })
+        .collect();
+    let missed_reason = missed::missed_reason(direction, &legs, &reasons, answered_leg.is_some());
     let route = legs
         .iter()
         .filter_map(|l| (!l.callee.external).then_some(&l.callee))
@@ -100,7 +123,7 @@ fn build_call(group: &str, mut legs: Vec<CallLeg>) -> Call {
         });
     Call {
         key,
-        direction: call_direction(&legs),
+        direction,
         answered: answered_leg.is_some(),
         start_time: first.start_time,
         end_time: legs
@@ -108,14 +131,17 @@ fn build_call(group: &str, mut legs: Vec<CallLeg>) -> Call {
             .map(|l| l.end_time)
             .max()
             .unwrap_or(first.end_time),
+        // Time in an IVR menu or a queue's music is not talk time.
         duration_secs: legs
             .iter()
+            .filter(|l| answered_by_person(l))
             .map(|l| l.duration_secs)
             .fold(0u32, u32::saturating_add),
         caller: first.caller.clone(),
         callee: first.callee.clone(),
         answered_by,
         route,
+        missed_reason,
         legs,
     }
 }
@@ -147,6 +173,7 @@ fn call_direction(legs: &[CallLeg]) -> Direction {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use guest_support::bindings::connectzero::pipeline::types::{DnKind, MissedReason};
 
     fn party(number: &str, external: bool) -> Party {
         Party {
@@ -155,7 +182,27 @@ mod tests {
             extension: (!external).then(|| number.to_string()),
             external,
             owner: None,
+            kind: if external {
+                DnKind::ExternalLine
+            } else {
+                DnKind::Extension
+            },
         }
+    }
+
+    fn ids(pairs: &[(LegId, i32)]) -> HashMap<LegId, LogFacts> {
+        pairs
+            .iter()
+            .map(|&(leg, call_id)| {
+                (
+                    leg,
+                    LogFacts {
+                        call_id,
+                        reason: None,
+                    },
+                )
+            })
+            .collect()
     }
 
     fn leg(id: i32, start: i64, from: Party, to: Party, answered: bool, secs: u32) -> CallLeg {
@@ -180,7 +227,7 @@ mod tests {
             leg(1, 1_000, outside.clone(), party("800", false), false, 0),
             leg(2, 2_000, outside.clone(), party("101", false), false, 0),
         ];
-        let ids = HashMap::from([((1, 1_000), 77), ((2, 2_000), 77), ((3, 3_000), 77)]);
+        let ids = ids(&[((1, 1_000), 77), ((2, 2_000), 77), ((3, 3_000), 77)]);
         let owners = HashMap::from([(
             "102".to_string(),
             ExtensionOwner {
@@ -208,6 +255,93 @@ mod tests {
         );
     }
 
+    fn routing(number: &str, kind: DnKind) -> Party {
+        Party {
+            kind,
+            ..party(number, false)
+        }
+    }
+
+    #[test]
+    fn a_transferred_queue_call_is_one_call_attributed_to_the_extension_it_was_transferred_to() {
+        let outside = party("+15550001111", true);
+        let legs = vec![
+            leg(
+                1,
+                1_000,
+                outside.clone(),
+                routing("800", DnKind::Ivr),
+                true,
+                20,
+            ),
+            leg(
+                2,
+                22_000,
+                outside.clone(),
+                routing("801", DnKind::Queue),
+                true,
+                15,
+            ),
+            leg(3, 38_000, outside.clone(), party("101", false), true, 60),
+            leg(4, 99_000, outside.clone(), party("102", false), true, 120),
+        ];
+        let call_log = ids(&[
+            ((1, 1_000), 5),
+            ((2, 22_000), 5),
+            ((3, 38_000), 5),
+            ((4, 99_000), 5),
+        ]);
+        let calls = group_calls(legs, &call_log, &HashMap::new());
+        assert_eq!(calls.len(), 1);
+        let call = &calls[0];
+        assert!(call.answered);
+        assert_eq!(call.missed_reason, None);
+        assert_eq!(call.answered_by.as_ref().unwrap().number, "102");
+        // The IVR's 20 s and the queue's 15 s are not talk time.
+        assert_eq!(call.duration_secs, 180);
+        let route: Vec<&str> = call.route.iter().map(|p| p.number.as_str()).collect();
+        assert_eq!(route, ["800", "801", "101"]);
+    }
+
+    #[test]
+    fn an_ivr_that_picked_up_does_not_make_a_call_answered() {
+        let outside = party("+15550001111", true);
+        let legs = vec![leg(
+            1,
+            1_000,
+            outside,
+            routing("800", DnKind::Ivr),
+            true,
+            12,
+        )];
+        let calls = group_calls(legs, &ids(&[((1, 1_000), 9)]), &HashMap::new());
+        let call = &calls[0];
+        assert!(!call.answered);
+        assert!(call.answered_by.is_none());
+        assert_eq!(call.duration_secs, 0);
+        assert_eq!(call.missed_reason, Some(MissedReason::AbandonedInIvr));
+    }
+
+    #[test]
+    fn the_call_log_reason_of_any_leg_reaches_the_missed_reason() {
+        let outside = party("+15550001111", true);
+        let legs = vec![
+            leg(1, 1_000, outside.clone(), party("101", false), false, 0),
+            leg(
+                2,
+                3_000,
+                outside,
+                routing("999", DnKind::Voicemail),
+                true,
+                30,
+            ),
+        ];
+        let mut call_log = ids(&[((1, 1_000), 3), ((2, 3_000), 3)]);
+        call_log.get_mut(&(1, 1_000)).unwrap().reason = Some("Forwarded (Busy)".into());
+        let calls = group_calls(legs, &call_log, &HashMap::new());
+        assert_eq!(calls[0].missed_reason, Some(MissedReason::Busy));
+    }
+
     #[test]
     fn a_call_id_reissued_after_a_restore_is_another_call() {
         let outside = party("+15550001111", true);
@@ -223,7 +357,7 @@ mod tests {
                 30,
             ),
         ];
-        let ids = HashMap::from([((7, 1_000), 42), ((8, 1_000 + 5 * hour), 42)]);
+        let ids = ids(&[((7, 1_000), 42), ((8, 1_000 + 5 * hour), 42)]);
         let calls = group_calls(legs, &ids, &HashMap::new());
         assert_eq!(calls.len(), 2);
         assert_ne!(calls[0].key, calls[1].key);

@@ -6,7 +6,7 @@
 //! failed batch.
 
 use guest_support::bindings::connectzero::pipeline::types::{
-    CallLeg, Direction, Party, RecordingRef,
+    CallLeg, Direction, DnKind, Party, RecordingRef,
 };
 use guest_support::time::parse_rfc3339_ms;
 use serde_json::Value;
@@ -76,6 +76,13 @@ fn party(row: &Value, side: &str) -> Result<Party, String> {
         .or_else(|| dn.clone())
         .ok_or_else(|| format!("{side}CallerNumber and {side}Dn: both missing"))?;
     let display_name = opt_text(row, &format!("{side}DisplayName"))?.filter(|n| !n.is_empty());
+    // The spec types `*DnType` as int32, but some clients see strings: an
+    // unreadable code only loses the kind (read from `external` instead),
+    // not the leg.
+    let kind = dn_kind(
+        opt_int(row, &format!("{side}DnType")).ok().flatten(),
+        external,
+    );
     Ok(Party {
         number,
         display_name,
@@ -84,7 +91,34 @@ fn party(row: &Value, side: &str) -> Result<Party, String> {
         extension: if internal && !external { dn } else { None },
         external,
         owner: None,
+        kind,
     })
+}
+
+/// What a party is, from its 3CX DN type code (`SrcDnType` / `DstDnType`).
+///
+/// [ASSUMED] The spec (specs/3cx/NOTES.md §2a) gives no enum for the codes.
+/// This table is what third-party clients of real v20 PBXs label them:
+/// 0 extension, 1 external line, 4 queue, 5 voicemail, 6 IVR; 2 for a ring
+/// group is the least certain. It is the only place the codes are read.
+/// An outside party (`*External`) is an external line whatever its code,
+/// and an inside party without a readable code counts as an extension (the
+/// behaviour before kinds were read). Unknown codes are `other`, which
+/// counts as a person when it answers (see `grouping::answered_by_person`),
+/// so a code this table lacks never turns an answered call into a missed one.
+pub fn dn_kind(code: Option<i32>, external: bool) -> DnKind {
+    if external {
+        return DnKind::ExternalLine;
+    }
+    match code {
+        None | Some(0) => DnKind::Extension,
+        Some(1) => DnKind::ExternalLine,
+        Some(2) => DnKind::RingGroup,
+        Some(4) => DnKind::Queue,
+        Some(5) => DnKind::Voicemail,
+        Some(6) => DnKind::Ivr,
+        Some(_) => DnKind::Other,
+    }
 }
 
 fn int(row: &Value, field: &str) -> Result<i32, String> {
@@ -217,6 +251,32 @@ mod tests {
         assert_eq!(leg.caller.extension, None);
         assert_eq!(leg.callee.extension.as_deref(), Some("101"));
         assert_eq!(leg.recording.map(|r| r.id), Some(3301));
+    }
+
+    #[test]
+    fn dn_types_name_what_each_side_is_and_an_unreadable_one_keeps_the_leg() {
+        let leg = parse_row(&row()).unwrap();
+        assert_eq!(leg.caller.kind, DnKind::ExternalLine);
+        assert_eq!(leg.callee.kind, DnKind::Extension);
+        for (code, kind) in [
+            (0, DnKind::Extension),
+            (2, DnKind::RingGroup),
+            (4, DnKind::Queue),
+            (5, DnKind::Voicemail),
+            (6, DnKind::Ivr),
+            (13, DnKind::Other),
+        ] {
+            let mut r = row();
+            r["DstDnType"] = json!(code);
+            assert_eq!(parse_row(&r).unwrap().callee.kind, kind, "code {code}");
+        }
+        // An outside side is an external line whatever its code.
+        let mut r = row();
+        r["SrcDnType"] = json!(6);
+        assert_eq!(parse_row(&r).unwrap().caller.kind, DnKind::ExternalLine);
+        let mut r = row();
+        r["DstDnType"] = json!("IVR");
+        assert_eq!(parse_row(&r).unwrap().callee.kind, DnKind::Extension);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 mod grouping;
 mod history;
+mod missed;
 mod xapi;
 
 use guest_support::bindings::connectzero::pipeline::types::{CallLeg, TenantSettings};
@@ -64,7 +65,7 @@ impl Guest for Poll {
                 high_water,
             });
         }
-        let call_ids = xapi::call_ids(
+        let call_log = xapi::call_log(
             &api,
             from,
             now.max(high_water) + CLOCK_SKEW_MS,
@@ -72,7 +73,7 @@ impl Guest for Poll {
         )?;
         let owners = xapi::extension_owners(&api, settings.page_size)?;
         Ok(PollBatch {
-            calls: grouping::group_calls(legs, &call_ids, &owners),
+            calls: grouping::group_calls(legs, &call_log, &owners),
             rejected,
             high_water,
         })
@@ -103,14 +104,14 @@ impl Guest for Poll {
                 high_water: from,
             });
         }
-        let call_ids = xapi::call_ids(
+        let call_log = xapi::call_log(
             &api,
             read_from,
             read_until.saturating_add(CLOCK_SKEW_MS),
             settings.page_size,
         )?;
         let owners = xapi::extension_owners(&api, settings.page_size)?;
-        let calls: Vec<_> = grouping::group_calls(legs, &call_ids, &owners)
+        let calls: Vec<_> = grouping::group_calls(legs, &call_log, &owners)
             .into_iter()
             .filter(|c| (from..until).contains(&c.start_time))
             .collect();

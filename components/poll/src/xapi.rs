@@ -1,7 +1,7 @@
 //! The 3CX XAPI requests the poll stage makes.
 
 use crate::exports::connectzero::pipeline::poll::ActiveCall;
-use crate::grouping::LegId;
+use crate::grouping::{LegId, LogFacts};
 use guest_support::StageError;
 use guest_support::api::ApiClient;
 use guest_support::bindings::connectzero::pipeline::types::{
@@ -70,32 +70,36 @@ pub fn call_history_between(
     read_pages(api, &base, page_size)
 }
 
-/// 3CX call ids of the segments that started in `[from_ms, to_ms)`, from
-/// the call log report (operationId `GetCallLogData`).
+/// 3CX call ids (and call log `Reason` texts) of the segments that started
+/// in `[from_ms, to_ms)`, from the call log report (operationId
+/// `GetCallLogData`).
 ///
 /// [ASSUMED] (specs/3cx/NOTES.md §2b): `CallLogData.CallId` groups the
 /// segments of one call, and its `SegmentId` + `StartTime` equal the
 /// `CallHistoryView` row's `SegmentId` + `SegmentStartTime`; "0" arguments
-/// mean "all". This is the only function that relies on it.
-pub fn call_ids(
+/// mean "all". This is the only function that relies on it. `Reason` is
+/// passed on as 3CX wrote it; only `missed::missed_reason` reads it.
+pub fn call_log(
     api: &ApiClient,
     from_ms: i64,
     to_ms: i64,
     page_size: u32,
-) -> Result<HashMap<LegId, i32>, StageError> {
+) -> Result<HashMap<LegId, LogFacts>, StageError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Row {
         call_id: i32,
         segment_id: Option<i32>,
         start_time: Option<String>,
+        #[serde(default)]
+        reason: Option<String>,
     }
     let function = format!(
         "/ReportCallLogData/Pbx.GetCallLogData(periodFrom={},periodTo={},sourceType=0,sourceFilter='',destinationType=0,destinationFilter='',callsType=0,callTimeFilterType=0,callTimeFilterFrom='0:00:0',callTimeFilterTo='0:00:0',hidePcalls=false)",
         urlencoding::encode(&format_rfc3339_ms(from_ms)),
         urlencoding::encode(&format_rfc3339_ms(to_ms)),
     );
-    let base = format!("{function}?$select=CallId,SegmentId,StartTime");
+    let base = format!("{function}?$select=CallId,SegmentId,StartTime,Reason");
     let mut ids = HashMap::new();
     for row in read_pages(api, &base, page_size)? {
         // Rows this client cannot read only lose their grouping: the leg
@@ -107,7 +111,18 @@ pub fn call_ids(
             continue;
         };
         if let Ok(start) = parse_rfc3339_ms(&start) {
-            ids.insert((segment, start), row.call_id);
+            // A long text is no reason 3CX gives; it is dropped, not the leg.
+            let reason = row
+                .reason
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty() && r.len() <= 256);
+            ids.insert(
+                (segment, start),
+                LogFacts {
+                    call_id: row.call_id,
+                    reason,
+                },
+            );
         }
     }
     Ok(ids)

@@ -52,6 +52,15 @@ pub struct CallMessage {
     pub message: String,
     /// "inbound" or "outbound".
     pub direction: &'static str,
+    /// The HighLevel user the call was for, when mapped.
+    ///
+    /// [ASSUMED] `ProcessMessageBodyDto` (`add-an-inbound-message`) does
+    /// not list `userId`; HighLevel reports a message's user as
+    /// `GetMessageResponseDto.userId`, and the app sends it so the call is
+    /// attributed. Omitted when no user is mapped. This field is the one
+    /// place that relies on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 /// `ProcessMessageResponseDto`.

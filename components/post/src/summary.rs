@@ -2,11 +2,20 @@
 
 use crate::exports::connectzero::pipeline::post::PostJob;
 use guest_support::bindings::connectzero::pipeline::types::MatchRule;
-use guest_support::bindings::connectzero::pipeline::types::{Call, Direction, Party};
+use guest_support::bindings::connectzero::pipeline::types::{
+    Call, Direction, Party, TenantSettings,
+};
 
 /// e.g. "Inbound call from +15551234567, answered by Alice Smith (ext. 101)
 /// via IVR (ext. 800). Talk time 3m 35s. Matched by caller number."
-pub fn message_text(job: &PostJob) -> String {
+///
+/// With `timeline` (the tenant's `call-timeline`), a call of several
+/// segments also lists them (`timeline::timeline_text`).
+pub fn message_text(
+    job: &PostJob,
+    choice: Option<crate::ambiguity::Choice>,
+    timeline: bool,
+) -> String {
     let call = &job.call;
     let mut text = match call.direction {
         Direction::Inbound => format!("Inbound call from {}", call.caller.number),
@@ -26,21 +35,34 @@ pub fn message_text(job: &PostJob) -> String {
             text.push_str(&format!(", answered by {}", name(by)));
         }
         (_, true) => text.push_str(", answered"),
-        (_, false) => text.push_str(", missed (not answered)"),
+        (_, false) => text.push_str(&format!(
+            ", missed ({})",
+            crate::timeline::missed_text(call.missed_reason)
+        )),
     }
     if !call.route.is_empty() {
         let route: Vec<String> = call.route.iter().map(name).collect();
         text.push_str(&format!(" via {}", route.join(" → ")));
     }
     text.push_str(&format!(". Talk time {}.", duration(call.duration_secs)));
+    if timeline {
+        text.push_str(&crate::timeline::timeline_text(call));
+    }
     match job.rule {
         Some(MatchRule::CallerNumber) => text.push_str(" Matched by caller number."),
         Some(MatchRule::CalledNumber) => text.push_str(" Matched by called number."),
         Some(MatchRule::ExtensionOwner) => text.push_str(" Matched by extension owner."),
         None => text.push_str(" Contact created for this number."),
     }
-    if job.ambiguous {
-        text.push_str(" Several contacts share this number: check the match.");
+    match choice {
+        Some(choice) => text.push_str(&format!(
+            " Several contacts share this number: {}.",
+            choice.describe()
+        )),
+        None if job.ambiguous => {
+            text.push_str(" Several contacts share this number: check the match.")
+        }
+        None => {}
     }
     text.push(' ');
     text.push_str(&reference(call));
@@ -51,6 +73,36 @@ pub fn message_text(job: &PostJob) -> String {
 /// message again instead of posting the call twice.
 pub fn reference(call: &Call) -> String {
     format!("Ref: {}", call.key)
+}
+
+/// The call's key as the CRM sees it (the message's `altId` and its "Ref:"
+/// line): `<call-reference-prefix>/<call key>`, or the bare call key when
+/// the tenant has no prefix (the default, and every key posted before the
+/// prefix existed). Two 3CX systems feeding one location get different
+/// prefixes (the host derives them, `host/src/config.rs`
+/// `call_reference_prefix`), so one system's call never looks like the
+/// other's already-posted call. The one place the CRM key is built.
+pub fn crm_key(settings: &TenantSettings, call: &Call) -> String {
+    let prefix = settings.call_reference_prefix.trim();
+    if prefix.is_empty() {
+        call.key.clone()
+    } else {
+        format!("{prefix}/{}", call.key)
+    }
+}
+
+/// "Ref: <CRM key>", the line a takeover looks for.
+pub fn reference_to(crm_key: &str) -> String {
+    format!("Ref: {crm_key}")
+}
+
+/// `text` (from [`message_text`], which ends with the bare [`reference`])
+/// ending with the reference to `crm_key` instead.
+pub fn with_crm_key(text: String, call: &Call, crm_key: &str) -> String {
+    match text.strip_suffix(&reference(call)) {
+        Some(body) if crm_key != call.key => format!("{body}{}", reference_to(crm_key)),
+        _ => text,
+    }
 }
 
 /// The outside number of an outbound call.
@@ -111,6 +163,7 @@ mod tests {
             extension: Some("101".into()),
             external: false,
             owner: None,
+            kind: guest_support::bindings::connectzero::pipeline::types::DnKind::Extension,
         };
         assert_eq!(name(&party), "Desk (ext. 101)");
         party.owner = Some(

@@ -3,7 +3,7 @@
 //! payload in the marketplace listing).
 
 use crate::exports::connectzero::pipeline::trigger::{CallEvent, EventKind};
-use guest_support::bindings::connectzero::pipeline::types::Direction;
+use guest_support::bindings::connectzero::pipeline::types::{Direction, MissedReason};
 use guest_support::time::format_rfc3339_ms;
 use serde_json::{Value, json};
 
@@ -56,6 +56,7 @@ pub fn recovered_json(by: &CallEvent, r: &Recovered) -> Value {
         "timeToCallbackSeconds": r.time_to_callback_secs,
         "extension": by.extension,
         "extensionOwner": owner(by),
+        "userId": by.crm_user_id,
     })
 }
 
@@ -77,6 +78,19 @@ pub fn to_json(event: &CallEvent) -> Value {
         "endedAt": event.ended_at.map(format_rfc3339_ms),
         "extension": event.extension,
         "extensionOwner": owner,
+        "userId": event.crm_user_id,
         "recordingStatus": event.recording_status,
+        "missedReason": event.missed_reason.map(missed_reason),
     })
+}
+
+/// The stable name of a missed reason in payloads (the WIT case name).
+pub fn missed_reason(reason: MissedReason) -> &'static str {
+    match reason {
+        MissedReason::AbandonedInIvr => "abandoned-in-ivr",
+        MissedReason::AbandonedInQueue => "abandoned-in-queue",
+        MissedReason::NoAnswer => "no-answer",
+        MissedReason::OutOfHours => "out-of-hours",
+        MissedReason::Busy => "busy",
+    }
 }

@@ -153,6 +153,7 @@ mod tests {
             name: id.to_uppercase(),
             phone: Some("+14155550104".into()),
             email: None,
+            assigned_to: None,
         }
     }
 

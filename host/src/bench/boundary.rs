@@ -14,7 +14,7 @@
 use super::native_match;
 use super::{ms, number, seed_contacts, throughput, world};
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
-use crate::bindings::types::{Call, CallLeg, Direction, ExtensionOwner, Party, StageError};
+use crate::bindings::types::{Call, CallLeg, Direction, DnKind, ExtensionOwner, Party, StageError};
 use crate::config::TenantOptions;
 use crate::engine::{Runtime, Stage};
 use crate::kv::KvCtx;
@@ -372,6 +372,7 @@ fn call(i: usize, from: usize) -> Call {
         extension: None,
         external: true,
         owner: None,
+        kind: DnKind::ExternalLine,
     };
     let callee = Party {
         number: "101".into(),
@@ -384,6 +385,7 @@ fn call(i: usize, from: usize) -> Call {
             last_name: "Smith".into(),
             email: Some("alice@acme.example".into()),
         }),
+        kind: DnKind::Extension,
     };
     Call {
         key: format!("3cx:{}@{start}", 500_000 + i),
@@ -407,5 +409,6 @@ fn call(i: usize, from: usize) -> Call {
         answered_by: Some(callee.clone()),
         callee,
         route: Vec::new(),
+        missed_reason: None,
     }
 }

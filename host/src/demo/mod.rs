@@ -13,7 +13,7 @@ use connectzero_simulators::threecx::{
 mod calls;
 mod table;
 
-pub use calls::{demo_calls, numbers, seed_directory};
+pub use calls::{Answer, demo_calls, expected_answer, numbers, recovered_by, seed_directory};
 pub use table::{Row, all_final, expected_triggers, render, rows};
 
 /// What should happen to a call.
@@ -85,6 +85,20 @@ pub struct PlacedCall {
     pub plan: CallPlan,
     /// `3cx:<call id>@<start ms>`, the key the pipeline gives it.
     pub key: String,
+    /// When it hung up.
+    pub ended: DateTime<Utc>,
+}
+
+/// The earliest hang-up time at which `plan` can be placed so that it
+/// starts after every missed call it recovers has ended (a callback cannot
+/// start before the miss), or `None` when it recovers nothing placed.
+pub fn callback_not_before(placed: &[PlacedCall], plan: &CallPlan) -> Option<DateTime<Utc>> {
+    let talk: i64 = plan.legs.iter().map(|l| l.secs).sum();
+    placed
+        .iter()
+        .filter(|p| recovered_by(p.plan.call_id) == Some(plan.call_id))
+        .map(|p| p.ended + ChronoDuration::seconds(talk) + ChronoDuration::milliseconds(100))
+        .max()
 }
 
 /// First segment id the demo hands out.
@@ -154,6 +168,7 @@ impl Placer {
         PlacedCall {
             plan: plan.clone(),
             key: format!("3cx:{}@{}", plan.call_id, first_start.timestamp_millis()),
+            ended,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! What happened to each placed call next to what should have, as a table.
 
-use super::{CallPlan, Expect, PlacedCall};
+use super::{Answer, CallPlan, Expect, PlacedCall, expected_answer, recovered_by};
 use crate::storage::CallRecord;
 use crate::testbed::{TENANT, World};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// One row of the result table.
@@ -12,13 +13,26 @@ pub struct Row {
     pub call: PlacedCall,
     /// What the host recorded, if anything yet.
     pub record: Option<CallRecord>,
+    /// Who answered, or why nobody did, as the CRM's `call.ended` event
+    /// said (`None` before it was delivered or without triggers).
+    pub answer: Option<Answer>,
     /// Whether the record matches the expectation.
     pub as_expected: bool,
 }
 
+/// Who answered, or why nobody did, as a `call.ended` payload says.
+fn answer_of(body: &Value) -> Option<Answer> {
+    if body["answered"].as_bool()? {
+        Some(Answer::By(body["extension"].as_str()?.to_string()))
+    } else {
+        Some(Answer::Missed(body["missedReason"].as_str()?.to_string()))
+    }
+}
+
 /// The workflow triggers a call should fire once workflows subscribe to
-/// all three: `call.ended` for every posted call, plus `missed-call` for an
-/// unanswered inbound one.
+/// `call.ended` and `missed-call`: `call.ended` for every posted call, plus
+/// `missed-call` for an unanswered inbound one. (`missed-call.recovered`
+/// depends on when the callback is placed: see [`rows`].)
 pub fn expected_triggers(plan: &CallPlan) -> Vec<&'static str> {
     if !matches!(plan.expect, Expect::Posted { .. }) {
         return Vec::new();
@@ -32,21 +46,28 @@ pub fn expected_triggers(plan: &CallPlan) -> Vec<&'static str> {
     }
 }
 
-fn triggers_match(record: &CallRecord, plan: &CallPlan) -> bool {
+/// Whether the call fired its triggers: [`expected_triggers`], plus
+/// `missed-call.recovered` when the call that recovers it was placed.
+fn triggers_match(record: &CallRecord, call: &PlacedCall, placed: &[PlacedCall]) -> bool {
     let mut fired: Vec<&str> = record
         .triggers
         .split_whitespace()
         .filter_map(|t| t.split('×').next())
         .collect();
     fired.sort_unstable();
-    let mut expected = expected_triggers(plan);
+    let mut expected = expected_triggers(&call.plan);
+    let recovering = recovered_by(call.plan.call_id);
+    if recovering.is_some_and(|id| placed.iter().any(|p| p.plan.call_id == id)) {
+        expected.push("missed-call.recovered");
+    }
     expected.sort_unstable();
     fired == expected
 }
 
 /// Compare what happened with what should have, per placed call: outcome,
 /// rule and contact, the recording attached exactly when the call has one,
-/// and (with `with_triggers`) the workflow triggers it should fire.
+/// and (with `with_triggers`) the workflow triggers it should fire and who
+/// answered or why nobody did, as the `call.ended` event told the CRM.
 pub fn rows(
     world: &World,
     placed: &[PlacedCall],
@@ -59,18 +80,30 @@ pub fn rows(
         .into_iter()
         .map(|r| (r.call_key.clone(), r))
         .collect();
+    let answers: HashMap<String, Option<Answer>> = world
+        .crm
+        .trigger_executions()
+        .iter()
+        .filter(|e| e.body["event"] == "call.ended")
+        .filter_map(|e| Some((e.body["callId"].as_str()?.to_string(), answer_of(&e.body))))
+        .collect();
     Ok(placed
         .iter()
         .map(|call| {
             let record = records.get(&call.key).cloned();
+            let answer = answers.get(&call.key).cloned().flatten();
+            let answer_ok = || {
+                expected_answer(call.plan.call_id).is_none_or(|want| answer == Some(want))
+            };
             let as_expected = record.as_ref().is_some_and(|r| {
                 matches_expectation(r, &call.plan.expect, contacts)
                     && (r.recording == "attached") == call.plan.recording.is_some()
-                    && (!with_triggers || triggers_match(r, &call.plan))
+                    && (!with_triggers || (triggers_match(r, call, placed) && answer_ok()))
             });
             Row {
                 call: call.clone(),
                 record,
+                answer,
                 as_expected,
             }
         })
@@ -95,11 +128,12 @@ fn matches_expectation(
 /// True when every placed call has a final outcome, no recording is still
 /// pending, and (with `with_triggers`) its triggers have fired.
 pub fn all_final(rows: &[Row], with_triggers: bool) -> bool {
+    let placed: Vec<PlacedCall> = rows.iter().map(|r| r.call.clone()).collect();
     rows.iter().all(|r| {
         r.record.as_ref().is_some_and(|rec| {
             rec.outcome != "retrying"
                 && rec.recording != "pending"
-                && (!with_triggers || triggers_match(rec, &r.call.plan))
+                && (!with_triggers || triggers_match(rec, &r.call, &placed))
         })
     })
 }
@@ -112,13 +146,14 @@ pub fn render(rows: &[Row], contacts: &HashMap<&'static str, String>) -> String 
         .collect();
     let mut out = String::new();
     out.push_str(&format!(
-        "{:>2}  {:<38} {:<9} {:<16} {:<12} {:<32} {:>8}  {:<9} {:<26} {}\n",
+        "{:>2}  {:<44} {:<9} {:<16} {:<12} {:<24} {:<22} {:>8}  {:<9} {:<26} {}\n",
         "#",
         "call",
         "direction",
         "rule",
         "contact",
         "result",
+        "answered by / missed",
         "latency",
         "recording",
         "triggers",
@@ -158,15 +193,21 @@ pub fn render(rows: &[Row], contacts: &HashMap<&'static str, String>) -> String 
                 "-".into(),
             ),
         };
-        let result: String = result.chars().take(32).collect();
+        let result: String = result.chars().take(24).collect();
+        let answer = match &row.answer {
+            Some(Answer::By(ext)) => format!("ext. {ext}"),
+            Some(Answer::Missed(reason)) => reason.clone(),
+            None => "-".into(),
+        };
         out.push_str(&format!(
-            "{:>2}  {:<38} {:<9} {:<16} {:<12} {:<32} {:>8}  {:<9} {:<26} {}\n",
+            "{:>2}  {:<44} {:<9} {:<16} {:<12} {:<24} {:<22} {:>8}  {:<9} {:<26} {}\n",
             i + 1,
             row.call.plan.label,
             direction,
             rule,
             contact,
             result,
+            answer,
             latency,
             if recording == "none" { "-" } else { &recording },
             if triggers.is_empty() { "-" } else { &triggers },

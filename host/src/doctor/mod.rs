@@ -5,16 +5,21 @@
 //! allows the XAPI (Enterprise, active), the API client's role may read call
 //! history, recordings, extensions and active calls, the HighLevel refresh
 //! token still works for the tenant's location, and the grant's scopes
-//! cover the pipeline. Each check is one line with ✓ or ✗ and, on failure,
-//! what to do ([`render`]). No secret is ever printed: error texts come from
+//! cover the pipeline, and the app's HighLevel rate budget for the
+//! location is not nearly spent. Each check is one line with ✓ or ✗ and,
+//! on failure, what to do ([`render`]). `connectzero run` runs the same
+//! checks periodically ([`check_running`], `crate::diagnostics`). No secret is ever printed: error texts come from
 //! the services' messages and the request URLs, which carry none.
 
 mod crm;
 mod pbx;
 mod report;
 
-pub use crm::{REQUIRED_SCOPES, scopes_check};
-pub use pbx::{LicenseParameters, LicenseStatus, licence_check};
+pub use crm::{RATE_BUDGET, REQUIRED_SCOPES, SCOPES, TOKEN, scopes_check};
+pub use pbx::{
+    CALL_HISTORY, CREDENTIALS, EXTENSIONS, LICENCE, LicenseParameters, LicenseStatus, REACHABLE,
+    RECORDINGS, licence_check,
+};
 pub use report::{Check, Status, TenantReport, render, verdict};
 
 use crate::config::{HostConfig, Secret, TenantConfig};
@@ -33,6 +38,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 pub const SETTINGS: &str = "configuration";
 /// Name of the line reporting stored secrets that could not be read.
 pub const SECRETS: &str = "stored secrets";
+/// Name of the check of how tenants sharing one 3CX split its calls.
+pub const ROUTING: &str = "call routing on a shared 3CX";
 
 /// Check every tenant of the configuration file at `config_path` (or only
 /// `tenant`). Errors are reserved for an unreadable file or an unknown
@@ -53,6 +60,9 @@ pub async fn check(config_path: &Path, tenant: Option<&str>) -> anyhow::Result<V
         crate::tenants::stored(&storage)?,
         &config_path.display().to_string(),
     )?;
+    // Routing is judged across every tenant on a 3CX, even when only one
+    // tenant is checked.
+    let routing = routing_checks(&all);
     let tenants: Vec<TenantConfig> = match tenant {
         None => all,
         Some(id) => {
@@ -87,9 +97,86 @@ pub async fn check(config_path: &Path, tenant: Option<&str>) -> anyhow::Result<V
     // One tenant at a time: the report follows the file's order and no
     // PBX or CRM location sees a burst.
     for tenant in &tenants {
-        reports.push(check_tenant(&http, tenant, &store).await);
+        let mut report = check_tenant(&http, tenant, &store).await;
+        if let Some(check) = routing.get(&tenant.id) {
+            report.checks.insert(1, check.clone());
+        }
+        reports.push(report);
     }
     Ok(reports)
+}
+
+/// The routing line of each tenant that shares its 3CX with another: ✗
+/// with `config::routing_warnings` (overlaps, gaps, unrouted tenants) for
+/// its 3CX, ✓ when the routes split the calls cleanly. Tenants alone on
+/// their 3CX get no line.
+fn routing_checks(all: &[TenantConfig]) -> std::collections::HashMap<String, Check> {
+    use crate::config::{pbx_identity, routing_warnings};
+    let warnings = routing_warnings(all);
+    let mut checks = std::collections::HashMap::new();
+    for tenant in all {
+        let pbx = pbx_identity(&tenant.pbx.base_url);
+        let peers: Vec<&str> = all
+            .iter()
+            .filter(|t| t.id != tenant.id && pbx_identity(&t.pbx.base_url) == pbx)
+            .map(|t| t.id.as_str())
+            .collect();
+        if peers.is_empty() {
+            continue;
+        }
+        let prefix = format!("3CX {pbx}: ");
+        let mine: Vec<&str> = warnings
+            .iter()
+            .filter_map(|w| w.strip_prefix(&prefix))
+            .collect();
+        let check = if mine.is_empty() {
+            Check::pass(
+                ROUTING,
+                format!(
+                    "shares its 3CX with {}; every call goes to one tenant",
+                    peers.join(", ")
+                ),
+            )
+        } else {
+            Check::fail(
+                ROUTING,
+                mine.join("; "),
+                "change the tenants' [settings.route] as the message says",
+            )
+        };
+        checks.insert(tenant.id.clone(), check);
+    }
+    checks
+}
+
+/// Doctor's checks of a tenant the host is running (`crate::diagnostics`),
+/// side by side as [`check`] runs them, but through the tenant's own token
+/// source and rate limiter so the run never disturbs the pipeline: no new
+/// 3CX token (3CX keeps one per API client), no refresh of the HighLevel
+/// grant outside the pipeline's serialised one. The secrets line is
+/// doctor's only (the running tenant's secrets are already open) and so
+/// is the scopes line (HighLevel reports scopes only on a refresh).
+pub async fn check_running(
+    http: &reqwest::Client,
+    tenant: &crate::pipeline::Tenant,
+) -> TenantReport {
+    let mut checks = vec![settings_check(&tenant.config)];
+    let (pbx, crm) = tokio::join!(
+        pbx::check_with(http, &tenant.config.pbx, Some(&tenant.credentials)),
+        crm::check_live(
+            http,
+            tenant.id(),
+            &tenant.config.crm,
+            &tenant.credentials,
+            tenant.crm_limiter.as_deref()
+        )
+    );
+    checks.extend(pbx);
+    checks.extend(crm);
+    TenantReport {
+        tenant: tenant.id().to_string(),
+        checks,
+    }
 }
 
 /// Every check of one tenant; the 3CX and HighLevel sides run side by side.
@@ -264,6 +351,34 @@ mod tests {
         let check = settings_check(&bad);
         assert_eq!(check.status, Status::Fail);
         assert!(check.detail.contains("default_country"), "{check:?}");
+    }
+
+    #[test]
+    fn tenants_sharing_a_3cx_get_a_routing_line_that_names_a_gap() {
+        use guest_support::routing::RouteConfig;
+        let routed = |id: &str, queue: &str, default: bool| {
+            let mut t = tenant();
+            t.id = id.into();
+            t.settings.route = Some(RouteConfig {
+                queues: vec![queue.into()],
+                default,
+                ..Default::default()
+            });
+            t
+        };
+        let mut alone = tenant();
+        alone.id = "alone".into();
+        alone.pbx.base_url = "https://other.example.com".into();
+        let checks = routing_checks(&[routed("a", "800", false), routed("b", "801", false), alone]);
+        assert!(
+            !checks.contains_key("alone"),
+            "no line for a tenant alone on its 3CX"
+        );
+        let a = &checks["a"];
+        assert_eq!(a.status, Status::Fail);
+        assert!(a.detail.contains("route.default"), "{a:?}");
+        let checks = routing_checks(&[routed("a", "800", true), routed("b", "801", false)]);
+        assert_eq!(checks["b"].status, Status::Pass, "{:?}", checks["b"]);
     }
 
     #[tokio::test]

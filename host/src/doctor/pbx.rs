@@ -3,7 +3,9 @@
 
 use super::report::Check;
 use super::transport_problem;
+use crate::bindings::types::{Service, StageError};
 use crate::config::{PbxConfig, Secret, check_base_url};
+use crate::credentials::Credentials;
 use crate::upstream::message_of;
 use serde::Deserialize;
 
@@ -112,8 +114,21 @@ pub fn licence_check(params: &LicenseParameters, status: &LicenseStatus) -> Chec
     }
 }
 
-/// Run every 3CX check of one tenant.
+/// Run every 3CX check of one tenant, with a token of doctor's own.
 pub async fn check(http: &reqwest::Client, pbx: &PbxConfig) -> Vec<Check> {
+    check_with(http, pbx, None).await
+}
+
+/// Run every 3CX check of one tenant. `shared` is the running tenant's
+/// token source (`crate::diagnostics`): 3CX keeps one token per API client
+/// and a new one logs out the old, so a periodic run inside the host uses
+/// the pipeline's token instead of requesting its own. `None` (doctor, a
+/// process of its own) requests one with the client credentials grant.
+pub(crate) async fn check_with(
+    http: &reqwest::Client,
+    pbx: &PbxConfig,
+    shared: Option<&Credentials>,
+) -> Vec<Check> {
     let base = pbx.base_url.trim_end_matches('/');
     let mut checks = Vec::new();
     if let Err(error) = check_base_url(base) {
@@ -124,16 +139,24 @@ pub async fn check(http: &reqwest::Client, pbx: &PbxConfig) -> Vec<Check> {
         ));
         return skip_rest(checks, "3CX was not contacted");
     }
+    // A running tenant's API key may live in the database only; the
+    // shared token source holds it and this copy never sends one, so an
+    // empty one here must not read as "no API key" in the refusal's text.
+    let mut with_key = pbx.clone();
+    if shared.is_some() && with_key.client_secret.expose().is_empty() {
+        with_key.client_secret = Secret::new("(stored)");
+    }
+    let pbx = &with_key;
     let mut api = Xapi {
         http,
         pbx,
         base,
         token: None,
+        shared,
     };
-    let answer = match api.request_token().await {
+    let answer = match api.first_token().await {
         Ok(answer) => answer,
-        Err(error) => {
-            let (detail, hint) = transport_problem("3CX", base, &error);
+        Err((detail, hint)) => {
             checks.push(Check::fail(REACHABLE, detail, hint));
             return skip_rest(checks, "3CX was not reached");
         }
@@ -253,9 +276,71 @@ struct Xapi<'a> {
     pbx: &'a PbxConfig,
     base: &'a str,
     token: Option<Secret>,
+    /// The running tenant's token source, when there is one
+    /// ([`check_with`]).
+    shared: Option<&'a Credentials>,
 }
 
+/// Path of the read that shows a shared token still works: the licence
+/// parameters, which any API client with XAPI access may read.
+const TOKEN_PROBE: &str = "/Defs/Pbx.GetLicenseParameters()";
+
 impl Xapi<'_> {
+    /// The first token: a new one for doctor, the pipeline's for a running
+    /// host (checked with one read, and replaced once if 3CX refuses it).
+    /// `Err` is the reachability line's detail and hint.
+    async fn first_token(&self) -> Result<TokenAnswer, (String, String)> {
+        let Some(shared) = self.shared else {
+            return self
+                .request_token()
+                .await
+                .map_err(|error| transport_problem("3CX", self.base, &error));
+        };
+        for attempt in 0..2 {
+            let token = match shared.access_token(Service::Pbx).await {
+                Ok(token) => token,
+                Err(error) => return refused_stage(&error),
+            };
+            let response = self
+                .http
+                .get(format!("{}/xapi/v1{TOKEN_PROBE}", self.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map_err(|error| transport_problem("3CX", self.base, &error))?;
+            if response.status().as_u16() != 401 {
+                return Ok(TokenAnswer::Issued(Secret::new(token)));
+            }
+            let message = message_of(&response.text().await.unwrap_or_default());
+            shared.token_rejected(Service::Pbx, &token);
+            if attempt == 1 {
+                return Ok(TokenAnswer::Refused {
+                    status: 401,
+                    message,
+                });
+            }
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// A new token after a 401: doctor's own grant, or the shared source's.
+    async fn renew_token(&self, refused: &str) -> Option<Secret> {
+        match self.shared {
+            None => match self.request_token().await {
+                Ok(TokenAnswer::Issued(token)) => Some(token),
+                _ => None,
+            },
+            Some(shared) => {
+                shared.token_rejected(Service::Pbx, refused);
+                shared
+                    .access_token(Service::Pbx)
+                    .await
+                    .ok()
+                    .map(Secret::new)
+            }
+        }
+    }
+
     /// Client credentials grant (3CX NOTES §1), as `credentials.rs` makes
     /// it. Transport errors come back as `Err`: that is the reachability
     /// line's business.
@@ -308,7 +393,7 @@ impl Xapi<'_> {
             let body = response.text().await?;
             if status == 401
                 && attempt == 0
-                && let Ok(TokenAnswer::Issued(token)) = self.request_token().await
+                && let Some(token) = self.renew_token(token).await
             {
                 self.token = Some(token);
                 continue;
@@ -397,6 +482,31 @@ impl Xapi<'_> {
             };
         }
         Check::pass(name, format!("{what} readable"))
+    }
+}
+
+/// How the shared token source's refusal reads as doctor's token answer:
+/// no answer at all is the reachability line's (`Err`), a refusal the
+/// credentials line's.
+fn refused_stage(error: &StageError) -> Result<TokenAnswer, (String, String)> {
+    let refused = |status: u16, message: &str| {
+        Ok(TokenAnswer::Refused {
+            status,
+            message: message.to_string(),
+        })
+    };
+    match error {
+        StageError::Network(message) => Err((
+            format!("could not connect to 3CX ({message})"),
+            "check the host and port in base_url, that 3CX is running, and that a firewall lets this host reach it".into(),
+        )),
+        StageError::Unauthorized(e) | StageError::Forbidden(e) | StageError::Upstream(e) => {
+            refused(e.status, &e.message)
+        }
+        StageError::RateLimited(secs) => {
+            refused(429, &format!("rate limited; retry after {secs} s"))
+        }
+        other => refused(0, &crate::pipeline::describe(other)),
     }
 }
 

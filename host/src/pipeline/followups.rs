@@ -8,7 +8,7 @@ use crate::bindings::dedup::exports::connectzero::pipeline::dedup::Outcome;
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
 use crate::bindings::poll::exports::connectzero::pipeline::poll::ActiveCall;
 use crate::bindings::trigger::exports::connectzero::pipeline::trigger::{CallEvent, EventKind};
-use crate::bindings::types::{Call, CallLeg, Direction, Party};
+use crate::bindings::types::{Call, CallLeg, Direction, DnKind, Party};
 
 /// Most attach jobs and trigger events worked per tick, so one busy
 /// tenant's backlog cannot make its ticks arbitrarily long.
@@ -89,6 +89,7 @@ impl Pipeline {
                         Some((*id).clone()),
                         recording,
                     )
+                    .for_user(h.user_id.clone())
                 })
             })
             .collect();
@@ -189,6 +190,14 @@ impl Pipeline {
                 .iter()
                 .map(active_to_call)
                 .filter(|c| !seen.contains(&c.key))
+                // A call another tenant on the same 3CX takes starts no
+                // workflow here (same route as its history, `super::route_facts`).
+                .filter(|c| {
+                    tenant.route.as_ref().is_none_or(|route| {
+                        route.decide(&super::route_facts(c))
+                            == guest_support::routing::RouteDecision::Take
+                    })
+                })
                 .collect()
         };
         if new.is_empty() {
@@ -257,6 +266,11 @@ fn active_to_call(active: &ActiveCall) -> Call {
             external: !is_extension,
             display_name: (!name.is_empty()).then(|| name.to_string()),
             owner: None,
+            kind: if is_extension {
+                DnKind::Extension
+            } else {
+                DnKind::ExternalLine
+            },
             number,
         }
     };
@@ -289,6 +303,7 @@ fn active_to_call(active: &ActiveCall) -> Call {
         callee,
         answered_by: None,
         route: Vec::new(),
+        missed_reason: None,
     }
 }
 
@@ -324,5 +339,24 @@ fn event(
         extension: handler.and_then(|p| p.extension.clone()),
         extension_owner: handler.and_then(|p| p.owner.clone()),
         recording_status: recording.to_string(),
+        crm_user_id: None,
+        // The missed reason rides on `missed-call` and on the `call.ended`
+        // of a missed call; `call.started` knows none yet.
+        missed_reason: (!matches!(kind, EventKind::CallStarted))
+            .then_some(call.missed_reason)
+            .flatten(),
+    }
+}
+
+/// Naming the CRM user the post stage logged the call for (as the Spin
+/// app's `components/app/src/events.rs`).
+trait ForUser {
+    fn for_user(self, user_id: Option<String>) -> Self;
+}
+
+impl ForUser for CallEvent {
+    fn for_user(mut self, user_id: Option<String>) -> Self {
+        self.crm_user_id = user_id;
+        self
     }
 }

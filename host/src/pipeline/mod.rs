@@ -17,7 +17,9 @@ pub use backfill::CallResult;
 
 use crate::bindings::dedup::exports::connectzero::pipeline::dedup::{Claim, Completion, Outcome};
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
-use crate::bindings::post::exports::connectzero::pipeline::post::{PostJob, Posted, Target};
+use crate::bindings::post::exports::connectzero::pipeline::post::{
+    PostJob, PostOutcome, Posted, Target,
+};
 use crate::bindings::types::{
     Call, Direction, MatchRule, NoMatchPolicy, StageError, TenantSettings,
 };
@@ -27,6 +29,7 @@ use crate::directory::Directory;
 use crate::engine::Runtime;
 use crate::storage::Storage;
 use guest_support::policy::{self, CallDirection, CallFacts, Decision};
+use guest_support::routing::{self, RouteDecision, RouteFacts};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +52,9 @@ pub struct Tenant {
     started_seen: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The validated logging policy; `None` keeps the seed's behaviour.
     pub policy: Option<guest_support::policy::Policy>,
+    /// The route filter on a shared 3CX (`guest_support::routing`);
+    /// `None`: the tenant takes every call.
+    pub route: Option<guest_support::routing::Route>,
 }
 
 impl Tenant {
@@ -68,6 +74,7 @@ impl Tenant {
         );
         Self {
             policy: policy_of(&config),
+            route: route_of(&config),
             crm_limiter,
             settings: config.wit_settings(),
             config,
@@ -90,6 +97,7 @@ impl Tenant {
         config.settings = options;
         Self {
             policy: policy_of(&config),
+            route: route_of(&config),
             settings: config.wit_settings(),
             config,
             credentials: self.credentials.clone(),
@@ -107,6 +115,17 @@ fn policy_of(config: &TenantConfig) -> Option<guest_support::policy::Policy> {
     config.policy().unwrap_or_else(|error| {
         tracing::warn!(tenant = %config.id, %error, "logging policy ignored");
         None
+    })
+}
+
+/// The tenant's validated route. `TenantConfig::validate` refuses a bad
+/// route before a tenant is built; should one slip through, the tenant
+/// takes no call (each recorded as routed elsewhere) rather than every
+/// call, which would post other sub-accounts' calls into its CRM.
+fn route_of(config: &TenantConfig) -> Option<guest_support::routing::Route> {
+    config.route().unwrap_or_else(|error| {
+        tracing::error!(tenant = %config.id, %error, "route unusable: this tenant takes no call until it is fixed");
+        Some(guest_support::routing::Route::takes_nothing())
     })
 }
 
@@ -215,6 +234,8 @@ struct Handled {
     rule: Option<MatchRule>,
     contact_id: Option<String>,
     conversation_id: Option<String>,
+    /// The CRM user the call was logged for (`posted.user-id`).
+    user_id: Option<String>,
 }
 
 impl Pipeline {
@@ -398,8 +419,27 @@ impl Pipeline {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
-        let matches = self.match_calls(tenant, &calls).await?;
         let mut handled = Vec::with_capacity(calls.len());
+        // Routing comes first: a call another tenant on the same 3CX takes
+        // costs no directory lookup and no CRM request here.
+        let calls: Vec<Call> = match &tenant.route {
+            None => calls,
+            Some(route) => calls
+                .into_iter()
+                .filter_map(|call| match route.decide(&route_facts(&call)) {
+                    RouteDecision::Take => Some(call),
+                    RouteDecision::Elsewhere(reason) => {
+                        handled.push(Handled::done(call, Outcome::Skipped(reason)));
+                        None
+                    }
+                })
+                .collect(),
+        };
+        let matches = if calls.is_empty() {
+            Vec::new()
+        } else {
+            self.match_calls(tenant, &calls).await?
+        };
         let mut jobs = Vec::new();
         for (call, matched) in calls.into_iter().zip(matches) {
             let decision = match (&tenant.policy, &matched) {
@@ -416,6 +456,7 @@ impl Pipeline {
                     target: Target::Contact(m.contact),
                     rule: Some(m.rule),
                     ambiguous: !m.also_matching.is_empty(),
+                    also_matching: m.also_matching,
                 }),
                 Ok(MatchOutcome::Unmatched(number)) => {
                     let create = decision == Some(Decision::LogAndCreateContact)
@@ -429,6 +470,7 @@ impl Pipeline {
                             target: Target::CreateContact(number),
                             rule: None,
                             ambiguous: false,
+                            also_matching: Vec::new(),
                         });
                     } else {
                         handled.push(Handled::done(call, Outcome::Skipped("no-match".into())));
@@ -458,15 +500,20 @@ impl Pipeline {
         };
         for ((call, result), (rule, contact)) in calls.into_iter().zip(posted).zip(rules) {
             let mut h = match result {
-                Ok(Posted {
+                Ok(PostOutcome::Posted(Posted {
                     message_id,
                     contact_id,
                     conversation_id,
-                }) => {
+                    user_id,
+                })) => {
                     let mut h = Handled::done(call, Outcome::Posted(message_id));
                     h.contact_id = Some(contact_id);
                     h.conversation_id = Some(conversation_id);
+                    h.user_id = user_id;
                     h
+                }
+                Ok(PostOutcome::NeedsReview(candidates)) => {
+                    Handled::done(call, Outcome::Parked(needs_review_reason(&candidates)))
                 }
                 Err(error) => {
                     let mut h = Handled::failed(call, error);
@@ -490,6 +537,7 @@ impl Handled {
             rule: None,
             contact_id: None,
             conversation_id: None,
+            user_id: None,
         }
     }
 
@@ -504,6 +552,7 @@ impl Handled {
             rule: None,
             contact_id: None,
             conversation_id: None,
+            user_id: None,
         }
     }
 }
@@ -547,6 +596,56 @@ pub(crate) fn policy_facts(call: &Call, outcome: &MatchOutcome) -> CallFacts {
         start_ms: call.start_time,
         outside_e164,
     }
+}
+
+/// What routing looks at in a call: its DID (`routing::did_of`, the one
+/// reading of it, from the first leg's called side) and every extension
+/// it reached or came from. Kept in step with `components/app/src/tick.rs`.
+pub(crate) fn route_facts(call: &Call) -> RouteFacts {
+    let mut dns: Vec<String> = Vec::new();
+    for leg in &call.legs {
+        for party in [&leg.caller, &leg.callee] {
+            if let Some(dn) = &party.extension
+                && !dns.contains(dn)
+            {
+                dns.push(dn.clone());
+            }
+        }
+    }
+    RouteFacts {
+        did: routing::did_of(
+            matches!(call.direction, Direction::Inbound),
+            &call.callee.number,
+            call.callee.extension.as_deref(),
+        ),
+        dns,
+    }
+}
+
+/// Prefix of the park reason of a call whose number several contacts
+/// share and no tie-breaker settled; the status page lists these calls
+/// for an operator to assign (`crate::web`). Kept in step with
+/// `components/app/src/tick.rs`.
+pub const NEEDS_REVIEW: &str = "needs review";
+
+/// The park reason of a call the post stage left for review, e.g. "needs
+/// review: 2 contacts share this number (Gus Ivy, Hal Ivy)".
+pub fn needs_review_reason(candidates: &[crate::bindings::types::ContactRef]) -> String {
+    let names: Vec<&str> = candidates
+        .iter()
+        .map(|c| {
+            if c.name.is_empty() {
+                c.id.as_str()
+            } else {
+                c.name.as_str()
+            }
+        })
+        .collect();
+    format!(
+        "{NEEDS_REVIEW}: {} contacts share this number ({}); assign the call on the status page",
+        candidates.len(),
+        names.join(", ")
+    )
 }
 
 /// "inbound", "outbound" or "internal".

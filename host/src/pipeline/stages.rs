@@ -6,7 +6,7 @@ use crate::bindings::attach::exports::connectzero::pipeline::attach::{AttachJob,
 use crate::bindings::dedup::exports::connectzero::pipeline::dedup::{Claim, Completion};
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
 use crate::bindings::poll::exports::connectzero::pipeline::poll::{ActiveCall, PollBatch};
-use crate::bindings::post::exports::connectzero::pipeline::post::{PostJob, Posted};
+use crate::bindings::post::exports::connectzero::pipeline::post::{PostJob, PostOutcome};
 use crate::bindings::trigger::exports::connectzero::pipeline::trigger::{
     CallEvent, DeliveryReport, Subscription, SubscriptionChange,
 };
@@ -203,7 +203,7 @@ impl Pipeline {
         &self,
         tenant: &Tenant,
         jobs: Vec<PostJob>,
-    ) -> anyhow::Result<Vec<Result<Posted, StageError>>> {
+    ) -> anyhow::Result<Vec<Result<PostOutcome, StageError>>> {
         let _timer = crate::metrics::stage_timer(Stage::Post, "post-calls");
         let mut store = self.store(Stage::Post, tenant);
         let post = self

@@ -36,8 +36,10 @@ const DEFAULT_STATE_TTL_SECS: u64 = 600;
 
 /// Scopes ConnectZero uses (HighLevel NOTES §2.5): contact search and
 /// creation, conversations and call messages (with recordings), and
-/// `workflows.readonly` for the workflow triggers and action.
-const DEFAULT_SCOPES: [&str; 7] = [
+/// `workflows.readonly` for the workflow triggers and action, and
+/// `users.readonly` to name the CRM user of each call (optional: without
+/// it calls are posted without a user, `components/post/src/users.rs`).
+const DEFAULT_SCOPES: [&str; 8] = [
     "contacts.readonly",
     "contacts.write",
     "conversations.readonly",
@@ -45,6 +47,7 @@ const DEFAULT_SCOPES: [&str; 7] = [
     "conversations/message.readonly",
     "conversations/message.write",
     "workflows.readonly",
+    "users.readonly",
 ];
 
 /// HighLevel's authorize page (NOTES §2.1, newest doc revision: `/v2/`).

@@ -26,7 +26,7 @@ pub(super) struct WebState {
     pub options: WebOptions,
 }
 
-type AppState = State<Arc<WebState>>;
+pub(super) type AppState = State<Arc<WebState>>;
 
 /// An answer that ends a request early (boxed: a `Response` is large).
 type Refused = Box<Response>;
@@ -39,6 +39,7 @@ pub(super) fn routes(state: Arc<WebState>) -> Router {
         .route("/admin/t/{tenant}", get(tenant_page))
         .route("/admin/t/{tenant}/settings", post(save_settings))
         .route("/admin/t/{tenant}/retry", post(retry))
+        .route("/admin/t/{tenant}/review", post(super::review::assign))
         .route("/admin/t/{tenant}/demo-call", post(demo_call))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response(security_headers))
@@ -111,7 +112,7 @@ fn check_csrf(token: &AdminToken, presented: &str) -> Result<(), Refused> {
 
 /// A tenant page's form POST: signed in, with this page's CSRF token, for
 /// a tenant on this host — in that order, as every such form checks.
-fn admitted_tenant_post<'a>(
+pub(super) fn admitted_tenant_post<'a>(
     state: &'a WebState,
     headers: &HeaderMap,
     csrf: &str,
@@ -133,7 +134,7 @@ fn tenant_of<'a>(state: &'a WebState, id: &str) -> Result<&'a Arc<Tenant>, Refus
     })
 }
 
-fn storage_failed(error: rusqlite::Error) -> Response {
+pub(super) fn storage_failed(error: rusqlite::Error) -> Response {
     tracing::error!(%error, "status page: the database failed");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -249,6 +250,7 @@ fn notice_for(query: &PageQuery) -> Option<Notice> {
         "reset" => "Saved settings removed: the configuration's values apply from the next poll."
             .to_string(),
         "retry" => format!("Call {call} will be retried on the next poll."),
+        "assigned" => format!("Call {call} is assigned; it is posted to that contact on the next poll."),
         "placed" => format!("Placed call {call} in the 3CX simulator."),
         _ => return None,
     };
@@ -256,7 +258,7 @@ fn notice_for(query: &PageQuery) -> Option<Notice> {
 }
 
 /// Render the tenant page with `notice`, the settings form and its errors.
-fn render_tenant(
+pub(super) fn render_tenant(
     state: &WebState,
     token: &AdminToken,
     tenant: &Tenant,
@@ -313,7 +315,7 @@ async fn tenant_page(
     )
 }
 
-fn back_to(id: &str, query: &str) -> Response {
+pub(super) fn back_to(id: &str, query: &str) -> Response {
     Redirect::to(&format!(
         "{PAGE_PATH}/t/{}?{query}",
         urlencoding::encode(id)

@@ -4,9 +4,10 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /admin` | every tenant at a glance: last poll, calls today, parked calls, re-authorisation |
-//! | `GET /admin/t/{tenant}` | one tenant: status, parked and failed calls (with a retry button), recordings, recent calls, settings |
+//! | `GET /admin/t/{tenant}` | one tenant: health (open diagnostics incidents), status, parked and failed calls (with a retry button), recordings, recent calls, settings |
 //! | `POST /admin/t/{tenant}/settings` | save settings (applied from the tenant's next tick) or say what to fix |
 //! | `POST /admin/t/{tenant}/retry` | retry one parked call, once |
+//! | `POST /admin/t/{tenant}/review` | assign a "needs review" call (shared number) to one of its contacts, once |
 //! | `POST /admin/t/{tenant}/demo-call` | `connectzero demo` only: place a call in the 3CX simulator |
 //! | `GET`/`POST /admin/login`, `POST /admin/logout` | sign in with the admin token |
 //!
@@ -23,7 +24,9 @@
 mod auth;
 mod demo;
 mod handlers;
+mod health;
 mod live;
+mod review;
 mod settings;
 mod status;
 mod templates;

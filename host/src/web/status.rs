@@ -26,6 +26,10 @@ pub(super) struct TenantStatus {
     pub recent: Vec<CallRecord>,
     pub auth: TenantAuth,
     pub now_ms: i64,
+    /// Calls parked "needs review" (`super::review`).
+    pub review: Vec<crate::storage::ReviewCall>,
+    /// Open diagnostics incidents (`super::health`).
+    pub health: Vec<crate::storage::Incident>,
 }
 
 impl TenantStatus {
@@ -53,6 +57,8 @@ impl TenantStatus {
             recent: storage.recent_calls(&id, CallFilter::All, ROWS)?,
             auth: storage.tenant_auth_status(&id)?,
             now_ms: now.timestamp_millis(),
+            review: super::review::read(storage, &id)?,
+            health: super::health::read(storage, &id)?,
             id,
         })
     }

@@ -78,7 +78,7 @@ fn notice(notice: Option<&Notice>) -> Markup {
 }
 
 /// `16:05:03 UTC (12 s ago)`; the date too when not today.
-fn when(ms: i64, now_ms: i64) -> String {
+pub(super) fn when(ms: i64, now_ms: i64) -> String {
     let Some(at) = chrono::DateTime::from_timestamp_millis(ms) else {
         return "?".into();
     };
@@ -225,6 +225,7 @@ pub(super) fn tenant(page: &TenantPage<'_>) -> Markup {
                     code { "/t/" (s.id) "/oauth/install" } " to approve the app again."
                 }
             }
+            (super::health::section(&s.health, s.now_ms))
             h2 { "Status" }
             div.cards #status {
                 div.card { div.label { "Last successful poll" } div.value #last-poll { (last_poll(s, s.now_ms)) }
@@ -242,6 +243,7 @@ pub(super) fn tenant(page: &TenantPage<'_>) -> Markup {
                 div.card { div.label { "Poll cursor" } div.value { (s.cursor_ms.map_or("–".to_string(), |c| when(c, s.now_ms))) } div.sub { "start of the newest call read" } }
             }
 
+            (super::review::section(&s.review, &base, page.csrf, s.now_ms))
             h2 { "Parked and failed calls" }
             @if s.attention.is_empty() {
                 p.muted #attention-empty { "None: every call was posted or deliberately skipped." }
@@ -324,6 +326,9 @@ pub(super) fn tenant(page: &TenantPage<'_>) -> Markup {
 
 fn call_action(c: &CallRecord, base: &str, csrf: &str) -> Markup {
     match c.outcome.as_str() {
+        "parked" if c.detail.starts_with(crate::pipeline::NEEDS_REVIEW) => {
+            html! { span.muted { "assign it under Needs review" } }
+        }
         "parked" if crate::storage::is_call_key(&c.call_key) => html! {
             form method="post" action={ (base) "/retry" } {
                 input type="hidden" name="csrf" value=(csrf);

@@ -70,6 +70,9 @@ pub(crate) struct ContactDto {
     custom_fields: Vec<serde_json::Value>,
     date_added: String,
     date_updated: String,
+    /// `assignedTo` (`GetContectByIdSchema`): the user the contact is assigned to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assigned_to: Option<String>,
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -103,6 +106,7 @@ impl From<&Contact> for ContactDto {
                 .collect(),
             date_added: ms_date::format(&c.date_added),
             date_updated: ms_date::format(&c.date_updated),
+            assigned_to: c.assigned_to.clone(),
         }
     }
 }
@@ -153,6 +157,10 @@ pub(crate) struct ConversationSchemaDto {
     contact_name: String,
     email: String,
     phone: String,
+    /// [ASSUMED] not listed in `ConversationSchema`, but HighLevel's search
+    /// answers it (as `create-conversation` does): ms since the epoch of
+    /// the newest message, `null` before the first one.
+    last_message_date: Option<i64>,
 }
 
 impl ConversationSchemaDto {
@@ -171,6 +179,7 @@ impl ConversationSchemaDto {
             contact_name: field(|k| Some(k.name.clone())),
             email: field(|k| k.email.clone()),
             phone: field(|k| k.phone.clone()),
+            last_message_date: c.last_message_date.map(|d| d.timestamp_millis()),
         }
     }
 }

@@ -16,6 +16,10 @@
 //! | `add-tags` | `POST /contacts/{contactId}/tags` |
 //! | `create-note` | `POST /contacts/{contactId}/notes` |
 //! | `get-all-notes` | `GET /contacts/{contactId}/notes` |
+//! | `create-task` | `POST /contacts/{contactId}/tasks` |
+//! | `get-all-tasks` | `GET /contacts/{contactId}/tasks` |
+//! | `update-task-completed` | `PUT /contacts/{contactId}/tasks/{taskId}/completed` |
+//! | `get-user-by-location` | `GET /users/?locationId=` |
 //! | `search-conversation` | `GET /conversations/search` |
 //! | `create-conversation` | `POST /conversations/` |
 //! | `get-conversation` | `GET /conversations/{conversationId}` |
@@ -73,7 +77,8 @@ use tokio::task::JoinHandle;
 
 pub use config::{HighLevelConfig, RateLimit};
 pub use model::{
-    Contact, Conversation, Fault, Message, Note, SimContact, SimTokens, TriggerExecution, Upload,
+    Contact, Conversation, Fault, Message, Note, SimContact, SimTokens, Task, TriggerExecution,
+    Upload, User,
 };
 pub use workflow::TriggerSubscription;
 
@@ -199,8 +204,50 @@ impl HighLevelSim {
             tags: Vec::new(),
             source: None,
             custom_fields: Vec::new(),
+            assigned_to: contact.assigned_to,
         };
         self.lock().insert_contact(new, date_added).id
+    }
+
+    /// Seeds a HighLevel user of the location (served by
+    /// `get-user-by-location`) and returns its id.
+    pub fn add_user(&self, first_name: &str, last_name: &str, email: &str) -> String {
+        let user = User {
+            id: ids::object_id(),
+            name: format!("{first_name} {last_name}").trim().to_owned(),
+            first_name: first_name.to_owned(),
+            last_name: last_name.to_owned(),
+            email: email.to_owned(),
+        };
+        let id = user.id.clone();
+        self.lock().users.push(user);
+        id
+    }
+
+    /// Seeds a message in `contact_id`'s conversation (created if needed)
+    /// dated `date`, so its `lastMessageDate` is that date: a contact with
+    /// an older or newer conversation for tie-breaking tests.
+    pub fn add_conversation_message_at(&self, contact_id: &str, date: DateTime<Utc>) {
+        let location_id = self.app.config.location_id.clone();
+        let mut state = self.lock();
+        let conversation = match state.conversation_of(contact_id) {
+            Some(c) => c.clone(),
+            None => state.insert_conversation(&location_id, contact_id),
+        };
+        if let Some(c) = state
+            .conversations
+            .iter_mut()
+            .find(|c| c.id == conversation.id)
+        {
+            c.last_message_date = Some(date);
+            c.last_message_type = Some("TYPE_SMS".to_owned());
+            c.last_message_body = Some(String::new());
+        }
+    }
+
+    /// Every seeded user.
+    pub fn users(&self) -> Vec<User> {
+        self.lock().users.clone()
     }
 
     /// Every contact, seeded or created through the API, in creation order.
@@ -231,6 +278,12 @@ impl HighLevelSim {
             .filter(|n| n.contact_id == contact_id)
             .cloned()
             .collect()
+    }
+
+    /// Every task (`create-task`) in the order created, with its current
+    /// `completed` (`update-task-completed`).
+    pub fn tasks(&self) -> Vec<Task> {
+        self.lock().tasks.clone()
     }
 
     /// Every call apps made to a workflow trigger's target URL that was

@@ -28,6 +28,8 @@ pub struct SimContact {
     pub email: Option<String>,
     /// Phone in any common notation; stored as E.164 (US default region).
     pub phone: Option<String>,
+    /// HighLevel user id the contact is assigned to (`assignedTo`).
+    pub assigned_to: Option<String>,
 }
 
 impl SimContact {
@@ -38,6 +40,7 @@ impl SimContact {
             last_name: last_name.into(),
             email: None,
             phone: None,
+            assigned_to: None,
         }
     }
 
@@ -59,6 +62,12 @@ impl SimContact {
     /// Sets the email address.
     pub fn email(mut self, email: impl Into<String>) -> Self {
         self.email = Some(email.into());
+        self
+    }
+
+    /// Assigns the contact to a HighLevel user (`assignedTo`).
+    pub fn assigned_to(mut self, user_id: impl Into<String>) -> Self {
+        self.assigned_to = Some(user_id.into());
         self
     }
 }
@@ -100,6 +109,9 @@ pub struct Contact {
     /// Served by `get-contact` as `customFields: [{id, value}]`.
     #[serde(serialize_with = "custom_fields::serialize")]
     pub custom_fields: Vec<(String, serde_json::Value)>,
+    /// `assignedTo`: the HighLevel user the contact is assigned to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assigned_to: Option<String>,
 }
 
 impl Contact {
@@ -137,6 +149,29 @@ pub struct Note {
     pub color: Option<String>,
     /// `NotesDTO.pinned` (default `false` [ASSUMED]).
     pub pinned: bool,
+}
+
+/// A task on a contact (operationId `create-task`), serialised as the
+/// spec's `TaskSchema`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    /// Task id.
+    pub id: String,
+    /// `CreateTaskParams.title`.
+    pub title: String,
+    /// `CreateTaskParams.body`, when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// `CreateTaskParams.assignedTo`, when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assigned_to: Option<String>,
+    /// `CreateTaskParams.dueDate`, as sent (ISO 8601).
+    pub due_date: String,
+    /// Whether it is done (`create-task`, `update-task-completed`).
+    pub completed: bool,
+    /// The contact the task is on.
+    pub contact_id: String,
 }
 
 /// A call an app made to a workflow trigger's target URL
@@ -213,9 +248,33 @@ pub struct Message {
     pub body: Option<String>,
     /// Attachment URLs (as sent, or as replaced by `add-message-attachments`).
     pub attachments: Vec<String>,
+    /// The request's `userId`, when sent. [ASSUMED] `ProcessMessageBodyDto`
+    /// does not list it, but HighLevel reports the message's user as
+    /// `GetMessageResponseDto.userId` / `meta.userId`; the simulator keeps
+    /// what the app sent so tests can see it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// When the simulator stored the message.
     #[serde(with = "ms_date")]
     pub date_added: DateTime<Utc>,
+}
+
+/// A HighLevel user of the location (apps/users.json `UserSchema`), seeded
+/// with [`HighLevelSim::add_user`](super::HighLevelSim::add_user) and served
+/// by `get-user-by-location`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// User id.
+    pub id: String,
+    /// "First Last".
+    pub name: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// E-mail address.
+    pub email: String,
 }
 
 /// A file received by `upload-file-attachments`; only its size is kept.

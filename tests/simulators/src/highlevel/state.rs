@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration as ChronoDuration, DurationRound, TimeDelta, Utc
 use super::auth::TokenStore;
 use super::config::HighLevelConfig;
 use super::ids;
-use super::model::{Contact, Conversation, Fault, Message, Note, TriggerExecution, Upload};
+use super::model::{
+    Contact, Conversation, Fault, Message, Note, Task, TriggerExecution, Upload, User,
+};
 use super::ratelimit::RateLimiter;
 
 /// Default cap on one uploaded file [ASSUMED: HighLevel's limit is not documented].
@@ -33,6 +35,7 @@ pub(crate) struct NewContact {
     pub tags: Vec<String>,
     pub source: Option<String>,
     pub custom_fields: Vec<(String, serde_json::Value)>,
+    pub assigned_to: Option<String>,
 }
 
 /// Everything the simulator knows.
@@ -45,6 +48,9 @@ pub(crate) struct State {
     pub messages: Vec<Message>,
     pub uploads: Vec<Upload>,
     pub notes: Vec<Note>,
+    /// The location's users (`get-user-by-location`).
+    pub users: Vec<User>,
+    pub tasks: Vec<Task>,
     pub trigger_executions: Vec<TriggerExecution>,
     pub faults: VecDeque<(Option<String>, Fault)>,
     pub requests: Vec<RequestRecord>,
@@ -69,6 +75,8 @@ impl State {
             messages: Vec::new(),
             uploads: Vec::new(),
             notes: Vec::new(),
+            users: Vec::new(),
+            tasks: Vec::new(),
             trigger_executions: Vec::new(),
             faults: VecDeque::new(),
             requests: Vec::new(),
@@ -120,6 +128,7 @@ impl State {
             date_updated: date_added,
             source: new.source,
             custom_fields: new.custom_fields,
+            assigned_to: new.assigned_to,
         };
         self.contacts.push(contact.clone());
         contact

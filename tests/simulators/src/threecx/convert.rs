@@ -120,8 +120,8 @@ fn guid(high: i32, low: i32) -> String {
 /// per call; `Indent` is 0 for a call's first segment and 1 for the rest,
 /// `SubrowDescNumber` the segment's position in its call; `TalkingDuration`
 /// is the span when answered, `RingingDuration` the span when not; `Status`
-/// is `Answered`/`Unanswered`; the `ActionDn*` fields describe the
-/// destination party.
+/// is `Answered`/`Unanswered`; `Reason` is the segment's scripted text or
+/// `null`; the `ActionDn*` fields describe the destination party.
 pub(crate) fn call_log_rows(mut segments: Vec<&SimSegment>) -> Vec<CallLogData> {
     let mut first_start: HashMap<i32, DateTime<Utc>> = HashMap::new();
     for s in &segments {
@@ -171,6 +171,7 @@ fn call_log_row(seg: &SimSegment, position: i32) -> CallLogData {
             }
             .to_owned(),
         ),
+        reason: seg.reason.clone(),
         direction: Some(direction(seg).to_owned()),
         source_type: Some(seg.src.dn_type),
         source_dn: Some(seg.src.dn.clone()),

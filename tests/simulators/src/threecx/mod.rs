@@ -22,8 +22,9 @@
 //! `$search`, `$expand` and `$format` are accepted and ignored.
 //!
 //! Conventions the spec leaves open (all **assumed**, see [`types`]):
-//! `*DnType` is [`DN_TYPE_EXTENSION`] (0) for extensions and
-//! [`DN_TYPE_EXTERNAL_LINE`] (1) for external lines; `CallLogData.Direction` is
+//! `*DnType` is [`DN_TYPE_EXTENSION`] (0) for extensions,
+//! [`DN_TYPE_EXTERNAL_LINE`] (1) for external lines, and 2 / 4 / 5 / 6 for
+//! ring groups, queues, voicemail and IVRs (see [`types`]); `CallLogData.Direction` is
 //! `"Internal"` when both parties are internal, `"Inbound"` when the source is
 //! external, `"Outbound"` otherwise.
 //!
@@ -62,8 +63,9 @@ use tokio::task::JoinHandle;
 pub use audio::synthetic_wav;
 use state::{HistoryRow, PendingEnd, Shared, State, lock};
 pub use types::{
-    DEFAULT_TRUNK_DN, DN_TYPE_EXTENSION, DN_TYPE_EXTERNAL_LINE, Fault, SimActiveCall, SimParty,
-    SimRecording, SimSegment, SimUser, silent_wav,
+    DEFAULT_TRUNK_DN, DN_TYPE_EXTENSION, DN_TYPE_EXTERNAL_LINE, DN_TYPE_IVR, DN_TYPE_QUEUE,
+    DN_TYPE_RING_GROUP, DN_TYPE_VOICEMAIL, Fault, SimActiveCall, SimParty, SimRecording,
+    SimSegment, SimUser, silent_wav,
 };
 
 /// Settings of one simulated PBX.

@@ -4,7 +4,12 @@
 //! **assumed** conventions, matching the example rows in NOTES.md:
 //!
 //! - `DnType`: [`DN_TYPE_EXTENSION`] = 0 for an extension,
-//!   [`DN_TYPE_EXTERNAL_LINE`] = 1 for an external line (trunk / DID DN).
+//!   [`DN_TYPE_EXTERNAL_LINE`] = 1 for an external line (trunk / DID DN),
+//!   [`DN_TYPE_RING_GROUP`] = 2, [`DN_TYPE_QUEUE`] = 4,
+//!   [`DN_TYPE_VOICEMAIL`] = 5 and [`DN_TYPE_IVR`] = 6 (the codes
+//!   third-party clients of real PBXs label so; ring group the least sure).
+//! - `CallLogData.Reason`: free text, `null` unless a segment sets one
+//!   ([`SimSegment::with_reason`]); the spec lists no values.
 //! - `SegmentActionId` / `SegmentType`: the helper constructors use 1 / 2 for
 //!   an answered segment and 0 / 1 for an unanswered one; any value may be set.
 
@@ -16,6 +21,14 @@ use chrono::{DateTime, Utc};
 pub const DN_TYPE_EXTENSION: i32 = 0;
 /// `DnType` of an external line such as a trunk or DID (assumed).
 pub const DN_TYPE_EXTERNAL_LINE: i32 = 1;
+/// `DnType` of a ring group (assumed).
+pub const DN_TYPE_RING_GROUP: i32 = 2;
+/// `DnType` of a call queue (assumed).
+pub const DN_TYPE_QUEUE: i32 = 4;
+/// `DnType` of a voicemail box (assumed).
+pub const DN_TYPE_VOICEMAIL: i32 = 5;
+/// `DnType` of an IVR / digital receptionist (assumed).
+pub const DN_TYPE_IVR: i32 = 6;
 /// The trunk DN the helper constructors use for the external party.
 pub const DEFAULT_TRUNK_DN: &str = "10000";
 
@@ -72,7 +85,9 @@ pub struct SimParty {
     pub display_name: Option<String>,
     /// `SrcInternal`/`DstInternal`: the extension side. `*External` is its negation.
     pub internal: bool,
-    /// `SrcDnType`/`DstDnType`: [`DN_TYPE_EXTENSION`] or [`DN_TYPE_EXTERNAL_LINE`].
+    /// `SrcDnType`/`DstDnType`: [`DN_TYPE_EXTENSION`], [`DN_TYPE_EXTERNAL_LINE`],
+    /// [`DN_TYPE_IVR`], [`DN_TYPE_QUEUE`], [`DN_TYPE_RING_GROUP`] or
+    /// [`DN_TYPE_VOICEMAIL`]; any other code may be set.
     pub dn_type: i32,
     /// `SrcParticipantId`/`DstParticipantId`.
     pub participant_id: i32,
@@ -105,6 +120,35 @@ impl SimParty {
             dn_type: DN_TYPE_EXTERNAL_LINE,
             participant_id,
             rec_id: None,
+        }
+    }
+
+    /// An IVR (digital receptionist) `dn`: internal, `dn_type` 6.
+    pub fn ivr(dn: &str, display_name: &str, participant_id: i32) -> Self {
+        Self::system(dn, display_name, participant_id, DN_TYPE_IVR)
+    }
+
+    /// A call queue `dn`: internal, `dn_type` 4.
+    pub fn queue(dn: &str, display_name: &str, participant_id: i32) -> Self {
+        Self::system(dn, display_name, participant_id, DN_TYPE_QUEUE)
+    }
+
+    /// A ring group `dn`: internal, `dn_type` 2.
+    pub fn ring_group(dn: &str, display_name: &str, participant_id: i32) -> Self {
+        Self::system(dn, display_name, participant_id, DN_TYPE_RING_GROUP)
+    }
+
+    /// A voicemail box `dn`: internal, `dn_type` 5.
+    pub fn voicemail(dn: &str, display_name: &str, participant_id: i32) -> Self {
+        Self::system(dn, display_name, participant_id, DN_TYPE_VOICEMAIL)
+    }
+
+    /// An internal DN that is not a user's extension (served with the
+    /// given display name, since no user owns it).
+    fn system(dn: &str, display_name: &str, participant_id: i32, dn_type: i32) -> Self {
+        Self {
+            dn_type,
+            ..Self::extension(dn, display_name, participant_id)
         }
     }
 
@@ -142,6 +186,8 @@ pub struct SimSegment {
     pub action_id: i32,
     /// `SegmentType`.
     pub segment_type: i32,
+    /// `CallLogData.Reason` of this segment (free text; `None` serves `null`).
+    pub reason: Option<String>,
 }
 
 impl SimSegment {
@@ -165,7 +211,14 @@ impl SimSegment {
             answered,
             action_id: if answered { 1 } else { 0 },
             segment_type: if answered { 2 } else { 1 },
+            reason: None,
         }
+    }
+
+    /// The same segment with a call log `Reason` text (e.g. `"Busy"`).
+    pub fn with_reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_owned());
+        self
     }
 
     /// An external caller `from_number` calling extension `to_ext`.

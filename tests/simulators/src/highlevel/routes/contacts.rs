@@ -232,6 +232,7 @@ async fn create(
             tags: body.tags.unwrap_or_default(),
             source: body.source,
             custom_fields,
+            assigned_to: None,
         },
         None,
     );

@@ -78,6 +78,8 @@ struct MessageBody {
     direction: Option<String>,
     date: Option<String>,
     call: Option<CallData>,
+    /// [ASSUMED] not in `ProcessMessageBodyDto`; see `Message::user_id`.
+    user_id: Option<String>,
 }
 
 /// `CallDataDTO`.
@@ -244,6 +246,7 @@ fn add_message(
             .clone()
             .filter(|_| endpoint == Direction::Inbound),
         attachments: body.attachments.clone(),
+        user_id: body.user_id.clone().filter(|u| !u.trim().is_empty()),
         date_added,
     };
     let response = json!({

@@ -20,8 +20,10 @@ mod fields;
 mod messages;
 mod notes;
 mod oauth;
+mod tasks;
 mod triggers;
 mod upload;
+mod users;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -95,6 +97,8 @@ pub(crate) fn router(app: AppState) -> Router {
     let contacts = contacts::routes()
         .merge(contact_update::routes())
         .merge(notes::routes())
+        .merge(tasks::routes())
+        .merge(users::routes())
         .route_layer(from_fn_with_state(CONTACTS_VERSION, require_version));
     let conversations = conversations::routes()
         .merge(messages::routes())

@@ -6,6 +6,7 @@ mod conversations;
 mod limits;
 mod messages;
 mod oauth;
+mod tasks;
 mod upload;
 mod workflows;
 

@@ -166,3 +166,52 @@ async fn missing_parameter_is_400_and_unknown_function_is_404() {
     .await;
     get_error(&sim, &token, "/ReportCallLogData/Pbx.GetCallLogData", 404).await;
 }
+
+#[tokio::test]
+async fn routing_dn_types_and_reasons_are_served_in_both_views() {
+    let sim = start().await;
+    let t0 = at("2025-03-01T10:00:00Z");
+    let span = |from: i64, secs: i64| {
+        (
+            t0 + TimeDelta::seconds(from),
+            t0 + TimeDelta::seconds(from + secs),
+        )
+    };
+    let caller = SimParty::external("+441234567890", 11);
+    sim.add_segment(SimSegment::new(
+        1,
+        910,
+        span(0, 10),
+        caller.clone(),
+        SimParty::ivr("800", "Main IVR", 12),
+        true,
+    ));
+    sim.add_segment(
+        SimSegment::new(
+            2,
+            910,
+            span(10, 30),
+            caller,
+            SimParty::queue("801", "Sales", 22),
+            false,
+        )
+        .with_reason("Out of office hours"),
+    );
+    let token = token(&sim).await;
+    let log = get_json(
+        &sim,
+        &token,
+        &report("2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z"),
+    )
+    .await;
+    assert_eq!(column(&log, "DestinationType"), [6, 4]);
+    assert_eq!(column(&log, "SourceType"), [1, 1]);
+    assert_eq!(
+        column(&log, "Reason"),
+        [Value::Null, Value::from("Out of office hours")]
+    );
+    let history = get_json(&sim, &token, "/CallHistoryView?$orderby=SegmentId%20asc").await;
+    assert_eq!(column(&history, "DstDnType"), [6, 4]);
+    assert_eq!(column(&history, "DstInternal"), [true, true]);
+    assert_eq!(column(&history, "DstDisplayName"), ["Main IVR", "Sales"]);
+}

@@ -1,0 +1,501 @@
+//! Agency routing: which of the tenants sharing one 3CX system takes a call.
+//!
+//! One 3CX system can feed several CRM sub-accounts: each tenant on it
+//! polls the same call history and keeps its own ledger, and its route
+//! filter decides which calls it posts. A call the filter does not take is
+//! recorded in that tenant's ledger as skipped with a reason starting
+//! `routed-elsewhere`, so every tenant accounts for every call and nothing
+//! disappears silently.
+//!
+//! Plain Rust types only (no WIT types), like [`crate::policy`], so the
+//! bundled host (natively) and the Spin app (as a component) run this one
+//! implementation: each runtime turns its call into [`RouteFacts`] (the DID
+//! through [`did_of`], the one place that reads it) and asks
+//! [`Route::decide`]. The decision is made before the match stage, so a
+//! call routed elsewhere costs no directory lookup and no CRM request.
+//!
+//! Without a route (the default) a tenant takes every call, as before.
+//! With one it takes the calls whose DID is in `dids` or that passed
+//! through a queue in `queues`; a tenant with `default = true` also takes
+//! every call no *other* tenant's filter claims (`elsewhere`: on the
+//! bundled host the other tenants on the same 3CX are added automatically;
+//! on Spin, where one app serves one tenant, list them).
+
+use crate::policy::canonical_e164;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// DIDs and queues, as written in the settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteClaims {
+    /// Dialled numbers (DIDs) in E.164, e.g. "+442079460000".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dids: Vec<String>,
+    /// Queue (or ring group, IVR) extension numbers, e.g. "800".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<String>,
+}
+
+impl RouteClaims {
+    /// Whether no DID and no queue is listed.
+    pub fn is_empty(&self) -> bool {
+        self.dids.is_empty() && self.queues.is_empty()
+    }
+
+    /// Add another set (duplicates kept out).
+    pub fn extend(&mut self, other: &RouteClaims) {
+        for d in &other.dids {
+            if !self.dids.contains(d) {
+                self.dids.push(d.clone());
+            }
+        }
+        for q in &other.queues {
+            if !self.queues.contains(q) {
+                self.queues.push(q.clone());
+            }
+        }
+    }
+}
+
+/// The route filter as written in the settings (`[tenants.settings.route]`
+/// in the host's TOML, the `route_json` variable on Spin). Turn it into a
+/// [`Route`] with [`RouteConfig::validate`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteConfig {
+    /// Take inbound calls to these DIDs (E.164).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dids: Vec<String>,
+    /// Take calls that passed through these queue extensions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<String>,
+    /// Also take every call that no other tenant on the same 3CX claims
+    /// (outbound and internal calls, unlisted DIDs and queues).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
+    /// What the other tenants on the same 3CX claim, for `default`. The
+    /// bundled host adds its own tenants on the same `pbx.base_url` to
+    /// this; list here only tenants served elsewhere (on Spin: all).
+    #[serde(skip_serializing_if = "RouteClaims::is_empty")]
+    pub elsewhere: RouteClaims,
+}
+
+/// A route setting that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("route.{field}: {problem}")]
+pub struct RouteError {
+    /// The setting at fault, e.g. "dids".
+    pub field: String,
+    /// What is wrong and what it takes.
+    pub problem: String,
+}
+
+impl RouteError {
+    fn new(field: &str, problem: impl fmt::Display) -> Self {
+        Self {
+            field: field.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+/// A validated route filter; [`Route::decide`] applies it to one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// This tenant's DIDs and queues, canonical.
+    own: RouteClaims,
+    /// Takes what nobody else claims.
+    default: bool,
+    /// What the other tenants claim, canonical.
+    elsewhere: RouteClaims,
+}
+
+/// What the route says about one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteDecision {
+    /// This tenant takes the call (match, policy, post as usual).
+    Take,
+    /// Another tenant takes it; the string is the skip reason recorded,
+    /// starting with [`ROUTED_ELSEWHERE`].
+    Elsewhere(String),
+}
+
+/// The start of every skip reason of a call routed to another tenant.
+pub const ROUTED_ELSEWHERE: &str = "routed-elsewhere";
+
+/// What routing looks at in one call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteFacts {
+    /// The number the caller dialled, from [`did_of`]; `None` for outbound
+    /// and internal calls and when 3CX did not report it.
+    pub did: Option<String>,
+    /// Every PBX extension (DN) the call reached or came from, in leg
+    /// order: queues, ring groups, IVRs and extensions alike.
+    pub dns: Vec<String>,
+}
+
+/// The DID (dialled number) of a call, or `None`.
+///
+/// [ASSUMED] 3CX's `CallHistoryView` has no DID field (3CX NOTES §2a); the
+/// dialled number is read from the first segment of an *inbound* call:
+/// its destination side (`DstCallerNumber`, the same as `CallLogData`
+/// `DestinationCallerId`) when that is not just the DN the inbound rule
+/// sent the call to (`DstDn`, e.g. "800"). A call whose first segment
+/// names only the DN has no DID here and can be routed by queue instead.
+/// This is the one function that reads it: if a real 3CX reports the DID
+/// elsewhere, only this changes. Returns the number as 3CX wrote it
+/// (compared with [`did_matches`]).
+pub fn did_of(
+    inbound: bool,
+    first_callee_number: &str,
+    first_callee_dn: Option<&str>,
+) -> Option<String> {
+    if !inbound {
+        return None;
+    }
+    let number = first_callee_number.trim();
+    if number.is_empty() || Some(number) == first_callee_dn.map(str::trim) {
+        return None;
+    }
+    // A DID has at least six digits; an extension number never does.
+    let digits = number.chars().filter(char::is_ascii_digit).count();
+    (digits >= 6).then(|| number.to_string())
+}
+
+/// Whether a DID as 3CX wrote it is the configured E.164 `did`. An E.164
+/// number must be equal; a national one ("02079460000", "4155550100")
+/// matches when its digits without leading zeros end the configured
+/// number's digits (at least six of them), since 3CX writes the DID as the
+/// trunk delivers it.
+pub fn did_matches(did: &str, configured_e164: &str) -> bool {
+    if let Some(e164) = canonical_e164(did) {
+        return e164 == configured_e164;
+    }
+    let digits: String = did.chars().filter(char::is_ascii_digit).collect();
+    let national = digits.trim_start_matches('0');
+    national.len() >= 6 && configured_e164[1..].ends_with(national)
+}
+
+fn canonical_queue(field: &str, queue: &str) -> Result<String, RouteError> {
+    let q = queue.trim();
+    if q.is_empty() || q.len() > 10 || !q.chars().all(|c| c.is_ascii_digit()) {
+        return Err(RouteError::new(
+            field,
+            format!(
+                "{queue:?} is not an extension number: write the queue's DN as digits, e.g. \"800\""
+            ),
+        ));
+    }
+    Ok(q.to_string())
+}
+
+fn canonical_claims(prefix: &str, claims: &RouteClaims) -> Result<RouteClaims, RouteError> {
+    let field = |name: &str| format!("{prefix}{name}");
+    let mut out = RouteClaims::default();
+    for d in &claims.dids {
+        let e164 = canonical_e164(d).ok_or_else(|| {
+            RouteError::new(
+                &field("dids"),
+                format!("{d:?} is not an E.164 number: write the DID with \"+\" and the country code, e.g. \"+442079460000\""),
+            )
+        })?;
+        if out.dids.contains(&e164) {
+            return Err(RouteError::new(
+                &field("dids"),
+                format!("{d:?} is listed twice: remove one"),
+            ));
+        }
+        out.dids.push(e164);
+    }
+    for q in &claims.queues {
+        let q = canonical_queue(&field("queues"), q)?;
+        if out.queues.contains(&q) {
+            return Err(RouteError::new(
+                &field("queues"),
+                format!("{q:?} is listed twice: remove one"),
+            ));
+        }
+        out.queues.push(q);
+    }
+    Ok(out)
+}
+
+impl RouteConfig {
+    /// Check every setting and build the [`Route`]; the error names the
+    /// setting and says what it takes.
+    pub fn validate(&self) -> Result<Route, RouteError> {
+        let own = canonical_claims(
+            "",
+            &RouteClaims {
+                dids: self.dids.clone(),
+                queues: self.queues.clone(),
+            },
+        )?;
+        let elsewhere = canonical_claims("elsewhere.", &self.elsewhere)?;
+        if own.is_empty() && !self.default {
+            return Err(RouteError::new(
+                "dids",
+                "this route takes no call: list the tenant's `dids` or `queues`, set `default = true`, or remove the route to take every call",
+            ));
+        }
+        if !self.default && !elsewhere.is_empty() {
+            return Err(RouteError::new(
+                "elsewhere",
+                "only a `default = true` route uses `elsewhere`: set `default = true` or remove `elsewhere`",
+            ));
+        }
+        if let Some(d) = own.dids.iter().find(|d| elsewhere.dids.contains(d)) {
+            return Err(RouteError::new(
+                "elsewhere.dids",
+                format!("{d} is this tenant's own DID too: list it in one place only"),
+            ));
+        }
+        if let Some(q) = own.queues.iter().find(|q| elsewhere.queues.contains(q)) {
+            return Err(RouteError::new(
+                "elsewhere.queues",
+                format!("{q} is this tenant's own queue too: list it in one place only"),
+            ));
+        }
+        Ok(Route {
+            own,
+            default: self.default,
+            elsewhere,
+        })
+    }
+
+    /// This tenant's own DIDs and queues, as written.
+    pub fn claims(&self) -> RouteClaims {
+        RouteClaims {
+            dids: self.dids.clone(),
+            queues: self.queues.clone(),
+        }
+    }
+}
+
+/// Parse the route from JSON (the Spin `route_json` variable). An empty or
+/// blank string means no route (`Ok(None)`): the tenant takes every call.
+pub fn parse_json(text: &str) -> Result<Option<Route>, RouteError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let config: RouteConfig =
+        serde_json::from_str(text).map_err(|e| RouteError::new("(json)", e))?;
+    config.validate().map(Some)
+}
+
+impl Route {
+    /// The same route, with more claims of other tenants (the bundled
+    /// host's tenants on the same 3CX). Claims that are this tenant's own
+    /// or not valid are left out: validation reports them elsewhere.
+    pub fn with_elsewhere(mut self, others: &RouteClaims) -> Self {
+        for did in others.dids.iter().filter_map(|d| canonical_e164(d)) {
+            if !self.own.dids.contains(&did) && !self.elsewhere.dids.contains(&did) {
+                self.elsewhere.dids.push(did);
+            }
+        }
+        for queue in others
+            .queues
+            .iter()
+            .filter_map(|q| canonical_queue("", q).ok())
+        {
+            if !self.own.queues.contains(&queue) && !self.elsewhere.queues.contains(&queue) {
+                self.elsewhere.queues.push(queue);
+            }
+        }
+        self
+    }
+
+    /// A route that takes no call: what a tenant whose route could not be
+    /// read runs with, so it never posts another sub-account's calls.
+    pub fn takes_nothing() -> Self {
+        Self {
+            own: RouteClaims::default(),
+            default: false,
+            elsewhere: RouteClaims::default(),
+        }
+    }
+
+    /// Whether this route takes what no other tenant claims.
+    pub fn is_default(&self) -> bool {
+        self.default
+    }
+
+    /// Decide whether this tenant takes the call: its own DIDs and queues
+    /// first, then (for the default tenant) anything not claimed elsewhere.
+    pub fn decide(&self, call: &RouteFacts) -> RouteDecision {
+        if claims(&self.own, call) {
+            return RouteDecision::Take;
+        }
+        if self.default && !claims(&self.elsewhere, call) {
+            return RouteDecision::Take;
+        }
+        let did = call.did.as_deref().unwrap_or("none");
+        let why = if self.default {
+            "claimed by another tenant"
+        } else {
+            "not this tenant's DID or queue"
+        };
+        RouteDecision::Elsewhere(format!("{ROUTED_ELSEWHERE}: {why} (DID {did})"))
+    }
+}
+
+/// Whether `set` claims the call: its DID is listed, or it passed through
+/// a listed queue.
+fn claims(set: &RouteClaims, call: &RouteFacts) -> bool {
+    let by_did = call
+        .did
+        .as_deref()
+        .is_some_and(|did| set.dids.iter().any(|d| did_matches(did, d)));
+    by_did
+        || call
+            .dns
+            .iter()
+            .any(|dn| set.queues.iter().any(|q| q == dn.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(did: Option<&str>, dns: &[&str]) -> RouteFacts {
+        RouteFacts {
+            did: did.map(str::to_string),
+            dns: dns.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    fn route(dids: &[&str], queues: &[&str], default: bool) -> Route {
+        RouteConfig {
+            dids: dids.iter().map(|d| d.to_string()).collect(),
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            default,
+            elsewhere: RouteClaims::default(),
+        }
+        .validate()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_route_takes_its_dids_and_queues_and_nothing_else() {
+        let sales = route(&["+44 161 555 0100"], &["800"], false);
+        assert_eq!(
+            sales.decide(&facts(Some("+441615550100"), &["101"])),
+            RouteDecision::Take
+        );
+        assert_eq!(
+            sales.decide(&facts(None, &["800", "101"])),
+            RouteDecision::Take
+        );
+        let RouteDecision::Elsewhere(reason) =
+            sales.decide(&facts(Some("+441615550199"), &["801"]))
+        else {
+            panic!("taken");
+        };
+        assert!(reason.starts_with(ROUTED_ELSEWHERE), "{reason}");
+        assert!(reason.contains("+441615550199"), "{reason}");
+        assert!(matches!(
+            sales.decide(&facts(None, &[])),
+            RouteDecision::Elsewhere(_)
+        ));
+    }
+
+    #[test]
+    fn national_dids_match_their_e164_form() {
+        assert!(did_matches("01615550100", "+441615550100"));
+        assert!(did_matches("4155550100", "+14155550100"));
+        assert!(did_matches("+1 415 555 0100", "+14155550100"));
+        assert!(!did_matches("+14155550100", "+441615550100"));
+        assert!(
+            !did_matches("0100", "+441615550100"),
+            "too few digits to tell"
+        );
+    }
+
+    #[test]
+    fn the_default_route_takes_what_no_other_tenant_claims() {
+        let default = route(&[], &[], true).with_elsewhere(&RouteClaims {
+            dids: vec!["+441615550100".into()],
+            queues: vec!["800".into()],
+        });
+        assert_eq!(
+            default.decide(&facts(None, &["102"])),
+            RouteDecision::Take,
+            "outbound"
+        );
+        assert_eq!(
+            default.decide(&facts(Some("+441615550111"), &["801"])),
+            RouteDecision::Take
+        );
+        assert!(
+            matches!(default.decide(&facts(Some("+441615550100"), &[])), RouteDecision::Elsewhere(r) if r.contains("claimed by another tenant"))
+        );
+        assert!(matches!(
+            default.decide(&facts(None, &["800"])),
+            RouteDecision::Elsewhere(_)
+        ));
+        // A default tenant's own claims win over another's.
+        let both = route(&[], &["800"], true).with_elsewhere(&RouteClaims {
+            dids: vec![],
+            queues: vec!["800".into()],
+        });
+        assert_eq!(both.decide(&facts(None, &["800"])), RouteDecision::Take);
+    }
+
+    #[test]
+    fn the_did_is_the_first_inbound_segments_dialled_number_not_its_dn() {
+        assert_eq!(
+            did_of(true, "+441615550100", Some("800")).as_deref(),
+            Some("+441615550100")
+        );
+        assert_eq!(did_of(true, "800", Some("800")), None);
+        assert_eq!(
+            did_of(true, "101", None),
+            None,
+            "an extension number is no DID"
+        );
+        assert_eq!(
+            did_of(false, "+441615550100", None),
+            None,
+            "outbound calls have no DID"
+        );
+    }
+
+    #[test]
+    fn bad_routes_are_refused_with_what_to_fix() {
+        let bad = |c: RouteConfig| c.validate().unwrap_err().to_string();
+        let e = bad(RouteConfig {
+            dids: vec!["01615550100".into()],
+            ..Default::default()
+        });
+        assert!(e.starts_with("route.dids") && e.contains("E.164"), "{e}");
+        let e = bad(RouteConfig {
+            queues: vec!["sales".into()],
+            ..Default::default()
+        });
+        assert!(e.starts_with("route.queues") && e.contains("digits"), "{e}");
+        let e = bad(RouteConfig::default());
+        assert!(e.contains("takes no call"), "{e}");
+        let e = bad(RouteConfig {
+            queues: vec!["800".into(), " 800".into()],
+            ..Default::default()
+        });
+        assert!(e.contains("twice"), "{e}");
+        let e = bad(RouteConfig {
+            queues: vec!["800".into()],
+            elsewhere: RouteClaims {
+                dids: vec![],
+                queues: vec!["801".into()],
+            },
+            ..Default::default()
+        });
+        assert!(e.contains("default = true"), "{e}");
+        assert_eq!(parse_json("  ").unwrap(), None);
+        assert!(parse_json(r#"{"queues":["800"],"colour":"red"}"#).is_err());
+        assert!(
+            parse_json(r#"{"default":true,"elsewhere":{"queues":["800"]}}"#)
+                .unwrap()
+                .is_some()
+        );
+    }
+}

@@ -1,0 +1,412 @@
+//! Periodic self-diagnostics: `connectzero doctor`'s checks, run inside
+//! the host every `settings.diagnostics.interval_mins` (default 15; 0 is
+//! off), so a sync that stops (a regenerated 3CX API key, a role taken
+//! away, an expired licence, a revoked HighLevel grant, a spent rate
+//! budget) never stops silently.
+//!
+//! Each failing check is an incident in storage (`Storage::incident_failing`):
+//! the first run that sees a check fail opens it and raises ONE alert in the
+//! CRM sub-account (a task, [`alert_contact`] says on which contact); while
+//! it keeps failing nothing more is raised, across restarts and processes
+//! (the incident is in the database); the first run that sees it pass
+//! closes it and marks the task completed. An alert that cannot reach the
+//! CRM (when the CRM is what fails) is recorded on the incident and tried
+//! again on later runs; the incident shows on the status page's Health
+//! section (`crate::web`), in the log and in the
+//! `connectzero_diagnostics_open_incidents` metric either way.
+//!
+//! [`Diagnostics::run_once`] is one run (tests call it directly);
+//! [`run_tenant`] is the thin loop `connectzero run` spawns per tenant.
+
+use crate::bindings::types::Service;
+use crate::doctor::{self, Status, TenantReport};
+use crate::pipeline::Tenant;
+use crate::ratelimit::Admission;
+use crate::storage::{Incident, Storage};
+use crate::upstream::message_of;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// `Version` of the contacts API (apps/contacts.json: create-contact,
+/// create-task, update-task-completed).
+const CONTACTS_VERSION: &str = "2021-07-28";
+
+/// How long a process's claim on raising an alert keeps others off it: a
+/// process that dies mid-request loses its claim after this.
+const ALERT_LEASE_MS: i64 = 5 * 60 * 1000;
+
+/// Storage namespace for what the runs remember besides incidents (the
+/// alerts contact ConnectZero created), per tenant.
+fn namespace(tenant: &str) -> String {
+    format!("connectzero-diagnostics/{tenant}")
+}
+
+/// Key of the alerts contact ConnectZero created in a tenant's location.
+const OWN_CONTACT_KEY: &str = "alert-contact-id";
+
+/// What one run found and did.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// Every check's outcome, as doctor would print it.
+    pub report: TenantReport,
+    /// Checks whose incident this run opened.
+    pub opened: Vec<String>,
+    /// Checks whose incident this run closed.
+    pub closed: Vec<String>,
+    /// CRM tasks this run created.
+    pub alerts_raised: usize,
+    /// CRM tasks this run marked completed.
+    pub tasks_completed: usize,
+    /// Alerts this run could not deliver, and why.
+    pub alert_errors: Vec<String>,
+}
+
+/// Runs the checks of tenants and keeps their incidents.
+pub struct Diagnostics {
+    storage: Storage,
+    http: reqwest::Client,
+}
+
+impl Diagnostics {
+    /// Runs keeping incidents in `storage`, making requests with `http`
+    /// (it should time out: a PBX that hangs must not hang the run).
+    pub fn new(storage: Storage, http: reqwest::Client) -> Self {
+        Self { storage, http }
+    }
+
+    /// One run for `tenant`: check, open and close incidents, raise alerts
+    /// for open incidents that have none yet, complete the tasks of closed
+    /// ones. Errors only when the database fails.
+    pub async fn run_once(&self, tenant: &Tenant) -> anyhow::Result<RunReport> {
+        let id = tenant.id();
+        let report = doctor::check_running(&self.http, tenant).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut run = RunReport {
+            report,
+            opened: Vec::new(),
+            closed: Vec::new(),
+            alerts_raised: 0,
+            tasks_completed: 0,
+            alert_errors: Vec::new(),
+        };
+        for check in &run.report.checks {
+            match check.status {
+                Status::Fail => {
+                    let hint = check.hint.as_deref().unwrap_or("");
+                    let (_, new) =
+                        self.storage
+                            .incident_failing(id, check.name, &check.detail, hint, now)?;
+                    if new {
+                        tracing::error!(tenant = %id, check = check.name, detail = %crate::redact::text(&check.detail), fix = %hint, "diagnostics: a check started failing");
+                        run.opened.push(check.name.to_string());
+                    }
+                }
+                Status::Pass => {
+                    if self
+                        .storage
+                        .incident_passing(id, check.name, now)?
+                        .is_some()
+                    {
+                        tracing::info!(tenant = %id, check = check.name, "diagnostics: the check passes again; incident closed");
+                        run.closed.push(check.name.to_string());
+                    }
+                }
+                // Unknown this time (an earlier check failed): an open
+                // incident stays open, none is opened.
+                Status::Skipped => {}
+            }
+        }
+        // When HighLevel is what fails, an alert cannot reach it: say so on
+        // the incident instead of sending requests bound to fail.
+        let crm_down = run
+            .report
+            .checks
+            .iter()
+            .any(|c| c.name == doctor::TOKEN && c.status == Status::Fail);
+        if tenant.config.settings.diagnostics.alerts_in_crm() {
+            for incident in self.storage.open_incidents(id)? {
+                if incident.alert_task_id.is_some()
+                    || !self
+                        .storage
+                        .claim_incident_alert(incident.id, now, ALERT_LEASE_MS)?
+                {
+                    continue;
+                }
+                let raised = if crm_down {
+                    Err("not delivered: HighLevel itself fails (see the HighLevel token check); the task is created once HighLevel answers again".to_string())
+                } else {
+                    self.raise(tenant, &incident).await
+                };
+                match raised {
+                    Ok((contact, task)) => {
+                        self.storage
+                            .incident_alert_raised(incident.id, &contact, &task)?;
+                        tracing::info!(tenant = %id, check = %incident.check, task = %task, "diagnostics: alert task created in the CRM");
+                        run.alerts_raised += 1;
+                    }
+                    Err(error) => {
+                        self.storage.incident_alert_failed(incident.id, &error)?;
+                        tracing::warn!(tenant = %id, check = %incident.check, %error, "diagnostics: the alert could not be raised in the CRM; the status page shows the incident, and later runs try again");
+                        run.alert_errors.push(error);
+                    }
+                }
+            }
+        }
+        // Tasks raised before are completed whatever the alert setting is
+        // now: an operator must not be left with a task for a fixed fault.
+        if !crm_down {
+            for incident in self.storage.incidents_with_open_tasks(id)? {
+                match self.complete(tenant, &incident).await {
+                    Ok(()) => {
+                        self.storage.incident_task_completed(incident.id)?;
+                        run.tasks_completed += 1;
+                    }
+                    Err(error) => {
+                        let error = format!("the task could not be marked completed: {error}");
+                        self.storage.incident_alert_failed(incident.id, &error)?;
+                        tracing::warn!(tenant = %id, check = %incident.check, %error, "diagnostics: later runs try again");
+                        run.alert_errors.push(error);
+                    }
+                }
+            }
+        }
+        Ok(run)
+    }
+
+    /// Create the alert task for `incident` (operationId `create-task`,
+    /// `POST /contacts/{contactId}/tasks`, body `CreateTaskParams`: `title`,
+    /// `body`, `dueDate`, `completed`). Returns (contact id, task id), or
+    /// why not.
+    async fn raise(
+        &self,
+        tenant: &Tenant,
+        incident: &Incident,
+    ) -> Result<(String, String), String> {
+        let id = tenant.id();
+        let body = json!({
+            "title": format!("ConnectZero: \"{}\" fails for tenant {id}", incident.check),
+            "body": format!(
+                "{}\n\nFix: {}\n\nCalls wait while this fails; none is lost. ConnectZero marks this task completed when the check passes again. Status page: /admin/t/{id}",
+                crate::redact::text(&incident.detail),
+                incident.hint
+            ),
+            "dueDate": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "completed": false,
+        });
+        // Twice at most: once more after ConnectZero's own contact was
+        // found deleted in the CRM.
+        for attempt in 0..2 {
+            let contact = self.alert_contact(tenant).await?;
+            let path = format!("/contacts/{}/tasks", urlencoding::encode(&contact));
+            let (status, answer) = self
+                .crm(tenant, reqwest::Method::POST, &path, &body)
+                .await?;
+            match status {
+                200 | 201 => {
+                    #[derive(Deserialize)]
+                    struct Answer {
+                        task: TaskId,
+                    }
+                    #[derive(Deserialize)]
+                    struct TaskId {
+                        id: String,
+                    }
+                    let task = serde_json::from_str::<Answer>(&answer)
+                        .map_err(|_| "HighLevel's create-task answer has no task id".to_string())?;
+                    return Ok((contact, task.task.id));
+                }
+                404 if attempt == 0 && self.forget_own_contact(tenant)? => continue,
+                _ => {
+                    return Err(format!(
+                        "HighLevel answered {status} to create-task on contact {contact}: {}",
+                        message_of(&answer)
+                    ));
+                }
+            }
+        }
+        Err("HighLevel did not find the alerts contact it had just created".into())
+    }
+
+    /// Mark `incident`'s task completed (operationId
+    /// `update-task-completed`, `PUT /contacts/{contactId}/tasks/{taskId}/completed`,
+    /// body `UpdateTaskStatusParams` `{"completed": true}`). A task or
+    /// contact deleted in the CRM meanwhile counts as done.
+    async fn complete(&self, tenant: &Tenant, incident: &Incident) -> Result<(), String> {
+        let (Some(contact), Some(task)) = (&incident.alert_contact_id, &incident.alert_task_id)
+        else {
+            return Ok(());
+        };
+        let path = format!(
+            "/contacts/{}/tasks/{}/completed",
+            urlencoding::encode(contact),
+            urlencoding::encode(task)
+        );
+        let body = json!({ "completed": true });
+        match self.crm(tenant, reqwest::Method::PUT, &path, &body).await? {
+            (200 | 201, _) => Ok(()),
+            (404, _) => {
+                tracing::info!(tenant = %tenant.id(), %task, "diagnostics: the alert task was deleted in the CRM; nothing to complete");
+                Ok(())
+            }
+            (status, answer) => Err(format!(
+                "HighLevel answered {status} to update-task-completed: {}",
+                message_of(&answer)
+            )),
+        }
+    }
+
+    /// The contact the alert tasks go on — the one place that decides it.
+    ///
+    /// HighLevel has no notification API for apps, and a task needs a
+    /// contact (`create-task` is `POST /contacts/{contactId}/tasks`). So:
+    /// `settings.diagnostics.alert_contact_id` when set (an operator who
+    /// wants them on a contact of their own, e.g. one assigned to the
+    /// account's admin); otherwise a contact ConnectZero creates for itself
+    /// on the first alert ("ConnectZero Alerts", tagged
+    /// `connectzero-alerts`, no phone or email, so no call is ever matched
+    /// to it) and remembers in storage. Why its own: alerts must work with
+    /// no setup, and putting them on a real customer's contact would mix
+    /// them into that customer's timeline.
+    async fn alert_contact(&self, tenant: &Tenant) -> Result<String, String> {
+        if let Some(configured) = &tenant.config.settings.diagnostics.alert_contact_id {
+            return Ok(configured.clone());
+        }
+        let ns = namespace(tenant.id());
+        let stored = self
+            .storage
+            .kv_get(&ns, OWN_CONTACT_KEY)
+            .map_err(|e| format!("storage: {e}"))?;
+        if let Some(id) = stored.and_then(|bytes| String::from_utf8(bytes).ok()) {
+            return Ok(id);
+        }
+        // operationId `create-contact`, `POST /contacts/` (CreateContactDto).
+        let body = json!({
+            "locationId": tenant.config.crm.location_id,
+            "firstName": "ConnectZero",
+            "lastName": "Alerts",
+            "tags": ["connectzero-alerts"],
+            "source": "ConnectZero diagnostics",
+        });
+        let (status, answer) = self
+            .crm(tenant, reqwest::Method::POST, "/contacts/", &body)
+            .await?;
+        if !matches!(status, 200 | 201) {
+            return Err(format!(
+                "HighLevel answered {status} to create-contact for the alerts contact: {}; set settings.diagnostics.alert_contact_id to an existing contact instead",
+                message_of(&answer)
+            ));
+        }
+        let id = serde_json::from_str::<Value>(&answer)
+            .ok()
+            .and_then(|v| v["contact"]["id"].as_str().map(str::to_string))
+            .ok_or("HighLevel's create-contact answer has no contact id")?;
+        self.storage
+            .kv_set(&ns, OWN_CONTACT_KEY, id.as_bytes())
+            .map_err(|e| format!("storage: {e}"))?;
+        tracing::info!(tenant = %tenant.id(), contact = %id, "diagnostics: created the ConnectZero Alerts contact for alert tasks");
+        Ok(id)
+    }
+
+    /// Forget ConnectZero's own alerts contact (deleted in the CRM), so
+    /// the next alert creates a new one. False when the contact is the
+    /// configured one: that is the operator's to fix.
+    fn forget_own_contact(&self, tenant: &Tenant) -> Result<bool, String> {
+        if tenant
+            .config
+            .settings
+            .diagnostics
+            .alert_contact_id
+            .is_some()
+        {
+            return Ok(false);
+        }
+        self.storage
+            .kv_delete(&namespace(tenant.id()), OWN_CONTACT_KEY)
+            .map_err(|e| format!("storage: {e}"))?;
+        Ok(true)
+    }
+
+    /// One request to the tenant's CRM with its token, through its
+    /// location's rate limiter: (status, body) or why there was no answer.
+    async fn crm(
+        &self,
+        tenant: &Tenant,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u16, String), String> {
+        let credentials = &tenant.credentials;
+        let token = credentials
+            .access_token(Service::Crm)
+            .await
+            .map_err(|e| crate::pipeline::describe(&e))?;
+        if let Some(limiter) = &tenant.crm_limiter
+            && let Admission::Refused(wait) = limiter.acquire().await
+        {
+            return Err(format!(
+                "the location's rate budget held the request back for {} s",
+                wait.as_secs().max(1)
+            ));
+        }
+        let base = tenant.config.crm.base_url.trim_end_matches('/');
+        let response = self
+            .http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&token)
+            .header("Version", CONTACTS_VERSION)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                crate::pipeline::describe(&crate::upstream::network_error(Service::Crm, &e))
+            })?;
+        let status = response.status().as_u16();
+        if status == 401 {
+            credentials.token_rejected(Service::Crm, &token);
+        }
+        if status == 429
+            && let Some(limiter) = &tenant.crm_limiter
+        {
+            limiter.note_429(crate::ratelimit::parse_retry_after(
+                response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
+            ));
+        }
+        let text = response.text().await.unwrap_or_default();
+        Ok((status, text))
+    }
+}
+
+/// Run `tenant`'s diagnostics every `settings.diagnostics.interval_mins`
+/// until `stop` turns true; the first run waits one interval (the doctor
+/// at start-up, and the first ticks, show start-up problems sooner).
+/// Returns at once when the interval is 0 (off).
+pub async fn run_tenant(
+    diagnostics: Arc<Diagnostics>,
+    tenant: Arc<Tenant>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let minutes = tenant.config.settings.diagnostics.interval_mins;
+    if minutes == 0 {
+        tracing::info!(tenant = %tenant.id(), "diagnostics are off (settings.diagnostics.interval_mins = 0)");
+        return;
+    }
+    let interval = Duration::from_secs(u64::from(minutes) * 60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        if let Err(error) = diagnostics.run_once(&tenant).await {
+            tracing::error!(tenant = %tenant.id(), error = %format!("{error:#}"), "diagnostics run failed (database); the next run tries again");
+        }
+    }
+}

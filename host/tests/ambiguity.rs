@@ -1,0 +1,312 @@
+//! A number several contacts share, end to end: the tenant's tie-breakers
+//! settle it, or the call is parked "needs review" with its candidates —
+//! never posted to every contact, never silently guessed — until an
+//! operator assigns it on the status page.
+
+mod common;
+
+use common::*;
+use connectzero::config::TenantOptions;
+use connectzero::demo::{Placer, numbers};
+use connectzero::testbed::{TENANT, World};
+
+fn record(world: &World, key: &str) -> connectzero::storage::CallRecord {
+    world
+        .storage
+        .calls(TENANT)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.call_key == key)
+        .expect("the call is in the call log")
+}
+
+/// The candidates the post stage kept for the review page.
+fn review_candidates(world: &World, key: &str) -> Vec<String> {
+    let raw = world
+        .storage
+        .kv_get(TENANT, &format!("post/review/{key}"))
+        .unwrap()
+        .expect("a review entry");
+    let review: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    review["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_contact_assigned_to_the_answering_user_wins() {
+    // Demo data: Hal Ivy is assigned to Bob, who answers on ext. 102.
+    let (world, contacts) = seeded_world(defaults()).await;
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::IVY), ext("102"), true, 35),
+    );
+    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 1, "posted once, to one contact");
+    assert_eq!(messages[0].contact_id, contacts["Hal Ivy"]);
+    let body = messages[0].body.as_deref().unwrap();
+    assert!(
+        body.contains("chose the contact assigned to the call's user"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn without_an_assigned_contact_the_most_recent_conversation_wins() {
+    let (world, contacts) = seeded_world(defaults()).await;
+    // Alice (ext. 101) is no HighLevel user: `assigned-user` cannot decide.
+    // Hal Ivy talked to the business more recently than Gus Ivy.
+    let now = chrono::Utc::now();
+    world
+        .crm
+        .add_conversation_message_at(&contacts["Gus Ivy"], now - chrono::Duration::days(9));
+    world
+        .crm
+        .add_conversation_message_at(&contacts["Hal Ivy"], now - chrono::Duration::days(2));
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::IVY), ext("101"), true, 35),
+    );
+    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].contact_id, contacts["Hal Ivy"]);
+    assert!(
+        messages[0]
+            .body
+            .as_deref()
+            .unwrap()
+            .contains("chose the contact with the most recent conversation")
+    );
+}
+
+#[tokio::test]
+async fn when_no_tie_breaker_decides_the_call_is_parked_for_review_and_nothing_is_posted() {
+    let (world, _) = seeded_world(defaults()).await;
+    // Answered by Alice (no CRM user), and neither Ivy has a conversation.
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::IVY), ext("101"), true, 35),
+    );
+    let report = tick_until(&world, 5, |w| {
+        w.storage
+            .calls(TENANT)
+            .unwrap()
+            .iter()
+            .any(|r| r.call_key == placed.key)
+    })
+    .await;
+    assert_eq!(report.parked, 1, "{report:?}");
+    assert_eq!(report.posted, 0, "{report:?}");
+    for _ in 0..2 {
+        world.tick().await.unwrap();
+    }
+    assert!(world.crm.messages().is_empty(), "nothing posted");
+    let r = record(&world, &placed.key);
+    assert_eq!(r.outcome, "parked");
+    assert!(r.detail.starts_with("needs review"), "{}", r.detail);
+    assert!(r.detail.contains("Gus Ivy") && r.detail.contains("Hal Ivy"));
+    assert_eq!(
+        review_candidates(&world, &placed.key),
+        ["Gus Ivy", "Hal Ivy"]
+    );
+}
+
+#[tokio::test]
+async fn with_no_tie_breakers_every_shared_number_goes_to_review() {
+    let options = TenantOptions {
+        tie_breakers: Vec::new(),
+        ..defaults()
+    };
+    let (world, _) = seeded_world(options).await;
+    // Bob answers: `assigned-user` would pick Hal Ivy, but it is off.
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::IVY), ext("102"), true, 35),
+    );
+    let report = world.tick().await.unwrap();
+    assert_eq!(report.parked, 1, "{report:?}");
+    assert!(world.crm.messages().is_empty());
+    assert!(
+        record(&world, &placed.key)
+            .detail
+            .starts_with("needs review")
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_tie_breaker_is_refused_with_what_to_write() {
+    let (mut world, _) = seeded_world(defaults()).await;
+    let error = world
+        .reconfigure(|c| c.settings.tie_breakers = vec!["oldest".into()])
+        .unwrap_err();
+    let error = format!("{error:#}");
+    assert!(
+        error.contains("tie_breakers") && error.contains("assigned-user"),
+        "{error}"
+    );
+}
+
+// ---- the status page's "Needs review" list, over plain HTTP ----
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+/// Serve the host's routes and the page for `world` on a loopback port.
+async fn serve(world: &World) -> String {
+    use connectzero::server::ServerState;
+    use connectzero::web::{AdminToken, WebOptions};
+    let state = std::sync::Arc::new(ServerState {
+        pipeline: world.pipeline.clone(),
+        tenants: std::collections::HashMap::from([(
+            world.tenant.id().to_string(),
+            world.tenant.clone(),
+        )]),
+    });
+    let options = WebOptions {
+        token: Some(AdminToken::new(TOKEN).unwrap()),
+        demo: None,
+    };
+    let app =
+        connectzero::server::router(state.clone()).merge(connectzero::web::router(state, options));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
+    let (world, contacts) = seeded_world(defaults()).await;
+    let base = serve(&world).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut live = connectzero::web::LiveTenant::new(world.tenant.clone());
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::IVY), ext("101"), true, 35),
+    );
+    for _ in 0..2 {
+        world
+            .pipeline
+            .tick(&live.before_tick(world.pipeline.storage()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(record(&world, &placed.key).outcome, "parked");
+
+    let page = http
+        .get(format!("{base}/admin/t/demo"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Needs review"), "{page}");
+    assert!(page.contains("id=\"review\""), "{page}");
+    for name in ["Gus Ivy", "Hal Ivy"] {
+        assert!(page.contains(name), "{name} is offered: {page}");
+    }
+    let csrf = csrf_of(&page);
+    let hal = contacts["Hal Ivy"].clone();
+    let assign = |contact: String, csrf: String| {
+        http.post(format!("{base}/admin/t/demo/review"))
+            .bearer_auth(TOKEN)
+            .form(&[
+                ("csrf", csrf),
+                ("call_key", placed.key.clone()),
+                ("contact_id", contact),
+            ])
+            .send()
+    };
+    // Without the page's CSRF token nothing happens.
+    assert_eq!(
+        assign(hal.clone(), "forged".into()).await.unwrap().status(),
+        403
+    );
+    // A contact that does not share the number is refused.
+    assert_eq!(
+        assign(contacts["Dana Fox"].clone(), csrf.clone())
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        assign(hal.clone(), csrf.clone()).await.unwrap().status(),
+        303
+    );
+    // A second click (or another operator) is refused.
+    let again = assign(contacts["Gus Ivy"].clone(), csrf.clone())
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("not waiting for review")
+    );
+
+    for _ in 0..5 {
+        world
+            .pipeline
+            .tick(&live.before_tick(world.pipeline.storage()))
+            .await
+            .unwrap();
+        if record(&world, &placed.key).outcome == "posted" {
+            break;
+        }
+    }
+    assert_eq!(record(&world, &placed.key).outcome, "posted");
+    for _ in 0..3 {
+        world
+            .pipeline
+            .tick(&live.before_tick(world.pipeline.storage()))
+            .await
+            .unwrap();
+    }
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 1, "posted exactly once: {messages:#?}");
+    assert_eq!(messages[0].contact_id, hal);
+    assert!(
+        messages[0]
+            .body
+            .as_deref()
+            .unwrap()
+            .contains("assigned by an operator")
+    );
+    // Once assigned, the call leaves the list.
+    let page = http
+        .get(format!("{base}/admin/t/demo"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"review-empty\""), "{page}");
+}

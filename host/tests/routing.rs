@@ -1,0 +1,345 @@
+//! Agency routing through the real host: one 3CX system feeding two CRM
+//! sub-accounts split by DID and by queue (each call in exactly one, the
+//! rest recorded as `routed-elsewhere`), a call no tenant takes (recorded
+//! by every tenant, and warned about), and two 3CX systems feeding one
+//! sub-account with colliding call ids and start times (both posted).
+
+mod common;
+
+use common::*;
+use connectzero::config::{TenantOptions, link_tenants, pbx_identity, routing_warnings};
+use connectzero::demo::{self, CallPlan, Expect, LegPlan, Placer, numbers};
+use connectzero::testbed::{TENANT, World};
+use connectzero_simulators::threecx::SimParty;
+use guest_support::routing::{ROUTED_ELSEWHERE, RouteConfig};
+
+const B: &str = "b";
+/// The sales line: the DID tenant a takes.
+const SALES_DID: &str = "+14155550900";
+/// The support queue tenant b takes.
+const SUPPORT_QUEUE: &str = "800";
+
+fn route(dids: &[&str], queues: &[&str], default: bool) -> Option<RouteConfig> {
+    Some(RouteConfig {
+        dids: dids.iter().map(|d| d.to_string()).collect(),
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        default,
+        ..Default::default()
+    })
+}
+
+fn with_route(route: Option<RouteConfig>) -> TenantOptions {
+    TenantOptions {
+        route,
+        ..defaults()
+    }
+}
+
+/// Tell both tenants about each other, as `connectzero run` does.
+fn link(a: &mut World, b: &mut World) {
+    let mut configs = vec![a.config().clone(), b.config().clone()];
+    link_tenants(&mut configs);
+    a.reconfigure(|c| c.settings.peers = configs[0].settings.peers.clone())
+        .unwrap();
+    b.reconfigure(|c| c.settings.peers = configs[1].settings.peers.clone())
+        .unwrap();
+}
+
+/// Tenant a (its own CRM) and tenant b (its own CRM, on a's 3CX), both
+/// with the demo's contacts, linked.
+async fn one_pbx_two_locations(
+    route_a: Option<RouteConfig>,
+    route_b: Option<RouteConfig>,
+) -> (World, World) {
+    let (mut a, _) = seeded_world(with_route(route_a)).await;
+    let mut b = World::start(runtime(), a.storage.clone(), with_route(route_b), false)
+        .await
+        .unwrap();
+    demo::seed_directory(&b);
+    let pbx = a.config().pbx.clone();
+    b.reconfigure(|c| {
+        c.id = B.into();
+        c.pbx = pbx;
+    })
+    .unwrap();
+    link(&mut a, &mut b);
+    (a, b)
+}
+
+fn call(call_id: i32, legs: Vec<LegPlan>) -> CallPlan {
+    CallPlan {
+        label: "routing",
+        call_id,
+        first_segment_id: None,
+        legs,
+        expect: Expect::Skipped("unused"),
+        recording: None,
+    }
+}
+
+fn leg(src: SimParty, dst: SimParty, answered: bool, secs: i64) -> LegPlan {
+    LegPlan {
+        src,
+        dst,
+        answered,
+        secs,
+    }
+}
+
+/// An inbound call to the sales DID, answered by 101: 3CX names the
+/// dialled number on the first segment's called side (`DstCallerNumber`),
+/// the DN it was sent to being 101 ([ASSUMED], `routing::did_of`).
+fn sales_call(call_id: i32) -> CallPlan {
+    let mut alice = ext("101");
+    alice.caller_number = SALES_DID.into();
+    call(call_id, vec![leg(outside(numbers::DANA), alice, true, 60)])
+}
+
+/// An inbound call through the support queue, answered by 102.
+fn support_call(call_id: i32) -> CallPlan {
+    call(
+        call_id,
+        vec![
+            leg(outside(numbers::ELI), ext(SUPPORT_QUEUE), false, 10),
+            leg(outside(numbers::ELI), ext("102"), true, 50),
+        ],
+    )
+}
+
+/// An outbound call: no DID, no queue.
+fn outbound_call(call_id: i32) -> CallPlan {
+    call(
+        call_id,
+        vec![leg(ext("103"), outside(numbers::FAY), true, 30)],
+    )
+}
+
+fn alt_ids(world: &World) -> Vec<String> {
+    let mut ids: Vec<String> = world
+        .crm
+        .messages()
+        .into_iter()
+        .filter_map(|m| m.alt_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The outcome and detail tenant `tenant` recorded for `key`.
+fn recorded(world: &World, tenant: &str, key: &str) -> Option<(String, String)> {
+    world
+        .storage
+        .calls(tenant)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.call_key == key)
+        .map(|c| (c.outcome, c.detail))
+}
+
+/// Tick both tenants until each has recorded every key, at most 10 times.
+async fn tick_both_until_recorded(a: &World, b: &World, keys: &[&str]) {
+    for _ in 0..10 {
+        a.tick().await.unwrap();
+        b.tick().await.unwrap();
+        let done = |w: &World, t: &str| keys.iter().all(|k| recorded(w, t, k).is_some());
+        if done(a, TENANT) && done(b, B) {
+            return;
+        }
+    }
+    panic!(
+        "not every call recorded: a {:?}, b {:?}",
+        a.storage.calls(TENANT).unwrap(),
+        a.storage.calls(B).unwrap()
+    );
+}
+
+fn assert_routed_elsewhere(world: &World, tenant: &str, key: &str) {
+    let (outcome, detail) = recorded(world, tenant, key).unwrap();
+    assert_eq!(outcome, "skipped", "{tenant} {key}: {detail}");
+    assert!(
+        detail.starts_with(ROUTED_ELSEWHERE),
+        "{tenant} {key}: {detail}"
+    );
+}
+
+fn assert_posted(world: &World, tenant: &str, key: &str) -> String {
+    let (outcome, detail) = recorded(world, tenant, key).unwrap();
+    assert_eq!(outcome, "posted", "{tenant} {key}: {detail}");
+    detail
+}
+
+#[tokio::test]
+async fn one_3cx_feeds_two_sub_accounts_by_did_and_queue_and_each_call_lands_in_exactly_one() {
+    // a takes the sales DID and, as the default, whatever b does not claim;
+    // b takes the support queue.
+    let (a, b) = one_pbx_two_locations(
+        route(&[SALES_DID], &[], true),
+        route(&[], &[SUPPORT_QUEUE], false),
+    )
+    .await;
+    let mut placer = Placer::default();
+    let sales = place(&a, &mut placer, &sales_call(1)).key;
+    let support = place(&a, &mut placer, &support_call(2)).key;
+    let outbound = place(&a, &mut placer, &outbound_call(3)).key;
+    tick_both_until_recorded(&a, &b, &[&sales, &support, &outbound]).await;
+
+    // Each call is in exactly one sub-account.
+    let mut in_a = vec![sales.clone(), outbound.clone()];
+    in_a.sort();
+    assert_eq!(alt_ids(&a), in_a);
+    assert_eq!(alt_ids(&b), vec![support.clone()]);
+    assert_posted(&a, TENANT, &sales);
+    assert_posted(&a, TENANT, &outbound);
+    assert_posted(&b, B, &support);
+    // The other tenant accounts for each, with the reason.
+    assert_routed_elsewhere(&a, TENANT, &support);
+    assert_routed_elsewhere(&b, B, &sales);
+    assert_routed_elsewhere(&b, B, &outbound);
+    let (_, why) = recorded(&a, TENANT, &support).unwrap();
+    assert!(why.contains("claimed by another tenant"), "{why}");
+    // Nothing to warn about: one default, no overlap.
+    assert_eq!(
+        routing_warnings(&[a.config().clone(), b.config().clone()]),
+        Vec::<String>::new()
+    );
+
+    // A later tick changes nothing (the ledger holds every decision).
+    a.tick().await.unwrap();
+    b.tick().await.unwrap();
+    assert_eq!(a.crm.messages().len(), 2);
+    assert_eq!(b.crm.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_call_no_tenant_takes_is_recorded_by_every_tenant_and_the_gap_is_warned_about() {
+    let (a, b) = one_pbx_two_locations(
+        route(&[SALES_DID], &[], false),
+        route(&[], &[SUPPORT_QUEUE], false),
+    )
+    .await;
+    let mut placer = Placer::default();
+    let outbound = place(&a, &mut placer, &outbound_call(7)).key;
+    let sales = place(&a, &mut placer, &sales_call(8)).key;
+    tick_both_until_recorded(&a, &b, &[&outbound, &sales]).await;
+
+    // Never lost: both ledgers and call logs hold it, with the reason.
+    assert_routed_elsewhere(&a, TENANT, &outbound);
+    assert_routed_elsewhere(&b, B, &outbound);
+    let (_, why) = recorded(&a, TENANT, &outbound).unwrap();
+    assert!(why.contains("not this tenant's DID or queue"), "{why}");
+    assert_eq!(alt_ids(&a), vec![sales]);
+    assert!(b.crm.messages().is_empty());
+    // And the operator is told how to close the gap.
+    let warnings = routing_warnings(&[a.config().clone(), b.config().clone()]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("route.default = true"), "{warnings:?}");
+}
+
+#[tokio::test]
+async fn two_3cx_systems_feeding_one_sub_account_never_collide_on_call_keys() {
+    let (mut a, contacts) = seeded_world(defaults()).await;
+    let mut b = World::start(runtime(), a.storage.clone(), defaults(), false)
+        .await
+        .unwrap();
+    demo::seed_directory(&b);
+    // b: its own 3CX, a's CRM location (its own install of the app).
+    let tokens = a.crm.install();
+    let mut crm = a.config().crm.clone();
+    crm.access_token = Some(connectzero::config::Secret::new(tokens.access_token));
+    crm.refresh_token = connectzero::config::Secret::new(tokens.refresh_token);
+    b.reconfigure(|c| {
+        c.id = B.into();
+        c.crm = crm;
+    })
+    .unwrap();
+    link(&mut a, &mut b);
+
+    // The same call id and start time on both systems (fresh 3CX systems
+    // count call ids alike; a restore reissues them).
+    let plan = one_leg(1, outside(numbers::DANA), ext("101"), true, 40);
+    let ended = chrono::Utc::now();
+    let key = Placer::default().place(&a, &plan, ended).key;
+    assert_eq!(Placer::default().place(&b, &plan, ended).key, key);
+
+    tick_until(&a, 5, |w| !w.crm.messages().is_empty()).await;
+    // b crashed after marking the call as being sent (a marker from before
+    // call reference prefixes, the bare conversation id), so its takeover
+    // looks for the call's message in the conversation a just posted to.
+    a.storage
+        .kv_set(
+            B,
+            &format!("post/sending/{key}"),
+            &serde_json::to_vec("legacy-conversation-id").unwrap(),
+        )
+        .unwrap();
+    tick_until(&b, 5, |w| recorded(w, B, &key).is_some()).await;
+
+    let a_message = assert_posted(&a, TENANT, &key);
+    let b_message = assert_posted(&b, B, &key);
+    assert_ne!(a_message, b_message, "b took a's message for its own call");
+    let messages = a.crm.messages();
+    assert_eq!(messages.len(), 2);
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.contact_id == contacts["Dana Fox"])
+    );
+    let expected: Vec<String> = {
+        let mut e = vec![
+            format!("{}/{key}", pbx_identity(&a.pbx.base_url())),
+            format!("{}/{key}", pbx_identity(&b.pbx.base_url())),
+        ];
+        e.sort();
+        e
+    };
+    assert_eq!(alt_ids(&a), expected);
+    for m in &messages {
+        let alt = m.alt_id.as_deref().unwrap();
+        assert!(
+            m.body.as_deref().unwrap().ends_with(&format!("Ref: {alt}")),
+            "{:?}",
+            m.body
+        );
+    }
+    // One conversation for the contact, shared by both tenants.
+    assert_eq!(a.crm.conversations().len(), 1);
+}
+
+#[test]
+fn link_prefixes_call_keys_only_where_two_3cx_systems_share_a_location() {
+    let base = |id: &str, pbx: &str, location: &str| {
+        let mut c: connectzero::config::TenantConfig = toml::from_str(&format!(
+            r#"id = "{id}"
+            [pbx]
+            base_url = "{pbx}"
+            client_id = "cz"
+            [crm]
+            location_id = "{location}"
+            conversation_provider_id = "p"
+            client_id = "c""#
+        ))
+        .unwrap();
+        c.validate().unwrap();
+        c.settings.route = None;
+        c
+    };
+    let mut tenants = vec![
+        base("a", "https://pbx-a.example.com", "L1"),
+        base("b", "https://pbx-b.example.com:5001", "L1"),
+        base("c", "https://pbx-a.example.com", "L2"),
+    ];
+    link_tenants(&mut tenants);
+    assert_eq!(tenants[0].call_reference_prefix(), "pbx-a.example.com");
+    assert_eq!(tenants[1].call_reference_prefix(), "pbx-b.example.com:5001");
+    assert_eq!(
+        tenants[2].call_reference_prefix(),
+        "",
+        "alone on L2: keys unchanged"
+    );
+    // An explicit setting wins, "" included.
+    tenants[0].settings.call_reference_prefix = Some(String::new());
+    assert_eq!(tenants[0].call_reference_prefix(), "");
+    tenants[0].settings.call_reference_prefix = Some("bad prefix!".into());
+    let e = tenants[0].validate().unwrap_err().to_string();
+    assert!(e.contains("call_reference_prefix"), "{e}");
+}

@@ -1,0 +1,157 @@
+//! Extension ↔ CRM user mapping end to end: the posted message and the
+//! trigger payloads name the HighLevel user whose e-mail is the handling
+//! extension owner's, unless a per-tenant override names another.
+
+mod common;
+
+use common::*;
+use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
+    Subscription, SubscriptionChange,
+};
+use connectzero::config::TenantOptions;
+use connectzero::demo::{Placer, numbers};
+use connectzero::testbed::World;
+
+async fn subscribe(world: &World, key: &str, id: &str) {
+    let subscription = Subscription {
+        id: id.into(),
+        key: key.into(),
+        target_url: format!(
+            "{}/workflows-marketplace/triggers/execute/app/{id}",
+            world.crm.base_url()
+        ),
+        workflow_id: None,
+    };
+    world
+        .pipeline
+        .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// The HighLevel user the demo data seeds for Bob Jones (ext. 102).
+fn bob(world: &World) -> String {
+    world
+        .crm
+        .users()
+        .into_iter()
+        .find(|u| u.email == "bob@acme.example")
+        .expect("the demo seeds Bob as a HighLevel user")
+        .id
+}
+
+/// The `call.ended` payload of `key`, once delivered.
+async fn ended_payload(world: &World, key: &str) -> serde_json::Value {
+    tick_until(world, 6, |w| {
+        w.crm
+            .trigger_executions()
+            .iter()
+            .any(|e| e.body["event"] == "call.ended" && e.body["callId"] == key)
+    })
+    .await;
+    world
+        .crm
+        .trigger_executions()
+        .into_iter()
+        .find(|e| e.body["event"] == "call.ended" && e.body["callId"] == key)
+        .unwrap()
+        .body
+}
+
+#[tokio::test]
+async fn the_answering_extensions_owner_is_mapped_by_email_into_the_message_and_trigger() {
+    let (world, contacts) = seeded_world(eager()).await;
+    subscribe(&world, "call.ended", "sub-ended").await;
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("102"), true, 40),
+    );
+    let body = ended_payload(&world, &placed.key).await;
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].contact_id, contacts["Dana Fox"]);
+    assert_eq!(messages[0].user_id.as_deref(), Some(bob(&world).as_str()));
+    assert_eq!(body["userId"], bob(&world).as_str());
+    assert_eq!(body["extension"], "102");
+}
+
+#[tokio::test]
+async fn an_override_wins_over_the_email_mapping() {
+    let options = TenantOptions {
+        crm_user_overrides: [("102".to_string(), "manualUser0000000001".to_string())].into(),
+        ..eager()
+    };
+    let (world, _) = seeded_world(options).await;
+    subscribe(&world, "call.ended", "sub-ended").await;
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("102"), true, 40),
+    );
+    let body = ended_payload(&world, &placed.key).await;
+    let messages = world.crm.messages();
+    assert_eq!(messages[0].user_id.as_deref(), Some("manualUser0000000001"));
+    assert_eq!(body["userId"], "manualUser0000000001");
+    // The override needs no user list.
+    assert_eq!(world.crm.request_count("GET", "/users/"), 0);
+}
+
+#[tokio::test]
+async fn an_owner_whose_email_is_no_crm_user_is_still_posted_without_a_user() {
+    let (world, contacts) = seeded_world(eager()).await;
+    subscribe(&world, "call.ended", "sub-ended").await;
+    // Alice (ext. 101) has no HighLevel user in the demo data.
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 40),
+    );
+    let body = ended_payload(&world, &placed.key).await;
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].contact_id, contacts["Dana Fox"]);
+    assert_eq!(messages[0].user_id, None);
+    assert!(body["userId"].is_null(), "{body}");
+}
+
+#[tokio::test]
+async fn an_outbound_call_is_for_the_calling_extensions_owner() {
+    let (world, contacts) = seeded_world(eager()).await;
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, ext("102"), outside(numbers::ELI), false, 20),
+    );
+    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
+    let m = &world.crm.messages()[0];
+    assert_eq!(m.contact_id, contacts["Eli Grant"]);
+    assert_eq!(m.user_id.as_deref(), Some(bob(&world).as_str()));
+}
+
+#[tokio::test]
+async fn the_user_list_is_read_once_for_many_calls_not_per_call() {
+    let (world, _) = seeded_world(eager()).await;
+    let mut placer = Placer::default();
+    for (i, number) in [numbers::DANA, numbers::FAY, numbers::GWEN]
+        .into_iter()
+        .enumerate()
+    {
+        place(
+            &world,
+            &mut placer,
+            &one_leg(i as i32 + 1, outside(number), ext("102"), true, 30),
+        );
+        tick_until(&world, 5, |w| w.crm.messages().len() == i + 1).await;
+    }
+    let bob = bob(&world);
+    assert!(
+        world
+            .crm
+            .messages()
+            .iter()
+            .all(|m| m.user_id.as_deref() == Some(bob.as_str()))
+    );
+    assert_eq!(world.crm.request_count("GET", "/users/"), 1);
+}
