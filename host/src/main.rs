@@ -649,9 +649,15 @@ fn print_status_page(addr: SocketAddr, token_set: bool) {
 }
 
 /// Calls placed per wave, and the pause between waves, so the demo shows
-/// calls arriving while the pipeline runs.
+/// calls arriving while the pipeline runs. The pause also keeps the demo
+/// inside HighLevel's burst limit, which the CRM simulator enforces (100
+/// requests per 10 s per location, NOTES §6.1): the demo makes ~110 CRM
+/// requests (two contact searches per call — when it rings and when it is
+/// posted — conversations, messages, uploads, ~40 trigger deliveries), so
+/// with shorter pauses the last wave waits for budget and shows ~6 s
+/// latencies: correct, but not what the demo is about.
 const WAVE_SIZE: usize = 5;
-const WAVE_PAUSE: Duration = Duration::from_millis(500);
+const WAVE_PAUSE: Duration = Duration::from_millis(2500);
 /// Longest the demo holds a callback back (its missed call is in an
 /// earlier wave, so this is never reached in practice).
 const CALLBACK_WAIT_LIMIT: Duration = Duration::from_secs(30);
@@ -772,7 +778,9 @@ async fn run_demo(
             // A callback starts after the call it returns has ended: hold
             // it until then (a few seconds at most in the demo).
             if let Some(not_before) = demo::callback_not_before(&placed, plan) {
-                let wait = (not_before - chrono::Utc::now()).to_std().unwrap_or_default();
+                let wait = (not_before - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or_default();
                 tokio::time::sleep(wait.min(CALLBACK_WAIT_LIMIT)).await;
             }
             placed.push(placer.place(&world, plan, chrono::Utc::now()));

@@ -282,12 +282,9 @@ async fn a_number_shared_by_two_contacts_goes_to_the_one_assigned_to_the_answeri
     // covers the other outcomes).
     let m = &world.crm.messages()[0];
     assert_eq!(m.contact_id, contacts["Hal Ivy"]);
-    assert!(
-        m.body
-            .as_deref()
-            .unwrap()
-            .contains("Several contacts share this number: chose the contact assigned to the call's user")
-    );
+    assert!(m.body.as_deref().unwrap().contains(
+        "Several contacts share this number: chose the contact assigned to the call's user"
+    ));
 }
 
 #[tokio::test]

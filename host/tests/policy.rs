@@ -9,6 +9,7 @@ use common::*;
 use connectzero::config::TenantOptions;
 use connectzero::demo::{CallPlan, Placer, numbers};
 use connectzero::testbed::World;
+use connectzero_simulators::threecx::SimParty;
 use guest_support::policy::{Action, BusinessHoursConfig, PolicyConfig};
 
 /// Options with `policy` configured.
@@ -60,6 +61,27 @@ async fn an_outbound_no_answer_is_ignored_when_the_policy_says_so() {
         "policy: outbound-no-answer ignored",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_call_that_ended_in_voicemail_follows_the_voicemail_action() {
+    let policy = PolicyConfig {
+        voicemail: Some(Action::Ignore),
+        ..Default::default()
+    };
+    let voicemail = one_leg(
+        1,
+        outside(numbers::DANA),
+        SimParty::voicemail("999", "Voicemail", 0),
+        true,
+        30,
+    );
+    assert_skipped(policy.clone(), voicemail, "policy: voicemail ignored").await;
+    // A missed call that rang an extension is not a voicemail: posted.
+    let (world, _) = seeded_world(with_policy(policy)).await;
+    let plain_missed = one_leg(2, outside(numbers::DANA), ext("101"), false, 20);
+    let (outcome, _) = handle(&world, &mut Placer::default(), &plain_missed).await;
+    assert_eq!(outcome, "posted");
 }
 
 #[tokio::test]

@@ -362,19 +362,30 @@ fn crm_summary(world: &World) -> Vec<String> {
             .map(|c| c.name.clone())
             .unwrap_or_else(|| format!("unknown contact {id}"))
     };
+    // Each world's CRM has its own user ids: compare the users' e-mails.
+    let users = world.crm.users();
+    let user_of = |id: Option<&str>| {
+        id.map(|id| {
+            users
+                .iter()
+                .find(|u| u.id == id)
+                .map_or_else(|| format!("unknown user {id}"), |u| u.email.clone())
+        })
+    };
     let mut lines: Vec<String> = world
         .crm
         .messages()
         .iter()
         .map(|m| {
             format!(
-                "message to {}: {} {} {:?} from {:?} to {:?}",
+                "message to {}: {} {} {:?} from {:?} to {:?} for user {:?}",
                 name_of(&m.contact_id),
                 m.message_type,
                 m.direction,
                 m.call_status,
                 m.call_from,
-                m.call_to
+                m.call_to,
+                user_of(m.user_id.as_deref())
             )
         })
         .collect();
@@ -387,8 +398,13 @@ fn crm_summary(world: &World) -> Vec<String> {
             .map(name_of)
             .unwrap_or_else(|| "no contact".into());
         lines.push(format!(
-            "trigger {} for {contact}: {} {} answered={} status={}",
-            body["event"], body["direction"], body["phone"], body["answered"], body["callStatus"]
+            "trigger {} for {contact}: {} {} answered={} status={} user={:?}",
+            body["event"],
+            body["direction"],
+            body["phone"],
+            body["answered"],
+            body["callStatus"],
+            user_of(body["userId"].as_str())
         ));
     }
     lines.sort();

@@ -237,14 +237,12 @@ fn process(settings: &AppSettings, calls: Vec<Call>) -> Vec<Handled> {
                     ..Handled::done(call, Outcome::Posted(p.message_id))
                 },
                 Ok(PostOutcome::NeedsReview(candidates)) => {
-                    let names: Vec<&str> = candidates
-                        .iter()
-                        .map(|c| if c.name.is_empty() { c.id.as_str() } else { c.name.as_str() })
-                        .collect();
+                    // Ids, not names: the reason is logged (as the host's).
+                    let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
                     let reason = format!(
-                        "{NEEDS_REVIEW}: {} contacts share this number ({}); assign the call on the status page",
+                        "{NEEDS_REVIEW}: {} contacts share this number (contacts {}); assign the call under Needs review on the status page",
                         candidates.len(),
-                        names.join(", ")
+                        ids.join(", ")
                     );
                     Handled::done(call, Outcome::Parked(reason))
                 }
@@ -306,6 +304,13 @@ fn policy_facts(call: &Call, outcome: &MatchOutcome) -> CallFacts {
         duration_secs: call.duration_secs,
         start_ms: call.start_time,
         outside_e164,
+        voicemail: !call.answered
+            && call.legs.last().is_some_and(|l| {
+                matches!(
+                    l.callee.kind,
+                    guest_support::bindings::connectzero::pipeline::types::DnKind::Voicemail
+                )
+            }),
     }
 }
 

@@ -9,10 +9,9 @@
 //! seed's behaviour (internal calls per `log_internal_calls`, unknown
 //! numbers per `no_match_policy`) is unchanged.
 //!
-//! 3CX's call history (`ReportCallLogData`) carries no voicemail flag: a
-//! call that ended in a voicemail box is an unanswered inbound call like
-//! any other, so the `voicemail` setting is accepted for forward
-//! compatibility but such calls follow `missed` (see [`CallKind`]).
+//! A voicemail is a missed inbound call whose last leg reached a voicemail
+//! box (the leg's DN type, [ASSUMED] code table in the poll stage's
+//! `history::dn_kind`); it follows `missed` unless `voicemail` is set.
 
 use chrono::{Datelike, FixedOffset, NaiveTime, TimeZone, Weekday};
 use serde::{Deserialize, Serialize};
@@ -50,9 +49,10 @@ pub enum CallKind {
     AnsweredInbound,
     /// Outbound and answered.
     AnsweredOutbound,
-    /// Inbound and not answered. Voicemail is not distinguishable in 3CX's
-    /// call history, so it is a missed call.
+    /// Inbound and not answered, not ending in voicemail.
     Missed,
+    /// Inbound, not answered, ended in a voicemail box.
+    Voicemail,
     /// Outbound and not answered.
     OutboundNoAnswer,
     /// Extension to extension.
@@ -66,6 +66,7 @@ impl CallKind {
             Self::AnsweredInbound => "answered-inbound",
             Self::AnsweredOutbound => "answered-outbound",
             Self::Missed => "missed",
+            Self::Voicemail => "voicemail",
             Self::OutboundNoAnswer => "outbound-no-answer",
             Self::Internal => "internal",
         }
@@ -85,6 +86,8 @@ pub struct CallFacts {
     pub start_ms: i64,
     /// The outside party's number in E.164, when known.
     pub outside_e164: Option<String>,
+    /// Not answered, and the last leg reached a voicemail box.
+    pub voicemail: bool,
 }
 
 impl CallFacts {
@@ -93,6 +96,7 @@ impl CallFacts {
         match (self.direction, self.answered) {
             (CallDirection::Internal, _) => CallKind::Internal,
             (CallDirection::Inbound, true) => CallKind::AnsweredInbound,
+            (CallDirection::Inbound, false) if self.voicemail => CallKind::Voicemail,
             (CallDirection::Inbound, false) => CallKind::Missed,
             (CallDirection::Outbound, true) => CallKind::AnsweredOutbound,
             (CallDirection::Outbound, false) => CallKind::OutboundNoAnswer,
@@ -123,8 +127,8 @@ pub struct PolicyConfig {
     pub answered_outbound: Action,
     /// Inbound calls nobody answered.
     pub missed: Action,
-    /// Calls that went to voicemail. Not distinguishable in 3CX's call
-    /// history, so it must equal `missed` when set (see the module docs).
+    /// Missed inbound calls that ended in a voicemail box; unset follows
+    /// `missed`.
     pub voicemail: Option<Action>,
     /// Outbound calls nobody answered.
     pub outbound_no_answer: Action,
@@ -365,14 +369,6 @@ impl PolicyConfig {
     /// Check every setting and build the [`Policy`]; the error names the
     /// setting and says what it takes.
     pub fn validate(self) -> Result<Policy, PolicyError> {
-        if let Some(vm) = self.voicemail
-            && vm != self.missed
-        {
-            return Err(PolicyError::new(
-                "voicemail",
-                "3CX's call history does not tell voicemail from other missed calls, so voicemail follows `missed`: remove `voicemail` or set it to the same action as `missed`",
-            ));
-        }
         if self.internal == Action::LogAndCreateContact {
             return Err(PolicyError::new(
                 "internal",
@@ -437,6 +433,7 @@ impl Policy {
             CallKind::AnsweredInbound => c.answered_inbound,
             CallKind::AnsweredOutbound => c.answered_outbound,
             CallKind::Missed => c.missed,
+            CallKind::Voicemail => c.voicemail.unwrap_or(c.missed),
             CallKind::OutboundNoAnswer => c.outbound_no_answer,
             CallKind::Internal => c.internal,
         }
@@ -497,6 +494,7 @@ mod tests {
             duration_secs: secs,
             start_ms: MONDAY_10_UTC,
             outside_e164: Some("+14155550100".into()),
+            voicemail: false,
         }
     }
 
@@ -578,18 +576,28 @@ mod tests {
     }
 
     #[test]
-    fn voicemail_must_follow_missed() {
-        let c = PolicyConfig {
-            voicemail: Some(Action::Ignore),
-            ..Default::default()
-        };
-        assert_eq!(c.validate().unwrap_err().field, "voicemail");
-        let c = PolicyConfig {
-            voicemail: Some(Action::Ignore),
+    fn voicemail_follows_missed_unless_set() {
+        let mut call = facts(CallDirection::Inbound, false, 0);
+        call.voicemail = true;
+        assert_eq!(call.kind(), CallKind::Voicemail);
+        let missed_ignored = policy(PolicyConfig {
             missed: Action::Ignore,
             ..Default::default()
-        };
-        assert!(c.validate().is_ok());
+        });
+        assert_eq!(
+            missed_ignored.decide(&call),
+            Decision::Ignore("policy: voicemail ignored".into())
+        );
+        let voicemail_ignored = policy(PolicyConfig {
+            voicemail: Some(Action::Ignore),
+            ..Default::default()
+        });
+        assert_eq!(
+            voicemail_ignored.decide(&call),
+            Decision::Ignore("policy: voicemail ignored".into())
+        );
+        call.voicemail = false;
+        assert_eq!(voicemail_ignored.decide(&call), Decision::Log);
     }
 
     #[test]

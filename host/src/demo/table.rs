@@ -3,6 +3,9 @@
 use super::{Answer, CallPlan, Expect, PlacedCall, expected_answer, recovered_by};
 use crate::storage::CallRecord;
 use crate::testbed::{TENANT, World};
+use connectzero_simulators::threecx::{
+    DN_TYPE_IVR, DN_TYPE_QUEUE, DN_TYPE_RING_GROUP, DN_TYPE_VOICEMAIL,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -38,7 +41,18 @@ pub fn expected_triggers(plan: &CallPlan) -> Vec<&'static str> {
         return Vec::new();
     }
     let inbound = plan.legs.first().is_some_and(|l| !l.src.internal);
-    let answered = plan.legs.iter().any(|l| l.answered);
+    // A person must answer: an IVR, queue, ring group or voicemail picking
+    // up leaves the call missed (as the poll stage counts it).
+    let machine = [
+        DN_TYPE_IVR,
+        DN_TYPE_QUEUE,
+        DN_TYPE_RING_GROUP,
+        DN_TYPE_VOICEMAIL,
+    ];
+    let answered = plan
+        .legs
+        .iter()
+        .any(|l| l.answered && !machine.contains(&l.dst.dn_type));
     if inbound && !answered {
         vec!["call.ended", "missed-call"]
     } else {
@@ -92,9 +106,8 @@ pub fn rows(
         .map(|call| {
             let record = records.get(&call.key).cloned();
             let answer = answers.get(&call.key).cloned().flatten();
-            let answer_ok = || {
-                expected_answer(call.plan.call_id).is_none_or(|want| answer == Some(want))
-            };
+            let answer_ok =
+                || expected_answer(call.plan.call_id).is_none_or(|want| answer == Some(want));
             let as_expected = record.as_ref().is_some_and(|r| {
                 matches_expectation(r, &call.plan.expect, contacts)
                     && (r.recording == "attached") == call.plan.recording.is_some()

@@ -595,6 +595,10 @@ pub(crate) fn policy_facts(call: &Call, outcome: &MatchOutcome) -> CallFacts {
         duration_secs: call.duration_secs,
         start_ms: call.start_time,
         outside_e164,
+        voicemail: !call.answered
+            && call.legs.last().is_some_and(|l| {
+                matches!(l.callee.kind, crate::bindings::types::DnKind::Voicemail)
+            }),
     }
 }
 
@@ -629,22 +633,15 @@ pub(crate) fn route_facts(call: &Call) -> RouteFacts {
 pub const NEEDS_REVIEW: &str = "needs review";
 
 /// The park reason of a call the post stage left for review, e.g. "needs
-/// review: 2 contacts share this number (Gus Ivy, Hal Ivy)".
+/// review: 2 contacts share this number (contacts a1, b2); …". Contact
+/// ids, not names: the reason is logged, and names are personal data (the
+/// status page shows the names from the post stage's review entry).
 pub fn needs_review_reason(candidates: &[crate::bindings::types::ContactRef]) -> String {
-    let names: Vec<&str> = candidates
-        .iter()
-        .map(|c| {
-            if c.name.is_empty() {
-                c.id.as_str()
-            } else {
-                c.name.as_str()
-            }
-        })
-        .collect();
+    let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
     format!(
-        "{NEEDS_REVIEW}: {} contacts share this number ({}); assign the call on the status page",
+        "{NEEDS_REVIEW}: {} contacts share this number (contacts {}); assign the call under Needs review on the status page",
         candidates.len(),
-        names.join(", ")
+        ids.join(", ")
     )
 }
 

@@ -250,7 +250,9 @@ fn notice_for(query: &PageQuery) -> Option<Notice> {
         "reset" => "Saved settings removed: the configuration's values apply from the next poll."
             .to_string(),
         "retry" => format!("Call {call} will be retried on the next poll."),
-        "assigned" => format!("Call {call} is assigned; it is posted to that contact on the next poll."),
+        "assigned" => {
+            format!("Call {call} is assigned; it is posted to that contact on the next poll.")
+        }
         "placed" => format!("Placed call {call} in the 3CX simulator."),
         _ => return None,
     };

@@ -115,10 +115,10 @@ pub(super) async fn assign(
     let now = chrono::Utc::now().timestamp_millis();
     let storage = state.server.pipeline.storage();
     match storage.assign_review(&id, key, form.contact_id.trim(), now) {
-        Ok(ReviewAssign::Queued(name)) => {
+        // The contact's name is personal data: not logged.
+        Ok(ReviewAssign::Queued(_)) => {
             live::changed();
             tracing::info!(tenant = %id, call = %key, "status page: review call assigned");
-            let _ = name;
             back_to(
                 &id,
                 &format!("notice=assigned&call={}", urlencoding::encode(key)),

@@ -8,6 +8,7 @@ mod messages;
 mod oauth;
 mod tasks;
 mod upload;
+mod users;
 mod workflows;
 
 use reqwest::header::HeaderMap;
@@ -77,7 +78,8 @@ impl Fixture {
     }
 
     fn version_for(path: &str) -> &'static str {
-        if path.starts_with("/contacts") {
+        // The users API pins the contacts API's version (apps/users.json).
+        if path.starts_with("/contacts") || path.starts_with("/users") {
             CONTACTS_VERSION
         } else {
             CONVERSATIONS_VERSION
