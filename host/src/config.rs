@@ -411,8 +411,9 @@ pub struct TenantOptions {
 /// tenants this host serves, computed by [`link_tenants`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Peers {
-    /// The DIDs and queues other tenants on the same 3CX take; a
-    /// `route.default` tenant leaves these to them.
+    /// The DIDs and queues other tenants on the same 3CX take; every
+    /// routed tenant needs them for the routing precedence (and the
+    /// `route.default` tenant leaves these calls to them).
     pub route_elsewhere: guest_support::routing::RouteClaims,
     /// Another 3CX system feeds this tenant's CRM location.
     pub location_shared_with_other_pbx: bool,
@@ -617,8 +618,8 @@ impl TenantConfig {
     }
 
     /// The validated route filter, `None` when the tenant takes every
-    /// call; a `route.default` tenant's claims of the other tenants on the
-    /// same 3CX (`link_tenants`) are added.
+    /// call; the claims of the other tenants on the same 3CX
+    /// (`link_tenants`) are added, for the precedence every route applies.
     pub fn route(&self) -> anyhow::Result<Option<guest_support::routing::Route>> {
         match &self.settings.route {
             None => Ok(None),
@@ -657,7 +658,7 @@ pub fn pbx_identity(base_url: &str) -> String {
 
 /// Tell every tenant what it needs to know of the others this host
 /// serves (`Peers`): the DIDs and queues the other tenants on its 3CX
-/// take (for a `route.default` tenant), and whether another 3CX feeds its
+/// take (for its route's precedence), and whether another 3CX feeds its
 /// CRM location (for its call references). `run`, `backfill` and `replay`
 /// call this on every tenant they know before building any.
 pub fn link_tenants(tenants: &mut [TenantConfig]) {

@@ -303,9 +303,23 @@ impl Diagnostics {
             .ok()
             .and_then(|v| v["contact"]["id"].as_str().map(str::to_string))
             .ok_or("HighLevel's create-contact answer has no contact id")?;
-        self.storage
-            .kv_set(&ns, OWN_CONTACT_KEY, id.as_bytes())
+        // Two hosts raising different incidents at once may both get here:
+        // only the first stored contact is used, so every alert of the
+        // tenant lands on one contact.
+        let stored_first = self
+            .storage
+            .kv_compare_and_swap(&ns, OWN_CONTACT_KEY, None, id.as_bytes())
             .map_err(|e| format!("storage: {e}"))?;
+        if !stored_first {
+            let winner = self
+                .storage
+                .kv_get(&ns, OWN_CONTACT_KEY)
+                .map_err(|e| format!("storage: {e}"))?
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or("the alerts contact another process stored is unreadable")?;
+            tracing::warn!(tenant = %tenant.id(), spare = %id, used = %winner, "diagnostics: another process created the ConnectZero Alerts contact at the same moment; the spare one (tag connectzero-alerts) can be deleted");
+            return Ok(winner);
+        }
         tracing::info!(tenant = %tenant.id(), contact = %id, "diagnostics: created the ConnectZero Alerts contact for alert tasks");
         Ok(id)
     }

@@ -47,7 +47,8 @@ pub fn mask(number: &str) -> String {
     }
     let international = number.trim_start().starts_with('+');
     let keep_head = if international {
-        country_code_len(number.chars().filter(char::is_ascii_digit))
+        let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+        guest_support::policy::country_code_len(&digits)
     } else {
         0
     };
@@ -93,27 +94,6 @@ pub fn text(text: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Length of the ITU-T E.164 country calling code the digits start with.
-/// Codes are prefix-free: `1` and `7` are the one-digit codes, the list
-/// below the two-digit ones, and every other code has three digits.
-fn country_code_len(mut digits: impl Iterator<Item = char>) -> usize {
-    const TWO_DIGIT: [&str; 44] = [
-        "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46",
-        "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63",
-        "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
-    ];
-    let (Some(first), second) = (digits.next(), digits.next()) else {
-        return 0;
-    };
-    if matches!(first, '1' | '7') {
-        return 1;
-    }
-    match second {
-        Some(second) if TWO_DIGIT.contains(&format!("{first}{second}").as_str()) => 2,
-        _ => 3,
-    }
 }
 
 #[cfg(test)]

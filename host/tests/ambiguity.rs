@@ -57,6 +57,50 @@ async fn the_contact_assigned_to_the_answering_user_wins() {
 }
 
 #[tokio::test]
+async fn a_crash_before_the_ledger_then_a_changed_tie_breaker_still_leaves_one_message() {
+    // Bob answers the shared Ivy number: `assigned-user` picks Hal Ivy.
+    let (world, contacts) = seeded_world(defaults()).await;
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::IVY), ext("102"), true, 35),
+    );
+    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
+    let first = world.crm.messages()[0].clone();
+    assert_eq!(first.contact_id, contacts["Hal Ivy"]);
+
+    // The worker died after HighLevel accepted the message but before the
+    // ledger recorded it: the claim is gone, the call is read again.
+    for key in world.storage.kv_list(TENANT, None).unwrap() {
+        if key.starts_with("ledger/") {
+            world.storage.kv_delete(TENANT, &key).unwrap();
+        }
+    }
+    // Meanwhile Bob's contact changed: the tie-breaker now picks Gus Ivy.
+    let bob = world
+        .crm
+        .users()
+        .into_iter()
+        .find(|u| u.email == "bob@acme.example")
+        .unwrap()
+        .id;
+    world
+        .crm
+        .set_contact_assigned_to(&contacts["Hal Ivy"], None);
+    world
+        .crm
+        .set_contact_assigned_to(&contacts["Gus Ivy"], Some(&bob));
+
+    let report = world.tick().await.unwrap();
+    assert_eq!(report.posted, 1, "the call is handled again: {report:?}");
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 1, "but not posted again: {messages:#?}");
+    let r = record(&world, &placed.key);
+    assert_eq!(r.outcome, "posted");
+    assert_eq!(r.detail, first.id, "the ledger points at the first message");
+}
+
+#[tokio::test]
 async fn without_an_assigned_contact_the_most_recent_conversation_wins() {
     let (world, contacts) = seeded_world(defaults()).await;
     // Alice (ext. 101) is no HighLevel user: `assigned-user` cannot decide.
@@ -298,6 +342,13 @@ async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
             .unwrap()
             .contains("assigned by an operator")
     );
+    // Posted, the candidates and the operator's choice are no longer kept.
+    for key in [
+        format!("post/review/{}", placed.key),
+        format!("post/assigned/{}", placed.key),
+    ] {
+        assert_eq!(world.storage.kv_get(TENANT, &key).unwrap(), None, "{key}");
+    }
     // Once assigned, the call leaves the list.
     let page = http
         .get(format!("{base}/admin/t/demo"))

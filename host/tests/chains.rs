@@ -240,7 +240,7 @@ async fn a_caller_giving_up_while_the_queue_polls_agents_is_abandoned_in_the_que
 }
 
 #[tokio::test]
-async fn a_ring_group_nobody_picks_up_ending_in_voicemail_is_no_answer() {
+async fn a_ring_group_nobody_picks_up_ending_in_voicemail_is_a_voicemail_with_reason_no_answer() {
     let (world, _) = world_with_triggers().await;
     let caller = || outside(numbers::ELI);
     let key = place_chain(
@@ -266,7 +266,9 @@ async fn a_ring_group_nobody_picks_up_ending_in_voicemail_is_no_answer() {
     let (messages, events) = run(&world, 1, 2).await;
 
     let m = &messages[0];
-    assert_eq!(m.call_status.as_deref(), Some("no-answer"));
+    // `CallDataDTO.status` has "voicemail"; the missed reason stays
+    // "no-answer" (nobody picked up).
+    assert_eq!(m.call_status.as_deref(), Some("voicemail"));
     let body = m.body.as_deref().unwrap();
     assert!(body.contains("missed (not answered)"), "{body}");
     assert!(

@@ -1,8 +1,10 @@
 //! Agency routing through the real host: one 3CX system feeding two CRM
 //! sub-accounts split by DID and by queue (each call in exactly one, the
-//! rest recorded as `routed-elsewhere`), a call no tenant takes (recorded
-//! by every tenant, and warned about), and two 3CX systems feeding one
-//! sub-account with colliding call ids and start times (both posted).
+//! rest recorded as `routed-elsewhere`, also when a call crosses both
+//! tenants' DIDs and queues), `call.started` routed on what an active call
+//! tells, a call no tenant takes (recorded by every tenant, and warned
+//! about), and two 3CX systems feeding one sub-account with colliding call
+//! ids and start times (both posted).
 
 mod common;
 
@@ -342,4 +344,150 @@ fn link_prefixes_call_keys_only_where_two_3cx_systems_share_a_location() {
     tenants[0].settings.call_reference_prefix = Some("bad prefix!".into());
     let e = tenants[0].validate().unwrap_err().to_string();
     assert!(e.contains("call_reference_prefix"), "{e}");
+}
+
+#[tokio::test]
+async fn a_call_moved_between_two_tenants_queues_lands_in_exactly_one_sub_account() {
+    // a takes queue 800 (and is the default), b queue 801: the first
+    // claimed queue in leg order owns the call.
+    let (a, b) =
+        one_pbx_two_locations(route(&[], &["800"], true), route(&[], &["801"], false)).await;
+    let mut placer = Placer::default();
+    let a_first = call(
+        11,
+        vec![
+            leg(outside(numbers::ELI), ext("800"), false, 10),
+            leg(outside(numbers::ELI), ext("101"), true, 20),
+            leg(outside(numbers::ELI), ext("801"), false, 5),
+            leg(outside(numbers::ELI), ext("102"), true, 30),
+        ],
+    );
+    let b_first = call(
+        12,
+        vec![
+            leg(outside(numbers::DANA), ext("801"), false, 10),
+            leg(outside(numbers::DANA), ext("102"), true, 20),
+            leg(outside(numbers::DANA), ext("800"), false, 5),
+            leg(outside(numbers::DANA), ext("101"), true, 30),
+        ],
+    );
+    let a_first = place(&a, &mut placer, &a_first).key;
+    let b_first = place(&a, &mut placer, &b_first).key;
+    tick_both_until_recorded(&a, &b, &[&a_first, &b_first]).await;
+
+    assert_eq!(alt_ids(&a), vec![a_first.clone()]);
+    assert_eq!(alt_ids(&b), vec![b_first.clone()]);
+    assert_posted(&a, TENANT, &a_first);
+    assert_posted(&b, B, &b_first);
+    assert_routed_elsewhere(&b, B, &a_first);
+    assert_routed_elsewhere(&a, TENANT, &b_first);
+    let (_, why) = recorded(&b, B, &a_first).unwrap();
+    assert!(why.contains("queue 800"), "{why}");
+}
+
+#[tokio::test]
+async fn a_call_to_one_tenants_did_sent_into_anothers_queue_lands_in_the_did_tenant_only() {
+    // a takes the sales DID; b takes the support queue and is the default.
+    let (a, b) = one_pbx_two_locations(
+        route(&[SALES_DID], &[], false),
+        route(&[], &[SUPPORT_QUEUE], true),
+    )
+    .await;
+    // The inbound rule of a's DID sends the call to b's queue, where 101
+    // answers: 3CX names the DID on the first segment's called side.
+    let mut queue = ext(SUPPORT_QUEUE);
+    queue.caller_number = SALES_DID.into();
+    let plan = call(
+        13,
+        vec![
+            leg(outside(numbers::DANA), queue, false, 10),
+            leg(outside(numbers::DANA), ext("101"), true, 40),
+        ],
+    );
+    let key = place(&a, &mut Placer::default(), &plan).key;
+    tick_both_until_recorded(&a, &b, &[&key]).await;
+
+    assert_eq!(alt_ids(&a), vec![key.clone()]);
+    assert!(b.crm.messages().is_empty(), "b posted a's DID call too");
+    assert_posted(&a, TENANT, &key);
+    assert_routed_elsewhere(&b, B, &key);
+    let (_, why) = recorded(&b, B, &key).unwrap();
+    assert!(why.contains("its DID"), "{why}");
+}
+
+/// Subscribe `world`'s tenant to `call.started`.
+async fn subscribe_started(world: &World) {
+    use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
+        Subscription, SubscriptionChange,
+    };
+    let subscription = Subscription {
+        id: "sub-started".into(),
+        key: "call.started".into(),
+        target_url: format!(
+            "{}/workflows-marketplace/triggers/execute/app/sub-started",
+            world.crm.base_url()
+        ),
+        workflow_id: None,
+    };
+    world
+        .pipeline
+        .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// The active-call ids whose `call.started` reached `world`'s workflows.
+fn started(world: &World) -> Vec<i32> {
+    let mut ids: Vec<i32> = world
+        .crm
+        .trigger_executions()
+        .iter()
+        .filter(|e| e.body["event"] == "call.started")
+        .filter_map(|e| {
+            let id = e.body["callId"].as_str()?.strip_prefix("3cx-active:")?;
+            id.split('@').next()?.parse().ok()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn call_started_is_routed_on_what_the_active_call_tells() {
+    use connectzero_simulators::threecx::SimActiveCall;
+    // a routes by DID only; b takes queue 800 and is the default.
+    let (a, b) = one_pbx_two_locations(
+        route(&[SALES_DID], &[], false),
+        route(&[], &[SUPPORT_QUEUE], true),
+    )
+    .await;
+    subscribe_started(&a).await;
+    subscribe_started(&b).await;
+    let active = |id: i32, caller: &str, callee: &str| SimActiveCall {
+        id,
+        caller: caller.into(),
+        callee: callee.into(),
+        status: "Ringing".into(),
+        established_at: chrono::Utc::now(),
+    };
+    // 91: 3CX names a's DID: a's. 92: only the extension, the DID is
+    // unknown and may be a's, so the default tenant starts nothing.
+    // 93: through b's queue: b's. 94: outbound: the default's.
+    a.pbx.add_active_call(active(91, numbers::DANA, SALES_DID));
+    a.pbx
+        .add_active_call(active(92, numbers::ELI, "102 Bob Jones"));
+    a.pbx
+        .add_active_call(active(93, numbers::ELI, "800 Support"));
+    a.pbx
+        .add_active_call(active(94, "103 Ext 103", numbers::FAY));
+    for _ in 0..5 {
+        a.tick().await.unwrap();
+        b.tick().await.unwrap();
+        if started(&a) == [91] && started(&b) == [93, 94] {
+            break;
+        }
+    }
+    assert_eq!(started(&a), [91], "a: its DID only");
+    assert_eq!(started(&b), [93, 94], "b: its queue and the outbound call");
 }

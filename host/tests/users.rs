@@ -155,3 +155,40 @@ async fn the_user_list_is_read_once_for_many_calls_not_per_call() {
     );
     assert_eq!(world.crm.request_count("GET", "/users/"), 1);
 }
+
+#[tokio::test]
+async fn a_crm_refusing_user_id_gets_the_call_once_without_it_and_later_calls_skip_it() {
+    let (world, contacts) = seeded_world(eager()).await;
+    // As HighLevel's DTO whitelist would: 422 "property userId should not
+    // exist" (`ProcessMessageBodyDto` does not list `userId`).
+    world.crm.set_reject_message_user_id(true);
+    let posts = |w: &World| {
+        w.crm
+            .request_count("POST", "/conversations/messages/inbound")
+    };
+    let mut placer = Placer::default();
+    place(
+        &world,
+        &mut placer,
+        &one_leg(1, outside(numbers::DANA), ext("102"), true, 40),
+    );
+    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 1, "posted once: {messages:#?}");
+    assert_eq!(messages[0].contact_id, contacts["Dana Fox"]);
+    assert_eq!(messages[0].user_id, None);
+    assert_eq!(posts(&world), 2, "refused with userId, accepted without");
+
+    place(
+        &world,
+        &mut placer,
+        &one_leg(2, outside(numbers::FAY), ext("102"), true, 30),
+    );
+    tick_until(&world, 5, |w| w.crm.messages().len() == 2).await;
+    assert_eq!(
+        posts(&world),
+        3,
+        "the next call is posted without userId at once"
+    );
+    assert!(world.crm.messages().iter().all(|m| m.user_id.is_none()));
+}

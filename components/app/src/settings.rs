@@ -25,9 +25,9 @@ pub struct AppSettings {
     pub policy: Option<guest_support::policy::Policy>,
     /// The route filter from the `route_json` variable (the host's
     /// `[tenants.settings.route]` as JSON); `None` when it is empty: the
-    /// tenant takes every call. One app serves one tenant, so a
-    /// `"default": true` route lists the other tenants' DIDs and queues in
-    /// `"elsewhere"` itself.
+    /// tenant takes every call. One app serves one tenant, so its route
+    /// lists the other tenants' DIDs and queues in `"elsewhere"` itself
+    /// (the precedence every tenant applies needs them).
     pub route: Option<guest_support::routing::Route>,
 }
 

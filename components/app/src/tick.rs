@@ -18,7 +18,7 @@ use guest_support::bindings::connectzero::pipeline::types::{
 };
 use guest_support::kv;
 use guest_support::policy::{self, CallDirection, CallFacts, Decision};
-use guest_support::routing::{self, RouteDecision, RouteFacts};
+use guest_support::routing::{RouteDecision, RouteFacts};
 use serde::Serialize;
 
 /// Key of the active calls whose `call.started` is queued.
@@ -254,27 +254,39 @@ fn process(settings: &AppSettings, calls: Vec<Call>) -> Vec<Handled> {
     handled
 }
 
-/// What routing looks at in a call; the same derivation as the host's
-/// (`host/src/pipeline/mod.rs`, `route_facts`).
+/// What routing looks at in a call from 3CX's history, derived by
+/// `RouteFacts::of_call` (as the host's `host/src/pipeline/mod.rs`,
+/// `route_facts`).
 fn route_facts(call: &Call) -> RouteFacts {
-    let mut dns: Vec<String> = Vec::new();
-    for leg in &call.legs {
-        for party in [&leg.caller, &leg.callee] {
-            if let Some(dn) = &party.extension
-                && !dns.contains(dn)
-            {
-                dns.push(dn.clone());
-            }
-        }
-    }
-    RouteFacts {
-        did: routing::did_of(
-            matches!(call.direction, Direction::Inbound),
-            &call.callee.number,
-            call.callee.extension.as_deref(),
-        ),
-        dns,
-    }
+    RouteFacts::of_call(
+        matches!(call.direction, Direction::Inbound),
+        &call.callee.number,
+        call.callee.extension.as_deref(),
+        extensions(call),
+    )
+}
+
+/// What routing looks at in an active call (`active_to_call`): the same,
+/// except that an inbound call whose `Callee` text names no DID has an
+/// unknown DID (`RouteFacts::of_active_call`), so `call.started` by DID
+/// needs the DID in 3CX's active-call text. As the host's `host/src/pipeline/mod.rs`.
+fn active_route_facts(call: &Call) -> RouteFacts {
+    RouteFacts::of_active_call(
+        matches!(call.direction, Direction::Inbound),
+        &call.callee.number,
+        call.callee.extension.as_deref(),
+        extensions(call),
+    )
+}
+
+/// Each leg's caller and callee DN, in leg order.
+fn extensions(call: &Call) -> impl Iterator<Item = Option<&str>> {
+    call.legs.iter().flat_map(|leg| {
+        [
+            leg.caller.extension.as_deref(),
+            leg.callee.extension.as_deref(),
+        ]
+    })
 }
 
 /// The facts the logging policy decides on; the same derivation as the
@@ -387,12 +399,13 @@ fn calls_started(settings: &AppSettings, report: &mut TickReport) {
         .iter()
         .filter(|c| !seen.contains(&c.key))
         // A call another tenant on the same 3CX takes starts no workflow
-        // here (same route as its history, as the host).
+        // here: the same route as its history, on what the active call
+        // tells (as the host).
         .filter(|c| {
             settings
                 .route
                 .as_ref()
-                .is_none_or(|route| route.decide(&route_facts(c)) == RouteDecision::Take)
+                .is_none_or(|route| route.decide(&active_route_facts(c)) == RouteDecision::Take)
         })
         .collect();
     let still_active: Vec<String> = active.iter().map(|c| c.key.clone()).collect();

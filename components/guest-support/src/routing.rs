@@ -15,13 +15,21 @@
 //! call routed elsewhere costs no directory lookup and no CRM request.
 //!
 //! Without a route (the default) a tenant takes every call, as before.
-//! With one it takes the calls whose DID is in `dids` or that passed
-//! through a queue in `queues`; a tenant with `default = true` also takes
-//! every call no *other* tenant's filter claims (`elsewhere`: on the
+//! With one, every tenant on the 3CX applies the same precedence, so each
+//! call has exactly one owner (see [`Route::decide`]):
+//!
+//! 1. the DID: when any tenant claims the call's DID (its own `dids` or
+//!    the `elsewhere` list), the tenant whose DID it is takes the call;
+//! 2. else the first claimed queue in leg order: the tenant of the first
+//!    DN the call passed through that any tenant lists in `queues`;
+//! 3. else the tenant with `default = true`.
+//!
+//! So every tenant must know the others' claims (`elsewhere`): on the
 //! bundled host the other tenants on the same 3CX are added automatically;
-//! on Spin, where one app serves one tenant, list them).
+//! on Spin, where one app serves one tenant, list them in every tenant's
+//! route.
 
-use crate::policy::canonical_e164;
+use crate::policy::{canonical_e164, country_code_len};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -74,9 +82,11 @@ pub struct RouteConfig {
     /// (outbound and internal calls, unlisted DIDs and queues).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub default: bool,
-    /// What the other tenants on the same 3CX claim, for `default`. The
-    /// bundled host adds its own tenants on the same `pbx.base_url` to
-    /// this; list here only tenants served elsewhere (on Spin: all).
+    /// What the other tenants on the same 3CX claim, for the precedence
+    /// every route applies (a DID wins over a queue, the first queue over
+    /// later ones) and for `default`. The bundled host adds its own
+    /// tenants on the same `pbx.base_url` to this; list here only tenants
+    /// served elsewhere (on Spin: all).
     #[serde(skip_serializing_if = "RouteClaims::is_empty")]
     pub elsewhere: RouteClaims,
 }
@@ -124,15 +134,66 @@ pub enum RouteDecision {
 /// The start of every skip reason of a call routed to another tenant.
 pub const ROUTED_ELSEWHERE: &str = "routed-elsewhere";
 
-/// What routing looks at in one call.
+/// What routing looks at in one call; build it with
+/// [`RouteFacts::of_call`] or [`RouteFacts::of_active_call`], the one
+/// derivation both runtimes use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RouteFacts {
     /// The number the caller dialled, from [`did_of`]; `None` for outbound
     /// and internal calls and when 3CX did not report it.
     pub did: Option<String>,
+    /// The call is inbound but its DID cannot be known: an active call
+    /// whose free-text `Callee` names an extension or queue, not the
+    /// dialled number. The default tenant then leaves the call alone when
+    /// another tenant routes by DID, since it may be theirs.
+    pub did_unknown: bool,
     /// Every PBX extension (DN) the call reached or came from, in leg
     /// order: queues, ring groups, IVRs and extensions alike.
     pub dns: Vec<String>,
+}
+
+impl RouteFacts {
+    /// The facts of a call from 3CX's call history: its DID read by
+    /// [`did_of`] from the first leg's called side (`first_callee_number`,
+    /// `first_callee_dn`), and `extensions` (each leg's caller and callee
+    /// DN, in leg order; `None` for outside parties) without repeats.
+    pub fn of_call<'a>(
+        inbound: bool,
+        first_callee_number: &str,
+        first_callee_dn: Option<&str>,
+        extensions: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> Self {
+        let mut dns: Vec<String> = Vec::new();
+        for dn in extensions.into_iter().flatten() {
+            if !dns.iter().any(|d| d == dn) {
+                dns.push(dn.to_string());
+            }
+        }
+        Self {
+            did: did_of(inbound, first_callee_number, first_callee_dn),
+            did_unknown: false,
+            dns,
+        }
+    }
+
+    /// The facts of a call 3CX lists as active (`ListActiveCall`), taken
+    /// apart into a one-leg call the same way as [`RouteFacts::of_call`].
+    ///
+    /// [ASSUMED] (3CX NOTES §4): `Callee` is free text; it names the DID
+    /// only when 3CX writes the dialled number there. When it names an
+    /// extension or queue instead, an inbound call's DID is unknown
+    /// ([`RouteFacts::did_unknown`]): `call.started` by DID needs the DID
+    /// in 3CX's active-call text.
+    pub fn of_active_call<'a>(
+        inbound: bool,
+        callee_number: &str,
+        callee_dn: Option<&str>,
+        extensions: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> Self {
+        let mut facts = Self::of_call(inbound, callee_number, callee_dn, extensions);
+        facts.did_unknown = inbound && facts.did.is_none();
+        facts
+    }
 }
 
 /// The DID (dialled number) of a call, or `None`.
@@ -164,17 +225,24 @@ pub fn did_of(
 }
 
 /// Whether a DID as 3CX wrote it is the configured E.164 `did`. An E.164
-/// number must be equal; a national one ("02079460000", "4155550100")
-/// matches when its digits without leading zeros end the configured
-/// number's digits (at least six of them), since 3CX writes the DID as the
-/// trunk delivers it.
+/// number must be equal. 3CX writes the DID as the trunk delivers it, so
+/// a number without `+` matches when its digits, leading zeros (trunk or
+/// international prefix) aside, are the configured number's national
+/// significant number ("02079460000", "4155550100" for "+14155550100")
+/// or all of its digits ("0044…", "1415…"). A shorter tail is no match:
+/// "5550100" is the end of many numbers ("+441615550100",
+/// "+441625550100"), so it identifies none of them.
 pub fn did_matches(did: &str, configured_e164: &str) -> bool {
     if let Some(e164) = canonical_e164(did) {
         return e164 == configured_e164;
     }
     let digits: String = did.chars().filter(char::is_ascii_digit).collect();
     let national = digits.trim_start_matches('0');
-    national.len() >= 6 && configured_e164[1..].ends_with(national)
+    let Some(full) = configured_e164.strip_prefix('+') else {
+        return false;
+    };
+    let nsn = full[country_code_len(full)..].trim_start_matches('0');
+    !national.is_empty() && (national == full || national == nsn)
 }
 
 fn canonical_queue(field: &str, queue: &str) -> Result<String, RouteError> {
@@ -237,12 +305,6 @@ impl RouteConfig {
             return Err(RouteError::new(
                 "dids",
                 "this route takes no call: list the tenant's `dids` or `queues`, set `default = true`, or remove the route to take every call",
-            ));
-        }
-        if !self.default && !elsewhere.is_empty() {
-            return Err(RouteError::new(
-                "elsewhere",
-                "only a `default = true` route uses `elsewhere`: set `default = true` or remove `elsewhere`",
             ));
         }
         if let Some(d) = own.dids.iter().find(|d| elsewhere.dids.contains(d)) {
@@ -321,37 +383,52 @@ impl Route {
         self.default
     }
 
-    /// Decide whether this tenant takes the call: its own DIDs and queues
-    /// first, then (for the default tenant) anything not claimed elsewhere.
+    /// Decide whether this tenant takes the call, by the precedence every
+    /// tenant on the 3CX applies, so a call has exactly one owner:
+    ///
+    /// 1. DID: if this tenant or another (`elsewhere`) claims the call's
+    ///    DID, the DID's tenant takes it, whatever queues it went through;
+    /// 2. else the first DN in leg order that a tenant lists as a queue:
+    ///    that queue's tenant takes it (a call moved from queue 800 to
+    ///    801 belongs to 800's tenant);
+    /// 3. else the default tenant, unless the DID is unknown
+    ///    ([`RouteFacts::did_unknown`]) and another tenant routes by DID.
+    ///
+    /// A DID or queue two tenants both list as their own is taken by both
+    /// (an overlap, warned about at start).
     pub fn decide(&self, call: &RouteFacts) -> RouteDecision {
-        if claims(&self.own, call) {
-            return RouteDecision::Take;
-        }
-        if self.default && !claims(&self.elsewhere, call) {
-            return RouteDecision::Take;
-        }
         let did = call.did.as_deref().unwrap_or("none");
-        let why = if self.default {
-            "claimed by another tenant"
-        } else {
-            "not this tenant's DID or queue"
+        let elsewhere = |why: String| {
+            RouteDecision::Elsewhere(format!("{ROUTED_ELSEWHERE}: {why} (DID {did})"))
         };
-        RouteDecision::Elsewhere(format!("{ROUTED_ELSEWHERE}: {why} (DID {did})"))
+        if let Some(number) = call.did.as_deref() {
+            let claimed = |set: &RouteClaims| set.dids.iter().any(|d| did_matches(number, d));
+            if claimed(&self.own) {
+                return RouteDecision::Take;
+            }
+            if claimed(&self.elsewhere) {
+                return elsewhere("claimed by another tenant: its DID".into());
+            }
+        }
+        for dn in call.dns.iter().map(|dn| dn.trim()) {
+            if self.own.queues.iter().any(|q| q == dn) {
+                return RouteDecision::Take;
+            }
+            if self.elsewhere.queues.iter().any(|q| q == dn) {
+                return elsewhere(format!("claimed by another tenant: queue {dn}"));
+            }
+        }
+        if !self.default {
+            return elsewhere("not this tenant's DID or queue".into());
+        }
+        if call.did_unknown && !self.elsewhere.dids.is_empty() {
+            return elsewhere(
+                "DID unknown (3CX's active-call text names none) and another tenant routes by DID"
+                    .into(),
+            );
+        }
+        RouteDecision::Take
     }
-}
-
-/// Whether `set` claims the call: its DID is listed, or it passed through
-/// a listed queue.
-fn claims(set: &RouteClaims, call: &RouteFacts) -> bool {
-    let by_did = call
-        .did
-        .as_deref()
-        .is_some_and(|did| set.dids.iter().any(|d| did_matches(did, d)));
-    by_did
-        || call
-            .dns
-            .iter()
-            .any(|dn| set.queues.iter().any(|q| q == dn.trim()))
 }
 
 #[cfg(test)]
@@ -362,6 +439,7 @@ mod tests {
         RouteFacts {
             did: did.map(str::to_string),
             dns: dns.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
         }
     }
 
@@ -403,13 +481,154 @@ mod tests {
     #[test]
     fn national_dids_match_their_e164_form() {
         assert!(did_matches("01615550100", "+441615550100"));
+        assert!(did_matches("1615550100", "+441615550100"));
+        assert!(did_matches("00441615550100", "+441615550100"));
         assert!(did_matches("4155550100", "+14155550100"));
+        assert!(did_matches("14155550100", "+14155550100"));
         assert!(did_matches("+1 415 555 0100", "+14155550100"));
+        // Italy keeps the leading 0 in the national number.
+        assert!(did_matches("0612345678", "+390612345678"));
         assert!(!did_matches("+14155550100", "+441615550100"));
         assert!(
             !did_matches("0100", "+441615550100"),
             "too few digits to tell"
         );
+    }
+
+    #[test]
+    fn a_national_did_does_not_match_another_number_with_the_same_last_digits() {
+        // "5550100" ends both Manchester's and Macclesfield's number.
+        assert!(!did_matches("5550100", "+441615550100"));
+        assert!(!did_matches("5550100", "+441625550100"));
+        assert!(!did_matches("01625550100", "+441615550100"));
+        assert!(!did_matches("615550100", "+441615550100"));
+        let manchester = route(&["+441615550100"], &[], false).with_elsewhere(&RouteClaims {
+            dids: vec!["+441625550100".into()],
+            queues: vec![],
+        });
+        assert!(matches!(
+            manchester.decide(&facts(Some("5550100"), &["101"])),
+            RouteDecision::Elsewhere(_)
+        ));
+        assert_eq!(
+            manchester.decide(&facts(Some("01615550100"), &["101"])),
+            RouteDecision::Take
+        );
+    }
+
+    /// Tenant a: DID +441615550100 and queue 800, the default; tenant b:
+    /// DID +441615550200 and queue 801. Each decides with the other's
+    /// claims as `elsewhere`, as the host links them.
+    fn two_tenants() -> (Route, Route) {
+        let a = route(&["+441615550100"], &["800"], true);
+        let b = route(&["+441615550200"], &["801"], false);
+        let a_claims = RouteClaims {
+            dids: vec!["+441615550100".into()],
+            queues: vec!["800".into()],
+        };
+        let b_claims = RouteClaims {
+            dids: vec!["+441615550200".into()],
+            queues: vec!["801".into()],
+        };
+        (a.with_elsewhere(&b_claims), b.with_elsewhere(&a_claims))
+    }
+
+    /// Which of the two tenants take `call`.
+    fn owners(call: &RouteFacts) -> Vec<&'static str> {
+        let (a, b) = two_tenants();
+        [("a", a), ("b", b)]
+            .into_iter()
+            .filter(|(_, r)| r.decide(call) == RouteDecision::Take)
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    #[test]
+    fn the_did_wins_over_any_queue() {
+        // A call to a's DID that a sends into b's queue is a's only.
+        assert_eq!(
+            owners(&facts(Some("+441615550100"), &["801", "102"])),
+            ["a"]
+        );
+        assert_eq!(owners(&facts(Some("01615550200"), &["800", "101"])), ["b"]);
+        let (_, b) = two_tenants();
+        let RouteDecision::Elsewhere(why) = b.decide(&facts(Some("+441615550100"), &["801"]))
+        else {
+            panic!("b took a's DID");
+        };
+        assert!(why.contains("its DID"), "{why}");
+    }
+
+    #[test]
+    fn the_first_claimed_queue_in_leg_order_wins() {
+        // Moved from a's queue 800 to b's 801: a's; the other way: b's.
+        assert_eq!(owners(&facts(None, &["800", "101", "801", "102"])), ["a"]);
+        assert_eq!(owners(&facts(None, &["801", "102", "800"])), ["b"]);
+        // An unclaimed DID does not stop the queue from deciding.
+        assert_eq!(
+            owners(&facts(Some("+441615550999"), &["700", "801"])),
+            ["b"]
+        );
+        let (a, _) = two_tenants();
+        let RouteDecision::Elsewhere(why) = a.decide(&facts(None, &["801", "800"])) else {
+            panic!("a took b's call");
+        };
+        assert!(why.contains("queue 801"), "{why}");
+    }
+
+    #[test]
+    fn what_nobody_claims_goes_to_the_default_tenant_only() {
+        assert_eq!(owners(&facts(None, &["103"])), ["a"], "outbound");
+        assert_eq!(owners(&facts(Some("+441615550999"), &["700"])), ["a"]);
+    }
+
+    #[test]
+    fn an_active_call_without_its_did_starts_nothing_in_the_default_tenant_when_others_route_by_did()
+     {
+        // Callee "101 Alice": inbound, the DID is not in 3CX's text.
+        let unknown = RouteFacts::of_active_call(true, "101", Some("101"), [None, Some("101")]);
+        assert!(unknown.did_unknown && unknown.did.is_none());
+        assert!(owners(&unknown).is_empty());
+        // Only the default tenant's own DIDs: the call is its either way.
+        let alone = route(&["+441615550100"], &[], true).with_elsewhere(&RouteClaims {
+            dids: vec![],
+            queues: vec!["801".into()],
+        });
+        assert_eq!(alone.decide(&unknown), RouteDecision::Take);
+        // What is known still decides: the DID in the text, or a queue.
+        let named = RouteFacts::of_active_call(true, "+441615550200", None, [None, None]);
+        assert!(!named.did_unknown);
+        assert_eq!(owners(&named), ["b"]);
+        let queued = RouteFacts::of_active_call(true, "801", Some("801"), [None, Some("801")]);
+        assert_eq!(owners(&queued), ["b"]);
+        // Outbound calls have no DID to know: the default takes them.
+        let outbound =
+            RouteFacts::of_active_call(false, "+441615550999", None, [Some("103"), None]);
+        assert!(!outbound.did_unknown);
+        assert_eq!(owners(&outbound), ["a"]);
+        // Call history is read as before: no DID there is no DID.
+        let history = RouteFacts::of_call(true, "101", Some("101"), [None, Some("101")]);
+        assert!(!history.did_unknown);
+        assert_eq!(owners(&history), ["a"]);
+    }
+
+    #[test]
+    fn call_facts_list_each_dn_once_in_leg_order() {
+        let f = RouteFacts::of_call(
+            true,
+            "+441615550100",
+            Some("800"),
+            [
+                None,
+                Some("800"),
+                None,
+                Some("101"),
+                Some("101"),
+                Some("801"),
+            ],
+        );
+        assert_eq!(f.dns, ["800", "101", "801"]);
+        assert_eq!(f.did.as_deref(), Some("+441615550100"));
     }
 
     #[test]
@@ -485,11 +704,24 @@ mod tests {
             queues: vec!["800".into()],
             elsewhere: RouteClaims {
                 dids: vec![],
-                queues: vec!["801".into()],
+                queues: vec!["800".into()],
             },
             ..Default::default()
         });
-        assert!(e.contains("default = true"), "{e}");
+        assert!(e.contains("own queue too"), "{e}");
+        // Any route may list the others' claims, for the precedence.
+        assert!(
+            RouteConfig {
+                queues: vec!["800".into()],
+                elsewhere: RouteClaims {
+                    dids: vec!["+441615550100".into()],
+                    queues: vec!["801".into()],
+                },
+                ..Default::default()
+            }
+            .validate()
+            .is_ok()
+        );
         assert_eq!(parse_json("  ").unwrap(), None);
         assert!(parse_json(r#"{"queues":["800"],"colour":"red"}"#).is_err());
         assert!(

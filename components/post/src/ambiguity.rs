@@ -147,6 +147,24 @@ pub fn park_for_review(
     kv::set_json(bucket, &review_key(call_key), &review)
 }
 
+/// Drop the call's review entry and assignment once it is posted: they
+/// were for choosing its contact, which is done. A failure to delete is
+/// logged, not the call's failure (the message is in the CRM; a leftover
+/// entry only takes space).
+pub fn forget(bucket: &Bucket, call_key: &str) {
+    for key in [review_key(call_key), assigned_key(call_key)] {
+        if let Err(e) = bucket.delete(&key) {
+            eprintln!(
+                "connectzero post: could not delete {key}: {}",
+                match kv::storage_error(e) {
+                    StageError::Storage(m) => m,
+                    _ => "storage error".into(),
+                }
+            );
+        }
+    }
+}
+
 /// The only candidate assigned to `user_id`.
 pub fn by_assigned_user<'a>(
     candidates: &'a [ContactRef],

@@ -57,8 +57,8 @@ pub struct CallMessage {
     /// [ASSUMED] `ProcessMessageBodyDto` (`add-an-inbound-message`) does
     /// not list `userId`; HighLevel reports a message's user as
     /// `GetMessageResponseDto.userId`, and the app sends it so the call is
-    /// attributed. Omitted when no user is mapped. This field is the one
-    /// place that relies on it.
+    /// attributed. Omitted when no user is mapped, and for good once
+    /// HighLevel refused it ([`refuses_user_id`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
 }
@@ -189,16 +189,15 @@ impl Crm {
         Ok(id)
     }
 
-    /// The id of the call message in `conversation_id` whose text carries
-    /// `reference`, among the newest page of call messages (operationId
-    /// `get-messages`). Used only to recover from a crash between posting
-    /// and recording the post, which happens within minutes, so the newest
-    /// page is where the message is.
+    /// The call message in `conversation_id` whose text carries
+    /// `reference`, searched newest first (operationId `get-messages`).
+    /// Used only to recover from a crash between posting and recording the
+    /// post, which happens within minutes, so the message is near the top.
     pub fn find_call_message(
         &self,
         conversation_id: &str,
         reference: &str,
-    ) -> Result<Option<String>, StageError> {
+    ) -> Result<Option<FoundMessage>, StageError> {
         /// `GetMessagesByConversationResponseDto`.
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -209,11 +208,17 @@ impl Crm {
             #[serde(default)]
             next_page: bool,
         }
+        /// `GetMessageResponseDto`, the fields the search needs.
         #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Listed {
             id: String,
             #[serde(default)]
             body: Option<String>,
+            // Required by the spec; read leniently so a message without it
+            // is still found (the caller then knows the contact otherwise).
+            #[serde(default)]
+            contact_id: Option<String>,
         }
         // A busy contact's conversation holds more call messages than one
         // page: follow `lastMessageId` (operationId `get-messages`), newest
@@ -234,7 +239,10 @@ impl Crm {
                 .into_iter()
                 .find(|m| m.body.as_deref().is_some_and(|b| b.contains(reference)))
             {
-                return Ok(Some(found.id));
+                return Ok(Some(FoundMessage {
+                    id: found.id,
+                    contact_id: found.contact_id.filter(|c| !c.is_empty()),
+                }));
             }
             match page.last_message_id.filter(|id| !id.is_empty()) {
                 Some(last) if page.next_page => after = Some(last),
@@ -260,10 +268,80 @@ impl Crm {
     /// body (duration, who answered) and a `direction`
     /// ("if required can be set manually"); `add-an-outbound-message` has
     /// neither. Switching outbound calls to it is a change to this one path.
-    pub fn post_call(&self, message: &CallMessage) -> Result<MessageResponse, StageError> {
+    ///
+    /// `userId` is left out once HighLevel refused it for this tenant (see
+    /// [`refuses_user_id`]); the first refusal posts the call again without
+    /// it, so the call is logged either way.
+    pub fn post_call(
+        &self,
+        bucket: &Bucket,
+        mut message: CallMessage,
+    ) -> Result<MessageResponse, StageError> {
+        if message.user_id.is_some()
+            && kv::get_json::<UserIdRefused>(bucket, USER_ID_REFUSED_KEY)?.is_some()
+        {
+            message.user_id = None;
+        }
+        match self.send_call(&message) {
+            Err(StageError::Upstream(e)) if message.user_id.is_some() && refuses_user_id(&e) => {
+                // A refused body created nothing: posting again is no
+                // duplicate.
+                eprintln!(
+                    "connectzero post: HighLevel refuses userId on call messages (HTTP {}: {}); posting calls without it from now on",
+                    e.status, e.message
+                );
+                kv::set_json(
+                    bucket,
+                    USER_ID_REFUSED_KEY,
+                    &UserIdRefused {
+                        at_ms: guest_support::time::now_ms(),
+                        status: e.status,
+                        message: e.message.clone(),
+                    },
+                )?;
+                message.user_id = None;
+                self.send_call(&message)
+            }
+            other => other,
+        }
+    }
+
+    /// operationId `add-an-inbound-message`.
+    fn send_call(&self, message: &CallMessage) -> Result<MessageResponse, StageError> {
         self.conversations
             .post_json("/conversations/messages/inbound", message)
     }
+}
+
+/// A call message found by [`Crm::find_call_message`].
+pub struct FoundMessage {
+    /// The message's id.
+    pub id: String,
+    /// The contact it belongs to (`GetMessageResponseDto.contactId`).
+    pub contact_id: Option<String>,
+}
+
+/// Key of the tenant's note that HighLevel refused `userId` on call
+/// messages; while it exists, calls are posted without `userId`.
+const USER_ID_REFUSED_KEY: &str = "post/user-id-refused";
+
+/// What [`USER_ID_REFUSED_KEY`] holds: when and how HighLevel refused, for
+/// whoever looks at the store. Deleting the key makes the app try again.
+#[derive(Serialize, Deserialize)]
+struct UserIdRefused {
+    at_ms: i64,
+    status: u16,
+    message: String,
+}
+
+/// True when HighLevel refused a call message because of its `userId`.
+///
+/// [ASSUMED] `ProcessMessageBodyDto` does not list `userId`; HighLevel's
+/// NestJS validation rejects properties a DTO lacks with a 400 or 422 whose
+/// message names them ("property userId should not exist"). This is the
+/// one place that reads that answer.
+pub fn refuses_user_id(error: &guest_support::UpstreamError) -> bool {
+    matches!(error.status, 400 | 422) && error.message.contains("userId")
 }
 
 /// Most pages of 100 call messages searched for a crashed worker's message.
@@ -272,4 +350,34 @@ const MAX_MESSAGE_PAGES: usize = 50;
 #[derive(Deserialize)]
 struct IdOnly {
     id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(status: u16, message: &str) -> guest_support::UpstreamError {
+        guest_support::UpstreamError {
+            service: Service::Crm,
+            status,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn only_a_validation_error_naming_user_id_refuses_it() {
+        assert!(refuses_user_id(&upstream(
+            422,
+            "property userId should not exist"
+        )));
+        assert!(refuses_user_id(&upstream(
+            400,
+            "property userId should not exist"
+        )));
+        assert!(!refuses_user_id(&upstream(
+            422,
+            "contactId should not be empty"
+        )));
+        assert!(!refuses_user_id(&upstream(500, "userId lookup failed")));
+    }
 }

@@ -16,9 +16,7 @@ mod timeline;
 mod users;
 
 use crm::{CallData, CallMessage, Crm};
-use guest_support::bindings::connectzero::pipeline::types::{
-    Direction, MissedReason, TenantSettings,
-};
+use guest_support::bindings::connectzero::pipeline::types::{Direction, TenantSettings};
 use guest_support::{StageError, kv};
 
 guest_support::stage_bindings!(http_kv "post-stage");
@@ -55,6 +53,36 @@ fn post_one(
         ));
     }
     let user_id = users::crm_user_for(settings, bucket, &job.call)?;
+    // A marker written before posting survives a crash between the CRM
+    // accepting the message and the ledger recording it. Whoever takes the
+    // call over then looks for the message instead of posting it again,
+    // in the conversation the marker names: the contact chosen now may
+    // differ (a tie-breaker reads live CRM data), but the message is where
+    // it was posted.
+    let marker = format!("post/sending/{}", job.call.key);
+    let sending = kv::get_json::<serde_json::Value>(bucket, &marker)?
+        .map(|value| Sending::read(&value, &job.call.key));
+    let recovered = match &sending {
+        Some(Sending {
+            conversation: Some(conversation),
+            crm_key,
+            ..
+        }) => crm
+            .find_call_message(conversation, &summary::reference_to(crm_key))?
+            .map(|found| (conversation.clone(), found)),
+        _ => None,
+    };
+    if let (Some((conversation_id, found)), Some(sending)) = (&recovered, &sending)
+        && let Some(contact_id) = found.contact_id.clone().or_else(|| sending.contact.clone())
+    {
+        ambiguity::forget(bucket, &job.call.key);
+        return Ok(PostOutcome::Posted(Posted {
+            message_id: found.id.clone(),
+            conversation_id: conversation_id.clone(),
+            contact_id,
+            user_id: sending.user.clone().unwrap_or(user_id),
+        }));
+    }
     let mut choice = None;
     let contact_id = match &job.target {
         Target::Contact(contact) if !job.also_matching.is_empty() => {
@@ -85,35 +113,46 @@ fn post_one(
             None => crm.create_contact(e164)?,
         },
     };
-    let conversation_id = crm.conversation_for(bucket, &contact_id)?;
-    // A marker written before posting survives a crash between the CRM
-    // accepting the message and the ledger recording it. Whoever takes the
-    // call over then looks for the message instead of posting it again.
-    // The marker records the CRM key the call is posted under, so a
-    // takeover looks for exactly that key even if the tenant's prefix
-    // changed in between; a marker from before the prefix existed is the
-    // bare conversation id, posted under the bare call key.
-    let crm_key = summary::crm_key(settings, &job.call);
-    let marker = format!("post/sending/{}", job.call.key);
-    if let Some(sending) = kv::get_json::<serde_json::Value>(bucket, &marker)? {
-        let sent_as = match sending.get("crm_key").and_then(|k| k.as_str()) {
-            Some(key) => key.to_string(),
-            None => job.call.key.clone(),
-        };
-        let reference = summary::reference_to(&sent_as);
-        if let Some(message_id) = crm.find_call_message(&conversation_id, &reference)? {
-            return Ok(PostOutcome::Posted(Posted {
-                message_id,
-                conversation_id,
-                contact_id,
-                user_id,
-            }));
-        }
+    // Found above, but neither the message nor the marker named its
+    // contact: report it with the contact chosen now.
+    if let Some((conversation_id, found)) = recovered {
+        ambiguity::forget(bucket, &job.call.key);
+        return Ok(PostOutcome::Posted(Posted {
+            message_id: found.id,
+            conversation_id,
+            contact_id,
+            user_id,
+        }));
     }
+    let conversation_id = crm.conversation_for(bucket, &contact_id)?;
+    // A marker from before markers named their conversation is the bare
+    // conversation id, posted under the bare call key: look in the
+    // conversation chosen now, as then.
+    if let Some(sending) = sending.as_ref().filter(|s| s.conversation.is_none())
+        && let Some(found) =
+            crm.find_call_message(&conversation_id, &summary::reference_to(&sending.crm_key))?
+    {
+        ambiguity::forget(bucket, &job.call.key);
+        return Ok(PostOutcome::Posted(Posted {
+            message_id: found.id,
+            conversation_id,
+            contact_id,
+            user_id,
+        }));
+    }
+    // The CRM key the call is posted under is recorded, so a takeover
+    // looks for exactly that key even if the tenant's prefix changed in
+    // between.
+    let crm_key = summary::crm_key(settings, &job.call);
     kv::set_json(
         bucket,
         &marker,
-        &serde_json::json!({ "conversation": conversation_id, "crm_key": crm_key }),
+        &serde_json::json!({
+            "conversation": conversation_id,
+            "crm_key": crm_key,
+            "contact": contact_id,
+            "user": user_id,
+        }),
     )?;
     let call = &job.call;
     let (from, to) = match call.direction {
@@ -131,16 +170,7 @@ fn post_one(
         call: CallData {
             to,
             from,
-            // `CallDataDTO.status` has "busy"; every other missed call
-            // (IVR, queue, out of hours) is "no-answer" to HighLevel, and the
-            // message text says which.
-            status: if call.answered {
-                "completed"
-            } else if call.missed_reason == Some(MissedReason::Busy) {
-                "busy"
-            } else {
-                "no-answer"
-            },
+            status: summary::call_status(call),
         },
         date: guest_support::time::format_rfc3339_ms(call.start_time),
         message: summary::with_crm_key(
@@ -156,7 +186,8 @@ fn post_one(
             "inbound"
         },
     };
-    let response = crm.post_call(&message)?;
+    let response = crm.post_call(bucket, message)?;
+    ambiguity::forget(bucket, &job.call.key);
     Ok(PostOutcome::Posted(Posted {
         message_id: response.message_id,
         conversation_id: response.conversation_id,
@@ -165,7 +196,63 @@ fn post_one(
     }))
 }
 
+/// A `post/sending/<call key>` marker as read back.
+struct Sending {
+    /// The conversation the message was posted to; `None` for a marker
+    /// from before markers named it.
+    conversation: Option<String>,
+    /// The CRM key the message carries.
+    crm_key: String,
+    /// The contact of that conversation, when the marker names it.
+    contact: Option<String>,
+    /// The CRM user the call was posted for (`Some(None)`: none), when the
+    /// marker names it.
+    user: Option<Option<String>>,
+}
+
+impl Sending {
+    /// Three shapes, oldest first: the bare conversation id (posted under
+    /// the bare call key), `{conversation, crm_key}`, and
+    /// `{conversation, crm_key, contact, user}`. The bare id is not taken
+    /// as `conversation`: such markers keep the search they had.
+    fn read(value: &serde_json::Value, call_key: &str) -> Self {
+        let text = |field: &str| value.get(field).and_then(|v| v.as_str()).map(String::from);
+        Self {
+            conversation: text("conversation"),
+            crm_key: text("crm_key").unwrap_or_else(|| call_key.to_string()),
+            contact: text("contact"),
+            user: value.get("user").map(|u| u.as_str().map(String::from)),
+        }
+    }
+}
+
 // Exported only when building the component: a native build (unit tests)
 // would otherwise put WIT export names into the host linker's symbol list.
 #[cfg(target_arch = "wasm32")]
 export!(Post);
+
+#[cfg(test)]
+mod tests {
+    use super::Sending;
+    use serde_json::json;
+
+    #[test]
+    fn every_marker_shape_reads_back() {
+        let bare = Sending::read(&json!("conv1"), "3cx:1@2");
+        assert_eq!(bare.conversation, None, "a bare id keeps the old search");
+        assert_eq!(bare.crm_key, "3cx:1@2");
+        let keyed = Sending::read(
+            &json!({"conversation": "conv1", "crm_key": "pbx/3cx:1@2"}),
+            "3cx:1@2",
+        );
+        assert_eq!(keyed.conversation.as_deref(), Some("conv1"));
+        assert_eq!(keyed.crm_key, "pbx/3cx:1@2");
+        assert_eq!((keyed.contact, keyed.user), (None, None));
+        let full = Sending::read(
+            &json!({"conversation": "conv1", "crm_key": "3cx:1@2", "contact": "c1", "user": null}),
+            "3cx:1@2",
+        );
+        assert_eq!(full.contact.as_deref(), Some("c1"));
+        assert_eq!(full.user, Some(None), "posted for no user");
+    }
+}

@@ -3,7 +3,7 @@
 use crate::exports::connectzero::pipeline::post::PostJob;
 use guest_support::bindings::connectzero::pipeline::types::MatchRule;
 use guest_support::bindings::connectzero::pipeline::types::{
-    Call, Direction, Party, TenantSettings,
+    Call, Direction, DnKind, MissedReason, Party, TenantSettings,
 };
 
 /// e.g. "Inbound call from +15551234567, answered by Alice Smith (ext. 101)
@@ -105,6 +105,27 @@ pub fn with_crm_key(text: String, call: &Call, crm_key: &str) -> String {
     }
 }
 
+/// `CallDataDTO.status` of the call: "completed" when a person answered;
+/// "voicemail" when nobody did and the last leg reached a voicemail box
+/// (the rule the policy's voicemail kind uses); "busy" when the called
+/// side was busy; every other missed call (IVR, queue, out of hours,
+/// nobody picked up) is "no-answer", and the message text says which.
+pub fn call_status(call: &Call) -> &'static str {
+    if call.answered {
+        "completed"
+    } else if call
+        .legs
+        .last()
+        .is_some_and(|leg| leg.callee.kind == DnKind::Voicemail)
+    {
+        "voicemail"
+    } else if call.missed_reason == Some(MissedReason::Busy) {
+        "busy"
+    } else {
+        "no-answer"
+    }
+}
+
 /// The outside number of an outbound call.
 pub fn outside_number(call: &Call) -> &str {
     call.legs
@@ -153,6 +174,69 @@ mod tests {
         assert_eq!(duration(0), "0s");
         assert_eq!(duration(215), "3m 35s");
         assert_eq!(duration(3725), "1h 2m 5s");
+    }
+
+    fn ending_at(kind: DnKind, answered: bool, missed: Option<MissedReason>) -> Call {
+        let party = |number: &str, kind: DnKind| Party {
+            number: number.into(),
+            display_name: None,
+            extension: (kind != DnKind::ExternalLine).then(|| number.to_string()),
+            external: kind == DnKind::ExternalLine,
+            owner: None,
+            kind,
+        };
+        let leg = guest_support::bindings::connectzero::pipeline::types::CallLeg {
+            leg_id: 1,
+            start_time: 1_000,
+            end_time: 31_000,
+            direction: Direction::Inbound,
+            answered,
+            duration_secs: 30,
+            caller: party("+15550001111", DnKind::ExternalLine),
+            callee: party("999", kind),
+            recording: None,
+        };
+        Call {
+            key: "3cx:1@1000".into(),
+            direction: Direction::Inbound,
+            answered: answered && kind == DnKind::Extension,
+            start_time: leg.start_time,
+            end_time: leg.end_time,
+            duration_secs: 0,
+            caller: leg.caller.clone(),
+            callee: leg.callee.clone(),
+            answered_by: None,
+            route: Vec::new(),
+            missed_reason: missed,
+            legs: vec![leg],
+        }
+    }
+
+    #[test]
+    fn a_missed_call_ending_in_a_voicemail_box_has_status_voicemail() {
+        // 3CX marks the mailbox's leg answered: it picked the line up.
+        let voicemail = ending_at(DnKind::Voicemail, true, Some(MissedReason::NoAnswer));
+        assert_eq!(call_status(&voicemail), "voicemail");
+        assert_eq!(
+            call_status(&ending_at(DnKind::Extension, true, None)),
+            "completed"
+        );
+        assert_eq!(
+            call_status(&ending_at(
+                DnKind::Extension,
+                false,
+                Some(MissedReason::Busy)
+            )),
+            "busy"
+        );
+        assert_eq!(
+            call_status(&ending_at(
+                DnKind::Queue,
+                true,
+                Some(MissedReason::AbandonedInQueue)
+            )),
+            "no-answer"
+        );
     }
 
     #[test]

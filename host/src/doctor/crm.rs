@@ -341,11 +341,18 @@ fn budget_check(
         number("x-ratelimit-daily-remaining"),
         number("x-ratelimit-limit-daily"),
     ) {
-        (Some(left), Some(daily)) if left * 100 < daily * LOW_DAILY_BUDGET_PERCENT => Check::fail(
-            RATE_BUDGET,
-            format!("only {left} of {daily} daily requests left for this app and location"),
-            "HighLevel counts every request of this app in this location per day and refuses more once it is spent (the calls then wait): check no other copy of ConnectZero or script uses this app for the location; the budget comes back within 24 h",
-        ),
+        // u128: the figures come from HighLevel's headers, so no product
+        // of them may overflow.
+        (Some(left), Some(daily))
+            if u128::from(left) * 100
+                < u128::from(daily) * u128::from(LOW_DAILY_BUDGET_PERCENT) =>
+        {
+            Check::fail(
+                RATE_BUDGET,
+                format!("only {left} of {daily} daily requests left for this app and location"),
+                "HighLevel counts every request of this app in this location per day and refuses more once it is spent (the calls then wait): check no other copy of ConnectZero or script uses this app for the location; the budget comes back within 24 h",
+            )
+        }
         (Some(left), Some(daily)) => Check::pass(
             RATE_BUDGET,
             format!("{left} of {daily} daily requests left"),

@@ -191,10 +191,11 @@ impl Pipeline {
                 .map(active_to_call)
                 .filter(|c| !seen.contains(&c.key))
                 // A call another tenant on the same 3CX takes starts no
-                // workflow here (same route as its history, `super::route_facts`).
+                // workflow here: the same route as its history, on what
+                // the active call tells (`super::active_route_facts`).
                 .filter(|c| {
                     tenant.route.as_ref().is_none_or(|route| {
-                        route.decide(&super::route_facts(c))
+                        route.decide(&super::active_route_facts(c))
                             == guest_support::routing::RouteDecision::Take
                     })
                 })

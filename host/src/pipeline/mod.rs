@@ -29,7 +29,7 @@ use crate::directory::Directory;
 use crate::engine::Runtime;
 use crate::storage::Storage;
 use guest_support::policy::{self, CallDirection, CallFacts, Decision};
-use guest_support::routing::{self, RouteDecision, RouteFacts};
+use guest_support::routing::{RouteDecision, RouteFacts};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -602,28 +602,40 @@ pub(crate) fn policy_facts(call: &Call, outcome: &MatchOutcome) -> CallFacts {
     }
 }
 
-/// What routing looks at in a call: its DID (`routing::did_of`, the one
-/// reading of it, from the first leg's called side) and every extension
-/// it reached or came from. Kept in step with `components/app/src/tick.rs`.
+/// What routing looks at in a call from 3CX's history: its DID (read from
+/// the first leg's called side) and every extension it reached or came
+/// from, derived by `RouteFacts::of_call` (shared with the Spin app's
+/// `components/app/src/tick.rs`).
 pub(crate) fn route_facts(call: &Call) -> RouteFacts {
-    let mut dns: Vec<String> = Vec::new();
-    for leg in &call.legs {
-        for party in [&leg.caller, &leg.callee] {
-            if let Some(dn) = &party.extension
-                && !dns.contains(dn)
-            {
-                dns.push(dn.clone());
-            }
-        }
-    }
-    RouteFacts {
-        did: routing::did_of(
-            matches!(call.direction, Direction::Inbound),
-            &call.callee.number,
-            call.callee.extension.as_deref(),
-        ),
-        dns,
-    }
+    RouteFacts::of_call(
+        matches!(call.direction, Direction::Inbound),
+        &call.callee.number,
+        call.callee.extension.as_deref(),
+        extensions(call),
+    )
+}
+
+/// What routing looks at in an active call (`active_to_call`): the same,
+/// except that an inbound call whose `Callee` text names no DID has an
+/// unknown DID (`RouteFacts::of_active_call`), so `call.started` by DID
+/// needs the DID in 3CX's active-call text. As the Spin app's `components/app/src/tick.rs`.
+pub(crate) fn active_route_facts(call: &Call) -> RouteFacts {
+    RouteFacts::of_active_call(
+        matches!(call.direction, Direction::Inbound),
+        &call.callee.number,
+        call.callee.extension.as_deref(),
+        extensions(call),
+    )
+}
+
+/// Each leg's caller and callee DN, in leg order.
+fn extensions(call: &Call) -> impl Iterator<Item = Option<&str>> {
+    call.legs.iter().flat_map(|leg| {
+        [
+            leg.caller.extension.as_deref(),
+            leg.callee.extension.as_deref(),
+        ]
+    })
 }
 
 /// Prefix of the park reason of a call whose number several contacts

@@ -137,9 +137,12 @@ impl Storage {
         };
         if !waiting || kv(assigned_key(call_key))?.is_some() {
             let (outcome, _) = call.unwrap_or_default();
-            return Ok(ReviewAssign::NotWaiting(format!(
-                "it was already assigned (it is {outcome} now)"
-            )));
+            let why = if waiting || outcome != "parked" {
+                format!("it was already assigned (it is {outcome} now)")
+            } else {
+                "it is parked for another reason, not for review: use its Retry button".into()
+            };
+            return Ok(ReviewAssign::NotWaiting(why));
         }
         let candidates = kv(review_key(call_key))?
             .and_then(|v| serde_json::from_slice::<Review>(&v).ok())

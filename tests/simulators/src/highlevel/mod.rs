@@ -209,6 +209,17 @@ impl HighLevelSim {
         self.lock().insert_contact(new, date_added).id
     }
 
+    /// Changes which user `contact_id` is assigned to (`None`: nobody), as
+    /// someone editing the contact in HighLevel would. Panics on an unknown
+    /// contact (a test's mistake).
+    pub fn set_contact_assigned_to(&self, contact_id: &str, user_id: Option<&str>) {
+        let mut state = self.lock();
+        let contact = state
+            .contact_mut(contact_id)
+            .unwrap_or_else(|| panic!("no contact {contact_id} in the simulator"));
+        contact.assigned_to = user_id.map(str::to_owned);
+    }
+
     /// Seeds a HighLevel user of the location (served by
     /// `get-user-by-location`) and returns its id.
     pub fn add_user(&self, first_name: &str, last_name: &str, email: &str) -> String {
@@ -350,6 +361,14 @@ impl HighLevelSim {
     /// that an existing contact already has.
     pub fn set_allow_duplicate_contacts(&self, allow: bool) {
         self.lock().allow_duplicate_contacts = allow;
+    }
+
+    /// Makes `add-an-inbound-message` / `add-an-outbound-message` refuse a
+    /// body carrying `userId` with 422 "property userId should not exist"
+    /// (NestJS whitelist validation; `ProcessMessageBodyDto` does not list
+    /// the field), as a HighLevel that enforces its DTO would. Default off.
+    pub fn set_reject_message_user_id(&self, reject: bool) {
+        self.lock().reject_message_user_id = reject;
     }
 
     /// Sets the per-file upload cap (default 512 MiB [ASSUMED]); larger

@@ -57,6 +57,9 @@ pub(crate) struct State {
     /// The location setting "Allow Duplicate Contact" (HighLevel default: off).
     pub allow_duplicate_contacts: bool,
     pub max_upload_bytes: u64,
+    /// Refuse `userId` on call messages, as HighLevel's whitelist
+    /// validation would (`ProcessMessageBodyDto` does not list it).
+    pub reject_message_user_id: bool,
     /// The user who "installed" the app (`userId` in token responses).
     pub user_id: String,
     /// `scope` of token responses: space-separated, as HighLevel reports it.
@@ -82,6 +85,7 @@ impl State {
             requests: Vec::new(),
             allow_duplicate_contacts: false,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            reject_message_user_id: false,
             user_id: ids::object_id(),
             granted_scopes: super::dto::GRANTED_SCOPES.to_owned(),
             last_stamp: None,

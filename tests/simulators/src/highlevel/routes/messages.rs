@@ -79,6 +79,7 @@ struct MessageBody {
     date: Option<String>,
     call: Option<CallData>,
     /// [ASSUMED] not in `ProcessMessageBodyDto`; see `Message::user_id`.
+    /// Refused when the simulator's `set_reject_message_user_id` is on.
     user_id: Option<String>,
 }
 
@@ -119,8 +120,16 @@ fn missing(value: &Option<String>) -> bool {
 }
 
 /// 422 `UnprocessableDTO` listing every violated constraint of the body.
-fn validate(body: &MessageBody, direction: Direction) -> Result<Option<DateTime<Utc>>, ApiError> {
+/// With `reject_user_id` (the simulator's switch), `userId` is one of them.
+fn validate(
+    body: &MessageBody,
+    direction: Direction,
+    reject_user_id: bool,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
     let mut problems = Vec::new();
+    if reject_user_id && body.user_id.is_some() {
+        problems.push("property userId should not exist".to_owned());
+    }
     let mut required = vec![
         ("type", &body.kind),
         ("conversationId", &body.conversation_id),
@@ -199,7 +208,8 @@ fn add_message(
     direction: Direction,
 ) -> Result<Json<Value>, ApiError> {
     let body: MessageBody = parse_json(body)?;
-    let date = validate(&body, direction)?;
+    let reject_user_id = app.lock().reject_message_user_id;
+    let date = validate(&body, direction, reject_user_id)?;
     let provider_id = body.conversation_provider_id.clone().unwrap_or_default();
     if provider_id != app.config.conversation_provider_id {
         return Err(ApiError::bad_request(

@@ -110,6 +110,32 @@ async fn inbound_call_with_bad_status_is_422() {
 }
 
 #[tokio::test]
+async fn user_id_is_refused_with_the_whitelist_error_only_when_switched_on() {
+    let fx = Fixture::new().await;
+    let (contact_id, conversation_id) = fx.contact_with_conversation("5550100009").await;
+    let mut body = call(&fx, &conversation_id, &contact_id, "completed");
+    body["userId"] = json!("someUser000000000001");
+    fx.sim.set_reject_message_user_id(true);
+    let refused = fx.post("/conversations/messages/inbound", &body).await;
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert_eq!(
+        refused.body["message"],
+        json!(["property userId should not exist"])
+    );
+    assert!(fx.sim.messages().is_empty());
+    let without = call(&fx, &conversation_id, &contact_id, "completed");
+    let accepted = fx.post("/conversations/messages/inbound", &without).await;
+    assert_eq!(accepted.status, 200, "{accepted:?}");
+    fx.sim.set_reject_message_user_id(false);
+    let kept = fx.post("/conversations/messages/inbound", &body).await;
+    assert_eq!(kept.status, 200, "{kept:?}");
+    assert_eq!(
+        fx.sim.messages()[1].user_id.as_deref(),
+        Some("someUser000000000001")
+    );
+}
+
+#[tokio::test]
 async fn inbound_call_semantic_checks_are_400() {
     let fx = Fixture::new().await;
     let (contact_id, conversation_id) = fx.contact_with_conversation("5550100007").await;
