@@ -203,29 +203,6 @@ async fn an_unknown_tie_breaker_is_refused_with_what_to_write() {
 
 const TOKEN: &str = "test-admin-token-0123456789";
 
-/// Serve the host's routes and the page for `world` on a loopback port.
-async fn serve(world: &World) -> String {
-    use connectzero::server::ServerState;
-    use connectzero::web::{AdminToken, WebOptions};
-    let state = std::sync::Arc::new(ServerState {
-        pipeline: world.pipeline.clone(),
-        tenants: std::collections::HashMap::from([(
-            world.tenant.id().to_string(),
-            world.tenant.clone(),
-        )]),
-    });
-    let options = WebOptions {
-        token: Some(AdminToken::new(TOKEN).unwrap()),
-        demo: None,
-    };
-    let app =
-        connectzero::server::router(state.clone()).merge(connectzero::web::router(state, options));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
-
 /// The CSRF token in a page's forms.
 fn csrf_of(html: &str) -> String {
     let at = html
@@ -238,7 +215,7 @@ fn csrf_of(html: &str) -> String {
 #[tokio::test]
 async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
     let (world, contacts) = seeded_world(defaults()).await;
-    let base = serve(&world).await;
+    let base = serve_admin(&world, TOKEN).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

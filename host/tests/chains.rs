@@ -8,9 +8,6 @@ mod common;
 
 use chrono::{Duration, Utc};
 use common::*;
-use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
-    Subscription, SubscriptionChange,
-};
 use connectzero::demo::numbers;
 use connectzero::testbed::World;
 use connectzero_simulators::highlevel::Message;
@@ -66,24 +63,6 @@ fn place_chain(world: &World, call_id: i32, legs: Vec<Leg>) -> String {
         start = end;
     }
     format!("3cx:{call_id}@{}", first.timestamp_millis())
-}
-
-async fn subscribe(world: &World, key: &str, id: &str) {
-    let subscription = Subscription {
-        id: id.into(),
-        key: key.into(),
-        target_url: format!(
-            "{}/workflows-marketplace/triggers/execute/app/{id}",
-            world.crm.base_url()
-        ),
-        workflow_id: None,
-    };
-    world
-        .pipeline
-        .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
-        .await
-        .unwrap()
-        .unwrap();
 }
 
 /// A seeded world with `call.ended` and `missed-call` subscribed.

@@ -127,3 +127,49 @@ pub async fn world_with_secrets(
     let contacts = demo::seed_directory(&world);
     (world, contacts, store)
 }
+
+/// Subscribe workflow `id` to trigger `key` through the pipeline, as
+/// HighLevel does when a workflow using the trigger is published; its
+/// executions land in the CRM simulator.
+pub async fn subscribe(world: &World, key: &str, id: &str) {
+    use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
+        Subscription, SubscriptionChange,
+    };
+    let subscription = Subscription {
+        id: id.into(),
+        key: key.into(),
+        target_url: format!(
+            "{}/workflows-marketplace/triggers/execute/app/{id}",
+            world.crm.base_url()
+        ),
+        workflow_id: Some(format!("wf-{id}")),
+    };
+    world
+        .pipeline
+        .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Serve the host's endpoints and the status page (admin `token`) for
+/// `world`'s tenant on a loopback port; returns its base URL.
+pub async fn serve_admin(world: &World, token: &str) -> String {
+    use connectzero::server::ServerState;
+    use connectzero::web::{AdminToken, WebOptions};
+    let state = Arc::new(ServerState {
+        pipeline: world.pipeline.clone(),
+        tenants: HashMap::from([(world.tenant.id().to_string(), world.tenant.clone())]),
+    });
+    let options = WebOptions {
+        token: Some(AdminToken::new(token).unwrap()),
+        demo: None,
+    };
+    let app =
+        connectzero::server::router(state.clone()).merge(connectzero::web::router(state, options));
+    // Bound before spawning: connections wait in the backlog, no race.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}

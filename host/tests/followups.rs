@@ -22,24 +22,6 @@ fn recording_status(world: &World, key: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn subscribe(world: &World, key: &str, id: &str) {
-    let subscription = Subscription {
-        id: id.into(),
-        key: key.into(),
-        target_url: format!(
-            "{}/workflows-marketplace/triggers/execute/app/{id}",
-            world.crm.base_url()
-        ),
-        workflow_id: Some(format!("wf-{id}")),
-    };
-    world
-        .pipeline
-        .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
-        .await
-        .unwrap()
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_recording_that_finalises_late_is_attached_once() {
     let (world, _) = seeded_world(eager()).await;

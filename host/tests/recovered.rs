@@ -6,31 +6,10 @@ mod common;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use common::*;
-use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
-    Subscription, SubscriptionChange,
-};
 use connectzero::config::TenantOptions;
 use connectzero::demo::{PlacedCall, Placer, numbers};
 use connectzero::testbed::World;
 use connectzero_simulators::highlevel::TriggerExecution;
-
-async fn subscribe(world: &World, key: &str, id: &str) {
-    let subscription = Subscription {
-        id: id.into(),
-        key: key.into(),
-        target_url: format!(
-            "{}/workflows-marketplace/triggers/execute/app/{id}",
-            world.crm.base_url()
-        ),
-        workflow_id: Some(format!("wf-{id}")),
-    };
-    world
-        .pipeline
-        .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
-        .await
-        .unwrap()
-        .unwrap();
-}
 
 /// A world subscribed to every call trigger, with `options`.
 async fn subscribed_world(

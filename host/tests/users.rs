@@ -5,30 +5,9 @@
 mod common;
 
 use common::*;
-use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
-    Subscription, SubscriptionChange,
-};
 use connectzero::config::TenantOptions;
 use connectzero::demo::{Placer, numbers};
 use connectzero::testbed::World;
-
-async fn subscribe(world: &World, key: &str, id: &str) {
-    let subscription = Subscription {
-        id: id.into(),
-        key: key.into(),
-        target_url: format!(
-            "{}/workflows-marketplace/triggers/execute/app/{id}",
-            world.crm.base_url()
-        ),
-        workflow_id: None,
-    };
-    world
-        .pipeline
-        .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
-        .await
-        .unwrap()
-        .unwrap();
-}
 
 /// The HighLevel user the demo data seeds for Bob Jones (ext. 102).
 fn bob(world: &World) -> String {

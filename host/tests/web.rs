@@ -3,40 +3,19 @@
 
 mod common;
 
-use common::{ext, one_leg, outside, place, seeded_world};
+use common::{ext, one_leg, outside, place, seeded_world, serve_admin};
 use connectzero::demo::{Placer, numbers};
 use connectzero::pipeline::Pipeline;
-use connectzero::server::ServerState;
 use connectzero::testbed::World;
-use connectzero::web::{AdminToken, LiveTenant, WebOptions};
+use connectzero::web::LiveTenant;
 use connectzero_simulators::highlevel::Fault;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
 const TOKEN: &str = "test-admin-token-0123456789";
-
-/// Serve the host's routes and the page for `world` on a loopback port.
-async fn serve(world: &World) -> String {
-    let state = Arc::new(ServerState {
-        pipeline: world.pipeline.clone(),
-        tenants: HashMap::from([(world.tenant.id().to_string(), world.tenant.clone())]),
-    });
-    let options = WebOptions {
-        token: Some(AdminToken::new(TOKEN).unwrap()),
-        demo: None,
-    };
-    let app =
-        connectzero::server::router(state.clone()).merge(connectzero::web::router(state, options));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -79,7 +58,7 @@ fn outcome(world: &World, key: &str) -> Option<String> {
 #[tokio::test]
 async fn the_page_needs_the_token_and_never_shows_it() {
     let (world, _) = seeded_world(common::defaults()).await;
-    let base = serve(&world).await;
+    let base = serve_admin(&world, TOKEN).await;
     let http = client();
 
     let anonymous = http
@@ -159,7 +138,7 @@ async fn the_page_needs_the_token_and_never_shows_it() {
 #[tokio::test]
 async fn saved_settings_say_what_to_fix_and_apply_from_the_next_tick() {
     let (world, _) = seeded_world(common::defaults()).await;
-    let base = serve(&world).await;
+    let base = serve_admin(&world, TOKEN).await;
     let http = client();
     let page = |http: &reqwest::Client| {
         http.get(format!("{base}/admin/t/demo"))
@@ -254,7 +233,7 @@ async fn saved_settings_say_what_to_fix_and_apply_from_the_next_tick() {
 #[tokio::test]
 async fn a_parked_call_is_retried_exactly_once() {
     let (world, _) = seeded_world(common::defaults()).await;
-    let base = serve(&world).await;
+    let base = serve_admin(&world, TOKEN).await;
     let http = client();
     let mut live = LiveTenant::new(world.tenant.clone());
     world.crm.inject_failures_on(
@@ -677,7 +656,7 @@ async fn in_chromium_a_setting_changes_what_the_pipeline_does_and_a_parked_call_
 #[tokio::test]
 async fn a_retried_call_older_than_the_overlap_window_is_read_again() {
     let (world, _) = seeded_world(common::defaults()).await;
-    let base = serve(&world).await;
+    let base = serve_admin(&world, TOKEN).await;
     let mut live = LiveTenant::new(world.tenant.clone());
     let mut placer = Placer::default();
     world.crm.inject_failures_on(
