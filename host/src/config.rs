@@ -42,6 +42,7 @@
 
 use crate::bindings::types::{NoMatchPolicy, TenantSettings, TieBreaker};
 use anyhow::{Context, bail};
+use guest_support::settings as shared;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::path::Path;
@@ -329,8 +330,9 @@ fn default_crm_url() -> String {
     HIGHLEVEL_API.into()
 }
 
-/// The tie-breakers a tenant gets by default, in order.
-pub const DEFAULT_TIE_BREAKERS: [&str; 2] = ["assigned-user", "recent-conversation"];
+/// The tie-breakers a tenant gets by default, in order (shared with the
+/// Spin app's default).
+pub use guest_support::settings::DEFAULT_TIE_BREAKERS;
 
 /// Per-tenant behaviour, with the defaults a new tenant gets.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -494,14 +496,9 @@ impl TenantConfig {
         self.route()
             .with_context(|| format!("tenant {id}: settings"))?;
         if let Some(prefix) = &self.settings.call_reference_prefix
-            && (prefix.len() > 64
-                || !prefix
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".:_-".contains(c)))
+            && let Err(e) = shared::check_call_reference_prefix(prefix)
         {
-            bail!(
-                "tenant {id}: settings.call_reference_prefix {prefix:?} must be at most 64 letters, digits, '.', ':', '_' or '-' (e.g. \"pbx-b\"), or \"\" for none"
-            );
+            bail!("tenant {id}: settings.call_reference_prefix {e}");
         }
         if let Some(url) = &self.settings.oauth.public_url {
             check_base_url(url)
@@ -529,15 +526,8 @@ impl TenantConfig {
         self.tie_breakers()
             .with_context(|| format!("tenant {id}"))?;
         for (extension, user) in &s.crm_user_overrides {
-            if extension.trim().is_empty() || extension.trim() != extension {
-                bail!(
-                    "tenant {id}: settings.crm_user_overrides has the extension {extension:?}: write the 3CX extension number without spaces, e.g. \"101\""
-                );
-            }
-            if user.trim().is_empty() || user.chars().any(char::is_whitespace) {
-                bail!(
-                    "tenant {id}: settings.crm_user_overrides.{extension} is {user:?}: give the HighLevel user id (Settings > My Staff, or GET /users/), without spaces"
-                );
+            if let Err(e) = shared::check_crm_user_override(extension, user) {
+                bail!("tenant {id}: settings.crm_user_overrides {e}");
             }
         }
         s.diagnostics
@@ -562,23 +552,18 @@ impl TenantConfig {
     }
 
     /// The tie-breakers as the WIT enum, in order; an unknown or repeated
-    /// one is an error naming it.
+    /// one is an error naming it (`guest_support::settings::tie_breakers`,
+    /// shared with the Spin app).
     pub fn tie_breakers(&self) -> anyhow::Result<Vec<TieBreaker>> {
-        let mut out = Vec::new();
-        for name in &self.settings.tie_breakers {
-            let breaker = match name.as_str() {
-                "assigned-user" => TieBreaker::AssignedUser,
-                "recent-conversation" => TieBreaker::RecentConversation,
-                other => bail!(
-                    "settings.tie_breakers has {other:?}: use \"assigned-user\" and/or \"recent-conversation\" (an empty list sends every shared number to review)"
-                ),
-            };
-            if out.contains(&breaker) {
-                bail!("settings.tie_breakers lists {name:?} twice: list each once");
-            }
-            out.push(breaker);
-        }
-        Ok(out)
+        let breakers = shared::tie_breakers(self.settings.tie_breakers.iter().map(String::as_str))
+            .map_err(|e| anyhow::anyhow!("settings.tie_breakers {e}"))?;
+        Ok(breakers
+            .into_iter()
+            .map(|b| match b {
+                shared::TieBreaker::AssignedUser => TieBreaker::AssignedUser,
+                shared::TieBreaker::RecentConversation => TieBreaker::RecentConversation,
+            })
+            .collect())
     }
 
     /// The validated logging policy, `None` when none is configured.
@@ -940,7 +925,7 @@ mod tests {
             .insert("102".into(), "  ".into());
         let e = format!("{:#}", bad.validate().unwrap_err());
         assert!(
-            e.contains("crm_user_overrides.102") && e.contains("user id"),
+            e.contains("crm_user_overrides maps extension \"102\"") && e.contains("user id"),
             "{e}"
         );
         let mut twice = tenant;

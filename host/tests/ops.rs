@@ -102,7 +102,7 @@ fn a_demo_run_serves_metrics_and_readiness_and_logs_numbers_only_masked() {
     let (status, metrics) = get(&addr, "/metrics");
     assert_eq!(status, 200, "{metrics}");
     let posted = sample(&metrics, r#"connectzero_calls_posted_total{tenant="demo"}"#);
-    assert_eq!(posted, Some(15.0), "{metrics}");
+    assert_eq!(posted, Some(16.0), "{metrics}");
     let skipped = sample(
         &metrics,
         r#"connectzero_calls_skipped_total{tenant="demo"}"#,
@@ -127,7 +127,7 @@ fn a_demo_run_serves_metrics_and_readiness_and_logs_numbers_only_masked() {
             &metrics,
             r#"connectzero_call_end_to_posted_seconds_count{tenant="demo"}"#
         ),
-        Some(15.0),
+        Some(16.0),
         "{metrics}"
     );
     assert_eq!(

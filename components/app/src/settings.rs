@@ -7,6 +7,7 @@
 use guest_support::bindings::connectzero::pipeline::types::{
     NoMatchPolicy, TenantSettings, TieBreaker,
 };
+use guest_support::settings as shared;
 use guest_support::{StageError, config};
 
 /// HighLevel's production API.
@@ -31,22 +32,23 @@ pub struct AppSettings {
     pub route: Option<guest_support::routing::Route>,
 }
 
-/// `call_reference_prefix`: the host's setting of that name. Unset or
-/// empty: the bare call key (the host derives a prefix when two 3CX
-/// systems feed one location; one app cannot see the others, so set a
-/// distinct value per 3CX then, e.g. the 3CX host name).
+/// `call_reference_prefix`: the host's setting of that name, checked by
+/// `guest_support::settings::check_call_reference_prefix`, as on the host
+/// (`config::get` has already dropped the spaces around every variable's
+/// value; a space inside is refused). Unset or empty: the bare call key
+/// (the host derives a prefix when two 3CX systems feed one location; one
+/// app cannot see the others, so set a distinct value per 3CX then, e.g.
+/// the 3CX host name).
 fn call_reference_prefix(value: Option<&str>) -> Result<String, StageError> {
-    let prefix = value.unwrap_or_default().trim();
-    if prefix.len() > 64
-        || !prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".:_-".contains(c))
-    {
-        return Err(StageError::InvalidSettings(format!(
-            "configuration \"call_reference_prefix\" is {prefix:?}: use at most 64 letters, digits, '.', ':', '_' or '-', e.g. \"pbx-b\", or leave it empty"
-        )));
-    }
-    Ok(prefix.to_string())
+    let prefix = value.unwrap_or_default();
+    shared::check_call_reference_prefix(prefix)
+        .map(str::to_string)
+        .map_err(|e| invalid("call_reference_prefix", e))
+}
+
+/// The error of a variable the shared check refused; `e` says what to fix.
+fn invalid(variable: &str, e: shared::SettingsError) -> StageError {
+    StageError::InvalidSettings(format!("configuration \"{variable}\" {e}"))
 }
 
 impl AppSettings {
@@ -119,50 +121,25 @@ impl AppSettings {
 }
 
 /// `crm_user_overrides_json`: the host's `[tenants.settings.crm_user_overrides]`
-/// as a JSON object of extension → HighLevel user id; empty: none.
+/// as a JSON object of extension → HighLevel user id; empty: none. Each
+/// entry is checked as the host checks it
+/// (`guest_support::settings::crm_user_overrides_json`).
 fn crm_user_overrides(json: &str) -> Result<Vec<(String, String)>, StageError> {
-    let bad = |why: String| {
-        StageError::InvalidSettings(format!(
-            "configuration \"crm_user_overrides_json\": {why}; write a JSON object such as {{\"101\":\"<HighLevel user id>\"}}"
-        ))
-    };
-    if json.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    let map: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-    for (extension, user) in &map {
-        if extension.trim().is_empty() || user.trim().is_empty() {
-            return Err(bad(format!(
-                "extension {extension:?} → user {user:?} has an empty side"
-            )));
-        }
-    }
-    Ok(map.into_iter().collect())
+    shared::crm_user_overrides_json(json).map_err(|e| invalid("crm_user_overrides_json", e))
 }
 
 /// `tie_breakers`: comma-separated, in order (the host's
-/// `settings.tie_breakers`); unset: `assigned-user,recent-conversation`;
-/// empty: every shared number goes to review.
+/// `settings.tie_breakers`); unset or empty (Spin reads an empty variable
+/// as unset): `assigned-user,recent-conversation`; `none`: every shared
+/// number goes to review. Parsed by
+/// `guest_support::settings::tie_breakers_from_list`.
 fn tie_breakers(value: Option<&str>) -> Result<Vec<TieBreaker>, StageError> {
-    let value = value.unwrap_or("assigned-user,recent-conversation");
-    let mut out = Vec::new();
-    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let breaker = match name {
-            "assigned-user" => TieBreaker::AssignedUser,
-            "recent-conversation" => TieBreaker::RecentConversation,
-            other => {
-                return Err(StageError::InvalidSettings(format!(
-                    "configuration \"tie_breakers\" has {other:?}: use \"assigned-user\" and/or \"recent-conversation\", comma-separated"
-                )));
-            }
-        };
-        if out.contains(&breaker) {
-            return Err(StageError::InvalidSettings(format!(
-                "configuration \"tie_breakers\" lists {name:?} twice: list each once"
-            )));
-        }
-        out.push(breaker);
-    }
-    Ok(out)
+    let breakers = shared::tie_breakers_from_list(value).map_err(|e| invalid("tie_breakers", e))?;
+    Ok(breakers
+        .into_iter()
+        .map(|b| match b {
+            shared::TieBreaker::AssignedUser => TieBreaker::AssignedUser,
+            shared::TieBreaker::RecentConversation => TieBreaker::RecentConversation,
+        })
+        .collect())
 }

@@ -18,6 +18,7 @@ use guest_support::bindings::connectzero::pipeline::types::{
 };
 use guest_support::kv;
 use guest_support::policy::{self, CallDirection, CallFacts, Decision};
+use guest_support::review::{ReviewPlace, needs_review_reason};
 use guest_support::routing::{RouteDecision, RouteFacts};
 use serde::Serialize;
 
@@ -67,10 +68,6 @@ struct Handled {
     /// The CRM user the call was logged for (`posted.user-id`).
     user_id: Option<String>,
 }
-
-/// Prefix of the park reason of a call left for review; the same words as
-/// the host's (`host/src/pipeline/mod.rs`, `needs_review_reason`).
-const NEEDS_REVIEW: &str = "needs review";
 
 /// Run one tick as `worker`.
 pub fn run(settings: &AppSettings, worker: &str) -> TickReport {
@@ -237,12 +234,11 @@ fn process(settings: &AppSettings, calls: Vec<Call>) -> Vec<Handled> {
                     ..Handled::done(call, Outcome::Posted(p.message_id))
                 },
                 Ok(PostOutcome::NeedsReview(candidates)) => {
-                    // Ids, not names: the reason is logged (as the host's).
-                    let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-                    let reason = format!(
-                        "{NEEDS_REVIEW}: {} contacts share this number (contacts {}); assign the call under Needs review on the status page",
-                        candidates.len(),
-                        ids.join(", ")
+                    // The host's text, except where the call waits: Spin
+                    // has no status page.
+                    let reason = needs_review_reason(
+                        candidates.iter().map(|c| c.id.as_str()),
+                        ReviewPlace::KeyValueStore,
                     );
                     Handled::done(call, Outcome::Parked(reason))
                 }
@@ -316,13 +312,7 @@ fn policy_facts(call: &Call, outcome: &MatchOutcome) -> CallFacts {
         duration_secs: call.duration_secs,
         start_ms: call.start_time,
         outside_e164,
-        voicemail: !call.answered
-            && call.legs.last().is_some_and(|l| {
-                matches!(
-                    l.callee.kind,
-                    guest_support::bindings::connectzero::pipeline::types::DnKind::Voicemail
-                )
-            }),
+        voicemail: guest_support::legs::reached_voicemail(call),
     }
 }
 

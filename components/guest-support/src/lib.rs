@@ -19,7 +19,12 @@
 //! - `webhook` (feature `webhook`): the shared-secret and `x-wh-signature`
 //!   checks of HighLevel's calls.
 //! - [`time`]: timestamps in milliseconds and RFC 3339.
-//! - [`legs`]: whether a person picked a call leg up.
+//! - [`legs`]: whether a person picked a call leg up, and whether a call
+//!   went to voicemail.
+//! - [`settings`]: parsing and checks of tenant settings both runtimes
+//!   read (plain types, also used by the host).
+//! - [`review`]: the park reason of a call left for review (also used by
+//!   the host).
 
 #![deny(missing_docs)]
 
@@ -30,8 +35,10 @@ pub mod kv;
 pub mod legs;
 pub mod policy;
 pub mod queue;
+pub mod review;
 pub mod routing;
 pub mod serve;
+pub mod settings;
 pub mod time;
 #[cfg(feature = "webhook")]
 pub mod webhook;

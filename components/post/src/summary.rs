@@ -3,7 +3,7 @@
 use crate::exports::connectzero::pipeline::post::PostJob;
 use guest_support::bindings::connectzero::pipeline::types::MatchRule;
 use guest_support::bindings::connectzero::pipeline::types::{
-    Call, Direction, DnKind, MissedReason, Party, TenantSettings,
+    Call, Direction, MissedReason, Party, TenantSettings,
 };
 
 /// e.g. "Inbound call from +15551234567, answered by Alice Smith (ext. 101)
@@ -107,17 +107,14 @@ pub fn with_crm_key(text: String, call: &Call, crm_key: &str) -> String {
 
 /// `CallDataDTO.status` of the call: "completed" when a person answered;
 /// "voicemail" when nobody did and the last leg reached a voicemail box
-/// (the rule the policy's voicemail kind uses); "busy" when the called
+/// (`guest_support::legs::reached_voicemail`, the rule the policy's
+/// voicemail kind uses); "busy" when the called
 /// side was busy; every other missed call (IVR, queue, out of hours,
 /// nobody picked up) is "no-answer", and the message text says which.
 pub fn call_status(call: &Call) -> &'static str {
     if call.answered {
         "completed"
-    } else if call
-        .legs
-        .last()
-        .is_some_and(|leg| leg.callee.kind == DnKind::Voicemail)
-    {
+    } else if guest_support::legs::reached_voicemail(call) {
         "voicemail"
     } else if call.missed_reason == Some(MissedReason::Busy) {
         "busy"
@@ -168,6 +165,7 @@ pub fn duration(secs: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use guest_support::bindings::connectzero::pipeline::types::DnKind;
 
     #[test]
     fn durations_read_naturally() {

@@ -595,6 +595,9 @@ pub(crate) fn policy_facts(call: &Call, outcome: &MatchOutcome) -> CallFacts {
         duration_secs: call.duration_secs,
         start_ms: call.start_time,
         outside_e164,
+        // `guest_support::legs::reached_voicemail` (the Spin app's tick and
+        // the post stage's call status), on the host's own binding of
+        // `call`, which that function cannot take.
         voicemail: !call.answered
             && call.legs.last().is_some_and(|l| {
                 matches!(l.callee.kind, crate::bindings::types::DnKind::Voicemail)
@@ -640,20 +643,19 @@ fn extensions(call: &Call) -> impl Iterator<Item = Option<&str>> {
 
 /// Prefix of the park reason of a call whose number several contacts
 /// share and no tie-breaker settled; the status page lists these calls
-/// for an operator to assign (`crate::web`). Kept in step with
-/// `components/app/src/tick.rs`.
-pub const NEEDS_REVIEW: &str = "needs review";
+/// for an operator to assign (`crate::web`). Shared with the Spin app
+/// (`guest_support::review`).
+pub use guest_support::review::NEEDS_REVIEW;
 
 /// The park reason of a call the post stage left for review, e.g. "needs
-/// review: 2 contacts share this number (contacts a1, b2); …". Contact
-/// ids, not names: the reason is logged, and names are personal data (the
-/// status page shows the names from the post stage's review entry).
+/// review: 2 contacts share this number (contacts a1, b2); …": the text
+/// of `guest_support::review::needs_review_reason`, pointing at the status
+/// page (the status page shows the names from the post stage's review
+/// entry; the reason, which is logged, has ids only).
 pub fn needs_review_reason(candidates: &[crate::bindings::types::ContactRef]) -> String {
-    let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-    format!(
-        "{NEEDS_REVIEW}: {} contacts share this number (contacts {}); assign the call under Needs review on the status page",
-        candidates.len(),
-        ids.join(", ")
+    guest_support::review::needs_review_reason(
+        candidates.iter().map(|c| c.id.as_str()),
+        guest_support::review::ReviewPlace::StatusPage,
     )
 }
 

@@ -1,0 +1,273 @@
+//! Parsing and checking of the tenant settings both runtimes read: the
+//! bundled host from its TOML (`host/src/config.rs`) and the Spin app from
+//! its variables (`components/app/src/settings.rs`). Plain types, so the
+//! host calls this natively and the app as part of its component; one
+//! rule and one error text per setting, whichever runtime reads it.
+//!
+//! Error texts start after the setting's name: each caller prefixes the
+//! name as its user writes it (`settings.tie_breakers` in the host's
+//! configuration, `configuration "tie_breakers"` for a Spin variable).
+
+/// A rule that settles a number several contacts share (the WIT
+/// `tie-breaker`; each runtime maps it onto its own binding of that enum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TieBreaker {
+    /// `assigned-user`: the only candidate assigned to the call's CRM user.
+    AssignedUser,
+    /// `recent-conversation`: the only candidate with the newest conversation.
+    RecentConversation,
+}
+
+/// The tie-breakers a tenant gets by default, in order.
+pub const DEFAULT_TIE_BREAKERS: [&str; 2] = ["assigned-user", "recent-conversation"];
+
+/// The longest `call_reference_prefix` accepted (it prefixes HighLevel's
+/// `altId`).
+pub const MAX_CALL_REFERENCE_PREFIX: usize = 64;
+
+/// A setting that cannot be used, with what to write instead. The text
+/// follows the setting's name (see the module documentation).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// `tie_breakers` names a rule that does not exist.
+    #[error(
+        "has {0:?}: use \"assigned-user\" and/or \"recent-conversation\" (an empty list sends every shared number to review)"
+    )]
+    UnknownTieBreaker(String),
+    /// `tie_breakers` names a rule twice.
+    #[error("lists {0:?} twice: list each once")]
+    RepeatedTieBreaker(String),
+    /// A `crm_user_overrides` extension is empty or has surrounding spaces.
+    #[error("has the extension {0:?}: write the 3CX extension number without spaces, e.g. \"101\"")]
+    OverrideExtension(String),
+    /// A `crm_user_overrides` user id is empty or has spaces.
+    #[error(
+        "maps extension {extension:?} to {user:?}: give the HighLevel user id (Settings > My Staff, or GET /users/), without spaces"
+    )]
+    OverrideUser {
+        /// The extension whose user id is wrong.
+        extension: String,
+        /// The user id as written.
+        user: String,
+    },
+    /// The Spin app's `crm_user_overrides_json` is no JSON object of strings.
+    #[error(
+        "is no JSON object of extension to user id ({0}): write one such as {{\"101\":\"<HighLevel user id>\"}}"
+    )]
+    OverridesJson(String),
+    /// `call_reference_prefix` has a character outside the allowed set, or
+    /// is too long.
+    #[error(
+        "is {0:?}: use at most 64 letters, digits, '.', ':', '_' or '-' (e.g. \"pbx-b\"), or \"\" for none"
+    )]
+    CallReferencePrefix(String),
+}
+
+impl TieBreaker {
+    /// The setting's spelling, e.g. `assigned-user`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AssignedUser => DEFAULT_TIE_BREAKERS[0],
+            Self::RecentConversation => DEFAULT_TIE_BREAKERS[1],
+        }
+    }
+}
+
+/// The tie-breakers named in `names`, in order: each exactly as spelt
+/// (`assigned-user`, `recent-conversation`), at most once. An empty list
+/// is valid: every shared number then goes to review.
+pub fn tie_breakers<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<TieBreaker>, SettingsError> {
+    let mut out = Vec::new();
+    for name in names {
+        let breaker = match name {
+            "assigned-user" => TieBreaker::AssignedUser,
+            "recent-conversation" => TieBreaker::RecentConversation,
+            other => return Err(SettingsError::UnknownTieBreaker(other.to_string())),
+        };
+        if out.contains(&breaker) {
+            return Err(SettingsError::RepeatedTieBreaker(name.to_string()));
+        }
+        out.push(breaker);
+    }
+    Ok(out)
+}
+
+/// The tie-breakers of a comma-separated list (a Spin variable holds one
+/// string, where the host's TOML has an array): spaces around a name and
+/// empty items are ignored, so `""` means none, and so does `none` (the
+/// host's `tenant settings --set` spelling; a Spin variable left empty
+/// reads as unset); unset (`None`) means [`DEFAULT_TIE_BREAKERS`]. Each
+/// name is then checked by [`tie_breakers`].
+pub fn tie_breakers_from_list(value: Option<&str>) -> Result<Vec<TieBreaker>, SettingsError> {
+    match value {
+        None => tie_breakers(DEFAULT_TIE_BREAKERS),
+        Some(list) if list.trim() == "none" => Ok(Vec::new()),
+        Some(list) => tie_breakers(list.split(',').map(str::trim).filter(|n| !n.is_empty())),
+    }
+}
+
+/// Check one `crm_user_overrides` entry, extension → HighLevel user id.
+/// The extension must be non-empty without surrounding spaces and the user
+/// id non-empty without any space: a stray space would make the entry
+/// never match (the extension) or be refused by HighLevel (the id), so it
+/// is refused here with what to fix rather than silently trimmed.
+pub fn check_crm_user_override(extension: &str, user: &str) -> Result<(), SettingsError> {
+    if extension.trim().is_empty() || extension.trim() != extension {
+        return Err(SettingsError::OverrideExtension(extension.to_string()));
+    }
+    if user.trim().is_empty() || user.chars().any(char::is_whitespace) {
+        return Err(SettingsError::OverrideUser {
+            extension: extension.to_string(),
+            user: user.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// `crm_user_overrides` as a JSON object of extension → user id (the Spin
+/// app's `crm_user_overrides_json`), each entry checked by
+/// [`check_crm_user_override`]; blank means none. Sorted by extension.
+pub fn crm_user_overrides_json(json: &str) -> Result<Vec<(String, String)>, SettingsError> {
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(json).map_err(|e| SettingsError::OverridesJson(e.to_string()))?;
+    for (extension, user) in &map {
+        check_crm_user_override(extension, user)?;
+    }
+    Ok(map.into_iter().collect())
+}
+
+/// Check a `call_reference_prefix`: at most [`MAX_CALL_REFERENCE_PREFIX`]
+/// ASCII letters, digits, `.`, `:`, `_` or `-`; `""` is none. Not trimmed:
+/// a space is refused like any other character outside that set, as the
+/// prefix becomes part of the key HighLevel stores.
+pub fn check_call_reference_prefix(prefix: &str) -> Result<&str, SettingsError> {
+    if prefix.len() > MAX_CALL_REFERENCE_PREFIX
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".:_-".contains(c))
+    {
+        return Err(SettingsError::CallReferencePrefix(prefix.to_string()));
+    }
+    Ok(prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tie_breakers_keep_their_order_and_refuse_unknown_or_repeated_names() {
+        assert_eq!(
+            tie_breakers(["recent-conversation", "assigned-user"]).unwrap(),
+            [TieBreaker::RecentConversation, TieBreaker::AssignedUser]
+        );
+        assert_eq!(tie_breakers([]).unwrap(), []);
+        let e = tie_breakers(["oldest"]).unwrap_err();
+        assert_eq!(e, SettingsError::UnknownTieBreaker("oldest".into()));
+        assert!(e.to_string().contains("\"assigned-user\""), "{e}");
+        // Exact spelling in a list: the host's TOML array is not trimmed.
+        assert!(tie_breakers([" assigned-user"]).is_err());
+        let e = tie_breakers(["assigned-user", "assigned-user"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "lists \"assigned-user\" twice: list each once"
+        );
+        assert_eq!(
+            DEFAULT_TIE_BREAKERS,
+            [
+                TieBreaker::AssignedUser.name(),
+                TieBreaker::RecentConversation.name()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_comma_separated_list_defaults_when_unset_and_means_none_when_empty() {
+        assert_eq!(
+            tie_breakers_from_list(None).unwrap(),
+            [TieBreaker::AssignedUser, TieBreaker::RecentConversation]
+        );
+        assert_eq!(tie_breakers_from_list(Some("")).unwrap(), []);
+        assert_eq!(tie_breakers_from_list(Some("none")).unwrap(), []);
+        assert_eq!(
+            tie_breakers_from_list(Some(" recent-conversation , ")).unwrap(),
+            [TieBreaker::RecentConversation]
+        );
+        assert_eq!(
+            tie_breakers_from_list(Some("assigned-user,oldest")).unwrap_err(),
+            SettingsError::UnknownTieBreaker("oldest".into())
+        );
+        assert_eq!(
+            tie_breakers_from_list(Some("assigned-user, assigned-user")).unwrap_err(),
+            SettingsError::RepeatedTieBreaker("assigned-user".into())
+        );
+    }
+
+    #[test]
+    fn a_user_override_with_stray_spaces_is_refused_with_what_to_fix() {
+        check_crm_user_override("101", "0IHuJvc2ofPAAA8GzTRi").unwrap();
+        for extension in ["", " ", " 101", "101 "] {
+            assert_eq!(
+                check_crm_user_override(extension, "u1").unwrap_err(),
+                SettingsError::OverrideExtension(extension.into()),
+                "{extension:?}"
+            );
+        }
+        for user in ["", "  ", " u1", "u 1"] {
+            let e = check_crm_user_override("102", user).unwrap_err();
+            assert!(matches!(e, SettingsError::OverrideUser { .. }), "{user:?}");
+            let text = e.to_string();
+            assert!(
+                text.contains("\"102\"") && text.contains("user id"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_overrides_from_json_are_checked_like_the_hosts() {
+        assert_eq!(crm_user_overrides_json("  ").unwrap(), []);
+        assert_eq!(
+            crm_user_overrides_json(r#"{"102":"u2","101":"u1"}"#).unwrap(),
+            [
+                ("101".to_string(), "u1".to_string()),
+                ("102".to_string(), "u2".to_string())
+            ]
+        );
+        // What the Spin app used to accept (and then never matched).
+        assert_eq!(
+            crm_user_overrides_json(r#"{" 101":"u1"}"#).unwrap_err(),
+            SettingsError::OverrideExtension(" 101".into())
+        );
+        assert!(matches!(
+            crm_user_overrides_json(r#"{"101":" u1 "}"#).unwrap_err(),
+            SettingsError::OverrideUser { .. }
+        ));
+        let e = crm_user_overrides_json("[1]").unwrap_err();
+        assert!(matches!(e, SettingsError::OverridesJson(_)), "{e}");
+        assert!(e.to_string().contains("{\"101\":"), "{e}");
+    }
+
+    #[test]
+    fn a_call_reference_prefix_is_checked_untrimmed() {
+        assert_eq!(
+            check_call_reference_prefix("pbx-b.example.com:5001"),
+            Ok("pbx-b.example.com:5001")
+        );
+        assert_eq!(check_call_reference_prefix(""), Ok(""));
+        assert_eq!(
+            check_call_reference_prefix(&"a".repeat(64)).map(str::len),
+            Ok(64)
+        );
+        for bad in [" pbx-b", "pbx-b ", "bad prefix!", "a/b", &"a".repeat(65)] {
+            let e = check_call_reference_prefix(bad).unwrap_err();
+            assert_eq!(e, SettingsError::CallReferencePrefix(bad.to_string()));
+            assert!(e.to_string().contains("at most 64"), "{e}");
+        }
+    }
+}
