@@ -198,6 +198,8 @@ async fn saved_settings_say_what_to_fix_and_apply_from_the_next_tick() {
             ("no_match_policy", "skip"),
             ("recording_window_secs", "900"),
             ("poll_interval_ms", "500"),
+            ("call_timeline", "on"),
+            ("tie_breakers", "recent-conversation"),
         ])
         .send()
         .await
@@ -218,6 +220,8 @@ async fn saved_settings_say_what_to_fix_and_apply_from_the_next_tick() {
     let tenant = live.before_tick(world.pipeline.storage());
     assert_eq!(tenant.config.settings.poll_interval_ms, 500);
     assert_eq!(tenant.settings.recording_window_secs, 900);
+    assert_eq!(tenant.config.settings.tie_breakers, ["recent-conversation"]);
+    assert!(tenant.settings.call_timeline);
     // Persisted: a fresh view of the tenant (a restart) picks them up.
     let restarted = LiveTenant::new(world.tenant.clone()).before_tick(world.pipeline.storage());
     assert!(restarted.settings.log_internal_calls);

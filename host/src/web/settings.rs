@@ -18,6 +18,11 @@ pub struct SettingsOverride {
     pub recording_window_secs: Option<u32>,
     /// Poll interval, milliseconds.
     pub poll_interval_ms: Option<u64>,
+    /// List a multi-segment call's segments in its message.
+    pub call_timeline: Option<bool>,
+    /// Tie-breakers for a number several contacts share, in order (empty:
+    /// every shared number goes to review).
+    pub tie_breakers: Option<Vec<String>>,
 }
 
 /// Allowed recording windows, seconds: from ten seconds to a day.
@@ -46,6 +51,10 @@ pub(super) struct SettingsForm {
     pub no_match_policy: String,
     pub recording_window_secs: String,
     pub poll_interval_ms: String,
+    /// A checkbox: present ("on") when ticked.
+    pub call_timeline: Option<String>,
+    /// Comma-separated tie-breakers, or "none".
+    pub tie_breakers: String,
     /// Present when the "use the configuration" button was pressed.
     pub reset: Option<String>,
 }
@@ -60,6 +69,12 @@ impl SettingsForm {
             no_match_policy: options.no_match_policy.clone(),
             recording_window_secs: options.recording_window_secs.to_string(),
             poll_interval_ms: options.poll_interval_ms.to_string(),
+            call_timeline: options.call_timeline.then(|| "on".into()),
+            tie_breakers: if options.tie_breakers.is_empty() {
+                "none".into()
+            } else {
+                options.tie_breakers.join(", ")
+            },
             reset: None,
         }
     }
@@ -117,13 +132,29 @@ impl SettingsForm {
                 ),
             );
         }
-        match (window, interval) {
-            (Ok(window), Ok(interval)) if errors.is_empty() => Ok(SettingsOverride {
+        // The same parser as the configuration and Spin use; an empty field
+        // must be spelled "none", so a form without it cannot quietly send
+        // every shared number to review.
+        let breakers = match self.tie_breakers.trim() {
+            "" => Err("is empty".to_string()),
+            list => guest_support::settings::tie_breakers_from_list(Some(list))
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(why) = &breakers {
+            fail(
+                "tie_breakers",
+                format!("{why}; write them comma-separated, or \"none\""),
+            );
+        }
+        match (window, interval, breakers) {
+            (Ok(window), Ok(interval), Ok(breakers)) if errors.is_empty() => Ok(SettingsOverride {
                 log_internal_calls: Some(self.log_internal_calls.is_some()),
                 default_country: Some(country),
                 no_match_policy: Some(policy.to_string()),
                 recording_window_secs: Some(window),
                 poll_interval_ms: Some(interval),
+                call_timeline: Some(self.call_timeline.is_some()),
+                tie_breakers: Some(breakers.iter().map(|b| b.name().to_string()).collect()),
             }),
             _ => Err(errors),
         }
@@ -162,6 +193,12 @@ impl SettingsOverride {
         }
         if let Some(v) = self.poll_interval_ms {
             out.poll_interval_ms = v;
+        }
+        if let Some(v) = self.call_timeline {
+            out.call_timeline = v;
+        }
+        if let Some(v) = &self.tie_breakers {
+            out.tie_breakers = v.clone();
         }
         out
     }
@@ -242,6 +279,48 @@ mod tests {
                 .message
                 .contains("XX is not a country")
         );
+    }
+
+    #[test]
+    fn timeline_and_tie_breakers_are_edited_and_checked() {
+        let defaults = TenantOptions::default();
+        let shown = form();
+        assert_eq!(shown.call_timeline.as_deref(), Some("on"));
+        assert_eq!(shown.tie_breakers, "assigned-user, recent-conversation");
+        let changed = SettingsForm {
+            call_timeline: None,
+            tie_breakers: " recent-conversation ".into(),
+            ..form()
+        };
+        let applied = changed.validate().unwrap().apply(&defaults);
+        assert!(!applied.call_timeline);
+        assert_eq!(applied.tie_breakers, ["recent-conversation"]);
+        let review_only = SettingsForm {
+            tie_breakers: "none".into(),
+            ..form()
+        };
+        assert!(
+            review_only
+                .validate()
+                .unwrap()
+                .apply(&defaults)
+                .tie_breakers
+                .is_empty()
+        );
+        let bad = SettingsForm {
+            tie_breakers: "oldest".into(),
+            ..form()
+        };
+        let errors = bad.validate().unwrap_err();
+        assert_eq!(errors[0].field, "tie_breakers");
+        assert!(errors[0].message.contains("assigned-user"), "{errors:?}");
+        let missing = SettingsForm {
+            tie_breakers: String::new(),
+            ..form()
+        };
+        let errors = missing.validate().unwrap_err();
+        assert_eq!(errors[0].field, "tie_breakers");
+        assert!(errors[0].message.contains("\"none\""), "{errors:?}");
     }
 
     #[test]

@@ -389,6 +389,13 @@ fn settings_form(page: &TenantPage<'_>, base: &str) -> Markup {
             label for="poll_interval_ms" { "Poll interval, milliseconds" span.hint { " — " (POLL_INTERVAL_MS.start()) "–" (POLL_INTERVAL_MS.end()) } }
             input #poll_interval_ms type="text" inputmode="numeric" name="poll_interval_ms" value=(f.poll_interval_ms);
             (field_error(&page.errors, "poll_interval_ms"))
+            label {
+                input #call_timeline type="checkbox" name="call_timeline" checked[f.call_timeline.is_some()];
+                " List the segments (IVR, queue, transfers) of a call in its CRM message"
+            }
+            label for="tie_breakers" { "Shared numbers: tie-breakers" span.hint { " — in order, comma-separated: assigned-user, recent-conversation; \"none\" sends every shared number to Needs review" } }
+            input #tie_breakers type="text" name="tie_breakers" value=(f.tie_breakers);
+            (field_error(&page.errors, "tie_breakers"))
             p {
                 button.primary #save type="submit" { "Save settings" }
                 " "
