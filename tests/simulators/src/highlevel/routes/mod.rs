@@ -80,6 +80,19 @@ impl Caller {
         }
     }
 
+    /// 404 unless the contact exists, 403 unless it is in the caller's
+    /// location (the contact sub-resources: notes, tasks).
+    pub(crate) fn ensure_contact(
+        &self,
+        state: &super::state::State,
+        contact_id: &str,
+    ) -> Result<(), ApiError> {
+        let contact = state
+            .contact(contact_id)
+            .ok_or_else(|| ApiError::NotFound("Contact not found".to_owned()))?;
+        self.ensure(&contact.location_id)
+    }
+
     /// A required `locationId` (400 when missing), which must be the caller's (403).
     pub(crate) fn require(&self, location_id: Option<&str>) -> Result<String, ApiError> {
         match location_id.map(str::trim).filter(|l| !l.is_empty()) {

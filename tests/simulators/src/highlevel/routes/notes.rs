@@ -21,18 +21,9 @@ use super::{AppState, Caller};
 use crate::highlevel::error::{ApiError, parse_json};
 use crate::highlevel::ids;
 use crate::highlevel::model::Note;
-use crate::highlevel::state::State as SimState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/contacts/{contactId}/notes", get(list).post(create))
-}
-
-/// 404 unless the contact exists, 403 unless it is in the caller's location.
-fn check_contact(state: &SimState, caller: &Caller, contact_id: &str) -> Result<(), ApiError> {
-    let contact = state
-        .contact(contact_id)
-        .ok_or_else(|| ApiError::NotFound("Contact not found".to_owned()))?;
-    caller.ensure(&contact.location_id)
 }
 
 /// operationId `create-note`: body `NotesDTO` (`body` required; `userId`,
@@ -57,7 +48,7 @@ async fn create(
     let pinned = fields.bool("pinned");
     fields.finish()?;
     let mut state = app.lock();
-    check_contact(&state, &caller, &contact_id)?;
+    caller.ensure_contact(&state, &contact_id)?;
     let note = Note {
         id: ids::object_id(),
         body: text.unwrap_or_default(),
@@ -81,7 +72,7 @@ async fn list(
     Path(contact_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let state = app.lock();
-    check_contact(&state, &caller, &contact_id)?;
+    caller.ensure_contact(&state, &contact_id)?;
     let notes: Vec<&Note> = state
         .notes
         .iter()

@@ -24,7 +24,6 @@ use super::{AppState, Caller};
 use crate::highlevel::error::{ApiError, parse_json};
 use crate::highlevel::ids;
 use crate::highlevel::model::Task;
-use crate::highlevel::state::State as SimState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -33,14 +32,6 @@ pub(super) fn routes() -> Router<AppState> {
             "/contacts/{contactId}/tasks/{taskId}/completed",
             put(set_completed),
         )
-}
-
-/// 404 unless the contact exists, 403 unless it is in the caller's location.
-fn check_contact(state: &SimState, caller: &Caller, contact_id: &str) -> Result<(), ApiError> {
-    let contact = state
-        .contact(contact_id)
-        .ok_or_else(|| ApiError::NotFound("Contact not found".to_owned()))?;
-    caller.ensure(&contact.location_id)
 }
 
 /// A required boolean: class-validator's messages for a missing or
@@ -81,7 +72,7 @@ async fn create(
     }
     fields.finish()?;
     let mut state = app.lock();
-    check_contact(&state, &caller, &contact_id)?;
+    caller.ensure_contact(&state, &contact_id)?;
     let task = Task {
         id: ids::object_id(),
         title: title.unwrap_or_default(),
@@ -104,7 +95,7 @@ async fn list(
     Path(contact_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let state = app.lock();
-    check_contact(&state, &caller, &contact_id)?;
+    caller.ensure_contact(&state, &contact_id)?;
     let tasks: Vec<&Task> = state
         .tasks
         .iter()
@@ -128,7 +119,7 @@ async fn set_completed(
     let completed = required_bool(&mut fields, &body, "completed");
     fields.finish()?;
     let mut state = app.lock();
-    check_contact(&state, &caller, &contact_id)?;
+    caller.ensure_contact(&state, &contact_id)?;
     let task = state
         .tasks
         .iter_mut()
