@@ -9,13 +9,12 @@
 
 mod common;
 
-use common::{defaults, runtime};
+use common::{defaults, seeded_world};
 use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
     Subscription, SubscriptionChange,
 };
 use connectzero::config::TenantOptions;
 use connectzero::demo::{self, CallPlan, Expect};
-use connectzero::storage::Storage;
 use connectzero::testbed::World;
 use serde_json::Value;
 use std::net::TcpListener;
@@ -503,10 +502,7 @@ async fn subscribe_through(world: &World, base_url: &str) {
 
 /// The bundled host's result for the demo's calls.
 async fn bundled_host_summary(plans: &[CallPlan]) -> Vec<String> {
-    let world = World::start(runtime(), Storage::in_memory().unwrap(), options(), false)
-        .await
-        .unwrap();
-    demo::seed_directory(&world);
+    let (world, _) = seeded_world(options()).await;
     for key in ["call.started", "call.ended", "missed-call"] {
         let subscription = Subscription {
             id: format!("sub-{key}"),
@@ -538,10 +534,7 @@ async fn spin_up_posts_exactly_what_the_bundled_host_posts() {
     let plans = demo_plans();
     let expected = bundled_host_summary(&plans).await;
 
-    let world = World::start(runtime(), Storage::in_memory().unwrap(), options(), false)
-        .await
-        .unwrap();
-    demo::seed_directory(&world);
+    let (world, _) = seeded_world(options()).await;
     let state = tempfile::tempdir().unwrap();
     let app = SpinApp::start(&spin, &world, state.path(), "spin");
     subscribe_through(&world, &app.base_url).await;
@@ -599,10 +592,7 @@ async fn spin_up_posts_exactly_what_the_bundled_host_posts() {
 async fn two_spin_instances_on_one_store_post_each_call_once() {
     let Some(spin) = spin_cli() else { return };
     let plans = demo_plans();
-    let world = World::start(runtime(), Storage::in_memory().unwrap(), options(), false)
-        .await
-        .unwrap();
-    demo::seed_directory(&world);
+    let (world, _) = seeded_world(options()).await;
     let state = tempfile::tempdir().unwrap();
     let first = SpinApp::start(&spin, &world, state.path(), "first");
     let second = SpinApp::start(&spin, &world, state.path(), "second");
@@ -738,15 +728,7 @@ async fn spin_applies_the_same_logging_policy_as_the_bundled_host() {
 
     // The bundled host: two calls posted (one to a created contact), three
     // skipped.
-    let host = World::start(
-        runtime(),
-        Storage::in_memory().unwrap(),
-        policy_options(),
-        false,
-    )
-    .await
-    .unwrap();
-    demo::seed_directory(&host);
+    let (host, _) = seeded_world(policy_options()).await;
     let mut placer = demo::Placer::default();
     for plan in &plans {
         placer.place(&host, plan, chrono::Utc::now());
@@ -761,15 +743,7 @@ async fn spin_applies_the_same_logging_policy_as_the_bundled_host() {
     assert_eq!((host.crm.messages().len(), skipped), (2, 3));
     let expected = summary(&host);
 
-    let world = World::start(
-        runtime(),
-        Storage::in_memory().unwrap(),
-        policy_options(),
-        false,
-    )
-    .await
-    .unwrap();
-    demo::seed_directory(&world);
+    let (world, _) = seeded_world(policy_options()).await;
     let state = tempfile::tempdir().unwrap();
     let app = SpinApp::start(&spin, &world, state.path(), "spin-policy");
     let mut placer = demo::Placer::default();
@@ -827,15 +801,7 @@ async fn spin_routes_calls_as_the_bundled_host_does() {
     let Some(spin) = spin_cli() else { return };
     let plans = routed_plans();
 
-    let host = World::start(
-        runtime(),
-        Storage::in_memory().unwrap(),
-        routed_options(),
-        false,
-    )
-    .await
-    .unwrap();
-    demo::seed_directory(&host);
+    let (host, _) = seeded_world(routed_options()).await;
     let mut placer = demo::Placer::default();
     let ended = chrono::Utc::now();
     for plan in &plans {
@@ -861,15 +827,7 @@ async fn spin_routes_calls_as_the_bundled_host_does() {
     );
     let expected = crm_summary(&host);
 
-    let world = World::start(
-        runtime(),
-        Storage::in_memory().unwrap(),
-        routed_options(),
-        false,
-    )
-    .await
-    .unwrap();
-    demo::seed_directory(&world);
+    let (world, _) = seeded_world(routed_options()).await;
     let state = tempfile::tempdir().unwrap();
     let app = SpinApp::start(&spin, &world, state.path(), "spin-routing");
     let mut placer = demo::Placer::default();
