@@ -21,11 +21,14 @@ const STAGES: [(&str, &str); 7] = [
     ("connectzero-write-back", "connectzero_write_back"),
 ];
 
-/// Components only the composed deployables use (Spin): the credentials and
-/// directory providers and the app entry point.
-const PROVIDERS: [&str; 3] = [
+/// Components only the composed deployables use: the tick (both runtimes),
+/// the credentials, directory and call-log providers and the app entry
+/// point (Spin).
+const PROVIDERS: [&str; 5] = [
+    "connectzero-tick",
     "connectzero-credentials",
     "connectzero-directory",
+    "connectzero-call-log",
     "connectzero-app",
 ];
 
@@ -97,12 +100,16 @@ fn main() {
         out_dir.display()
     );
 
-    // The deployables for Spin, from the one composition graph.
+    // The deployables, from the one composition graph: the host bundles
+    // the composed tick; Spin runs the app and the write-back.
     for deployable in connectzero_compose::Deployable::ALL {
         let bytes = connectzero_compose::compose(deployable, &out_dir)
             .unwrap_or_else(|e| panic!("composing {deployable:?} failed: {e}"));
         let path = out_dir.join(deployable.file_name());
         std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        if deployable == connectzero_compose::Deployable::Tick {
+            println!("cargo:rustc-env=CONNECTZERO_COMPONENT_TICK={}", path.display());
+        }
     }
 }
 

@@ -15,16 +15,16 @@
 //! - `GET /healthz`.
 //!
 //! - [`settings`]: the tenant's settings from Spin variables.
-//! - [`tick`]: one tick, step for step the bundled host's.
-//! - [`events`]: trigger events.
+//! - [`report`]: a tick's report as JSON.
+//!
+//! The tick itself is the `tick` component (`components/tick`), composed
+//! in with the stages: the same orchestration the bundled host runs.
 
-pub mod events;
 pub mod oauth;
+pub mod report;
 pub mod settings;
 pub mod subscription;
-pub mod tick;
 
-use guest_support::bindings::connectzero::pipeline::types::StageError;
 use guest_support::serve::{self, Incoming};
 use guest_support::wasi::http::types::{IncomingRequest, ResponseOutparam};
 use guest_support::webhook;
@@ -93,8 +93,20 @@ fn tick_route(request: &Incoming) -> (u16, serde_json::Value) {
     ) {
         return (refusal.status, json!({"error": refusal.message}));
     }
-    let report = tick::run(&settings, &worker_id());
-    (200, serde_json::to_value(report).unwrap_or_default())
+    let options = connectzero::pipeline::tick::TickOptions {
+        settings: settings.tenant,
+        worker: worker_id(),
+        claim_lease_ms: settings.claim_lease_ms,
+        max_calls: settings.max_calls_per_tick,
+        policy_json: settings.policy_json,
+        route_json: settings.route_json,
+        review_place: connectzero::pipeline::tick::ReviewPlace::KeyValueStore,
+    };
+    let report = connectzero::pipeline::tick::run(&options);
+    for warning in &report.warnings {
+        eprintln!("connectzero: {warning}");
+    }
+    (200, report::to_json(&report))
 }
 
 /// A fresh worker name per request: the ledger's claims name it, so a
@@ -109,45 +121,7 @@ fn worker_id() -> String {
 }
 
 /// Readable text of a stage error.
-pub fn describe(error: &StageError) -> String {
-    let service = |s| guest_support::api::service_name(s);
-    match error {
-        StageError::Unauthorized(e) => format!(
-            "{} refused the credentials ({}): {}",
-            service(e.service),
-            e.status,
-            e.message
-        ),
-        StageError::Forbidden(e) => format!(
-            "{} denied access ({}): {} — check the API user's role and licence",
-            service(e.service),
-            e.status,
-            e.message
-        ),
-        StageError::RateLimited(secs) => format!("rate limited; retrying after {secs} s"),
-        StageError::Upstream(e) => format!(
-            "{} answered {}: {}",
-            service(e.service),
-            e.status,
-            e.message
-        ),
-        StageError::Network(m) => format!("network: {m}"),
-        StageError::InvalidData(m) => format!("invalid data: {m}"),
-        StageError::InvalidSettings(m) => format!("invalid settings: {m}"),
-        StageError::Storage(m) => format!("storage: {m}"),
-        StageError::NotImplemented(m) => format!("not implemented: {m}"),
-    }
-}
-
-/// Whether a failed call is parked (it can never succeed as it is) rather
-/// than retried: the host's rule (`host/src/pipeline/mod.rs`).
-pub fn parks(error: &StageError) -> bool {
-    match error {
-        StageError::Upstream(e) => (400..500).contains(&e.status) && e.status != 408,
-        StageError::InvalidData(_) | StageError::NotImplemented(_) => true,
-        _ => false,
-    }
-}
+pub use guest_support::api::describe;
 
 // Exported only when building the component (see the stage crates).
 #[cfg(target_arch = "wasm32")]
@@ -156,23 +130,6 @@ export!(App);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn client_errors_park_and_transient_ones_retry() {
-        use guest_support::{Service, UpstreamError};
-        let upstream = |status| {
-            StageError::Upstream(UpstreamError {
-                service: Service::Crm,
-                status,
-                message: String::new(),
-            })
-        };
-        assert!(parks(&upstream(422)));
-        assert!(!parks(&upstream(408)));
-        assert!(!parks(&upstream(503)));
-        assert!(!parks(&StageError::RateLimited(3)));
-        assert!(parks(&StageError::InvalidData("x".into())));
-    }
 
     #[test]
     fn unknown_routes_name_the_known_ones() {

@@ -30,6 +30,13 @@ pub struct AppSettings {
     /// lists the other tenants' DIDs and queues in `"elsewhere"` itself
     /// (the precedence every tenant applies needs them).
     pub route: Option<guest_support::routing::Route>,
+    /// Most new calls one tick claims (`max_calls_per_tick`, the host's
+    /// setting of that name).
+    pub max_calls_per_tick: u32,
+    /// `policy_json` as given (checked), for the tick.
+    pub policy_json: String,
+    /// `route_json` as given (checked), for the tick.
+    pub route_json: String,
 }
 
 /// `call_reference_prefix`: the host's setting of that name, checked by
@@ -100,22 +107,23 @@ impl AppSettings {
             )?,
         };
         let claim_lease_secs: u64 = config::parse_or("claim_lease_secs", 120)?;
+        let policy_json = config::get("policy_json")?.unwrap_or_default();
+        let route_json = config::get("route_json")?.unwrap_or_default();
         Ok(Self {
             tenant,
             claim_lease_ms: claim_lease_secs * 1000,
             tick_secret: config::require("tick_secret")?,
-            policy: guest_support::policy::parse_json(
-                &config::get("policy_json")?.unwrap_or_default(),
-            )
+            policy: guest_support::policy::parse_json(&policy_json)
             .map_err(|e| {
                 StageError::InvalidSettings(format!("configuration \"policy_json\": {e}"))
             })?,
-            route: guest_support::routing::parse_json(
-                &config::get("route_json")?.unwrap_or_default(),
-            )
+            route: guest_support::routing::parse_json(&route_json)
             .map_err(|e| {
                 StageError::InvalidSettings(format!("configuration \"route_json\": {e}"))
             })?,
+            max_calls_per_tick: config::parse_or("max_calls_per_tick", 100)?,
+            policy_json,
+            route_json,
         })
     }
 }

@@ -191,6 +191,38 @@ pub fn service_name(service: Service) -> &'static str {
     }
 }
 
+/// Readable text of a stage error, for logs and park reasons (the bundled
+/// host's `pipeline::describe` words them the same on its own bindings).
+/// Errors carry no secrets: clients put only status and message in them.
+pub fn describe(error: &StageError) -> String {
+    match error {
+        StageError::Unauthorized(e) => format!(
+            "{} refused the credentials ({}): {}",
+            service_name(e.service),
+            e.status,
+            e.message
+        ),
+        StageError::Forbidden(e) => format!(
+            "{} denied access ({}): {} — check the API user's role and licence",
+            service_name(e.service),
+            e.status,
+            e.message
+        ),
+        StageError::RateLimited(secs) => format!("rate limited; retrying after {secs} s"),
+        StageError::Upstream(e) => format!(
+            "{} answered {}: {}",
+            service_name(e.service),
+            e.status,
+            e.message
+        ),
+        StageError::Network(m) => format!("network: {m}"),
+        StageError::InvalidData(m) => format!("invalid data: {m}"),
+        StageError::InvalidSettings(m) => format!("invalid settings: {m}"),
+        StageError::Storage(m) => format!("storage: {m}"),
+        StageError::NotImplemented(m) => format!("not implemented: {m}"),
+    }
+}
+
 fn to_json<B: Serialize>(body: &B) -> Result<Vec<u8>, StageError> {
     serde_json::to_vec(body).map_err(|e| StageError::InvalidData(format!("encoding request: {e}")))
 }

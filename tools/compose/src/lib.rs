@@ -1,17 +1,20 @@
 //! # connectzero-compose: the one composition graph
 //!
-//! The stage components import `connectzero:pipeline/credentials` and
-//! `directory`, which the bundled host implements natively. Runtimes
-//! without the host (Spin) get them from two provider components instead.
-//! This crate wires, with wac, the deployable components from the unchanged
-//! stage binaries:
+//! The pipeline is the `tick` component (`components/tick`) over the
+//! unchanged stage components. This crate wires it with wac, once
+//! ([`compose`]'s `pipeline`), and plugs it into each runtime:
 //!
-//! - [`Deployable::App`]: the Spin entry point (`components/app`) with every
-//!   stage plugged in, credentials shared by poll, post, attach, trigger and
-//!   the directory (and the same provider instance completing OAuth
-//!   installs), the directory plugged into the matcher. Its imports are
-//!   only WASI 0.2 (`wasi:http`, `wasi:keyvalue`, `wasi:config`, ...):
-//!   what Spin's `platform` world provides.
+//! - [`Deployable::Tick`]: what the bundled host runs. The tick with every
+//!   stage plugged in; `credentials`, `directory` and `call-log` stay
+//!   imports, which the host implements natively (its sealed secrets, its
+//!   directory cache, its SQLite call log). Exports `connectzero:pipeline/tick`.
+//! - [`Deployable::App`]: the Spin entry point (`components/app`) over the
+//!   same pipeline, with provider components in those three imports:
+//!   credentials shared by poll, post, attach, trigger and the directory
+//!   (and the same provider instance completing OAuth installs), the
+//!   directory plugged into the matcher, the call-log provider into the
+//!   tick. Its imports are only WASI 0.2 (`wasi:http`, `wasi:keyvalue`,
+//!   `wasi:config`, ...): what Spin's `platform` world provides.
 //! - [`Deployable::WriteBack`]: the Update Call Record action with
 //!   credentials plugged in.
 //!
@@ -26,9 +29,24 @@ use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
 const PKG: &str = "connectzero:pipeline";
 const VERSION: &str = "0.1.0";
 
+/// The HTTP handler the Spin deployables export.
+const HANDLER: &str = "wasi:http/incoming-handler@0.2.4";
+
+/// The stage components, with the interface each exports, in pipeline order.
+const STAGES: [(&str, &str); 6] = [
+    ("connectzero_poll.wasm", "poll"),
+    ("connectzero_dedup.wasm", "dedup"),
+    ("connectzero_match.wasm", "matcher"),
+    ("connectzero_post.wasm", "post"),
+    ("connectzero_attach.wasm", "attach"),
+    ("connectzero_trigger.wasm", "trigger"),
+];
+
 /// A deployable component and what goes into it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Deployable {
+    /// The pipeline as the bundled host runs it.
+    Tick,
     /// The Spin entry point with the whole pipeline.
     App,
     /// The Update Call Record action.
@@ -36,32 +54,36 @@ pub enum Deployable {
 }
 
 impl Deployable {
-    /// Both deployables.
-    pub const ALL: [Deployable; 2] = [Deployable::App, Deployable::WriteBack];
+    /// Every deployable.
+    pub const ALL: [Deployable; 3] = [Deployable::Tick, Deployable::App, Deployable::WriteBack];
 
     /// File name of the composed component.
     pub fn file_name(self) -> &'static str {
         match self {
+            Deployable::Tick => "connectzero_tick.composed.wasm",
             Deployable::App => "connectzero_app.composed.wasm",
             Deployable::WriteBack => "connectzero_write_back.composed.wasm",
         }
     }
 
     /// The component files (in the build's output directory) it is made of.
-    pub fn inputs(self) -> &'static [&'static str] {
+    pub fn inputs(self) -> Vec<&'static str> {
+        let pipeline = STAGES
+            .iter()
+            .map(|(file, _)| *file)
+            .chain(["connectzero_tick.wasm"]);
         match self {
-            Deployable::App => &[
+            Deployable::Tick => pipeline.collect(),
+            Deployable::App => [
                 "connectzero_credentials.wasm",
                 "connectzero_directory.wasm",
-                "connectzero_poll.wasm",
-                "connectzero_dedup.wasm",
-                "connectzero_match.wasm",
-                "connectzero_post.wasm",
-                "connectzero_attach.wasm",
-                "connectzero_trigger.wasm",
-                "connectzero_app.wasm",
-            ],
-            Deployable::WriteBack => &[
+                "connectzero_call_log.wasm",
+            ]
+            .into_iter()
+            .chain(pipeline)
+            .chain(["connectzero_app.wasm"])
+            .collect(),
+            Deployable::WriteBack => vec![
                 "connectzero_credentials.wasm",
                 "connectzero_write_back.wasm",
             ],
@@ -94,42 +116,92 @@ pub enum ComposeError {
 /// Compose `deployable` from the components in `dir`.
 pub fn compose(deployable: Deployable, dir: &Path) -> Result<Vec<u8>, ComposeError> {
     let mut graph = Graph::new(dir);
-    let credentials_instance = graph.instance("connectzero_credentials.wasm")?;
-    let credentials = graph.export_of(credentials_instance, "credentials")?;
-    let root = match deployable {
-        Deployable::WriteBack => {
-            let write_back = graph.instance("connectzero_write_back.wasm")?;
-            graph.plug(write_back, "credentials", credentials)?;
-            write_back
+    match deployable {
+        Deployable::Tick => {
+            let pipeline = pipeline(&mut graph, None)?;
+            graph.finish(pipeline.tick, &interface_name("tick"))
         }
         Deployable::App => {
+            let credentials_instance = graph.instance("connectzero_credentials.wasm")?;
+            let credentials = graph.export_of(credentials_instance, "credentials")?;
             let directory = graph.instance("connectzero_directory.wasm")?;
             graph.plug(directory, "credentials", credentials)?;
             let directory = graph.export_of(directory, "directory")?;
+            let call_log = graph.instance("connectzero_call_log.wasm")?;
+            let call_log = graph.export_of(call_log, "call-log")?;
+            let providers = Providers {
+                credentials,
+                directory,
+                call_log,
+            };
+            let pipeline = pipeline(&mut graph, Some(&providers))?;
             let app = graph.instance("connectzero_app.wasm")?;
+            let tick = graph.export_of(pipeline.tick, "tick")?;
+            graph.plug(app, "tick", tick)?;
+            // The app registers workflow subscriptions on the same trigger
+            // instance the tick queues events on.
+            graph.plug(app, "trigger", pipeline.trigger)?;
             let install = graph.export_of(credentials_instance, "crm-install")?;
             graph.plug(app, "crm-install", install)?;
-            for (file, interface) in [
-                ("connectzero_poll.wasm", "poll"),
-                ("connectzero_dedup.wasm", "dedup"),
-                ("connectzero_match.wasm", "matcher"),
-                ("connectzero_post.wasm", "post"),
-                ("connectzero_attach.wasm", "attach"),
-                ("connectzero_trigger.wasm", "trigger"),
-            ] {
-                let stage = graph.instance(file)?;
-                match interface {
-                    "dedup" => {}
-                    "matcher" => graph.plug(stage, "directory", directory)?,
-                    _ => graph.plug(stage, "credentials", credentials)?,
-                }
-                let export = graph.export_of(stage, interface)?;
-                graph.plug(app, interface, export)?;
-            }
-            app
+            graph.finish(app, HANDLER)
         }
-    };
-    graph.finish(root)
+        Deployable::WriteBack => {
+            let credentials_instance = graph.instance("connectzero_credentials.wasm")?;
+            let credentials = graph.export_of(credentials_instance, "credentials")?;
+            let write_back = graph.instance("connectzero_write_back.wasm")?;
+            graph.plug(write_back, "credentials", credentials)?;
+            graph.finish(write_back, HANDLER)
+        }
+    }
+}
+
+/// The components that stand in for the host's native imports.
+struct Providers {
+    /// The `credentials` export of the credentials provider.
+    credentials: NodeId,
+    /// The `directory` export of the directory provider.
+    directory: NodeId,
+    /// The `call-log` export of the call-log provider.
+    call_log: NodeId,
+}
+
+/// The pipeline both runtimes run.
+struct Pipeline {
+    /// The tick instance.
+    tick: NodeId,
+    /// The trigger stage's export (the Spin app also subscribes on it).
+    trigger: NodeId,
+}
+
+/// The one pipeline graph: every stage instantiated once and plugged into
+/// the tick. With `providers`, their exports satisfy the stages' and the
+/// tick's `credentials`, `directory` and `call-log` imports; without, those
+/// stay imports of the composition, for the host to provide.
+fn pipeline(graph: &mut Graph<'_>, providers: Option<&Providers>) -> Result<Pipeline, ComposeError> {
+    let tick = graph.instance("connectzero_tick.wasm")?;
+    let mut trigger = None;
+    for (file, interface) in STAGES {
+        let stage = graph.instance(file)?;
+        if let Some(p) = providers {
+            match interface {
+                "dedup" => {}
+                "matcher" => graph.plug(stage, "directory", p.directory)?,
+                _ => graph.plug(stage, "credentials", p.credentials)?,
+            }
+        }
+        let export = graph.export_of(stage, interface)?;
+        graph.plug(tick, interface, export)?;
+        if interface == "trigger" {
+            trigger = Some(export);
+        }
+    }
+    if let Some(p) = providers {
+        graph.plug(tick, "call-log", p.call_log)?;
+    }
+    Ok(Pipeline {
+        tick,
+        trigger: trigger.expect("STAGES lists the trigger stage"),
+    })
 }
 
 /// A composition graph under construction.
@@ -201,21 +273,20 @@ impl<'a> Graph<'a> {
             })
     }
 
-    /// Export `root`'s HTTP handler and encode. Every import nobody
-    /// satisfied (the WASI ones) becomes an import of the result.
-    fn finish(mut self, root: NodeId) -> Result<Vec<u8>, ComposeError> {
-        const HANDLER: &str = "wasi:http/incoming-handler@0.2.4";
+    /// Export `root`'s `export` (an interface name with version) and
+    /// encode. Every import nobody satisfied becomes an import of the result.
+    fn finish(mut self, root: NodeId, export: &str) -> Result<Vec<u8>, ComposeError> {
         let wiring = |what: &str, reason: String| ComposeError::Wiring {
             what: what.to_string(),
             reason,
         };
-        let handler = self
+        let node = self
             .graph
-            .alias_instance_export(root, HANDLER)
-            .map_err(|e| wiring(HANDLER, e.to_string()))?;
+            .alias_instance_export(root, export)
+            .map_err(|e| wiring(export, e.to_string()))?;
         self.graph
-            .export(handler, HANDLER)
-            .map_err(|e| wiring(HANDLER, e.to_string()))?;
+            .export(node, export)
+            .map_err(|e| wiring(export, e.to_string()))?;
         self.graph
             .encode(EncodeOptions::default())
             .map_err(|e| wiring("the composition", e.to_string()))

@@ -1,6 +1,5 @@
-//! Trigger events and the calls behind them. The bundled host builds the
-//! same events in `host/src/pipeline/followups.rs`; both follow
-//! `wit/stages.wit`'s `call-event` documentation.
+//! Trigger events and the calls behind them, as `wit/stages.wit`'s
+//! `call-event` documents them.
 
 use crate::connectzero::pipeline::poll::ActiveCall;
 use crate::connectzero::pipeline::trigger::{CallEvent, EventKind};
@@ -122,8 +121,17 @@ pub fn kinds_after_post(call: &Call) -> Vec<EventKind> {
     }
 }
 
-/// Naming the CRM user the post stage logged the call for (as the host's
-/// `host/src/pipeline/followups.rs`).
+/// The trigger key of an event kind, as HighLevel workflows name it.
+pub fn trigger_key(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::CallStarted => "call.started",
+        EventKind::CallEnded => "call.ended",
+        EventKind::MissedCall => "missed-call",
+        EventKind::MissedCallRecovered => "missed-call.recovered",
+    }
+}
+
+/// Naming the CRM user the post stage logged the call for.
 pub trait ForUser {
     /// The event with `crm-user-id` set.
     fn for_user(self, user_id: Option<String>) -> Self;

@@ -1,0 +1,77 @@
+//! # call-log-provider: where a tick writes down each call, on Spin
+//!
+//! The bundled host implements `connectzero:pipeline/call-log` natively
+//! (its SQLite call log, the status page, metrics). Spin has neither, so
+//! this component is composed (wac) into the tick there: outcomes worth an
+//! operator's eye (parked, retrying) go to stderr, which Spin keeps as the
+//! component's log, and unreadable 3CX rows are kept with their reason
+//! under `app/parked/3cx-row:<id>` in the key-value store.
+
+use guest_support::api::describe;
+use guest_support::bindings::connectzero::pipeline::types::StageError;
+use guest_support::kv;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "connectzero:pipeline/call-log-provider",
+    with: {
+        "connectzero:pipeline/types@0.1.0": guest_support::bindings::connectzero::pipeline::types,
+        "wasi:keyvalue/store@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::store,
+    },
+});
+
+use exports::connectzero::pipeline::call_log::{Fate, Guest, HandledCall, UnreadableRow};
+
+struct Provider;
+
+impl Guest for Provider {
+    fn record_calls(calls: Vec<HandledCall>) -> Result<(), StageError> {
+        for call in &calls {
+            if let Some(line) = log_line(call) {
+                eprintln!("{line}");
+            }
+        }
+        Ok(())
+    }
+
+    fn record_unreadable(rows: Vec<UnreadableRow>) -> Result<(), StageError> {
+        let bucket = kv::open()?;
+        for row in &rows {
+            let key = parked_key(row);
+            if !bucket.exists(&key).unwrap_or(false) {
+                eprintln!(
+                    "connectzero: parked an unreadable 3CX call-history row: {}",
+                    row.reason
+                );
+            }
+            kv::set_json(&bucket, &key, &row.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where an unreadable row is kept.
+pub fn parked_key(row: &UnreadableRow) -> String {
+    match row.leg_id {
+        Some(id) => format!("app/parked/3cx-row:{id}"),
+        None => format!("app/parked/3cx-row:unknown:{}", row.reason),
+    }
+}
+
+/// The log line of a call an operator should know about: parked or
+/// retrying. Posted and skipped calls are in the CRM and the ledger.
+pub fn log_line(call: &HandledCall) -> Option<String> {
+    let key = &call.call.key;
+    match &call.fate {
+        Fate::Parked(reason) => Some(format!("connectzero: call {key} parked: {reason}")),
+        Fate::Retrying(error) => Some(format!(
+            "connectzero: call {key} will be retried: {}",
+            describe(error)
+        )),
+        Fate::Posted(_) | Fate::Skipped(_) => None,
+    }
+}
+
+// Exported only when building the component (see the stage crates).
+#[cfg(target_arch = "wasm32")]
+export!(Provider);

@@ -1,0 +1,231 @@
+//! What happens around the posted calls: their recordings (stage 7) and
+//! workflow triggers (stage 8a), `call.started` from 3CX's active calls,
+//! and working the due queue entries.
+
+use crate::connectzero::pipeline::attach::{self, AttachJob, AttachOutcome};
+use crate::connectzero::pipeline::dedup::Outcome;
+use crate::connectzero::pipeline::matcher::{self, MatchOutcome};
+use crate::connectzero::pipeline::poll;
+use crate::connectzero::pipeline::trigger::{self, CallEvent, EventKind};
+use crate::events::{ForUser, active_to_call, event, kinds_after_post, trigger_key};
+use crate::exports::connectzero::pipeline::tick::{DeliveryCount, RecordingUpdate, TickReport};
+use crate::facts::active_route_facts;
+use crate::history::{Handled, count};
+use crate::options::Options;
+use crate::describe;
+use guest_support::bindings::connectzero::pipeline::types::Call;
+use guest_support::kv;
+use guest_support::routing::RouteDecision;
+
+/// Key of the active calls whose `call.started` is already queued.
+const STARTED_KEY: &str = "tick/started";
+
+/// Most attach jobs and trigger events worked per tick, so one busy
+/// tenant's backlog cannot make its ticks arbitrarily long.
+const FOLLOW_UP_BATCH: u32 = 50;
+
+/// "pending" for a posted call with a recording (the attach stage takes
+/// over), otherwise "none".
+fn has_recording(call: &Call) -> bool {
+    call.legs.iter().any(|l| l.recording.is_some())
+}
+
+/// Queue the recordings of the calls just posted, and (when `triggers`)
+/// their `call.ended` / `missed-call` events. A backfill's calls are
+/// history: workflows would act on them as if they had just happened, so
+/// it queues triggers only when asked.
+pub fn after_post(options: &Options, handled: &[Handled], triggers: bool, report: &mut TickReport) {
+    let s = &options.settings;
+    let posted: Vec<(&Handled, &String)> = handled
+        .iter()
+        .filter_map(|h| match &h.outcome {
+            Ok(Outcome::Posted(id)) => Some((h, id)),
+            _ => None,
+        })
+        .collect();
+    if posted.is_empty() {
+        return;
+    }
+    let jobs: Vec<AttachJob> = posted
+        .iter()
+        .filter(|(h, _)| has_recording(&h.call))
+        .map(|(h, id)| AttachJob {
+            call: h.call.clone(),
+            message_id: (*id).clone(),
+            contact_id: h.contact_id.clone().unwrap_or_default(),
+            conversation_id: h.conversation_id.clone().unwrap_or_default(),
+        })
+        .collect();
+    if !jobs.is_empty()
+        && let Err(error) = attach::enqueue(s, &jobs)
+    {
+        // The calls stay logged; their recordings are not queued.
+        let why = describe(&error);
+        report
+            .warnings
+            .push(format!("could not queue recordings: {why}"));
+        report
+            .recordings
+            .extend(jobs.iter().map(|job| RecordingUpdate {
+                call_key: job.call.key.clone(),
+                status: format!("gave-up: {why}"),
+            }));
+    }
+    if !triggers {
+        return;
+    }
+    let events: Vec<CallEvent> = posted
+        .iter()
+        .flat_map(|(h, id)| {
+            let recording = if has_recording(&h.call) {
+                "pending"
+            } else {
+                "none"
+            };
+            kinds_after_post(&h.call).into_iter().map(move |kind| {
+                event(
+                    kind,
+                    &h.call,
+                    h.contact_id.clone(),
+                    Some((*id).clone()),
+                    recording,
+                )
+                .for_user(h.user_id.clone())
+            })
+        })
+        .collect();
+    if let Err(error) = trigger::enqueue(s, &events) {
+        report.warnings.push(format!(
+            "could not queue trigger events: {}",
+            describe(&error)
+        ));
+    }
+}
+
+/// Queue `call.started` for the active calls. The trigger queue ignores
+/// events already queued, so seeing a call on every tick is harmless; the
+/// set of active calls already queued (`tick/started`, only calls still
+/// active, so it stays small) saves matching them again. Two workers
+/// writing it at once can only forget a call, which costs one more match.
+pub fn calls_started(options: &Options, report: &mut TickReport) {
+    let s = &options.settings;
+    // 3CX's active calls are a nicety: when they cannot be read, the
+    // history part still runs.
+    let Ok(active) = poll::active_calls(s) else {
+        return;
+    };
+    let Ok(bucket) = kv::open() else {
+        return;
+    };
+    let seen: Vec<String> = kv::get_json(&bucket, STARTED_KEY)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let active: Vec<Call> = active.iter().map(active_to_call).collect();
+    let still_active: Vec<String> = active.iter().map(|c| c.key.clone()).collect();
+    let new: Vec<Call> = active
+        .into_iter()
+        .filter(|c| !seen.contains(&c.key))
+        // A call another tenant on the same 3CX takes starts no workflow
+        // here: the same route as its history, on what the active call
+        // tells.
+        .filter(|c| {
+            options
+                .route
+                .as_ref()
+                .is_none_or(|route| route.decide(&active_route_facts(c)) == RouteDecision::Take)
+        })
+        .collect();
+    if new.is_empty() {
+        if still_active.len() != seen.len() {
+            let _ = kv::set_json(&bucket, STARTED_KEY, &still_active);
+        }
+        return;
+    }
+    let matches = matcher::match_calls(s, &new);
+    let events: Vec<CallEvent> = new
+        .iter()
+        .enumerate()
+        .map(|(i, call)| {
+            let contact = match matches.get(i) {
+                Some(Ok(MatchOutcome::Matched(m))) => Some(m.contact.id.clone()),
+                _ => None,
+            };
+            event(EventKind::CallStarted, call, contact, None, "none")
+        })
+        .collect();
+    match trigger::enqueue(s, &events) {
+        Ok(()) => {
+            report.calls_started += count(events.len());
+            let _ = kv::set_json(&bucket, STARTED_KEY, &still_active);
+        }
+        Err(error) => report.warnings.push(format!(
+            "could not queue call.started: {}",
+            describe(&error)
+        )),
+    }
+}
+
+/// Work due recording jobs and due trigger deliveries, at most
+/// `FOLLOW_UP_BATCH` of each.
+pub fn work_queues(options: &Options, report: &mut TickReport) {
+    let s = &options.settings;
+    match attach::process_due(s, FOLLOW_UP_BATCH) {
+        Ok(reports) => {
+            for r in reports {
+                let status = match &r.outcome {
+                    AttachOutcome::Attached(_) => {
+                        report.attached += 1;
+                        "attached".to_string()
+                    }
+                    AttachOutcome::GaveUp(reason) => {
+                        report.attach_gave_up += 1;
+                        report.warnings.push(format!(
+                            "gave up on the recording of {}; the call stays logged without audio: {reason}",
+                            r.call_key
+                        ));
+                        format!("gave-up: {reason}")
+                    }
+                    AttachOutcome::NoRecording => "none".to_string(),
+                    AttachOutcome::Pending(_) => {
+                        report.attach_pending += 1;
+                        continue;
+                    }
+                };
+                report.recordings.push(RecordingUpdate {
+                    call_key: r.call_key,
+                    status,
+                });
+            }
+        }
+        Err(error) => report.warnings.push(format!(
+            "recording queue unavailable: {}",
+            describe(&error)
+        )),
+    }
+    match trigger::deliver_due(s, FOLLOW_UP_BATCH) {
+        Ok(reports) => {
+            for r in reports {
+                report.triggers_delivered += r.delivered;
+                if r.delivered > 0 {
+                    report.deliveries.push(DeliveryCount {
+                        call_key: r.call_key.clone(),
+                        trigger: trigger_key(r.kind).to_string(),
+                        count: r.delivered,
+                    });
+                }
+                if let Some(error) = &r.last_error {
+                    report.warnings.push(format!(
+                        "trigger delivery for {} failed: {}",
+                        r.call_key,
+                        describe(error)
+                    ));
+                }
+            }
+        }
+        Err(error) => report.warnings.push(format!(
+            "trigger queue unavailable: {}",
+            describe(&error)
+        )),
+    }
+}

@@ -1,0 +1,462 @@
+//! The calls 3CX has finished: poll, claim (at most `max-calls` new ones),
+//! route, match, apply the logging policy, post, write down in the call
+//! log, queue the follow-ups, complete or release in the ledger, and move
+//! the cursor.
+//!
+//! Nothing is dropped: a call that fails for a reason that may pass
+//! (network, 5xx, 429, refused credentials) is released in the ledger and
+//! the cursor is held before it, so the next tick retries it; a call that
+//! can never succeed as it is is parked with its reason.
+
+use crate::connectzero::pipeline::call_log::{self, Fate, HandledCall, UnreadableRow};
+use crate::connectzero::pipeline::dedup::{self, Claim, Completion, Outcome};
+use crate::connectzero::pipeline::matcher::{self, MatchOutcome};
+use crate::connectzero::pipeline::poll::{self, RejectedRow};
+use crate::connectzero::pipeline::post::{self, PostJob, PostOutcome, Target};
+use crate::exports::connectzero::pipeline::tick::{CallResult, TickReport};
+use crate::facts::{policy_facts, route_facts};
+use crate::options::Options;
+use crate::{describe, followups, note_rate_limit, parks};
+use guest_support::bindings::connectzero::pipeline::types::{
+    Call, MatchRule, NoMatchPolicy, StageError,
+};
+use guest_support::policy::Decision;
+use guest_support::routing::RouteDecision;
+
+/// A claimed call's fate within one tick.
+pub struct Handled {
+    /// The call.
+    pub call: Call,
+    /// Its final outcome, or the error it is retried for.
+    pub outcome: Result<Outcome, StageError>,
+    /// The rule that matched its contact.
+    pub rule: Option<MatchRule>,
+    /// The contact it was posted to (or matched, when posting failed).
+    pub contact_id: Option<String>,
+    /// The conversation it was posted to.
+    pub conversation_id: Option<String>,
+    /// The CRM user the call was logged for (`posted.user-id`).
+    pub user_id: Option<String>,
+}
+
+/// Poll, claim, match, post and settle the calls 3CX has finished. `Err`
+/// when the history part could not run (the report's `error`).
+pub fn sync(options: &Options, report: &mut TickReport) -> Result<(), StageError> {
+    let s = &options.settings;
+    let batch = poll::fetch(s)?;
+    report.polled = count(batch.calls.len());
+    report.rejected_rows = count(batch.rejected.len());
+    record_unreadable(&batch.rejected)?;
+    let mut hold_cursor_at = batch.high_water;
+    if !batch.calls.is_empty() {
+        let mine = claim_bounded(options, batch.calls, report, &mut hold_cursor_at)?;
+        let handled = process(options, mine);
+        settle(options, &handled, report, true, &mut hold_cursor_at)?;
+    }
+    if let Err(error) = poll::commit(s, hold_cursor_at) {
+        report.warnings.push(format!(
+            "could not move the cursor; the calls will be re-read: {}",
+            describe(&error)
+        ));
+    }
+    Ok(())
+}
+
+/// Backfill and replay: `calls` (oldest first), `max-calls` at a time,
+/// as a tick handles them, without the cursor and without `call.started`.
+pub fn run_calls(
+    options: &Options,
+    mut calls: Vec<Call>,
+    triggers: bool,
+    report: &mut TickReport,
+) -> Vec<CallResult> {
+    calls.sort_by_key(|c| c.start_time);
+    let mut results = Vec::with_capacity(calls.len());
+    let mut unused_cursor = i64::MAX;
+    for chunk in calls.chunks(options.max_calls) {
+        let claims = match dedup::claim_calls(chunk, &options.worker, options.claim_lease_ms) {
+            Ok(claims) => claims,
+            Err(error) => {
+                // Nothing of this chunk was claimed: all of it waits for
+                // the next run.
+                report.retrying += count(chunk.len());
+                results.extend(
+                    chunk
+                        .iter()
+                        .map(|c| result_of(c, "retrying", describe(&error))),
+                );
+                crate::fail(report, error);
+                continue;
+            }
+        };
+        let mut mine = Vec::new();
+        for (call, claim) in chunk.iter().zip(claims) {
+            match claim {
+                Claim::Claimed => mine.push(call.clone()),
+                Claim::Done(outcome) => {
+                    report.duplicates += 1;
+                    results.push(result_of(call, "done", outcome));
+                }
+                Claim::InFlight => {
+                    report.in_flight += 1;
+                    results.push(result_of(
+                        call,
+                        "in-flight",
+                        "another worker holds the call".into(),
+                    ));
+                }
+            }
+        }
+        let handled = process(options, mine);
+        match settle(options, &handled, report, triggers, &mut unused_cursor) {
+            Ok(settled) => results.extend(settled),
+            Err(error) => {
+                // The call log refused them: their claims expire and a
+                // later run takes them again.
+                crate::fail(report, error);
+                break;
+            }
+        }
+    }
+    results
+}
+
+/// Claim at most `max-calls` new calls, oldest first, in chunks of that
+/// size: calls already done (the overlap window re-reads them every tick)
+/// do not count, and calls past the bound are not claimed at all (claimed
+/// extras of the last chunk are released). The cursor is held before the
+/// first call left for the next tick, so a tenant with a large backlog
+/// works through it a bounded batch per tick. `Err` when the first claim
+/// failed.
+fn claim_bounded(
+    options: &Options,
+    mut calls: Vec<Call>,
+    report: &mut TickReport,
+    hold_cursor_at: &mut i64,
+) -> Result<Vec<Call>, StageError> {
+    let bound = options.max_calls;
+    calls.sort_by_key(|c| c.start_time);
+    let mut rest = calls.into_iter().peekable();
+    let mut mine: Vec<Call> = Vec::new();
+    while mine.len() < bound && rest.peek().is_some() {
+        let chunk: Vec<Call> = rest.by_ref().take(bound).collect();
+        let claims = match dedup::claim_calls(&chunk, &options.worker, options.claim_lease_ms) {
+            Ok(claims) => claims,
+            Err(error) if mine.is_empty() => return Err(error),
+            Err(error) => {
+                // Work what is claimed; the rest waits for the next tick.
+                report.warnings.push(format!(
+                    "could not claim more calls this tick: {}",
+                    describe(&error)
+                ));
+                *hold_cursor_at = (*hold_cursor_at).min(chunk[0].start_time);
+                break;
+            }
+        };
+        for (call, claim) in chunk.into_iter().zip(claims) {
+            match claim {
+                Claim::Claimed => mine.push(call),
+                Claim::Done(_) => report.duplicates += 1,
+                Claim::InFlight => {
+                    report.in_flight += 1;
+                    *hold_cursor_at = (*hold_cursor_at).min(call.start_time);
+                }
+            }
+        }
+    }
+    let extra = if mine.len() > bound {
+        mine.split_off(bound)
+    } else {
+        Vec::new()
+    };
+    let deferred: Vec<Call> = extra.iter().cloned().chain(rest).collect();
+    if let Some(first) = deferred.iter().map(|c| c.start_time).min() {
+        report.deferred = count(deferred.len());
+        *hold_cursor_at = (*hold_cursor_at).min(first);
+    }
+    if !extra.is_empty() {
+        finish(options, &[], &extra, report);
+    }
+    Ok(mine)
+}
+
+/// Route, match, apply the policy and post the claimed calls; one
+/// [`Handled`] per call, oldest first.
+fn process(options: &Options, calls: Vec<Call>) -> Vec<Handled> {
+    if calls.is_empty() {
+        return Vec::new();
+    }
+    let s = &options.settings;
+    let mut handled = Vec::with_capacity(calls.len());
+    // Routing first: a call another tenant on the same 3CX takes costs no
+    // directory lookup and no CRM request here.
+    let calls: Vec<Call> = match &options.route {
+        None => calls,
+        Some(route) => calls
+            .into_iter()
+            .filter_map(|call| match route.decide(&route_facts(&call)) {
+                RouteDecision::Take => Some(call),
+                RouteDecision::Elsewhere(reason) => {
+                    handled.push(Handled::done(call, Outcome::Skipped(reason)));
+                    None
+                }
+            })
+            .collect(),
+    };
+    let mut matches = if calls.is_empty() {
+        Vec::new()
+    } else {
+        matcher::match_calls(s, &calls)
+    };
+    // A batch stage answers once per input; a replacement that does not is
+    // broken, and guessing which answer is whose could post a call to the
+    // wrong contact: the unanswered calls are retried (after the fix).
+    matches.resize_with(calls.len(), || Err(short_answer("match")));
+    let mut jobs = Vec::new();
+    for (call, matched) in calls.into_iter().zip(matches) {
+        let decision = match (&options.policy, &matched) {
+            (Some(policy), Ok(outcome)) => Some(policy.decide(&policy_facts(&call, outcome))),
+            _ => None,
+        };
+        if let Some(Decision::Ignore(reason)) = decision {
+            handled.push(Handled::done(call, Outcome::Skipped(reason)));
+            continue;
+        }
+        match matched {
+            Ok(MatchOutcome::Matched(m)) => jobs.push(PostJob {
+                call,
+                ambiguous: !m.also_matching.is_empty(),
+                target: Target::Contact(m.contact),
+                rule: Some(m.rule),
+                also_matching: m.also_matching,
+            }),
+            Ok(MatchOutcome::Unmatched(number)) => {
+                let create = decision == Some(Decision::LogAndCreateContact)
+                    || matches!(s.no_match_policy, NoMatchPolicy::CreateContact);
+                if create && number.starts_with('+') {
+                    jobs.push(PostJob {
+                        call,
+                        target: Target::CreateContact(number),
+                        rule: None,
+                        ambiguous: false,
+                        also_matching: Vec::new(),
+                    });
+                } else {
+                    handled.push(Handled::done(call, Outcome::Skipped("no-match".into())));
+                }
+            }
+            Ok(MatchOutcome::Skipped(reason)) => {
+                handled.push(Handled::done(call, Outcome::Skipped(reason)))
+            }
+            Err(error) => handled.push(Handled::failed(call, error)),
+        }
+    }
+    if !jobs.is_empty() {
+        let targets: Vec<(Call, Option<MatchRule>, Option<String>)> = jobs
+            .iter()
+            .map(|j| {
+                let contact = match &j.target {
+                    Target::Contact(c) => Some(c.id.clone()),
+                    Target::CreateContact(_) => None,
+                };
+                (j.call.clone(), j.rule, contact)
+            })
+            .collect();
+        let mut posted = post::post_calls(s, &jobs);
+        posted.resize_with(targets.len(), || Err(short_answer("post")));
+        for ((call, rule, contact), result) in targets.into_iter().zip(posted) {
+            let mut h = match result {
+                Ok(PostOutcome::Posted(p)) => Handled {
+                    contact_id: Some(p.contact_id),
+                    conversation_id: Some(p.conversation_id),
+                    user_id: p.user_id,
+                    ..Handled::done(call, Outcome::Posted(p.message_id))
+                },
+                Ok(PostOutcome::NeedsReview(candidates)) => {
+                    let reason = guest_support::review::needs_review_reason(
+                        candidates.iter().map(|c| c.id.as_str()),
+                        options.review_place,
+                    );
+                    Handled::done(call, Outcome::Parked(reason))
+                }
+                Err(error) => Handled {
+                    contact_id: contact,
+                    ..Handled::failed(call, error)
+                },
+            };
+            h.rule = rule;
+            handled.push(h);
+        }
+    }
+    handled.sort_by_key(|h| h.call.start_time);
+    handled
+}
+
+/// Count the handled calls, write them down in the call log, queue the
+/// follow-ups of the posted ones, then record them in the ledger (complete,
+/// or release to retry). Follow-ups are queued before the ledger records
+/// the calls as done: a crash in between re-runs the calls (the post stage
+/// finds its message, the queues ignore repeats) instead of leaving done
+/// calls whose follow-ups were never queued.
+fn settle(
+    options: &Options,
+    handled: &[Handled],
+    report: &mut TickReport,
+    triggers: bool,
+    hold_cursor_at: &mut i64,
+) -> Result<Vec<CallResult>, StageError> {
+    let mut completions = Vec::new();
+    let mut released = Vec::new();
+    let mut results = Vec::with_capacity(handled.len());
+    for h in handled {
+        let (outcome, detail) = match &h.outcome {
+            Ok(outcome) => {
+                completions.push(Completion {
+                    call_key: h.call.key.clone(),
+                    legs: h
+                        .call
+                        .legs
+                        .iter()
+                        .map(|l| (l.leg_id, l.start_time))
+                        .collect(),
+                    outcome: outcome.clone(),
+                });
+                match outcome {
+                    Outcome::Posted(id) => {
+                        report.posted += 1;
+                        ("posted", id.clone())
+                    }
+                    Outcome::Skipped(reason) => {
+                        report.skipped += 1;
+                        ("skipped", reason.clone())
+                    }
+                    Outcome::Parked(reason) => {
+                        report.parked += 1;
+                        ("parked", reason.clone())
+                    }
+                }
+            }
+            Err(error) => {
+                report.retrying += 1;
+                note_rate_limit(report, error);
+                *hold_cursor_at = (*hold_cursor_at).min(h.call.start_time);
+                released.push(h.call.clone());
+                ("retrying", describe(error))
+            }
+        };
+        results.push(CallResult {
+            call_key: h.call.key.clone(),
+            outcome: outcome.to_string(),
+            detail,
+            contact_id: h.contact_id.clone(),
+            rule: h.rule,
+        });
+    }
+    if !handled.is_empty() {
+        call_log::record_calls(&handled.iter().map(Handled::logged).collect::<Vec<_>>())?;
+    }
+    followups::after_post(options, handled, triggers, report);
+    finish(options, &completions, &released, report);
+    Ok(results)
+}
+
+/// Record final outcomes and release the calls to retry. A storage failure
+/// here is not fatal to the calls: unfinished claims expire and the calls
+/// are processed again.
+fn finish(options: &Options, completions: &[Completion], released: &[Call], report: &mut TickReport) {
+    if !completions.is_empty()
+        && let Err(error) = dedup::complete(completions)
+    {
+        report.warnings.push(format!(
+            "could not record outcomes in the ledger: {}",
+            describe(&error)
+        ));
+    }
+    if !released.is_empty()
+        && let Err(error) = dedup::release(released, &options.worker)
+    {
+        report.warnings.push(format!(
+            "could not release calls; they retry when the lease expires: {}",
+            describe(&error)
+        ));
+    }
+}
+
+/// Park the rows 3CX sent that could not be read, in the call log.
+fn record_unreadable(rows: &[RejectedRow]) -> Result<(), StageError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<UnreadableRow> = rows
+        .iter()
+        .map(|r| UnreadableRow {
+            leg_id: r.leg_id,
+            reason: r.reason.clone(),
+        })
+        .collect();
+    call_log::record_unreadable(&rows)
+}
+
+/// The error of a call a batch stage gave no answer for.
+fn short_answer(stage: &str) -> StageError {
+    StageError::InvalidSettings(format!(
+        "the {stage} component answered fewer results than it was given calls: replace it"
+    ))
+}
+
+fn result_of(call: &Call, outcome: &str, detail: String) -> CallResult {
+    CallResult {
+        call_key: call.key.clone(),
+        outcome: outcome.to_string(),
+        detail,
+        contact_id: None,
+        rule: None,
+    }
+}
+
+/// A count for the report.
+pub fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl Handled {
+    fn done(call: Call, outcome: Outcome) -> Self {
+        Self {
+            call,
+            outcome: Ok(outcome),
+            rule: None,
+            contact_id: None,
+            conversation_id: None,
+            user_id: None,
+        }
+    }
+
+    fn failed(call: Call, error: StageError) -> Self {
+        let outcome = if parks(&error) {
+            Ok(Outcome::Parked(describe(&error)))
+        } else {
+            Err(error)
+        };
+        Self {
+            outcome,
+            ..Self::done(call, Outcome::Skipped(String::new()))
+        }
+    }
+
+    /// The call as the call log takes it.
+    fn logged(&self) -> HandledCall {
+        HandledCall {
+            call: self.call.clone(),
+            fate: match &self.outcome {
+                Ok(Outcome::Posted(id)) => Fate::Posted(id.clone()),
+                Ok(Outcome::Skipped(reason)) => Fate::Skipped(reason.clone()),
+                Ok(Outcome::Parked(reason)) => Fate::Parked(reason.clone()),
+                Err(error) => Fate::Retrying(error.clone()),
+            },
+            rule: self.rule,
+            contact_id: self.contact_id.clone(),
+            conversation_id: self.conversation_id.clone(),
+            user_id: self.user_id.clone(),
+        }
+    }
+}

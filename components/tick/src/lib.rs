@@ -1,0 +1,183 @@
+//! # tick: one pipeline tick, for both runtimes
+//!
+//! The orchestration of the stages — poll → dedup → match → post → call
+//! log → ledger → attach → trigger — written once. wac composes it with
+//! the unchanged stage components (`tools/compose`): the bundled host calls
+//! the composed tick directly and provides `credentials`, `directory` and
+//! `call-log` natively; the Spin app calls the same composition from
+//! `POST /tick` with provider components plugged into those imports.
+//!
+//! - [`options`]: the tick's settings (policy and route from JSON).
+//! - [`history`]: the calls 3CX finished: claim, match, post, settle.
+//! - [`followups`]: recordings, workflow triggers, `call.started`.
+//! - [`events`]: trigger events and the calls behind active calls.
+//! - [`facts`]: what routing and the logging policy look at in a call.
+
+pub mod events;
+pub mod facts;
+pub mod followups;
+pub mod history;
+pub mod options;
+
+use guest_support::bindings::connectzero::pipeline::types::StageError;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "connectzero:pipeline/tick-stage",
+    with: {
+        "connectzero:pipeline/types@0.1.0": guest_support::bindings::connectzero::pipeline::types,
+        "wasi:keyvalue/store@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::store,
+    },
+});
+
+use exports::connectzero::pipeline::tick::{
+    CallResult, Guest, TickOptions, TickReport, Window,
+};
+use guest_support::bindings::connectzero::pipeline::types::{Call, TenantSettings};
+
+struct Tick;
+
+impl Guest for Tick {
+    fn run(options: TickOptions) -> TickReport {
+        let mut report = report();
+        match options::Options::parse(options) {
+            Ok(options) => {
+                followups::calls_started(&options, &mut report);
+                if let Err(error) = history::sync(&options, &mut report) {
+                    fail(&mut report, error);
+                }
+                followups::work_queues(&options, &mut report);
+            }
+            Err(error) => fail(&mut report, error),
+        }
+        report
+    }
+
+    fn fetch_window(settings: TenantSettings, start: i64, end: i64) -> Result<Window, StageError> {
+        let batch = connectzero::pipeline::poll::fetch_window(&settings, start, end)?;
+        Ok(Window {
+            calls: batch.calls,
+            unreadable: batch
+                .rejected
+                .into_iter()
+                .map(|r| connectzero::pipeline::call_log::UnreadableRow {
+                    leg_id: r.leg_id,
+                    reason: r.reason,
+                })
+                .collect(),
+        })
+    }
+
+    fn run_calls(
+        options: TickOptions,
+        calls: Vec<Call>,
+        triggers: bool,
+    ) -> (TickReport, Vec<CallResult>) {
+        let mut report = report();
+        match options::Options::parse(options) {
+            Ok(options) => {
+                let results = history::run_calls(&options, calls, triggers, &mut report);
+                (report, results)
+            }
+            Err(error) => {
+                fail(&mut report, error);
+                (report, Vec::new())
+            }
+        }
+    }
+
+    fn work_queues(options: TickOptions) -> TickReport {
+        let mut report = report();
+        match options::Options::parse(options) {
+            Ok(options) => followups::work_queues(&options, &mut report),
+            Err(error) => fail(&mut report, error),
+        }
+        report
+    }
+}
+
+/// An empty report.
+pub fn report() -> TickReport {
+    TickReport {
+        polled: 0,
+        posted: 0,
+        skipped: 0,
+        parked: 0,
+        retrying: 0,
+        duplicates: 0,
+        in_flight: 0,
+        rejected_rows: 0,
+        deferred: 0,
+        error: None,
+        retry_after_secs: None,
+        attached: 0,
+        attach_gave_up: 0,
+        attach_pending: 0,
+        triggers_delivered: 0,
+        calls_started: 0,
+        recordings: Vec::new(),
+        deliveries: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+/// Note in `report` that the tick could not run (or its history part).
+pub fn fail(report: &mut TickReport, error: StageError) {
+    note_rate_limit(report, &error);
+    report.error = Some(error);
+}
+
+/// Keep the longest Retry-After a rate limit asked for.
+pub fn note_rate_limit(report: &mut TickReport, error: &StageError) {
+    if let StageError::RateLimited(secs) = error {
+        report.retry_after_secs = Some(report.retry_after_secs.map_or(*secs, |s| s.max(*secs)));
+    }
+}
+
+pub use guest_support::api::describe;
+
+/// Whether a failed call is parked (it can never succeed as it is: a 4xx
+/// the CRM will always give, unreadable data) rather than retried (network,
+/// 5xx, 408, 429, refused credentials).
+pub fn parks(error: &StageError) -> bool {
+    match error {
+        StageError::Upstream(e) => (400..500).contains(&e.status) && e.status != 408,
+        StageError::InvalidData(_) | StageError::NotImplemented(_) => true,
+        _ => false,
+    }
+}
+
+// Exported only when building the component (see the stage crates).
+#[cfg(target_arch = "wasm32")]
+export!(Tick);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_park_and_transient_ones_retry() {
+        use guest_support::{Service, UpstreamError};
+        let upstream = |status| {
+            StageError::Upstream(UpstreamError {
+                service: Service::Crm,
+                status,
+                message: String::new(),
+            })
+        };
+        assert!(parks(&upstream(422)));
+        assert!(!parks(&upstream(408)));
+        assert!(!parks(&upstream(503)));
+        assert!(!parks(&StageError::RateLimited(3)));
+        assert!(parks(&StageError::InvalidData("x".into())));
+    }
+
+    #[test]
+    fn the_longest_retry_after_wins() {
+        let mut r = report();
+        note_rate_limit(&mut r, &StageError::RateLimited(3));
+        note_rate_limit(&mut r, &StageError::RateLimited(9));
+        note_rate_limit(&mut r, &StageError::RateLimited(5));
+        assert_eq!(r.retry_after_secs, Some(9));
+    }
+}
