@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Stage crates, in pipeline order, and the name of the `.wasm` each builds.
-const STAGES: [(&str, &str); 7] = [
+const STAGES: [(&str, &str); 8] = [
     ("connectzero-poll", "connectzero_poll"),
     ("connectzero-dedup", "connectzero_dedup"),
     ("connectzero-match", "connectzero_match"),
@@ -19,13 +19,14 @@ const STAGES: [(&str, &str); 7] = [
     ("connectzero-attach", "connectzero_attach"),
     ("connectzero-trigger", "connectzero_trigger"),
     ("connectzero-write-back", "connectzero_write_back"),
+    // The orchestration: the host composes it with the stages at start-up
+    // (`connectzero_compose::Deployable::Tick`), replacements included.
+    ("connectzero-tick", "connectzero_tick"),
 ];
 
-/// Components only the composed deployables use: the tick (both runtimes),
-/// the credentials, directory and call-log providers and the app entry
-/// point (Spin).
-const PROVIDERS: [&str; 5] = [
-    "connectzero-tick",
+/// Components only the Spin deployables use: the credentials, directory
+/// and call-log providers and the app entry point.
+const PROVIDERS: [&str; 4] = [
     "connectzero-credentials",
     "connectzero-directory",
     "connectzero-call-log",
@@ -100,16 +101,14 @@ fn main() {
         out_dir.display()
     );
 
-    // The deployables, from the one composition graph: the host bundles
-    // the composed tick; Spin runs the app and the write-back.
+    // The deployables, from the one composition graph (the host composes
+    // the tick itself at start-up, so replacements go into it; this file
+    // is for inspection and the import checks).
     for deployable in connectzero_compose::Deployable::ALL {
         let bytes = connectzero_compose::compose(deployable, &out_dir)
             .unwrap_or_else(|e| panic!("composing {deployable:?} failed: {e}"));
         let path = out_dir.join(deployable.file_name());
         std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        if deployable == connectzero_compose::Deployable::Tick {
-            println!("cargo:rustc-env=CONNECTZERO_COMPONENT_TICK={}", path.display());
-        }
     }
 }
 

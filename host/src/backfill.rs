@@ -555,7 +555,7 @@ async fn backfill_chunk(
             }
             Ok(batch) => {
                 report.polled = batch.calls.len();
-                report.rejected_rows = batch.rejected.len();
+                report.rejected_rows = batch.unreadable.len();
                 pipeline.park_rejected(tenant, &batch)?;
                 let results = pipeline
                     .run_calls(tenant, batch.calls, options.with_triggers, &mut report)

@@ -77,3 +77,24 @@ http_world!(attach, "connectzero:pipeline/attach-stage", {
 http_world!(trigger, "connectzero:pipeline/trigger-stage", {
     "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
 });
+
+/// Bindings of the composed tick (`tick-host`): the tick export the host
+/// calls, and the `call-log` import it implements (`crate::call_log`).
+#[allow(missing_docs)]
+pub mod tick {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "connectzero:pipeline/tick-host",
+        exports: { default: async },
+        imports: { default: trappable },
+        with: {
+            "connectzero:pipeline/types": crate::bindings::host_provided::connectzero::pipeline::types,
+            "connectzero:pipeline/credentials": crate::bindings::host_provided::connectzero::pipeline::credentials,
+            "connectzero:pipeline/directory": crate::bindings::host_provided::connectzero::pipeline::directory,
+            "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
+    });
+}

@@ -7,10 +7,10 @@ use crate::bindings::matcher::exports::connectzero::pipeline::matcher::{
     ContactMatch, MatchOutcome,
 };
 use crate::bindings::types::{
-    Call, CallLeg, ContactRef, Direction, DnKind, NoMatchPolicy, Party, StageError,
+    Call, CallLeg, ContactRef, Direction, DnKind, MatchRule, NoMatchPolicy, Party, StageError,
 };
-use crate::pipeline::{Pipeline, Tenant, describe, direction_name, policy_facts, rule_name};
-use guest_support::policy::Decision;
+use crate::pipeline::{Pipeline, Tenant, describe, direction_name, rule_name};
+use guest_support::policy::{self, CallDirection, CallFacts, Decision};
 use std::fmt::Write;
 
 /// What the dry run found, ready to print.
@@ -47,6 +47,31 @@ pub async fn run(
 
 /// A finished one-leg call between `number` and an extension with no
 /// owner (so only the number rules can match).
+/// The policy facts of the dry run's call: only its outside number counts
+/// (the one the matcher normalised, as the tick's `facts::policy_facts`
+/// takes it); talk time and start time are not real here.
+fn number_facts(number: &str, direction: Direction, outcome: &MatchOutcome) -> CallFacts {
+    let outside_e164 = match outcome {
+        MatchOutcome::Matched(m) if !matches!(m.rule, MatchRule::ExtensionOwner) => {
+            Some(m.matched_on.clone())
+        }
+        MatchOutcome::Unmatched(n) if n.starts_with('+') => Some(n.clone()),
+        _ => policy::canonical_e164(number),
+    };
+    CallFacts {
+        direction: match direction {
+            Direction::Inbound => CallDirection::Inbound,
+            Direction::Outbound => CallDirection::Outbound,
+            Direction::Internal => CallDirection::Internal,
+        },
+        answered: true,
+        duration_secs: 0,
+        start_ms: chrono::Utc::now().timestamp_millis(),
+        outside_e164,
+        voicemail: false,
+    }
+}
+
 fn call_for(number: &str, direction: Direction) -> Call {
     let outside = Party {
         number: number.to_string(),
@@ -160,9 +185,8 @@ fn render(tenant: &Tenant, number: &str, direction: Direction, outcome: &MatchOu
     }
     // Only the number filters are meaningful here: the dry run's call has
     // no real talk time or start time for the other policy rules.
-    if let Some(policy) = &tenant.policy
-        && let Decision::Ignore(reason) =
-            policy.decide(&policy_facts(&call_for(number, direction), outcome))
+    if let Ok(Some(policy)) = tenant.config.policy()
+        && let Decision::Ignore(reason) = policy.decide(&number_facts(number, direction, outcome))
         && matches!(reason.as_str(), "blocked number" | "PBX's own number")
     {
         let _ = writeln!(out, "policy: {reason} (the call would not be posted)");

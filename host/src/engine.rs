@@ -1,10 +1,17 @@
-//! The wasmtime engine, the stage components and their linkers.
+//! The wasmtime engine, the composed tick and the stand-alone components.
 //!
-//! Every component is compiled and pre-instantiated once at start-up, each
-//! with a linker holding only the imports its stage is granted (a matcher
-//! gets no `wasi:http`, no key-value store and no credentials). Each
-//! invocation then gets a fresh `Store` with a memory limit and an epoch
-//! deadline, so a stuck or greedy component cannot hold the host.
+//! The pipeline runs as one composed component: the tick with every stage
+//! plugged in, wired at start-up by the same graph the Spin app is built
+//! from (`connectzero_compose::Deployable::Tick`), with any replacement
+//! stage from `--components DIR` in its place. The graph refuses a stage
+//! that imports more than its stage world grants (a matcher gets no
+//! `wasi:http`, no key-value store and no credentials), so composition
+//! hands no stage an import it was not granted. The matcher (for
+//! `connectzero match`), the trigger stage (workflow subscriptions) and
+//! the write-back action are also loaded on their own, each with a linker
+//! holding only its grants. Every invocation gets a fresh `Store` with a
+//! memory limit and an epoch deadline, so a stuck or greedy component
+//! cannot hold the host.
 //!
 //! The one exception is the matcher: a tenant's match instance is kept warm
 //! and reused across that tenant's invocations ([`Runtime::match_calls`];
@@ -16,7 +23,7 @@ pub use warm::{MatcherStats, WarmLimits};
 
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
 use crate::bindings::types::{Call, StageError, TenantSettings};
-use crate::bindings::{attach, dedup, host_provided, matcher, poll, post, trigger};
+use crate::bindings::{host_provided, matcher, tick, trigger};
 use crate::directory::Directory;
 use crate::kv::KvCtx;
 use crate::outbound::OutboundPolicy;
@@ -104,7 +111,8 @@ impl Stage {
         }
     }
 
-    fn bundled(self) -> &'static [u8] {
+    /// The bundled component of this stage.
+    pub fn bundled(self) -> &'static [u8] {
         match self {
             Stage::Poll => include_bytes!(env!("CONNECTZERO_COMPONENT_POLL")),
             Stage::Dedup => include_bytes!(env!("CONNECTZERO_COMPONENT_DEDUP")),
@@ -132,22 +140,43 @@ impl Stage {
     }
 }
 
-/// The pre-instantiated stages.
+/// The pre-instantiated components.
 pub struct Stages {
-    /// Poll.
-    pub poll: poll::PollStagePre<StoreData>,
-    /// Dedup.
-    pub dedup: dedup::DedupStagePre<StoreData>,
-    /// Match.
+    /// The composed tick: the whole pipeline.
+    pub tick: tick::TickHostPre<StoreData>,
+    /// Match on its own (`connectzero match`, warm instances).
     pub matcher: matcher::MatchStagePre<StoreData>,
-    /// Post.
-    pub post: post::PostStagePre<StoreData>,
-    /// Attach.
-    pub attach: attach::AttachStagePre<StoreData>,
-    /// Trigger.
+    /// Trigger on its own (workflow subscriptions).
     pub trigger: trigger::TriggerStagePre<StoreData>,
     /// Write-back: an HTTP component (`wasi:http/incoming-handler`).
     pub write_back: wasmtime_wasi_http::p2::bindings::ProxyPre<StoreData>,
+}
+
+/// The tick's component files: the bundled ones, or an operator's
+/// replacement of the same name in `--components DIR`.
+struct Bundled<'a> {
+    replacements: Option<&'a Path>,
+}
+
+impl connectzero_compose::Source for Bundled<'_> {
+    fn read(&self, file: &str) -> Result<Vec<u8>, String> {
+        if let Some(path) = self
+            .replacements
+            .map(|dir| dir.join(file))
+            .filter(|p| p.exists())
+        {
+            tracing::info!(path = %path.display(), "composing a replacement component into the tick");
+            return std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
+        }
+        if file == "connectzero_tick.wasm" {
+            return Ok(include_bytes!(env!("CONNECTZERO_COMPONENT_TICK")).to_vec());
+        }
+        Stage::ALL
+            .into_iter()
+            .find(|s| s.file_name() == file)
+            .map(|s| s.bundled().to_vec())
+            .ok_or_else(|| format!("no bundled component {file}"))
+    }
 }
 
 /// Engine plus stages: what every invocation needs. Cheap to share.
@@ -187,22 +216,28 @@ impl Runtime {
                 format!("the {stage:?} component imports something the {stage:?} stage is not granted")
             })
         };
+        let composed = connectzero_compose::compose_from(
+            connectzero_compose::Deployable::Tick,
+            &Bundled { replacements },
+        )
+        .map_err(anyhow::Error::from)
+        .context("composing the pipeline (the tick and its stages)")?;
+        let tick_component = Component::new(&engine, &composed)
+            .map_err(anyhow::Error::from)
+            .context("compiling the composed tick")?;
+        let tick = tick::TickHostPre::new(
+            tick_linker(&engine)?
+                .instantiate_pre(&tick_component)
+                .map_err(anyhow::Error::from)
+                .context("the composed tick imports something the host does not provide")?,
+        )
+        .map_err(anyhow::Error::from)
+        .context("composed tick exports")?;
         let stages = Stages {
-            poll: poll::PollStagePre::new(pre(Stage::Poll)?)
-                .map_err(anyhow::Error::from)
-                .context("poll component exports")?,
-            dedup: dedup::DedupStagePre::new(pre(Stage::Dedup)?)
-                .map_err(anyhow::Error::from)
-                .context("dedup component exports")?,
+            tick,
             matcher: matcher::MatchStagePre::new(pre(Stage::Match)?)
                 .map_err(anyhow::Error::from)
                 .context("match component exports")?,
-            post: post::PostStagePre::new(pre(Stage::Post)?)
-                .map_err(anyhow::Error::from)
-                .context("post component exports")?,
-            attach: attach::AttachStagePre::new(pre(Stage::Attach)?)
-                .map_err(anyhow::Error::from)
-                .context("attach component exports")?,
             trigger: trigger::TriggerStagePre::new(pre(Stage::Trigger)?)
                 .map_err(anyhow::Error::from)
                 .context("trigger component exports")?,
@@ -290,20 +325,43 @@ impl Runtime {
         outbound: OutboundPolicy,
         grants: Grants,
     ) -> Store<StoreData> {
+        let outbound = if stage.uses_http() {
+            outbound
+        } else {
+            OutboundPolicy::deny_all()
+        };
+        self.store_with(kv, outbound, grants, 16)
+    }
+
+    /// A fresh store for one invocation of the composed tick: the union of
+    /// its stages' grants (the graph decided which stage sees which).
+    pub fn new_tick_store(
+        &self,
+        kv: KvCtx,
+        outbound: OutboundPolicy,
+        grants: Grants,
+    ) -> Store<StoreData> {
+        // A dozen components, each a few core instances.
+        self.store_with(kv, outbound, grants, 128)
+    }
+
+    fn store_with(
+        &self,
+        kv: KvCtx,
+        outbound: OutboundPolicy,
+        grants: Grants,
+        instances: usize,
+    ) -> Store<StoreData> {
         let data = StoreData {
             table: ResourceTable::new(),
             // No environment, arguments, files or sockets: stages talk to the
             // world only through the interfaces they are linked with.
             wasi: WasiCtxBuilder::new().build(),
             http: WasiHttpCtx::new(),
-            outbound: if stage.uses_http() {
-                outbound
-            } else {
-                OutboundPolicy::deny_all()
-            },
+            outbound,
             limits: StoreLimitsBuilder::new()
                 .memory_size(STAGE_MEMORY_LIMIT)
-                .instances(16)
+                .instances(instances)
                 .build(),
             kv,
             tenant: grants,
@@ -348,10 +406,15 @@ fn new_engine(warm: usize) -> anyhow::Result<Engine> {
     }
     let slots = POOL_INSTANCES + u32::try_from(warm.min(MAX_WARM_MATCHERS)).unwrap_or(0);
     let mut pool = PoolingAllocationConfig::default();
+    // A composed tick is one component instance holding a dozen inner
+    // components (a memory and a few core instances each).
     pool.total_component_instances(slots)
-        .total_core_instances(slots * 4)
-        .total_memories(slots * 2)
-        .total_tables(slots * 4)
+        .max_core_instances_per_component(128)
+        .max_memories_per_component(16)
+        .max_tables_per_component(64)
+        .total_core_instances(slots * 48)
+        .total_memories(slots * 12)
+        .total_tables(slots * 48)
         // Stacks are taken only while wasm runs; idle warm instances hold
         // none, so running invocations bound them.
         .total_stacks(POOL_INSTANCES)
@@ -422,6 +485,36 @@ fn linker_for(engine: &Engine, stage: Stage) -> anyhow::Result<Linker<StoreData>
             |s| s,
         )?;
     }
+    Ok(linker)
+}
+
+/// The composed tick's linker: what the host provides natively
+/// (`credentials`, `directory`, `call-log`), the key-value store and
+/// `wasi:http`.
+fn tick_linker(engine: &Engine) -> anyhow::Result<Linker<StoreData>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    host_provided::connectzero::pipeline::credentials::add_to_linker::<_, HasSelf<StoreData>>(
+        &mut linker,
+        |s| s,
+    )?;
+    host_provided::connectzero::pipeline::directory::add_to_linker::<_, HasSelf<StoreData>>(
+        &mut linker,
+        |s| s,
+    )?;
+    host_provided::wasi::keyvalue::store::add_to_linker::<_, HasSelf<StoreData>>(
+        &mut linker,
+        |s| s,
+    )?;
+    host_provided::wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<StoreData>>(
+        &mut linker,
+        |s| s,
+    )?;
+    tick::connectzero::pipeline::call_log::add_to_linker::<_, HasSelf<StoreData>>(
+        &mut linker,
+        |s| s,
+    )?;
     Ok(linker)
 }
 

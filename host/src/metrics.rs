@@ -9,8 +9,6 @@
 //! function names (fixed), services (`3cx`, `crm`) and HTTP status codes.
 //! Call keys and phone numbers are never labels.
 
-use crate::bindings::dedup::exports::connectzero::pipeline::dedup::Outcome;
-use crate::bindings::types::StageError;
 use crate::engine::Stage;
 use crate::pipeline::TickReport;
 use crate::storage::Storage;
@@ -248,16 +246,14 @@ pub fn tick(tenant_id: &str, report: &TickReport) {
     }
 }
 
-/// A call's outcome was recorded: observe hang-up → posted for posted calls.
-pub fn call_recorded(tenant_id: &str, outcome: &Result<Outcome, StageError>, call_end_ms: i64) {
-    if let Ok(Outcome::Posted(_)) = outcome {
-        let now = chrono::Utc::now().timestamp_millis();
-        let seconds = (now - call_end_ms).max(0) as f64 / 1000.0;
-        METRICS
-            .end_to_end_seconds
-            .get_or_create(&tenant(tenant_id))
-            .observe(seconds);
-    }
+/// A call was posted: observe hang-up to posted.
+pub fn call_posted(tenant_id: &str, call_end_ms: i64) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let seconds = (now - call_end_ms).max(0) as f64 / 1000.0;
+    METRICS
+        .end_to_end_seconds
+        .get_or_create(&tenant(tenant_id))
+        .observe(seconds);
 }
 
 /// A recording job will be retried.
@@ -282,6 +278,48 @@ impl Drop for StageTimer {
             .get_or_create(&self.labels)
             .observe(self.started.elapsed().as_secs_f64());
     }
+}
+
+/// One stage invocation the composed tick timed (its report's `timings`).
+pub fn stage_invoked(stage: &str, function: &str, seconds: f64) {
+    METRICS
+        .stage_seconds
+        .get_or_create(&StageLabels {
+            stage: stage_label(stage),
+            function: function_label(function),
+        })
+        .observe(seconds);
+}
+
+/// The label of a stage the tick named; a name the host does not know
+/// (a replaced tick) is "other", so a component cannot grow the label set.
+fn stage_label(stage: &str) -> &'static str {
+    Stage::ALL
+        .into_iter()
+        .map(stage_name)
+        .find(|name| *name == stage)
+        .unwrap_or("other")
+}
+
+/// The label of a stage function the tick named, "other" when unknown.
+fn function_label(function: &str) -> &'static str {
+    const KNOWN: [&str; 11] = [
+        "fetch",
+        "commit",
+        "active-calls",
+        "claim-calls",
+        "complete",
+        "release",
+        "match-calls",
+        "post-calls",
+        "enqueue",
+        "process-due",
+        "deliver-due",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == function)
+        .unwrap_or("other")
 }
 
 /// Time one invocation of `stage`'s WIT `function` until the guard drops.

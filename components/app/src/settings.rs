@@ -113,12 +113,10 @@ impl AppSettings {
             tenant,
             claim_lease_ms: claim_lease_secs * 1000,
             tick_secret: config::require("tick_secret")?,
-            policy: guest_support::policy::parse_json(&policy_json)
-            .map_err(|e| {
+            policy: guest_support::policy::parse_json(&policy_json).map_err(|e| {
                 StageError::InvalidSettings(format!("configuration \"policy_json\": {e}"))
             })?,
-            route: guest_support::routing::parse_json(&route_json)
-            .map_err(|e| {
+            route: guest_support::routing::parse_json(&route_json).map_err(|e| {
                 StageError::InvalidSettings(format!("configuration \"route_json\": {e}"))
             })?,
             max_calls_per_tick: config::parse_or("max_calls_per_tick", 100)?,

@@ -368,6 +368,19 @@ impl Route {
         self
     }
 
+    /// The route written back as settings, canonical and with every
+    /// claim it holds (its own, and the other tenants' in `elsewhere`):
+    /// what the bundled host hands the tick component as JSON, which
+    /// validates it again into this same route.
+    pub fn to_config(&self) -> RouteConfig {
+        RouteConfig {
+            dids: self.own.dids.clone(),
+            queues: self.own.queues.clone(),
+            default: self.default,
+            elsewhere: self.elsewhere.clone(),
+        }
+    }
+
     /// A route that takes no call: what a tenant whose route could not be
     /// read runs with, so it never posts another sub-account's calls.
     pub fn takes_nothing() -> Self {
@@ -729,5 +742,23 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[test]
+    fn a_route_written_back_as_settings_validates_into_itself() {
+        let route = RouteConfig {
+            dids: vec!["+44 20 7946 0000".into()],
+            queues: vec!["800".into()],
+            default: true,
+            elsewhere: RouteClaims::default(),
+        }
+        .validate()
+        .unwrap()
+        .with_elsewhere(&RouteClaims {
+            dids: vec!["+442079460001".into()],
+            queues: vec!["801".into()],
+        });
+        let json = serde_json::to_string(&route.to_config()).unwrap();
+        assert_eq!(parse_json(&json).unwrap(), Some(route));
     }
 }

@@ -7,12 +7,13 @@ use crate::connectzero::pipeline::dedup::Outcome;
 use crate::connectzero::pipeline::matcher::{self, MatchOutcome};
 use crate::connectzero::pipeline::poll;
 use crate::connectzero::pipeline::trigger::{self, CallEvent, EventKind};
+use crate::describe;
 use crate::events::{ForUser, active_to_call, event, kinds_after_post, trigger_key};
 use crate::exports::connectzero::pipeline::tick::{DeliveryCount, RecordingUpdate, TickReport};
 use crate::facts::active_route_facts;
 use crate::history::{Handled, count};
 use crate::options::Options;
-use crate::describe;
+use crate::timing::time;
 use guest_support::bindings::connectzero::pipeline::types::Call;
 use guest_support::kv;
 use guest_support::routing::RouteDecision;
@@ -57,7 +58,7 @@ pub fn after_post(options: &Options, handled: &[Handled], triggers: bool, report
         })
         .collect();
     if !jobs.is_empty()
-        && let Err(error) = attach::enqueue(s, &jobs)
+        && let Err(error) = time("attach", "enqueue", || attach::enqueue(s, &jobs))
     {
         // The calls stay logged; their recordings are not queued.
         let why = describe(&error);
@@ -94,7 +95,7 @@ pub fn after_post(options: &Options, handled: &[Handled], triggers: bool, report
             })
         })
         .collect();
-    if let Err(error) = trigger::enqueue(s, &events) {
+    if let Err(error) = time("trigger", "enqueue", || trigger::enqueue(s, &events)) {
         report.warnings.push(format!(
             "could not queue trigger events: {}",
             describe(&error)
@@ -111,7 +112,7 @@ pub fn calls_started(options: &Options, report: &mut TickReport) {
     let s = &options.settings;
     // 3CX's active calls are a nicety: when they cannot be read, the
     // history part still runs.
-    let Ok(active) = poll::active_calls(s) else {
+    let Ok(active) = time("poll", "active-calls", || poll::active_calls(s)) else {
         return;
     };
     let Ok(bucket) = kv::open() else {
@@ -142,7 +143,7 @@ pub fn calls_started(options: &Options, report: &mut TickReport) {
         }
         return;
     }
-    let matches = matcher::match_calls(s, &new);
+    let matches = time("match", "match-calls", || matcher::match_calls(s, &new));
     let events: Vec<CallEvent> = new
         .iter()
         .enumerate()
@@ -154,7 +155,7 @@ pub fn calls_started(options: &Options, report: &mut TickReport) {
             event(EventKind::CallStarted, call, contact, None, "none")
         })
         .collect();
-    match trigger::enqueue(s, &events) {
+    match time("trigger", "enqueue", || trigger::enqueue(s, &events)) {
         Ok(()) => {
             report.calls_started += count(events.len());
             let _ = kv::set_json(&bucket, STARTED_KEY, &still_active);
@@ -170,7 +171,9 @@ pub fn calls_started(options: &Options, report: &mut TickReport) {
 /// `FOLLOW_UP_BATCH` of each.
 pub fn work_queues(options: &Options, report: &mut TickReport) {
     let s = &options.settings;
-    match attach::process_due(s, FOLLOW_UP_BATCH) {
+    match time("attach", "process-due", || {
+        attach::process_due(s, FOLLOW_UP_BATCH)
+    }) {
         Ok(reports) => {
             for r in reports {
                 let status = match &r.outcome {
@@ -198,12 +201,13 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
                 });
             }
         }
-        Err(error) => report.warnings.push(format!(
-            "recording queue unavailable: {}",
-            describe(&error)
-        )),
+        Err(error) => report
+            .warnings
+            .push(format!("recording queue unavailable: {}", describe(&error))),
     }
-    match trigger::deliver_due(s, FOLLOW_UP_BATCH) {
+    match time("trigger", "deliver-due", || {
+        trigger::deliver_due(s, FOLLOW_UP_BATCH)
+    }) {
         Ok(reports) => {
             for r in reports {
                 report.triggers_delivered += r.delivered;
@@ -223,9 +227,8 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
                 }
             }
         }
-        Err(error) => report.warnings.push(format!(
-            "trigger queue unavailable: {}",
-            describe(&error)
-        )),
+        Err(error) => report
+            .warnings
+            .push(format!("trigger queue unavailable: {}", describe(&error))),
     }
 }

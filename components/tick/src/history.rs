@@ -16,6 +16,7 @@ use crate::connectzero::pipeline::post::{self, PostJob, PostOutcome, Target};
 use crate::exports::connectzero::pipeline::tick::{CallResult, TickReport};
 use crate::facts::{policy_facts, route_facts};
 use crate::options::Options;
+use crate::timing::time;
 use crate::{describe, followups, note_rate_limit, parks};
 use guest_support::bindings::connectzero::pipeline::types::{
     Call, MatchRule, NoMatchPolicy, StageError,
@@ -43,7 +44,7 @@ pub struct Handled {
 /// when the history part could not run (the report's `error`).
 pub fn sync(options: &Options, report: &mut TickReport) -> Result<(), StageError> {
     let s = &options.settings;
-    let batch = poll::fetch(s)?;
+    let batch = time("poll", "fetch", || poll::fetch(s))?;
     report.polled = count(batch.calls.len());
     report.rejected_rows = count(batch.rejected.len());
     record_unreadable(&batch.rejected)?;
@@ -53,7 +54,7 @@ pub fn sync(options: &Options, report: &mut TickReport) -> Result<(), StageError
         let handled = process(options, mine);
         settle(options, &handled, report, true, &mut hold_cursor_at)?;
     }
-    if let Err(error) = poll::commit(s, hold_cursor_at) {
+    if let Err(error) = time("poll", "commit", || poll::commit(s, hold_cursor_at)) {
         report.warnings.push(format!(
             "could not move the cursor; the calls will be re-read: {}",
             describe(&error)
@@ -74,7 +75,9 @@ pub fn run_calls(
     let mut results = Vec::with_capacity(calls.len());
     let mut unused_cursor = i64::MAX;
     for chunk in calls.chunks(options.max_calls) {
-        let claims = match dedup::claim_calls(chunk, &options.worker, options.claim_lease_ms) {
+        let claims = match time("dedup", "claim-calls", || {
+            dedup::claim_calls(chunk, &options.worker, options.claim_lease_ms)
+        }) {
             Ok(claims) => claims,
             Err(error) => {
                 // Nothing of this chunk was claimed: all of it waits for
@@ -140,7 +143,9 @@ fn claim_bounded(
     let mut mine: Vec<Call> = Vec::new();
     while mine.len() < bound && rest.peek().is_some() {
         let chunk: Vec<Call> = rest.by_ref().take(bound).collect();
-        let claims = match dedup::claim_calls(&chunk, &options.worker, options.claim_lease_ms) {
+        let claims = match time("dedup", "claim-calls", || {
+            dedup::claim_calls(&chunk, &options.worker, options.claim_lease_ms)
+        }) {
             Ok(claims) => claims,
             Err(error) if mine.is_empty() => return Err(error),
             Err(error) => {
@@ -206,7 +211,7 @@ fn process(options: &Options, calls: Vec<Call>) -> Vec<Handled> {
     let mut matches = if calls.is_empty() {
         Vec::new()
     } else {
-        matcher::match_calls(s, &calls)
+        time("match", "match-calls", || matcher::match_calls(s, &calls))
     };
     // A batch stage answers once per input; a replacement that does not is
     // broken, and guessing which answer is whose could post a call to the
@@ -262,7 +267,7 @@ fn process(options: &Options, calls: Vec<Call>) -> Vec<Handled> {
                 (j.call.clone(), j.rule, contact)
             })
             .collect();
-        let mut posted = post::post_calls(s, &jobs);
+        let mut posted = time("post", "post-calls", || post::post_calls(s, &jobs));
         posted.resize_with(targets.len(), || Err(short_answer("post")));
         for ((call, rule, contact), result) in targets.into_iter().zip(posted) {
             let mut h = match result {
@@ -363,9 +368,14 @@ fn settle(
 /// Record final outcomes and release the calls to retry. A storage failure
 /// here is not fatal to the calls: unfinished claims expire and the calls
 /// are processed again.
-fn finish(options: &Options, completions: &[Completion], released: &[Call], report: &mut TickReport) {
+fn finish(
+    options: &Options,
+    completions: &[Completion],
+    released: &[Call],
+    report: &mut TickReport,
+) {
     if !completions.is_empty()
-        && let Err(error) = dedup::complete(completions)
+        && let Err(error) = time("dedup", "complete", || dedup::complete(completions))
     {
         report.warnings.push(format!(
             "could not record outcomes in the ledger: {}",
@@ -373,7 +383,9 @@ fn finish(options: &Options, completions: &[Completion], released: &[Call], repo
         ));
     }
     if !released.is_empty()
-        && let Err(error) = dedup::release(released, &options.worker)
+        && let Err(error) = time("dedup", "release", || {
+            dedup::release(released, &options.worker)
+        })
     {
         report.warnings.push(format!(
             "could not release calls; they retry when the lease expires: {}",

@@ -18,6 +18,7 @@ pub mod facts;
 pub mod followups;
 pub mod history;
 pub mod options;
+pub mod timing;
 
 use guest_support::bindings::connectzero::pipeline::types::StageError;
 
@@ -30,9 +31,7 @@ wit_bindgen::generate!({
     },
 });
 
-use exports::connectzero::pipeline::tick::{
-    CallResult, Guest, TickOptions, TickReport, Window,
-};
+use exports::connectzero::pipeline::tick::{CallResult, Guest, TickOptions, TickReport, Window};
 use guest_support::bindings::connectzero::pipeline::types::{Call, TenantSettings};
 
 struct Tick;
@@ -50,10 +49,13 @@ impl Guest for Tick {
             }
             Err(error) => fail(&mut report, error),
         }
+        timing::drain_into(&mut report);
         report
     }
 
     fn fetch_window(settings: TenantSettings, start: i64, end: i64) -> Result<Window, StageError> {
+        // Not timed here: there is no report to carry it; the host times
+        // the whole call.
         let batch = connectzero::pipeline::poll::fetch_window(&settings, start, end)?;
         Ok(Window {
             calls: batch.calls,
@@ -77,6 +79,7 @@ impl Guest for Tick {
         match options::Options::parse(options) {
             Ok(options) => {
                 let results = history::run_calls(&options, calls, triggers, &mut report);
+                timing::drain_into(&mut report);
                 (report, results)
             }
             Err(error) => {
@@ -92,6 +95,7 @@ impl Guest for Tick {
             Ok(options) => followups::work_queues(&options, &mut report),
             Err(error) => fail(&mut report, error),
         }
+        timing::drain_into(&mut report);
         report
     }
 }
@@ -118,6 +122,7 @@ pub fn report() -> TickReport {
         recordings: Vec::new(),
         deliveries: Vec::new(),
         warnings: Vec::new(),
+        timings: Vec::new(),
     }
 }
 

@@ -1,17 +1,15 @@
 //! Calls from an explicit window, outside the tick: `connectzero backfill`
 //! and `connectzero replay` (`crate::backfill`).
 //!
-//! The same stages as a tick — claim, match, post, record, complete or
-//! release, queue the recording — but the calls come from
-//! `poll.fetch-window` and the cursor is never committed, so the live poll
-//! is not disturbed. `call.started` is never raised: history is not
-//! ringing now.
+//! The composed tick's `run-calls` handles them as a tick does — claim,
+//! match, post, record, complete or release, queue the recording — but
+//! the calls come from `fetch-window` and the cursor is never committed,
+//! so the live poll is not disturbed. `call.started` is never raised:
+//! history is not ringing now.
 
-use super::{Handled, Pipeline, Tenant, TickReport, describe, rule_name};
-use crate::bindings::dedup::exports::connectzero::pipeline::dedup::{Claim, Completion, Outcome};
-use crate::bindings::poll::exports::connectzero::pipeline::poll::PollBatch;
+use super::{Pipeline, Tenant, TickReport, rule_name};
+use crate::bindings::tick::exports::connectzero::pipeline::tick::Window;
 use crate::bindings::types::{Call, StageError};
-use std::time::Duration;
 
 /// What happened to one call given to [`Pipeline::run_calls`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,18 +28,6 @@ pub struct CallResult {
     pub rule: Option<String>,
 }
 
-impl CallResult {
-    fn other(call: &Call, outcome: &str, detail: String) -> Self {
-        Self {
-            call_key: call.key.clone(),
-            outcome: outcome.to_string(),
-            detail,
-            contact_id: None,
-            rule: None,
-        }
-    }
-}
-
 impl Pipeline {
     /// The same pipeline, claiming calls as `worker`. A backfill claims
     /// under one fixed name per tenant (and runs once at a time, see
@@ -52,151 +38,93 @@ impl Pipeline {
         self
     }
 
-    /// The calls that started in [`start`, `end`) (`poll.fetch-window`);
-    /// the cursor is neither read nor moved. `Err` is a host or component
-    /// fault, the inner error what 3CX or the component reported.
+    /// The calls that started in [`start`, `end`) (`tick.fetch-window`,
+    /// `poll.fetch-window` inside); the cursor is neither read nor moved.
+    /// `Err` is a host or component fault, the inner error what 3CX or
+    /// the component reported.
     pub async fn window(
         &self,
         tenant: &Tenant,
         start: i64,
         end: i64,
-    ) -> anyhow::Result<Result<PollBatch, StageError>> {
-        self.fetch_window(tenant, start, end).await
+    ) -> anyhow::Result<Result<Window, StageError>> {
+        let _timer = crate::metrics::stage_timer(crate::engine::Stage::Poll, "fetch-window");
+        let (mut store, tick) = self.instantiate(tenant).await?;
+        Ok(tick
+            .connectzero_pipeline_tick()
+            .call_fetch_window(&mut store, &tenant.settings, start, end)
+            .await?)
     }
 
-    /// Park the rows of `batch` 3CX sent that could not be read, as a tick
-    /// does.
-    pub fn park_rejected(&self, tenant: &Tenant, batch: &PollBatch) -> anyhow::Result<()> {
-        self.park_rejected_rows(tenant, batch)
+    /// Park the rows of `window` 3CX sent that could not be read, as a
+    /// tick does.
+    pub fn park_rejected(&self, tenant: &Tenant, window: &Window) -> anyhow::Result<()> {
+        crate::call_log::park_unreadable(&self.storage, tenant.id(), &window.unreadable)
     }
 
     /// Claim, match, post and record `calls`, oldest first, claiming at
     /// most `max_calls_per_tick` at a time; queue the recordings of posted
     /// calls, and their `call.ended` / `missed-call` events only when
-    /// `triggers` is set. Counts go into `report` (`retrying` for calls
-    /// that failed for now: they are released for a later run, nothing is
-    /// lost). Returns one result per call.
+    /// `triggers` is set (`tick.run-calls`). Counts go into `report`
+    /// (`retrying` for calls that failed for now: they are released for a
+    /// later run, nothing is lost). Returns one result per call.
     pub async fn run_calls(
         &self,
         tenant: &Tenant,
-        mut calls: Vec<Call>,
+        calls: Vec<Call>,
         triggers: bool,
         report: &mut TickReport,
     ) -> anyhow::Result<Vec<CallResult>> {
-        calls.sort_by_key(|c| c.start_time);
-        let bound = (tenant.config.settings.max_calls_per_tick as usize).max(1);
-        let mut results = Vec::with_capacity(calls.len());
-        for chunk in calls.chunks(bound) {
-            let claims = match self.claim(tenant, chunk).await? {
-                Ok(claims) => claims,
-                Err(error) => {
-                    // Nothing of this chunk was claimed: all of it waits
-                    // for the next run.
-                    report.fail(&error);
-                    report.retrying += chunk.len();
-                    results.extend(
-                        chunk
-                            .iter()
-                            .map(|c| CallResult::other(c, "retrying", describe(&error))),
-                    );
-                    continue;
-                }
-            };
-            let mut mine = Vec::new();
-            for (call, claim) in chunk.iter().zip(claims) {
-                match claim {
-                    Claim::Claimed => mine.push(call.clone()),
-                    Claim::Done(outcome) => {
-                        report.duplicates += 1;
-                        results.push(CallResult::other(call, "done", outcome));
-                    }
-                    Claim::InFlight => {
-                        report.in_flight += 1;
-                        results.push(CallResult::other(
-                            call,
-                            "in-flight",
-                            "another worker holds the call".into(),
-                        ));
-                    }
-                }
-            }
-            let handled = self.process(tenant, mine).await?;
-            results.extend(self.settle(tenant, &handled, report, triggers).await?);
-        }
-        Ok(results)
-    }
-
-    /// Record each handled call in the call log, queue the follow-ups of
-    /// the posted ones, then the ledger (complete, or release to retry), in
-    /// a tick's order.
-    async fn settle(
-        &self,
-        tenant: &Tenant,
-        handled: &[Handled],
-        report: &mut TickReport,
-        triggers: bool,
-    ) -> anyhow::Result<Vec<CallResult>> {
-        let mut completions = Vec::new();
-        let mut released = Vec::new();
-        let mut results = Vec::with_capacity(handled.len());
-        for h in handled {
-            let (outcome, detail) = match &h.outcome {
-                Ok(outcome) => {
-                    completions.push(Completion {
-                        call_key: h.call.key.clone(),
-                        legs: h
-                            .call
-                            .legs
-                            .iter()
-                            .map(|l| (l.leg_id, l.start_time))
-                            .collect(),
-                        outcome: outcome.clone(),
-                    });
-                    match outcome {
-                        Outcome::Posted(id) => {
-                            report.posted += 1;
-                            ("posted", id.clone())
-                        }
-                        Outcome::Skipped(reason) => {
-                            report.skipped += 1;
-                            ("skipped", reason.clone())
-                        }
-                        Outcome::Parked(reason) => {
-                            report.parked += 1;
-                            ("parked", reason.clone())
-                        }
-                    }
-                }
-                Err(error) => {
-                    report.retrying += 1;
-                    if let StageError::RateLimited(secs) = error {
-                        let wait = Duration::from_secs(u64::from(*secs));
-                        report.backoff = Some(report.backoff.map_or(wait, |b| b.max(wait)));
-                    }
-                    released.push(h.call.clone());
-                    ("retrying", describe(error))
-                }
-            };
-            self.record(tenant, h)?;
-            results.push(CallResult {
-                call_key: h.call.key.clone(),
-                outcome: outcome.to_string(),
-                detail,
-                contact_id: h.contact_id.clone(),
-                rule: h.rule.map(|r| rule_name(r).to_string()),
-            });
-        }
-        // Follow-ups before the ledger: see `Pipeline::sync_history`.
-        self.after_post_with(tenant, handled, triggers).await?;
-        self.finish(tenant, &completions, &released).await?;
-        Ok(results)
+        let (mut store, tick) = self.instantiate(tenant).await?;
+        let (wit_report, results) = tick
+            .connectzero_pipeline_tick()
+            .call_run_calls(&mut store, &self.options(tenant), &calls, triggers)
+            .await?;
+        report.add(self.apply(tenant, wit_report)?);
+        Ok(results
+            .into_iter()
+            .map(|r| CallResult {
+                call_key: r.call_key,
+                outcome: r.outcome,
+                detail: r.detail,
+                contact_id: r.contact_id,
+                rule: r.rule.map(|rule| rule_name(rule).to_string()),
+            })
+            .collect())
     }
 
     /// Work the tenant's due recording jobs and trigger deliveries once
     /// (at most a batch of each), without polling active calls.
     pub async fn work_due_queues(&self, tenant: &Tenant) -> anyhow::Result<TickReport> {
-        let mut report = TickReport::default();
-        self.work_queues(tenant, &mut report).await?;
-        Ok(report)
+        let (mut store, tick) = self.instantiate(tenant).await?;
+        let report = tick
+            .connectzero_pipeline_tick()
+            .call_work_queues(&mut store, &self.options(tenant))
+            .await?;
+        self.apply(tenant, report)
+    }
+}
+
+impl TickReport {
+    /// Add the counts of `other` (a later batch of the same run); its error
+    /// and backoff win when it has them.
+    fn add(&mut self, other: TickReport) {
+        self.polled += other.polled;
+        self.posted += other.posted;
+        self.skipped += other.skipped;
+        self.parked += other.parked;
+        self.retrying += other.retrying;
+        self.duplicates += other.duplicates;
+        self.in_flight += other.in_flight;
+        self.rejected_rows += other.rejected_rows;
+        self.attached += other.attached;
+        self.attach_gave_up += other.attach_gave_up;
+        self.triggers_delivered += other.triggers_delivered;
+        self.calls_started += other.calls_started;
+        self.deferred += other.deferred;
+        if other.error.is_some() {
+            self.error = other.error;
+        }
+        self.backoff = self.backoff.max(other.backoff);
     }
 }

@@ -111,11 +111,94 @@ pub enum ComposeError {
         /// What wac said.
         reason: String,
     },
+    /// A pipeline component imports something its stage is not granted
+    /// (e.g. a replacement matcher importing `wasi:http`): composing it
+    /// would hand it the composition's import.
+    #[error(
+        "{file} imports {import}, which is not granted to it (it may import only WASI cli/io/clocks/random/filesystem and: {granted}); rebuild it against its stage world in wit/"
+    )]
+    NotGranted {
+        /// The component file.
+        file: String,
+        /// The import it is not granted.
+        import: String,
+        /// What it may import besides plain WASI.
+        granted: String,
+    },
+}
+
+/// Where the component files come from: a directory (the build's output),
+/// or the bundled host's own bytes with an operator's replacements.
+pub trait Source {
+    /// The bytes of component `file` (e.g. `connectzero_match.wasm`).
+    fn read(&self, file: &str) -> Result<Vec<u8>, String>;
+}
+
+/// Component files in a directory.
+pub struct Dir<'a>(pub &'a Path);
+
+impl Source for Dir<'_> {
+    fn read(&self, file: &str) -> Result<Vec<u8>, String> {
+        let path = self.0.join(file);
+        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// What a pipeline component may import besides plain WASI (interface
+/// names without version): the grants each stage world in `wit/` lists.
+/// `None` for the provider components, which are ours and composed only
+/// into Spin deployables.
+pub fn granted_imports(file: &str) -> Option<&'static [&'static str]> {
+    const HTTP: &str = "wasi:http/outgoing-handler";
+    const HTTP_TYPES: &str = "wasi:http/types";
+    const STORE: &str = "wasi:keyvalue/store";
+    const ATOMICS: &str = "wasi:keyvalue/atomics";
+    const CREDENTIALS: &str = "connectzero:pipeline/credentials";
+    Some(match file {
+        "connectzero_poll.wasm" | "connectzero_post.wasm" => {
+            &[HTTP, HTTP_TYPES, STORE, CREDENTIALS]
+        }
+        "connectzero_dedup.wasm" => &[STORE, ATOMICS],
+        "connectzero_match.wasm" => &["connectzero:pipeline/directory"],
+        "connectzero_attach.wasm" | "connectzero_trigger.wasm" => {
+            &[HTTP, HTTP_TYPES, STORE, ATOMICS, CREDENTIALS]
+        }
+        "connectzero_tick.wasm" => &[
+            "connectzero:pipeline/poll",
+            "connectzero:pipeline/dedup",
+            "connectzero:pipeline/matcher",
+            "connectzero:pipeline/post",
+            "connectzero:pipeline/attach",
+            "connectzero:pipeline/trigger",
+            "connectzero:pipeline/call-log",
+            STORE,
+        ],
+        _ => return None,
+    })
+}
+
+/// Whether `import` (with version) is plain WASI or the shared types,
+/// which every component may import.
+fn always_granted(import: &str) -> bool {
+    const PLAIN: [&str; 6] = [
+        "wasi:cli/",
+        "wasi:io/",
+        "wasi:clocks/",
+        "wasi:random/",
+        "wasi:filesystem/",
+        "connectzero:pipeline/types@",
+    ];
+    PLAIN.iter().any(|p| import.starts_with(p))
 }
 
 /// Compose `deployable` from the components in `dir`.
 pub fn compose(deployable: Deployable, dir: &Path) -> Result<Vec<u8>, ComposeError> {
-    let mut graph = Graph::new(dir);
+    compose_from(deployable, &Dir(dir))
+}
+
+/// Compose `deployable` from the components `source` gives.
+pub fn compose_from(deployable: Deployable, source: &dyn Source) -> Result<Vec<u8>, ComposeError> {
+    let mut graph = Graph::new(source);
     match deployable {
         Deployable::Tick => {
             let pipeline = pipeline(&mut graph, None)?;
@@ -177,7 +260,10 @@ struct Pipeline {
 /// the tick. With `providers`, their exports satisfy the stages' and the
 /// tick's `credentials`, `directory` and `call-log` imports; without, those
 /// stay imports of the composition, for the host to provide.
-fn pipeline(graph: &mut Graph<'_>, providers: Option<&Providers>) -> Result<Pipeline, ComposeError> {
+fn pipeline(
+    graph: &mut Graph<'_>,
+    providers: Option<&Providers>,
+) -> Result<Pipeline, ComposeError> {
     let tick = graph.instance("connectzero_tick.wasm")?;
     let mut trigger = None;
     for (file, interface) in STAGES {
@@ -206,7 +292,7 @@ fn pipeline(graph: &mut Graph<'_>, providers: Option<&Providers>) -> Result<Pipe
 
 /// A composition graph under construction.
 struct Graph<'a> {
-    dir: &'a Path,
+    source: &'a dyn Source,
     graph: CompositionGraph,
 }
 
@@ -215,9 +301,9 @@ fn interface_name(interface: &str) -> String {
 }
 
 impl<'a> Graph<'a> {
-    fn new(dir: &'a Path) -> Self {
+    fn new(source: &'a dyn Source) -> Self {
         Self {
-            dir,
+            source,
             graph: CompositionGraph::new(),
         }
     }
@@ -227,14 +313,26 @@ impl<'a> Graph<'a> {
             file: file.to_string(),
             reason,
         };
-        let path = self.dir.join(file);
-        let bytes = std::fs::read(&path).map_err(|e| input(format!("{}: {e}", path.display())))?;
+        let bytes = self.source.read(file).map_err(input)?;
         let name = format!(
             "connectzero:{}",
             file.trim_end_matches(".wasm").replace('_', "-")
         );
         let package = Package::from_bytes(&name, None, bytes, self.graph.types_mut())
             .map_err(|e| input(format!("{e:#}")))?;
+        if let Some(granted) = granted_imports(file) {
+            let world = &self.graph.types()[package.ty()];
+            for import in world.imports.keys() {
+                let unversioned = import.split('@').next().unwrap_or(import);
+                if !always_granted(import) && !granted.contains(&unversioned) {
+                    return Err(ComposeError::NotGranted {
+                        file: file.to_string(),
+                        import: import.clone(),
+                        granted: granted.join(", "),
+                    });
+                }
+            }
+        }
         self.graph
             .register_package(package)
             .map_err(|e| input(e.to_string()))
@@ -290,5 +388,25 @@ impl<'a> Graph<'a> {
         self.graph
             .encode(EncodeOptions::default())
             .map_err(|e| wiring("the composition", e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_wasi_and_the_shared_types_are_always_granted() {
+        assert!(always_granted("wasi:cli/environment@0.2.4"));
+        assert!(always_granted("connectzero:pipeline/types@0.1.0"));
+        assert!(!always_granted("wasi:http/outgoing-handler@0.2.4"));
+        assert!(!always_granted("connectzero:pipeline/credentials@0.1.0"));
+    }
+
+    #[test]
+    fn the_matcher_is_granted_the_directory_only() {
+        let granted = granted_imports("connectzero_match.wasm").unwrap();
+        assert_eq!(granted, ["connectzero:pipeline/directory"]);
+        assert!(granted_imports("connectzero_credentials.wasm").is_none());
     }
 }

@@ -1,0 +1,147 @@
+//! The host's side of `connectzero:pipeline/call-log`: what the composed
+//! tick writes down about each call goes into the call log (SQLite table
+//! `calls`, read by the status page and the demo), the metrics and the
+//! log. The tick calls it before the ledger records the calls, so a crash
+//! in between re-runs them rather than leaving them unrecorded.
+
+use crate::bindings::tick::connectzero::pipeline::call_log::{
+    Fate, HandledCall, Host, UnreadableRow,
+};
+use crate::bindings::types::{Direction, StageError};
+use crate::pipeline::{describe, direction_name, rule_name};
+use crate::state::StoreData;
+use crate::storage::CallRecord;
+
+impl Host for StoreData {
+    fn record_calls(
+        &mut self,
+        calls: Vec<HandledCall>,
+    ) -> wasmtime::Result<Result<(), StageError>> {
+        let tenant = self.kv.namespace.clone();
+        for call in &calls {
+            if let Err(error) = record(&self.kv.storage, &tenant, call) {
+                tracing::error!(tenant = %tenant, error = %format!("{error:#}"), "could not write the call log; the calls run again after their claims expire");
+                return Ok(Err(StageError::Storage(
+                    "the host could not write its call log".into(),
+                )));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn record_unreadable(
+        &mut self,
+        rows: Vec<UnreadableRow>,
+    ) -> wasmtime::Result<Result<(), StageError>> {
+        let tenant = self.kv.namespace.clone();
+        match park_unreadable(&self.kv.storage, &tenant, &rows) {
+            Ok(()) => Ok(Ok(())),
+            Err(error) => {
+                tracing::error!(tenant = %tenant, error = %format!("{error:#}"), "could not park unreadable 3CX rows");
+                Ok(Err(StageError::Storage(
+                    "the host could not write its call log".into(),
+                )))
+            }
+        }
+    }
+}
+
+/// Park rows 3CX sent that could not be read, each under `3cx-row:<id>`.
+pub fn park_unreadable(
+    storage: &crate::storage::Storage,
+    tenant: &str,
+    rows: &[UnreadableRow],
+) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    for row in rows {
+        let key = match row.leg_id {
+            Some(id) => format!("3cx-row:{id}"),
+            None => format!("3cx-row:unknown:{}", row.reason),
+        };
+        if storage.call_outcome(tenant, &key)?.is_none() {
+            tracing::warn!(tenant, row = %key, reason = %row.reason, "parked an unreadable 3CX call-history row");
+        }
+        storage.record_call(&CallRecord {
+            tenant: tenant.to_string(),
+            call_key: key,
+            direction: "unknown".into(),
+            caller: String::new(),
+            callee: String::new(),
+            outcome: "parked".into(),
+            detail: row.reason.clone(),
+            rule: None,
+            contact_id: None,
+            ended_at_ms: now,
+            handled_at_ms: now,
+            recording: "none".into(),
+            triggers: String::new(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Write one handled call down: metrics, a log line, its call log row.
+fn record(storage: &crate::storage::Storage, tenant: &str, h: &HandledCall) -> anyhow::Result<()> {
+    let (outcome, detail) = match &h.fate {
+        Fate::Posted(id) => ("posted", id.clone()),
+        Fate::Skipped(reason) => ("skipped", reason.clone()),
+        Fate::Parked(reason) => ("parked", reason.clone()),
+        Fate::Retrying(error) => ("retrying", describe(error)),
+    };
+    if matches!(h.fate, Fate::Posted(_)) {
+        crate::metrics::call_posted(tenant, h.call.end_time);
+    }
+    // Numbers are personal data: only ever logged masked.
+    let (caller, callee) = (
+        crate::redact::phone(&h.call.caller.number),
+        crate::redact::phone(&h.call.callee.number),
+    );
+    match &h.fate {
+        Fate::Parked(reason) => {
+            tracing::warn!(tenant, call = %h.call.key, %caller, %callee, reason = %crate::redact::text(reason), "call parked")
+        }
+        Fate::Retrying(error) => {
+            tracing::warn!(tenant, call = %h.call.key, %caller, %callee, error = %crate::redact::text(&describe(error)), "call will be retried")
+        }
+        Fate::Posted(_) | Fate::Skipped(_) => {
+            tracing::info!(tenant, call = %h.call.key, direction = direction_name(h.call.direction), %caller, %callee, outcome, rule = h.rule.map(rule_name), "call handled")
+        }
+    }
+    let callee = match h.call.direction {
+        Direction::Outbound => h
+            .call
+            .legs
+            .iter()
+            .map(|l| &l.callee)
+            .find(|p| p.external)
+            .unwrap_or(&h.call.callee),
+        _ => &h.call.callee,
+    };
+    storage.record_call(&CallRecord {
+        tenant: tenant.to_string(),
+        call_key: h.call.key.clone(),
+        direction: direction_name(h.call.direction).into(),
+        caller: h.call.caller.number.clone(),
+        callee: callee.number.clone(),
+        outcome: outcome.into(),
+        detail,
+        rule: h.rule.map(|r| rule_name(r).to_string()),
+        contact_id: h.contact_id.clone(),
+        ended_at_ms: h.call.end_time,
+        handled_at_ms: chrono::Utc::now().timestamp_millis(),
+        recording: initial_recording_status(h).into(),
+        triggers: String::new(),
+    })?;
+    Ok(())
+}
+
+/// "pending" for a posted call with a recording (the attach stage takes
+/// over), otherwise "none".
+fn initial_recording_status(h: &HandledCall) -> &'static str {
+    let posted = matches!(h.fate, Fate::Posted(_));
+    if posted && h.call.legs.iter().any(|l| l.recording.is_some()) {
+        "pending"
+    } else {
+        "none"
+    }
+}

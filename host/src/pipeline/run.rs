@@ -1,0 +1,134 @@
+//! Invoking the composed tick: a fresh store with the tenant's grants, the
+//! tenant's options, and what the host makes of the report (the call log's
+//! recording and trigger columns, metrics, log lines, the backoff).
+
+use super::{Pipeline, Tenant, TickReport, describe};
+use crate::bindings::tick::TickHost;
+use crate::bindings::tick::exports::connectzero::pipeline::tick::{
+    self as wit, ReviewPlace, TickOptions,
+};
+use crate::kv::KvCtx;
+use crate::outbound::OutboundPolicy;
+use crate::state::Grants;
+use std::time::Duration;
+
+impl Pipeline {
+    /// A fresh store for the composed tick: the tenant's key-value
+    /// namespace, credentials and directory, and outbound calls to its 3CX
+    /// and CRM only (the CRM's through its location's rate limiter).
+    fn tick_store(&self, tenant: &Tenant) -> wasmtime::Store<crate::state::StoreData> {
+        let s = &tenant.settings;
+        let outbound =
+            OutboundPolicy::allow_urls([s.pbx_base_url.as_str(), s.crm_base_url.as_str()])
+                .with_crm_limiter(&s.crm_base_url, tenant.crm_limiter.clone());
+        let kv = KvCtx {
+            namespace: tenant.id().to_string(),
+            storage: self.storage.clone(),
+        };
+        let grants = Grants {
+            credentials: Some(tenant.credentials.clone()),
+            directory: Some(tenant.directory.clone()),
+            ..Grants::default()
+        };
+        self.runtime.new_tick_store(kv, outbound, grants)
+    }
+
+    /// The tick's options for `tenant`.
+    pub(super) fn options(&self, tenant: &Tenant) -> TickOptions {
+        TickOptions {
+            settings: tenant.settings.clone(),
+            worker: self.worker.clone(),
+            claim_lease_ms: u64::from(tenant.config.settings.claim_lease_secs) * 1000,
+            max_calls: tenant.config.settings.max_calls_per_tick,
+            policy_json: tenant.policy_json.clone(),
+            route_json: tenant.route_json.clone(),
+            review_place: ReviewPlace::StatusPage,
+        }
+    }
+
+    /// Instantiate the composed tick in a fresh store for `tenant`.
+    pub(super) async fn instantiate(
+        &self,
+        tenant: &Tenant,
+    ) -> anyhow::Result<(wasmtime::Store<crate::state::StoreData>, TickHost)> {
+        let mut store = self.tick_store(tenant);
+        let tick = self
+            .runtime
+            .stages
+            .tick
+            .instantiate_async(&mut store)
+            .await?;
+        Ok((store, tick))
+    }
+
+    /// One whole tick (`tick.run`).
+    pub(super) async fn run_tick(&self, tenant: &Tenant) -> anyhow::Result<TickReport> {
+        let (mut store, tick) = self.instantiate(tenant).await?;
+        let report = tick
+            .connectzero_pipeline_tick()
+            .call_run(&mut store, &self.options(tenant))
+            .await?;
+        self.apply(tenant, report)
+    }
+
+    /// Write down what the tick's follow-ups did and log its warnings;
+    /// the host's report of it.
+    pub(super) fn apply(
+        &self,
+        tenant: &Tenant,
+        report: wit::TickReport,
+    ) -> anyhow::Result<TickReport> {
+        let id = tenant.id();
+        for update in &report.recordings {
+            self.storage
+                .set_recording(id, &update.call_key, &update.status)?;
+        }
+        for delivery in &report.deliveries {
+            self.storage.add_trigger_deliveries(
+                id,
+                &delivery.call_key,
+                &delivery.trigger,
+                delivery.count,
+            )?;
+        }
+        for _ in 0..report.attach_pending {
+            crate::metrics::attach_retry(id);
+        }
+        for timing in &report.timings {
+            crate::metrics::stage_invoked(
+                &timing.stage,
+                &timing.function,
+                Duration::from_nanos(timing.nanos).as_secs_f64(),
+            );
+        }
+        for warning in &report.warnings {
+            tracing::warn!(tenant = id, warning = %crate::redact::text(warning), "tick");
+        }
+        Ok(TickReport::from(report))
+    }
+}
+
+impl From<wit::TickReport> for TickReport {
+    fn from(r: wit::TickReport) -> Self {
+        let n = |v: u32| v as usize;
+        TickReport {
+            polled: n(r.polled),
+            posted: n(r.posted),
+            skipped: n(r.skipped),
+            parked: n(r.parked),
+            retrying: n(r.retrying),
+            duplicates: n(r.duplicates),
+            in_flight: n(r.in_flight),
+            rejected_rows: n(r.rejected_rows),
+            error: r.error.as_ref().map(describe),
+            backoff: r
+                .retry_after_secs
+                .map(|s| Duration::from_secs(u64::from(s))),
+            attached: n(r.attached),
+            attach_gave_up: n(r.attach_gave_up),
+            triggers_delivered: n(r.triggers_delivered),
+            calls_started: n(r.calls_started),
+            deferred: n(r.deferred),
+        }
+    }
+}
