@@ -1,9 +1,12 @@
 //! Host-side bindings generated from `wit/`.
 //!
 //! `host_provided` holds the traits of everything the host implements
-//! natively (key-value, credentials, directory). Each stage world gets its
-//! own module with the typed `…Pre` used to instantiate that stage; shared
-//! types are mapped onto `host_provided` so one Rust type exists per WIT type.
+//! natively (key-value, credentials, directory). `tick` is the composed
+//! pipeline the scheduler runs (and the `call-log` import the host
+//! implements); the stages the host also invokes on their own (match,
+//! trigger) get a module with the typed `…Pre` that instantiates them.
+//! Shared types are mapped onto `host_provided` so one Rust type exists per
+//! WIT type.
 
 /// What the host implements for components.
 #[allow(missing_docs)]
@@ -59,20 +62,8 @@ macro_rules! http_world {
     };
 }
 
-http_world!(poll, "connectzero:pipeline/poll-stage", {
-    "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
-});
-stage_world!(dedup, "connectzero:pipeline/dedup-stage", {
-    "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
-});
 stage_world!(matcher, "connectzero:pipeline/match-stage", {
     "connectzero:pipeline/directory": crate::bindings::host_provided::connectzero::pipeline::directory,
-});
-http_world!(post, "connectzero:pipeline/post-stage", {
-    "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
-});
-http_world!(attach, "connectzero:pipeline/attach-stage", {
-    "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
 });
 http_world!(trigger, "connectzero:pipeline/trigger-stage", {
     "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,

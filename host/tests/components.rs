@@ -56,22 +56,29 @@ async fn a_replacement_directory_overrides_only_the_stages_it_holds() {
 #[test]
 fn a_matcher_that_wants_the_network_is_refused_at_start_up() {
     // The post component imports wasi:http and credentials; as a matcher it
-    // must not get them, so loading fails before anything runs.
+    // must not get them, so composing the pipeline fails before anything
+    // runs, naming the import.
     let dir = tempfile::tempdir().unwrap();
     copy(Stage::Post, Stage::Match, dir.path());
     let error = error_text(Runtime::new(Some(dir.path())));
     assert!(
-        error.contains("Match component imports something the Match stage is not granted"),
+        error.contains("connectzero_match.wasm imports wasi:http/")
+            && error.contains("which is not granted to it"),
         "{error}"
     );
 }
 
 #[test]
 fn a_component_without_the_stage_exports_is_refused() {
+    // The dedup component imports nothing the trigger stage lacks, but it
+    // does not export the trigger interface the tick is wired to.
     let dir = tempfile::tempdir().unwrap();
-    copy(Stage::Dedup, Stage::Poll, dir.path());
+    copy(Stage::Dedup, Stage::Trigger, dir.path());
     let error = error_text(Runtime::new(Some(dir.path())));
-    assert!(error.contains("Poll"), "{error}");
+    assert!(
+        error.contains("the export connectzero:pipeline/trigger@0.1.0"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -80,7 +87,8 @@ fn a_file_that_is_not_a_component_gets_a_clear_error() {
     std::fs::write(dir.path().join(Stage::Dedup.file_name()), b"not wasm").unwrap();
     let error = error_text(Runtime::new(Some(dir.path())));
     assert!(
-        error.contains("connectzero_dedup.wasm is not a valid WASI 0.2 component"),
+        error.contains("reading component connectzero_dedup.wasm")
+            && error.contains("is not a binary-encoded WebAssembly component"),
         "{error}"
     );
 }

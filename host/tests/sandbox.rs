@@ -4,7 +4,6 @@
 mod common;
 
 use connectzero::bindings::types::StageError;
-use connectzero::engine::Stage;
 use connectzero::kv::KvCtx;
 use connectzero::outbound::OutboundPolicy;
 use connectzero::state::Grants;
@@ -23,18 +22,19 @@ async fn a_stage_cannot_reach_a_host_outside_its_allow_list() {
         ..Grants::default()
     };
 
-    // Allowed only the CRM, the poll component tries 3CX.
+    // Allowed only the CRM, the composed tick's poll stage tries 3CX.
+    let now = chrono::Utc::now().timestamp_millis();
     let only_crm = OutboundPolicy::allow_urls([world.crm.base_url().as_str()]);
-    let mut store = runtime.new_store(Stage::Poll, kv.clone(), only_crm, grants.clone());
-    let poll = runtime
+    let mut store = runtime.new_tick_store(kv.clone(), only_crm, grants.clone());
+    let tick = runtime
         .stages
-        .poll
+        .tick
         .instantiate_async(&mut store)
         .await
         .unwrap();
-    let refused = poll
-        .connectzero_pipeline_poll()
-        .call_fetch(&mut store, &world.tenant.settings)
+    let refused = tick
+        .connectzero_pipeline_tick()
+        .call_fetch_window(&mut store, &world.tenant.settings, 0, now)
         .await
         .unwrap();
     match refused {
@@ -51,19 +51,19 @@ async fn a_stage_cannot_reach_a_host_outside_its_allow_list() {
 
     // With 3CX on its list the same call goes through.
     let with_pbx = OutboundPolicy::allow_urls([world.pbx.base_url().as_str()]);
-    let mut store = runtime.new_store(Stage::Poll, kv, with_pbx, grants);
-    let poll = runtime
+    let mut store = runtime.new_tick_store(kv, with_pbx, grants);
+    let tick = runtime
         .stages
-        .poll
+        .tick
         .instantiate_async(&mut store)
         .await
         .unwrap();
-    let batch = poll
-        .connectzero_pipeline_poll()
-        .call_fetch(&mut store, &world.tenant.settings)
+    let window = tick
+        .connectzero_pipeline_tick()
+        .call_fetch_window(&mut store, &world.tenant.settings, 0, now)
         .await
         .unwrap();
-    assert!(batch.is_ok(), "{batch:?}");
+    assert!(window.is_ok(), "{window:?}");
 }
 
 #[tokio::test]

@@ -108,9 +108,9 @@ fn every_composed_component_imports_only_what_spin_provides() {
             }
         }
         assert!(
-            imports
-                .iter()
-                .all(|i| !i.contains("credentials") && !i.contains("directory")),
+            imports.iter().all(|i| !i.contains("credentials")
+                && !i.contains("directory")
+                && !i.contains("call-log")),
             "{deployable} still imports a host-only interface: {imports:?}"
         );
         let exports: Vec<String> = ty.exports(&engine).map(|(n, _)| n.to_string()).collect();
@@ -120,6 +120,47 @@ fn every_composed_component_imports_only_what_spin_provides() {
             "{deployable}"
         );
     }
+}
+
+/// One graph, not two: the Spin app is built around the very tick and
+/// stage binaries the bundled host composes at start-up (both from
+/// `connectzero_compose::compose`'s one `pipeline` function), so each of
+/// them is embedded, byte for byte, in the composed app and in the
+/// host's composed tick.
+#[test]
+fn the_spin_app_and_the_host_compose_the_same_pipeline() {
+    let app = std::fs::read(composed("connectzero_app.composed.wasm")).unwrap();
+    let host = std::fs::read(composed("connectzero_tick.composed.wasm")).unwrap();
+    let pipeline = [
+        "connectzero_tick.wasm",
+        "connectzero_poll.wasm",
+        "connectzero_dedup.wasm",
+        "connectzero_match.wasm",
+        "connectzero_post.wasm",
+        "connectzero_attach.wasm",
+        "connectzero_trigger.wasm",
+    ];
+    let contains =
+        |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
+    for file in pipeline {
+        let component = std::fs::read(composed(file)).unwrap();
+        assert!(
+            contains(&app, &component),
+            "the Spin app does not embed {file}"
+        );
+        assert!(
+            contains(&host, &component),
+            "the host's tick does not embed {file}"
+        );
+    }
+    // And the host composes its tick with the same function the build
+    // used: the bytes it runs are the file's.
+    let rebuilt = connectzero_compose::compose(
+        connectzero_compose::Deployable::Tick,
+        Path::new(env!("CONNECTZERO_COMPONENTS_DIR")),
+    )
+    .unwrap();
+    assert_eq!(rebuilt, host);
 }
 
 fn connectzero_compose_files() -> [&'static str; 2] {

@@ -1,6 +1,7 @@
-//! Warm match instances (`host/src/engine/warm.rs`): a tenant's matcher is
-//! reused across its ticks, never shared with another tenant, dropped after
-//! a trap, and bounded in number and age.
+//! Warm match instances (`host/src/engine/warm.rs`), which serve
+//! `connectzero match` (the tick runs the matcher inside its composition):
+//! a tenant's matcher is reused across its invocations, never shared with
+//! another tenant, dropped after a trap, and bounded in number and age.
 //!
 //! Each test builds its own runtime, so the instantiation counters see only
 //! that test's invocations.
@@ -149,8 +150,23 @@ async fn each_tenant_keeps_its_own_matcher_and_never_sees_another_tenants_contac
             );
         }
     }
+    // The ticks ran the matcher inside the composed tick, not the pool.
+    assert_eq!(runtime.matcher_stats().instantiations, 0);
+    // `connectzero match`'s path, three times per tenant, each answering
+    // with its own CRM's Dana.
+    let dana = call_from(numbers::DANA, 99);
+    for _ in 0..3 {
+        for (world, contacts) in [(&a, &contacts_a), (&b, &contacts_b)] {
+            let results = world
+                .pipeline
+                .dry_run_match(&world.tenant, std::slice::from_ref(&dana))
+                .await
+                .unwrap();
+            assert_eq!(matched_contact(&results), contacts["Dana Fox"]);
+        }
+    }
     let stats = runtime.matcher_stats();
-    // One instance per tenant, each reused for its two later ticks: shared,
+    // One instance per tenant, each reused for its two later calls: shared,
     // there would be one; not kept, six.
     assert_eq!(stats.instantiations, 2, "{stats:?}");
     assert_eq!(stats.reuses, 4, "{stats:?}");

@@ -32,9 +32,7 @@ pub fn answered_by_person(leg: &CallLeg) -> bool {
 /// (3CX picks the line up to record); the call's `answered` (a person
 /// answered, [`answered_by_person`]) is what counts.
 ///
-/// The bundled host's native tick applies the same test to its own
-/// (wasmtime-generated) binding of `call` in `host/src/pipeline/mod.rs`
-/// (`policy_facts`): a function over these types cannot take those.
+/// Used by the tick's policy facts (`components/tick/src/facts.rs`).
 pub fn reached_voicemail(call: &Call) -> bool {
     !call.answered
         && call

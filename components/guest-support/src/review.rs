@@ -1,7 +1,8 @@
 //! The park reason of a call whose number several contacts share and no
 //! tie-breaker settled (the post stage answered `needs-review`): one text
-//! for both ticks (`host/src/pipeline/mod.rs`, `components/app/src/tick.rs`),
-//! which differ only in where an operator settles the call.
+//! for both runtimes (the tick component, `components/tick`, takes the
+//! place from its options), which differ only in where an operator
+//! settles the call.
 
 /// Prefix of the park reason; the host's status page and review rows find
 /// these calls by it.

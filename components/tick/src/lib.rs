@@ -41,10 +41,13 @@ impl Guest for Tick {
         let mut report = report();
         match options::Options::parse(options) {
             Ok(options) => {
-                followups::calls_started(&options, &mut report);
+                // History first: it is what must not wait, and a 3CX that
+                // fails shows on the history read (active calls are a
+                // nicety the tick goes on without).
                 if let Err(error) = history::sync(&options, &mut report) {
                     fail(&mut report, error);
                 }
+                followups::calls_started(&options, &mut report);
                 followups::work_queues(&options, &mut report);
             }
             Err(error) => fail(&mut report, error),

@@ -49,3 +49,75 @@ impl Options {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guest_support::bindings::connectzero::pipeline::types::NoMatchPolicy;
+
+    fn options(policy_json: &str, route_json: &str) -> TickOptions {
+        TickOptions {
+            settings: TenantSettings {
+                tenant_id: "t".into(),
+                pbx_base_url: "https://pbx.example".into(),
+                crm_base_url: "https://crm.example".into(),
+                crm_location_id: "loc".into(),
+                crm_conversation_provider_id: "prov".into(),
+                default_country: "US".into(),
+                log_internal_calls: false,
+                no_match_policy: NoMatchPolicy::Skip,
+                overlap_window_secs: 300,
+                page_size: 100,
+                recording_window_secs: 600,
+                retry_base_ms: 2000,
+                missed_call_recovery_window_secs: 86_400,
+                call_timeline: true,
+                crm_user_overrides: Vec::new(),
+                tie_breakers: Vec::new(),
+                call_reference_prefix: String::new(),
+            },
+            worker: "w".into(),
+            claim_lease_ms: 1000,
+            max_calls: 0,
+            policy_json: policy_json.into(),
+            route_json: route_json.into(),
+            review_place: ReviewPlace::StatusPage,
+        }
+    }
+
+    #[test]
+    fn empty_policy_and_route_log_and_take_every_call() {
+        let parsed = Options::parse(options("", "")).unwrap();
+        assert!(parsed.policy.is_none());
+        assert!(parsed.route.is_none());
+        // A bound of zero would claim nothing, ever: at least one.
+        assert_eq!(parsed.max_calls, 1);
+    }
+
+    #[test]
+    fn a_route_that_takes_nothing_stops_the_tick_instead_of_taking_everything() {
+        // What the host sends for a route it could not use (`{}`).
+        let error = Options::parse(options("", "{}")).err().unwrap();
+        assert!(
+            matches!(&error, StageError::InvalidSettings(m) if m.starts_with("route:")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_policy_is_named() {
+        let error = Options::parse(options(r#"{"colour":"red"}"#, ""))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&error, StageError::InvalidSettings(m) if m.starts_with("logging policy:")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_valid_route_is_kept() {
+        let parsed = Options::parse(options("", r#"{"dids":["+14155550100"]}"#)).unwrap();
+        assert!(parsed.route.is_some());
+    }
+}
