@@ -11,15 +11,14 @@
 //! the write-back action are also loaded on their own, each with a linker
 //! holding only its grants. Every invocation gets a fresh `Store` with a
 //! memory limit and an epoch deadline, so a stuck or greedy component
-//! cannot hold the host.
-//!
-//! The one exception is the matcher: a tenant's match instance is kept warm
-//! and reused across that tenant's invocations ([`Runtime::match_calls`];
-//! why, how it is bounded and why never across tenants: [`warm`]).
+//! cannot hold the host. The exception: a tenant's composed tick, and its
+//! stand-alone matcher, are kept warm between that tenant's invocations
+//! ([`Runtime::tick_instance`], [`Runtime::match_calls`]; why, how it is
+//! bounded and why never across tenants: [`warm`]).
 
 mod warm;
 
-pub use warm::{MatcherStats, WarmLimits};
+pub use warm::{Warm, WarmLimits, WarmStats};
 
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
 use crate::bindings::types::{Call, StageError, TenantSettings};
@@ -52,19 +51,20 @@ const STAGE_CPU_DEADLINE: Duration = Duration::from_secs(30);
 const STAGE_MEMORY_LIMIT: usize = 64 << 20;
 
 /// Instances the pooling allocator keeps slots for invocations; bounds how
-/// many stage invocations may run at once across all tenants. The pool
-/// has [`WARM_MATCHERS`] more slots for idle warm matchers, so keeping them
-/// never takes a slot a running tick needs.
+/// many invocations may run at once across all tenants. The pool has
+/// [`WARM_MATCHERS`] more slots for each warm pool (ticks and matchers), so
+/// keeping them never takes a slot a running tick needs.
 pub const POOL_INSTANCES: u32 = 64;
 
-/// Most idle warm match instances kept across all tenants (see [`warm`]).
-/// Half the invocation slots: enough for the tenants that have calls at
-/// any one time on a 2-core host, small enough that 10,000 idle tenants
-/// cost at most this many instances (a few MB of heap each).
+/// Most idle warm instances kept across all tenants, per pool (see
+/// [`warm`]). Half the invocation slots: enough for the tenants that have
+/// calls at any one time on a 2-core host, small enough that 10,000 idle
+/// tenants cost at most this many instances (a few MB of heap each: a
+/// composed tick ~4.3 MB, a matcher ~3.8 MB).
 pub const WARM_MATCHERS: usize = 32;
 
-/// Most warm matchers any [`WarmLimits`] may ask for: each is a pool slot
-/// reserved up front.
+/// Most warm instances any [`WarmLimits`] may ask for, per pool: each is a
+/// pool slot reserved up front.
 const MAX_WARM_MATCHERS: usize = 1024;
 
 /// The pipeline's stages.
@@ -184,7 +184,8 @@ pub struct Runtime {
     engine: Engine,
     /// The stages.
     pub stages: Stages,
-    warm: warm::WarmMatchers,
+    warm: warm::WarmPool<matcher::MatchStage>,
+    warm_ticks: warm::WarmPool<tick::TickHost>,
     _ticker: EpochTicker,
 }
 
@@ -249,7 +250,8 @@ impl Runtime {
         Ok(Arc::new(Self {
             engine,
             stages,
-            warm: warm::WarmMatchers::new(limits),
+            warm: warm::WarmPool::new(limits),
+            warm_ticks: warm::WarmPool::new(limits),
             _ticker: ticker,
         }))
     }
@@ -289,9 +291,9 @@ impl Runtime {
         // A full CPU allowance per call, as a fresh store would have: the
         // deadline counts from now, not from when the instance was built.
         warm.store.set_epoch_deadline(stage_deadline_ticks());
-        warm::WarmMatchers::used(&mut warm);
+        warm::WarmPool::used(&mut warm);
         let result = warm
-            .matcher
+            .instance
             .connectzero_pipeline_matcher()
             .call_match_calls(&mut warm.store, settings, calls)
             .await;
@@ -308,8 +310,61 @@ impl Runtime {
     }
 
     /// What the warm matcher pool has done so far.
-    pub fn matcher_stats(&self) -> MatcherStats {
+    pub fn matcher_stats(&self) -> WarmStats {
         self.warm.stats()
+    }
+
+    /// What the warm tick pool has done so far.
+    pub fn tick_stats(&self) -> WarmStats {
+        self.warm_ticks.stats()
+    }
+
+    /// `tenant`'s composed tick: its warm instance, or a new one in a store
+    /// from `new_store` (which must grant `tenant`'s own directory; the
+    /// pool is keyed by it). Give it back with [`Runtime::tick_done`] or
+    /// [`Runtime::tick_failed`]; dropped, it is simply not kept.
+    pub async fn tick_instance(
+        &self,
+        tenant: &str,
+        directory: &Arc<Directory>,
+        new_store: impl FnOnce() -> Store<StoreData>,
+    ) -> anyhow::Result<Warm<tick::TickHost>> {
+        let mut warm = match self.warm_ticks.take(tenant, directory) {
+            Some(warm) => warm,
+            None => {
+                let mut store = new_store();
+                anyhow::ensure!(
+                    store
+                        .data()
+                        .tenant
+                        .directory
+                        .as_ref()
+                        .is_some_and(|d| Arc::ptr_eq(d, directory)),
+                    "the tick store must grant tenant {tenant}'s own directory"
+                );
+                let instance = self.stages.tick.instantiate_async(&mut store).await?;
+                self.warm_ticks.fresh(tenant, directory, store, instance)
+            }
+        };
+        // A full CPU allowance per call, as a fresh store would have.
+        warm.store.set_epoch_deadline(stage_deadline_ticks());
+        warm::WarmPool::used(&mut warm);
+        Ok(warm)
+    }
+
+    /// A tick instance whose call completed: kept for its tenant's next
+    /// tick when `keep` (it matched calls, so its matcher is warm) or when
+    /// it was kept before (a tenant with calls now and then stays warm
+    /// through its quiet ticks), else dropped.
+    pub fn tick_done(&self, warm: Warm<tick::TickHost>, keep: bool) {
+        if keep || warm.was_kept() {
+            self.warm_ticks.put_back(warm);
+        }
+    }
+
+    /// A tick instance whose call trapped: never reused.
+    pub fn tick_failed(&self, warm: Warm<tick::TickHost>) {
+        self.warm_ticks.discard(warm);
     }
 
     /// The limits the warm matcher pool keeps to.
@@ -392,7 +447,7 @@ fn stage_deadline_ticks() -> u64 {
 }
 
 /// The engine, with pool slots for [`POOL_INSTANCES`] running invocations
-/// plus `warm` idle warm matchers.
+/// plus `warm` idle instances for each warm pool.
 fn new_engine(warm: usize) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
@@ -404,7 +459,8 @@ fn new_engine(warm: usize) -> anyhow::Result<Engine> {
         }
         Err(e) => tracing::debug!("compilation cache unavailable: {e}"),
     }
-    let slots = POOL_INSTANCES + u32::try_from(warm.min(MAX_WARM_MATCHERS)).unwrap_or(0);
+    // Two warm pools (ticks and matchers), each up to `warm` idle instances.
+    let slots = POOL_INSTANCES + 2 * u32::try_from(warm.min(MAX_WARM_MATCHERS)).unwrap_or(0);
     let mut pool = PoolingAllocationConfig::default();
     // A composed tick is one component instance holding a dozen inner
     // components (a memory and a few core instances each).

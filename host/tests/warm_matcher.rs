@@ -1,7 +1,8 @@
-//! Warm match instances (`host/src/engine/warm.rs`), which serve
-//! `connectzero match` (the tick runs the matcher inside its composition):
-//! a tenant's matcher is reused across its invocations, never shared with
-//! another tenant, dropped after a trap, and bounded in number and age.
+//! Warm instances (`host/src/engine/warm.rs`): a tenant's composed tick
+//! (kept after a tick that matched calls) and its stand-alone matcher
+//! (`connectzero match`) are reused across its invocations, never shared
+//! with another tenant, dropped after a trap, and bounded in number and
+//! age.
 //!
 //! Each test builds its own runtime, so the instantiation counters see only
 //! that test's invocations.
@@ -150,6 +151,12 @@ async fn each_tenant_keeps_its_own_matcher_and_never_sees_another_tenants_contac
             );
         }
     }
+    let ticks = runtime.tick_stats();
+    // One composed tick per tenant, each reused for its two later ticks:
+    // shared, there would be one; not kept, six.
+    assert_eq!(ticks.instantiations, 2, "{ticks:?}");
+    assert_eq!(ticks.reuses, 4, "{ticks:?}");
+    assert_eq!(ticks.idle, 2, "{ticks:?}");
     // The ticks ran the matcher inside the composed tick, not the pool.
     assert_eq!(runtime.matcher_stats().instantiations, 0);
     // `connectzero match`'s path, three times per tenant, each answering
@@ -239,4 +246,27 @@ async fn warm_matchers_are_bounded_in_number_and_in_uses() {
     assert_eq!(stats.retired, 2, "{stats:?}");
     assert_eq!(stats.instantiations, 6, "{stats:?}");
     assert_eq!(stats.idle, 1, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_that_matched_nothing_is_not_kept_warm() {
+    let runtime = Runtime::new(None).unwrap();
+    let (world, _) = world_on(runtime.clone()).await;
+    // No calls: nothing to match, so the instance is not worth a slot
+    // (10,000 idle tenants would only push the busy ones out).
+    for _ in 0..3 {
+        world.tick().await.unwrap();
+    }
+    let stats = runtime.tick_stats();
+    assert_eq!(stats.instantiations, 3, "{stats:?}");
+    assert_eq!((stats.reuses, stats.idle), (0, 0), "{stats:?}");
+    // A call to match: the instance stays for the next ticks, quiet ones
+    // included.
+    place_dana_call(&world, &mut Placer::default(), 7);
+    assert_eq!(world.tick().await.unwrap().posted, 1);
+    world.tick().await.unwrap();
+    world.tick().await.unwrap();
+    let stats = runtime.tick_stats();
+    assert_eq!(stats.instantiations, 4, "{stats:?}");
+    assert_eq!((stats.reuses, stats.idle), (2, 1), "{stats:?}");
 }

@@ -1,19 +1,22 @@
-//! Warm match instances: a tenant's matcher stays instantiated between
-//! invocations.
+//! Warm instances: a tenant's composed tick (and, for `connectzero match`,
+//! its stand-alone matcher) stays instantiated between invocations.
 //!
 //! Why: the match component normalises numbers with the `phonenumber`
 //! crate, which builds its metadata database and regular expressions on the
-//! first number it parses. In a fresh instance that costs 120–230 ms, and
-//! every other stage gets a fresh instance per invocation, so every tick
-//! with calls paid it again (`docs/BENCHMARKS.md`, boundary scenario).
-//! Keeping the instance removes the cost from every tick but the first.
+//! first number it parses. In a fresh instance that costs 120–230 ms, so
+//! every tick with calls paid it again (`docs/BENCHMARKS.md`, boundary
+//! scenario). Keeping the instance removes the cost from every tick but
+//! the first. A composed tick is kept only after a tick that matched calls
+//! (the pool is for tenants with calls, not for the idle ones, which would
+//! only push them out).
 //!
-//! Why this is safe for the matcher, and only for the matcher: its world
-//! imports nothing but the host's `directory` (no network, no key-value
-//! store, no credentials), and the directory it reaches is fixed in its
-//! store when the store is built. Whatever a warm instance remembers (the
-//! phone tables, a partner matcher's own cache) it learnt from its own
-//! tenant's calls and its own tenant's directory.
+//! Why this is safe: everything a warm instance can reach is fixed in its
+//! store when the store is built, and is its own tenant's: the directory,
+//! the credentials, the key-value namespace, the outbound allow-list. The
+//! components keep no state of their own between calls (the ledger,
+//! cursors and queues are in the key-value store); whatever an instance
+//! remembers (the phone tables, a partner matcher's own cache) it learnt
+//! from its own tenant's calls.
 //!
 //! Why never across tenants: an instance's linear memory outlives the call.
 //! A matcher that caches answers, or any bug that leaves data behind, would
@@ -38,7 +41,6 @@
 //! - each call gets the full CPU (epoch) deadline again, as a fresh store
 //!   would; the memory limit stays with the store.
 
-use crate::bindings::matcher::MatchStage;
 use crate::directory::Directory;
 use crate::state::StoreData;
 use std::collections::VecDeque;
@@ -46,7 +48,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::Store;
 
-/// How many warm matchers may be kept and for how long.
+/// How many warm instances a pool may keep and for how long (the tick pool
+/// and the matcher pool each keep to these).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WarmLimits {
     /// Most idle instances kept across all tenants; the least recently used
@@ -69,10 +72,10 @@ impl Default for WarmLimits {
     }
 }
 
-/// Counters of what the warm pool did, for tests and the benchmark.
+/// Counters of what a warm pool did, for tests and the benchmark.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MatcherStats {
-    /// Match instances created.
+pub struct WarmStats {
+    /// Instances created.
     pub instantiations: u64,
     /// Invocations served by an instance that had served one before.
     pub reuses: u64,
@@ -98,20 +101,27 @@ impl Owner {
     }
 }
 
-/// One instantiated matcher with its store.
-pub(super) struct Warm {
+/// One instance with its store.
+pub struct Warm<I> {
     owner: Owner,
-    /// Its store: the owner's directory grant, memory limit, deadline.
-    pub(super) store: Store<StoreData>,
+    /// Its store: the owner's grants, memory limit, deadline.
+    pub store: Store<StoreData>,
     /// The instance.
-    pub(super) matcher: MatchStage,
+    pub instance: I,
     uses: u32,
 }
 
-/// Idle warm matchers, least recently used first.
-pub(super) struct WarmMatchers {
+impl<I> Warm<I> {
+    /// Whether the instance served a call before this one (it was kept).
+    pub fn was_kept(&self) -> bool {
+        self.uses > 1
+    }
+}
+
+/// Idle warm instances, least recently used first.
+pub(super) struct WarmPool<I> {
     limits: WarmLimits,
-    idle: Mutex<VecDeque<Warm>>,
+    idle: Mutex<VecDeque<Warm<I>>>,
     instantiations: AtomicU64,
     reuses: AtomicU64,
     discarded: AtomicU64,
@@ -119,7 +129,7 @@ pub(super) struct WarmMatchers {
     evicted: AtomicU64,
 }
 
-impl WarmMatchers {
+impl<I> WarmPool<I> {
     pub(super) fn new(limits: WarmLimits) -> Self {
         Self {
             limits,
@@ -136,7 +146,7 @@ impl WarmMatchers {
         self.limits
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Warm>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Warm<I>>> {
         // The queue is consistent after any panic (push and remove only).
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -144,7 +154,7 @@ impl WarmMatchers {
     /// Take `tenant`'s most recently used idle instance out of the pool.
     /// Taken, it is this caller's alone: two concurrent calls for one tenant
     /// get two instances, never one store used twice at once.
-    pub(super) fn take(&self, tenant: &str, directory: &Arc<Directory>) -> Option<Warm> {
+    pub(super) fn take(&self, tenant: &str, directory: &Arc<Directory>) -> Option<Warm<I>> {
         let mut idle = self.lock();
         let at = idle.iter().rposition(|w| w.owner.is(tenant, directory))?;
         let warm = idle.remove(at)?;
@@ -152,14 +162,14 @@ impl WarmMatchers {
         Some(warm)
     }
 
-    /// Wrap a freshly instantiated matcher.
+    /// Wrap a fresh instance.
     pub(super) fn fresh(
         &self,
         tenant: &str,
         directory: &Arc<Directory>,
         store: Store<StoreData>,
-        matcher: MatchStage,
-    ) -> Warm {
+        instance: I,
+    ) -> Warm<I> {
         self.instantiations.fetch_add(1, Ordering::Relaxed);
         Warm {
             owner: Owner {
@@ -167,18 +177,18 @@ impl WarmMatchers {
                 directory: directory.clone(),
             },
             store,
-            matcher,
+            instance,
             uses: 0,
         }
     }
 
     /// Note one more invocation of `warm`.
-    pub(super) fn used(warm: &mut Warm) {
+    pub(super) fn used(warm: &mut Warm<I>) {
         warm.uses = warm.uses.saturating_add(1);
     }
 
     /// Count an instance dropped because its call failed.
-    pub(super) fn discard(&self, warm: Warm) {
+    pub(super) fn discard(&self, warm: Warm<I>) {
         self.discarded.fetch_add(1, Ordering::Relaxed);
         drop(warm);
     }
@@ -186,12 +196,12 @@ impl WarmMatchers {
     /// Return an instance whose call completed. Dropped instead when it has
     /// served `max_uses` calls or reuse is off; the least recently used idle
     /// instance goes when the pool is over its size.
-    pub(super) fn put_back(&self, warm: Warm) {
+    pub(super) fn put_back(&self, warm: Warm<I>) {
         if warm.uses >= self.limits.max_uses {
             self.retired.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let evicted: Vec<Warm> = {
+        let evicted: Vec<Warm<I>> = {
             let mut idle = self.lock();
             idle.push_back(warm);
             let over = idle.len().saturating_sub(self.limits.idle);
@@ -204,8 +214,8 @@ impl WarmMatchers {
         drop(evicted);
     }
 
-    pub(super) fn stats(&self) -> MatcherStats {
-        MatcherStats {
+    pub(super) fn stats(&self) -> WarmStats {
+        WarmStats {
             instantiations: self.instantiations.load(Ordering::Relaxed),
             reuses: self.reuses.load(Ordering::Relaxed),
             discarded: self.discarded.load(Ordering::Relaxed),

@@ -49,11 +49,16 @@ impl Pipeline {
         end: i64,
     ) -> anyhow::Result<Result<Window, StageError>> {
         let _timer = crate::metrics::stage_timer(crate::engine::Stage::Poll, "fetch-window");
-        let (mut store, tick) = self.instantiate(tenant).await?;
-        Ok(tick
-            .connectzero_pipeline_tick()
-            .call_fetch_window(&mut store, &tenant.settings, start, end)
-            .await?)
+        self.on_tick(
+            tenant,
+            async |store, tick| {
+                tick.connectzero_pipeline_tick()
+                    .call_fetch_window(store, &tenant.settings, start, end)
+                    .await
+            },
+            |_| false,
+        )
+        .await
     }
 
     /// Park the rows of `window` 3CX sent that could not be read, as a
@@ -75,10 +80,17 @@ impl Pipeline {
         triggers: bool,
         report: &mut TickReport,
     ) -> anyhow::Result<Vec<CallResult>> {
-        let (mut store, tick) = self.instantiate(tenant).await?;
-        let (wit_report, results) = tick
-            .connectzero_pipeline_tick()
-            .call_run_calls(&mut store, &self.options(tenant), &calls, triggers)
+        let options = self.options(tenant);
+        let (wit_report, results) = self
+            .on_tick(
+                tenant,
+                async |store, tick| {
+                    tick.connectzero_pipeline_tick()
+                        .call_run_calls(store, &options, &calls, triggers)
+                        .await
+                },
+                |(report, _)| super::run::matched_calls(report),
+            )
             .await?;
         report.add(self.apply(tenant, wit_report)?);
         Ok(results
@@ -96,10 +108,17 @@ impl Pipeline {
     /// Work the tenant's due recording jobs and trigger deliveries once
     /// (at most a batch of each), without polling active calls.
     pub async fn work_due_queues(&self, tenant: &Tenant) -> anyhow::Result<TickReport> {
-        let (mut store, tick) = self.instantiate(tenant).await?;
-        let report = tick
-            .connectzero_pipeline_tick()
-            .call_work_queues(&mut store, &self.options(tenant))
+        let options = self.options(tenant);
+        let report = self
+            .on_tick(
+                tenant,
+                async |store, tick| {
+                    tick.connectzero_pipeline_tick()
+                        .call_work_queues(store, &options)
+                        .await
+                },
+                |_| false,
+            )
             .await?;
         self.apply(tenant, report)
     }

@@ -85,7 +85,7 @@ impl Tenant {
 
     /// The same tenant with other behaviour settings (the status page's,
     /// `crate::web`). Credentials and directory are shared, so tokens and
-    /// the warm matcher survive the change.
+    /// the warm tick survive the change.
     pub fn with_options(&self, options: crate::config::TenantOptions) -> Self {
         let mut config = self.config.clone();
         config.settings = options;

@@ -9,14 +9,15 @@ use crate::bindings::tick::exports::connectzero::pipeline::tick::{
 };
 use crate::kv::KvCtx;
 use crate::outbound::OutboundPolicy;
-use crate::state::Grants;
+use crate::state::{Grants, StoreData};
 use std::time::Duration;
+use wasmtime::Store;
 
 impl Pipeline {
     /// A fresh store for the composed tick: the tenant's key-value
     /// namespace, credentials and directory, and outbound calls to its 3CX
     /// and CRM only (the CRM's through its location's rate limiter).
-    fn tick_store(&self, tenant: &Tenant) -> wasmtime::Store<crate::state::StoreData> {
+    fn tick_store(&self, tenant: &Tenant) -> Store<StoreData> {
         let s = &tenant.settings;
         let outbound =
             OutboundPolicy::allow_urls([s.pbx_base_url.as_str(), s.crm_base_url.as_str()])
@@ -46,27 +47,46 @@ impl Pipeline {
         }
     }
 
-    /// Instantiate the composed tick in a fresh store for `tenant`.
-    pub(super) async fn instantiate(
+    /// Run `call` on `tenant`'s composed tick — its warm instance when it
+    /// has one, else a new one in a fresh store — and keep the instance for
+    /// the tenant's next call when `keep` says so of the answer. An
+    /// instance whose call trapped is never reused.
+    pub(super) async fn on_tick<R>(
         &self,
         tenant: &Tenant,
-    ) -> anyhow::Result<(wasmtime::Store<crate::state::StoreData>, TickHost)> {
-        let mut store = self.tick_store(tenant);
-        let tick = self
+        call: impl AsyncFnOnce(&mut Store<StoreData>, &TickHost) -> wasmtime::Result<R>,
+        keep: impl FnOnce(&R) -> bool,
+    ) -> anyhow::Result<R> {
+        let mut warm = self
             .runtime
-            .stages
-            .tick
-            .instantiate_async(&mut store)
+            .tick_instance(tenant.id(), &tenant.directory, || self.tick_store(tenant))
             .await?;
-        Ok((store, tick))
+        match call(&mut warm.store, &warm.instance).await {
+            Ok(answer) => {
+                let keep = keep(&answer);
+                self.runtime.tick_done(warm, keep);
+                Ok(answer)
+            }
+            Err(trap) => {
+                self.runtime.tick_failed(warm);
+                Err(trap.into())
+            }
+        }
     }
 
     /// One whole tick (`tick.run`).
     pub(super) async fn run_tick(&self, tenant: &Tenant) -> anyhow::Result<TickReport> {
-        let (mut store, tick) = self.instantiate(tenant).await?;
-        let report = tick
-            .connectzero_pipeline_tick()
-            .call_run(&mut store, &self.options(tenant))
+        let options = self.options(tenant);
+        let report = self
+            .on_tick(
+                tenant,
+                async |store, tick| {
+                    tick.connectzero_pipeline_tick()
+                        .call_run(store, &options)
+                        .await
+                },
+                matched_calls,
+            )
             .await?;
         self.apply(tenant, report)
     }
@@ -106,6 +126,11 @@ impl Pipeline {
         }
         Ok(TickReport::from(report))
     }
+}
+
+/// Whether the tick matched calls (its matcher is warm now, worth keeping).
+pub(super) fn matched_calls(report: &wit::TickReport) -> bool {
+    report.timings.iter().any(|t| t.stage == "match")
 }
 
 impl From<wit::TickReport> for TickReport {
