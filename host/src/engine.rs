@@ -269,29 +269,11 @@ impl Runtime {
         settings: &TenantSettings,
         calls: &[Call],
     ) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
-        let mut warm = match self.warm.take(tenant, directory) {
-            Some(warm) => warm,
-            None => {
-                let mut store = new_store();
-                // The pool is keyed by this directory: a store granting
-                // another would file one tenant's instance under another.
-                anyhow::ensure!(
-                    store
-                        .data()
-                        .tenant
-                        .directory
-                        .as_ref()
-                        .is_some_and(|d| Arc::ptr_eq(d, directory)),
-                    "the match store must grant tenant {tenant}'s own directory"
-                );
-                let matcher = self.stages.matcher.instantiate_async(&mut store).await?;
-                self.warm.fresh(tenant, directory, store, matcher)
-            }
-        };
-        // A full CPU allowance per call, as a fresh store would have: the
-        // deadline counts from now, not from when the instance was built.
-        warm.store.set_epoch_deadline(stage_deadline_ticks());
-        warm::WarmPool::used(&mut warm);
+        let pre = &self.stages.matcher;
+        let mut warm = warm_or_fresh(&self.warm, tenant, directory, new_store, async |store| {
+            pre.instantiate_async(store).await
+        })
+        .await?;
         let result = warm
             .instance
             .connectzero_pipeline_matcher()
@@ -329,27 +311,15 @@ impl Runtime {
         directory: &Arc<Directory>,
         new_store: impl FnOnce() -> Store<StoreData>,
     ) -> anyhow::Result<Warm<tick::TickHost>> {
-        let mut warm = match self.warm_ticks.take(tenant, directory) {
-            Some(warm) => warm,
-            None => {
-                let mut store = new_store();
-                anyhow::ensure!(
-                    store
-                        .data()
-                        .tenant
-                        .directory
-                        .as_ref()
-                        .is_some_and(|d| Arc::ptr_eq(d, directory)),
-                    "the tick store must grant tenant {tenant}'s own directory"
-                );
-                let instance = self.stages.tick.instantiate_async(&mut store).await?;
-                self.warm_ticks.fresh(tenant, directory, store, instance)
-            }
-        };
-        // A full CPU allowance per call, as a fresh store would have.
-        warm.store.set_epoch_deadline(stage_deadline_ticks());
-        warm::WarmPool::used(&mut warm);
-        Ok(warm)
+        let pre = &self.stages.tick;
+        warm_or_fresh(
+            &self.warm_ticks,
+            tenant,
+            directory,
+            new_store,
+            async |store| pre.instantiate_async(store).await,
+        )
+        .await
     }
 
     /// A tick instance whose call completed: kept for its tenant's next
@@ -439,6 +409,42 @@ impl Runtime {
         });
         store
     }
+}
+
+/// `tenant`'s idle instance from `pool`, or a new one `instantiate` makes in
+/// a store from `new_store`; either way with a full CPU allowance for the
+/// call ahead and counted as used.
+async fn warm_or_fresh<I>(
+    pool: &warm::WarmPool<I>,
+    tenant: &str,
+    directory: &Arc<Directory>,
+    new_store: impl FnOnce() -> Store<StoreData>,
+    instantiate: impl AsyncFnOnce(&mut Store<StoreData>) -> wasmtime::Result<I>,
+) -> anyhow::Result<Warm<I>> {
+    let mut warm = match pool.take(tenant, directory) {
+        Some(warm) => warm,
+        None => {
+            let mut store = new_store();
+            // The pool is keyed by this directory: a store granting another
+            // would file one tenant's instance under another.
+            anyhow::ensure!(
+                store
+                    .data()
+                    .tenant
+                    .directory
+                    .as_ref()
+                    .is_some_and(|d| Arc::ptr_eq(d, directory)),
+                "the store must grant tenant {tenant}'s own directory"
+            );
+            let instance = instantiate(&mut store).await?;
+            pool.fresh(tenant, directory, store, instance)
+        }
+    };
+    // A full CPU allowance per call, as a fresh store would have: the
+    // deadline counts from now, not from when the instance was built.
+    warm.store.set_epoch_deadline(stage_deadline_ticks());
+    warm::WarmPool::used(&mut warm);
+    Ok(warm)
 }
 
 /// [`STAGE_CPU_DEADLINE`] in epoch ticks.
