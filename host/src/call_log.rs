@@ -5,7 +5,7 @@
 //! in between re-runs them rather than leaving them unrecorded.
 
 use crate::bindings::tick::connectzero::pipeline::call_log::{
-    Fate, HandledCall, Host, UnreadableRow,
+    DeliveryCount, Fate, HandledCall, Host, RecordingUpdate, UnreadableRow,
 };
 use crate::bindings::types::{Direction, StageError};
 use crate::pipeline::{describe, direction_name, rule_name};
@@ -17,32 +17,65 @@ impl Host for StoreData {
         &mut self,
         calls: Vec<HandledCall>,
     ) -> wasmtime::Result<Result<(), StageError>> {
-        let tenant = self.kv.namespace.clone();
-        for call in &calls {
-            if let Err(error) = record(&self.kv.storage, &tenant, call) {
-                tracing::error!(tenant = %tenant, error = %format!("{error:#}"), "could not write the call log; the calls run again after their claims expire");
-                return Ok(Err(StageError::Storage(
-                    "the host could not write its call log".into(),
-                )));
-            }
-        }
-        Ok(Ok(()))
+        let written = calls
+            .iter()
+            .try_for_each(|call| record(&self.kv.storage, &self.kv.namespace, call));
+        Ok(self.written(
+            "write the call log; the calls run again after their claims expire",
+            written,
+        ))
     }
 
     fn record_unreadable(
         &mut self,
         rows: Vec<UnreadableRow>,
     ) -> wasmtime::Result<Result<(), StageError>> {
-        let tenant = self.kv.namespace.clone();
-        match park_unreadable(&self.kv.storage, &tenant, &rows) {
-            Ok(()) => Ok(Ok(())),
-            Err(error) => {
-                tracing::error!(tenant = %tenant, error = %format!("{error:#}"), "could not park unreadable 3CX rows");
-                Ok(Err(StageError::Storage(
-                    "the host could not write its call log".into(),
-                )))
-            }
-        }
+        let written = park_unreadable(&self.kv.storage, &self.kv.namespace, &rows);
+        Ok(self.written("park unreadable 3CX rows", written))
+    }
+
+    fn record_recordings(
+        &mut self,
+        updates: Vec<RecordingUpdate>,
+    ) -> wasmtime::Result<Result<(), StageError>> {
+        let written = updates.iter().try_for_each(|u| {
+            self.kv
+                .storage
+                .set_recording(&self.kv.namespace, &u.call_key, &u.status)
+        });
+        Ok(self.written("note recordings", written))
+    }
+
+    fn record_deliveries(
+        &mut self,
+        counts: Vec<DeliveryCount>,
+    ) -> wasmtime::Result<Result<(), StageError>> {
+        let written = counts.iter().try_for_each(|c| {
+            self.kv.storage.add_trigger_deliveries(
+                &self.kv.namespace,
+                &c.call_key,
+                &c.trigger,
+                c.count,
+            )
+        });
+        Ok(self.written("note trigger deliveries", written))
+    }
+}
+
+impl StoreData {
+    /// The component's answer for a call log write: a database failure is
+    /// logged here in full and answered as a storage error (the component
+    /// sees no host detail).
+    fn written<E: Into<anyhow::Error>>(
+        &self,
+        what: &str,
+        written: Result<(), E>,
+    ) -> Result<(), StageError> {
+        written.map_err(|error| {
+            let error: anyhow::Error = error.into();
+            tracing::error!(tenant = %self.kv.namespace, error = %format!("{error:#}"), "could not {what}");
+            StageError::Storage("the host could not write its call log".into())
+        })
     }
 }
 

@@ -50,31 +50,15 @@ impl Directory {
 
     /// Contacts with `field` equal to `value`, oldest first.
     pub async fn search(&self, field: &str, value: &str) -> Result<Vec<ContactRef>, StageError> {
-        self.search_crediting(field, value, None).await
-    }
-
-    /// [`Self::search`], adding the time spent waiting for the rate
-    /// limiter to `waited_ms` (the invoking store's epoch credit).
-    pub async fn search_crediting(
-        &self,
-        field: &str,
-        value: &str,
-        waited_ms: Option<&std::sync::atomic::AtomicU64>,
-    ) -> Result<Vec<ContactRef>, StageError> {
         let body = search::request(&self.location_id, field, value);
         let mut retried = false;
         loop {
             let token = self.credentials.access_token(Service::Crm).await?;
             if let Some(limiter) = &self.limiter {
                 match limiter.acquire().await {
-                    crate::ratelimit::Admission::Go(waited) => {
-                        if let Some(credit) = waited_ms {
-                            credit.fetch_add(
-                                waited.as_millis() as u64,
-                                std::sync::atomic::Ordering::Relaxed,
-                            );
-                        }
-                    }
+                    // The wait is a host call's time, which the invoking
+                    // store's call hook credits to its deadline.
+                    crate::ratelimit::Admission::Go(_) => {}
                     crate::ratelimit::Admission::Refused(retry) => {
                         let secs = retry.as_millis().div_ceil(1000).max(1);
                         return Err(StageError::RateLimited(
@@ -149,10 +133,7 @@ impl directory::Host for StoreData {
         e164: String,
     ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
         Ok(match self.directory() {
-            Ok(d) => {
-                let credit = self.outbound.wait_credit();
-                d.search_crediting("phone", &e164, Some(&credit)).await
-            }
+            Ok(d) => d.search("phone", &e164).await,
             Err(e) => Err(e),
         })
     }
@@ -162,10 +143,7 @@ impl directory::Host for StoreData {
         email: String,
     ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
         Ok(match self.directory() {
-            Ok(d) => {
-                let credit = self.outbound.wait_credit();
-                d.search_crediting("email", &email, Some(&credit)).await
-            }
+            Ok(d) => d.search("email", &email).await,
             Err(e) => Err(e),
         })
     }

@@ -42,10 +42,10 @@ use wasmtime_wasi_http::WasiHttpCtx;
 /// How often the epoch advances. Deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// CPU time a stage invocation may spend running wasm before it is
-/// interrupted. Generous: a batch of thousands of calls runs in well under
-/// a second; only a runaway loop reaches it.
-const STAGE_CPU_DEADLINE: Duration = Duration::from_secs(30);
+/// Time an invocation may spend running wasm (not waiting in host calls)
+/// before it is interrupted. Generous: a tick of thousands of calls runs
+/// in well under a second of wasm; only a runaway loop reaches it.
+pub const STAGE_CPU_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Linear memory a stage instance may grow to.
 const STAGE_MEMORY_LIMIT: usize = 64 << 20;
@@ -186,6 +186,8 @@ pub struct Runtime {
     pub stages: Stages,
     warm: warm::WarmPool<matcher::MatchStage>,
     warm_ticks: warm::WarmPool<tick::TickHost>,
+    /// The running-wasm allowance per invocation, in epoch ticks.
+    deadline_ticks: u64,
     _ticker: EpochTicker,
 }
 
@@ -196,11 +198,23 @@ impl Runtime {
         Self::with_warm_limits(replacements, WarmLimits::default())
     }
 
-    /// As [`Runtime::new`], keeping warm matchers within `limits` (tests and
-    /// the benchmark use small or zero limits to show their effect).
+    /// As [`Runtime::new`], keeping warm instances within `limits` (tests
+    /// and the benchmark use small or zero limits to show their effect).
     pub fn with_warm_limits(
         replacements: Option<&Path>,
         limits: WarmLimits,
+    ) -> anyhow::Result<Arc<Self>> {
+        Self::with_limits(replacements, limits, STAGE_CPU_DEADLINE)
+    }
+
+    /// As [`Runtime::with_warm_limits`], allowing each invocation
+    /// `cpu_deadline` of running wasm instead of [`STAGE_CPU_DEADLINE`]
+    /// (tests show with a short one that waiting in host calls does not
+    /// count).
+    pub fn with_limits(
+        replacements: Option<&Path>,
+        limits: WarmLimits,
+        cpu_deadline: Duration,
     ) -> anyhow::Result<Arc<Self>> {
         let limits = WarmLimits {
             idle: limits.idle.min(MAX_WARM_MATCHERS),
@@ -252,6 +266,7 @@ impl Runtime {
             stages,
             warm: warm::WarmPool::new(limits),
             warm_ticks: warm::WarmPool::new(limits),
+            deadline_ticks: (cpu_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
             _ticker: ticker,
         }))
     }
@@ -270,9 +285,14 @@ impl Runtime {
         calls: &[Call],
     ) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
         let pre = &self.stages.matcher;
-        let mut warm = warm_or_fresh(&self.warm, tenant, directory, new_store, async |store| {
-            pre.instantiate_async(store).await
-        })
+        let mut warm = warm_or_fresh(
+            &self.warm,
+            self.deadline_ticks,
+            tenant,
+            directory,
+            new_store,
+            async |store| pre.instantiate_async(store).await,
+        )
         .await?;
         let result = warm
             .instance
@@ -314,6 +334,7 @@ impl Runtime {
         let pre = &self.stages.tick;
         warm_or_fresh(
             &self.warm_ticks,
+            self.deadline_ticks,
             tenant,
             directory,
             new_store,
@@ -391,13 +412,31 @@ impl Runtime {
             kv,
             tenant: grants,
         };
-        // Time spent waiting for the CRM rate limiter is not the
-        // component's CPU time: when the deadline comes, it is extended by
-        // the waiting not yet credited; with none, the call traps as before.
-        let credit = data.outbound.wait_credit();
+        // The epoch advances with the wall clock, but time the component
+        // spends waiting in host calls (3CX and CRM answers, the CRM rate
+        // limiter, token refreshes, the database) is not its CPU time: the
+        // call hook adds it up, and when the deadline comes it is extended
+        // by the time not yet credited; with none, the call traps. So a
+        // composed tick making hundreds of requests gets its full allowance
+        // of running wasm, and a runaway loop still stops.
+        let credit = data.outbound.host_time_credit();
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| &mut data.limits);
-        store.set_epoch_deadline(stage_deadline_ticks());
+        store.set_epoch_deadline(self.deadline_ticks);
+        let hook_credit = credit.clone();
+        let mut entered: Option<std::time::Instant> = None;
+        store.call_hook(move |_, hook| {
+            match hook {
+                wasmtime::CallHook::CallingHost => entered = Some(std::time::Instant::now()),
+                wasmtime::CallHook::ReturningFromHost => {
+                    if let Some(at) = entered.take() {
+                        hook_credit.fetch_add(at.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    }
+                }
+                wasmtime::CallHook::CallingWasm | wasmtime::CallHook::ReturningFromWasm => {}
+            }
+            Ok(())
+        });
         store.epoch_deadline_callback(move |_| {
             let waited = credit.swap(0, Ordering::Relaxed);
             let ticks = waited / EPOCH_TICK.as_millis() as u64;
@@ -416,6 +455,7 @@ impl Runtime {
 /// call ahead and counted as used.
 async fn warm_or_fresh<I>(
     pool: &warm::WarmPool<I>,
+    deadline_ticks: u64,
     tenant: &str,
     directory: &Arc<Directory>,
     new_store: impl FnOnce() -> Store<StoreData>,
@@ -442,14 +482,9 @@ async fn warm_or_fresh<I>(
     };
     // A full CPU allowance per call, as a fresh store would have: the
     // deadline counts from now, not from when the instance was built.
-    warm.store.set_epoch_deadline(stage_deadline_ticks());
+    warm.store.set_epoch_deadline(deadline_ticks);
     warm::WarmPool::used(&mut warm);
     Ok(warm)
-}
-
-/// [`STAGE_CPU_DEADLINE`] in epoch ticks.
-fn stage_deadline_ticks() -> u64 {
-    (STAGE_CPU_DEADLINE.as_millis() / EPOCH_TICK.as_millis()) as u64
 }
 
 /// The engine, with pool slots for [`POOL_INSTANCES`] running invocations

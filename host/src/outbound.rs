@@ -15,7 +15,7 @@
 use crate::ratelimit::{Admission, LocationLimiter};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The authorities one component may call.
@@ -24,10 +24,11 @@ pub struct OutboundPolicy {
     allowed: Vec<String>,
     /// The CRM's authority and its location's limiter.
     crm: Option<(String, Arc<LocationLimiter>)>,
-    /// Milliseconds this store's requests spent waiting for the limiter,
-    /// not yet credited to its epoch deadline (`crate::engine`): waiting
-    /// for a rate limit is not the component's CPU time.
-    waited_ms: Arc<AtomicU64>,
+    /// Milliseconds the store spent in host calls (waiting for answers,
+    /// the rate limiter, a token refresh), not yet credited to its epoch
+    /// deadline: written by the store's call hook (`crate::engine`), since
+    /// waiting is not the component's CPU time.
+    host_ms: Arc<AtomicU64>,
 }
 
 impl OutboundPolicy {
@@ -50,9 +51,9 @@ impl OutboundPolicy {
         self
     }
 
-    /// The counter of time spent waiting for the rate limiter (ms).
-    pub fn wait_credit(&self) -> Arc<AtomicU64> {
-        self.waited_ms.clone()
+    /// The counter of time spent in host calls (ms), see `host_ms`.
+    pub fn host_time_credit(&self) -> Arc<AtomicU64> {
+        self.host_ms.clone()
     }
 
     /// Nothing may be reached.
@@ -146,14 +147,12 @@ impl WasiHttpHooks for OutboundPolicy {
             .filter(|(crm, _)| *crm == counted_as)
             .filter(|_| crate::ratelimit::counts_against_limit(request.uri().path()))
             .map(|(_, limiter)| limiter.clone());
-        let waited_ms = self.waited_ms.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
             if let Some(limiter) = &limiter {
                 match limiter.acquire().await {
-                    Admission::Go(waited) => {
-                        waited_ms.fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
-                    }
+                    // Credited to the deadline as host-call time.
+                    Admission::Go(_) => {}
                     Admission::Refused(retry) => return Ok(limited_response(retry)),
                 }
             }

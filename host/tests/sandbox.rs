@@ -102,3 +102,46 @@ async fn each_tenant_sees_only_its_own_keys() {
             .all(|k| !k.starts_with("ledger/"))
     );
 }
+
+/// The running-wasm allowance counts running wasm, not waiting: a tick
+/// whose 3CX takes longer to answer than the whole allowance still
+/// finishes (the call hook credits the wait), where an epoch deadline on
+/// the wall clock would interrupt it when the answer comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_slow_3cx_does_not_count_against_the_wasm_allowance() {
+    let allowance = std::time::Duration::from_secs(3);
+    let runtime = connectzero::engine::Runtime::with_limits(
+        None,
+        connectzero::engine::WarmLimits::default(),
+        allowance,
+    )
+    .unwrap();
+    let world = connectzero::testbed::World::start(
+        runtime,
+        Storage::in_memory().unwrap(),
+        common::defaults(),
+        false,
+    )
+    .await
+    .unwrap();
+    connectzero::demo::seed_directory(&world);
+    common::place(
+        &world,
+        &mut connectzero::demo::Placer::default(),
+        &common::one_leg(
+            1,
+            common::outside(connectzero::demo::numbers::DANA),
+            common::ext("101"),
+            true,
+            10,
+        ),
+    );
+    // The tick's first 3CX request waits longer than the whole allowance.
+    world.pbx.inject_failures(
+        connectzero_simulators::threecx::Fault::Slow(allowance + std::time::Duration::from_secs(1)),
+        1,
+    );
+    let report = world.tick().await.expect("the tick ran to its end");
+    assert_eq!(report.posted, 1, "{report:?}");
+    assert_eq!(world.crm.messages().len(), 1);
+}

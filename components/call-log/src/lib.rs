@@ -20,7 +20,9 @@ wit_bindgen::generate!({
     },
 });
 
-use exports::connectzero::pipeline::call_log::{Fate, Guest, HandledCall, UnreadableRow};
+use exports::connectzero::pipeline::call_log::{
+    DeliveryCount, Fate, Guest, HandledCall, RecordingUpdate, UnreadableRow,
+};
 
 struct Provider;
 
@@ -46,6 +48,23 @@ impl Guest for Provider {
             }
             kv::set_json(&bucket, &key, &row.reason)?;
         }
+        Ok(())
+    }
+
+    fn record_recordings(updates: Vec<RecordingUpdate>) -> Result<(), StageError> {
+        // The recording queue keeps the state; only a give-up is news.
+        for update in updates.iter().filter(|u| u.status.starts_with("gave-up")) {
+            eprintln!(
+                "connectzero: recording of {}: {}",
+                update.call_key, update.status
+            );
+        }
+        Ok(())
+    }
+
+    fn record_deliveries(_counts: Vec<DeliveryCount>) -> Result<(), StageError> {
+        // The trigger queue keeps what was delivered; Spin has no call log
+        // column to update.
         Ok(())
     }
 }

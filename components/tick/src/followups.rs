@@ -3,18 +3,19 @@
 //! and working the due queue entries.
 
 use crate::connectzero::pipeline::attach::{self, AttachJob, AttachOutcome};
+use crate::connectzero::pipeline::call_log::{self, DeliveryCount, RecordingUpdate};
 use crate::connectzero::pipeline::dedup::Outcome;
 use crate::connectzero::pipeline::matcher::{self, MatchOutcome};
 use crate::connectzero::pipeline::poll;
 use crate::connectzero::pipeline::trigger::{self, CallEvent, EventKind};
 use crate::describe;
 use crate::events::{ForUser, active_to_call, event, kinds_after_post, trigger_key};
-use crate::exports::connectzero::pipeline::tick::{DeliveryCount, RecordingUpdate, TickReport};
+use crate::exports::connectzero::pipeline::tick::TickReport;
 use crate::facts::active_route_facts;
 use crate::history::{Handled, count};
 use crate::options::Options;
 use crate::timing::time;
-use guest_support::bindings::connectzero::pipeline::types::Call;
+use guest_support::bindings::connectzero::pipeline::types::{Call, StageError};
 use guest_support::kv;
 use guest_support::routing::RouteDecision;
 
@@ -65,12 +66,14 @@ pub fn after_post(options: &Options, handled: &[Handled], triggers: bool, report
         report
             .warnings
             .push(format!("could not queue recordings: {why}"));
-        report
-            .recordings
-            .extend(jobs.iter().map(|job| RecordingUpdate {
+        let gave_up: Vec<RecordingUpdate> = jobs
+            .iter()
+            .map(|job| RecordingUpdate {
                 call_key: job.call.key.clone(),
                 status: format!("gave-up: {why}"),
-            }));
+            })
+            .collect();
+        note(report, "recordings", call_log::record_recordings(&gave_up));
     }
     if !triggers {
         return;
@@ -175,6 +178,7 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
         attach::process_due(s, FOLLOW_UP_BATCH)
     }) {
         Ok(reports) => {
+            let mut ended = Vec::new();
             for r in reports {
                 let status = match &r.outcome {
                     AttachOutcome::Attached(_) => {
@@ -192,13 +196,26 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
                     AttachOutcome::NoRecording => "none".to_string(),
                     AttachOutcome::Pending(_) => {
                         report.attach_pending += 1;
+                        // Not final in 3CX yet is normal; a failed attempt
+                        // (a refused upload, say) is worth seeing before
+                        // the job gives up.
+                        if let Some(error) = &r.last_error {
+                            report.warnings.push(format!(
+                                "recording of {} not attached yet, retrying: {}",
+                                r.call_key,
+                                describe(error)
+                            ));
+                        }
                         continue;
                     }
                 };
-                report.recordings.push(RecordingUpdate {
+                ended.push(RecordingUpdate {
                     call_key: r.call_key,
                     status,
                 });
+            }
+            if !ended.is_empty() {
+                note(report, "recordings", call_log::record_recordings(&ended));
             }
         }
         Err(error) => report
@@ -209,10 +226,11 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
         trigger::deliver_due(s, FOLLOW_UP_BATCH)
     }) {
         Ok(reports) => {
+            let mut counts = Vec::new();
             for r in reports {
                 report.triggers_delivered += r.delivered;
                 if r.delivered > 0 {
-                    report.deliveries.push(DeliveryCount {
+                    counts.push(DeliveryCount {
                         call_key: r.call_key.clone(),
                         trigger: trigger_key(r.kind).to_string(),
                         count: r.delivered,
@@ -226,9 +244,23 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
                     ));
                 }
             }
+            if !counts.is_empty() {
+                note(report, "deliveries", call_log::record_deliveries(&counts));
+            }
         }
         Err(error) => report
             .warnings
             .push(format!("trigger queue unavailable: {}", describe(&error))),
+    }
+}
+
+/// A call log that could not take a follow-up's result: the work is done
+/// (the queue records it), only the call log's column lags; say so.
+fn note(report: &mut TickReport, what: &str, written: Result<(), StageError>) {
+    if let Err(error) = written {
+        report.warnings.push(format!(
+            "the call log did not take the {what}: {}",
+            describe(&error)
+        ));
     }
 }

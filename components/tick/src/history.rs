@@ -9,7 +9,7 @@
 //! can never succeed as it is is parked with its reason.
 
 use crate::connectzero::pipeline::call_log::{self, Fate, HandledCall, UnreadableRow};
-use crate::connectzero::pipeline::dedup::{self, Claim, Completion, Outcome};
+use crate::connectzero::pipeline::dedup::{self, Completion, Outcome};
 use crate::connectzero::pipeline::matcher::{self, MatchOutcome};
 use crate::connectzero::pipeline::poll::{self, RejectedRow};
 use crate::connectzero::pipeline::post::{self, PostJob, PostOutcome, Target};
@@ -74,20 +74,15 @@ pub fn run_calls(
     calls.sort_by_key(|c| c.start_time);
     let mut results = Vec::with_capacity(calls.len());
     let mut unused_cursor = i64::MAX;
-    for chunk in calls.chunks(options.max_calls) {
-        let claims = match time("dedup", "claim-calls", || {
-            dedup::claim_calls(chunk, &options.worker, options.claim_lease_ms)
-        }) {
+    let mut chunks = calls.chunks(options.max_calls);
+    for chunk in chunks.by_ref() {
+        let claims = match claim(options, chunk) {
             Ok(claims) => claims,
             Err(error) => {
                 // Nothing of this chunk was claimed: all of it waits for
                 // the next run.
                 report.retrying += count(chunk.len());
-                results.extend(
-                    chunk
-                        .iter()
-                        .map(|c| result_of(c, "retrying", describe(&error))),
-                );
+                results.extend(all_retrying(chunk, &error));
                 crate::fail(report, error);
                 continue;
             }
@@ -108,6 +103,10 @@ pub fn run_calls(
                         "another worker holds the call".into(),
                     ));
                 }
+                Claim::Unanswered(error) => {
+                    report.retrying += 1;
+                    results.push(result_of(call, "retrying", describe(&error)));
+                }
             }
         }
         let handled = process(options, mine);
@@ -115,13 +114,66 @@ pub fn run_calls(
             Ok(settled) => results.extend(settled),
             Err(error) => {
                 // The call log refused them: their claims expire and a
-                // later run takes them again.
+                // later run takes them again, as it takes the chunks not
+                // reached.
+                let rest: Vec<Call> = handled
+                    .into_iter()
+                    .map(|h| h.call)
+                    .chain(chunks.flatten().cloned())
+                    .collect();
+                report.retrying += count(rest.len());
+                results.extend(all_retrying(&rest, &error));
                 crate::fail(report, error);
                 break;
             }
         }
     }
     results
+}
+
+/// A "retrying" result for each of `calls`, failed for now with `error`.
+pub fn all_retrying(calls: &[Call], error: &StageError) -> Vec<CallResult> {
+    calls
+        .iter()
+        .map(|c| result_of(c, "retrying", describe(error)))
+        .collect()
+}
+
+/// What the ledger answers for `chunk`, one per call: a dedup component
+/// answering fewer is broken, and the calls it left out are neither
+/// claimed nor lost (`Claim::Unanswered`).
+fn claim(options: &Options, chunk: &[Call]) -> Result<Vec<Claim>, StageError> {
+    let claims = time("dedup", "claim-calls", || {
+        dedup::claim_calls(chunk, &options.worker, options.claim_lease_ms)
+    })?;
+    let answered = claims.len();
+    Ok(claims
+        .into_iter()
+        .map(Claim::from)
+        .chain((answered..chunk.len()).map(|_| Claim::Unanswered(short_answer("dedup"))))
+        .collect())
+}
+
+/// The ledger's answer for one call, or none.
+enum Claim {
+    /// This worker owns the call now.
+    Claimed,
+    /// Handled before, with this outcome.
+    Done(String),
+    /// Another worker holds it.
+    InFlight,
+    /// The dedup component gave no answer for it: not claimed, retried.
+    Unanswered(StageError),
+}
+
+impl From<dedup::Claim> for Claim {
+    fn from(claim: dedup::Claim) -> Self {
+        match claim {
+            dedup::Claim::Claimed => Claim::Claimed,
+            dedup::Claim::Done(outcome) => Claim::Done(outcome),
+            dedup::Claim::InFlight => Claim::InFlight,
+        }
+    }
 }
 
 /// Claim at most `max-calls` new calls, oldest first, in chunks of that
@@ -143,9 +195,7 @@ fn claim_bounded(
     let mut mine: Vec<Call> = Vec::new();
     while mine.len() < bound && rest.peek().is_some() {
         let chunk: Vec<Call> = rest.by_ref().take(bound).collect();
-        let claims = match time("dedup", "claim-calls", || {
-            dedup::claim_calls(&chunk, &options.worker, options.claim_lease_ms)
-        }) {
+        let claims = match claim(options, &chunk) {
             Ok(claims) => claims,
             Err(error) if mine.is_empty() => return Err(error),
             Err(error) => {
@@ -164,6 +214,15 @@ fn claim_bounded(
                 Claim::Done(_) => report.duplicates += 1,
                 Claim::InFlight => {
                     report.in_flight += 1;
+                    *hold_cursor_at = (*hold_cursor_at).min(call.start_time);
+                }
+                // Not claimed: the cursor waits before it, as for a call
+                // in flight elsewhere, and the next tick asks again.
+                Claim::Unanswered(error) => {
+                    report.retrying += 1;
+                    report
+                        .warnings
+                        .push(format!("call {}: {}", call.key, describe(&error)));
                     *hold_cursor_at = (*hold_cursor_at).min(call.start_time);
                 }
             }
@@ -297,7 +356,7 @@ fn process(options: &Options, calls: Vec<Call>) -> Vec<Handled> {
     handled
 }
 
-/// Count the handled calls, write them down in the call log, queue the
+/// Write the handled calls down in the call log, count them, queue the
 /// follow-ups of the posted ones, then record them in the ledger (complete,
 /// or release to retry). Follow-ups are queued before the ledger records
 /// the calls as done: a crash in between re-runs the calls (the post stage
@@ -310,6 +369,10 @@ fn settle(
     triggers: bool,
     hold_cursor_at: &mut i64,
 ) -> Result<Vec<CallResult>, StageError> {
+    // Written down first, so a refusal leaves nothing counted or settled.
+    if !handled.is_empty() {
+        call_log::record_calls(&handled.iter().map(Handled::logged).collect::<Vec<_>>())?;
+    }
     let mut completions = Vec::new();
     let mut released = Vec::new();
     let mut results = Vec::with_capacity(handled.len());
@@ -356,9 +419,6 @@ fn settle(
             contact_id: h.contact_id.clone(),
             rule: h.rule,
         });
-    }
-    if !handled.is_empty() {
-        call_log::record_calls(&handled.iter().map(Handled::logged).collect::<Vec<_>>())?;
     }
     followups::after_post(options, handled, triggers, report);
     finish(options, &completions, &released, report);

@@ -39,19 +39,21 @@ struct Tick;
 impl Guest for Tick {
     fn run(options: TickOptions) -> TickReport {
         let mut report = report();
-        match options::Options::parse(options) {
-            Ok(options) => {
-                // History first: it is what must not wait, and a 3CX that
-                // fails shows on the history read (active calls are a
-                // nicety the tick goes on without).
+        let options = options::Options::parse(options);
+        // History first: it is what must not wait, and a 3CX that fails
+        // shows on the history read (active calls are a nicety the tick
+        // goes on without). Unusable filters stop both, never the queues
+        // of calls already posted.
+        match options.usable() {
+            Ok(()) => {
                 if let Err(error) = history::sync(&options, &mut report) {
                     fail(&mut report, error);
                 }
                 followups::calls_started(&options, &mut report);
-                followups::work_queues(&options, &mut report);
             }
             Err(error) => fail(&mut report, error),
         }
+        followups::work_queues(&options, &mut report);
         timing::drain_into(&mut report);
         report
     }
@@ -79,25 +81,23 @@ impl Guest for Tick {
         triggers: bool,
     ) -> (TickReport, Vec<CallResult>) {
         let mut report = report();
-        match options::Options::parse(options) {
-            Ok(options) => {
-                let results = history::run_calls(&options, calls, triggers, &mut report);
-                timing::drain_into(&mut report);
-                (report, results)
-            }
+        let options = options::Options::parse(options);
+        let results = match options.usable() {
+            Ok(()) => history::run_calls(&options, calls, triggers, &mut report),
             Err(error) => {
+                let results = history::all_retrying(&calls, &error);
+                report.retrying += history::count(calls.len());
                 fail(&mut report, error);
-                (report, Vec::new())
+                results
             }
-        }
+        };
+        timing::drain_into(&mut report);
+        (report, results)
     }
 
     fn work_queues(options: TickOptions) -> TickReport {
         let mut report = report();
-        match options::Options::parse(options) {
-            Ok(options) => followups::work_queues(&options, &mut report),
-            Err(error) => fail(&mut report, error),
-        }
+        followups::work_queues(&options::Options::parse(options), &mut report);
         timing::drain_into(&mut report);
         report
     }
@@ -122,8 +122,6 @@ pub fn report() -> TickReport {
         attach_pending: 0,
         triggers_delivered: 0,
         calls_started: 0,
-        recordings: Vec::new(),
-        deliveries: Vec::new(),
         warnings: Vec::new(),
         timings: Vec::new(),
     }

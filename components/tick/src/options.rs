@@ -23,19 +23,29 @@ pub struct Options {
     pub route: Option<Route>,
     /// Where calls needing review wait.
     pub review_place: guest_support::review::ReviewPlace,
+    /// Why the policy or the route could not be used, when it could not:
+    /// then no call may be taken (not even under "log everything"), but
+    /// the queues of calls already posted still run.
+    pub unusable: Option<StageError>,
 }
 
 impl Options {
-    /// Parse `options`; a policy or route that does not validate is an
-    /// `invalid-settings` error naming it, and the tick does not run (the
-    /// host validates both before it starts; a bad route must never mean
-    /// "take every call", which would post other sub-accounts' calls).
-    pub fn parse(options: TickOptions) -> Result<Self, StageError> {
-        let policy = guest_support::policy::parse_json(&options.policy_json)
-            .map_err(|e| StageError::InvalidSettings(format!("logging policy: {e}")))?;
-        let route = guest_support::routing::parse_json(&options.route_json)
-            .map_err(|e| StageError::InvalidSettings(format!("route: {e}")))?;
-        Ok(Self {
+    /// Parse `options`. A policy or route that does not validate is kept
+    /// in [`Options::unusable`] as an `invalid-settings` error naming it,
+    /// and no call is taken (the host validates both before it starts; a
+    /// bad route must never mean "take every call", which would post other
+    /// sub-accounts' calls).
+    pub fn parse(options: TickOptions) -> Self {
+        let mut unusable = None;
+        let policy = guest_support::policy::parse_json(&options.policy_json).unwrap_or_else(|e| {
+            unusable = Some(StageError::InvalidSettings(format!("logging policy: {e}")));
+            None
+        });
+        let route = guest_support::routing::parse_json(&options.route_json).unwrap_or_else(|e| {
+            unusable = Some(StageError::InvalidSettings(format!("route: {e}")));
+            None
+        });
+        Self {
             settings: options.settings,
             worker: options.worker,
             claim_lease_ms: options.claim_lease_ms,
@@ -46,7 +56,16 @@ impl Options {
                 ReviewPlace::StatusPage => guest_support::review::ReviewPlace::StatusPage,
                 ReviewPlace::KeyValueStore => guest_support::review::ReviewPlace::KeyValueStore,
             },
-        })
+            unusable,
+        }
+    }
+
+    /// `Ok` when calls may be taken, else why not.
+    pub fn usable(&self) -> Result<(), StageError> {
+        match &self.unusable {
+            None => Ok(()),
+            Some(error) => Err(error.clone()),
+        }
     }
 }
 
@@ -87,7 +106,8 @@ mod tests {
 
     #[test]
     fn empty_policy_and_route_log_and_take_every_call() {
-        let parsed = Options::parse(options("", "")).unwrap();
+        let parsed = Options::parse(options("", ""));
+        assert!(parsed.usable().is_ok());
         assert!(parsed.policy.is_none());
         assert!(parsed.route.is_none());
         // A bound of zero would claim nothing, ever: at least one.
@@ -97,7 +117,7 @@ mod tests {
     #[test]
     fn a_route_that_takes_nothing_stops_the_tick_instead_of_taking_everything() {
         // What the host sends for a route it could not use (`{}`).
-        let error = Options::parse(options("", "{}")).err().unwrap();
+        let error = Options::parse(options("", "{}")).usable().err().unwrap();
         assert!(
             matches!(&error, StageError::InvalidSettings(m) if m.starts_with("route:")),
             "{error:?}"
@@ -107,6 +127,7 @@ mod tests {
     #[test]
     fn a_bad_policy_is_named() {
         let error = Options::parse(options(r#"{"colour":"red"}"#, ""))
+            .usable()
             .err()
             .unwrap();
         assert!(
@@ -117,7 +138,8 @@ mod tests {
 
     #[test]
     fn a_valid_route_is_kept() {
-        let parsed = Options::parse(options("", r#"{"dids":["+14155550100"]}"#)).unwrap();
+        let parsed = Options::parse(options("", r#"{"dids":["+14155550100"]}"#));
+        assert!(parsed.usable().is_ok());
         assert!(parsed.route.is_some());
     }
 }

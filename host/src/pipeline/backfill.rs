@@ -92,7 +92,7 @@ impl Pipeline {
                 |(report, _)| super::run::matched_calls(report),
             )
             .await?;
-        report.add(self.apply(tenant, wit_report)?);
+        report.add(self.apply(tenant, wit_report));
         Ok(results
             .into_iter()
             .map(|r| CallResult {
@@ -120,7 +120,7 @@ impl Pipeline {
                 |_| false,
             )
             .await?;
-        self.apply(tenant, report)
+        Ok(self.apply(tenant, report))
     }
 }
 

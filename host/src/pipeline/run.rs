@@ -88,29 +88,14 @@ impl Pipeline {
                 matched_calls,
             )
             .await?;
-        self.apply(tenant, report)
+        Ok(self.apply(tenant, report))
     }
 
-    /// Write down what the tick's follow-ups did and log its warnings;
-    /// the host's report of it.
-    pub(super) fn apply(
-        &self,
-        tenant: &Tenant,
-        report: wit::TickReport,
-    ) -> anyhow::Result<TickReport> {
+    /// Count, time and log what the tick reported; the host's report of it.
+    /// (Each call's fate, recording and deliveries went into the call log
+    /// through the `call-log` import as they happened.)
+    pub(super) fn apply(&self, tenant: &Tenant, report: wit::TickReport) -> TickReport {
         let id = tenant.id();
-        for update in &report.recordings {
-            self.storage
-                .set_recording(id, &update.call_key, &update.status)?;
-        }
-        for delivery in &report.deliveries {
-            self.storage.add_trigger_deliveries(
-                id,
-                &delivery.call_key,
-                &delivery.trigger,
-                delivery.count,
-            )?;
-        }
         for _ in 0..report.attach_pending {
             crate::metrics::attach_retry(id);
         }
@@ -124,7 +109,7 @@ impl Pipeline {
         for warning in &report.warnings {
             tracing::warn!(tenant = id, warning = %crate::redact::text(warning), "tick");
         }
-        Ok(TickReport::from(report))
+        TickReport::from(report)
     }
 }
 
