@@ -3,11 +3,11 @@
 //! The orchestration — poll → dedup → match → post → call log → ledger →
 //! attach → trigger — is the `tick` component (`components/tick`), composed
 //! with the stages by the same wac graph as the Spin app
-//! (`connectzero_compose::Deployable::Tick`). The host instantiates it once
-//! per tick in a fresh store holding the tenant's grants, passes the
-//! tenant's settings (`run.rs`), writes down each call through the
-//! `call-log` import (`crate::call_log`) and turns the report into the
-//! call log's recording and trigger columns, metrics and log lines.
+//! (`connectzero_compose::Deployable::Tick`). The host runs it in a store
+//! holding the tenant's grants (fresh, or the tenant's warm one), passes
+//! the tenant's settings (`run.rs`), writes down each call, recording and
+//! workflow delivery through the `call-log` import (`crate::call_log`) and
+//! turns the report into metrics, log lines and the backoff.
 //!
 //! Nothing is dropped: a call that fails for a reason that may pass
 //! (network, 5xx, 429, refused credentials) is released in the ledger and

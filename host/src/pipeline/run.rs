@@ -1,6 +1,6 @@
-//! Invoking the composed tick: a fresh store with the tenant's grants, the
-//! tenant's options, and what the host makes of the report (the call log's
-//! recording and trigger columns, metrics, log lines, the backoff).
+//! Invoking the composed tick: the tenant's store (warm or fresh) with its
+//! grants, the tenant's options, and what the host makes of the report
+//! (metrics, log lines, the backoff).
 
 use super::{Pipeline, Tenant, TickReport, describe};
 use crate::bindings::tick::TickHost;
