@@ -69,6 +69,22 @@ pub fn place(world: &World, placer: &mut Placer, plan: &CallPlan) -> PlacedCall 
     placer.place(world, plan, chrono::Utc::now())
 }
 
+/// Place call `call_id`: Dana's number to extension 101, answered, 10 s,
+/// just ended (the call most tests need one of).
+pub fn place_dana_call(world: &World, call_id: i32) -> PlacedCall {
+    place(
+        world,
+        &mut Placer::default(),
+        &one_leg(
+            call_id,
+            outside(connectzero::demo::numbers::DANA),
+            ext("101"),
+            true,
+            10,
+        ),
+    )
+}
+
 /// Extension party.
 pub fn ext(dn: &str) -> SimParty {
     SimParty::extension(dn, &format!("Ext {dn}"), 0)

@@ -38,17 +38,7 @@ async fn a_replacement_directory_overrides_only_the_stages_it_holds() {
     .await
     .unwrap();
     let contacts = connectzero::demo::seed_directory(&world);
-    common::place(
-        &world,
-        &mut connectzero::demo::Placer::default(),
-        &common::one_leg(
-            1,
-            common::outside(connectzero::demo::numbers::DANA),
-            common::ext("101"),
-            true,
-            10,
-        ),
-    );
+    common::place_dana_call(&world, 1);
     common::tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
     assert_eq!(world.crm.messages()[0].contact_id, contacts["Dana Fox"]);
 }

@@ -74,17 +74,7 @@ async fn each_tenant_sees_only_its_own_keys() {
     storage
         .kv_set("other-tenant", "poll/cursor", b"99999999999999")
         .unwrap();
-    common::place(
-        &world,
-        &mut connectzero::demo::Placer::default(),
-        &common::one_leg(
-            1,
-            common::outside(connectzero::demo::numbers::DANA),
-            common::ext("101"),
-            true,
-            10,
-        ),
-    );
+    common::place_dana_call(&world, 1);
     common::tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
     assert!(storage.kv_get("demo", "poll/cursor").unwrap().is_some());
     assert_eq!(
@@ -125,17 +115,7 @@ async fn waiting_for_a_slow_3cx_does_not_count_against_the_wasm_allowance() {
     .await
     .unwrap();
     connectzero::demo::seed_directory(&world);
-    common::place(
-        &world,
-        &mut connectzero::demo::Placer::default(),
-        &common::one_leg(
-            1,
-            common::outside(connectzero::demo::numbers::DANA),
-            common::ext("101"),
-            true,
-            10,
-        ),
-    );
+    common::place_dana_call(&world, 1);
     // The tick's first 3CX request waits longer than the whole allowance.
     world.pbx.inject_failures(
         connectzero_simulators::threecx::Fault::Slow(allowance + std::time::Duration::from_secs(1)),

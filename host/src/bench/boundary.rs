@@ -1,11 +1,12 @@
 //! `boundary`: the match stage as a component against the same rules
 //! compiled into the host ([`native_match`](super::native_match)).
 //!
-//! The component is invoked as the pipeline invokes it: on the tenant's warm
-//! instance (`Runtime::match_calls`), one `match-calls` call per batch. One
-//! extra row shows what the pipeline paid before instances were kept warm:
-//! a fresh store and instance per batch, which rebuilds the phone-number
-//! tables every time. Its `directory` import is the host's
+//! The component is invoked on the tenant's warm stand-alone instance
+//! (`Runtime::match_calls`), one `match-calls` call per batch: what the
+//! pipeline pays inside a warm composed tick, which keeps its matcher
+//! between ticks the same way. One extra row shows what a fresh instance
+//! pays (a tenant's first tick with calls): a fresh store and instance per
+//! batch, which rebuilds the phone-number tables every time. Its `directory` import is the host's
 //! `Directory`, which searches the CRM simulator over HTTP; the directory
 //! cannot be replaced by an in-memory one without changing production code,
 //! so both sides use the same simulator-backed directory and the same
@@ -73,7 +74,7 @@ pub async fn run(
     compare_once(&runtime, &world, &mixes[3].calls, false).await?;
     println!(
         "  measures: wall time per match-stage batch, component (match-calls on the tenant's warm instance,\n\
-         \x20           as the pipeline runs it) vs. the same rules as native host code; both use the host\n\
+         \x20           as a warm tick runs it) vs. the same rules as native host code; both use the host\n\
          \x20           directory (HTTP search on the CRM simulator), {reps} alternating batches each"
     );
     println!(
