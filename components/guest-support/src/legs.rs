@@ -4,7 +4,24 @@
 //! and whether a call went to voicemail, which the policy facts of the
 //! Spin app's tick and the post stage's call status share.
 
-use crate::bindings::connectzero::pipeline::types::{Call, CallLeg, DnKind};
+use crate::bindings::connectzero::pipeline::types::{Call, CallLeg, DnKind, Party};
+
+impl Party {
+    /// The party at 3CX DN `number` of `kind`, with no name or owner: an
+    /// outside party for an external line, an extension-like DN otherwise
+    /// (the one shape the stages' tests build calls from).
+    pub fn at(number: &str, kind: DnKind) -> Self {
+        let external = kind == DnKind::ExternalLine;
+        Party {
+            number: number.into(),
+            display_name: None,
+            extension: (!external).then(|| number.to_string()),
+            external,
+            owner: None,
+            kind,
+        }
+    }
+}
 
 /// True for the DN kinds that route or take messages rather than talk:
 /// IVR, queue, ring group, voicemail.
@@ -44,17 +61,10 @@ pub fn reached_voicemail(call: &Call) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::connectzero::pipeline::types::{Direction, Party};
+    use crate::bindings::connectzero::pipeline::types::Direction;
 
     fn party(number: &str, kind: DnKind) -> Party {
-        Party {
-            number: number.into(),
-            display_name: None,
-            extension: (kind != DnKind::ExternalLine).then(|| number.to_string()),
-            external: kind == DnKind::ExternalLine,
-            owner: None,
-            kind,
-        }
+        Party::at(number, kind)
     }
 
     /// An inbound call whose legs end at DNs of `kinds`, each leg marked

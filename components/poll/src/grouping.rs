@@ -176,18 +176,12 @@ mod tests {
     use guest_support::bindings::connectzero::pipeline::types::{DnKind, MissedReason};
 
     fn party(number: &str, external: bool) -> Party {
-        Party {
-            number: number.into(),
-            display_name: None,
-            extension: (!external).then(|| number.to_string()),
-            external,
-            owner: None,
-            kind: if external {
-                DnKind::ExternalLine
-            } else {
-                DnKind::Extension
-            },
-        }
+        let kind = if external {
+            DnKind::ExternalLine
+        } else {
+            DnKind::Extension
+        };
+        Party::at(number, kind)
     }
 
     fn ids(pairs: &[(LegId, i32)]) -> HashMap<LegId, LogFacts> {

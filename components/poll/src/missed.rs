@@ -104,15 +104,7 @@ mod tests {
     use guest_support::legs::answered_by_person;
 
     fn party(number: &str, kind: DnKind) -> Party {
-        let external = matches!(kind, DnKind::ExternalLine);
-        Party {
-            number: number.into(),
-            display_name: None,
-            extension: (!external).then(|| number.to_string()),
-            external,
-            owner: None,
-            kind,
-        }
+        Party::at(number, kind)
     }
 
     fn caller() -> Party {

@@ -175,14 +175,7 @@ mod tests {
     }
 
     fn ending_at(kind: DnKind, answered: bool, missed: Option<MissedReason>) -> Call {
-        let party = |number: &str, kind: DnKind| Party {
-            number: number.into(),
-            display_name: None,
-            extension: (kind != DnKind::ExternalLine).then(|| number.to_string()),
-            external: kind == DnKind::ExternalLine,
-            owner: None,
-            kind,
-        };
+        let party = Party::at;
         let leg = guest_support::bindings::connectzero::pipeline::types::CallLeg {
             leg_id: 1,
             start_time: 1_000,

@@ -105,14 +105,9 @@ mod tests {
     use guest_support::bindings::connectzero::pipeline::types::{Direction, ExtensionOwner};
 
     fn party(number: &str, kind: DnKind, shown: Option<&str>) -> Party {
-        let external = matches!(kind, DnKind::ExternalLine);
         Party {
-            number: number.into(),
             display_name: shown.map(Into::into),
-            extension: (!external).then(|| number.to_string()),
-            external,
-            owner: None,
-            kind,
+            ..Party::at(number, kind)
         }
     }
 
