@@ -9,9 +9,6 @@
 mod common;
 
 use common::*;
-use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
-    Subscription, SubscriptionChange,
-};
 use connectzero::config::{HostConfig, TenantOptions};
 use connectzero::demo::{CallPlan, PlacedCall, Placer, numbers};
 use connectzero::pipeline::Pipeline;
@@ -67,20 +64,7 @@ const SUBSCRIPTIONS: [(&str, &str); 2] =
 async fn subscribe_all(world: &World, db: &Path) {
     let pipeline = Pipeline::new(runtime(), Storage::open(db).unwrap());
     for (id, key) in SUBSCRIPTIONS {
-        let subscription = Subscription {
-            id: id.into(),
-            key: key.into(),
-            target_url: format!(
-                "{}/workflows-marketplace/triggers/execute/app/{id}",
-                world.crm.base_url()
-            ),
-            workflow_id: Some(format!("wf-{id}")),
-        };
-        pipeline
-            .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
-            .await
-            .unwrap()
-            .unwrap();
+        subscribe_on(&pipeline, world, key, id).await;
     }
 }
 

@@ -6,7 +6,7 @@
 use connectzero::config::TenantOptions;
 use connectzero::demo::{self, CallPlan, Expect, LegPlan, PlacedCall, Placer};
 use connectzero::engine::Runtime;
-use connectzero::pipeline::TickReport;
+use connectzero::pipeline::{Pipeline, TickReport};
 use connectzero::storage::Storage;
 use connectzero::testbed::World;
 use connectzero_simulators::threecx::SimParty;
@@ -148,6 +148,12 @@ pub async fn world_with_secrets(
 /// HighLevel does when a workflow using the trigger is published; its
 /// executions land in the CRM simulator.
 pub async fn subscribe(world: &World, key: &str, id: &str) {
+    subscribe_on(&world.pipeline, world, key, id).await;
+}
+
+/// [`subscribe`] through `pipeline` (another process's view of the
+/// database, say) for `world`'s tenant.
+pub async fn subscribe_on(pipeline: &Pipeline, world: &World, key: &str, id: &str) {
     use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
         Subscription, SubscriptionChange,
     };
@@ -160,8 +166,7 @@ pub async fn subscribe(world: &World, key: &str, id: &str) {
         ),
         workflow_id: Some(format!("wf-{id}")),
     };
-    world
-        .pipeline
+    pipeline
         .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
         .await
         .unwrap()

@@ -11,14 +11,10 @@ use connectzero::config::{TenantConfig, TenantOptions};
 use connectzero::diagnostics::{Diagnostics, RunReport};
 use connectzero::doctor;
 use connectzero::pipeline::Tenant;
-use connectzero::server::ServerState;
 use connectzero::storage::Storage;
 use connectzero::testbed::World;
-use connectzero::web::{AdminToken, WebOptions};
 use connectzero_simulators::highlevel::{SimContact, Task};
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 const TOKEN: &str = "test-admin-token-0123456789";
 
@@ -37,24 +33,6 @@ async fn run(diagnostics: &Diagnostics, tenant: &Tenant) -> RunReport {
 /// The checklist of a run, for assertion messages.
 fn shown(run: &RunReport) -> String {
     doctor::render(std::slice::from_ref(&run.report))
-}
-
-/// Serve the host's routes and the status page for `tenant` on a loopback port.
-async fn serve(world: &World, tenant: Arc<Tenant>) -> String {
-    let state = Arc::new(ServerState {
-        pipeline: world.pipeline.clone(),
-        tenants: HashMap::from([(tenant.id().to_string(), tenant)]),
-    });
-    let options = WebOptions {
-        token: Some(AdminToken::new(TOKEN).unwrap()),
-        demo: None,
-    };
-    let app =
-        connectzero::server::router(state.clone()).merge(connectzero::web::router(state, options));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
 }
 
 async fn get(url: &str) -> String {
@@ -94,7 +72,7 @@ async fn a_lost_recordings_role_raises_one_task_until_fixed_and_survives_restart
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("connectzero.db");
     let world = world_on(&db, TenantOptions::default()).await;
-    let base = serve(&world, world.tenant.clone()).await;
+    let base = common::serve_admin(&world, TOKEN).await;
     let http = reqwest::Client::new();
     let diagnostics = Diagnostics::new(world.storage.clone(), http.clone());
 
@@ -246,7 +224,7 @@ async fn wrong_3cx_credentials_alert_on_the_configured_contact_and_clear_when_fi
 async fn when_the_crm_itself_fails_the_incident_shows_and_the_alerts_wait_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let world = world_on(&dir.path().join("connectzero.db"), TenantOptions::default()).await;
-    let base = serve(&world, world.tenant.clone()).await;
+    let base = common::serve_admin(&world, TOKEN).await;
     let diagnostics = Diagnostics::new(world.storage.clone(), reqwest::Client::new());
 
     // The grant is revoked and, meanwhile, 3CX's recordings role is gone.
@@ -294,7 +272,7 @@ async fn status_page_alerts_raise_no_task() {
     let mut options = TenantOptions::default();
     options.diagnostics.alert = "status-page".into();
     let world = world_on(&dir.path().join("connectzero.db"), options).await;
-    let base = serve(&world, world.tenant.clone()).await;
+    let base = common::serve_admin(&world, TOKEN).await;
     let diagnostics = Diagnostics::new(world.storage.clone(), reqwest::Client::new());
     world.pbx.set_enterprise(false);
     let broken = run(&diagnostics, &world.tenant).await;

@@ -10,9 +10,6 @@
 mod common;
 
 use common::{defaults, seeded_world};
-use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
-    Subscription, SubscriptionChange,
-};
 use connectzero::config::TenantOptions;
 use connectzero::demo::{self, CallPlan, Expect};
 use connectzero::testbed::World;
@@ -545,21 +542,7 @@ async fn subscribe_through(world: &World, base_url: &str) {
 async fn bundled_host_summary(plans: &[CallPlan]) -> Vec<String> {
     let (world, _) = seeded_world(options()).await;
     for key in ["call.started", "call.ended", "missed-call"] {
-        let subscription = Subscription {
-            id: format!("sub-{key}"),
-            key: key.into(),
-            target_url: format!(
-                "{}/workflows-marketplace/triggers/execute/app/{key}",
-                world.crm.base_url()
-            ),
-            workflow_id: Some(format!("wf-{key}")),
-        };
-        world
-            .pipeline
-            .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
-            .await
-            .unwrap()
-            .unwrap();
+        common::subscribe(&world, key, &format!("sub-{key}")).await;
     }
     let tick = || async {
         world.tick().await.unwrap();
