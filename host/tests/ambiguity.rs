@@ -235,15 +235,7 @@ async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
     }
     assert_eq!(record(&world, &placed.key).outcome, "parked");
 
-    let page = http
-        .get(format!("{base}/admin/t/demo"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
     assert!(page.contains("Needs review"), "{page}");
     assert!(page.contains("id=\"review\""), "{page}");
     for name in ["Gus Ivy", "Hal Ivy"] {
@@ -327,14 +319,6 @@ async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
         assert_eq!(world.storage.kv_get(TENANT, &key).unwrap(), None, "{key}");
     }
     // Once assigned, the call leaves the list.
-    let page = http
-        .get(format!("{base}/admin/t/demo"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
     assert!(page.contains("id=\"review-empty\""), "{page}");
 }

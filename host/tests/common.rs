@@ -194,3 +194,11 @@ pub async fn serve_admin(world: &World, token: &str) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")
 }
+
+/// GET `url` as the admin (bearer `token`) and return the page; anything
+/// but 200 fails the test, naming the URL.
+pub async fn admin_page(http: &reqwest::Client, url: &str, token: &str) -> String {
+    let response = http.get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response.text().await.unwrap()
+}

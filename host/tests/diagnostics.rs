@@ -36,14 +36,7 @@ fn shown(run: &RunReport) -> String {
 }
 
 async fn get(url: &str) -> String {
-    let response = reqwest::Client::new()
-        .get(url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{url}");
-    response.text().await.unwrap()
+    common::admin_page(&reqwest::Client::new(), url, TOKEN).await
 }
 
 /// The Health section of the tenant page (up to the next section).

@@ -265,15 +265,7 @@ async fn a_parked_call_is_retried_exactly_once() {
     }
     assert!(world.crm.messages().is_empty());
 
-    let html = http
-        .get(format!("{base}/admin/t/demo"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
     assert!(html.contains("refused once"), "{html}");
     assert!(
         html.contains(&format!("name=\"call_key\" value=\"{}\"", call.key)),
@@ -696,15 +688,7 @@ async fn a_retried_call_older_than_the_overlap_window_is_read_again() {
     assert!(cursor > chrono::Utc::now().timestamp_millis() - 5 * 60 * 1000);
 
     let http = client();
-    let html = http
-        .get(format!("{base}/admin/t/demo"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
     let queued = http
         .post(format!("{base}/admin/t/demo/retry"))
         .bearer_auth(TOKEN)
