@@ -38,16 +38,22 @@ async fn ended_payload(world: &World, key: &str) -> serde_json::Value {
         .body
 }
 
+/// Subscribe a workflow to `call.ended`, place an answered 40 s call from
+/// Dana to `extension`, and return its `call.ended` payload once delivered.
+async fn answered_call_from_dana(world: &World, extension: &str) -> serde_json::Value {
+    subscribe(world, "call.ended", "sub-ended").await;
+    let placed = place(
+        world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext(extension), true, 40),
+    );
+    ended_payload(world, &placed.key).await
+}
+
 #[tokio::test]
 async fn the_answering_extensions_owner_is_mapped_by_email_into_the_message_and_trigger() {
     let (world, contacts) = seeded_world(eager()).await;
-    subscribe(&world, "call.ended", "sub-ended").await;
-    let placed = place(
-        &world,
-        &mut Placer::default(),
-        &one_leg(1, outside(numbers::DANA), ext("102"), true, 40),
-    );
-    let body = ended_payload(&world, &placed.key).await;
+    let body = answered_call_from_dana(&world, "102").await;
     let messages = world.crm.messages();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].contact_id, contacts["Dana Fox"]);
@@ -63,13 +69,7 @@ async fn an_override_wins_over_the_email_mapping() {
         ..eager()
     };
     let (world, _) = seeded_world(options).await;
-    subscribe(&world, "call.ended", "sub-ended").await;
-    let placed = place(
-        &world,
-        &mut Placer::default(),
-        &one_leg(1, outside(numbers::DANA), ext("102"), true, 40),
-    );
-    let body = ended_payload(&world, &placed.key).await;
+    let body = answered_call_from_dana(&world, "102").await;
     let messages = world.crm.messages();
     assert_eq!(messages[0].user_id.as_deref(), Some("manualUser0000000001"));
     assert_eq!(body["userId"], "manualUser0000000001");
@@ -80,14 +80,8 @@ async fn an_override_wins_over_the_email_mapping() {
 #[tokio::test]
 async fn an_owner_whose_email_is_no_crm_user_is_still_posted_without_a_user() {
     let (world, contacts) = seeded_world(eager()).await;
-    subscribe(&world, "call.ended", "sub-ended").await;
     // Alice (ext. 101) has no HighLevel user in the demo data.
-    let placed = place(
-        &world,
-        &mut Placer::default(),
-        &one_leg(1, outside(numbers::DANA), ext("101"), true, 40),
-    );
-    let body = ended_payload(&world, &placed.key).await;
+    let body = answered_call_from_dana(&world, "101").await;
     let messages = world.crm.messages();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].contact_id, contacts["Dana Fox"]);
