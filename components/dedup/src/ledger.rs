@@ -6,47 +6,9 @@ use guest_support::bindings::connectzero::pipeline::types::Call;
 use guest_support::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
 use guest_support::bindings::wasi::keyvalue::store::Bucket;
 use guest_support::kv;
-use serde::{Deserialize, Serialize};
+use guest_support::protocol::{self, ClaimDecision};
 
-/// What the ledger holds for one leg.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "state", rename_all = "kebab-case")]
-pub enum Entry {
-    /// A worker is processing the call.
-    Claimed {
-        /// Key of the call the leg belongs to.
-        call: String,
-        /// Who claimed it.
-        worker: String,
-        /// When, in ms since the epoch.
-        at: i64,
-    },
-    /// The call was handled; never process it again.
-    Done {
-        /// Key of the call the leg belongs to.
-        call: String,
-        /// `posted:<id>`, `skipped:<reason>` or `parked:<reason>`.
-        outcome: String,
-        /// When, in ms since the epoch.
-        at: i64,
-    },
-    /// Given back after a retryable failure; anyone may claim it.
-    Released {
-        /// When, in ms since the epoch.
-        at: i64,
-    },
-}
-
-impl Entry {
-    /// A `done` entry.
-    pub fn done(call: &str, outcome: &str, at: i64) -> Self {
-        Entry::Done {
-            call: call.to_string(),
-            outcome: outcome.to_string(),
-            at,
-        }
-    }
-}
+pub use guest_support::protocol::Entry;
 
 /// The ledger in the tenant's bucket.
 pub struct Ledger {
@@ -84,25 +46,18 @@ impl Ledger {
             .map(|k| kv::get_json::<Entry>(&self.bucket, k))
             .collect::<Result<_, _>>()?;
 
-        // A call with any finished leg is finished: a segment 3CX wrote late
-        // joins its call's outcome instead of posting the call again.
-        if let Some(outcome) = entries.iter().find_map(|e| match e {
-            Some(Entry::Done { outcome, .. }) => Some(outcome.clone()),
-            _ => None,
-        }) {
-            for (key, entry) in keys.iter().zip(&entries) {
-                if entry.is_none() {
-                    kv::set_json(&self.bucket, key, &Entry::done(&call.key, &outcome, now))?;
+        match protocol::decide_claim(entries.iter().map(Option::as_ref), worker, now, lease_ms) {
+            ClaimDecision::AlreadyDone(outcome) => {
+                // The legs not yet marked join the call's outcome.
+                for (key, entry) in keys.iter().zip(&entries) {
+                    if entry.is_none() {
+                        kv::set_json(&self.bucket, key, &Entry::done(&call.key, &outcome, now))?;
+                    }
                 }
+                return Ok(Claim::Done(outcome));
             }
-            return Ok(Claim::Done(outcome));
-        }
-        if entries
-            .iter()
-            .flatten()
-            .any(|e| held_by_other(e, worker, now, lease_ms))
-        {
-            return Ok(Claim::InFlight);
+            ClaimDecision::HeldElsewhere => return Ok(Claim::InFlight),
+            ClaimDecision::Take => {}
         }
 
         let claim = Entry::Claimed {
@@ -138,11 +93,9 @@ impl Ledger {
     ) -> Result<bool, StageError> {
         let cas = Cas::new(&self.bucket, key).map_err(kv::storage_error)?;
         let current = cas.current().map_err(kv::storage_error)?;
-        if let Some(bytes) = &current {
-            let entry: Entry = decode(key, bytes)?;
-            if matches!(entry, Entry::Done { .. }) || held_by_other(&entry, worker, now, lease_ms) {
-                return Ok(false);
-            }
+        let current = current.map(|bytes| decode(key, &bytes)).transpose()?;
+        if !protocol::may_take_leg(current.as_ref(), worker, now, lease_ms) {
+            return Ok(false);
         }
         swap(cas, claim)
     }
@@ -153,13 +106,12 @@ impl Ledger {
         let Some(bytes) = cas.current().map_err(kv::storage_error)? else {
             return Ok(());
         };
-        match decode(key, &bytes)? {
-            Entry::Claimed { worker: holder, .. } if holder == worker => {
-                // Losing this race means someone took over a stale claim:
-                // the leg is theirs now, which is what releasing wants anyway.
-                swap(cas, &Entry::Released { at: now }).map(|_| ())
-            }
-            _ => Ok(()),
+        if protocol::may_release_leg(Some(&decode(key, &bytes)?), worker) {
+            // Losing this race means someone took over a stale claim:
+            // the leg is theirs now, which is what releasing wants anyway.
+            swap(cas, &Entry::Released { at: now }).map(|_| ())
+        } else {
+            Ok(())
         }
     }
 
@@ -177,19 +129,6 @@ impl Ledger {
     /// Overwrite one leg's entry (the caller owns the claim).
     pub fn write(&self, leg_id: i32, start: i64, entry: &Entry) -> Result<(), StageError> {
         kv::set_json(&self.bucket, &leg_key(leg_id, start), entry)
-    }
-}
-
-/// True when `entry` is a live claim of another worker.
-fn held_by_other(entry: &Entry, worker: &str, now: i64, lease_ms: u64) -> bool {
-    match entry {
-        Entry::Claimed {
-            worker: holder, at, ..
-        } => {
-            let age = now.saturating_sub(*at);
-            holder != worker && age < i64::try_from(lease_ms).unwrap_or(i64::MAX)
-        }
-        _ => false,
     }
 }
 
@@ -226,10 +165,11 @@ mod tests {
             worker: "a".into(),
             at: 1_000,
         };
-        assert!(held_by_other(&claim, "b", 1_500, 1_000));
-        assert!(!held_by_other(&claim, "b", 2_500, 1_000));
-        assert!(!held_by_other(&claim, "a", 1_500, 1_000));
-        assert!(!held_by_other(&Entry::Released { at: 0 }, "b", 1, 1_000));
+        let held = protocol::held_by_other;
+        assert!(held(&claim, "b", 1_500, 1_000));
+        assert!(!held(&claim, "b", 2_500, 1_000));
+        assert!(!held(&claim, "a", 1_500, 1_000));
+        assert!(!held(&Entry::Released { at: 0 }, "b", 1, 1_000));
     }
 
     #[test]

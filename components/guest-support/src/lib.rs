@@ -23,6 +23,8 @@
 //!   went to voicemail.
 //! - [`settings`]: parsing and checks of tenant settings both runtimes
 //!   read (plain types, also used by the host).
+//! - [`protocol`]: the exactly-once protocol's decisions (claims, call
+//!   completeness, cursor movement), shared with the model checker.
 //! - [`review`]: the park reason of a call left for review (also used by
 //!   the host).
 
@@ -34,6 +36,7 @@ pub mod http;
 pub mod kv;
 pub mod legs;
 pub mod policy;
+pub mod protocol;
 pub mod queue;
 pub mod review;
 pub mod routing;

@@ -1,22 +1,29 @@
 //! # Stage 3: poll — read new 3CX call history
 //!
-//! Each `fetch` reads every `CallHistoryView` row that started after the
-//! tenant's cursor minus the overlap window (so a row 3CX writes late is
-//! still seen), follows paging to the end, groups the legs into calls, and
-//! names each extension's owner. The cursor only moves on `commit`, which
-//! the host calls once the calls before it are handled: a crash or a failed
-//! post re-reads the same calls, and the dedup stage keeps that harmless.
+//! Each `fetch` first reads 3CX's `ActiveCalls` (remembered between
+//! ticks as sightings, see [`active`]), then every `CallHistoryView` row
+//! that started after the tenant's cursor minus the overlap window (so a
+//! row 3CX writes late is still seen), follows paging to the end, groups
+//! the legs into calls, and names each extension's owner. 3CX writes a
+//! call's rows when the call ends (NOTES §8), so a call still going on
+//! holds the cursor before its start, and a call whose later segments may
+//! still come waits (`protocol::completeness`). The cursor only moves on
+//! `commit`, which the tick calls once the calls before it are handled: a
+//! crash or a failed post re-reads the same calls, and the dedup stage
+//! keeps that harmless.
 //!
 //! `fetch-window` reads an explicit window instead (a backfill, or one call
 //! to replay) and never touches the cursor, so it cannot disturb the live
 //! poll.
 
+mod active;
 mod grouping;
 mod history;
 mod missed;
 mod xapi;
 
 use guest_support::bindings::connectzero::pipeline::types::{CallLeg, TenantSettings};
+use guest_support::protocol::{self, Completeness, CursorFacts};
 use guest_support::{StageError, kv, time};
 
 guest_support::stage_bindings!(http_kv "poll-stage");
@@ -50,32 +57,48 @@ impl Guest for Poll {
         let from = cursor - i64::from(settings.overlap_window_secs) * 1000;
         let api = xapi::client(&settings);
 
+        // Calls in progress first, then history: a call that ends between
+        // the two reads is then either listed (and holds the cursor) or
+        // written (and read). See `protocol::next_cursor`.
+        let active = active::observe(&bucket, &api, now, cursor, settings.page_size)?;
         let rows = xapi::call_history_since(&api, from, settings.page_size)?;
         let (legs, rejected) = parse_rows(&rows);
-        let high_water = legs
-            .iter()
-            .map(|l| l.start_time)
-            .max()
-            .unwrap_or(cursor)
-            .max(cursor);
+        let newest_leg_start = legs.iter().map(|l| l.start_time).max();
+        let mut facts = CursorFacts {
+            stored: Some(cursor),
+            newest_leg_start,
+            unsettled_starts: Vec::new(),
+            sightings: active.holds.clone(),
+            pbx_now: active.pbx_now,
+        };
         if legs.is_empty() {
             return Ok(PollBatch {
                 calls: Vec::new(),
                 rejected,
-                high_water,
+                high_water: protocol::next_cursor(&facts).unwrap_or(cursor),
             });
         }
         let call_log = xapi::call_log(
             &api,
             from,
-            now.max(high_water) + CLOCK_SKEW_MS,
+            now.max(newest_leg_start.unwrap_or(now)) + CLOCK_SKEW_MS,
             settings.page_size,
         )?;
         let owners = xapi::extension_owners(&api, settings.page_size)?;
+        let mut calls = Vec::new();
+        for call in grouping::group_calls(legs, &call_log, &owners) {
+            match active::completeness(&call, &active.sightings) {
+                Completeness::Complete => calls.push(call),
+                // Its later segments are not written yet: neither posted
+                // now (it would freeze as a partial call) nor passed by
+                // the cursor.
+                Completeness::Waiting(_) => facts.unsettled_starts.push(call.start_time),
+            }
+        }
         Ok(PollBatch {
-            calls: grouping::group_calls(legs, &call_log, &owners),
+            calls,
             rejected,
-            high_water,
+            high_water: protocol::next_cursor(&facts).unwrap_or(cursor),
         })
     }
 
@@ -129,6 +152,7 @@ impl Guest for Poll {
 
     fn active_calls(settings: TenantSettings) -> Result<Vec<ActiveCall>, StageError> {
         xapi::active_calls(&xapi::client(&settings), time::now_ms(), settings.page_size)
+            .map(|active| active.calls)
     }
 
     fn commit(_settings: TenantSettings, cursor: i64) -> Result<(), StageError> {

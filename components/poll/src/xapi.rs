@@ -166,13 +166,20 @@ pub fn extension_owners(
     Ok(owners)
 }
 
-/// The calls in progress (operationId `ListActiveCall`). Rows without an
-/// id are skipped; a missing `EstablishedAt` reads as `now`.
-pub fn active_calls(
-    api: &ApiClient,
-    now: i64,
-    page_size: u32,
-) -> Result<Vec<ActiveCall>, StageError> {
+/// The calls in progress right now (operationId `ListActiveCall`).
+pub struct ActiveNow {
+    /// The calls. Rows without an id are skipped; a missing
+    /// `EstablishedAt` reads as `now`.
+    pub calls: Vec<ActiveCall>,
+    /// Whether each call's `EstablishedAt` was given (same order).
+    pub established_given: Vec<bool>,
+    /// The PBX's clock (`ServerNow`) when any row carried it.
+    pub server_now: Option<i64>,
+}
+
+/// The calls in progress (operationId `ListActiveCall`), with the PBX's
+/// clock when 3CX sent it.
+pub fn active_calls(api: &ApiClient, now: i64, page_size: u32) -> Result<ActiveNow, StageError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Row {
@@ -181,21 +188,24 @@ pub fn active_calls(
         callee: Option<String>,
         status: Option<String>,
         established_at: Option<String>,
+        server_now: Option<String>,
     }
-    let base = format!(
-        "/ActiveCalls?$orderby={}",
-        urlencoding::encode("EstablishedAt asc")
-    );
+    // `Id` is unique: a stable order for paging (NOTES §8).
+    let base = format!("/ActiveCalls?$orderby={}", urlencoding::encode("Id asc"));
     let mut calls = Vec::new();
+    let mut established_given = Vec::new();
+    let mut server_now = None;
     for row in read_pages(api, &base, page_size)? {
         let Ok(row) = serde_json::from_value::<Row>(row) else {
             continue;
         };
         let Some(id) = row.id else { continue };
-        let established_at = row
-            .established_at
-            .and_then(|t| parse_rfc3339_ms(&t).ok())
-            .unwrap_or(now);
+        if let Some(pbx_now) = row.server_now.and_then(|t| parse_rfc3339_ms(&t).ok()) {
+            server_now = Some(pbx_now);
+        }
+        let established = row.established_at.and_then(|t| parse_rfc3339_ms(&t).ok());
+        established_given.push(established.is_some());
+        let established_at = established.unwrap_or(now);
         calls.push(ActiveCall {
             id,
             caller: row.caller.unwrap_or_default(),
@@ -204,7 +214,11 @@ pub fn active_calls(
             established_at,
         });
     }
-    Ok(calls)
+    Ok(ActiveNow {
+        calls,
+        established_given,
+        server_now,
+    })
 }
 
 /// Read `base` page by page. 3CX's `@odata.count` is not reliable on every

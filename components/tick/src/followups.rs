@@ -36,7 +36,15 @@ fn has_recording(call: &Call) -> bool {
 /// their `call.ended` / `missed-call` events. A backfill's calls are
 /// history: workflows would act on them as if they had just happened, so
 /// it queues triggers only when asked.
-pub fn after_post(options: &Options, handled: &[Handled], triggers: bool, report: &mut TickReport) {
+///
+/// Returns the keys of the posted calls whose follow-ups could not be
+/// queued: they must not be recorded as done (the caller retries them).
+pub fn after_post(
+    options: &Options,
+    handled: &[Handled],
+    triggers: bool,
+    report: &mut TickReport,
+) -> Vec<String> {
     let s = &options.settings;
     let posted: Vec<(&Handled, &String)> = handled
         .iter()
@@ -45,8 +53,9 @@ pub fn after_post(options: &Options, handled: &[Handled], triggers: bool, report
             _ => None,
         })
         .collect();
+    let mut unqueued = Vec::new();
     if posted.is_empty() {
-        return;
+        return unqueued;
     }
     let jobs: Vec<AttachJob> = posted
         .iter()
@@ -61,22 +70,16 @@ pub fn after_post(options: &Options, handled: &[Handled], triggers: bool, report
     if !jobs.is_empty()
         && let Err(error) = time("attach", "enqueue", || attach::enqueue(s, &jobs))
     {
-        // The calls stay logged; their recordings are not queued.
-        let why = describe(&error);
-        report
-            .warnings
-            .push(format!("could not queue recordings: {why}"));
-        let gave_up: Vec<RecordingUpdate> = jobs
-            .iter()
-            .map(|job| RecordingUpdate {
-                call_key: job.call.key.clone(),
-                status: format!("gave-up: {why}"),
-            })
-            .collect();
-        note(report, "recordings", call_log::record_recordings(&gave_up));
+        // Not done yet: the calls are retried, and queued then (the queue
+        // ignores a job it already holds).
+        report.warnings.push(format!(
+            "could not queue recordings; the calls are retried: {}",
+            describe(&error)
+        ));
+        unqueued.extend(jobs.iter().map(|job| job.call.key.clone()));
     }
     if !triggers {
-        return;
+        return unqueued;
     }
     let events: Vec<CallEvent> = posted
         .iter()
@@ -100,10 +103,14 @@ pub fn after_post(options: &Options, handled: &[Handled], triggers: bool, report
         .collect();
     if let Err(error) = time("trigger", "enqueue", || trigger::enqueue(s, &events)) {
         report.warnings.push(format!(
-            "could not queue trigger events: {}",
+            "could not queue trigger events; the calls are retried: {}",
             describe(&error)
         ));
+        unqueued.extend(posted.iter().map(|(h, _)| h.call.key.clone()));
     }
+    unqueued.sort();
+    unqueued.dedup();
+    unqueued
 }
 
 /// Queue `call.started` for the active calls. The trigger queue ignores

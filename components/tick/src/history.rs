@@ -51,8 +51,13 @@ pub fn sync(options: &Options, report: &mut TickReport) -> Result<(), StageError
     let mut hold_cursor_at = batch.high_water;
     if !batch.calls.is_empty() {
         let mine = claim_bounded(options, batch.calls, report, &mut hold_cursor_at)?;
-        let handled = process(options, mine);
-        settle(options, &handled, report, true, &mut hold_cursor_at)?;
+        let processed = process(options, mine);
+        for (call, why) in &processed.lost {
+            report.in_flight += 1;
+            report.warnings.push(format!("call {}: {why}", call.key));
+            hold_cursor_at = hold_cursor_at.min(call.start_time);
+        }
+        settle(options, &processed.handled, report, true, &mut hold_cursor_at)?;
     }
     if let Err(error) = time("poll", "commit", || poll::commit(s, hold_cursor_at)) {
         report.warnings.push(format!(
@@ -109,7 +114,11 @@ pub fn run_calls(
                 }
             }
         }
-        let handled = process(options, mine);
+        let Processed { handled, lost } = process(options, mine);
+        for (call, why) in lost {
+            report.in_flight += 1;
+            results.push(result_of(&call, "in-flight", why));
+        }
         match settle(options, &handled, report, triggers, &mut unused_cursor) {
             Ok(settled) => results.extend(settled),
             Err(error) => {
@@ -244,11 +253,63 @@ fn claim_bounded(
     Ok(mine)
 }
 
-/// Route, match, apply the policy and post the claimed calls; one
-/// [`Handled`] per call, oldest first.
-fn process(options: &Options, calls: Vec<Call>) -> Vec<Handled> {
+/// What became of a claimed call at the moment of posting.
+enum Renewed {
+    /// The claim was still this worker's and was renewed; the post stage's
+    /// answer.
+    Posted(Result<PostOutcome, StageError>),
+    /// Another worker took the call over (this tick ran past the lease) or
+    /// finished it: not posted, and neither completed nor released here.
+    Lost(String),
+}
+
+/// Renew the call's claim with compare-and-swap (claiming again: only
+/// this worker's own claim, or a free leg, answers `claimed`), then post
+/// it. A tick slowed by rate limits can outlive its lease; without this a
+/// call another worker took over meanwhile would be posted twice.
+fn renew_and_post(options: &Options, job: &PostJob) -> Renewed {
+    let renewal = time("dedup", "renew", || {
+        dedup::claim_calls(
+            std::slice::from_ref(&job.call),
+            &options.worker,
+            options.claim_lease_ms,
+        )
+    });
+    match renewal.map(|mut claims| claims.pop()) {
+        Ok(Some(dedup::Claim::Claimed)) => {
+            let mut answer = time("post", "post-calls", || {
+                post::post_calls(&options.settings, std::slice::from_ref(job))
+            });
+            Renewed::Posted(answer.pop().unwrap_or_else(|| Err(short_answer("post"))))
+        }
+        Ok(Some(dedup::Claim::Done(outcome))) => {
+            Renewed::Lost(format!("another worker finished the call: {outcome}"))
+        }
+        Ok(Some(dedup::Claim::InFlight)) => {
+            Renewed::Lost("another worker took the call over after the claim lease".into())
+        }
+        Ok(None) => Renewed::Posted(Err(short_answer("dedup"))),
+        Err(error) => Renewed::Posted(Err(error)),
+    }
+}
+
+/// The claimed calls after routing, matching, policy and posting.
+struct Processed {
+    /// One per call this worker settles, oldest first.
+    handled: Vec<Handled>,
+    /// Calls whose claim passed to another worker before they were posted,
+    /// with why: theirs to settle; the cursor waits before them.
+    lost: Vec<(Call, String)>,
+}
+
+/// Route, match, apply the policy and post the claimed calls.
+fn process(options: &Options, calls: Vec<Call>) -> Processed {
+    let mut lost = Vec::new();
     if calls.is_empty() {
-        return Vec::new();
+        return Processed {
+            handled: Vec::new(),
+            lost,
+        };
     }
     let s = &options.settings;
     let mut handled = Vec::with_capacity(calls.len());
@@ -326,9 +387,15 @@ fn process(options: &Options, calls: Vec<Call>) -> Vec<Handled> {
                 (j.call.clone(), j.rule, contact)
             })
             .collect();
-        let mut posted = time("post", "post-calls", || post::post_calls(s, &jobs));
-        posted.resize_with(targets.len(), || Err(short_answer("post")));
-        for ((call, rule, contact), result) in targets.into_iter().zip(posted) {
+        let posted: Vec<Renewed> = jobs.iter().map(|job| renew_and_post(options, job)).collect();
+        for ((call, rule, contact), renewed) in targets.into_iter().zip(posted) {
+            let result = match renewed {
+                Renewed::Posted(result) => result,
+                Renewed::Lost(why) => {
+                    lost.push((call, why));
+                    continue;
+                }
+            };
             let mut h = match result {
                 Ok(PostOutcome::Posted(p)) => Handled {
                     contact_id: Some(p.contact_id),
@@ -353,7 +420,7 @@ fn process(options: &Options, calls: Vec<Call>) -> Vec<Handled> {
         }
     }
     handled.sort_by_key(|h| h.call.start_time);
-    handled
+    Processed { handled, lost }
 }
 
 /// Write the handled calls down in the call log, count them, queue the
@@ -420,23 +487,54 @@ fn settle(
             rule: h.rule,
         });
     }
-    followups::after_post(options, handled, triggers, report);
-    finish(options, &completions, &released, report);
+    // A call whose follow-ups could not be queued is not done: it is
+    // released and retried (the post stage finds its message through the
+    // send marker), so its recording and triggers are never dropped.
+    let unqueued = followups::after_post(options, handled, triggers, report);
+    if !unqueued.is_empty() {
+        completions.retain(|c| !unqueued.contains(&c.call_key));
+        for h in handled.iter().filter(|h| unqueued.contains(&h.call.key)) {
+            *hold_cursor_at = (*hold_cursor_at).min(h.call.start_time);
+            released.push(h.call.clone());
+        }
+        for r in results.iter_mut().filter(|r| unqueued.contains(&r.call_key)) {
+            r.outcome = "retrying".into();
+            r.detail = format!("posted as {}; its follow-ups are queued on the next try", r.detail);
+        }
+    }
+    if !finish(options, &completions, &released, report)
+        && let Some(first) = completions.iter().filter_map(|c| start_of(handled, &c.call_key)).min()
+    {
+        // The ledger did not record them: the cursor waits before them so
+        // they are read again and settled once their claims expire.
+        *hold_cursor_at = (*hold_cursor_at).min(first);
+    }
     Ok(results)
 }
 
-/// Record final outcomes and release the calls to retry. A storage failure
-/// here is not fatal to the calls: unfinished claims expire and the calls
-/// are processed again.
+/// The start of the handled call keyed `key`.
+fn start_of(handled: &[Handled], key: &str) -> Option<i64> {
+    handled
+        .iter()
+        .find(|h| h.call.key == key)
+        .map(|h| h.call.start_time)
+}
+
+/// Record final outcomes and release the calls to retry; false when the
+/// ledger refused the outcomes. A storage failure here is not fatal to
+/// the calls: unfinished claims expire and the calls are processed again
+/// (the caller holds the cursor before them).
 fn finish(
     options: &Options,
     completions: &[Completion],
     released: &[Call],
     report: &mut TickReport,
-) {
+) -> bool {
+    let mut recorded = true;
     if !completions.is_empty()
         && let Err(error) = time("dedup", "complete", || dedup::complete(completions))
     {
+        recorded = false;
         report.warnings.push(format!(
             "could not record outcomes in the ledger: {}",
             describe(&error)
@@ -452,6 +550,7 @@ fn finish(
             describe(&error)
         ));
     }
+    recorded
 }
 
 /// Park the rows 3CX sent that could not be read, in the call log.

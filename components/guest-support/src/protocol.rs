@@ -1,0 +1,479 @@
+//! The exactly-once protocol's decisions, as plain functions.
+//!
+//! Every rule that decides whether a call is posted, and when, lives here
+//! and nowhere else: the dedup, poll and tick components call these
+//! functions, and so does the model checker (`tools/model`), which
+//! explores every interleaving of workers, crashes, lease expiries and
+//! 3CX row arrivals against the same code. No I/O here: callers read the
+//! key-value store or 3CX and hand the facts in.
+//!
+//! - Claims: [`decide_claim`], [`may_take_leg`], [`may_release_leg`]
+//!   (the ledger entries are [`Entry`]).
+//! - Which 3CX calls are still going on: [`Sighting`], [`merge_sightings`].
+//! - When a call read from history is complete: [`completeness`].
+//! - How far the cursor may move: [`next_cursor`].
+//!
+//! The time limits are constants here, one place each, marked [ASSUMED]
+//! where no live system has confirmed them (specs/3cx/NOTES.md §8).
+
+use serde::{Deserialize, Serialize};
+
+/// How long after a call drops out of 3CX's `ActiveCalls` its history
+/// rows may still be missing: the cursor stays before the call, and a
+/// call whose tail segment may be unwritten waits, until this has passed.
+///
+/// [ASSUMED] 3CX writes a call's rows "immediately when the call ends"
+/// (NOTES §8); no figure for "immediately" is published. One minute is
+/// far above any write delay seen in the simulator's scenarios and costs
+/// only a slightly longer re-read window.
+pub const ENDED_GRACE_MS: i64 = 60 * 1000;
+
+/// The longest a call in progress holds the cursor back. A call that has
+/// been in `ActiveCalls` for longer than this no longer holds the cursor,
+/// so one stuck entry in 3CX cannot make every poll re-read an ever
+/// longer window. Worst case, documented in docs/ARCHITECTURE.md: a call
+/// longer than this (plus the overlap window) is not read by the live
+/// poll and needs a backfill of its day.
+pub const MAX_ACTIVE_HOLD_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What the ledger holds for one leg (`ledger/<leg id>@<start ms>`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Entry {
+    /// A worker is processing the call.
+    Claimed {
+        /// Key of the call the leg belongs to.
+        call: String,
+        /// Who claimed it.
+        worker: String,
+        /// When, in ms since the epoch (renewed by claiming again).
+        at: i64,
+    },
+    /// The call was handled; never process it again.
+    Done {
+        /// Key of the call the leg belongs to.
+        call: String,
+        /// `posted:<id>`, `skipped:<reason>` or `parked:<reason>`.
+        outcome: String,
+        /// When, in ms since the epoch.
+        at: i64,
+    },
+    /// Given back after a retryable failure; anyone may claim it.
+    Released {
+        /// When, in ms since the epoch.
+        at: i64,
+    },
+}
+
+impl Entry {
+    /// A `done` entry.
+    pub fn done(call: &str, outcome: &str, at: i64) -> Self {
+        Entry::Done {
+            call: call.to_string(),
+            outcome: outcome.to_string(),
+            at,
+        }
+    }
+}
+
+/// What a worker may do with a call, from its legs' ledger entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimDecision {
+    /// A leg is done: the whole call is, with this outcome (a segment 3CX
+    /// wrote late joins its call's outcome instead of posting it again).
+    AlreadyDone(String),
+    /// Another worker holds a live claim on a leg.
+    HeldElsewhere,
+    /// Every leg is free, released, stale or already this worker's: swap
+    /// a claim into each, one compare-and-swap per leg.
+    Take,
+}
+
+/// Decide a claim of one call by `worker` at `now` from its legs' entries
+/// (`None` for a leg never seen). Claiming a call this worker already
+/// holds is `Take` too: that is how a claim is renewed right before
+/// posting, so a claim another worker took over after the lease is never
+/// posted on.
+pub fn decide_claim<'a>(
+    entries: impl IntoIterator<Item = Option<&'a Entry>> + Clone,
+    worker: &str,
+    now: i64,
+    lease_ms: u64,
+) -> ClaimDecision {
+    if let Some(outcome) = entries.clone().into_iter().find_map(|e| match e {
+        Some(Entry::Done { outcome, .. }) => Some(outcome.clone()),
+        _ => None,
+    }) {
+        return ClaimDecision::AlreadyDone(outcome);
+    }
+    if entries
+        .into_iter()
+        .flatten()
+        .any(|e| held_by_other(e, worker, now, lease_ms))
+    {
+        return ClaimDecision::HeldElsewhere;
+    }
+    ClaimDecision::Take
+}
+
+/// Whether the compare-and-swap of one leg may put `worker`'s claim over
+/// `current` (re-read inside the swap: someone may have won the leg since
+/// [`decide_claim`] looked).
+pub fn may_take_leg(current: Option<&Entry>, worker: &str, now: i64, lease_ms: u64) -> bool {
+    match current {
+        None => true,
+        Some(Entry::Done { .. }) => false,
+        Some(entry) => !held_by_other(entry, worker, now, lease_ms),
+    }
+}
+
+/// Whether `worker` may release a leg whose entry is `current`: only its
+/// own claim (a claim taken over is someone else's now).
+pub fn may_release_leg(current: Option<&Entry>, worker: &str) -> bool {
+    matches!(current, Some(Entry::Claimed { worker: holder, .. }) if holder == worker)
+}
+
+/// True when `entry` is a live claim of another worker: younger than the
+/// lease. An older claim belongs to a worker that died (or stalled past
+/// its lease) and may be taken over.
+pub fn held_by_other(entry: &Entry, worker: &str, now: i64, lease_ms: u64) -> bool {
+    match entry {
+        Entry::Claimed {
+            worker: holder, at, ..
+        } => {
+            let age = now.saturating_sub(*at);
+            holder != worker && age < i64::try_from(lease_ms).unwrap_or(i64::MAX)
+        }
+        _ => false,
+    }
+}
+
+/// A call 3CX listed in `ActiveCalls`, as the poll stage remembers it
+/// between ticks (key `poll/active`), until [`ENDED_GRACE_MS`] after it
+/// was last listed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sighting {
+    /// `ActiveCall.Id`.
+    pub id: i32,
+    /// When the call began, as well as we know: the earlier of its
+    /// `EstablishedAt` and the PBX time it was first listed. PBX clock, ms.
+    pub since: i64,
+    /// PBX time of the last `ActiveCalls` read that listed it, ms.
+    pub last_seen: i64,
+    /// Whether the latest read listed it.
+    pub active: bool,
+    /// The numbers on either side (`Caller`, `Callee`), digits only.
+    pub numbers: Vec<String>,
+}
+
+/// One `ActiveCalls` entry of the read just made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// `ActiveCall.Id`.
+    pub id: i32,
+    /// `EstablishedAt`, when 3CX gave one (PBX clock, ms).
+    pub established_at: Option<i64>,
+    /// `Caller` and `Callee` as 3CX wrote them ("101 Alice Smith",
+    /// "+14155550101").
+    pub sides: Vec<String>,
+}
+
+/// The sightings after an `ActiveCalls` read at PBX time `pbx_now`:
+/// calls listed now are active (kept from before, so `since` never moves
+/// later); calls no longer listed stay, inactive, until
+/// [`ENDED_GRACE_MS`] after they were last seen. Sorted by id.
+pub fn merge_sightings(previous: &[Sighting], listed: &[Listed], pbx_now: i64) -> Vec<Sighting> {
+    let mut out: Vec<Sighting> = Vec::with_capacity(listed.len() + previous.len());
+    for call in listed {
+        let before = previous.iter().find(|s| s.id == call.id);
+        let first_seen = before.map_or(pbx_now, |s| s.since);
+        let since = call
+            .established_at
+            .map_or(first_seen, |at| at.min(first_seen));
+        let mut numbers: Vec<String> = call.sides.iter().filter_map(|s| party_number(s)).collect();
+        numbers.sort();
+        numbers.dedup();
+        out.push(Sighting {
+            id: call.id,
+            since,
+            last_seen: pbx_now,
+            active: true,
+            numbers,
+        });
+    }
+    for old in previous {
+        if out.iter().any(|s| s.id == old.id) {
+            continue;
+        }
+        if pbx_now.saturating_sub(old.last_seen) <= ENDED_GRACE_MS {
+            out.push(Sighting {
+                active: false,
+                ..old.clone()
+            });
+        }
+    }
+    out.sort_by_key(|s| s.id);
+    out
+}
+
+/// The number in an `ActiveCalls` side ("101 Alice Smith" → "101",
+/// "+1 415-555-0101" → "14155550101"): the leading run of dialling
+/// characters, digits only. `None` when it has no digits.
+///
+/// [ASSUMED] the "number name" shape of `Caller`/`Callee` (NOTES §4);
+/// it is read only here.
+pub fn party_number(side: &str) -> Option<String> {
+    let digits: String = side
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'))
+        .filter(char::is_ascii_digit)
+        .collect();
+    (!digits.is_empty()).then_some(digits)
+}
+
+/// Whether two numbers (digits only) are the same party: equal, or, for
+/// outside numbers, one ends with the other (international vs national
+/// form of the same number).
+pub fn same_number(a: &str, b: &str) -> bool {
+    const MIN_SUFFIX: usize = 8;
+    a == b || (a.len().min(b.len()) >= MIN_SUFFIX && (a.ends_with(b) || b.ends_with(a)))
+}
+
+/// Whether a call read from history is complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Completeness {
+    /// Post it now.
+    Complete,
+    /// Wait: a later segment may still come. Carries the `ActiveCalls`
+    /// id that may be this call, for the log.
+    Waiting(i32),
+}
+
+/// Whether the call whose visible legs are those of `numbers` (its
+/// parties' numbers, digits only) and whose newest leg ended at
+/// `newest_end` is complete.
+///
+/// A call is complete unless an `ActiveCalls` entry that may be it (same
+/// number on a side, begun before the newest visible leg ended) is
+/// - still listed: the call goes on, its later segments are not written
+///   yet (3CX may write a queue segment before the agent's, NOTES §8); or
+/// - gone, but was last listed after the newest visible leg ended, within
+///   [`ENDED_GRACE_MS`]: the segment that ended the call is not visible
+///   yet.
+///
+/// Once a leg that ended after the last sighting is visible, the call's
+/// end is written: complete. A call is never held longer than the grace
+/// after 3CX stopped listing it.
+pub fn completeness(numbers: &[String], newest_end: i64, sightings: &[Sighting]) -> Completeness {
+    for s in sightings {
+        let same_party = s
+            .numbers
+            .iter()
+            .any(|n| numbers.iter().any(|m| same_number(n, m)));
+        if !same_party || s.since > newest_end {
+            continue;
+        }
+        if s.active || s.last_seen > newest_end {
+            return Completeness::Waiting(s.id);
+        }
+    }
+    Completeness::Complete
+}
+
+/// What the cursor may move to after a tick.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CursorFacts {
+    /// The stored cursor (`None` before the first commit).
+    pub stored: Option<i64>,
+    /// Start of the newest leg the poll read.
+    pub newest_leg_start: Option<i64>,
+    /// Starts of the calls read but not settled this tick: waiting to be
+    /// complete, in flight elsewhere, retrying, or left for the next tick.
+    pub unsettled_starts: Vec<i64>,
+    /// The sightings of the `ActiveCalls` read made before the history
+    /// read: calls whose rows may not be written yet.
+    pub sightings: Vec<Sighting>,
+    /// PBX time of that read, ms.
+    pub pbx_now: i64,
+}
+
+/// The cursor after a tick: the newest leg read, but never past the start
+/// of a call that is unsettled, still going on, or ended less than
+/// [`ENDED_GRACE_MS`] ago (its rows appear when it ends, with a start far
+/// behind the calls that ended after it started: NOTES §8). A call in
+/// progress holds it back at most [`MAX_ACTIVE_HOLD_MS`]. Never behind the
+/// stored cursor (commits only move forward).
+///
+/// The `ActiveCalls` read must be made *before* the history read: a call
+/// that ends in between is then either listed (held) or written (read).
+pub fn next_cursor(facts: &CursorFacts) -> Option<i64> {
+    let mut next = match (facts.stored, facts.newest_leg_start) {
+        (Some(s), Some(n)) => s.max(n),
+        (s, n) => s.or(n)?,
+    };
+    let floor = facts.pbx_now.saturating_sub(MAX_ACTIVE_HOLD_MS);
+    for s in &facts.sightings {
+        next = next.min(s.since.max(floor));
+    }
+    for start in &facts.unsettled_starts {
+        next = next.min(*start);
+    }
+    Some(match facts.stored {
+        Some(stored) => next.max(stored),
+        None => next,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claimed(worker: &str, at: i64) -> Entry {
+        Entry::Claimed {
+            call: "c".into(),
+            worker: worker.into(),
+            at,
+        }
+    }
+
+    #[test]
+    fn a_done_leg_makes_the_call_done_whatever_the_other_legs_say() {
+        let done = Entry::done("c", "posted:m1", 5);
+        let other = claimed("b", 9);
+        assert_eq!(
+            decide_claim([Some(&other), Some(&done), None], "a", 10, 1000),
+            ClaimDecision::AlreadyDone("posted:m1".into())
+        );
+    }
+
+    #[test]
+    fn a_live_claim_of_another_worker_holds_the_call_until_its_lease_ends() {
+        let theirs = claimed("b", 1000);
+        assert_eq!(
+            decide_claim([Some(&theirs)], "a", 1500, 1000),
+            ClaimDecision::HeldElsewhere
+        );
+        assert_eq!(
+            decide_claim([Some(&theirs)], "a", 2000, 1000),
+            ClaimDecision::Take
+        );
+        // Renewal: a worker's own claim is taken again, at any age.
+        assert_eq!(
+            decide_claim([Some(&claimed("a", 0))], "a", 1, 1000),
+            ClaimDecision::Take
+        );
+        assert!(!may_take_leg(Some(&theirs), "a", 1500, 1000));
+        assert!(!may_take_leg(
+            Some(&Entry::done("c", "x", 0)),
+            "a",
+            9999,
+            1
+        ));
+        assert!(may_take_leg(Some(&Entry::Released { at: 0 }), "a", 0, 1000));
+    }
+
+    #[test]
+    fn only_the_holder_releases_a_leg() {
+        assert!(may_release_leg(Some(&claimed("a", 0)), "a"));
+        assert!(!may_release_leg(Some(&claimed("b", 0)), "a"));
+        assert!(!may_release_leg(Some(&Entry::done("c", "x", 0)), "a"));
+        assert!(!may_release_leg(None, "a"));
+    }
+
+    fn listed(id: i32, established: Option<i64>, caller: &str) -> Listed {
+        Listed {
+            id,
+            established_at: established,
+            sides: vec![caller.into(), "800 Sales queue".into()],
+        }
+    }
+
+    #[test]
+    fn sightings_keep_the_earliest_start_and_outlive_the_call_by_the_grace() {
+        let first = merge_sightings(&[], &[listed(7, None, "+1 415-555-0101")], 10_000);
+        assert_eq!(first[0].since, 10_000);
+        assert_eq!(first[0].numbers, vec!["14155550101", "800"]);
+        // EstablishedAt later than the first sighting does not move it on.
+        let again = merge_sightings(&first, &[listed(7, Some(12_000), "+14155550101")], 13_000);
+        assert_eq!((again[0].since, again[0].last_seen), (10_000, 13_000));
+        let gone = merge_sightings(&again, &[], 13_000 + ENDED_GRACE_MS);
+        assert!(!gone[0].active);
+        assert!(merge_sightings(&gone, &[], 13_001 + ENDED_GRACE_MS).is_empty());
+    }
+
+    #[test]
+    fn a_call_waits_while_a_sighting_of_its_caller_goes_on_or_may_lack_its_end() {
+        let s = |active, last_seen| Sighting {
+            id: 7,
+            since: 1_000,
+            last_seen,
+            active,
+            numbers: vec!["14155550101".into()],
+        };
+        let caller = vec!["4155550101".to_string()];
+        // Queue segment ended at 5 000; the call is still listed.
+        assert_eq!(
+            completeness(&caller, 5_000, &[s(true, 9_000)]),
+            Completeness::Waiting(7)
+        );
+        // No longer listed, last seen after the visible segment ended.
+        assert_eq!(
+            completeness(&caller, 5_000, &[s(false, 9_000)]),
+            Completeness::Waiting(7)
+        );
+        // The segment that ended it is visible.
+        assert_eq!(
+            completeness(&caller, 9_500, &[s(false, 9_000)]),
+            Completeness::Complete
+        );
+        // Another party's call, or a later call of the same party.
+        assert_eq!(
+            completeness(&["999".into()], 5_000, &[s(true, 9_000)]),
+            Completeness::Complete
+        );
+        assert_eq!(
+            completeness(&caller, 500, &[s(true, 9_000)]),
+            Completeness::Complete
+        );
+    }
+
+    #[test]
+    fn the_cursor_stays_before_calls_in_progress_and_unsettled_ones() {
+        let long = Sighting {
+            id: 1,
+            since: 1_000,
+            last_seen: 50_000,
+            active: true,
+            numbers: vec![],
+        };
+        let facts = CursorFacts {
+            stored: Some(500),
+            newest_leg_start: Some(40_000),
+            unsettled_starts: vec![],
+            sightings: vec![long.clone()],
+            pbx_now: 50_000,
+        };
+        assert_eq!(next_cursor(&facts), Some(1_000));
+        let free = CursorFacts {
+            sightings: vec![],
+            unsettled_starts: vec![30_000],
+            ..facts.clone()
+        };
+        assert_eq!(next_cursor(&free), Some(30_000));
+        // Never backwards, and a call in progress holds it at most a day.
+        let behind = CursorFacts {
+            stored: Some(2_000),
+            ..facts.clone()
+        };
+        assert_eq!(next_cursor(&behind), Some(2_000));
+        let stuck = CursorFacts {
+            stored: None,
+            newest_leg_start: Some(MAX_ACTIVE_HOLD_MS + 90_000),
+            pbx_now: MAX_ACTIVE_HOLD_MS + 100_000,
+            ..facts
+        };
+        assert_eq!(next_cursor(&stuck), Some(100_000));
+        assert_eq!(next_cursor(&CursorFacts::default()), None);
+    }
+}
