@@ -86,7 +86,16 @@ impl Storage {
     fn init(conn: Connection) -> anyhow::Result<Self> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: every commit is on disk before it returns. With WAL,
+        // NORMAL may lose the last commits on a power cut (not on a crash
+        // of the process), and those are exactly the ones that must not
+        // be lost: a rotated HighLevel refresh token (the old one is
+        // already spent), a send marker written before the CRM request
+        // (without it a takeover posts the call again), a ledger
+        // completion (without it the call is re-read and its follow-ups
+        // re-queued). One fsync per commit is the price; commits are per
+        // batch, not per row.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (
                  namespace TEXT NOT NULL,
@@ -330,6 +339,26 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_file_syncs_every_commit_to_disk() {
+        let dir = std::env::temp_dir().join(format!("cz-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Storage::open(&dir.join("sync.db")).unwrap();
+        let (mode, journal): (i64, String) = {
+            let conn = db.lock();
+            (
+                conn.pragma_query_value(None, "synchronous", |r| r.get(0))
+                    .unwrap(),
+                conn.pragma_query_value(None, "journal_mode", |r| r.get(0))
+                    .unwrap(),
+            )
+        };
+        // 2 is FULL (0 OFF, 1 NORMAL, 3 EXTRA).
+        assert_eq!((mode, journal.as_str()), (2, "wal"));
+        drop(db);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn compare_and_swap_only_writes_over_the_expected_value() {

@@ -61,6 +61,14 @@ pub fn group_calls(
 /// the calls made after the backup.
 const REISSUE_GAP_MS: i64 = 30 * 1000;
 
+/// Whether a read cut at `boundary` (rows starting later unread) has
+/// seen the whole of `call`: its legs ended more than [`REISSUE_GAP_MS`]
+/// before the boundary, and a call's next leg starts as its previous one
+/// ends, so no leg of it can start after the boundary.
+pub fn ended_before(call: &Call, boundary: i64) -> bool {
+    call.end_time.saturating_add(REISSUE_GAP_MS) < boundary
+}
+
 /// Split one call id's legs into runs separated by more than [`REISSUE_GAP_MS`].
 fn split_reissued(mut legs: Vec<CallLeg>) -> Vec<Vec<CallLeg>> {
     legs.sort_by_key(|l| (l.start_time, l.leg_id));

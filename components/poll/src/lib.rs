@@ -61,9 +61,14 @@ impl Guest for Poll {
         // the two reads is then either listed (and holds the cursor) or
         // written (and read). See `protocol::next_cursor`.
         let active = active::observe(&bucket, &api, now, cursor, settings.page_size)?;
-        let rows = xapi::call_history_since(&api, from, settings.page_size)?;
+        let (rows, more) = xapi::call_history_since(&api, from, settings.page_size)?;
         let (legs, rejected) = parse_rows(&rows);
         let newest_leg_start = legs.iter().map(|l| l.start_time).max();
+        // A read cut at the bound: rows starting at the last start read may
+        // continue on the next page, and so may the calls that were still
+        // going on then. Those wait for the next tick (it reads on from the
+        // cursor held before them).
+        let boundary = more.then_some(newest_leg_start).flatten();
         let mut facts = CursorFacts {
             stored: Some(cursor),
             newest_leg_start,
@@ -71,6 +76,9 @@ impl Guest for Poll {
             sightings: active.holds.clone(),
             pbx_now: active.pbx_now,
         };
+        if let Some(boundary) = boundary {
+            facts.unsettled_starts.push(boundary);
+        }
         if legs.is_empty() {
             return Ok(PollBatch {
                 calls: Vec::new(),
@@ -78,15 +86,20 @@ impl Guest for Poll {
                 high_water: protocol::next_cursor(&facts).unwrap_or(cursor),
             });
         }
-        let call_log = xapi::call_log(
-            &api,
-            from,
-            now.max(newest_leg_start.unwrap_or(now)) + CLOCK_SKEW_MS,
-            settings.page_size,
-        )?;
+        let call_log_until = match boundary {
+            Some(boundary) => boundary.saturating_add(1),
+            None => now.max(newest_leg_start.unwrap_or(now)) + CLOCK_SKEW_MS,
+        };
+        let call_log = xapi::call_log(&api, from, call_log_until, settings.page_size)?;
         let owners = xapi::extension_owners(&api, settings.page_size)?;
         let mut calls = Vec::new();
         for call in grouping::group_calls(legs, &call_log, &owners) {
+            if let Some(boundary) = boundary
+                && !grouping::ended_before(&call, boundary)
+            {
+                facts.unsettled_starts.push(call.start_time);
+                continue;
+            }
             match active::completeness(&call, &active.sightings) {
                 Completeness::Complete => calls.push(call),
                 // Its later segments are not written yet: neither posted

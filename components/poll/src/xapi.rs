@@ -32,21 +32,29 @@ pub fn client(settings: &TenantSettings) -> ApiClient {
     )
 }
 
-/// Every `CallHistoryView` row that started at or after `from_ms`, oldest
-/// first, following `$top`/`$skip` paging until a short page
-/// (operationId `ListCallHistoryView`).
+/// Most `CallHistoryView` rows one live poll reads. A backlog (first start
+/// on a busy PBX, a day-long CRM outage) is read this much per tick, so
+/// a tick's time and the component's memory stay bounded whatever the
+/// backlog; it is far more than a PBX writes between two polls.
+pub const MAX_ROWS_PER_POLL: u32 = 5_000;
+
+/// `CallHistoryView` rows that started at or after `from_ms`, oldest
+/// first, following `$top`/`$skip` paging until a short page or
+/// [`MAX_ROWS_PER_POLL`] (operationId `ListCallHistoryView`). The flag is
+/// true when the read stopped at the bound with more rows to come.
 pub fn call_history_since(
     api: &ApiClient,
     from_ms: i64,
     page_size: u32,
-) -> Result<Vec<Value>, StageError> {
+) -> Result<(Vec<Value>, bool), StageError> {
     let filter = format!("SegmentStartTime ge {}", format_rfc3339_ms(from_ms));
     let base = format!(
         "/CallHistoryView?$filter={}&$orderby={}",
         urlencoding::encode(&filter),
         urlencoding::encode("SegmentStartTime asc,SegmentId asc"),
     );
-    read_pages(api, &base, page_size)
+    let pages = MAX_ROWS_PER_POLL.div_ceil(page_size.max(1));
+    read_pages_upto(api, &base, page_size, pages)
 }
 
 /// Every `CallHistoryView` row that started in `[from_ms, until_ms)`,
@@ -224,20 +232,34 @@ pub fn active_calls(api: &ApiClient, now: i64, page_size: u32) -> Result<ActiveN
 /// Read `base` page by page. 3CX's `@odata.count` is not reliable on every
 /// endpoint (NOTES §2a), so a short page is what ends the loop.
 fn read_pages(api: &ApiClient, base: &str, page_size: u32) -> Result<Vec<Value>, StageError> {
+    match read_pages_upto(api, base, page_size, MAX_PAGES)? {
+        (rows, false) => Ok(rows),
+        (_, true) => Err(StageError::InvalidData(format!(
+            "3CX kept returning full pages after {MAX_PAGES} pages of {page_size}; raise page-size or check the PBX"
+        ))),
+    }
+}
+
+/// Read at most `max_pages` pages of `base`; true when the last one was
+/// full (there may be more).
+fn read_pages_upto(
+    api: &ApiClient,
+    base: &str,
+    page_size: u32,
+    max_pages: u32,
+) -> Result<(Vec<Value>, bool), StageError> {
     let page_size = page_size.max(1);
     let separator = if base.contains('?') { '&' } else { '?' };
     let mut rows = Vec::new();
-    for page in 0..MAX_PAGES {
+    for page in 0..max_pages {
         let skip = u64::from(page) * u64::from(page_size);
         let path = format!("{base}{separator}$top={page_size}&$skip={skip}");
         let batch: Collection<Value> = api.get_json(&path)?;
         let short = batch.value.len() < page_size as usize;
         rows.extend(batch.value);
         if short {
-            return Ok(rows);
+            return Ok((rows, false));
         }
     }
-    Err(StageError::InvalidData(format!(
-        "3CX kept returning full pages after {MAX_PAGES} pages of {page_size}; raise page-size or check the PBX"
-    )))
+    Ok((rows, true))
 }

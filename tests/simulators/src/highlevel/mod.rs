@@ -332,6 +332,12 @@ impl HighLevelSim {
             .extend(std::iter::repeat_n((None, fault), count));
     }
 
+    /// Every API request from now on (not `/oauth/token`) waits `latency`
+    /// before it is handled: a slow CRM, or one far away.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.lock().latency = latency;
+    }
+
     /// Make the next `count` API requests whose path starts with
     /// `path_prefix` fail with `fault`; other requests pass untouched.
     pub fn inject_failures_on(&self, path_prefix: &str, fault: Fault, count: usize) {

@@ -68,6 +68,25 @@ pub use types::{
     SimSegment, SimUser, silent_wav,
 };
 
+/// How the PBX writes the history rows of a call with several segments
+/// (queue, then agent, then transfer target). NOTES §8 says rows appear
+/// when the call ends but not whether a call's segments can appear one by
+/// one; a client must be right either way, so tests play both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentWrites {
+    /// Every segment of the call is written when the call ends.
+    AtCallEnd,
+    /// Each segment is written when it ends, while the call goes on.
+    OneByOne,
+}
+
+/// Writes the segments of call `id` still held back.
+fn write_segments(st: &mut State, id: i32) {
+    for segment in st.in_progress.remove(&id).unwrap_or_default() {
+        st.history.push(HistoryRow::Segment(Box::new(segment)));
+    }
+}
+
 /// Settings of one simulated PBX.
 #[derive(Clone, Debug)]
 pub struct ThreeCxConfig {
@@ -246,6 +265,54 @@ impl ThreeCxSim {
     /// Removes a call from `ActiveCalls` (the call ended).
     pub fn remove_active_call(&self, id: i32) {
         lock(&self.state).active_calls.retain(|c| c.id != id);
+    }
+
+    /// A call begins, as the live PBX shows one: it is listed in
+    /// `ActiveCalls` from now on, and its history rows are written only as
+    /// its segments end (NOTES §8: "rows appear when the call ends").
+    /// `segments` are the call's segments in order; `writes` says whether
+    /// 3CX writes them all when the call ends, or each one as it ends
+    /// (whether the live system does the latter is not documented, so the
+    /// simulator plays both). Under [`SegmentWrites::OneByOne`] every
+    /// segment but the last is written at once (they have ended: the call
+    /// is on its last one); [`end_call`](Self::end_call) writes the rest.
+    pub fn begin_call(&self, active: SimActiveCall, segments: Vec<SimSegment>, writes: SegmentWrites) {
+        let mut st = lock(&self.state);
+        let mut pending = segments;
+        if writes == SegmentWrites::OneByOne && pending.len() > 1 {
+            let last = pending.split_off(pending.len() - 1);
+            for segment in pending {
+                st.history.push(HistoryRow::Segment(Box::new(segment)));
+            }
+            pending = last;
+        }
+        st.in_progress.insert(active.id, pending);
+        st.active_calls.retain(|c| c.id != active.id);
+        st.active_calls.push(active);
+    }
+
+    /// The call `id` begun with [`begin_call`](Self::begin_call) hangs up
+    /// now: in one step it leaves `ActiveCalls` and its unwritten segments
+    /// are written, the last one ending now (its `SegmentEndTime`, and its
+    /// talk time, run to the hang-up). With `rows_written` false it only
+    /// leaves `ActiveCalls`: the rows follow when
+    /// [`write_ended_call`](Self::write_ended_call) is called, as when the
+    /// PBX writes its history a moment after the call is gone.
+    pub fn end_call(&self, id: i32, rows_written: bool) {
+        let mut st = lock(&self.state);
+        st.active_calls.retain(|c| c.id != id);
+        if let Some(last) = st.in_progress.get_mut(&id).and_then(|s| s.last_mut()) {
+            last.end = last.end.max(Utc::now());
+        }
+        if rows_written {
+            write_segments(&mut st, id);
+        }
+    }
+
+    /// Writes the rows of call `id` that [`end_call`](Self::end_call) left
+    /// unwritten.
+    pub fn write_ended_call(&self, id: i32) {
+        write_segments(&mut lock(&self.state), id);
     }
 
     /// Rotates the API key. Tokens already issued stay valid until they

@@ -70,6 +70,9 @@ pub(crate) struct State {
     pub history: Vec<HistoryRow>,
     pub recordings: Vec<StoredRecording>,
     pub active_calls: Vec<SimActiveCall>,
+    /// Calls begun with `begin_call` and not ended: the segments 3CX has
+    /// not written yet, by `ActiveCall.Id`.
+    pub in_progress: HashMap<i32, Vec<SimSegment>>,
     /// One active token per client: issuing a new one replaces it.
     pub token: Option<IssuedToken>,
     pub faults: VecDeque<Fault>,
@@ -94,6 +97,7 @@ impl State {
             history: Vec::new(),
             recordings: Vec::new(),
             active_calls: Vec::new(),
+            in_progress: HashMap::new(),
             token: None,
             faults: VecDeque::new(),
             forbidden: false,

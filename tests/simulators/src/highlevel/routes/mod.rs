@@ -177,6 +177,12 @@ async fn record_request(AxumState(app): AxumState<AppState>, req: Request, next:
 }
 
 async fn inject_faults(AxumState(app): AxumState<AppState>, req: Request, next: Next) -> Response {
+    // A slow CRM answers late, and acts late: the request takes effect
+    // only after the wait, as a request queued behind others would.
+    let latency = app.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let fault = {
         let mut state = app.lock();
         let path = req.uri().path();

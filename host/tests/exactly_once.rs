@@ -1,0 +1,209 @@
+//! Every call exactly once as a real 3CX writes its history (issue 15):
+//! a call's rows appear only when it ends (NOTES §8), so a long call shows
+//! up far behind the calls that ended after it started; its segments may
+//! appear all at once or one by one; the rows may follow a moment after
+//! the call left `ActiveCalls`; a tick slowed by the CRM can outlive its
+//! claim lease; a follow-up queue can refuse a job.
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::*;
+use connectzero::demo::numbers;
+use connectzero::testbed::World;
+use connectzero_simulators::highlevel::Message;
+use connectzero_simulators::threecx::{SegmentWrites, SimActiveCall, SimParty, SimSegment};
+
+/// Call id of the long call in these tests.
+const LONG: i32 = 900;
+
+/// The long call: Dana waits `queue_secs` in the sales queue, then talks
+/// to extension 101 until it hangs up. Begun `length` before now, listed in
+/// `ActiveCalls`, its rows written as `writes` says. Returns its key.
+fn begin_long_call(world: &World, length: Duration, writes: SegmentWrites) -> String {
+    let queue_secs = 30;
+    let start: DateTime<Utc> = Utc::now() - length;
+    let answered = start + Duration::seconds(queue_secs);
+    let queue = SimSegment::new(
+        LONG * 10,
+        LONG,
+        (start, answered),
+        with_participant(outside(numbers::DANA), 1),
+        with_participant(SimParty::queue("800", "Sales", 0), 2),
+        false,
+    );
+    // The agent's segment ends at the hang-up (`end_call` stretches it).
+    let agent = SimSegment::new(
+        LONG * 10 + 1,
+        LONG,
+        (answered, answered + Duration::seconds(1)),
+        with_participant(outside(numbers::DANA), 3),
+        with_participant(ext("101"), 4),
+        true,
+    );
+    world.pbx.begin_call(
+        SimActiveCall {
+            id: LONG,
+            caller: numbers::DANA.into(),
+            callee: "800 Sales".into(),
+            status: "Talking".into(),
+            established_at: start,
+        },
+        vec![queue, agent],
+        writes,
+    );
+    format!("3cx:{LONG}@{}", start.timestamp_millis())
+}
+
+fn with_participant(mut party: SimParty, id: i32) -> SimParty {
+    party.participant_id = LONG * 100 + id;
+    party
+}
+
+/// Short calls from other contacts that start and end while the long call
+/// goes on, each just ended.
+fn place_short_calls(world: &World) {
+    let mut placer = connectzero::demo::Placer::default();
+    for (i, number) in [numbers::ELI, numbers::FAY, numbers::GWEN]
+        .into_iter()
+        .enumerate()
+    {
+        place(
+            world,
+            &mut placer,
+            &one_leg(i as i32 + 1, outside(number), ext("102"), true, 20),
+        );
+    }
+}
+
+/// The messages posted for the call keyed `key`.
+fn messages_of(world: &World, key: &str) -> Vec<Message> {
+    world
+        .crm
+        .messages()
+        .into_iter()
+        .filter(|m| m.alt_id.as_deref() == Some(key))
+        .collect()
+}
+
+/// A long call that ends after later short calls posts once, whole and
+/// answered, for each length and each way 3CX may write its rows.
+async fn long_call_posts_once(length: Duration, writes: SegmentWrites) {
+    let (world, _) = seeded_world(defaults()).await;
+    let key = begin_long_call(&world, length, writes);
+    place_short_calls(&world);
+    tick_until(&world, 5, |w| w.crm.messages().len() == 3).await;
+    // More ticks while the long call goes on: the cursor must not pass it,
+    // and a queue segment already written must not post as a missed call.
+    for _ in 0..3 {
+        world.tick().await.unwrap();
+    }
+    assert!(
+        messages_of(&world, &key).is_empty(),
+        "{writes:?}: the long call was posted before it ended"
+    );
+    world.pbx.end_call(LONG, true);
+    tick_until(&world, 5, |w| messages_of(w, &key).len() == 1).await;
+    for _ in 0..3 {
+        world.tick().await.unwrap();
+    }
+    let posted = messages_of(&world, &key);
+    assert_eq!(posted.len(), 1, "{writes:?}: posted {} times", posted.len());
+    assert_eq!(
+        posted[0].call_status.as_deref(),
+        Some("completed"),
+        "{writes:?}: the long call must post whole, answered"
+    );
+    assert_eq!(world.crm.messages().len(), 4);
+}
+
+#[tokio::test]
+async fn a_20_minute_call_written_at_its_end_posts_once_after_later_short_calls() {
+    long_call_posts_once(Duration::minutes(20), SegmentWrites::AtCallEnd).await;
+}
+
+#[tokio::test]
+async fn a_3_hour_call_written_at_its_end_posts_once_after_later_short_calls() {
+    long_call_posts_once(Duration::hours(3), SegmentWrites::AtCallEnd).await;
+}
+
+#[tokio::test]
+async fn a_20_minute_call_written_segment_by_segment_posts_once_whole() {
+    long_call_posts_once(Duration::minutes(20), SegmentWrites::OneByOne).await;
+}
+
+#[tokio::test]
+async fn a_3_hour_call_written_segment_by_segment_posts_once_whole() {
+    long_call_posts_once(Duration::hours(3), SegmentWrites::OneByOne).await;
+}
+
+#[tokio::test]
+async fn rows_written_a_moment_after_the_call_left_active_calls_are_still_read() {
+    let (world, _) = seeded_world(defaults()).await;
+    let key = begin_long_call(&world, Duration::minutes(20), SegmentWrites::AtCallEnd);
+    place_short_calls(&world);
+    tick_until(&world, 5, |w| w.crm.messages().len() == 3).await;
+    // Gone from ActiveCalls, rows not written yet: ticks in between must
+    // not move the cursor past the call.
+    world.pbx.end_call(LONG, false);
+    for _ in 0..3 {
+        world.tick().await.unwrap();
+    }
+    world.pbx.write_ended_call(LONG);
+    tick_until(&world, 5, |w| messages_of(w, &key).len() == 1).await;
+}
+
+#[tokio::test]
+async fn a_worker_past_its_lease_never_posts_a_call_another_worker_took_over() {
+    let options = connectzero::config::TenantOptions {
+        claim_lease_secs: 1,
+        ..eager()
+    };
+    let (world, _) = seeded_world(options).await;
+    subscribe(&world, "call.ended", "sub-ended").await;
+    let second = connectzero::pipeline::Pipeline::new(runtime(), world.storage.clone());
+    // Each CRM request takes 300 ms, so a tick posting 20 calls runs far
+    // past the one-second lease and the other worker takes calls over.
+    world.crm.set_latency(std::time::Duration::from_millis(300));
+    let mut placer = connectzero::demo::Placer::default();
+    let contacts = [
+        numbers::DANA,
+        numbers::ELI,
+        numbers::FAY,
+        numbers::GWEN,
+        numbers::IAN,
+    ];
+    for i in 0..20 {
+        place(
+            &world,
+            &mut placer,
+            &one_leg(
+                i + 1,
+                outside(contacts[i as usize % contacts.len()]),
+                ext("101"),
+                true,
+                10 + i64::from(i),
+            ),
+        );
+    }
+    let mut rounds = 0;
+    while world.crm.messages().len() < 20 || world.crm.trigger_executions().len() < 20 || rounds < 2
+    {
+        rounds += 1;
+        assert!(rounds <= 20, "not settled after 20 rounds of two ticks");
+        let (a, b) = tokio::join!(world.tick(), second.tick(&world.tenant));
+        a.unwrap();
+        b.unwrap();
+    }
+    let mut alt_ids: Vec<_> = world
+        .crm
+        .messages()
+        .into_iter()
+        .filter_map(|m| m.alt_id)
+        .collect();
+    assert_eq!(alt_ids.len(), 20, "messages posted: {alt_ids:?}");
+    alt_ids.sort();
+    alt_ids.dedup();
+    assert_eq!(alt_ids.len(), 20, "a call was posted twice");
+    assert_eq!(world.crm.trigger_executions().len(), 20);
+}
