@@ -162,9 +162,15 @@ async fn a_worker_past_its_lease_never_posts_a_call_another_worker_took_over() {
     let (world, _) = seeded_world(options).await;
     subscribe(&world, "call.ended", "sub-ended").await;
     let second = connectzero::pipeline::Pipeline::new(runtime(), world.storage.clone());
-    // Each CRM request takes 300 ms, so a tick posting 20 calls runs far
-    // past the one-second lease and the other worker takes calls over.
+    // Each CRM request takes 300 ms and posting a message 800 ms, so a
+    // tick posting 20 calls runs far past the one-second lease: the other
+    // worker takes calls over, and is still sending one when the first
+    // worker reaches it.
     world.crm.set_latency(std::time::Duration::from_millis(300));
+    world.crm.set_latency_on(
+        "/conversations/messages/inbound",
+        std::time::Duration::from_millis(800),
+    );
     let mut placer = connectzero::demo::Placer::default();
     let contacts = [
         numbers::DANA,
@@ -187,13 +193,34 @@ async fn a_worker_past_its_lease_never_posts_a_call_another_worker_took_over() {
         );
     }
     let mut rounds = 0;
-    while world.crm.messages().len() < 20 || world.crm.trigger_executions().len() < 20 || rounds < 2
+    while world.crm.messages().len() < 20
+        || world.crm.trigger_executions().len() < 20
+        || rounds < 2
     {
         rounds += 1;
-        assert!(rounds <= 20, "not settled after 20 rounds of two ticks");
-        let (a, b) = tokio::join!(world.tick(), second.tick(&world.tenant));
-        a.unwrap();
-        b.unwrap();
+        assert!(rounds <= 20, "not settled after 20 rounds");
+        // The first worker's tick claims every call and runs for seconds;
+        // the second ticks again and again meanwhile, taking over each
+        // call whose claim is older than the lease.
+        let first_done = std::sync::atomic::AtomicBool::new(false);
+        let first = async {
+            let report = world.tick().await;
+            first_done.store(true, std::sync::atomic::Ordering::SeqCst);
+            report
+        };
+        let other = async {
+            // At a scheduler's pace (a poll every 200 ms), bounded.
+            let mut pace = tokio::time::interval(std::time::Duration::from_millis(200));
+            for _ in 0..300 {
+                pace.tick().await;
+                second.tick(&world.tenant).await.unwrap();
+                if first_done.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+            }
+        };
+        let (report, ()) = tokio::join!(first, other);
+        report.unwrap();
     }
     let mut alt_ids: Vec<_> = world
         .crm

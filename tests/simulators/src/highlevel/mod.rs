@@ -335,7 +335,16 @@ impl HighLevelSim {
     /// Every API request from now on (not `/oauth/token`) waits `latency`
     /// before it is handled: a slow CRM, or one far away.
     pub fn set_latency(&self, latency: std::time::Duration) {
-        self.lock().latency = latency;
+        self.lock().latency = vec![(None, latency)];
+    }
+
+    /// API requests whose path starts with `path_prefix` wait `latency`
+    /// before they are handled (checked before the latency of
+    /// [`set_latency`](Self::set_latency)): one slow endpoint.
+    pub fn set_latency_on(&self, path_prefix: &str, latency: std::time::Duration) {
+        self.lock()
+            .latency
+            .insert(0, (Some(path_prefix.to_string()), latency));
     }
 
     /// Make the next `count` API requests whose path starts with

@@ -53,8 +53,9 @@ pub(crate) struct State {
     pub tasks: Vec<Task>,
     pub trigger_executions: Vec<TriggerExecution>,
     pub faults: VecDeque<(Option<String>, Fault)>,
-    /// How long every API request waits before it is handled (a slow CRM).
-    pub latency: std::time::Duration,
+    /// How long API requests wait before they are handled (a slow CRM):
+    /// the first entry whose path prefix matches (`None` matches all).
+    pub latency: Vec<(Option<String>, std::time::Duration)>,
     pub requests: Vec<RequestRecord>,
     /// The location setting "Allow Duplicate Contact" (HighLevel default: off).
     pub allow_duplicate_contacts: bool,
@@ -84,7 +85,7 @@ impl State {
             tasks: Vec::new(),
             trigger_executions: Vec::new(),
             faults: VecDeque::new(),
-            latency: std::time::Duration::ZERO,
+            latency: Vec::new(),
             requests: Vec::new(),
             allow_duplicate_contacts: false,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,

@@ -179,9 +179,16 @@ async fn record_request(AxumState(app): AxumState<AppState>, req: Request, next:
 async fn inject_faults(AxumState(app): AxumState<AppState>, req: Request, next: Next) -> Response {
     // A slow CRM answers late, and acts late: the request takes effect
     // only after the wait, as a request queued behind others would.
-    let latency = app.lock().latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+    let latency = {
+        let path = req.uri().path();
+        app.lock()
+            .latency
+            .iter()
+            .find(|(prefix, _)| prefix.as_deref().is_none_or(|p| path.starts_with(p)))
+            .map(|(_, wait)| *wait)
+    };
+    if let Some(wait) = latency {
+        tokio::time::sleep(wait).await;
     }
     let fault = {
         let mut state = app.lock();
