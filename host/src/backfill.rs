@@ -25,8 +25,9 @@
 //!
 //! A **replay** re-runs one parked call (see [`replay`]).
 
-use crate::config::{HostConfig, TenantConfig};
+use crate::config::TenantConfig;
 use crate::engine::Runtime;
+use crate::location::{Location, Resolved};
 use crate::pipeline::{CallResult, Pipeline, Tenant, TickReport, describe};
 use crate::secrets::SecretStore;
 use crate::storage::{ReplayOpen, Storage};
@@ -186,8 +187,8 @@ pub fn chunks(start: i64, end: i64, chunk_ms: i64) -> Vec<(i64, i64)> {
 /// What `connectzero backfill` was asked.
 #[derive(Debug, Clone)]
 pub struct BackfillOptions {
-    /// Configuration file.
-    pub config: PathBuf,
+    /// Where the tenants are.
+    pub location: Location,
     /// Tenant id.
     pub tenant: String,
     /// `--since` as given.
@@ -303,18 +304,18 @@ pub struct OpenTenant {
     pub database: PathBuf,
 }
 
-/// Find `tenant_id` in the configuration file, or else among the tenants
-/// kept in the database, and open it.
+/// Find `tenant_id` in the configuration file at `location`, or else among
+/// the tenants kept in its database (`crate::location`), and open it.
 pub fn open_tenant(
     components: Option<&Path>,
-    config_path: &Path,
+    location: &Location,
     tenant_id: &str,
 ) -> anyhow::Result<OpenTenant> {
-    let config = HostConfig::load(config_path)?;
-    let database = PathBuf::from(&config.database);
+    let found = location.resolve()?;
+    let database = found.database.clone();
     let storage = Storage::open(&database)?;
     let secrets = crate::secrets::open_store(&storage, &database, None)?;
-    let tenant_config = find_tenant(config, config_path, tenant_id, &secrets)?;
+    let tenant_config = find_tenant(found, tenant_id, &secrets)?;
     let runtime = Runtime::new(components)?;
     let pipeline = Pipeline::new(runtime, storage.clone());
     let http = reqwest::Client::builder()
@@ -334,11 +335,12 @@ pub fn open_tenant(
 }
 
 fn find_tenant(
-    config: HostConfig,
-    config_path: &Path,
+    found: Resolved,
     tenant_id: &str,
     secrets: &SecretStore,
 ) -> anyhow::Result<TenantConfig> {
+    let looked_in = found.describe();
+    let config = found.config;
     let mut known: Vec<String> = config.tenants.iter().map(|t| t.id.clone()).collect();
     // Every tenant `run` serves, linked as `run` links them, so a backfill
     // routes calls and keys them for the CRM exactly as `run` does. A
@@ -361,8 +363,7 @@ fn find_tenant(
         .find(|t| t.id == tenant_id)
         .with_context(|| {
             format!(
-                "no tenant {tenant_id:?} in {} or the database; known tenants: {}",
-                config_path.display(),
+                "no tenant {tenant_id:?} in {looked_in}; known tenants: {}",
                 if known.is_empty() {
                     "none".to_string()
                 } else {
@@ -467,7 +468,7 @@ pub async fn backfill(options: BackfillOptions) -> anyhow::Result<BackfillSummar
     let window = parse_window(&options.since, options.until.as_deref(), Utc::now())?;
     let opened = open_tenant(
         options.components.as_deref(),
-        &options.config,
+        &options.location,
         &options.tenant,
     )?;
     let _lock = lock(&opened.database, &options.tenant)?;
@@ -612,8 +613,8 @@ async fn work_queues(
 /// What `connectzero replay` was asked.
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
-    /// Configuration file.
-    pub config: PathBuf,
+    /// Where the tenants are.
+    pub location: Location,
     /// Tenant id.
     pub tenant: String,
     /// The call's key (`3cx:<call id>@<start ms>`).
@@ -689,7 +690,7 @@ pub async fn replay(options: ReplayOptions) -> anyhow::Result<CallResult> {
     let start = call_start(&key)?;
     let opened = open_tenant(
         options.components.as_deref(),
-        &options.config,
+        &options.location,
         &options.tenant,
     )?;
     let OpenTenant {

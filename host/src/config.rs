@@ -451,12 +451,19 @@ impl Default for TenantOptions {
 impl HostConfig {
     /// Read and check a configuration file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let config: Self = toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid configuration", path.display()))?;
+        let config = Self::read(path)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Read a configuration file without checking its tenants (`doctor`
+    /// reports each problem instead of stopping at the first; see
+    /// `crate::location`).
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", path.display()))
     }
 
     /// Check every tenant, naming the first problem and how to fix it.

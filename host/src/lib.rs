@@ -23,6 +23,7 @@ pub mod doctor;
 pub mod dry_run;
 pub mod engine;
 pub mod kv;
+pub mod location;
 pub mod metrics;
 pub mod outbound;
 pub mod pipeline;

@@ -4,11 +4,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use connectzero::bench;
 use connectzero::bindings::types::Direction;
-use connectzero::config::{HostConfig, TenantOptions};
+use connectzero::config::TenantOptions;
 use connectzero::demo;
 use connectzero::dry_run;
 use connectzero::engine::Runtime;
 use connectzero::engine::Stage;
+use connectzero::location::Location;
 use connectzero::pipeline::{Pipeline, Tenant};
 use connectzero::scheduler;
 use connectzero::secrets;
@@ -60,32 +61,27 @@ enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
-    /// Run the configured tenants until interrupted.
+    /// Run the tenants of the configuration file and the database until
+    /// interrupted. With no configuration file, only the database's
+    /// tenants (`connectzero tenant add`) run.
     Run {
-        /// Configuration file (see `docs/ARCHITECTURE.md` and `config.rs`).
-        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
-        config: PathBuf,
         /// Address for HighLevel's calls: the Update Call Record action
         /// (`/t/{tenant}/actions/update-call-record`) and trigger
         /// subscriptions (`/t/{tenant}/triggers/subscription`).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
         listen: SocketAddr,
-        /// Database file (default: the configuration's `database`). With
-        /// no configuration file, only the database's tenants
-        /// (`connectzero tenant add`) run.
-        #[arg(long, value_name = "FILE")]
-        db: Option<PathBuf>,
+        #[command(flatten)]
+        location: Location,
     },
     /// Check each tenant's set-up: 3CX over HTTPS, its API client, licence
     /// and role, the HighLevel grant and its scopes. Prints a checklist
     /// with a fix for each failure; exits non-zero when anything fails.
     Doctor {
-        /// Configuration file (see `config.rs`).
-        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
-        config: PathBuf,
         /// Check only this tenant.
         #[arg(long, value_name = "TENANT")]
         tenant: Option<String>,
+        #[command(flatten)]
+        location: Location,
     },
     /// Measure latency, throughput, memory and the component boundary
     /// against the built-in simulators and print the figures
@@ -105,10 +101,7 @@ enum Command {
     /// rule, and any ambiguity, using the real match component and the
     /// tenant's CRM. Posts nothing.
     Match {
-        /// Configuration file.
-        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
-        config: PathBuf,
-        /// Tenant id from the configuration.
+        /// Tenant id (the configuration file's or the database's).
         #[arg(long, value_name = "ID")]
         tenant: String,
         /// The outside number, as 3CX would report it.
@@ -116,6 +109,8 @@ enum Command {
         /// Inbound: NUMBER called in; outbound: NUMBER was called.
         #[arg(long, value_enum, default_value = "inbound")]
         direction: CallDirection,
+        #[command(flatten)]
+        location: Location,
     },
     /// Post a tenant's calls of a past window through the pipeline, with a
     /// progress bar. Safe to interrupt and re-run: it resumes, and the
@@ -123,9 +118,6 @@ enum Command {
     /// call.started never fires, call.ended / missed-call only with
     /// --with-triggers (see docs/OPERATIONS.md).
     Backfill {
-        /// Configuration file.
-        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
-        config: PathBuf,
         /// Tenant id.
         #[arg(long, value_name = "ID")]
         tenant: String,
@@ -146,13 +138,12 @@ enum Command {
         /// Hours of call history read per chunk (1 to 744).
         #[arg(long, value_name = "HOURS", default_value_t = 24)]
         chunk_hours: u32,
+        #[command(flatten)]
+        location: Location,
     },
     /// Re-run one parked call through match and post, exactly once, and
     /// print the result. Refuses a call that was posted or skipped.
     Replay {
-        /// Configuration file.
-        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
-        config: PathBuf,
         /// Tenant id.
         #[arg(long, value_name = "ID")]
         tenant: String,
@@ -162,6 +153,8 @@ enum Command {
         /// Also fire call.ended / missed-call when it posts.
         #[arg(long)]
         with_triggers: bool,
+        #[command(flatten)]
+        location: Location,
     },
     /// Work with stage components (partner kit, see docs/PARTNERS.md).
     Components {
@@ -179,19 +172,6 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-}
-
-/// Which database a `tenant` command works on.
-#[derive(clap::Args)]
-struct DbChoice {
-    /// Database file.
-    #[arg(long, value_name = "FILE", global = true)]
-    db: Option<PathBuf>,
-    /// Configuration file: its `database` (when --db is not given) and its
-    /// tenants (listed, and kept apart from the database's). Default
-    /// `connectzero.toml` when it exists.
-    #[arg(long, value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -238,14 +218,14 @@ enum TenantCommand {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
         #[command(flatten)]
-        db: DbChoice,
+        location: Location,
     },
     /// List every tenant (configuration file and database) with its 3CX
     /// endpoint, HighLevel location and authorisation status. Never prints
     /// a secret.
     List {
         #[command(flatten)]
-        db: DbChoice,
+        location: Location,
     },
     /// Remove a database tenant with its secrets, cursor, ledger, queues
     /// and call log. Stop the hosts serving it first.
@@ -256,7 +236,7 @@ enum TenantCommand {
         #[arg(long)]
         yes: bool,
         #[command(flatten)]
-        db: DbChoice,
+        location: Location,
     },
     /// Show a tenant's settings, or change them with --set key=value.
     ///
@@ -275,7 +255,7 @@ enum TenantCommand {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
         #[command(flatten)]
-        db: DbChoice,
+        location: Location,
     },
 }
 
@@ -285,9 +265,8 @@ enum KeysCommand {
     /// transaction and write it to the key file; the old key file is kept
     /// as `<key file>.old`. Stop the hosts using the database first.
     Rotate {
-        /// Configuration file (for the database path).
-        #[arg(long, value_name = "FILE", default_value = "connectzero.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        location: Location,
     },
 }
 
@@ -333,12 +312,10 @@ async fn main() -> anyhow::Result<()> {
             db,
             listen,
         } => run_demo(cli.components, db, keep_running, listen).await,
-        Command::Run { config, listen, db } => {
-            run_tenants(cli.components, config, listen, db).await
-        }
+        Command::Run { listen, location } => run_tenants(cli.components, location, listen).await,
         Command::Tenant { command } => tenant_command(command),
-        Command::Doctor { config, tenant } => {
-            let reports = connectzero::doctor::check(&config, tenant.as_deref()).await?;
+        Command::Doctor { tenant, location } => {
+            let reports = connectzero::doctor::check(&location, tenant.as_deref()).await?;
             print!("{}", connectzero::doctor::render(&reports));
             if let Err(failed) = connectzero::doctor::verdict(&reports) {
                 // The checklist already says what failed and how to fix
@@ -362,23 +339,23 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Match {
-            config,
             tenant,
             number,
             direction,
-        } => dry_run_match(cli.components, config, tenant, number, direction).await,
+            location,
+        } => dry_run_match(cli.components, location, tenant, number, direction).await,
         Command::Backfill {
-            config,
             tenant,
             since,
             until,
             with_triggers,
             restart,
             chunk_hours,
+            location,
         } => {
             let tenant_id = tenant.clone();
             let options = connectzero::backfill::BackfillOptions {
-                config,
+                location,
                 tenant,
                 since,
                 until,
@@ -401,13 +378,13 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Replay {
-            config,
             tenant,
             call,
             with_triggers,
+            location,
         } => {
             let result = connectzero::backfill::replay(connectzero::backfill::ReplayOptions {
-                config,
+                location,
                 tenant,
                 call,
                 with_triggers,
@@ -422,8 +399,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys {
-            command: KeysCommand::Rotate { config },
-        } => rotate_keys(&config),
+            command: KeysCommand::Rotate { location },
+        } => rotate_keys(&location),
         Command::Components {
             command: ComponentsCommand::Verify { file, stage },
         } => match verify::verify(&file, stage)? {
@@ -441,34 +418,17 @@ async fn main() -> anyhow::Result<()> {
 
 async fn dry_run_match(
     components: Option<PathBuf>,
-    config_path: PathBuf,
+    location: Location,
     tenant_id: String,
     number: String,
     direction: CallDirection,
 ) -> anyhow::Result<()> {
-    let config = HostConfig::load(&config_path)?;
-    let known: Vec<String> = config.tenants.iter().map(|t| t.id.clone()).collect();
-    let tenant_config = config
-        .tenants
-        .into_iter()
-        .find(|t| t.id == tenant_id)
-        .with_context(|| {
-            format!(
-                "no tenant {tenant_id:?} in {}; it has: {}",
-                config_path.display(),
-                known.join(", ")
-            )
-        })?;
-    let runtime = Runtime::new(components.as_deref())?;
-    // The tenant's own database: token state the host keeps there (e.g. a
-    // rotated refresh token) is shared with `run`. The match stage itself
-    // writes nothing.
-    let storage = Storage::open(config.database.as_ref())?;
-    let pipeline = Pipeline::new(runtime, storage);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let tenant = Tenant::new(tenant_config, http);
+    // The tenant as `run` (and backfill) open it: the file's or the
+    // database's, with its secrets in the encrypted store, so token state
+    // the host keeps there (e.g. a rotated refresh token) is shared with
+    // `run`. The match stage itself writes nothing.
+    let opened = connectzero::backfill::open_tenant(components.as_deref(), &location, &tenant_id)?;
+    let (pipeline, tenant) = (opened.pipeline, opened.tenant);
     let direction = match direction {
         CallDirection::Inbound => Direction::Inbound,
         CallDirection::Outbound => Direction::Outbound,
@@ -513,9 +473,9 @@ async fn start_server(
 }
 
 /// `connectzero keys rotate`.
-fn rotate_keys(config_path: &std::path::Path) -> anyhow::Result<()> {
-    let config = HostConfig::load(config_path)?;
-    let database = std::path::Path::new(&config.database);
+fn rotate_keys(location: &Location) -> anyhow::Result<()> {
+    let found = location.resolve()?;
+    let database = found.database.as_path();
     let storage = Storage::open(database)?;
     let key_file = secrets::default_key_file(database);
     let done = secrets::rotate(&storage, &key_file)?;
@@ -532,33 +492,20 @@ fn rotate_keys(config_path: &std::path::Path) -> anyhow::Result<()> {
 
 async fn run_tenants(
     components: Option<PathBuf>,
-    config_path: PathBuf,
+    location: Location,
     listen: SocketAddr,
-    db: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let mut config = match &db {
-        // A database alone is enough when there is no configuration file.
-        Some(db) if !config_path.exists() => HostConfig {
-            database: db.display().to_string(),
-            tenants: Vec::new(),
-        },
-        _ => HostConfig::load(&config_path)?,
-    };
-    if let Some(db) = &db {
-        config.database = db.display().to_string();
-    }
+    // A database alone is enough when there is no configuration file.
+    let found = location.resolve()?;
+    let (looked_in, file_label) = (found.describe(), found.file_label());
+    let mut config = found.config;
     let storage = Storage::open(config.database.as_ref())?;
     let secrets = secrets::open_store(&storage, config.database.as_ref(), None)?;
     let stored = tenants::load_for_run(&secrets)?;
-    config.tenants = tenants::union(
-        std::mem::take(&mut config.tenants),
-        stored,
-        &config_path.display().to_string(),
-    )?;
+    config.tenants = tenants::union(std::mem::take(&mut config.tenants), stored, &file_label)?;
     anyhow::ensure!(
         !config.tenants.is_empty(),
-        "no tenants: add a [[tenants]] section to {} or run `connectzero tenant add`",
-        config_path.display()
+        "no tenants in {looked_in}: add a [[tenants]] section to the configuration file or run `connectzero tenant add`"
     );
     // Tenants sharing a 3CX split its calls by route; tenants sharing a
     // CRM location from different 3CX systems get distinct call keys.
@@ -869,29 +816,13 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// The database a `tenant` command works on and the configuration file's
-/// tenants (with the file's name), if there is a file.
+/// tenants (with the file's name for messages), if there is a file.
 fn tenant_database(
-    choice: &DbChoice,
+    location: &Location,
 ) -> anyhow::Result<(PathBuf, Vec<connectzero::config::TenantConfig>, String)> {
-    let default = PathBuf::from("connectzero.toml");
-    let config_path = match &choice.config {
-        Some(path) => Some(path.clone()),
-        None if default.exists() => Some(default),
-        None => None,
-    };
-    let config = config_path.as_deref().map(HostConfig::load).transpose()?;
-    let file = config_path.as_ref().map_or_else(
-        || "the configuration file".to_string(),
-        |p| p.display().to_string(),
-    );
-    let db = match (&choice.db, &config) {
-        (Some(db), _) => db.clone(),
-        (None, Some(config)) => PathBuf::from(&config.database),
-        (None, None) => anyhow::bail!(
-            "which database? give --db FILE, or --config FILE for the configuration's database"
-        ),
-    };
-    Ok((db, config.map(|c| c.tenants).unwrap_or_default(), file))
+    let found = location.resolve()?;
+    let file = found.file_label();
+    Ok((found.database, found.config.tenants, file))
 }
 
 /// `connectzero tenant …`.
@@ -907,9 +838,9 @@ fn tenant_command(command: TenantCommand) -> anyhow::Result<()> {
             crm_url,
             secrets_stdin,
             sets,
-            db,
+            location,
         } => {
-            let (db, file_tenants, file) = tenant_database(&db)?;
+            let (db, file_tenants, file) = tenant_database(&location)?;
             let stdin = if secrets_stdin {
                 let mut text = String::new();
                 std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
@@ -956,8 +887,8 @@ fn tenant_command(command: TenantCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        TenantCommand::List { db } => {
-            let (db, file_tenants, file) = tenant_database(&db)?;
+        TenantCommand::List { location } => {
+            let (db, file_tenants, file) = tenant_database(&location)?;
             let storage = Storage::open(&db)?;
             let stored = tenants::stored(&storage)?;
             let rows = file_tenants
@@ -999,8 +930,8 @@ fn tenant_command(command: TenantCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        TenantCommand::Remove { id, yes, db } => {
-            let (db, file_tenants, file) = tenant_database(&db)?;
+        TenantCommand::Remove { id, yes, location } => {
+            let (db, file_tenants, file) = tenant_database(&location)?;
             if file_tenants.iter().any(|t| t.id == id) {
                 return Err(tenants::TenantsError::InConfigFile { id, file }.into());
             }
@@ -1016,8 +947,8 @@ fn tenant_command(command: TenantCommand) -> anyhow::Result<()> {
             println!("removed tenant {id} and its data from {}", db.display());
             Ok(())
         }
-        TenantCommand::Settings { id, sets, db } => {
-            let (db, file_tenants, file) = tenant_database(&db)?;
+        TenantCommand::Settings { id, sets, location } => {
+            let (db, file_tenants, file) = tenant_database(&location)?;
             let storage = Storage::open(&db)?;
             let mut config = match file_tenants.into_iter().find(|t| t.id == id) {
                 Some(_) if !sets.is_empty() => {

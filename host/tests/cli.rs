@@ -85,3 +85,204 @@ fn bench_prints_the_boundary_figures() {
         assert!(stdout.contains(label), "no {label:?} in:\n{stdout}");
     }
 }
+
+/// Every subcommand that reads tenants or the database, with the least
+/// arguments it needs to get as far as looking for them.
+const READS_TENANTS: &[&[&str]] = &[
+    &["run", "--listen", "127.0.0.1:0"],
+    &["doctor"],
+    &["match", "--tenant", "acme", "+14155550101"],
+    &["backfill", "--tenant", "acme", "--since", "2026-01-01"],
+    &["replay", "--tenant", "acme", "--call", "3cx:1@5"],
+    &["keys", "rotate"],
+    &[
+        "tenant",
+        "add",
+        "acme",
+        "--pbx-url",
+        "https://acme.3cx.example",
+        "--pbx-client-id",
+        "cz",
+        "--crm-location",
+        "loc",
+        "--crm-provider",
+        "prov",
+        "--crm-client-id",
+        "app",
+    ],
+    &["tenant", "list"],
+    &["tenant", "settings", "acme"],
+    &["tenant", "remove", "acme"],
+];
+
+/// The binary in `dir` with none of the caller's settings that change
+/// where it looks, nor a backtrace request.
+fn in_dir(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir);
+    for name in [
+        "CONNECTZERO_CONFIG",
+        "CONNECTZERO_DB",
+        "CONNECTZERO_KEY",
+        "CONNECTZERO_PBX_CLIENT_SECRET",
+        "CONNECTZERO_CRM_CLIENT_SECRET",
+        "CONNECTZERO_ACTION_SECRET",
+        "RUST_BACKTRACE",
+        "RUST_LIB_BACKTRACE",
+        "RUST_LOG",
+    ] {
+        command.env_remove(name);
+    }
+    command
+}
+
+/// The subcommand's name as typed (`tenant add`), without its arguments.
+fn name_of(args: &[&str]) -> String {
+    let words = if matches!(args[0], "keys" | "tenant") {
+        2
+    } else {
+        1
+    };
+    args[..words].join(" ")
+}
+
+/// The same two options, documented once: each subcommand's help shows
+/// them under one heading with the same text and environment variables.
+#[test]
+fn every_subcommand_that_reads_tenants_takes_the_same_location_options() {
+    let mut first: Option<(String, String)> = None;
+    for args in READS_TENANTS {
+        let name = name_of(args);
+        let mut help_args: Vec<&str> = name.split(' ').collect();
+        help_args.push("--help");
+        let output = Command::new(BIN).args(&help_args).output().unwrap();
+        let help = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{name} --help: {output:?}");
+        let options = help
+            .split_once("Where the tenants are:")
+            .unwrap_or_else(|| panic!("no location options in `{name} --help`:\n{help}"))
+            .1
+            // `--help` lays out long and short help differently.
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for part in [
+            "--config <FILE>",
+            "--db <FILE>",
+            "[env: CONNECTZERO_CONFIG=]",
+            "[env: CONNECTZERO_DB=]",
+            "connectzero.toml",
+            "connectzero.db",
+        ] {
+            assert!(
+                options.contains(part),
+                "no {part:?} in `{name} --help`:\n{help}"
+            );
+        }
+        match &first {
+            None => first = Some((name, options)),
+            Some((first_name, first_options)) => assert_eq!(
+                &options, first_options,
+                "`{name} --help` and `{first_name} --help` describe them differently"
+            ),
+        }
+    }
+}
+
+/// Neither a configuration file nor a database: one line saying what was
+/// looked for and the two ways to fix it, a non-zero exit, no backtrace.
+#[test]
+fn without_a_configuration_file_or_database_every_subcommand_says_what_it_looked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in READS_TENANTS {
+        let name = name_of(args);
+        let output = in_dir(dir.path()).args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "`{name}` succeeded: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "`{name}`:\n{stderr}");
+        for part in [
+            "connectzero.toml",
+            "connectzero.db",
+            &dir.path().display().to_string(),
+            "--config FILE",
+            "CONNECTZERO_CONFIG",
+            "--db FILE",
+            "CONNECTZERO_DB",
+        ] {
+            assert!(
+                stderr.contains(part),
+                "no {part:?} from `{name}`:\n{stderr}"
+            );
+        }
+        assert!(!stderr.contains("backtrace"), "`{name}`:\n{stderr}");
+    }
+    // Nothing was created while looking.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `--db`, `--config` and their environment variables mean the same in
+/// every subcommand: doctor (which once had no `--db`) finds a database
+/// alone; the flag wins over the variable; the file's `database` is used
+/// when no database is named; `connectzero.db` is found by default.
+#[test]
+fn the_database_and_configuration_are_found_the_same_way_by_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let output = in_dir(dir.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    };
+
+    let (ok, text) = run(&["doctor", "--db", "flag.db"], &[]);
+    assert!(!ok);
+    assert!(
+        text.contains("no tenants configured in the database flag.db"),
+        "{text}"
+    );
+    let (ok, text) = run(&["doctor"], &[("CONNECTZERO_DB", "env.db")]);
+    assert!(!ok);
+    assert!(
+        text.contains("no tenants configured in the database env.db"),
+        "{text}"
+    );
+    let (ok, text) = run(
+        &["tenant", "list", "--db", "flag.db"],
+        &[("CONNECTZERO_DB", "other.db")],
+    );
+    assert!(ok && text.contains("no tenants"), "{text}");
+    assert!(!dir.path().join("other.db").exists());
+
+    std::fs::write(dir.path().join("cz.toml"), "database = \"from-file.db\"\n").unwrap();
+    let (ok, text) = run(&["tenant", "list"], &[("CONNECTZERO_CONFIG", "cz.toml")]);
+    assert!(ok && text.contains("no tenants"), "{text}");
+    assert!(dir.path().join("from-file.db").exists());
+    let (ok, text) = run(&["doctor", "--config", "cz.toml", "--tenant", "acme"], &[]);
+    assert!(!ok);
+    assert!(
+        text.contains("cz.toml or the database from-file.db"),
+        "{text}"
+    );
+    // A named configuration file must exist.
+    let (ok, text) = run(&["tenant", "list", "--config", "absent.toml"], &[]);
+    assert!(!ok && text.contains("reading absent.toml"), "{text}");
+
+    // connectzero.db in the current directory, with nothing named.
+    let (ok, text) = run(&["tenant", "list", "--db", "connectzero.db"], &[]);
+    assert!(ok, "{text}");
+    let (ok, text) = run(&["doctor", "--tenant", "acme"], &[]);
+    assert!(!ok);
+    assert!(
+        text.contains("no tenant \"acme\" in the database connectzero.db"),
+        "{text}"
+    );
+}

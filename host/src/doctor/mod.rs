@@ -22,12 +22,12 @@ pub use pbx::{
 };
 pub use report::{Check, Status, TenantReport, render, verdict};
 
-use crate::config::{HostConfig, Secret, TenantConfig};
+use crate::config::{Secret, TenantConfig};
 use crate::credentials::names::{CRM_CLIENT_SECRET, CRM_REFRESH_TOKEN, PBX_CLIENT_SECRET};
+use crate::location::Location;
 use crate::secrets::{SecretStore, SecretsError};
 use crate::storage::{Storage, TenantAuth};
 use anyhow::Context;
-use std::path::Path;
 use std::time::Duration;
 
 /// Longest wait for one answer: a PBX that takes longer is not reachable
@@ -41,24 +41,25 @@ pub const SECRETS: &str = "stored secrets";
 /// Name of the check of how tenants sharing one 3CX split its calls.
 pub const ROUTING: &str = "call routing on a shared 3CX";
 
-/// Check every tenant of the configuration file at `config_path` (or only
-/// `tenant`). Errors are reserved for an unreadable file or an unknown
-/// tenant; everything about a tenant is a line of its report.
-pub async fn check(config_path: &Path, tenant: Option<&str>) -> anyhow::Result<Vec<TenantReport>> {
-    let text = std::fs::read_to_string(config_path)
-        .with_context(|| format!("reading {}", config_path.display()))?;
-    // Not `HostConfig::load`: it stops at the first invalid tenant, and
-    // doctor's job is to report each problem as a line with its fix.
-    let config: HostConfig = toml::from_str(&text)
-        .with_context(|| format!("{} is not a valid configuration", config_path.display()))?;
-    let database = Path::new(&config.database);
+/// Check every tenant of the configuration file and the database at
+/// `location` (or only `tenant`). Errors are reserved for an unreadable
+/// file, no file or database at all, or an unknown tenant; everything
+/// about a tenant is a line of its report.
+pub async fn check(location: &Location, tenant: Option<&str>) -> anyhow::Result<Vec<TenantReport>> {
+    // Unchecked: a check that stops at the first invalid tenant would hide
+    // the others, and doctor's job is to report each problem as a line
+    // with its fix.
+    let found = location.resolve_unchecked()?;
+    let looked_in = found.describe();
+    let file_label = found.file_label();
+    let database = found.database.as_path();
     let storage = Storage::open(database)?;
     // The tenants `run` serves: the file's and those added with
     // `connectzero tenant add`.
     let all = crate::tenants::union(
-        config.tenants,
+        found.config.tenants,
         crate::tenants::stored(&storage)?,
-        &config_path.display().to_string(),
+        &file_label,
     )?;
     // Routing is judged across every tenant on a 3CX, even when only one
     // tenant is checked.
@@ -70,8 +71,7 @@ pub async fn check(config_path: &Path, tenant: Option<&str>) -> anyhow::Result<V
             let chosen: Vec<TenantConfig> = all.into_iter().filter(|t| t.id == id).collect();
             anyhow::ensure!(
                 !chosen.is_empty(),
-                "no tenant {id:?} in {}; its tenants are: {}",
-                config_path.display(),
+                "no tenant {id:?} in {looked_in}; its tenants are: {}",
                 known.join(", ")
             );
             chosen
@@ -79,8 +79,7 @@ pub async fn check(config_path: &Path, tenant: Option<&str>) -> anyhow::Result<V
     };
     anyhow::ensure!(
         !tenants.is_empty(),
-        "no tenants configured in {}: add a [[tenants]] section or run `connectzero tenant add`",
-        config_path.display()
+        "no tenants configured in {looked_in}: add a [[tenants]] section or run `connectzero tenant add`"
     );
     // The secrets as `connectzero run` sees them: the database (created on
     // first use, as `run` does) holds the encrypted ones and receives the
