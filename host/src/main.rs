@@ -720,8 +720,13 @@ async fn run_demo(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(WAVE_PAUSE).await;
+        // The wave hangs up at once, then its calls land in history. (A
+        // callback still listed as ringing while the call it returns is
+        // written would look like that call going on, and hold it.)
         for plan in wave {
             world.pbx.remove_active_call(plan.call_id);
+        }
+        for plan in wave {
             // A callback starts after the call it returns has ended: hold
             // it until then (a few seconds at most in the demo).
             if let Some(not_before) = demo::callback_not_before(&placed, plan) {

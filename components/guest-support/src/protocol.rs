@@ -28,6 +28,13 @@ use serde::{Deserialize, Serialize};
 /// only a slightly longer re-read window.
 pub const ENDED_GRACE_MS: i64 = 60 * 1000;
 
+/// How much later than a call's newest visible segment ended a sighting
+/// may have begun and still be that call: `EstablishedAt` may be the
+/// answer time, which is when the queue or ring-group segment before it
+/// ended. [ASSUMED] 30 s covers the gap between two segments of one call
+/// (the same bound as call grouping's reissue gap).
+pub const SIGHTING_SLACK_MS: i64 = 30 * 1000;
+
 /// The longest a call in progress holds the cursor back. A call that has
 /// been in `ActiveCalls` for longer than this no longer holds the cursor,
 /// so one stuck entry in 3CX cannot make every poll re-read an ever
@@ -162,6 +169,11 @@ pub struct Sighting {
     pub last_seen: i64,
     /// Whether the latest read listed it.
     pub active: bool,
+    /// PBX time of the first read that no longer listed it; the grace
+    /// runs from here (not from `last_seen`, so ticks far apart never
+    /// shorten it).
+    #[serde(default)]
+    pub gone_since: Option<i64>,
     /// The numbers on either side (`Caller`, `Callee`), digits only.
     pub numbers: Vec<String>,
 }
@@ -183,13 +195,16 @@ pub struct Listed {
 /// later); calls no longer listed stay, inactive, until
 /// [`ENDED_GRACE_MS`] after they were last seen. Sorted by id.
 pub fn merge_sightings(previous: &[Sighting], listed: &[Listed], pbx_now: i64) -> Vec<Sighting> {
+    let before: std::collections::HashMap<i32, &Sighting> =
+        previous.iter().map(|s| (s.id, s)).collect();
     let mut out: Vec<Sighting> = Vec::with_capacity(listed.len() + previous.len());
     for call in listed {
-        let before = previous.iter().find(|s| s.id == call.id);
-        let first_seen = before.map_or(pbx_now, |s| s.since);
+        let first_seen = before.get(&call.id).map_or(pbx_now, |s| s.since);
+        // A start in the future is a clock error: it would hold nothing.
         let since = call
             .established_at
-            .map_or(first_seen, |at| at.min(first_seen));
+            .map_or(first_seen, |at| at.min(first_seen))
+            .min(pbx_now);
         let mut numbers: Vec<String> = call.sides.iter().filter_map(|s| party_number(s)).collect();
         numbers.sort();
         numbers.dedup();
@@ -198,16 +213,20 @@ pub fn merge_sightings(previous: &[Sighting], listed: &[Listed], pbx_now: i64) -
             since,
             last_seen: pbx_now,
             active: true,
+            gone_since: None,
             numbers,
         });
     }
+    let listed_ids: std::collections::HashSet<i32> = listed.iter().map(|c| c.id).collect();
     for old in previous {
-        if out.iter().any(|s| s.id == old.id) {
+        if listed_ids.contains(&old.id) {
             continue;
         }
-        if pbx_now.saturating_sub(old.last_seen) <= ENDED_GRACE_MS {
+        let gone_since = old.gone_since.unwrap_or(pbx_now);
+        if pbx_now.saturating_sub(gone_since) <= ENDED_GRACE_MS {
             out.push(Sighting {
                 active: false,
+                gone_since: Some(gone_since),
                 ..old.clone()
             });
         }
@@ -223,13 +242,11 @@ pub fn merge_sightings(previous: &[Sighting], listed: &[Listed], pbx_now: i64) -
 /// [ASSUMED] the "number name" shape of `Caller`/`Callee` (NOTES §4);
 /// it is read only here.
 pub fn party_number(side: &str) -> Option<String> {
-    let digits: String = side
-        .trim()
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'))
-        .filter(char::is_ascii_digit)
-        .collect();
-    (!digits.is_empty()).then_some(digits)
+    // The first run of dialling characters that holds a digit, wherever
+    // it is ("Dana (+1 415-555-0101)" as well as "101 Alice Smith").
+    side.split(|c: char| !(c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.')))
+        .map(|run| run.chars().filter(char::is_ascii_digit).collect::<String>())
+        .find(|digits| !digits.is_empty())
 }
 
 /// Whether two numbers (digits only) are the same party: equal, or, for
@@ -265,13 +282,24 @@ pub enum Completeness {
 /// Once a leg that ended after the last sighting is visible, the call's
 /// end is written: complete. A call is never held longer than the grace
 /// after 3CX stopped listing it.
-pub fn completeness(numbers: &[String], newest_end: i64, sightings: &[Sighting]) -> Completeness {
+pub fn completeness(
+    numbers: &[String],
+    newest_end: i64,
+    sightings: &[Sighting],
+    pbx_now: i64,
+) -> Completeness {
     for s in sightings {
         let same_party = s
             .numbers
             .iter()
             .any(|n| numbers.iter().any(|m| same_number(n, m)));
-        if !same_party || s.since > newest_end {
+        // `since` may be when the call was answered (`EstablishedAt`),
+        // a moment after its queue segment ended: the slack keeps that
+        // call recognised. A sighting older than the hold limit (a stuck
+        // entry in 3CX) holds nothing, as it holds no cursor.
+        let begun_after = s.since > newest_end.saturating_add(SIGHTING_SLACK_MS);
+        let stuck = pbx_now.saturating_sub(s.since) > MAX_ACTIVE_HOLD_MS;
+        if !same_party || begun_after || stuck {
             continue;
         }
         if s.active || s.last_seen > newest_end {
@@ -307,11 +335,15 @@ pub struct CursorFacts {
 ///
 /// The `ActiveCalls` read must be made *before* the history read: a call
 /// that ends in between is then either listed (held) or written (read).
+/// A call that *begins* in between is neither (listed too late, not
+/// written yet) while a shorter one begun after it may already be read:
+/// the cursor never passes `pbx_now`, the time of that read.
 pub fn next_cursor(facts: &CursorFacts) -> Option<i64> {
     let mut next = match (facts.stored, facts.newest_leg_start) {
         (Some(s), Some(n)) => s.max(n),
         (s, n) => s.or(n)?,
     };
+    next = next.min(facts.pbx_now);
     let floor = facts.pbx_now.saturating_sub(MAX_ACTIVE_HOLD_MS);
     for s in &facts.sightings {
         next = next.min(s.since.max(floor));
@@ -397,45 +429,86 @@ mod tests {
         // EstablishedAt later than the first sighting does not move it on.
         let again = merge_sightings(&first, &[listed(7, Some(12_000), "+14155550101")], 13_000);
         assert_eq!((again[0].since, again[0].last_seen), (10_000, 13_000));
-        let gone = merge_sightings(&again, &[], 13_000 + ENDED_GRACE_MS);
+        let gone = merge_sightings(&again, &[], 14_000);
         assert!(!gone[0].active);
-        assert!(merge_sightings(&gone, &[], 13_001 + ENDED_GRACE_MS).is_empty());
+        let still = merge_sightings(&gone, &[], 14_000 + ENDED_GRACE_MS);
+        assert_eq!(still.len(), 1);
+        assert!(merge_sightings(&still, &[], 14_001 + ENDED_GRACE_MS).is_empty());
     }
 
     #[test]
     fn a_call_waits_while_a_sighting_of_its_caller_goes_on_or_may_lack_its_end() {
         let s = |active, last_seen| Sighting {
             id: 7,
-            since: 1_000,
+            since: 100_000,
             last_seen,
             active,
+            gone_since: None,
             numbers: vec!["14155550101".into()],
         };
+        let now = 200_000;
         let caller = vec!["4155550101".to_string()];
-        // Queue segment ended at 5 000; the call is still listed.
+        // Queue segment ended at 99 000, the call answered (and first
+        // listed) at 100 000; it is still listed.
         assert_eq!(
-            completeness(&caller, 5_000, &[s(true, 9_000)]),
+            completeness(&caller, 99_000, &[s(true, 190_000)], now),
             Completeness::Waiting(7)
         );
         // No longer listed, last seen after the visible segment ended.
         assert_eq!(
-            completeness(&caller, 5_000, &[s(false, 9_000)]),
+            completeness(&caller, 99_000, &[s(false, 190_000)], now),
             Completeness::Waiting(7)
         );
         // The segment that ended it is visible.
         assert_eq!(
-            completeness(&caller, 9_500, &[s(false, 9_000)]),
+            completeness(&caller, 190_500, &[s(false, 190_000)], now),
             Completeness::Complete
         );
-        // Another party's call, or a later call of the same party.
+        // Another party's call, or a call of the same party that ended
+        // well before this sighting began.
         assert_eq!(
-            completeness(&["999".into()], 5_000, &[s(true, 9_000)]),
+            completeness(&["999".into()], 99_000, &[s(true, 190_000)], now),
             Completeness::Complete
         );
         assert_eq!(
-            completeness(&caller, 500, &[s(true, 9_000)]),
+            completeness(&caller, 50_000, &[s(true, 190_000)], now),
             Completeness::Complete
         );
+        // A sighting older than the hold limit is a stuck entry.
+        assert_eq!(
+            completeness(&caller, 99_000, &[s(true, 190_000)], 100_001 + MAX_ACTIVE_HOLD_MS),
+            Completeness::Complete
+        );
+    }
+
+    #[test]
+    fn the_number_of_a_side_is_found_wherever_it_is() {
+        assert_eq!(party_number("101 Alice Smith").as_deref(), Some("101"));
+        assert_eq!(
+            party_number("Dana (+1 415-555-0101)").as_deref(),
+            Some("14155550101")
+        );
+        assert_eq!(party_number("Anonymous"), None);
+    }
+
+    #[test]
+    fn the_grace_runs_from_the_first_read_without_the_call() {
+        let listed = [listed(7, Some(1_000), "+14155550101")];
+        let seen = merge_sightings(&[], &listed, 2_000);
+        // The next read comes ten minutes later (a slow tick): the call
+        // is gone, and stays a sighting for the whole grace from now.
+        let later = 2_000 + 10 * 60 * 1000;
+        let gone = merge_sightings(&seen, &[], later);
+        assert_eq!(gone[0].gone_since, Some(later));
+        assert_eq!(merge_sightings(&gone, &[], later + ENDED_GRACE_MS).len(), 1);
+        assert!(merge_sightings(&gone, &[], later + ENDED_GRACE_MS + 1).is_empty());
+        // A start in the future (clock error) is clamped to now.
+        let future = merge_sightings(&[], &[listed_at(8, 9_999_999)], 5_000);
+        assert_eq!(future[0].since, 5_000);
+    }
+
+    fn listed_at(id: i32, established: i64) -> Listed {
+        listed(id, Some(established), "+14155550101")
     }
 
     #[test]
@@ -445,6 +518,7 @@ mod tests {
             since: 1_000,
             last_seen: 50_000,
             active: true,
+            gone_since: None,
             numbers: vec![],
         };
         let facts = CursorFacts {
@@ -475,5 +549,19 @@ mod tests {
         };
         assert_eq!(next_cursor(&stuck), Some(100_000));
         assert_eq!(next_cursor(&CursorFacts::default()), None);
+    }
+
+    #[test]
+    fn the_cursor_never_passes_the_active_calls_read() {
+        // A call begun after the ActiveCalls read is not listed and, while
+        // it goes on, not written; a shorter one begun after it may be.
+        let facts = CursorFacts {
+            stored: Some(1_000),
+            newest_leg_start: Some(20_000),
+            unsettled_starts: vec![],
+            sightings: vec![],
+            pbx_now: 10_000,
+        };
+        assert_eq!(next_cursor(&facts), Some(10_000));
     }
 }

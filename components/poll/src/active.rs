@@ -33,49 +33,26 @@ struct Stored {
 pub struct Observed {
     /// The sightings, for the completeness of calls read.
     pub sightings: Vec<Sighting>,
-    /// What holds the cursor: the sightings, plus a hold at the stored
-    /// cursor when `ActiveCalls` could not be read.
-    pub holds: Vec<Sighting>,
     /// Now, on the PBX's clock.
     pub pbx_now: i64,
 }
 
 /// Read `ActiveCalls`, merge it into the remembered sightings and store
-/// them. When 3CX does not answer, a call going on now is unknown: the
-/// last sightings stand, and the cursor is held where it is (`cursor`),
-/// so the calls read are still posted but nothing is passed that may
-/// belong to a call not yet written.
+/// them. When 3CX does not answer, the poll fails (the tick reports it and
+/// retries): without the list, a call going on now is unknown, and moving
+/// the cursor or posting a call whose later segments may still come could
+/// lose or freeze it.
 pub fn observe(
     bucket: &Bucket,
     api: &ApiClient,
     now: i64,
-    cursor: i64,
     page_size: u32,
 ) -> Result<Observed, StageError> {
     let stored: Stored = kv::get_json(bucket, SIGHTINGS_KEY)?.unwrap_or_default();
-    let active = match xapi::active_calls(api, now, page_size) {
-        Ok(active) => active,
-        Err(error) => {
-            eprintln!(
-                "poll: ActiveCalls could not be read, the cursor waits: {}",
-                guest_support::api::describe(&error)
-            );
-            let pbx_now = now + stored.pbx_offset_ms;
-            let mut holds = stored.sightings.clone();
-            holds.push(Sighting {
-                id: 0,
-                since: cursor,
-                last_seen: pbx_now,
-                active: true,
-                numbers: Vec::new(),
-            });
-            return Ok(Observed {
-                sightings: stored.sightings,
-                holds,
-                pbx_now,
-            });
-        }
-    };
+    let active = xapi::active_calls(api, now, page_size).map_err(|error| match error {
+        StageError::InvalidData(why) => StageError::InvalidData(format!("ActiveCalls: {why}")),
+        other => other,
+    })?;
     let pbx_offset_ms = active
         .server_now
         .map_or(stored.pbx_offset_ms, |server| server - now);
@@ -98,16 +75,12 @@ pub fn observe(
     if next != stored {
         kv::set_json(bucket, SIGHTINGS_KEY, &next)?;
     }
-    Ok(Observed {
-        holds: sightings.clone(),
-        sightings,
-        pbx_now,
-    })
+    Ok(Observed { sightings, pbx_now })
 }
 
 /// Whether `call` is complete, given the sightings: the parties compared
 /// are its outside numbers, or its extensions for an internal call.
-pub fn completeness(call: &Call, sightings: &[Sighting]) -> Completeness {
+pub fn completeness(call: &Call, sightings: &[Sighting], pbx_now: i64) -> Completeness {
     if sightings.is_empty() {
         return Completeness::Complete;
     }
@@ -130,5 +103,5 @@ pub fn completeness(call: &Call, sightings: &[Sighting]) -> Completeness {
         .map(|l| l.end_time)
         .max()
         .unwrap_or(call.start_time);
-    protocol::completeness(&numbers, newest_end, sightings)
+    protocol::completeness(&numbers, newest_end, sightings, pbx_now)
 }

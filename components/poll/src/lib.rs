@@ -54,65 +54,27 @@ impl Guest for Poll {
         let bucket = kv::open()?;
         let now = time::now_ms();
         let cursor = kv::get_json::<i64>(&bucket, CURSOR_KEY)?.unwrap_or(now - INITIAL_LOOKBACK_MS);
-        let from = cursor - i64::from(settings.overlap_window_secs) * 1000;
         let api = xapi::client(&settings);
-
         // Calls in progress first, then history: a call that ends between
         // the two reads is then either listed (and holds the cursor) or
         // written (and read). See `protocol::next_cursor`.
-        let active = active::observe(&bucket, &api, now, cursor, settings.page_size)?;
-        let (rows, more) = xapi::call_history_since(&api, from, settings.page_size)?;
-        let (legs, rejected) = parse_rows(&rows);
-        let newest_leg_start = legs.iter().map(|l| l.start_time).max();
-        // A read cut at the bound: rows starting at the last start read may
-        // continue on the next page, and so may the calls that were still
-        // going on then. Those wait for the next tick (it reads on from the
-        // cursor held before them).
-        let boundary = more.then_some(newest_leg_start).flatten();
-        let mut facts = CursorFacts {
-            stored: Some(cursor),
-            newest_leg_start,
-            unsettled_starts: Vec::new(),
-            sightings: active.holds.clone(),
-            pbx_now: active.pbx_now,
-        };
-        if let Some(boundary) = boundary {
-            facts.unsettled_starts.push(boundary);
+        let active = active::observe(&bucket, &api, now, settings.page_size)?;
+        let first = read_history(&settings, &api, &active, cursor, now, xapi::MAX_ROWS_PER_POLL)?;
+        if !first.cut || first.batch.high_water > cursor {
+            return Ok(first.batch);
         }
-        if legs.is_empty() {
-            return Ok(PollBatch {
-                calls: Vec::new(),
-                rejected,
-                high_water: protocol::next_cursor(&facts).unwrap_or(cursor),
-            });
+        // The bounded read let the cursor move nowhere: a call in progress
+        // (or waiting for its last segment) holds it before more rows than
+        // the bound. Read further once, so the calls behind the hold are
+        // not starved; beyond that the tenant waits for the call to end.
+        let deeper = read_history(&settings, &api, &active, cursor, now, xapi::MAX_ROWS_HELD_BACK)?;
+        if deeper.cut && deeper.batch.high_water <= cursor {
+            eprintln!(
+                "poll: more than {} history rows behind a call in progress; calls after them wait until it ends",
+                xapi::MAX_ROWS_HELD_BACK
+            );
         }
-        let call_log_until = match boundary {
-            Some(boundary) => boundary.saturating_add(1),
-            None => now.max(newest_leg_start.unwrap_or(now)) + CLOCK_SKEW_MS,
-        };
-        let call_log = xapi::call_log(&api, from, call_log_until, settings.page_size)?;
-        let owners = xapi::extension_owners(&api, settings.page_size)?;
-        let mut calls = Vec::new();
-        for call in grouping::group_calls(legs, &call_log, &owners) {
-            if let Some(boundary) = boundary
-                && !grouping::ended_before(&call, boundary)
-            {
-                facts.unsettled_starts.push(call.start_time);
-                continue;
-            }
-            match active::completeness(&call, &active.sightings) {
-                Completeness::Complete => calls.push(call),
-                // Its later segments are not written yet: neither posted
-                // now (it would freeze as a partial call) nor passed by
-                // the cursor.
-                Completeness::Waiting(_) => facts.unsettled_starts.push(call.start_time),
-            }
-        }
-        Ok(PollBatch {
-            calls,
-            rejected,
-            high_water: protocol::next_cursor(&facts).unwrap_or(cursor),
-        })
+        Ok(deeper.batch)
     }
 
     fn fetch_window(
@@ -177,6 +139,90 @@ impl Guest for Poll {
         }
         Ok(())
     }
+}
+
+/// One bounded read of the live window: the batch, and whether the read
+/// stopped at `max_rows` with more to come.
+struct Read {
+    batch: PollBatch,
+    cut: bool,
+}
+
+/// Read at most `max_rows` history rows from the cursor minus the overlap
+/// window, group them into calls, and keep the calls that are complete
+/// and whole within the read; the batch's high-water says how far the
+/// cursor may move.
+fn read_history(
+    settings: &TenantSettings,
+    api: &guest_support::api::ApiClient,
+    active: &active::Observed,
+    cursor: i64,
+    now: i64,
+    max_rows: u32,
+) -> Result<Read, StageError> {
+    let from = cursor - i64::from(settings.overlap_window_secs) * 1000;
+    let (parsed, more) =
+        xapi::call_history_since(api, from, settings.page_size, max_rows, |row| {
+            history::parse_row(&row).map_err(|reason| RejectedRow {
+                leg_id: history::leg_id_of(&row),
+                reason,
+            })
+        })?;
+    let (legs, rejected): (Vec<_>, Vec<_>) = parsed.into_iter().partition(Result::is_ok);
+    let legs: Vec<CallLeg> = legs.into_iter().filter_map(Result::ok).collect();
+    let rejected: Vec<RejectedRow> = rejected.into_iter().filter_map(Result::err).collect();
+    let newest_leg_start = legs.iter().map(|l| l.start_time).max();
+    // A read cut at the bound: rows starting at the last start read may
+    // continue on the next page, and so may the calls that were still
+    // going on then. Those wait for the next tick (it reads on from the
+    // cursor held before them).
+    let boundary = more.then_some(newest_leg_start).flatten();
+    let mut facts = CursorFacts {
+        stored: Some(cursor),
+        newest_leg_start,
+        unsettled_starts: boundary.into_iter().collect(),
+        sightings: active.sightings.clone(),
+        pbx_now: active.pbx_now,
+    };
+    if legs.is_empty() {
+        return Ok(Read {
+            batch: PollBatch {
+                calls: Vec::new(),
+                rejected,
+                high_water: protocol::next_cursor(&facts).unwrap_or(cursor),
+            },
+            cut: more,
+        });
+    }
+    let call_log_until = match boundary {
+        Some(boundary) => boundary.saturating_add(1),
+        None => now.max(newest_leg_start.unwrap_or(now)) + CLOCK_SKEW_MS,
+    };
+    let call_log = xapi::call_log(api, from, call_log_until, settings.page_size)?;
+    let owners = xapi::extension_owners(api, settings.page_size)?;
+    let mut calls = Vec::new();
+    for call in grouping::group_calls(legs, &call_log, &owners) {
+        if let Some(boundary) = boundary
+            && !grouping::ended_before(&call, boundary)
+        {
+            facts.unsettled_starts.push(call.start_time);
+            continue;
+        }
+        match active::completeness(&call, &active.sightings, active.pbx_now) {
+            Completeness::Complete => calls.push(call),
+            // Its later segments are not written yet: neither posted now
+            // (it would freeze as a partial call) nor passed by the cursor.
+            Completeness::Waiting(_) => facts.unsettled_starts.push(call.start_time),
+        }
+    }
+    Ok(Read {
+        batch: PollBatch {
+            calls,
+            rejected,
+            high_water: protocol::next_cursor(&facts).unwrap_or(cursor),
+        },
+        cut: more,
+    })
 }
 
 /// Parse call-history rows into legs; unreadable rows are reported, not

@@ -32,29 +32,38 @@ pub fn client(settings: &TenantSettings) -> ApiClient {
     )
 }
 
-/// Most `CallHistoryView` rows one live poll reads. A backlog (first start
-/// on a busy PBX, a day-long CRM outage) is read this much per tick, so
-/// a tick's time and the component's memory stay bounded whatever the
-/// backlog; it is far more than a PBX writes between two polls.
+/// Most `CallHistoryView` rows one live poll reads at first. A backlog
+/// (first start on a busy PBX, a day-long CRM outage) is read this much
+/// per tick, so a tick's time and the component's memory stay bounded
+/// whatever the backlog; it is far more than a PBX writes between two
+/// polls.
 pub const MAX_ROWS_PER_POLL: u32 = 5_000;
 
+/// Most rows a poll reads when the first [`MAX_ROWS_PER_POLL`] did not let
+/// the cursor move (a call in progress holds it far back on a busy PBX).
+/// Rows are parsed page by page, so only the legs are held.
+pub const MAX_ROWS_HELD_BACK: u32 = 50_000;
+
 /// `CallHistoryView` rows that started at or after `from_ms`, oldest
-/// first, following `$top`/`$skip` paging until a short page or
-/// [`MAX_ROWS_PER_POLL`] (operationId `ListCallHistoryView`). The flag is
-/// true when the read stopped at the bound with more rows to come.
-pub fn call_history_since(
+/// first, each turned into `T` by `parse` as its page arrives, following
+/// `$top`/`$skip` paging until a short page or `max_rows`
+/// (operationId `ListCallHistoryView`). The flag is true when the read
+/// stopped at the bound with more rows to come.
+pub fn call_history_since<T>(
     api: &ApiClient,
     from_ms: i64,
     page_size: u32,
-) -> Result<(Vec<Value>, bool), StageError> {
+    max_rows: u32,
+    parse: impl FnMut(Value) -> T,
+) -> Result<(Vec<T>, bool), StageError> {
     let filter = format!("SegmentStartTime ge {}", format_rfc3339_ms(from_ms));
     let base = format!(
         "/CallHistoryView?$filter={}&$orderby={}",
         urlencoding::encode(&filter),
         urlencoding::encode("SegmentStartTime asc,SegmentId asc"),
     );
-    let pages = MAX_ROWS_PER_POLL.div_ceil(page_size.max(1));
-    read_pages_upto(api, &base, page_size, pages)
+    let pages = max_rows.div_ceil(page_size.max(1));
+    read_pages_with(api, &base, page_size, pages, parse)
 }
 
 /// Every `CallHistoryView` row that started in `[from_ms, until_ms)`,
@@ -107,14 +116,24 @@ pub fn call_log(
         urlencoding::encode(&format_rfc3339_ms(from_ms)),
         urlencoding::encode(&format_rfc3339_ms(to_ms)),
     );
-    let base = format!("{function}?$select=CallId,SegmentId,StartTime,Reason");
+    // A unique order, or `$skip` pages are unstable (NOTES §8).
+    let base = format!(
+        "{function}?$select=CallId,SegmentId,StartTime,Reason&$orderby={}",
+        urlencoding::encode("StartTime asc,SegmentId asc")
+    );
+    // Parsed page by page: a long window holds only the small rows.
+    let (rows, more) = read_pages_with(api, &base, page_size, CALL_LOG_MAX_PAGES, |row| {
+        serde_json::from_value::<Row>(row).ok()
+    })?;
+    if more {
+        return Err(StageError::InvalidData(format!(
+            "GetCallLogData kept returning full pages after {CALL_LOG_MAX_PAGES} pages of {page_size}; check the PBX"
+        )));
+    }
     let mut ids = HashMap::new();
-    for row in read_pages(api, &base, page_size)? {
-        // Rows this client cannot read only lose their grouping: the leg
-        // then posts as a call of its own rather than not at all.
-        let Ok(row) = serde_json::from_value::<Row>(row) else {
-            continue;
-        };
+    // Rows this client cannot read only lose their grouping: the leg then
+    // posts as a call of its own rather than not at all.
+    for row in rows.into_iter().flatten() {
         let (Some(segment), Some(start)) = (row.segment_id, row.start_time) else {
             continue;
         };
@@ -174,6 +193,13 @@ pub fn extension_owners(
     Ok(owners)
 }
 
+/// Most pages of the call log report one poll reads: enough for
+/// [`MAX_ROWS_HELD_BACK`] rows at the smallest page size that reaches it.
+const CALL_LOG_MAX_PAGES: u32 = 2 * MAX_PAGES;
+
+/// Most calls in progress read from `ActiveCalls`.
+const MAX_ACTIVE_CALLS: u32 = 2_000;
+
 /// The calls in progress right now (operationId `ListActiveCall`).
 pub struct ActiveNow {
     /// The calls. Rows without an id are skipped; a missing
@@ -200,10 +226,20 @@ pub fn active_calls(api: &ApiClient, now: i64, page_size: u32) -> Result<ActiveN
     }
     // `Id` is unique: a stable order for paging (NOTES §8).
     let base = format!("/ActiveCalls?$orderby={}", urlencoding::encode("Id asc"));
+    // A PBX has at most a few hundred calls at once (its licence's
+    // simultaneous calls); a list longer than this is broken or hostile,
+    // and is refused rather than kept (every entry would be stored).
+    let pages = MAX_ACTIVE_CALLS.div_ceil(page_size.max(1));
+    let (rows, more) = read_pages_upto(api, &base, page_size, pages)?;
+    if more {
+        return Err(StageError::InvalidData(format!(
+            "3CX lists more than {MAX_ACTIVE_CALLS} calls in progress; check the PBX"
+        )));
+    }
     let mut calls = Vec::new();
     let mut established_given = Vec::new();
     let mut server_now = None;
-    for row in read_pages(api, &base, page_size)? {
+    for row in rows {
         let Ok(row) = serde_json::from_value::<Row>(row) else {
             continue;
         };
@@ -248,6 +284,18 @@ fn read_pages_upto(
     page_size: u32,
     max_pages: u32,
 ) -> Result<(Vec<Value>, bool), StageError> {
+    read_pages_with(api, base, page_size, max_pages, |row| row)
+}
+
+/// [`read_pages_upto`], turning each row into `T` as its page arrives so
+/// a long read holds only what `parse` keeps.
+fn read_pages_with<T>(
+    api: &ApiClient,
+    base: &str,
+    page_size: u32,
+    max_pages: u32,
+    mut parse: impl FnMut(Value) -> T,
+) -> Result<(Vec<T>, bool), StageError> {
     let page_size = page_size.max(1);
     let separator = if base.contains('?') { '&' } else { '?' };
     let mut rows = Vec::new();
@@ -256,7 +304,7 @@ fn read_pages_upto(
         let path = format!("{base}{separator}$top={page_size}&$skip={skip}");
         let batch: Collection<Value> = api.get_json(&path)?;
         let short = batch.value.len() < page_size as usize;
-        rows.extend(batch.value);
+        rows.extend(batch.value.into_iter().map(&mut parse));
         if short {
             return Ok((rows, false));
         }

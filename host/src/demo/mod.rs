@@ -7,7 +7,7 @@
 use crate::testbed::World;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use connectzero_simulators::threecx::{
-    SimActiveCall, SimParty, SimRecording, SimSegment, silent_wav,
+    SegmentWrites, SimActiveCall, SimParty, SimRecording, SimSegment, silent_wav,
 };
 
 mod calls;
@@ -122,8 +122,45 @@ impl Placer {
     /// Put `plan` into the 3CX simulator as a call that ended at `ended`.
     pub fn place(&mut self, world: &World, plan: &CallPlan, ended: DateTime<Utc>) -> PlacedCall {
         let total: i64 = plan.legs.iter().map(|l| l.secs).sum();
-        let mut start = ended - ChronoDuration::seconds(total);
-        let first_start = start;
+        let start = ended - ChronoDuration::seconds(total);
+        for segment in self.segments(world, plan, start) {
+            world.pbx.add_segment(segment);
+        }
+        PlacedCall {
+            plan: plan.clone(),
+            key: format!("3cx:{}@{}", plan.call_id, start.timestamp_millis()),
+            ended,
+        }
+    }
+
+    /// Put `plan` into the 3CX simulator as a call that began at `started`
+    /// and is still going on: listed in `ActiveCalls`, its rows written as
+    /// `writes` says, the rest when the test ends it
+    /// (`world.pbx.end_call(plan.call_id, true)`; its last leg then runs to
+    /// the hang-up).
+    pub fn begin(
+        &mut self,
+        world: &World,
+        plan: &CallPlan,
+        started: DateTime<Utc>,
+        writes: SegmentWrites,
+    ) -> PlacedCall {
+        let total: i64 = plan.legs.iter().map(|l| l.secs).sum();
+        let segments = self.segments(world, plan, started);
+        world
+            .pbx
+            .begin_call(active_call(plan, started), segments, writes);
+        PlacedCall {
+            plan: plan.clone(),
+            key: format!("3cx:{}@{}", plan.call_id, started.timestamp_millis()),
+            ended: started + ChronoDuration::seconds(total),
+        }
+    }
+
+    /// The segments of `plan` back to back from `start` (and its recording,
+    /// added to the simulator).
+    fn segments(&mut self, world: &World, plan: &CallPlan, mut start: DateTime<Utc>) -> Vec<SimSegment> {
+        let mut segments = Vec::with_capacity(plan.legs.len());
         for (i, leg) in plan.legs.iter().enumerate() {
             let end = start + ChronoDuration::seconds(leg.secs);
             let segment_id = match (i, plan.first_segment_id) {
@@ -155,7 +192,7 @@ impl Placer {
                     .pbx
                     .add_recording_finalising_after(recording, rec.finalise_after);
             }
-            world.pbx.add_segment(SimSegment::new(
+            segments.push(SimSegment::new(
                 segment_id,
                 plan.call_id,
                 (start, end),
@@ -165,11 +202,7 @@ impl Placer {
             ));
             start = end;
         }
-        PlacedCall {
-            plan: plan.clone(),
-            key: format!("3cx:{}@{}", plan.call_id, first_start.timestamp_millis()),
-            ended,
-        }
+        segments
     }
 }
 
