@@ -93,8 +93,8 @@ impl Storage {
         // already spent), a send marker written before the CRM request
         // (without it a takeover posts the call again), a ledger
         // completion (without it the call is re-read and its follow-ups
-        // re-queued). One fsync per commit is the price; commits are per
-        // batch, not per row.
+        // re-queued). One fsync per commit is the price (each key-value
+        // write is its own commit).
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (
