@@ -605,6 +605,8 @@ fn print_status_page(addr: SocketAddr, token_set: bool) {
 /// latencies: correct, but not what the demo is about.
 const WAVE_SIZE: usize = 5;
 const WAVE_PAUSE: Duration = Duration::from_millis(2500);
+/// Between one wave hanging up and the next ringing.
+const HANG_UP_GAP: Duration = Duration::from_millis(1500);
 /// Longest the demo holds a callback back (its missed call is in an
 /// earlier wave, so this is never reached in practice).
 const CALLBACK_WAIT_LIMIT: Duration = Duration::from_secs(30);
@@ -737,6 +739,11 @@ async fn run_demo(
             }
             placed.push(placer.place(&world, plan, chrono::Utc::now()));
         }
+        // The next wave rings a moment after this one hung up, as calls
+        // do: a call ringing the very instant another one of the same
+        // caller ended could be that call's next segment (see
+        // `guest_support::protocol::completeness`).
+        tokio::time::sleep(HANG_UP_GAP).await;
     }
     let deadline = Instant::now() + DEMO_DEADLINE;
     let rows = loop {

@@ -30,10 +30,11 @@ pub const ENDED_GRACE_MS: i64 = 60 * 1000;
 
 /// How much later than a call's newest visible segment ended a sighting
 /// may have begun and still be that call: `EstablishedAt` may be the
-/// answer time, which is when the queue or ring-group segment before it
-/// ended. [ASSUMED] 30 s covers the gap between two segments of one call
-/// (the same bound as call grouping's reissue gap).
-pub const SIGHTING_SLACK_MS: i64 = 30 * 1000;
+/// answer time, the very moment the queue or ring-group segment before it
+/// ended, on the same PBX clock. [ASSUMED] One second covers the rounding
+/// between the two; a larger slack would hold a missed call while the
+/// same caller's next call goes on (a caller trying again at once).
+pub const SIGHTING_SLACK_MS: i64 = 1000;
 
 /// The longest a call in progress holds the cursor back. A call that has
 /// been in `ActiveCalls` for longer than this no longer holds the cursor,

@@ -85,6 +85,7 @@ fn write_segments(st: &mut State, id: i32) {
     for segment in st.in_progress.remove(&id).unwrap_or_default() {
         st.history.push(HistoryRow::Segment(Box::new(segment)));
     }
+    st.generation += 1;
 }
 
 /// Settings of one simulated PBX.
@@ -173,20 +174,23 @@ impl ThreeCxSim {
             Some(existing) => *existing = user,
             None => st.users.push(user),
         }
+        st.generation += 1;
     }
 
     /// Adds one call-history row (a leg). Segment ids may repeat (a PBX
     /// restored from backup reissues ids); every row is kept and served.
     pub fn add_segment(&self, segment: SimSegment) {
-        lock(&self.state)
-            .history
-            .push(HistoryRow::Segment(Box::new(segment)));
+        let mut st = lock(&self.state);
+        st.history.push(HistoryRow::Segment(Box::new(segment)));
+        st.generation += 1;
     }
 
     /// Adds a row served as-is by `CallHistoryView` (for malformed-row tests).
     /// Filters never match it on fields it lacks, and it sorts last on them.
     pub fn add_raw_call_history_row(&self, row: serde_json::Value) {
-        lock(&self.state).history.push(HistoryRow::Raw(row));
+        let mut st = lock(&self.state);
+        st.history.push(HistoryRow::Raw(row));
+        st.generation += 1;
     }
 
     /// Adds a recording; replaces an existing recording with the same `id`.
@@ -284,6 +288,7 @@ impl ThreeCxSim {
             for segment in pending {
                 st.history.push(HistoryRow::Segment(Box::new(segment)));
             }
+            st.generation += 1;
             pending = last;
         }
         st.in_progress.insert(active.id, pending);

@@ -91,26 +91,35 @@ async fn list_call_history_view(
     State(shared): State<Shared>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ODataError> {
-    let st = lock(&shared);
+    let mut st = lock(&shared);
     if st.forbidden {
         return Err(ODataError::forbidden());
     }
     let opts = options(query.as_deref(), &CALL_HISTORY_VIEW, &st)?;
-    let rows = st
-        .history
-        .iter()
-        .map(|row| match row {
-            HistoryRow::Segment(seg) => {
-                serde_json::to_value(convert::history_row(seg, &st.users)).unwrap_or(Value::Null)
-            }
-            HistoryRow::Raw(raw) => raw.clone(),
-        })
-        .collect();
-    Ok(Json(collection_body(
+    let rows = match &st.history_rows {
+        Some((generation, rows)) if *generation == st.generation => rows.clone(),
+        _ => {
+            let rows: Vec<Value> = st
+                .history
+                .iter()
+                .map(|row| match row {
+                    HistoryRow::Segment(seg) => {
+                        serde_json::to_value(convert::history_row(seg, &st.users))
+                            .unwrap_or(Value::Null)
+                    }
+                    HistoryRow::Raw(raw) => raw.clone(),
+                })
+                .collect();
+            let rows = std::sync::Arc::new(rows);
+            st.history_rows = Some((st.generation, rows.clone()));
+            rows
+        }
+    };
+    Ok(Json(super::odata::collection_body_of(
         &st.base_url,
         "CallHistoryView",
         &opts,
-        rows,
+        &rows,
     )))
 }
 

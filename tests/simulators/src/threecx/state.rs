@@ -73,6 +73,13 @@ pub(crate) struct State {
     /// Calls begun with `begin_call` and not ended: the segments 3CX has
     /// not written yet, by `ActiveCall.Id`.
     pub in_progress: HashMap<i32, Vec<SimSegment>>,
+    /// Bumped whenever `history` or `users` change: the cached rows of
+    /// `CallHistoryView` are rebuilt when it moves.
+    pub generation: u64,
+    /// `CallHistoryView` rows as served, with the `generation` they were
+    /// built at (converting tens of thousands of rows per page request
+    /// would make backlog tests slow, not the client).
+    pub history_rows: Option<(u64, std::sync::Arc<Vec<serde_json::Value>>)>,
     /// One active token per client: issuing a new one replaces it.
     pub token: Option<IssuedToken>,
     pub faults: VecDeque<Fault>,
@@ -98,6 +105,8 @@ impl State {
             recordings: Vec::new(),
             active_calls: Vec::new(),
             in_progress: HashMap::new(),
+            generation: 0,
+            history_rows: None,
             token: None,
             faults: VecDeque::new(),
             forbidden: false,

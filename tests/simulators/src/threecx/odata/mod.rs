@@ -229,6 +229,32 @@ fn project(row: Value, fields: &[String]) -> Value {
 /// The collection response body:
 /// `{"@odata.context": "{base}/xapi/v1/$metadata#{context}", "@odata.count"?, "value"}`.
 /// With `$select` the context names the selected fields, as OData does.
+/// [`collection_body`] over borrowed rows: filtered and ordered by
+/// reference, only the page is copied.
+pub(crate) fn collection_body_of(
+    base_url: &str,
+    context: &str,
+    opts: &QueryOptions,
+    rows: &[Value],
+) -> Value {
+    let mut matching: Vec<&Value> = match &opts.filter {
+        Some(expr) => rows.iter().filter(|r| expr.matches(r)).collect(),
+        None => rows.iter().collect(),
+    };
+    order::sort_refs(&mut matching, &opts.orderby);
+    let total = matching.len();
+    let page: Vec<Value> = matching
+        .into_iter()
+        .skip(opts.skip)
+        .take(opts.top.unwrap_or(usize::MAX))
+        .map(|row| match &opts.select {
+            Some(fields) => project(row.clone(), fields),
+            None => row.clone(),
+        })
+        .collect();
+    body_of(base_url, context, opts, page, total)
+}
+
 pub(crate) fn collection_body(
     base_url: &str,
     context: &str,
@@ -236,6 +262,17 @@ pub(crate) fn collection_body(
     rows: Vec<Value>,
 ) -> Value {
     let (page, total) = apply(rows, opts);
+    body_of(base_url, context, opts, page, total)
+}
+
+/// The OData collection body of one page of `total` matching rows.
+fn body_of(
+    base_url: &str,
+    context: &str,
+    opts: &QueryOptions,
+    page: Vec<Value>,
+    total: usize,
+) -> Value {
     let mut body = Map::new();
     let context = match &opts.select {
         Some(fields) => format!("{context}({})", fields.join(",")),

@@ -110,6 +110,27 @@ pub(crate) fn sort_rows(rows: &mut Vec<Value>, keys: &[OrderKey]) {
     rows.extend(keyed.into_iter().map(|(_, row)| row));
 }
 
+/// [`sort_rows`] over references (stable, as `sort_rows`).
+pub(crate) fn sort_refs(rows: &mut [&Value], keys: &[OrderKey]) {
+    if keys.is_empty() {
+        return;
+    }
+    let mut keyed: Vec<(Vec<Option<SortValue>>, &Value)> = rows
+        .iter()
+        .map(|row| (keys.iter().map(|k| sort_value(row, k)).collect(), *row))
+        .collect();
+    keyed.sort_by(|(a, _), (b, _)| {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| compare_key(&a[i], &b[i], k.descending))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    });
+    for (slot, (_, row)) in rows.iter_mut().zip(keyed) {
+        *slot = row;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
