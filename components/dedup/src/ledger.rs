@@ -48,9 +48,9 @@ impl Ledger {
 
         match protocol::decide_claim(entries.iter().map(Option::as_ref), worker, now, lease_ms) {
             ClaimDecision::AlreadyDone(outcome) => {
-                // The legs not yet marked join the call's outcome.
+                // The legs not done yet join the call's outcome.
                 for (key, entry) in keys.iter().zip(&entries) {
-                    if entry.is_none() {
+                    if protocol::joins_done_call(entry.as_ref()) {
                         kv::set_json(&self.bucket, key, &Entry::done(&call.key, &outcome, now))?;
                     }
                 }

@@ -124,6 +124,16 @@ pub fn decide_claim<'a>(
     ClaimDecision::Take
 }
 
+/// Whether a claim that found its call done ([`ClaimDecision::AlreadyDone`])
+/// marks this leg done too: every leg not done yet, also one still
+/// claimed (by a worker completing the call one leg at a time, or that
+/// died doing so). A leg left claimed would otherwise be read alone later,
+/// once the cursor passed the call's first leg, and posted as a call of
+/// its own (found by the model checker).
+pub fn joins_done_call(entry: Option<&Entry>) -> bool {
+    !matches!(entry, Some(Entry::Done { .. }))
+}
+
 /// Whether the compare-and-swap of one leg may put `worker`'s claim over
 /// `current` (re-read inside the swap: someone may have won the leg since
 /// [`decide_claim`] looked).
@@ -264,7 +274,8 @@ pub enum Completeness {
     /// Post it now.
     Complete,
     /// Wait: a later segment may still come. Carries the `ActiveCalls`
-    /// id that may be this call, for the log.
+    /// id that may be this call, for the log (0 when it ended after the
+    /// `ActiveCalls` read and no sighting can say yet).
     Waiting(i32),
 }
 
@@ -289,6 +300,12 @@ pub fn completeness(
     sightings: &[Sighting],
     pbx_now: i64,
 ) -> Completeness {
+    // A segment that ended after the `ActiveCalls` read belongs to a call
+    // that may have begun after that read: it has no sighting yet, and
+    // its later segments may still come. The next tick decides.
+    if newest_end > pbx_now {
+        return Completeness::Waiting(0);
+    }
     for s in sightings {
         let same_party = s
             .numbers
@@ -397,12 +414,7 @@ mod tests {
             ClaimDecision::Take
         );
         assert!(!may_take_leg(Some(&theirs), "a", 1500, 1000));
-        assert!(!may_take_leg(
-            Some(&Entry::done("c", "x", 0)),
-            "a",
-            9999,
-            1
-        ));
+        assert!(!may_take_leg(Some(&Entry::done("c", "x", 0)), "a", 9999, 1));
         assert!(may_take_leg(Some(&Entry::Released { at: 0 }), "a", 0, 1000));
     }
 
@@ -465,6 +477,14 @@ mod tests {
             completeness(&caller, 190_500, &[s(false, 190_000)], now),
             Completeness::Complete
         );
+        // A segment that ended after the ActiveCalls read: decided later.
+        assert_eq!(
+            completeness(&caller, now + 1, &[], now),
+            Completeness::Waiting(0)
+        );
+        assert!(joins_done_call(Some(&claimed("b", 0))));
+        assert!(joins_done_call(None));
+        assert!(!joins_done_call(Some(&Entry::done("c", "x", 0))));
         // Another party's call, or a call of the same party that ended
         // well before this sighting began.
         assert_eq!(
@@ -477,7 +497,12 @@ mod tests {
         );
         // A sighting older than the hold limit is a stuck entry.
         assert_eq!(
-            completeness(&caller, 99_000, &[s(true, 190_000)], 100_001 + MAX_ACTIVE_HOLD_MS),
+            completeness(
+                &caller,
+                99_000,
+                &[s(true, 190_000)],
+                100_001 + MAX_ACTIVE_HOLD_MS
+            ),
             Completeness::Complete
         );
     }

@@ -81,9 +81,6 @@ pub fn observe(
 /// Whether `call` is complete, given the sightings: the parties compared
 /// are its outside numbers, or its extensions for an internal call.
 pub fn completeness(call: &Call, sightings: &[Sighting], pbx_now: i64) -> Completeness {
-    if sightings.is_empty() {
-        return Completeness::Complete;
-    }
     let parties = || call.legs.iter().flat_map(|l| [&l.caller, &l.callee]);
     let outside: Vec<String> = parties()
         .filter(|p| p.external)

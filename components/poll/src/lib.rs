@@ -59,7 +59,14 @@ impl Guest for Poll {
         // the two reads is then either listed (and holds the cursor) or
         // written (and read). See `protocol::next_cursor`.
         let active = active::observe(&bucket, &api, now, settings.page_size)?;
-        let first = read_history(&settings, &api, &active, cursor, now, xapi::MAX_ROWS_PER_POLL)?;
+        let first = read_history(
+            &settings,
+            &api,
+            &active,
+            cursor,
+            now,
+            xapi::MAX_ROWS_PER_POLL,
+        )?;
         if !first.cut || first.batch.high_water > cursor {
             return Ok(first.batch);
         }
@@ -67,7 +74,14 @@ impl Guest for Poll {
         // (or waiting for its last segment) holds it before more rows than
         // the bound. Read further once, so the calls behind the hold are
         // not starved; beyond that the tenant waits for the call to end.
-        let deeper = read_history(&settings, &api, &active, cursor, now, xapi::MAX_ROWS_HELD_BACK)?;
+        let deeper = read_history(
+            &settings,
+            &api,
+            &active,
+            cursor,
+            now,
+            xapi::MAX_ROWS_HELD_BACK,
+        )?;
         if deeper.cut && deeper.batch.high_water <= cursor {
             eprintln!(
                 "poll: more than {} history rows behind a call in progress; calls after them wait until it ends",

@@ -57,7 +57,13 @@ pub fn sync(options: &Options, report: &mut TickReport) -> Result<(), StageError
             report.warnings.push(format!("call {}: {why}", call.key));
             hold_cursor_at = hold_cursor_at.min(call.start_time);
         }
-        settle(options, &processed.handled, report, true, &mut hold_cursor_at)?;
+        settle(
+            options,
+            &processed.handled,
+            report,
+            true,
+            &mut hold_cursor_at,
+        )?;
     }
     if let Err(error) = time("poll", "commit", || poll::commit(s, hold_cursor_at)) {
         report.warnings.push(format!(
@@ -387,7 +393,10 @@ fn process(options: &Options, calls: Vec<Call>) -> Processed {
                 (j.call.clone(), j.rule, contact)
             })
             .collect();
-        let posted: Vec<Renewed> = jobs.iter().map(|job| renew_and_post(options, job)).collect();
+        let posted: Vec<Renewed> = jobs
+            .iter()
+            .map(|job| renew_and_post(options, job))
+            .collect();
         for ((call, rule, contact), renewed) in targets.into_iter().zip(posted) {
             let result = match renewed {
                 Renewed::Posted(result) => result,
@@ -497,13 +506,22 @@ fn settle(
             *hold_cursor_at = (*hold_cursor_at).min(h.call.start_time);
             released.push(h.call.clone());
         }
-        for r in results.iter_mut().filter(|r| unqueued.contains(&r.call_key)) {
+        for r in results
+            .iter_mut()
+            .filter(|r| unqueued.contains(&r.call_key))
+        {
             r.outcome = "retrying".into();
-            r.detail = format!("posted as {}; its follow-ups are queued on the next try", r.detail);
+            r.detail = format!(
+                "posted as {}; its follow-ups are queued on the next try",
+                r.detail
+            );
         }
     }
     if !finish(options, &completions, &released, report)
-        && let Some(first) = completions.iter().filter_map(|c| start_of(handled, &c.call_key)).min()
+        && let Some(first) = completions
+            .iter()
+            .filter_map(|c| start_of(handled, &c.call_key))
+            .min()
     {
         // The ledger did not record them: the cursor waits before them so
         // they are read again and settled once their claims expire.

@@ -31,10 +31,10 @@ struct Args {
     /// history read.
     #[arg(long)]
     no_stall_between_reads: bool,
-    /// A claim that finds its call done marks every leg not done (the
-    /// proposed ledger fix) instead of only legs without an entry.
+    /// A claim that finds its call done marks only the legs without an
+    /// entry (the defect the model found) instead of every leg not done.
     #[arg(long)]
-    join_not_done: bool,
+    join_unmarked: bool,
     /// Last model time explored (default: last call end + lease).
     #[arg(long)]
     horizon: Option<u8>,
@@ -76,8 +76,8 @@ fn main() -> Result<(), String> {
         config.lease = args.lease;
         config.overlap = args.overlap;
         config.stall_between_reads = !args.no_stall_between_reads;
-        if args.join_not_done {
-            config.join = connectzero_model::Join::NotDone;
+        if args.join_unmarked {
+            config.join = connectzero_model::Join::Unmarked;
         }
         config.horizon = args.horizon.unwrap_or(scenario.last_event() + args.lease);
         println!("{} on {:?}:", variant.name(), args.scenario);

@@ -70,8 +70,8 @@ pub struct Config {
     /// the same time unit.
     pub stall_between_reads: bool,
     /// How a claim that finds the call done marks its other legs: as
-    /// `Ledger::claim_call` does (only legs without an entry), or every leg
-    /// not done yet (the fix proposed in docs/MODEL.md).
+    /// implemented (`protocol::joins_done_call`), or only legs without an
+    /// entry (the defect the model found).
     pub join: Join,
     /// Time does not pass beyond this while exploring (the drain used by
     /// the liveness properties goes further).
@@ -95,7 +95,7 @@ impl Config {
             lease,
             overlap: 0,
             stall_between_reads: true,
-            join: Join::Unmarked,
+            join: Join::NotDone,
             horizon,
             variant,
         }
@@ -105,10 +105,10 @@ impl Config {
 /// Which legs a claim that finds its call done marks done too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Join {
-    /// Legs without an entry (`Ledger::claim_call` today).
+    /// Legs without an entry (`Ledger::claim_call` before the model found
+    /// the defect): kept to show the checker finds it.
     Unmarked,
-    /// Every leg not done: also a leg still claimed by the worker that is
-    /// completing the call one leg at a time, or that died doing so.
+    /// As implemented: `protocol::joins_done_call`, every leg not done.
     NotDone,
 }
 
@@ -704,7 +704,7 @@ impl ProtocolModel {
                             .enumerate()
                             .filter(|(_, e)| match join {
                                 Join::Unmarked => e.is_none(),
-                                Join::NotDone => !matches!(e, Some(Entry::Done { .. })),
+                                Join::NotDone => protocol::joins_done_call(**e),
                             })
                             .map(|(j, _)| index(j))
                             .collect();

@@ -7,11 +7,11 @@
 //! short one (the cursor), and a call written segment by segment
 //! (completeness). `connectzero-model` runs deeper bounds (docs/MODEL.md).
 //!
-//! Two defects of the implementation are open (docs/MODEL.md, "Open
-//! defects"): their tests assert the counterexample still exists, and the
-//! segment world is checked with the proposed fixes in place. When a fix
-//! lands, its `open_defect_` test fails: move that world to the tests
-//! that hold.
+//! Two defects the checker found in the implementation are fixed (a call
+//! begun after the `ActiveCalls` read posted in part; a leg left claimed
+//! posted again as a call of its own): the segment world holds with a
+//! stall between the two reads, and the old join rule is kept as a
+//! variant the checker must still catch.
 
 use connectzero_model::properties::names;
 use connectzero_model::{
@@ -88,15 +88,12 @@ fn long_and_short(variant: Variant) -> Config {
 }
 
 /// A call whose queue segment is written while the agent still talks, two
-/// workers, one fault, a lease of one unit; with the two open defects'
-/// fixes (no stall between the two reads of the poll; a claim that finds
-/// the call done marks every other leg done).
+/// workers, one fault, a lease of one unit, time passing between the
+/// poll's two reads.
 fn segmented(variant: Variant) -> Config {
     let mut config = Config::new(Scenario::segmented(), variant);
     config.lease = 1;
     config.horizon = config.scenario.last_event() + config.lease;
-    config.stall_between_reads = false;
-    config.join = Join::NotDone;
     config
 }
 
@@ -111,28 +108,16 @@ fn the_cursor_stays_before_a_long_call_while_a_short_one_inside_it_is_posted() {
 }
 
 #[test]
-fn a_call_written_segment_by_segment_is_posted_once_whole_with_the_fixes() {
+fn a_call_written_segment_by_segment_is_posted_once_whole() {
     assert_holds(segmented(Variant::Implemented), &[names::WAITED]);
 }
 
-/// Open defect 1: a call that begins after the poll's `ActiveCalls` read
-/// is not in the sightings; if its first segment is written by the
-/// history read, it is judged complete and posted without its later
-/// segments.
+/// The join rule before the model found it: a claim that finds the call
+/// done marks only the legs without an entry. A later leg still claimed
+/// is left out, the cursor passes the call's first leg, and the later
+/// leg is read alone as a call of its own and posted again.
 #[test]
-fn open_defect_a_call_begun_after_the_active_calls_read_is_posted_in_part() {
-    let mut config = segmented(Variant::Implemented);
-    config.stall_between_reads = true;
-    assert_found(config, names::POSTED_WHOLE);
-}
-
-/// Open defect 2: `complete` marks a call's legs done one at a time, and
-/// a claim that finds one leg done marks only the legs without an entry.
-/// A later leg still claimed is left out: the cursor passes the call's
-/// first leg, the later one is read alone as a call of its own and
-/// posted again.
-#[test]
-fn open_defect_a_leg_left_claimed_is_posted_again_as_a_call_of_its_own() {
+fn marking_only_unmarked_legs_of_a_done_call_posts_a_leg_again() {
     let mut config = segmented(Variant::Implemented);
     config.join = Join::Unmarked;
     assert_found(config, names::NO_DOUBLE_POST);
