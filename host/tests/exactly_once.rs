@@ -193,9 +193,7 @@ async fn a_worker_past_its_lease_never_posts_a_call_another_worker_took_over() {
         );
     }
     let mut rounds = 0;
-    while world.crm.messages().len() < 20
-        || world.crm.trigger_executions().len() < 20
-        || rounds < 2
+    while world.crm.messages().len() < 20 || world.crm.trigger_executions().len() < 20 || rounds < 2
     {
         rounds += 1;
         assert!(rounds <= 20, "not settled after 20 rounds");
@@ -268,7 +266,10 @@ async fn a_backlog_of_60000_rows_is_caught_up_a_bounded_read_per_tick_each_call_
     let (mut handled, mut ticks) = (0, 0);
     while handled < CALLS as usize {
         ticks += 1;
-        assert!(ticks <= 40, "not caught up after 40 ticks: {handled} handled");
+        assert!(
+            ticks <= 40,
+            "not caught up after 40 ticks: {handled} handled"
+        );
         let report = world.tick().await.unwrap();
         assert_eq!(report.error, None, "tick {ticks} failed");
         handled += report.posted + report.skipped;

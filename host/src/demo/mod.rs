@@ -159,7 +159,12 @@ impl Placer {
 
     /// The segments of `plan` back to back from `start` (and its recording,
     /// added to the simulator).
-    fn segments(&mut self, world: &World, plan: &CallPlan, mut start: DateTime<Utc>) -> Vec<SimSegment> {
+    fn segments(
+        &mut self,
+        world: &World,
+        plan: &CallPlan,
+        mut start: DateTime<Utc>,
+    ) -> Vec<SimSegment> {
         let mut segments = Vec::with_capacity(plan.legs.len());
         for (i, leg) in plan.legs.iter().enumerate() {
             let end = start + ChronoDuration::seconds(leg.secs);

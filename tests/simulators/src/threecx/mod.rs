@@ -280,7 +280,12 @@ impl ThreeCxSim {
     /// simulator plays both). Under [`SegmentWrites::OneByOne`] every
     /// segment but the last is written at once (they have ended: the call
     /// is on its last one); [`end_call`](Self::end_call) writes the rest.
-    pub fn begin_call(&self, active: SimActiveCall, segments: Vec<SimSegment>, writes: SegmentWrites) {
+    pub fn begin_call(
+        &self,
+        active: SimActiveCall,
+        segments: Vec<SimSegment>,
+        writes: SegmentWrites,
+    ) {
         let mut st = lock(&self.state);
         let mut pending = segments;
         if writes == SegmentWrites::OneByOne && pending.len() > 1 {
