@@ -91,6 +91,21 @@ impl Location {
                 tenants: Vec::new(),
             },
         };
+        // An exported CONNECTZERO_DB must not quietly send a command given
+        // a configuration file to another (perhaps empty) database: a fresh
+        // database has no ledger, and re-authorising there re-posts a day
+        // of calls.
+        if let (Some(db), Some(file)) = (&self.db, &config_file)
+            && std::env::var_os(DB_ENV).is_some_and(|env| Path::new(&env) == db)
+            && Path::new(&config.database) != db
+        {
+            anyhow::bail!(
+                "{DB_ENV} ({}) is not the database {} names ({}): unset {DB_ENV}, or set it to that database",
+                db.display(),
+                file.display(),
+                config.database
+            );
+        }
         let database = match (&self.db, &config_file) {
             (Some(db), _) => db.clone(),
             (None, Some(_)) => PathBuf::from(&config.database),

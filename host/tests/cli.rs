@@ -272,6 +272,18 @@ fn the_database_and_configuration_are_found_the_same_way_by_every_subcommand() {
         text.contains("cz.toml or the database from-file.db"),
         "{text}"
     );
+    // An exported database that is not the one the file names is refused,
+    // not quietly used (it may be empty: no ledger, calls re-posted).
+    let (ok, text) = run(
+        &["tenant", "list", "--config", "cz.toml"],
+        &[("CONNECTZERO_DB", "exported.db")],
+    );
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("CONNECTZERO_DB (exported.db) is not the database cz.toml names"),
+        "{text}"
+    );
+    assert!(!dir.path().join("exported.db").exists());
     // A named configuration file must exist.
     let (ok, text) = run(&["tenant", "list", "--config", "absent.toml"], &[]);
     assert!(!ok && text.contains("reading absent.toml"), "{text}");

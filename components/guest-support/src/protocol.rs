@@ -36,6 +36,11 @@ pub const ENDED_GRACE_MS: i64 = 60 * 1000;
 /// same caller's next call goes on (a caller trying again at once).
 pub const SIGHTING_SLACK_MS: i64 = 1000;
 
+/// The largest difference between the PBX's clock and ours taken for
+/// drift rather than an error. [ASSUMED] A PBX kept by NTP is within
+/// seconds; five minutes is the window 3CX's own reports allow for.
+pub const MAX_CLOCK_DRIFT_MS: i64 = 5 * 60 * 1000;
+
 /// The longest a call in progress holds the cursor back. A call that has
 /// been in `ActiveCalls` for longer than this no longer holds the cursor,
 /// so one stuck entry in 3CX cannot make every poll re-read an ever
@@ -206,6 +211,19 @@ pub struct Listed {
 /// later); calls no longer listed stay, inactive, until
 /// [`ENDED_GRACE_MS`] after they were last seen. Sorted by id.
 pub fn merge_sightings(previous: &[Sighting], listed: &[Listed], pbx_now: i64) -> Vec<Sighting> {
+    merge_sightings_of(previous, listed, pbx_now, true)
+}
+
+/// [`merge_sightings`] for a read that may have missed calls still in
+/// progress (`complete` false: `ActiveCalls` read over several pages, while
+/// calls ending between the pages shift the rest): a call listed before
+/// and not now is then kept as it was, not taken as gone.
+pub fn merge_sightings_of(
+    previous: &[Sighting],
+    listed: &[Listed],
+    pbx_now: i64,
+    complete: bool,
+) -> Vec<Sighting> {
     let before: std::collections::HashMap<i32, &Sighting> =
         previous.iter().map(|s| (s.id, s)).collect();
     let mut out: Vec<Sighting> = Vec::with_capacity(listed.len() + previous.len());
@@ -231,6 +249,10 @@ pub fn merge_sightings(previous: &[Sighting], listed: &[Listed], pbx_now: i64) -
     let listed_ids: std::collections::HashSet<i32> = listed.iter().map(|c| c.id).collect();
     for old in previous {
         if listed_ids.contains(&old.id) {
+            continue;
+        }
+        if !complete && old.active {
+            out.push(old.clone());
             continue;
         }
         let gone_since = old.gone_since.unwrap_or(pbx_now);
@@ -302,8 +324,11 @@ pub fn completeness(
 ) -> Completeness {
     // A segment that ended after the `ActiveCalls` read belongs to a call
     // that may have begun after that read: it has no sighting yet, and
-    // its later segments may still come. The next tick decides.
-    if newest_end > pbx_now {
+    // its later segments may still come. The next tick decides. An end
+    // further ahead than any clock drift is a clock error (a PBX clock
+    // stepped back, a bad row): waiting would hold the call, and the
+    // cursor, for as long as the error lasts.
+    if newest_end > pbx_now && newest_end <= pbx_now.saturating_add(MAX_CLOCK_DRIFT_MS) {
         return Completeness::Waiting(0);
     }
     for s in sightings {
@@ -477,10 +502,15 @@ mod tests {
             completeness(&caller, 190_500, &[s(false, 190_000)], now),
             Completeness::Complete
         );
-        // A segment that ended after the ActiveCalls read: decided later.
+        // A segment that ended after the ActiveCalls read: decided later;
+        // one far ahead of any drift is a clock error, not a wait.
         assert_eq!(
             completeness(&caller, now + 1, &[], now),
             Completeness::Waiting(0)
+        );
+        assert_eq!(
+            completeness(&caller, now + MAX_CLOCK_DRIFT_MS + 1, &[], now),
+            Completeness::Complete
         );
         assert!(joins_done_call(Some(&claimed("b", 0))));
         assert!(joins_done_call(None));
@@ -528,6 +558,10 @@ mod tests {
         assert_eq!(gone[0].gone_since, Some(later));
         assert_eq!(merge_sightings(&gone, &[], later + ENDED_GRACE_MS).len(), 1);
         assert!(merge_sightings(&gone, &[], later + ENDED_GRACE_MS + 1).is_empty());
+        // A read over several pages may miss a call still going on: it
+        // stays as it was.
+        let partial = merge_sightings_of(&seen, &[], later, false);
+        assert!(partial[0].active);
         // A start in the future (clock error) is clamped to now.
         let future = merge_sightings(&[], &[listed_at(8, 9_999_999)], 5_000);
         assert_eq!(future[0].since, 5_000);

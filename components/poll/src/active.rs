@@ -53,10 +53,15 @@ pub fn observe(
         StageError::InvalidData(why) => StageError::InvalidData(format!("ActiveCalls: {why}")),
         other => other,
     })?;
+    // The snapshot's time on the PBX clock is the `ServerNow` it carried.
+    // The offset kept for reads without one is measured against our clock
+    // after the answer arrived, so it errs towards an earlier PBX time
+    // (more waiting, never less).
+    let after = guest_support::time::now_ms();
     let pbx_offset_ms = active
         .server_now
-        .map_or(stored.pbx_offset_ms, |server| server - now);
-    let pbx_now = now + pbx_offset_ms;
+        .map_or(stored.pbx_offset_ms, |server| server - after);
+    let pbx_now = active.server_now.unwrap_or(now + pbx_offset_ms);
     let listed: Vec<Listed> = active
         .calls
         .iter()
@@ -67,7 +72,8 @@ pub fn observe(
             sides: vec![call.caller.clone(), call.callee.clone()],
         })
         .collect();
-    let sightings = protocol::merge_sightings(&stored.sightings, &listed, pbx_now);
+    let sightings =
+        protocol::merge_sightings_of(&stored.sightings, &listed, pbx_now, active.one_page);
     let next = Stored {
         sightings: sightings.clone(),
         pbx_offset_ms,

@@ -122,12 +122,15 @@ pub fn call_log(
         urlencoding::encode("StartTime asc,SegmentId asc")
     );
     // Parsed page by page: a long window holds only the small rows.
-    let (rows, more) = read_pages_with(api, &base, page_size, CALL_LOG_MAX_PAGES, |row| {
+    // Enough pages for twice the most history rows a poll reads, at any
+    // page size (a call's segments have one call-log row each).
+    let max_pages = (2 * MAX_ROWS_HELD_BACK).div_ceil(page_size.max(1));
+    let (rows, more) = read_pages_with(api, &base, page_size, max_pages, |row| {
         serde_json::from_value::<Row>(row).ok()
     })?;
     if more {
         return Err(StageError::InvalidData(format!(
-            "GetCallLogData kept returning full pages after {CALL_LOG_MAX_PAGES} pages of {page_size}; check the PBX"
+            "GetCallLogData kept returning full pages after {max_pages} pages of {page_size}; check the PBX"
         )));
     }
     let mut ids = HashMap::new();
@@ -193,10 +196,6 @@ pub fn extension_owners(
     Ok(owners)
 }
 
-/// Most pages of the call log report one poll reads: enough for
-/// [`MAX_ROWS_HELD_BACK`] rows at the smallest page size that reaches it.
-const CALL_LOG_MAX_PAGES: u32 = 2 * MAX_PAGES;
-
 /// Most calls in progress read from `ActiveCalls`.
 const MAX_ACTIVE_CALLS: u32 = 2_000;
 
@@ -209,6 +208,10 @@ pub struct ActiveNow {
     pub established_given: Vec<bool>,
     /// The PBX's clock (`ServerNow`) when any row carried it.
     pub server_now: Option<i64>,
+    /// Whether the list came in one page: read over several, calls ending
+    /// between the pages shift the rest, and one still going on may be
+    /// missing.
+    pub one_page: bool,
 }
 
 /// The calls in progress (operationId `ListActiveCall`), with the PBX's
@@ -231,6 +234,7 @@ pub fn active_calls(api: &ApiClient, now: i64, page_size: u32) -> Result<ActiveN
     // and is refused rather than kept (every entry would be stored).
     let pages = MAX_ACTIVE_CALLS.div_ceil(page_size.max(1));
     let (rows, more) = read_pages_upto(api, &base, page_size, pages)?;
+    let one_page = rows.len() < page_size.max(1) as usize;
     if more {
         return Err(StageError::InvalidData(format!(
             "3CX lists more than {MAX_ACTIVE_CALLS} calls in progress; check the PBX"
@@ -262,6 +266,7 @@ pub fn active_calls(api: &ApiClient, now: i64, page_size: u32) -> Result<ActiveN
         calls,
         established_given,
         server_now,
+        one_page,
     })
 }
 

@@ -68,6 +68,7 @@ fn main() -> Result<(), String> {
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
+    let mut failed = 0usize;
     for variant in variants {
         let mut config = Config::new(scenario.clone(), variant);
         config.workers = args.workers;
@@ -85,13 +86,16 @@ fn main() -> Result<(), String> {
             for name in safety_and_liveness() {
                 let report = check(config.clone(), 1, StopAt::Discovery(name));
                 match report.discoveries.get(name) {
-                    Some(trace) => println!(
-                        "  {name}: counterexample in {} steps ({} states, {:.1?}):\n{}",
-                        trace.actions.len(),
-                        report.unique_states,
-                        report.elapsed,
-                        explain(&config, trace)
-                    ),
+                    Some(trace) => {
+                        failed += 1;
+                        println!(
+                            "  {name}: counterexample in {} steps ({} states, {:.1?}):\n{}",
+                            trace.actions.len(),
+                            report.unique_states,
+                            report.elapsed,
+                            explain(&config, trace)
+                        )
+                    }
                     None => println!(
                         "  {name}: holds ({} states, {:.1?})",
                         report.unique_states, report.elapsed
@@ -108,7 +112,14 @@ fn main() -> Result<(), String> {
         for (name, trace) in &report.discoveries {
             println!("  found: {name} ({} steps)", trace.actions.len());
             println!("    {:?}", trace.actions);
+            if safety_and_liveness().contains(name) {
+                failed += 1;
+            }
         }
+    }
+    // A property that fails is a failed run (scripts and CI see it).
+    if failed > 0 {
+        return Err(format!("{failed} property failures found"));
     }
     Ok(())
 }
