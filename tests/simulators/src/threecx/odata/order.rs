@@ -100,14 +100,17 @@ pub(crate) fn sort_rows(rows: &mut Vec<Value>, keys: &[OrderKey]) {
         .drain(..)
         .map(|row| (keys.iter().map(|k| sort_value(&row, k)).collect(), row))
         .collect();
-    keyed.sort_by(|(a, _), (b, _)| {
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| compare_key(&a[i], &b[i], k.descending))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
-    });
+    keyed.sort_by(|(a, _), (b, _)| compare_keys(a, b, keys));
     rows.extend(keyed.into_iter().map(|(_, row)| row));
+}
+
+/// Compare two rows' sort values, key by key.
+fn compare_keys(a: &[Option<SortValue>], b: &[Option<SortValue>], keys: &[OrderKey]) -> Ordering {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| compare_key(&a[i], &b[i], k.descending))
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
 }
 
 /// [`sort_rows`] over references (stable, as `sort_rows`).
@@ -119,13 +122,7 @@ pub(crate) fn sort_refs(rows: &mut [&Value], keys: &[OrderKey]) {
         .iter()
         .map(|row| (keys.iter().map(|k| sort_value(row, k)).collect(), *row))
         .collect();
-    keyed.sort_by(|(a, _), (b, _)| {
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| compare_key(&a[i], &b[i], k.descending))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
-    });
+    keyed.sort_by(|(a, _), (b, _)| compare_keys(a, b, keys));
     for (slot, (_, row)) in rows.iter_mut().zip(keyed) {
         *slot = row;
     }
