@@ -52,10 +52,16 @@ pub fn sync(options: &Options, report: &mut TickReport) -> Result<(), StageError
     if !batch.calls.is_empty() {
         let mine = claim_bounded(options, batch.calls, report, &mut hold_cursor_at)?;
         let processed = process(options, mine);
-        for (call, why) in &processed.lost {
-            report.in_flight += 1;
-            report.warnings.push(format!("call {}: {why}", call.key));
-            hold_cursor_at = hold_cursor_at.min(call.start_time);
+        for (call, lost) in &processed.lost {
+            report
+                .warnings
+                .push(format!("call {}: {}", call.key, lost.why));
+            if lost.finished {
+                report.duplicates += 1;
+            } else {
+                report.in_flight += 1;
+                hold_cursor_at = hold_cursor_at.min(call.start_time);
+            }
         }
         settle(
             options,
@@ -121,9 +127,14 @@ pub fn run_calls(
             }
         }
         let Processed { handled, lost } = process(options, mine);
-        for (call, why) in lost {
-            report.in_flight += 1;
-            results.push(result_of(&call, "in-flight", why));
+        for (call, lost) in lost {
+            if lost.finished {
+                report.duplicates += 1;
+                results.push(result_of(&call, "done", lost.why));
+            } else {
+                report.in_flight += 1;
+                results.push(result_of(&call, "in-flight", lost.why));
+            }
         }
         match settle(options, &handled, report, triggers, &mut unused_cursor) {
             Ok(settled) => results.extend(settled),
@@ -266,7 +277,7 @@ enum Renewed {
     Posted(Result<PostOutcome, StageError>),
     /// Another worker took the call over (this tick ran past the lease) or
     /// finished it: not posted, and neither completed nor released here.
-    Lost(String),
+    Lost(LostClaim),
 }
 
 /// Renew the call's claim with compare-and-swap (claiming again: only
@@ -288,24 +299,34 @@ fn renew_and_post(options: &Options, job: &PostJob) -> Renewed {
             });
             Renewed::Posted(answer.pop().unwrap_or_else(|| Err(short_answer("post"))))
         }
-        Ok(Some(dedup::Claim::Done(outcome))) => {
-            Renewed::Lost(format!("another worker finished the call: {outcome}"))
-        }
-        Ok(Some(dedup::Claim::InFlight)) => {
-            Renewed::Lost("another worker took the call over after the claim lease".into())
-        }
+        Ok(Some(dedup::Claim::Done(outcome))) => Renewed::Lost(LostClaim {
+            why: format!("another worker finished the call: {outcome}"),
+            finished: true,
+        }),
+        Ok(Some(dedup::Claim::InFlight)) => Renewed::Lost(LostClaim {
+            why: "another worker took the call over after the claim lease".into(),
+            finished: false,
+        }),
         Ok(None) => Renewed::Posted(Err(short_answer("dedup"))),
         Err(error) => Renewed::Posted(Err(error)),
     }
+}
+
+/// A claim that passed to another worker before the call was posted.
+pub struct LostClaim {
+    /// Why, for the report.
+    why: String,
+    /// The other worker finished the call: nothing holds the cursor.
+    finished: bool,
 }
 
 /// The claimed calls after routing, matching, policy and posting.
 struct Processed {
     /// One per call this worker settles, oldest first.
     handled: Vec<Handled>,
-    /// Calls whose claim passed to another worker before they were posted,
-    /// with why: theirs to settle; the cursor waits before them.
-    lost: Vec<(Call, String)>,
+    /// Calls whose claim passed to another worker before they were posted:
+    /// theirs to settle; the cursor waits before those not finished yet.
+    lost: Vec<(Call, LostClaim)>,
 }
 
 /// Route, match, apply the policy and post the claimed calls.
@@ -510,6 +531,11 @@ fn settle(
             .iter_mut()
             .filter(|r| unqueued.contains(&r.call_key))
         {
+            // Counted as posted above; it is retried instead.
+            if r.outcome == "posted" {
+                report.posted = report.posted.saturating_sub(1);
+            }
+            report.retrying += 1;
             r.outcome = "retrying".into();
             r.detail = format!(
                 "posted as {}; its follow-ups are queued on the next try",
