@@ -282,3 +282,49 @@ async fn a_backlog_of_60000_rows_is_caught_up_a_bounded_read_per_tick_each_call_
     let logged = world.storage.calls(world.tenant.id()).unwrap();
     assert_eq!(logged.len(), CALLS as usize);
 }
+
+#[tokio::test]
+async fn a_call_whose_trigger_cannot_be_queued_is_retried_and_its_trigger_delivered_once() {
+    let (world, _) = seeded_world(eager()).await;
+    subscribe(&world, "call.ended", "sub-ended").await;
+    let tenant = world.tenant.id().to_string();
+    // The trigger queue's index just under the store's 1 MiB value limit
+    // (as ~20,000 pending jobs make it): the next enqueue fails.
+    let mut filler = String::from("[");
+    let mut i = 0;
+    while filler.len() < 1024 * 1024 - 64 {
+        if i > 0 {
+            filler.push(',');
+        }
+        filler.push_str(&format!("\"filler-{i:08}\""));
+        i += 1;
+    }
+    filler.push(']');
+    world
+        .storage
+        .kv_set(&tenant, "trigger/index", filler.as_bytes())
+        .unwrap();
+    let call = place_dana_call(&world, 1);
+    let report = world.tick().await.unwrap();
+    assert_eq!(world.crm.messages().len(), 1);
+    assert_eq!((report.posted, report.retrying), (0, 1), "{report:?}");
+    // Not done: the next ticks find the message (no second post) and try
+    // the queue again.
+    world.tick().await.unwrap();
+    assert_eq!(world.crm.messages().len(), 1);
+    world.storage.kv_delete(&tenant, "trigger/index").unwrap();
+    tick_until(&world, 5, |w| w.crm.trigger_executions().len() == 1).await;
+    for _ in 0..2 {
+        world.tick().await.unwrap();
+    }
+    assert_eq!(world.crm.messages().len(), 1);
+    assert_eq!(world.crm.trigger_executions().len(), 1);
+    assert_eq!(
+        world
+            .storage
+            .call_outcome(&tenant, &call.key)
+            .unwrap()
+            .as_deref(),
+        Some("posted")
+    );
+}
