@@ -11,7 +11,7 @@
 //!   (the ledger entries are [`Entry`]).
 //! - Which 3CX calls are still going on: [`Sighting`], [`merge_sightings`].
 //! - When a call read from history is complete: [`completeness`].
-//! - How far the cursor may move: [`next_cursor`].
+//! - How far the cursor may move: [`next_cursor`], [`cursor_to_store`].
 //!
 //! The time limits are constants here, one place each, marked [ASSUMED]
 //! where no live system has confirmed them (specs/3cx/NOTES.md §8).
@@ -400,6 +400,13 @@ pub fn next_cursor(facts: &CursorFacts) -> Option<i64> {
     })
 }
 
+/// The cursor a commit stores: `proposed` when it is ahead of `stored`,
+/// else nothing (`None`: leave the stored one). Never backwards: two
+/// workers may commit out of order.
+pub fn cursor_to_store(stored: Option<i64>, proposed: i64) -> Option<i64> {
+    stored.is_none_or(|s| proposed > s).then_some(proposed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,6 +616,10 @@ mod tests {
         };
         assert_eq!(next_cursor(&stuck), Some(100_000));
         assert_eq!(next_cursor(&CursorFacts::default()), None);
+        assert_eq!(cursor_to_store(None, 5), Some(5));
+        assert_eq!(cursor_to_store(Some(5), 6), Some(6));
+        assert_eq!(cursor_to_store(Some(5), 5), None);
+        assert_eq!(cursor_to_store(Some(5), 4), None);
     }
 
     #[test]

@@ -147,8 +147,7 @@ impl Guest for Poll {
     fn commit(_settings: TenantSettings, cursor: i64) -> Result<(), StageError> {
         let bucket = kv::open()?;
         let stored = kv::get_json::<i64>(&bucket, CURSOR_KEY)?;
-        // Never move backwards: two workers may commit out of order.
-        if stored.is_none_or(|s| cursor > s) {
+        if let Some(cursor) = protocol::cursor_to_store(stored, cursor) {
             kv::set_json(&bucket, CURSOR_KEY, &cursor)?;
         }
         Ok(())

@@ -661,9 +661,9 @@ impl ProtocolModel {
                             (h, _) => h,
                         };
                         if let Some(commit) = commit
-                            && s.cursor.is_none_or(|stored| commit > stored)
+                            && let Some(next) = protocol::cursor_to_store(s.cursor, commit)
                         {
-                            s.cursor = Some(commit);
+                            s.cursor = Some(next);
                         }
                         return false;
                     }
