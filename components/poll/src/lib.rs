@@ -176,14 +176,9 @@ fn read_history(
     let from = cursor - i64::from(settings.overlap_window_secs) * 1000;
     let (parsed, more) =
         xapi::call_history_since(api, from, settings.page_size, max_rows, |row| {
-            history::parse_row(&row).map_err(|reason| RejectedRow {
-                leg_id: history::leg_id_of(&row),
-                reason,
-            })
+            read_row(&row)
         })?;
-    let (legs, rejected): (Vec<_>, Vec<_>) = parsed.into_iter().partition(Result::is_ok);
-    let legs: Vec<CallLeg> = legs.into_iter().filter_map(Result::ok).collect();
-    let rejected: Vec<RejectedRow> = rejected.into_iter().filter_map(Result::err).collect();
+    let (legs, rejected) = split(parsed);
     let newest_leg_start = legs.iter().map(|l| l.start_time).max();
     // A read cut at the bound: rows starting at the last start read may
     // continue on the next page, and so may the calls that were still
@@ -241,15 +236,27 @@ fn read_history(
 /// Parse call-history rows into legs; unreadable rows are reported, not
 /// dropped.
 fn parse_rows(rows: &[serde_json::Value]) -> (Vec<CallLeg>, Vec<RejectedRow>) {
-    let mut legs = Vec::with_capacity(rows.len());
+    split(rows.iter().map(read_row))
+}
+
+/// One call-history row as a leg, or the row's rejection.
+fn read_row(row: &serde_json::Value) -> Result<CallLeg, RejectedRow> {
+    history::parse_row(row).map_err(|reason| RejectedRow {
+        leg_id: history::leg_id_of(row),
+        reason,
+    })
+}
+
+/// Legs and rejected rows apart.
+fn split(
+    rows: impl IntoIterator<Item = Result<CallLeg, RejectedRow>>,
+) -> (Vec<CallLeg>, Vec<RejectedRow>) {
+    let mut legs = Vec::new();
     let mut rejected = Vec::new();
     for row in rows {
-        match history::parse_row(row) {
+        match row {
             Ok(leg) => legs.push(leg),
-            Err(reason) => rejected.push(RejectedRow {
-                leg_id: history::leg_id_of(row),
-                reason,
-            }),
+            Err(row) => rejected.push(row),
         }
     }
     (legs, rejected)
