@@ -1,8 +1,9 @@
 //! The `connectzero` binary itself.
 
-use std::process::Command;
+mod binary;
 
-const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
+use binary::{BIN, in_dir};
+use std::process::Command;
 
 #[test]
 fn the_demo_handles_every_call_as_expected_and_exits_zero() {
@@ -114,27 +115,6 @@ const READS_TENANTS: &[&[&str]] = &[
     &["tenant", "settings", "acme"],
     &["tenant", "remove", "acme"],
 ];
-
-/// The binary in `dir` with none of the caller's settings that change
-/// where it looks, nor a backtrace request.
-fn in_dir(dir: &std::path::Path) -> Command {
-    let mut command = Command::new(BIN);
-    command.current_dir(dir);
-    for name in [
-        "CONNECTZERO_CONFIG",
-        "CONNECTZERO_DB",
-        "CONNECTZERO_KEY",
-        "CONNECTZERO_PBX_CLIENT_SECRET",
-        "CONNECTZERO_CRM_CLIENT_SECRET",
-        "CONNECTZERO_ACTION_SECRET",
-        "RUST_BACKTRACE",
-        "RUST_LIB_BACKTRACE",
-        "RUST_LOG",
-    ] {
-        command.env_remove(name);
-    }
-    command
-}
 
 /// The subcommand's name as typed (`tenant add`), without its arguments.
 fn name_of(args: &[&str]) -> String {

@@ -85,6 +85,19 @@ pub fn place_dana_call(world: &World, call_id: i32) -> PlacedCall {
     )
 }
 
+/// The call keys (`altId`) of every message the CRM holds, sorted, one
+/// per message (a call posted twice appears twice).
+pub fn posted_keys(world: &World) -> Vec<String> {
+    let mut keys: Vec<String> = world
+        .crm
+        .messages()
+        .into_iter()
+        .filter_map(|m| m.alt_id)
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// Extension party.
 pub fn ext(dn: &str) -> SimParty {
     SimParty::extension(dn, &format!("Ext {dn}"), 0)

@@ -191,13 +191,7 @@ async fn a_large_backlog_yields_to_another_tenant_between_bounded_ticks() {
         ticks += 1;
     }
     assert_eq!(ticks, (BACKLOG as u32).div_ceil(PER_TICK) as usize);
-    let mut keys: Vec<String> = big
-        .crm
-        .messages()
-        .into_iter()
-        .filter_map(|m| m.alt_id)
-        .collect();
-    keys.sort();
+    let mut keys = posted_keys(&big);
     keys.dedup();
     assert_eq!(
         keys.len(),

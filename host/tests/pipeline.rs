@@ -483,12 +483,7 @@ async fn two_workers_on_one_database_post_each_call_once() {
         b.unwrap();
     }
     assert_eq!(world.crm.messages().len(), 4);
-    let mut alt_ids: Vec<_> = world
-        .crm
-        .messages()
-        .into_iter()
-        .filter_map(|m| m.alt_id)
-        .collect();
+    let mut alt_ids = posted_keys(&world);
     alt_ids.dedup();
     assert_eq!(alt_ids.len(), 4);
 }

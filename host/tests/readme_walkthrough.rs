@@ -13,6 +13,8 @@
 //! output (nor a failure message) may show them. The simulators are
 //! configured with the README's example ids, so those stay as written.
 
+mod binary;
+
 use connectzero_simulators::highlevel::{HighLevelConfig, HighLevelSim, SimContact};
 use connectzero_simulators::threecx::{ThreeCxConfig, ThreeCxSim};
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,7 +24,6 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
 const README: &str = include_str!("../../README.md");
 const SECTION: &str = "## Installing a tenant";
 
@@ -175,21 +176,8 @@ impl Outputs {
 /// The binary in `dir` with the environment the README's exports set
 /// (and nothing of the caller's that would change where it looks).
 fn connectzero(dir: &Path, env: &BTreeMap<String, String>, args: &[String]) -> Command {
-    let mut command = Command::new(BIN);
-    command.current_dir(dir).args(args);
-    for name in [
-        "CONNECTZERO_CONFIG",
-        "CONNECTZERO_DB",
-        "CONNECTZERO_KEY",
-        "CONNECTZERO_PBX_CLIENT_SECRET",
-        "CONNECTZERO_CRM_CLIENT_SECRET",
-        "CONNECTZERO_ACTION_SECRET",
-        "CONNECTZERO_ADMIN_TOKEN",
-        "CONNECTZERO_ADMIN_TOKEN_FILE",
-        "RUST_LOG",
-    ] {
-        command.env_remove(name);
-    }
+    let mut command = binary::in_dir(dir);
+    command.args(args);
     command.envs(env);
     command
 }

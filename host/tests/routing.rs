@@ -116,17 +116,6 @@ fn outbound_call(call_id: i32) -> CallPlan {
     )
 }
 
-fn alt_ids(world: &World) -> Vec<String> {
-    let mut ids: Vec<String> = world
-        .crm
-        .messages()
-        .into_iter()
-        .filter_map(|m| m.alt_id)
-        .collect();
-    ids.sort();
-    ids
-}
-
 /// The outcome and detail tenant `tenant` recorded for `key`.
 fn recorded(world: &World, tenant: &str, key: &str) -> Option<(String, String)> {
     world
@@ -188,8 +177,8 @@ async fn one_3cx_feeds_two_sub_accounts_by_did_and_queue_and_each_call_lands_in_
     // Each call is in exactly one sub-account.
     let mut in_a = vec![sales.clone(), outbound.clone()];
     in_a.sort();
-    assert_eq!(alt_ids(&a), in_a);
-    assert_eq!(alt_ids(&b), vec![support.clone()]);
+    assert_eq!(posted_keys(&a), in_a);
+    assert_eq!(posted_keys(&b), vec![support.clone()]);
     assert_posted(&a, TENANT, &sales);
     assert_posted(&a, TENANT, &outbound);
     assert_posted(&b, B, &support);
@@ -229,7 +218,7 @@ async fn a_call_no_tenant_takes_is_recorded_by_every_tenant_and_the_gap_is_warne
     assert_routed_elsewhere(&b, B, &outbound);
     let (_, why) = recorded(&a, TENANT, &outbound).unwrap();
     assert!(why.contains("not this tenant's DID or queue"), "{why}");
-    assert_eq!(alt_ids(&a), vec![sales]);
+    assert_eq!(posted_keys(&a), vec![sales]);
     assert!(b.crm.messages().is_empty());
     // And the operator is told how to close the gap.
     let warnings = routing_warnings(&[a.config().clone(), b.config().clone()]);
@@ -294,7 +283,7 @@ async fn two_3cx_systems_feeding_one_sub_account_never_collide_on_call_keys() {
         e.sort();
         e
     };
-    assert_eq!(alt_ids(&a), expected);
+    assert_eq!(posted_keys(&a), expected);
     for m in &messages {
         let alt = m.alt_id.as_deref().unwrap();
         assert!(
@@ -375,8 +364,8 @@ async fn a_call_moved_between_two_tenants_queues_lands_in_exactly_one_sub_accoun
     let b_first = place(&a, &mut placer, &b_first).key;
     tick_both_until_recorded(&a, &b, &[&a_first, &b_first]).await;
 
-    assert_eq!(alt_ids(&a), vec![a_first.clone()]);
-    assert_eq!(alt_ids(&b), vec![b_first.clone()]);
+    assert_eq!(posted_keys(&a), vec![a_first.clone()]);
+    assert_eq!(posted_keys(&b), vec![b_first.clone()]);
     assert_posted(&a, TENANT, &a_first);
     assert_posted(&b, B, &b_first);
     assert_routed_elsewhere(&b, B, &a_first);
@@ -407,7 +396,7 @@ async fn a_call_to_one_tenants_did_sent_into_anothers_queue_lands_in_the_did_ten
     let key = place(&a, &mut Placer::default(), &plan).key;
     tick_both_until_recorded(&a, &b, &[&key]).await;
 
-    assert_eq!(alt_ids(&a), vec![key.clone()]);
+    assert_eq!(posted_keys(&a), vec![key.clone()]);
     assert!(b.crm.messages().is_empty(), "b posted a's DID call too");
     assert_posted(&a, TENANT, &key);
     assert_routed_elsewhere(&b, B, &key);
