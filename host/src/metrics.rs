@@ -389,15 +389,12 @@ pub fn http_answer(authority: &str, status: Option<u16>) {
         .inc();
 }
 
-/// Jobs in the durable queue `queue` (the JSON id list the queue keeps at
-/// `<queue>/index`, see `guest-support/src/queue.rs`).
+/// Jobs in the durable queue `queue`: one key per job at
+/// `<queue>/job/<id>` (see `guest-support/src/queue.rs`).
 fn queue_len(storage: &Storage, tenant: &str, queue: &str) -> i64 {
     storage
-        .kv_get(tenant, &format!("{queue}/index"))
-        .ok()
-        .flatten()
-        .and_then(|bytes| serde_json::from_slice::<Vec<serde_json::Value>>(&bytes).ok())
-        .map_or(0, |ids| ids.len() as i64)
+        .kv_count_prefix(tenant, &format!("{queue}/job/"))
+        .unwrap_or(0)
 }
 
 /// The registry in the Prometheus/OpenMetrics text format, with queue
@@ -449,11 +446,19 @@ mod tests {
     }
 
     #[test]
-    fn queue_depth_is_read_from_the_queue_index() {
+    fn queue_depth_counts_the_queued_jobs() {
         let storage = Storage::in_memory().unwrap();
-        storage
-            .kv_set("qd-tenant", "attach/index", br#"["a","b","c"]"#)
-            .unwrap();
+        for key in [
+            "attach/job/a",
+            "attach/job/b",
+            "attach/job/c",
+            "attach/done/d",
+        ] {
+            storage.kv_set("qd-tenant", key, b"{}").unwrap();
+        }
+        // Another tenant's jobs and keys that merely sort nearby.
+        storage.kv_set("other", "attach/job/x", b"{}").unwrap();
+        storage.kv_set("qd-tenant", "attach/jobs", b"{}").unwrap();
         let text = encode(&storage, ["qd-tenant"]);
         assert!(
             text.contains(r#"connectzero_queue_depth{tenant="qd-tenant",queue="attach"} 3"#),

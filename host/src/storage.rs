@@ -168,6 +168,19 @@ impl Storage {
         Ok(())
     }
 
+    /// How many keys start with `prefix` (an index range, not a scan of
+    /// the namespace).
+    pub fn kv_count_prefix(&self, ns: &str, prefix: &str) -> rusqlite::Result<i64> {
+        // Keys starting with `prefix` sort from `prefix` up to `prefix`
+        // followed by the highest character; SQLite compares text as bytes.
+        let end = format!("{prefix}\u{10FFFF}");
+        self.lock().query_row(
+            "SELECT count(*) FROM kv WHERE namespace = ?1 AND key >= ?2 AND key < ?3",
+            params![ns, prefix, end],
+            |r| r.get(0),
+        )
+    }
+
     /// Keys after `cursor` (exclusive), in order, at most [`LIST_PAGE`].
     pub fn kv_list(&self, ns: &str, cursor: Option<&str>) -> rusqlite::Result<Vec<String>> {
         let conn = self.lock();

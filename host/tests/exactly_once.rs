@@ -282,23 +282,11 @@ async fn a_call_whose_trigger_cannot_be_queued_is_retried_and_its_trigger_delive
     let (world, _) = seeded_world(eager()).await;
     subscribe(&world, "call.ended", "sub-ended").await;
     let tenant = world.tenant.id().to_string();
-    // The trigger queue's index just under the store's 1 MiB value limit
-    // (as ~20,000 pending jobs make it): the next enqueue fails.
-    let mut filler = String::from("[");
-    let mut i = 0;
-    // Short enough to store, too long for one more id (ids here are
-    // over 30 bytes).
-    while filler.len() < 1024 * 1024 - 24 {
-        if i > 0 {
-            filler.push(',');
-        }
-        filler.push_str(&format!("\"filler-{i:08}\""));
-        i += 1;
-    }
-    filler.push(']');
+    // The trigger queue's page list unreadable, as a failing store
+    // leaves it: the next enqueue fails.
     world
         .storage
-        .kv_set(&tenant, "trigger/index", filler.as_bytes())
+        .kv_set(&tenant, "trigger/pages", b"\x00 not a page list")
         .unwrap();
     let call = place_dana_call(&world, 1);
     let report = world.tick().await.unwrap();
@@ -308,7 +296,7 @@ async fn a_call_whose_trigger_cannot_be_queued_is_retried_and_its_trigger_delive
     // the queue again.
     world.tick().await.unwrap();
     assert_eq!(world.crm.messages().len(), 1);
-    world.storage.kv_delete(&tenant, "trigger/index").unwrap();
+    world.storage.kv_delete(&tenant, "trigger/pages").unwrap();
     tick_until(&world, 5, |w| w.crm.trigger_executions().len() == 1).await;
     for _ in 0..2 {
         world.tick().await.unwrap();

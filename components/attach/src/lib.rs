@@ -98,7 +98,7 @@ impl Guest for Attach {
             let message_id = job.payload.message_id.clone();
             let (outcome, last_error) = match attempt {
                 Ok(Some(urls)) => {
-                    queue.finish(&call_key, &Done::Attached { urls: &urls })?;
+                    queue.finish(&call_key, &job, &Done::Attached { urls: &urls })?;
                     (AttachOutcome::Attached(urls), None)
                 }
                 result if now - job.queued_at >= window_ms => {
@@ -107,7 +107,7 @@ impl Guest for Attach {
                         settings.recording_window_secs,
                         result.as_ref().err(),
                     );
-                    queue.finish(&call_key, &Done::GaveUp { reason: &reason })?;
+                    queue.finish(&call_key, &job, &Done::GaveUp { reason: &reason })?;
                     (AttachOutcome::GaveUp(reason), result.err())
                 }
                 result => {

@@ -1,11 +1,22 @@
 //! A durable job queue in the key-value store.
 //!
-//! Each job is one key (`<name>/job/<id>`); an index key (`<name>/index`)
-//! lists the ids, updated with compare-and-swap so two workers never lose
-//! each other's additions. Jobs survive restarts because the store does.
-//! Finished ids are remembered (`<name>/done/<id>`) so a job is never queued
-//! twice, and a worker claims each job it works with compare-and-swap, so
-//! two workers never work the same job at once.
+//! Each job is one key (`<name>/job/<id>`). The ids are listed on small
+//! index pages (`<name>/index/<n>`, at most [`PAGE_IDS`] ids each) so no
+//! single value grows with the queue: a workflow endpoint down for a day
+//! leaves hundreds of thousands of jobs, far more than the store's 1 MiB
+//! value limit would hold in one list. `<name>/pages` says which pages are
+//! live (`first..=last`). New ids go on the last page; a full page is
+//! closed for good and the next one opened. A closed page that empties is
+//! dropped from the front. Every change is compare-and-swap, so two
+//! workers never lose each other's additions.
+//!
+//! Jobs survive restarts because the store does. Finished ids are
+//! remembered (`<name>/done/<id>`) so a job is never queued twice, and a
+//! worker claims each job it works with compare-and-swap, so two workers
+//! never work the same job at once.
+//!
+//! Queues written before pages existed keep their ids in `<name>/index`;
+//! they are still read and finished from there, and new ids go on pages.
 
 use crate::StageError;
 use crate::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
@@ -20,6 +31,64 @@ use serde::{Deserialize, Serialize};
 /// that dies holds at most the job it was working, for this long.
 pub const DEFAULT_CLAIM_MS: i64 = 60_000;
 
+/// Most ids on one index page. Ids are call keys (tens of bytes), so a
+/// page stays near 6 KiB: each push and finish rewrites one small page,
+/// not a list of the whole queue.
+pub const PAGE_IDS: usize = 100;
+
+/// A page also closes once its ids take this many bytes, whatever their
+/// count, so long ids cannot push a page towards the store's value limit.
+const PAGE_BYTES: usize = 64 * 1024;
+
+/// Most jobs [`Queue::due`] reads in one call: the work of one look at
+/// the queue stays bounded however long the queue is. The next call goes
+/// on from where this one stopped, so every job is looked at in turn.
+pub const SCAN_JOBS: usize = 1_000;
+
+/// How often a compare-and-swap is retried when other workers keep
+/// winning.
+const CAS_ATTEMPTS: usize = 32;
+
+/// The key-value operations a queue needs. The component's bucket
+/// implements it; tests use an in-memory store.
+pub trait Store {
+    /// The value at `key`, `None` when absent.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StageError>;
+    /// Write `value` at `key`.
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StageError>;
+    /// Remove `key` (absent is fine).
+    fn delete(&self, key: &str) -> Result<(), StageError>;
+    /// Write `new` at `key` only if its value is still `expected` (`None`:
+    /// absent); false when it had changed.
+    fn swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StageError>;
+}
+
+impl Store for Bucket {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StageError> {
+        Bucket::get(self, key).map_err(kv::storage_error)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StageError> {
+        Bucket::set(self, key, value).map_err(kv::storage_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StageError> {
+        Bucket::delete(self, key).map_err(kv::storage_error)
+    }
+
+    fn swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StageError> {
+        let cas = Cas::new(self, key).map_err(kv::storage_error)?;
+        if cas.current().map_err(kv::storage_error)?.as_deref() != expected {
+            return Ok(false);
+        }
+        match atomics::swap(cas, new) {
+            Ok(()) => Ok(true),
+            Err(CasError::CasFailed(_)) => Ok(false),
+            Err(CasError::StoreError(e)) => Err(kv::storage_error(e)),
+        }
+    }
+}
+
 /// A queued job with its schedule.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Job<T> {
@@ -31,20 +100,55 @@ pub struct Job<T> {
     pub queued_at: i64,
     /// Not before this time, ms since the epoch.
     pub due_at: i64,
+    /// The index page that lists the job; `None` for a job queued before
+    /// pages existed (listed in `<name>/index`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u64>,
+}
+
+/// Which index pages are live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Pages {
+    /// The oldest page that may still list ids.
+    first: u64,
+    /// The page new ids go on.
+    last: u64,
+}
+
+/// One index page.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Page {
+    ids: Vec<String>,
+    /// Full: never takes another id, so once empty it stays empty.
+    #[serde(default)]
+    closed: bool,
+}
+
+impl Page {
+    fn is_full(&self) -> bool {
+        self.ids.len() >= PAGE_IDS || self.ids.iter().map(String::len).sum::<usize>() >= PAGE_BYTES
+    }
+}
+
+/// What adding an id to a page found.
+enum Added {
+    Listed,
+    Closed,
+    Absent,
 }
 
 /// A named queue in a bucket.
-pub struct Queue<'a> {
-    bucket: &'a Bucket,
+pub struct Queue<'a, S: Store = Bucket> {
+    store: &'a S,
     name: &'static str,
     claim_ms: i64,
 }
 
-impl<'a> Queue<'a> {
-    /// The queue `name` in `bucket`.
-    pub fn new(bucket: &'a Bucket, name: &'static str) -> Self {
+impl<'a, S: Store> Queue<'a, S> {
+    /// The queue `name` in `store`.
+    pub fn new(store: &'a S, name: &'static str) -> Self {
         Self {
-            bucket,
+            store,
             name,
             claim_ms: DEFAULT_CLAIM_MS,
         }
@@ -65,7 +169,20 @@ impl<'a> Queue<'a> {
         format!("{}/done/{id}", self.name)
     }
 
-    fn index_key(&self) -> String {
+    fn page_key(&self, page: u64) -> String {
+        format!("{}/index/{page}", self.name)
+    }
+
+    fn pages_key(&self) -> String {
+        format!("{}/pages", self.name)
+    }
+
+    fn scan_key(&self) -> String {
+        format!("{}/scan", self.name)
+    }
+
+    /// The index of queues written before pages existed.
+    fn legacy_index_key(&self) -> String {
         format!("{}/index", self.name)
     }
 
@@ -73,77 +190,281 @@ impl<'a> Queue<'a> {
     /// nothing) when `id` is already queued or finished, also when another
     /// worker queues or finishes it at the same moment.
     pub fn push<T: Serialize>(&self, id: &str, payload: T, now: i64) -> Result<bool, StageError> {
-        let done = || {
-            self.bucket
-                .exists(&self.done_key(id))
-                .map_err(kv::storage_error)
-        };
+        let done = || Ok::<_, StageError>(self.store.get(&self.done_key(id))?.is_some());
         if done()? {
             return Ok(false);
         }
+        let key = self.job_key(id);
+        if self.store.get(&key)?.is_some() {
+            return Ok(false);
+        }
+        // The listing first: a worker killed between the two steps leaves
+        // an id without a job, which `due` skips and the next push of the
+        // same id completes. The other order would leave a job no page
+        // lists, never worked.
+        let page = self.list(id)?;
         let job = Job {
             payload,
             attempts: 0,
             queued_at: now,
             due_at: now,
+            page: Some(page),
         };
-        let key = self.job_key(id);
-        if self.bucket.exists(&key).map_err(kv::storage_error)? {
-            return Ok(false);
-        }
-        // The index first: a worker killed between the two steps leaves an
-        // id without a job, which `due` skips and the next push of the same
-        // id completes. The other order would leave a job no index lists,
-        // and no later push could see it was never listed.
-        self.update_index(|ids| {
-            if !ids.iter().any(|i| i == id) {
-                ids.push(id.to_string());
-            }
-        })?;
         // Create the job only where none exists, atomically.
-        let cas = Cas::new(self.bucket, &key).map_err(kv::storage_error)?;
-        if cas.current().map_err(kv::storage_error)?.is_some() {
+        if !self.store.swap(&key, None, &encode(&key, &job)?)? {
+            // Another worker queued it at the same moment; its job names
+            // its own page, so a listing of ours elsewhere would linger.
+            let theirs = self.get_json::<Job<serde::de::IgnoredAny>>(&key)?;
+            if theirs.is_some_and(|j| j.page != Some(page)) {
+                self.unlist(id, Some(page))?;
+            }
             return Ok(false);
-        }
-        let bytes = serde_json::to_vec(&job)
-            .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))?;
-        match atomics::swap(cas, &bytes) {
-            Ok(()) => {}
-            Err(CasError::CasFailed(_)) => return Ok(false),
-            Err(CasError::StoreError(e)) => return Err(kv::storage_error(e)),
         }
         // A worker that finished this id after the check above removed its
-        // job (and index entry) before we created ours: `finish` writes the
+        // job (and listing) before we created ours: `finish` writes the
         // done marker first, so seeing it now means ours is a repeat.
         if done()? {
-            self.bucket.delete(&key).map_err(kv::storage_error)?;
-            self.update_index(|ids| ids.retain(|i| i != id))?;
+            self.store.delete(&key)?;
+            self.unlist(id, Some(page))?;
             return Ok(false);
         }
         Ok(true)
     }
 
-    /// Up to `max` ids of jobs due at `now`, oldest due first. Not yet
-    /// claimed: [`Self::claim`] each just before working it, so two workers
-    /// (processes, Spin instances) never work the same job at once.
+    /// List `id` on the last open page; returns the page.
+    fn list(&self, id: &str) -> Result<u64, StageError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let pages = self.pages()?;
+            let mut page = pages.last;
+            match self.add_to_page(page, id)? {
+                Added::Listed => {}
+                Added::Absent if page == pages.last && page == 0 => {
+                    // The very first page: nobody has created it yet.
+                    if !self.create_page(page, id)? {
+                        continue;
+                    }
+                }
+                // A page that vanished under a stale view of `pages`:
+                // look again.
+                Added::Absent => continue,
+                Added::Closed => {
+                    // Open the next page with our id on it. Whoever opens
+                    // it moves `last`; a worker that died before doing so
+                    // is helped by the next one that finds it.
+                    page += 1;
+                    if !self.create_page(page, id)? {
+                        self.move_last_to(page)?;
+                        continue;
+                    }
+                    self.move_last_to(page)?;
+                }
+            }
+            // A view of `pages` old enough to name a page already dropped
+            // from the front (and now recreated by us): nobody would read
+            // it, so take the id back and list it again.
+            if page < self.pages()?.first {
+                self.unlist(id, Some(page))?;
+                continue;
+            }
+            return Ok(page);
+        }
+        Err(StageError::Storage(format!(
+            "the {} queue's index kept changing under {CAS_ATTEMPTS} attempts to add to it",
+            self.name
+        )))
+    }
+
+    /// Add `id` to `page` unless it is closed (closing it when full).
+    fn add_to_page(&self, page: u64, id: &str) -> Result<Added, StageError> {
+        let key = self.page_key(page);
+        self.update(&key, |current: Option<Page>| match current {
+            None => (None, Added::Absent),
+            Some(p) if p.closed => (None, Added::Closed),
+            Some(mut p) if p.is_full() => {
+                p.closed = true;
+                (Some(p), Added::Closed)
+            }
+            Some(mut p) => {
+                if !p.ids.iter().any(|i| i == id) {
+                    p.ids.push(id.to_string());
+                }
+                (Some(p), Added::Listed)
+            }
+        })
+    }
+
+    /// Create `page` holding `id`, only if no such page exists.
+    fn create_page(&self, page: u64, id: &str) -> Result<bool, StageError> {
+        let key = self.page_key(page);
+        let fresh = Page {
+            ids: vec![id.to_string()],
+            closed: false,
+        };
+        self.store.swap(&key, None, &encode(&key, &fresh)?)
+    }
+
+    fn move_last_to(&self, page: u64) -> Result<(), StageError> {
+        self.update(&self.pages_key(), |current: Option<Pages>| {
+            let mut pages = current.unwrap_or_default();
+            if pages.last >= page {
+                return (None, ());
+            }
+            pages.last = page;
+            (Some(pages), ())
+        })
+    }
+
+    /// Take `id` off `page` (`None`: the pre-page index).
+    fn unlist(&self, id: &str, page: Option<u64>) -> Result<(), StageError> {
+        match page {
+            Some(page) => self.update(
+                &self.page_key(page),
+                |current: Option<Page>| match current {
+                    Some(mut p) if p.ids.iter().any(|i| i == id) => {
+                        p.ids.retain(|i| i != id);
+                        (Some(p), ())
+                    }
+                    _ => (None, ()),
+                },
+            ),
+            None => {
+                self.update(
+                    &self.legacy_index_key(),
+                    |current: Option<Vec<String>>| match current {
+                        Some(mut ids) if ids.iter().any(|i| i == id) => {
+                            ids.retain(|i| i != id);
+                            (Some(ids), ())
+                        }
+                        _ => (None, ()),
+                    },
+                )
+            }
+        }
+    }
+
+    fn pages(&self) -> Result<Pages, StageError> {
+        Ok(self.get_json(&self.pages_key())?.unwrap_or_default())
+    }
+
+    /// Up to `max` ids of jobs due at `now`, soonest due first among the
+    /// jobs looked at (at most [`SCAN_JOBS`], going on from where the last
+    /// look stopped). Not yet claimed: [`Self::claim`] each just before
+    /// working it, so two workers (processes, Spin instances) never work
+    /// the same job at once.
     pub fn due<T: DeserializeOwned>(
         &self,
         now: i64,
         max: usize,
     ) -> Result<Vec<String>, StageError> {
-        let ids: Vec<String> = kv::get_json(self.bucket, &self.index_key())?.unwrap_or_default();
-        let mut due = Vec::new();
-        for id in ids {
-            // An id whose job is gone was finished by another worker.
-            if let Some(job) = kv::get_json::<Job<T>>(self.bucket, &self.job_key(&id))?
-                && job.due_at <= now
-            {
-                due.push((job.due_at, id));
+        let mut scan = Scan {
+            now,
+            max,
+            budget: SCAN_JOBS,
+            due: Vec::new(),
+        };
+        self.scan_legacy::<T>(&mut scan)?;
+        let mut pages = self.pages()?;
+        // A worker that opened the next page and died before moving
+        // `last` would leave its id unread until the next push.
+        if self.store.get(&self.page_key(pages.last + 1))?.is_some() {
+            self.move_last_to(pages.last + 1)?;
+            pages = self.pages()?;
+        }
+        let saved: Option<u64> = if pages.last > pages.first {
+            self.get_json(&self.scan_key())?
+        } else {
+            None
+        };
+        let start = saved.unwrap_or(pages.first).clamp(pages.first, pages.last);
+        let order = (start..=pages.last).chain(pages.first..start);
+        let mut next = start;
+        for page in order {
+            next = page;
+            if scan.is_over() {
+                break;
+            }
+            let Some(listed) = self.get_json::<Page>(&self.page_key(page))? else {
+                continue;
+            };
+            if listed.closed && listed.ids.is_empty() {
+                self.drop_front_page(page)?;
+                continue;
+            }
+            let complete = self.scan_ids::<T>(&listed.ids, Some(page), &mut scan)?;
+            if complete {
+                next = if page == pages.last {
+                    pages.first
+                } else {
+                    page + 1
+                };
             }
         }
+        // Where the next look starts; with one page there is no choice.
+        if pages.last > pages.first && saved != Some(next) {
+            self.set_json(&self.scan_key(), &next)?;
+        }
+        let mut due = scan.due;
         due.sort();
         due.truncate(max);
         Ok(due.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// Look at the jobs of the pre-page index, deleting it once empty.
+    fn scan_legacy<T: DeserializeOwned>(&self, scan: &mut Scan) -> Result<(), StageError> {
+        let key = self.legacy_index_key();
+        let Some(ids) = self.get_json::<Vec<String>>(&key)? else {
+            return Ok(());
+        };
+        if ids.is_empty() {
+            // Nothing adds to it any more, so empty is for good.
+            return self.store.delete(&key);
+        }
+        self.scan_ids::<T>(&ids, None, scan).map(|_| ())
+    }
+
+    /// Look at the jobs of `ids` (listed on `page`) until the scan is
+    /// over; true when every id was looked at.
+    fn scan_ids<T: DeserializeOwned>(
+        &self,
+        ids: &[String],
+        page: Option<u64>,
+        scan: &mut Scan,
+    ) -> Result<bool, StageError> {
+        for id in ids {
+            if scan.is_over() {
+                return Ok(false);
+            }
+            scan.budget -= 1;
+            match self.get_json::<Job<T>>(&self.job_key(id))? {
+                Some(job) if job.due_at <= scan.now => scan.due.push((job.due_at, id.clone())),
+                Some(_) => {}
+                // Finished, its worker stopped before taking the id off:
+                // no job will come back under a finished id.
+                None if self.store.get(&self.done_key(id))?.is_some() => self.unlist(id, page)?,
+                // Being pushed right now, or left by a push that died
+                // between listing and creating: a later push completes it.
+                None => {}
+            }
+        }
+        Ok(true)
+    }
+
+    /// Drop `page` if it is the first live page: closed and empty, it can
+    /// never list an id again.
+    fn drop_front_page(&self, page: u64) -> Result<(), StageError> {
+        let moved = self.update(&self.pages_key(), |current: Option<Pages>| {
+            let mut pages = current.unwrap_or_default();
+            // Never past `last`: new ids go there.
+            if pages.first != page || page >= pages.last {
+                return (None, false);
+            }
+            pages.first = page + 1;
+            (Some(pages), true)
+        })?;
+        if moved {
+            self.store.delete(&self.page_key(page))?;
+        }
+        Ok(())
     }
 
     /// Claim one job if it is still queued and due, with compare-and-swap,
@@ -157,52 +478,112 @@ impl<'a> Queue<'a> {
         now: i64,
     ) -> Result<Option<Job<T>>, StageError> {
         let key = self.job_key(id);
-        let cas = Cas::new(self.bucket, &key).map_err(kv::storage_error)?;
-        let Some(bytes) = cas.current().map_err(kv::storage_error)? else {
+        let Some(bytes) = self.store.get(&key)? else {
             return Ok(None);
         };
-        let job: Job<T> = serde_json::from_slice(&bytes)
-            .map_err(|e| StageError::Storage(format!("value at {key:?} is unreadable: {e}")))?;
+        let job: Job<T> = decode(&key, &bytes)?;
         if job.due_at > now {
             return Ok(None);
         }
         let mut held = job;
         let due_at = held.due_at;
         held.due_at = now + self.claim_ms;
-        let bytes = serde_json::to_vec(&held)
-            .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))?;
-        match atomics::swap(cas, &bytes) {
-            Ok(()) => {
-                held.due_at = due_at;
-                Ok(Some(held))
-            }
-            Err(CasError::CasFailed(_)) => Ok(None),
-            Err(CasError::StoreError(e)) => Err(kv::storage_error(e)),
+        if !self.store.swap(&key, Some(&bytes), &encode(&key, &held)?)? {
+            return Ok(None);
         }
+        held.due_at = due_at;
+        Ok(Some(held))
     }
 
     /// Save a job's new schedule (or progress).
     pub fn reschedule<T: Serialize>(&self, id: &str, job: &Job<T>) -> Result<(), StageError> {
-        kv::set_json(self.bucket, &self.job_key(id), job)
+        self.set_json(&self.job_key(id), job)
     }
 
-    /// Finish a job: remember `outcome` for it and take it off the queue.
-    pub fn finish<O: Serialize>(&self, id: &str, outcome: &O) -> Result<(), StageError> {
-        kv::set_json(self.bucket, &self.done_key(id), outcome)?;
-        self.bucket
-            .delete(&self.job_key(id))
-            .map_err(kv::storage_error)?;
-        self.update_index(|ids| ids.retain(|i| i != id))
+    /// Finish a claimed job: remember `outcome` for it and take it off the
+    /// queue.
+    pub fn finish<T, O: Serialize>(
+        &self,
+        id: &str,
+        job: &Job<T>,
+        outcome: &O,
+    ) -> Result<(), StageError> {
+        // The done marker first: a push racing with us sees it and backs
+        // off, and `due` takes off the listing if we die before we do.
+        self.set_json(&self.done_key(id), outcome)?;
+        self.store.delete(&self.job_key(id))?;
+        self.unlist(id, job.page)
     }
 
     /// The recorded outcome of a finished job.
     pub fn outcome<O: DeserializeOwned>(&self, id: &str) -> Result<Option<O>, StageError> {
-        kv::get_json(self.bucket, &self.done_key(id))
+        self.get_json(&self.done_key(id))
     }
 
-    fn update_index(&self, change: impl Fn(&mut Vec<String>)) -> Result<(), StageError> {
-        kv::update_json(self.bucket, &self.index_key(), change).map(|_| ())
+    fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StageError> {
+        self.store
+            .get(key)?
+            .map(|bytes| decode(key, &bytes))
+            .transpose()
     }
+
+    fn set_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StageError> {
+        self.store.set(key, &encode(key, value)?)
+    }
+
+    /// Read-modify-write `key` with compare-and-swap: `change` sees the
+    /// current value and returns the value to write (`None`: leave it) and
+    /// a result.
+    fn update<T, R>(
+        &self,
+        key: &str,
+        mut change: impl FnMut(Option<T>) -> (Option<T>, R),
+    ) -> Result<R, StageError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        for _ in 0..CAS_ATTEMPTS {
+            let bytes = self.store.get(key)?;
+            let current = bytes.as_deref().map(|b| decode(key, b)).transpose()?;
+            let (new, result) = change(current);
+            let Some(new) = new else {
+                return Ok(result);
+            };
+            if self
+                .store
+                .swap(key, bytes.as_deref(), &encode(key, &new)?)?
+            {
+                return Ok(result);
+            }
+        }
+        Err(StageError::Storage(format!(
+            "{key:?} kept changing under {CAS_ATTEMPTS} attempts to update it"
+        )))
+    }
+}
+
+/// One look at the queue: what is due, and how many jobs may still be read.
+struct Scan {
+    now: i64,
+    max: usize,
+    budget: usize,
+    due: Vec<(i64, String)>,
+}
+
+impl Scan {
+    fn is_over(&self) -> bool {
+        self.budget == 0 || self.due.len() >= self.max
+    }
+}
+
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StageError> {
+    serde_json::to_vec(value)
+        .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StageError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StageError::Storage(format!("value at {key:?} is unreadable: {e}")))
 }
 
 /// Backoff before attempt `attempts + 1`: `base_ms` doubling per attempt,
@@ -215,6 +596,258 @@ pub fn backoff_ms(attempts: u32, base_ms: u32, max_ms: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    /// The store's value limit, as the bundled host and Spin enforce it.
+    const VALUE_LIMIT: usize = 1024 * 1024;
+
+    /// An in-memory store that refuses values over the limit, as the
+    /// real ones do.
+    #[derive(Default)]
+    struct Memory(RefCell<BTreeMap<String, Vec<u8>>>, Stale);
+
+    /// Values the next read of a key sees instead of the current one, as a
+    /// worker that read it a while ago would.
+    #[derive(Default)]
+    struct Stale(RefCell<BTreeMap<String, Vec<u8>>>);
+
+    impl Memory {
+        fn keys_under(&self, prefix: &str) -> Vec<String> {
+            let map = self.0.borrow();
+            map.keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect()
+        }
+
+        fn largest_value(&self) -> usize {
+            self.0.borrow().values().map(Vec::len).max().unwrap_or(0)
+        }
+    }
+
+    impl Store for Memory {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StageError> {
+            if let Some(old) = self.1.0.borrow_mut().remove(key) {
+                return Ok(Some(old));
+            }
+            Ok(self.0.borrow().get(key).cloned())
+        }
+
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), StageError> {
+            if value.len() > VALUE_LIMIT {
+                return Err(StageError::Storage(format!("{key} is too large")));
+            }
+            self.0.borrow_mut().insert(key.into(), value.to_vec());
+            Ok(())
+        }
+
+        fn delete(&self, key: &str) -> Result<(), StageError> {
+            self.0.borrow_mut().remove(key);
+            Ok(())
+        }
+
+        fn swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StageError> {
+            if self.0.borrow().get(key).map(Vec::as_slice) != expected {
+                return Ok(false);
+            }
+            self.set(key, new).map(|()| true)
+        }
+    }
+
+    /// A trigger-shaped id: event kind and a call key.
+    fn id(i: usize) -> String {
+        format!(
+            "call.ended/3cx:{:08}@2026-12-04T10:{:02}:00.000Z",
+            i,
+            i % 60
+        )
+    }
+
+    /// Work every due job once; returns the ids finished.
+    fn drain_once(queue: &Queue<'_, Memory>, now: i64, max: usize) -> Vec<String> {
+        let mut finished = Vec::new();
+        for id in queue.due::<u32>(now, max).unwrap() {
+            if let Some(job) = queue.claim::<u32>(&id, now).unwrap() {
+                queue.finish(&id, &job, &"ok").unwrap();
+                finished.push(id);
+            }
+        }
+        finished
+    }
+
+    #[test]
+    fn two_hundred_thousand_jobs_are_queued_and_then_drained_each_once() {
+        const JOBS: usize = 200_000;
+        let store = Memory::default();
+        let queue = Queue::new(&store, "trigger");
+        for i in 0..JOBS {
+            assert!(queue.push(&id(i), i as u32, 0).unwrap(), "push {i}");
+        }
+        // Far more ids than one value could list, and no value near the
+        // limit: pages of at most PAGE_IDS ids.
+        assert!(
+            store.largest_value() < 16 * 1024,
+            "{}",
+            store.largest_value()
+        );
+        assert_eq!(store.keys_under("trigger/job/").len(), JOBS);
+        // A repeat is refused while queued.
+        assert!(!queue.push(&id(7), 7, 0).unwrap());
+
+        let mut seen = std::collections::HashSet::new();
+        let mut looks = 0;
+        while seen.len() < JOBS {
+            looks += 1;
+            assert!(looks <= JOBS / 50 + 10, "the queue stopped draining");
+            for id in drain_once(&queue, 1, 50) {
+                assert!(seen.insert(id.clone()), "{id} worked twice");
+            }
+        }
+        assert!(queue.due::<u32>(1, 50).unwrap().is_empty());
+        assert!(store.keys_under("trigger/job/").is_empty());
+        // Emptied pages were dropped: what is left is the page new ids go
+        // on (and its neighbour, not yet passed).
+        assert!(
+            store.keys_under("trigger/index/").len() <= 2,
+            "{:?}",
+            store.keys_under("trigger/index/")
+        );
+        // Finished ids stay finished.
+        assert!(!queue.push(&id(7), 7, 2).unwrap());
+    }
+
+    #[test]
+    fn jobs_in_backoff_at_the_front_do_not_hide_due_jobs_behind_them() {
+        let store = Memory::default();
+        let queue = Queue::new(&store, "trigger");
+        let jobs = SCAN_JOBS * 3;
+        for i in 0..jobs {
+            queue.push(&id(i), i as u32, 0).unwrap();
+        }
+        // Every job but the very last is tried and put off for an hour.
+        for i in 0..jobs - 1 {
+            let mut job = queue.claim::<u32>(&id(i), 0).unwrap().unwrap();
+            job.due_at = 3_600_000;
+            queue.reschedule(&id(i), &job).unwrap();
+        }
+        // Each look reads at most SCAN_JOBS jobs and goes on from there, so
+        // the due job at the back is found within a few looks.
+        let mut looks = 0;
+        loop {
+            looks += 1;
+            let due = queue.due::<u32>(1, 50).unwrap();
+            if !due.is_empty() {
+                assert_eq!(due, vec![id(jobs - 1)]);
+                break;
+            }
+            assert!(looks <= 3, "the due job was never found");
+        }
+    }
+
+    #[test]
+    fn a_page_opened_by_a_worker_that_died_before_moving_last_is_still_read() {
+        let store = Memory::default();
+        let queue = Queue::new(&store, "trigger");
+        for i in 0..PAGE_IDS {
+            queue.push(&id(i), i as u32, 0).unwrap();
+        }
+        // The next push closes page 0 and opens page 1; undo its move of
+        // `last`, as a worker killed between the two steps leaves it.
+        queue.push(&id(PAGE_IDS), 0, 0).unwrap();
+        assert_eq!(queue.pages().unwrap(), Pages { first: 0, last: 1 });
+        store
+            .set("trigger/pages", br#"{"first":0,"last":0}"#)
+            .unwrap();
+        let mut found = false;
+        for _ in 0..3 {
+            for id in drain_once(&queue, 1, 1_000) {
+                found |= id == super::tests::id(PAGE_IDS);
+            }
+        }
+        assert!(found, "the job on the unannounced page was never worked");
+    }
+
+    #[test]
+    fn a_finished_job_whose_listing_was_left_behind_is_taken_off_its_page() {
+        let store = Memory::default();
+        let queue = Queue::new(&store, "attach");
+        queue.push("a", 1u32, 0).unwrap();
+        let job = queue.claim::<u32>("a", 0).unwrap().unwrap();
+        // A worker that died after the done marker and the job's deletion.
+        queue.set_json(&queue.done_key("a"), &"ok").unwrap();
+        store.delete(&queue.job_key("a")).unwrap();
+        let page: Page = queue
+            .get_json(&queue.page_key(job.page.unwrap()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(page.ids, vec!["a".to_string()]);
+        assert!(queue.due::<u32>(1, 10).unwrap().is_empty());
+        let page: Page = queue
+            .get_json(&queue.page_key(job.page.unwrap()))
+            .unwrap()
+            .unwrap();
+        assert!(page.ids.is_empty());
+    }
+
+    #[test]
+    fn jobs_queued_before_pages_existed_are_worked_and_finished() {
+        let store = Memory::default();
+        let queue = Queue::new(&store, "attach");
+        // The layout of earlier releases: one index, jobs without a page.
+        store.set("attach/index", br#"["old"]"#).unwrap();
+        store
+            .set(
+                "attach/job/old",
+                br#"{"payload":5,"attempts":0,"queued_at":0,"due_at":0}"#,
+            )
+            .unwrap();
+        queue.push("new", 6u32, 0).unwrap();
+        let mut due = queue.due::<u32>(1, 10).unwrap();
+        due.sort();
+        assert_eq!(due, vec!["new".to_string(), "old".to_string()]);
+        let job = queue.claim::<u32>("old", 1).unwrap().unwrap();
+        assert_eq!((job.payload, job.page), (5, None));
+        queue.finish("old", &job, &"ok").unwrap();
+        assert_eq!(queue.due::<u32>(1, 10).unwrap(), vec!["new".to_string()]);
+        // The emptied old index is gone.
+        assert!(store.get("attach/index").unwrap().is_none());
+        assert!(
+            !queue.push("old", 5u32, 2).unwrap(),
+            "finished stays finished"
+        );
+    }
+
+    #[test]
+    fn a_push_with_an_old_view_of_the_pages_never_lists_on_a_dropped_page() {
+        let store = Memory::default();
+        let queue = Queue::new(&store, "trigger");
+        // Pages 0..=2 were dropped long ago; page 3 is where ids go, and
+        // closed page 1 is still there (not yet deleted).
+        store
+            .set("trigger/pages", br#"{"first":3,"last":3}"#)
+            .unwrap();
+        store
+            .set("trigger/index/3", br#"{"ids":[],"closed":false}"#)
+            .unwrap();
+        store
+            .set("trigger/index/1", br#"{"ids":[],"closed":true}"#)
+            .unwrap();
+        // The pusher's first look at the pages is from back then: it finds
+        // page 1 closed and recreates page 2, which nobody reads any more.
+        store
+            .1
+            .0
+            .borrow_mut()
+            .insert("trigger/pages".into(), br#"{"first":0,"last":1}"#.to_vec());
+        assert!(queue.push("x", 1u32, 0).unwrap());
+        let job = queue.claim::<u32>("x", 0).unwrap().unwrap();
+        assert_eq!(job.page, Some(3), "listed where due() reads");
+        let dropped: Page = queue.get_json("trigger/index/2").unwrap().unwrap();
+        assert!(dropped.ids.is_empty(), "{dropped:?}");
+        queue.reschedule("x", &Job { due_at: 0, ..job }).unwrap();
+        assert_eq!(queue.due::<u32>(1, 10).unwrap(), vec!["x".to_string()]);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

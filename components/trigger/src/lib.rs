@@ -169,7 +169,7 @@ impl Guest for Trigger {
                 .iter()
                 .any(|s| s.key == job.payload.kind && !job.payload.handled.contains(&s.id));
             let retry_at = if !remaining || now - job.queued_at >= GIVE_UP_AFTER_MS {
-                queue.finish(&id, &job.payload.handled)?;
+                queue.finish(&id, &job, &job.payload.handled)?;
                 None
             } else {
                 let backoff = backoff_ms(job.attempts - 1, settings.retry_base_ms, MAX_BACKOFF_MS);
