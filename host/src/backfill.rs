@@ -458,6 +458,21 @@ impl Progress {
     }
 }
 
+/// Refuse a window reaching back past what the tenant keeps of its calls:
+/// a call whose ledger entries are already forgotten would be posted a
+/// second time (`guest_support::retention`).
+fn refuse_forgotten_days(window: &Window, days: u32) -> anyhow::Result<()> {
+    let now = Utc::now().timestamp_millis();
+    match guest_support::retention::backfill_floor_ms(now, days) {
+        Some(floor) if window.since_ms < floor => anyhow::bail!(
+            "--since {} reaches back further than this tenant keeps its calls' state ({days} days, settings.state_retention_days): calls from before {floor} may be forgotten already and would be posted a second time: use --since {floor} or later",
+            rfc3339(window.since_ms),
+            floor = rfc3339(floor),
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Run a backfill (see the module documentation). `Err` when it could not
 /// start or stopped before the end of the window; the progress made is
 /// recorded either way and a re-run resumes.
@@ -478,6 +493,7 @@ pub async fn backfill(options: BackfillOptions) -> anyhow::Result<BackfillSummar
         storage,
         ..
     } = opened;
+    refuse_forgotten_days(&window, tenant.config.settings.state_retention_days)?;
     let pipeline = pipeline.with_worker(format!("backfill-{}", options.tenant));
     let id = tenant.id().to_string();
     if options.restart {

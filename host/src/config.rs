@@ -372,6 +372,16 @@ pub struct TenantOptions {
     /// List a multi-segment call's segments (IVR, queue, ring group,
     /// transfers) in its CRM message. Default on.
     pub call_timeline: bool,
+    /// Days a call's exactly-once state (ledger entries, send marker,
+    /// follow-up done markers) is kept after the call started; 0 keeps it
+    /// forever, else at least 7. State the poll may still read is never
+    /// forgotten, and a backfill may not reach further back than this
+    /// less a day. Default 30 (`guest_support::retention`).
+    pub state_retention_days: u32,
+    /// Days a handled call stays in the call log (the status page, `calls`
+    /// and `explain`); parked calls stay until an operator settles them.
+    /// 0 keeps every row. Default 30.
+    pub call_log_days: u32,
     /// The HighLevel OAuth install (`[tenants.settings.oauth]`).
     pub oauth: OAuthConfig,
     /// Periodic self-diagnostics (`[tenants.settings.diagnostics]`).
@@ -436,6 +446,8 @@ impl Default for TenantOptions {
             max_calls_per_tick: 100,
             missed_call_recovery_window_secs: 86_400,
             call_timeline: true,
+            state_retention_days: guest_support::retention::DEFAULT_DAYS,
+            call_log_days: 30,
             oauth: OAuthConfig::default(),
             diagnostics: DiagnosticsConfig::default(),
             policy: None,
@@ -529,6 +541,9 @@ impl TenantConfig {
         }
         if !(1..=10_000).contains(&s.max_calls_per_tick) {
             bail!("tenant {id}: settings.max_calls_per_tick must be between 1 and 10000");
+        }
+        if let Err(e) = guest_support::retention::check_days(s.state_retention_days) {
+            bail!("tenant {id}: settings.state_retention_days: {e}");
         }
         self.tie_breakers()
             .with_context(|| format!("tenant {id}"))?;

@@ -118,7 +118,9 @@ impl Storage {
                  recording     TEXT NOT NULL DEFAULT 'none',
                  triggers      TEXT NOT NULL DEFAULT '',
                  PRIMARY KEY (tenant, call_key)
-             );",
+             );
+             -- The retention sweep deletes the oldest rows first.
+             CREATE INDEX IF NOT EXISTS calls_by_handled_at ON calls (tenant, handled_at_ms);",
         )?;
         conn.execute_batch(secret_rows::SCHEMA)?;
         conn.execute_batch(backfill_rows::SCHEMA)?;
@@ -276,6 +278,19 @@ impl Storage {
             ],
         )?;
         Ok(())
+    }
+
+    /// Delete up to `max` of `tenant`'s call-log rows handled before
+    /// `before_ms`, oldest first, keeping parked calls (an operator still
+    /// has to settle them). Returns how many went.
+    pub fn prune_calls(&self, tenant: &str, before_ms: i64, max: usize) -> rusqlite::Result<usize> {
+        self.lock().execute(
+            "DELETE FROM calls WHERE rowid IN (
+                 SELECT rowid FROM calls
+                 WHERE tenant = ?1 AND handled_at_ms < ?2 AND outcome != 'parked'
+                 ORDER BY handled_at_ms LIMIT ?3)",
+            params![tenant, before_ms, max as i64],
+        )
     }
 
     /// Set a call's recording status.

@@ -101,6 +101,7 @@ fn tick_route(request: &Incoming) -> (u16, serde_json::Value) {
         policy_json: settings.policy_json,
         route_json: settings.route_json,
         review_place: connectzero::pipeline::tick::ReviewPlace::KeyValueStore,
+        state_retention_days: settings.state_retention_days,
     };
     let report = connectzero::pipeline::tick::run(&options);
     for warning in &report.warnings {

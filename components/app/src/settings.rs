@@ -37,6 +37,9 @@ pub struct AppSettings {
     pub policy_json: String,
     /// `route_json` as given (checked), for the tick.
     pub route_json: String,
+    /// Days per-call state is kept (`state_retention_days`; 0: forever,
+    /// else at least 7).
+    pub state_retention_days: u32,
 }
 
 /// `call_reference_prefix`: the host's setting of that name, checked by
@@ -120,6 +123,13 @@ impl AppSettings {
                 StageError::InvalidSettings(format!("configuration \"route_json\": {e}"))
             })?,
             max_calls_per_tick: config::parse_or("max_calls_per_tick", 100)?,
+            state_retention_days: guest_support::retention::check_days(config::parse_or(
+                "state_retention_days",
+                guest_support::retention::DEFAULT_DAYS,
+            )?)
+            .map_err(|e| {
+                StageError::InvalidSettings(format!("configuration \"state_retention_days\": {e}"))
+            })?,
             policy_json,
             route_json,
         })

@@ -16,6 +16,7 @@
 //! - [`routing`]: which tenant on a shared 3CX takes a call (plain types, also used by the host).
 //! - [`serve`]: `wasi:http/incoming-handler` plumbing for HTTP components.
 //! - [`queue`]: durable job queues (attach and trigger retries).
+//! - [`retention`]: forgetting per-call state past its horizon.
 //! - `webhook` (feature `webhook`): the shared-secret and `x-wh-signature`
 //!   checks of HighLevel's calls.
 //! - [`time`]: timestamps in milliseconds and RFC 3339.
@@ -38,6 +39,7 @@ pub mod legs;
 pub mod policy;
 pub mod protocol;
 pub mod queue;
+pub mod retention;
 pub mod review;
 pub mod routing;
 pub mod serve;

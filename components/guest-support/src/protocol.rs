@@ -400,6 +400,10 @@ pub fn next_cursor(facts: &CursorFacts) -> Option<i64> {
     })
 }
 
+/// Where the poll keeps its cursor (ms since the epoch, an `i64` in JSON):
+/// history is read from it, less the overlap window.
+pub const CURSOR_KEY: &str = "poll/cursor";
+
 /// The cursor a commit stores: `proposed` when it is ahead of `stored`,
 /// else nothing (`None`: leave the stored one). Never backwards: two
 /// workers may commit out of order.

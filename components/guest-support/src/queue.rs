@@ -6,9 +6,13 @@
 //! leaves hundreds of thousands of jobs, far more than the store's 1 MiB
 //! value limit would hold in one list. `<name>/pages` says which pages are
 //! live (`first..=last`). New ids go on the last page; a full page is
-//! closed for good and the next one opened. A closed page that empties is
-//! dropped from the front. Every change is compare-and-swap, so two
-//! workers never lose each other's additions.
+//! closed for good and the next one opened. Closed pages are dropped from
+//! the front once empty; a front page with only a few long-lived jobs left
+//! moves them to the last page first, so the live pages stay about as many
+//! as the jobs need. Lists and pages change only by compare-and-swap, so
+//! two workers never lose each other's additions, and every step is
+//! ordered so that a worker killed between any two of them leaves each
+//! job listed somewhere.
 //!
 //! Jobs survive restarts because the store does. Finished ids are
 //! remembered (`<name>/done/<id>`) so a job is never queued twice, and a
@@ -16,12 +20,11 @@
 //! never work the same job at once.
 //!
 //! Queues written before pages existed keep their ids in `<name>/index`;
-//! they are still read and finished from there, and new ids go on pages.
+//! each look at the queue moves a page's worth of them onto pages.
 
 use crate::StageError;
-use crate::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
 use crate::bindings::wasi::keyvalue::store::Bucket;
-use crate::kv;
+use crate::kv::Store;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -45,49 +48,13 @@ const PAGE_BYTES: usize = 64 * 1024;
 /// on from where this one stopped, so every job is looked at in turn.
 pub const SCAN_JOBS: usize = 1_000;
 
+/// A closed front page with at most this many ids left has them moved to
+/// the last page, so it can be dropped.
+const COMPACT_AT_MOST: usize = PAGE_IDS / 4;
+
 /// How often a compare-and-swap is retried when other workers keep
 /// winning.
 const CAS_ATTEMPTS: usize = 32;
-
-/// The key-value operations a queue needs. The component's bucket
-/// implements it; tests use an in-memory store.
-pub trait Store {
-    /// The value at `key`, `None` when absent.
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StageError>;
-    /// Write `value` at `key`.
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StageError>;
-    /// Remove `key` (absent is fine).
-    fn delete(&self, key: &str) -> Result<(), StageError>;
-    /// Write `new` at `key` only if its value is still `expected` (`None`:
-    /// absent); false when it had changed.
-    fn swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StageError>;
-}
-
-impl Store for Bucket {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StageError> {
-        Bucket::get(self, key).map_err(kv::storage_error)
-    }
-
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StageError> {
-        Bucket::set(self, key, value).map_err(kv::storage_error)
-    }
-
-    fn delete(&self, key: &str) -> Result<(), StageError> {
-        Bucket::delete(self, key).map_err(kv::storage_error)
-    }
-
-    fn swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StageError> {
-        let cas = Cas::new(self, key).map_err(kv::storage_error)?;
-        if cas.current().map_err(kv::storage_error)?.as_deref() != expected {
-            return Ok(false);
-        }
-        match atomics::swap(cas, new) {
-            Ok(()) => Ok(true),
-            Err(CasError::CasFailed(_)) => Ok(false),
-            Err(CasError::StoreError(e)) => Err(kv::storage_error(e)),
-        }
-    }
-}
 
 /// A queued job with its schedule.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -186,7 +153,7 @@ impl<'a, S: Store> Queue<'a, S> {
         format!("{}/index", self.name)
     }
 
-    /// Queue `payload` under `id`, due now. Returns false (and changes
+    /// Queue `payload` under `id`, due now. Returns false (and queues
     /// nothing) when `id` is already queued or finished, also when another
     /// worker queues or finishes it at the same moment.
     pub fn push<T: Serialize>(&self, id: &str, payload: T, now: i64) -> Result<bool, StageError> {
@@ -228,7 +195,39 @@ impl<'a, S: Store> Queue<'a, S> {
             self.unlist(id, Some(page))?;
             return Ok(false);
         }
+        // `due` moves the few ids of a sparse front page elsewhere and
+        // takes an id whose job does not exist yet off its page; if it
+        // did that to ours between listing and creating, list it again.
+        if !self.is_listed(id, page)? {
+            self.relist(id)?;
+        }
         Ok(true)
+    }
+
+    fn is_listed(&self, id: &str, page: u64) -> Result<bool, StageError> {
+        Ok(self
+            .get_json::<Page>(&self.page_key(page))?
+            .is_some_and(|p| p.ids.iter().any(|i| i == id)))
+    }
+
+    /// List the existing job `id` on the last page and record the page in
+    /// the job. Its other listings are left to the caller.
+    fn relist(&self, id: &str) -> Result<Option<u64>, StageError> {
+        let page = self.list(id)?;
+        let key = self.job_key(id);
+        let kept = self.update(&key, |current: Option<serde_json::Value>| match current {
+            Some(mut job) => {
+                job["page"] = serde_json::Value::from(page);
+                (Some(job), true)
+            }
+            None => (None, false),
+        })?;
+        if !kept {
+            // Finished meanwhile: nothing to list.
+            self.unlist(id, Some(page))?;
+            return Ok(None);
+        }
+        Ok(Some(page))
     }
 
     /// List `id` on the last open page; returns the page.
@@ -347,8 +346,9 @@ impl<'a, S: Store> Queue<'a, S> {
     }
 
     /// Up to `max` ids of jobs due at `now`, soonest due first among the
-    /// jobs looked at (at most [`SCAN_JOBS`], going on from where the last
-    /// look stopped). Not yet claimed: [`Self::claim`] each just before
+    /// jobs looked at: in page order until `max` are found, at most
+    /// [`SCAN_JOBS`] jobs and pages read, going on from where the last look
+    /// stopped. Not yet claimed: [`Self::claim`] each just before
     /// working it, so two workers (processes, Spin instances) never work
     /// the same job at once.
     pub fn due<T: DeserializeOwned>(
@@ -362,7 +362,7 @@ impl<'a, S: Store> Queue<'a, S> {
             budget: SCAN_JOBS,
             due: Vec::new(),
         };
-        self.scan_legacy::<T>(&mut scan)?;
+        self.migrate_legacy()?;
         let mut pages = self.pages()?;
         // A worker that opened the next page and died before moving
         // `last` would leave its id unread until the next push.
@@ -378,26 +378,44 @@ impl<'a, S: Store> Queue<'a, S> {
         let start = saved.unwrap_or(pages.first).clamp(pages.first, pages.last);
         let order = (start..=pages.last).chain(pages.first..start);
         let mut next = start;
+        let mut compacted = false;
         for page in order {
             next = page;
             if scan.is_over() {
                 break;
             }
+            // Reading a page is work too, even an empty one.
+            scan.budget -= 1;
             let Some(listed) = self.get_json::<Page>(&self.page_key(page))? else {
                 continue;
             };
-            if listed.closed && listed.ids.is_empty() {
-                self.drop_front_page(page)?;
+            let at_front = listed.closed && page == pages.first && page < pages.last;
+            let sparse = listed.ids.len() <= COMPACT_AT_MOST;
+            if at_front && (listed.ids.is_empty() || (sparse && !compacted)) {
+                // A few long-lived jobs on the front page would keep every
+                // emptied page behind it: move them to the last page, then
+                // drop the front one. Once per look, so the work stays
+                // bounded; their jobs are looked at on the last page.
+                if !listed.ids.is_empty() {
+                    compacted = true;
+                    for id in &listed.ids {
+                        self.move_off(id, page)?;
+                    }
+                }
+                if self.drop_front_page(page)? {
+                    pages.first = page + 1;
+                }
                 continue;
             }
-            let complete = self.scan_ids::<T>(&listed.ids, Some(page), &mut scan)?;
-            if complete {
-                next = if page == pages.last {
-                    pages.first
-                } else {
-                    page + 1
-                };
+            if !self.scan_ids::<T>(&listed.ids, Some(page), &mut scan)? {
+                // Stopped inside this page: the next look starts on it.
+                break;
             }
+            next = if page == pages.last {
+                pages.first
+            } else {
+                page + 1
+            };
         }
         // Where the next look starts; with one page there is no choice.
         if pages.last > pages.first && saved != Some(next) {
@@ -409,17 +427,68 @@ impl<'a, S: Store> Queue<'a, S> {
         Ok(due.into_iter().map(|(_, id)| id).collect())
     }
 
-    /// Look at the jobs of the pre-page index, deleting it once empty.
-    fn scan_legacy<T: DeserializeOwned>(&self, scan: &mut Scan) -> Result<(), StageError> {
+    /// Take `id` off the front page `page`, keeping it listed while its
+    /// job exists.
+    fn move_off(&self, id: &str, page: u64) -> Result<(), StageError> {
+        let job = self.get_json::<Job<serde::de::IgnoredAny>>(&self.job_key(id))?;
+        match job {
+            // Listed here: list it on the last page first, so it is never
+            // on no page.
+            Some(job) if job.page.is_none_or(|p| p == page) => {
+                self.relist(id)?;
+                self.unlist(id, Some(page))
+            }
+            // A second listing; the job's own page lists it.
+            Some(_) => self.unlist(id, Some(page)),
+            // No job: finished, or a push between listing and creating.
+            // Off first, then look again: a push that creates its job now
+            // finds its listing gone and lists it again itself, and one
+            // that already has is caught here.
+            None => {
+                self.unlist(id, Some(page))?;
+                if self.store.get(&self.job_key(id))?.is_some() {
+                    self.relist(id)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Move up to [`PAGE_IDS`] jobs of a queue written before pages
+    /// existed onto pages. The old index is never deleted, only emptied
+    /// with compare-and-swap: a worker of the earlier release still
+    /// running during an upgrade may add to it, and its ids move next time.
+    fn migrate_legacy(&self) -> Result<(), StageError> {
         let key = self.legacy_index_key();
         let Some(ids) = self.get_json::<Vec<String>>(&key)? else {
             return Ok(());
         };
-        if ids.is_empty() {
-            // Nothing adds to it any more, so empty is for good.
-            return self.store.delete(&key);
+        let mut moved = Vec::new();
+        let mut waiting = Vec::new();
+        for id in ids.iter().take(PAGE_IDS) {
+            if self.store.get(&self.job_key(id))?.is_some() {
+                self.relist(id)?;
+                moved.push(id.clone());
+            } else if self.store.get(&self.done_key(id))?.is_some() {
+                moved.push(id.clone());
+            } else {
+                // Listed by an earlier release that has not created the
+                // job yet (or died before it did): keep it, at the back so
+                // it cannot hold up the rest.
+                waiting.push(id.clone());
+            }
         }
-        self.scan_ids::<T>(&ids, None, scan).map(|_| ())
+        if moved.is_empty() && waiting.len() == ids.len() {
+            return Ok(());
+        }
+        self.update(&key, |current: Option<Vec<String>>| {
+            let Some(mut ids) = current else {
+                return (None, ());
+            };
+            ids.retain(|i| !moved.contains(i) && !waiting.contains(i));
+            ids.extend(waiting.iter().cloned());
+            (Some(ids), ())
+        })
     }
 
     /// Look at the jobs of `ids` (listed on `page`) until the scan is
@@ -442,7 +511,8 @@ impl<'a, S: Store> Queue<'a, S> {
                 // no job will come back under a finished id.
                 None if self.store.get(&self.done_key(id))?.is_some() => self.unlist(id, page)?,
                 // Being pushed right now, or left by a push that died
-                // between listing and creating: a later push completes it.
+                // between listing and creating: taken off once its page
+                // reaches the front (`move_off`).
                 None => {}
             }
         }
@@ -450,8 +520,8 @@ impl<'a, S: Store> Queue<'a, S> {
     }
 
     /// Drop `page` if it is the first live page: closed and empty, it can
-    /// never list an id again.
-    fn drop_front_page(&self, page: u64) -> Result<(), StageError> {
+    /// never list an id again. True when it went.
+    fn drop_front_page(&self, page: u64) -> Result<bool, StageError> {
         let moved = self.update(&self.pages_key(), |current: Option<Pages>| {
             let mut pages = current.unwrap_or_default();
             // Never past `last`: new ids go there.
@@ -464,7 +534,7 @@ impl<'a, S: Store> Queue<'a, S> {
         if moved {
             self.store.delete(&self.page_key(page))?;
         }
-        Ok(())
+        Ok(moved)
     }
 
     /// Claim one job if it is still queued and due, with compare-and-swap,
@@ -491,13 +561,35 @@ impl<'a, S: Store> Queue<'a, S> {
         if !self.store.swap(&key, Some(&bytes), &encode(&key, &held)?)? {
             return Ok(None);
         }
+        // A job next to its done marker was finished already: a push that
+        // raced with the finish (or died before undoing its repeat) left
+        // it. Working it again would deliver twice.
+        if self.store.get(&self.done_key(id))?.is_some() {
+            self.store.delete(&key)?;
+            self.unlist(id, held.page)?;
+            return Ok(None);
+        }
         held.due_at = due_at;
         Ok(Some(held))
     }
 
-    /// Save a job's new schedule (or progress).
+    /// Save a claimed job's new schedule (or progress), unless it was
+    /// finished meanwhile (a worker slower than its claim must not bring a
+    /// finished job back).
     pub fn reschedule<T: Serialize>(&self, id: &str, job: &Job<T>) -> Result<(), StageError> {
-        self.set_json(&self.job_key(id), job)
+        let key = self.job_key(id);
+        let bytes = encode(&key, job)?;
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(current) = self.store.get(&key)? else {
+                return Ok(());
+            };
+            if self.store.swap(&key, Some(&current), &bytes)? {
+                return Ok(());
+            }
+        }
+        Err(StageError::Storage(format!(
+            "{key:?} kept changing under {CAS_ATTEMPTS} attempts to update it"
+        )))
     }
 
     /// Finish a claimed job: remember `outcome` for it and take it off the
@@ -596,64 +688,7 @@ pub fn backoff_ms(attempts: u32, base_ms: u32, max_ms: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-
-    /// The store's value limit, as the bundled host and Spin enforce it.
-    const VALUE_LIMIT: usize = 1024 * 1024;
-
-    /// An in-memory store that refuses values over the limit, as the
-    /// real ones do.
-    #[derive(Default)]
-    struct Memory(RefCell<BTreeMap<String, Vec<u8>>>, Stale);
-
-    /// Values the next read of a key sees instead of the current one, as a
-    /// worker that read it a while ago would.
-    #[derive(Default)]
-    struct Stale(RefCell<BTreeMap<String, Vec<u8>>>);
-
-    impl Memory {
-        fn keys_under(&self, prefix: &str) -> Vec<String> {
-            let map = self.0.borrow();
-            map.keys()
-                .filter(|k| k.starts_with(prefix))
-                .cloned()
-                .collect()
-        }
-
-        fn largest_value(&self) -> usize {
-            self.0.borrow().values().map(Vec::len).max().unwrap_or(0)
-        }
-    }
-
-    impl Store for Memory {
-        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StageError> {
-            if let Some(old) = self.1.0.borrow_mut().remove(key) {
-                return Ok(Some(old));
-            }
-            Ok(self.0.borrow().get(key).cloned())
-        }
-
-        fn set(&self, key: &str, value: &[u8]) -> Result<(), StageError> {
-            if value.len() > VALUE_LIMIT {
-                return Err(StageError::Storage(format!("{key} is too large")));
-            }
-            self.0.borrow_mut().insert(key.into(), value.to_vec());
-            Ok(())
-        }
-
-        fn delete(&self, key: &str) -> Result<(), StageError> {
-            self.0.borrow_mut().remove(key);
-            Ok(())
-        }
-
-        fn swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StageError> {
-            if self.0.borrow().get(key).map(Vec::as_slice) != expected {
-                return Ok(false);
-            }
-            self.set(key, new).map(|()| true)
-        }
-    }
+    use crate::kv::tests::Memory;
 
     /// A trigger-shaped id: event kind and a call key.
     fn id(i: usize) -> String {
@@ -704,14 +739,20 @@ mod tests {
                 assert!(seen.insert(id.clone()), "{id} worked twice");
             }
         }
-        assert!(queue.due::<u32>(1, 50).unwrap().is_empty());
         assert!(store.keys_under("trigger/job/").is_empty());
-        // Emptied pages were dropped: what is left is the page new ids go
-        // on (and its neighbour, not yet passed).
-        assert!(
-            store.keys_under("trigger/index/").len() <= 2,
-            "{:?}",
-            store.keys_under("trigger/index/")
+        // Emptied pages are dropped as the looks pass them (each look
+        // reads at most SCAN_JOBS pages): what is left is the page new ids
+        // go on.
+        for _ in 0..JOBS / PAGE_IDS / SCAN_JOBS + 2 {
+            assert!(queue.due::<u32>(1, 50).unwrap().is_empty());
+        }
+        let pages = store.keys_under("trigger/index/");
+        assert_eq!(
+            pages.len(),
+            1,
+            "{} pages left, from {:?}",
+            pages.len(),
+            pages.first()
         );
         // Finished ids stay finished.
         assert!(!queue.push(&id(7), 7, 2).unwrap());
@@ -741,7 +782,8 @@ mod tests {
                 assert_eq!(due, vec![id(jobs - 1)]);
                 break;
             }
-            assert!(looks <= 3, "the due job was never found");
+            // 3,000 jobs on 30 pages: under four looks' budgets.
+            assert!(looks <= 4, "the due job was never found");
         }
     }
 
@@ -806,16 +848,29 @@ mod tests {
         let mut due = queue.due::<u32>(1, 10).unwrap();
         due.sort();
         assert_eq!(due, vec!["new".to_string(), "old".to_string()]);
+        // Moved onto a page, and off the old index (kept, empty: a worker
+        // of the earlier release may still add to it during an upgrade).
         let job = queue.claim::<u32>("old", 1).unwrap().unwrap();
-        assert_eq!((job.payload, job.page), (5, None));
+        assert_eq!(job.payload, 5);
+        assert!(job.page.is_some());
+        assert_eq!(store.get("attach/index").unwrap().unwrap(), b"[]");
         queue.finish("old", &job, &"ok").unwrap();
         assert_eq!(queue.due::<u32>(1, 10).unwrap(), vec!["new".to_string()]);
-        // The emptied old index is gone.
-        assert!(store.get("attach/index").unwrap().is_none());
         assert!(
             !queue.push("old", 5u32, 2).unwrap(),
             "finished stays finished"
         );
+        // An earlier release's worker adds one more: it moves too.
+        store.set("attach/index", br#"["older"]"#).unwrap();
+        store
+            .set(
+                "attach/job/older",
+                br#"{"payload":7,"attempts":0,"queued_at":0,"due_at":0}"#,
+            )
+            .unwrap();
+        let mut due = queue.due::<u32>(1, 10).unwrap();
+        due.sort();
+        assert_eq!(due, vec!["new".to_string(), "older".to_string()]);
     }
 
     #[test]
@@ -835,11 +890,7 @@ mod tests {
             .unwrap();
         // The pusher's first look at the pages is from back then: it finds
         // page 1 closed and recreates page 2, which nobody reads any more.
-        store
-            .1
-            .0
-            .borrow_mut()
-            .insert("trigger/pages".into(), br#"{"first":0,"last":1}"#.to_vec());
+        store.serve_once_stale("trigger/pages", br#"{"first":0,"last":1}"#);
         assert!(queue.push("x", 1u32, 0).unwrap());
         let job = queue.claim::<u32>("x", 0).unwrap().unwrap();
         assert_eq!(job.page, Some(3), "listed where due() reads");
@@ -847,6 +898,94 @@ mod tests {
         assert!(dropped.ids.is_empty(), "{dropped:?}");
         queue.reschedule("x", &Job { due_at: 0, ..job }).unwrap();
         assert_eq!(queue.due::<u32>(1, 10).unwrap(), vec!["x".to_string()]);
+    }
+
+    #[test]
+    fn a_job_recreated_next_to_its_done_marker_is_not_worked_again() {
+        let store = Memory::default();
+        let queue = Queue::new(&store, "trigger");
+        queue.push("x", 1u32, 0).unwrap();
+        let job = queue.claim::<u32>("x", 0).unwrap().unwrap();
+        queue.finish("x", &job, &"delivered").unwrap();
+        // A push that passed its done check before the finish, then
+        // listed and created the job again (and died before undoing it).
+        let page = queue.list("x").unwrap();
+        let again = Job {
+            page: Some(page),
+            due_at: 0,
+            ..job.clone()
+        };
+        queue.set_json(&queue.job_key("x"), &again).unwrap();
+        for id in queue.due::<u32>(1, 10).unwrap() {
+            assert!(
+                queue.claim::<u32>(&id, 1).unwrap().is_none(),
+                "{id} worked twice"
+            );
+        }
+        assert!(store.get(&queue.job_key("x")).unwrap().is_none());
+        assert_eq!(
+            queue.outcome::<String>("x").unwrap().as_deref(),
+            Some("delivered")
+        );
+    }
+
+    #[test]
+    fn a_slow_worker_cannot_bring_a_finished_job_back() {
+        let store = Memory::default();
+        let queue = Queue::new(&store, "attach");
+        queue.push("x", 1u32, 0).unwrap();
+        let slow = queue.claim::<u32>("x", 0).unwrap().unwrap();
+        // Its claim passes; another worker takes the job and finishes it.
+        let fast = queue
+            .claim::<u32>("x", DEFAULT_CLAIM_MS + 1)
+            .unwrap()
+            .unwrap();
+        queue.finish("x", &fast, &"ok").unwrap();
+        queue.reschedule("x", &Job { due_at: 5, ..slow }).unwrap();
+        assert!(store.get(&queue.job_key("x")).unwrap().is_none());
+        assert!(queue.due::<u32>(10, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_few_long_lived_jobs_do_not_keep_the_pages_behind_them() {
+        let store = Memory::default();
+        let queue = Queue::new(&store, "trigger");
+        let jobs = PAGE_IDS * 20;
+        for i in 0..jobs {
+            queue.push(&id(i), i as u32, 0).unwrap();
+            if i == 10 {
+                // A listing whose push died before creating its job.
+                assert_eq!(queue.list("orphan").unwrap(), 0);
+            }
+        }
+        // Every job finishes but the first one, which retries for a day.
+        for i in 1..jobs {
+            let job = queue.claim::<u32>(&id(i), 0).unwrap().unwrap();
+            queue.finish(&id(i), &job, &"ok").unwrap();
+        }
+        let mut first = queue.claim::<u32>(&id(0), 0).unwrap().unwrap();
+        first.due_at = 86_400_000;
+        queue.reschedule(&id(0), &first).unwrap();
+        // More jobs arrive, so the pages go on.
+        for i in jobs..jobs + PAGE_IDS {
+            queue.push(&id(i), i as u32, 0).unwrap();
+        }
+        for _ in 0..30 {
+            queue.due::<u32>(1, 1_000).unwrap();
+        }
+        let pages = store.keys_under("trigger/index/");
+        assert!(pages.len() <= 2, "{} pages kept", pages.len());
+        // The long-lived job is still listed and comes due in time.
+        let due = queue.due::<u32>(86_400_000, 10_000).unwrap();
+        assert!(due.contains(&id(0)));
+        let listed: Vec<String> = pages
+            .iter()
+            .flat_map(|key| queue.get_json::<Page>(key).unwrap().unwrap().ids)
+            .collect();
+        assert!(
+            !listed.contains(&"orphan".to_string()),
+            "the orphan was kept"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ guest_support::stage_bindings!(http_kv "poll-stage");
 use exports::connectzero::pipeline::poll::{ActiveCall, Guest, PollBatch, RejectedRow};
 
 /// Key of the tenant's cursor: start of the newest leg handled, in ms.
-const CURSOR_KEY: &str = "poll/cursor";
+use guest_support::protocol::CURSOR_KEY;
 
 /// How far back the first poll of a new tenant reads: one day, so a fresh
 /// install shows today's calls. Older history is a backfill's job.

@@ -16,8 +16,8 @@ use crate::history::{Handled, count};
 use crate::options::Options;
 use crate::timing::time;
 use guest_support::bindings::connectzero::pipeline::types::{Call, StageError};
-use guest_support::kv;
 use guest_support::routing::RouteDecision;
+use guest_support::{kv, retention};
 
 /// Key of the active calls whose `call.started` is already queued.
 const STARTED_KEY: &str = "tick/started";
@@ -258,6 +258,30 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
         Err(error) => report
             .warnings
             .push(format!("trigger queue unavailable: {}", describe(&error))),
+    }
+    forget_old_calls(options, report);
+}
+
+/// One step of the retention sweep (`guest_support::retention`): a page
+/// of keys per tick, so per-call state stops growing without any tick
+/// doing more than a page of work.
+fn forget_old_calls(options: &Options, report: &mut TickReport) {
+    let overlap_ms = i64::from(options.settings.overlap_window_secs) * 1000;
+    let swept = time("retention", "sweep", || {
+        let bucket = kv::open()?;
+        retention::sweep(
+            &bucket,
+            guest_support::time::now_ms(),
+            options.state_retention_days,
+            overlap_ms,
+        )
+    });
+    match swept {
+        Ok(swept) => report.pruned += swept.pruned,
+        Err(error) => report.warnings.push(format!(
+            "could not forget old calls' state this tick (retried next tick): {}",
+            describe(&error)
+        )),
     }
 }
 

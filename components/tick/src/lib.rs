@@ -122,6 +122,7 @@ pub fn report() -> TickReport {
         attach_pending: 0,
         triggers_delivered: 0,
         calls_started: 0,
+        pruned: 0,
         warnings: Vec::new(),
         timings: Vec::new(),
     }

@@ -23,6 +23,8 @@ pub struct Options {
     pub route: Option<Route>,
     /// Where calls needing review wait.
     pub review_place: guest_support::review::ReviewPlace,
+    /// Days per-call state is kept (0: forever), checked.
+    pub state_retention_days: u32,
     /// Why the policy or the route could not be used, when it could not:
     /// then no call may be taken (not even under "log everything"), but
     /// the queues of calls already posted still run.
@@ -45,6 +47,11 @@ impl Options {
             unusable = Some(StageError::InvalidSettings(format!("route: {e}")));
             None
         });
+        // A horizon too short to be safe keeps everything rather than
+        // forgetting calls a backlog may still need (both runtimes refuse
+        // it at start-up; this guards a runtime that did not).
+        let state_retention_days =
+            guest_support::retention::check_days(options.state_retention_days).unwrap_or(0);
         Self {
             settings: options.settings,
             worker: options.worker,
@@ -56,6 +63,7 @@ impl Options {
                 ReviewPlace::StatusPage => guest_support::review::ReviewPlace::StatusPage,
                 ReviewPlace::KeyValueStore => guest_support::review::ReviewPlace::KeyValueStore,
             },
+            state_retention_days,
             unusable,
         }
     }
@@ -101,6 +109,7 @@ mod tests {
             policy_json: policy_json.into(),
             route_json: route_json.into(),
             review_place: ReviewPlace::StatusPage,
+            state_retention_days: 30,
         }
     }
 

@@ -168,6 +168,8 @@ pub struct TickReport {
     pub calls_started: usize,
     /// New calls left for the next tick (more than `max_calls_per_tick`).
     pub deferred: usize,
+    /// Keys of calls past the retention horizon deleted in this tick.
+    pub pruned: usize,
 }
 
 /// Readable text of a stage error.
@@ -213,6 +215,10 @@ pub struct Pipeline {
     ticks: tokio::sync::Semaphore,
 }
 
+/// Most call-log rows one tick deletes: a day's calls of a busy tenant
+/// go within minutes of ticks, and no tick holds the database for long.
+const CALL_LOG_ROWS_PER_TICK: usize = 1_000;
+
 /// Ticks that may run at once, per pipeline: half the instance pool, which
 /// leaves room for the HTTP endpoints' write-back instances.
 const CONCURRENT_TICKS: usize = crate::engine::POOL_INSTANCES as usize / 2;
@@ -250,9 +256,31 @@ impl Pipeline {
     pub async fn tick(&self, tenant: &Tenant) -> anyhow::Result<TickReport> {
         // The semaphore is never closed, so acquiring cannot fail.
         let _permit = self.ticks.acquire().await?;
-        let report = self.run_tick(tenant).await?;
+        let mut report = self.run_tick(tenant).await?;
+        report.pruned += self.forget_old_call_log_rows(tenant);
         crate::metrics::tick(tenant.id(), &report);
         Ok(report)
+    }
+
+    /// Delete a bounded batch of the tenant's call-log rows older than its
+    /// `call_log_days` (none when 0). A failure is logged and retried next
+    /// tick: the rows only take space.
+    fn forget_old_call_log_rows(&self, tenant: &Tenant) -> usize {
+        let days = tenant.config.settings.call_log_days;
+        if days == 0 {
+            return 0;
+        }
+        let before = chrono::Utc::now().timestamp_millis() - i64::from(days) * 86_400_000;
+        match self
+            .storage()
+            .prune_calls(tenant.id(), before, CALL_LOG_ROWS_PER_TICK)
+        {
+            Ok(pruned) => pruned,
+            Err(error) => {
+                tracing::warn!(tenant = tenant.id(), %error, "could not delete old call-log rows; retried next tick");
+                0
+            }
+        }
     }
 }
 

@@ -44,6 +44,7 @@ impl Pipeline {
             policy_json: tenant.policy_json.clone(),
             route_json: tenant.route_json.clone(),
             review_place: ReviewPlace::StatusPage,
+            state_retention_days: tenant.config.settings.state_retention_days,
         }
     }
 
@@ -139,6 +140,7 @@ impl From<wit::TickReport> for TickReport {
             triggers_delivered: n(r.triggers_delivered),
             calls_started: n(r.calls_started),
             deferred: n(r.deferred),
+            pruned: n(r.pruned),
         }
     }
 }

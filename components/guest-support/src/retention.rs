@@ -1,0 +1,360 @@
+//! Forgetting per-call state once it can no longer matter, so the store
+//! stops growing.
+//!
+//! Every call leaves keys behind: its legs' ledger entries
+//! (`ledger/<leg>@<start ms>`), the send marker of its message
+//! (`post/sending/<call key>`) and the done markers of its follow-up jobs
+//! (`attach/done/<call key>`, `trigger/done/<kind>/<call key>`). Each names
+//! the call's start, so its age is read from the key alone. A sweep walks
+//! the keyspace a page per tick, from where the last tick stopped, and
+//! deletes those that started longer ago than the horizon. Keys it cannot
+//! date (settings, queues, caches, write-back records) are left alone.
+//!
+//! Why forgetting is safe: every one of these keys exists to stop a call
+//! from being handled twice while it may still be handled at all. The poll
+//! reads history from its cursor less the overlap window, and the cursor
+//! waits at the oldest call not yet handled, however old (a call that keeps
+//! failing holds it): so the sweep never deletes the keys of a call that
+//! started later than a day before that point, whatever the horizon says.
+//! A backfill may not reach back further than the horizon less a day
+//! ([`backfill_floor_ms`]). So by the time a key goes, nothing can bring its
+//! call back; the one way left is a Retry of a call an operator parked,
+//! which posts it on purpose.
+
+use crate::StageError;
+use crate::kv::Store;
+use crate::protocol::CURSOR_KEY;
+use crate::time;
+
+/// Where the sweep goes on from.
+const POSITION_KEY: &str = "retention/position";
+
+/// Keys one sweep looks at when the store hands back every key at once
+/// (Spin refuses list cursors): the same bound a page of the bundled
+/// host's listing gives.
+pub const SWEEP_KEYS: usize = 1_000;
+
+/// The shortest horizon a tenant may set, in days: a backlog (a CRM down
+/// for days) must finish before its calls' keys go.
+pub const MIN_DAYS: u32 = 7;
+
+/// The default horizon, in days.
+pub const DEFAULT_DAYS: u32 = 30;
+
+/// How far a backfill may reach back from `now` under a horizon of `days`
+/// (0: forever): a day inside the horizon, so every call it reads is still
+/// in the ledger while it runs.
+pub fn backfill_floor_ms(now: i64, days: u32) -> Option<i64> {
+    (days > 0).then(|| now - (i64::from(days) - 1) * DAY_MS)
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Check a horizon setting: 0 (keep forever) or at least [`MIN_DAYS`].
+pub fn check_days(days: u32) -> Result<u32, String> {
+    if days != 0 && days < MIN_DAYS {
+        return Err(format!(
+            "{days} days is too short to keep call state: use 0 (keep forever) or at least {MIN_DAYS} days, so a backlog of several days still finds its calls' ledger entries"
+        ));
+    }
+    Ok(days)
+}
+
+/// When the call a key belongs to started, ms since the epoch, for the
+/// keys the sweep may delete; `None` for every other key.
+pub fn call_started_at(key: &str) -> Option<i64> {
+    if let Some(leg) = key.strip_prefix("ledger/") {
+        return leg.rsplit_once('@')?.1.parse().ok();
+    }
+    let call_key = key
+        .strip_prefix("post/sending/")
+        .or_else(|| queue_done_id(key))?;
+    // A call key is `3cx:<call id>@<start>` (or `3cx-segment:<leg>@<start>`),
+    // after the trigger kind for trigger jobs (`call.ended/3cx:...`).
+    let (_, start) = call_key.rsplit_once('@')?;
+    time::parse_rfc3339_ms(start).ok()
+}
+
+/// The job id of a queue's done marker (`<queue>/done/<id>`).
+fn queue_done_id(key: &str) -> Option<&str> {
+    let (queue, rest) = key.split_once('/')?;
+    let id = rest.strip_prefix("done/")?;
+    (!queue.is_empty() && !queue.contains('/')).then_some(id)
+}
+
+/// What one sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Keys looked at.
+    pub visited: u32,
+    /// Keys deleted.
+    pub pruned: u32,
+    /// The sweep reached the end of the keyspace; the next starts over.
+    pub pass_complete: bool,
+}
+
+/// Where the sweep stands between ticks.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Position {
+    /// The store's cursor for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+    /// With a store that lists every key at once: the last key looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after: Option<String>,
+}
+
+/// Look at the next page of keys and delete those of calls that started
+/// more than `days` days before `now`, and more than a day before what
+/// the poll may still read (its cursor less `overlap_ms`). `days` = 0
+/// keeps everything.
+pub fn sweep(
+    store: &impl Store,
+    now: i64,
+    days: u32,
+    overlap_ms: i64,
+) -> Result<Swept, StageError> {
+    if days == 0 {
+        return Ok(Swept {
+            pass_complete: true,
+            ..Swept::default()
+        });
+    }
+    let mut horizon = now - i64::from(days) * DAY_MS;
+    if let Some(bytes) = store.get(CURSOR_KEY)? {
+        let cursor: i64 = serde_json::from_slice(&bytes).map_err(|e| {
+            StageError::Storage(format!("value at {CURSOR_KEY:?} is unreadable: {e}"))
+        })?;
+        horizon = horizon.min(cursor - overlap_ms - DAY_MS);
+    }
+    let position: Position = match store.get(POSITION_KEY)? {
+        Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        None => Position::default(),
+    };
+    let (keys, next) = match store.list(position.cursor.as_deref()) {
+        Ok(page) => page,
+        // A cursor the store no longer takes: start the pass over.
+        Err(_) if position.cursor.is_some() => store.list(None)?,
+        Err(error) => return Err(error),
+    };
+    let (batch, next_position) = if next.is_none() && keys.len() > SWEEP_KEYS {
+        // Every key at once: take the next SWEEP_KEYS in key order.
+        let mut keys = keys;
+        keys.sort_unstable();
+        let from = match &position.after {
+            Some(after) => keys.partition_point(|k| k <= after),
+            None => 0,
+        };
+        let batch: Vec<String> = keys.into_iter().skip(from).take(SWEEP_KEYS).collect();
+        let position = (batch.len() == SWEEP_KEYS).then(|| Position {
+            cursor: None,
+            after: batch.last().cloned(),
+        });
+        (batch, position)
+    } else {
+        let position = next.map(|cursor| Position {
+            cursor: Some(cursor),
+            after: None,
+        });
+        (keys, position)
+    };
+    let mut swept = Swept {
+        visited: batch.len() as u32,
+        pruned: 0,
+        pass_complete: next_position.is_none(),
+    };
+    for key in &batch {
+        if call_started_at(key).is_some_and(|started| started < horizon) {
+            store.delete(key)?;
+            swept.pruned += 1;
+        }
+    }
+    match next_position {
+        Some(position) => {
+            let bytes = serde_json::to_vec(&position)
+                .map_err(|e| StageError::Storage(format!("encoding {POSITION_KEY}: {e}")))?;
+            store.set(POSITION_KEY, &bytes)?;
+        }
+        None => store.delete(POSITION_KEY)?,
+    }
+    Ok(swept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::tests::Memory;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn call_key(start_ms: i64) -> String {
+        format!(
+            "3cx:{}@{}",
+            start_ms / 1000,
+            time::format_rfc3339_ms(start_ms)
+        )
+    }
+
+    /// The keys one call leaves behind.
+    fn call_keys(start_ms: i64) -> Vec<String> {
+        let key = call_key(start_ms);
+        vec![
+            format!("ledger/{}@{start_ms}", start_ms / 1000),
+            format!("ledger/{}@{start_ms}", start_ms / 1000 + 1),
+            format!("post/sending/{key}"),
+            format!("attach/done/{key}"),
+            format!("trigger/done/call.ended/{key}"),
+            format!("trigger/done/missed-call.recovered/{key}"),
+        ]
+    }
+
+    fn fill(store: &Memory, starts: impl IntoIterator<Item = i64>) {
+        for start in starts {
+            for key in call_keys(start) {
+                store.set(&key, b"{}").unwrap();
+            }
+        }
+    }
+
+    fn sweep_a_pass(store: &Memory, days: u32) -> Swept {
+        let mut total = Swept::default();
+        for _ in 0..10_000 {
+            let swept = sweep(store, NOW, days, 0).unwrap();
+            total.visited += swept.visited;
+            total.pruned += swept.pruned;
+            if swept.pass_complete {
+                total.pass_complete = true;
+                return total;
+            }
+        }
+        panic!("the sweep never finished a pass");
+    }
+
+    #[test]
+    fn every_per_call_key_is_dated_by_its_calls_start() {
+        let start = NOW - 3 * DAY_MS + 123;
+        for key in call_keys(start) {
+            assert_eq!(call_started_at(&key), Some(start), "{key}");
+        }
+        let segment = format!(
+            "post/sending/3cx-segment:77@{}",
+            time::format_rfc3339_ms(start)
+        );
+        assert_eq!(call_started_at(&segment), Some(start));
+        // Keys that are not per-call state, or cannot be dated, stay.
+        for key in [
+            "poll/cursor",
+            "trigger/pages",
+            "trigger/index/3",
+            "trigger/job/call.ended/3cx:1@2020-01-01T00:00:00Z",
+            "write-back/done/9f86d081884c7d65",
+            "post/conversation/contact-1",
+            "trigger/missed/+15551234567",
+            "ledger/12",
+            "post/sending/3cx:1@yesterday",
+            "retention/position",
+        ] {
+            assert_eq!(call_started_at(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn a_pass_deletes_the_state_of_calls_past_the_horizon_and_nothing_else() {
+        for store in [Memory::paged(50), Memory::default()] {
+            let old: Vec<i64> = (0..300).map(|i| NOW - 31 * DAY_MS - i * 60_000).collect();
+            let young: Vec<i64> = (0..300).map(|i| NOW - 29 * DAY_MS + i * 60_000).collect();
+            fill(&store, old.iter().copied());
+            fill(&store, young.iter().copied());
+            store.set(CURSOR_KEY, NOW.to_string().as_bytes()).unwrap();
+            store
+                .set("trigger/job/call.ended/3cx:1@2020-01-01T00:00:00Z", b"{}")
+                .unwrap();
+            let swept = sweep_a_pass(&store, 30);
+            assert_eq!(swept.pruned, 300 * 6);
+            for start in old {
+                for key in call_keys(start) {
+                    assert!(store.get(&key).unwrap().is_none(), "{key} kept");
+                }
+            }
+            for start in young {
+                for key in call_keys(start) {
+                    assert!(store.get(&key).unwrap().is_some(), "{key} deleted");
+                }
+            }
+            assert!(store.get(CURSOR_KEY).unwrap().is_some());
+            assert!(
+                store
+                    .get("trigger/job/call.ended/3cx:1@2020-01-01T00:00:00Z")
+                    .unwrap()
+                    .is_some(),
+                "a queued job is work, not state to forget"
+            );
+            // The pass is over: the next sweep starts from the beginning.
+            assert!(store.get(POSITION_KEY).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn each_sweep_looks_at_a_bounded_number_of_keys() {
+        // A store that hands back every key at once (Spin).
+        let store = Memory::default();
+        fill(&store, (0..1_000).map(|i| NOW - 40 * DAY_MS + i));
+        let swept = sweep(&store, NOW, 30, 0).unwrap();
+        assert_eq!(swept.visited as usize, SWEEP_KEYS);
+        assert!(!swept.pass_complete);
+        // A paged store: one page.
+        let store = Memory::paged(100);
+        fill(&store, (0..1_000).map(|i| NOW - 40 * DAY_MS + i));
+        assert_eq!(sweep(&store, NOW, 30, 0).unwrap().visited, 100);
+    }
+
+    #[test]
+    fn nothing_the_poll_may_still_read_is_forgotten() {
+        // One call keeps failing and holds the cursor 40 days back; the
+        // calls after it were posted and are re-read on every poll, so
+        // their ledger entries must stay whatever the horizon.
+        let store = Memory::paged(100);
+        let held = NOW - 40 * DAY_MS;
+        store.set(CURSOR_KEY, held.to_string().as_bytes()).unwrap();
+        fill(&store, [held - 5 * 60_000, held + 60_000, held + DAY_MS]);
+        // Older than a day before the read window: nothing reads it.
+        fill(&store, [held - 2 * DAY_MS]);
+        let swept = sweep_a_pass(&store, 30);
+        assert_eq!(swept.pruned, 6);
+        for start in [held - 5 * 60_000, held + 60_000, held + DAY_MS] {
+            for key in call_keys(start) {
+                assert!(store.get(&key).unwrap().is_some(), "{key} deleted");
+            }
+        }
+        // The poll reads from the cursor less the overlap window: with a
+        // 10-minute overlap, a call 5 minutes before the day's margin is
+        // kept, and goes once the overlap is shorter.
+        fill(&store, [held - DAY_MS - 5 * 60_000]);
+        assert_eq!(sweep_a_pass_with_overlap(&store, 30, 600_000).pruned, 0);
+        assert_eq!(sweep_a_pass_with_overlap(&store, 30, 60_000).pruned, 6);
+    }
+
+    fn sweep_a_pass_with_overlap(store: &Memory, days: u32, overlap_ms: i64) -> Swept {
+        let mut total = Swept::default();
+        loop {
+            let swept = sweep(store, NOW, days, overlap_ms).unwrap();
+            total.pruned += swept.pruned;
+            if swept.pass_complete {
+                return total;
+            }
+        }
+    }
+
+    #[test]
+    fn zero_days_keeps_everything_and_short_horizons_are_refused() {
+        let store = Memory::paged(100);
+        fill(&store, [NOW - 400 * DAY_MS]);
+        assert_eq!(sweep_a_pass(&store, 0).pruned, 0);
+        assert_eq!(store.keys_under("ledger/").len(), 2);
+        assert!(check_days(6).unwrap_err().contains("at least 7"));
+        assert_eq!(check_days(0), Ok(0));
+        assert_eq!(check_days(7), Ok(7));
+        assert_eq!(backfill_floor_ms(NOW, 0), None);
+        assert_eq!(backfill_floor_ms(NOW, 30), Some(NOW - 29 * DAY_MS));
+    }
+}
