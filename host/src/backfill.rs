@@ -461,8 +461,7 @@ impl Progress {
 /// Refuse a window reaching back past what the tenant keeps of its calls:
 /// a call whose ledger entries are already forgotten would be posted a
 /// second time (`guest_support::retention`).
-fn refuse_forgotten_days(window: &Window, days: u32) -> anyhow::Result<()> {
-    let now = Utc::now().timestamp_millis();
+fn refuse_forgotten_days(window: &Window, days: u32, now: i64) -> anyhow::Result<()> {
     match guest_support::retention::backfill_floor_ms(now, days) {
         Some(floor) if window.since_ms < floor => anyhow::bail!(
             "--since {} reaches back further than this tenant keeps its calls' state ({days} days, settings.state_retention_days): calls from before {floor} may be forgotten already and would be posted a second time: use --since {floor} or later",
@@ -493,7 +492,11 @@ pub async fn backfill(options: BackfillOptions) -> anyhow::Result<BackfillSummar
         storage,
         ..
     } = opened;
-    refuse_forgotten_days(&window, tenant.config.settings.state_retention_days)?;
+    refuse_forgotten_days(
+        &window,
+        tenant.config.settings.state_retention_days,
+        Utc::now().timestamp_millis(),
+    )?;
     let pipeline = pipeline.with_worker(format!("backfill-{}", options.tenant));
     let id = tenant.id().to_string();
     if options.restart {
@@ -836,6 +839,21 @@ mod tests {
         // Today's date as --until means up to now, not a future midnight.
         let w = parse_window("2026-11-26", Some("2026-11-27"), now).unwrap();
         assert_eq!(w.until_ms, now.timestamp_millis());
+    }
+
+    #[test]
+    fn a_window_past_what_the_tenant_keeps_is_refused_with_the_date_to_use() {
+        let now = at("2026-12-04T12:00:00Z");
+        let window = parse_window("2026-11-01", None, now).unwrap();
+        let e = refuse_forgotten_days(&window, 30, now.timestamp_millis())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("state_retention_days"), "{e}");
+        assert!(e.contains("--since 2026-11-05T12:00:00.000Z"), "{e}");
+        // Inside the horizon, or with state kept forever: fine.
+        assert!(refuse_forgotten_days(&window, 0, now.timestamp_millis()).is_ok());
+        let inside = parse_window("2026-11-06", None, now).unwrap();
+        assert!(refuse_forgotten_days(&inside, 30, now.timestamp_millis()).is_ok());
     }
 
     #[test]

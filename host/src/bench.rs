@@ -16,6 +16,8 @@
 //! - `boundary` ([`boundary`]): the match stage as a component against the
 //!   same rules compiled natively into the host, and what the difference
 //!   costs the whole pipeline.
+//! - `retention` ([`retention`]): the database size over 90 simulated days
+//!   of 1,000,000 calls under the default horizons.
 //!
 //! Memory figures are this process's `/proc/self/status` (Linux only); the
 //! simulators run in the same process, so absolute RSS includes them.
@@ -23,6 +25,7 @@
 mod boundary;
 mod latency;
 mod native_match;
+mod retention;
 mod stream;
 mod tenants;
 mod throughput;
@@ -57,16 +60,21 @@ pub enum Scenario {
     /// Match stage as a component versus native code.
     #[value(name = "boundary")]
     Boundary,
+    /// Database size over 90 simulated days of 1,000,000 calls. Runs
+    /// last: it moves the runtime's clock 90 days ahead.
+    #[value(name = "retention")]
+    Retention,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Stream100Mb,
         Scenario::IdleTenants,
         Scenario::Latency,
         Scenario::Throughput,
         Scenario::Boundary,
+        Scenario::Retention,
     ];
 
     fn name(self) -> &'static str {
@@ -76,6 +84,7 @@ impl Scenario {
             Scenario::Latency => "latency",
             Scenario::Throughput => "throughput",
             Scenario::Boundary => "boundary",
+            Scenario::Retention => "retention",
         }
     }
 }
@@ -129,6 +138,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             }
             Scenario::Boundary => {
                 boundary::run(runtime.clone(), dir.path(), options.quick, pipeline).await?
+            }
+            Scenario::Retention => {
+                let calls = if options.quick { 100_000 } else { 1_000_000 };
+                retention::run(runtime.clone(), dir.path(), calls).await?
             }
         }
         println!(

@@ -923,6 +923,23 @@ mod tests {
     }
 
     #[test]
+    fn a_retention_horizon_too_short_to_be_safe_is_refused() {
+        let tenant: TenantConfig = toml::from_str(
+            "id = \"t\"\n[pbx]\nbase_url = \"https://pbx.example.com\"\nclient_id = \"c\"\n[crm]\nlocation_id = \"L\"\nconversation_provider_id = \"p\"\nclient_id = \"c\"\n[settings]\nstate_retention_days = 3\ncall_log_days = 0\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", tenant.validate().unwrap_err());
+        assert!(
+            e.contains("settings.state_retention_days") && e.contains("at least 7"),
+            "{e}"
+        );
+        let mut forever = tenant;
+        forever.settings.state_retention_days = 0;
+        forever.validate().unwrap();
+        assert_eq!(TenantOptions::default().state_retention_days, 30);
+    }
+
+    #[test]
     fn user_overrides_and_tie_breakers_reach_the_components_or_say_what_to_fix() {
         let tenant: TenantConfig = toml::from_str(
             "id = \"t\"\n[pbx]\nbase_url = \"https://pbx.example.com\"\nclient_id = \"c\"\n[crm]\nlocation_id = \"L\"\nconversation_provider_id = \"p\"\nclient_id = \"c\"\n[settings]\ntie_breakers = [\"recent-conversation\"]\n[settings.crm_user_overrides]\n\"101\" = \"user1\"\n",

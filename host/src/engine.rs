@@ -188,6 +188,8 @@ pub struct Runtime {
     warm_ticks: warm::WarmPool<tick::TickHost>,
     /// The running-wasm allowance per invocation, in epoch ticks.
     deadline_ticks: u64,
+    /// The time components and the host's retention see.
+    pub clock: crate::clock::Clock,
     _ticker: EpochTicker,
 }
 
@@ -267,6 +269,7 @@ impl Runtime {
             warm: warm::WarmPool::new(limits),
             warm_ticks: warm::WarmPool::new(limits),
             deadline_ticks: (cpu_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
+            clock: crate::clock::Clock::default(),
             _ticker: ticker,
         }))
     }
@@ -402,7 +405,7 @@ impl Runtime {
             table: ResourceTable::new(),
             // No environment, arguments, files or sockets: stages talk to the
             // world only through the interfaces they are linked with.
-            wasi: WasiCtxBuilder::new().build(),
+            wasi: WasiCtxBuilder::new().wall_clock(self.clock.clone()).build(),
             http: WasiHttpCtx::new(),
             outbound,
             limits: StoreLimitsBuilder::new()

@@ -13,6 +13,7 @@ pub mod backfill;
 pub mod bench;
 pub mod bindings;
 pub mod call_log;
+pub mod clock;
 pub mod config;
 pub mod config_store;
 pub mod credentials;

@@ -161,6 +161,37 @@ impl Storage {
         Ok(())
     }
 
+    /// Write every `(key, value)` in one transaction (one commit, however
+    /// many keys: the retention benchmark writes days of calls at once).
+    pub fn kv_set_many(&self, ns: &str, entries: &[(String, Vec<u8>)]) -> rusqlite::Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+            )?;
+            for (key, value) in entries {
+                insert.execute(params![ns, key, value])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// Bytes the database holds in use and in its file (pages in use, and
+    /// all pages including free ones SQLite will reuse).
+    pub fn database_bytes(&self) -> rusqlite::Result<(u64, u64)> {
+        let conn = self.lock();
+        let pragma = |name: &str| -> rusqlite::Result<u64> {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+                .map(|v| v.max(0) as u64)
+        };
+        let page = pragma("page_size")?;
+        let pages = pragma("page_count")?;
+        let free = pragma("freelist_count")?;
+        Ok(((pages - free) * page, pages * page))
+    }
+
     /// Remove `key` (no error when absent).
     pub fn kv_delete(&self, ns: &str, key: &str) -> rusqlite::Result<()> {
         self.lock().execute(
@@ -291,6 +322,45 @@ impl Storage {
                  ORDER BY handled_at_ms LIMIT ?3)",
             params![tenant, before_ms, max as i64],
         )
+    }
+
+    /// How many calls `tenant`'s call log holds.
+    pub fn call_count(&self, tenant: &str) -> rusqlite::Result<i64> {
+        self.lock().query_row(
+            "SELECT count(*) FROM calls WHERE tenant = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )
+    }
+
+    /// Record many calls in one transaction (see [`Storage::record_call`]).
+    pub fn record_calls(&self, records: &[CallRecord]) -> rusqlite::Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO calls (tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording, triggers)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            for r in records {
+                insert.execute(params![
+                    r.tenant,
+                    r.call_key,
+                    r.direction,
+                    r.caller,
+                    r.callee,
+                    r.outcome,
+                    r.detail,
+                    r.rule,
+                    r.contact_id,
+                    r.ended_at_ms,
+                    r.handled_at_ms,
+                    r.recording,
+                    r.triggers
+                ])?;
+            }
+        }
+        tx.commit()
     }
 
     /// Set a call's recording status.

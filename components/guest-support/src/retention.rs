@@ -26,8 +26,8 @@ use crate::kv::Store;
 use crate::protocol::CURSOR_KEY;
 use crate::time;
 
-/// Where the sweep goes on from.
-const POSITION_KEY: &str = "retention/position";
+/// Where the sweep goes on from; absent between passes.
+pub const POSITION_KEY: &str = "retention/position";
 
 /// Keys one sweep looks at when the store hands back every key at once
 /// (Spin refuses list cursors): the same bound a page of the bundled

@@ -141,6 +141,7 @@ impl TickReport {
         self.triggers_delivered += other.triggers_delivered;
         self.calls_started += other.calls_started;
         self.deferred += other.deferred;
+        self.pruned += other.pruned;
         if other.error.is_some() {
             self.error = other.error;
         }

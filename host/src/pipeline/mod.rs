@@ -265,12 +265,12 @@ impl Pipeline {
     /// Delete a bounded batch of the tenant's call-log rows older than its
     /// `call_log_days` (none when 0). A failure is logged and retried next
     /// tick: the rows only take space.
-    fn forget_old_call_log_rows(&self, tenant: &Tenant) -> usize {
+    pub fn forget_old_call_log_rows(&self, tenant: &Tenant) -> usize {
         let days = tenant.config.settings.call_log_days;
         if days == 0 {
             return 0;
         }
-        let before = chrono::Utc::now().timestamp_millis() - i64::from(days) * 86_400_000;
+        let before = self.runtime.clock.now_ms() - i64::from(days) * 86_400_000;
         match self
             .storage()
             .prune_calls(tenant.id(), before, CALL_LOG_ROWS_PER_TICK)

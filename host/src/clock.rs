@@ -1,0 +1,53 @@
+//! The time the runtime tells components and its own retention: the wall
+//! clock, moved forward by a fixed amount only by `connectzero bench
+//! --scenario retention`, which plays 90 days in minutes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// Wall time plus an offset shared by every store of one [`crate::engine::Runtime`].
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    ahead_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// Now, in ms since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis() + self.ahead_ms.load(Ordering::Relaxed)
+    }
+
+    /// Run `by` ahead of the wall clock from now on (the retention
+    /// benchmark's simulated days).
+    pub fn run_ahead(&self, by: Duration) {
+        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.ahead_ms.fetch_add(by, Ordering::Relaxed);
+    }
+}
+
+impl wasmtime_wasi::HostWallClock for Clock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.now_ms()).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime_wasi::HostWallClock;
+
+    #[test]
+    fn a_clock_run_ahead_tells_every_copy_the_later_time() {
+        let clock = Clock::default();
+        let copy = clock.clone();
+        let before = copy.now_ms();
+        clock.run_ahead(Duration::from_secs(86_400));
+        assert!(copy.now_ms() >= before + 86_400_000);
+        assert!(HostWallClock::now(&copy).as_millis() as i64 >= before + 86_400_000);
+    }
+}
