@@ -28,9 +28,10 @@
 use crate::config::TenantConfig;
 use crate::engine::Runtime;
 use crate::location::{Location, Resolved};
+pub use crate::pipeline::replay::{ReplayError, call_start};
 use crate::pipeline::{CallResult, Pipeline, Tenant, TickReport, describe};
 use crate::secrets::SecretStore;
-use crate::storage::{ReplayOpen, Storage};
+use crate::storage::Storage;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
 use indicatif::{HumanDuration, ProgressBar, ProgressStyle};
@@ -644,126 +645,23 @@ pub struct ReplayOptions {
     pub components: Option<PathBuf>,
 }
 
-/// Why a call cannot be replayed. Each says what to do instead.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReplayError {
-    /// Not the key of a call.
-    #[error(
-        "{0:?} is not a call key: keys look like 3cx:<call id>@<start ms> (the status page and the call log show them)"
-    )]
-    NotACallKey(String),
-    /// An unreadable 3CX row, parked as such.
-    #[error(
-        "{0} is a 3CX call-history row that could not be read, not a call: it cannot be replayed; once 3CX serves it readable, a backfill of its day posts it"
-    )]
-    UnreadableRow(String),
-    /// The call log does not have it.
-    #[error("tenant {tenant} has no call {call} in its call log")]
-    Unknown {
-        /// Tenant id.
-        tenant: String,
-        /// The key.
-        call: String,
-    },
-    /// Handled for good: replaying would post it again (or post a skip).
-    #[error(
-        "call {call} was {outcome} ({detail}): only parked or retrying calls are replayed, since replaying a handled call could post it twice"
-    )]
-    Handled {
-        /// The key.
-        call: String,
-        /// "posted" or "skipped".
-        outcome: String,
-        /// Message id or reason.
-        detail: String,
-    },
-    /// 3CX no longer lists it.
-    #[error(
-        "3CX's call history no longer has call {0} (deleted, or the PBX was restored from an older backup); nothing was changed"
-    )]
-    GoneFromPbx(String),
-}
-
-/// Start of a call from its key: `3cx:<id>@<ms>` or `3cx-segment:<id>@<ms>`.
-pub fn call_start(key: &str) -> Result<i64, ReplayError> {
-    if key.starts_with("3cx-row:") {
-        return Err(ReplayError::UnreadableRow(key.to_string()));
-    }
-    let rest = key
-        .strip_prefix("3cx:")
-        .or_else(|| key.strip_prefix("3cx-segment:"))
-        .ok_or_else(|| ReplayError::NotACallKey(key.to_string()))?;
-    rest.rsplit_once('@')
-        .and_then(|(id, start)| {
-            id.parse::<i32>().ok()?;
-            start.parse::<i64>().ok()
-        })
-        .ok_or_else(|| ReplayError::NotACallKey(key.to_string()))
-}
-
-/// Re-run one parked (or retrying) call: read it from 3CX again, release
-/// its parked ledger legs, then claim, match, post and record it like any
-/// call. A posted or skipped call is refused. Returns the call's result.
+/// Re-run one parked (or retrying) call (`connectzero replay`): see
+/// [`Pipeline::replay_call`]. Returns the call's result.
 pub async fn replay(options: ReplayOptions) -> anyhow::Result<CallResult> {
     let key = options.call.trim().to_string();
-    let start = call_start(&key)?;
+    // Check the key before opening anything.
+    call_start(&key)?;
     let opened = open_tenant(
         options.components.as_deref(),
         &options.location,
         &options.tenant,
     )?;
     let OpenTenant {
-        pipeline,
-        tenant,
-        storage,
-        ..
+        pipeline, tenant, ..
     } = opened;
-    let id = tenant.id().to_string();
-    let refused = |found: Option<(String, String)>| -> anyhow::Error {
-        match found {
-            None => ReplayError::Unknown {
-                tenant: id.clone(),
-                call: key.clone(),
-            }
-            .into(),
-            Some((outcome, detail)) => ReplayError::Handled {
-                call: key.clone(),
-                outcome,
-                detail,
-            }
-            .into(),
-        }
-    };
-    // Check before asking 3CX: a refusal needs no network.
-    match storage.call_outcome(&id, &key)?.as_deref() {
-        Some("parked" | "retrying") => {}
-        None => return Err(refused(None)),
-        Some(_) => {
-            let record = storage.calls(&id)?.into_iter().find(|r| r.call_key == key);
-            return Err(refused(record.map(|r| (r.outcome, r.detail))));
-        }
-    }
-    // The call's legs come from 3CX again (the ledger keeps only keys).
-    let batch = match pipeline.window(&tenant, start, start + 1).await? {
-        Ok(batch) => batch,
-        Err(error) => anyhow::bail!("reading call {key} from 3CX: {}", describe(&error)),
-    };
-    let Some(call) = batch.calls.into_iter().find(|c| c.key == key) else {
-        return Err(ReplayError::GoneFromPbx(key).into());
-    };
-    match storage.reopen_for_replay(&id, &key, Utc::now().timestamp_millis())? {
-        ReplayOpen::Reopened { legs_released, was } => {
-            tracing::info!(tenant = %id, call = %key, legs_released, %was, "replaying a call");
-        }
-        ReplayOpen::Refused(found) => return Err(refused(found)),
-    }
-    let mut report = TickReport::default();
-    let mut results = pipeline
-        .run_calls(&tenant, vec![call], options.with_triggers, &mut report)
-        .await?;
-    let result = results
-        .pop()
-        .context("the pipeline returned no result for the call")?;
+    let result = pipeline
+        .replay_call(&tenant, &key, options.with_triggers)
+        .await??;
     // Attach its recording now when 3CX has it; the live host retries later.
     pipeline.work_due_queues(&tenant).await?;
     Ok(result)
@@ -849,7 +747,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("state_retention_days"), "{e}");
-        assert!(e.contains("--since 2026-11-05T12:00:00.000Z"), "{e}");
+        assert!(e.contains("--since 2026-11-05T12:00:00Z or later"), "{e}");
         // Inside the horizon, or with state kept forever: fine.
         assert!(refuse_forgotten_days(&window, 0, now.timestamp_millis()).is_ok());
         let inside = parse_window("2026-11-06", None, now).unwrap();

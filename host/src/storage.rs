@@ -19,7 +19,7 @@ pub use incident_rows::Incident;
 pub use review_rows::{ReviewAssign, ReviewCall, ReviewCandidate};
 pub use secret_rows::{SealedSecret, StateClaim, TenantAuth};
 pub use tenant_rows::TenantRow;
-pub use web_rows::{CallFilter, CallSummary, RetryApplied, RetryRequest, is_call_key};
+pub use web_rows::{CallFilter, CallSummary, RetryRequest, is_call_key};
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};

@@ -312,3 +312,61 @@ async fn a_call_whose_trigger_cannot_be_queued_is_retried_and_its_trigger_delive
         Some("posted")
     );
 }
+
+#[tokio::test]
+async fn a_retried_parked_call_is_replayed_alone_and_the_cursor_never_moves_back() {
+    let (world, _) = seeded_world(eager()).await;
+    let tenant = world.tenant.id().to_string();
+    world.crm.inject_failures_on(
+        "/conversations/messages/inbound",
+        connectzero_simulators::highlevel::Fault::Unprocessable("refused once".into()),
+        1,
+    );
+    let parked = place_dana_call(&world, 1);
+    world.tick().await.unwrap();
+    assert_eq!(
+        world
+            .storage
+            .call_outcome(&tenant, &parked.key)
+            .unwrap()
+            .as_deref(),
+        Some("parked")
+    );
+    // Later calls post and the cursor moves past the parked one.
+    let mut placer = connectzero::demo::Placer::default();
+    for id in 2..5 {
+        placer.place(
+            &world,
+            &one_leg(id, outside(numbers::DANA), ext("101"), true, 10),
+            Utc::now(),
+        );
+    }
+    tick_until(&world, 5, |w| w.crm.messages().len() == 3).await;
+    let cursor = world.storage.poll_cursor(&tenant).unwrap().unwrap();
+    let parked_start: i64 = parked.key.rsplit_once('@').unwrap().1.parse().unwrap();
+    assert!(cursor > parked_start, "the cursor passed the parked call");
+
+    // The status page's Retry.
+    world
+        .storage
+        .request_retry(&tenant, &parked.key, Utc::now().timestamp_millis())
+        .unwrap();
+    world.tick().await.unwrap();
+    assert_eq!(
+        world
+            .storage
+            .call_outcome(&tenant, &parked.key)
+            .unwrap()
+            .as_deref(),
+        Some("posted")
+    );
+    assert!(world.storage.poll_cursor(&tenant).unwrap().unwrap() >= cursor);
+    assert!(world.storage.pending_retries(&tenant).unwrap().is_empty());
+    for _ in 0..2 {
+        world.tick().await.unwrap();
+    }
+    let mut keys = posted_keys(&world);
+    keys.dedup();
+    assert_eq!(keys.len(), 4, "each call posted once");
+    assert_eq!(world.crm.messages().len(), 4);
+}

@@ -76,10 +76,7 @@ async fn a_tick_forgets_what_old_calls_left_behind_and_keeps_the_rest() {
     let now = Utc::now();
     let left_behind = |days: i64, call_id: i32, leg: i32| {
         let start = now - Duration::days(days);
-        let key = format!(
-            "3cx:{call_id}@{}",
-            start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        );
+        let key = format!("3cx:{call_id}@{}", start.timestamp_millis());
         let keys = [
             (
                 format!("ledger/{leg}@{}", start.timestamp_millis()),
@@ -107,7 +104,7 @@ async fn a_tick_forgets_what_old_calls_left_behind_and_keeps_the_rest() {
     let (old_call, old_keys) = left_behind(40, 77, 5001);
     let (young_call, young_keys) = left_behind(20, 78, 5002);
     // A call parked 40 days ago is still an operator's to settle.
-    let parked = format!("3cx:79@{}", (now - Duration::days(40)).to_rfc3339());
+    let parked = format!("3cx:79@{}", (now - Duration::days(40)).timestamp_millis());
     world
         .storage
         .record_call(&row(

@@ -24,7 +24,6 @@
 use crate::StageError;
 use crate::kv::Store;
 use crate::protocol::CURSOR_KEY;
-use crate::time;
 
 /// Where the sweep goes on from; absent between passes.
 pub const POSITION_KEY: &str = "retention/position";
@@ -69,10 +68,14 @@ pub fn call_started_at(key: &str) -> Option<i64> {
     let call_key = key
         .strip_prefix("post/sending/")
         .or_else(|| queue_done_id(key))?;
-    // A call key is `3cx:<call id>@<start>` (or `3cx-segment:<leg>@<start>`),
-    // after the trigger kind for trigger jobs (`call.ended/3cx:...`).
-    let (_, start) = call_key.rsplit_once('@')?;
-    time::parse_rfc3339_ms(start).ok()
+    // A call key is `3cx:<call id>@<start ms>` (or
+    // `3cx-segment:<leg>@<start ms>`, the poll's `grouping`), after the
+    // trigger kind for trigger jobs (`call.ended/3cx:...`).
+    let (call, start) = call_key.rsplit_once('@')?;
+    if !(call.contains("3cx:") || call.contains("3cx-segment:")) {
+        return None;
+    }
+    start.parse().ok()
 }
 
 /// The job id of a queue's done marker (`<queue>/done/<id>`).
@@ -188,11 +191,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000;
 
     fn call_key(start_ms: i64) -> String {
-        format!(
-            "3cx:{}@{}",
-            start_ms / 1000,
-            time::format_rfc3339_ms(start_ms)
-        )
+        format!("3cx:{}@{start_ms}", start_ms / 1000)
     }
 
     /// The keys one call leaves behind.
@@ -236,18 +235,17 @@ mod tests {
         for key in call_keys(start) {
             assert_eq!(call_started_at(&key), Some(start), "{key}");
         }
-        let segment = format!(
-            "post/sending/3cx-segment:77@{}",
-            time::format_rfc3339_ms(start)
-        );
+        let segment = format!("post/sending/3cx-segment:77@{start}");
         assert_eq!(call_started_at(&segment), Some(start));
         // Keys that are not per-call state, or cannot be dated, stay.
         for key in [
             "poll/cursor",
             "trigger/pages",
             "trigger/index/3",
-            "trigger/job/call.ended/3cx:1@2020-01-01T00:00:00Z",
+            "trigger/job/call.ended/3cx:1@1577836800000",
             "write-back/done/9f86d081884c7d65",
+            "write-back/done/someone@1577836800000",
+            "post/sending/3cx:1@2020-01-01T00:00:00Z",
             "post/conversation/contact-1",
             "trigger/missed/+15551234567",
             "ledger/12",
@@ -267,7 +265,7 @@ mod tests {
             fill(&store, young.iter().copied());
             store.set(CURSOR_KEY, NOW.to_string().as_bytes()).unwrap();
             store
-                .set("trigger/job/call.ended/3cx:1@2020-01-01T00:00:00Z", b"{}")
+                .set("trigger/job/call.ended/3cx:1@1577836800000", b"{}")
                 .unwrap();
             let swept = sweep_a_pass(&store, 30);
             assert_eq!(swept.pruned, 300 * 6);
@@ -284,7 +282,7 @@ mod tests {
             assert!(store.get(CURSOR_KEY).unwrap().is_some());
             assert!(
                 store
-                    .get("trigger/job/call.ended/3cx:1@2020-01-01T00:00:00Z")
+                    .get("trigger/job/call.ended/3cx:1@1577836800000")
                     .unwrap()
                     .is_some(),
                 "a queued job is work, not state to forget"

@@ -238,10 +238,9 @@ fn copy_call(
     entries: &mut Vec<(String, Vec<u8>)>,
     rows: &mut Vec<CallRecord>,
 ) {
-    let start_text = guest_support::time::format_rfc3339_ms(start);
-    let call_key = format!("3cx:{}@{start_text}", 10_000_000 + n);
+    let call_key = format!("3cx:{}@{start}", 10_000_000 + n);
     let (_, sample_start) = sample.call_key.rsplit_once('@').unwrap_or_default();
-    let sample_start_ms = guest_support::time::parse_rfc3339_ms(sample_start).unwrap_or(0);
+    let sample_start_ms: i64 = sample_start.parse().unwrap_or(0);
     for (leg, (key, value)) in sample.entries.iter().enumerate() {
         let key = match key.strip_prefix("ledger/") {
             Some(_) => format!("ledger/{}@{start}", 20_000_000 + n * 8 + leg),

@@ -16,6 +16,7 @@
 //! give) is parked with its reason.
 
 mod backfill;
+pub mod replay;
 mod run;
 mod stages;
 
@@ -256,6 +257,7 @@ impl Pipeline {
     pub async fn tick(&self, tenant: &Tenant) -> anyhow::Result<TickReport> {
         // The semaphore is never closed, so acquiring cannot fail.
         let _permit = self.ticks.acquire().await?;
+        self.apply_status_page_retries(tenant).await;
         let mut report = self.run_tick(tenant).await?;
         report.pruned += self.forget_old_call_log_rows(tenant);
         crate::metrics::tick(tenant.id(), &report);

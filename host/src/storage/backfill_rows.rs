@@ -85,7 +85,7 @@ impl Storage {
     /// says "retrying", so a replay that dies before recording its result
     /// can simply be run again.
     ///
-    /// Like `apply_retry` (`web_rows.rs`), this writes the dedup
+    /// This is the one place the host writes the dedup
     /// component's ledger (`ledger/<leg>@<start ms>` holding
     /// `{"state":"done","call":…,"outcome":"parked:…"}`,
     /// `components/dedup/src/ledger.rs`); `host/tests/backfill.rs` replays a

@@ -25,8 +25,7 @@ pub(super) const SCHEMA: &str = "
         PRIMARY KEY (tenant, call_key)
     );";
 
-/// The poll component's cursor key (`components/poll/src/lib.rs`).
-const CURSOR_KEY: &str = "poll/cursor";
+use guest_support::protocol::CURSOR_KEY;
 
 /// What asking to retry a parked call found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,15 +35,6 @@ pub enum RetryRequest {
     /// Not queued: the call is not parked (any more). Holds its current
     /// outcome, or `None` when there is no such call.
     NotParked(Option<String>),
-}
-
-/// What applying a retry request did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RetryApplied {
-    /// Ledger legs moved from parked to released.
-    pub legs_released: usize,
-    /// Where the poll cursor was moved back to, when it was.
-    pub cursor_rewound_to: Option<i64>,
 }
 
 /// Calls and recordings of one tenant, as the status page shows them.
@@ -161,95 +151,29 @@ impl Storage {
         rows.collect()
     }
 
-    /// Apply one retry request: in one transaction, release the call's
-    /// parked ledger legs, move the poll cursor back before the call (so
-    /// the next poll reads it again even when it is older than the overlap
-    /// window), and consume the request. A request already consumed (by
-    /// another host sharing the database) does nothing.
-    ///
-    /// This is the one place the host writes the dedup component's ledger
-    /// and the poll component's cursor; their formats are theirs
-    /// (`components/dedup/src/ledger.rs`: `ledger/<leg>@<start ms>` holding
-    /// `{"state":"done","call":…,"outcome":"parked:…"}`; the cursor a JSON
-    /// number of ms). `host/tests/web.rs` parks and retries a call through
-    /// the real components, so a change there fails that test.
-    pub fn apply_retry(
-        &self,
-        tenant: &str,
-        call_key: &str,
-        now_ms: i64,
-    ) -> rusqlite::Result<RetryApplied> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let consumed = tx.execute(
+    /// A retry request is settled (the call ran, or cannot run): take it
+    /// off the list.
+    pub fn retry_done(&self, tenant: &str, call_key: &str) -> rusqlite::Result<()> {
+        self.lock().execute(
             "DELETE FROM web_retries WHERE tenant = ?1 AND call_key = ?2",
             params![tenant, call_key],
         )?;
-        if consumed == 0 {
-            return Ok(RetryApplied::default());
-        }
-        // The SQL filter only narrows the scan; each entry is then parsed.
-        let needle = format!("\"call\":{}", serde_json::Value::from(call_key));
-        let legs: Vec<(String, Vec<u8>)> = {
-            let mut stmt = tx.prepare(
-                "SELECT key, value FROM kv
-                 WHERE namespace = ?1 AND key >= 'ledger/' AND key < 'ledger0'
-                   AND instr(CAST(value AS TEXT), ?2) > 0",
-            )?;
-            let rows = stmt.query_map(params![tenant, needle], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        let released = serde_json::json!({ "state": "released", "at": now_ms }).to_string();
-        let mut applied = RetryApplied::default();
-        let mut earliest = call_start(call_key);
-        for (key, value) in legs {
-            let Ok(entry) = serde_json::from_slice::<serde_json::Value>(&value) else {
-                continue;
-            };
-            let parked = entry["state"] == "done"
-                && entry["call"] == call_key
-                && entry["outcome"]
-                    .as_str()
-                    .is_some_and(|o| o.starts_with("parked:"));
-            if !parked {
-                continue;
-            }
-            tx.execute(
-                "UPDATE kv SET value = ?3 WHERE namespace = ?1 AND key = ?2",
-                params![tenant, key, released.as_bytes()],
-            )?;
-            applied.legs_released += 1;
-            if let Some(start) = key
-                .rsplit_once('@')
-                .and_then(|(_, s)| s.parse::<i64>().ok())
-            {
-                earliest = Some(earliest.map_or(start, |e| e.min(start)));
-            }
-        }
-        if let Some(start) = earliest {
-            let cursor: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
-                    params![tenant, CURSOR_KEY],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let current = cursor
-                .as_deref()
-                .and_then(|b| serde_json::from_slice::<i64>(b).ok());
-            // One ms before the call: the poll reads rows that start after
-            // the cursor (less the overlap window).
-            let target = start - 1;
-            if current.is_some_and(|c| c > target) {
-                tx.execute(
-                    "UPDATE kv SET value = ?3 WHERE namespace = ?1 AND key = ?2",
-                    params![tenant, CURSOR_KEY, target.to_string().as_bytes()],
-                )?;
-                applied.cursor_rewound_to = Some(target);
-            }
-        }
-        tx.commit()?;
-        Ok(applied)
+        Ok(())
+    }
+
+    /// One call of `tenant`'s call log.
+    pub fn call_record(
+        &self,
+        tenant: &str,
+        call_key: &str,
+    ) -> rusqlite::Result<Option<CallRecord>> {
+        self.lock()
+            .query_row(
+                &format!("SELECT {RECORD_COLUMNS} FROM calls WHERE tenant = ?1 AND call_key = ?2"),
+                params![tenant, call_key],
+                record_from_row,
+            )
+            .optional()
     }
 
     /// Calls handled since `since_ms` by outcome, and the recordings.
@@ -337,14 +261,6 @@ pub fn is_call_key(key: &str) -> bool {
     })
 }
 
-/// The start of a call from its key.
-fn call_start(call_key: &str) -> Option<i64> {
-    if !is_call_key(call_key) {
-        return None;
-    }
-    call_key.rsplit_once('@')?.1.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn a_parked_call_is_queued_once_and_its_ledger_released_once() {
+    fn a_parked_call_is_queued_once_and_settled_once() {
         let db = Storage::in_memory().unwrap();
         let key = "3cx:77@5000";
         parked_call(&db, key);
@@ -394,21 +310,20 @@ mod tests {
         );
         assert_eq!(db.pending_retries("t").unwrap(), vec![key.to_string()]);
 
-        let applied = db.apply_retry("t", key, 20).unwrap();
-        assert_eq!(applied.legs_released, 2);
-        assert_eq!(applied.cursor_rewound_to, Some(4999));
-        assert_eq!(db.poll_cursor("t").unwrap(), Some(4999));
-        let leg: serde_json::Value =
-            serde_json::from_slice(&db.kv_get("t", "ledger/2@6000").unwrap().unwrap()).unwrap();
-        assert_eq!(leg["state"], "released");
-        // Another call's leg is untouched.
+        // Queueing a retry changes neither the ledger nor the cursor: the
+        // replay reads the call alone (`Pipeline::replay_call`).
+        assert_eq!(db.poll_cursor("t").unwrap(), Some(90000));
+        assert_eq!(db.kv_get("t", "ledger/2@6000").unwrap().unwrap(), done);
         assert_eq!(db.kv_get("t", "ledger/3@5000").unwrap().unwrap(), other);
-        // A second application (another host) finds the request consumed.
-        assert_eq!(
-            db.apply_retry("t", key, 21).unwrap(),
-            RetryApplied::default()
-        );
+        db.retry_done("t", key).unwrap();
         assert!(db.pending_retries("t").unwrap().is_empty());
+        assert_eq!(
+            db.call_record("t", key)
+                .unwrap()
+                .map(|r| r.outcome)
+                .as_deref(),
+            Some("retrying")
+        );
     }
 
     #[test]
@@ -417,7 +332,6 @@ mod tests {
         assert!(is_call_key("3cx-segment:5@1000"));
         assert!(!is_call_key("3cx-row:424242"));
         assert!(!is_call_key("3cx:77@5000 and more"));
-        assert_eq!(call_start("3cx-segment:5@1000"), Some(1000));
     }
 
     #[test]

@@ -93,9 +93,6 @@ impl LiveTenant {
         self.seen_changes = changes;
         self.checked_at = Some(Instant::now());
         let id = self.base.id().to_string();
-        if let Err(error) = self.apply_retries(storage, &id) {
-            tracing::warn!(tenant = %id, %error, "could not apply the retries asked for on the status page; trying again next tick");
-        }
         match SettingsOverride::load(storage, &id) {
             Ok(saved) => {
                 let saved = saved.map(|(s, _)| s);
@@ -115,14 +112,5 @@ impl LiveTenant {
             }
         }
         self.current.clone()
-    }
-
-    fn apply_retries(&self, storage: &Storage, id: &str) -> rusqlite::Result<()> {
-        for call in storage.pending_retries(id)? {
-            let now = chrono::Utc::now().timestamp_millis();
-            let applied = storage.apply_retry(id, &call, now)?;
-            tracing::info!(tenant = %id, %call, legs = applied.legs_released, cursor = ?applied.cursor_rewound_to, "retrying a parked call, as asked on the status page");
-        }
-        Ok(())
     }
 }
