@@ -41,6 +41,11 @@ fn spin_cli() -> Option<PathBuf> {
     if path.exists() {
         Some(path)
     } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have the Spin CLI at {} (../shared beside the checkout)",
+            path.display()
+        );
         eprintln!(
             "skipping: no Spin CLI at {} (the Spin tests need ../shared/tools/spin/spin)",
             path.display()
