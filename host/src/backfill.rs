@@ -462,11 +462,11 @@ impl Progress {
 /// Refuse a window reaching back past what the tenant keeps of its calls:
 /// a call whose ledger entries are already forgotten would be posted a
 /// second time (`guest_support::retention`).
-fn refuse_forgotten_days(window: &Window, days: u32, now: i64) -> anyhow::Result<()> {
+fn refuse_forgotten_days(since_ms: i64, days: u32, now: i64) -> anyhow::Result<()> {
     match guest_support::retention::backfill_floor_ms(now, days) {
-        Some(floor) if window.since_ms < floor => anyhow::bail!(
+        Some(floor) if since_ms < floor => anyhow::bail!(
             "--since {} reaches back further than this tenant keeps its calls' state ({days} days, settings.state_retention_days): calls from before {floor} may be forgotten already and would be posted a second time: use --since {floor} or later",
-            rfc3339(window.since_ms),
+            rfc3339(since_ms),
             floor = rfc3339(floor),
         ),
         _ => Ok(()),
@@ -493,11 +493,6 @@ pub async fn backfill(options: BackfillOptions) -> anyhow::Result<BackfillSummar
         storage,
         ..
     } = opened;
-    refuse_forgotten_days(
-        &window,
-        tenant.config.settings.state_retention_days,
-        Utc::now().timestamp_millis(),
-    )?;
     let pipeline = pipeline.with_worker(format!("backfill-{}", options.tenant));
     let id = tenant.id().to_string();
     if options.restart {
@@ -507,6 +502,13 @@ pub async fn backfill(options: BackfillOptions) -> anyhow::Result<BackfillSummar
         .backfill_progress(&id, window.since_ms)?
         .filter(|done| *done > window.since_ms);
     let start = resume.map_or(window.since_ms, |done| done.min(window.until_ms));
+    // From where this run starts: a resumed run needs only its remaining
+    // days inside the horizon.
+    refuse_forgotten_days(
+        start,
+        tenant.config.settings.state_retention_days,
+        Utc::now().timestamp_millis(),
+    )?;
     let mut summary = BackfillSummary {
         window: Some(window),
         started_at_ms: start,
@@ -743,15 +745,15 @@ mod tests {
     fn a_window_past_what_the_tenant_keeps_is_refused_with_the_date_to_use() {
         let now = at("2026-12-04T12:00:00Z");
         let window = parse_window("2026-11-01", None, now).unwrap();
-        let e = refuse_forgotten_days(&window, 30, now.timestamp_millis())
+        let e = refuse_forgotten_days(window.since_ms, 30, now.timestamp_millis())
             .unwrap_err()
             .to_string();
         assert!(e.contains("state_retention_days"), "{e}");
         assert!(e.contains("--since 2026-11-05T12:00:00Z or later"), "{e}");
         // Inside the horizon, or with state kept forever: fine.
-        assert!(refuse_forgotten_days(&window, 0, now.timestamp_millis()).is_ok());
+        assert!(refuse_forgotten_days(window.since_ms, 0, now.timestamp_millis()).is_ok());
         let inside = parse_window("2026-11-06", None, now).unwrap();
-        assert!(refuse_forgotten_days(&inside, 30, now.timestamp_millis()).is_ok());
+        assert!(refuse_forgotten_days(inside.since_ms, 30, now.timestamp_millis()).is_ok());
     }
 
     #[test]

@@ -545,6 +545,12 @@ impl TenantConfig {
         if let Err(e) = guest_support::retention::check_days(s.state_retention_days) {
             bail!("tenant {id}: settings.state_retention_days: {e}");
         }
+        if let Err(e) = guest_support::retention::check_recovery_window(
+            s.missed_call_recovery_window_secs,
+            s.state_retention_days,
+        ) {
+            bail!("tenant {id}: settings.{e}");
+        }
         self.tie_breakers()
             .with_context(|| format!("tenant {id}"))?;
         for (extension, user) in &s.crm_user_overrides {

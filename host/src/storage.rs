@@ -312,13 +312,14 @@ impl Storage {
     }
 
     /// Delete up to `max` of `tenant`'s call-log rows handled before
-    /// `before_ms`, oldest first, keeping parked calls (an operator still
-    /// has to settle them). Returns how many went.
+    /// `before_ms`, oldest first, keeping parked and retrying calls (an
+    /// operator still has to settle them, or a retry is on its way).
+    /// Returns how many went.
     pub fn prune_calls(&self, tenant: &str, before_ms: i64, max: usize) -> rusqlite::Result<usize> {
         self.lock().execute(
             "DELETE FROM calls WHERE rowid IN (
                  SELECT rowid FROM calls
-                 WHERE tenant = ?1 AND handled_at_ms < ?2 AND outcome != 'parked'
+                 WHERE tenant = ?1 AND handled_at_ms < ?2 AND outcome NOT IN ('parked', 'retrying')
                  ORDER BY handled_at_ms LIMIT ?3)",
             params![tenant, before_ms, max as i64],
         )

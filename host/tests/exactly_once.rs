@@ -361,7 +361,13 @@ async fn a_retried_parked_call_is_replayed_alone_and_the_cursor_never_moves_back
         Some("posted")
     );
     assert!(world.storage.poll_cursor(&tenant).unwrap().unwrap() >= cursor);
-    assert!(world.storage.pending_retries(&tenant).unwrap().is_empty());
+    assert!(
+        world
+            .storage
+            .pending_retries(&tenant, 10)
+            .unwrap()
+            .is_empty()
+    );
     for _ in 0..2 {
         world.tick().await.unwrap();
     }
@@ -369,4 +375,61 @@ async fn a_retried_parked_call_is_replayed_alone_and_the_cursor_never_moves_back
     keys.dedup();
     assert_eq!(keys.len(), 4, "each call posted once");
     assert_eq!(world.crm.messages().len(), 4);
+}
+
+#[tokio::test]
+async fn a_call_whose_ledger_completion_fails_holds_the_cursor_and_posts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("complete.db");
+    let storage = connectzero::storage::Storage::open(&path).unwrap();
+    let world = World::start(runtime(), storage, eager(), false)
+        .await
+        .unwrap();
+    connectzero::demo::seed_directory(&world);
+    let tenant = world.tenant.id().to_string();
+    // The disk refuses every write that would mark a leg done, as a full
+    // or failing disk would.
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_done_insert BEFORE INSERT ON kv
+             WHEN NEW.key LIKE 'ledger/%' AND CAST(NEW.value AS TEXT) LIKE '%\"done\"%'
+             BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;
+         CREATE TRIGGER refuse_done_update BEFORE UPDATE ON kv
+             WHEN NEW.key LIKE 'ledger/%' AND CAST(NEW.value AS TEXT) LIKE '%\"done\"%'
+             BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;",
+    )
+    .unwrap();
+    let call = place_dana_call(&world, 1);
+    let start: i64 = call.key.rsplit_once('@').unwrap().1.parse().unwrap();
+    let report = world.tick().await.unwrap();
+    assert_eq!(world.crm.messages().len(), 1, "{report:?}");
+    // Not recorded as done: the cursor stays before the call.
+    let held = world.storage.poll_cursor(&tenant).unwrap();
+    assert!(held.is_none_or(|c| c <= start), "{held:?} passed {start}");
+    world.tick().await.unwrap();
+    assert_eq!(world.crm.messages().len(), 1, "posted again while undone");
+
+    // The disk recovers: the call is found posted (its send marker), done,
+    // and the cursor moves on.
+    db.execute_batch("DROP TRIGGER refuse_done_insert; DROP TRIGGER refuse_done_update;")
+        .unwrap();
+    tick_until(&world, 5, |w| {
+        w.storage
+            .poll_cursor(w.tenant.id())
+            .unwrap()
+            .is_some_and(|c| c > start)
+    })
+    .await;
+    for _ in 0..2 {
+        world.tick().await.unwrap();
+    }
+    assert_eq!(posted_keys(&world), vec![call.key.clone()]);
+    assert_eq!(
+        world
+            .storage
+            .call_outcome(&tenant, &call.key)
+            .unwrap()
+            .as_deref(),
+        Some("posted")
+    );
 }

@@ -878,3 +878,80 @@ async fn spin_routes_calls_as_the_bundled_host_does() {
     );
     assert_eq!(crm_summary(&world), expected, "{}", app.logs());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_ticks_running_past_their_lease_post_each_call_once() {
+    let Some(spin) = spin_cli() else { return };
+    let options = TenantOptions {
+        claim_lease_secs: 1,
+        ..options()
+    };
+    let (world, _) = seeded_world(options).await;
+    let state = tempfile::tempdir().unwrap();
+    // Each request is its own worker under Spin (a new id per /tick).
+    let first = SpinApp::start(&spin, &world, state.path(), "first");
+    let second = SpinApp::start(&spin, &world, state.path(), "second");
+    subscribe_through(&world, &first.base_url).await;
+    // Posting a message takes 400 ms, so a tick posting 20 calls runs far
+    // past the one-second lease: the other instance takes calls over
+    // while the first is still sending.
+    world.crm.set_latency_on(
+        "/conversations/messages/inbound",
+        Duration::from_millis(400),
+    );
+    let mut placer = demo::Placer::default();
+    let numbers = [
+        demo::numbers::DANA,
+        demo::numbers::ELI,
+        demo::numbers::FAY,
+        demo::numbers::GWEN,
+    ];
+    for i in 0..20 {
+        placer.place(
+            &world,
+            &common::one_leg(
+                i + 1,
+                common::outside(numbers[i as usize % numbers.len()]),
+                common::ext("101"),
+                true,
+                10,
+            ),
+            chrono::Utc::now(),
+        );
+    }
+    let ended = |w: &World| {
+        w.crm
+            .trigger_executions()
+            .iter()
+            .filter(|e| e.body["event"] == "call.ended")
+            .count()
+    };
+    let mut rounds = 0;
+    while world.crm.messages().len() < 20 || ended(&world) < 20 || rounds < 2 {
+        rounds += 1;
+        assert!(
+            rounds <= 20,
+            "not settled after 20 rounds:\n{}",
+            first.logs()
+        );
+        // Both instances tick at once; the second again while the first
+        // is still posting.
+        let other = async {
+            second.tick().await;
+            second.tick().await;
+        };
+        tokio::join!(first.tick(), other);
+    }
+    let mut alt_ids: Vec<_> = world.crm.messages().into_iter().map(|m| m.alt_id).collect();
+    assert_eq!(alt_ids.len(), 20);
+    alt_ids.sort();
+    alt_ids.dedup();
+    assert_eq!(
+        alt_ids.len(),
+        20,
+        "a call was posted twice:\n{}\n{}",
+        first.logs(),
+        second.logs()
+    );
+    assert_eq!(ended(&world), 20);
+}

@@ -110,6 +110,18 @@ impl AppSettings {
             )?,
         };
         let claim_lease_secs: u64 = config::parse_or("claim_lease_secs", 120)?;
+        let state_retention_days = guest_support::retention::check_days(config::parse_or(
+            "state_retention_days",
+            guest_support::retention::DEFAULT_DAYS,
+        )?)
+        .map_err(|e| {
+            StageError::InvalidSettings(format!("configuration \"state_retention_days\": {e}"))
+        })?;
+        guest_support::retention::check_recovery_window(
+            tenant.missed_call_recovery_window_secs,
+            state_retention_days,
+        )
+        .map_err(|e| StageError::InvalidSettings(format!("configuration: {e}")))?;
         let policy_json = config::get("policy_json")?.unwrap_or_default();
         let route_json = config::get("route_json")?.unwrap_or_default();
         Ok(Self {
@@ -123,13 +135,7 @@ impl AppSettings {
                 StageError::InvalidSettings(format!("configuration \"route_json\": {e}"))
             })?,
             max_calls_per_tick: config::parse_or("max_calls_per_tick", 100)?,
-            state_retention_days: guest_support::retention::check_days(config::parse_or(
-                "state_retention_days",
-                guest_support::retention::DEFAULT_DAYS,
-            )?)
-            .map_err(|e| {
-                StageError::InvalidSettings(format!("configuration \"state_retention_days\": {e}"))
-            })?,
+            state_retention_days,
             policy_json,
             route_json,
         })

@@ -25,8 +25,13 @@ use crate::StageError;
 use crate::kv::Store;
 use crate::protocol::CURSOR_KEY;
 
-/// Where the sweep goes on from; absent between passes.
+/// Where the sweep goes on from, or until when it rests between passes.
 pub const POSITION_KEY: &str = "retention/position";
+
+/// How long the sweep rests after a pass: a pass frees about a day's
+/// calls' keys at most once a day, so passing again at once would only
+/// cost reads (and a position write per tick).
+pub const REST_MS: i64 = 60 * 60 * 1000;
 
 /// Keys one sweep looks at when the store hands back every key at once
 /// (Spin refuses list cursors): the same bound a page of the bundled
@@ -59,6 +64,19 @@ pub fn check_days(days: u32) -> Result<u32, String> {
     Ok(days)
 }
 
+/// Check that `missed_call_recovery_window_secs` ends inside a horizon of
+/// `days`: a recovered event is queued once per missed call only while the
+/// missed call's done marker is kept.
+pub fn check_recovery_window(window_secs: u32, days: u32) -> Result<(), String> {
+    let window_ms = i64::from(window_secs) * 1000;
+    if days > 0 && window_ms >= (i64::from(days) - 1) * DAY_MS {
+        return Err(format!(
+            "missed_call_recovery_window_secs ({window_secs}) must end a day inside state_retention_days ({days} days): shorten the window or keep call state longer"
+        ));
+    }
+    Ok(())
+}
+
 /// When the call a key belongs to started, ms since the epoch, for the
 /// keys the sweep may delete; `None` for every other key.
 pub fn call_started_at(key: &str) -> Option<i64> {
@@ -69,13 +87,26 @@ pub fn call_started_at(key: &str) -> Option<i64> {
         .strip_prefix("post/sending/")
         .or_else(|| queue_done_id(key))?;
     // A call key is `3cx:<call id>@<start ms>` (or
-    // `3cx-segment:<leg>@<start ms>`, the poll's `grouping`), after the
-    // trigger kind for trigger jobs (`call.ended/3cx:...`).
+    // `3cx-segment:<leg>@<start ms>`, the poll's `grouping`; an active
+    // call's, for `call.started`, `3cx-active:<id>@<established ms>`),
+    // after the trigger kind for trigger jobs (`call.ended/3cx:...`).
     let (call, start) = call_key.rsplit_once('@')?;
-    if !(call.contains("3cx:") || call.contains("3cx-segment:")) {
+    let is_call = ["3cx:", "3cx-segment:", "3cx-active:"]
+        .iter()
+        .any(|kind| call.contains(kind));
+    if !is_call {
         return None;
     }
     start.parse().ok()
+}
+
+/// When a value was written, for values that say (ledger entries and send
+/// markers carry `"at"`, ms since the epoch).
+fn written_at(value: &[u8]) -> Option<i64> {
+    serde_json::from_slice::<serde_json::Value>(value)
+        .ok()?
+        .get("at")?
+        .as_i64()
 }
 
 /// The job id of a queue's done marker (`<queue>/done/<id>`).
@@ -92,7 +123,8 @@ pub struct Swept {
     pub visited: u32,
     /// Keys deleted.
     pub pruned: u32,
-    /// The sweep reached the end of the keyspace; the next starts over.
+    /// The sweep reached the end of the keyspace; the next pass starts
+    /// over once [`REST_MS`] has passed.
     pub pass_complete: bool,
 }
 
@@ -105,6 +137,9 @@ struct Position {
     /// With a store that lists every key at once: the last key looked at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     after: Option<String>,
+    /// Between passes: no sweep before this time, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rest_until: Option<i64>,
 }
 
 /// Look at the next page of keys and delete those of calls that started
@@ -134,6 +169,9 @@ pub fn sweep(
         Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
         None => Position::default(),
     };
+    if position.rest_until.is_some_and(|until| now < until) {
+        return Ok(Swept::default());
+    }
     let (keys, next) = match store.list(position.cursor.as_deref()) {
         Ok(page) => page,
         // A cursor the store no longer takes: start the pass over.
@@ -150,14 +188,14 @@ pub fn sweep(
         };
         let batch: Vec<String> = keys.into_iter().skip(from).take(SWEEP_KEYS).collect();
         let position = (batch.len() == SWEEP_KEYS).then(|| Position {
-            cursor: None,
             after: batch.last().cloned(),
+            ..Position::default()
         });
         (batch, position)
     } else {
         let position = next.map(|cursor| Position {
             cursor: Some(cursor),
-            after: None,
+            ..Position::default()
         });
         (keys, position)
     };
@@ -167,19 +205,25 @@ pub fn sweep(
         pass_complete: next_position.is_none(),
     };
     for key in &batch {
-        if call_started_at(key).is_some_and(|started| started < horizon) {
-            store.delete(key)?;
-            swept.pruned += 1;
+        if call_started_at(key).is_none_or(|started| started >= horizon) {
+            continue;
         }
-    }
-    match next_position {
-        Some(position) => {
-            let bytes = serde_json::to_vec(&position)
-                .map_err(|e| StageError::Storage(format!("encoding {POSITION_KEY}: {e}")))?;
-            store.set(POSITION_KEY, &bytes)?;
+        // State written lately for an old call (a replay of it) is kept
+        // the horizon from when it was written.
+        let written = store.get(key)?.as_deref().and_then(written_at);
+        if written.is_some_and(|at| at >= horizon) {
+            continue;
         }
-        None => store.delete(POSITION_KEY)?,
+        store.delete(key)?;
+        swept.pruned += 1;
     }
+    let position = next_position.unwrap_or(Position {
+        rest_until: Some(now + REST_MS),
+        ..Position::default()
+    });
+    let bytes = serde_json::to_vec(&position)
+        .map_err(|e| StageError::Storage(format!("encoding {POSITION_KEY}: {e}")))?;
+    store.set(POSITION_KEY, &bytes)?;
     Ok(swept)
 }
 
@@ -204,6 +248,10 @@ mod tests {
             format!("attach/done/{key}"),
             format!("trigger/done/call.ended/{key}"),
             format!("trigger/done/missed-call.recovered/{key}"),
+            format!(
+                "trigger/done/call.started/3cx-active:{}@{start_ms}",
+                start_ms / 1000
+            ),
         ]
     }
 
@@ -215,7 +263,9 @@ mod tests {
         }
     }
 
+    /// A whole pass from the start, whatever the last one left.
     fn sweep_a_pass(store: &Memory, days: u32) -> Swept {
+        store.delete(POSITION_KEY).unwrap();
         let mut total = Swept::default();
         for _ in 0..10_000 {
             let swept = sweep(store, NOW, days, 0).unwrap();
@@ -268,7 +318,7 @@ mod tests {
                 .set("trigger/job/call.ended/3cx:1@1577836800000", b"{}")
                 .unwrap();
             let swept = sweep_a_pass(&store, 30);
-            assert_eq!(swept.pruned, 300 * 6);
+            assert_eq!(swept.pruned, 300 * 7);
             for start in old {
                 for key in call_keys(start) {
                     assert!(store.get(&key).unwrap().is_none(), "{key} kept");
@@ -287,8 +337,10 @@ mod tests {
                     .is_some(),
                 "a queued job is work, not state to forget"
             );
-            // The pass is over: the next sweep starts from the beginning.
-            assert!(store.get(POSITION_KEY).unwrap().is_none());
+            // The pass is over: the sweep rests, then starts over.
+            assert_eq!(sweep(&store, NOW + 60_000, 30, 0).unwrap().visited, 0);
+            let again = sweep(&store, NOW + REST_MS, 30, 0).unwrap();
+            assert!(again.visited > 0);
         }
     }
 
@@ -318,7 +370,7 @@ mod tests {
         // Older than a day before the read window: nothing reads it.
         fill(&store, [held - 2 * DAY_MS]);
         let swept = sweep_a_pass(&store, 30);
-        assert_eq!(swept.pruned, 6);
+        assert_eq!(swept.pruned, 7);
         for start in [held - 5 * 60_000, held + 60_000, held + DAY_MS] {
             for key in call_keys(start) {
                 assert!(store.get(&key).unwrap().is_some(), "{key} deleted");
@@ -329,18 +381,50 @@ mod tests {
         // kept, and goes once the overlap is shorter.
         fill(&store, [held - DAY_MS - 5 * 60_000]);
         assert_eq!(sweep_a_pass_with_overlap(&store, 30, 600_000).pruned, 0);
-        assert_eq!(sweep_a_pass_with_overlap(&store, 30, 60_000).pruned, 6);
+        assert_eq!(sweep_a_pass_with_overlap(&store, 30, 60_000).pruned, 7);
     }
 
+    /// A whole pass from the start, whatever the last one left.
     fn sweep_a_pass_with_overlap(store: &Memory, days: u32, overlap_ms: i64) -> Swept {
+        store.delete(POSITION_KEY).unwrap();
         let mut total = Swept::default();
-        loop {
+        for _ in 0..10_000 {
             let swept = sweep(store, NOW, days, overlap_ms).unwrap();
             total.pruned += swept.pruned;
             if swept.pass_complete {
                 return total;
             }
         }
+        panic!("the sweep never finished a pass");
+    }
+
+    #[test]
+    fn state_written_lately_for_an_old_call_is_kept_from_when_it_was_written() {
+        // A call of 40 days ago replayed yesterday: its send marker and
+        // ledger entries were written then, and may be what stops a second
+        // replay from posting it again.
+        let store = Memory::paged(100);
+        let start = NOW - 40 * DAY_MS;
+        let key = call_key(start);
+        let yesterday = NOW - DAY_MS;
+        let marker = format!("post/sending/{key}");
+        let leg = format!("ledger/7@{start}");
+        let fresh = format!(r#"{{"conversation":"c","crm_key":"{key}","at":{yesterday}}}"#);
+        store.set(&marker, fresh.as_bytes()).unwrap();
+        let entry =
+            format!(r#"{{"state":"done","call":"{key}","outcome":"posted:m","at":{yesterday}}}"#);
+        store.set(&leg, entry.as_bytes()).unwrap();
+        // The same written 35 days ago goes.
+        let old = format!("ledger/8@{start}");
+        let stale = format!(
+            r#"{{"state":"done","call":"{key}","outcome":"posted:m","at":{}}}"#,
+            NOW - 35 * DAY_MS
+        );
+        store.set(&old, stale.as_bytes()).unwrap();
+        assert_eq!(sweep_a_pass(&store, 30).pruned, 1);
+        assert!(store.get(&marker).unwrap().is_some());
+        assert!(store.get(&leg).unwrap().is_some());
+        assert!(store.get(&old).unwrap().is_none());
     }
 
     #[test]
@@ -350,6 +434,10 @@ mod tests {
         assert_eq!(sweep_a_pass(&store, 0).pruned, 0);
         assert_eq!(store.keys_under("ledger/").len(), 2);
         assert!(check_days(6).unwrap_err().contains("at least 7"));
+        assert!(check_recovery_window(86_400, 30).is_ok());
+        assert!(check_recovery_window(u32::MAX, 0).is_ok());
+        let e = check_recovery_window(29 * 86_400, 30).unwrap_err();
+        assert!(e.contains("missed_call_recovery_window_secs"), "{e}");
         assert_eq!(check_days(0), Ok(0));
         assert_eq!(check_days(7), Ok(7));
         assert_eq!(backfill_floor_ms(NOW, 0), None);

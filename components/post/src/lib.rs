@@ -152,6 +152,9 @@ fn post_one(
             "crm_key": crm_key,
             "contact": contact_id,
             "user": user_id,
+            // When it was written: the retention sweep keeps it for the
+            // horizon from then, even for an old call being replayed.
+            "at": guest_support::time::now_ms(),
         }),
     )?;
     let call = &job.call;

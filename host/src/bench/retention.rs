@@ -6,8 +6,8 @@
 //! hour, and what retention is about is the state they leave, not the
 //! posting. So a sample of real calls goes through every stage first
 //! (recordings attached, a workflow trigger delivered), and what each left
-//! behind — its ledger entries, send marker, follow-up done markers and
-//! call-log row, byte for byte — is copied for every simulated call under
+//! behind — its ledger entries, send marker, follow-up done markers (its
+//! `call.started` one included) and call-log row, byte for byte — is copied for every simulated call under
 //! the call's own key and start time. The runtime's clock then runs a day
 //! ahead at a time; each simulated day the tenant's queues are worked until
 //! the retention sweep has passed over the whole keyspace once (a tenant
@@ -144,34 +144,51 @@ async fn sample(world: &World) -> anyhow::Result<Vec<LeftBehind>> {
         Subscription, SubscriptionChange,
     };
     seed_contacts(world, 0, SAMPLE);
-    let subscription = Subscription {
-        id: "bench-ended".into(),
-        key: "call.ended".into(),
-        target_url: format!(
-            "{}/workflows-marketplace/triggers/execute/app/bench-ended",
-            world.crm.base_url()
-        ),
-        workflow_id: Some("wf-bench".into()),
-    };
-    world
-        .pipeline
-        .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
-        .await?
-        .map_err(|e| anyhow::anyhow!("subscribing the sample's workflow: {e:?}"))?;
+    for key in ["call.started", "call.ended"] {
+        let subscription = Subscription {
+            id: format!("bench-{key}"),
+            key: key.into(),
+            target_url: format!(
+                "{}/workflows-marketplace/triggers/execute/app/bench-{key}",
+                world.crm.base_url()
+            ),
+            workflow_id: Some(format!("wf-{key}")),
+        };
+        world
+            .pipeline
+            .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
+            .await?
+            .map_err(|e| anyhow::anyhow!("subscribing the sample's workflow: {e:?}"))?;
+    }
+    let plans: Vec<_> = (0..SAMPLE)
+        .map(|i| {
+            let mut plan = call_plan(i);
+            if i % 2 == 0 {
+                plan.recording = Some(RecordingPlan {
+                    id: 7_000 + i as i32,
+                    finalise_after: Duration::ZERO,
+                });
+            }
+            plan
+        })
+        .collect();
+    // Ringing first (`call.started`), then hung up into the history.
+    for plan in &plans {
+        world
+            .pbx
+            .add_active_call(crate::demo::active_call(plan, chrono::Utc::now()));
+    }
+    world.tick().await?;
     let mut placer = Placer::default();
     let mut keys = Vec::new();
-    for i in 0..SAMPLE {
-        let mut plan = call_plan(i);
-        if i % 2 == 0 {
-            plan.recording = Some(RecordingPlan {
-                id: 7_000 + i as i32,
-                finalise_after: Duration::ZERO,
-            });
-        }
-        keys.push(placer.place(world, &plan, chrono::Utc::now()).key);
+    for plan in &plans {
+        world.pbx.remove_active_call(plan.call_id);
+        let placed = placer.place(world, plan, chrono::Utc::now());
+        keys.push((placed.key, plan.call_id));
     }
-    let settled =
-        |w: &World| w.crm.messages().len() == SAMPLE && w.crm.trigger_executions().len() == SAMPLE;
+    let settled = |w: &World| {
+        w.crm.messages().len() == SAMPLE && w.crm.trigger_executions().len() == 2 * SAMPLE
+    };
     for _ in 0..20 {
         if settled(world)
             && world
@@ -203,11 +220,13 @@ async fn sample(world: &World) -> anyhow::Result<Vec<LeftBehind>> {
     }
     let rows = world.storage.calls(id)?;
     keys.into_iter()
-        .map(|call_key| {
+        .map(|(call_key, call_id)| {
+            let active = format!("3cx-active:{call_id}@");
             let entries: Vec<(String, Vec<u8>)> = all
                 .iter()
                 .filter(|(k, v)| {
                     k.contains(&call_key)
+                        || k.contains(&active)
                         || (k.starts_with("ledger/")
                             && String::from_utf8_lossy(v).contains(&call_key))
                 })
@@ -242,9 +261,12 @@ fn copy_call(
     let (_, sample_start) = sample.call_key.rsplit_once('@').unwrap_or_default();
     let sample_start_ms: i64 = sample_start.parse().unwrap_or(0);
     for (leg, (key, value)) in sample.entries.iter().enumerate() {
-        let key = match key.strip_prefix("ledger/") {
-            Some(_) => format!("ledger/{}@{start}", 20_000_000 + n * 8 + leg),
-            None => key.replace(&sample.call_key, &call_key),
+        let key = if key.starts_with("ledger/") {
+            format!("ledger/{}@{start}", 20_000_000 + n * 8 + leg)
+        } else if let Some((before, _)) = key.split_once("3cx-active:") {
+            format!("{before}3cx-active:{}@{start}", 10_000_000 + n)
+        } else {
+            key.replace(&sample.call_key, &call_key)
         };
         let value = String::from_utf8_lossy(value)
             .replace(&sample.call_key, &call_key)
@@ -264,12 +286,15 @@ fn copy_call(
 async fn sweep_a_pass(world: &World) -> anyhow::Result<usize> {
     let id = world.tenant.id();
     let mut pruned = 0;
-    // A pass ends when the sweep deletes its position; start one.
+    // Start a pass now, rather than after the rest that follows the last
+    // one; it ends when the sweep rests again.
     world.storage.kv_delete(id, POSITION_KEY)?;
     for _ in 0..100_000 {
         let report = world.pipeline.work_due_queues(&world.tenant).await?;
         pruned += report.pruned;
-        if world.storage.kv_get(id, POSITION_KEY)?.is_none() {
+        let position = world.storage.kv_get(id, POSITION_KEY)?.unwrap_or_default();
+        let position: serde_json::Value = serde_json::from_slice(&position).unwrap_or_default();
+        if position.get("rest_until").is_some() {
             return Ok(pruned);
         }
     }

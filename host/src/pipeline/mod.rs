@@ -214,11 +214,16 @@ pub struct Pipeline {
     /// thousands of tenants, extra ticks wait here instead of failing to
     /// instantiate (found by `connectzero bench --scenario idle-tenants`).
     ticks: tokio::sync::Semaphore,
+    /// Per tenant, when its call log is next pruned (ms since the epoch).
+    call_log_pruned_at: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// Most call-log rows one tick deletes: a day's calls of a busy tenant
 /// go within minutes of ticks, and no tick holds the database for long.
 const CALL_LOG_ROWS_PER_TICK: usize = 1_000;
+
+/// How often a tenant's call log is pruned once it is caught up.
+const CALL_LOG_PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Ticks that may run at once, per pipeline: half the instance pool, which
 /// leaves room for the HTTP endpoints' write-back instances.
@@ -234,6 +239,7 @@ impl Pipeline {
             storage,
             worker,
             ticks: tokio::sync::Semaphore::new(CONCURRENT_TICKS),
+            call_log_pruned_at: Default::default(),
         }
     }
 
@@ -265,24 +271,42 @@ impl Pipeline {
     }
 
     /// Delete a bounded batch of the tenant's call-log rows older than its
-    /// `call_log_days` (none when 0). A failure is logged and retried next
-    /// tick: the rows only take space.
+    /// `call_log_days` (none when 0). Each tick while a batch was full,
+    /// else every [`CALL_LOG_PRUNE_EVERY`], so an idle tenant's ticks do
+    /// not scan its old parked rows each time. A failure is logged and
+    /// retried later: the rows only take space.
     pub fn forget_old_call_log_rows(&self, tenant: &Tenant) -> usize {
         let days = tenant.config.settings.call_log_days;
         if days == 0 {
             return 0;
         }
-        let before = self.runtime.clock.now_ms() - i64::from(days) * 86_400_000;
-        match self
+        let now = self.runtime.clock.now_ms();
+        let id = tenant.id();
+        let mut next = self
+            .call_log_pruned_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if next.get(id).is_some_and(|at| now < *at) {
+            return 0;
+        }
+        let before = now - i64::from(days) * 86_400_000;
+        let pruned = match self
             .storage()
-            .prune_calls(tenant.id(), before, CALL_LOG_ROWS_PER_TICK)
+            .prune_calls(id, before, CALL_LOG_ROWS_PER_TICK)
         {
             Ok(pruned) => pruned,
             Err(error) => {
-                tracing::warn!(tenant = tenant.id(), %error, "could not delete old call-log rows; retried next tick");
+                tracing::warn!(tenant = id, %error, "could not delete old call-log rows; retried later");
                 0
             }
-        }
+        };
+        let wait = if pruned == CALL_LOG_ROWS_PER_TICK {
+            0
+        } else {
+            CALL_LOG_PRUNE_EVERY.as_millis() as i64
+        };
+        next.insert(id.to_string(), now + wait);
+        pruned
     }
 }
 

@@ -73,6 +73,11 @@ pub fn call_start(key: &str) -> Result<i64, ReplayError> {
         .ok_or_else(|| ReplayError::NotACallKey(key.to_string()))
 }
 
+/// Most status-page retries one tick replays: each reads 3CX, so a long
+/// list (many review calls assigned at once) or a slow 3CX cannot hold a
+/// tick up; the rest wait for the next ticks, oldest first.
+const RETRIES_PER_TICK: usize = 5;
+
 impl Pipeline {
     /// Re-run one parked (or retrying) call: read it from 3CX again,
     /// release its parked ledger legs, then claim, match, post and record
@@ -150,7 +155,7 @@ impl Pipeline {
     /// call at once; the ledger's claims let only one post it.
     pub async fn apply_status_page_retries(&self, tenant: &Tenant) {
         let id = tenant.id();
-        let pending = match self.storage().pending_retries(id) {
+        let pending = match self.storage().pending_retries(id, RETRIES_PER_TICK) {
             Ok(pending) => pending,
             Err(error) => {
                 tracing::warn!(tenant = %id, %error, "could not read the retries asked for on the status page; trying again next tick");
@@ -159,9 +164,12 @@ impl Pipeline {
         };
         for key in pending {
             let done = match self.replay_call(tenant, &key, true).await {
+                // Posted, skipped, or parked again (the page offers Retry
+                // again): settled. Failed for now: the request stays, as
+                // nothing else reads a call this old again.
                 Ok(Ok(result)) => {
                     tracing::info!(tenant = %id, call = %key, outcome = %result.outcome, "retried a parked call, as asked on the status page");
-                    true
+                    matches!(result.outcome.as_str(), "posted" | "skipped" | "parked")
                 }
                 Ok(Err(error @ ReplayError::PbxUnavailable { .. })) => {
                     tracing::warn!(tenant = %id, call = %key, %error, "retry asked on the status page waits for 3CX");

@@ -141,13 +141,14 @@ impl Storage {
         Ok(RetryRequest::Queued)
     }
 
-    /// Calls of `tenant` waiting for their retry to be applied.
-    pub fn pending_retries(&self, tenant: &str) -> rusqlite::Result<Vec<String>> {
+    /// Up to `max` calls of `tenant` waiting for their retry, oldest
+    /// request first.
+    pub fn pending_retries(&self, tenant: &str, max: usize) -> rusqlite::Result<Vec<String>> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT call_key FROM web_retries WHERE tenant = ?1 ORDER BY requested_at_ms",
+        let mut stmt = conn.prepare_cached(
+            "SELECT call_key FROM web_retries WHERE tenant = ?1 ORDER BY requested_at_ms LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![tenant], |r| r.get(0))?;
+        let rows = stmt.query_map(params![tenant, max as i64], |r| r.get(0))?;
         rows.collect()
     }
 
@@ -308,7 +309,7 @@ mod tests {
             db.request_retry("t", "3cx:1@1", 11).unwrap(),
             RetryRequest::NotParked(None)
         );
-        assert_eq!(db.pending_retries("t").unwrap(), vec![key.to_string()]);
+        assert_eq!(db.pending_retries("t", 10).unwrap(), vec![key.to_string()]);
 
         // Queueing a retry changes neither the ledger nor the cursor: the
         // replay reads the call alone (`Pipeline::replay_call`).
@@ -316,7 +317,7 @@ mod tests {
         assert_eq!(db.kv_get("t", "ledger/2@6000").unwrap().unwrap(), done);
         assert_eq!(db.kv_get("t", "ledger/3@5000").unwrap().unwrap(), other);
         db.retry_done("t", key).unwrap();
-        assert!(db.pending_retries("t").unwrap().is_empty());
+        assert!(db.pending_retries("t", 10).unwrap().is_empty());
         assert_eq!(
             db.call_record("t", key)
                 .unwrap()
