@@ -399,37 +399,56 @@ async fn a_call_whose_ledger_completion_fails_holds_the_cursor_and_posts_once() 
              BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;",
     )
     .unwrap();
-    let call = place_dana_call(&world, 1);
-    let start: i64 = call.key.rsplit_once('@').unwrap().1.parse().unwrap();
+    // Two calls that ended minutes ago: no grace period holds the cursor,
+    // only their unrecorded outcomes do.
+    let mut placer = connectzero::demo::Placer::default();
+    let calls: Vec<_> = [(1, 6), (2, 5)]
+        .into_iter()
+        .map(|(id, minutes_ago)| {
+            placer.place(
+                &world,
+                &one_leg(id, outside(numbers::DANA), ext("101"), true, 10),
+                Utc::now() - Duration::minutes(minutes_ago),
+            )
+        })
+        .collect();
+    let start_of = |key: &str| -> i64 { key.rsplit_once('@').unwrap().1.parse().unwrap() };
+    let (first, last) = (start_of(&calls[0].key), start_of(&calls[1].key));
+    assert!(first < last);
     let report = world.tick().await.unwrap();
-    assert_eq!(world.crm.messages().len(), 1, "{report:?}");
-    // Not recorded as done: the cursor stays before the call.
+    assert_eq!(world.crm.messages().len(), 2, "{report:?}");
+    // Not recorded as done: the cursor stays at the first call (read again
+    // from there), not at the newest start read.
     let held = world.storage.poll_cursor(&tenant).unwrap();
-    assert!(held.is_none_or(|c| c <= start), "{held:?} passed {start}");
+    assert!(held.is_none_or(|c| c <= first), "{held:?} passed {first}");
     world.tick().await.unwrap();
-    assert_eq!(world.crm.messages().len(), 1, "posted again while undone");
+    assert_eq!(world.crm.messages().len(), 2, "posted again while undone");
 
-    // The disk recovers: the call is found posted (its send marker), done,
-    // and the cursor moves on.
+    // The disk recovers: the calls are found posted (their send markers),
+    // done, and the cursor moves on.
     db.execute_batch("DROP TRIGGER refuse_done_insert; DROP TRIGGER refuse_done_update;")
         .unwrap();
     tick_until(&world, 5, |w| {
         w.storage
             .poll_cursor(w.tenant.id())
             .unwrap()
-            .is_some_and(|c| c > start)
+            .is_some_and(|c| c >= last)
     })
     .await;
     for _ in 0..2 {
         world.tick().await.unwrap();
     }
-    assert_eq!(posted_keys(&world), vec![call.key.clone()]);
-    assert_eq!(
-        world
-            .storage
-            .call_outcome(&tenant, &call.key)
-            .unwrap()
-            .as_deref(),
-        Some("posted")
-    );
+    let mut keys: Vec<String> = calls.iter().map(|c| c.key.clone()).collect();
+    keys.sort();
+    assert_eq!(posted_keys(&world), keys);
+    for call in &calls {
+        assert_eq!(
+            world
+                .storage
+                .call_outcome(&tenant, &call.key)
+                .unwrap()
+                .as_deref(),
+            Some("posted")
+        );
+    }
 }
