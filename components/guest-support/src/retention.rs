@@ -77,6 +77,40 @@ pub fn check_recovery_window(window_secs: u32, days: u32) -> Result<(), String> 
     Ok(())
 }
 
+/// Keys dated by their value alone, forgotten `days` after the time it
+/// gives (not by any call: the poll cannot bring them back): Update Call
+/// Record's idempotency records (`write-back/done|note/<digest>`, stored
+/// with [`stamp`]) and the Spin app's OAuth install states
+/// (`oauth/state/<digest>`, dated by their expiry).
+fn dated_by_value(key: &str) -> bool {
+    ["write-back/done/", "write-back/note/", "oauth/state/"]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+}
+
+/// `value` as stored with the time it was stored (`{"at": ms, "value":
+/// …}`), so the sweep can date it.
+pub fn stamp(value: &serde_json::Value, now: i64) -> Vec<u8> {
+    serde_json::json!({ "at": now, "value": value })
+        .to_string()
+        .into_bytes()
+}
+
+/// The value [`stamp`] stored; a value stored before stamps existed
+/// comes back as it is.
+pub fn unstamp(bytes: &[u8]) -> serde_json::Value {
+    let Ok(stored) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned());
+    };
+    match stored.as_object() {
+        Some(fields) if fields.len() == 2 && fields.contains_key("at") => fields
+            .get("value")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null),
+        _ => stored,
+    }
+}
+
 /// When the call a key belongs to started, ms since the epoch, for the
 /// keys the sweep may delete; `None` for every other key.
 pub fn call_started_at(key: &str) -> Option<i64> {
@@ -204,7 +238,24 @@ pub fn sweep(
         pruned: 0,
         pass_complete: next_position.is_none(),
     };
+    let by_value_horizon = now - i64::from(days) * DAY_MS;
     for key in &batch {
+        if dated_by_value(key) {
+            let stored = store.get(key)?;
+            let date = stored.as_deref().and_then(|v| {
+                written_at(v).or_else(|| {
+                    serde_json::from_slice::<serde_json::Value>(v)
+                        .ok()?
+                        .get("expires_at_ms")?
+                        .as_i64()
+                })
+            });
+            if date.is_some_and(|at| at < by_value_horizon) {
+                store.delete(key)?;
+                swept.pruned += 1;
+            }
+            continue;
+        }
         if call_started_at(key).is_none_or(|started| started >= horizon) {
             continue;
         }
@@ -425,6 +476,33 @@ mod tests {
         assert!(store.get(&marker).unwrap().is_some());
         assert!(store.get(&leg).unwrap().is_some());
         assert!(store.get(&old).unwrap().is_none());
+    }
+
+    #[test]
+    fn records_dated_by_their_value_go_the_horizon_after_that_date() {
+        let store = Memory::paged(100);
+        let old = stamp(&serde_json::json!({"contactId": "c1"}), NOW - 31 * DAY_MS);
+        let young = stamp(&serde_json::json!("note-1"), NOW - 29 * DAY_MS);
+        store.set("write-back/done/aa", &old).unwrap();
+        store.set("write-back/note/bb", &young).unwrap();
+        // Stored before stamps: no date, kept.
+        store
+            .set("write-back/done/cc", br#"{"contactId":"c2"}"#)
+            .unwrap();
+        let expired = format!(r#"{{"expires_at_ms":{},"used":false}}"#, NOW - 31 * DAY_MS);
+        store.set("oauth/state/dd", expired.as_bytes()).unwrap();
+        assert_eq!(sweep_a_pass(&store, 30).pruned, 2);
+        assert!(store.get("write-back/done/aa").unwrap().is_none());
+        assert!(store.get("oauth/state/dd").unwrap().is_none());
+        assert!(store.get("write-back/note/bb").unwrap().is_some());
+        assert!(store.get("write-back/done/cc").unwrap().is_some());
+        // What was stamped reads back as it was, and so does an old value.
+        assert_eq!(unstamp(&young), serde_json::json!("note-1"));
+        assert_eq!(
+            unstamp(br#"{"contactId":"c2"}"#),
+            serde_json::json!({"contactId": "c2"})
+        );
+        assert_eq!(unstamp(b"null"), serde_json::Value::Null);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::action::{self, Update};
 use crate::auth::{self, SIGNATURE_HEADER};
 use crate::reply::{ApiError, Reply, applied_body, crm_error};
 use crate::settings::Settings;
-use guest_support::StageError;
+use guest_support::{StageError, retention, time};
 use serde_json::Value;
 
 /// Largest request body accepted.
@@ -137,15 +137,16 @@ pub fn run(env: &dyn Env, request: &Request) -> Result<Reply, ApiError> {
     let digest = auth::body_digest(body);
     let done_key = format!("write-back/done/{digest}");
     if let Some(stored) = env.recall(&done_key).map_err(storage)? {
-        return Ok(Reply::ok(stored));
+        let answer = retention::unstamp(&stored);
+        return Ok(Reply::ok(answer.to_string().into_bytes()));
     }
     let answer = apply(env, &settings, &update, &digest)?;
-    let bytes = answer.to_string().into_bytes();
     // The CRM has the update; a failure to remember it only means an
     // identical retry re-adds tags and re-sets the field (the note is
-    // remembered separately), so the call still succeeded.
-    let _ = env.remember(&done_key, &bytes);
-    Ok(Reply::ok(bytes))
+    // remembered separately), so the call still succeeded. Stamped, so
+    // the retention sweep forgets it `state_retention_days` later.
+    let _ = env.remember(&done_key, &retention::stamp(&answer, time::now_ms()));
+    Ok(Reply::ok(answer.to_string().into_bytes()))
 }
 
 /// Write notes, tags and sentiment, in that order. The note's id is stored
@@ -163,10 +164,11 @@ fn apply(
     if let Some(text) = update.note_body() {
         let note_key = format!("write-back/note/{digest}");
         note_id = match env.recall(&note_key).map_err(storage)? {
-            Some(stored) => serde_json::from_slice::<Option<String>>(&stored).unwrap_or(None),
+            Some(stored) => serde_json::from_value::<Option<String>>(retention::unstamp(&stored))
+                .unwrap_or(None),
             None => {
                 let id = env.create_note(settings, contact, &text).map_err(crm)?;
-                let stored = serde_json::to_vec(&id).unwrap_or_default();
+                let stored = retention::stamp(&serde_json::json!(id), time::now_ms());
                 // The note exists now; failing the call here would only
                 // make the retry add it again.
                 let _ = env.remember(&note_key, &stored);
