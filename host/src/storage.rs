@@ -440,6 +440,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn old_handled_calls_leave_the_call_log_and_unsettled_ones_stay() {
+        let db = Storage::in_memory().unwrap();
+        let row = |key: &str, outcome: &str, at: i64| CallRecord {
+            tenant: "t".into(),
+            call_key: key.into(),
+            direction: "inbound".into(),
+            caller: "+15550100".into(),
+            callee: "101".into(),
+            outcome: outcome.into(),
+            detail: String::new(),
+            rule: None,
+            contact_id: None,
+            ended_at_ms: at,
+            handled_at_ms: at,
+            recording: "none".into(),
+            triggers: String::new(),
+        };
+        db.record_calls(&[
+            row("3cx:1@1", "posted", 100),
+            row("3cx:2@1", "skipped", 200),
+            row("3cx:3@1", "parked", 100),
+            row("3cx:4@1", "retrying", 100),
+            row("3cx:5@1", "posted", 900),
+        ])
+        .unwrap();
+        db.record_call(&CallRecord {
+            tenant: "other".into(),
+            ..row("3cx:1@1", "posted", 100)
+        })
+        .unwrap();
+        // Oldest first, at most `max` at a time.
+        assert_eq!(db.prune_calls("t", 500, 1).unwrap(), 1);
+        assert!(db.call_outcome("t", "3cx:1@1").unwrap().is_none());
+        assert_eq!(db.prune_calls("t", 500, 10).unwrap(), 1);
+        assert_eq!(db.prune_calls("t", 500, 10).unwrap(), 0);
+        for key in ["3cx:3@1", "3cx:4@1", "3cx:5@1"] {
+            assert!(db.call_outcome("t", key).unwrap().is_some(), "{key}");
+        }
+        assert_eq!(db.call_count("other").unwrap(), 1);
+    }
+
+    #[test]
     fn a_database_file_syncs_every_commit_to_disk() {
         let dir = std::env::temp_dir().join(format!("cz-sync-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

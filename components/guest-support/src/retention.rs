@@ -28,9 +28,9 @@ use crate::protocol::CURSOR_KEY;
 /// Where the sweep goes on from, or until when it rests between passes.
 pub const POSITION_KEY: &str = "retention/position";
 
-/// How long the sweep rests after a pass: a pass frees about a day's
-/// calls' keys at most once a day, so passing again at once would only
-/// cost reads (and a position write per tick).
+/// How long the sweep rests after a pass: a pass frees only what aged out
+/// since the last one, so passing again at once would only cost reads
+/// (and a position write per tick).
 pub const REST_MS: i64 = 60 * 60 * 1000;
 
 /// Keys one sweep looks at when the store hands back every key at once
@@ -203,7 +203,13 @@ pub fn sweep(
         Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
         None => Position::default(),
     };
-    if position.rest_until.is_some_and(|until| now < until) {
+    // A rest ending more than a rest from now was set by a clock that ran
+    // ahead (since corrected, or another host's): not trusted, or the
+    // sweep could stop for as long as that clock was wrong.
+    if position
+        .rest_until
+        .is_some_and(|until| now < until && until <= now + REST_MS)
+    {
         return Ok(Swept::default());
     }
     let (keys, next) = match store.list(position.cursor.as_deref()) {
@@ -392,6 +398,10 @@ mod tests {
             assert_eq!(sweep(&store, NOW + 60_000, 30, 0).unwrap().visited, 0);
             let again = sweep(&store, NOW + REST_MS, 30, 0).unwrap();
             assert!(again.visited > 0);
+            // A rest set by a clock far ahead is not trusted.
+            let ahead = format!(r#"{{"rest_until":{}}}"#, NOW + 400 * DAY_MS);
+            store.set(POSITION_KEY, ahead.as_bytes()).unwrap();
+            assert!(sweep(&store, NOW, 30, 0).unwrap().visited > 0);
         }
     }
 

@@ -78,6 +78,10 @@ pub fn call_start(key: &str) -> Result<i64, ReplayError> {
 /// tick up; the rest wait for the next ticks, oldest first.
 const RETRIES_PER_TICK: usize = 5;
 
+/// How long a retry that did not settle the call waits before it is tried
+/// again: a failing CRM or 3CX is not asked once a tick.
+const RETRY_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Pipeline {
     /// Re-run one parked (or retrying) call: read it from 3CX again,
     /// release its parked ledger legs, then claim, match, post and record
@@ -147,15 +151,19 @@ impl Pipeline {
     }
 
     /// Replay each call whose retry was asked for on the status page (the
-    /// Retry button, or a contact assigned to a call left for review), with
-    /// its triggers, as the live path would have queued them. A request is
-    /// kept while 3CX cannot be read, and dropped once the call ran or
-    /// cannot run (handled meanwhile, gone from 3CX): the call log and the
-    /// log say which. Another host sharing the database may replay the same
-    /// call at once; the ledger's claims let only one post it.
+    /// Retry button, or a contact assigned to a call left for review) and
+    /// is due, with its triggers, as the live path would have queued them.
+    /// A call that does not settle (3CX unreadable, the CRM failing for
+    /// now, another worker holding it) is tried again [`RETRY_AGAIN_AFTER`]
+    /// later, behind the requests already due; one that cannot run (gone
+    /// from 3CX, unknown) is parked again with the reason, so the page shows
+    /// it; a handled one is dropped. Another host sharing the database may
+    /// replay the same call at once; the ledger's claims let only one post
+    /// it.
     pub async fn apply_status_page_retries(&self, tenant: &Tenant) {
         let id = tenant.id();
-        let pending = match self.storage().pending_retries(id, RETRIES_PER_TICK) {
+        let now = self.runtime.clock.now_ms();
+        let pending = match self.storage().pending_retries(id, now, RETRIES_PER_TICK) {
             Ok(pending) => pending,
             Err(error) => {
                 tracing::warn!(tenant = %id, %error, "could not read the retries asked for on the status page; trying again next tick");
@@ -163,10 +171,9 @@ impl Pipeline {
             }
         };
         for key in pending {
-            let done = match self.replay_call(tenant, &key, true).await {
+            let settled = match self.replay_call(tenant, &key, true).await {
                 // Posted, skipped, or parked again (the page offers Retry
-                // again): settled. Failed for now: the request stays, as
-                // nothing else reads a call this old again.
+                // again): settled.
                 Ok(Ok(result)) => {
                     tracing::info!(tenant = %id, call = %key, outcome = %result.outcome, "retried a parked call, as asked on the status page");
                     matches!(result.outcome.as_str(), "posted" | "skipped" | "parked")
@@ -175,17 +182,30 @@ impl Pipeline {
                     tracing::warn!(tenant = %id, call = %key, %error, "retry asked on the status page waits for 3CX");
                     false
                 }
+                Ok(Err(error @ ReplayError::Handled { .. })) => {
+                    tracing::info!(tenant = %id, call = %key, %error, "nothing left to retry");
+                    true
+                }
                 Ok(Err(error)) => {
-                    tracing::warn!(tenant = %id, call = %key, %error, "a retry asked on the status page could not run");
+                    tracing::warn!(tenant = %id, call = %key, %error, "a retry asked on the status page could not run; the call is parked again");
+                    if let Err(e) = self.storage().park_again(id, &key, &error.to_string()) {
+                        tracing::warn!(tenant = %id, call = %key, error = %e, "could not park the call again");
+                    }
                     true
                 }
                 Err(error) => {
-                    tracing::warn!(tenant = %id, call = %key, error = %format!("{error:#}"), "a retry asked on the status page failed; trying again next tick");
+                    tracing::warn!(tenant = %id, call = %key, error = %format!("{error:#}"), "a retry asked on the status page failed; trying again later");
                     false
                 }
             };
-            if done && let Err(error) = self.storage().retry_done(id, &key) {
-                tracing::warn!(tenant = %id, call = %key, %error, "could not mark a status-page retry done; it runs again next tick (the ledger keeps it from posting twice)");
+            let written = if settled {
+                self.storage().retry_done(id, &key)
+            } else {
+                let again = now + RETRY_AGAIN_AFTER.as_millis() as i64;
+                self.storage().defer_retry(id, &key, again)
+            };
+            if let Err(error) = written {
+                tracing::warn!(tenant = %id, call = %key, %error, "could not update a status-page retry; it runs again (the ledger keeps it from posting twice)");
             }
         }
     }

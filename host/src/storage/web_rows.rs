@@ -141,15 +141,43 @@ impl Storage {
         Ok(RetryRequest::Queued)
     }
 
-    /// Up to `max` calls of `tenant` waiting for their retry, oldest
-    /// request first.
-    pub fn pending_retries(&self, tenant: &str, max: usize) -> rusqlite::Result<Vec<String>> {
+    /// Up to `max` calls of `tenant` whose retry is due at `now_ms`,
+    /// longest waiting first.
+    pub fn pending_retries(
+        &self,
+        tenant: &str,
+        now_ms: i64,
+        max: usize,
+    ) -> rusqlite::Result<Vec<String>> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT call_key FROM web_retries WHERE tenant = ?1 ORDER BY requested_at_ms LIMIT ?2",
+            "SELECT call_key FROM web_retries WHERE tenant = ?1 AND requested_at_ms <= ?2
+             ORDER BY requested_at_ms LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![tenant, max as i64], |r| r.get(0))?;
+        let rows = stmt.query_map(params![tenant, now_ms, max as i64], |r| r.get(0))?;
         rows.collect()
+    }
+
+    /// A retry that did not settle the call: try it again at `at_ms`,
+    /// behind the requests already due, so it cannot hold them up.
+    pub fn defer_retry(&self, tenant: &str, call_key: &str, at_ms: i64) -> rusqlite::Result<()> {
+        self.lock().execute(
+            "UPDATE web_retries SET requested_at_ms = ?3 WHERE tenant = ?1 AND call_key = ?2",
+            params![tenant, call_key, at_ms],
+        )?;
+        Ok(())
+    }
+
+    /// A retry that cannot run (the call is gone from 3CX, say): the call
+    /// is parked again with `reason`, so the page shows it and offers
+    /// Retry, instead of staying "retrying" with nothing on its way.
+    pub fn park_again(&self, tenant: &str, call_key: &str, reason: &str) -> rusqlite::Result<()> {
+        self.lock().execute(
+            "UPDATE calls SET outcome = 'parked', detail = ?3
+             WHERE tenant = ?1 AND call_key = ?2 AND outcome = 'retrying'",
+            params![tenant, call_key, reason],
+        )?;
+        Ok(())
     }
 
     /// A retry request is settled (the call ran, or cannot run): take it
@@ -309,15 +337,25 @@ mod tests {
             db.request_retry("t", "3cx:1@1", 11).unwrap(),
             RetryRequest::NotParked(None)
         );
-        assert_eq!(db.pending_retries("t", 10).unwrap(), vec![key.to_string()]);
+        assert_eq!(
+            db.pending_retries("t", 20, 10).unwrap(),
+            vec![key.to_string()]
+        );
 
         // Queueing a retry changes neither the ledger nor the cursor: the
         // replay reads the call alone (`Pipeline::replay_call`).
         assert_eq!(db.poll_cursor("t").unwrap(), Some(90000));
         assert_eq!(db.kv_get("t", "ledger/2@6000").unwrap().unwrap(), done);
         assert_eq!(db.kv_get("t", "ledger/3@5000").unwrap().unwrap(), other);
+        // Deferred: not due until then, and behind the due ones.
+        db.defer_retry("t", key, 500).unwrap();
+        assert!(db.pending_retries("t", 20, 10).unwrap().is_empty());
+        assert_eq!(
+            db.pending_retries("t", 500, 10).unwrap(),
+            vec![key.to_string()]
+        );
         db.retry_done("t", key).unwrap();
-        assert!(db.pending_retries("t", 10).unwrap().is_empty());
+        assert!(db.pending_retries("t", 500, 10).unwrap().is_empty());
         assert_eq!(
             db.call_record("t", key)
                 .unwrap()
