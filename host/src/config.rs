@@ -530,8 +530,8 @@ impl TenantConfig {
                 s.default_country
             );
         }
-        if !(1..=1000).contains(&s.page_size) {
-            bail!("tenant {id}: settings.page_size must be between 1 and 1000");
+        if let Err(e) = shared::check_page_size(s.page_size) {
+            bail!("tenant {id}: settings.page_size {e}");
         }
         if s.claim_lease_secs == 0 {
             bail!("tenant {id}: settings.claim_lease_secs must be at least 1");

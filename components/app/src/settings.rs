@@ -93,7 +93,9 @@ impl AppSettings {
             log_internal_calls: config::parse_or("log_internal_calls", false)?,
             no_match_policy,
             overlap_window_secs: config::parse_or("overlap_window_secs", 300)?,
-            page_size: config::parse_or("page_size", 100)?,
+            page_size: shared::check_page_size(config::parse_or("page_size", 100)?).map_err(
+                |e| StageError::InvalidSettings(format!("configuration \"page_size\" {e}")),
+            )?,
             recording_window_secs: config::parse_or("recording_window_secs", 600)?,
             retry_base_ms: config::parse_or("retry_base_ms", 2000)?,
             missed_call_recovery_window_secs: config::parse_or(

@@ -61,6 +61,22 @@ pub enum SettingsError {
         "is {0:?}: use at most 64 letters, digits, '.', ':', '_' or '-' (e.g. \"pbx-b\"), or \"\" for none"
     )]
     CallReferencePrefix(String),
+    /// `page_size` is 0 or above what 3CX v20 serves.
+    #[error("is {0}: use 1 to 100 (3CX v20 answers 400 to a page larger than 100 rows)")]
+    PageSize(u32),
+}
+
+/// The largest page 3CX v20 serves: a larger `$top` is answered 400
+/// (NOTES §8).
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// Check `page_size`: 1 to [`MAX_PAGE_SIZE`].
+pub fn check_page_size(page_size: u32) -> Result<u32, SettingsError> {
+    if (1..=MAX_PAGE_SIZE).contains(&page_size) {
+        Ok(page_size)
+    } else {
+        Err(SettingsError::PageSize(page_size))
+    }
 }
 
 impl TieBreaker {

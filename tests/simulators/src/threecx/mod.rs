@@ -17,8 +17,8 @@
 //! | `GET /xapi/v1/LicenseStatus` | `GetLicenseStatus` |
 //!
 //! Collections support the OData subset implemented in `odata`: `$filter`
-//! (`eq ne gt ge lt le`, `and or not`, parentheses), `$orderby`, `$top` (capped
-//! at [`ThreeCxConfig::page_size_cap`]), `$skip`, `$count` and `$select`.
+//! (`eq ne gt ge lt le`, `and or not`, parentheses), `$orderby`, `$top` (at most
+//! [`ThreeCxConfig::page_size_cap`], 100 as on v20: more is a 400), `$skip`, `$count` and `$select`.
 //! `$search`, `$expand` and `$format` are accepted and ignored.
 //!
 //! Conventions the spec leaves open (all **assumed**, see [`types`]):
@@ -97,7 +97,8 @@ pub struct ThreeCxConfig {
     pub client_secret: String,
     /// `expires_in` of issued tokens, in seconds (3CX 20.0.9+ uses seconds).
     pub token_lifetime_secs: u64,
-    /// The largest `$top` honoured; larger values are cut down to this.
+    /// The largest `$top` accepted; a larger one is answered 400, as v20
+    /// does at 100 (NOTES §8).
     pub page_size_cap: usize,
 }
 
@@ -107,7 +108,7 @@ impl Default for ThreeCxConfig {
             client_id: "connectzero".to_owned(),
             client_secret: "sim-3cx-secret".to_owned(),
             token_lifetime_secs: 3600,
-            page_size_cap: 1000,
+            page_size_cap: 100,
         }
     }
 }

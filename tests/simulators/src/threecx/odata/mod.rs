@@ -143,7 +143,18 @@ pub(crate) fn parse_options(
         match key.as_str() {
             "$filter" => opts.filter = Some(filter::parse_filter(value, schema).map_err(err)?),
             "$orderby" => opts.orderby = order::parse_orderby(value, schema).map_err(err)?,
-            "$top" => opts.top = Some(parse_count_option(key, value)?.min(top_cap)),
+            "$top" => {
+                let top = parse_count_option(key, value)?;
+                // v20 refuses a `$top` above its limit rather than cutting
+                // it down (NOTES §8: `/Users?$top=1000` answers 400); the
+                // message is ASP.NET Core OData's.
+                if top > top_cap {
+                    return Err(err(format!(
+                        "The limit of '{top_cap}' for Top query has been exceeded. The value from the incoming request is '{top}'."
+                    )));
+                }
+                opts.top = Some(top);
+            }
             "$skip" => opts.skip = parse_count_option(key, value)?,
             "$count" => opts.count = parse_bool_option(key, value)?,
             "$select" => opts.select = parse_select(value, schema).map_err(err)?,

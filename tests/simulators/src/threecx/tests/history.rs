@@ -228,16 +228,21 @@ async fn bad_options_are_400_odata_errors_naming_the_problem() {
 }
 
 #[tokio::test]
-async fn top_is_capped_at_page_size_cap() {
-    let sim = ThreeCxSim::start(crate::threecx::ThreeCxConfig {
-        page_size_cap: 2,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+async fn a_top_above_the_limit_is_refused_as_v20_does() {
+    let sim = ThreeCxSim::start(crate::threecx::ThreeCxConfig::default())
+        .await
+        .unwrap();
     seed(&sim);
     let token = token(&sim).await;
     let body = get_json(&sim, &token, "/CallHistoryView?$top=100&$count=true").await;
-    assert_eq!(segment_ids(&body).len(), 2);
-    assert_eq!(body["@odata.count"], 5);
+    assert_eq!(segment_ids(&body).len(), 5);
+    let error = get_error(&sim, &token, "/CallHistoryView?$top=101", 400).await;
+    assert_eq!(error["target"], "$top", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit of '100'"),
+        "{error}"
+    );
 }
