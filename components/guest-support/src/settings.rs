@@ -270,6 +270,16 @@ mod tests {
     }
 
     #[test]
+    fn a_page_larger_than_3cx_serves_is_refused_with_the_range() {
+        assert_eq!(check_page_size(100), Ok(100));
+        assert_eq!(check_page_size(1), Ok(1));
+        for bad in [0, 101, 1000] {
+            let e = check_page_size(bad).unwrap_err().to_string();
+            assert!(e.contains("1 to 100"), "{e}");
+        }
+    }
+
+    #[test]
     fn a_call_reference_prefix_is_checked_untrimmed() {
         assert_eq!(
             check_call_reference_prefix("pbx-b.example.com:5001"),
