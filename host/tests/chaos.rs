@@ -175,14 +175,12 @@ fn delivered_triggers(world: &World) -> HashMap<(String, String, String), usize>
     delivered
 }
 
-/// Ids in a queue's index (`<queue>/index` in the tenant's namespace).
+/// Jobs waiting in a queue.
 fn queued(storage: &Storage, tenant: &str, queue: &str) -> usize {
+    // One key per queued job (`guest-support/src/queue.rs`).
     storage
-        .kv_get(tenant, &format!("{queue}/index"))
-        .unwrap()
-        .map_or(0, |raw| {
-            serde_json::from_slice::<Vec<String>>(&raw).unwrap().len()
-        })
+        .kv_count_prefix(tenant, &format!("{queue}/job/"))
+        .unwrap() as usize
 }
 
 /// Whether the last host has finished everything the calls cause: every
