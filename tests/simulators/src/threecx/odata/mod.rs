@@ -326,8 +326,12 @@ mod tests {
     }
 
     #[test]
-    fn top_is_capped_and_count_is_total_after_filter() {
-        let q = "$filter=Id ge 2&$orderby=Id desc&$top=50&$skip=1&$count=true";
+    fn top_above_the_limit_is_refused_and_count_is_total_after_filter() {
+        let over = "$top=3";
+        let refused = parse_options(Some(over), &SCHEMA, 2).unwrap_err();
+        assert_eq!(refused.option, "$top");
+        assert!(refused.message.contains("limit of '2'"), "{}", refused.message);
+        let q = "$filter=Id ge 2&$orderby=Id desc&$top=2&$skip=1&$count=true";
         let opts = parse_options(Some(q), &SCHEMA, 2).unwrap();
         assert_eq!(opts.top, Some(2));
         let body = collection_body("http://h", "Test", &opts, rows());

@@ -99,7 +99,7 @@ async fn users_list_select_and_lookup_by_number() {
         "alice@example.com",
     ));
     let token = token(&sim).await;
-    let body = get_json(&sim, &token, "/Users?$select=Id,Number,FirstName,LastName,EmailAddress,DisplayName&$orderby=Number%20asc&$top=500&$skip=0").await;
+    let body = get_json(&sim, &token, "/Users?$select=Id,Number,FirstName,LastName,EmailAddress,DisplayName&$orderby=Number%20asc&$top=100&$skip=0").await;
     let users = body["value"].as_array().unwrap();
     assert_eq!(users.len(), 2);
     assert_eq!(users[0]["Number"], "101");
