@@ -330,7 +330,11 @@ mod tests {
         let over = "$top=3";
         let refused = parse_options(Some(over), &SCHEMA, 2).unwrap_err();
         assert_eq!(refused.option, "$top");
-        assert!(refused.message.contains("limit of '2'"), "{}", refused.message);
+        assert!(
+            refused.message.contains("limit of '2'"),
+            "{}",
+            refused.message
+        );
         let q = "$filter=Id ge 2&$orderby=Id desc&$top=2&$skip=1&$count=true";
         let opts = parse_options(Some(q), &SCHEMA, 2).unwrap();
         assert_eq!(opts.top, Some(2));
