@@ -30,6 +30,20 @@ use std::time::Duration;
 /// How long a writer waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Write a key-value entry, replacing what is there.
+const KV_UPSERT: &str = "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
+     ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value";
+
+/// Add a call-log row, or update the columns a later outcome changes
+/// (the delivery counts in `triggers` only ever grow through
+/// `add_trigger_deliveries`).
+const CALL_UPSERT: &str = "INSERT INTO calls (tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording, triggers)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+     ON CONFLICT (tenant, call_key) DO UPDATE SET
+         outcome = excluded.outcome, detail = excluded.detail, rule = excluded.rule,
+         contact_id = excluded.contact_id, handled_at_ms = excluded.handled_at_ms,
+         recording = excluded.recording";
+
 /// Largest number of keys returned by one `list-keys` page.
 pub const LIST_PAGE: usize = 1000;
 
@@ -153,11 +167,7 @@ impl Storage {
 
     /// Write `value` at `key`.
     pub fn kv_set(&self, ns: &str, key: &str, value: &[u8]) -> rusqlite::Result<()> {
-        self.lock().execute(
-            "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
-            params![ns, key, value],
-        )?;
+        self.lock().execute(KV_UPSERT, params![ns, key, value])?;
         Ok(())
     }
 
@@ -167,10 +177,7 @@ impl Storage {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
-            )?;
+            let mut insert = tx.prepare_cached(KV_UPSERT)?;
             for (key, value) in entries {
                 insert.execute(params![ns, key, value])?;
             }
@@ -249,11 +256,7 @@ impl Storage {
         if current.as_deref() != expected {
             return Ok(false);
         }
-        tx.execute(
-            "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
-            params![ns, key, new],
-        )?;
+        tx.execute(KV_UPSERT, params![ns, key, new])?;
         tx.commit()?;
         Ok(true)
     }
@@ -283,32 +286,15 @@ impl Storage {
         let next = value
             .checked_add(delta)
             .ok_or_else(|| "overflow incrementing value".to_string())?;
-        tx.execute(
-            "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
-            params![ns, key, next.to_string().into_bytes()],
-        )
-        .map_err(|e| e.to_string())?;
+        tx.execute(KV_UPSERT, params![ns, key, next.to_string().into_bytes()])
+            .map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
         Ok(next)
     }
 
     /// Record (or update) a call's outcome.
     pub fn record_call(&self, record: &CallRecord) -> rusqlite::Result<()> {
-        self.lock().execute(
-            "INSERT INTO calls (tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT (tenant, call_key) DO UPDATE SET
-                 outcome = excluded.outcome, detail = excluded.detail, rule = excluded.rule,
-                 contact_id = excluded.contact_id, handled_at_ms = excluded.handled_at_ms,
-                 recording = excluded.recording",
-            params![
-                record.tenant, record.call_key, record.direction, record.caller, record.callee, record.outcome,
-                record.detail, record.rule, record.contact_id, record.ended_at_ms, record.handled_at_ms,
-                record.recording
-            ],
-        )?;
-        Ok(())
+        self.record_calls(std::slice::from_ref(record))
     }
 
     /// Delete up to `max` of `tenant`'s call-log rows handled before
@@ -334,17 +320,15 @@ impl Storage {
         )
     }
 
-    /// Record many calls in one transaction (see [`Storage::record_call`]).
+    /// Record (or update) many calls' outcomes in one transaction (one
+    /// commit: the retention benchmark writes days of calls at once).
     pub fn record_calls(&self, records: &[CallRecord]) -> rusqlite::Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO calls (tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording, triggers)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
+            let mut upsert = tx.prepare_cached(CALL_UPSERT)?;
             for r in records {
-                insert.execute(params![
+                upsert.execute(params![
                     r.tenant,
                     r.call_key,
                     r.direction,

@@ -20,20 +20,28 @@ pub fn open() -> Result<Bucket, StageError> {
 }
 
 /// Read and decode `key`; `Ok(None)` when it does not exist.
-pub fn get_json<T: DeserializeOwned>(bucket: &Bucket, key: &str) -> Result<Option<T>, StageError> {
-    match bucket.get(key).map_err(storage_error)? {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StageError::Storage(format!("value at {key:?} is unreadable: {e}"))),
-    }
+pub fn get_json<T: DeserializeOwned>(
+    store: &impl Store,
+    key: &str,
+) -> Result<Option<T>, StageError> {
+    store.get(key)?.map(|bytes| decode(key, &bytes)).transpose()
 }
 
 /// Encode and write `value` at `key`.
-pub fn set_json<T: Serialize>(bucket: &Bucket, key: &str, value: &T) -> Result<(), StageError> {
-    let bytes = serde_json::to_vec(value)
-        .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))?;
-    bucket.set(key, &bytes).map_err(storage_error)
+pub fn set_json<T: Serialize>(store: &impl Store, key: &str, value: &T) -> Result<(), StageError> {
+    store.set(key, &encode(key, value)?)
+}
+
+/// `value` as JSON, for `key`.
+pub(crate) fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StageError> {
+    serde_json::to_vec(value)
+        .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))
+}
+
+/// The JSON value stored at `key`.
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StageError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StageError::Storage(format!("value at {key:?} is unreadable: {e}")))
 }
 
 /// How often [`update_json`] retries when other writers keep winning.
@@ -49,13 +57,11 @@ where
     for _ in 0..CAS_ATTEMPTS {
         let cas = Cas::new(bucket, key).map_err(storage_error)?;
         let mut value: T = match cas.current().map_err(storage_error)? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| StageError::Storage(format!("value at {key:?} is unreadable: {e}")))?,
+            Some(bytes) => decode(key, &bytes)?,
             None => T::default(),
         };
         change(&mut value);
-        let bytes = serde_json::to_vec(&value)
-            .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))?;
+        let bytes = encode(key, &value)?;
         match atomics::swap(cas, &bytes) {
             Ok(()) => return Ok(value),
             Err(CasError::CasFailed(_)) => continue,

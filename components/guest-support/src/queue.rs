@@ -24,7 +24,7 @@
 
 use crate::StageError;
 use crate::bindings::wasi::keyvalue::store::Bucket;
-use crate::kv::Store;
+use crate::kv::{self, Store, decode, encode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -577,19 +577,11 @@ impl<'a, S: Store> Queue<'a, S> {
     /// finished meanwhile (a worker slower than its claim must not bring a
     /// finished job back).
     pub fn reschedule<T: Serialize>(&self, id: &str, job: &Job<T>) -> Result<(), StageError> {
-        let key = self.job_key(id);
-        let bytes = encode(&key, job)?;
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(current) = self.store.get(&key)? else {
-                return Ok(());
-            };
-            if self.store.swap(&key, Some(&current), &bytes)? {
-                return Ok(());
-            }
-        }
-        Err(StageError::Storage(format!(
-            "{key:?} kept changing under {CAS_ATTEMPTS} attempts to update it"
-        )))
+        let job = serde_json::to_value(job)
+            .map_err(|e| StageError::Storage(format!("encoding job {id:?}: {e}")))?;
+        self.update(&self.job_key(id), |current: Option<serde_json::Value>| {
+            (current.map(|_| job.clone()), ())
+        })
     }
 
     /// Finish a claimed job: remember `outcome` for it and take it off the
@@ -613,14 +605,11 @@ impl<'a, S: Store> Queue<'a, S> {
     }
 
     fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StageError> {
-        self.store
-            .get(key)?
-            .map(|bytes| decode(key, &bytes))
-            .transpose()
+        kv::get_json(self.store, key)
     }
 
     fn set_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StageError> {
-        self.store.set(key, &encode(key, value)?)
+        kv::set_json(self.store, key, value)
     }
 
     /// Read-modify-write `key` with compare-and-swap: `change` sees the
@@ -666,16 +655,6 @@ impl Scan {
     fn is_over(&self) -> bool {
         self.budget == 0 || self.due.len() >= self.max
     }
-}
-
-fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StageError> {
-    serde_json::to_vec(value)
-        .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))
-}
-
-fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StageError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StageError::Storage(format!("value at {key:?} is unreadable: {e}")))
 }
 
 /// Backoff before attempt `attempts + 1`: `base_ms` doubling per attempt,

@@ -22,7 +22,7 @@
 //! which posts it on purpose.
 
 use crate::StageError;
-use crate::kv::Store;
+use crate::kv::{self, Store};
 use crate::protocol::CURSOR_KEY;
 
 /// Where the sweep goes on from, or until when it rests between passes.
@@ -193,10 +193,7 @@ pub fn sweep(
         });
     }
     let mut horizon = now - i64::from(days) * DAY_MS;
-    if let Some(bytes) = store.get(CURSOR_KEY)? {
-        let cursor: i64 = serde_json::from_slice(&bytes).map_err(|e| {
-            StageError::Storage(format!("value at {CURSOR_KEY:?} is unreadable: {e}"))
-        })?;
+    if let Some(cursor) = kv::get_json::<i64>(store, CURSOR_KEY)? {
         horizon = horizon.min(cursor - overlap_ms - DAY_MS);
     }
     let position: Position = match store.get(POSITION_KEY)? {
@@ -278,9 +275,7 @@ pub fn sweep(
         rest_until: Some(now + REST_MS),
         ..Position::default()
     });
-    let bytes = serde_json::to_vec(&position)
-        .map_err(|e| StageError::Storage(format!("encoding {POSITION_KEY}: {e}")))?;
-    store.set(POSITION_KEY, &bytes)?;
+    kv::set_json(store, POSITION_KEY, &position)?;
     Ok(swept)
 }
 
