@@ -18,4 +18,6 @@
 #![deny(missing_docs)]
 
 pub mod highlevel;
+mod server;
+pub mod spec;
 pub mod threecx;

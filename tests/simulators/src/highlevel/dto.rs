@@ -141,7 +141,8 @@ impl From<&Conversation> for ConversationCreatedDto {
 
 /// `ConversationSchema` (operationId `search-conversation`). All its required
 /// fields are present: strings the contact lacks are `""`, and
-/// `lastMessageType` is `null` before the first message [ASSUMED].
+/// `lastMessageType` is `null` before the first message [ASSUMED; an
+/// erratum of the referee, as the document requires a type].
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ConversationSchemaDto {

@@ -73,7 +73,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use tokio::task::JoinHandle;
 
 pub use config::{HighLevelConfig, RateLimit};
 pub use model::{
@@ -82,6 +81,8 @@ pub use model::{
 };
 pub use workflow::TriggerSubscription;
 
+use crate::server::ServerTask;
+use crate::spec::Violations;
 use routes::AppState;
 use state::{NewContact, State};
 
@@ -90,16 +91,8 @@ use state::{NewContact, State};
 #[derive(Clone)]
 pub struct HighLevelSim {
     app: AppState,
+    violations: Violations,
     _server: Arc<ServerTask>,
-}
-
-/// Aborts the server task when dropped.
-struct ServerTask(JoinHandle<()>);
-
-impl Drop for ServerTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl std::fmt::Debug for HighLevelSim {
@@ -123,7 +116,8 @@ impl HighLevelSim {
             config: Arc::new(config),
             base_url: format!("http://{addr}").into(),
         };
-        let router = routes::router(app.clone());
+        let violations = Violations::default();
+        let router = routes::router(app.clone(), violations.clone());
         let server = tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, router).await {
                 tracing::error!(%err, "HighLevel simulator stopped");
@@ -132,8 +126,18 @@ impl HighLevelSim {
         tracing::debug!(%addr, "HighLevel simulator listening");
         Ok(Self {
             app,
-            _server: Arc::new(ServerTask(server)),
+            violations: violations.clone(),
+            _server: Arc::new(ServerTask {
+                task: server,
+                violations,
+            }),
         })
+    }
+
+    /// Requests and answers of this simulator that broke the official
+    /// documents (see [`Violations`]).
+    pub fn violations(&self) -> &Violations {
+        &self.violations
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.

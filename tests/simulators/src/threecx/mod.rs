@@ -57,8 +57,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::server::ServerTask;
+use crate::spec::Violations;
 use chrono::{DateTime, Utc};
-use tokio::task::JoinHandle;
 
 pub use audio::synthetic_wav;
 use state::{HistoryRow, PendingEnd, Shared, State, lock};
@@ -113,22 +114,13 @@ impl Default for ThreeCxConfig {
     }
 }
 
-/// Aborts the server task when the last [`ThreeCxSim`] clone is dropped.
-#[derive(Debug)]
-struct ServerTask(JoinHandle<()>);
-
-impl Drop for ServerTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Handle to a running 3CX XAPI simulator. Cheap to clone; all clones share
 /// the same state. The server stops when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct ThreeCxSim {
     state: Shared,
     addr: SocketAddr,
+    violations: Violations,
     _server: Arc<ServerTask>,
 }
 
@@ -139,7 +131,8 @@ impl ThreeCxSim {
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
         let state: Shared = Arc::new(Mutex::new(State::new(config, base_url)));
-        let app = routes::router(state.clone());
+        let violations = Violations::default();
+        let app = routes::router(state.clone(), violations.clone());
         let task = tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, app).await {
                 tracing::error!(%err, "3CX simulator stopped");
@@ -148,8 +141,15 @@ impl ThreeCxSim {
         Ok(Self {
             state,
             addr,
-            _server: Arc::new(ServerTask(task)),
+            violations: violations.clone(),
+            _server: Arc::new(ServerTask { task, violations }),
         })
+    }
+
+    /// Requests and answers of this simulator that broke the official
+    /// document (see [`Violations`]).
+    pub fn violations(&self) -> &Violations {
+        &self.violations
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash. The API lives at

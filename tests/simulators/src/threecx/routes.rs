@@ -5,6 +5,7 @@ use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::Value;
@@ -18,9 +19,23 @@ use super::functions::{int_arg, parse_invocation, string_arg};
 use super::odata::{OptionError, QueryOptions, Schema, collection_body, parse_options};
 use super::schema::{ACTIVE_CALL, CALL_HISTORY_VIEW, LICENSE_STATUS, RECORDING, USER};
 use super::state::{HistoryRow, Shared, State as SimState, lock};
+use crate::spec::{self, Referee, Violations};
 
 /// All routes, behind the [`gate`] middleware.
-pub(crate) fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared, violations: Violations) -> Router {
+    let referee = Referee {
+        spec: spec::threecx(),
+        violations,
+        // The token endpoint is the document's `securitySchemes` tokenUrl,
+        // not one of its paths (NOTES.md §1).
+        unlisted: &["/connect/token"],
+        live_shapes: &[],
+        body_status: 400,
+        refuse: |status, message| {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            ODataError::new(status, message.join("; ")).into_response()
+        },
+    };
     Router::new()
         .route("/connect/token", post(token))
         .route("/xapi/v1/CallHistoryView", get(list_call_history_view))
@@ -38,6 +53,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), gate))
+        .layer(from_fn_with_state(referee, spec::referee))
         .with_state(state)
 }
 

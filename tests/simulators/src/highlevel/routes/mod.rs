@@ -39,6 +39,7 @@ use super::ids;
 use super::model::Fault;
 use super::ratelimit::Decision;
 use super::state::{RequestRecord, State};
+use crate::spec::{self, Referee, Violations};
 
 /// `Version` required by contacts.json operations.
 pub(crate) const CONTACTS_VERSION: &str = "2021-07-28";
@@ -106,7 +107,24 @@ impl Caller {
 }
 
 /// Builds the full application.
-pub(crate) fn router(app: AppState) -> Router {
+pub(crate) fn router(app: AppState, violations: Violations) -> Router {
+    let referee = Referee {
+        spec: spec::highlevel(),
+        violations,
+        // Trigger execution URLs come from the trigger subscription
+        // (docs/marketplace-modules, NOTES.md §5), not the app documents.
+        unlisted: &["/workflows-marketplace/triggers/execute/"],
+        // NOTES.md §8: the live API nests the page (`messages.messages`);
+        // the simulator answers that shape, which the document lacks.
+        live_shapes: &["get-messages"],
+        // [ASSUMED] HighLevel's validation answers: 422 `UnprocessableDTO`
+        // for a body, 400 `BadRequestDTO` for parameters (as the handlers).
+        body_status: 422,
+        refuse: |status, messages| match status {
+            422 => ApiError::Unprocessable(messages).into_response(),
+            _ => ApiError::bad_request(messages.join("; ")).into_response(),
+        },
+    };
     let contacts = contacts::routes()
         .merge(contact_update::routes())
         .merge(notes::routes())
@@ -130,6 +148,7 @@ pub(crate) fn router(app: AppState) -> Router {
         .fallback(not_found)
         .layer(from_fn_with_state(app.clone(), record_request))
         .layer(from_fn(read_whole_request))
+        .layer(from_fn_with_state(referee, spec::referee))
         .layer(from_fn(trace))
         .with_state(app)
 }

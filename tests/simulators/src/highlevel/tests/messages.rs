@@ -88,10 +88,8 @@ async fn inbound_call_with_bad_status_is_422() {
     assert_eq!(reply.body["error"], "Unprocessable Entity");
     let messages = reply.body["message"].as_array().unwrap();
     assert!(
-        messages[0]
-            .as_str()
-            .unwrap()
-            .starts_with("call.status must be one of")
+        messages[0].as_str().unwrap().contains("`/call/status`"),
+        "{messages:?}"
     );
 
     let missing = fx
@@ -107,6 +105,12 @@ async fn inbound_call_with_bad_status_is_422() {
         "{missing:?}"
     );
     assert!(fx.sim.messages().is_empty());
+    fx.sim.violations().expect(&[
+        "`/call/status`",
+        "\"conversationId\" is a required",
+        "\"contactId\" is a required",
+        "\"conversationProviderId\" is a required",
+    ]);
 }
 
 #[tokio::test]
@@ -180,6 +184,7 @@ async fn outbound_call_derives_contact_from_conversation() {
             .status,
         422
     );
+    fx.sim.violations().expect(&["`/type`: \"SMS\""]);
 }
 
 #[tokio::test]

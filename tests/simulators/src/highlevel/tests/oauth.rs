@@ -163,6 +163,11 @@ async fn bad_client_and_malformed_token_requests() {
             .status,
         200
     );
+    fx.sim.violations().expect(&[
+        "\"client_id\" is a required",
+        "\"client_secret\" is a required",
+        "`/grant_type`",
+    ]);
 }
 
 #[tokio::test]

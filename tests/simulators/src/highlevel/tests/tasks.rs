@@ -70,4 +70,9 @@ async fn tasks_are_created_listed_completed_and_validated() {
         .await;
     assert_eq!(nobody.status, 404);
     assert_eq!(fx.sim.tasks().len(), 1);
+    fx.sim.violations().expect(&[
+        "\"dueDate\" is a required",
+        "\"completed\" is a required",
+        "\"completed\" is a required",
+    ]);
 }

@@ -19,6 +19,7 @@ async fn the_location_users_are_listed_and_the_location_is_required_and_checked(
 
     assert_eq!(fx.get("/users/").await.status, 400);
     assert_eq!(fx.get("/users/?locationId=someoneElse").await.status, 403);
+    fx.sim.violations().expect(&["`locationId` is missing"]);
 }
 
 #[tokio::test]

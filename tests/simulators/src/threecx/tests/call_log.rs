@@ -156,7 +156,10 @@ async fn missing_parameter_is_400_and_unknown_function_is_404() {
         400,
     )
     .await;
-    assert_eq!(error["target"], "periodFrom");
+    assert!(
+        error["message"].as_str().unwrap().contains("`periodFrom`"),
+        "{error}"
+    );
     get_error(
         &sim,
         &token,
@@ -165,6 +168,13 @@ async fn missing_parameter_is_400_and_unknown_function_is_404() {
     )
     .await;
     get_error(&sim, &token, "/ReportCallLogData/Pbx.GetCallLogData", 404).await;
+    sim.violations().expect(&[
+        "no operation",
+        "`periodFrom`",
+        "`periodFrom`",
+        "no operation",
+        "no operation",
+    ]);
 }
 
 #[tokio::test]

@@ -176,6 +176,10 @@ async fn raw_rows_are_served_as_is_and_sort_last() {
     )
     .await;
     assert_eq!(filtered["@odata.count"], 5);
+    // Malformed rows on purpose: the client must survive what the document
+    // forbids.
+    sim.violations()
+        .expect(&["`/value/5/SegmentStartTime`", "`/value/5/SegmentStartTime`"]);
 }
 
 #[tokio::test]
@@ -225,6 +229,7 @@ async fn bad_options_are_400_odata_errors_naming_the_problem() {
         let message = error["message"].as_str().unwrap();
         assert!(message.contains(needle), "{path}: {message}");
     }
+    sim.violations().expect(&["`$top`: -5"]);
 }
 
 #[tokio::test]

@@ -85,6 +85,7 @@ async fn download_recording_serves_wav_bytes_and_end_time_marks_final() {
         400,
     )
     .await;
+    sim.violations().expect(&["`recId`: \"abc\""]);
 }
 
 #[tokio::test]
@@ -184,4 +185,6 @@ async fn licence_edition_and_unknown_paths() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+    sim.violations()
+        .expect(&["NoSuchEntitySet", "Pbx.Nothing()", "/elsewhere"]);
 }
