@@ -19,7 +19,7 @@
 //! # run and the client secrets may then be removed from this file.
 //! [tenants.settings]
 //! default_country = "GB"
-//! tie_breakers = ["assigned-user", "recent-conversation"]
+//! tie_breakers = ["assigned-user", "recent-conversation", "first-contact"]
 //! [tenants.settings.crm_user_overrides] # extension = HighLevel user id
 //! "101" = "0IHuJvc2ofPAAA8GzTRi"
 //! [tenants.settings.oauth]            # all optional
@@ -590,6 +590,7 @@ impl TenantConfig {
             .map(|b| match b {
                 shared::TieBreaker::AssignedUser => TieBreaker::AssignedUser,
                 shared::TieBreaker::RecentConversation => TieBreaker::RecentConversation,
+                shared::TieBreaker::FirstContact => TieBreaker::FirstContact,
             })
             .collect())
     }
@@ -958,10 +959,11 @@ mod tests {
             [("101".to_string(), "user1".to_string())]
         );
         assert_eq!(wit.tie_breakers, [TieBreaker::RecentConversation]);
-        // The default: both tie-breakers, assigned user first.
+        // The default: assigned user, recent conversation, then the
+        // product rule (the first contact with the number).
         assert_eq!(
             TenantOptions::default().tie_breakers,
-            ["assigned-user", "recent-conversation"]
+            ["assigned-user", "recent-conversation", "first-contact"]
         );
 
         let mut bad = tenant.clone();

@@ -114,6 +114,11 @@ pub enum InstallError {
         /// Location the tenant is configured with.
         configured: String,
     },
+    /// The token names no location: an agency-level (Company) install.
+    #[error(
+        "HighLevel issued an agency-level token with no location: install the app into the sub-account (location) itself"
+    )]
+    NoLocation,
     /// The tokens could not be stored.
     #[error("the tokens could not be stored: {0}")]
     Store(#[from] SecretsError),
@@ -244,13 +249,17 @@ impl Credentials {
         let token = read_token(Service::Crm, response, "HighLevel refused the install")
             .await
             .map_err(|e| InstallError::Refused(crate::pipeline::describe(&e)))?;
-        if let Some(installed) = token.location_id.as_deref()
-            && installed != crm.location_id
-        {
-            return Err(InstallError::WrongLocation {
-                installed: installed.to_string(),
-                configured: crm.location_id.clone(),
-            });
+        // Only a grant for this tenant's own location may replace its
+        // grant: a Company (agency) token has none (NOTES.md §8).
+        match token.location_id.as_deref() {
+            None | Some("") => return Err(InstallError::NoLocation),
+            Some(installed) if installed != crm.location_id => {
+                return Err(InstallError::WrongLocation {
+                    installed: installed.to_string(),
+                    configured: crm.location_id.clone(),
+                });
+            }
+            Some(_) => {}
         }
         let Some(refresh) = token.refresh_token.map(Secret::new) else {
             return Err(InstallError::Refused(

@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod attribution;
 pub mod backfill;
 pub mod bench;
 pub mod bindings;

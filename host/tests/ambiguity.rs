@@ -10,6 +10,15 @@ use connectzero::config::TenantOptions;
 use connectzero::demo::{Placer, numbers};
 use connectzero::testbed::{TENANT, World};
 
+/// Options that hold an undecided shared number for review: the default
+/// tie-breakers without `first-contact`.
+fn hold_for_review() -> TenantOptions {
+    TenantOptions {
+        tie_breakers: vec!["assigned-user".into(), "recent-conversation".into()],
+        ..defaults()
+    }
+}
+
 fn record(world: &World, key: &str) -> connectzero::storage::CallRecord {
     world
         .storage
@@ -130,9 +139,40 @@ async fn without_an_assigned_contact_the_most_recent_conversation_wins() {
     );
 }
 
+/// The product rule by default: the first contact with the number wins
+/// and the call lands at once, its message saying the number is shared.
+#[tokio::test]
+async fn by_default_an_undecided_shared_number_is_logged_at_once_on_the_first_contact() {
+    let (world, contacts) = seeded_world(defaults()).await;
+    // Answered by Alice (no CRM user), and neither Ivy has a conversation.
+    let placed = place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::IVY), ext("101"), true, 35),
+    );
+    let report = world.tick().await.unwrap();
+    assert_eq!(report.posted, 1, "{report:?}");
+    assert_eq!(report.parked, 0, "{report:?}");
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        messages[0].contact_id, contacts["Gus Ivy"],
+        "the oldest contact"
+    );
+    let body = messages[0].body.as_deref().unwrap();
+    assert!(
+        body.contains("Several contacts share this number")
+            && body.contains("first (oldest) contact"),
+        "{body}"
+    );
+    assert_eq!(record(&world, &placed.key).outcome, "posted");
+    world.tick().await.unwrap();
+    assert_eq!(world.crm.messages().len(), 1, "posted once");
+}
+
 #[tokio::test]
 async fn when_no_tie_breaker_decides_the_call_is_parked_for_review_and_nothing_is_posted() {
-    let (world, contacts) = seeded_world(defaults()).await;
+    let (world, contacts) = seeded_world(hold_for_review()).await;
     // Answered by Alice (no CRM user), and neither Ivy has a conversation.
     let placed = place(
         &world,
@@ -214,7 +254,7 @@ fn csrf_of(html: &str) -> String {
 
 #[tokio::test]
 async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
-    let (world, contacts) = seeded_world(defaults()).await;
+    let (world, contacts) = seeded_world(hold_for_review()).await;
     let base = serve_admin(&world, TOKEN).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

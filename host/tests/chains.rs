@@ -312,6 +312,44 @@ async fn busy_and_out_of_hours_come_through_from_the_call_log_reason() {
     );
 }
 
+/// NOTES.md §8: DN type 12 (EndCall) ends the call, typically out of
+/// office hours; 3CX may mark its segment answered, nobody talked.
+#[tokio::test]
+async fn a_call_ended_by_an_end_call_rule_is_missed_out_of_hours() {
+    let (world, _) = world_with_triggers().await;
+    let closed = place_chain(
+        &world,
+        4108,
+        vec![
+            leg(outside(numbers::DANA), ivr("800", "Main IVR"), true, 6),
+            leg(
+                outside(numbers::DANA),
+                SimParty::end_call("EndCall", "Closed", 0),
+                true,
+                1,
+            ),
+        ],
+    );
+    let (messages, events) = run(&world, 1, 2).await;
+    let m = messages
+        .iter()
+        .find(|m| m.alt_id.as_deref() == Some(closed.as_str()))
+        .unwrap();
+    assert_eq!(m.call_status.as_deref(), Some("no-answer"));
+    assert!(
+        m.body
+            .as_deref()
+            .unwrap()
+            .contains("missed (outside office hours)"),
+        "{:?}",
+        m.body
+    );
+    assert_eq!(
+        event(&events, "missed-call", &closed)["missedReason"],
+        "out-of-hours"
+    );
+}
+
 #[tokio::test]
 async fn a_tenant_can_turn_the_timeline_off_and_keep_the_one_line_summary() {
     let (world, _) = seeded_world(connectzero::config::TenantOptions {

@@ -120,6 +120,8 @@ pub fn recording(id: i32, finished: bool) -> connectzero_simulators::threecx::Si
         to_dn: "101".into(),
         from_caller_number: connectzero::demo::numbers::DANA.into(),
         to_caller_number: "101".into(),
+        from_did_number: None,
+        to_did_number: None,
         audio: connectzero_simulators::threecx::silent_wav(1000),
     }
 }

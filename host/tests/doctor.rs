@@ -9,7 +9,7 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
 
 /// Every line of a passing tenant, in order.
-const CHECKS: [&str; 10] = [
+const CHECKS: [&str; 11] = [
     "configuration",
     "3CX reachable over HTTPS",
     "3CX API credentials",
@@ -20,6 +20,7 @@ const CHECKS: [&str; 10] = [
     "HighLevel token",
     "HighLevel scopes",
     "HighLevel rate budget",
+    "call attribution to CRM users",
 ];
 
 /// Both simulators and a configuration file pointing at them.
@@ -145,7 +146,7 @@ async fn a_healthy_tenant_passes_every_check_and_keeps_passing() {
         !output.contains('✗') && !output.contains("fix:"),
         "{output}"
     );
-    assert!(output.contains("all 10 checks passed"), "{output}");
+    assert!(output.contains("all 11 checks passed"), "{output}");
     // The refresh spent the configured refresh token; its successor was
     // stored, so a second run (and `connectzero run`) still works.
     let (again, output) = setup.doctor(&["--tenant", "acme"]).await;
@@ -167,7 +168,7 @@ async fn an_unqualified_edition_fails_the_licence_line_with_its_fix() {
     assert!(hint.unwrap().contains("Enterprise licence"), "{output}");
     assert_mark(&output, "3CX API credentials", '✓');
     assert_mark(&output, "3CX call history access", '✓');
-    assert!(output.contains("1 of 10 checks failed"), "{output}");
+    assert!(output.contains("1 of 11 checks failed"), "{output}");
 }
 
 #[tokio::test]
@@ -210,6 +211,32 @@ async fn a_revoked_crm_grant_fails_the_token_line_with_its_fix() {
     assert_mark(&output, "3CX licence", '✓');
 }
 
+/// 3CX shows a call's DID only on its recording (NOTES.md §8): a route
+/// that lists DIDs says so, and fails when recordings cannot be read.
+#[tokio::test]
+async fn a_route_listing_dids_says_they_come_from_recordings_and_fails_without_them() {
+    let setup = Setup::start().await;
+    let mut text = std::fs::read_to_string(&setup.config).unwrap();
+    text.push_str("[tenants.settings.route]\ndids = [\"+14155550900\"]\ndefault = true\n");
+    std::fs::write(&setup.config, text).unwrap();
+    let (ok, output) = setup.doctor(&[]).await;
+    assert!(ok, "{output}");
+    let (text, _) = line(&output, "DID routes");
+    assert!(
+        text.starts_with('✓') && text.contains("recordings") && text.contains("queues"),
+        "{output}"
+    );
+    setup.pbx.forbid_recordings(true);
+    let (ok, output) = setup.doctor(&[]).await;
+    assert!(!ok, "{output}");
+    let (text, hint) = line(&output, "DID routes");
+    assert!(
+        text.starts_with('✗') && text.contains("never be read"),
+        "{output}"
+    );
+    assert!(hint.unwrap().contains("queues"), "{output}");
+}
+
 #[tokio::test]
 async fn a_role_without_recordings_fails_only_that_line() {
     let setup = Setup::start().await;
@@ -220,7 +247,7 @@ async fn a_role_without_recordings_fails_only_that_line() {
     assert!(text.starts_with('✗') && text.contains("403"), "{output}");
     assert!(hint.unwrap().contains("System Owner"), "{output}");
     assert_mark(&output, "3CX call history access", '✓');
-    assert!(output.contains("1 of 10 checks failed"), "{output}");
+    assert!(output.contains("1 of 11 checks failed"), "{output}");
 }
 
 #[tokio::test]

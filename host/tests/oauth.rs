@@ -170,13 +170,6 @@ async fn forged_reused_expired_and_foreign_states_are_refused_before_any_exchang
     assert_eq!(status, 400);
     assert!(body.contains("expired"), "{body}");
 
-    let no_state = browser()
-        .get(format!("{base}/t/{TENANT}/oauth/callback?code={code}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(no_state.status(), 400);
-
     assert_eq!(token_requests(&world), exchanges, "no code was exchanged");
 
     let (_, good) = install(&base, TENANT).await;
@@ -188,6 +181,92 @@ async fn forged_reused_expired_and_foreign_states_are_refused_before_any_exchang
     assert_eq!(status, 400);
     assert!(body.contains("already used"), "{body}");
     assert_eq!(token_requests(&world), exchanges + 1);
+}
+
+/// A callback with a `code` and no `state`, as a marketplace install
+/// arrives (NOTES.md §8); returns the status and body.
+async fn marketplace_callback(base: &str, tenant: &str, code: &str) -> (u16, String) {
+    let response = browser()
+        .get(format!("{base}/t/{tenant}/oauth/callback"))
+        .query(&[("code", code)])
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_marketplace_install_without_state_is_bound_by_the_tokens_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let (world, contacts, store) = world_with_secrets(dir.path(), defaults()).await;
+    let fresh = tenant_like(&world, &store, |c| {
+        c.id = "fresh".into();
+        c.crm.refresh_token = Secret::default();
+        c.crm.access_token = None;
+    });
+    let base = serve(world.pipeline.clone(), std::slice::from_ref(&fresh)).await;
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 60),
+    );
+    assert_eq!(world.pipeline.tick(&fresh).await.unwrap().retrying, 1);
+
+    let (status, body) =
+        marketplace_callback(&base, "fresh", &world.crm.authorization_code()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        store.storage().tenant_auth_status("fresh").unwrap(),
+        TenantAuth::Authorised
+    );
+    for _ in 0..5 {
+        world.pipeline.tick(&fresh).await.unwrap();
+        if !world.crm.messages().is_empty() {
+            break;
+        }
+    }
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].contact_id, contacts["Dana Fox"]);
+}
+
+#[tokio::test]
+async fn a_stateless_callback_for_another_location_or_the_agency_never_replaces_the_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let (world, _contacts, store) = world_with_secrets(dir.path(), defaults()).await;
+    let base = serve(world.pipeline.clone(), std::slice::from_ref(&world.tenant)).await;
+    let mut placer = Placer::default();
+    place(
+        &world,
+        &mut placer,
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 60),
+    );
+    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
+    let grant = store.get(TENANT, names::CRM_REFRESH_TOKEN).unwrap();
+
+    // A forger installs the app into their own sub-account and brings
+    // that code to this tenant's callback.
+    let forged = world.crm.authorization_code_for("forgerLocation000001");
+    let (status, body) = marketplace_callback(&base, TENANT, &forged).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("forgerLocation000001"), "{body}");
+    // An agency-level install: a Company token with no location.
+    let agency = world.crm.company_authorization_code();
+    let (status, body) = marketplace_callback(&base, TENANT, &agency).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("agency-level"), "{body}");
+
+    assert_eq!(store.get(TENANT, names::CRM_REFRESH_TOKEN).unwrap(), grant);
+    assert_eq!(
+        store.storage().tenant_auth_status(TENANT).unwrap(),
+        TenantAuth::Authorised
+    );
+    place(
+        &world,
+        &mut placer,
+        &one_leg(2, outside(numbers::ELI), ext("102"), true, 30),
+    );
+    tick_until(&world, 5, |w| w.crm.messages().len() == 2).await;
 }
 
 #[tokio::test]

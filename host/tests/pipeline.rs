@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use connectzero::demo::{self, Placer, numbers};
-use connectzero_simulators::highlevel::Fault as CrmFault;
+use connectzero::storage::Storage;
+use connectzero::testbed::World;
+use connectzero_simulators::highlevel::{Fault as CrmFault, HighLevelConfig, MessagesPage};
 use connectzero_simulators::threecx::{Fault as PbxFault, SimSegment};
 
 #[tokio::test]
@@ -440,6 +442,12 @@ async fn a_malformed_row_is_parked_with_its_reason_and_other_calls_proceed() {
         "{}",
         parked.detail
     );
+    // The row breaks the document on purpose: every violation is its.
+    let broke = world.pbx.violations().take();
+    assert!(
+        !broke.is_empty() && broke.iter().all(|v| v.problem.contains("/SegmentEndTime")),
+        "{broke:#?}"
+    );
 }
 
 #[tokio::test]
@@ -591,7 +599,25 @@ async fn an_api_user_without_the_history_role_gets_a_fix_hint_and_the_call_waits
 
 #[tokio::test]
 async fn a_crash_between_posting_and_recording_the_post_does_not_post_twice() {
-    let (world, _) = seeded_world(defaults()).await;
+    crash_between_posting_and_recording(MessagesPage::Nested).await;
+}
+
+/// The document's flat message page is read as well as the live nested one.
+#[tokio::test]
+async fn a_crash_between_posting_and_recording_is_recovered_from_a_flat_message_page() {
+    crash_between_posting_and_recording(MessagesPage::Flat).await;
+}
+
+async fn crash_between_posting_and_recording(page: MessagesPage) {
+    let crm = HighLevelConfig {
+        rate_limit: None,
+        messages_page: page,
+        ..HighLevelConfig::default()
+    };
+    let world = World::start_with_crm(runtime(), Storage::in_memory().unwrap(), defaults(), crm)
+        .await
+        .unwrap();
+    demo::seed_directory(&world);
     let placed = place(
         &world,
         &mut Placer::default(),

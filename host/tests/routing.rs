@@ -18,6 +18,8 @@ use guest_support::routing::{ROUTED_ELSEWHERE, RouteConfig};
 const B: &str = "b";
 /// The sales line: the DID tenant a takes.
 const SALES_DID: &str = "+14155550900";
+/// The same DID as 3CX writes it on a recording (`ToDidNumber`).
+const SALES_DID_BARE: &str = "14155550900";
 /// The support queue tenant b takes.
 const SUPPORT_QUEUE: &str = "800";
 
@@ -402,6 +404,43 @@ async fn a_call_to_one_tenants_did_sent_into_anothers_queue_lands_in_the_did_ten
     assert_routed_elsewhere(&b, B, &key);
     let (_, why) = recorded(&b, B, &key).unwrap();
     assert!(why.contains("its DID"), "{why}");
+}
+
+/// NOTES.md §8: 3CX's call history has no DID; the call's recording names
+/// it (`ToDidNumber`, bare digits). A call to a's DID whose history shows
+/// only the IVR it rang goes to a, read from the recording; the same call
+/// unrecorded has no DID to read and goes to the default tenant b.
+#[tokio::test]
+async fn a_did_is_read_from_the_calls_recording_when_history_names_none() {
+    let (a, b) =
+        one_pbx_two_locations(route(&[SALES_DID], &[], false), route(&[], &[], true)).await;
+    let ivr_then_alice = || {
+        vec![
+            leg(
+                outside(numbers::DANA),
+                SimParty::ivr("800", "Main IVR", 0),
+                true,
+                10,
+            ),
+            leg(outside(numbers::DANA), ext("101"), true, 40),
+        ]
+    };
+    let mut placer = Placer::default();
+    let recorded_call = place(
+        &a,
+        &mut placer,
+        &call(21, ivr_then_alice())
+            .recorded(9_210, std::time::Duration::ZERO)
+            .dialled(SALES_DID_BARE),
+    )
+    .key;
+    let unrecorded_call = place(&a, &mut placer, &call(22, ivr_then_alice())).key;
+    tick_both_until_recorded(&a, &b, &[&recorded_call, &unrecorded_call]).await;
+
+    assert_posted(&a, TENANT, &recorded_call);
+    assert_routed_elsewhere(&b, B, &recorded_call);
+    assert_posted(&b, B, &unrecorded_call);
+    assert_routed_elsewhere(&a, TENANT, &unrecorded_call);
 }
 
 /// Subscribe `world`'s tenant to `call.started`.

@@ -691,6 +691,23 @@ async fn an_oauth_install_under_spin_lets_calls_post() {
         400,
         "a forged state is refused"
     );
+    // Marketplace installs bring a code and no state (NOTES.md §8): kept
+    // only for this app's own location, never an agency token.
+    let stateless = |code: String| {
+        let client = client.clone();
+        let url = reqwest::Url::parse_with_params(&callback, [("code", code)]).unwrap();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        stateless(world.crm.authorization_code_for("forgerLocation000001")).await,
+        403,
+        "another location's code is refused"
+    );
+    assert_eq!(
+        stateless(world.crm.company_authorization_code()).await,
+        403,
+        "an agency-level code is refused"
+    );
     assert_eq!(
         call(state_value.clone(), world.crm.authorization_code()).await,
         200,
@@ -701,6 +718,12 @@ async fn an_oauth_install_under_spin_lets_calls_post() {
         call(state_value.clone(), world.crm.authorization_code()).await,
         400,
         "a used state is refused"
+    );
+    assert_eq!(
+        stateless(world.crm.authorization_code()).await,
+        200,
+        "a marketplace install for this location is kept: {}",
+        app.logs()
     );
 
     let plan = demo::demo_calls().remove(0);

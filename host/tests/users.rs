@@ -5,9 +5,10 @@
 mod common;
 
 use common::*;
+use connectzero::attribution::Attribution;
 use connectzero::config::TenantOptions;
 use connectzero::demo::{Placer, numbers};
-use connectzero::testbed::World;
+use connectzero::testbed::{TENANT, World};
 
 /// The HighLevel user the demo data seeds for Bob Jones (ext. 102).
 fn bob(world: &World) -> String {
@@ -60,6 +61,48 @@ async fn the_answering_extensions_owner_is_mapped_by_email_into_the_message_and_
     assert_eq!(messages[0].user_id.as_deref(), Some(bob(&world).as_str()));
     assert_eq!(body["userId"], bob(&world).as_str());
     assert_eq!(body["extension"], "102");
+    // The message was read back: HighLevel kept the user.
+    let found = Attribution::read(&world.storage, TENANT).unwrap();
+    assert!(matches!(found, Attribution::Working { .. }), "{found:?}");
+    assert_eq!(found.describe(), "working");
+}
+
+/// NOTES.md §8 (api-docs issue #214): HighLevel may accept `userId` on an
+/// inbound call message and keep the message without it. The call posts
+/// all the same, the read-back says attribution is ignored, and it is
+/// read back once a day, not per call.
+#[tokio::test]
+async fn a_crm_that_silently_drops_user_id_is_found_out_by_reading_the_message_back() {
+    let (world, contacts) = seeded_world(eager()).await;
+    world.crm.set_drop_inbound_user_id(true);
+    let reads = |w: &World| w.crm.request_count("GET", "/conversations/messages/");
+    assert_eq!(
+        Attribution::read(&world.storage, TENANT).unwrap(),
+        Attribution::Unknown
+    );
+    let mut placer = Placer::default();
+    place(
+        &world,
+        &mut placer,
+        &one_leg(1, outside(numbers::DANA), ext("102"), true, 40),
+    );
+    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].contact_id, contacts["Dana Fox"]);
+    assert_eq!(messages[0].user_id, None, "dropped by the CRM");
+    let found = Attribution::read(&world.storage, TENANT).unwrap();
+    assert!(matches!(found, Attribution::Ignored { .. }), "{found:?}");
+    assert!(found.describe().contains("ignored by HighLevel"));
+    assert_eq!(reads(&world), 1);
+
+    place(
+        &world,
+        &mut placer,
+        &one_leg(2, outside(numbers::FAY), ext("102"), true, 30),
+    );
+    tick_until(&world, 5, |w| w.crm.messages().len() == 2).await;
+    assert_eq!(reads(&world), 1, "read back once a day, not per call");
 }
 
 #[tokio::test]

@@ -96,14 +96,23 @@ pub fn callback(request: &Incoming, tenant: &str) -> Answer {
             .map(|v| v.into_owned())
             .filter(|v| !v.is_empty())
     };
-    let Some(state) = param("state") else {
-        return error(
-            400,
-            "missing state: start the install again from /t/<tenant>/oauth/install",
-        );
-    };
-    if let Err(answer) = redeem_state(&state) {
-        return answer;
+    match param("state") {
+        Some(state) => {
+            if let Err(answer) = redeem_state(&state) {
+                return answer;
+            }
+        }
+        // An install started from the marketplace listing carries no
+        // state (NOTES.md §8): the grant then vouches for itself, kept only
+        // when its token is for this app's configured location
+        // (`crm_install::complete` refuses any other, and agency tokens).
+        None if param("error").is_none() => {}
+        None => {
+            return error(
+                400,
+                "HighLevel did not authorise the install: start it again from /t/<tenant>/oauth/install",
+            );
+        }
     }
     let Some(code) = param("code") else {
         return error(400, "missing code: HighLevel sent no authorization code");

@@ -164,6 +164,7 @@ fn tie_breakers(value: Option<&str>) -> Result<Vec<TieBreaker>, StageError> {
         .map(|b| match b {
             shared::TieBreaker::AssignedUser => TieBreaker::AssignedUser,
             shared::TieBreaker::RecentConversation => TieBreaker::RecentConversation,
+            shared::TieBreaker::FirstContact => TieBreaker::FirstContact,
         })
         .collect())
 }

@@ -146,20 +146,24 @@ fn refresh(bucket: &Bucket, settings: &Settings, service: Service) -> Result<Str
 /// in place of any earlier one. Returns the granted location id.
 pub fn install(settings: &Settings, code: &str, redirect_uri: &str) -> Result<String, StageError> {
     let granted = grant::crm_install(settings, code, redirect_uri)?;
-    let location = granted.location_id.clone().ok_or_else(|| {
-        StageError::InvalidData("HighLevel's token answer names no locationId: install the app for a location (sub-account), not an agency".into())
-    })?;
-    // A grant for another location is not kept: this app serves one.
-    if let Some(expected) = guest_support::config::get("crm_location_id")?
-        && expected != location
-    {
-        return Err(StageError::Forbidden(guest_support::UpstreamError {
+    let refused = |message: String| {
+        StageError::Forbidden(guest_support::UpstreamError {
             service: Service::Crm,
             status: 403,
-            message: format!(
-                "the install granted location {location}, but this app serves {expected}: install it from that sub-account"
-            ),
-        }));
+            message,
+        })
+    };
+    // An agency-level (Company) token names no location (NOTES.md §8).
+    let location = granted.location_id.clone().filter(|l| !l.is_empty()).ok_or_else(|| {
+        refused("HighLevel issued an agency-level token with no location: install the app into the sub-account (location) itself".into())
+    })?;
+    // A grant for another location is never kept, and a grant is only
+    // kept for a configured location: this app serves one.
+    let expected = guest_support::config::require("crm_location_id")?;
+    if expected != location {
+        return Err(refused(format!(
+            "the install granted location {location}, but this app serves {expected}: install it from that sub-account"
+        )));
     }
     let lifetime = grant::crm_lifetime_secs(granted.expires_in) as i64 * 1000;
     let entry = Entry {

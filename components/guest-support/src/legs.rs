@@ -23,12 +23,12 @@ impl Party {
     }
 }
 
-/// True for the DN kinds that route or take messages rather than talk:
-/// IVR, queue, ring group, voicemail.
+/// True for the DN kinds that route, take messages or end the call rather
+/// than talk: IVR, queue, ring group, voicemail, EndCall.
 pub fn is_routing(kind: DnKind) -> bool {
     matches!(
         kind,
-        DnKind::Ivr | DnKind::Queue | DnKind::RingGroup | DnKind::Voicemail
+        DnKind::Ivr | DnKind::Queue | DnKind::RingGroup | DnKind::Voicemail | DnKind::EndCall
     )
 }
 

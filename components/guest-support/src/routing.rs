@@ -396,6 +396,13 @@ impl Route {
         self.default
     }
 
+    /// Whether this tenant or another on its 3CX routes by DID: only then
+    /// are DIDs worth reading (from recordings, the only place 3CX's API
+    /// shows them).
+    pub fn routes_by_did(&self) -> bool {
+        !self.own.dids.is_empty() || !self.elsewhere.dids.is_empty()
+    }
+
     /// Decide whether this tenant takes the call, by the precedence every
     /// tenant on the 3CX applies, so a call has exactly one owner:
     ///

@@ -16,10 +16,16 @@ pub enum TieBreaker {
     AssignedUser,
     /// `recent-conversation`: the only candidate with the newest conversation.
     RecentConversation,
+    /// `first-contact`: the oldest contact with the number; always decides.
+    FirstContact,
 }
 
-/// The tie-breakers a tenant gets by default, in order.
-pub const DEFAULT_TIE_BREAKERS: [&str; 2] = ["assigned-user", "recent-conversation"];
+/// The tie-breakers a tenant gets by default, in order: the product rule
+/// ("the first contact with that number wins", calls land within seconds)
+/// comes last, so a call is never held for review unless the tenant drops
+/// `first-contact` from its list.
+pub const DEFAULT_TIE_BREAKERS: [&str; 3] =
+    ["assigned-user", "recent-conversation", "first-contact"];
 
 /// The longest `call_reference_prefix` accepted (it prefixes HighLevel's
 /// `altId`).
@@ -31,7 +37,7 @@ pub const MAX_CALL_REFERENCE_PREFIX: usize = 64;
 pub enum SettingsError {
     /// `tie_breakers` names a rule that does not exist.
     #[error(
-        "has {0:?}: use \"assigned-user\" and/or \"recent-conversation\" (an empty list sends every shared number to review)"
+        "has {0:?}: use \"assigned-user\", \"recent-conversation\" and/or \"first-contact\" (a list without \"first-contact\" sends undecided shared numbers to review)"
     )]
     UnknownTieBreaker(String),
     /// `tie_breakers` names a rule twice.
@@ -85,6 +91,7 @@ impl TieBreaker {
         match self {
             Self::AssignedUser => DEFAULT_TIE_BREAKERS[0],
             Self::RecentConversation => DEFAULT_TIE_BREAKERS[1],
+            Self::FirstContact => DEFAULT_TIE_BREAKERS[2],
         }
     }
 }
@@ -100,6 +107,7 @@ pub fn tie_breakers<'a>(
         let breaker = match name {
             "assigned-user" => TieBreaker::AssignedUser,
             "recent-conversation" => TieBreaker::RecentConversation,
+            "first-contact" => TieBreaker::FirstContact,
             other => return Err(SettingsError::UnknownTieBreaker(other.to_string())),
         };
         if out.contains(&breaker) {
@@ -197,7 +205,8 @@ mod tests {
             DEFAULT_TIE_BREAKERS,
             [
                 TieBreaker::AssignedUser.name(),
-                TieBreaker::RecentConversation.name()
+                TieBreaker::RecentConversation.name(),
+                TieBreaker::FirstContact.name()
             ]
         );
     }
@@ -206,7 +215,11 @@ mod tests {
     fn a_comma_separated_list_defaults_when_unset_and_means_none_when_empty() {
         assert_eq!(
             tie_breakers_from_list(None).unwrap(),
-            [TieBreaker::AssignedUser, TieBreaker::RecentConversation]
+            [
+                TieBreaker::AssignedUser,
+                TieBreaker::RecentConversation,
+                TieBreaker::FirstContact
+            ]
         );
         assert_eq!(tie_breakers_from_list(Some("")).unwrap(), []);
         assert_eq!(tie_breakers_from_list(Some("none")).unwrap(), []);

@@ -97,10 +97,13 @@ fn party(row: &Value, side: &str) -> Result<Party, String> {
 
 /// What a party is, from its 3CX DN type code (`SrcDnType` / `DstDnType`).
 ///
-/// [ASSUMED] The spec (specs/3cx/NOTES.md §2a) gives no enum for the codes.
-/// This table is what third-party clients of real v20 PBXs label them:
-/// 0 extension, 1 external line, 4 queue, 5 voicemail, 6 IVR; 2 for a ring
-/// group is the least certain. It is the only place the codes are read.
+/// The spec (specs/3cx/NOTES.md §2a) gives no enum for the codes; NOTES.md
+/// §8 has them from 3CX's own report SQL and a v20.0.8 database:
+/// 0 extension, 1 external line, 2 ring group, 4 queue, 5 voicemail,
+/// 6 IVR, 12 EndCall (a destination that ends the call: nobody answered),
+/// 13 inbound/outbound routing (an external line). [ASSUMED] low
+/// confidence: 7 fax, 8 parking, 16 group, read as `other`. It is the only
+/// place the codes are read.
 /// An outside party (`*External`) is an external line whatever its code,
 /// and an inside party without a readable code counts as an extension (the
 /// behaviour before kinds were read). Unknown codes are `other`, which
@@ -117,6 +120,8 @@ pub fn dn_kind(code: Option<i32>, external: bool) -> DnKind {
         Some(4) => DnKind::Queue,
         Some(5) => DnKind::Voicemail,
         Some(6) => DnKind::Ivr,
+        Some(12) => DnKind::EndCall,
+        Some(13) => DnKind::ExternalLine,
         Some(_) => DnKind::Other,
     }
 }
@@ -264,7 +269,9 @@ mod tests {
             (4, DnKind::Queue),
             (5, DnKind::Voicemail),
             (6, DnKind::Ivr),
-            (13, DnKind::Other),
+            (12, DnKind::EndCall),
+            (13, DnKind::ExternalLine),
+            (7, DnKind::Other),
         ] {
             let mut r = row();
             r["DstDnType"] = json!(code);

@@ -144,6 +144,13 @@ impl Guest for Poll {
             .map(|active| active.calls)
     }
 
+    fn recording_dids(
+        settings: TenantSettings,
+        recording_ids: Vec<i32>,
+    ) -> Result<Vec<(i32, String)>, StageError> {
+        xapi::recording_dids(&xapi::client(&settings), &recording_ids)
+    }
+
     fn commit(_settings: TenantSettings, cursor: i64) -> Result<(), StageError> {
         let bucket = kv::open()?;
         let stored = kv::get_json::<i64>(&bucket, CURSOR_KEY)?;

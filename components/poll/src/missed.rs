@@ -53,7 +53,13 @@ pub fn missed_reason(
     let Some(last) = legs.last() else {
         return Some(MissedReason::NoAnswer);
     };
+    // A rule that ends the call (EndCall, typical of out-of-hours rules)
+    // anywhere on its way: nobody could have answered after it.
+    if legs.iter().any(|l| l.callee.kind == DnKind::EndCall) {
+        return Some(MissedReason::OutOfHours);
+    }
     Some(match last.callee.kind {
+        DnKind::EndCall => MissedReason::OutOfHours,
         DnKind::Ivr => MissedReason::AbandonedInIvr,
         DnKind::Queue => MissedReason::AbandonedInQueue,
         DnKind::Voicemail | DnKind::RingGroup => MissedReason::NoAnswer,
@@ -78,16 +84,21 @@ pub fn missed_reason(
 /// A missed reason the call log's `Reason` text states outright.
 ///
 /// [ASSUMED] The spec (specs/3cx/NOTES.md §2b) types `CallLogData.Reason`
-/// as a free string with no values listed. 3CX's call log report shows
-/// reasons such as "Busy", "Forwarded (Busy)" and "Out of office hours";
-/// this reads only those two facts, by case-insensitive words, and ignores
-/// every other text (the segments decide then). It is the only place the
-/// text is interpreted.
+/// as a free string with no values listed, and no public sample exists
+/// (NOTES.md §8). It may be report prose ("Busy", "Out of office hours") or
+/// 3CX's CamelCase enum words (`PhoneBusy`, `OutOfOfficeHours`), so it is
+/// compared case-insensitively with spaces removed. Only those two facts
+/// are read; every other text is ignored (the segments decide then). It
+/// is the only place the text is interpreted.
 pub fn reason_from_text(text: &str) -> Option<MissedReason> {
-    let text = text.to_ascii_lowercase();
+    let text: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect();
     if text.contains("busy") {
         Some(MissedReason::Busy)
-    } else if ["office hours", "out of hours", "outside hours", "holiday"]
+    } else if ["officehours", "ofhours", "outsidehours", "holiday"]
         .iter()
         .any(|w| text.contains(w))
     {
@@ -245,6 +256,25 @@ mod tests {
     }
 
     #[test]
+    fn a_call_that_ends_at_an_end_call_rule_is_out_of_hours_never_answered() {
+        // 3CX may mark the EndCall segment answered (it takes the line to
+        // end it); nobody talked to the caller.
+        let legs = [
+            to("800", DnKind::Ivr, true),
+            to("EndCall", DnKind::EndCall, true),
+        ];
+        assert!(!legs.iter().any(answered_by_person));
+        assert_eq!(
+            missed_reason(Direction::Inbound, &legs, &[None, None], false),
+            Some(MissedReason::OutOfHours)
+        );
+        assert_eq!(
+            reason(&[to("EndCall", DnKind::EndCall, false)]),
+            Some(MissedReason::OutOfHours)
+        );
+    }
+
+    #[test]
     fn reason_texts_are_read_case_insensitively_and_unknown_ones_ignored() {
         assert_eq!(reason_from_text("BUSY"), Some(MissedReason::Busy));
         assert_eq!(
@@ -252,6 +282,16 @@ mod tests {
             Some(MissedReason::OutOfHours)
         );
         assert_eq!(reason_from_text("Holiday"), Some(MissedReason::OutOfHours));
+        // 3CX's own enum words (NOTES.md §8).
+        assert_eq!(reason_from_text("PhoneBusy"), Some(MissedReason::Busy));
+        assert_eq!(
+            reason_from_text("OutOfOfficeHours"),
+            Some(MissedReason::OutOfHours)
+        );
+        assert_eq!(
+            reason_from_text("Out Of Hours"),
+            Some(MissedReason::OutOfHours)
+        );
         assert_eq!(reason_from_text("Answered"), None);
         assert_eq!(reason_from_text(""), None);
     }

@@ -196,6 +196,55 @@ pub fn extension_owners(
     Ok(owners)
 }
 
+/// Recording ids asked for in one `Recordings` read (one `$filter` of
+/// `Id eq …` alternatives; a page's worth).
+const DIDS_PER_READ: usize = 20;
+
+/// `ToDidNumber` of each of `ids` that has one (operationId
+/// `ListRecording`, `$filter=Id eq a or Id eq b …`; `/Recordings(<id>)`
+/// answers 404 on v20, NOTES §8). Bare digits, as 3CX writes them.
+pub fn recording_dids(api: &ApiClient, ids: &[i32]) -> Result<Vec<(i32, String)>, StageError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Row {
+        id: Option<i32>,
+        to_did_number: Option<String>,
+    }
+    let mut unique = ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut found = Vec::new();
+    for chunk in unique.chunks(DIDS_PER_READ) {
+        let filter = chunk
+            .iter()
+            .map(|id| format!("Id eq {id}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let path = format!(
+            "/Recordings?$filter={}&$select=Id,ToDidNumber&$orderby={}&$top={}",
+            urlencoding::encode(&filter),
+            urlencoding::encode("Id asc"),
+            chunk.len()
+        );
+        let page: Collection<Value> = api.get_json(&path)?;
+        for row in page.value {
+            let Ok(Row {
+                id: Some(id),
+                to_did_number: Some(did),
+            }) = serde_json::from_value::<Row>(row)
+            else {
+                continue;
+            };
+            let did = did.trim();
+            // Only ids asked for: a hostile answer cannot name others.
+            if !did.is_empty() && chunk.contains(&id) {
+                found.push((id, did.to_owned()));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Most calls in progress read from `ActiveCalls`.
 const MAX_ACTIVE_CALLS: u32 = 2_000;
 

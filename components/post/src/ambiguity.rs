@@ -7,9 +7,12 @@
 //! 1. an operator's assignment from the status page
 //!    (`post/assigned/<call key>`, written by the host's review page);
 //! 2. the tenant's tie-breakers, in order (`tenant-settings.tie-breakers`);
-//! 3. otherwise nothing is posted: the candidates are kept under
-//!    `post/review/<call key>` for the review page, and the call is
-//!    parked "needs review". Never posted to all, never guessed.
+//!    the default list ends with `first-contact`, the product rule: the
+//!    first (oldest) contact with the number wins and the call lands at
+//!    once, its message saying the number is shared;
+//! 3. otherwise (a list without `first-contact`) nothing is posted: the
+//!    candidates are kept under `post/review/<call key>` for the review
+//!    page, and the call is parked "needs review". Never posted to all.
 //!
 //! The two key-value formats are shared with `host/src/web/review.rs`
 //! (the host reads the first and writes the second in the tenant's
@@ -36,6 +39,8 @@ pub enum Choice {
     AssignedUser,
     /// The candidate with the most recent conversation.
     RecentConversation,
+    /// The first (oldest) contact with the number; nothing else decided.
+    FirstContact,
 }
 
 impl Choice {
@@ -45,6 +50,9 @@ impl Choice {
             Choice::Operator => "assigned by an operator",
             Choice::AssignedUser => "chose the contact assigned to the call's user",
             Choice::RecentConversation => "chose the contact with the most recent conversation",
+            Choice::FirstContact => {
+                "logged on the first (oldest) contact with the number; check the match"
+            }
         }
     }
 }
@@ -120,6 +128,9 @@ pub fn settle(
             }
             TieBreaker::RecentConversation => by_recent_conversation(settings, candidates)?
                 .map(|c| (c.clone(), Choice::RecentConversation)),
+            TieBreaker::FirstContact => candidates
+                .first()
+                .map(|c| (c.clone(), Choice::FirstContact)),
         };
         if chosen.is_some() {
             return Ok(chosen);
@@ -211,10 +222,11 @@ pub fn newest(dates: &[Option<i64>]) -> Option<usize> {
 /// When the contact's conversation last had a message (operationId
 /// `search-conversation`, `contactId`), ms since the epoch.
 ///
-/// [ASSUMED] the search answers `lastMessageDate` on each conversation
-/// (HighLevel does, as ms since the epoch; `ConversationSchema` in the spec
-/// omits it). Read as a number or an RFC 3339 string; absent means "no
-/// message", which decides nothing. This is the one place that relies on it.
+/// The search answers `lastMessageDate` on each conversation as a string of
+/// epoch milliseconds (NOTES.md §8: `ConversationDto` and live captures;
+/// `ConversationSchema`, the search row, omits it). Read by
+/// [`epoch_ms`]; absent means "no message", which decides nothing. This is
+/// the one place that relies on it.
 fn last_message_ms(
     client: &ApiClient,
     settings: &TenantSettings,
@@ -240,12 +252,21 @@ fn last_message_ms(
     Ok(found
         .conversations
         .iter()
-        .filter_map(|c| match c.last_message_date.as_ref()? {
-            serde_json::Value::Number(n) => n.as_i64(),
-            serde_json::Value::String(s) => guest_support::time::parse_rfc3339_ms(s).ok(),
-            _ => None,
-        })
+        .filter_map(|c| epoch_ms(c.last_message_date.as_ref()?))
         .max())
+}
+
+/// A date HighLevel sends as `"1628008053263"` (the live shape), as a
+/// number, or as RFC 3339 text; `None` when it is none of them.
+fn epoch_ms(value: &serde_json::Value) -> Option<i64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
+        serde_json::Value::String(s) => guest_support::time::parse_rfc3339_ms(s).ok(),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +294,22 @@ mod tests {
         assert!(by_assigned_user(&cs, None).is_none());
         let both = [contact("a", Some("u1")), contact("b", Some("u1"))];
         assert!(by_assigned_user(&both, Some("u1")).is_none());
+    }
+
+    #[test]
+    fn last_message_dates_are_read_in_every_shape_highlevel_sends() {
+        use serde_json::json;
+        assert_eq!(epoch_ms(&json!("1628008053263")), Some(1_628_008_053_263));
+        assert_eq!(
+            epoch_ms(&json!(1_628_008_053_263_i64)),
+            Some(1_628_008_053_263)
+        );
+        assert_eq!(
+            epoch_ms(&json!("2021-08-03T16:27:33.263Z")),
+            Some(1_628_008_053_263)
+        );
+        assert_eq!(epoch_ms(&json!("yesterday")), None);
+        assert_eq!(epoch_ms(&json!(null)), None);
     }
 
     #[test]

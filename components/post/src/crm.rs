@@ -71,6 +71,10 @@ pub struct MessageResponse {
     pub conversation_id: String,
     /// The new message's id.
     pub message_id: String,
+    /// The CRM user the message was posted with (`None` when sent
+    /// without one).
+    #[serde(skip)]
+    pub user_id: Option<String>,
 }
 
 impl Crm {
@@ -189,15 +193,26 @@ impl Crm {
         Ok(id)
     }
 
-    /// The call message in `conversation_id` whose text carries
-    /// `reference`, searched newest first (operationId `get-messages`).
-    /// Used only to recover from a crash between posting and recording the
-    /// post, which happens within minutes, so the message is near the top.
+    /// The call message in `conversation_id` posted under `crm_key`,
+    /// searched newest first (operationId `get-messages`): its `altId`, or
+    /// (should HighLevel not return the `altId`) the "Ref:" line of its
+    /// text. Used only to recover from a crash between posting and
+    /// recording the post, which happens within minutes, so the message is
+    /// near the top.
     pub fn find_call_message(
         &self,
         conversation_id: &str,
-        reference: &str,
+        crm_key: &str,
     ) -> Result<Option<FoundMessage>, StageError> {
+        /// The page as the live API answers it, nested under `messages`
+        /// (NOTES.md §8, api-docs issue #54), or as the document's flat
+        /// `GetMessagesByConversationResponseDto`.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Answer {
+            Nested { messages: Page },
+            Flat(Page),
+        }
         /// `GetMessagesByConversationResponseDto`.
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -215,6 +230,8 @@ impl Crm {
             id: String,
             #[serde(default)]
             body: Option<String>,
+            #[serde(default)]
+            alt_id: Option<String>,
             // Required by the spec; read leniently so a message without it
             // is still found (the caller then knows the contact otherwise).
             #[serde(default)]
@@ -233,12 +250,16 @@ impl Crm {
             if let Some(last) = &after {
                 path.push_str(&format!("&lastMessageId={}", urlencoding::encode(last)));
             }
-            let page: Page = self.conversations.get_json(&path)?;
-            if let Some(found) = page
-                .messages
-                .into_iter()
-                .find(|m| m.body.as_deref().is_some_and(|b| b.contains(reference)))
-            {
+            let page = match self.conversations.get_json::<Answer>(&path)? {
+                Answer::Nested { messages } | Answer::Flat(messages) => messages,
+            };
+            let reference = crate::summary::reference_to(crm_key);
+            if let Some(found) = page.messages.into_iter().find(|m| {
+                m.alt_id.as_deref() == Some(crm_key)
+                    || m.body
+                        .as_deref()
+                        .is_some_and(|b| b.trim_end().ends_with(&reference))
+            }) {
                 return Ok(Some(FoundMessage {
                     id: found.id,
                     contact_id: found.contact_id.filter(|c| !c.is_empty()),
@@ -282,7 +303,7 @@ impl Crm {
         {
             message.user_id = None;
         }
-        match self.send_call(&message) {
+        let sent = match self.send_call(&message) {
             Err(StageError::Upstream(e)) if message.user_id.is_some() && refuses_user_id(&e) => {
                 // A refused body created nothing: posting again is no
                 // duplicate.
@@ -303,7 +324,11 @@ impl Crm {
                 self.send_call(&message)
             }
             other => other,
-        }
+        };
+        sent.map(|mut response| {
+            response.user_id = message.user_id.clone();
+            response
+        })
     }
 
     /// operationId `add-an-inbound-message`.

@@ -10,6 +10,7 @@
 //! assignment, the tenant's tie-breakers, or parked for review.
 
 mod ambiguity;
+mod attribution;
 mod crm;
 mod summary;
 mod timeline;
@@ -68,7 +69,7 @@ fn post_one(
             crm_key,
             ..
         }) => crm
-            .find_call_message(conversation, &summary::reference_to(crm_key))?
+            .find_call_message(conversation, crm_key)?
             .map(|found| (conversation.clone(), found)),
         _ => None,
     };
@@ -129,8 +130,7 @@ fn post_one(
     // conversation id, posted under the bare call key: look in the
     // conversation chosen now, as then.
     if let Some(sending) = sending.as_ref().filter(|s| s.conversation.is_none())
-        && let Some(found) =
-            crm.find_call_message(&conversation_id, &summary::reference_to(&sending.crm_key))?
+        && let Some(found) = crm.find_call_message(&conversation_id, &sending.crm_key)?
     {
         ambiguity::forget(bucket, &job.call.key);
         return Ok(PostOutcome::Posted(Posted {
@@ -191,6 +191,9 @@ fn post_one(
     };
     let response = crm.post_call(bucket, message)?;
     ambiguity::forget(bucket, &job.call.key);
+    if let Some(sent) = &response.user_id {
+        attribution::check_if_due(settings, bucket, &response.message_id, sent);
+    }
     Ok(PostOutcome::Posted(Posted {
         message_id: response.message_id,
         conversation_id: response.conversation_id,

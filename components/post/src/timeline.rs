@@ -91,6 +91,7 @@ fn who(party: &Party) -> String {
         DnKind::Queue => label("queue"),
         DnKind::RingGroup => label("ring group"),
         DnKind::Voicemail => label("voicemail"),
+        DnKind::EndCall => label("end-call rule"),
         DnKind::Extension | DnKind::ExternalLine | DnKind::Other => name(party),
     }
 }

@@ -6,16 +6,23 @@ use guest_support::bindings::connectzero::pipeline::types::{Call, Direction, Mat
 use guest_support::policy::{self, CallDirection, CallFacts};
 use guest_support::routing::RouteFacts;
 
-/// What routing looks at in a call from 3CX's history: its DID (read from
-/// the first leg's called side) and every extension it reached or came
-/// from (`RouteFacts::of_call`).
-pub fn route_facts(call: &Call) -> RouteFacts {
-    RouteFacts::of_call(
+/// What routing looks at in a call from 3CX's history: its DID and every
+/// extension it reached or came from (`RouteFacts::of_call`). 3CX's call
+/// history has no DID (specs NOTES §8): `recorded_did` is the one its
+/// recording names (`poll::recording-dids`), and wins; without it the DID
+/// is read from the first leg's called side where that holds one, else it
+/// is none and the call routes by its queues.
+pub fn route_facts(call: &Call, recorded_did: Option<&str>) -> RouteFacts {
+    let mut facts = RouteFacts::of_call(
         matches!(call.direction, Direction::Inbound),
         &call.callee.number,
         call.callee.extension.as_deref(),
         extensions(call),
-    )
+    );
+    if let Some(did) = recorded_did.filter(|_| matches!(call.direction, Direction::Inbound)) {
+        facts.did = Some(did.to_string());
+    }
+    facts
 }
 
 /// What routing looks at in an active call (`events::active_to_call`): the

@@ -19,7 +19,7 @@ use crate::options::Options;
 use crate::timing::time;
 use crate::{describe, followups, note_rate_limit, parks};
 use guest_support::bindings::connectzero::pipeline::types::{
-    Call, MatchRule, NoMatchPolicy, StageError,
+    Call, Direction, MatchRule, NoMatchPolicy, StageError, TenantSettings,
 };
 use guest_support::policy::Decision;
 use guest_support::routing::RouteDecision;
@@ -344,16 +344,30 @@ fn process(options: &Options, calls: Vec<Call>) -> Processed {
     // directory lookup and no CRM request here.
     let calls: Vec<Call> = match &options.route {
         None => calls,
-        Some(route) => calls
-            .into_iter()
-            .filter_map(|call| match route.decide(&route_facts(&call)) {
-                RouteDecision::Take => Some(call),
-                RouteDecision::Elsewhere(reason) => {
-                    handled.push(Handled::done(call, Outcome::Skipped(reason)));
-                    None
+        Some(route) => {
+            let dids = match recorded_dids(s, route, &calls) {
+                Ok(dids) => dids,
+                Err(error) => {
+                    // Routed without its DID, a call could go to the wrong
+                    // tenant for good: the batch is tried again instead.
+                    handled.extend(calls.into_iter().map(|c| Handled::failed(c, error.clone())));
+                    return Processed { handled, lost };
                 }
-            })
-            .collect(),
+            };
+            calls
+                .into_iter()
+                .filter_map(|call| {
+                    let did = dids.get(&call.key).map(String::as_str);
+                    match route.decide(&route_facts(&call, did)) {
+                        RouteDecision::Take => Some(call),
+                        RouteDecision::Elsewhere(reason) => {
+                            handled.push(Handled::done(call, Outcome::Skipped(reason)));
+                            None
+                        }
+                    }
+                })
+                .collect()
+        }
     };
     let mut matches = if calls.is_empty() {
         Vec::new()
@@ -610,6 +624,54 @@ fn record_unreadable(rows: &[RejectedRow]) -> Result<(), StageError> {
         })
         .collect();
     call_log::record_unreadable(&rows)
+}
+
+/// The DIDs of the inbound calls that have a recording, by call key, read
+/// from the recordings (`poll::recording-dids`) when the route lists DIDs.
+/// An API client that may not read recordings can never see a DID: its
+/// calls route by their queues (doctor says so), rather than wait forever.
+fn recorded_dids(
+    s: &TenantSettings,
+    route: &guest_support::routing::Route,
+    calls: &[Call],
+) -> Result<std::collections::HashMap<String, String>, StageError> {
+    let mut dids = std::collections::HashMap::new();
+    if !route.routes_by_did() {
+        return Ok(dids);
+    }
+    let wanted: Vec<(&str, i32)> = calls
+        .iter()
+        .filter(|c| matches!(c.direction, Direction::Inbound))
+        .filter_map(|c| {
+            let id = c
+                .legs
+                .iter()
+                .find_map(|l| l.recording.as_ref().map(|r| r.id))?;
+            Some((c.key.as_str(), id))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(dids);
+    }
+    let ids: Vec<i32> = wanted.iter().map(|(_, id)| *id).collect();
+    let found = match time("poll", "recording-dids", || poll::recording_dids(s, &ids)) {
+        Ok(found) => found,
+        Err(StageError::Forbidden(e)) => {
+            eprintln!(
+                "connectzero tick: 3CX refuses reading recordings ({}): calls route by their queues, DIDs unread",
+                e.message
+            );
+            return Ok(dids);
+        }
+        Err(e) => return Err(e),
+    };
+    let by_id: std::collections::HashMap<i32, String> = found.into_iter().collect();
+    for (key, id) in wanted {
+        if let Some(did) = by_id.get(&id) {
+            dids.insert(key.to_string(), did.clone());
+        }
+    }
+    Ok(dids)
 }
 
 /// The error of a call a batch stage gave no answer for.

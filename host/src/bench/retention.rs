@@ -167,6 +167,7 @@ async fn sample(world: &World) -> anyhow::Result<Vec<LeftBehind>> {
                 plan.recording = Some(RecordingPlan {
                     id: 7_000 + i as i32,
                     finalise_after: Duration::ZERO,
+                    dialled: None,
                 });
             }
             plan

@@ -86,6 +86,8 @@ fn recording(id: i32, number: &str) -> SimRecording {
         to_dn: "101".into(),
         from_caller_number: number.into(),
         to_caller_number: "101".into(),
+        from_did_number: None,
+        to_did_number: None,
         audio: silent_wav(1000),
     }
 }

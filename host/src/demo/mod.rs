@@ -68,12 +68,29 @@ pub struct RecordingPlan {
     pub id: i32,
     /// How long after hang-up 3CX takes to finalise it.
     pub finalise_after: std::time::Duration,
+    /// The DID the call dialled as the recording names it (`ToDidNumber`,
+    /// bare digits): the only place 3CX's API shows a DID (NOTES §8).
+    pub dialled: Option<&'static str>,
 }
 
 impl CallPlan {
     /// The same call, recorded as `id`, final `finalise_after` after hang-up.
     pub fn recorded(mut self, id: i32, finalise_after: std::time::Duration) -> Self {
-        self.recording = Some(RecordingPlan { id, finalise_after });
+        self.recording = Some(RecordingPlan {
+            id,
+            finalise_after,
+            dialled: None,
+        });
+        self
+    }
+
+    /// The same call, its recording naming `did` as the number dialled
+    /// (bare digits, as 3CX writes `ToDidNumber`). Needs [`Self::recorded`]
+    /// first.
+    pub fn dialled(mut self, did: &'static str) -> Self {
+        if let Some(recording) = &mut self.recording {
+            recording.dialled = Some(did);
+        }
         self
     }
 }
@@ -191,6 +208,8 @@ impl Placer {
                     to_dn: dst.dn.clone(),
                     from_caller_number: src.caller_number.clone(),
                     to_caller_number: dst.caller_number.clone(),
+                    from_did_number: None,
+                    to_did_number: rec.dialled.map(str::to_owned),
                     audio: silent_wav(2_000),
                 };
                 world

@@ -4,7 +4,7 @@ use super::{Answer, CallPlan, Expect, PlacedCall, expected_answer, recovered_by}
 use crate::storage::CallRecord;
 use crate::testbed::{TENANT, World};
 use connectzero_simulators::threecx::{
-    DN_TYPE_IVR, DN_TYPE_QUEUE, DN_TYPE_RING_GROUP, DN_TYPE_VOICEMAIL,
+    DN_TYPE_END_CALL, DN_TYPE_IVR, DN_TYPE_QUEUE, DN_TYPE_RING_GROUP, DN_TYPE_VOICEMAIL,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -48,6 +48,7 @@ pub fn expected_triggers(plan: &CallPlan) -> Vec<&'static str> {
         DN_TYPE_QUEUE,
         DN_TYPE_RING_GROUP,
         DN_TYPE_VOICEMAIL,
+        DN_TYPE_END_CALL,
     ];
     let answered = plan
         .legs

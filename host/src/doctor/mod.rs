@@ -40,6 +40,10 @@ pub const SETTINGS: &str = "configuration";
 pub const SECRETS: &str = "stored secrets";
 /// Name of the check of how tenants sharing one 3CX split its calls.
 pub const ROUTING: &str = "call routing on a shared 3CX";
+/// Name of the line saying whether HighLevel keeps calls' CRM users.
+pub const ATTRIBUTION: &str = "call attribution to CRM users";
+/// Name of the line about a route that lists DIDs.
+pub const DID_ROUTES: &str = "DID routes";
 
 /// Check every tenant of the configuration file and the database at
 /// `location` (or only `tenant`). Errors are reserved for an unreadable
@@ -204,8 +208,11 @@ async fn check_tenant(
                 pbx::check(http, &resolved.pbx),
                 crm::check(http, &tenant.id, &resolved.crm, marked, save)
             );
+            let did_routes = did_routes_check(tenant, &pbx);
             checks.extend(pbx);
             checks.extend(crm);
+            checks.extend(did_routes);
+            checks.push(attribution_check(store.storage(), &tenant.id));
         }
         Err(error) => {
             checks.push(Check::fail(
@@ -239,6 +246,46 @@ fn with_secrets(tenant: &TenantConfig, store: &SecretStore) -> Result<TenantConf
         resolved.crm.refresh_token = newest;
     }
     Ok(resolved)
+}
+
+/// For a tenant whose route lists DIDs: 3CX's call history has no DID
+/// (specs NOTES §8), so a DID is read from the call's recording
+/// (`ToDidNumber`) and only there. When the API client may not read
+/// recordings, the DIDs can never be read: ✗. Otherwise ✓, saying that
+/// calls not recorded route by their queues.
+fn did_routes_check(tenant: &TenantConfig, pbx: &[Check]) -> Option<Check> {
+    let dids = &tenant.settings.route.as_ref()?.dids;
+    if dids.is_empty() {
+        return None;
+    }
+    let recordings = pbx.iter().find(|c| c.name == RECORDINGS);
+    Some(match recordings.map(|c| c.status) {
+        Some(report::Status::Pass) => Check::pass(
+            DID_ROUTES,
+            format!(
+                "{} read from call recordings (3CX's call history has no DID): calls that are not recorded route by their queues",
+                dids.join(", ")
+            ),
+        ),
+        _ => Check::fail(
+            DID_ROUTES,
+            format!(
+                "{} can never be read: 3CX shows a call's DID only on its recording, and recordings cannot be read",
+                dids.join(", ")
+            ),
+            "let the API client read recordings (System Owner role) and record the calls to those DIDs, or route them by the queues they ring ([settings.route] queues)",
+        ),
+    })
+}
+
+/// What the post stage found out about call attribution
+/// (`crate::attribution`): a fact about HighLevel to know, not a fault to
+/// fix, so it never fails the report.
+fn attribution_check(storage: &Storage, tenant: &str) -> Check {
+    match crate::attribution::Attribution::read(storage, tenant) {
+        Ok(found) => Check::pass(ATTRIBUTION, found.describe()),
+        Err(error) => Check::pass(ATTRIBUTION, format!("unknown: {error}")),
+    }
 }
 
 /// The tenant's settings as `connectzero run` validates them, except the

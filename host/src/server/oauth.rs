@@ -9,7 +9,11 @@
 //! 3. HighLevel sends the browser to `GET /t/{tenant}/oauth/callback?code=…
 //!    &state=…`. The state must be known, unused, unexpired and issued for
 //!    this tenant (else 400, and the code is not exchanged); it is
-//!    consumed on first presentation. The code is exchanged at
+//!    consumed on first presentation. An install started from the
+//!    marketplace listing arrives with a `code` and no `state` (NOTES.md
+//!    §8): its code is exchanged and the grant kept only when its token is
+//!    for this tenant's location (else 403, the tenant's grant untouched);
+//!    an agency-level token with no location is refused. The code is exchanged at
 //!    `POST /oauth/token`, the tokens are stored encrypted and the
 //!    tenant's "needs re-authorisation" mark is cleared
 //!    ([`crate::credentials::Credentials::install`]); waiting calls post on
@@ -143,11 +147,12 @@ pub(super) async fn callback(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
     Query(query): Query<Callback>,
+    headers: HeaderMap,
 ) -> Response {
     let Some(tenant) = state.tenants.get(&id) else {
         return unknown_tenant(&id).into_response();
     };
-    match finish_install(tenant, query).await {
+    match finish_install(tenant, query, &headers).await {
         Ok(()) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -164,14 +169,32 @@ pub(super) async fn callback(
     }
 }
 
-async fn finish_install(tenant: &Tenant, query: Callback) -> Result<(), HttpError> {
+async fn finish_install(
+    tenant: &Tenant,
+    query: Callback,
+    headers: &HeaderMap,
+) -> Result<(), HttpError> {
     let id = tenant.id();
     let again = format!("start again at /t/{id}/oauth/install");
     let store = tenant.credentials.store().ok_or_else(no_store)?;
     let Some(state_value) = query.state.filter(|s| !s.is_empty()) else {
-        return Err(bad_request(format!(
-            "the callback has no state, so it cannot be checked: {again}"
-        )));
+        // An install started from the marketplace listing carries no
+        // state (NOTES.md §8). Nothing vouches for the request, so the
+        // grant vouches for itself: `Credentials::install` keeps it only
+        // if its token is for this tenant's own location, so a code from
+        // another location (forged, or the wrong sub-account picked) never
+        // replaces this tenant's grant.
+        if let Some(error) = query.error {
+            return Err(bad_request(format!(
+                "HighLevel did not authorise the install ({error}); {again}"
+            )));
+        }
+        let Some(code) = query.code.filter(|c| !c.is_empty()) else {
+            return Err(bad_request(format!("the callback has no code; {again}")));
+        };
+        let redirect_uri = redirect_uri(&tenant.config, headers)?;
+        tracing::info!(tenant = %id, "HighLevel marketplace install (no state): binding by location");
+        return redeem(tenant, &code, &redirect_uri).await;
     };
     let now = now_ms();
     let claim = store
@@ -216,15 +239,23 @@ async fn finish_install(tenant: &Tenant, query: Callback) -> Result<(), HttpErro
     let Some(code) = query.code.filter(|c| !c.is_empty()) else {
         return Err(bad_request(format!("the callback has no code; {again}")));
     };
+    redeem(tenant, &code, &redirect_uri).await
+}
+
+/// Exchanges `code` and keeps the grant for `tenant` (see
+/// `Credentials::install` for which grants it refuses).
+async fn redeem(tenant: &Tenant, code: &str, redirect_uri: &str) -> Result<(), HttpError> {
+    let id = tenant.id();
     tenant
         .credentials
-        .install(&code, &redirect_uri)
+        .install(code, redirect_uri)
         .await
         .map_err(|e| match e {
             InstallError::Store(_) => internal(id, &e),
             InstallError::NoStore => no_store(),
-            InstallError::Refused(_) | InstallError::WrongLocation { .. } => {
-                HttpError(StatusCode::BAD_GATEWAY, e.to_string())
+            InstallError::Refused(_) => HttpError(StatusCode::BAD_GATEWAY, e.to_string()),
+            InstallError::WrongLocation { .. } | InstallError::NoLocation => {
+                HttpError(StatusCode::FORBIDDEN, e.to_string())
             }
         })
 }

@@ -286,7 +286,10 @@ mod tests {
         let defaults = TenantOptions::default();
         let shown = form();
         assert_eq!(shown.call_timeline.as_deref(), Some("on"));
-        assert_eq!(shown.tie_breakers, "assigned-user, recent-conversation");
+        assert_eq!(
+            shown.tie_breakers,
+            "assigned-user, recent-conversation, first-contact"
+        );
         let changed = SettingsForm {
             call_timeline: None,
             tie_breakers: " recent-conversation ".into(),

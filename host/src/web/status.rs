@@ -30,6 +30,8 @@ pub(super) struct TenantStatus {
     pub review: Vec<crate::storage::ReviewCall>,
     /// Open diagnostics incidents (`super::health`).
     pub health: Vec<crate::storage::Incident>,
+    /// Whether HighLevel keeps calls' CRM users.
+    pub attribution: crate::attribution::Attribution,
 }
 
 impl TenantStatus {
@@ -59,6 +61,7 @@ impl TenantStatus {
             now_ms: now.timestamp_millis(),
             review: super::review::read(storage, &id)?,
             health: super::health::read(storage, &id)?,
+            attribution: crate::attribution::Attribution::read(storage, &id)?,
             id,
         })
     }

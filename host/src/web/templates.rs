@@ -238,6 +238,8 @@ pub(super) fn tenant(page: &TenantPage<'_>) -> Markup {
                 div.card { div.label { "Parked today" } div.value #today-parked { (s.today("parked")) } }
                 div.card { div.label { "Retrying" } div.value #today-retrying { (s.today("retrying")) } div.sub { "failed for now; retried every tick" } }
                 div.card { div.label { "Recordings pending" } div.value #recordings-pending { (s.today.recordings_pending) } }
+                div.card { div.label { "Call attribution to CRM users" } div.value #attribution { (s.attribution.describe()) }
+                    @if let Some(at) = s.attribution.checked_at_ms() { div.sub { "checked " (when(at, s.now_ms)) } } }
                 div.card { div.label { "Recordings given up" } div.value #recordings-gave-up { (s.today.recordings_gave_up) } }
                 div.card { div.label { "CRM grant" } div.value { (grant(&s.auth)) } }
                 div.card { div.label { "Poll cursor" } div.value { (s.cursor_ms.map_or("–".to_string(), |c| when(c, s.now_ms))) } div.sub { "start of the newest call read" } }
@@ -393,7 +395,7 @@ fn settings_form(page: &TenantPage<'_>, base: &str) -> Markup {
                 input #call_timeline type="checkbox" name="call_timeline" checked[f.call_timeline.is_some()];
                 " List the segments (IVR, queue, transfers) of a call in its CRM message"
             }
-            label for="tie_breakers" { "Shared numbers: tie-breakers" span.hint { " — in order, comma-separated: assigned-user, recent-conversation; \"none\" sends every shared number to Needs review" } }
+            label for="tie_breakers" { "Shared numbers: tie-breakers" span.hint { " — in order, comma-separated: assigned-user, recent-conversation, first-contact (the oldest contact: always decides); without first-contact, undecided calls go to Needs review; \"none\" sends every shared number there" } }
             input #tie_breakers type="text" name="tie_breakers" value=(f.tie_breakers);
             (field_error(&page.errors, "tie_breakers"))
             p {

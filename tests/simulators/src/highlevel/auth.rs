@@ -43,7 +43,8 @@ pub(crate) struct TokenStore {
     access: HashMap<String, AccessGrant>,
     /// refresh token -> location id; removed when used or revoked.
     refresh: HashMap<String, String>,
-    /// authorization code -> location id; removed when used or revoked.
+    /// authorization code -> location id (`""`: an agency-level Company
+    /// grant); removed when used or revoked.
     codes: HashMap<String, String>,
 }
 

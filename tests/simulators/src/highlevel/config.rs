@@ -21,6 +21,20 @@ pub struct HighLevelConfig {
     pub access_token_lifetime_secs: u64,
     /// Burst limit per location; `None` disables rate limiting (and its headers).
     pub rate_limit: Option<RateLimit>,
+    /// How `GET /conversations/{id}/messages` shapes its page.
+    pub messages_page: MessagesPage,
+}
+
+/// The two shapes of a conversation's message page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MessagesPage {
+    /// `{"messages": {"lastMessageId", "nextPage", "messages": [...]}}`:
+    /// what the live API answers (NOTES.md §8, api-docs issue #54).
+    #[default]
+    Nested,
+    /// `{"lastMessageId", "nextPage", "messages": [...]}`: the document's
+    /// `GetMessagesByConversationResponseDto`.
+    Flat,
 }
 
 /// A token-bucket burst limit: at most `max` requests, refilled at
@@ -59,6 +73,7 @@ impl Default for HighLevelConfig {
             conversation_provider_id: "65f0c0ffee00000000000001".to_owned(),
             access_token_lifetime_secs: 86_399,
             rate_limit: Some(RateLimit::HIGHLEVEL),
+            messages_page: MessagesPage::Nested,
         }
     }
 }

@@ -24,8 +24,9 @@ pub(crate) struct TokenResponse {
     pub scope: String,
     #[serde(rename = "userType")]
     pub user_type: &'static str,
-    #[serde(rename = "locationId")]
-    pub location_id: String,
+    /// Absent on a Company (agency) token (NOTES.md §8).
+    #[serde(rename = "locationId", skip_serializing_if = "Option::is_none")]
+    pub location_id: Option<String>,
     #[serde(rename = "companyId")]
     pub company_id: String,
     #[serde(rename = "userId")]
@@ -158,10 +159,10 @@ pub(crate) struct ConversationSchemaDto {
     contact_name: String,
     email: String,
     phone: String,
-    /// [ASSUMED] not listed in `ConversationSchema`, but HighLevel's search
-    /// answers it (as `create-conversation` does): ms since the epoch of
-    /// the newest message, `null` before the first one.
-    last_message_date: Option<i64>,
+    /// Not listed in `ConversationSchema`, but the live search answers it
+    /// as a string of epoch milliseconds (NOTES.md §8, as `ConversationDto`):
+    /// the newest message's, `null` before the first one [ASSUMED].
+    last_message_date: Option<String>,
 }
 
 impl ConversationSchemaDto {
@@ -180,7 +181,9 @@ impl ConversationSchemaDto {
             contact_name: field(|k| Some(k.name.clone())),
             email: field(|k| k.email.clone()),
             phone: field(|k| k.phone.clone()),
-            last_message_date: c.last_message_date.map(|d| d.timestamp_millis()),
+            last_message_date: c
+                .last_message_date
+                .map(|d| d.timestamp_millis().to_string()),
         }
     }
 }
@@ -273,6 +276,9 @@ pub(crate) struct MessageDto {
     conversation_provider_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     alt_id: Option<String>,
+    /// The CRM user the message is attributed to, when it kept one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
 }
 
 impl From<&Message> for MessageDto {
@@ -296,6 +302,7 @@ impl From<&Message> for MessageDto {
             source: "api",
             conversation_provider_id: m.conversation_provider_id.clone(),
             alt_id: m.alt_id.clone(),
+            user_id: m.user_id.clone(),
         }
     }
 }

@@ -74,7 +74,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-pub use config::{HighLevelConfig, RateLimit};
+pub use config::{HighLevelConfig, MessagesPage, RateLimit};
 pub use model::{
     Contact, Conversation, Fault, Message, Note, SimContact, SimTokens, Task, TriggerExecution,
     Upload, User,
@@ -174,6 +174,19 @@ impl HighLevelSim {
     pub fn authorization_code(&self) -> String {
         let location_id = self.app.config.location_id.clone();
         self.lock().tokens.new_code(&location_id)
+    }
+
+    /// A single-use authorization code for another location, as an
+    /// installer who picked another sub-account (or a forger holding a
+    /// code of their own) would bring to the callback.
+    pub fn authorization_code_for(&self, location_id: &str) -> String {
+        self.lock().tokens.new_code(location_id)
+    }
+
+    /// A single-use authorization code for an agency-level install: it
+    /// redeems to a Company token with no `locationId` (NOTES.md §8).
+    pub fn company_authorization_code(&self) -> String {
+        self.lock().tokens.new_code("")
     }
 
     /// The `userId` reported in token responses (the installing user).
@@ -388,6 +401,15 @@ impl HighLevelSim {
     /// the field), as a HighLevel that enforces its DTO would. Default off.
     pub fn set_reject_message_user_id(&self, reject: bool) {
         self.lock().reject_message_user_id = reject;
+    }
+
+    /// Makes `add-an-inbound-message` accept `userId` and keep the message
+    /// without it (NOTES.md §8: api-docs issue #214, inbound `TYPE_CALL`
+    /// messages come back without `userId`). Default off: whether the live
+    /// API keeps, drops or refuses it is unknown, and the client must be
+    /// right under all three.
+    pub fn set_drop_inbound_user_id(&self, drop: bool) {
+        self.lock().drop_inbound_user_id = drop;
     }
 
     /// Sets the per-file upload cap (default 512 MiB [ASSUMED]); larger

@@ -63,6 +63,9 @@ pub(crate) struct State {
     /// Refuse `userId` on call messages, as HighLevel's whitelist
     /// validation would (`ProcessMessageBodyDto` does not list it).
     pub reject_message_user_id: bool,
+    /// Accept `userId` on inbound call messages but keep the message
+    /// without it, as HighLevel api-docs issue #214 reports (NOTES.md §8).
+    pub drop_inbound_user_id: bool,
     /// The user who "installed" the app (`userId` in token responses).
     pub user_id: String,
     /// `scope` of token responses: space-separated, as HighLevel reports it.
@@ -90,6 +93,7 @@ impl State {
             allow_duplicate_contacts: false,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             reject_message_user_id: false,
+            drop_inbound_user_id: false,
             user_id: ids::object_id(),
             granted_scopes: super::dto::GRANTED_SCOPES.to_owned(),
             last_stamp: None,

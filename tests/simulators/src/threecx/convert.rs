@@ -277,6 +277,8 @@ pub(crate) fn recording<'a>(
         to_dn: Some(m.to_dn.clone()),
         to_caller_number: Some(m.to_caller_number.clone()),
         to_display_name: name(to_internal, &m.to_dn),
+        from_did_number: m.from_did_number.clone(),
+        to_did_number: m.to_did_number.clone(),
         is_archived: Some(false),
         can_be_transcribed: Some(false),
         is_transcribed: Some(false),

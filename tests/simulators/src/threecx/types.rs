@@ -6,8 +6,9 @@
 //! - `DnType`: [`DN_TYPE_EXTENSION`] = 0 for an extension,
 //!   [`DN_TYPE_EXTERNAL_LINE`] = 1 for an external line (trunk / DID DN),
 //!   [`DN_TYPE_RING_GROUP`] = 2, [`DN_TYPE_QUEUE`] = 4,
-//!   [`DN_TYPE_VOICEMAIL`] = 5 and [`DN_TYPE_IVR`] = 6 (the codes
-//!   third-party clients of real PBXs label so; ring group the least sure).
+//!   [`DN_TYPE_VOICEMAIL`] = 5, [`DN_TYPE_IVR`] = 6, [`DN_TYPE_END_CALL`] =
+//!   12 and [`DN_TYPE_ROUTING`] = 13 (NOTES.md §8: 3CX's own report SQL
+//!   and a v20.0.8 database).
 //! - `CallLogData.Reason`: free text, `null` unless a segment sets one
 //!   ([`SimSegment::with_reason`]); the spec lists no values.
 //! - `SegmentActionId` / `SegmentType`: the helper constructors use 1 / 2 for
@@ -29,6 +30,11 @@ pub const DN_TYPE_QUEUE: i32 = 4;
 pub const DN_TYPE_VOICEMAIL: i32 = 5;
 /// `DnType` of an IVR / digital receptionist (assumed).
 pub const DN_TYPE_IVR: i32 = 6;
+/// `DnType` of an EndCall destination: a rule (typically out of office
+/// hours) ends the call there (NOTES.md §8).
+pub const DN_TYPE_END_CALL: i32 = 12;
+/// `DnType` of inbound/outbound routing, an external side (NOTES.md §8).
+pub const DN_TYPE_ROUTING: i32 = 13;
 /// The trunk DN the helper constructors use for the external party.
 pub const DEFAULT_TRUNK_DN: &str = "10000";
 
@@ -141,6 +147,12 @@ impl SimParty {
     /// A voicemail box `dn`: internal, `dn_type` 5.
     pub fn voicemail(dn: &str, display_name: &str, participant_id: i32) -> Self {
         Self::system(dn, display_name, participant_id, DN_TYPE_VOICEMAIL)
+    }
+
+    /// An EndCall destination `dn` (an out-of-hours rule): internal,
+    /// `dn_type` 12.
+    pub fn end_call(dn: &str, display_name: &str, participant_id: i32) -> Self {
+        Self::system(dn, display_name, participant_id, DN_TYPE_END_CALL)
     }
 
     /// An internal DN that is not a user's extension (served with the
@@ -290,6 +302,12 @@ pub struct SimRecording {
     pub from_caller_number: String,
     /// `ToCallerNumber`.
     pub to_caller_number: String,
+    /// `FromDidNumber`: the DID an outbound call left on, bare digits
+    /// (e.g. `61881234567`, NOTES.md §8).
+    pub from_did_number: Option<String>,
+    /// `ToDidNumber`: the DID an inbound call dialled, bare digits. The
+    /// only place 3CX's API shows a DID (NOTES.md §8).
+    pub to_did_number: Option<String>,
     /// The body `DownloadRecording` serves as `audio/x-wav`.
     pub audio: Vec<u8>,
 }
@@ -305,8 +323,17 @@ impl SimRecording {
             to_dn: segment.dst.dn.clone(),
             from_caller_number: segment.src.caller_number.clone(),
             to_caller_number: segment.dst.caller_number.clone(),
+            from_did_number: None,
+            to_did_number: None,
             audio,
         }
+    }
+
+    /// The same recording of a call that dialled `did` (bare digits, as
+    /// 3CX writes `ToDidNumber`).
+    pub fn dialled(mut self, did: &str) -> Self {
+        self.to_did_number = Some(did.to_owned());
+        self
     }
 
     /// The same recording, still being written (`EndTime` null).

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AppState, Caller};
+use crate::highlevel::config::MessagesPage;
 use crate::highlevel::dto::{
     ConversationByIdDto, ConversationCreatedDto, ConversationSchemaDto, MessageDto, message_type_of,
 };
@@ -192,9 +193,13 @@ async fn messages(
     let next_page = start + shown.len() < all.len();
     let last_message_id = shown.last().map(|m| m.id.clone()).unwrap_or_default();
     let page: Vec<MessageDto> = shown.iter().map(|m| MessageDto::from(*m)).collect();
-    Ok(Json(json!({
+    let page = json!({
         "lastMessageId": last_message_id,
         "nextPage": next_page,
         "messages": page,
-    })))
+    });
+    Ok(Json(match app.config.messages_page {
+        MessagesPage::Nested => json!({ "messages": page }),
+        MessagesPage::Flat => page,
+    }))
 }

@@ -208,7 +208,13 @@ fn add_message(
     direction: Direction,
 ) -> Result<Json<Value>, ApiError> {
     let body: MessageBody = parse_json(body)?;
-    let reject_user_id = app.lock().reject_message_user_id;
+    let (reject_user_id, drop_user_id) = {
+        let state = app.lock();
+        (
+            state.reject_message_user_id,
+            state.drop_inbound_user_id && direction == Direction::Inbound,
+        )
+    };
     let date = validate(&body, direction, reject_user_id)?;
     let provider_id = body.conversation_provider_id.clone().unwrap_or_default();
     if provider_id != app.config.conversation_provider_id {
@@ -256,7 +262,10 @@ fn add_message(
             .clone()
             .filter(|_| endpoint == Direction::Inbound),
         attachments: body.attachments.clone(),
-        user_id: body.user_id.clone().filter(|u| !u.trim().is_empty()),
+        user_id: body
+            .user_id
+            .clone()
+            .filter(|u| !u.trim().is_empty() && !drop_user_id),
         date_added,
     };
     let response = json!({

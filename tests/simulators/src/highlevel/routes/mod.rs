@@ -33,7 +33,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 
-use super::config::HighLevelConfig;
+use super::config::{HighLevelConfig, MessagesPage};
 use super::error::{ApiError, INVALID_TOKEN};
 use super::ids;
 use super::model::Fault;
@@ -114,9 +114,12 @@ pub(crate) fn router(app: AppState, violations: Violations) -> Router {
         // Trigger execution URLs come from the trigger subscription
         // (docs/marketplace-modules, NOTES.md §5), not the app documents.
         unlisted: &["/workflows-marketplace/triggers/execute/"],
-        // NOTES.md §8: the live API nests the page (`messages.messages`);
-        // the simulator answers that shape, which the document lacks.
-        live_shapes: &["get-messages"],
+        // NOTES.md §8: the live API nests the page (`messages.messages`),
+        // a shape the document lacks; the document's flat one is checked.
+        live_shapes: match app.config.messages_page {
+            MessagesPage::Nested => &["get-messages"],
+            MessagesPage::Flat => &[],
+        },
         // [ASSUMED] HighLevel's validation answers: 422 `UnprocessableDTO`
         // for a body, 400 `BadRequestDTO` for parameters (as the handlers).
         body_status: 422,

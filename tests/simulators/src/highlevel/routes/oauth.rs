@@ -120,8 +120,14 @@ async fn token(
         expires_in: pair.expires_in,
         refresh_token: pair.refresh_token,
         scope: state.granted_scopes.clone(),
-        user_type: "Location",
-        location_id,
+        // An agency-level grant is a Company token with no location
+        // (NOTES.md §8); the code remembers which one it was.
+        user_type: if location_id.is_empty() {
+            "Company"
+        } else {
+            "Location"
+        },
+        location_id: Some(location_id).filter(|l| !l.is_empty()),
         company_id: config.company_id.clone(),
         user_id: state.user_id.clone(),
         is_bulk_installation: false,

@@ -64,9 +64,12 @@ async fn inbound_call_is_recorded_and_read_back() {
         ))
         .await;
     assert_eq!(list.status, 200);
-    assert_eq!(list.body["lastMessageId"], message_id.as_str());
-    assert_eq!(list.body["nextPage"], false);
-    assert_eq!(list.body["messages"].as_array().unwrap().len(), 1);
+    // Nested, as the live API answers (NOTES.md §8).
+    let page = &list.body["messages"];
+    assert_eq!(page["lastMessageId"], message_id.as_str());
+    assert_eq!(page["nextPage"], false);
+    assert_eq!(page["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(page["messages"][0]["altId"], "3cx-call-1");
     assert_eq!(
         fx.sim.conversations()[0].last_message_type.as_deref(),
         Some("TYPE_CALL")

@@ -40,7 +40,8 @@ async fn a_contacts_assigned_user_and_a_conversations_last_message_date_are_serv
     assert_eq!(found.status, 200, "{found:?}");
     assert_eq!(
         found.body["conversations"][0]["lastMessageDate"],
-        at.timestamp_millis()
+        at.timestamp_millis().to_string(),
+        "a string of epoch milliseconds (NOTES.md §8)"
     );
     assert_eq!(
         fx.sim.contacts()[0].assigned_to.as_deref(),

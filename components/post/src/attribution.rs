@@ -1,0 +1,93 @@
+//! Whether HighLevel keeps the CRM user on call messages.
+//!
+//! `userId` is not in `ProcessMessageBodyDto` (NOTES.md §8). HighLevel may
+//! keep it, refuse it (handled in `crm::Crm::post_call`), or accept it and
+//! drop it silently (api-docs issue #214: inbound `TYPE_CALL` messages come
+//! back without it). Only reading a message back tells, so once a day a
+//! posted message that carried `userId` is read back (operationId
+//! `get-message`) and the verdict kept under [`ATTRIBUTION_KEY`], where
+//! the host's status page and `doctor` read it. The call is posted either
+//! way: attribution is a nicety, never a reason to hold a call.
+
+use guest_support::api::ApiClient;
+use guest_support::bindings::connectzero::pipeline::types::{Service, TenantSettings};
+use guest_support::bindings::wasi::keyvalue::store::Bucket;
+use guest_support::{StageError, kv};
+use serde::{Deserialize, Serialize};
+
+/// Where the latest verdict is kept (read by `host/src/attribution.rs`).
+pub const ATTRIBUTION_KEY: &str = "post/attribution";
+
+/// How often a message is read back.
+const EVERY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// `Version` header of the conversations API (apps/conversations.json).
+const CONVERSATIONS_VERSION: &str = "2021-04-15";
+
+/// The verdict of the latest read-back.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Attribution {
+    /// When the message was read back, ms since the epoch.
+    pub at_ms: i64,
+    /// Whether the message came back with the user it was posted with.
+    pub kept: bool,
+    /// The message read back.
+    pub message_id: String,
+}
+
+/// Reads `message_id` back when the last check is a day old (or none was
+/// made) and records whether it kept `user_id`. A failure only skips the
+/// check: it is tried again with the next call.
+pub fn check_if_due(settings: &TenantSettings, bucket: &Bucket, message_id: &str, user_id: &str) {
+    let now = guest_support::time::now_ms();
+    let result = (|| -> Result<(), StageError> {
+        if let Some(last) = kv::get_json::<Attribution>(bucket, ATTRIBUTION_KEY)?
+            && now.saturating_sub(last.at_ms) < EVERY_MS
+            && last.at_ms <= now
+        {
+            return Ok(());
+        }
+        let kept_user = read_user(settings, message_id)?;
+        let verdict = Attribution {
+            at_ms: now,
+            kept: kept_user.as_deref() == Some(user_id),
+            message_id: message_id.to_owned(),
+        };
+        if !verdict.kept {
+            eprintln!(
+                "connectzero post: HighLevel kept message {message_id} without the CRM user it was posted with: calls are not attributed to users"
+            );
+        }
+        kv::set_json(bucket, ATTRIBUTION_KEY, &verdict)
+    })();
+    if let Err(e) = result {
+        eprintln!(
+            "connectzero post: could not check call attribution: {}",
+            guest_support::api::describe(&e)
+        );
+    }
+}
+
+/// The `userId` HighLevel keeps on the message (operationId `get-message`).
+fn read_user(settings: &TenantSettings, message_id: &str) -> Result<Option<String>, StageError> {
+    /// `GetMessageResponseDto`, read flat or nested under `message`
+    /// (the live API nests other message reads, NOTES.md §8).
+    #[derive(Deserialize)]
+    struct Got {
+        #[serde(default, rename = "userId")]
+        user_id: Option<String>,
+        #[serde(default)]
+        message: Option<Box<Got>>,
+    }
+    let client = ApiClient::new(Service::Crm, settings.crm_base_url.trim_end_matches('/'))
+        .with_header("Version", CONVERSATIONS_VERSION);
+    let got: Got = client.get_json(&format!(
+        "/conversations/messages/{}",
+        urlencoding::encode(message_id)
+    ))?;
+    Ok(got
+        .user_id
+        .or_else(|| got.message.and_then(|m| m.user_id))
+        .filter(|u| !u.is_empty()))
+}
