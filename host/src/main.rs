@@ -800,8 +800,31 @@ async fn run_demo(
     server_task.abort();
     stop_tx.send(true)?;
     task.await?;
+    // Every request the pipeline sent was refereed against the official
+    // API documents (`connectzero_simulators::spec`).
+    let broke: Vec<_> = world
+        .pbx
+        .violations()
+        .take()
+        .into_iter()
+        .chain(world.crm.violations().take())
+        .collect();
+    if connectzero_simulators::spec::enabled() {
+        println!("{} violations of the official API documents", broke.len());
+        for violation in &broke {
+            println!("  ✗ {violation}");
+        }
+    } else {
+        println!("requests not checked against the official API documents (not found)");
+    }
     if !demo::all_final(&rows, true) || unexpected > 0 {
         anyhow::bail!("{unexpected} calls were not handled as expected");
+    }
+    if !broke.is_empty() {
+        anyhow::bail!(
+            "{} requests or answers broke the official API documents",
+            broke.len()
+        );
     }
     Ok(())
 }

@@ -21,6 +21,14 @@ fn the_demo_handles_every_call_as_expected_and_exits_zero() {
         "{stdout}"
     );
     assert!(!stdout.contains('✗'), "{stdout}");
+    // With the official documents beside the repository (always in CI,
+    // where their absence fails the run), every request was refereed.
+    let refereed = if connectzero_simulators::spec::enabled() {
+        "0 violations of the official API documents"
+    } else {
+        "requests not checked against the official API documents"
+    };
+    assert!(stdout.contains(refereed), "{stdout}");
     assert!(
         stdout.contains("3 recordings attached (3 uploads); workflow triggers delivered: 21 call.started, 16 call.ended, 2 missed-call, 1 missed-call.recovered"),
         "{stdout}"

@@ -14,6 +14,11 @@
 //!
 //! Tests and the demo *script* them: make a call happen in 3CX, then read what
 //! the CRM received. They are never used by production code paths.
+//!
+//! Both are refereed by [`spec`]: every request is checked against the
+//! official OpenAPI documents (and refused when it breaks them), every
+//! successful answer against its response schema, and a simulator dropped
+//! with violations fails the test that caused them.
 
 #![deny(missing_docs)]
 

@@ -91,7 +91,7 @@ impl ApiSpec {
             }
         }
         // Most specific first: `/Users/Pbx.Foo()` before `/Users({Id})`.
-        operations.sort_by(|a, b| b.literal_len.cmp(&a.literal_len));
+        operations.sort_by_key(|op| std::cmp::Reverse(op.literal_len));
         Ok(Self {
             name,
             prefix,
@@ -246,6 +246,12 @@ fn apply_errata(doc: &mut Value, errata: &[Erratum]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether both simulators referee their exchanges: false only on a
+/// machine without the documents (see the module docs).
+pub fn enabled() -> bool {
+    threecx().is_some() && highlevel().is_some()
 }
 
 /// Where the official documents are.
