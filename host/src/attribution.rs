@@ -9,28 +9,35 @@
 use crate::storage::Storage;
 use serde::Deserialize;
 
-/// Key of the post stage's latest read-back verdict.
+/// Key prefix of the post stage's latest read-back verdicts, one per call
+/// direction (`<prefix>/inbound`, `<prefix>/outbound`).
 const VERDICT_KEY: &str = "post/attribution";
 /// Key of the post stage's note that HighLevel refused `userId`.
 const REFUSED_KEY: &str = "post/user-id-refused";
+/// The directions a verdict is kept for, as the post stage names them.
+const DIRECTIONS: [&str; 2] = ["inbound", "outbound"];
 
 /// What is known about call attribution for one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attribution {
     /// No call with a CRM user has been checked yet.
     Unknown,
-    /// A message read back kept its user.
+    /// Every message read back kept its user.
     Working {
-        /// When it was checked, ms since the epoch.
+        /// When it was last checked, ms since the epoch.
         at_ms: i64,
     },
     /// A message read back had lost its user: HighLevel accepts `userId`
-    /// and drops it.
+    /// and drops it (for calls in these directions).
     Ignored {
-        /// When it was checked, ms since the epoch.
+        /// When it was last checked, ms since the epoch.
         at_ms: i64,
+        /// "inbound" and/or "outbound".
+        directions: Vec<&'static str>,
     },
-    /// HighLevel refused `userId`; calls are posted without it.
+    /// HighLevel refused `userId`; calls are posted without it (delete
+    /// `post/user-id-refused` in the tenant's key-value store to try
+    /// again).
     Refused {
         /// When it refused, ms since the epoch.
         at_ms: i64,
@@ -57,23 +64,43 @@ impl Attribution {
                 at_ms: refused.at_ms,
             });
         }
-        Ok(match storage.kv_get(tenant, VERDICT_KEY)? {
-            Some(bytes) => match serde_json::from_slice::<Verdict>(&bytes) {
-                Ok(Verdict { at_ms, kept: true }) => Self::Working { at_ms },
-                Ok(Verdict { at_ms, kept: false }) => Self::Ignored { at_ms },
-                Err(_) => Self::Unknown,
+        let mut latest = None;
+        let mut ignored = Vec::new();
+        for direction in DIRECTIONS {
+            let key = format!("{VERDICT_KEY}/{direction}");
+            let Some(bytes) = storage.kv_get(tenant, &key)? else {
+                continue;
+            };
+            let Ok(verdict) = serde_json::from_slice::<Verdict>(&bytes) else {
+                continue;
+            };
+            latest = latest.max(Some(verdict.at_ms));
+            if !verdict.kept {
+                ignored.push(direction);
+            }
+        }
+        Ok(match (latest, ignored.is_empty()) {
+            (None, _) => Self::Unknown,
+            (Some(at_ms), true) => Self::Working { at_ms },
+            (Some(at_ms), false) => Self::Ignored {
+                at_ms,
+                directions: ignored,
             },
-            None => Self::Unknown,
         })
     }
 
     /// One phrase for the status page and `doctor`.
-    pub fn describe(&self) -> &'static str {
+    pub fn describe(&self) -> String {
         match self {
-            Self::Unknown => "not checked yet (no call with a CRM user posted)",
-            Self::Working { .. } => "working",
-            Self::Ignored { .. } => "ignored by HighLevel: calls are logged without their CRM user",
-            Self::Refused { .. } => "refused by HighLevel: calls are logged without their CRM user",
+            Self::Unknown => "not checked yet (no call with a CRM user posted)".into(),
+            Self::Working { .. } => "working".into(),
+            Self::Ignored { directions, .. } => format!(
+                "ignored by HighLevel for {} calls: they are logged without their CRM user",
+                directions.join(" and ")
+            ),
+            Self::Refused { .. } => {
+                "refused by HighLevel: calls are logged without their CRM user".into()
+            }
         }
     }
 
@@ -81,7 +108,7 @@ impl Attribution {
     pub fn checked_at_ms(&self) -> Option<i64> {
         match self {
             Self::Unknown => None,
-            Self::Working { at_ms } | Self::Ignored { at_ms } | Self::Refused { at_ms } => {
+            Self::Working { at_ms } | Self::Ignored { at_ms, .. } | Self::Refused { at_ms } => {
                 Some(*at_ms)
             }
         }

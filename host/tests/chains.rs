@@ -315,7 +315,7 @@ async fn busy_and_out_of_hours_come_through_from_the_call_log_reason() {
 /// NOTES.md §8: DN type 12 (EndCall) ends the call, typically out of
 /// office hours; 3CX may mark its segment answered, nobody talked.
 #[tokio::test]
-async fn a_call_ended_by_an_end_call_rule_is_missed_out_of_hours() {
+async fn a_call_ended_by_an_end_call_rule_is_missed_ended_by_rule() {
     let (world, _) = world_with_triggers().await;
     let closed = place_chain(
         &world,
@@ -340,13 +340,13 @@ async fn a_call_ended_by_an_end_call_rule_is_missed_out_of_hours() {
         m.body
             .as_deref()
             .unwrap()
-            .contains("missed (outside office hours)"),
+            .contains("missed (ended by a PBX rule)"),
         "{:?}",
         m.body
     );
     assert_eq!(
         event(&events, "missed-call", &closed)["missedReason"],
-        "out-of-hours"
+        "ended-by-rule"
     );
 }
 

@@ -183,6 +183,30 @@ async fn forged_reused_expired_and_foreign_states_are_refused_before_any_exchang
     assert_eq!(token_requests(&world), exchanges + 1);
 }
 
+/// A tenant "fresh" set up with no CRM tokens at all: an install provides
+/// them.
+fn uninstalled_tenant(world: &World, store: &SecretStore) -> Arc<Tenant> {
+    tenant_like(world, store, |c| {
+        c.id = "fresh".into();
+        c.crm.refresh_token = Secret::default();
+        c.crm.access_token = None;
+    })
+}
+
+/// Tick `tenant` until the one call waiting for its install is posted,
+/// to `contact`.
+async fn assert_the_waiting_call_posts(world: &World, tenant: &Arc<Tenant>, contact: &str) {
+    for _ in 0..5 {
+        world.pipeline.tick(tenant).await.unwrap();
+        if !world.crm.messages().is_empty() {
+            break;
+        }
+    }
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].contact_id, contact);
+}
+
 /// A callback with a `code` and no `state`, as a marketplace install
 /// arrives (NOTES.md §8); returns the status and body.
 async fn marketplace_callback(base: &str, tenant: &str, code: &str) -> (u16, String) {
@@ -199,11 +223,7 @@ async fn marketplace_callback(base: &str, tenant: &str, code: &str) -> (u16, Str
 async fn a_marketplace_install_without_state_is_bound_by_the_tokens_location() {
     let dir = tempfile::tempdir().unwrap();
     let (world, contacts, store) = world_with_secrets(dir.path(), defaults()).await;
-    let fresh = tenant_like(&world, &store, |c| {
-        c.id = "fresh".into();
-        c.crm.refresh_token = Secret::default();
-        c.crm.access_token = None;
-    });
+    let fresh = uninstalled_tenant(&world, &store);
     let base = serve(world.pipeline.clone(), std::slice::from_ref(&fresh)).await;
     place(
         &world,
@@ -219,15 +239,7 @@ async fn a_marketplace_install_without_state_is_bound_by_the_tokens_location() {
         store.storage().tenant_auth_status("fresh").unwrap(),
         TenantAuth::Authorised
     );
-    for _ in 0..5 {
-        world.pipeline.tick(&fresh).await.unwrap();
-        if !world.crm.messages().is_empty() {
-            break;
-        }
-    }
-    let messages = world.crm.messages();
-    assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].contact_id, contacts["Dana Fox"]);
+    assert_the_waiting_call_posts(&world, &fresh, &contacts["Dana Fox"]).await;
 }
 
 #[tokio::test]
@@ -249,7 +261,11 @@ async fn a_stateless_callback_for_another_location_or_the_agency_never_replaces_
     let forged = world.crm.authorization_code_for("forgerLocation000001");
     let (status, body) = marketplace_callback(&base, TENANT, &forged).await;
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("forgerLocation000001"), "{body}");
+    assert!(body.contains("another sub-account"), "{body}");
+    assert!(
+        !body.contains(&world.config().crm.location_id),
+        "a stranger learns no location: {body}"
+    );
     // An agency-level install: a Company token with no location.
     let agency = world.crm.company_authorization_code();
     let (status, body) = marketplace_callback(&base, TENANT, &agency).await;
@@ -273,12 +289,7 @@ async fn a_stateless_callback_for_another_location_or_the_agency_never_replaces_
 async fn a_tenant_installed_through_oauth_posts_the_calls_that_waited_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let (world, contacts, store) = world_with_secrets(dir.path(), defaults()).await;
-    // A tenant set up with no CRM tokens at all: the install provides them.
-    let fresh = tenant_like(&world, &store, |c| {
-        c.id = "fresh".into();
-        c.crm.refresh_token = Secret::default();
-        c.crm.access_token = None;
-    });
+    let fresh = uninstalled_tenant(&world, &store);
     let base = serve(world.pipeline.clone(), std::slice::from_ref(&fresh)).await;
     place(
         &world,
@@ -316,15 +327,7 @@ async fn a_tenant_installed_through_oauth_posts_the_calls_that_waited_for_it() {
             .is_some()
     );
 
-    for _ in 0..5 {
-        world.pipeline.tick(&fresh).await.unwrap();
-        if !world.crm.messages().is_empty() {
-            break;
-        }
-    }
-    let messages = world.crm.messages();
-    assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].contact_id, contacts["Dana Fox"]);
+    assert_the_waiting_call_posts(&world, &fresh, &contacts["Dana Fox"]).await;
 }
 
 #[tokio::test]

@@ -608,7 +608,17 @@ async fn a_crash_between_posting_and_recording_is_recovered_from_a_flat_message_
     crash_between_posting_and_recording(MessagesPage::Flat).await;
 }
 
+/// Should HighLevel not list `altId`, the message is found by its text.
+#[tokio::test]
+async fn a_crash_between_posting_and_recording_is_recovered_by_the_message_text() {
+    crash_between_posting_and_recording_with(MessagesPage::Nested, false).await;
+}
+
 async fn crash_between_posting_and_recording(page: MessagesPage) {
+    crash_between_posting_and_recording_with(page, true).await;
+}
+
+async fn crash_between_posting_and_recording_with(page: MessagesPage, alt_id_listed: bool) {
     let crm = HighLevelConfig {
         rate_limit: None,
         messages_page: page,
@@ -618,6 +628,7 @@ async fn crash_between_posting_and_recording(page: MessagesPage) {
         .await
         .unwrap();
     demo::seed_directory(&world);
+    world.crm.set_list_alt_id(alt_id_listed);
     let placed = place(
         &world,
         &mut Placer::default(),

@@ -443,6 +443,55 @@ async fn a_did_is_read_from_the_calls_recording_when_history_names_none() {
     assert_routed_elsewhere(&a, TENANT, &unrecorded_call);
 }
 
+/// Until 3CX lists a call's recording, no tenant can know its DID: both
+/// wait (the call retries), then agree once it is listed.
+#[tokio::test]
+async fn tenants_wait_for_a_recording_listed_late_and_then_agree_on_its_did() {
+    let (a, b) =
+        one_pbx_two_locations(route(&[SALES_DID], &[], false), route(&[], &[], true)).await;
+    // Listed late: hidden from the list before the call's rows appear.
+    a.pbx.set_recording_listed(9_230, false);
+    let key = place(
+        &a,
+        &mut Placer::default(),
+        &call(
+            23,
+            vec![
+                leg(
+                    outside(numbers::DANA),
+                    SimParty::ivr("800", "Main IVR", 0),
+                    true,
+                    10,
+                ),
+                leg(outside(numbers::DANA), ext("101"), true, 40),
+            ],
+        )
+        .recorded(9_230, std::time::Duration::ZERO)
+        .dialled(SALES_DID_BARE),
+    )
+    .key;
+    for _ in 0..3 {
+        a.tick().await.unwrap();
+        b.tick().await.unwrap();
+    }
+    assert!(a.crm.messages().is_empty() && b.crm.messages().is_empty());
+    for (world, tenant) in [(&a, TENANT), (&b, B)] {
+        let (outcome, why) = recorded(world, tenant, &key).unwrap();
+        assert_eq!(outcome, "retrying", "{tenant}: {why}");
+        assert!(why.contains("does not list the call's recording"), "{why}");
+    }
+    a.pbx.set_recording_listed(9_230, true);
+    tick_both_until_recorded(&a, &b, &[&key]).await;
+    for _ in 0..2 {
+        a.tick().await.unwrap();
+        b.tick().await.unwrap();
+    }
+    assert_posted(&a, TENANT, &key);
+    assert_routed_elsewhere(&b, B, &key);
+    assert_eq!(a.crm.messages().len(), 1);
+    assert!(b.crm.messages().is_empty());
+}
+
 /// Subscribe `world`'s tenant to `call.started`.
 async fn subscribe_started(world: &World) {
     use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{

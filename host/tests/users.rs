@@ -39,6 +39,20 @@ async fn ended_payload(world: &World, key: &str) -> serde_json::Value {
         .body
 }
 
+/// Dana calls Bob (ext. 102), answered, 40 s; the messages once it posted.
+async fn dana_calls_bob_and_it_posts(
+    world: &World,
+    placer: &mut Placer,
+) -> Vec<connectzero_simulators::highlevel::Message> {
+    place(
+        world,
+        placer,
+        &one_leg(1, outside(numbers::DANA), ext("102"), true, 40),
+    );
+    tick_until(world, 5, |w| !w.crm.messages().is_empty()).await;
+    world.crm.messages()
+}
+
 /// Subscribe a workflow to `call.ended`, place an answered 40 s call from
 /// Dana to `extension`, and return its `call.ended` payload once delivered.
 async fn answered_call_from_dana(world: &World, extension: &str) -> serde_json::Value {
@@ -81,19 +95,17 @@ async fn a_crm_that_silently_drops_user_id_is_found_out_by_reading_the_message_b
         Attribution::Unknown
     );
     let mut placer = Placer::default();
-    place(
-        &world,
-        &mut placer,
-        &one_leg(1, outside(numbers::DANA), ext("102"), true, 40),
-    );
-    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
-    let messages = world.crm.messages();
+    let messages = dana_calls_bob_and_it_posts(&world, &mut placer).await;
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].contact_id, contacts["Dana Fox"]);
     assert_eq!(messages[0].user_id, None, "dropped by the CRM");
     let found = Attribution::read(&world.storage, TENANT).unwrap();
     assert!(matches!(found, Attribution::Ignored { .. }), "{found:?}");
-    assert!(found.describe().contains("ignored by HighLevel"));
+    assert!(
+        found
+            .describe()
+            .contains("ignored by HighLevel for inbound calls")
+    );
     assert_eq!(reads(&world), 1);
 
     place(
@@ -183,13 +195,7 @@ async fn a_crm_refusing_user_id_gets_the_call_once_without_it_and_later_calls_sk
             .request_count("POST", "/conversations/messages/inbound")
     };
     let mut placer = Placer::default();
-    place(
-        &world,
-        &mut placer,
-        &one_leg(1, outside(numbers::DANA), ext("102"), true, 40),
-    );
-    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
-    let messages = world.crm.messages();
+    let messages = dana_calls_bob_and_it_posts(&world, &mut placer).await;
     assert_eq!(messages.len(), 1, "posted once: {messages:#?}");
     assert_eq!(messages[0].contact_id, contacts["Dana Fox"]);
     assert_eq!(messages[0].user_id, None);

@@ -161,9 +161,13 @@ pub fn install(settings: &Settings, code: &str, redirect_uri: &str) -> Result<St
     // kept for a configured location: this app serves one.
     let expected = guest_support::config::require("crm_location_id")?;
     if expected != location {
-        return Err(refused(format!(
-            "the install granted location {location}, but this app serves {expected}: install it from that sub-account"
-        )));
+        // The answer goes to whoever presented the code: no location ids.
+        eprintln!(
+            "connectzero credentials: refused an install for location {location}; this app serves {expected}"
+        );
+        return Err(refused(
+            "the app was installed in another sub-account than this app serves; its grant is unchanged: install it from that sub-account".into(),
+        ));
     }
     let lifetime = grant::crm_lifetime_secs(granted.expires_in) as i64 * 1000;
     let entry = Entry {

@@ -62,7 +62,18 @@ pub fn oldest_first_as<T>(
     mut contacts: Vec<Contact>,
     make: impl Fn(String, String, Option<String>, Option<String>, Option<String>) -> T,
 ) -> Vec<T> {
-    contacts.sort_by(|a, b| (&a.date_added, &a.id).cmp(&(&b.date_added, &b.id)));
+    // Dates compared as instants (the API's texts may differ in
+    // precision or offset); a contact without a readable date is never
+    // "the first" over one with a date.
+    let added = |c: &Contact| {
+        c.date_added
+            .as_deref()
+            .and_then(|d| guest_support::time::parse_rfc3339_ms(d).ok())
+    };
+    contacts.sort_by(|a, b| {
+        let (da, db) = (added(a), added(b));
+        (da.is_none(), da, &a.id).cmp(&(db.is_none(), db, &b.id))
+    });
     contacts
         .into_iter()
         .map(|c| {
@@ -109,6 +120,21 @@ mod tests {
         assert_eq!(ids, ["c", "a", "b"]);
         assert_eq!(sorted[0].name, "Cy Lee");
         assert_eq!(sorted[1].name, "Ann Lee");
+    }
+
+    #[test]
+    fn dates_are_instants_and_a_contact_without_one_is_never_first() {
+        let answer: SearchResponse = serde_json::from_value(json!({"contacts": [
+            {"id": "a", "firstName": "No date"},
+            {"id": "b", "firstName": "Later", "dateAdded": "2024-01-01T00:00:00.500Z"},
+            {"id": "c", "firstName": "Earlier", "dateAdded": "2024-01-01T00:00:00Z"},
+        ]}))
+        .unwrap();
+        let ids: Vec<String> = oldest_first(answer.contacts)
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, ["c", "b", "a"]);
     }
 
     #[test]

@@ -147,7 +147,7 @@ impl Guest for Poll {
     fn recording_dids(
         settings: TenantSettings,
         recording_ids: Vec<i32>,
-    ) -> Result<Vec<(i32, String)>, StageError> {
+    ) -> Result<Vec<(i32, Option<String>)>, StageError> {
         xapi::recording_dids(&xapi::client(&settings), &recording_ids)
     }
 

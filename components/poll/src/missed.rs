@@ -53,13 +53,10 @@ pub fn missed_reason(
     let Some(last) = legs.last() else {
         return Some(MissedReason::NoAnswer);
     };
-    // A rule that ends the call (EndCall, typical of out-of-hours rules)
-    // anywhere on its way: nobody could have answered after it.
-    if legs.iter().any(|l| l.callee.kind == DnKind::EndCall) {
-        return Some(MissedReason::OutOfHours);
-    }
     Some(match last.callee.kind {
-        DnKind::EndCall => MissedReason::OutOfHours,
+        // EndCall ends the call, so it is always the last leg; the Reason
+        // text (read above) tells out-of-hours apart from other rules.
+        DnKind::EndCall => MissedReason::EndedByRule,
         DnKind::Ivr => MissedReason::AbandonedInIvr,
         DnKind::Queue => MissedReason::AbandonedInQueue,
         DnKind::Voicemail | DnKind::RingGroup => MissedReason::NoAnswer,
@@ -256,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn a_call_that_ends_at_an_end_call_rule_is_out_of_hours_never_answered() {
+    fn a_call_that_ends_at_an_end_call_rule_is_ended_by_rule_never_answered() {
         // 3CX may mark the EndCall segment answered (it takes the line to
         // end it); nobody talked to the caller.
         let legs = [
@@ -266,10 +263,20 @@ mod tests {
         assert!(!legs.iter().any(answered_by_person));
         assert_eq!(
             missed_reason(Direction::Inbound, &legs, &[None, None], false),
-            Some(MissedReason::OutOfHours)
+            Some(MissedReason::EndedByRule)
         );
         assert_eq!(
             reason(&[to("EndCall", DnKind::EndCall, false)]),
+            Some(MissedReason::EndedByRule)
+        );
+        // The Reason text says which rule: out of office hours.
+        assert_eq!(
+            missed_reason(
+                Direction::Inbound,
+                &legs,
+                &[None, Some("OutOfOfficeHours")],
+                false
+            ),
             Some(MissedReason::OutOfHours)
         );
     }

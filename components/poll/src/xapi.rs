@@ -203,7 +203,10 @@ const DIDS_PER_READ: usize = 20;
 /// `ToDidNumber` of each of `ids` that has one (operationId
 /// `ListRecording`, `$filter=Id eq a or Id eq b …`; `/Recordings(<id>)`
 /// answers 404 on v20, NOTES §8). Bare digits, as 3CX writes them.
-pub fn recording_dids(api: &ApiClient, ids: &[i32]) -> Result<Vec<(i32, String)>, StageError> {
+pub fn recording_dids(
+    api: &ApiClient,
+    ids: &[i32],
+) -> Result<Vec<(i32, Option<String>)>, StageError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Row {
@@ -230,19 +233,28 @@ pub fn recording_dids(api: &ApiClient, ids: &[i32]) -> Result<Vec<(i32, String)>
         for row in page.value {
             let Ok(Row {
                 id: Some(id),
-                to_did_number: Some(did),
+                to_did_number,
             }) = serde_json::from_value::<Row>(row)
             else {
                 continue;
             };
-            let did = did.trim();
-            // Only ids asked for: a hostile answer cannot name others.
-            if !did.is_empty() && chunk.contains(&id) {
-                found.push((id, did.to_owned()));
+            // Only ids asked for, once: a hostile answer cannot name others.
+            if chunk.contains(&id) && !found.iter().any(|(seen, _)| *seen == id) {
+                found.push((id, to_did_number.as_deref().and_then(valid_did)));
             }
         }
     }
     Ok(found)
+}
+
+/// A DID as 3CX writes it (bare digits, maybe a leading `+`), or `None`
+/// for anything else: the text ends up in routing decisions and skip
+/// reasons, so an answer that is no phone number is no DID.
+fn valid_did(text: &str) -> Option<String> {
+    let text = text.trim();
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    (!digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.to_owned())
 }
 
 /// Most calls in progress read from `ActiveCalls`.

@@ -5,8 +5,10 @@
 //! drop it silently (api-docs issue #214: inbound `TYPE_CALL` messages come
 //! back without it). Only reading a message back tells, so once a day a
 //! posted message that carried `userId` is read back (operationId
-//! `get-message`) and the verdict kept under [`ATTRIBUTION_KEY`], where
-//! the host's status page and `doctor` read it. The call is posted either
+//! `get-message`) and the verdict kept under [`ATTRIBUTION_KEY`] and the
+//! call's direction (issue #214 reports inbound messages losing it while
+//! outbound ones keep it), where the host's status page and `doctor` read
+//! it. The call is posted either
 //! way: attribution is a nicety, never a reason to hold a call.
 
 use guest_support::api::ApiClient;
@@ -15,7 +17,8 @@ use guest_support::bindings::wasi::keyvalue::store::Bucket;
 use guest_support::{StageError, kv};
 use serde::{Deserialize, Serialize};
 
-/// Where the latest verdict is kept (read by `host/src/attribution.rs`).
+/// Where the latest verdicts are kept, `<this>/<direction>` (read by
+/// `host/src/attribution.rs`).
 pub const ATTRIBUTION_KEY: &str = "post/attribution";
 
 /// How often a message is read back.
@@ -36,13 +39,21 @@ pub struct Attribution {
     pub message_id: String,
 }
 
-/// Reads `message_id` back when the last check is a day old (or none was
+/// Reads `message_id` (posted with `direction`, "inbound" or "outbound")
+/// back when the last check of that direction is a day old (or none was
 /// made) and records whether it kept `user_id`. A failure only skips the
 /// check: it is tried again with the next call.
-pub fn check_if_due(settings: &TenantSettings, bucket: &Bucket, message_id: &str, user_id: &str) {
+pub fn check_if_due(
+    settings: &TenantSettings,
+    bucket: &Bucket,
+    direction: &str,
+    message_id: &str,
+    user_id: &str,
+) {
     let now = guest_support::time::now_ms();
+    let key = format!("{ATTRIBUTION_KEY}/{direction}");
     let result = (|| -> Result<(), StageError> {
-        if let Some(last) = kv::get_json::<Attribution>(bucket, ATTRIBUTION_KEY)?
+        if let Some(last) = kv::get_json::<Attribution>(bucket, &key)?
             && now.saturating_sub(last.at_ms) < EVERY_MS
             && last.at_ms <= now
         {
@@ -56,10 +67,10 @@ pub fn check_if_due(settings: &TenantSettings, bucket: &Bucket, message_id: &str
         };
         if !verdict.kept {
             eprintln!(
-                "connectzero post: HighLevel kept message {message_id} without the CRM user it was posted with: calls are not attributed to users"
+                "connectzero post: HighLevel kept {direction} message {message_id} without the CRM user it was posted with: such calls are not attributed to users"
             );
         }
-        kv::set_json(bucket, ATTRIBUTION_KEY, &verdict)
+        kv::set_json(bucket, &key, &verdict)
     })();
     if let Err(e) = result {
         eprintln!(

@@ -240,46 +240,59 @@ impl Crm {
         // A busy contact's conversation holds more call messages than one
         // page: follow `lastMessageId` (operationId `get-messages`), newest
         // first, so the message a crashed worker posted is found even
-        // after many others.
-        let mut after: Option<String> = None;
-        for _ in 0..MAX_MESSAGE_PAGES {
-            let mut path = format!(
-                "/conversations/{}/messages?type=TYPE_CALL&limit=100",
-                urlencoding::encode(conversation_id)
-            );
-            if let Some(last) = &after {
-                path.push_str(&format!("&lastMessageId={}", urlencoding::encode(last)));
+        // after many others. [ASSUMED] a posted call lists as `TYPE_CALL`
+        // (NOTES §4.6; §4.5 also names `TYPE_CUSTOM_CALL` for provider
+        // calls, which the `type` filter cannot ask for): when the
+        // filtered search finds nothing, every message is searched, so a
+        // call listed under another type is found rather than posted again.
+        let reference = crate::summary::reference_to(crm_key);
+        for filter in ["&type=TYPE_CALL", ""] {
+            let mut after: Option<String> = None;
+            let mut complete = false;
+            for _ in 0..MAX_MESSAGE_PAGES {
+                let mut path = format!(
+                    "/conversations/{}/messages?limit=100{filter}",
+                    urlencoding::encode(conversation_id)
+                );
+                if let Some(last) = &after {
+                    path.push_str(&format!("&lastMessageId={}", urlencoding::encode(last)));
+                }
+                let page = match self.conversations.get_json::<Answer>(&path)? {
+                    Answer::Nested { messages } | Answer::Flat(messages) => messages,
+                };
+                if let Some(found) = page.messages.into_iter().find(|m| {
+                    m.alt_id.as_deref() == Some(crm_key)
+                        || m.body
+                            .as_deref()
+                            .is_some_and(|b| b.trim_end().ends_with(&reference))
+                }) {
+                    return Ok(Some(FoundMessage {
+                        id: found.id,
+                        contact_id: found.contact_id.filter(|c| !c.is_empty()),
+                    }));
+                }
+                match page.last_message_id.filter(|id| !id.is_empty()) {
+                    Some(last) if page.next_page => after = Some(last),
+                    _ => {
+                        complete = true;
+                        break;
+                    }
+                }
             }
-            let page = match self.conversations.get_json::<Answer>(&path)? {
-                Answer::Nested { messages } | Answer::Flat(messages) => messages,
-            };
-            let reference = crate::summary::reference_to(crm_key);
-            if let Some(found) = page.messages.into_iter().find(|m| {
-                m.alt_id.as_deref() == Some(crm_key)
-                    || m.body
-                        .as_deref()
-                        .is_some_and(|b| b.trim_end().ends_with(&reference))
-            }) {
-                return Ok(Some(FoundMessage {
-                    id: found.id,
-                    contact_id: found.contact_id.filter(|c| !c.is_empty()),
+            // Not knowing is not "not posted": retry later rather than
+            // risk a second message.
+            if !complete {
+                return Err(StageError::Upstream(guest_support::UpstreamError {
+                    service: guest_support::Service::Crm,
+                    status: 503,
+                    message: format!(
+                        "could not tell whether the call was already posted: its conversation has more than {} messages",
+                        MAX_MESSAGE_PAGES * 100
+                    ),
                 }));
             }
-            match page.last_message_id.filter(|id| !id.is_empty()) {
-                Some(last) if page.next_page => after = Some(last),
-                _ => return Ok(None),
-            }
         }
-        // Not knowing is not "not posted": retry later rather than risk a
-        // second message.
-        Err(StageError::Upstream(guest_support::UpstreamError {
-            service: guest_support::Service::Crm,
-            status: 503,
-            message: format!(
-                "could not tell whether the call was already posted: its conversation has more than {} call messages",
-                MAX_MESSAGE_PAGES * 100
-            ),
-        }))
+        Ok(None)
     }
 
     /// Post a call message.

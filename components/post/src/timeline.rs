@@ -26,6 +26,7 @@ pub fn missed_text(reason: Option<MissedReason>) -> &'static str {
         Some(MissedReason::AbandonedInIvr) => "caller hung up in the IVR",
         Some(MissedReason::AbandonedInQueue) => "caller hung up waiting in the queue",
         Some(MissedReason::OutOfHours) => "outside office hours",
+        Some(MissedReason::EndedByRule) => "ended by a PBX rule",
         Some(MissedReason::Busy) => "busy",
     }
 }

@@ -345,19 +345,25 @@ fn process(options: &Options, calls: Vec<Call>) -> Processed {
     let calls: Vec<Call> = match &options.route {
         None => calls,
         Some(route) => {
-            let dids = match recorded_dids(s, route, &calls) {
-                Ok(dids) => dids,
-                Err(error) => {
-                    // Routed without its DID, a call could go to the wrong
-                    // tenant for good: the batch is tried again instead.
-                    handled.extend(calls.into_iter().map(|c| Handled::failed(c, error.clone())));
-                    return Processed { handled, lost };
-                }
-            };
+            let dids = recorded_dids(s, route, &calls, guest_support::time::now_ms());
             calls
                 .into_iter()
                 .filter_map(|call| {
-                    let did = dids.get(&call.key).map(String::as_str);
+                    let did = match dids.get(&call.key) {
+                        None | Some(DidRead::None) => None,
+                        Some(DidRead::Known(did)) => Some(did.as_str()),
+                        // Routed without its DID, the call could go to the
+                        // wrong tenant for good (each tenant on the 3CX
+                        // decides alone): it waits, or is parked.
+                        Some(DidRead::Wait(why)) => {
+                            handled.push(Handled::failed(call, did_unread(why)));
+                            return None;
+                        }
+                        Some(DidRead::Park(why)) => {
+                            handled.push(Handled::done(call, Outcome::Parked(why.clone())));
+                            return None;
+                        }
+                    };
                     match route.decide(&route_facts(&call, did)) {
                         RouteDecision::Take => Some(call),
                         RouteDecision::Elsewhere(reason) => {
@@ -626,20 +632,39 @@ fn record_unreadable(rows: &[RejectedRow]) -> Result<(), StageError> {
     call_log::record_unreadable(&rows)
 }
 
+/// How long after a call ends 3CX may take to list its recording with the
+/// DID. Every tenant on the 3CX applies the same rule, so they agree on
+/// each call: its recording's DID, or (once the wait is over, or when the
+/// listed recording names none) no DID.
+const DID_WAIT_MS: i64 = 10 * 60 * 1000;
+
+/// What routing may use of a call's recording.
+enum DidRead {
+    /// The recording names this DID.
+    Known(String),
+    /// No DID to read: the recording names none, or never got listed.
+    None,
+    /// Not yet known (the recording is not listed yet, or 3CX failed):
+    /// the call is tried again next tick.
+    Wait(String),
+    /// Cannot be known: the call is parked with this reason (Retry on the
+    /// status page once fixed).
+    Park(String),
+}
+
 /// The DIDs of the inbound calls that have a recording, by call key, read
 /// from the recordings (`poll::recording-dids`) when the route lists DIDs.
-/// An API client that may not read recordings can never see a DID: its
-/// calls route by their queues (doctor says so), rather than wait forever.
 fn recorded_dids(
     s: &TenantSettings,
     route: &guest_support::routing::Route,
     calls: &[Call],
-) -> Result<std::collections::HashMap<String, String>, StageError> {
+    now_ms: i64,
+) -> std::collections::HashMap<String, DidRead> {
     let mut dids = std::collections::HashMap::new();
     if !route.routes_by_did() {
-        return Ok(dids);
+        return dids;
     }
-    let wanted: Vec<(&str, i32)> = calls
+    let wanted: Vec<(&Call, i32)> = calls
         .iter()
         .filter(|c| matches!(c.direction, Direction::Inbound))
         .filter_map(|c| {
@@ -647,31 +672,47 @@ fn recorded_dids(
                 .legs
                 .iter()
                 .find_map(|l| l.recording.as_ref().map(|r| r.id))?;
-            Some((c.key.as_str(), id))
+            Some((c, id))
         })
         .collect();
     if wanted.is_empty() {
-        return Ok(dids);
+        return dids;
     }
     let ids: Vec<i32> = wanted.iter().map(|(_, id)| *id).collect();
-    let found = match time("poll", "recording-dids", || poll::recording_dids(s, &ids)) {
-        Ok(found) => found,
-        Err(StageError::Forbidden(e)) => {
-            eprintln!(
-                "connectzero tick: 3CX refuses reading recordings ({}): calls route by their queues, DIDs unread",
+    let found = time("poll", "recording-dids", || poll::recording_dids(s, &ids));
+    let waited = |call: &Call| now_ms.saturating_sub(call.end_time) >= DID_WAIT_MS;
+    for (call, id) in wanted {
+        let read = match &found {
+            Ok(found) => match found.iter().find(|(listed, _)| *listed == id) {
+                Some((_, Some(did))) => DidRead::Known(did.clone()),
+                Some((_, None)) => DidRead::None,
+                None if waited(call) => DidRead::None,
+                None => DidRead::Wait(format!(
+                    "3CX does not list the call's recording {id} yet; its DID decides which tenant takes the call"
+                )),
+            },
+            Err(StageError::Forbidden(e)) => DidRead::Park(format!(
+                "the call's DID cannot be read: 3CX refuses reading recordings ({}); give the API client the System Owner role, or route by queues, then Retry",
                 e.message
-            );
-            return Ok(dids);
-        }
-        Err(e) => return Err(e),
-    };
-    let by_id: std::collections::HashMap<i32, String> = found.into_iter().collect();
-    for (key, id) in wanted {
-        if let Some(did) = by_id.get(&id) {
-            dids.insert(key.to_string(), did.clone());
-        }
+            )),
+            Err(e) if waited(call) => DidRead::Park(format!(
+                "the call's DID could not be read from its recording: {}",
+                describe(e)
+            )),
+            Err(e) => DidRead::Wait(describe(e)),
+        };
+        dids.insert(call.key.clone(), read);
     }
-    Ok(dids)
+    dids
+}
+
+/// The retryable error of a call waiting for its DID.
+fn did_unread(why: &str) -> StageError {
+    StageError::Upstream(guest_support::UpstreamError {
+        service: guest_support::Service::Pbx,
+        status: 503,
+        message: why.to_string(),
+    })
 }
 
 /// The error of a call a batch stage gave no answer for.

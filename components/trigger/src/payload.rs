@@ -91,6 +91,7 @@ pub fn missed_reason(reason: MissedReason) -> &'static str {
         MissedReason::AbandonedInQueue => "abandoned-in-queue",
         MissedReason::NoAnswer => "no-answer",
         MissedReason::OutOfHours => "out-of-hours",
+        MissedReason::EndedByRule => "ended-by-rule",
         MissedReason::Busy => "busy",
     }
 }

@@ -254,9 +254,19 @@ async fn redeem(tenant: &Tenant, code: &str, redirect_uri: &str) -> Result<(), H
             InstallError::Store(_) => internal(id, &e),
             InstallError::NoStore => no_store(),
             InstallError::Refused(_) => HttpError(StatusCode::BAD_GATEWAY, e.to_string()),
-            InstallError::WrongLocation { .. } | InstallError::NoLocation => {
-                HttpError(StatusCode::FORBIDDEN, e.to_string())
+            // The answer goes to whoever presented the code: it names
+            // no location (the tenant's would tell a stranger which
+            // sub-account this host serves); the operator's log does.
+            InstallError::WrongLocation { .. } => {
+                tracing::warn!(tenant = %id, refused = %e, "HighLevel install for another location refused; the tenant's grant is unchanged");
+                HttpError(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "the app was installed in another sub-account than this tenant's; the tenant's grant is unchanged: install it from the tenant's own sub-account (tenant {id})"
+                    ),
+                )
             }
+            InstallError::NoLocation => HttpError(StatusCode::FORBIDDEN, e.to_string()),
         })
 }
 

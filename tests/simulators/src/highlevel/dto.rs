@@ -281,6 +281,14 @@ pub(crate) struct MessageDto {
     user_id: Option<String>,
 }
 
+impl MessageDto {
+    /// The same message without its `altId`.
+    pub(crate) fn without_alt_id(mut self) -> Self {
+        self.alt_id = None;
+        self
+    }
+}
+
 impl From<&Message> for MessageDto {
     fn from(m: &Message) -> Self {
         let (kind, message_type) = message_type_of(&m.message_type);

@@ -412,6 +412,14 @@ impl HighLevelSim {
         self.lock().drop_inbound_user_id = drop;
     }
 
+    /// Whether `get-messages` lists each message's `altId` (default yes:
+    /// api-docs issue #38 shows it returned, NOTES.md §8). Off models a
+    /// HighLevel that keeps it to itself, so a client must find its call
+    /// by the message text.
+    pub fn set_list_alt_id(&self, listed: bool) {
+        self.lock().hide_alt_id = !listed;
+    }
+
     /// Sets the per-file upload cap (default 512 MiB [ASSUMED]); larger
     /// files get 413.
     pub fn set_max_upload_bytes(&self, max: u64) {

@@ -66,6 +66,9 @@ pub(crate) struct State {
     /// Accept `userId` on inbound call messages but keep the message
     /// without it, as HighLevel api-docs issue #214 reports (NOTES.md §8).
     pub drop_inbound_user_id: bool,
+    /// Leave `altId` out of listed messages (see
+    /// `HighLevelSim::set_list_alt_id`).
+    pub hide_alt_id: bool,
     /// The user who "installed" the app (`userId` in token responses).
     pub user_id: String,
     /// `scope` of token responses: space-separated, as HighLevel reports it.
@@ -94,6 +97,7 @@ impl State {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             reject_message_user_id: false,
             drop_inbound_user_id: false,
+            hide_alt_id: false,
             user_id: ids::object_id(),
             granted_scopes: super::dto::GRANTED_SCOPES.to_owned(),
             last_stamp: None,

@@ -103,7 +103,14 @@ impl ApiSpec {
             let Some(schema) = self.doc.pointer(&schema_pointer) else {
                 continue;
             };
-            let value = coerce(&self.doc, schema, &raw);
+            // Query parameters are `style: form`, `explode: true` unless
+            // the document says otherwise (OpenAPI 3.0): an exploded array
+            // repeats the parameter, an unexploded one joins with commas.
+            let explode = param
+                .get("explode")
+                .and_then(Value::as_bool)
+                .unwrap_or(place == "query");
+            let value = coerce(&self.doc, schema, &raw, explode);
             self.validate(
                 &schema_pointer,
                 &value,
@@ -293,7 +300,7 @@ fn form_object(doc: &Value, schema: &Value, text: &str) -> Value {
     }
     for (name, raw) in fields {
         let value = match schema.pointer(&format!("/properties/{}", pointer_token(&name))) {
-            Some(property) => coerce(doc, property, &raw),
+            Some(property) => coerce(doc, property, &raw, true),
             None => Value::String(raw.join(",")),
         };
         object.insert(name, value);
@@ -305,7 +312,7 @@ fn form_object(doc: &Value, schema: &Value, text: &str) -> Value {
 /// booleans parsed, arrays split on commas (`explode: false`) or gathered
 /// from repeats. Text that does not parse stays text, so the schema names
 /// the type it expected.
-fn coerce(doc: &Value, schema: &Value, raw: &[String]) -> Value {
+fn coerce(doc: &Value, schema: &Value, raw: &[String], explode: bool) -> Value {
     let schema = resolve(doc, schema);
     let types: Vec<&str> = match schema.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
@@ -314,15 +321,18 @@ fn coerce(doc: &Value, schema: &Value, raw: &[String]) -> Value {
     };
     if types.contains(&"array") {
         let items = schema.get("items").unwrap_or(&Value::Null);
-        let parts: Vec<String> = if raw.len() == 1 {
-            raw[0].split(',').map(str::to_owned).collect()
-        } else {
+        let parts: Vec<String> = if explode {
             raw.to_vec()
+        } else {
+            raw.iter()
+                .flat_map(|r| r.split(','))
+                .map(str::to_owned)
+                .collect()
         };
         return Value::Array(
             parts
                 .iter()
-                .map(|p| coerce(doc, items, std::slice::from_ref(p)))
+                .map(|p| coerce(doc, items, std::slice::from_ref(p), explode))
                 .collect(),
         );
     }

@@ -85,9 +85,10 @@ pub(crate) struct Referee {
     /// Path prefixes the simulator serves that the document does not list
     /// (e.g. the 3CX token endpoint, from NOTES.md); not refereed.
     pub unlisted: &'static [&'static str],
-    /// Operation ids whose answers follow NOTES.md §8 (the live API)
-    /// instead of the document; their requests are still checked.
-    pub live_shapes: &'static [&'static str],
+    /// Operations whose answers follow NOTES.md §8 (the live API) instead
+    /// of the document: `(operation id, JSON pointer)` to the part of the
+    /// live answer shaped as the document's answer, which is checked.
+    pub live_shapes: &'static [(&'static str, &'static str)],
     /// The status the API answers a body that breaks its schema with
     /// (parameters: 400).
     pub body_status: u16,
@@ -174,13 +175,25 @@ pub(crate) async fn referee(State(r): State<Referee>, request: Request, next: Ne
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
         return (r.refuse)(500, vec!["the simulator's answer could not be read".into()]);
     };
-    let body = if r.live_shapes.contains(&op.id.as_str()) {
-        None
-    } else {
-        Some(&bytes[..])
+    let live = r.live_shapes.iter().find(|(id, _)| *id == op.id);
+    let checked: Option<Vec<u8>> = match live {
+        None => Some(bytes.to_vec()),
+        Some((_, pointer)) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|answer| {
+                answer
+                    .pointer(pointer)
+                    .map(|part| part.to_string().into_bytes())
+            }),
     };
-    spec.check_response(op, status, body)
-        .into_iter()
-        .for_each(record);
+    match checked {
+        Some(body) => spec.check_response(op, status, Some(&body)),
+        None => vec![format!(
+            "the answer has no `{}` in the live shape (NOTES.md §8)",
+            live.map_or("", |(_, p)| p)
+        )],
+    }
+    .into_iter()
+    .for_each(record);
     Response::from_parts(parts, Body::from(bytes))
 }

@@ -357,6 +357,18 @@ impl ThreeCxSim {
         lock(&self.state).recordings_forbidden = forbidden;
     }
 
+    /// Whether `ListRecording` lists recording `id` (default: yes). Models
+    /// a PBX that lists a recording only a while after the call's history
+    /// rows appear; `DownloadRecording` is unaffected.
+    pub fn set_recording_listed(&self, id: i32, listed: bool) {
+        let mut state = lock(&self.state);
+        if listed {
+            state.unlisted_recordings.remove(&id);
+        } else {
+            state.unlisted_recordings.insert(id);
+        }
+    }
+
     /// Sets `IsEnterprise` of `GetLicenseParameters` (default `true`).
     pub fn set_enterprise(&self, enterprise: bool) {
         lock(&self.state).enterprise = enterprise;

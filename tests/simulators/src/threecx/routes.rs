@@ -196,6 +196,7 @@ async fn list_recording(
     let rows = to_rows(
         st.recordings
             .iter()
+            .filter(|r| !st.unlisted_recordings.contains(&r.meta.id))
             .map(|r| convert::recording(r, st.segments(), &st.users)),
     );
     Ok(Json(collection_body(

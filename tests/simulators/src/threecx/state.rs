@@ -86,6 +86,9 @@ pub(crate) struct State {
     pub forbidden: bool,
     /// `forbid_recordings`: only `Recordings` and `DownloadRecording` answer 403.
     pub recordings_forbidden: bool,
+    /// Recordings `ListRecording` leaves out for now (see
+    /// `ThreeCxSim::set_recording_listed`).
+    pub unlisted_recordings: std::collections::HashSet<i32>,
     pub enterprise: bool,
     /// Raw path of every request received, in order.
     pub request_log: Vec<String>,
@@ -111,6 +114,7 @@ impl State {
             faults: VecDeque::new(),
             forbidden: false,
             recordings_forbidden: false,
+            unlisted_recordings: std::collections::HashSet::new(),
             enterprise: true,
             request_log: Vec::new(),
             synthetic_audio: HashMap::new(),

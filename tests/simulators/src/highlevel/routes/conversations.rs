@@ -192,7 +192,12 @@ async fn messages(
     let shown = &all[start.min(all.len())..(start + limit).min(all.len())];
     let next_page = start + shown.len() < all.len();
     let last_message_id = shown.last().map(|m| m.id.clone()).unwrap_or_default();
-    let page: Vec<MessageDto> = shown.iter().map(|m| MessageDto::from(*m)).collect();
+    let hide_alt_id = state.hide_alt_id;
+    let page: Vec<MessageDto> = shown
+        .iter()
+        .map(|m| MessageDto::from(*m))
+        .map(|m| if hide_alt_id { m.without_alt_id() } else { m })
+        .collect();
     let page = json!({
         "lastMessageId": last_message_id,
         "nextPage": next_page,

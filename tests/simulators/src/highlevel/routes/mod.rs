@@ -117,7 +117,7 @@ pub(crate) fn router(app: AppState, violations: Violations) -> Router {
         // NOTES.md §8: the live API nests the page (`messages.messages`),
         // a shape the document lacks; the document's flat one is checked.
         live_shapes: match app.config.messages_page {
-            MessagesPage::Nested => &["get-messages"],
+            MessagesPage::Nested => &[("get-messages", "/messages")],
             MessagesPage::Flat => &[],
         },
         // [ASSUMED] HighLevel's validation answers: 422 `UnprocessableDTO`

@@ -10,6 +10,7 @@ mod filter;
 mod lexer;
 mod order;
 
+use rand::seq::SliceRandom;
 use serde_json::{Map, Value};
 
 pub(crate) use filter::Expr;
@@ -204,6 +205,17 @@ fn parse_select(value: &str, schema: &Schema) -> Result<Option<Vec<String>>, Str
     Ok(Some(fields))
 }
 
+/// Whether a read is paged: then rows the `$orderby` leaves in a tie (all
+/// of them without one) come in an order of their own each time, as v20's
+/// database answers (NOTES.md §8: "`$skip` without `$orderby` gives
+/// unstable pages"). A client paging without a unique order sees rows twice
+/// and misses others, as it would live.
+fn unstable<T>(rows: &mut [T], opts: &QueryOptions) {
+    if opts.top.is_some() || opts.skip > 0 {
+        rows.shuffle(&mut rand::rng());
+    }
+}
+
 /// Filters, sorts, counts, pages and projects `rows`.
 /// Returns the page and the number of rows that matched the filter.
 pub(crate) fn apply(rows: Vec<Value>, opts: &QueryOptions) -> (Vec<Value>, usize) {
@@ -211,6 +223,7 @@ pub(crate) fn apply(rows: Vec<Value>, opts: &QueryOptions) -> (Vec<Value>, usize
         Some(expr) => rows.into_iter().filter(|r| expr.matches(r)).collect(),
         None => rows,
     };
+    unstable(&mut rows, opts);
     order::sort_rows(&mut rows, &opts.orderby);
     let total = rows.len();
     let page = rows
@@ -252,6 +265,7 @@ pub(crate) fn collection_body_of(
         Some(expr) => rows.iter().filter(|r| expr.matches(r)).collect(),
         None => rows.iter().collect(),
     };
+    unstable(&mut matching, opts);
     order::sort_refs(&mut matching, &opts.orderby);
     let total = matching.len();
     let page: Vec<Value> = matching
