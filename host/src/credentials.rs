@@ -95,6 +95,24 @@ struct TokenResponse {
     location_id: Option<String>,
 }
 
+/// A HighLevel grant from an authorization code, not yet kept by any
+/// tenant (see `Credentials::keep_grant`).
+pub struct Grant {
+    /// The location the token is for; `None` for a Company token.
+    pub location_id: Option<String>,
+    lifetime: Duration,
+    access: Secret,
+    refresh: Secret,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("location_id", &self.location_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why an OAuth install could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -222,14 +240,21 @@ impl Credentials {
 
     /// Complete an OAuth install: exchange `code` (grant type
     /// `authorization_code`, with the `redirect_uri` the authorize request
-    /// named) for tokens, store them encrypted and clear the tenant's
-    /// "needs re-authorisation" mark in one transaction, then use them.
+    /// named) for tokens, then keep them ([`Self::keep_grant`]).
     pub async fn install(&self, code: &str, redirect_uri: &str) -> Result<(), InstallError> {
-        let store = self.store().ok_or(InstallError::NoStore)?;
+        let grant = self.exchange_code(code, redirect_uri).await?;
+        self.keep_grant(grant).await
+    }
+
+    /// Exchange `code` for a grant with this tenant's app credentials,
+    /// keeping nothing: [`Self::keep_grant`] decides whether the grant is
+    /// this tenant's.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<Grant, InstallError> {
         let crm = &self.crm;
-        // Serialised with refreshes: a refresh still running with the old
-        // grant must not overwrite the new tokens afterwards.
-        let _guard = crm.refresh.lock().await;
         let client_secret = lock(&crm.client_secret).clone();
         let form = [
             ("client_id", crm.client_id.as_str()),
@@ -249,10 +274,28 @@ impl Credentials {
         let token = read_token(Service::Crm, response, "HighLevel refused the install")
             .await
             .map_err(|e| InstallError::Refused(crate::pipeline::describe(&e)))?;
-        // Only a grant for this tenant's own location may replace its
-        // grant: a Company (agency) token has none (NOTES.md §8).
-        match token.location_id.as_deref() {
-            None | Some("") => return Err(InstallError::NoLocation),
+        let Some(refresh) = token.refresh_token.map(Secret::new) else {
+            return Err(InstallError::Refused(
+                "the token response has no refresh_token".into(),
+            ));
+        };
+        Ok(Grant {
+            location_id: token.location_id.filter(|l| !l.is_empty()),
+            lifetime: Duration::from_secs(token.expires_in.unwrap_or(86_399)),
+            access: Secret::new(token.access_token),
+            refresh,
+        })
+    }
+
+    /// Keep `grant` as this tenant's: store it encrypted and clear the
+    /// tenant's "needs re-authorisation" mark in one transaction, then use
+    /// it. Only a grant for this tenant's own location may replace its
+    /// grant: a Company (agency) token names none (NOTES.md §8).
+    pub async fn keep_grant(&self, grant: Grant) -> Result<(), InstallError> {
+        let store = self.store().ok_or(InstallError::NoStore)?;
+        let crm = &self.crm;
+        match grant.location_id.as_deref() {
+            None => return Err(InstallError::NoLocation),
             Some(installed) if installed != crm.location_id => {
                 return Err(InstallError::WrongLocation {
                     installed: installed.to_string(),
@@ -261,25 +304,21 @@ impl Credentials {
             }
             Some(_) => {}
         }
-        let Some(refresh) = token.refresh_token.map(Secret::new) else {
-            return Err(InstallError::Refused(
-                "the token response has no refresh_token".into(),
-            ));
-        };
-        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(86_399));
-        let access = Secret::new(token.access_token);
-        let stored_access = encode_access(&access, lifetime);
+        // Serialised with refreshes: a refresh still running with the old
+        // grant must not overwrite the new tokens afterwards.
+        let _guard = crm.refresh.lock().await;
+        let stored_access = encode_access(&grant.access, grant.lifetime);
         store.put_authorised(
             &self.tenant_id,
             &[
-                (CRM_REFRESH_TOKEN, &refresh),
+                (CRM_REFRESH_TOKEN, &grant.refresh),
                 (CRM_ACCESS_TOKEN, &stored_access),
             ],
         )?;
-        *lock(&crm.refresh_token) = refresh;
+        *lock(&crm.refresh_token) = grant.refresh;
         *lock(&crm.cached) = Some(CachedToken {
-            value: access,
-            renew_at: renew_at(lifetime),
+            value: grant.access,
+            renew_at: renew_at(grant.lifetime),
         });
         tracing::info!(tenant = %self.tenant_id, "HighLevel install stored; the tenant is authorised");
         Ok(())

@@ -5,6 +5,7 @@
 //! | `POST /t/{tenant}/actions/update-call-record` | the Update Call Record action: served by the write-back component (`wasi:http/incoming-handler`), which does its own checks |
 //! | `POST /t/{tenant}/triggers/subscription` | a workflow trigger (un)registration, handed to the trigger component |
 //! | `GET /t/{tenant}/oauth/install`, `GET /t/{tenant}/oauth/callback` | the HighLevel OAuth install ([`oauth`]) |
+//! | `GET /oauth/callback` | one redirect URL for marketplace installs (no `state`): bound to the tenant serving the token's location ([`oauth`]) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /readyz` | `ready` once storage answers and the components are loaded, else 503 |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`], `docs/OPERATIONS.md`) |
@@ -70,6 +71,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         )
         .route("/t/{tenant}/oauth/install", get(oauth::install))
         .route("/t/{tenant}/oauth/callback", get(oauth::callback))
+        .route("/oauth/callback", get(oauth::marketplace_callback))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

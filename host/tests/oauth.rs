@@ -285,6 +285,73 @@ async fn a_stateless_callback_for_another_location_or_the_agency_never_replaces_
     tick_until(&world, 5, |w| w.crm.messages().len() == 2).await;
 }
 
+/// One redirect URL for every tenant (`/oauth/callback`): a marketplace
+/// install goes to the tenant serving the token's location, and is
+/// refused when none or several do.
+#[tokio::test]
+async fn the_shared_marketplace_callback_binds_the_grant_to_the_tenant_of_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let (world, contacts, store) = world_with_secrets(dir.path(), defaults()).await;
+    let fresh = uninstalled_tenant(&world, &store);
+    let elsewhere = tenant_like(&world, &store, |c| {
+        c.id = "elsewhere".into();
+        c.crm.location_id = "otherLocation0000001".into();
+    });
+    let base = serve(world.pipeline.clone(), &[fresh.clone(), elsewhere]).await;
+    let shared = |code: String| {
+        let base = base.clone();
+        async move {
+            let response = browser()
+                .get(format!("{base}/oauth/callback"))
+                .query(&[("code", code)])
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 60),
+    );
+    assert_eq!(world.pipeline.tick(&fresh).await.unwrap().retrying, 1);
+
+    let (status, body) = shared(world.crm.authorization_code_for("nobodysLocation00001")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("no tenant"), "{body}");
+    let (status, body) = shared(world.crm.company_authorization_code()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("agency-level"), "{body}");
+    let (status, body) = shared(world.crm.authorization_code()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("tenant fresh"), "{body}");
+    assert_eq!(
+        store.storage().tenant_auth_status("fresh").unwrap(),
+        TenantAuth::Authorised
+    );
+    assert_the_waiting_call_posts(&world, &fresh, &contacts["Dana Fox"]).await;
+}
+
+/// Two tenants serving one location: the shared URL cannot tell which
+/// the install is for.
+#[tokio::test]
+async fn the_shared_marketplace_callback_refuses_a_location_two_tenants_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (world, _contacts, store) = world_with_secrets(dir.path(), defaults()).await;
+    let twin = tenant_like(&world, &store, |c| c.id = "twin".into());
+    let base = serve(world.pipeline.clone(), &[world.tenant.clone(), twin]).await;
+    let grant = store.get(TENANT, names::CRM_REFRESH_TOKEN).unwrap();
+    let response = browser()
+        .get(format!("{base}/oauth/callback"))
+        .query(&[("code", world.crm.authorization_code())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    assert_eq!(store.get(TENANT, names::CRM_REFRESH_TOKEN).unwrap(), grant);
+}
+
 #[tokio::test]
 async fn a_tenant_installed_through_oauth_posts_the_calls_that_waited_for_it() {
     let dir = tempfile::tempdir().unwrap();

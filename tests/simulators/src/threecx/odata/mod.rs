@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn select_projects_and_names_context() {
-        let opts = parse_options(Some("$select=Name&$top=1"), &SCHEMA, 10).unwrap();
+        let opts = parse_options(Some("$select=Name&$orderby=Id&$top=1"), &SCHEMA, 10).unwrap();
         let body = collection_body("http://h", "Test", &opts, rows());
         assert_eq!(body["value"], json!([{"Name": "n1"}]));
         assert!(body.get("@odata.count").is_none());

@@ -46,7 +46,7 @@ async fn rows_carry_every_spec_field_in_wire_format() {
     let sim = start().await;
     seed(&sim);
     let token = token(&sim).await;
-    let body = get_json(&sim, &token, "/CallHistoryView?$top=1").await;
+    let body = get_json(&sim, &token, "/CallHistoryView?$orderby=SegmentId&$top=1").await;
     assert_eq!(
         body["@odata.context"],
         format!("{}/$metadata#CallHistoryView", sim.api_url())
