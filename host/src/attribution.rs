@@ -66,6 +66,7 @@ impl Attribution {
         }
         let mut latest = None;
         let mut ignored = Vec::new();
+        let mut checked_inbound = false;
         for direction in DIRECTIONS {
             let key = format!("{VERDICT_KEY}/{direction}");
             let Some(bytes) = storage.kv_get(tenant, &key)? else {
@@ -75,12 +76,16 @@ impl Attribution {
                 continue;
             };
             latest = latest.max(Some(verdict.at_ms));
+            checked_inbound |= direction == "inbound";
             if !verdict.kept {
                 ignored.push(direction);
             }
         }
         Ok(match (latest, ignored.is_empty()) {
             (None, _) => Self::Unknown,
+            // Inbound is the direction HighLevel is reported to drop
+            // (issue #214): working means inbound was seen to work.
+            (Some(_), true) if !checked_inbound => Self::Unknown,
             (Some(at_ms), true) => Self::Working { at_ms },
             (Some(at_ms), false) => Self::Ignored {
                 at_ms,
@@ -92,7 +97,7 @@ impl Attribution {
     /// One phrase for the status page and `doctor`.
     pub fn describe(&self) -> String {
         match self {
-            Self::Unknown => "not checked yet (no call with a CRM user posted)".into(),
+            Self::Unknown => "not checked yet (no inbound call with a CRM user posted)".into(),
             Self::Working { .. } => "working".into(),
             Self::Ignored { directions, .. } => format!(
                 "ignored by HighLevel for {} calls: they are logged without their CRM user",

@@ -55,8 +55,26 @@ async fn one_pbx_two_locations(
     route_a: Option<RouteConfig>,
     route_b: Option<RouteConfig>,
 ) -> (World, World) {
-    let (mut a, _) = seeded_world(with_route(route_a)).await;
-    let mut b = World::start(runtime(), a.storage.clone(), with_route(route_b), false)
+    one_pbx_two_locations_on(runtime(), route_a, route_b).await
+}
+
+/// [`one_pbx_two_locations`] on `runtime` (a test that moves the clock
+/// needs its own).
+async fn one_pbx_two_locations_on(
+    runtime: std::sync::Arc<connectzero::engine::Runtime>,
+    route_a: Option<RouteConfig>,
+    route_b: Option<RouteConfig>,
+) -> (World, World) {
+    let mut a = World::start(
+        runtime.clone(),
+        connectzero::storage::Storage::in_memory().unwrap(),
+        with_route(route_a),
+        false,
+    )
+    .await
+    .unwrap();
+    demo::seed_directory(&a);
+    let mut b = World::start(runtime, a.storage.clone(), with_route(route_b), false)
         .await
         .unwrap();
     demo::seed_directory(&b);
@@ -490,6 +508,45 @@ async fn tenants_wait_for_a_recording_listed_late_and_then_agree_on_its_did() {
     assert_routed_elsewhere(&b, B, &key);
     assert_eq!(a.crm.messages().len(), 1);
     assert!(b.crm.messages().is_empty());
+}
+
+/// A recording 3CX never lists: after the wait both tenants park the call
+/// (Retry once it is listed) — neither routes it without its DID.
+#[tokio::test]
+async fn a_recording_never_listed_parks_the_call_in_both_tenants_after_the_wait() {
+    // Its own runtime: the test moves the components' clock.
+    let runtime = connectzero::engine::Runtime::new(None).unwrap();
+    let (a, b) = one_pbx_two_locations_on(
+        runtime.clone(),
+        route(&[SALES_DID], &[], false),
+        route(&[], &[], true),
+    )
+    .await;
+    a.pbx.set_recording_listed(9_240, false);
+    let key = place(
+        &a,
+        &mut Placer::default(),
+        &call(24, vec![leg(outside(numbers::DANA), ext("101"), true, 40)])
+            .recorded(9_240, std::time::Duration::ZERO)
+            .dialled(SALES_DID_BARE),
+    )
+    .key;
+    a.tick().await.unwrap();
+    b.tick().await.unwrap();
+    assert_eq!(recorded(&a, TENANT, &key).unwrap().0, "retrying");
+    runtime
+        .clock
+        .run_ahead(std::time::Duration::from_secs(11 * 60));
+    for _ in 0..2 {
+        a.tick().await.unwrap();
+        b.tick().await.unwrap();
+    }
+    assert!(a.crm.messages().is_empty() && b.crm.messages().is_empty());
+    for (world, tenant) in [(&a, TENANT), (&b, B)] {
+        let (outcome, why) = recorded(world, tenant, &key).unwrap();
+        assert_eq!(outcome, "parked", "{tenant}: {why}");
+        assert!(why.contains("still does not list"), "{why}");
+    }
 }
 
 /// Subscribe `world`'s tenant to `call.started`.

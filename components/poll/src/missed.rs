@@ -53,9 +53,13 @@ pub fn missed_reason(
     let Some(last) = legs.last() else {
         return Some(MissedReason::NoAnswer);
     };
+    // EndCall ends the call, so it should be the last leg; a zero-length
+    // segment or a tie in start times may still sort one after it. The
+    // Reason text (read above) tells out-of-hours apart from other rules.
+    if legs.iter().any(|l| l.callee.kind == DnKind::EndCall) {
+        return Some(MissedReason::EndedByRule);
+    }
     Some(match last.callee.kind {
-        // EndCall ends the call, so it is always the last leg; the Reason
-        // text (read above) tells out-of-hours apart from other rules.
         DnKind::EndCall => MissedReason::EndedByRule,
         DnKind::Ivr => MissedReason::AbandonedInIvr,
         DnKind::Queue => MissedReason::AbandonedInQueue,

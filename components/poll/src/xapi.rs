@@ -212,6 +212,8 @@ pub fn recording_dids(
     struct Row {
         id: Option<i32>,
         to_did_number: Option<String>,
+        #[serde(default)]
+        end_time: Option<String>,
     }
     let mut unique = ids.to_vec();
     unique.sort_unstable();
@@ -224,7 +226,7 @@ pub fn recording_dids(
             .collect::<Vec<_>>()
             .join(" or ");
         let path = format!(
-            "/Recordings?$filter={}&$select=Id,ToDidNumber&$orderby={}&$top={}",
+            "/Recordings?$filter={}&$select=Id,ToDidNumber,EndTime&$orderby={}&$top={}",
             urlencoding::encode(&filter),
             urlencoding::encode("Id asc"),
             chunk.len()
@@ -234,13 +236,21 @@ pub fn recording_dids(
             let Ok(Row {
                 id: Some(id),
                 to_did_number,
+                end_time,
             }) = serde_json::from_value::<Row>(row)
             else {
                 continue;
             };
+            let did = to_did_number.as_deref().and_then(valid_did);
+            // [ASSUMED] 3CX may list a recording before it is final and
+            // fill in its DID only then: one still being written without a
+            // DID counts as not listed yet, so nobody routes it as DID-less.
+            if did.is_none() && end_time.is_none() {
+                continue;
+            }
             // Only ids asked for, once: a hostile answer cannot name others.
             if chunk.contains(&id) && !found.iter().any(|(seen, _)| *seen == id) {
-                found.push((id, to_did_number.as_deref().and_then(valid_did)));
+                found.push((id, did));
             }
         }
     }

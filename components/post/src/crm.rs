@@ -199,11 +199,18 @@ impl Crm {
     /// text. Used only to recover from a crash between posting and
     /// recording the post, which happens within minutes, so the message is
     /// near the top.
+    ///
+    /// `posted_after_ms` is when the send marker was written: the search
+    /// stops at messages older than that (less [`CLOCK_MARGIN_MS`] for the
+    /// two clocks), so a conversation with thousands of older messages
+    /// still gets an answer.
     pub fn find_call_message(
         &self,
         conversation_id: &str,
         crm_key: &str,
+        posted_after_ms: Option<i64>,
     ) -> Result<Option<FoundMessage>, StageError> {
+        let cutoff = posted_after_ms.map(|at| at.saturating_sub(CLOCK_MARGIN_MS));
         /// The page as the live API answers it, nested under `messages`
         /// (NOTES.md §8, api-docs issue #54), or as the document's flat
         /// `GetMessagesByConversationResponseDto`.
@@ -232,6 +239,8 @@ impl Crm {
             body: Option<String>,
             #[serde(default)]
             alt_id: Option<String>,
+            #[serde(default)]
+            date_added: Option<String>,
             // Required by the spec; read leniently so a message without it
             // is still found (the caller then knows the contact otherwise).
             #[serde(default)]
@@ -260,6 +269,16 @@ impl Crm {
                 let page = match self.conversations.get_json::<Answer>(&path)? {
                     Answer::Nested { messages } | Answer::Flat(messages) => messages,
                 };
+                // Newest first: once a page reaches messages older than the
+                // marker, the call's message is not further on.
+                let reached_older = cutoff.is_some_and(|cutoff| {
+                    page.messages.iter().any(|m| {
+                        m.date_added
+                            .as_deref()
+                            .and_then(|d| guest_support::time::parse_rfc3339_ms(d).ok())
+                            .is_some_and(|added| added < cutoff)
+                    })
+                });
                 if let Some(found) = page.messages.into_iter().find(|m| {
                     m.alt_id.as_deref() == Some(crm_key)
                         || m.body
@@ -272,7 +291,7 @@ impl Crm {
                     }));
                 }
                 match page.last_message_id.filter(|id| !id.is_empty()) {
-                    Some(last) if page.next_page => after = Some(last),
+                    Some(last) if page.next_page && !reached_older => after = Some(last),
                     _ => {
                         complete = true;
                         break;
@@ -384,6 +403,10 @@ pub fn refuses_user_id(error: &guest_support::UpstreamError) -> bool {
 
 /// Most pages of 100 call messages searched for a crashed worker's message.
 const MAX_MESSAGE_PAGES: usize = 50;
+
+/// How far the CRM's clock may be behind ours when a message's
+/// `dateAdded` is compared with the send marker's time.
+const CLOCK_MARGIN_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Deserialize)]
 struct IdOnly {

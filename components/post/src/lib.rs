@@ -69,7 +69,11 @@ fn post_one(
             crm_key,
             ..
         }) => crm
-            .find_call_message(conversation, crm_key)?
+            .find_call_message(
+                conversation,
+                crm_key,
+                sending.as_ref().and_then(|s| s.at_ms),
+            )?
             .map(|found| (conversation.clone(), found)),
         _ => None,
     };
@@ -130,7 +134,8 @@ fn post_one(
     // conversation id, posted under the bare call key: look in the
     // conversation chosen now, as then.
     if let Some(sending) = sending.as_ref().filter(|s| s.conversation.is_none())
-        && let Some(found) = crm.find_call_message(&conversation_id, &sending.crm_key)?
+        && let Some(found) =
+            crm.find_call_message(&conversation_id, &sending.crm_key, sending.at_ms)?
     {
         ambiguity::forget(bucket, &job.call.key);
         return Ok(PostOutcome::Posted(Posted {
@@ -215,6 +220,9 @@ struct Sending {
     /// The CRM user the call was posted for (`Some(None)`: none), when the
     /// marker names it.
     user: Option<Option<String>>,
+    /// When the marker was written (ms), when it says: the message, if
+    /// posted, is no older.
+    at_ms: Option<i64>,
 }
 
 impl Sending {
@@ -229,6 +237,7 @@ impl Sending {
             crm_key: text("crm_key").unwrap_or_else(|| call_key.to_string()),
             contact: text("contact"),
             user: value.get("user").map(|u| u.as_str().map(String::from)),
+            at_ms: value.get("at").and_then(serde_json::Value::as_i64),
         }
     }
 }

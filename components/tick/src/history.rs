@@ -633,16 +633,18 @@ fn record_unreadable(rows: &[RejectedRow]) -> Result<(), StageError> {
 }
 
 /// How long after a call ends 3CX may take to list its recording with the
-/// DID. Every tenant on the 3CX applies the same rule, so they agree on
-/// each call: its recording's DID, or (once the wait is over, or when the
-/// listed recording names none) no DID.
+/// DID; a call whose recording is still not listed then is parked, never
+/// routed without its DID (another tenant could read it a moment later and
+/// take the call too, or leave it). Every tenant on the 3CX applies the
+/// same rule, so they agree on each call: its recording's DID, or no DID
+/// only when the listed, final recording names none.
 const DID_WAIT_MS: i64 = 10 * 60 * 1000;
 
 /// What routing may use of a call's recording.
 enum DidRead {
     /// The recording names this DID.
     Known(String),
-    /// No DID to read: the recording names none, or never got listed.
+    /// No DID to read: the listed, final recording names none.
     None,
     /// Not yet known (the recording is not listed yet, or 3CX failed):
     /// the call is tried again next tick.
@@ -686,7 +688,9 @@ fn recorded_dids(
             Ok(found) => match found.iter().find(|(listed, _)| *listed == id) {
                 Some((_, Some(did))) => DidRead::Known(did.clone()),
                 Some((_, None)) => DidRead::None,
-                None if waited(call) => DidRead::None,
+                None if waited(call) => DidRead::Park(format!(
+                    "3CX still does not list the call's recording {id}, whose DID decides which tenant takes the call; Retry once it does"
+                )),
                 None => DidRead::Wait(format!(
                     "3CX does not list the call's recording {id} yet; its DID decides which tenant takes the call"
                 )),
@@ -695,10 +699,8 @@ fn recorded_dids(
                 "the call's DID cannot be read: 3CX refuses reading recordings ({}); give the API client the System Owner role, or route by queues, then Retry",
                 e.message
             )),
-            Err(e) if waited(call) => DidRead::Park(format!(
-                "the call's DID could not be read from its recording: {}",
-                describe(e)
-            )),
+            // An outage says nothing about the recording: wait it out (the
+            // cursor holds before the call), however long it lasts.
             Err(e) => DidRead::Wait(describe(e)),
         };
         dids.insert(call.key.clone(), read);
