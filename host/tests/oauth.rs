@@ -207,6 +207,23 @@ async fn assert_the_waiting_call_posts(world: &World, tenant: &Arc<Tenant>, cont
     assert_eq!(messages[0].contact_id, contact);
 }
 
+/// The world's tenant, installed and served, with one call from Dana
+/// posted: the world, its secrets, the server's base URL and the placer.
+async fn installed_with_one_call_posted(
+    dir: &std::path::Path,
+) -> (World, SecretStore, String, Placer) {
+    let (world, _contacts, store) = world_with_secrets(dir, defaults()).await;
+    let base = serve(world.pipeline.clone(), std::slice::from_ref(&world.tenant)).await;
+    let mut placer = Placer::default();
+    place(
+        &world,
+        &mut placer,
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 60),
+    );
+    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
+    (world, store, base, placer)
+}
+
 /// A callback with a `code` and no `state`, as a marketplace install
 /// arrives (NOTES.md §8); returns the status and body.
 async fn marketplace_callback(base: &str, tenant: &str, code: &str) -> (u16, String) {
@@ -245,15 +262,7 @@ async fn a_marketplace_install_without_state_is_bound_by_the_tokens_location() {
 #[tokio::test]
 async fn a_stateless_callback_for_another_location_or_the_agency_never_replaces_the_grant() {
     let dir = tempfile::tempdir().unwrap();
-    let (world, _contacts, store) = world_with_secrets(dir.path(), defaults()).await;
-    let base = serve(world.pipeline.clone(), std::slice::from_ref(&world.tenant)).await;
-    let mut placer = Placer::default();
-    place(
-        &world,
-        &mut placer,
-        &one_leg(1, outside(numbers::DANA), ext("101"), true, 60),
-    );
-    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
+    let (world, store, base, mut placer) = installed_with_one_call_posted(dir.path()).await;
     let grant = store.get(TENANT, names::CRM_REFRESH_TOKEN).unwrap();
 
     // A forger installs the app into their own sub-account and brings
@@ -400,15 +409,7 @@ async fn a_tenant_installed_through_oauth_posts_the_calls_that_waited_for_it() {
 #[tokio::test]
 async fn a_revoked_grant_holds_calls_until_a_new_install_then_posts_them_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (world, _contacts, store) = world_with_secrets(dir.path(), defaults()).await;
-    let base = serve(world.pipeline.clone(), std::slice::from_ref(&world.tenant)).await;
-    let mut placer = Placer::default();
-    place(
-        &world,
-        &mut placer,
-        &one_leg(1, outside(numbers::DANA), ext("101"), true, 60),
-    );
-    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
+    let (world, store, base, mut placer) = installed_with_one_call_posted(dir.path()).await;
 
     // The sub-account uninstalls the app: every token stops working.
     world.crm.revoke_grant();

@@ -488,16 +488,15 @@ async fn tenants_wait_for_a_recording_listed_late_and_then_agree_on_its_did() {
         .dialled(SALES_DID_BARE),
     )
     .key;
-    for _ in 0..3 {
-        a.tick().await.unwrap();
-        b.tick().await.unwrap();
-    }
-    assert!(a.crm.messages().is_empty() && b.crm.messages().is_empty());
-    for (world, tenant) in [(&a, TENANT), (&b, B)] {
-        let (outcome, why) = recorded(world, tenant, &key).unwrap();
-        assert_eq!(outcome, "retrying", "{tenant}: {why}");
-        assert!(why.contains("does not list the call's recording"), "{why}");
-    }
+    neither_posts(
+        &a,
+        &b,
+        3,
+        &key,
+        "retrying",
+        "does not list the call's recording",
+    )
+    .await;
     a.pbx.set_recording_listed(9_230, true);
     tick_both_until_recorded(&a, &b, &[&key]).await;
     for _ in 0..2 {
@@ -508,6 +507,21 @@ async fn tenants_wait_for_a_recording_listed_late_and_then_agree_on_its_did() {
     assert_routed_elsewhere(&b, B, &key);
     assert_eq!(a.crm.messages().len(), 1);
     assert!(b.crm.messages().is_empty());
+}
+
+/// Tick both tenants `ticks` times: neither posts, and each records `key`
+/// with `outcome` and a reason containing `why`.
+async fn neither_posts(a: &World, b: &World, ticks: usize, key: &str, outcome: &str, why: &str) {
+    for _ in 0..ticks {
+        a.tick().await.unwrap();
+        b.tick().await.unwrap();
+    }
+    assert!(a.crm.messages().is_empty() && b.crm.messages().is_empty());
+    for (world, tenant) in [(a, TENANT), (b, B)] {
+        let (recorded_outcome, reason) = recorded(world, tenant, key).unwrap();
+        assert_eq!(recorded_outcome, outcome, "{tenant}: {reason}");
+        assert!(reason.contains(why), "{reason}");
+    }
 }
 
 /// A recording 3CX never lists: after the wait both tenants park the call
@@ -537,16 +551,7 @@ async fn a_recording_never_listed_parks_the_call_in_both_tenants_after_the_wait(
     runtime
         .clock
         .run_ahead(std::time::Duration::from_secs(11 * 60));
-    for _ in 0..2 {
-        a.tick().await.unwrap();
-        b.tick().await.unwrap();
-    }
-    assert!(a.crm.messages().is_empty() && b.crm.messages().is_empty());
-    for (world, tenant) in [(&a, TENANT), (&b, B)] {
-        let (outcome, why) = recorded(world, tenant, &key).unwrap();
-        assert_eq!(outcome, "parked", "{tenant}: {why}");
-        assert!(why.contains("still does not list"), "{why}");
-    }
+    neither_posts(&a, &b, 2, &key, "parked", "still does not list").await;
 }
 
 /// Subscribe `world`'s tenant to `call.started`.
