@@ -38,6 +38,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// `oauth.state_ttl_secs`.
 const DEFAULT_STATE_TTL_SECS: u64 = 600;
 
+/// One install at a time in this process, exchange and keep together: two
+/// callbacks at once would otherwise store their grants in either order,
+/// and the one issued first could be kept last (HighLevel may have revoked
+/// it by then). The exchange runs outside the tenant's refresh lock, so
+/// this is what orders installs.
+static INSTALLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Scopes ConnectZero uses (HighLevel NOTES §2.5): contact search and
 /// creation, conversations and call messages (with recordings), and
 /// `workflows.readonly` for the workflow triggers and action, and
@@ -245,6 +252,7 @@ async fn finish_install(
 /// Exchanges `code` and keeps the grant for `tenant` (see
 /// `Credentials::install` for which grants it refuses).
 async fn redeem(tenant: &Tenant, code: &str, redirect_uri: &str) -> Result<(), HttpError> {
+    let _one_at_a_time = INSTALLS.lock().await;
     let id = tenant.id();
     tenant
         .credentials
@@ -370,6 +378,7 @@ async fn bind_marketplace_install(
         "{}/oauth/callback",
         public_base(&exchanger.config, headers)?
     );
+    let _one_at_a_time = INSTALLS.lock().await;
     let grant = exchanger
         .credentials
         .exchange_code(&code, &redirect_uri)
