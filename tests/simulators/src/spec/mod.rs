@@ -248,10 +248,23 @@ fn apply_errata(doc: &mut Value, errata: &[Erratum]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether both simulators referee their exchanges: false only on a
-/// machine without the documents (see the module docs).
+/// Whether both simulators referee their exchanges: false on a machine
+/// without the documents (see the module docs), or once
+/// [`stop_refereeing`] was called.
 pub fn enabled() -> bool {
-    threecx().is_some() && highlevel().is_some()
+    REFEREEING.load(std::sync::atomic::Ordering::Relaxed)
+        && threecx().is_some()
+        && highlevel().is_some()
+}
+
+/// Cleared by [`stop_refereeing`].
+static REFEREEING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Stop refereeing in this process: `connectzero bench` measures the
+/// pipeline, not the validator in the simulators beside it. Tests and the
+/// demo never call it.
+pub fn stop_refereeing() {
+    REFEREEING.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Where the official documents are.
