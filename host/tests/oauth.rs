@@ -193,6 +193,19 @@ fn uninstalled_tenant(world: &World, store: &SecretStore) -> Arc<Tenant> {
     })
 }
 
+/// Dana calls Alice; `tenant`, not installed yet, keeps the call waiting
+/// (retrying) and posts nothing.
+async fn a_call_waits_for_the_install(world: &World, tenant: &Arc<Tenant>) {
+    place(
+        world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::DANA), ext("101"), true, 60),
+    );
+    let report = world.pipeline.tick(tenant).await.unwrap();
+    assert_eq!(report.retrying, 1, "{report:?}");
+    assert!(world.crm.messages().is_empty());
+}
+
 /// Tick `tenant` until the one call waiting for its install is posted,
 /// to `contact`.
 async fn assert_the_waiting_call_posts(world: &World, tenant: &Arc<Tenant>, contact: &str) {
@@ -242,12 +255,7 @@ async fn a_marketplace_install_without_state_is_bound_by_the_tokens_location() {
     let (world, contacts, store) = world_with_secrets(dir.path(), defaults()).await;
     let fresh = uninstalled_tenant(&world, &store);
     let base = serve(world.pipeline.clone(), std::slice::from_ref(&fresh)).await;
-    place(
-        &world,
-        &mut Placer::default(),
-        &one_leg(1, outside(numbers::DANA), ext("101"), true, 60),
-    );
-    assert_eq!(world.pipeline.tick(&fresh).await.unwrap().retrying, 1);
+    a_call_waits_for_the_install(&world, &fresh).await;
 
     let (status, body) =
         marketplace_callback(&base, "fresh", &world.crm.authorization_code()).await;
@@ -319,12 +327,7 @@ async fn the_shared_marketplace_callback_binds_the_grant_to_the_tenant_of_its_lo
             (response.status().as_u16(), response.text().await.unwrap())
         }
     };
-    place(
-        &world,
-        &mut Placer::default(),
-        &one_leg(1, outside(numbers::DANA), ext("101"), true, 60),
-    );
-    assert_eq!(world.pipeline.tick(&fresh).await.unwrap().retrying, 1);
+    a_call_waits_for_the_install(&world, &fresh).await;
 
     let (status, body) = shared(world.crm.authorization_code_for("nobodysLocation00001")).await;
     assert_eq!(status, 403, "{body}");
@@ -367,14 +370,7 @@ async fn a_tenant_installed_through_oauth_posts_the_calls_that_waited_for_it() {
     let (world, contacts, store) = world_with_secrets(dir.path(), defaults()).await;
     let fresh = uninstalled_tenant(&world, &store);
     let base = serve(world.pipeline.clone(), std::slice::from_ref(&fresh)).await;
-    place(
-        &world,
-        &mut Placer::default(),
-        &one_leg(1, outside(numbers::DANA), ext("101"), true, 60),
-    );
-    let report = world.pipeline.tick(&fresh).await.unwrap();
-    assert_eq!(report.retrying, 1, "{report:?}");
-    assert!(world.crm.messages().is_empty());
+    a_call_waits_for_the_install(&world, &fresh).await;
     let TenantAuth::NeedsReauthorisation { reason, .. } =
         store.storage().tenant_auth_status("fresh").unwrap()
     else {

@@ -424,6 +424,20 @@ async fn a_call_to_one_tenants_did_sent_into_anothers_queue_lands_in_the_did_ten
     assert!(why.contains("its DID"), "{why}");
 }
 
+/// Dana through the main IVR to Alice: history shows only the IVR and the
+/// extension, never the number dialled.
+fn ivr_then_alice() -> Vec<LegPlan> {
+    vec![
+        leg(
+            outside(numbers::DANA),
+            SimParty::ivr("800", "Main IVR", 0),
+            true,
+            10,
+        ),
+        leg(outside(numbers::DANA), ext("101"), true, 40),
+    ]
+}
+
 /// NOTES.md §8: 3CX's call history has no DID; the call's recording names
 /// it (`ToDidNumber`, bare digits). A call to a's DID whose history shows
 /// only the IVR it rang goes to a, read from the recording; the same call
@@ -432,17 +446,6 @@ async fn a_call_to_one_tenants_did_sent_into_anothers_queue_lands_in_the_did_ten
 async fn a_did_is_read_from_the_calls_recording_when_history_names_none() {
     let (a, b) =
         one_pbx_two_locations(route(&[SALES_DID], &[], false), route(&[], &[], true)).await;
-    let ivr_then_alice = || {
-        vec![
-            leg(
-                outside(numbers::DANA),
-                SimParty::ivr("800", "Main IVR", 0),
-                true,
-                10,
-            ),
-            leg(outside(numbers::DANA), ext("101"), true, 40),
-        ]
-    };
     let mut placer = Placer::default();
     let recorded_call = place(
         &a,
@@ -472,20 +475,9 @@ async fn tenants_wait_for_a_recording_listed_late_and_then_agree_on_its_did() {
     let key = place(
         &a,
         &mut Placer::default(),
-        &call(
-            23,
-            vec![
-                leg(
-                    outside(numbers::DANA),
-                    SimParty::ivr("800", "Main IVR", 0),
-                    true,
-                    10,
-                ),
-                leg(outside(numbers::DANA), ext("101"), true, 40),
-            ],
-        )
-        .recorded(9_230, std::time::Duration::ZERO)
-        .dialled(SALES_DID_BARE),
+        &call(23, ivr_then_alice())
+            .recorded(9_230, std::time::Duration::ZERO)
+            .dialled(SALES_DID_BARE),
     )
     .key;
     neither_posts(

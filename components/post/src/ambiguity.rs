@@ -27,8 +27,7 @@ use guest_support::bindings::wasi::keyvalue::store::Bucket;
 use guest_support::{StageError, kv};
 use serde::{Deserialize, Serialize};
 
-/// `Version` header of the conversations API (apps/conversations.json).
-const CONVERSATIONS_VERSION: &str = "2021-04-15";
+use crate::crm::CONVERSATIONS_VERSION;
 
 /// How the contact was chosen among several.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,11 +11,11 @@
 //! it. The call is posted either
 //! way: attribution is a nicety, never a reason to hold a call.
 
-use guest_support::api::ApiClient;
-use guest_support::bindings::connectzero::pipeline::types::{Service, TenantSettings};
 use guest_support::bindings::wasi::keyvalue::store::Bucket;
 use guest_support::{StageError, kv};
 use serde::{Deserialize, Serialize};
+
+use crate::crm::Crm;
 
 /// Where the latest verdicts are kept, `<this>/<direction>` (read by
 /// `host/src/attribution.rs`).
@@ -23,9 +23,6 @@ pub const ATTRIBUTION_KEY: &str = "post/attribution";
 
 /// How often a message is read back.
 const EVERY_MS: i64 = 24 * 60 * 60 * 1000;
-
-/// `Version` header of the conversations API (apps/conversations.json).
-const CONVERSATIONS_VERSION: &str = "2021-04-15";
 
 /// The verdict of the latest read-back.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -43,13 +40,7 @@ pub struct Attribution {
 /// back when the last check of that direction is a day old (or none was
 /// made) and records whether it kept `user_id`. A failure only skips the
 /// check: it is tried again with the next call.
-pub fn check_if_due(
-    settings: &TenantSettings,
-    bucket: &Bucket,
-    direction: &str,
-    message_id: &str,
-    user_id: &str,
-) {
+pub fn check_if_due(crm: &Crm, bucket: &Bucket, direction: &str, message_id: &str, user_id: &str) {
     let now = guest_support::time::now_ms();
     let key = format!("{ATTRIBUTION_KEY}/{direction}");
     let result = (|| -> Result<(), StageError> {
@@ -59,7 +50,7 @@ pub fn check_if_due(
         {
             return Ok(());
         }
-        let kept_user = read_user(settings, message_id)?;
+        let kept_user = crm.message_user(message_id)?;
         let verdict = Attribution {
             at_ms: now,
             kept: kept_user.as_deref() == Some(user_id),
@@ -78,27 +69,4 @@ pub fn check_if_due(
             guest_support::api::describe(&e)
         );
     }
-}
-
-/// The `userId` HighLevel keeps on the message (operationId `get-message`).
-fn read_user(settings: &TenantSettings, message_id: &str) -> Result<Option<String>, StageError> {
-    /// `GetMessageResponseDto`, read flat or nested under `message`
-    /// (the live API nests other message reads, NOTES.md §8).
-    #[derive(Deserialize)]
-    struct Got {
-        #[serde(default, rename = "userId")]
-        user_id: Option<String>,
-        #[serde(default)]
-        message: Option<Box<Got>>,
-    }
-    let client = ApiClient::new(Service::Crm, settings.crm_base_url.trim_end_matches('/'))
-        .with_header("Version", CONVERSATIONS_VERSION);
-    let got: Got = client.get_json(&format!(
-        "/conversations/messages/{}",
-        urlencoding::encode(message_id)
-    ))?;
-    Ok(got
-        .user_id
-        .or_else(|| got.message.and_then(|m| m.user_id))
-        .filter(|u| !u.is_empty()))
 }

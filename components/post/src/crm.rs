@@ -7,7 +7,7 @@ use guest_support::{StageError, kv};
 use serde::{Deserialize, Serialize};
 
 /// `Version` header of the conversations API (apps/conversations.json).
-const CONVERSATIONS_VERSION: &str = "2021-04-15";
+pub(crate) const CONVERSATIONS_VERSION: &str = "2021-04-15";
 /// `Version` header of the contacts API (apps/contacts.json).
 const CONTACTS_VERSION: &str = "2021-07-28";
 
@@ -312,6 +312,28 @@ impl Crm {
             }
         }
         Ok(None)
+    }
+
+    /// The `userId` HighLevel keeps on a message (operationId
+    /// `get-message`), read flat or nested under `message` (the live API
+    /// nests other message reads, NOTES.md §8).
+    pub fn message_user(&self, message_id: &str) -> Result<Option<String>, StageError> {
+        /// `GetMessageResponseDto`, the field read.
+        #[derive(Deserialize)]
+        struct Got {
+            #[serde(default, rename = "userId")]
+            user_id: Option<String>,
+            #[serde(default)]
+            message: Option<Box<Got>>,
+        }
+        let got: Got = self.conversations.get_json(&format!(
+            "/conversations/messages/{}",
+            urlencoding::encode(message_id)
+        ))?;
+        Ok(got
+            .user_id
+            .or_else(|| got.message.and_then(|m| m.user_id))
+            .filter(|u| !u.is_empty()))
     }
 
     /// Post a call message.

@@ -198,7 +198,7 @@ fn post_one(
     let response = crm.post_call(bucket, message)?;
     ambiguity::forget(bucket, &job.call.key);
     if let Some(sent) = &response.user_id {
-        attribution::check_if_due(settings, bucket, direction, &response.message_id, sent);
+        attribution::check_if_due(crm, bucket, direction, &response.message_id, sent);
     }
     Ok(PostOutcome::Posted(Posted {
         message_id: response.message_id,
