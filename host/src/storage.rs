@@ -11,6 +11,7 @@ mod backfill_rows;
 mod incident_rows;
 mod review_rows;
 mod secret_rows;
+mod shared_rows;
 mod tenant_rows;
 mod web_rows;
 
@@ -18,6 +19,7 @@ pub use backfill_rows::ReplayOpen;
 pub use incident_rows::Incident;
 pub use review_rows::{ReviewAssign, ReviewCall, ReviewCandidate};
 pub use secret_rows::{SealedSecret, StateClaim, TenantAuth};
+pub use shared_rows::{COPIES_PER_TICK, CopyAsk, CopyState, SharedCall};
 pub use tenant_rows::TenantRow;
 pub use web_rows::{CallFilter, CallSummary, RetryRequest, is_call_key};
 

@@ -362,3 +362,237 @@ async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
     let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
     assert!(page.contains("id=\"review-empty\""), "{page}");
 }
+
+/// A client for the page that does not follow redirects.
+fn page_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Place a call from the shared Ivy number answered by Alice (no CRM
+/// user): the default tie-breakers log it on Gus Ivy, the first contact.
+async fn ivy_call_on_first_contact(world: &World) -> String {
+    let placed = place(
+        world,
+        &mut Placer::default(),
+        &one_leg(1, outside(numbers::IVY), ext("101"), true, 35),
+    );
+    let report = world.tick().await.unwrap();
+    assert_eq!(report.posted, 1, "{report:?}");
+    placed.key
+}
+
+/// Press "also log on" for `contact` on the page.
+async fn ask_copy(
+    http: &reqwest::Client,
+    base: &str,
+    csrf: &str,
+    call_key: &str,
+    contact: &str,
+) -> reqwest::Response {
+    http.post(format!("{base}/admin/t/demo/copy"))
+        .bearer_auth(TOKEN)
+        .form(&[
+            ("csrf", csrf),
+            ("call_key", call_key),
+            ("contact_id", contact),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Item 6 of the product rule: the call lands at once on the first
+/// contact, flagged on the status page, and one click logs it on another
+/// contact with the number too, once.
+#[tokio::test]
+async fn a_call_logged_on_the_first_contact_is_flagged_and_also_logged_on_another_once() {
+    let (world, contacts) = seeded_world(defaults()).await;
+    let base = serve_admin(&world, TOKEN).await;
+    let http = page_client();
+    let key = ivy_call_on_first_contact(&world).await;
+    let (gus, hal) = (contacts["Gus Ivy"].clone(), contacts["Hal Ivy"].clone());
+    assert_eq!(world.crm.messages()[0].contact_id, gus);
+
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    assert!(page.contains("Shared numbers"), "{page}");
+    assert!(page.contains(&format!("data-call=\"{key}\"")), "{page}");
+    assert!(
+        page.contains(&format!("class=\"also-log\" data-contact=\"{hal}\"")),
+        "Hal Ivy is offered: {page}"
+    );
+    assert!(
+        !page.contains(&format!("class=\"also-log\" data-contact=\"{gus}\"")),
+        "not the contact it is logged on: {page}"
+    );
+    let csrf = csrf_of(&page);
+
+    assert_eq!(
+        ask_copy(&http, &base, "forged", &key, &hal).await.status(),
+        403
+    );
+    for not_other in [&contacts["Dana Fox"], &gus] {
+        assert_eq!(
+            ask_copy(&http, &base, &csrf, &key, not_other)
+                .await
+                .status(),
+            400,
+            "{not_other} is not another contact with the number"
+        );
+    }
+    assert_eq!(
+        ask_copy(&http, &base, &csrf, &key, &hal).await.status(),
+        303
+    );
+    let again = ask_copy(&http, &base, &csrf, &key, &hal).await;
+    assert_eq!(again.status(), 409, "a second click changes nothing");
+    assert!(again.text().await.unwrap().contains("already being logged"));
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    assert!(page.contains("on the next poll"), "{page}");
+
+    let report = world.tick().await.unwrap();
+    assert_eq!(report.posted, 0, "{report:?}");
+    for _ in 0..3 {
+        world.tick().await.unwrap();
+    }
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 2, "the call and one copy: {messages:#?}");
+    let copy = &messages[1];
+    assert_eq!(copy.contact_id, hal);
+    assert_eq!(
+        copy.alt_id.as_deref(),
+        Some(format!("{key}/also/{hal}").as_str())
+    );
+    let body = copy.body.as_deref().unwrap();
+    assert!(body.contains("also logged here by an operator"), "{body}");
+    assert!(body.ends_with(&format!("Ref: {key}/also/{hal}")), "{body}");
+    assert_ne!(copy.conversation_id, messages[0].conversation_id);
+    // The call log still points at the call's own message.
+    assert_eq!(record(&world, &key).detail, messages[0].id);
+
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    assert!(page.contains("also logged on Hal Ivy"), "{page}");
+    let again = ask_copy(&http, &base, &csrf, &key, &hal).await;
+    assert_eq!(again.status(), 409);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("already logged on Hal Ivy")
+    );
+    // Carried out, the request is no longer handed to every tick.
+    assert_eq!(
+        world
+            .storage
+            .kv_get(TENANT, &format!("post/also/{key}"))
+            .unwrap(),
+        None
+    );
+    assert!(world.storage.pending_copies(TENANT).unwrap().is_empty());
+}
+
+/// A worker that died after HighLevel took the copy, before it noted the
+/// message id, finds the copy on the next tick instead of sending another.
+#[tokio::test]
+async fn a_copy_cut_off_after_highlevel_took_it_is_found_not_sent_again() {
+    let (world, contacts) = seeded_world(defaults()).await;
+    let key = ivy_call_on_first_contact(&world).await;
+    let hal = contacts["Hal Ivy"].clone();
+    assert!(matches!(
+        world.storage.ask_copy(TENANT, &key, &hal).unwrap(),
+        connectzero::storage::CopyAsk::Queued(_)
+    ));
+    world.tick().await.unwrap();
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 2);
+    let copy_id = messages[1].id.clone();
+
+    // Undo what the worker did after the send: the marker keeps its
+    // conversation but not the message id, and the request is pending.
+    let marker_key = format!("post/copy/{hal}/{key}");
+    let raw = world.storage.kv_get(TENANT, &marker_key).unwrap().unwrap();
+    let mut marker: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(marker["messageId"], copy_id.as_str());
+    marker.as_object_mut().unwrap().remove("messageId");
+    world
+        .storage
+        .kv_set(TENANT, &marker_key, marker.to_string().as_bytes())
+        .unwrap();
+    world
+        .storage
+        .kv_set(
+            TENANT,
+            &format!("post/also/{key}"),
+            serde_json::json!({ "contacts": [hal] })
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(world.storage.pending_copies(TENANT).unwrap().len(), 1);
+
+    let report = world.tick().await.unwrap();
+    assert!(report.error.is_none(), "{report:?}");
+    assert_eq!(world.crm.messages().len(), 2, "not sent again");
+    let raw = world.storage.kv_get(TENANT, &marker_key).unwrap().unwrap();
+    let marker: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(marker["messageId"], copy_id.as_str(), "found again");
+    assert!(world.storage.pending_copies(TENANT).unwrap().is_empty());
+}
+
+/// A copy HighLevel is down for waits for the next tick; one it refuses
+/// is shown with the reason and can be asked for again.
+#[tokio::test]
+async fn a_copy_highlevel_refuses_is_shown_and_can_be_asked_again() {
+    use connectzero_simulators::highlevel::Fault;
+    let (world, contacts) = seeded_world(defaults()).await;
+    let base = serve_admin(&world, TOKEN).await;
+    let http = page_client();
+    let key = ivy_call_on_first_contact(&world).await;
+    let hal = contacts["Hal Ivy"].clone();
+    world.storage.ask_copy(TENANT, &key, &hal).unwrap();
+
+    world
+        .crm
+        .inject_failures_on("/conversations/messages/inbound", Fault::ServerError, 1);
+    world.tick().await.unwrap();
+    assert_eq!(world.crm.messages().len(), 1);
+    assert_eq!(
+        world.storage.pending_copies(TENANT).unwrap(),
+        [(key.clone(), hal.clone())],
+        "a 500 is for now: still pending"
+    );
+
+    world.crm.inject_failures_on(
+        "/conversations/messages/inbound",
+        Fault::Unprocessable("contact is in DND".into()),
+        1,
+    );
+    world.tick().await.unwrap();
+    assert_eq!(world.crm.messages().len(), 1);
+    assert!(
+        world.storage.pending_copies(TENANT).unwrap().is_empty(),
+        "a refusal is not sent again by itself"
+    );
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    assert!(
+        page.contains("not logged: HighLevel refused it (HTTP 422)"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("class=\"also-log\" data-contact=\"{hal}\"")),
+        "offered again: {page}"
+    );
+
+    let csrf = csrf_of(&page);
+    assert_eq!(
+        ask_copy(&http, &base, &csrf, &key, &hal).await.status(),
+        303
+    );
+    world.tick().await.unwrap();
+    let messages = world.crm.messages();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert_eq!(messages[1].contact_id, hal);
+}

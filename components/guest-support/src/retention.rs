@@ -4,7 +4,11 @@
 //! Every call leaves keys behind: its legs' ledger entries
 //! (`ledger/<leg>@<start ms>`), the send marker of its message
 //! (`post/sending/<call key>`) and the done markers of its follow-up jobs
-//! (`attach/done/<call key>`, `trigger/done/<kind>/<call key>`). Each names
+//! (`attach/done/<call key>`, `trigger/done/<kind>/<call key>`); a call
+//! several contacts share also its message kept for copies
+//! (`post/shared/<call key>`), the operator's copy requests
+//! (`post/also/<call key>`) and each copy's marker
+//! (`post/copy/<contact id>/<call key>`). Each names
 //! the call's start, so its age is read from the key alone. A sweep walks
 //! the keyspace a page per tick, from where the last tick stopped, and
 //! deletes those that started longer ago than the horizon. Keys it cannot
@@ -119,6 +123,8 @@ pub fn call_started_at(key: &str) -> Option<i64> {
     }
     let call_key = key
         .strip_prefix("post/sending/")
+        .or_else(|| key.strip_prefix("post/shared/"))
+        .or_else(|| copy_marker_call(key))
         .or_else(|| queue_done_id(key))?;
     // A call key is `3cx:<call id>@<start ms>` (or
     // `3cx-segment:<leg>@<start ms>`, the poll's `grouping`; an active
@@ -141,6 +147,15 @@ fn written_at(value: &[u8]) -> Option<i64> {
         .ok()?
         .get("at")?
         .as_i64()
+}
+
+/// The call key of a copy's marker (`post/copy/<contact id>/<call key>`)
+/// or of an operator's copy requests (`post/also/<call key>`).
+fn copy_marker_call(key: &str) -> Option<&str> {
+    if let Some(rest) = key.strip_prefix("post/copy/") {
+        return rest.split_once('/').map(|(_, call_key)| call_key);
+    }
+    key.strip_prefix("post/also/")
 }
 
 /// The job id of a queue's done marker (`<queue>/done/<id>`).
@@ -297,6 +312,9 @@ mod tests {
             format!("ledger/{}@{start_ms}", start_ms / 1000),
             format!("ledger/{}@{start_ms}", start_ms / 1000 + 1),
             format!("post/sending/{key}"),
+            format!("post/shared/{key}"),
+            format!("post/also/{key}"),
+            format!("post/copy/contact-2/{key}"),
             format!("attach/done/{key}"),
             format!("trigger/done/call.ended/{key}"),
             format!("trigger/done/missed-call.recovered/{key}"),
@@ -349,6 +367,8 @@ mod tests {
             "write-back/done/someone@1577836800000",
             "post/sending/3cx:1@2020-01-01T00:00:00Z",
             "post/conversation/contact-1",
+            "post/copy/contact-2",
+            "post/copy/3cx:1@1577836800000",
             "trigger/missed/+15551234567",
             "ledger/12",
             "post/sending/3cx:1@yesterday",
@@ -370,7 +390,7 @@ mod tests {
                 .set("trigger/job/call.ended/3cx:1@1577836800000", b"{}")
                 .unwrap();
             let swept = sweep_a_pass(&store, 30);
-            assert_eq!(swept.pruned, 300 * 7);
+            assert_eq!(swept.pruned, 300 * call_keys(0).len() as u32);
             for start in old {
                 for key in call_keys(start) {
                     assert!(store.get(&key).unwrap().is_none(), "{key} kept");
@@ -425,8 +445,9 @@ mod tests {
         fill(&store, [held - 5 * 60_000, held + 60_000, held + DAY_MS]);
         // Older than a day before the read window: nothing reads it.
         fill(&store, [held - 2 * DAY_MS]);
+        let per_call = call_keys(0).len() as u32;
         let swept = sweep_a_pass(&store, 30);
-        assert_eq!(swept.pruned, 7);
+        assert_eq!(swept.pruned, per_call);
         for start in [held - 5 * 60_000, held + 60_000, held + DAY_MS] {
             for key in call_keys(start) {
                 assert!(store.get(&key).unwrap().is_some(), "{key} deleted");
@@ -437,7 +458,10 @@ mod tests {
         // kept, and goes once the overlap is shorter.
         fill(&store, [held - DAY_MS - 5 * 60_000]);
         assert_eq!(sweep_a_pass_with_overlap(&store, 30, 600_000).pruned, 0);
-        assert_eq!(sweep_a_pass_with_overlap(&store, 30, 60_000).pruned, 7);
+        assert_eq!(
+            sweep_a_pass_with_overlap(&store, 30, 60_000).pruned,
+            per_call
+        );
     }
 
     /// A whole pass from the start, whatever the last one left.

@@ -40,6 +40,9 @@ pub enum Choice {
     RecentConversation,
     /// The first (oldest) contact with the number; nothing else decided.
     FirstContact,
+    /// Not a choice: the text of a copy an operator asked for on another
+    /// contact with the number (`crate::copies`).
+    AlsoLogged,
 }
 
 impl Choice {
@@ -51,6 +54,9 @@ impl Choice {
             Choice::RecentConversation => "chose the contact with the most recent conversation",
             Choice::FirstContact => {
                 "logged on the first (oldest) contact with the number; check the match"
+            }
+            Choice::AlsoLogged => {
+                "also logged here by an operator; it was first logged on another contact with the number"
             }
         }
     }

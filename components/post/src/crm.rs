@@ -19,23 +19,25 @@ pub struct Crm {
 }
 
 /// `CallDataDTO`.
-#[derive(Serialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct CallData {
     /// Phone number of the receiver.
     pub to: String,
     /// Phone number of the dialer.
     pub from: String,
     /// One of the spec's call statuses (`completed`, `no-answer`, ...).
-    pub status: &'static str,
+    pub status: String,
 }
 
-/// `ProcessMessageBodyDto` with the fields a call log uses.
-#[derive(Serialize)]
+/// `ProcessMessageBodyDto` with the fields a call log uses. Also kept as
+/// it was sent for a call settled among several contacts
+/// (`crate::copies`), to log the same call on another of them.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallMessage {
     /// Always "Call".
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: String,
     /// Conversation the call belongs to.
     pub conversation_id: String,
     /// The contact.
@@ -51,7 +53,7 @@ pub struct CallMessage {
     /// Human-readable summary: duration, who answered, route, match rule.
     pub message: String,
     /// "inbound" or "outbound".
-    pub direction: &'static str,
+    pub direction: String,
     /// The HighLevel user the call was for, when mapped.
     ///
     /// [ASSUMED] `ProcessMessageBodyDto` (`add-an-inbound-message`) does
@@ -59,7 +61,7 @@ pub struct CallMessage {
     /// `GetMessageResponseDto.userId`, and the app sends it so the call is
     /// attributed. Omitted when no user is mapped, and for good once
     /// HighLevel refused it ([`refuses_user_id`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
 }
 

@@ -7,22 +7,28 @@
 //!
 //! The message names the CRM user the call was for (`users`), and a number
 //! several contacts share is settled here (`ambiguity`): by an operator's
-//! assignment, the tenant's tie-breakers, or parked for review.
+//! assignment, the tenant's tie-breakers, or parked for review; an
+//! operator may then log it on another of them too (`copies`).
 
 mod ambiguity;
 mod attribution;
+mod copies;
 mod crm;
 mod summary;
 mod timeline;
 mod users;
 
 use crm::{CallData, CallMessage, Crm};
-use guest_support::bindings::connectzero::pipeline::types::{Direction, TenantSettings};
+use guest_support::bindings::connectzero::pipeline::types::{
+    CopyRequest, Direction, TenantSettings,
+};
 use guest_support::{StageError, kv};
 
 guest_support::stage_bindings!(http_kv "post-stage");
 
-use exports::connectzero::pipeline::post::{Guest, PostJob, PostOutcome, Posted, Target};
+use exports::connectzero::pipeline::post::{
+    CopyOutcome, Guest, PostJob, PostOutcome, Posted, Target,
+};
 
 struct Post;
 
@@ -39,6 +45,17 @@ impl Guest for Post {
         jobs.iter()
             .map(|job| post_one(&settings, &crm, &bucket, job))
             .collect()
+    }
+
+    fn post_copies(
+        settings: TenantSettings,
+        requests: Vec<CopyRequest>,
+    ) -> Vec<Result<CopyOutcome, StageError>> {
+        let bucket = match kv::open() {
+            Ok(bucket) => bucket,
+            Err(e) => return requests.iter().map(|_| Err(e.clone())).collect(),
+        };
+        copies::post_copies(&Crm::new(&settings), &bucket, &requests)
     }
 }
 
@@ -89,9 +106,10 @@ fn post_one(
         }));
     }
     let mut choice = None;
+    let mut candidates = Vec::new();
     let contact_id = match &job.target {
         Target::Contact(contact) if !job.also_matching.is_empty() => {
-            let mut candidates = vec![contact.clone()];
+            candidates.push(contact.clone());
             candidates.extend(job.also_matching.iter().cloned());
             match ambiguity::settle(
                 settings,
@@ -171,14 +189,14 @@ fn post_one(
         _ => (call.caller.number.clone(), call.callee.number.clone()),
     };
     let message = CallMessage {
-        kind: "Call",
+        kind: "Call".into(),
         conversation_id,
         contact_id: contact_id.clone(),
         conversation_provider_id: settings.crm_conversation_provider_id.clone(),
         call: CallData {
             to,
             from,
-            status: summary::call_status(call),
+            status: summary::call_status(call).into(),
         },
         date: guest_support::time::format_rfc3339_ms(call.start_time),
         message: summary::with_crm_key(
@@ -192,13 +210,35 @@ fn post_one(
             "outbound"
         } else {
             "inbound"
-        },
+        }
+        .into(),
     };
-    let direction = message.direction;
+    if let Some(how) = choice {
+        // Kept before the send, so it exists whenever the message does.
+        let copy_text = summary::message_text(
+            job,
+            Some(ambiguity::Choice::AlsoLogged),
+            settings.call_timeline,
+        );
+        let copy_text = copy_text
+            .strip_suffix(&summary::reference(call))
+            .unwrap_or(&copy_text)
+            .to_string();
+        copies::keep(
+            bucket,
+            &call.key,
+            how,
+            &candidates,
+            &contact_id,
+            &message,
+            copy_text,
+        )?;
+    }
+    let direction = message.direction.clone();
     let response = crm.post_call(bucket, message)?;
     ambiguity::forget(bucket, &job.call.key);
     if let Some(sent) = &response.user_id {
-        attribution::check_if_due(crm, bucket, direction, &response.message_id, sent);
+        attribution::check_if_due(crm, bucket, &direction, &response.message_id, sent);
     }
     Ok(PostOutcome::Posted(Posted {
         message_id: response.message_id,

@@ -7,6 +7,7 @@ use crate::connectzero::pipeline::call_log::{self, DeliveryCount, RecordingUpdat
 use crate::connectzero::pipeline::dedup::Outcome;
 use crate::connectzero::pipeline::matcher::{self, MatchOutcome};
 use crate::connectzero::pipeline::poll;
+use crate::connectzero::pipeline::post;
 use crate::connectzero::pipeline::trigger::{self, CallEvent, EventKind};
 use crate::describe;
 use crate::events::{ForUser, active_to_call, event, kinds_after_post, trigger_key};
@@ -293,5 +294,31 @@ fn note(report: &mut TickReport, what: &str, written: Result<(), StageError>) {
             "the call log did not take the {what}: {}",
             describe(&error)
         ));
+    }
+}
+
+/// Carry out operators' requests to log posted calls on one more contact
+/// with the number (`post.post-copies`). A request that fails for now
+/// stays with the runtime, which sends it again next tick.
+pub fn copies(options: &Options, report: &mut TickReport) {
+    if options.copies.is_empty() {
+        return;
+    }
+    let answers = time("post", "post-copies", || {
+        post::post_copies(&options.settings, &options.copies)
+    });
+    for (request, answer) in options.copies.iter().zip(answers) {
+        match answer {
+            Ok(_) => report.copies_settled += 1,
+            Err(error) => {
+                crate::note_rate_limit(report, &error);
+                report.warnings.push(format!(
+                    "could not log call {} on contact {} yet; tried again next tick: {}",
+                    request.call_key,
+                    request.contact_id,
+                    describe(&error)
+                ));
+            }
+        }
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! - [`options`]: the tick's settings (policy and route from JSON).
 //! - [`history`]: the calls 3CX finished: claim, match, post, settle.
-//! - [`followups`]: recordings, workflow triggers, `call.started`.
+//! - [`followups`]: recordings, workflow triggers, `call.started`, and
+//!   operators' copies of calls onto other contacts with the number.
 //! - [`events`]: trigger events and the calls behind active calls.
 //! - [`facts`]: what routing and the logging policy look at in a call.
 
@@ -54,6 +55,7 @@ impl Guest for Tick {
             Err(error) => fail(&mut report, error),
         }
         followups::work_queues(&options, &mut report);
+        followups::copies(&options, &mut report);
         timing::drain_into(&mut report);
         report
     }
@@ -123,6 +125,7 @@ pub fn report() -> TickReport {
         triggers_delivered: 0,
         calls_started: 0,
         pruned: 0,
+        copies_settled: 0,
         warnings: Vec::new(),
         timings: Vec::new(),
     }

@@ -7,6 +7,7 @@ use crate::bindings::tick::TickHost;
 use crate::bindings::tick::exports::connectzero::pipeline::tick::{
     self as wit, ReviewPlace, TickOptions,
 };
+use crate::bindings::types::CopyRequest;
 use crate::kv::KvCtx;
 use crate::outbound::OutboundPolicy;
 use crate::state::{Grants, StoreData};
@@ -45,6 +46,26 @@ impl Pipeline {
             route_json: tenant.route_json.clone(),
             review_place: ReviewPlace::StatusPage,
             state_retention_days: tenant.config.settings.state_retention_days,
+            copies: Vec::new(),
+        }
+    }
+
+    /// The status page's requests to log posted calls on one more contact
+    /// with the number, still to be carried out. A storage error leaves
+    /// them for the next tick (logged), never stops the tick.
+    fn copy_requests(&self, tenant: &Tenant) -> Vec<CopyRequest> {
+        match self.storage.pending_copies(tenant.id()) {
+            Ok(pending) => pending
+                .into_iter()
+                .map(|(call_key, contact_id)| CopyRequest {
+                    call_key,
+                    contact_id,
+                })
+                .collect(),
+            Err(error) => {
+                tracing::warn!(tenant = tenant.id(), %error, "could not read the calls to log on another contact; tried next tick");
+                Vec::new()
+            }
         }
     }
 
@@ -77,7 +98,8 @@ impl Pipeline {
 
     /// One whole tick (`tick.run`).
     pub(super) async fn run_tick(&self, tenant: &Tenant) -> anyhow::Result<TickReport> {
-        let options = self.options(tenant);
+        let mut options = self.options(tenant);
+        options.copies = self.copy_requests(tenant);
         let report = self
             .on_tick(
                 tenant,

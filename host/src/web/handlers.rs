@@ -40,6 +40,7 @@ pub(super) fn routes(state: Arc<WebState>) -> Router {
         .route("/admin/t/{tenant}/settings", post(save_settings))
         .route("/admin/t/{tenant}/retry", post(retry))
         .route("/admin/t/{tenant}/review", post(super::review::assign))
+        .route("/admin/t/{tenant}/copy", post(super::shared::ask))
         .route("/admin/t/{tenant}/demo-call", post(demo_call))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response(security_headers))
@@ -253,6 +254,7 @@ fn notice_for(query: &PageQuery) -> Option<Notice> {
         "assigned" => {
             format!("Call {call} is assigned; it is posted to that contact on the next poll.")
         }
+        "copy" => format!("Call {call} is logged on that contact too on the next poll."),
         "placed" => format!("Placed call {call} in the 3CX simulator."),
         _ => return None,
     };

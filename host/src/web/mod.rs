@@ -8,6 +8,7 @@
 //! | `POST /admin/t/{tenant}/settings` | save settings (applied from the tenant's next tick) or say what to fix |
 //! | `POST /admin/t/{tenant}/retry` | retry one parked call, once |
 //! | `POST /admin/t/{tenant}/review` | assign a "needs review" call (shared number) to one of its contacts, once |
+//! | `POST /admin/t/{tenant}/copy` | log a call posted to one of several contacts with its number on another of them too, once |
 //! | `POST /admin/t/{tenant}/demo-call` | `connectzero demo` only: place a call in the 3CX simulator |
 //! | `GET`/`POST /admin/login`, `POST /admin/logout` | sign in with the admin token |
 //!
@@ -28,6 +29,7 @@ mod health;
 mod live;
 mod review;
 mod settings;
+mod shared;
 mod status;
 mod templates;
 

@@ -28,6 +28,8 @@ pub(super) struct TenantStatus {
     pub now_ms: i64,
     /// Calls parked "needs review" (`super::review`).
     pub review: Vec<crate::storage::ReviewCall>,
+    /// Posted calls several contacts' number shares (`super::shared`).
+    pub shared: Vec<crate::storage::SharedCall>,
     /// Open diagnostics incidents (`super::health`).
     pub health: Vec<crate::storage::Incident>,
     /// Whether HighLevel keeps calls' CRM users.
@@ -60,6 +62,7 @@ impl TenantStatus {
             auth: storage.tenant_auth_status(&id)?,
             now_ms: now.timestamp_millis(),
             review: super::review::read(storage, &id)?,
+            shared: super::shared::read(storage, &id)?,
             health: super::health::read(storage, &id)?,
             attribution: crate::attribution::Attribution::read(storage, &id)?,
             id,

@@ -246,6 +246,7 @@ pub(super) fn tenant(page: &TenantPage<'_>) -> Markup {
             }
 
             (super::review::section(&s.review, &base, page.csrf, s.now_ms))
+            (super::shared::section(&s.shared, &base, page.csrf, s.now_ms))
             h2 { "Parked and failed calls" }
             @if s.attention.is_empty() {
                 p.muted #attention-empty { "None: every call was posted or deliberately skipped." }
