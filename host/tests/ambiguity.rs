@@ -420,6 +420,10 @@ async fn a_call_logged_on_the_first_contact_is_flagged_and_also_logged_on_anothe
     assert!(page.contains("Shared numbers"), "{page}");
     assert!(page.contains(&format!("data-call=\"{key}\"")), "{page}");
     assert!(
+        page.contains("class=\"shared-number parked\""),
+        "flagged in the call log: {page}"
+    );
+    assert!(
         page.contains(&format!("class=\"also-log\" data-contact=\"{hal}\"")),
         "Hal Ivy is offered: {page}"
     );

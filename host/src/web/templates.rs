@@ -315,7 +315,10 @@ pub(super) fn tenant(page: &TenantPage<'_>) -> Markup {
                             td { (c.direction) }
                             td { (masked(&c.caller)) " → " (masked(&c.callee)) }
                             td class=(c.outcome) { (c.outcome) }
-                            td { (c.rule.as_deref().unwrap_or("–")) }
+                            td { (c.rule.as_deref().unwrap_or("–"))
+                                @if s.shared.iter().any(|shared| shared.call_key == c.call_key) {
+                                    " " span.shared-number.parked title="several contacts share the number: see Shared numbers" { "shared number" }
+                                } }
                             td { (crate::redact::text(&c.detail)) }
                             td { (crate::redact::text(&c.recording)) }
                             td { (when(c.handled_at_ms, s.now_ms)) }
