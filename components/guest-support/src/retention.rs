@@ -6,9 +6,8 @@
 //! (`post/sending/<call key>`) and the done markers of its follow-up jobs
 //! (`attach/done/<call key>`, `trigger/done/<kind>/<call key>`); a call
 //! several contacts share also its message kept for copies
-//! (`post/shared/<call key>`), the operator's copy requests
-//! (`post/also/<call key>`) and each copy's marker
-//! (`post/copy/<contact id>/<call key>`). Each names
+//! (`post/shared/<call key>`) and each copy's marker
+//! (`post/shared/<call key>/copy/<contact id>`). Each names
 //! the call's start, so its age is read from the key alone. A sweep walks
 //! the keyspace a page per tick, from where the last tick stopped, and
 //! deletes those that started longer ago than the horizon. Keys it cannot
@@ -123,8 +122,7 @@ pub fn call_started_at(key: &str) -> Option<i64> {
     }
     let call_key = key
         .strip_prefix("post/sending/")
-        .or_else(|| key.strip_prefix("post/shared/"))
-        .or_else(|| copy_marker_call(key))
+        .or_else(|| shared_call(key))
         .or_else(|| queue_done_id(key))?;
     // A call key is `3cx:<call id>@<start ms>` (or
     // `3cx-segment:<leg>@<start ms>`, the poll's `grouping`; an active
@@ -149,13 +147,13 @@ fn written_at(value: &[u8]) -> Option<i64> {
         .as_i64()
 }
 
-/// The call key of a copy's marker (`post/copy/<contact id>/<call key>`)
-/// or of an operator's copy requests (`post/also/<call key>`).
-fn copy_marker_call(key: &str) -> Option<&str> {
-    if let Some(rest) = key.strip_prefix("post/copy/") {
-        return rest.split_once('/').map(|(_, call_key)| call_key);
-    }
-    key.strip_prefix("post/also/")
+/// The call key of a shared-number call's entry (`post/shared/<call
+/// key>`) or of one of its copies' markers (`…/copy/<contact id>`). Call
+/// keys hold no `/`. (The host's copy requests, `post/also/<call key>`,
+/// are not swept: the host drops each once the post stage settled it.)
+fn shared_call(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("post/shared/")?;
+    Some(rest.split_once('/').map_or(rest, |(call_key, _)| call_key))
 }
 
 /// The job id of a queue's done marker (`<queue>/done/<id>`).
@@ -313,8 +311,7 @@ mod tests {
             format!("ledger/{}@{start_ms}", start_ms / 1000 + 1),
             format!("post/sending/{key}"),
             format!("post/shared/{key}"),
-            format!("post/also/{key}"),
-            format!("post/copy/contact-2/{key}"),
+            format!("post/shared/{key}/copy/contact-2"),
             format!("attach/done/{key}"),
             format!("trigger/done/call.ended/{key}"),
             format!("trigger/done/missed-call.recovered/{key}"),
@@ -367,8 +364,8 @@ mod tests {
             "write-back/done/someone@1577836800000",
             "post/sending/3cx:1@2020-01-01T00:00:00Z",
             "post/conversation/contact-1",
-            "post/copy/contact-2",
-            "post/copy/3cx:1@1577836800000",
+            "post/also/3cx:1@1577836800000",
+            "post/shared/3cx:1@yesterday/copy/contact-2",
             "trigger/missed/+15551234567",
             "ledger/12",
             "post/sending/3cx:1@yesterday",

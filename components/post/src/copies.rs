@@ -12,10 +12,16 @@
 //! Each copy is its own message, posted under its own CRM key
 //! (`<call's CRM key>/also/<contact id>`) with the same exactly-once
 //! protocol as the call's first message: a marker
-//! (`post/copy/<contact id>/<call key>`) names the conversation before the
-//! send, so a worker that crashed after HighLevel took the copy finds it
-//! instead of sending it again; once sent, the marker keeps the message id
-//! and the request is answered from it forever after.
+//! (`post/shared/<call key>/copy/<contact id>`) names the conversation
+//! before the send, so a worker that crashed after HighLevel took the copy
+//! finds it instead of sending it again; once sent, the marker keeps the
+//! message id and the request is answered from it forever after. The
+//! runtime hands a request to one worker at a time (the bundled host
+//! leases it, `host/src/storage/shared_rows.rs`).
+//!
+//! The markers sort after their call's entry, so the retention sweep,
+//! which walks keys in order, forgets the entry first: once a copy's
+//! marker is gone, nothing is left to copy from.
 
 use crate::ambiguity::{Candidate, Choice};
 use crate::crm::{CallMessage, Crm};
@@ -45,7 +51,7 @@ pub struct Shared {
     pub copy_text: String,
 }
 
-/// `post/copy/<contact id>/<call key>`: one copy's progress.
+/// `post/shared/<call key>/copy/<contact id>`: one copy's progress.
 #[derive(Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CopyMarker {
@@ -71,10 +77,10 @@ pub fn shared_key(call_key: &str) -> String {
     format!("post/shared/{call_key}")
 }
 
-/// A copy's marker key. Contact ids never hold a `/` (checked), so the
-/// call key after it is read back whole (the retention sweep dates it).
+/// A copy's marker key (call keys never hold a `/`, so the retention
+/// sweep reads the call key back whole and dates it).
 fn marker_key(contact_id: &str, call_key: &str) -> String {
-    format!("post/copy/{contact_id}/{call_key}")
+    format!("post/shared/{call_key}/copy/{contact_id}")
 }
 
 /// The CRM key a copy is posted under.
@@ -148,13 +154,24 @@ fn copy_one(crm: &Crm, bucket: &Bucket, request: &CopyRequest) -> Result<CopyOut
     if let Some(why) = &marker.refused {
         return Ok(CopyOutcome::Refused(why.clone()));
     }
-    // A send that began before: look for it before sending again.
-    if let (Some(conversation), Some(crm_key)) = (&marker.conversation, &marker.crm_key)
-        && let Some(found) = crm.find_call_message(conversation, crm_key, marker.at)?
-    {
-        return logged(bucket, &key, marker, found.id);
+    let shared = kv::get_json::<Shared>(bucket, &shared_key(&request.call_key))?;
+    // A send that began before: look for it before sending again. Whether
+    // HighLevel dates a message by its `date` (the call's start) or by its
+    // arrival is not documented [ASSUMED either]: the look-up reaches back
+    // to the earlier of the two.
+    if let (Some(conversation), Some(crm_key)) = (&marker.conversation, &marker.crm_key) {
+        let call_start = shared
+            .as_ref()
+            .and_then(|s| guest_support::time::parse_rfc3339_ms(&s.message.date).ok());
+        let since = match (marker.at, call_start) {
+            (Some(at), Some(start)) => Some(at.min(start)),
+            (at, start) => at.or(start),
+        };
+        if let Some(found) = crm.find_call_message(conversation, crm_key, since)? {
+            return logged(bucket, &key, marker, found.id);
+        }
     }
-    let Some(shared) = kv::get_json::<Shared>(bucket, &shared_key(&request.call_key))? else {
+    let Some(shared) = shared else {
         return refuse(
             bucket,
             &key,
@@ -162,6 +179,20 @@ fn copy_one(crm: &Crm, bucket: &Bucket, request: &CopyRequest) -> Result<CopyOut
             "the call was not logged on the first of several contacts with its number (or its state has been forgotten), so there is nothing to copy".into(),
         );
     };
+    // The entry was written before a send that may have failed; a later
+    // attempt may have posted the call elsewhere (the contacts changed, an
+    // operator assigned it). The send marker names where it went.
+    let sent_to =
+        kv::get_json::<serde_json::Value>(bucket, &format!("post/sending/{}", request.call_key))?
+            .and_then(|marker| marker.get("contact")?.as_str().map(str::to_string));
+    if sent_to.is_some_and(|sent_to| sent_to != shared.chosen.id) {
+        return refuse(
+            bucket,
+            &key,
+            marker,
+            "the call was logged on another contact in the end: copy it from the CRM".into(),
+        );
+    }
     if !shared.others.iter().any(|c| c.id == contact_id) {
         return refuse(
             bucket,
@@ -212,28 +243,24 @@ fn refuse(
     Ok(CopyOutcome::Refused(why))
 }
 
-/// An answer HighLevel will give again (a 4xx other than 408; 401 and 429
-/// are errors of their own: the contact was deleted, the body is refused) refuses the copy; anything
-/// else is for now and the request is sent again later. A send that was
-/// refused created nothing, so a later request may send it afresh.
+/// An answer HighLevel will give again (a 4xx other than 408: the contact
+/// was deleted, the body is refused) refuses the copy; anything else (401,
+/// 403 and 429 have variants of their own) is for now and the request is
+/// sent again later. The marker keeps its conversation and key, so a copy
+/// asked for again is looked for before it is sent afresh.
 fn refused_for_good(
     bucket: &Bucket,
     key: &str,
-    mut marker: CopyMarker,
+    marker: CopyMarker,
     error: StageError,
 ) -> Result<CopyOutcome, StageError> {
     match &error {
-        StageError::Upstream(e) if (400..500).contains(&e.status) && e.status != 408 => {
-            marker.conversation = None;
-            marker.crm_key = None;
-            marker.at = None;
-            refuse(
-                bucket,
-                key,
-                marker,
-                format!("HighLevel refused it (HTTP {}): {}", e.status, e.message),
-            )
-        }
+        StageError::Upstream(e) if (400..500).contains(&e.status) && e.status != 408 => refuse(
+            bucket,
+            key,
+            marker,
+            format!("HighLevel refused it (HTTP {}): {}", e.status, e.message),
+        ),
         _ => Err(error),
     }
 }

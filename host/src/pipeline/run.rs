@@ -54,7 +54,10 @@ impl Pipeline {
     /// with the number, still to be carried out. A storage error leaves
     /// them for the next tick (logged), never stops the tick.
     fn copy_requests(&self, tenant: &Tenant) -> Vec<CopyRequest> {
-        match self.storage.pending_copies(tenant.id()) {
+        match self
+            .storage
+            .pending_copies(tenant.id(), self.runtime.clock.now_ms())
+        {
             Ok(pending) => pending
                 .into_iter()
                 .map(|(call_key, contact_id)| CopyRequest {

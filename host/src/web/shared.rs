@@ -66,8 +66,11 @@ pub(super) fn section(calls: &[SharedCall], base: &str, csrf: &str, now_ms: i64)
                                         CopyState::Logged(_) => {
                                             span.copy.logged data-contact=(other.id) { "also logged on " (name) } " "
                                         }
-                                        CopyState::Requested => {
+                                        CopyState::Requested { attempts: 0 } => {
                                             span.copy.requested data-contact=(other.id) { (name) ": on the next poll" } " "
+                                        }
+                                        CopyState::Requested { attempts } => {
+                                            span.copy.requested data-contact=(other.id) { (name) ": being logged (attempt " (attempts) "; one that fails for now waits longer each time, the log says why)" } " "
                                         }
                                         CopyState::None | CopyState::Refused(_) => {
                                             form method="post" style="display:inline;margin-right:.4em" action={ (base) "/copy" } {
