@@ -602,9 +602,24 @@ async fn a_copy_highlevel_refuses_is_shown_and_can_be_asked_again() {
             .request_count("POST", "/conversations/messages/inbound"),
         2
     );
+    // Past the lease, another tick takes it, but the marker says a send
+    // began minutes ago: it may still be on its way (a 500 does not say
+    // HighLevel made nothing), so the tick waits rather than send again.
     runtime
         .clock
         .run_ahead(std::time::Duration::from_secs(3 * 60));
+    world.tick().await.unwrap();
+    assert_eq!(
+        world
+            .crm
+            .request_count("POST", "/conversations/messages/inbound"),
+        2
+    );
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    assert!(page.contains("being logged (attempt 2;"), "{page}");
+    runtime
+        .clock
+        .run_ahead(std::time::Duration::from_secs(11 * 60));
 
     world.crm.inject_failures_on(
         "/conversations/messages/inbound",

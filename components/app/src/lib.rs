@@ -102,9 +102,6 @@ fn tick_route(request: &Incoming) -> (u16, serde_json::Value) {
         route_json: settings.route_json,
         review_place: connectzero::pipeline::tick::ReviewPlace::KeyValueStore,
         state_retention_days: settings.state_retention_days,
-        // Copies onto other contacts with a shared number are asked for on
-        // the bundled host's status page; Spin has none.
-        copies: Vec::new(),
     };
     let report = connectzero::pipeline::tick::run(&options);
     for warning in &report.warnings {

@@ -147,6 +147,14 @@ fn written_at(value: &[u8]) -> Option<i64> {
         .as_i64()
 }
 
+/// The entry a copy's marker (`post/shared/<call key>/copy/<contact>`)
+/// belongs to.
+fn copy_marker_entry(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("post/shared/")?;
+    let slash = rest.find('/')?;
+    Some(&key[.."post/shared/".len() + slash])
+}
+
 /// The call key of a shared-number call's entry (`post/shared/<call
 /// key>`) or of one of its copies' markers (`…/copy/<contact id>`). Call
 /// keys hold no `/`. (The host's copy requests, `post/also/<call key>`,
@@ -281,6 +289,13 @@ pub fn sweep(
         if written.is_some_and(|at| at >= horizon) {
             continue;
         }
+        // A copy's marker outlives its call's entry: while the entry may
+        // still be copied from, the marker says the copy was made.
+        if let Some(entry) = copy_marker_entry(key)
+            && store.get(entry)?.is_some()
+        {
+            continue;
+        }
         store.delete(key)?;
         swept.pruned += 1;
     }
@@ -373,6 +388,32 @@ mod tests {
         ] {
             assert_eq!(call_started_at(key), None, "{key}");
         }
+    }
+
+    #[test]
+    fn a_copys_marker_is_kept_while_its_calls_entry_is() {
+        let start = NOW - 40 * DAY_MS;
+        let key = call_key(start);
+        let store = Memory::paged(100);
+        store.set(CURSOR_KEY, NOW.to_string().as_bytes()).unwrap();
+        // The entry was written again lately (kept for the horizon from
+        // then); its copy's marker, written long ago, must stay with it.
+        let entry = format!("post/shared/{key}");
+        let marker = format!("{entry}/copy/contact-2");
+        store
+            .set(&entry, format!(r#"{{"at":{}}}"#, NOW - DAY_MS).as_bytes())
+            .unwrap();
+        store
+            .set(&marker, format!(r#"{{"at":{start}}}"#).as_bytes())
+            .unwrap();
+        assert_eq!(sweep_a_pass(&store, 30).pruned, 0);
+        assert!(store.get(&marker).unwrap().is_some());
+        // Once the entry is gone, so is the marker.
+        store.delete(&entry).unwrap();
+        assert_eq!(sweep_a_pass(&store, 30).pruned, 1);
+        assert!(store.get(&marker).unwrap().is_none());
+        assert_eq!(copy_marker_entry(&marker), Some(entry.as_str()));
+        assert_eq!(copy_marker_entry(&entry), None);
     }
 
     #[test]

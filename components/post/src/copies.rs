@@ -17,11 +17,13 @@
 //! finds it instead of sending it again; once sent, the marker keeps the
 //! message id and the request is answered from it forever after. The
 //! runtime hands a request to one worker at a time (the bundled host
-//! leases it, `host/src/storage/shared_rows.rs`).
+//! leases it, `host/src/storage/shared_rows.rs`); should a lease run out
+//! while a worker is still at it, the marker says a send began, and
+//! another worker that does not find the copy waits ([`IN_FLIGHT_MS`])
+//! rather than send it again.
 //!
-//! The markers sort after their call's entry, so the retention sweep,
-//! which walks keys in order, forgets the entry first: once a copy's
-//! marker is gone, nothing is left to copy from.
+//! The retention sweep deletes a marker only once its call's entry is
+//! gone, so a copy already made is never offered again.
 
 use crate::ambiguity::{Candidate, Choice};
 use crate::crm::{CallMessage, Crm};
@@ -70,7 +72,16 @@ struct CopyMarker {
     /// Why the copy cannot be made, when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refused: Option<String>,
+    /// A send began and has not been answered (yet).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    sending: bool,
 }
+
+/// How long after a send began another worker that does not find the copy
+/// still assumes it may be on its way, and waits rather than send again:
+/// far longer than one request may take (the HTTP timeouts and the CRM
+/// limiter's longest hold), so two workers never both send it.
+const IN_FLIGHT_MS: i64 = 10 * 60 * 1000;
 
 /// The shared-number entry's key.
 pub fn shared_key(call_key: &str) -> String {
@@ -170,6 +181,14 @@ fn copy_one(crm: &Crm, bucket: &Bucket, request: &CopyRequest) -> Result<CopyOut
         if let Some(found) = crm.find_call_message(conversation, crm_key, since)? {
             return logged(bucket, &key, marker, found.id);
         }
+        let now = guest_support::time::now_ms();
+        if marker.sending && marker.at.is_some_and(|at| now - at < IN_FLIGHT_MS) {
+            return Err(StageError::Upstream(guest_support::UpstreamError {
+                service: guest_support::Service::Crm,
+                status: 503,
+                message: "a worker began sending this copy moments ago and may still be at it: looked for again later".into(),
+            }));
+        }
     }
     let Some(shared) = shared else {
         return refuse(
@@ -209,7 +228,9 @@ fn copy_one(crm: &Crm, bucket: &Bucket, request: &CopyRequest) -> Result<CopyOut
     marker.conversation = Some(conversation.clone());
     marker.crm_key = Some(crm_key.clone());
     marker.at = Some(guest_support::time::now_ms());
+    marker.sending = true;
     kv::set_json(bucket, &key, &marker)?;
+    marker.sending = false;
     let mut message = shared.message;
     message.conversation_id = conversation;
     message.contact_id = contact_id.to_string();

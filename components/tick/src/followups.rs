@@ -16,7 +16,9 @@ use crate::facts::active_route_facts;
 use crate::history::{Handled, count};
 use crate::options::Options;
 use crate::timing::time;
-use guest_support::bindings::connectzero::pipeline::types::{Call, StageError};
+use guest_support::bindings::connectzero::pipeline::types::{
+    Call, CopyRequest, StageError, TenantSettings,
+};
 use guest_support::routing::RouteDecision;
 use guest_support::{kv, retention};
 
@@ -300,14 +302,14 @@ fn note(report: &mut TickReport, what: &str, written: Result<(), StageError>) {
 /// Carry out operators' requests to log posted calls on one more contact
 /// with the number (`post.post-copies`). A request that fails for now
 /// stays with the runtime, which sends it again next tick.
-pub fn copies(options: &Options, report: &mut TickReport) {
-    if options.copies.is_empty() {
+pub fn copies(settings: &TenantSettings, requests: &[CopyRequest], report: &mut TickReport) {
+    if requests.is_empty() {
         return;
     }
     let answers = time("post", "post-copies", || {
-        post::post_copies(&options.settings, &options.copies)
+        post::post_copies(settings, requests)
     });
-    for (request, answer) in options.copies.iter().zip(answers) {
+    for (request, answer) in requests.iter().zip(answers) {
         match answer {
             Ok(_) => report.copies_settled += 1,
             Err(error) => {

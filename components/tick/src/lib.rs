@@ -33,7 +33,7 @@ wit_bindgen::generate!({
 });
 
 use exports::connectzero::pipeline::tick::{CallResult, Guest, TickOptions, TickReport, Window};
-use guest_support::bindings::connectzero::pipeline::types::{Call, TenantSettings};
+use guest_support::bindings::connectzero::pipeline::types::{Call, CopyRequest, TenantSettings};
 
 struct Tick;
 
@@ -55,7 +55,6 @@ impl Guest for Tick {
             Err(error) => fail(&mut report, error),
         }
         followups::work_queues(&options, &mut report);
-        followups::copies(&options, &mut report);
         timing::drain_into(&mut report);
         report
     }
@@ -100,6 +99,13 @@ impl Guest for Tick {
     fn work_queues(options: TickOptions) -> TickReport {
         let mut report = report();
         followups::work_queues(&options::Options::parse(options), &mut report);
+        timing::drain_into(&mut report);
+        report
+    }
+
+    fn post_copies(settings: TenantSettings, requests: Vec<CopyRequest>) -> TickReport {
+        let mut report = report();
+        followups::copies(&settings, &requests, &mut report);
         timing::drain_into(&mut report);
         report
     }

@@ -3,9 +3,7 @@
 //! host's configuration and the Spin variables go through).
 
 use crate::exports::connectzero::pipeline::tick::{ReviewPlace, TickOptions};
-use guest_support::bindings::connectzero::pipeline::types::{
-    CopyRequest, StageError, TenantSettings,
-};
+use guest_support::bindings::connectzero::pipeline::types::{StageError, TenantSettings};
 use guest_support::policy::Policy;
 use guest_support::routing::Route;
 
@@ -27,8 +25,6 @@ pub struct Options {
     pub review_place: guest_support::review::ReviewPlace,
     /// Days per-call state is kept (0: forever), checked.
     pub state_retention_days: u32,
-    /// Operators' requests to log posted calls on one more contact.
-    pub copies: Vec<CopyRequest>,
     /// Why the policy or the route could not be used, when it could not:
     /// then no call may be taken (not even under "log everything"), but
     /// the queues of calls already posted still run.
@@ -68,7 +64,6 @@ impl Options {
                 ReviewPlace::KeyValueStore => guest_support::review::ReviewPlace::KeyValueStore,
             },
             state_retention_days,
-            copies: options.copies,
             unusable,
         }
     }
@@ -115,7 +110,6 @@ mod tests {
             route_json: route_json.into(),
             review_place: ReviewPlace::StatusPage,
             state_retention_days: 30,
-            copies: Vec::new(),
         }
     }
 

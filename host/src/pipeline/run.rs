@@ -46,7 +46,6 @@ impl Pipeline {
             route_json: tenant.route_json.clone(),
             review_place: ReviewPlace::StatusPage,
             state_retention_days: tenant.config.settings.state_retention_days,
-            copies: Vec::new(),
         }
     }
 
@@ -101,8 +100,7 @@ impl Pipeline {
 
     /// One whole tick (`tick.run`).
     pub(super) async fn run_tick(&self, tenant: &Tenant) -> anyhow::Result<TickReport> {
-        let mut options = self.options(tenant);
-        options.copies = self.copy_requests(tenant);
+        let options = self.options(tenant);
         let report = self
             .on_tick(
                 tenant,
@@ -114,7 +112,26 @@ impl Pipeline {
                 matched_calls,
             )
             .await?;
-        Ok(self.apply(tenant, report))
+        let mut report = self.apply(tenant, report);
+        // Taken right before they run, so their leases cover the copies'
+        // whole run (`crate::storage::Storage::pending_copies`).
+        let copies = self.copy_requests(tenant);
+        if !copies.is_empty() {
+            let done = self
+                .on_tick(
+                    tenant,
+                    async |store, tick| {
+                        tick.connectzero_pipeline_tick()
+                            .call_post_copies(store, &tenant.settings, &copies)
+                            .await
+                    },
+                    |_| true,
+                )
+                .await?;
+            let done = self.apply(tenant, done);
+            report.backoff = report.backoff.max(done.backoff);
+        }
+        Ok(report)
     }
 
     /// Count, time and log what the tick reported; the host's report of it.
