@@ -160,6 +160,42 @@ impl ApiSpec {
         self.validate(&schema_pointer, body, "answer body")
     }
 
+    /// An error answer (not 2xx) against the schema the document gives
+    /// for its status, or for `default`. Documents list few of the errors
+    /// an API gives (429 and 5xx seldom), so an unlisted status is no
+    /// violation; a listed one must have the listed shape.
+    pub(crate) fn check_error_response(
+        &self,
+        op: &Operation,
+        status: u16,
+        body: &Value,
+    ) -> Vec<String> {
+        let responses = format!("{}/responses", op.pointer);
+        let key = [
+            status.to_string(),
+            format!("{}XX", status / 100),
+            "default".into(),
+        ]
+        .into_iter()
+        .find(|k| self.doc.pointer(&format!("{responses}/{k}")).is_some());
+        let Some(key) = key else {
+            return Vec::new();
+        };
+        let (pointer, response) = self.resolved(&format!("{responses}/{key}"));
+        if response
+            .pointer("/content/application~1json/schema")
+            .is_none()
+        {
+            return Vec::new();
+        }
+        let schema_pointer = format!("{pointer}/content/application~1json/schema");
+        self.validate(
+            &schema_pointer,
+            body,
+            &format!("error answer body ({status})"),
+        )
+    }
+
     /// The request body against `requestBody`.
     fn check_body(&self, op: &Operation, headers: &HeaderMap, body: Option<&[u8]>) -> Vec<String> {
         let declared = format!("{}/requestBody", op.pointer);

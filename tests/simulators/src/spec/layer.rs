@@ -9,8 +9,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::ApiSpec;
 use super::check::{RequestParts, Violation};
+use super::{ApiSpec, Operation};
 
 /// The largest body the referee reads; larger ones are refused (413), as a
 /// real API caps uploads too. Recordings uploaded to the CRM stay far below.
@@ -157,7 +157,7 @@ pub(crate) async fn referee(State(r): State<Referee>, request: Request, next: Ne
     let response = next.run(Request::from_parts(parts, body)).await;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
-        return response;
+        return check_error_answer(&spec, op, status, response, &record).await;
     }
     let is_json = response
         .headers()
@@ -192,5 +192,37 @@ pub(crate) async fn referee(State(r): State<Referee>, request: Request, next: Ne
     }
     .into_iter()
     .for_each(record);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// An error answer checked against the document's schema for it (when it
+/// gives one), then passed on unchanged.
+async fn check_error_answer(
+    spec: &ApiSpec,
+    op: &Operation,
+    status: u16,
+    response: Response,
+    record: &impl Fn(String),
+) -> Response {
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
+        record("the simulator's error answer could not be read".into());
+        return Response::from_parts(parts, Body::empty());
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(answer) => spec
+            .check_error_response(op, status, &answer)
+            .into_iter()
+            .for_each(record),
+        Err(e) => record(format!("the error answer body is not JSON: {e}")),
+    }
     Response::from_parts(parts, Body::from(bytes))
 }

@@ -170,3 +170,38 @@ fn answers_are_checked_against_the_response_schema() {
     );
     assert_eq!(spec.check_response(op, 204, None).len(), 1);
 }
+
+#[test]
+fn error_answers_are_checked_against_the_schema_the_document_gives_them() {
+    let spec = highlevel_spec();
+    let headers = json_headers(Some("2021-04-15"));
+    let (op, _, _) = spec.check_request(&RequestParts {
+        method: "POST",
+        path: "/conversations/messages/inbound",
+        query: None,
+        headers: &headers,
+        body: Some(b"{}"),
+    });
+    let op = op.unwrap();
+    // 400 is listed as `BadRequestDTO`, whose message is one string.
+    let good = json!({"statusCode": 400, "message": "Bad Request"});
+    assert_eq!(
+        spec.check_error_response(op, 400, &good),
+        Vec::<String>::new()
+    );
+    let bad = json!({"statusCode": "400", "message": ["a", "b"]});
+    let problems = spec.check_error_response(op, 400, &bad);
+    assert!(
+        problems.iter().any(|p| p.contains("/message")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("/statusCode")),
+        "{problems:?}"
+    );
+    // The document does not list 503: any shape passes.
+    assert_eq!(
+        spec.check_error_response(op, 503, &bad),
+        Vec::<String>::new()
+    );
+}
