@@ -157,7 +157,7 @@ pub(crate) async fn referee(State(r): State<Referee>, request: Request, next: Ne
     let response = next.run(Request::from_parts(parts, body)).await;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
-        return check_error_answer(&spec, op, status, response, &record).await;
+        return check_error_answer(spec, op, status, response, &record).await;
     }
     let is_json = response
         .headers()
