@@ -570,7 +570,9 @@ async fn backfill_chunk(
             Err(error) => {
                 report.backoff = match error {
                     crate::bindings::types::StageError::RateLimited(secs) => {
-                        Some(Duration::from_secs(u64::from(secs)))
+                        Some(Duration::from_secs(u64::from(
+                            guest_support::waits::bounded_wait_secs(secs),
+                        )))
                     }
                     _ => None,
                 };

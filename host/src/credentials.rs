@@ -281,7 +281,7 @@ impl Credentials {
         };
         Ok(Grant {
             location_id: token.location_id.filter(|l| !l.is_empty()),
-            lifetime: Duration::from_secs(token.expires_in.unwrap_or(86_399)),
+            lifetime: crm_lifetime(token.expires_in),
             access: Secret::new(token.access_token),
             refresh,
         })
@@ -467,7 +467,7 @@ impl Credentials {
                 return Err(error);
             }
         };
-        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(86_399));
+        let lifetime = crm_lifetime(token.expires_in);
         let access = Secret::new(token.access_token);
         if let Some(rotated) = token.refresh_token.map(Secret::new) {
             // The old refresh token is spent whatever happens next, so the
@@ -630,11 +630,20 @@ async fn read_token_checked(
 /// minutes before, when a 60-minute token said `60`. No real token lives
 /// under five minutes, so a value below 300 is read as minutes.
 fn pbx_lifetime(expires_in: Option<u64>) -> Duration {
-    match expires_in {
-        Some(v) if v < 300 => Duration::from_secs(v * 60),
-        Some(v) => Duration::from_secs(v),
-        None => Duration::from_secs(3600),
-    }
+    let secs = match expires_in {
+        Some(v) if v < 300 => v * 60,
+        Some(v) => v,
+        None => 3600,
+    };
+    Duration::from_secs(guest_support::waits::token_lifetime_secs(secs))
+}
+
+/// A HighLevel access token's lifetime (a day when the answer omits it),
+/// bounded like every duration an upstream dictates.
+fn crm_lifetime(expires_in: Option<u64>) -> Duration {
+    Duration::from_secs(guest_support::waits::token_lifetime_secs(
+        expires_in.unwrap_or(86_399),
+    ))
 }
 
 fn renew_at(lifetime: Duration) -> Instant {
@@ -688,6 +697,24 @@ mod tests {
         assert!(!is_revoked_grant(
             r#"{"statusCode":401,"message":"Invalid client: client is invalid"}"#
         ));
+    }
+
+    #[test]
+    fn no_expires_in_overflows_the_refresh_schedule() {
+        for expires_in in [
+            Some(u64::MAX),
+            Some(u64::MAX / 1000),
+            Some(299),
+            Some(0),
+            None,
+        ] {
+            let (pbx, crm) = (pbx_lifetime(expires_in), crm_lifetime(expires_in));
+            assert!(pbx.as_secs() <= guest_support::waits::MAX_TOKEN_LIFETIME_SECS);
+            assert!(crm.as_secs() <= guest_support::waits::MAX_TOKEN_LIFETIME_SECS);
+            // Neither the refresh time nor the stored expiry overflows.
+            let _ = renew_at(pbx);
+            let _ = encode_access(&Secret::new("t"), crm);
+        }
     }
 
     #[test]

@@ -221,7 +221,10 @@ impl LocationLimiter {
     /// `retry_after` has passed.
     pub fn note_429(&self, retry_after_secs: Option<u64>) {
         self.upstream_429.fetch_add(1, Ordering::Relaxed);
-        let wait = assumed_semantics(&self.limit, retry_after_secs);
+        // Bounded here too: a caller may not have read it through
+        // `parse_retry_after`.
+        let cap = u64::from(guest_support::waits::MAX_RETRY_AFTER_SECS);
+        let wait = assumed_semantics(&self.limit, retry_after_secs.map(|s| s.min(cap)));
         let until = Instant::now() + wait;
         let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
         if window.blocked_until.is_none_or(|t| t < until) {
@@ -267,9 +270,10 @@ pub fn for_location(crm: &CrmConfig) -> Option<Arc<LocationLimiter>> {
     Some(limiter)
 }
 
-/// `Retry-After` in whole seconds from a header value.
+/// `Retry-After` in whole seconds from a header value, at most an hour
+/// (`guest_support::waits`).
 pub fn parse_retry_after(value: Option<&str>) -> Option<u64> {
-    value?.trim().parse().ok()
+    guest_support::waits::retry_after_secs(value?).map(u64::from)
 }
 
 #[cfg(test)]
@@ -320,6 +324,23 @@ mod tests {
             limiter.reserve(t0),
             Admission::Refused(Duration::from_secs(16))
         );
+    }
+
+    proptest::proptest! {
+        /// A hostile `Retry-After` (any header text, any number a caller
+        /// passes) never panics and never blocks a location past an hour.
+        #[test]
+        fn no_retry_after_blocks_a_location_for_more_than_an_hour(
+            header in proptest::option::of(".{0,30}"),
+            secs in proptest::option::of(proptest::num::u64::ANY),
+        ) {
+            let limiter = LocationLimiter::new("loc", limit(100, 10_000, 0));
+            limiter.note_429(parse_retry_after(header.as_deref()));
+            limiter.note_429(secs);
+            if let Admission::Refused(wait) = limiter.reserve(Instant::now()) {
+                proptest::prop_assert!(wait <= Duration::from_secs(3600));
+            }
+        }
     }
 
     #[test]

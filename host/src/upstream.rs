@@ -75,16 +75,10 @@ pub fn network_error(service: Service, error: &reqwest::Error) -> StageError {
     ))
 }
 
-/// `Retry-After` in whole seconds, when present.
+/// `Retry-After` in whole seconds, when present, at most an hour
+/// (`guest_support::waits`).
 pub fn retry_after(response: &reqwest::Response) -> Option<u32> {
-    response
-        .headers()
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    guest_support::waits::retry_after_secs(response.headers().get("retry-after")?.to_str().ok()?)
 }
 
 #[cfg(test)]

@@ -227,11 +227,12 @@ fn to_json<B: Serialize>(body: &B) -> Result<Vec<u8>, StageError> {
     serde_json::to_vec(body).map_err(|e| StageError::InvalidData(format!("encoding request: {e}")))
 }
 
-/// Seconds to wait after a 429: `Retry-After` in seconds, else a default.
+/// Seconds to wait after a 429: `Retry-After` in seconds (at most an
+/// hour, [`crate::waits`]), else a default.
 fn retry_after_secs(response: &Response) -> u32 {
     response
         .header("retry-after")
-        .and_then(|v| v.trim().parse::<u32>().ok())
+        .and_then(crate::waits::retry_after_secs)
         .unwrap_or(DEFAULT_RETRY_AFTER_SECS)
 }
 

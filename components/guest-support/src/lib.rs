@@ -45,6 +45,7 @@ pub mod routing;
 pub mod serve;
 pub mod settings;
 pub mod time;
+pub mod waits;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 

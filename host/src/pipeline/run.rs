@@ -174,9 +174,10 @@ impl From<wit::TickReport> for TickReport {
             in_flight: n(r.in_flight),
             rejected_rows: n(r.rejected_rows),
             error: r.error.as_ref().map(describe),
-            backoff: r
-                .retry_after_secs
-                .map(|s| Duration::from_secs(u64::from(s))),
+            // A replacement component may ask for any wait: bounded.
+            backoff: r.retry_after_secs.map(|s| {
+                Duration::from_secs(u64::from(guest_support::waits::bounded_wait_secs(s)))
+            }),
             attached: n(r.attached),
             attach_gave_up: n(r.attach_gave_up),
             triggers_delivered: n(r.triggers_delivered),
