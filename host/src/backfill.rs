@@ -319,9 +319,7 @@ pub fn open_tenant(
     let tenant_config = find_tenant(found, tenant_id, &secrets)?;
     let runtime = Runtime::new(components)?;
     let pipeline = Pipeline::new(runtime, storage.clone());
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let http = crate::upstream::client(Duration::from_secs(30))?;
     let tenant = Arc::new(Tenant::new(tenant_config, http));
     tenant
         .credentials

@@ -608,8 +608,7 @@ async fn read_token_checked(
 ) -> Result<TokenResponse, (StageError, bool)> {
     let status = response.status().as_u16();
     let retry = retry_after(&response);
-    let body = response
-        .text()
+    let body = crate::upstream::capped_text(response)
         .await
         .map_err(|e| (network_error(service, &e), false))?;
     if status == 200 {

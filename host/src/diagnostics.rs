@@ -391,7 +391,9 @@ impl Diagnostics {
                     .and_then(|v| v.to_str().ok()),
             ));
         }
-        let text = response.text().await.unwrap_or_default();
+        let text = crate::upstream::capped_text(response)
+            .await
+            .unwrap_or_default();
         Ok((status, text))
     }
 }

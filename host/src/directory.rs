@@ -90,8 +90,7 @@ impl Directory {
             {
                 limiter.note_429(retry.map(u64::from));
             }
-            let text = response
-                .text()
+            let text = crate::upstream::capped_text(response)
                 .await
                 .map_err(|e| network_error(Service::Crm, &e))?;
             if !(200..300).contains(&status) {

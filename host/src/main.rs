@@ -515,9 +515,7 @@ async fn run_tenants(
     }
     let runtime = Runtime::new(components.as_deref())?;
     let pipeline = Arc::new(Pipeline::new(runtime, storage));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let http = connectzero::upstream::client(Duration::from_secs(30))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let tenants: HashMap<String, Arc<Tenant>> = config
         .tenants

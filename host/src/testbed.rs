@@ -98,7 +98,8 @@ impl World {
             },
         };
         config.validate()?;
-        let http = reqwest::Client::new();
+        // The production client: the tests see what `run` does.
+        let http = crate::upstream::client(std::time::Duration::from_secs(30))?;
         let tenant = Arc::new(Tenant::new(config.clone(), http.clone()));
         let pipeline = Arc::new(Pipeline::new(runtime, storage.clone()));
         Ok(Self {

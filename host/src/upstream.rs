@@ -2,6 +2,40 @@
 //! search) into the same typed errors components return.
 
 use crate::bindings::types::{Service, StageError, UpstreamError};
+use std::time::Duration;
+
+/// Most bytes the host reads of any answer it receives itself (a token,
+/// a contact search page, an error): the rest is not read.
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// The client for every request the host makes itself to 3CX, HighLevel
+/// or a doctor's probe (tokens, contact search, diagnostics, backfill,
+/// `match`): it never follows a redirect, so a client secret, a refresh
+/// token or an access token never travels to wherever a 3xx points (the
+/// answer is read as the 3xx it is), and gives up after `timeout`.
+pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// The answer's body as text, at most [`MAX_ANSWER_BYTES`] of it (read no
+/// further: a hostile server cannot make the host buffer an endless
+/// body). Cut, it is no longer valid JSON, and is refused as such.
+pub async fn capped_text(mut response: reqwest::Response) -> reqwest::Result<String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_ANSWER_BYTES - body.len();
+        if chunk.len() >= room {
+            body.extend_from_slice(&chunk[..room]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
 
 /// Longest service message kept in an error.
 const MAX_MESSAGE: usize = 300;

@@ -25,6 +25,9 @@ pub struct ApiClient {
     service: Service,
     base_url: String,
     headers: Vec<(String, String)>,
+    /// Whether a 401 tells the host the token was refused (and the request
+    /// is sent once more with a fresh one).
+    reports_refused_tokens: bool,
 }
 
 impl ApiClient {
@@ -34,12 +37,23 @@ impl ApiClient {
             service,
             base_url: base_url.trim_end_matches('/').to_string(),
             headers: Vec::new(),
+            reports_refused_tokens: true,
         }
     }
 
     /// Send `name: value` on every request (e.g. HighLevel's `Version`).
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// A 401 from this endpoint is only its answer, not news that the
+    /// service's token is bad: it is returned as `unauthorized` without
+    /// dropping the token. For endpoints a third party controls (a
+    /// workflow's trigger URL), whose every refusal would otherwise make
+    /// the host refresh the tenant's grant.
+    pub fn keeping_the_token_on_401(mut self) -> Self {
+        self.reports_refused_tokens = false;
         self
     }
 
@@ -141,7 +155,7 @@ impl ApiClient {
                 body: body.clone().unwrap_or_default(),
             };
             let response = http::send(&request).map_err(StageError::Network)?;
-            if response.status == 401 && !refreshed {
+            if response.status == 401 && !refreshed && self.reports_refused_tokens {
                 credentials::token_rejected(self.service, &token);
                 refreshed = true;
                 continue;

@@ -300,7 +300,7 @@ const FOOTPRINT_TENANTS: usize = 8;
 /// each), divided by their number. Rough (allocator noise), but it is what
 /// bounds [`crate::engine::WARM_MATCHERS`].
 async fn warm_footprint(runtime: &Runtime, world: &World) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+    let http = crate::upstream::client(std::time::Duration::from_secs(30))?;
     let tenants: Vec<Tenant> = (0..FOOTPRINT_TENANTS)
         .map(|i| {
             let mut config = world.config().clone();

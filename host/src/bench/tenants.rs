@@ -32,7 +32,7 @@ pub async fn run(runtime: Arc<Runtime>, dir: &Path, quick: bool) -> anyhow::Resu
     let world = world(runtime, dir, "tenants", TenantOptions::default()).await?;
     // Fetch the shared tokens once.
     world.tick().await?;
-    let http = reqwest::Client::new();
+    let http = crate::upstream::client(std::time::Duration::from_secs(30))?;
     let base = status_kb("VmRSS:").unwrap_or(0);
     println!(
         "  measures: VmRSS of this process (simulators, runtime, SQLite included) with N idle tenants;\n\

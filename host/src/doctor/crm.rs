@@ -170,7 +170,7 @@ pub async fn check(
         }
     };
     let status = response.status().as_u16();
-    let body = match response.text().await {
+    let body = match crate::upstream::capped_text(response).await {
         Ok(body) => body,
         Err(error) => {
             let (detail, hint) = transport_problem("HighLevel", base, &error);
@@ -418,7 +418,11 @@ async fn probe(
         );
         return (token, budget, status);
     }
-    let message = message_of(&response.text().await.unwrap_or_default());
+    let message = message_of(
+        &crate::upstream::capped_text(response)
+            .await
+            .unwrap_or_default(),
+    );
     let token = Check::fail(
         TOKEN,
         format!("refreshed, but location {location} answered {status}: {message}"),

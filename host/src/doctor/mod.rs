@@ -92,10 +92,7 @@ pub async fn check(location: &Location, tenant: Option<&str>) -> anyhow::Result<
         .with_context(|| format!("opening the secrets of {}", database.display()))?;
     // No redirects: a redirected token request could carry the API key to
     // another host.
-    let http = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let http = crate::upstream::client(REQUEST_TIMEOUT)?;
     let mut reports = Vec::new();
     // One tenant at a time: the report follows the file's order and no
     // PBX or CRM location sees a burst.

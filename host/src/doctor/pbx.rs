@@ -311,7 +311,11 @@ impl Xapi<'_> {
             if response.status().as_u16() != 401 {
                 return Ok(TokenAnswer::Issued(Secret::new(token)));
             }
-            let message = message_of(&response.text().await.unwrap_or_default());
+            let message = message_of(
+                &crate::upstream::capped_text(response)
+                    .await
+                    .unwrap_or_default(),
+            );
             shared.token_rejected(Service::Pbx, &token);
             if attempt == 1 {
                 return Ok(TokenAnswer::Refused {
@@ -361,7 +365,7 @@ impl Xapi<'_> {
             .send()
             .await?;
         let status = response.status().as_u16();
-        let body = response.text().await?;
+        let body = crate::upstream::capped_text(response).await?;
         if status == 200 {
             return Ok(match serde_json::from_str::<Token>(&body) {
                 Ok(token) => TokenAnswer::Issued(Secret::new(token.access_token)),
@@ -390,7 +394,7 @@ impl Xapi<'_> {
                 .send()
                 .await?;
             let status = response.status().as_u16();
-            let body = response.text().await?;
+            let body = crate::upstream::capped_text(response).await?;
             if status == 401
                 && attempt == 0
                 && let Some(token) = self.renew_token(token).await

@@ -311,6 +311,10 @@ pub enum Fault {
     /// 422 `UnprocessableDTO` with this one message: a refusal the client
     /// cannot fix by retrying (ConnectZero parks the call).
     Unprocessable(String),
+    /// 401 `UnauthorizedDTO`, whatever token came with the request (a
+    /// workflow endpoint refusing a delivery, or a token revoked
+    /// in between).
+    Unauthorized,
 }
 
 /// Serialises `(id, value)` pairs as `CustomFieldSchema` objects `{id, value}`.

@@ -229,6 +229,9 @@ async fn inject_faults(AxumState(app): AxumState<AppState>, req: Request, next: 
             ApiError::TooManyRequests(retry_after_secs).into_response()
         }
         Some(Fault::Unprocessable(message)) => ApiError::unprocessable(message).into_response(),
+        Some(Fault::Unauthorized) => {
+            ApiError::Unauthorized(INVALID_TOKEN.to_owned()).into_response()
+        }
     }
 }
 

@@ -1,0 +1,15 @@
+//! The security suite: one attack per test, each failing before its
+//! control and passing after it. `docs/SECURITY.md` maps every asset and
+//! threat to its control and to the test here that shows it.
+//!
+//! - [`upstream_values`]: hostile answers from 3CX, HighLevel or a
+//!   workflow's trigger URL.
+//! - [`redirects`]: secrets never follow a redirect.
+//! - [`slow_clients`]: slow and abusive HTTP clients cannot stop tenants.
+
+#[path = "../common.rs"]
+mod common;
+
+mod redirects;
+mod slow_clients;
+mod upstream_values;

@@ -1,0 +1,1 @@
+//! Slow and abusive HTTP clients (filled in with the server's limits).
