@@ -465,7 +465,8 @@ async fn start_server(
     // The status page (`connectzero::web`) beside HighLevel's endpoints.
     let app = server::router(state.clone()).merge(connectzero::web::router(state, web));
     let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
+        let limits = server::listen::Limits::default();
+        if let Err(error) = server::listen::serve(listener, app, limits).await {
             tracing::error!(error = %format!("{error:#}"), "the HTTP server stopped");
         }
     });

@@ -13,8 +13,12 @@
 //!
 //! Every error is JSON `{"error": "..."}` saying what is wrong. Both
 //! tenant routes require the tenant's shared-secret header (compared in
-//! constant time) and verify `x-wh-signature` whenever it is present.
+//! constant time, before any body is read or component started: [`gate`])
+//! and verify `x-wh-signature` whenever it is present. Connections are
+//! bounded in number and time ([`listen`]).
 
+mod gate;
+pub mod listen;
 mod oauth;
 mod subscription;
 
@@ -52,14 +56,15 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ServerState>,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(state))
+    listen::serve(listener, router(state), listen::Limits::default())
         .await
         .context("serving HTTP")
 }
 
 /// The routes, for embedding in another server.
 pub fn router(state: Arc<ServerState>) -> Router {
-    Router::new()
+    // HighLevel's calls, behind the tenant's shared secret.
+    let webhooks = Router::new()
         // Any method: the component answers 405 itself.
         .route(
             "/t/{tenant}/actions/update-call-record",
@@ -69,6 +74,12 @@ pub fn router(state: Arc<ServerState>) -> Router {
             "/t/{tenant}/triggers/subscription",
             post(subscription::subscription).layer(DefaultBodyLimit::max(MAX_SUBSCRIPTION_BYTES)),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::require_secret,
+        ));
+    Router::new()
+        .merge(webhooks)
         .route("/t/{tenant}/oauth/install", get(oauth::install))
         .route("/t/{tenant}/oauth/callback", get(oauth::callback))
         .route("/oauth/callback", get(oauth::marketplace_callback))
@@ -132,7 +143,11 @@ async fn update_call_record(
     let Some(tenant) = state.tenants.get(&id) else {
         return unknown_tenant(&id).into_response();
     };
-    match run_write_back(&state.pipeline, tenant, request).await {
+    let slot = match gate::action_slot() {
+        Ok(slot) => slot,
+        Err(busy) => return *busy,
+    };
+    match run_write_back(&state.pipeline, tenant, request, slot).await {
         Ok(response) => response,
         Err(error) => {
             tracing::error!(tenant = %id, error = %format!("{error:#}"), "the write-back component failed");
@@ -151,6 +166,7 @@ async fn run_write_back(
     pipeline: &Pipeline,
     tenant: &Tenant,
     mut request: Request,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) -> anyhow::Result<Response> {
     // wasi:http wants an authority; HTTP/1.0 clients may send no Host.
     if !request.headers().contains_key(header::HOST) {
@@ -176,19 +192,69 @@ async fn run_write_back(
     let pre = pipeline.write_back_component().clone();
     // The component keeps running while its response body streams out.
     let task = tokio::spawn(async move {
-        let proxy = pre.instantiate_async(&mut store).await?;
-        proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut store, incoming, out)
-            .await
+        // Held until the component is done, body streamed out included.
+        let _slot = slot;
+        // However the component behaves and however slowly the client
+        // sends or reads, the invocation (and the request body it holds,
+        // which keeps the connection open) ends within the bound.
+        tokio::time::timeout(MAX_ACTION_TIME, async {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, out)
+                .await
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(wasmtime::Error::msg(format!(
+                "the action ran longer than {} s and was stopped",
+                MAX_ACTION_TIME.as_secs()
+            )))
+        })
     });
+    // The request given up before the component answered (the server's
+    // request timeout, the client gone): stop the component with it.
+    let mut task = AbortOnDrop(Some(task));
     match receiver.await {
-        Ok(Ok(response)) => Ok(response.map(Body::new)),
+        Ok(Ok(response)) => {
+            task.disarm();
+            Ok(response.map(Body::new))
+        }
         Ok(Err(code)) => Err(anyhow!("the component answered with error {code:?}")),
-        Err(_) => Err(match task.await {
+        Err(_) => Err(match task.join().await {
             Ok(Ok(())) => anyhow!("the component returned without a response"),
             Ok(Err(e)) => anyhow::Error::from(e).context("the component trapped"),
             Err(e) => anyhow::Error::from(e),
         }),
+    }
+}
+
+/// Longest an Update Call Record invocation may run, its answer streamed
+/// out included.
+const MAX_ACTION_TIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A spawned task aborted when its handle is dropped, unless disarmed.
+struct AbortOnDrop<T>(Option<tokio::task::JoinHandle<T>>);
+
+impl<T> AbortOnDrop<T> {
+    /// Let the task run on by itself.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+
+    /// Wait for the task.
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        match self.0.take() {
+            Some(handle) => handle.await,
+            None => unreachable!("joined after being disarmed"),
+        }
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.0 {
+            handle.abort();
+        }
     }
 }

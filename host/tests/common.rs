@@ -206,7 +206,8 @@ pub async fn serve_admin(world: &World, token: &str) -> String {
     // Bound before spawning: connections wait in the backlog, no race.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let limits = connectzero::server::listen::Limits::default();
+    tokio::spawn(async move { connectzero::server::listen::serve(listener, app, limits).await });
     format!("http://{addr}")
 }
 

@@ -252,7 +252,15 @@ async fn wrong_methods_sizes_contacts_and_tenants_get_clear_errors() {
     let url = action_url(&base);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
 
+    // Without the secret, refused before anything else is looked at.
     let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let response = client
+        .get(&url)
+        .header(SECRET_HEADER, ACTION_SECRET)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 405);
     assert_eq!(response.headers()["allow"], "POST");
 

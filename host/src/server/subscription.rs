@@ -117,11 +117,7 @@ fn authenticate(
     Ok(())
 }
 
-/// A webhook refusal as the HTTP error it is.
-fn refusal(refusal: webhook::Refusal) -> HttpError {
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    HttpError(status, refusal.message)
-}
+use super::gate::refused as refusal;
 
 #[cfg(test)]
 mod tests {

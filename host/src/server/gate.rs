@@ -1,0 +1,69 @@
+//! What a request to a tenant's HighLevel endpoints must pass before any
+//! body is read or any component instantiated: the tenant exists and the
+//! request carries its shared secret (compared in constant time). The
+//! handlers and the write-back component check again, with the body (the
+//! `x-wh-signature`); this gate only makes the cheap refusal come first,
+//! so an anonymous client cannot make the host read bodies or start
+//! components. Update Call Record runs a component per call: at most
+//! [`MAX_ACTIONS`] at once per host.
+
+use super::{HttpError, ServerState, unknown_tenant};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use guest_support::webhook;
+use std::sync::{Arc, LazyLock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Update Call Record invocations running at once on one host.
+pub const MAX_ACTIONS: usize = 16;
+
+static ACTION_SLOTS: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(MAX_ACTIONS)));
+
+/// The tenant of the path must exist and the request carry its secret.
+pub(super) async fn require_secret(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(tenant) = state.tenants.get(&id) else {
+        return unknown_tenant(&id).into_response();
+    };
+    let actions = &tenant.config.actions;
+    let name = actions.header_name();
+    let presented = request.headers().get(name).and_then(|v| v.to_str().ok());
+    let configured = actions
+        .secret
+        .as_ref()
+        .map(|s| s.expose())
+        .filter(|s| !s.is_empty());
+    if let Err(refusal) = webhook::check_secret(name, presented, configured) {
+        return refused(refusal).into_response();
+    }
+    next.run(request).await
+}
+
+/// A slot for one Update Call Record invocation, or the answer that says
+/// to come back (HighLevel retries an action answered 503).
+pub(super) fn action_slot() -> Result<OwnedSemaphorePermit, Box<Response>> {
+    ACTION_SLOTS.clone().try_acquire_owned().map_err(|_| {
+        let mut response = HttpError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_ACTIONS} Update Call Record calls are running on this host already: try again in a moment"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        Box::new(response)
+    })
+}
+
+/// A webhook refusal as the HTTP error it is.
+pub(super) fn refused(refusal: webhook::Refusal) -> HttpError {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpError(status, refusal.message)
+}
