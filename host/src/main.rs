@@ -450,6 +450,17 @@ fn init_logging(format: LogFormat, default_filter: &str) {
     }
 }
 
+/// The `/metrics` scrapers' token from `CONNECTZERO_METRICS_TOKEN`, if set.
+fn metrics_token() -> anyhow::Result<Option<connectzero::web::AdminToken>> {
+    let env = connectzero::web::METRICS_TOKEN_ENV;
+    std::env::var_os(env)
+        .map(|token| {
+            connectzero::web::AdminToken::new(token.to_string_lossy())
+                .with_context(|| env.to_string())
+        })
+        .transpose()
+}
+
 /// Bind `listen` and serve the tenants' endpoints in the background.
 async fn start_server(
     listen: SocketAddr,
@@ -541,6 +552,7 @@ async fn run_tenants(
     let web = connectzero::web::WebOptions {
         token: admin_token.clone(),
         demo: None,
+        metrics_token: metrics_token()?,
     };
     let (addr, server_task) = start_server(listen, pipeline.clone(), tenants.clone(), web).await?;
     tracing::info!(%addr, "serving the action and trigger endpoints");
@@ -637,6 +649,7 @@ async fn run_demo(
     let web = connectzero::web::WebOptions {
         token: Some(admin_token.clone()),
         demo: Some(Arc::new(connectzero::web::DemoWorld::new(world.clone()))),
+        metrics_token: metrics_token()?,
     };
     let (addr, server_task) = start_server(listen, world.pipeline.clone(), tenants, web).await?;
     println!("ConnectZero demo");

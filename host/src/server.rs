@@ -8,7 +8,7 @@
 //! | `GET /oauth/callback` | one redirect URL for marketplace installs (no `state`): bound to the tenant serving the token's location ([`oauth`]) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /readyz` | `ready` once storage answers and the components are loaded, else 503 |
-//! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`], `docs/OPERATIONS.md`) |
+//! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`], `docs/OPERATIONS.md`): served beside the status page by [`crate::web`], for token bearers only |
 //! | `/admin…` | the status and settings page ([`crate::web`], merged beside these routes by `main.rs`; admin token) |
 //!
 //! Every error is JSON `{"error": "..."}` saying what is wrong. Both
@@ -85,7 +85,6 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/oauth/callback", get(oauth::marketplace_callback))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -108,14 +107,6 @@ async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
             .into_response()
         }
     }
-}
-
-async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
-    let text = crate::metrics::encode(
-        state.pipeline.storage(),
-        state.tenants.keys().map(String::as_str),
-    );
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// A refusal: status and a message saying what to fix.

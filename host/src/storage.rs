@@ -11,6 +11,7 @@ mod backfill_rows;
 mod incident_rows;
 mod review_rows;
 mod secret_rows;
+mod session_rows;
 mod shared_rows;
 mod tenant_rows;
 mod web_rows;
@@ -142,6 +143,7 @@ impl Storage {
         conn.execute_batch(backfill_rows::SCHEMA)?;
         conn.execute_batch(tenant_rows::SCHEMA)?;
         conn.execute_batch(web_rows::SCHEMA)?;
+        conn.execute_batch(session_rows::SCHEMA)?;
         conn.execute_batch(incident_rows::SCHEMA)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),

@@ -200,6 +200,7 @@ pub async fn serve_admin(world: &World, token: &str) -> String {
     let options = WebOptions {
         token: Some(AdminToken::new(token).unwrap()),
         demo: None,
+        metrics_token: None,
     };
     let app =
         connectzero::server::router(state.clone()).merge(connectzero::web::router(state, options));

@@ -18,7 +18,11 @@ impl Drop for Running {
     }
 }
 
-/// A plain HTTP/1.1 GET over loopback: status and body.
+/// The scrapers' token the demo is started with.
+const METRICS_TOKEN: &str = "ops-test-metrics-token-0123";
+
+/// A plain HTTP/1.1 GET over loopback (with the scrapers' token):
+/// status and body.
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
@@ -26,7 +30,7 @@ fn get(addr: &str, path: &str) -> (u16, String) {
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {METRICS_TOKEN}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -55,6 +59,7 @@ fn a_demo_run_serves_metrics_and_readiness_and_logs_numbers_only_masked() {
     let mut child = Command::new(BIN)
         .args(["--log-format", "json", "demo", "--keep-running"])
         .env("RUST_LOG", "warn,connectzero=info")
+        .env("CONNECTZERO_METRICS_TOKEN", METRICS_TOKEN)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -5,6 +5,7 @@
 //! endpoints: HighLevel's webhooks and the OAuth callback must be public.
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -12,6 +13,7 @@ use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use tower_http::add_extension::AddExtension;
 use tower_http::timeout::TimeoutLayer;
 
 /// What one host's server allows.
@@ -68,15 +70,16 @@ pub async fn serve(
     loop {
         // A slot first: at the cap, connections wait unaccepted.
         let slot = slots.clone().acquire_owned().await?;
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of descriptors, a reset before accept: not fatal.
                 tracing::warn!(%error, "could not accept a connection");
                 continue;
             }
         };
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers that throttle by client address read it from here.
+        let service = TowerToHyperService::new(AddExtension::new(app.clone(), ConnectInfo(peer)));
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

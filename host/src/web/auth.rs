@@ -1,9 +1,12 @@
-//! The admin token, the session cookie and CSRF tokens.
+//! The admin token, sign-in sessions, CSRF tokens and the sign-in throttle.
 //!
-//! Stateless on purpose: the session cookie and the CSRF token are both
-//! derived from the admin token (SHA-256 with distinct labels), so they
-//! survive a restart, every host sharing the token accepts them, and
-//! changing the token signs everyone out. Neither reveals the token.
+//! A session is a random id in an `HttpOnly` cookie whose hash the
+//! database keeps with its expiry ([`SESSION_LIFETIME`],
+//! `crate::storage::Storage::session_start`): it ends when it expires or
+//! when its holder signs out, and every host sharing the database accepts
+//! it. The CSRF token is derived from the admin token (SHA-256 with a
+//! label), so it survives a restart and reveals nothing. Wrong tokens are
+//! throttled per client address ([`SignInThrottle`]).
 
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -45,11 +48,14 @@ pub enum TokenError {
     },
 }
 
+/// How long a sign-in lasts.
+pub(super) const SESSION_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(12 * 60 * 60);
+
 /// The admin token. Never printed by `Debug`.
 #[derive(Clone)]
 pub struct AdminToken {
     token: String,
-    session: String,
     csrf: String,
 }
 
@@ -87,7 +93,6 @@ impl AdminToken {
             return Err(TokenError::NotPrintable);
         }
         Ok(Self {
-            session: derive("connectzero admin session", &token),
             csrf: derive("connectzero admin csrf", &token),
             token,
         })
@@ -127,11 +132,6 @@ impl AdminToken {
         same(presented.trim(), &self.token)
     }
 
-    /// The session cookie's value.
-    pub(super) fn session(&self) -> &str {
-        &self.session
-    }
-
     /// The CSRF token every form carries.
     pub(super) fn csrf(&self) -> &str {
         &self.csrf
@@ -142,19 +142,89 @@ impl AdminToken {
         same(presented, &self.csrf)
     }
 
-    /// Whether the request carries the token (bearer header) or a session
-    /// cookie.
-    pub(super) fn admits(&self, headers: &HeaderMap) -> bool {
-        let bearer = headers
-            .get_all(axum::http::header::AUTHORIZATION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.split_once(' '))
-            .any(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && self.matches(token));
-        bearer
-            || cookies(headers, SESSION_COOKIE)
+    /// Whether the request carries the token as `Authorization: Bearer`.
+    pub(super) fn bearer_in(&self, headers: &HeaderMap) -> bool {
+        bearer_matches(headers, |token| self.matches(token))
+    }
+}
+
+/// Whether an `Authorization: Bearer` header of the request passes `check`.
+pub(super) fn bearer_matches(headers: &HeaderMap, check: impl Fn(&str) -> bool) -> bool {
+    headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split_once(' '))
+        .any(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && check(token))
+}
+
+/// A new session: the cookie's value and the hash the database keeps.
+pub(super) fn new_session() -> (String, String) {
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let hash = session_hash(&id);
+    (id, hash)
+}
+
+/// What the database keeps of a session id.
+pub(super) fn session_hash(id: &str) -> String {
+    derive("connectzero admin session", id)
+}
+
+/// The session ids the request's cookies carry.
+pub(super) fn sessions_in(headers: &HeaderMap) -> Vec<String> {
+    cookies(headers, SESSION_COOKIE)
+}
+
+/// Wrong admin tokens are throttled per client address: after
+/// [`Self::ATTEMPTS`] within [`Self::WINDOW`], that address is refused
+/// until the window has passed, so the token cannot be guessed at speed
+/// (it is long enough that it cannot be guessed at all at this rate).
+/// One process's memory: a restart clears it.
+pub(super) struct SignInThrottle {
+    failures:
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+}
+
+impl SignInThrottle {
+    /// Wrong tokens an address may send per window.
+    pub const ATTEMPTS: u32 = 5;
+    /// The window.
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+    /// Addresses remembered at once (the oldest windows go first).
+    const ADDRESSES: usize = 10_000;
+
+    pub(super) fn new() -> Self {
+        Self {
+            failures: Default::default(),
+        }
+    }
+
+    /// How long `address` must wait before trying again, if it must.
+    pub(super) fn wait(
+        &self,
+        address: std::net::IpAddr,
+        now: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (count, since) = failures.get(&address)?;
+        let ends = *since + Self::WINDOW;
+        (*count >= Self::ATTEMPTS && ends > now).then(|| ends - now)
+    }
+
+    /// Note a wrong token from `address`.
+    pub(super) fn failed(&self, address: std::net::IpAddr, now: std::time::Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.retain(|_, (_, since)| *since + Self::WINDOW > now);
+        if failures.len() >= Self::ADDRESSES
+            && let Some(oldest) = failures
                 .iter()
-                .any(|value| same(value, &self.session))
+                .min_by_key(|(_, (_, since))| *since)
+                .map(|(a, _)| *a)
+        {
+            failures.remove(&oldest);
+        }
+        let entry = failures.entry(address).or_insert((0, now));
+        entry.0 += 1;
     }
 }
 
@@ -180,8 +250,9 @@ pub(super) fn session_cookie(session: Option<&str>, https: bool) -> String {
     let secure = if https { "; Secure" } else { "" };
     match session {
         Some(value) => format!(
-            "{SESSION_COOKIE}={value}; Path={}; HttpOnly; SameSite=Strict; Max-Age=43200{secure}",
-            super::PAGE_PATH
+            "{SESSION_COOKIE}={value}; Path={}; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            super::PAGE_PATH,
+            SESSION_LIFETIME.as_secs()
         ),
         None => format!(
             "{SESSION_COOKIE}=; Path={}; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
@@ -207,40 +278,61 @@ mod tests {
     }
 
     #[test]
-    fn only_the_token_or_its_session_admits() {
+    fn only_the_token_is_a_bearer() {
         let token = AdminToken::new("0123456789abcdefgh").unwrap();
         let mut headers = HeaderMap::new();
-        assert!(!token.admits(&headers));
+        assert!(!token.bearer_in(&headers));
         headers.insert(
             "authorization",
             HeaderValue::from_static("Bearer 0123456789abcdefgX"),
         );
-        assert!(!token.admits(&headers));
+        assert!(!token.bearer_in(&headers));
         headers.insert(
             "authorization",
             HeaderValue::from_static("bearer 0123456789abcdefgh"),
         );
-        assert!(token.admits(&headers));
-
+        assert!(token.bearer_in(&headers));
         let mut headers = HeaderMap::new();
-        let cookie = format!("other=1; {SESSION_COOKIE}={}", token.session());
+        let cookie = format!("other=1; {SESSION_COOKIE}=abc");
         headers.insert("cookie", HeaderValue::from_str(&cookie).unwrap());
-        assert!(token.admits(&headers));
-        // The token itself is not a session.
-        let cookie = format!("{SESSION_COOKIE}=0123456789abcdefgh");
-        headers.insert("cookie", HeaderValue::from_str(&cookie).unwrap());
-        assert!(!token.admits(&headers));
+        assert_eq!(sessions_in(&headers), ["abc"]);
     }
 
     #[test]
-    fn session_and_csrf_reveal_nothing_and_differ() {
+    fn sessions_are_random_and_kept_only_as_hashes() {
+        let (a, a_hash) = new_session();
+        let (b, _) = new_session();
+        assert_ne!(a, b);
+        assert_eq!(session_hash(&a), a_hash);
+        assert!(!a_hash.contains(&a));
         let token = AdminToken::new("0123456789abcdefgh").unwrap();
-        assert_ne!(token.session(), token.csrf());
-        assert!(!token.session().contains("0123456789"));
         assert!(token.csrf_matches(token.csrf()));
-        assert!(!token.csrf_matches(token.session()));
+        assert!(!token.csrf().contains("0123456789"));
         assert_eq!(format!("{token:?}"), "AdminToken(***)");
-        let cookie = session_cookie(Some(token.session()), false);
+        let cookie = session_cookie(Some(&a), false);
         assert!(cookie.contains("HttpOnly; SameSite=Strict"), "{cookie}");
+        assert!(cookie.contains("Max-Age=43200"), "{cookie}");
+    }
+
+    #[test]
+    fn wrong_tokens_are_throttled_per_address_for_the_window() {
+        let throttle = SignInThrottle::new();
+        let (one, other) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = std::time::Instant::now();
+        for _ in 0..SignInThrottle::ATTEMPTS {
+            assert_eq!(throttle.wait(one, t0), None);
+            throttle.failed(one, t0);
+        }
+        assert!(
+            throttle
+                .wait(one, t0)
+                .is_some_and(|w| w <= SignInThrottle::WINDOW)
+        );
+        assert_eq!(
+            throttle.wait(other, t0),
+            None,
+            "another address is not held"
+        );
+        assert_eq!(throttle.wait(one, t0 + SignInThrottle::WINDOW), None);
     }
 }

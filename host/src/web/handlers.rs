@@ -8,13 +8,15 @@ use super::{PAGE_PATH, WebOptions, live};
 use crate::pipeline::Tenant;
 use crate::server::ServerState;
 use crate::storage::{RetryRequest, is_call_key};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::Extension;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use maud::Markup;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest form accepted: the settings form is a few hundred bytes.
@@ -24,6 +26,8 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 pub(super) struct WebState {
     pub server: Arc<ServerState>,
     pub options: WebOptions,
+    /// Wrong admin tokens, per client address.
+    pub throttle: super::auth::SignInThrottle,
 }
 
 pub(super) type AppState = State<Arc<WebState>>;
@@ -36,6 +40,7 @@ pub(super) fn routes(state: Arc<WebState>) -> Router {
         .route(PAGE_PATH, get(overview))
         .route("/admin/login", get(login_form).post(login))
         .route("/admin/logout", post(logout))
+        .route("/metrics", get(metrics))
         .route("/admin/t/{tenant}", get(tenant_page))
         .route("/admin/t/{tenant}/settings", post(save_settings))
         .route("/admin/t/{tenant}/retry", post(retry))
@@ -84,7 +89,7 @@ fn admitted<'a>(
             templates::disabled(),
         )));
     };
-    if token.admits(headers) {
+    if token.bearer_in(headers) || signed_in(state, headers) {
         Ok(token)
     } else if is_post {
         Err(Box::new(page(
@@ -94,6 +99,47 @@ fn admitted<'a>(
     } else {
         Err(Box::new(Redirect::to("/admin/login").into_response()))
     }
+}
+
+/// Whether the request's session cookie names an open session.
+fn signed_in(state: &WebState, headers: &HeaderMap) -> bool {
+    let now = chrono::Utc::now().timestamp_millis();
+    let storage = state.server.pipeline.storage();
+    super::auth::sessions_in(headers).iter().any(|id| {
+        match storage.session_open(&super::auth::session_hash(id), now) {
+            Ok(open) => open,
+            Err(error) => {
+                tracing::error!(%error, "status page: could not read sessions");
+                false
+            }
+        }
+    })
+}
+
+/// `GET /metrics`: the tenants' counters, for a bearer of the admin token
+/// or the scrapers' token only (they name tenants and their volumes).
+async fn metrics(State(state): AppState, headers: HeaderMap) -> Response {
+    let tokens = [&state.options.token, &state.options.metrics_token];
+    let admitted = tokens
+        .into_iter()
+        .flatten()
+        .any(|token| token.bearer_in(&headers));
+    if !admitted {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            format!(
+                "/metrics needs `Authorization: Bearer <token>` with the admin token or {}: set one and give it to the scraper (Prometheus: `authorization: {{credentials_file: ...}}`)\n",
+                super::METRICS_TOKEN_ENV
+            ),
+        )
+            .into_response();
+    }
+    let text = crate::metrics::encode(
+        state.server.pipeline.storage(),
+        state.server.tenants.keys().map(String::as_str),
+    );
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// Checks the CSRF token of a POST form.
@@ -169,7 +215,9 @@ async fn overview(State(state): AppState, headers: HeaderMap) -> Response {
 async fn login_form(State(state): AppState, headers: HeaderMap) -> Response {
     match &state.options.token {
         None => page(StatusCode::SERVICE_UNAVAILABLE, templates::disabled()),
-        Some(token) if token.admits(&headers) => Redirect::to(PAGE_PATH).into_response(),
+        Some(token) if token.bearer_in(&headers) || signed_in(&state, &headers) => {
+            Redirect::to(PAGE_PATH).into_response()
+        }
         Some(_) => page(StatusCode::OK, templates::login(None)),
     }
 }
@@ -190,13 +238,29 @@ fn over_https(headers: &HeaderMap) -> bool {
 
 async fn login(
     State(state): AppState,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let Some(token) = &state.options.token else {
         return page(StatusCode::SERVICE_UNAVAILABLE, templates::disabled());
     };
+    let address = peer.map(|Extension(ConnectInfo(peer))| peer.ip());
+    let now = std::time::Instant::now();
+    if let Some(wait) = address.and_then(|a| state.throttle.wait(a, now)) {
+        tracing::warn!("status page: sign-in refused, too many wrong tokens from one address");
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return page(
+            StatusCode::TOO_MANY_REQUESTS,
+            templates::login(Some(&format!(
+                "Too many wrong tokens from this address: try again in {minutes} minutes."
+            ))),
+        );
+    }
     if !token.matches(&form.token) {
+        if let Some(address) = address {
+            state.throttle.failed(address, now);
+        }
         tracing::warn!("status page: a sign-in with a wrong admin token");
         return page(
             StatusCode::UNAUTHORIZED,
@@ -205,7 +269,18 @@ async fn login(
             )),
         );
     }
-    let cookie = session_cookie(Some(token.session()), over_https(&headers));
+    let (id, hash) = super::auth::new_session();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let expires = now_ms + super::auth::SESSION_LIFETIME.as_millis() as i64;
+    if let Err(error) = state
+        .server
+        .pipeline
+        .storage()
+        .session_start(&hash, expires, now_ms)
+    {
+        return storage_failed(error);
+    }
+    let cookie = session_cookie(Some(&id), over_https(&headers));
     ([(header::SET_COOKIE, cookie)], Redirect::to(PAGE_PATH)).into_response()
 }
 
@@ -226,6 +301,17 @@ async fn logout(
     };
     if let Err(response) = check_csrf(token, &form.csrf) {
         return *response;
+    }
+    // Ended on the server: a copy of the cookie no longer signs anyone in.
+    for id in super::auth::sessions_in(&headers) {
+        if let Err(error) = state
+            .server
+            .pipeline
+            .storage()
+            .session_end(&super::auth::session_hash(&id))
+        {
+            return storage_failed(error);
+        }
     }
     let cookie = session_cookie(None, over_https(&headers));
     ([(header::SET_COOKIE, cookie)], Redirect::to("/admin/login")).into_response()

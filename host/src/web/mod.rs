@@ -10,7 +10,8 @@
 //! | `POST /admin/t/{tenant}/review` | assign a "needs review" call (shared number) to one of its contacts, once |
 //! | `POST /admin/t/{tenant}/copy` | log a call posted to one of several contacts with its number on another of them too, once |
 //! | `POST /admin/t/{tenant}/demo-call` | `connectzero demo` only: place a call in the 3CX simulator |
-//! | `GET`/`POST /admin/login`, `POST /admin/logout` | sign in with the admin token |
+//! | `GET`/`POST /admin/login`, `POST /admin/logout` | sign in with the admin token (wrong tokens throttled per address); sign out ends the session on the server |
+//! | `GET /metrics` | Prometheus metrics, for a bearer of the admin token or `CONNECTZERO_METRICS_TOKEN` only |
 //!
 //! Every route but the login form needs the admin token
 //! (`CONNECTZERO_ADMIN_TOKEN`), either as `Authorization: Bearer <token>`
@@ -62,12 +63,20 @@ pub struct WebOptions {
     pub token: Option<AdminToken>,
     /// Demo calls the page offers to place.
     pub demo: Option<Arc<dyn DemoCalls>>,
+    /// A token for `/metrics` scrapers besides the admin token
+    /// ([`METRICS_TOKEN_ENV`]): `/metrics` names tenants and their
+    /// counts, so it answers only a bearer of either.
+    pub metrics_token: Option<AdminToken>,
 }
+
+/// Environment variable holding the `/metrics` scrapers' token.
+pub const METRICS_TOKEN_ENV: &str = "CONNECTZERO_METRICS_TOKEN";
 
 /// The page's routes, to merge into the host's router.
 pub fn router(state: Arc<ServerState>, options: WebOptions) -> Router {
     handlers::routes(Arc::new(handlers::WebState {
         server: state,
         options,
+        throttle: auth::SignInThrottle::new(),
     }))
 }

@@ -6,10 +6,12 @@
 //!   workflow's trigger URL.
 //! - [`redirects`]: secrets never follow a redirect.
 //! - [`slow_clients`]: slow and abusive HTTP clients cannot stop tenants.
+//! - [`operator_surfaces`]: `/metrics` and the status page's sign-in.
 
 #[path = "../common.rs"]
 mod common;
 
+mod operator_surfaces;
 mod redirects;
 mod slow_clients;
 mod upstream_values;
