@@ -19,7 +19,7 @@ mod web_rows;
 pub use backfill_rows::ReplayOpen;
 pub use incident_rows::Incident;
 pub use review_rows::{ReviewAssign, ReviewCall, ReviewCandidate};
-pub use secret_rows::{SealedSecret, StateClaim, TenantAuth};
+pub use secret_rows::{SealedSecret, StateAdmission, StateClaim, StateIssue, TenantAuth};
 pub use shared_rows::{COPIES_PER_TICK, CopyAsk, CopyState, SharedCall};
 pub use tenant_rows::TenantRow;
 pub use web_rows::{CallFilter, CallSummary, RetryRequest, is_call_key};
@@ -140,6 +140,7 @@ impl Storage {
              CREATE INDEX IF NOT EXISTS calls_by_handled_at ON calls (tenant, handled_at_ms);",
         )?;
         conn.execute_batch(secret_rows::SCHEMA)?;
+        secret_rows::upgrade(&conn)?;
         conn.execute_batch(backfill_rows::SCHEMA)?;
         conn.execute_batch(tenant_rows::SCHEMA)?;
         conn.execute_batch(web_rows::SCHEMA)?;

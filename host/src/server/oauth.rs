@@ -96,12 +96,14 @@ pub fn authorize_url(config: &TenantConfig, redirect_uri: &str, state: &str) -> 
 pub(super) async fn install(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
     let Some(tenant) = state.tenants.get(&id) else {
         return unknown_tenant(&id).into_response();
     };
-    match start_install(tenant, &headers) {
+    let client = client_address(&headers, peer.map(|axum::Extension(info)| info.0));
+    match start_install(tenant, &headers, &client) {
         Ok(location) => (
             StatusCode::FOUND,
             [
@@ -115,7 +117,25 @@ pub(super) async fn install(
     }
 }
 
-fn start_install(tenant: &Tenant, headers: &HeaderMap) -> Result<String, HttpError> {
+/// Who asked, for the per-client cap on pending installs: the last
+/// `X-Forwarded-For` entry (the proxy in front of us saw it) when there is
+/// one, else the connection's address. Forged, it only makes a client its
+/// own several: it can fill the tenant's pending quota, never push out
+/// another client's link.
+fn client_address(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .rfind(|v| !v.is_empty())
+        .map(|v| v.chars().take(64).collect())
+        .or_else(|| peer.map(|p| p.ip().to_string()))
+        .unwrap_or_default()
+}
+
+fn start_install(tenant: &Tenant, headers: &HeaderMap, client: &str) -> Result<String, HttpError> {
     let store = tenant.credentials.store().ok_or_else(no_store)?;
     let redirect_uri = redirect_uri(&tenant.config, headers)?;
     let state_value = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
@@ -127,16 +147,30 @@ fn start_install(tenant: &Tenant, headers: &HeaderMap) -> Result<String, HttpErr
         .unwrap_or(DEFAULT_STATE_TTL_SECS)
         .saturating_mul(1000);
     let now = now_ms();
-    store
+    let hash = state_hash(&state_value);
+    let issue = crate::storage::StateIssue {
+        state_hash: &hash,
+        tenant: tenant.id(),
+        client,
+        redirect_uri: &redirect_uri,
+        expires_at_ms: now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
+    };
+    match store
         .storage()
-        .oauth_state_insert(
-            &state_hash(&state_value),
-            tenant.id(),
-            &redirect_uri,
-            now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
-            now,
-        )
-        .map_err(|e| internal(tenant.id(), &e))?;
+        .oauth_state_insert(&issue, now)
+        .map_err(|e| internal(tenant.id(), &e))?
+    {
+        crate::storage::StateAdmission::Issued => {}
+        crate::storage::StateAdmission::Busy { retry_in_ms } => {
+            return Err(HttpError(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many installs of this tenant are pending: try again in {} minutes, or finish one already started",
+                    (retry_in_ms / 60_000).max(1)
+                ),
+            ));
+        }
+    }
     tracing::info!(tenant = %tenant.id(), "HighLevel install started");
     Ok(authorize_url(&tenant.config, &redirect_uri, &state_value))
 }

@@ -25,7 +25,8 @@ pub(super) const SCHEMA: &str = "
         tenant        TEXT NOT NULL,
         redirect_uri  TEXT NOT NULL,
         expires_at_ms INTEGER NOT NULL,
-        used_at_ms    INTEGER
+        used_at_ms    INTEGER,
+        client        TEXT NOT NULL DEFAULT ''
     );";
 
 /// Install states are kept this long after they expire, so a late reuse
@@ -35,6 +36,56 @@ const STATE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 /// Install states kept per tenant: the install route needs no login, so
 /// this bounds what anonymous requests can add to the database.
 const STATES_PER_TENANT: i64 = 100;
+
+/// Pending (unused, unexpired) install states a tenant may have: more
+/// install starts wait until one expires.
+pub const PENDING_PER_TENANT: i64 = 20;
+
+/// Pending install states one client address may hold per tenant; its
+/// next start replaces its own oldest.
+pub const PENDING_PER_CLIENT: i64 = 3;
+
+/// An install state to remember.
+#[derive(Clone, Copy, Debug)]
+pub struct StateIssue<'a> {
+    /// SHA-256 of the state, never the state.
+    pub state_hash: &'a str,
+    /// The tenant installing.
+    pub tenant: &'a str,
+    /// The address that started it ("" when unknown).
+    pub client: &'a str,
+    /// The callback URL the authorize request names.
+    pub redirect_uri: &'a str,
+    /// When it stops being accepted, ms since the epoch.
+    pub expires_at_ms: i64,
+}
+
+/// What remembering a state found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateAdmission {
+    /// Remembered: the link may be handed out.
+    Issued,
+    /// The tenant has too many pending installs; the first expires in this
+    /// many ms.
+    Busy {
+        /// Until the first pending state expires.
+        retry_in_ms: i64,
+    },
+}
+
+/// Adds the `client` column to a database made before it existed.
+pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let has_client = conn
+        .prepare("SELECT 1 FROM pragma_table_info('oauth_states') WHERE name = 'client'")?
+        .exists([])?;
+    if !has_client {
+        conn.execute(
+            "ALTER TABLE oauth_states ADD COLUMN client TEXT NOT NULL DEFAULT ''",
+            [],
+        )?;
+    }
+    Ok(())
+}
 
 /// One sealed secret as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,33 +264,68 @@ impl Storage {
         Ok(())
     }
 
-    /// Remember an issued install state (by its hash), dropping states
-    /// expired for longer than a day and all but the tenant's newest
-    /// [`STATES_PER_TENANT`].
+    /// Remember an issued install state (by its hash) for `client` (the
+    /// address that asked), unless the tenant already has
+    /// [`PENDING_PER_TENANT`] pending: then `Busy`, with how long until
+    /// the first of them expires. A pending state is never dropped for
+    /// another client's: a client holding [`PENDING_PER_CLIENT`] gives up
+    /// its own oldest, so anonymous requests cannot push out an admin's
+    /// link. States expired for longer than a day go, and (used or
+    /// expired) all but the tenant's newest [`STATES_PER_TENANT`].
     pub fn oauth_state_insert(
         &self,
-        state_hash: &str,
-        tenant: &str,
-        redirect_uri: &str,
-        expires_at_ms: i64,
+        issue: &StateIssue<'_>,
         now_ms: i64,
-    ) -> rusqlite::Result<()> {
-        let conn = self.lock();
-        conn.execute(
+    ) -> rusqlite::Result<StateAdmission> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
             "DELETE FROM oauth_states WHERE expires_at_ms < ?1",
             params![now_ms - STATE_RETENTION_MS],
         )?;
-        conn.execute(
-            "INSERT INTO oauth_states (state_hash, tenant, redirect_uri, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![state_hash, tenant, redirect_uri, expires_at_ms],
+        const PENDING: &str = "used_at_ms IS NULL AND expires_at_ms > ?2";
+        tx.execute(
+            &format!(
+                "DELETE FROM oauth_states WHERE state_hash IN
+                     (SELECT state_hash FROM oauth_states
+                      WHERE tenant = ?1 AND {PENDING} AND client = ?3
+                      ORDER BY expires_at_ms DESC, rowid DESC LIMIT -1 OFFSET ?4)"
+            ),
+            params![issue.tenant, now_ms, issue.client, PENDING_PER_CLIENT - 1],
         )?;
-        conn.execute(
-            "DELETE FROM oauth_states WHERE tenant = ?1 AND state_hash NOT IN
-                 (SELECT state_hash FROM oauth_states WHERE tenant = ?1
-                  ORDER BY expires_at_ms DESC, rowid DESC LIMIT ?2)",
-            params![tenant, STATES_PER_TENANT],
+        let (pending, first_expiry): (i64, Option<i64>) = tx.query_row(
+            &format!(
+                "SELECT count(*), min(expires_at_ms) FROM oauth_states WHERE tenant = ?1 AND {PENDING}"
+            ),
+            params![issue.tenant, now_ms],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        Ok(())
+        if pending >= PENDING_PER_TENANT {
+            tx.commit()?;
+            return Ok(StateAdmission::Busy {
+                retry_in_ms: first_expiry.map_or(0, |at| at - now_ms).max(1_000),
+            });
+        }
+        tx.execute(
+            "INSERT INTO oauth_states (state_hash, tenant, redirect_uri, expires_at_ms, client) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                issue.state_hash,
+                issue.tenant,
+                issue.redirect_uri,
+                issue.expires_at_ms,
+                issue.client
+            ],
+        )?;
+        tx.execute(
+            &format!(
+                "DELETE FROM oauth_states WHERE tenant = ?1 AND NOT ({PENDING}) AND state_hash NOT IN
+                     (SELECT state_hash FROM oauth_states WHERE tenant = ?1
+                      ORDER BY expires_at_ms DESC, rowid DESC LIMIT ?3)"
+            ),
+            params![issue.tenant, now_ms, STATES_PER_TENANT],
+        )?;
+        tx.commit()?;
+        Ok(StateAdmission::Issued)
     }
 
     /// Consume an install state: the first presentation claims it, every
@@ -281,7 +367,7 @@ mod tests {
     #[test]
     fn a_state_is_claimed_once() {
         let db = Storage::in_memory().unwrap();
-        db.oauth_state_insert("h", "t1", "http://x/cb", 2_000, 1_000)
+        db.oauth_state_insert(&issue("h", "t1", "a", 2_000), 1_000)
             .unwrap();
         assert_eq!(
             db.oauth_state_claim("h", 1_500).unwrap(),
@@ -292,11 +378,13 @@ mod tests {
             }
         );
         assert_eq!(db.oauth_state_claim("h", 1_600).unwrap(), StateClaim::Used);
+        // Used, it gives way to newer states once the tenant has many.
         for i in 0..STATES_PER_TENANT {
-            db.oauth_state_insert(&format!("s{i}"), "t1", "u", 3_000 + i, 1_000)
+            let hash = format!("s{i}");
+            db.oauth_state_insert(&issue(&hash, "t1", &hash, 3_000 + i), 1_000)
                 .unwrap();
+            db.oauth_state_claim(&hash, 1_000).unwrap();
         }
-        // The oldest gives way to the newest.
         assert_eq!(
             db.oauth_state_claim("h", 1_700).unwrap(),
             StateClaim::Unknown
@@ -304,6 +392,65 @@ mod tests {
         assert_eq!(
             db.oauth_state_claim("g", 1_600).unwrap(),
             StateClaim::Unknown
+        );
+    }
+
+    fn issue<'a>(hash: &'a str, tenant: &'a str, client: &'a str, expires: i64) -> StateIssue<'a> {
+        StateIssue {
+            state_hash: hash,
+            tenant,
+            client,
+            redirect_uri: "http://x/cb",
+            expires_at_ms: expires,
+        }
+    }
+
+    #[test]
+    fn anonymous_starts_never_push_out_a_pending_link() {
+        let db = Storage::in_memory().unwrap();
+        let now = 1_000;
+        assert_eq!(
+            db.oauth_state_insert(&issue("admin", "t", "10.0.0.1", 60_000), now)
+                .unwrap(),
+            StateAdmission::Issued
+        );
+        // One address: it only ever replaces its own oldest.
+        for i in 0..50 {
+            let hash = format!("x{i}");
+            db.oauth_state_insert(&issue(&hash, "t", "10.0.0.2", 60_000), now)
+                .unwrap();
+        }
+        // Many addresses: the tenant's pending quota fills, then starts wait.
+        let mut busy = 0;
+        for i in 0..50 {
+            let (hash, client) = (format!("y{i}"), format!("10.1.0.{i}"));
+            if let StateAdmission::Busy { retry_in_ms } = db
+                .oauth_state_insert(&issue(&hash, "t", &client, 60_000), now)
+                .unwrap()
+            {
+                assert_eq!(retry_in_ms, 59_000);
+                busy += 1;
+            }
+        }
+        assert_eq!(
+            busy,
+            50 - (PENDING_PER_TENANT - 1 - PENDING_PER_CLIENT) as usize
+        );
+        // The admin's link still works; another tenant is not affected.
+        assert!(matches!(
+            db.oauth_state_claim("admin", now + 1).unwrap(),
+            StateClaim::Claimed { .. }
+        ));
+        assert_eq!(
+            db.oauth_state_insert(&issue("other", "u", "10.1.0.1", 60_000), now)
+                .unwrap(),
+            StateAdmission::Issued
+        );
+        // Once the pending states expire, starts are issued again.
+        assert_eq!(
+            db.oauth_state_insert(&issue("later", "t", "10.0.0.9", 200_000), 61_000)
+                .unwrap(),
+            StateAdmission::Issued
         );
     }
 

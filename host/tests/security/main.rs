@@ -7,10 +7,12 @@
 //! - [`redirects`]: secrets never follow a redirect.
 //! - [`slow_clients`]: slow and abusive HTTP clients cannot stop tenants.
 //! - [`operator_surfaces`]: `/metrics` and the status page's sign-in.
+//! - [`installs`]: OAuth install states.
 
 #[path = "../common.rs"]
 mod common;
 
+mod installs;
 mod operator_surfaces;
 mod redirects;
 mod slow_clients;
