@@ -64,6 +64,38 @@ pub struct Credentials {
     /// Where secrets are persisted; unset in tests and benchmarks that
     /// keep them in memory only.
     store: OnceLock<SecretStore>,
+    /// This instance's name on the shared refresh lease.
+    holder: String,
+}
+
+/// How long a refresh lease lasts: longer than the token request may take
+/// (the client's 30 s timeout), so it never lapses while in use.
+const REFRESH_LEASE: Duration = Duration::from_secs(45);
+
+/// How long a host waits for another's refresh before giving up for now.
+const REFRESH_WAIT: Duration = Duration::from_secs(50);
+
+/// How often a waiting host looks for the other's new token.
+const REFRESH_POLL: Duration = Duration::from_millis(100);
+
+/// The lease, given back when the refresh is over (or failed).
+struct RefreshLease<'a> {
+    store: &'a SecretStore,
+    tenant: &'a str,
+    holder: &'a str,
+}
+
+impl Drop for RefreshLease<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self
+            .store
+            .storage()
+            .refresh_lease_release(self.tenant, self.holder)
+        {
+            // It lapses by itself after REFRESH_LEASE.
+            tracing::warn!(tenant = %self.tenant, error = %e, "could not give the refresh lease back");
+        }
+    }
 }
 
 struct PbxSource {
@@ -153,6 +185,7 @@ impl Credentials {
             http,
             tenant_id: tenant.id.clone(),
             store: OnceLock::new(),
+            holder: format!("{:016x}", rand::random::<u64>()),
             pbx: PbxSource {
                 base_url: tenant.pbx.base_url.trim_end_matches('/').to_string(),
                 client_id: tenant.pbx.client_id.clone(),
@@ -406,7 +439,13 @@ impl Credentials {
     async fn refresh_crm_token(&self) -> Result<CachedToken, StageError> {
         let crm = &self.crm;
         let id = self.tenant_id.as_str();
+        let mut _lease = None;
         if let Some(store) = self.store() {
+            // One refresh at a time across every host on the database.
+            match self.take_refresh_lease(store).await? {
+                Ok(lease) => _lease = Some(lease),
+                Err(refreshed) => return Ok(refreshed),
+            }
             let status = store
                 .storage()
                 .tenant_auth_status(id)
@@ -499,6 +538,40 @@ impl Credentials {
             value: access,
             renew_at: renew_at(lifetime),
         })
+    }
+
+    /// The tenant's refresh lease, or the token another host refreshed
+    /// while this one waited for it. Waits at most [`REFRESH_WAIT`].
+    async fn take_refresh_lease<'a>(
+        &'a self,
+        store: &'a SecretStore,
+    ) -> Result<Result<RefreshLease<'a>, CachedToken>, StageError> {
+        let id = self.tenant_id.as_str();
+        let waited_since = Instant::now();
+        loop {
+            let now = now_ms();
+            let until = now + REFRESH_LEASE.as_millis() as i64;
+            let taken = store
+                .storage()
+                .refresh_lease_take(id, &self.holder, now, until)
+                .map_err(|e| storage_error(&e))?;
+            if taken {
+                return Ok(Ok(RefreshLease {
+                    store,
+                    tenant: id,
+                    holder: &self.holder,
+                }));
+            }
+            if let Some(token) = stored_access_token(store, id).map_err(|e| storage_error(&e))? {
+                return Ok(Err(token));
+            }
+            if waited_since.elapsed() >= REFRESH_WAIT {
+                return Err(StageError::Network(
+                    "another host has been refreshing the HighLevel grant for too long; tried again later".into(),
+                ));
+            }
+            tokio::time::sleep(REFRESH_POLL).await;
+        }
     }
 
     /// Whether the stored refresh token is no longer `sent`: another

@@ -9,6 +9,7 @@
 
 mod backfill_rows;
 mod incident_rows;
+mod lease_rows;
 mod review_rows;
 mod secret_rows;
 mod session_rows;
@@ -145,6 +146,7 @@ impl Storage {
         conn.execute_batch(tenant_rows::SCHEMA)?;
         conn.execute_batch(web_rows::SCHEMA)?;
         conn.execute_batch(session_rows::SCHEMA)?;
+        conn.execute_batch(lease_rows::SCHEMA)?;
         conn.execute_batch(incident_rows::SCHEMA)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),

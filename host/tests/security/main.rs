@@ -8,6 +8,7 @@
 //! - [`slow_clients`]: slow and abusive HTTP clients cannot stop tenants.
 //! - [`operator_surfaces`]: `/metrics` and the status page's sign-in.
 //! - [`installs`]: OAuth install states.
+//! - [`refresh`]: several hosts refreshing one grant.
 
 #[path = "../common.rs"]
 mod common;
@@ -15,5 +16,6 @@ mod common;
 mod installs;
 mod operator_surfaces;
 mod redirects;
+mod refresh;
 mod slow_clients;
 mod upstream_values;
