@@ -17,6 +17,7 @@
 //! and verify `x-wh-signature` whenever it is present. Connections are
 //! bounded in number and time ([`listen`]).
 
+pub mod client;
 mod gate;
 pub mod listen;
 mod oauth;
@@ -134,7 +135,7 @@ async fn update_call_record(
     let Some(tenant) = state.tenants.get(&id) else {
         return unknown_tenant(&id).into_response();
     };
-    let slot = match gate::action_slot() {
+    let slot = match gate::action_slot(tenant.id()) {
         Ok(slot) => slot,
         Err(busy) => return *busy,
     };
@@ -157,7 +158,7 @@ async fn run_write_back(
     pipeline: &Pipeline,
     tenant: &Tenant,
     mut request: Request,
-    slot: tokio::sync::OwnedSemaphorePermit,
+    slot: gate::ActionSlot,
 ) -> anyhow::Result<Response> {
     // wasi:http wants an authority; HTTP/1.0 clients may send no Host.
     if !request.headers().contains_key(header::HOST) {
@@ -187,7 +188,11 @@ async fn run_write_back(
         let _slot = slot;
         // However the component behaves and however slowly the client
         // sends or reads, the invocation (and the request body it holds,
-        // which keeps the connection open) ends within the bound.
+        // which keeps the connection open) ends within the bound. It is
+        // not stopped when the request is given up (the server's timeout,
+        // the client gone): it may be writing to the CRM, and a write cut
+        // in half would be made again by HighLevel's retry. A stalled body
+        // ends it sooner (the server's body timeout).
         tokio::time::timeout(MAX_ACTION_TIME, async {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
@@ -203,16 +208,10 @@ async fn run_write_back(
             )))
         })
     });
-    // The request given up before the component answered (the server's
-    // request timeout, the client gone): stop the component with it.
-    let mut task = AbortOnDrop(Some(task));
     match receiver.await {
-        Ok(Ok(response)) => {
-            task.disarm();
-            Ok(response.map(Body::new))
-        }
+        Ok(Ok(response)) => Ok(response.map(Body::new)),
         Ok(Err(code)) => Err(anyhow!("the component answered with error {code:?}")),
-        Err(_) => Err(match task.join().await {
+        Err(_) => Err(match task.await {
             Ok(Ok(())) => anyhow!("the component returned without a response"),
             Ok(Err(e)) => anyhow::Error::from(e).context("the component trapped"),
             Err(e) => anyhow::Error::from(e),
@@ -223,29 +222,3 @@ async fn run_write_back(
 /// Longest an Update Call Record invocation may run, its answer streamed
 /// out included.
 const MAX_ACTION_TIME: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A spawned task aborted when its handle is dropped, unless disarmed.
-struct AbortOnDrop<T>(Option<tokio::task::JoinHandle<T>>);
-
-impl<T> AbortOnDrop<T> {
-    /// Let the task run on by itself.
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-
-    /// Wait for the task.
-    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
-        match self.0.take() {
-            Some(handle) => handle.await,
-            None => unreachable!("joined after being disarmed"),
-        }
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        if let Some(handle) = &self.0 {
-            handle.abort();
-        }
-    }
-}

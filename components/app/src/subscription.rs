@@ -33,12 +33,13 @@ fn apply(request: &Incoming) -> Result<String, (u16, String)> {
     let refused = |r: webhook::Refusal| (r.status, r.message);
     webhook::check_secret(&header, request.header(&header), secret.as_deref()).map_err(refused)?;
     let body = request.body.as_ref().map_err(|e| (400, e.clone()))?;
-    if let Some(signature) = request.header(webhook::SIGNATURE_HEADER) {
-        let key = config::get("signature_public_key")
-            .map_err(internal)?
-            .unwrap_or_else(|| webhook::HIGHLEVEL_WEBHOOK_KEY.to_string());
-        webhook::verify_signature(&key, body, signature).map_err(refused)?;
-    }
+    let key = config::get("signature_public_key").map_err(internal)?;
+    webhook::check_signature(
+        key.as_deref(),
+        body,
+        request.header(webhook::SIGNATURE_HEADER),
+    )
+    .map_err(refused)?;
     let checked =
         webhook::parse_subscription(body, &settings.tenant.crm_location_id).map_err(refused)?;
     let change = match checked.change {

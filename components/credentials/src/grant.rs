@@ -94,16 +94,17 @@ pub fn crm_install(
 /// under five minutes, so a value below 300 is read as minutes. The bundled
 /// host's `credentials.rs` makes the same reading.
 pub fn pbx_lifetime_secs(expires_in: Option<u64>) -> u64 {
-    match expires_in {
+    guest_support::waits::token_lifetime_secs(match expires_in {
         Some(v) if v < 300 => v * 60,
         Some(v) => v,
         None => 3600,
-    }
+    })
 }
 
-/// HighLevel's stated lifetime, a day when it states none.
+/// HighLevel's stated lifetime, a day when it states none; at most a week
+/// (`guest_support::waits`), however large the answer.
 pub fn crm_lifetime_secs(expires_in: Option<u64>) -> u64 {
-    expires_in.unwrap_or(86_399)
+    guest_support::waits::token_lifetime_secs(expires_in.unwrap_or(86_399))
 }
 
 fn request(
@@ -168,5 +169,8 @@ mod tests {
         assert_eq!(pbx_lifetime_secs(Some(3600)), 3600);
         assert_eq!(pbx_lifetime_secs(None), 3600);
         assert_eq!(crm_lifetime_secs(None), 86_399);
+        let cap = guest_support::waits::MAX_TOKEN_LIFETIME_SECS;
+        assert_eq!(crm_lifetime_secs(Some(u64::MAX)), cap);
+        assert_eq!(pbx_lifetime_secs(Some(u64::MAX)), cap);
     }
 }

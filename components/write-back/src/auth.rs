@@ -23,12 +23,12 @@ pub fn check_secret(
     Ok(webhook::check_secret(header_name, presented, configured)?)
 }
 
-/// Verify `signature` (base64 RSASSA-PKCS1-v1_5 with SHA-256) over the raw
-/// `body` with the PEM public key `public_key_pem`.
-pub fn verify_signature(
-    public_key_pem: &str,
+/// Verify `x-wh-signature` when present; required when a public key is
+/// configured (`guest_support::webhook::check_signature`).
+pub fn check_signature(
+    configured_key: Option<&str>,
     body: &[u8],
-    signature: &str,
+    signature: Option<&str>,
 ) -> Result<(), ApiError> {
-    Ok(webhook::verify_signature(public_key_pem, body, signature)?)
+    Ok(webhook::check_signature(configured_key, body, signature)?)
 }

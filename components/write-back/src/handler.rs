@@ -106,9 +106,11 @@ pub fn run(env: &dyn Env, request: &Request) -> Result<Reply, ApiError> {
         request.header(&settings.secret_header),
         settings.secret.as_deref(),
     )?;
-    if let Some(signature) = request.header(SIGNATURE_HEADER) {
-        auth::verify_signature(&settings.signature_public_key, body, signature)?;
-    }
+    auth::check_signature(
+        settings.signature_public_key.as_deref(),
+        body,
+        request.header(SIGNATURE_HEADER),
+    )?;
     let Some(location) = settings.location_id.as_deref() else {
         return Err(ApiError::internal(
             "crm-location-id is not configured, so no call is accepted: set it to the tenant's HighLevel location id",

@@ -37,8 +37,10 @@ pub struct Settings {
     pub secret_header: String,
     /// The shared secret; `None` refuses every call.
     pub secret: Option<String>,
-    /// PEM public key that `x-wh-signature` is checked against.
-    pub signature_public_key: String,
+    /// PEM public key that `x-wh-signature` is checked against, when one
+    /// is configured (then every call must be signed); HighLevel's
+    /// published key otherwise.
+    pub signature_public_key: Option<String>,
     /// Contact custom field key for the sentiment.
     pub sentiment_field_key: String,
     /// Longest notes text, in characters.
@@ -82,8 +84,7 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_SECRET_HEADER.into())
                 .to_ascii_lowercase(),
             secret: read("secret")?,
-            signature_public_key: read("signature-public-key")?
-                .unwrap_or_else(|| HIGHLEVEL_WEBHOOK_KEY.into()),
+            signature_public_key: read("signature-public-key")?,
             sentiment_field_key: read("sentiment-field-key")?
                 .unwrap_or_else(|| DEFAULT_SENTIMENT_FIELD_KEY.into()),
             max_notes_chars,
@@ -112,10 +113,7 @@ mod tests {
         assert_eq!(s.secret_header, DEFAULT_SECRET_HEADER);
         assert_eq!(s.sentiment_field_key, DEFAULT_SENTIMENT_FIELD_KEY);
         assert_eq!(s.max_notes_chars, DEFAULT_MAX_NOTES_CHARS);
-        assert!(
-            s.signature_public_key
-                .starts_with("-----BEGIN PUBLIC KEY-----")
-        );
+        assert_eq!(s.signature_public_key, None, "HighLevel's published key");
     }
 
     #[test]

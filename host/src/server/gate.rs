@@ -5,7 +5,8 @@
 //! `x-wh-signature`); this gate only makes the cheap refusal come first,
 //! so an anonymous client cannot make the host read bodies or start
 //! components. Update Call Record runs a component per call: at most
-//! [`MAX_ACTIONS`] at once per host.
+//! [`MAX_ACTIONS`] at once per host and [`MAX_ACTIONS_PER_TENANT`] per
+//! tenant, so one tenant's callers cannot take every slot.
 
 use super::{HttpError, ServerState, unknown_tenant};
 use axum::extract::{Path, Request, State};
@@ -13,14 +14,27 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use guest_support::webhook;
-use std::sync::{Arc, LazyLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Update Call Record invocations running at once on one host.
 pub const MAX_ACTIONS: usize = 16;
 
+/// Update Call Record invocations running at once for one tenant.
+pub const MAX_ACTIONS_PER_TENANT: usize = 4;
+
 static ACTION_SLOTS: LazyLock<Arc<Semaphore>> =
     LazyLock::new(|| Arc::new(Semaphore::new(MAX_ACTIONS)));
+
+static TENANT_ACTION_SLOTS: LazyLock<Mutex<HashMap<String, Arc<Semaphore>>>> =
+    LazyLock::new(Default::default);
+
+/// A running invocation's slots, given back when it ends.
+pub(super) struct ActionSlot {
+    _host: OwnedSemaphorePermit,
+    _tenant: OwnedSemaphorePermit,
+}
 
 /// The tenant of the path must exist and the request carry its secret.
 pub(super) async fn require_secret(
@@ -46,19 +60,37 @@ pub(super) async fn require_secret(
     next.run(request).await
 }
 
-/// A slot for one Update Call Record invocation, or the answer that says
-/// to come back (HighLevel retries an action answered 503).
-pub(super) fn action_slot() -> Result<OwnedSemaphorePermit, Box<Response>> {
-    ACTION_SLOTS.clone().try_acquire_owned().map_err(|_| {
-        let mut response = HttpError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_ACTIONS} Update Call Record calls are running on this host already: try again in a moment"),
-        )
-        .into_response();
+/// A slot for one Update Call Record invocation of `tenant`, or the
+/// answer that says to come back: 429 with `Retry-After`, the one refusal
+/// HighLevel retries [ASSUMED: its help centre says so of marketplace
+/// webhooks, and says nothing of actions].
+pub(super) fn action_slot(tenant: &str) -> Result<ActionSlot, Box<Response>> {
+    let busy = |what: String| {
+        let mut response = HttpError(StatusCode::TOO_MANY_REQUESTS, what).into_response();
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         Box::new(response)
+    };
+    let per_tenant = TENANT_ACTION_SLOTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(tenant.to_string())
+        .or_insert_with(|| Arc::new(Semaphore::new(MAX_ACTIONS_PER_TENANT)))
+        .clone();
+    let tenant_slot = per_tenant.try_acquire_owned().map_err(|_| {
+        busy(format!(
+            "{MAX_ACTIONS_PER_TENANT} Update Call Record calls of this tenant are running already: try again in a moment"
+        ))
+    })?;
+    let host_slot = ACTION_SLOTS.clone().try_acquire_owned().map_err(|_| {
+        busy(format!(
+            "{MAX_ACTIONS} Update Call Record calls are running on this host already: try again in a moment"
+        ))
+    })?;
+    Ok(ActionSlot {
+        _host: host_slot,
+        _tenant: tenant_slot,
     })
 }
 

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tower_http::add_extension::AddExtension;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::map_request_body::MapRequestBody;
+use tower_http::timeout::{TimeoutBody, TimeoutLayer};
 
 /// What one host's server allows.
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +29,9 @@ pub struct Limits {
     /// Time a request has, body included, until its answer starts; then
     /// it is answered 408 and its connection closed.
     pub request_timeout: Duration,
+    /// Longest pause while a request body arrives: a body that stalls
+    /// longer fails, so whatever reads it (a component) stops waiting.
+    pub body_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -36,6 +40,7 @@ impl Default for Limits {
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -73,13 +78,21 @@ pub async fn serve(
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
-                // Out of descriptors, a reset before accept: not fatal.
+                // Out of descriptors, a reset before accept: not fatal, but
+                // retried at once it would spin; a moment's pause lets
+                // connections close.
                 tracing::warn!(%error, "could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        // Handlers that throttle by client address read it from here.
-        let service = TowerToHyperService::new(AddExtension::new(app.clone(), ConnectInfo(peer)));
+        // Handlers that throttle by client address read it from here; a
+        // body that stalls fails instead of holding its reader.
+        let body_timeout = limits.body_timeout;
+        let service = TowerToHyperService::new(MapRequestBody::new(
+            AddExtension::new(app.clone(), ConnectInfo(peer)),
+            move |body| TimeoutBody::new(body_timeout, body),
+        ));
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

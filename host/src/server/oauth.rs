@@ -102,7 +102,7 @@ pub(super) async fn install(
     let Some(tenant) = state.tenants.get(&id) else {
         return unknown_tenant(&id).into_response();
     };
-    let client = client_address(&headers, peer.map(|axum::Extension(info)| info.0));
+    let client = super::client::client_key(&headers, peer.map(|axum::Extension(info)| info.0));
     match start_install(tenant, &headers, &client) {
         Ok(location) => (
             StatusCode::FOUND,
@@ -115,24 +115,6 @@ pub(super) async fn install(
             .into_response(),
         Err(error) => error.into_response(),
     }
-}
-
-/// Who asked, for the per-client cap on pending installs: the last
-/// `X-Forwarded-For` entry (the proxy in front of us saw it) when there is
-/// one, else the connection's address. Forged, it only makes a client its
-/// own several: it can fill the tenant's pending quota, never push out
-/// another client's link.
-fn client_address(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .rfind(|v| !v.is_empty())
-        .map(|v| v.chars().take(64).collect())
-        .or_else(|| peer.map(|p| p.ip().to_string()))
-        .unwrap_or_default()
 }
 
 fn start_install(tenant: &Tenant, headers: &HeaderMap, client: &str) -> Result<String, HttpError> {

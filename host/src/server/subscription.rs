@@ -105,15 +105,15 @@ fn authenticate(
         ));
     };
     webhook::check_secret(name, header(name), Some(secret.expose())).map_err(refusal)?;
-    if let Some(signature) = headers.get(webhook::SIGNATURE_HEADER) {
-        // A header that is not text is no signature: it fails to verify.
-        let signature = signature.to_str().unwrap_or_default();
-        let pem = actions
-            .signature_public_key
-            .as_deref()
-            .unwrap_or(HIGHLEVEL_WEBHOOK_KEY);
-        webhook::verify_signature(pem, body, signature).map_err(refusal)?;
-    }
+    // A header that is not text is no signature: it fails to verify.
+    let signature = headers
+        .get(webhook::SIGNATURE_HEADER)
+        .map(|v| v.to_str().unwrap_or_default());
+    let key = actions
+        .signature_public_key
+        .as_deref()
+        .filter(|k| !k.trim().is_empty());
+    webhook::check_signature(key, body, signature).map_err(refusal)?;
     Ok(())
 }
 

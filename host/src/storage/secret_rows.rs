@@ -79,10 +79,16 @@ pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         .prepare("SELECT 1 FROM pragma_table_info('oauth_states') WHERE name = 'client'")?
         .exists([])?;
     if !has_client {
-        conn.execute(
+        match conn.execute(
             "ALTER TABLE oauth_states ADD COLUMN client TEXT NOT NULL DEFAULT ''",
             [],
-        )?;
+        ) {
+            // Another process starting at the same moment added it first.
+            Err(e) if e.to_string().contains("duplicate column name") => {}
+            other => {
+                other?;
+            }
+        }
     }
     Ok(())
 }
@@ -301,7 +307,8 @@ impl Storage {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         if pending >= PENDING_PER_TENANT {
-            tx.commit()?;
+            // Dropped uncommitted: a refused start costs the client none
+            // of its own pending links.
             return Ok(StateAdmission::Busy {
                 retry_in_ms: first_expiry.map_or(0, |at| at - now_ms).max(1_000),
             });

@@ -142,6 +142,24 @@ impl AdminToken {
         same(presented, &self.csrf)
     }
 
+    /// A new session: the cookie's value and the hash the database keeps.
+    pub(super) fn new_session(&self) -> (String, String) {
+        let id =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let hash = self.session_hash(&id);
+        (id, hash)
+    }
+
+    /// What the database keeps of a session id: a hash keyed with the
+    /// token, so changing the token ends every session, and a host with
+    /// another token sharing the database accepts none of them.
+    pub(super) fn session_hash(&self, id: &str) -> String {
+        derive(
+            "connectzero admin session",
+            &format!("{}\0{id}", self.token),
+        )
+    }
+
     /// Whether the request carries the token as `Authorization: Bearer`.
     pub(super) fn bearer_in(&self, headers: &HeaderMap) -> bool {
         bearer_matches(headers, |token| self.matches(token))
@@ -158,21 +176,10 @@ pub(super) fn bearer_matches(headers: &HeaderMap, check: impl Fn(&str) -> bool) 
         .any(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && check(token))
 }
 
-/// A new session: the cookie's value and the hash the database keeps.
-pub(super) fn new_session() -> (String, String) {
-    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-    let hash = session_hash(&id);
-    (id, hash)
-}
-
-/// What the database keeps of a session id.
-pub(super) fn session_hash(id: &str) -> String {
-    derive("connectzero admin session", id)
-}
-
-/// The session ids the request's cookies carry.
-pub(super) fn sessions_in(headers: &HeaderMap) -> Vec<String> {
-    cookies(headers, SESSION_COOKIE)
+/// The session id the request's cookie carries (the first: one lookup per
+/// request, however many cookies a client sends).
+pub(super) fn session_in(headers: &HeaderMap) -> Option<String> {
+    cookies(headers, SESSION_COOKIE).into_iter().next()
 }
 
 /// Wrong admin tokens are throttled per client address: after
@@ -181,17 +188,16 @@ pub(super) fn sessions_in(headers: &HeaderMap) -> Vec<String> {
 /// (it is long enough that it cannot be guessed at all at this rate).
 /// One process's memory: a restart clears it.
 pub(super) struct SignInThrottle {
-    failures:
-        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+    failures: std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
 }
 
 impl SignInThrottle {
-    /// Wrong tokens an address may send per window.
+    /// Wrong tokens a client may send per window.
     pub const ATTEMPTS: u32 = 5;
     /// The window.
     pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(10 * 60);
-    /// Addresses remembered at once (the oldest windows go first).
-    const ADDRESSES: usize = 10_000;
+    /// Clients remembered at once (the oldest windows go first).
+    const CLIENTS: usize = 10_000;
 
     pub(super) fn new() -> Self {
         Self {
@@ -199,31 +205,32 @@ impl SignInThrottle {
         }
     }
 
-    /// How long `address` must wait before trying again, if it must.
+    /// How long `client` must wait before presenting a token again, if
+    /// it must.
     pub(super) fn wait(
         &self,
-        address: std::net::IpAddr,
+        client: &str,
         now: std::time::Instant,
     ) -> Option<std::time::Duration> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let (count, since) = failures.get(&address)?;
+        let (count, since) = failures.get(client)?;
         let ends = *since + Self::WINDOW;
         (*count >= Self::ATTEMPTS && ends > now).then(|| ends - now)
     }
 
-    /// Note a wrong token from `address`.
-    pub(super) fn failed(&self, address: std::net::IpAddr, now: std::time::Instant) {
+    /// Note a wrong token from `client` (`crate::server::client::client_key`).
+    pub(super) fn failed(&self, client: &str, now: std::time::Instant) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         failures.retain(|_, (_, since)| *since + Self::WINDOW > now);
-        if failures.len() >= Self::ADDRESSES
+        if failures.len() >= Self::CLIENTS
             && let Some(oldest) = failures
                 .iter()
                 .min_by_key(|(_, (_, since))| *since)
-                .map(|(a, _)| *a)
+                .map(|(c, _)| c.clone())
         {
             failures.remove(&oldest);
         }
-        let entry = failures.entry(address).or_insert((0, now));
+        let entry = failures.entry(client.to_string()).or_insert((0, now));
         entry.0 += 1;
     }
 }
@@ -295,17 +302,19 @@ mod tests {
         let mut headers = HeaderMap::new();
         let cookie = format!("other=1; {SESSION_COOKIE}=abc");
         headers.insert("cookie", HeaderValue::from_str(&cookie).unwrap());
-        assert_eq!(sessions_in(&headers), ["abc"]);
+        assert_eq!(session_in(&headers).as_deref(), Some("abc"));
     }
 
     #[test]
-    fn sessions_are_random_and_kept_only_as_hashes() {
-        let (a, a_hash) = new_session();
-        let (b, _) = new_session();
-        assert_ne!(a, b);
-        assert_eq!(session_hash(&a), a_hash);
-        assert!(!a_hash.contains(&a));
+    fn sessions_are_random_and_kept_only_as_hashes_keyed_by_the_token() {
         let token = AdminToken::new("0123456789abcdefgh").unwrap();
+        let (a, a_hash) = token.new_session();
+        let (b, _) = token.new_session();
+        assert_ne!(a, b);
+        assert_eq!(token.session_hash(&a), a_hash);
+        assert!(!a_hash.contains(&a));
+        let rotated = AdminToken::new("0123456789abcdefgX").unwrap();
+        assert_ne!(rotated.session_hash(&a), a_hash, "a new token ends it");
         assert!(token.csrf_matches(token.csrf()));
         assert!(!token.csrf().contains("0123456789"));
         assert_eq!(format!("{token:?}"), "AdminToken(***)");
@@ -317,7 +326,7 @@ mod tests {
     #[test]
     fn wrong_tokens_are_throttled_per_address_for_the_window() {
         let throttle = SignInThrottle::new();
-        let (one, other) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let (one, other) = ("10.0.0.1", "10.0.0.2");
         let t0 = std::time::Instant::now();
         for _ in 0..SignInThrottle::ATTEMPTS {
             assert_eq!(throttle.wait(one, t0), None);

@@ -48,6 +48,10 @@ pub(super) fn routes(state: Arc<WebState>) -> Router {
         .route("/admin/t/{tenant}/copy", post(super::shared::ask))
         .route("/admin/t/{tenant}/demo-call", post(demo_call))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard_tokens,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -103,18 +107,73 @@ fn admitted<'a>(
 
 /// Whether the request's session cookie names an open session.
 fn signed_in(state: &WebState, headers: &HeaderMap) -> bool {
+    let (Some(token), Some(id)) = (&state.options.token, super::auth::session_in(headers)) else {
+        return false;
+    };
     let now = chrono::Utc::now().timestamp_millis();
-    let storage = state.server.pipeline.storage();
-    super::auth::sessions_in(headers).iter().any(|id| {
-        match storage.session_open(&super::auth::session_hash(id), now) {
-            Ok(open) => open,
-            Err(error) => {
-                tracing::error!(%error, "status page: could not read sessions");
-                false
-            }
+    match state
+        .server
+        .pipeline
+        .storage()
+        .session_open(&token.session_hash(&id), now)
+    {
+        Ok(open) => open,
+        Err(error) => {
+            tracing::error!(%error, "status page: could not read sessions");
+            false
         }
-    })
+    }
 }
+
+/// Every request that presents a token (a bearer header, the sign-in
+/// form) is throttled per client: once it sent
+/// [`super::auth::SignInThrottle::ATTEMPTS`] wrong ones it is refused
+/// (429) for the window, so the token cannot be guessed through any route.
+async fn guard_tokens(
+    State(state): AppState,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let bearer = request.headers().contains_key(header::AUTHORIZATION);
+    let signing_in =
+        request.method() == axum::http::Method::POST && request.uri().path() == "/admin/login";
+    if !bearer && !signing_in {
+        return next.run(request).await;
+    }
+    let client = crate::server::client::client_key(
+        request.headers(),
+        peer.map(|Extension(ConnectInfo(peer))| peer),
+    );
+    let now = std::time::Instant::now();
+    if let Some(wait) = state.throttle.wait(&client, now) {
+        tracing::warn!("status page: a token refused unread, too many wrong ones from one client");
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return page(
+            StatusCode::TOO_MANY_REQUESTS,
+            templates::login(Some(&format!(
+                "Too many wrong tokens from this address: try again in {minutes} minutes."
+            ))),
+        );
+    }
+    let tokens = [&state.options.token, &state.options.metrics_token];
+    if bearer
+        && !tokens
+            .into_iter()
+            .flatten()
+            .any(|token| token.bearer_in(request.headers()))
+    {
+        state.throttle.failed(&client, now);
+    }
+    let mut request = request;
+    request.extensions_mut().insert(ClientKey(client));
+    next.run(request).await
+}
+
+/// The client behind a request that presented a token (set by
+/// [`guard_tokens`]).
+#[derive(Clone)]
+struct ClientKey(String);
 
 /// `GET /metrics`: the tenants' counters, for a bearer of the admin token
 /// or the scrapers' token only (they name tenants and their volumes).
@@ -238,29 +297,17 @@ fn over_https(headers: &HeaderMap) -> bool {
 
 async fn login(
     State(state): AppState,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<ClientKey>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let Some(token) = &state.options.token else {
         return page(StatusCode::SERVICE_UNAVAILABLE, templates::disabled());
     };
-    let address = peer.map(|Extension(ConnectInfo(peer))| peer.ip());
-    let now = std::time::Instant::now();
-    if let Some(wait) = address.and_then(|a| state.throttle.wait(a, now)) {
-        tracing::warn!("status page: sign-in refused, too many wrong tokens from one address");
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        return page(
-            StatusCode::TOO_MANY_REQUESTS,
-            templates::login(Some(&format!(
-                "Too many wrong tokens from this address: try again in {minutes} minutes."
-            ))),
-        );
-    }
+    // Held clients were refused by `guard_tokens` before reading the form.
     if !token.matches(&form.token) {
-        if let Some(address) = address {
-            state.throttle.failed(address, now);
-        }
+        let client = client.map(|Extension(ClientKey(c))| c).unwrap_or_default();
+        state.throttle.failed(&client, std::time::Instant::now());
         tracing::warn!("status page: a sign-in with a wrong admin token");
         return page(
             StatusCode::UNAUTHORIZED,
@@ -269,7 +316,7 @@ async fn login(
             )),
         );
     }
-    let (id, hash) = super::auth::new_session();
+    let (id, hash) = token.new_session();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let expires = now_ms + super::auth::SESSION_LIFETIME.as_millis() as i64;
     if let Err(error) = state
@@ -303,15 +350,14 @@ async fn logout(
         return *response;
     }
     // Ended on the server: a copy of the cookie no longer signs anyone in.
-    for id in super::auth::sessions_in(&headers) {
-        if let Err(error) = state
+    if let Some(id) = super::auth::session_in(&headers)
+        && let Err(error) = state
             .server
             .pipeline
             .storage()
-            .session_end(&super::auth::session_hash(&id))
-        {
-            return storage_failed(error);
-        }
+            .session_end(&token.session_hash(&id))
+    {
+        return storage_failed(error);
     }
     let cookie = session_cookie(None, over_https(&headers));
     ([(header::SET_COOKIE, cookie)], Redirect::to("/admin/login")).into_response()

@@ -107,12 +107,33 @@ async fn wrong_tokens_are_throttled_per_address() {
     let held = sign_in(&http, &base, TOKEN).await;
     assert_eq!(held.status(), 429);
     assert!(held.text().await.unwrap().contains("try again in"));
-    // The bearer header (scripts) is not a sign-in and still works.
+    // Held, it presents no token anywhere: the bearer header included.
     let page = http
         .get(format!("{base}/admin"))
         .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap();
-    assert_eq!(page.status(), 200);
+    assert_eq!(page.status(), 429);
+}
+
+/// Guessing through the bearer header (`/metrics`, any `/admin` page) is
+/// throttled the same way.
+#[tokio::test]
+async fn wrong_bearer_tokens_are_throttled_too() {
+    let (world, _) = seeded_world(defaults()).await;
+    let base = serve_admin(&world, TOKEN).await;
+    let http = client();
+    let metrics = |token: &'static str| {
+        http.get(format!("{base}/metrics"))
+            .bearer_auth(token)
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            metrics("guess-guess-guess-guess").await.unwrap().status(),
+            401
+        );
+    }
+    assert_eq!(metrics(TOKEN).await.unwrap().status(), 429);
 }

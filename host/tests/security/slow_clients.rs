@@ -14,11 +14,13 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Short limits, so the test sees them act.
+/// Short limits, so the test sees them act; fewer connections than the
+/// test opens, so some wait for others to be closed.
 const LIMITS: Limits = Limits {
-    max_connections: 1024,
+    max_connections: 150,
     header_timeout: Duration::from_secs(1),
     request_timeout: Duration::from_secs(2),
+    body_timeout: Duration::from_secs(1),
 };
 
 /// Open a connection and send `head` (and nothing after it).
@@ -103,9 +105,9 @@ async fn two_hundred_stalled_bodies_are_closed_in_time_and_calls_still_post() {
     let report = world.tick().await.unwrap();
     assert_eq!(report.posted, 3, "{report:?}");
 
-    // Every stalled connection is answered (408, 401 or 503) or closed
-    // within the limits, with room for a loaded machine.
-    let mut answers = HashMap::<String, usize>::new();
+    // Every stalled connection is answered or closed within the limits,
+    // with room for a loaded machine (some waited for a free connection).
+    let mut answers = HashMap::<(&str, String), usize>::new();
     for (i, socket) in sockets.into_iter().enumerate() {
         let answer = closed_within(socket, Duration::from_secs(20))
             .await
@@ -115,16 +117,30 @@ async fn two_hundred_stalled_bodies_are_closed_in_time_and_calls_still_post() {
             .nth(1)
             .unwrap_or("closed")
             .to_string();
-        *answers.entry(status).or_default() += 1;
+        let kind = match i {
+            200.. => "unfinished headers",
+            _ if i % 4 >= 2 => "no secret",
+            _ if i % 2 == 0 => "action",
+            _ => "subscription",
+        };
+        *answers.entry((kind, status)).or_default() += 1;
     }
+    let count = |kind: &str, status: &str| {
+        answers
+            .get(&(kind, status.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
     // Without the secret: refused before any body is read.
+    assert_eq!(count("no secret", "401"), 100, "{answers:?}");
+    // With it, the action: a few slots for the tenant, the rest told to
+    // come back (429, which HighLevel retries).
+    assert!(count("action", "429") >= 40, "{answers:?}");
+    // Headers never finished: closed without an answer.
+    assert_eq!(count("unfinished headers", "closed"), 20, "{answers:?}");
+    // No stalled request got a success.
     assert!(
-        answers.get("401").copied().unwrap_or(0) >= 100,
-        "{answers:?}"
-    );
-    // With it: a slot each for at most MAX_ACTIONS, the rest told to wait.
-    assert!(
-        answers.get("408").copied().unwrap_or(0) >= 50,
+        answers.keys().all(|(_, status)| !status.starts_with('2')),
         "{answers:?}"
     );
 
