@@ -135,7 +135,7 @@ async fn update_call_record(
     let Some(tenant) = state.tenants.get(&id) else {
         return unknown_tenant(&id).into_response();
     };
-    let slot = match gate::action_slot(tenant.id()) {
+    let slot = match gate::action_slot(&state.pipeline, tenant) {
         Ok(slot) => slot,
         Err(busy) => return *busy,
     };

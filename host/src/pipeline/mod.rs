@@ -51,7 +51,13 @@ pub struct Tenant {
     /// The route on a shared 3CX as the tick takes it (JSON, the other
     /// tenants' claims in `elsewhere`); empty: take every call.
     pub route_json: String,
+    /// Its Update Call Record invocations running at once
+    /// (`crate::server`'s gate).
+    pub action_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Update Call Record invocations running at once for one tenant.
+pub const MAX_ACTIONS_PER_TENANT: usize = 4;
 
 impl Tenant {
     /// Build the runtime view of `config`.
@@ -76,6 +82,7 @@ impl Tenant {
             config,
             credentials,
             directory,
+            action_slots: Arc::new(tokio::sync::Semaphore::new(MAX_ACTIONS_PER_TENANT)),
         }
     }
 
@@ -98,6 +105,7 @@ impl Tenant {
             credentials: self.credentials.clone(),
             directory: self.directory.clone(),
             crm_limiter: self.crm_limiter.clone(),
+            action_slots: self.action_slots.clone(),
         }
     }
 }
@@ -216,7 +224,12 @@ pub struct Pipeline {
     ticks: tokio::sync::Semaphore,
     /// Per tenant, when its call log is next pruned (ms since the epoch).
     call_log_pruned_at: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// Update Call Record invocations running at once on this host.
+    action_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Update Call Record invocations running at once on one host.
+pub const MAX_ACTIONS: usize = 16;
 
 /// Most call-log rows one tick deletes: a day's calls of a busy tenant
 /// go within minutes of ticks, and no tick holds the database for long.
@@ -240,12 +253,18 @@ impl Pipeline {
             worker,
             ticks: tokio::sync::Semaphore::new(CONCURRENT_TICKS),
             call_log_pruned_at: Default::default(),
+            action_slots: Arc::new(tokio::sync::Semaphore::new(MAX_ACTIONS)),
         }
     }
 
     /// The storage this pipeline writes.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// The host's Update Call Record slots (`crate::server`'s gate).
+    pub fn action_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.action_slots
     }
 
     /// Run only the match stage on `calls`: nothing is claimed, posted or

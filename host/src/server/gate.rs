@@ -9,26 +9,14 @@
 //! tenant, so one tenant's callers cannot take every slot.
 
 use super::{HttpError, ServerState, unknown_tenant};
+use crate::pipeline::{MAX_ACTIONS, MAX_ACTIONS_PER_TENANT, Pipeline, Tenant};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use guest_support::webhook;
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// Update Call Record invocations running at once on one host.
-pub const MAX_ACTIONS: usize = 16;
-
-/// Update Call Record invocations running at once for one tenant.
-pub const MAX_ACTIONS_PER_TENANT: usize = 4;
-
-static ACTION_SLOTS: LazyLock<Arc<Semaphore>> =
-    LazyLock::new(|| Arc::new(Semaphore::new(MAX_ACTIONS)));
-
-static TENANT_ACTION_SLOTS: LazyLock<Mutex<HashMap<String, Arc<Semaphore>>>> =
-    LazyLock::new(Default::default);
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// A running invocation's slots, given back when it ends.
 pub(super) struct ActionSlot {
@@ -64,7 +52,10 @@ pub(super) async fn require_secret(
 /// answer that says to come back: 429 with `Retry-After`, the one refusal
 /// HighLevel retries [ASSUMED: its help centre says so of marketplace
 /// webhooks, and says nothing of actions].
-pub(super) fn action_slot(tenant: &str) -> Result<ActionSlot, Box<Response>> {
+pub(super) fn action_slot(
+    pipeline: &Pipeline,
+    tenant: &Tenant,
+) -> Result<ActionSlot, Box<Response>> {
     let busy = |what: String| {
         let mut response = HttpError(StatusCode::TOO_MANY_REQUESTS, what).into_response();
         response
@@ -72,18 +63,12 @@ pub(super) fn action_slot(tenant: &str) -> Result<ActionSlot, Box<Response>> {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         Box::new(response)
     };
-    let per_tenant = TENANT_ACTION_SLOTS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(tenant.to_string())
-        .or_insert_with(|| Arc::new(Semaphore::new(MAX_ACTIONS_PER_TENANT)))
-        .clone();
-    let tenant_slot = per_tenant.try_acquire_owned().map_err(|_| {
+    let tenant_slot = tenant.action_slots.clone().try_acquire_owned().map_err(|_| {
         busy(format!(
             "{MAX_ACTIONS_PER_TENANT} Update Call Record calls of this tenant are running already: try again in a moment"
         ))
     })?;
-    let host_slot = ACTION_SLOTS.clone().try_acquire_owned().map_err(|_| {
+    let host_slot = pipeline.action_slots().clone().try_acquire_owned().map_err(|_| {
         busy(format!(
             "{MAX_ACTIONS} Update Call Record calls are running on this host already: try again in a moment"
         ))

@@ -9,6 +9,7 @@
 //! - [`operator_surfaces`]: `/metrics` and the status page's sign-in.
 //! - [`installs`]: OAuth install states.
 //! - [`refresh`]: several hosts refreshing one grant.
+//! - [`webhooks`]: HighLevel's calls to the host.
 
 #[path = "../common.rs"]
 mod common;
@@ -19,3 +20,4 @@ mod redirects;
 mod refresh;
 mod slow_clients;
 mod upstream_values;
+mod webhooks;
