@@ -212,6 +212,20 @@ pub async fn serve_admin(world: &World, token: &str) -> String {
     format!("http://{addr}")
 }
 
+/// Serve the host's endpoints (no status page) for `world`'s tenant on a
+/// loopback port, as `connectzero run` does; returns its base URL.
+pub async fn serve_endpoints(world: &World) -> String {
+    use connectzero::server::ServerState;
+    let state = Arc::new(ServerState {
+        pipeline: world.pipeline.clone(),
+        tenants: HashMap::from([(world.tenant.id().to_string(), world.tenant.clone())]),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(connectzero::server::serve(listener, state));
+    format!("http://{addr}")
+}
+
 /// GET `url` as the admin (bearer `token`) and return the page; anything
 /// but 200 fails the test, naming the URL.
 pub async fn admin_page(http: &reqwest::Client, url: &str, token: &str) -> String {

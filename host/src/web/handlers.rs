@@ -451,6 +451,24 @@ async fn tenant_page(
     )
 }
 
+/// The tenant page again, saying why a form was refused.
+pub(super) fn refused(
+    state: &WebState,
+    token: &AdminToken,
+    tenant: &Tenant,
+    status: StatusCode,
+    text: String,
+) -> Response {
+    render_tenant(
+        state,
+        token,
+        tenant,
+        Some(Notice { ok: false, text }),
+        None,
+        status,
+    )
+}
+
 pub(super) fn back_to(id: &str, query: &str) -> Response {
     Redirect::to(&format!(
         "{PAGE_PATH}/t/{}?{query}",

@@ -6,9 +6,9 @@
 //! the Retry button (`crate::storage::Storage::assign_review`). A second
 //! click, or another operator's, is refused with 409.
 
-use super::handlers::{AppState, admitted_tenant_post, back_to, render_tenant, storage_failed};
+use super::handlers::{AppState, admitted_tenant_post, back_to, refused, storage_failed};
 use super::live;
-use super::templates::{Notice, when};
+use super::templates::when;
 use crate::storage::{ReviewAssign, ReviewCall, Storage, is_call_key};
 use axum::Form;
 use axum::extract::{Path, State};
@@ -96,16 +96,7 @@ pub(super) async fn assign(
         Err(response) => return *response,
     };
     let key = form.call_key.trim();
-    let refuse = |status: StatusCode, text: String| {
-        render_tenant(
-            &state,
-            token,
-            tenant,
-            Some(Notice { ok: false, text }),
-            None,
-            status,
-        )
-    };
+    let refuse = |status: StatusCode, text: String| refused(&state, token, tenant, status, text);
     if !is_call_key(key) || form.contact_id.trim().is_empty() {
         return refuse(
             StatusCode::BAD_REQUEST,

@@ -6,8 +6,8 @@
 //! logs the call on that contact too, once, as its own message
 //! (`components/post/src/copies.rs`). A second click changes nothing.
 
-use super::handlers::{AppState, admitted_tenant_post, back_to, render_tenant, storage_failed};
-use super::templates::{Notice, when};
+use super::handlers::{AppState, admitted_tenant_post, back_to, refused, storage_failed};
+use super::templates::when;
 use crate::storage::{CopyAsk, CopyState, SharedCall, Storage, is_call_key};
 use axum::Form;
 use axum::extract::{Path, State};
@@ -119,16 +119,7 @@ pub(super) async fn ask(
     };
     let key = form.call_key.trim();
     let contact = form.contact_id.trim();
-    let refuse = |status: StatusCode, text: String| {
-        render_tenant(
-            &state,
-            token,
-            tenant,
-            Some(Notice { ok: false, text }),
-            None,
-            status,
-        )
-    };
+    let refuse = |status: StatusCode, text: String| refused(&state, token, tenant, status, text);
     if !is_call_key(key) || contact.is_empty() {
         return refuse(
             StatusCode::BAD_REQUEST,

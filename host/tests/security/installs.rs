@@ -2,9 +2,6 @@
 //! admin's pending link.
 
 use crate::common::*;
-use connectzero::server::{ServerState, serve};
-use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Start an install as `client` (its `X-Forwarded-For`); the status and,
 /// when issued, the link's state.
@@ -33,13 +30,7 @@ async fn start(base: &str, client: &str) -> (u16, Option<String>) {
 async fn two_hundred_anonymous_starts_leave_the_admins_link_working() {
     let dir = tempfile::tempdir().unwrap();
     let (world, _, _) = world_with_secrets(dir.path(), defaults()).await;
-    let state = Arc::new(ServerState {
-        pipeline: world.pipeline.clone(),
-        tenants: HashMap::from([(world.tenant.id().to_string(), world.tenant.clone())]),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, state));
+    let base = serve_endpoints(&world).await;
 
     let (status, admin) = start(&base, "198.51.100.7").await;
     assert_eq!(status, 302);

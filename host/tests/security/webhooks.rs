@@ -1,10 +1,8 @@
 //! HighLevel's calls to the host: the signature rule.
 
 use crate::common::*;
-use connectzero::server::{HIGHLEVEL_WEBHOOK_KEY, ServerState, serve};
+use connectzero::server::HIGHLEVEL_WEBHOOK_KEY;
 use connectzero::testbed::ACTION_SECRET;
-use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Before, a missing `x-wh-signature` was accepted even where the
 /// operator had configured the key HighLevel signs with.
@@ -16,13 +14,7 @@ async fn a_configured_key_requires_a_signature() {
             config.actions.signature_public_key = Some(HIGHLEVEL_WEBHOOK_KEY.to_string());
         })
         .unwrap();
-    let state = Arc::new(ServerState {
-        pipeline: world.pipeline.clone(),
-        tenants: HashMap::from([(world.tenant.id().to_string(), world.tenant.clone())]),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, state));
+    let base = serve_endpoints(&world).await;
     let http = reqwest::Client::new();
     for path in [
         "/t/demo/triggers/subscription",
