@@ -796,21 +796,10 @@ pub fn routing_warnings(tenants: &[TenantConfig]) -> Vec<String> {
 /// A base URL must be HTTPS, or plain HTTP to a loopback address (the
 /// simulators), with no path.
 pub fn check_base_url(url: &str) -> anyhow::Result<()> {
-    let Some(authority) = crate::outbound::authority_of_url(url) else {
-        bail!("{url:?} is not a URL: use https://host[:port]");
-    };
-    if url.starts_with("http://")
-        && !crate::outbound::OutboundPolicy::allow_urls([url]).permits(&authority, false)
-    {
-        bail!(
-            "{url:?} uses plain http: use https:// (plain http is only accepted for loopback test servers)"
-        );
-    }
-    let path = url.splitn(4, '/').nth(3).unwrap_or("");
-    if !path.is_empty() {
-        bail!("{url:?} has a path: give only https://host[:port]");
-    }
-    Ok(())
+    // One rule for both runtimes (the Spin app's settings use it too).
+    guest_support::settings::check_base_url(url)
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 #[cfg(test)]
@@ -841,7 +830,7 @@ mod tests {
             check_base_url("https://pbx.example.com/xapi/v1")
                 .unwrap_err()
                 .to_string()
-                .contains("has a path")
+                .contains("with no path")
         );
         assert!(check_base_url("pbx.example.com").is_err());
     }

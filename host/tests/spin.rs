@@ -978,3 +978,55 @@ async fn spin_ticks_running_past_their_lease_post_each_call_once() {
     );
     assert_eq!(ended(&world), 20);
 }
+
+/// The Update Call Record action calls only HighLevel: the manifest gives
+/// its component no 3CX client or host (before, it received the 3CX API
+/// key for nothing).
+#[test]
+fn the_write_back_component_is_given_no_3cx_client() {
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(workspace_root().join("spin.toml")).unwrap())
+            .unwrap();
+    let write_back = &manifest["component"]["write-back"];
+    let variables = write_back["variables"].as_table().unwrap();
+    assert!(
+        variables.keys().all(|name| !name.starts_with("pbx_")),
+        "{variables:?}"
+    );
+    let hosts = write_back["allowed_outbound_hosts"].as_array().unwrap();
+    assert!(
+        hosts.iter().all(|h| !h.as_str().unwrap().contains("pbx")),
+        "{hosts:?}"
+    );
+}
+
+/// Spin refuses a plain-HTTP base URL as the bundled host does: the 3CX
+/// API key and the tokens travel to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_refuses_a_plain_http_base_url_like_the_host() {
+    let Some(spin) = spin_cli() else { return };
+    let (world, _) = common::seeded_world(options()).await;
+    let state = tempfile::tempdir().unwrap();
+    let app = SpinApp::start_with(
+        &spin,
+        &world,
+        state.path(),
+        "plain-http",
+        &[("pbx_base_url", "http://pbx.example.com")],
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/tick", app.base_url))
+        .header("x-connectzero-tick-secret", TICK_SECRET)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_ne!(status, 200, "{body}");
+    assert!(
+        body.contains("pbx_base_url") && body.contains("https://host"),
+        "{body}\n{}",
+        app.logs()
+    );
+    assert_eq!(world.pbx.request_count("/"), 0, "nothing was sent to 3CX");
+}

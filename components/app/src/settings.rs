@@ -70,7 +70,7 @@ impl AppSettings {
                 (None, Some(d)) => d.to_string(),
                 (None, None) => config::require(key)?,
             };
-            Ok(value.trim_end_matches('/').to_string())
+            shared::check_base_url(&value).map_err(|e| invalid(key, e))
         };
         let no_match_policy = match config::get("no_match_policy")?.as_deref() {
             None | Some("skip") => NoMatchPolicy::Skip,

@@ -28,6 +28,14 @@ pub struct Granted {
 
 /// Client-credentials grant for the 3CX API client.
 pub fn pbx_token(settings: &Settings) -> Result<Granted, StageError> {
+    if settings.pbx_base_url.is_empty()
+        || settings.pbx_client_id.is_empty()
+        || settings.pbx_client_secret.is_empty()
+    {
+        return Err(StageError::InvalidSettings(
+            "no 3CX API client is configured for this component (pbx_base_url, pbx_client_id, pbx_client_secret): set them where the pipeline runs; the Update Call Record action is given none".into(),
+        ));
+    }
     let form = [
         ("client_id", settings.pbx_client_id.as_str()),
         ("client_secret", settings.pbx_client_secret.as_str()),

@@ -39,15 +39,23 @@ pub struct Settings {
 impl Settings {
     /// Read every key; a missing one is an error naming it.
     pub fn load() -> Result<Self, StageError> {
-        let url = |key: &str| config::require(key).map(|u| u.trim_end_matches('/').to_string());
+        let checked = |key: &str, value: String| {
+            guest_support::settings::check_base_url(&value)
+                .map_err(|e| StageError::InvalidSettings(format!("configuration \"{key}\" {e}")))
+        };
         Ok(Self {
-            pbx_base_url: url("pbx_base_url")?,
-            pbx_client_id: config::require("pbx_client_id")?,
-            pbx_client_secret: config::require("pbx_client_secret")?,
-            crm_base_url: config::get("crm_base_url")?
-                .unwrap_or_else(|| DEFAULT_CRM_BASE_URL.into())
-                .trim_end_matches('/')
-                .to_string(),
+            // Optional: the write-back component is given no 3CX client
+            // (it calls only HighLevel); asking it for a 3CX token fails.
+            pbx_base_url: match config::get("pbx_base_url")? {
+                Some(url) => checked("pbx_base_url", url)?,
+                None => String::new(),
+            },
+            pbx_client_id: config::get("pbx_client_id")?.unwrap_or_default(),
+            pbx_client_secret: config::get("pbx_client_secret")?.unwrap_or_default(),
+            crm_base_url: checked(
+                "crm_base_url",
+                config::get("crm_base_url")?.unwrap_or_else(|| DEFAULT_CRM_BASE_URL.into()),
+            )?,
             crm_client_id: config::require("crm_client_id")?,
             crm_client_secret: config::require("crm_client_secret")?,
             crm_refresh_token: config::get("crm_refresh_token")?,

@@ -61,6 +61,12 @@ pub enum SettingsError {
         "is no JSON object of extension to user id ({0}): write one such as {{\"101\":\"<HighLevel user id>\"}}"
     )]
     OverridesJson(String),
+    /// A base URL that is not `https://host[:port]` (plain `http://` only
+    /// to a loopback test server), or has a path.
+    #[error(
+        "is {0:?}: use https://host[:port] with no path (plain http:// is only accepted for loopback test servers)"
+    )]
+    BaseUrl(String),
     /// `call_reference_prefix` has a character outside the allowed set, or
     /// is too long.
     #[error(
@@ -307,6 +313,71 @@ mod tests {
             let e = check_call_reference_prefix(bad).unwrap_err();
             assert_eq!(e, SettingsError::CallReferencePrefix(bad.to_string()));
             assert!(e.to_string().contains("at most 64"), "{e}");
+        }
+    }
+}
+
+/// A 3CX or HighLevel base URL as both runtimes accept it: HTTPS, or plain
+/// HTTP to a loopback address (the simulators), with a host and no path
+/// (a trailing `/` is dropped). Secrets and tokens travel to it, so
+/// plain HTTP anywhere else is refused.
+pub fn check_base_url(url: &str) -> Result<String, SettingsError> {
+    let url = url.trim().trim_end_matches('/');
+    let refused = || SettingsError::BaseUrl(url.to_string());
+    let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        _ => return Err(refused()),
+    };
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) || rest.contains(char::is_whitespace)
+    {
+        return Err(refused());
+    }
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map(|(h, _)| h).ok_or_else(refused)?,
+        None => rest.rsplit_once(':').map_or(rest, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if host.is_empty() || (!https && !loopback) {
+        return Err(refused());
+    }
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod base_url_tests {
+    use super::*;
+
+    #[test]
+    fn https_or_loopback_http_without_a_path() {
+        for good in [
+            "https://pbx.example.com",
+            "https://pbx.example.com:5001/",
+            "http://127.0.0.1:8080",
+            "http://localhost:9",
+            "http://[::1]:9",
+        ] {
+            assert!(check_base_url(good).is_ok(), "{good}");
+        }
+        assert_eq!(
+            check_base_url("https://x.example/").unwrap(),
+            "https://x.example"
+        );
+        for bad in [
+            "http://pbx.example.com",
+            "http://10.0.0.5:5000",
+            "https://pbx.example.com/xapi",
+            "ftp://pbx.example.com",
+            "pbx.example.com",
+            "https://",
+            "https://user@pbx.example.com",
+            "https://pbx.example.com?x=1",
+        ] {
+            let error = check_base_url(bad).unwrap_err().to_string();
+            assert!(error.contains("https://host"), "{bad}: {error}");
         }
     }
 }
