@@ -303,6 +303,8 @@ pub struct OpenTenant {
     pub storage: Storage,
     /// The database file.
     pub database: PathBuf,
+    /// Held while open: `keys rotate` waits for the command to end.
+    pub host_lock: crate::secrets::HostLock,
 }
 
 /// Find `tenant_id` in the configuration file at `location`, or else among
@@ -315,6 +317,7 @@ pub fn open_tenant(
     let found = location.resolve()?;
     let database = found.database.clone();
     let storage = Storage::open(&database)?;
+    let host_lock = crate::secrets::HostLock::shared(&database)?;
     let secrets = crate::secrets::open_store(&storage, &database, None)?;
     let tenant_config = find_tenant(found, tenant_id, &secrets)?;
     let runtime = Runtime::new(components)?;
@@ -330,6 +333,7 @@ pub fn open_tenant(
         tenant,
         storage,
         database,
+        host_lock,
     })
 }
 

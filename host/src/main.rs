@@ -490,7 +490,7 @@ fn rotate_keys(location: &Location) -> anyhow::Result<()> {
     let database = found.database.as_path();
     let storage = Storage::open(database)?;
     let key_file = secrets::default_key_file(database);
-    let done = secrets::rotate(&storage, &key_file)?;
+    let done = secrets::rotate(&storage, database, &key_file)?;
     println!(
         "re-encrypted {} secrets under key {} (was {}); new key in {}, old key kept in {}",
         done.secrets,
@@ -512,6 +512,8 @@ async fn run_tenants(
     let (looked_in, file_label) = (found.describe(), found.file_label());
     let mut config = found.config;
     let storage = Storage::open(config.database.as_ref())?;
+    // Held while serving: `keys rotate` refuses to run meanwhile.
+    let _host_lock = secrets::HostLock::shared(config.database.as_ref())?;
     let secrets = secrets::open_store(&storage, config.database.as_ref(), None)?;
     let stored = tenants::load_for_run(&secrets)?;
     config.tenants = tenants::union(std::mem::take(&mut config.tenants), stored, &file_label)?;

@@ -308,7 +308,14 @@ fn new_key_file(key_file: &Path) -> PathBuf {
 /// commit leaves the old key in force; after it, the next start finds the
 /// `.new` file matching the rows and finishes the renames
 /// ([`finish_interrupted_rotation`]).
-pub fn rotate(storage: &Storage, key_file: &Path) -> Result<Rotation, SecretsError> {
+pub fn rotate(
+    storage: &Storage,
+    database: &Path,
+    key_file: &Path,
+) -> Result<Rotation, SecretsError> {
+    // Running hosts hold the old key in memory and would write secrets
+    // under it after the rotation: refused while any holds the database.
+    let _alone = HostLock::exclusive(database)?;
     if std::env::var_os(KEY_ENV).is_some() {
         return Err(SecretsError::Rotation(format!(
             "{KEY_ENV} is set, and a new key cannot be written into it: unset it and rotate the key file, or re-encrypt with a key file and move that key into {KEY_ENV} afterwards"
@@ -344,13 +351,73 @@ pub fn rotate(storage: &Storage, key_file: &Path) -> Result<Rotation, SecretsErr
     })
 }
 
+/// Put the staged key in place, keeping the current one as `old_file`.
+/// Each step may be the last before a crash; run again, it finishes what
+/// is left (the first rename done: only the second is left).
 fn swap_in(key_file: &Path, staged: &Path, old_file: &Path) -> Result<(), SecretsError> {
     let io = |path: &Path, e: std::io::Error| SecretsError::KeyFile {
         path: path.to_path_buf(),
         why: e.to_string(),
     };
-    std::fs::rename(key_file, old_file).map_err(|e| io(key_file, e))?;
+    if std::fs::symlink_metadata(key_file).is_ok() {
+        std::fs::rename(key_file, old_file).map_err(|e| io(key_file, e))?;
+    }
     std::fs::rename(staged, key_file).map_err(|e| io(staged, e))
+}
+
+/// An advisory lock on `<database>.lock`: every running host holds it
+/// shared for its lifetime, and `keys rotate` needs it alone. The
+/// operating system drops it when the process ends, however it ends.
+pub struct HostLock {
+    _file: std::fs::File,
+}
+
+impl HostLock {
+    /// Held shared by a host serving `database`, for as long as it runs.
+    pub fn shared(database: &Path) -> Result<Self, SecretsError> {
+        let file = Self::open(database)?;
+        file.lock_shared().map_err(|e| SecretsError::KeyFile {
+            path: lock_file(database),
+            why: e.to_string(),
+        })?;
+        Ok(Self { _file: file })
+    }
+
+    /// Held alone, or refused while any host holds it.
+    pub fn exclusive(database: &Path) -> Result<Self, SecretsError> {
+        let file = Self::open(database)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(SecretsError::Rotation(format!(
+                "a host is running on {}: stop every `connectzero run` using it first (they hold the current key in memory), then rotate",
+                database.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(SecretsError::KeyFile {
+                path: lock_file(database),
+                why: e.to_string(),
+            }),
+        }
+    }
+
+    fn open(database: &Path) -> Result<std::fs::File, SecretsError> {
+        let path = lock_file(database);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| SecretsError::KeyFile {
+                path,
+                why: e.to_string(),
+            })
+    }
+}
+
+/// `<database>.lock`.
+fn lock_file(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_os_string();
+    name.push(".lock");
+    PathBuf::from(name)
 }
 
 /// A missing key file is only created afresh for a database with no

@@ -111,7 +111,7 @@ fn rotation_re_encrypts_every_secret_and_keeps_it_readable() {
     let before = storage.secrets_all().unwrap();
 
     let key_file = default_key_file(&db);
-    let rotation = secrets::rotate(&storage, &key_file).unwrap();
+    let rotation = secrets::rotate(&storage, &db, &key_file).unwrap();
     assert_eq!(rotation.secrets, 3);
     assert_eq!(rotation.old_key_id, store.key_id());
     assert_ne!(rotation.new_key_id, rotation.old_key_id);

@@ -10,11 +10,13 @@
 //! - [`installs`]: OAuth install states.
 //! - [`refresh`]: several hosts refreshing one grant.
 //! - [`webhooks`]: HighLevel's calls to the host.
+//! - [`key_rotation`]: `keys rotate` under crashes and running hosts.
 
 #[path = "../common.rs"]
 mod common;
 
 mod installs;
+mod key_rotation;
 mod operator_surfaces;
 mod redirects;
 mod refresh;
