@@ -317,8 +317,7 @@ pub fn open_tenant(
     let found = location.resolve()?;
     let database = found.database.clone();
     let storage = Storage::open(&database)?;
-    let host_lock = crate::secrets::HostLock::shared(&database)?;
-    let secrets = crate::secrets::open_store(&storage, &database, None)?;
+    let (secrets, host_lock) = crate::secrets::open_store_held(&storage, &database, None)?;
     let tenant_config = find_tenant(found, tenant_id, &secrets)?;
     let runtime = Runtime::new(components)?;
     let pipeline = Pipeline::new(runtime, storage.clone());

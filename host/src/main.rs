@@ -512,9 +512,8 @@ async fn run_tenants(
     let (looked_in, file_label) = (found.describe(), found.file_label());
     let mut config = found.config;
     let storage = Storage::open(config.database.as_ref())?;
-    // Held while serving: `keys rotate` refuses to run meanwhile.
-    let _host_lock = secrets::HostLock::shared(config.database.as_ref())?;
-    let secrets = secrets::open_store(&storage, config.database.as_ref(), None)?;
+    // The lock is held while serving: `keys rotate` refuses to run meanwhile.
+    let (secrets, _host_lock) = secrets::open_store_held(&storage, config.database.as_ref(), None)?;
     let stored = tenants::load_for_run(&secrets)?;
     config.tenants = tenants::union(std::mem::take(&mut config.tenants), stored, &file_label)?;
     anyhow::ensure!(
@@ -922,7 +921,7 @@ fn tenant_command(command: TenantCommand) -> anyhow::Result<()> {
             };
             tenants::apply_settings(&mut config, &sets)?;
             let storage = Storage::open(&db)?;
-            let store = secrets::open_store(&storage, &db, None)?;
+            let (store, _host_lock) = secrets::open_store_held(&storage, &db, None)?;
             let file_ids: Vec<String> = file_tenants.iter().map(|t| t.id.clone()).collect();
             tenants::add(&store, &config, &new_secrets, &file_ids, &file)?;
             println!("added tenant {id} to {}", db.display());

@@ -329,6 +329,8 @@ pub fn rotate(
     let _ = std::fs::remove_file(&staged);
     let (new, encoded) = MasterKey::generate(KeySource::File(key_file.to_path_buf()));
     key::write_key_file(&staged, &encoded)?;
+    // The staged key must be on disk before secrets are sealed with it.
+    sync_directory_of(&staged)?;
     let rewritten = storage.secrets_rewrite(|row| {
         let value = open(&old, row)?;
         seal(&new, &row.tenant, &row.name, &value)
@@ -353,7 +355,8 @@ pub fn rotate(
 
 /// Put the staged key in place, keeping the current one as `old_file`.
 /// Each step may be the last before a crash; run again, it finishes what
-/// is left (the first rename done: only the second is left).
+/// is left (the first rename done: only the second is left). The
+/// directory is synced after, so a power cut cannot undo the renames.
 fn swap_in(key_file: &Path, staged: &Path, old_file: &Path) -> Result<(), SecretsError> {
     let io = |path: &Path, e: std::io::Error| SecretsError::KeyFile {
         path: path.to_path_buf(),
@@ -362,7 +365,23 @@ fn swap_in(key_file: &Path, staged: &Path, old_file: &Path) -> Result<(), Secret
     if std::fs::symlink_metadata(key_file).is_ok() {
         std::fs::rename(key_file, old_file).map_err(|e| io(key_file, e))?;
     }
-    std::fs::rename(staged, key_file).map_err(|e| io(staged, e))
+    std::fs::rename(staged, key_file).map_err(|e| io(staged, e))?;
+    sync_directory_of(key_file)
+}
+
+/// Make the directory entries of `file`'s directory durable (a created or
+/// renamed key file survives a power cut, as the database commit does).
+pub(crate) fn sync_directory_of(file: &Path) -> Result<(), SecretsError> {
+    let dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SecretsError::KeyFile {
+            path: dir.to_path_buf(),
+            why: e.to_string(),
+        })
 }
 
 /// An advisory lock on `<database>.lock`: every running host holds it
@@ -454,6 +473,30 @@ pub fn finish_interrupted_rotation(storage: &Storage, key_file: &Path) -> Result
     Ok(())
 }
 
+/// [`open_store`] for a process that serves or changes `database`: the
+/// store, and the shared [`HostLock`] it must hold while it runs, so no
+/// `keys rotate` starts meanwhile. The lock is taken after the store is
+/// open (finishing a cut rotation needs the database alone), then the
+/// key is checked again: a rotation that slipped in between is refused.
+pub fn open_store_held(
+    storage: &Storage,
+    database: &Path,
+    key_file: Option<&Path>,
+) -> Result<(SecretStore, HostLock), SecretsError> {
+    let store = open_store(storage, database, key_file)?;
+    let lock = HostLock::shared(database)?;
+    if let Some(other) = storage
+        .secret_key_ids()?
+        .into_iter()
+        .find(|id| id != store.key_id())
+    {
+        return Err(SecretsError::Rotation(format!(
+            "the secrets key was rotated (to {other}) while this command started: start it again"
+        )));
+    }
+    Ok((store, lock))
+}
+
 /// Open the secrets of `storage` with the key for `database`:
 /// `CONNECTZERO_KEY`, else `key_file` (default `<database>.key`), created
 /// on first run. Fails, naming the fix, if the key does not match the
@@ -467,7 +510,18 @@ pub fn open_store(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| default_key_file(database));
     if std::env::var_os(KEY_ENV).is_none() {
-        finish_interrupted_rotation(storage, &key_file)?;
+        if new_key_file(&key_file).exists() {
+            // A staged key is a rotation cut short, or one running now
+            // (it holds the database alone): finishing or removing it is
+            // only safe with the database to ourselves.
+            let _alone = HostLock::exclusive(database).map_err(|_| {
+                SecretsError::Rotation(format!(
+                    "a key rotation is running on {} (or one was cut short while a host holds the database): try again once it ends",
+                    database.display()
+                ))
+            })?;
+            finish_interrupted_rotation(storage, &key_file)?;
+        }
         refuse_missing_key_file(storage, &key_file)?;
     }
     let key = MasterKey::load(&key_file)?;

@@ -28,13 +28,20 @@ pub struct Granted {
 
 /// Client-credentials grant for the 3CX API client.
 pub fn pbx_token(settings: &Settings) -> Result<Granted, StageError> {
-    if settings.pbx_base_url.is_empty()
-        || settings.pbx_client_id.is_empty()
-        || settings.pbx_client_secret.is_empty()
-    {
-        return Err(StageError::InvalidSettings(
-            "no 3CX API client is configured for this component (pbx_base_url, pbx_client_id, pbx_client_secret): set them where the pipeline runs; the Update Call Record action is given none".into(),
-        ));
+    let missing: Vec<&str> = [
+        ("pbx_base_url", &settings.pbx_base_url),
+        ("pbx_client_id", &settings.pbx_client_id),
+        ("pbx_client_secret", &settings.pbx_client_secret),
+    ]
+    .into_iter()
+    .filter(|(_, value)| value.is_empty())
+    .map(|(name, _)| name)
+    .collect();
+    if !missing.is_empty() {
+        return Err(StageError::InvalidSettings(format!(
+            "no 3CX token without {}: set them for this component (the Update Call Record action is given none on purpose)",
+            missing.join(", ")
+        )));
     }
     let form = [
         ("client_id", settings.pbx_client_id.as_str()),

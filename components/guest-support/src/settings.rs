@@ -322,8 +322,12 @@ mod tests {
 /// (a trailing `/` is dropped). Secrets and tokens travel to it, so
 /// plain HTTP anywhere else is refused.
 pub fn check_base_url(url: &str) -> Result<String, SettingsError> {
-    let url = url.trim().trim_end_matches('/');
     let refused = || SettingsError::BaseUrl(url.to_string());
+    // Spaces are refused rather than trimmed: the value is used as written.
+    if url.contains(char::is_whitespace) {
+        return Err(refused());
+    }
+    let url = url.trim_end_matches('/');
     let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
         (Some(rest), _) => (true, rest),
         (None, Some(rest)) => (false, rest),
@@ -333,10 +337,24 @@ pub fn check_base_url(url: &str) -> Result<String, SettingsError> {
     {
         return Err(refused());
     }
-    let host = match rest.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').map(|(h, _)| h).ok_or_else(refused)?,
-        None => rest.rsplit_once(':').map_or(rest, |(h, _)| h),
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or_else(refused)?;
+            match after {
+                "" => (host, None),
+                _ => (host, Some(after.strip_prefix(':').ok_or_else(refused)?)),
+            }
+        }
+        None => match rest.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        },
     };
+    if port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+        || host.contains([':', '[', ']']) && host.parse::<std::net::Ipv6Addr>().is_err()
+    {
+        return Err(refused());
+    }
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
@@ -375,6 +393,12 @@ mod base_url_tests {
             "https://",
             "https://user@pbx.example.com",
             "https://pbx.example.com?x=1",
+            " https://pbx.example.com",
+            "https://pbx.example.com/ ",
+            "http://[::1].evil.example",
+            "http://[::1]x",
+            "http://localhost:abc",
+            "https://pbx.example.com:",
         ] {
             let error = check_base_url(bad).unwrap_err().to_string();
             assert!(error.contains("https://host"), "{bad}: {error}");

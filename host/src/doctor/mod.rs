@@ -88,7 +88,9 @@ pub async fn check(location: &Location, tenant: Option<&str>) -> anyhow::Result<
     // The secrets as `connectzero run` sees them: the database (created on
     // first use, as `run` does) holds the encrypted ones and receives the
     // rotated HighLevel refresh token.
-    let store = crate::secrets::open_store(&storage, database, None)
+    // Held while checking: a rotated refresh token is stored under the
+    // key `keys rotate` would replace.
+    let (store, _host_lock) = crate::secrets::open_store_held(&storage, database, None)
         .with_context(|| format!("opening the secrets of {}", database.display()))?;
     // No redirects: a redirected token request could carry the API key to
     // another host.

@@ -99,3 +99,24 @@ fn no_rotation_while_a_host_holds_the_database() {
     drop(running);
     secrets::rotate(&storage, &db, &key_file).expect("rotates once the host is gone");
 }
+
+/// Before, any command opening the secrets (`doctor`, `tenant add`) while
+/// a rotation ran took its staged key for a leftover and deleted it: the
+/// rotation then committed secrets under a key that existed nowhere.
+#[test]
+fn a_running_rotations_staged_key_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, key_file, key_id) = rotated(dir.path());
+    std::fs::copy(&key_file, staged(&key_file)).unwrap();
+    let rotation = HostLock::exclusive(&db).unwrap();
+    let storage = Storage::open(&db).unwrap();
+    let error = open_store(&storage, &db, None).unwrap_err().to_string();
+    assert!(error.contains("key rotation is running"), "{error}");
+    assert!(
+        staged(&key_file).exists(),
+        "the running rotation's key is kept"
+    );
+    drop(rotation);
+    std::fs::remove_file(staged(&key_file)).unwrap();
+    starts_and_reads_everything(&db, &key_id);
+}
