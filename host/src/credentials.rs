@@ -698,24 +698,15 @@ async fn read_token_checked(
     Err((status_error(service, status, retry, message), revoked))
 }
 
-/// [ASSUMED] (3CX NOTES §1): `expires_in` is seconds from 20.0.9 on and was
-/// minutes before, when a 60-minute token said `60`. No real token lives
-/// under five minutes, so a value below 300 is read as minutes.
+/// A 3CX token's lifetime: one reading for both runtimes
+/// (`guest_support::waits`).
 fn pbx_lifetime(expires_in: Option<u64>) -> Duration {
-    let secs = match expires_in {
-        Some(v) if v < 300 => v * 60,
-        Some(v) => v,
-        None => 3600,
-    };
-    Duration::from_secs(guest_support::waits::token_lifetime_secs(secs))
+    Duration::from_secs(guest_support::waits::pbx_token_lifetime_secs(expires_in))
 }
 
-/// A HighLevel access token's lifetime (a day when the answer omits it),
-/// bounded like every duration an upstream dictates.
+/// A HighLevel access token's lifetime (`guest_support::waits`).
 fn crm_lifetime(expires_in: Option<u64>) -> Duration {
-    Duration::from_secs(guest_support::waits::token_lifetime_secs(
-        expires_in.unwrap_or(86_399),
-    ))
+    Duration::from_secs(guest_support::waits::crm_token_lifetime_secs(expires_in))
 }
 
 fn renew_at(lifetime: Duration) -> Instant {

@@ -104,22 +104,14 @@ pub fn crm_install(
     )
 }
 
-/// [ASSUMED] (3CX NOTES §1): `expires_in` is seconds from 20.0.9 on and was
-/// minutes before, when a 60-minute token said `60`. No real token lives
-/// under five minutes, so a value below 300 is read as minutes. The bundled
-/// host's `credentials.rs` makes the same reading.
+/// A 3CX token's lifetime (`guest_support::waits`, shared with the host).
 pub fn pbx_lifetime_secs(expires_in: Option<u64>) -> u64 {
-    guest_support::waits::token_lifetime_secs(match expires_in {
-        Some(v) if v < 300 => v * 60,
-        Some(v) => v,
-        None => 3600,
-    })
+    guest_support::waits::pbx_token_lifetime_secs(expires_in)
 }
 
-/// HighLevel's stated lifetime, a day when it states none; at most a week
-/// (`guest_support::waits`), however large the answer.
+/// A HighLevel token's lifetime (`guest_support::waits`).
 pub fn crm_lifetime_secs(expires_in: Option<u64>) -> u64 {
-    guest_support::waits::token_lifetime_secs(expires_in.unwrap_or(86_399))
+    guest_support::waits::crm_token_lifetime_secs(expires_in)
 }
 
 fn request(

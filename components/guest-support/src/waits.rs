@@ -42,6 +42,27 @@ pub fn token_lifetime_secs(expires_in: u64) -> u64 {
     expires_in.min(MAX_TOKEN_LIFETIME_SECS)
 }
 
+/// A 3CX access token's lifetime in seconds from its `expires_in`, an
+/// hour when the answer omits it, at most [`MAX_TOKEN_LIFETIME_SECS`].
+///
+/// [ASSUMED] (3CX NOTES §1): `expires_in` is seconds from 20.0.9 on and was
+/// minutes before, when a 60-minute token said `60`. No real token lives
+/// under five minutes, so a value below 300 is read as minutes. Both
+/// runtimes read 3CX tokens through here.
+pub fn pbx_token_lifetime_secs(expires_in: Option<u64>) -> u64 {
+    token_lifetime_secs(match expires_in {
+        Some(v) if v < 300 => v * 60,
+        Some(v) => v,
+        None => 3600,
+    })
+}
+
+/// A HighLevel access token's lifetime in seconds from its `expires_in`,
+/// a day when the answer omits it, at most [`MAX_TOKEN_LIFETIME_SECS`].
+pub fn crm_token_lifetime_secs(expires_in: Option<u64>) -> u64 {
+    token_lifetime_secs(expires_in.unwrap_or(86_399))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +84,22 @@ mod tests {
         assert_eq!(token_lifetime_secs(u64::MAX), MAX_TOKEN_LIFETIME_SECS);
         assert_eq!(token_lifetime_secs(3600), 3600);
         assert_eq!(bounded_wait_secs(u32::MAX), MAX_RETRY_AFTER_SECS);
+    }
+
+    #[test]
+    fn token_lifetimes_read_minutes_seconds_and_defaults_within_the_cap() {
+        assert_eq!(pbx_token_lifetime_secs(Some(60)), 3600);
+        assert_eq!(pbx_token_lifetime_secs(Some(3600)), 3600);
+        assert_eq!(pbx_token_lifetime_secs(None), 3600);
+        assert_eq!(crm_token_lifetime_secs(None), 86_399);
+        assert_eq!(
+            crm_token_lifetime_secs(Some(u64::MAX)),
+            MAX_TOKEN_LIFETIME_SECS
+        );
+        assert_eq!(
+            pbx_token_lifetime_secs(Some(u64::MAX)),
+            MAX_TOKEN_LIFETIME_SECS
+        );
     }
 
     proptest! {
