@@ -73,15 +73,16 @@ pub(super) fn section(calls: &[ReviewCall], base: &str, csrf: &str, now_ms: i64)
     }
 }
 
-/// The assign form.
+/// A form naming a call and one of its contacts: assigning a review call,
+/// logging a shared-number call on another contact (`super::shared`).
 #[derive(Deserialize)]
-pub(super) struct AssignForm {
+pub(super) struct CallContactForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
     #[serde(default)]
-    call_key: String,
+    pub(super) call_key: String,
     #[serde(default)]
-    contact_id: String,
+    pub(super) contact_id: String,
 }
 
 /// `POST /admin/t/{tenant}/review`: assign a review call to a candidate.
@@ -89,7 +90,7 @@ pub(super) async fn assign(
     State(state): AppState,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<AssignForm>,
+    Form(form): Form<CallContactForm>,
 ) -> Response {
     let (token, tenant) = match admitted_tenant_post(&state, &headers, &form.csrf, &id) {
         Ok(admitted) => admitted,

@@ -7,6 +7,7 @@
 //! (`components/post/src/copies.rs`). A second click changes nothing.
 
 use super::handlers::{AppState, admitted_tenant_post, back_to, refused, storage_failed};
+use super::review::CallContactForm;
 use super::templates::when;
 use crate::storage::{CopyAsk, CopyState, SharedCall, Storage, is_call_key};
 use axum::Form;
@@ -14,7 +15,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use maud::{Markup, html};
-use serde::Deserialize;
 
 /// The shared-number calls of `tenant`.
 pub(super) fn read(storage: &Storage, tenant: &str) -> rusqlite::Result<Vec<SharedCall>> {
@@ -94,24 +94,13 @@ pub(super) fn section(calls: &[SharedCall], base: &str, csrf: &str, now_ms: i64)
     }
 }
 
-/// The "also log on" form.
-#[derive(Deserialize)]
-pub(super) struct CopyForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    call_key: String,
-    #[serde(default)]
-    contact_id: String,
-}
-
 /// `POST /admin/t/{tenant}/copy`: log a shared-number call on one more of
 /// its contacts.
 pub(super) async fn ask(
     State(state): AppState,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<CopyForm>,
+    Form(form): Form<CallContactForm>,
 ) -> Response {
     let (token, tenant) = match admitted_tenant_post(&state, &headers, &form.csrf, &id) {
         Ok(admitted) => admitted,

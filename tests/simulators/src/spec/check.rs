@@ -138,26 +138,17 @@ impl ApiSpec {
         status: u16,
         body: Option<&Value>,
     ) -> Vec<String> {
-        let responses = format!("{}/responses", op.pointer);
         // `default` is the error answer in both documents, never a success.
-        let key = [status.to_string(), format!("{}XX", status / 100)]
-            .into_iter()
-            .find(|k| self.doc.pointer(&format!("{responses}/{k}")).is_some());
-        let Some(key) = key else {
+        let keys = [status.to_string(), format!("{}XX", status / 100)];
+        let Some(schema) = self.answer_schema(op, &keys) else {
             return vec![format!(
                 "the document does not list status {status} as an answer"
             )];
         };
-        let Some(body) = body else { return Vec::new() };
-        let (pointer, response) = self.resolved(&format!("{responses}/{key}"));
-        let schema_pointer = format!("{pointer}/content/application~1json/schema");
-        if response
-            .pointer("/content/application~1json/schema")
-            .is_none()
-        {
-            return Vec::new();
+        match (schema, body) {
+            (Some(schema), Some(body)) => self.validate(&schema, body, "answer body"),
+            _ => Vec::new(),
         }
-        self.validate(&schema_pointer, body, "answer body")
     }
 
     /// An error answer (not 2xx) against the schema the document gives
@@ -170,29 +161,32 @@ impl ApiSpec {
         status: u16,
         body: &Value,
     ) -> Vec<String> {
-        let responses = format!("{}/responses", op.pointer);
-        let key = [
+        let keys = [
             status.to_string(),
             format!("{}XX", status / 100),
             "default".into(),
-        ]
-        .into_iter()
-        .find(|k| self.doc.pointer(&format!("{responses}/{k}")).is_some());
-        let Some(key) = key else {
-            return Vec::new();
-        };
-        let (pointer, response) = self.resolved(&format!("{responses}/{key}"));
-        if response
-            .pointer("/content/application~1json/schema")
-            .is_none()
-        {
-            return Vec::new();
+        ];
+        match self.answer_schema(op, &keys) {
+            Some(Some(schema)) => {
+                self.validate(&schema, body, &format!("error answer body ({status})"))
+            }
+            _ => Vec::new(),
         }
-        let schema_pointer = format!("{pointer}/content/application~1json/schema");
-        self.validate(
-            &schema_pointer,
-            body,
-            &format!("error answer body ({status})"),
+    }
+
+    /// The first of `keys` that `op` lists under `responses`: `None` when
+    /// none is listed, else the pointer to its JSON schema, `None` inside
+    /// when the answer has no JSON schema.
+    fn answer_schema(&self, op: &Operation, keys: &[String]) -> Option<Option<String>> {
+        let responses = format!("{}/responses", op.pointer);
+        let key = keys
+            .iter()
+            .find(|k| self.doc.pointer(&format!("{responses}/{k}")).is_some())?;
+        let (pointer, response) = self.resolved(&format!("{responses}/{key}"));
+        Some(
+            response
+                .pointer("/content/application~1json/schema")
+                .map(|_| format!("{pointer}/content/application~1json/schema")),
         )
     }
 

@@ -159,12 +159,7 @@ pub(crate) async fn referee(State(r): State<Referee>, request: Request, next: Ne
     if !(200..300).contains(&status) {
         return check_error_answer(spec, op, status, response, &record).await;
     }
-    let is_json = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
+    if !is_json(&response) {
         // Streams (recordings) pass untouched: only the status is checked.
         spec.check_response(op, status, None)
             .into_iter()
@@ -204,12 +199,7 @@ async fn check_error_answer(
     response: Response,
     record: &impl Fn(String),
 ) -> Response {
-    let is_json = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
+    if !is_json(&response) {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -225,4 +215,13 @@ async fn check_error_answer(
         Err(e) => record(format!("the error answer body is not JSON: {e}")),
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Whether an answer says its body is JSON.
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
