@@ -734,6 +734,8 @@ impl credentials::Host for StoreData {
                 "this component was not granted credentials".into(),
             )));
         };
+        // A refresh, or waiting for another host's, is an upstream wait.
+        let _wait = self.allowance.upstream_wait();
         Ok(credentials.access_token(service).await)
     }
 

@@ -56,8 +56,7 @@ impl Directory {
             let token = self.credentials.access_token(Service::Crm).await?;
             if let Some(limiter) = &self.limiter {
                 match limiter.acquire().await {
-                    // The wait is a host call's time, which the invoking
-                    // store's call hook credits to its deadline.
+                    // Credited to the invocation: `directory::Host` below.
                     crate::ratelimit::Admission::Go(_) => {}
                     crate::ratelimit::Admission::Refused(retry) => {
                         let secs = retry.as_millis().div_ceil(1000).max(1);
@@ -131,6 +130,9 @@ impl directory::Host for StoreData {
         &mut self,
         e164: String,
     ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
+        // The search (and its wait for the rate limiter) is credited to
+        // the invocation's allowance, as any upstream answer is.
+        let _wait = self.allowance.upstream_wait();
         Ok(match self.directory() {
             Ok(d) => d.search("phone", &e164).await,
             Err(e) => Err(e),
@@ -141,6 +143,7 @@ impl directory::Host for StoreData {
         &mut self,
         email: String,
     ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
+        let _wait = self.allowance.upstream_wait();
         Ok(match self.directory() {
             Ok(d) => d.search("email", &email).await,
             Err(e) => Err(e),

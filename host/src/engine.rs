@@ -10,14 +10,17 @@
 //! `connectzero match`), the trigger stage (workflow subscriptions) and
 //! the write-back action are also loaded on their own, each with a linker
 //! holding only its grants. Every invocation gets a fresh `Store` with a
-//! memory limit and an epoch deadline, so a stuck or greedy component
-//! cannot hold the host. The exception: a tenant's composed tick, and its
+//! memory limit and a time allowance (wall-clock time less upstream waits,
+//! [`allowance`]), so a stuck, sleeping or greedy component cannot hold
+//! the host. The exception: a tenant's composed tick, and its
 //! stand-alone matcher, are kept warm between that tenant's invocations
 //! ([`Runtime::tick_instance`], [`Runtime::match_calls`]; why, how it is
 //! bounded and why never across tenants: [`warm`]).
 
+pub mod allowance;
 mod warm;
 
+pub use allowance::{Allowance, within_allowance};
 pub use warm::{Warm, WarmLimits, WarmStats};
 
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
@@ -42,10 +45,12 @@ use wasmtime_wasi_http::WasiHttpCtx;
 /// How often the epoch advances. Deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Time an invocation may spend running wasm (not waiting in host calls)
-/// before it is interrupted. Generous: a tick of thousands of calls runs
-/// in well under a second of wasm; only a runaway loop reaches it.
-pub const STAGE_CPU_DEADLINE: Duration = Duration::from_secs(30);
+/// Time an invocation may take, not counting its waits for 3CX's and
+/// HighLevel's answers and for the rate limiter ([`allowance`]), before it
+/// is stopped. Generous: a tick of thousands of calls runs in well under a
+/// second of wasm and key-value work; only a runaway loop, or a component
+/// sleeping on its own account, reaches it.
+pub const STAGE_ALLOWANCE: Duration = Duration::from_secs(30);
 
 /// Linear memory a stage instance may grow to.
 const STAGE_MEMORY_LIMIT: usize = 64 << 20;
@@ -186,8 +191,8 @@ pub struct Runtime {
     pub stages: Stages,
     warm: warm::WarmPool<matcher::MatchStage>,
     warm_ticks: warm::WarmPool<tick::TickHost>,
-    /// The running-wasm allowance per invocation, in epoch ticks.
-    deadline_ticks: u64,
+    /// The time allowance per invocation ([`allowance`]).
+    allowance: Duration,
     /// The time components and the host's retention see.
     pub clock: crate::clock::Clock,
     _ticker: EpochTicker,
@@ -206,17 +211,16 @@ impl Runtime {
         replacements: Option<&Path>,
         limits: WarmLimits,
     ) -> anyhow::Result<Arc<Self>> {
-        Self::with_limits(replacements, limits, STAGE_CPU_DEADLINE)
+        Self::with_limits(replacements, limits, STAGE_ALLOWANCE)
     }
 
     /// As [`Runtime::with_warm_limits`], allowing each invocation
-    /// `cpu_deadline` of running wasm instead of [`STAGE_CPU_DEADLINE`]
-    /// (tests show with a short one that waiting in host calls does not
-    /// count).
+    /// `allowance` instead of [`STAGE_ALLOWANCE`] (tests show with a short
+    /// one what counts against it and what does not).
     pub fn with_limits(
         replacements: Option<&Path>,
         limits: WarmLimits,
-        cpu_deadline: Duration,
+        allowance: Duration,
     ) -> anyhow::Result<Arc<Self>> {
         let limits = WarmLimits {
             idle: limits.idle.min(MAX_WARM_MATCHERS),
@@ -268,7 +272,7 @@ impl Runtime {
             stages,
             warm: warm::WarmPool::new(limits),
             warm_ticks: warm::WarmPool::new(limits),
-            deadline_ticks: (cpu_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
+            allowance,
             clock: crate::clock::Clock::default(),
             _ticker: ticker,
         }))
@@ -288,20 +292,15 @@ impl Runtime {
         calls: &[Call],
     ) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
         let pre = &self.stages.matcher;
-        let mut warm = warm_or_fresh(
-            &self.warm,
-            self.deadline_ticks,
-            tenant,
-            directory,
-            new_store,
-            async |store| pre.instantiate_async(store).await,
-        )
+        let mut warm = warm_or_fresh(&self.warm, tenant, directory, new_store, async |store| {
+            pre.instantiate_async(store).await
+        })
         .await?;
-        let result = warm
-            .instance
-            .connectzero_pipeline_matcher()
-            .call_match_calls(&mut warm.store, settings, calls)
-            .await;
+        let matcher = warm.instance.connectzero_pipeline_matcher();
+        let result = within_allowance(&mut warm.store, async |store| {
+            matcher.call_match_calls(store, settings, calls).await
+        })
+        .await;
         match result {
             Ok(results) => {
                 self.warm.put_back(warm);
@@ -337,7 +336,6 @@ impl Runtime {
         let pre = &self.stages.tick;
         warm_or_fresh(
             &self.warm_ticks,
-            self.deadline_ticks,
             tenant,
             directory,
             new_store,
@@ -401,64 +399,66 @@ impl Runtime {
         grants: Grants,
         instances: usize,
     ) -> Store<StoreData> {
+        let allowance = Allowance::new(self.allowance);
         let data = StoreData {
             table: ResourceTable::new(),
             // No environment, arguments, files or sockets: stages talk to the
             // world only through the interfaces they are linked with.
             wasi: WasiCtxBuilder::new().wall_clock(self.clock.clone()).build(),
             http: WasiHttpCtx::new(),
-            outbound,
+            outbound: outbound.crediting(allowance.clone()),
             limits: StoreLimitsBuilder::new()
                 .memory_size(STAGE_MEMORY_LIMIT)
                 .instances(instances)
                 .build(),
             kv,
             tenant: grants,
+            allowance: allowance.clone(),
         };
-        // The epoch advances with the wall clock, but time the component
-        // spends waiting in host calls (3CX and CRM answers, the CRM rate
-        // limiter, token refreshes, the database) is not its CPU time: the
-        // call hook adds it up, and when the deadline comes it is extended
-        // by the time not yet credited; with none, the call traps. So a
-        // composed tick making hundreds of requests gets its full allowance
-        // of running wasm, and a runaway loop still stops.
-        let credit = data.outbound.host_time_credit();
+        // The allowance's account needs to know when the component waits
+        // in a host call (credited only while an upstream exchange is
+        // open), and running wasm checks it at every epoch deadline: it
+        // goes on, yielding to the executor so other tenants run, while
+        // the allowance lasts, and traps once it is spent. The watchdog
+        // for components parked in a host call is `within_allowance`.
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| &mut data.limits);
-        store.set_epoch_deadline(self.deadline_ticks);
-        let hook_credit = credit.clone();
-        let mut entered: Option<std::time::Instant> = None;
-        store.call_hook(move |_, hook| {
-            match hook {
-                wasmtime::CallHook::CallingHost => entered = Some(std::time::Instant::now()),
-                wasmtime::CallHook::ReturningFromHost => {
-                    if let Some(at) = entered.take() {
-                        hook_credit.fetch_add(at.elapsed().as_millis() as u64, Ordering::Relaxed);
-                    }
-                }
+        store.set_epoch_deadline(epoch_ticks(allowance::YIELD_EVERY));
+        let hook = allowance.clone();
+        store.call_hook(move |_, call| {
+            match call {
+                wasmtime::CallHook::CallingHost => hook.entering_host(),
+                wasmtime::CallHook::ReturningFromHost => hook.leaving_host(),
                 wasmtime::CallHook::CallingWasm | wasmtime::CallHook::ReturningFromWasm => {}
             }
             Ok(())
         });
         store.epoch_deadline_callback(move |_| {
-            let waited = credit.swap(0, Ordering::Relaxed);
-            let ticks = waited / EPOCH_TICK.as_millis() as u64;
-            if ticks > 0 {
-                Ok(wasmtime::UpdateDeadline::Continue(ticks))
-            } else {
+            let remaining = allowance.remaining();
+            if remaining.is_zero() {
                 Err(wasmtime::Trap::Interrupt.into())
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(epoch_ticks(
+                    remaining.min(allowance::YIELD_EVERY),
+                )))
             }
         });
         store
     }
 }
 
+/// Epoch ticks in `duration`, at least one.
+fn epoch_ticks(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis() / EPOCH_TICK.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 /// `tenant`'s idle instance from `pool`, or a new one `instantiate` makes in
-/// a store from `new_store`; either way with a full CPU allowance for the
-/// call ahead and counted as used.
+/// a store from `new_store`, counted as used. (The call ahead gets its
+/// whole allowance from [`within_allowance`].)
 async fn warm_or_fresh<I>(
     pool: &warm::WarmPool<I>,
-    deadline_ticks: u64,
     tenant: &str,
     directory: &Arc<Directory>,
     new_store: impl FnOnce() -> Store<StoreData>,
@@ -483,9 +483,6 @@ async fn warm_or_fresh<I>(
             pool.fresh(tenant, directory, store, instance)
         }
     };
-    // A full CPU allowance per call, as a fresh store would have: the
-    // deadline counts from now, not from when the instance was built.
-    warm.store.set_epoch_deadline(deadline_ticks);
     warm::WarmPool::used(&mut warm);
     Ok(warm)
 }

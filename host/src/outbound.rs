@@ -15,7 +15,7 @@
 use crate::ratelimit::{Admission, LocationLimiter};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The authorities one component may call.
@@ -24,12 +24,20 @@ pub struct OutboundPolicy {
     allowed: Vec<String>,
     /// The CRM's authority and its location's limiter.
     crm: Option<(String, Arc<LocationLimiter>)>,
-    /// Milliseconds the store spent in host calls (waiting for answers,
-    /// the rate limiter, a token refresh), not yet credited to its epoch
-    /// deadline: written by the store's call hook (`crate::engine`), since
-    /// waiting is not the component's CPU time.
-    host_ms: Arc<AtomicU64>,
+    /// The invocation's time allowance: each request is an upstream wait
+    /// on it from send to the end of its answer (`crate::engine::allowance`).
+    allowance: Option<crate::engine::Allowance>,
 }
+
+/// Longest wait for a connection, whatever the component asks for.
+pub const MAX_CONNECT_TIME: Duration = Duration::from_secs(10);
+
+/// Longest wait for an answer's first byte, whatever the component asks for.
+pub const MAX_FIRST_BYTE_TIME: Duration = Duration::from_secs(60);
+
+/// Longest pause between an answer's frames, whatever the component asks
+/// for (wasmtime's own default is ten minutes).
+pub const MAX_BETWEEN_BYTES_TIME: Duration = Duration::from_secs(30);
 
 impl OutboundPolicy {
     /// Allow exactly these base URLs' authorities (`https://pbx.example.com`
@@ -51,9 +59,10 @@ impl OutboundPolicy {
         self
     }
 
-    /// The counter of time spent in host calls (ms), see `host_ms`.
-    pub fn host_time_credit(&self) -> Arc<AtomicU64> {
-        self.host_ms.clone()
+    /// The same policy, its requests credited to `allowance`.
+    pub fn crediting(mut self, allowance: crate::engine::Allowance) -> Self {
+        self.allowance = Some(allowance);
+        self
     }
 
     /// Nothing may be reached.
@@ -140,6 +149,10 @@ impl WasiHttpHooks for OutboundPolicy {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         drop(fut);
+        // Waiting for the limiter and the answer is not the component's
+        // time; the answer's body included, however it is read.
+        let wait = self.allowance.as_ref().map(|a| a.upstream_wait());
+        let options = Some(bounded_options(options));
         let counted_as = normalise_authority(&authority, https).unwrap_or_default();
         let limiter = self
             .crm
@@ -151,7 +164,6 @@ impl WasiHttpHooks for OutboundPolicy {
             use http_body_util::BodyExt;
             if let Some(limiter) = &limiter {
                 match limiter.acquire().await {
-                    // Credited to the deadline as host-call time.
                     Admission::Go(_) => {}
                     Admission::Refused(retry) => return Ok(limited_response(retry)),
                 }
@@ -173,10 +185,53 @@ impl WasiHttpHooks for OutboundPolicy {
                 limiter.note_429(crate::ratelimit::parse_retry_after(retry));
             }
             Ok((
-                response.map(BodyExt::boxed_unsync),
+                response.map(|body| WaitedBody { body, wait }.boxed_unsync()),
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })
+    }
+}
+
+/// The component's request options, each timeout no longer than the
+/// host's bound (and set when the component left it unset).
+fn bounded_options(options: Option<RequestOptions>) -> RequestOptions {
+    let options = options.unwrap_or_default();
+    let bound = |asked: Option<Duration>, max: Duration| Some(asked.map_or(max, |a| a.min(max)));
+    RequestOptions {
+        connect_timeout: bound(options.connect_timeout, MAX_CONNECT_TIME),
+        first_byte_timeout: bound(options.first_byte_timeout, MAX_FIRST_BYTE_TIME),
+        between_bytes_timeout: bound(options.between_bytes_timeout, MAX_BETWEEN_BYTES_TIME),
+    }
+}
+
+/// An answer's body, keeping its exchange's upstream wait open until the
+/// body ends, fails or is dropped.
+struct WaitedBody<B> {
+    body: B,
+    wait: Option<crate::engine::allowance::UpstreamWait>,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for WaitedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None | Some(Err(_)))) {
+            self.wait = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -195,10 +195,11 @@ async fn run_write_back(
         // ends it sooner (the server's body timeout).
         tokio::time::timeout(MAX_ACTION_TIME, async {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, out)
-                .await
+            let handler = proxy.wasi_http_incoming_handler();
+            crate::engine::within_allowance(&mut store, async |store| {
+                handler.call_handle(store, incoming, out).await
+            })
+            .await
         })
         .await
         .unwrap_or_else(|_| {

@@ -13,6 +13,51 @@ use connectzero_simulators::threecx::SimParty;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+/// Build `package` (a component crate of the workspace) for wasm32-wasip2
+/// with cargo, into the same target directory as the bundled components
+/// (so the shared dependencies are already built); the path of its
+/// `<crate>.wasm`.
+pub fn build_component(package: &str, crate_name: &str) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let target_dir = root.join("target").join("components");
+    let mut build =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            package,
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    // The test's own cargo settings are for the host, not for wasm.
+    for var in [
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
+        build.env_remove(var);
+    }
+    let output = build.output().expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "building {package} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let wasm = target_dir.join(format!("wasm32-wasip2/release/{crate_name}.wasm"));
+    assert!(wasm.exists(), "{} missing after the build", wasm.display());
+    wasm
+}
+
 /// The runtime, compiled once for every test in the binary.
 pub fn runtime() -> Arc<Runtime> {
     static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();

@@ -18,47 +18,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
 /// Where the host's build put the bundled components.
 const BUILT: &str = env!("CONNECTZERO_COMPONENTS_DIR");
 
-/// Build `examples/partner-matcher` for wasm32-wasip2 the way a partner
-/// would, into the same target directory as the bundled components (so the
-/// shared dependencies are already built), once per test binary.
+/// `examples/partner-matcher`, built for wasm32-wasip2 the way a partner
+/// would, once per test binary.
 fn partner_matcher() -> &'static Path {
     static BUILT_PARTNER: OnceLock<PathBuf> = OnceLock::new();
     BUILT_PARTNER.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let target_dir = root.join("target").join("components");
-        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        build
-            .current_dir(root)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                "connectzero-partner-matcher",
-                "--target-dir",
-            ])
-            .arg(&target_dir);
-        // The test's own cargo settings are for the host, not for wasm.
-        for var in [
-            "RUSTC_WRAPPER",
-            "RUSTC_WORKSPACE_WRAPPER",
-            "CARGO_ENCODED_RUSTFLAGS",
-            "RUSTFLAGS",
-            "CARGO_TARGET_DIR",
-            "CARGO_BUILD_TARGET",
-        ] {
-            build.env_remove(var);
-        }
-        let output = build.output().expect("cargo runs");
-        assert!(
-            output.status.success(),
-            "building the partner matcher failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let wasm = target_dir.join("wasm32-wasip2/release/connectzero_partner_matcher.wasm");
-        assert!(wasm.exists(), "{} missing after the build", wasm.display());
-        wasm
+        common::build_component("connectzero-partner-matcher", "connectzero_partner_matcher")
     })
 }
 

@@ -73,8 +73,9 @@ impl Pipeline {
 
     /// Run `call` on `tenant`'s composed tick — its warm instance when it
     /// has one, else a new one in a fresh store — and keep the instance for
-    /// the tenant's next call when `keep` says so of the answer. An
-    /// instance whose call trapped is never reused.
+    /// the tenant's next call when `keep` says so of the answer. The call
+    /// runs within its time allowance; an instance whose call trapped or
+    /// was stopped is never reused.
     pub(super) async fn on_tick<R>(
         &self,
         tenant: &Tenant,
@@ -85,7 +86,12 @@ impl Pipeline {
             .runtime
             .tick_instance(tenant.id(), &tenant.directory, || self.tick_store(tenant))
             .await?;
-        match call(&mut warm.store, &warm.instance).await {
+        let instance = &warm.instance;
+        let answer = crate::engine::within_allowance(&mut warm.store, async |store| {
+            call(store, instance).await
+        })
+        .await;
+        match answer {
             Ok(answer) => {
                 let keep = keep(&answer);
                 self.runtime.tick_done(warm, keep);

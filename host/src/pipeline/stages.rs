@@ -94,10 +94,13 @@ impl Pipeline {
             .trigger
             .instantiate_async(&mut store)
             .await?;
-        Ok(trigger
-            .connectzero_pipeline_trigger()
-            .call_subscribe(&mut store, &tenant.settings, change, &subscription)
-            .await?)
+        let trigger = trigger.connectzero_pipeline_trigger();
+        Ok(crate::engine::within_allowance(&mut store, async |store| {
+            trigger
+                .call_subscribe(store, &tenant.settings, change, &subscription)
+                .await
+        })
+        .await?)
     }
 
     /// A fresh store for the write-back (Update Call Record) component:

@@ -11,6 +11,7 @@
 //! - [`refresh`]: several hosts refreshing one grant.
 //! - [`webhooks`]: HighLevel's calls to the host.
 //! - [`key_rotation`]: `keys rotate` under crashes and running hosts.
+//! - [`runaway`]: replacement components that never return.
 
 #[path = "../common.rs"]
 mod common;
@@ -20,6 +21,7 @@ mod key_rotation;
 mod operator_surfaces;
 mod redirects;
 mod refresh;
+mod runaway;
 mod slow_clients;
 mod upstream_values;
 mod webhooks;
