@@ -282,10 +282,13 @@ impl SpinApp {
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(log.with_extension("err")).unwrap());
         for (name, value) in variables {
-            let value = overrides
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(value, |(_, v)| v.to_string());
+            command.env(
+                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+                value,
+            );
+        }
+        // Set after the tenant's, so they win; any other variable too.
+        for (name, value) in overrides {
             command.env(
                 format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
                 value,
@@ -735,6 +738,136 @@ async fn an_oauth_install_under_spin_lets_calls_post() {
         }
     }
     assert_eq!(world.crm.messages().len(), 1, "{}", app.logs());
+}
+
+/// With `signature_public_key` set, Spin refuses HighLevel's calls without
+/// `x-wh-signature`, on both routes, as the host does
+/// (`security::webhooks::a_configured_key_requires_a_signature`); spin.toml
+/// lacked the variable before, so the key could not be configured at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_requires_a_signature_where_a_key_is_configured() {
+    let Some(spin) = spin_cli() else { return };
+    let (world, _) = common::seeded_world(options()).await;
+    let state = tempfile::tempdir().unwrap();
+    let app = SpinApp::start_with(
+        &spin,
+        &world,
+        state.path(),
+        "signed",
+        &[
+            (
+                "signature_public_key",
+                connectzero::server::HIGHLEVEL_WEBHOOK_KEY,
+            ),
+            ("secret_header", "x-custom-secret"),
+        ],
+    );
+    let http = reqwest::Client::new();
+    for path in [
+        "/t/demo/triggers/subscription",
+        "/t/demo/actions/update-call-record",
+    ] {
+        let answer = http
+            .post(format!("{}{path}", app.base_url))
+            .header("x-custom-secret", SECRET)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let text = answer.text().await.unwrap();
+        assert_eq!(status, 401, "{path}: {text}\n{}", app.logs());
+        assert!(text.contains("x-wh-signature"), "{path}: {text}");
+    }
+}
+
+/// Anonymous install starts cannot push out an admin's pending link on
+/// Spin either: at most 3 pending per client (its own oldest goes), 20
+/// per tenant (then 429 with `Retry-After`), as on the host
+/// (`security::installs`). Spin connects from loopback here, so each
+/// start's client is its `X-Forwarded-For`, as behind a proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_install_starts_are_capped_per_client_and_tenant() {
+    let Some(spin) = spin_cli() else { return };
+    let (world, _) = common::seeded_world(options()).await;
+    let state = tempfile::tempdir().unwrap();
+    let app = SpinApp::start_with(
+        &spin,
+        &world,
+        state.path(),
+        "installs",
+        &[("crm_refresh_token", "")],
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = |from: String| {
+        let client = client.clone();
+        let url = format!("{}/t/demo/oauth/install", app.base_url);
+        async move {
+            let response = client
+                .get(url)
+                .header("x-forwarded-for", from)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").is_some();
+            let state = response
+                .headers()
+                .get("location")
+                .and_then(|l| reqwest::Url::parse(l.to_str().ok()?).ok())
+                .and_then(|url| {
+                    url.query_pairs()
+                        .find(|(k, _)| k == "state")
+                        .map(|(_, v)| v.into_owned())
+                });
+            (status, retry_after, state)
+        }
+    };
+    let (status, _, admin) = start("198.51.100.7".into()).await;
+    assert_eq!(status, 302, "{}", app.logs());
+    let admin = admin.expect("a state");
+    let mut first_anonymous = None;
+    let mut refused = 0;
+    for i in 0..200 {
+        // One address a hundred times, then a hundred addresses.
+        let from = if i < 100 {
+            "203.0.113.1".to_string()
+        } else {
+            format!("203.0.113.{}", i - 98)
+        };
+        let (status, retry_after, state) = start(from).await;
+        match status {
+            302 => {
+                if i == 0 {
+                    first_anonymous = state;
+                }
+            }
+            429 => {
+                assert!(retry_after, "a 429 says when to come back");
+                refused += 1;
+            }
+            other => panic!("install start answered {other}: {}", app.logs()),
+        }
+    }
+    assert!(refused > 0, "the tenant's pending quota fills");
+
+    let callback = |state: String| {
+        let client = client.clone();
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/t/demo/oauth/callback", app.base_url),
+            [("state", state), ("code", world.crm.authorization_code())],
+        )
+        .unwrap();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    // The busy client's first link was replaced by its later ones.
+    assert_eq!(callback(first_anonymous.expect("a state")).await, 400);
+    // The admin's link still works.
+    assert_eq!(callback(admin).await, 200, "{}", app.logs());
 }
 
 /// Options with a logging policy that ignores, filters and creates.

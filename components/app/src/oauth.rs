@@ -7,6 +7,7 @@
 
 use crate::connectzero::pipeline::crm_install;
 use guest_support::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
+use guest_support::installs::{self, Pending};
 use guest_support::serve::Incoming;
 use guest_support::{StageError, config, kv, webhook};
 use serde::{Deserialize, Serialize};
@@ -18,8 +19,13 @@ const DEFAULT_AUTHORIZE_URL: &str = "https://marketplace.gohighlevel.com/v2/oaut
 /// What the pipeline needs (the host's default scope list).
 const DEFAULT_SCOPES: &str = "contacts.readonly contacts.write conversations.readonly conversations.write conversations/message.readonly conversations/message.write workflows.readonly users.readonly";
 
-/// How long an install link stays usable.
-const STATE_TTL_MS: i64 = 10 * 60 * 1000;
+/// The tenant's pending install states, with who asked for each
+/// (`guest_support::installs`), changed by compare-and-swap only.
+const PENDING_KEY: &str = "oauth/pending";
+
+/// Compare-and-swap attempts on [`PENDING_KEY`] before giving up with 503:
+/// only concurrent install starts and callbacks contend for it.
+const PENDING_ATTEMPTS: usize = 8;
 
 /// A stored state: only its digest is the key, so the store never holds a
 /// usable state.
@@ -67,9 +73,12 @@ fn start(request: &Incoming, tenant: &str) -> Result<String, Answer> {
     let state = random_state();
     let bucket = kv::open().map_err(internal)?;
     let stored = StoredState {
-        expires_at_ms: guest_support::time::now_ms() + STATE_TTL_MS,
+        expires_at_ms: guest_support::time::now_ms() + installs::STATE_TTL_MS,
         used: false,
     };
+    // Counted before it is stored: a state that is not counted must not
+    // work.
+    admit(&bucket, &state, client_of(request), stored.expires_at_ms)?;
     kv::set_json(&bucket, &state_key(&state), &stored).map_err(internal)?;
     let separator = if base.contains('?') { '&' } else { '?' };
     Ok(format!(
@@ -79,6 +88,109 @@ fn start(request: &Incoming, tenant: &str) -> Result<String, Answer> {
         urlencoding::encode(&scopes),
         urlencoding::encode(&state),
     ))
+}
+
+/// Count a new state among the tenant's pending ones (the client's own
+/// oldest goes beyond its share; `guest_support::installs::admit`), or
+/// refuse with 429 when the tenant has too many pending.
+fn admit(
+    bucket: &guest_support::bindings::wasi::keyvalue::store::Bucket,
+    state: &str,
+    client: String,
+    expires_at_ms: i64,
+) -> Result<(), Answer> {
+    let new = Pending {
+        state: digest(state),
+        client,
+        expires_at_ms,
+    };
+    for _ in 0..PENDING_ATTEMPTS {
+        let cas = Cas::new(bucket, PENDING_KEY)
+            .map_err(kv::storage_error)
+            .map_err(internal)?;
+        let mut pending: Vec<Pending> = cas
+            .current()
+            .map_err(kv::storage_error)
+            .map_err(internal)?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let evicted = match installs::admit(
+            &mut pending,
+            new.clone(),
+            guest_support::time::now_ms(),
+        ) {
+            Ok(evicted) => evicted,
+            Err(busy) => {
+                let secs = (busy.retry_in_ms.max(0) as u64).div_ceil(1000);
+                return Err((
+                    429,
+                    vec![("retry-after".into(), secs.to_string())],
+                    json!({"error": format!("too many install links are pending for this location; try again in {secs} s")}),
+                ));
+            }
+        };
+        let bytes = serde_json::to_vec(&pending).unwrap_or_default();
+        match atomics::swap(cas, &bytes) {
+            Ok(()) => {
+                // The client's own oldest links stop working.
+                for state in evicted {
+                    let _ = bucket.delete(&format!("oauth/state/{state}"));
+                }
+                return Ok(());
+            }
+            Err(CasError::CasFailed(_)) => continue,
+            Err(CasError::StoreError(e)) => return Err(internal(kv::storage_error(e))),
+        }
+    }
+    Err(error(503, "install starts are contending: try again"))
+}
+
+/// Drop a redeemed state from the pending ones, best effort: left there,
+/// it leaves when it expires.
+fn forget_pending(
+    bucket: &guest_support::bindings::wasi::keyvalue::store::Bucket,
+    state_digest: &str,
+) {
+    for _ in 0..PENDING_ATTEMPTS {
+        let Ok(cas) = Cas::new(bucket, PENDING_KEY) else {
+            return;
+        };
+        let Some(mut pending) = cas
+            .current()
+            .ok()
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice::<Vec<Pending>>(&bytes).ok())
+        else {
+            return;
+        };
+        let before = pending.len();
+        pending.retain(|p| p.state != state_digest);
+        if pending.len() == before {
+            return;
+        }
+        let bytes = serde_json::to_vec(&pending).unwrap_or_default();
+        match atomics::swap(cas, &bytes) {
+            Err(CasError::CasFailed(_)) => continue,
+            _ => return,
+        }
+    }
+}
+
+/// Who asked: Spin's `spin-client-addr` (its last value, should a client
+/// send one of its own), read as the host reads a connection's address
+/// (`guest_support::installs::client_key`).
+fn client_of(request: &Incoming) -> String {
+    fn values<'a>(request: &'a Incoming, name: &'a str) -> impl Iterator<Item = &'a str> {
+        request
+            .headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    let peer = values(request, "spin-client-addr")
+        .last()
+        .and_then(installs::parse_peer);
+    installs::client_key(peer, values(request, "x-forwarded-for"))
 }
 
 /// `GET /t/{tenant}/oauth/callback?code=…&state=…`.
@@ -163,6 +275,7 @@ fn redeem_state(state: &str) -> Result<(), Answer> {
         // Claimed: the state is spent; drop it (a later use finds nothing).
         Ok(()) => {
             let _ = bucket.delete(&key);
+            forget_pending(&bucket, &digest(state));
             Ok(())
         }
         Err(CasError::CasFailed(_)) => Err(refused()),
@@ -191,7 +304,12 @@ fn redirect_uri(request: &Incoming, tenant: &str) -> Result<String, StageError> 
 }
 
 fn state_key(state: &str) -> String {
-    format!("oauth/state/{}", webhook::body_digest(state.as_bytes()))
+    format!("oauth/state/{}", digest(state))
+}
+
+/// What the store keeps of a state.
+fn digest(state: &str) -> String {
+    webhook::body_digest(state.as_bytes())
 }
 
 /// 256 random bits, hex.

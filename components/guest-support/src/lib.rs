@@ -28,12 +28,15 @@
 //!   completeness, cursor movement), shared with the model checker.
 //! - [`review`]: the park reason of a call left for review (also used by
 //!   the host).
+//! - [`installs`]: OAuth install states' limits and the client key they
+//!   count by (also used by the host).
 
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod config;
 pub mod http;
+pub mod installs;
 pub mod kv;
 pub mod legs;
 pub mod policy;

@@ -35,8 +35,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How long an install link is valid unless the tenant sets
-/// `oauth.state_ttl_secs`.
-const DEFAULT_STATE_TTL_SECS: u64 = 600;
+/// `oauth.state_ttl_secs` (the Spin app's too).
+const DEFAULT_STATE_TTL_SECS: u64 = (guest_support::installs::STATE_TTL_MS / 1000) as u64;
 
 /// One install at a time in this process, exchange and keep together: two
 /// callbacks at once would otherwise store their grants in either order,

@@ -37,13 +37,13 @@ const STATE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 /// this bounds what anonymous requests can add to the database.
 const STATES_PER_TENANT: i64 = 100;
 
-/// Pending (unused, unexpired) install states a tenant may have: more
-/// install starts wait until one expires.
-pub const PENDING_PER_TENANT: i64 = 20;
+/// Pending (unused, unexpired) install states a tenant may have
+/// (`guest_support::installs`, the Spin app's limit too).
+pub const PENDING_PER_TENANT: i64 = guest_support::installs::PENDING_PER_TENANT as i64;
 
 /// Pending install states one client address may hold per tenant; its
-/// next start replaces its own oldest.
-pub const PENDING_PER_CLIENT: i64 = 3;
+/// next start replaces its own oldest (`guest_support::installs`).
+pub const PENDING_PER_CLIENT: i64 = guest_support::installs::PENDING_PER_CLIENT as i64;
 
 /// An install state to remember.
 #[derive(Clone, Copy, Debug)]
