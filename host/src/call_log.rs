@@ -17,6 +17,8 @@ impl Host for StoreData {
         &mut self,
         calls: Vec<HandledCall>,
     ) -> wasmtime::Result<Result<(), StageError>> {
+        // Database time is the host's, not the component's.
+        let _work = self.allowance.credited();
         let written = calls
             .iter()
             .try_for_each(|call| record(&self.kv.storage, &self.kv.namespace, call));
@@ -30,6 +32,7 @@ impl Host for StoreData {
         &mut self,
         rows: Vec<UnreadableRow>,
     ) -> wasmtime::Result<Result<(), StageError>> {
+        let _work = self.allowance.credited();
         let written = park_unreadable(&self.kv.storage, &self.kv.namespace, &rows);
         Ok(self.written("park unreadable 3CX rows", written))
     }
@@ -38,6 +41,7 @@ impl Host for StoreData {
         &mut self,
         updates: Vec<RecordingUpdate>,
     ) -> wasmtime::Result<Result<(), StageError>> {
+        let _work = self.allowance.credited();
         let written = updates.iter().try_for_each(|u| {
             self.kv
                 .storage
@@ -50,6 +54,7 @@ impl Host for StoreData {
         &mut self,
         counts: Vec<DeliveryCount>,
     ) -> wasmtime::Result<Result<(), StageError>> {
+        let _work = self.allowance.credited();
         let written = counts.iter().try_for_each(|c| {
             self.kv.storage.add_trigger_deliveries(
                 &self.kv.namespace,

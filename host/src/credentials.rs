@@ -22,7 +22,7 @@ use crate::state::StoreData;
 use crate::storage::TenantAuth;
 use crate::upstream::{message_of, network_error, retry_after, status_error};
 use serde::Deserialize;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Names of the secrets a tenant stores.
@@ -380,6 +380,32 @@ impl Credentials {
         Ok(value)
     }
 
+    /// As [`Credentials::access_token`] for a component's invocation: a
+    /// fetch it starts runs to its end even when the invocation is stopped
+    /// (`crate::engine::allowance`) while waiting. Cut mid-way, a HighLevel
+    /// refresh would spend the single-use refresh token without keeping the
+    /// new one, and the location would have to install the app again.
+    pub async fn access_token_for_invocation(
+        self: &Arc<Self>,
+        service: Service,
+    ) -> Result<String, StageError> {
+        let cached = match service {
+            Service::Pbx => &self.pbx.cached,
+            Service::Crm => &self.crm.cached,
+        };
+        if let Some(token) = fresh(cached) {
+            return Ok(token);
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.access_token(service).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(StageError::Storage(format!(
+                    "the token fetch ended abnormally: {e}"
+                )))
+            })
+    }
+
     /// Forget `token` after the service answered 401 to it.
     pub fn token_rejected(&self, service: Service, token: &str) {
         let cached = match service {
@@ -735,8 +761,8 @@ impl credentials::Host for StoreData {
             )));
         };
         // A refresh, or waiting for another host's, is an upstream wait.
-        let _wait = self.allowance.upstream_wait();
-        Ok(credentials.access_token(service).await)
+        let _wait = self.allowance.credited();
+        Ok(credentials.access_token_for_invocation(service).await)
     }
 
     fn token_rejected(&mut self, service: Service, token: String) -> wasmtime::Result<()> {

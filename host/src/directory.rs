@@ -53,7 +53,10 @@ impl Directory {
         let body = search::request(&self.location_id, field, value);
         let mut retried = false;
         loop {
-            let token = self.credentials.access_token(Service::Crm).await?;
+            let token = self
+                .credentials
+                .access_token_for_invocation(Service::Crm)
+                .await?;
             if let Some(limiter) = &self.limiter {
                 match limiter.acquire().await {
                     // Credited to the invocation: `directory::Host` below.
@@ -132,7 +135,7 @@ impl directory::Host for StoreData {
     ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
         // The search (and its wait for the rate limiter) is credited to
         // the invocation's allowance, as any upstream answer is.
-        let _wait = self.allowance.upstream_wait();
+        let _wait = self.allowance.credited();
         Ok(match self.directory() {
             Ok(d) => d.search("phone", &e164).await,
             Err(e) => Err(e),
@@ -143,7 +146,7 @@ impl directory::Host for StoreData {
         &mut self,
         email: String,
     ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
-        let _wait = self.allowance.upstream_wait();
+        let _wait = self.allowance.credited();
         Ok(match self.directory() {
             Ok(d) => d.search("email", &email).await,
             Err(e) => Err(e),

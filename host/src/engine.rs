@@ -429,7 +429,8 @@ impl Runtime {
             match call {
                 wasmtime::CallHook::CallingHost => hook.entering_host(),
                 wasmtime::CallHook::ReturningFromHost => hook.leaving_host(),
-                wasmtime::CallHook::CallingWasm | wasmtime::CallHook::ReturningFromWasm => {}
+                wasmtime::CallHook::CallingWasm => hook.entering_wasm(),
+                wasmtime::CallHook::ReturningFromWasm => hook.leaving_wasm(),
             }
             Ok(())
         });
@@ -438,9 +439,10 @@ impl Runtime {
             if remaining.is_zero() {
                 Err(wasmtime::Trap::Interrupt.into())
             } else {
-                Ok(wasmtime::UpdateDeadline::Yield(epoch_ticks(
-                    remaining.min(allowance::YIELD_EVERY),
-                )))
+                Ok(wasmtime::UpdateDeadline::YieldCustom(
+                    epoch_ticks(remaining.min(allowance::YIELD_EVERY)),
+                    Box::pin(tokio::task::yield_now()),
+                ))
             }
         });
         store
@@ -479,7 +481,8 @@ async fn warm_or_fresh<I>(
                     .is_some_and(|d| Arc::ptr_eq(d, directory)),
                 "the store must grant tenant {tenant}'s own directory"
             );
-            let instance = instantiate(&mut store).await?;
+            // A component's start functions run here: bounded as its calls.
+            let instance = within_allowance(&mut store, instantiate).await?;
             pool.fresh(tenant, directory, store, instance)
         }
     };

@@ -67,11 +67,14 @@ impl store::Host for StoreData {
 
 impl store::HostBucket for StoreData {
     fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> KvResult<Option<Vec<u8>>> {
+        // Database time is the host's, not the component's.
+        let _work = self.allowance.credited();
         let ns = self.namespace_of(&bucket)?;
         Ok(self.kv().storage.kv_get(&ns, &key).map_err(other))
     }
 
     fn set(&mut self, bucket: Resource<BucketHandle>, key: String, value: Vec<u8>) -> KvResult<()> {
+        let _work = self.allowance.credited();
         // guest-controlled size, so it is capped.
         if value.len() > MAX_VALUE_BYTES {
             return Ok(Err(store::Error::Other(format!(
@@ -84,11 +87,13 @@ impl store::HostBucket for StoreData {
     }
 
     fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> KvResult<()> {
+        let _work = self.allowance.credited();
         let ns = self.namespace_of(&bucket)?;
         Ok(self.kv().storage.kv_delete(&ns, &key).map_err(other))
     }
 
     fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> KvResult<bool> {
+        let _work = self.allowance.credited();
         let ns = self.namespace_of(&bucket)?;
         Ok(self
             .kv()
@@ -103,6 +108,7 @@ impl store::HostBucket for StoreData {
         bucket: Resource<BucketHandle>,
         cursor: Option<String>,
     ) -> KvResult<store::KeyResponse> {
+        let _work = self.allowance.credited();
         let ns = self.namespace_of(&bucket)?;
         Ok(self
             .kv()
@@ -131,6 +137,7 @@ impl atomics::Host for StoreData {
         key: String,
         delta: i64,
     ) -> KvResult<i64> {
+        let _work = self.allowance.credited();
         let ns = self.namespace_of(&bucket)?;
         Ok(self
             .kv()
@@ -144,6 +151,7 @@ impl atomics::Host for StoreData {
         cas: Resource<CasHandle>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        let _work = self.allowance.credited();
         if value.len() > MAX_VALUE_BYTES {
             self.table.delete(cas)?;
             return Ok(Err(atomics::CasError::StoreError(store::Error::Other(
@@ -181,6 +189,7 @@ impl atomics::HostCas for StoreData {
         bucket: Resource<BucketHandle>,
         key: String,
     ) -> KvResult<Resource<CasHandle>> {
+        let _work = self.allowance.credited();
         let namespace = self.namespace_of(&bucket)?;
         let expected = match self.kv.storage.kv_get(&namespace, &key) {
             Ok(value) => value,
@@ -194,6 +203,7 @@ impl atomics::HostCas for StoreData {
     }
 
     fn current(&mut self, cas: Resource<CasHandle>) -> KvResult<Option<Vec<u8>>> {
+        let _work = self.allowance.credited();
         Ok(Ok(self.table.get(&cas)?.expected.clone()))
     }
 

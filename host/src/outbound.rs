@@ -149,9 +149,11 @@ impl WasiHttpHooks for OutboundPolicy {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         drop(fut);
-        // Waiting for the limiter and the answer is not the component's
-        // time; the answer's body included, however it is read.
-        let wait = self.allowance.as_ref().map(|a| a.upstream_wait());
+        // Waiting for the limiter and the answer's head is not the
+        // component's time; nor is waiting for its body's next frame
+        // (`WaitedBody`).
+        let allowance = self.allowance.clone();
+        let wait = allowance.as_ref().map(|a| a.credited());
         let options = Some(bounded_options(options));
         let counted_as = normalise_authority(&authority, https).unwrap_or_default();
         let limiter = self
@@ -185,7 +187,15 @@ impl WasiHttpHooks for OutboundPolicy {
                 limiter.note_429(crate::ratelimit::parse_retry_after(retry));
             }
             Ok((
-                response.map(|body| WaitedBody { body, wait }.boxed_unsync()),
+                response.map(|body| {
+                    drop(wait);
+                    WaitedBody {
+                        body,
+                        allowance,
+                        wait: None,
+                    }
+                    .boxed_unsync()
+                }),
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })
@@ -204,11 +214,14 @@ fn bounded_options(options: Option<RequestOptions>) -> RequestOptions {
     }
 }
 
-/// An answer's body, keeping its exchange's upstream wait open until the
-/// body ends, fails or is dropped.
+/// An answer's body, credited while the host waits for its next frame
+/// from upstream (from a poll that found none ready to the next poll),
+/// not while it sits read or unread: a component keeping an answer open
+/// gets no credit for sleeping meanwhile.
 struct WaitedBody<B> {
     body: B,
-    wait: Option<crate::engine::allowance::UpstreamWait>,
+    allowance: Option<crate::engine::Allowance>,
+    wait: Option<crate::engine::allowance::Credited>,
 }
 
 impl<B: http_body::Body + Unpin> http_body::Body for WaitedBody<B> {
@@ -220,7 +233,11 @@ impl<B: http_body::Body + Unpin> http_body::Body for WaitedBody<B> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
-        if matches!(polled, std::task::Poll::Ready(None | Some(Err(_)))) {
+        if polled.is_pending() {
+            if self.wait.is_none() {
+                self.wait = self.allowance.as_ref().map(|a| a.credited());
+            }
+        } else {
             self.wait = None;
         }
         polled

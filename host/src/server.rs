@@ -194,10 +194,14 @@ async fn run_write_back(
         // in half would be made again by HighLevel's retry. A stalled body
         // ends it sooner (the server's body timeout).
         tokio::time::timeout(MAX_ACTION_TIME, async {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            let handler = proxy.wasi_http_incoming_handler();
+            // One allowance for the component's start functions and its
+            // call together.
             crate::engine::within_allowance(&mut store, async |store| {
-                handler.call_handle(store, incoming, out).await
+                let proxy = pre.instantiate_async(&mut *store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(store, incoming, out)
+                    .await
             })
             .await
         })

@@ -44,7 +44,8 @@ pub struct Busy {
 }
 
 /// Add `new` to a tenant's `pending` states at `now_ms`: expired states
-/// leave, the client's own oldest go beyond [`PENDING_PER_CLIENT`]; the
+/// leave, the client's own oldest go beyond [`PENDING_PER_CLIENT`] (not
+/// for a [shared key](is_shared_key): that client may be anyone); the
 /// digests of those evicted while still usable are returned. Refused
 /// (`pending` unchanged) when the tenant already has
 /// [`PENDING_PER_TENANT`] pending.
@@ -57,7 +58,11 @@ pub fn admit(pending: &mut Vec<Pending>, new: Pending, now_ms: i64) -> Result<Ve
     // Oldest first, so the client's oldest are the first of its own.
     kept.sort_by_key(|p| p.expires_at_ms);
     let mut evicted = Vec::new();
-    let mut own = kept.iter().filter(|p| p.client == new.client).count();
+    let mut own = if is_shared_key(&new.client) {
+        0
+    } else {
+        kept.iter().filter(|p| p.client == new.client).count()
+    };
     while own >= PENDING_PER_CLIENT {
         let Some(i) = kept.iter().position(|p| p.client == new.client) else {
             break;
@@ -110,6 +115,23 @@ pub fn client_key<'a>(
         }
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4).to_string(),
         IpAddr::V4(_) => client.to_string(),
+    }
+}
+
+/// Whether `key` may stand for many clients: unknown (empty), or the
+/// loopback or private address of a proxy that did not say whom it
+/// forwards for. Starts under such a key never evict one another, since
+/// the admin's may be among them; they count against the tenant only.
+pub fn is_shared_key(key: &str) -> bool {
+    if key.is_empty() {
+        return true;
+    }
+    match key.strip_suffix("/64") {
+        // An IPv6 block ([`client_key`]): `::1`'s is `::`.
+        Some(block) => block
+            .parse::<Ipv6Addr>()
+            .is_ok_and(|b| b.is_unspecified() || b.is_unique_local()),
+        None => key.parse::<IpAddr>().is_ok_and(behind_proxy),
     }
 }
 
@@ -227,6 +249,26 @@ mod tests {
         );
         let left: Vec<&str> = states.iter().map(|p| p.state.as_str()).collect();
         assert_eq!(left, ["next", "later"]);
+    }
+
+    #[test]
+    fn starts_under_a_shared_key_never_evict_each_other() {
+        let loopback_v6 = client_key(parse_peer("[::1]:5"), None);
+        let local_v6 = client_key(parse_peer("[fd00::7]:5"), None);
+        for shared in ["", "127.0.0.1", "10.1.2.3", &loopback_v6, &local_v6] {
+            assert!(is_shared_key(shared), "{shared:?}");
+            let mut states = vec![pending("admin", shared, 1_000)];
+            for i in 0..PENDING_PER_TENANT - 1 {
+                assert_eq!(
+                    admit(&mut states, pending(&format!("s{i}"), shared, 2_000), 0),
+                    Ok(Vec::new())
+                );
+            }
+            assert!(admit(&mut states, pending("more", shared, 2_000), 0).is_err());
+            assert!(states.iter().any(|p| p.state == "admin"));
+        }
+        assert!(!is_shared_key("198.51.100.7"));
+        assert!(!is_shared_key("2001:db8:1:2::/64"));
     }
 
     #[test]

@@ -14,12 +14,14 @@
 //! and are not the component's doing, so they do not count.
 //!
 //! What is credited, exactly: time during which the component is blocked
-//! in a host call *and* at least one upstream exchange of its own is open
-//! (an outbound request from send to the end of its answer, a directory
-//! search, a token fetch; each holds an [`UpstreamWait`]). A guest that
-//! sleeps while nothing is in flight, or spins while a request is in
-//! flight, is not credited. Whatever the credit, no invocation outlives
-//! [`MAX_INVOCATION_TIME`].
+//! in a host call *and* the host is working for it, each piece of work
+//! holding a [`Credited`] guard: an upstream exchange (an outbound request
+//! until its answer's head, and its body while the host waits for the
+//! next frame; a directory search; a token fetch; the rate limiter) or
+//! the host's own storage work (key-value and call-log writes, which wait
+//! on the database). A guest that sleeps while nothing is in flight, or
+//! runs while a request is in flight, is not credited. Whatever the
+//! credit, no invocation outlives [`MAX_INVOCATION_TIME`].
 //!
 //! Two mechanisms read the same account, because neither sees every case:
 //! the engine's epoch callback stops wasm that runs past the allowance
@@ -54,9 +56,13 @@ struct Account {
     started: Instant,
     /// Credited upstream waiting, closed stretches only.
     credited: Duration,
-    /// Whether the component is blocked in a host call.
-    in_host: bool,
-    /// Open upstream exchanges.
+    /// Who runs now, innermost last: `true` for the host (the component
+    /// called it), `false` for wasm (the host called it: the invocation
+    /// itself, or a host call's `cabi_realloc`). wasmtime's call hook
+    /// fires for libcalls too, so a flag would be cleared by a memory
+    /// growth inside a host call's realloc.
+    frames: Vec<bool>,
+    /// Open credited work.
     waits: u32,
     /// Start of the stretch being credited now (in a host call with an
     /// exchange open).
@@ -67,7 +73,7 @@ impl Account {
     /// Close or open the credited stretch after `in_host` or `waits`
     /// changed.
     fn settle(&mut self, now: Instant) {
-        let crediting = self.in_host && self.waits > 0;
+        let crediting = self.in_host() && self.waits > 0;
         match (self.crediting_since, crediting) {
             (Some(since), false) => {
                 self.credited += now.saturating_duration_since(since);
@@ -78,20 +84,36 @@ impl Account {
         }
     }
 
+    fn in_host(&self) -> bool {
+        self.frames.last().copied().unwrap_or(false)
+    }
+
     fn restart(&mut self, now: Instant) {
         self.started = now;
         self.credited = Duration::ZERO;
         self.crediting_since = None;
+        // Left over only by an invocation cancelled mid-call.
+        self.frames.clear();
         self.settle(now);
     }
 
     fn host_entered(&mut self, now: Instant) {
-        self.in_host = true;
+        self.frames.push(true);
         self.settle(now);
     }
 
     fn host_left(&mut self, now: Instant) {
-        self.in_host = false;
+        self.frames.pop();
+        self.settle(now);
+    }
+
+    fn wasm_entered(&mut self, now: Instant) {
+        self.frames.push(false);
+        self.settle(now);
+    }
+
+    fn wasm_left(&mut self, now: Instant) {
+        self.frames.pop();
         self.settle(now);
     }
 
@@ -142,7 +164,7 @@ impl Allowance {
             account: Arc::new(Mutex::new(Account {
                 started: Instant::now(),
                 credited: Duration::ZERO,
-                in_host: false,
+                frames: Vec::new(),
                 waits: 0,
                 crediting_since: None,
             })),
@@ -170,11 +192,23 @@ impl Allowance {
         self.account().host_left(Instant::now());
     }
 
-    /// An upstream exchange (or a wait for the rate limiter) is open until
-    /// the returned guard is dropped.
-    pub fn upstream_wait(&self) -> UpstreamWait {
+    /// The host called into the component (the invocation, or a host
+    /// call's `cabi_realloc`).
+    pub fn entering_wasm(&self) {
+        self.account().wasm_entered(Instant::now());
+    }
+
+    /// The component returned to the host.
+    pub fn leaving_wasm(&self) {
+        self.account().wasm_left(Instant::now());
+    }
+
+    /// The host works for the component (an upstream exchange, a wait for
+    /// the rate limiter, storage work) until the returned guard is
+    /// dropped; the component's time blocked meanwhile is credited.
+    pub fn credited(&self) -> Credited {
         self.account().wait_opened(Instant::now());
-        UpstreamWait {
+        Credited {
             allowance: self.clone(),
         }
     }
@@ -217,13 +251,14 @@ impl Allowance {
     }
 }
 
-/// An open upstream exchange; credited while the component waits on it.
+/// Work the host does for the component; credited while the component
+/// waits on it.
 #[derive(Debug)]
-pub struct UpstreamWait {
+pub struct Credited {
     allowance: Allowance,
 }
 
-impl Drop for UpstreamWait {
+impl Drop for Credited {
     fn drop(&mut self) {
         self.allowance.account().wait_closed(Instant::now());
     }
@@ -242,6 +277,9 @@ pub async fn within_allowance<R>(
     allowance.restart();
     store.set_epoch_deadline(super::epoch_ticks(YIELD_EVERY));
     tokio::select! {
+        // A call that completed is its answer, even if the allowance ran
+        // out meanwhile.
+        biased;
         result = call(store) => result.map_err(|error| {
             // The epoch callback's interrupt: say why.
             if allowance.is_spent() {
@@ -265,13 +303,16 @@ mod tests {
     // what it credits, not how long anything took.
 
     fn account(at: Instant) -> Account {
-        Account {
+        let mut account = Account {
             started: at,
             credited: Duration::ZERO,
-            in_host: false,
+            frames: Vec::new(),
             waits: 0,
             crediting_since: None,
-        }
+        };
+        // The invocation: the host called the component.
+        account.wasm_entered(at);
+        account
     }
 
     fn ms(n: u64) -> Duration {
@@ -315,6 +356,25 @@ mod tests {
     }
 
     #[test]
+    fn wasm_the_host_calls_back_is_not_credited_and_its_libcalls_do_not_end_the_wait() {
+        let t0 = Instant::now();
+        let mut a = account(t0);
+        a.host_entered(t0);
+        a.wait_opened(t0);
+        // The host call runs the component's realloc (wasm), which grows
+        // its memory (a libcall: the hook says "host").
+        a.wasm_entered(t0 + ms(100));
+        a.host_entered(t0 + ms(100));
+        a.host_left(t0 + ms(100));
+        a.wasm_left(t0 + ms(300));
+        // Back in the host call, still waiting: credited again.
+        assert_eq!(a.used(t0 + ms(600)), ms(200));
+        a.wait_closed(t0 + ms(600));
+        a.host_left(t0 + ms(600));
+        assert_eq!(a.used(t0 + ms(700)), ms(300));
+    }
+
+    #[test]
     fn each_invocation_starts_with_the_whole_allowance() {
         let t0 = Instant::now();
         let mut a = account(t0);
@@ -333,8 +393,9 @@ mod tests {
         let t0 = Instant::now();
         let mut a = account(t0);
         a.wait_opened(t0);
-        a.host_entered(t0);
         a.restart(t0 + ms(100));
+        a.wasm_entered(t0 + ms(100));
+        a.host_entered(t0 + ms(100));
         assert_eq!(a.used(t0 + ms(400)), Duration::ZERO);
     }
 
@@ -343,6 +404,7 @@ mod tests {
         let allowance = Allowance::new(Duration::from_secs(30));
         let mut a = allowance.account();
         let t0 = a.started;
+        a.wasm_entered(t0);
         a.wait_opened(t0);
         a.host_entered(t0);
         assert_eq!(

@@ -88,12 +88,11 @@ impl Pipeline {
         subscription: Subscription,
     ) -> anyhow::Result<Result<(), StageError>> {
         let mut store = self.store(Stage::Trigger, tenant);
-        let trigger = self
-            .runtime
-            .stages
-            .trigger
-            .instantiate_async(&mut store)
-            .await?;
+        let pre = &self.runtime.stages.trigger;
+        let trigger = crate::engine::within_allowance(&mut store, async |store| {
+            pre.instantiate_async(store).await
+        })
+        .await?;
         let trigger = trigger.connectzero_pipeline_trigger();
         Ok(crate::engine::within_allowance(&mut store, async |store| {
             trigger

@@ -290,6 +290,13 @@ impl Storage {
             params![now_ms - STATE_RETENTION_MS],
         )?;
         const PENDING: &str = "used_at_ms IS NULL AND expires_at_ms > ?2";
+        // Not for a shared key (a proxy that did not say for whom): that
+        // client may be anyone, the admin included.
+        let own_share = if guest_support::installs::is_shared_key(issue.client) {
+            i64::MAX
+        } else {
+            PENDING_PER_CLIENT - 1
+        };
         tx.execute(
             &format!(
                 "DELETE FROM oauth_states WHERE state_hash IN
@@ -297,7 +304,7 @@ impl Storage {
                       WHERE tenant = ?1 AND {PENDING} AND client = ?3
                       ORDER BY expires_at_ms DESC, rowid DESC LIMIT -1 OFFSET ?4)"
             ),
-            params![issue.tenant, now_ms, issue.client, PENDING_PER_CLIENT - 1],
+            params![issue.tenant, now_ms, issue.client, own_share],
         )?;
         let (pending, first_expiry): (i64, Option<i64>) = tx.query_row(
             &format!(
@@ -417,20 +424,20 @@ mod tests {
         let db = Storage::in_memory().unwrap();
         let now = 1_000;
         assert_eq!(
-            db.oauth_state_insert(&issue("admin", "t", "10.0.0.1", 60_000), now)
+            db.oauth_state_insert(&issue("admin", "t", "198.51.100.1", 60_000), now)
                 .unwrap(),
             StateAdmission::Issued
         );
         // One address: it only ever replaces its own oldest.
         for i in 0..50 {
             let hash = format!("x{i}");
-            db.oauth_state_insert(&issue(&hash, "t", "10.0.0.2", 60_000), now)
+            db.oauth_state_insert(&issue(&hash, "t", "198.51.100.2", 60_000), now)
                 .unwrap();
         }
         // Many addresses: the tenant's pending quota fills, then starts wait.
         let mut busy = 0;
         for i in 0..50 {
-            let (hash, client) = (format!("y{i}"), format!("10.1.0.{i}"));
+            let (hash, client) = (format!("y{i}"), format!("203.0.113.{i}"));
             if let StateAdmission::Busy { retry_in_ms } = db
                 .oauth_state_insert(&issue(&hash, "t", &client, 60_000), now)
                 .unwrap()
@@ -449,16 +456,34 @@ mod tests {
             StateClaim::Claimed { .. }
         ));
         assert_eq!(
-            db.oauth_state_insert(&issue("other", "u", "10.1.0.1", 60_000), now)
+            db.oauth_state_insert(&issue("other", "u", "203.0.113.1", 60_000), now)
                 .unwrap(),
             StateAdmission::Issued
         );
         // Once the pending states expire, starts are issued again.
         assert_eq!(
-            db.oauth_state_insert(&issue("later", "t", "10.0.0.9", 200_000), 61_000)
+            db.oauth_state_insert(&issue("later", "t", "198.51.100.9", 200_000), 61_000)
                 .unwrap(),
             StateAdmission::Issued
         );
+    }
+
+    #[test]
+    fn starts_from_a_proxy_that_names_no_client_never_evict_each_other() {
+        let db = Storage::in_memory().unwrap();
+        let now = 1_000;
+        // The admin and strangers alike arrive as the proxy's address.
+        db.oauth_state_insert(&issue("admin", "t", "127.0.0.1", 60_000), now)
+            .unwrap();
+        for i in 0..30 {
+            let hash = format!("x{i}");
+            db.oauth_state_insert(&issue(&hash, "t", "127.0.0.1", 60_000), now)
+                .unwrap();
+        }
+        assert!(matches!(
+            db.oauth_state_claim("admin", now + 1).unwrap(),
+            StateClaim::Claimed { .. }
+        ));
     }
 
     #[test]

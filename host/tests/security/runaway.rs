@@ -1,5 +1,7 @@
 //! Runaway components: a replacement matcher that never returns, sleeping
-//! and spinning by turns or sleeping in one long host call, is stopped
+//! and spinning by turns, sleeping in one long host call (stopped by the
+//! watchdog) or spinning without a host call (stopped by the epoch
+//! callback, yielding meanwhile), is stopped
 //! within its time allowance, while another tenant on the same host keeps
 //! posting its calls. The fixture is `tests/hostile-matcher`.
 
@@ -16,10 +18,12 @@ use std::time::{Duration, Instant};
 /// The fixture's numbers (`tests/hostile-matcher/src/lib.rs`).
 const SLEEPS_AND_SPINS: &str = "+14155550666";
 const SLEEPS_AN_HOUR: &str = "+14155550667";
+const SPINS: &str = "+14155550668";
 
 /// The allowance the test's runtime grants each invocation: short, so the
-/// test sees it act.
-const ALLOWANCE: Duration = Duration::from_secs(2);
+/// test sees it act, and long enough for the calm tenant's ticks on a
+/// loaded machine.
+const ALLOWANCE: Duration = Duration::from_secs(4);
 
 /// Longest the test waits for the runaway tick to be stopped before
 /// calling it a failure (it would never end without the allowance).
@@ -136,6 +140,11 @@ async fn a_matcher_sleeping_and_spinning_by_turns_is_stopped_and_others_keep_pos
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_matcher_asleep_in_one_long_host_call_is_stopped_and_others_keep_posting() {
     stopped_while_the_other_tenant_posts(SLEEPS_AN_HOUR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matcher_spinning_without_a_host_call_is_stopped_and_others_keep_posting() {
+    stopped_while_the_other_tenant_posts(SPINS).await;
 }
 
 /// An instance kept warm gets its whole allowance again on every call:

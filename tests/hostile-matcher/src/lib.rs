@@ -26,6 +26,10 @@ pub const POISON: &str = "+14155550666";
 /// host call, where no epoch deadline ever fires.
 pub const SLEEPER: &str = "+14155550667";
 
+/// Calls from this number make the matcher spin for ever without a
+/// single host call.
+pub const SPINNER: &str = "+14155550668";
+
 /// How long each sleep lasts.
 const SLEEP: Duration = Duration::from_millis(900);
 
@@ -45,6 +49,12 @@ impl Guest for HostileMatcher {
         }
         if calls.iter().any(|c| c.caller.number == SLEEPER) {
             std::thread::sleep(Duration::from_secs(3600));
+        }
+        if calls.iter().any(|c| c.caller.number == SPINNER) {
+            let mut spins = 0u64;
+            loop {
+                spins = std::hint::black_box(spins.wrapping_add(1));
+            }
         }
         calls.iter().map(match_call).collect()
     }
