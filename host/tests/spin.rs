@@ -650,23 +650,33 @@ async fn two_spin_instances_on_one_store_post_each_call_once() {
     assert_eq!(totals(&world), expected_totals(&plans));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oauth_install_under_spin_lets_calls_post() {
-    let Some(spin) = spin_cli() else { return };
+/// A Spin app with no refresh token (the location installs it through the
+/// routes), and a client that does not follow the install's redirect. The
+/// state directory comes first, so it is dropped after the app.
+async fn not_installed(
+    spin: &Path,
+    name: &str,
+) -> (tempfile::TempDir, World, SpinApp, reqwest::Client) {
     let (world, _) = common::seeded_world(options()).await;
     let state = tempfile::tempdir().unwrap();
-    // No refresh token: the location installs the app through the routes.
     let app = SpinApp::start_with(
-        &spin,
+        spin,
         &world,
         state.path(),
-        "install",
+        name,
         &[("crm_refresh_token", "")],
     );
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    (state, world, app, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_install_under_spin_lets_calls_post() {
+    let Some(spin) = spin_cli() else { return };
+    let (_state, world, app, client) = not_installed(&spin, "install").await;
     let install = client
         .get(format!("{}/t/demo/oauth/install", app.base_url))
         .send()
@@ -790,19 +800,7 @@ async fn spin_requires_a_signature_where_a_key_is_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spin_install_starts_are_capped_per_client_and_tenant() {
     let Some(spin) = spin_cli() else { return };
-    let (world, _) = common::seeded_world(options()).await;
-    let state = tempfile::tempdir().unwrap();
-    let app = SpinApp::start_with(
-        &spin,
-        &world,
-        state.path(),
-        "installs",
-        &[("crm_refresh_token", "")],
-    );
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let (_state, world, app, client) = not_installed(&spin, "installs").await;
     let start = |from: String| {
         let client = client.clone();
         let url = format!("{}/t/demo/oauth/install", app.base_url);
