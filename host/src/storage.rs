@@ -10,6 +10,7 @@
 mod backfill_rows;
 mod incident_rows;
 mod lease_rows;
+pub mod migrations;
 mod review_rows;
 mod secret_rows;
 mod session_rows;
@@ -93,15 +94,15 @@ impl Storage {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let conn = Connection::open(path)
             .with_context(|| format!("opening database {}", path.display()))?;
-        Self::init(conn)
+        Self::init(conn, Some(path))
     }
 
     /// A private in-memory database (tests, benchmarks).
     pub fn in_memory() -> anyhow::Result<Self> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, None)
     }
 
-    fn init(conn: Connection) -> anyhow::Result<Self> {
+    fn init(mut conn: Connection, path: Option<&Path>) -> anyhow::Result<Self> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: every commit is on disk before it returns. With WAL,
@@ -114,40 +115,9 @@ impl Storage {
         // re-queued). One fsync per commit is the price (each key-value
         // write is its own commit).
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS kv (
-                 namespace TEXT NOT NULL,
-                 key       TEXT NOT NULL,
-                 value     BLOB NOT NULL,
-                 PRIMARY KEY (namespace, key)
-             ) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS calls (
-                 tenant        TEXT NOT NULL,
-                 call_key      TEXT NOT NULL,
-                 direction     TEXT NOT NULL,
-                 caller        TEXT NOT NULL,
-                 callee        TEXT NOT NULL,
-                 outcome       TEXT NOT NULL,
-                 detail        TEXT NOT NULL,
-                 rule          TEXT,
-                 contact_id    TEXT,
-                 ended_at_ms   INTEGER NOT NULL,
-                 handled_at_ms INTEGER NOT NULL,
-                 recording     TEXT NOT NULL DEFAULT 'none',
-                 triggers      TEXT NOT NULL DEFAULT '',
-                 PRIMARY KEY (tenant, call_key)
-             );
-             -- The retention sweep deletes the oldest rows first.
-             CREATE INDEX IF NOT EXISTS calls_by_handled_at ON calls (tenant, handled_at_ms);",
-        )?;
-        conn.execute_batch(secret_rows::SCHEMA)?;
-        secret_rows::upgrade(&conn)?;
-        conn.execute_batch(backfill_rows::SCHEMA)?;
-        conn.execute_batch(tenant_rows::SCHEMA)?;
-        conn.execute_batch(web_rows::SCHEMA)?;
-        conn.execute_batch(session_rows::SCHEMA)?;
-        conn.execute_batch(lease_rows::SCHEMA)?;
-        conn.execute_batch(incident_rows::SCHEMA)?;
+        // The schema, brought to this release's version
+        // (`migrations`: numbered steps, one transaction).
+        migrations::migrate(&mut conn, path)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -12,6 +12,8 @@
 //!   HTTP failures into typed [`StageError`]s and retries once on a 401.
 //! - [`config`]: settings from `wasi:config/store` (Spin variables).
 //! - [`kv`]: JSON values in the tenant's key-value bucket.
+//! - [`layout`]: the key-value layout's version, checked (and migrated)
+//!   before every tick.
 //! - [`policy`]: the tenant's logging policy (plain types, also used by the host).
 //! - [`routing`]: which tenant on a shared 3CX takes a call (plain types, also used by the host).
 //! - [`serve`]: `wasi:http/incoming-handler` plumbing for HTTP components.
@@ -38,6 +40,7 @@ pub mod config;
 pub mod http;
 pub mod installs;
 pub mod kv;
+pub mod layout;
 pub mod legs;
 pub mod policy;
 pub mod protocol;

@@ -29,6 +29,7 @@ wit_bindgen::generate!({
     with: {
         "connectzero:pipeline/types@0.1.0": guest_support::bindings::connectzero::pipeline::types,
         "wasi:keyvalue/store@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::store,
+        "wasi:keyvalue/atomics@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::atomics,
     },
 });
 
@@ -40,6 +41,10 @@ struct Tick;
 impl Guest for Tick {
     fn run(options: TickOptions) -> TickReport {
         let mut report = report();
+        if let Err(error) = layout_ready() {
+            fail(&mut report, error);
+            return report;
+        }
         let options = options::Options::parse(options);
         // History first: it is what must not wait, and a 3CX that fails
         // shows on the history read (active calls are a nicety the tick
@@ -83,7 +88,7 @@ impl Guest for Tick {
     ) -> (TickReport, Vec<CallResult>) {
         let mut report = report();
         let options = options::Options::parse(options);
-        let results = match options.usable() {
+        let results = match layout_ready().and_then(|()| options.usable()) {
             Ok(()) => history::run_calls(&options, calls, triggers, &mut report),
             Err(error) => {
                 let results = history::all_retrying(&calls, &error);
@@ -98,6 +103,10 @@ impl Guest for Tick {
 
     fn work_queues(options: TickOptions) -> TickReport {
         let mut report = report();
+        if let Err(error) = layout_ready() {
+            fail(&mut report, error);
+            return report;
+        }
         followups::work_queues(&options::Options::parse(options), &mut report);
         timing::drain_into(&mut report);
         report
@@ -105,10 +114,21 @@ impl Guest for Tick {
 
     fn post_copies(settings: TenantSettings, requests: Vec<CopyRequest>) -> TickReport {
         let mut report = report();
+        if let Err(error) = layout_ready() {
+            fail(&mut report, error);
+            return report;
+        }
         followups::copies(&settings, &requests, &mut report);
         timing::drain_into(&mut report);
         report
     }
+}
+
+/// The tenant's key-value layout is one this release works on (migrated
+/// first when older: `guest_support::layout`). Checked before anything is
+/// read or claimed.
+fn layout_ready() -> Result<(), StageError> {
+    guest_support::layout::check(&guest_support::kv::open()?)
 }
 
 /// An empty report.

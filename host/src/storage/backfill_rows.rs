@@ -5,16 +5,6 @@
 use super::Storage;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-/// Created with the other tables.
-pub(super) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS backfill_progress (
-        tenant        TEXT NOT NULL,
-        since_ms      INTEGER NOT NULL,
-        done_until_ms INTEGER NOT NULL,
-        updated_at_ms INTEGER NOT NULL,
-        PRIMARY KEY (tenant, since_ms)
-    );";
-
 /// What [`Storage::reopen_for_replay`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplayOpen {

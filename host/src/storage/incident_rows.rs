@@ -12,26 +12,6 @@
 use super::Storage;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-/// Created with the other tables.
-pub(super) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS diagnostics_incidents (
-        id               INTEGER PRIMARY KEY AUTOINCREMENT,
-        tenant           TEXT NOT NULL,
-        check_name       TEXT NOT NULL,
-        detail           TEXT NOT NULL,
-        hint             TEXT NOT NULL,
-        opened_at_ms     INTEGER NOT NULL,
-        last_seen_ms     INTEGER NOT NULL,
-        closed_at_ms     INTEGER,
-        alert_claim_ms   INTEGER,
-        alert_contact_id TEXT,
-        alert_task_id    TEXT,
-        alert_error      TEXT,
-        task_completed   INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE UNIQUE INDEX IF NOT EXISTS diagnostics_one_open_incident
-        ON diagnostics_incidents (tenant, check_name) WHERE closed_at_ms IS NULL;";
-
 const COLUMNS: &str = "id, tenant, check_name, detail, hint, opened_at_ms, last_seen_ms, closed_at_ms, alert_contact_id, alert_task_id, alert_error, task_completed";
 
 /// One failure of one check, open or closed.

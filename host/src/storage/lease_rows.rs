@@ -6,14 +6,6 @@
 use super::Storage;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-/// The table.
-pub(super) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS refresh_leases (
-        tenant   TEXT PRIMARY KEY,
-        holder   TEXT NOT NULL,
-        until_ms INTEGER NOT NULL
-    ) WITHOUT ROWID;";
-
 impl Storage {
     /// Take `tenant`'s refresh lease for `holder` until `until_ms`, unless
     /// another holder has it past `now_ms`. Whether it was taken.

@@ -5,30 +5,6 @@
 use super::Storage;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-/// Created with the other tables.
-pub(super) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS secrets (
-        tenant     TEXT NOT NULL,
-        name       TEXT NOT NULL,
-        key_id     TEXT NOT NULL,
-        nonce      BLOB NOT NULL,
-        ciphertext BLOB NOT NULL,
-        PRIMARY KEY (tenant, name)
-    ) WITHOUT ROWID;
-    CREATE TABLE IF NOT EXISTS tenant_auth (
-        tenant   TEXT PRIMARY KEY,
-        reason   TEXT NOT NULL,
-        since_ms INTEGER NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS oauth_states (
-        state_hash    TEXT PRIMARY KEY,
-        tenant        TEXT NOT NULL,
-        redirect_uri  TEXT NOT NULL,
-        expires_at_ms INTEGER NOT NULL,
-        used_at_ms    INTEGER,
-        client        TEXT NOT NULL DEFAULT ''
-    );";
-
 /// Install states are kept this long after they expire, so a late reuse
 /// is still reported as a reuse rather than as unknown.
 const STATE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
@@ -71,26 +47,6 @@ pub enum StateAdmission {
         /// Until the first pending state expires.
         retry_in_ms: i64,
     },
-}
-
-/// Adds the `client` column to a database made before it existed.
-pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    let has_client = conn
-        .prepare("SELECT 1 FROM pragma_table_info('oauth_states') WHERE name = 'client'")?
-        .exists([])?;
-    if !has_client {
-        match conn.execute(
-            "ALTER TABLE oauth_states ADD COLUMN client TEXT NOT NULL DEFAULT ''",
-            [],
-        ) {
-            // Another process starting at the same moment added it first.
-            Err(e) if e.to_string().contains("duplicate column name") => {}
-            other => {
-                other?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// One sealed secret as stored.

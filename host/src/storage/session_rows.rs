@@ -5,13 +5,6 @@
 use super::Storage;
 use rusqlite::{OptionalExtension, params};
 
-/// The table.
-pub(super) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS web_sessions (
-        id_hash       TEXT PRIMARY KEY,
-        expires_at_ms INTEGER NOT NULL
-    ) WITHOUT ROWID;";
-
 impl Storage {
     /// Start a session (by its id's hash) valid until `expires_at_ms`,
     /// dropping the expired ones.

@@ -5,16 +5,6 @@
 use super::Storage;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-/// Created with the other tables (additive: older databases gain it on
-/// their next open).
-pub(super) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS tenants (
-        id            TEXT PRIMARY KEY,
-        config        TEXT NOT NULL,
-        created_at_ms INTEGER NOT NULL,
-        updated_at_ms INTEGER NOT NULL
-    );";
-
 /// One stored tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantRow {

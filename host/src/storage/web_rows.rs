@@ -11,20 +11,6 @@
 use super::{CallRecord, Storage};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-/// Created with the other tables.
-pub(super) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS web_settings (
-        tenant        TEXT PRIMARY KEY,
-        settings      TEXT NOT NULL,
-        updated_at_ms INTEGER NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS web_retries (
-        tenant          TEXT NOT NULL,
-        call_key        TEXT NOT NULL,
-        requested_at_ms INTEGER NOT NULL,
-        PRIMARY KEY (tenant, call_key)
-    );";
-
 use guest_support::protocol::CURSOR_KEY;
 
 /// What asking to retry a parked call found.

@@ -172,6 +172,7 @@ pub fn granted_imports(file: &str) -> Option<&'static [&'static str]> {
             "connectzero:pipeline/trigger",
             "connectzero:pipeline/call-log",
             STORE,
+            ATOMICS,
         ],
         _ => return None,
     })

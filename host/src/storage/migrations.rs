@@ -1,0 +1,457 @@
+//! The database's schema as numbered migrations, the only place it is
+//! written down. A database records how far it got in SQLite's
+//! `user_version`; at start-up the missing steps run in one transaction,
+//! in order, and the version moves with them, so a crash mid-way leaves
+//! the database as it was.
+//!
+//! Rules for a new step (`docs/OPERATIONS.md`, "Upgrades"):
+//! - append it; never edit a released one (databases already ran it);
+//! - it must work on a database that has its change already (a build
+//!   between releases may have made it): `IF NOT EXISTS`, or
+//!   [`Change::AddColumn`], which looks first;
+//! - mark it `rewrites_data` when it changes or deletes rows: a copy of
+//!   the database is taken before it runs;
+//! - keep what the previous release reads: during a rolling upgrade (two
+//!   hosts on one database) the older one still runs. Add columns with
+//!   defaults and new tables; drop or rename only a release later.
+//!
+//! A database newer than this binary (a later release migrated it) is
+//! refused with a message saying so, never half-read.
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, TransactionBehavior};
+use std::path::{Path, PathBuf};
+
+/// One migration step.
+pub struct Migration {
+    /// The schema version it leads to (1, 2, …, in order).
+    pub version: u32,
+    /// What it does, for the log and `docs/OPERATIONS.md`.
+    pub name: &'static str,
+    /// Whether it changes or deletes existing rows (then a copy of the
+    /// database is taken first).
+    pub rewrites_data: bool,
+    /// The change.
+    pub change: Change,
+}
+
+/// What a step changes.
+pub enum Change {
+    /// Statements run as they are (`CREATE … IF NOT EXISTS`, …).
+    Sql(&'static str),
+    /// A column added to `table`, unless it is there already.
+    AddColumn {
+        /// The table.
+        table: &'static str,
+        /// The column's name.
+        column: &'static str,
+        /// Its type and default, as in `ALTER TABLE … ADD COLUMN`.
+        definition: &'static str,
+    },
+}
+
+/// Every step, in order. The first is the schema of the last release
+/// before versioning (commit 8fe53d6), whose databases have version 0.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "the schema of release 8fe53d6: key-value store, call log, sealed secrets, grants, install states, backfill progress, tenants, status page settings and retries, diagnostics incidents",
+        rewrites_data: false,
+        change: Change::Sql(
+            "CREATE TABLE IF NOT EXISTS kv (
+                 namespace TEXT NOT NULL,
+                 key       TEXT NOT NULL,
+                 value     BLOB NOT NULL,
+                 PRIMARY KEY (namespace, key)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS calls (
+                 tenant        TEXT NOT NULL,
+                 call_key      TEXT NOT NULL,
+                 direction     TEXT NOT NULL,
+                 caller        TEXT NOT NULL,
+                 callee        TEXT NOT NULL,
+                 outcome       TEXT NOT NULL,
+                 detail        TEXT NOT NULL,
+                 rule          TEXT,
+                 contact_id    TEXT,
+                 ended_at_ms   INTEGER NOT NULL,
+                 handled_at_ms INTEGER NOT NULL,
+                 recording     TEXT NOT NULL DEFAULT 'none',
+                 triggers      TEXT NOT NULL DEFAULT '',
+                 PRIMARY KEY (tenant, call_key)
+             );
+             CREATE TABLE IF NOT EXISTS secrets (
+                 tenant     TEXT NOT NULL,
+                 name       TEXT NOT NULL,
+                 key_id     TEXT NOT NULL,
+                 nonce      BLOB NOT NULL,
+                 ciphertext BLOB NOT NULL,
+                 PRIMARY KEY (tenant, name)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS tenant_auth (
+                 tenant   TEXT PRIMARY KEY,
+                 reason   TEXT NOT NULL,
+                 since_ms INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS oauth_states (
+                 state_hash    TEXT PRIMARY KEY,
+                 tenant        TEXT NOT NULL,
+                 redirect_uri  TEXT NOT NULL,
+                 expires_at_ms INTEGER NOT NULL,
+                 used_at_ms    INTEGER
+             );
+             CREATE TABLE IF NOT EXISTS backfill_progress (
+                 tenant        TEXT NOT NULL,
+                 since_ms      INTEGER NOT NULL,
+                 done_until_ms INTEGER NOT NULL,
+                 updated_at_ms INTEGER NOT NULL,
+                 PRIMARY KEY (tenant, since_ms)
+             );
+             CREATE TABLE IF NOT EXISTS tenants (
+                 id            TEXT PRIMARY KEY,
+                 config        TEXT NOT NULL,
+                 created_at_ms INTEGER NOT NULL,
+                 updated_at_ms INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS web_settings (
+                 tenant        TEXT PRIMARY KEY,
+                 settings      TEXT NOT NULL,
+                 updated_at_ms INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS web_retries (
+                 tenant          TEXT NOT NULL,
+                 call_key        TEXT NOT NULL,
+                 requested_at_ms INTEGER NOT NULL,
+                 PRIMARY KEY (tenant, call_key)
+             );
+             CREATE TABLE IF NOT EXISTS diagnostics_incidents (
+                 id               INTEGER PRIMARY KEY AUTOINCREMENT,
+                 tenant           TEXT NOT NULL,
+                 check_name       TEXT NOT NULL,
+                 detail           TEXT NOT NULL,
+                 hint             TEXT NOT NULL,
+                 opened_at_ms     INTEGER NOT NULL,
+                 last_seen_ms     INTEGER NOT NULL,
+                 closed_at_ms     INTEGER,
+                 alert_claim_ms   INTEGER,
+                 alert_contact_id TEXT,
+                 alert_task_id    TEXT,
+                 alert_error      TEXT,
+                 task_completed   INTEGER NOT NULL DEFAULT 0
+             );
+             CREATE UNIQUE INDEX IF NOT EXISTS diagnostics_one_open_incident
+                 ON diagnostics_incidents (tenant, check_name) WHERE closed_at_ms IS NULL;",
+        ),
+    },
+    Migration {
+        version: 2,
+        name: "an index for the call log's retention sweep (oldest handled first)",
+        rewrites_data: false,
+        change: Change::Sql(
+            "CREATE INDEX IF NOT EXISTS calls_by_handled_at ON calls (tenant, handled_at_ms);",
+        ),
+    },
+    Migration {
+        version: 3,
+        name: "install states remember the client that asked (per-client cap)",
+        rewrites_data: false,
+        change: Change::AddColumn {
+            table: "oauth_states",
+            column: "client",
+            definition: "TEXT NOT NULL DEFAULT ''",
+        },
+    },
+    Migration {
+        version: 4,
+        name: "status page sessions kept on the server (sign-out ends them)",
+        rewrites_data: false,
+        change: Change::Sql(
+            "CREATE TABLE IF NOT EXISTS web_sessions (
+                 id_hash       TEXT PRIMARY KEY,
+                 expires_at_ms INTEGER NOT NULL
+             ) WITHOUT ROWID;",
+        ),
+    },
+    Migration {
+        version: 5,
+        name: "one HighLevel token refresh at a time across hosts (refresh leases)",
+        rewrites_data: false,
+        change: Change::Sql(
+            "CREATE TABLE IF NOT EXISTS refresh_leases (
+                 tenant   TEXT PRIMARY KEY,
+                 holder   TEXT NOT NULL,
+                 until_ms INTEGER NOT NULL
+             ) WITHOUT ROWID;",
+        ),
+    },
+];
+
+/// The schema version this binary writes.
+pub fn latest() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// What [`migrate`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// The version the database had.
+    pub from: u32,
+    /// The version it has now.
+    pub to: u32,
+    /// The copy taken before a step that rewrites data, if any.
+    pub backup: Option<PathBuf>,
+}
+
+/// Bring the database on `conn` (stored at `path`, `None` in memory) to
+/// [`latest`]: see the module docs.
+pub fn migrate(conn: &mut Connection, path: Option<&Path>) -> anyhow::Result<Migrated> {
+    migrate_with(conn, path, MIGRATIONS)
+}
+
+/// [`migrate`] with its own list of steps (tests).
+pub fn migrate_with(
+    conn: &mut Connection,
+    path: Option<&Path>,
+    steps: &[Migration],
+) -> anyhow::Result<Migrated> {
+    let latest = steps.last().map_or(0, |m| m.version);
+    let from = version(conn)?;
+    refuse_newer(from, latest, path)?;
+    let mut done = Migrated {
+        from,
+        to: from,
+        backup: None,
+    };
+    if from == latest {
+        return Ok(done);
+    }
+    // A copy before anything rewrites rows; outside the transaction (SQLite
+    // cannot copy inside one). Another process migrating at the same
+    // moment may take one too: harmless.
+    if let Some(path) = path
+        && from > 0
+        && steps.iter().any(|m| m.version > from && m.rewrites_data)
+    {
+        let backup = backup_path(path, from);
+        conn.execute("VACUUM INTO ?1", [backup.to_string_lossy()])
+            .with_context(|| {
+                format!(
+                    "copying the database to {} before migrating it",
+                    backup.display()
+                )
+            })?;
+        done.backup = Some(backup);
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Another process may have migrated while this one waited.
+    let from = version(&tx)?;
+    refuse_newer(from, latest, path)?;
+    for step in steps.iter().filter(|m| m.version > from) {
+        apply(&tx, step).with_context(|| {
+            format!(
+                "migrating the database to version {} ({}); nothing was changed",
+                step.version, step.name
+            )
+        })?;
+        tracing::info!(
+            version = step.version,
+            step = step.name,
+            "database migrated"
+        );
+    }
+    tx.pragma_update(None, "user_version", latest)?;
+    tx.commit()?;
+    done.to = latest;
+    Ok(done)
+}
+
+fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+fn refuse_newer(found: u32, latest: u32, path: Option<&Path>) -> anyhow::Result<()> {
+    if found > latest {
+        let name = path.map_or("the database".into(), |p| p.display().to_string());
+        bail!(
+            "{name} has schema version {found}, newer than this binary's {latest}: a later ConnectZero release upgraded it. Run that release (or newer), or restore the copy taken before the upgrade (docs/OPERATIONS.md, \"Upgrades\")"
+        );
+    }
+    Ok(())
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, step: &Migration) -> rusqlite::Result<()> {
+    match &step.change {
+        Change::Sql(sql) => tx.execute_batch(sql),
+        Change::AddColumn {
+            table,
+            column,
+            definition,
+        } => {
+            let exists = tx
+                .prepare(&format!(
+                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+                ))?
+                .exists([column])?;
+            if !exists {
+                tx.execute(
+                    &format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"),
+                    [],
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `<database>.before-v<N>.bak`, numbered when taken before.
+fn backup_path(path: &Path, from: u32) -> PathBuf {
+    let base = format!("{}.before-v{}", path.display(), from + 1);
+    let mut candidate = PathBuf::from(format!("{base}.bak"));
+    let mut n = 1;
+    while candidate.exists() {
+        n += 1;
+        candidate = PathBuf::from(format!("{base}.{n}.bak"));
+    }
+    candidate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut statement = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap();
+        statement
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn versions_are_numbered_in_order() {
+        for (i, step) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(step.version as usize, i + 1, "{}", step.name);
+        }
+    }
+
+    #[test]
+    fn a_new_database_gets_every_step_and_a_second_run_changes_nothing() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let done = migrate(&mut conn, None).unwrap();
+        assert_eq!((done.from, done.to), (0, latest()));
+        assert_eq!(version(&conn).unwrap(), latest());
+        for table in [
+            "kv",
+            "calls",
+            "oauth_states",
+            "web_sessions",
+            "refresh_leases",
+        ] {
+            assert!(tables(&conn).contains(&table.to_string()), "{table}");
+        }
+        let again = migrate(&mut conn, None).unwrap();
+        assert_eq!((again.from, again.to), (latest(), latest()));
+    }
+
+    #[test]
+    fn a_release_8fe53d6_database_keeps_its_rows_and_gains_the_new_column() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // Version 0 with the baseline's tables, as that release left it.
+        let Change::Sql(baseline) = MIGRATIONS[0].change else {
+            panic!("the baseline is SQL");
+        };
+        conn.execute_batch(baseline).unwrap();
+        conn.execute(
+            "INSERT INTO oauth_states (state_hash, tenant, redirect_uri, expires_at_ms) VALUES ('h', 't', 'r', 5)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn, None).unwrap();
+        let client: String = conn
+            .query_row(
+                "SELECT client FROM oauth_states WHERE state_hash = 'h'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(client, "");
+    }
+
+    #[test]
+    fn a_database_from_a_newer_release_is_refused_and_left_alone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, None).unwrap();
+        conn.pragma_update(None, "user_version", latest() + 1)
+            .unwrap();
+        let error = migrate(&mut conn, Some(Path::new("/var/lib/cz.db"))).unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("newer than this binary"), "{text}");
+        assert!(text.contains("/var/lib/cz.db"), "{text}");
+        assert_eq!(version(&conn).unwrap(), latest() + 1);
+    }
+
+    const REWRITE: &[Migration] = &[
+        Migration {
+            version: 1,
+            name: "a table",
+            rewrites_data: false,
+            change: Change::Sql("CREATE TABLE IF NOT EXISTS t (v INTEGER);"),
+        },
+        Migration {
+            version: 2,
+            name: "doubles every value",
+            rewrites_data: true,
+            change: Change::Sql("UPDATE t SET v = v * 2;"),
+        },
+        Migration {
+            version: 3,
+            name: "fails",
+            rewrites_data: false,
+            change: Change::Sql("UPDATE no_such_table SET v = 1;"),
+        },
+    ];
+
+    #[test]
+    fn a_step_that_rewrites_rows_is_preceded_by_a_copy_and_a_failure_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cz.db");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate_with(&mut conn, Some(&path), &REWRITE[..1]).unwrap();
+        conn.execute("INSERT INTO t (v) VALUES (21)", []).unwrap();
+
+        // Steps 2 and 3 in one go: 3 fails, so 2 is undone too.
+        let error = migrate_with(&mut conn, Some(&path), REWRITE).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("version 3 (fails)"),
+            "{error:#}"
+        );
+        let v: i64 = conn.query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 21);
+        assert_eq!(version(&conn).unwrap(), 1);
+        // The copy was taken before, and holds the rows as they were.
+        let backup = dir.path().join("cz.db.before-v2.bak");
+        let copy = Connection::open(&backup).unwrap();
+        let v: i64 = copy.query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 21);
+
+        // Without the failing step: migrated, a second copy beside the first.
+        let done = migrate_with(&mut conn, Some(&path), &REWRITE[..2]).unwrap();
+        assert_eq!(done.backup, Some(dir.path().join("cz.db.before-v2.2.bak")));
+        let v: i64 = conn.query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 42);
+    }
+
+    #[test]
+    fn steps_that_do_not_rewrite_rows_take_no_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cz.db");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate_with(&mut conn, Some(&path), &MIGRATIONS[..1]).unwrap();
+        let done = migrate(&mut conn, Some(&path)).unwrap();
+        assert_eq!(done.backup, None);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
