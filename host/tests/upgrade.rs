@@ -1,0 +1,217 @@
+//! Upgrades from a real previous release: the database release 8fe53d6
+//! left behind (`fixtures/upgrade/8fe53d6/`, made by that release's own
+//! binary with `make.sh` there: its demo killed mid-flight with calls
+//! posted, a recording still queued on the old single queue index and
+//! triggers delivered, then a tenant added and the secrets key rotated),
+//! opened by this release. The schema is migrated and not one row is lost
+//! or changed; a second start changes nothing; the rotated key opens every
+//! secret; the queued recording is found by this release's queue; and the
+//! key-value layout is stamped without touching what is there.
+
+use connectzero::storage::{Storage, migrations};
+use guest_support::StageError;
+use rusqlite::Connection;
+use rusqlite::types::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upgrade/8fe53d6")
+}
+
+/// The fixture copied into `dir`: the database and its key file (owner
+/// only, as the host requires; git keeps no such mode).
+fn copy_fixture(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let db = dir.join("connectzero.db");
+    std::fs::copy(fixture_dir().join("connectzero.db"), &db).unwrap();
+    let key = dir.join("connectzero.db.key");
+    std::fs::copy(fixture_dir().join("connectzero.db.key"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    db
+}
+
+/// The demo tenant's namespace as the components see it.
+struct Namespace<'a>(&'a Storage);
+
+fn storage_error(e: rusqlite::Error) -> StageError {
+    StageError::Storage(e.to_string())
+}
+
+impl guest_support::kv::Store for Namespace<'_> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StageError> {
+        self.0.kv_get("demo", key).map_err(storage_error)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StageError> {
+        self.0.kv_set("demo", key, value).map_err(storage_error)
+    }
+    fn delete(&self, key: &str) -> Result<(), StageError> {
+        self.0.kv_delete("demo", key).map_err(storage_error)
+    }
+    fn swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StageError> {
+        self.0
+            .kv_compare_and_swap("demo", key, expected, new)
+            .map_err(storage_error)
+    }
+    fn list(&self, cursor: Option<&str>) -> Result<(Vec<String>, Option<String>), StageError> {
+        let keys = self.0.kv_list("demo", cursor).map_err(storage_error)?;
+        let next = keys.last().cloned();
+        Ok((keys, next))
+    }
+}
+
+/// Every row of every table, by table, as SQLite returns them (columns in
+/// the order the old release created them, rows in rowid or key order).
+fn rows(
+    conn: &Connection,
+    columns_of: impl Fn(&str) -> Option<Vec<String>>,
+) -> BTreeMap<String, Vec<Vec<Value>>> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    tables
+        .into_iter()
+        .filter_map(|table| {
+            let columns = columns_of(&table)?;
+            let sql = format!("SELECT {} FROM {table} ORDER BY 1, 2", columns.join(", "));
+            let mut statement = conn.prepare(&sql).unwrap();
+            let n = statement.column_count();
+            let all = statement
+                .query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            Some((table, all))
+        })
+        .collect()
+}
+
+fn columns(conn: &Connection, table: &str) -> Vec<String> {
+    conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn the_previous_releases_database_is_migrated_without_losing_a_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = copy_fixture(dir.path());
+
+    let old = Connection::open(&db).unwrap();
+    let old_version: u32 = old
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(old_version, 0, "the fixture predates schema versions");
+    let old_columns: BTreeMap<String, Vec<String>> = [
+        "kv",
+        "calls",
+        "secrets",
+        "tenant_auth",
+        "oauth_states",
+        "backfill_progress",
+        "tenants",
+        "web_settings",
+        "web_retries",
+        "diagnostics_incidents",
+    ]
+    .iter()
+    .map(|t| (t.to_string(), columns(&old, t)))
+    .collect();
+    let before = rows(&old, |t| old_columns.get(t).cloned());
+    drop(old);
+    // The fixture is a real run: calls, ledger entries and secrets.
+    assert!(!before["calls"].is_empty(), "the fixture has no calls");
+    assert!(before["kv"].len() > 10, "the fixture has no ledger");
+
+    let storage = Storage::open(&db).unwrap();
+    let new = Connection::open(&db).unwrap();
+    let version: u32 = new
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, migrations::latest());
+    // Every row of every old table, every old column, unchanged.
+    assert_eq!(rows(&new, |t| old_columns.get(t).cloned()), before);
+    // The new tables and columns exist.
+    for table in ["web_sessions", "refresh_leases"] {
+        assert!(!columns(&new, table).is_empty(), "{table}");
+    }
+    assert!(columns(&new, "oauth_states").contains(&"client".to_string()));
+
+    // The host reads it: every call of the fixture's tenant is in its log.
+    let tenant = match &before["calls"][0][0] {
+        Value::Text(t) => t.clone(),
+        other => panic!("tenant column {other:?}"),
+    };
+    assert_eq!(
+        storage.call_count(&tenant).unwrap() as usize,
+        before["calls"].len()
+    );
+
+    // A second start (another host on the database) changes nothing.
+    let again = Storage::open(&db).unwrap();
+    drop(again);
+    assert_eq!(rows(&new, |t| old_columns.get(t).cloned()), before);
+
+    // The rotated key opens every secret, as sealed by that release.
+    let secrets = connectzero::secrets::open_store(&storage, &db, None).unwrap();
+    for (name, value) in [
+        ("pbx.client_secret", "fixture-pbx-secret"),
+        ("crm.client_secret", "fixture-crm-secret"),
+        ("actions.secret", "fixture-action-secret"),
+    ] {
+        let secret = secrets.get("acme", name).unwrap().expect(name);
+        assert_eq!(secret.expose(), value, "{name}");
+    }
+
+    // The recording the old release left queued (on its single index) is
+    // due for this release's queue: it is worked, not lost.
+    let namespace = Namespace(&storage);
+    let queued = guest_support::queue::Queue::new(&namespace, "attach")
+        .due::<serde_json::Value>(i64::MAX / 2, 10)
+        .unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert!(
+        storage
+            .kv_get("demo", &format!("attach/job/{}", queued[0]))
+            .unwrap()
+            .is_some()
+    );
+
+    // The layout is stamped; the ledger and the old index stay as they
+    // were (the queue moves its ids itself, keeping the old key).
+    let ledger_before = storage.kv_count_prefix("demo", "ledger/").unwrap();
+    guest_support::layout::check(&namespace).unwrap();
+    let stamp: guest_support::layout::Stamp = serde_json::from_slice(
+        &storage
+            .kv_get("demo", guest_support::layout::STAMP_KEY)
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stamp.version, guest_support::layout::LAYOUT_VERSION);
+    assert_eq!(
+        storage.kv_count_prefix("demo", "ledger/").unwrap(),
+        ledger_before
+    );
+    assert!(storage.kv_get("demo", "attach/index").unwrap().is_some());
+}
+
+#[test]
+fn a_database_from_a_later_release_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = copy_fixture(dir.path());
+    Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "user_version", migrations::latest() + 1)
+        .unwrap();
+    let error = Storage::open(&db).err().expect("refused");
+    let text = format!("{error:#}");
+    assert!(text.contains("newer than this binary"), "{text}");
+}
