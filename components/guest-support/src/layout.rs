@@ -107,10 +107,7 @@ fn check_with(
     now_ms: i64,
 ) -> Result<(), StageError> {
     let current_bytes = store.get(STAMP_KEY)?;
-    let current: Option<Stamp> = current_bytes
-        .as_deref()
-        .map(|bytes| kv::decode(STAMP_KEY, bytes))
-        .transpose()?;
+    let current = current_bytes.as_deref().map(read_stamp).transpose()?;
     let found = current.map_or(1, |s| s.version);
     if found > version {
         let stamp = current.unwrap_or(Stamp {
@@ -140,24 +137,69 @@ fn check_with(
         store.swap(STAMP_KEY, current_bytes.as_deref(), &new)?;
         return Ok(());
     }
-    take_lease(store, now_ms)?;
+    let lease = take_lease(store, now_ms)?;
+    // Another worker may have finished the steps between our read and our
+    // lease: they are not run twice.
+    if store.get(STAMP_KEY)? != current_bytes {
+        release(store, &lease)?;
+        return Ok(());
+    }
     for step in pending {
-        (step.run)(store).map_err(|e| {
-            StageError::Storage(format!(
+        if let Err(e) = (step.run)(store) {
+            release(store, &lease)?;
+            return Err(StageError::Storage(format!(
                 "migrating the key-value layout to version {} ({}) failed: {}; it is tried again next tick",
                 step.version,
                 step.name,
                 crate::api::describe(&e)
-            ))
-        })?;
+            )));
+        }
     }
-    store.swap(STAMP_KEY, current_bytes.as_deref(), &new)?;
-    store.delete(LEASE_KEY)?;
+    let stamped = store.swap(STAMP_KEY, current_bytes.as_deref(), &new)?;
+    release(store, &lease)?;
+    if stamped {
+        Ok(())
+    } else {
+        Err(StageError::Storage(
+            "the key-value layout's stamp changed while it was being migrated; the tick waits for the next".into(),
+        ))
+    }
+}
+
+/// A stamp, read leniently (a later release may add fields; only
+/// `version` is needed, `readable_by` defaults to it), or an error saying
+/// how to recover.
+fn read_stamp(bytes: &[u8]) -> Result<Stamp, StageError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+    };
+    let version = field("version").ok_or_else(|| {
+        StageError::Storage(format!(
+            "this tenant's key-value layout stamp ({STAMP_KEY}) cannot be read; delete that key and the next tick writes it again (docs/OPERATIONS.md, \"Upgrades\")"
+        ))
+    })?;
+    Ok(Stamp {
+        version,
+        readable_by: field("readable_by").unwrap_or(version),
+    })
+}
+
+/// Give the migration lease back, if it is still the one we took (an
+/// expired lease may have been taken over).
+fn release(store: &dyn Store, lease: &[u8]) -> Result<(), StageError> {
+    if store.get(LEASE_KEY)?.as_deref() == Some(lease) {
+        store.delete(LEASE_KEY)?;
+    }
     Ok(())
 }
 
-/// The migration lease, or an error saying another worker holds it.
-fn take_lease(store: &dyn Store, now_ms: i64) -> Result<(), StageError> {
+/// The migration lease (its stored value), or an error saying another
+/// worker holds it.
+fn take_lease(store: &dyn Store, now_ms: i64) -> Result<Vec<u8>, StageError> {
     let held = store.get(LEASE_KEY)?;
     if let Some(bytes) = &held
         && kv::decode::<Lease>(LEASE_KEY, bytes).is_ok_and(|l| l.until_ms > now_ms)
@@ -174,7 +216,7 @@ fn take_lease(store: &dyn Store, now_ms: i64) -> Result<(), StageError> {
         },
     )?;
     if store.swap(LEASE_KEY, held.as_deref(), &lease)? {
-        Ok(())
+        Ok(lease)
     } else {
         Err(StageError::Storage(
             "another worker took the key-value layout migration; the tick waits for it".into(),
@@ -282,6 +324,98 @@ mod tests {
         );
         // And nothing was changed.
         assert_eq!(stamp(&store).unwrap().version, 3);
+    }
+
+    /// A store whose first read of the stamp finds none, as a worker that
+    /// read it just before another stamped it would.
+    struct StampUnseenOnce<'a> {
+        inner: &'a Memory,
+        hidden: std::cell::Cell<bool>,
+    }
+
+    impl Store for StampUnseenOnce<'_> {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StageError> {
+            if key == STAMP_KEY && !self.hidden.replace(true) {
+                return Ok(None);
+            }
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), StageError> {
+            self.inner.set(key, value)
+        }
+        fn delete(&self, key: &str) -> Result<(), StageError> {
+            self.inner.delete(key)
+        }
+        fn swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StageError> {
+            self.inner.swap(key, expected, new)
+        }
+        fn list(&self, cursor: Option<&str>) -> Result<(Vec<String>, Option<String>), StageError> {
+            self.inner.list(cursor)
+        }
+    }
+
+    fn fails(_: &dyn Store) -> Result<(), StageError> {
+        Err(StageError::Storage("disk full".into()))
+    }
+
+    #[test]
+    fn a_failed_step_gives_the_lease_back_and_changes_no_stamp() {
+        let store = Memory::default();
+        let failing = [Step {
+            version: 2,
+            name: "fails",
+            run: fails,
+        }];
+        let error = check_with(&store, &failing, 2, 1, 0).unwrap_err();
+        assert!(crate::api::describe(&error).contains("disk full"));
+        assert_eq!(store.get(LEASE_KEY).unwrap(), None);
+        assert_eq!(stamp(&store), None);
+        // The next tick tries again at once.
+        check_with(&store, COPY, 2, 1, 0).unwrap();
+        assert_eq!(stamp(&store).unwrap().version, 2);
+    }
+
+    #[test]
+    fn steps_another_worker_finished_meanwhile_are_not_run_again() {
+        let store = Memory::default();
+        store.set("a", b"1").unwrap();
+        // This worker read "no stamp"; another finished version 2 (and
+        // changed `a`) before this one took the lease.
+        kv::set_json(
+            &store,
+            STAMP_KEY,
+            &Stamp {
+                version: 2,
+                readable_by: 1,
+            },
+        )
+        .unwrap();
+        store.set("a", b"2").unwrap();
+        let racing = StampUnseenOnce {
+            inner: &store,
+            hidden: std::cell::Cell::new(false),
+        };
+        check_with(&racing, COPY, 2, 1, 0).unwrap();
+        assert_eq!(store.get("b").unwrap(), None, "step 2 ran twice");
+        assert_eq!(store.get(LEASE_KEY).unwrap(), None);
+    }
+
+    #[test]
+    fn an_unreadable_stamp_says_how_to_recover_and_extra_fields_are_fine() {
+        let store = Memory::default();
+        store.set(STAMP_KEY, b"garbage").unwrap();
+        let error = check_with(&store, &[], 1, 1, 0).unwrap_err();
+        assert!(
+            crate::api::describe(&error).contains("delete that key"),
+            "{error:?}"
+        );
+        store
+            .set(
+                STAMP_KEY,
+                br#"{"version":1,"readable_by":1,"note":"later"}"#,
+            )
+            .unwrap();
+        check_with(&store, &[], 1, 1, 0).unwrap();
     }
 
     #[test]

@@ -226,10 +226,11 @@ pub fn migrate_with(
         return Ok(done);
     }
     // A copy before anything rewrites rows; outside the transaction (SQLite
-    // cannot copy inside one). Another process migrating at the same
-    // moment may take one too: harmless.
+    // cannot copy inside one). A database of version 0 may hold data too
+    // (releases before versions). Another process migrating at the same
+    // moment takes its own copy, under its own name.
     if let Some(path) = path
-        && from > 0
+        && has_tables(conn)?
         && steps.iter().any(|m| m.version > from && m.rewrites_data)
     {
         let backup = backup_path(path, from);
@@ -263,6 +264,12 @@ pub fn migrate_with(
     tx.commit()?;
     done.to = latest;
     Ok(done)
+}
+
+/// Whether the database holds any table (a new file holds none).
+fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table'")?
+        .exists([])
 }
 
 fn version(conn: &Connection) -> rusqlite::Result<u32> {
@@ -303,16 +310,18 @@ fn apply(tx: &rusqlite::Transaction<'_>, step: &Migration) -> rusqlite::Result<(
     }
 }
 
-/// `<database>.before-v<N>.bak`, numbered when taken before.
+/// `<database>.before-v<N>.<ms>-<pid>.bak`: a name of its own per process
+/// and moment (`VACUUM INTO` refuses an existing file).
 fn backup_path(path: &Path, from: u32) -> PathBuf {
-    let base = format!("{}.before-v{}", path.display(), from + 1);
-    let mut candidate = PathBuf::from(format!("{base}.bak"));
-    let mut n = 1;
-    while candidate.exists() {
-        n += 1;
-        candidate = PathBuf::from(format!("{base}.{n}.bak"));
-    }
-    candidate
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    PathBuf::from(format!(
+        "{}.before-v{}.{ms}-{}.bak",
+        path.display(),
+        from + 1,
+        std::process::id()
+    ))
 }
 
 #[cfg(test)]
@@ -432,16 +441,49 @@ mod tests {
         assert_eq!(v, 21);
         assert_eq!(version(&conn).unwrap(), 1);
         // The copy was taken before, and holds the rows as they were.
-        let backup = dir.path().join("cz.db.before-v2.bak");
-        let copy = Connection::open(&backup).unwrap();
+        let backups = copies(dir.path());
+        assert_eq!(backups.len(), 1, "{backups:?}");
+        let copy = Connection::open(&backups[0]).unwrap();
         let v: i64 = copy.query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(v, 21);
 
         // Without the failing step: migrated, a second copy beside the first.
         let done = migrate_with(&mut conn, Some(&path), &REWRITE[..2]).unwrap();
-        assert_eq!(done.backup, Some(dir.path().join("cz.db.before-v2.2.bak")));
+        assert_eq!(copies(dir.path()).len(), 2);
+        assert!(done.backup.is_some_and(|b| b.exists()));
         let v: i64 = conn.query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(v, 42);
+    }
+
+    /// The copies taken in `dir`.
+    fn copies(dir: &Path) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.to_string_lossy().contains(".before-v2.")
+                    && p.extension().is_some_and(|e| e == "bak")
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn a_database_of_a_release_before_versions_is_copied_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cz.db");
+        let mut conn = Connection::open(&path).unwrap();
+        // Version 0, with rows: as release 8fe53d6 leaves it.
+        conn.execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (21);")
+            .unwrap();
+        let done = migrate_with(&mut conn, Some(&path), &REWRITE[..2]).unwrap();
+        assert!(done.backup.is_some(), "{done:?}");
+        // A new, empty database needs no copy.
+        let fresh = dir.path().join("fresh.db");
+        let mut conn = Connection::open(&fresh).unwrap();
+        let done = migrate_with(&mut conn, Some(&fresh), &REWRITE[..2]).unwrap();
+        assert_eq!(done.backup, None);
     }
 
     #[test]
