@@ -204,14 +204,24 @@ fn the_previous_releases_database_is_migrated_without_losing_a_row() {
 }
 
 #[test]
-fn a_database_from_a_later_release_is_refused_with_what_to_do() {
+fn a_later_release_that_only_added_is_read_and_one_that_changed_more_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = copy_fixture(dir.path());
-    Connection::open(&db)
-        .unwrap()
-        .pragma_update(None, "user_version", migrations::latest() + 1)
+    drop(Storage::open(&db).unwrap());
+    let conn = Connection::open(&db).unwrap();
+    // A later release added a step the previous one can still work with:
+    // a host restarted on this release mid-rollout starts.
+    conn.pragma_update(None, "user_version", migrations::latest() + 1)
         .unwrap();
+    drop(Storage::open(&db).expect("a database only added to is read"));
+    // Its step changed what this release reads: refused, saying so.
+    conn.execute(
+        "UPDATE schema_compat SET readable_by = ?1",
+        [migrations::latest() + 1],
+    )
+    .unwrap();
     let error = Storage::open(&db).err().expect("refused");
     let text = format!("{error:#}");
     assert!(text.contains("newer than this binary"), "{text}");
+    assert!(text.contains("posted again"), "{text}");
 }

@@ -16,6 +16,11 @@
 //!   defaults and new tables; drop or rename only a release later.
 //!
 //! A database newer than this binary (a later release migrated it) is
+//! worked on only when every step it has beyond this binary's said the
+//! release before it can still work on the database
+//! ([`Migration::older_releases_read`]; the database keeps the lowest
+//! version that can, in `schema_compat`), so a host restarted on the
+//! previous release during a rolling upgrade still starts. Otherwise it is
 //! refused with a message saying so, never half-read.
 
 use anyhow::{Context, bail};
@@ -31,6 +36,9 @@ pub struct Migration {
     /// Whether it changes or deletes existing rows (then a copy of the
     /// database is taken first).
     pub rewrites_data: bool,
+    /// Whether the release before it can still work on the database after
+    /// it (it only adds tables, columns with defaults, indexes).
+    pub older_releases_read: bool,
     /// The change.
     pub change: Change,
 }
@@ -57,6 +65,7 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 1,
         name: "the schema of release 8fe53d6: key-value store, call log, sealed secrets, grants, install states, backfill progress, tenants, status page settings and retries, diagnostics incidents",
         rewrites_data: false,
+        older_releases_read: true,
         change: Change::Sql(
             "CREATE TABLE IF NOT EXISTS kv (
                  namespace TEXT NOT NULL,
@@ -147,6 +156,7 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "an index for the call log's retention sweep (oldest handled first)",
         rewrites_data: false,
+        older_releases_read: true,
         change: Change::Sql(
             "CREATE INDEX IF NOT EXISTS calls_by_handled_at ON calls (tenant, handled_at_ms);",
         ),
@@ -155,6 +165,7 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "install states remember the client that asked (per-client cap)",
         rewrites_data: false,
+        older_releases_read: true,
         change: Change::AddColumn {
             table: "oauth_states",
             column: "client",
@@ -165,6 +176,7 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "status page sessions kept on the server (sign-out ends them)",
         rewrites_data: false,
+        older_releases_read: true,
         change: Change::Sql(
             "CREATE TABLE IF NOT EXISTS web_sessions (
                  id_hash       TEXT PRIMARY KEY,
@@ -176,6 +188,7 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "one HighLevel token refresh at a time across hosts (refresh leases)",
         rewrites_data: false,
+        older_releases_read: true,
         change: Change::Sql(
             "CREATE TABLE IF NOT EXISTS refresh_leases (
                  tenant   TEXT PRIMARY KEY,
@@ -216,7 +229,14 @@ pub fn migrate_with(
 ) -> anyhow::Result<Migrated> {
     let latest = steps.last().map_or(0, |m| m.version);
     let from = version(conn)?;
-    refuse_newer(from, latest, path)?;
+    if from > latest {
+        refuse_unreadable(conn, from, latest, path)?;
+        return Ok(Migrated {
+            from,
+            to: from,
+            backup: None,
+        });
+    }
     let mut done = Migrated {
         from,
         to: from,
@@ -246,7 +266,11 @@ pub fn migrate_with(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Another process may have migrated while this one waited.
     let from = version(&tx)?;
-    refuse_newer(from, latest, path)?;
+    if from > latest {
+        refuse_unreadable(&tx, from, latest, path)?;
+        done.to = from;
+        return Ok(done);
+    }
     for step in steps.iter().filter(|m| m.version > from) {
         apply(&tx, step).with_context(|| {
             format!(
@@ -260,6 +284,24 @@ pub fn migrate_with(
             "database migrated"
         );
     }
+    // The lowest release version that can still work on the database.
+    let readable_by = steps
+        .iter()
+        .filter(|m| !m.older_releases_read)
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_compat (
+             id          INTEGER PRIMARY KEY CHECK (id = 1),
+             readable_by INTEGER NOT NULL
+         );",
+    )?;
+    tx.execute(
+        "INSERT INTO schema_compat (id, readable_by) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET readable_by = excluded.readable_by",
+        [readable_by],
+    )?;
     tx.pragma_update(None, "user_version", latest)?;
     tx.commit()?;
     done.to = latest;
@@ -276,14 +318,28 @@ fn version(conn: &Connection) -> rusqlite::Result<u32> {
     conn.pragma_query_value(None, "user_version", |r| r.get(0))
 }
 
-fn refuse_newer(found: u32, latest: u32, path: Option<&Path>) -> anyhow::Result<()> {
-    if found > latest {
-        let name = path.map_or("the database".into(), |p| p.display().to_string());
-        bail!(
-            "{name} has schema version {found}, newer than this binary's {latest}: a later ConnectZero release upgraded it. Run that release (or newer), or restore the copy taken before the upgrade (docs/OPERATIONS.md, \"Upgrades\")"
-        );
+/// A database of version `found`, newer than this binary's `latest`: fine
+/// when the release that migrated it said this one can still work on it.
+fn refuse_unreadable(
+    conn: &Connection,
+    found: u32,
+    latest: u32,
+    path: Option<&Path>,
+) -> anyhow::Result<()> {
+    let readable_by: Option<u32> = conn
+        .query_row(
+            "SELECT readable_by FROM schema_compat WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    if readable_by.is_some_and(|r| r <= latest) {
+        return Ok(());
     }
-    Ok(())
+    let name = path.map_or("the database".into(), |p| p.display().to_string());
+    bail!(
+        "{name} has schema version {found}, newer than this binary's {latest}, and a later ConnectZero release changed it in a way this one cannot read: run that release (or newer). Restoring the copy taken before the upgrade is a last resort: calls handled since would be posted again (docs/OPERATIONS.md, \"Upgrades\")"
+    );
 }
 
 fn apply(tx: &rusqlite::Transaction<'_>, step: &Migration) -> rusqlite::Result<()> {
@@ -390,10 +446,24 @@ mod tests {
     }
 
     #[test]
-    fn a_database_from_a_newer_release_is_refused_and_left_alone() {
+    fn a_database_a_newer_release_only_added_to_is_worked_on_as_it_is() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn, None).unwrap();
         conn.pragma_update(None, "user_version", latest() + 1)
+            .unwrap();
+        let done = migrate(&mut conn, None).unwrap();
+        assert_eq!((done.from, done.to), (latest() + 1, latest() + 1));
+        assert_eq!(version(&conn).unwrap(), latest() + 1);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_release_is_refused_and_left_alone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, None).unwrap();
+        // The later release's step was one older releases cannot read.
+        conn.pragma_update(None, "user_version", latest() + 1)
+            .unwrap();
+        conn.execute("UPDATE schema_compat SET readable_by = ?1", [latest() + 1])
             .unwrap();
         let error = migrate(&mut conn, Some(Path::new("/var/lib/cz.db"))).unwrap_err();
         let text = format!("{error:#}");
@@ -407,18 +477,21 @@ mod tests {
             version: 1,
             name: "a table",
             rewrites_data: false,
+            older_releases_read: true,
             change: Change::Sql("CREATE TABLE IF NOT EXISTS t (v INTEGER);"),
         },
         Migration {
             version: 2,
             name: "doubles every value",
             rewrites_data: true,
+            older_releases_read: false,
             change: Change::Sql("UPDATE t SET v = v * 2;"),
         },
         Migration {
             version: 3,
             name: "fails",
             rewrites_data: false,
+            older_releases_read: true,
             change: Change::Sql("UPDATE no_such_table SET v = 1;"),
         },
     ];
