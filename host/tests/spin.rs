@@ -650,22 +650,26 @@ async fn two_spin_instances_on_one_store_post_each_call_once() {
     assert_eq!(totals(&world), expected_totals(&plans));
 }
 
+/// A seeded world and a Spin app for it with `overrides`. The state
+/// directory comes first, so it is dropped after the app.
+async fn started(
+    spin: &Path,
+    name: &str,
+    overrides: &[(&str, &str)],
+) -> (tempfile::TempDir, World, SpinApp) {
+    let (world, _) = common::seeded_world(options()).await;
+    let state = tempfile::tempdir().unwrap();
+    let app = SpinApp::start_with(spin, &world, state.path(), name, overrides);
+    (state, world, app)
+}
+
 /// A Spin app with no refresh token (the location installs it through the
-/// routes), and a client that does not follow the install's redirect. The
-/// state directory comes first, so it is dropped after the app.
+/// routes), and a client that does not follow the install's redirect.
 async fn not_installed(
     spin: &Path,
     name: &str,
 ) -> (tempfile::TempDir, World, SpinApp, reqwest::Client) {
-    let (world, _) = common::seeded_world(options()).await;
-    let state = tempfile::tempdir().unwrap();
-    let app = SpinApp::start_with(
-        spin,
-        &world,
-        state.path(),
-        name,
-        &[("crm_refresh_token", "")],
-    );
+    let (state, world, app) = started(spin, name, &[("crm_refresh_token", "")]).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -757,12 +761,8 @@ async fn an_oauth_install_under_spin_lets_calls_post() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spin_requires_a_signature_where_a_key_is_configured() {
     let Some(spin) = spin_cli() else { return };
-    let (world, _) = common::seeded_world(options()).await;
-    let state = tempfile::tempdir().unwrap();
-    let app = SpinApp::start_with(
+    let (_state, _world, app) = started(
         &spin,
-        &world,
-        state.path(),
         "signed",
         &[
             (
@@ -771,7 +771,8 @@ async fn spin_requires_a_signature_where_a_key_is_configured() {
             ),
             ("secret_header", "x-custom-secret"),
         ],
-    );
+    )
+    .await;
     let http = reqwest::Client::new();
     for path in [
         "/t/demo/triggers/subscription",
@@ -1136,15 +1137,12 @@ fn the_write_back_component_is_given_no_3cx_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spin_refuses_a_plain_http_base_url_like_the_host() {
     let Some(spin) = spin_cli() else { return };
-    let (world, _) = common::seeded_world(options()).await;
-    let state = tempfile::tempdir().unwrap();
-    let app = SpinApp::start_with(
+    let (_state, world, app) = started(
         &spin,
-        &world,
-        state.path(),
         "plain-http",
         &[("pbx_base_url", "http://pbx.example.com")],
-    );
+    )
+    .await;
     let response = reqwest::Client::new()
         .post(format!("{}/tick", app.base_url))
         .header("x-connectzero-tick-secret", TICK_SECRET)
