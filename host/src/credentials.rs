@@ -380,6 +380,14 @@ impl Credentials {
         Ok(value)
     }
 
+    /// The cached access token of `service`.
+    fn cache_of(&self, service: Service) -> &Mutex<Option<CachedToken>> {
+        match service {
+            Service::Pbx => &self.pbx.cached,
+            Service::Crm => &self.crm.cached,
+        }
+    }
+
     /// As [`Credentials::access_token`] for a component's invocation: a
     /// fetch it starts runs to its end even when the invocation is stopped
     /// (`crate::engine::allowance`) while waiting. Cut mid-way, a HighLevel
@@ -389,11 +397,7 @@ impl Credentials {
         self: &Arc<Self>,
         service: Service,
     ) -> Result<String, StageError> {
-        let cached = match service {
-            Service::Pbx => &self.pbx.cached,
-            Service::Crm => &self.crm.cached,
-        };
-        if let Some(token) = fresh(cached) {
+        if let Some(token) = fresh(self.cache_of(service)) {
             return Ok(token);
         }
         let this = Arc::clone(self);
@@ -408,11 +412,7 @@ impl Credentials {
 
     /// Forget `token` after the service answered 401 to it.
     pub fn token_rejected(&self, service: Service, token: &str) {
-        let cached = match service {
-            Service::Pbx => &self.pbx.cached,
-            Service::Crm => &self.crm.cached,
-        };
-        let mut slot = lock(cached);
+        let mut slot = lock(self.cache_of(service));
         if slot.as_ref().is_some_and(|t| t.value.expose() == token) {
             *slot = None;
         }
