@@ -1,6 +1,7 @@
 //! The time the runtime tells components and its own retention: the wall
-//! clock, moved forward by a fixed amount only by `connectzero bench
-//! --scenario retention`, which plays 90 days in minutes.
+//! clock, moved by a fixed amount only by `connectzero bench --scenario
+//! retention`, which plays 90 days in minutes, and by the upgrade test,
+//! which resumes a previous release's database at the time it was made.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -23,6 +24,14 @@ impl Clock {
     pub fn run_ahead(&self, by: Duration) {
         let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.ahead_ms.fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// Read `at_ms` now and run on from there, however far that is from
+    /// the wall clock (the upgrade test resumes a fixture made months ago
+    /// a few minutes after it stopped).
+    pub fn resume_at(&self, at_ms: i64) {
+        let offset = at_ms - chrono::Utc::now().timestamp_millis();
+        self.ahead_ms.store(offset, Ordering::Relaxed);
     }
 }
 
@@ -49,5 +58,16 @@ mod tests {
         clock.run_ahead(Duration::from_secs(86_400));
         assert!(copy.now_ms() >= before + 86_400_000);
         assert!(HostWallClock::now(&copy).as_millis() as i64 >= before + 86_400_000);
+    }
+
+    #[test]
+    fn a_resumed_clock_reads_the_time_it_resumed_at_and_runs_on() {
+        let clock = Clock::default();
+        let long_ago = chrono::Utc::now().timestamp_millis() - 90 * 86_400_000;
+        clock.run_ahead(Duration::from_secs(3_600));
+        clock.resume_at(long_ago);
+        let read = clock.clone().now_ms();
+        // Within the time the two statements took, not 90 days and an hour off.
+        assert!((long_ago..long_ago + 60_000).contains(&read), "{read}");
     }
 }

@@ -42,7 +42,28 @@ fn leg(src: SimParty, dst: SimParty, answered: bool, secs: i64) -> LegPlan {
 
 /// Seed 3CX users and CRM contacts. Returns contact ids by name.
 pub fn seed_directory(world: &World) -> HashMap<&'static str, String> {
-    use numbers::*;
+    seed_pbx_users(world);
+    // Bob is a HighLevel user too (same e-mail), and Hal Ivy is assigned
+    // to him: the call to the shared Ivy number that Bob answers is
+    // settled by the `assigned-user` tie-breaker.
+    let bob_in_crm = world.crm.add_user("Bob", "Jones", "bob@acme.example");
+    let base = Utc::now() - ChronoDuration::days(30);
+    demo_contacts(&bob_in_crm)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, contact))| {
+            (
+                name,
+                world
+                    .crm
+                    .add_contact_at(contact, base + ChronoDuration::days(i as i64)),
+            )
+        })
+        .collect()
+}
+
+/// Seed the 3CX users: Alice (101), Bob (102) and Carol (103).
+pub fn seed_pbx_users(world: &World) {
     world.pbx.add_user(SimUser::new(
         1,
         "101",
@@ -60,12 +81,13 @@ pub fn seed_directory(world: &World) -> HashMap<&'static str, String> {
         "White",
         "carol@acme.example",
     ));
-    // Bob is a HighLevel user too (same e-mail), and Hal Ivy is assigned
-    // to him: the call to the shared Ivy number that Bob answers is
-    // settled by the `assigned-user` tie-breaker.
-    let bob_in_crm = world.crm.add_user("Bob", "Jones", "bob@acme.example");
-    let base = Utc::now() - ChronoDuration::days(30);
-    let contacts: [(&'static str, SimContact); 8] = [
+}
+
+/// The CRM's contacts by name, oldest first; Hal Ivy is assigned to
+/// `bob_in_crm`, Bob's HighLevel user id.
+pub fn demo_contacts(bob_in_crm: &str) -> [(&'static str, SimContact); 8] {
+    use numbers::*;
+    [
         ("Dana Fox", SimContact::new("Dana", "Fox").phone(DANA)),
         ("Eli Grant", SimContact::new("Eli", "Grant").phone(ELI)),
         ("Fay Hart", SimContact::new("Fay", "Hart").phone(FAY)),
@@ -82,19 +104,7 @@ pub fn seed_directory(world: &World) -> HashMap<&'static str, String> {
             "Alice Smith",
             SimContact::new("Alice", "Smith").email("alice@acme.example"),
         ),
-    ];
-    contacts
-        .into_iter()
-        .enumerate()
-        .map(|(i, (name, contact))| {
-            (
-                name,
-                world
-                    .crm
-                    .add_contact_at(contact, base + ChronoDuration::days(i as i64)),
-            )
-        })
-        .collect()
+    ]
 }
 
 /// The demo's calls: every direction, missed (in the IVR too), internal,

@@ -13,7 +13,10 @@ use connectzero_simulators::threecx::{
 mod calls;
 mod table;
 
-pub use calls::{Answer, demo_calls, expected_answer, numbers, recovered_by, seed_directory};
+pub use calls::{
+    Answer, demo_calls, demo_contacts, expected_answer, numbers, recovered_by, seed_directory,
+    seed_pbx_users,
+};
 pub use table::{Row, all_final, expected_triggers, render, rows};
 
 /// What should happen to a call.

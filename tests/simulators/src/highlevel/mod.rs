@@ -62,6 +62,7 @@ mod ids;
 mod model;
 mod phone;
 mod ratelimit;
+mod restore;
 mod routes;
 mod state;
 #[cfg(test)]
@@ -79,6 +80,7 @@ pub use model::{
     Contact, Conversation, Fault, Message, Note, SimContact, SimTokens, Task, TriggerExecution,
     Upload, User,
 };
+pub use restore::PriorMessage;
 pub use workflow::TriggerSubscription;
 
 use crate::server::ServerTask;

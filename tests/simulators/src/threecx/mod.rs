@@ -312,8 +312,9 @@ impl ThreeCxSim {
     pub fn end_call(&self, id: i32, rows_written: bool) {
         let mut st = lock(&self.state);
         st.active_calls.retain(|c| c.id != id);
+        let now = st.now();
         if let Some(last) = st.in_progress.get_mut(&id).and_then(|s| s.last_mut()) {
-            last.end = last.end.max(Utc::now());
+            last.end = last.end.max(now);
         }
         if rows_written {
             write_segments(&mut st, id);
@@ -324,6 +325,14 @@ impl ThreeCxSim {
     /// unwritten.
     pub fn write_ended_call(&self, id: i32) {
         write_segments(&mut lock(&self.state), id);
+    }
+
+    /// Sets the PBX's clock (its `ServerNow`, and the hang-up time
+    /// [`end_call`](Self::end_call) writes) to read `at_ms` now and run on
+    /// from there: a test resuming a run recorded earlier keeps the PBX on
+    /// that run's time, as the host's clock is.
+    pub fn set_clock(&self, at_ms: i64) {
+        lock(&self.state).clock_ahead_ms = at_ms - Utc::now().timestamp_millis();
     }
 
     /// Rotates the API key. Tokens already issued stay valid until they

@@ -214,7 +214,7 @@ async fn list_active_call(
 ) -> Result<Json<Value>, ODataError> {
     let st = lock(&shared);
     let opts = options(query.as_deref(), &ACTIVE_CALL, &st)?;
-    let now = chrono::Utc::now();
+    let now = st.now();
     let rows = to_rows(st.active_calls.iter().map(|c| convert::active_call(c, now)));
     Ok(Json(collection_body(
         &st.base_url,

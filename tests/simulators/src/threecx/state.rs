@@ -96,6 +96,9 @@ pub(crate) struct State {
     pub synthetic_audio: HashMap<i32, u64>,
     /// `fail_downloads`: recording id → `after_bytes` of each coming failure.
     pub download_failures: HashMap<i32, VecDeque<u64>>,
+    /// How far the PBX's clock is ahead of the wall clock, ms (negative:
+    /// behind); see `ThreeCxSim::set_clock`.
+    pub clock_ahead_ms: i64,
 }
 
 impl State {
@@ -119,7 +122,13 @@ impl State {
             request_log: Vec::new(),
             synthetic_audio: HashMap::new(),
             download_failures: HashMap::new(),
+            clock_ahead_ms: 0,
         }
+    }
+
+    /// Now, on the PBX's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::TimeDelta::milliseconds(self.clock_ahead_ms)
     }
 
     /// Adds or replaces (same `id`) a recording, moving its audio into `Bytes`.

@@ -1,35 +1,16 @@
-//! Upgrades from a real previous release: the database release 8fe53d6
-//! left behind (`fixtures/upgrade/8fe53d6/`, made by that release's own
-//! binary with `make.sh` there: its demo killed mid-flight with calls
-//! posted, a recording still queued on the old single queue index and
-//! triggers delivered, then a tenant added and the secrets key rotated),
-//! opened by this release. The schema is migrated and not one row is lost
-//! or changed; a second start changes nothing; the rotated key opens every
-//! secret; the queued recording is found by this release's queue; and the
-//! key-value layout is stamped without touching what is there.
+//! The database release 8fe53d6 left behind, opened by this release: the
+//! schema is migrated and not one row is lost or changed; a second start
+//! changes nothing; the rotated key opens every secret; the recording still
+//! queued on that release's single queue index is found by this release's
+//! queue; and the key-value layout is stamped without touching what is
+//! there. A database from a later release is read or refused.
 
+use super::copy_fixture;
 use connectzero::storage::{Storage, migrations};
 use guest_support::StageError;
 use rusqlite::Connection;
 use rusqlite::types::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upgrade/8fe53d6")
-}
-
-/// The fixture copied into `dir`: the database and its key file (owner
-/// only, as the host requires; git keeps no such mode).
-fn copy_fixture(dir: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let db = dir.join("connectzero.db");
-    std::fs::copy(fixture_dir().join("connectzero.db"), &db).unwrap();
-    let key = dir.join("connectzero.db.key");
-    std::fs::copy(fixture_dir().join("connectzero.db.key"), &key).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    db
-}
 
 /// The demo tenant's namespace as the components see it.
 struct Namespace<'a>(&'a Storage);

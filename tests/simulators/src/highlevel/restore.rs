@@ -1,0 +1,116 @@
+//! A sub-account as an earlier run left it. Records go back in with the ids
+//! that run gave them, so a later run finds what the database it inherited
+//! points at: the upgrade replay resumes a database a previous release
+//! made, against a CRM holding that release's contacts and messages.
+
+use chrono::{DateTime, Utc};
+
+use super::model::{Message, SimContact, User};
+use super::state::NewContact;
+use super::{HighLevelSim, phone};
+
+/// A call message an earlier run posted, as it is put back.
+#[derive(Clone, Debug)]
+pub struct PriorMessage {
+    /// The message id that run was given.
+    pub id: String,
+    /// Its conversation (created for `contact_id` with this id if missing).
+    pub conversation_id: String,
+    /// The contact of that conversation.
+    pub contact_id: String,
+    /// `"inbound"` or `"outbound"`.
+    pub direction: String,
+    /// `altId`: the call's key.
+    pub alt_id: String,
+    /// `call.from`.
+    pub call_from: String,
+    /// `call.to`.
+    pub call_to: String,
+    /// Recording URLs already attached.
+    pub attachments: Vec<String>,
+    /// The user the message was posted for, if any.
+    pub user_id: Option<String>,
+    /// The message's `date` and when it was stored.
+    pub date: DateTime<Utc>,
+}
+
+impl HighLevelSim {
+    /// Puts back user `id` of the location.
+    pub fn restore_user(&self, id: &str, first_name: &str, last_name: &str, email: &str) {
+        self.lock().users.push(User {
+            id: id.to_owned(),
+            name: format!("{first_name} {last_name}").trim().to_owned(),
+            first_name: first_name.to_owned(),
+            last_name: last_name.to_owned(),
+            email: email.to_owned(),
+        });
+    }
+
+    /// Puts back contact `id`, created at `date_added`; its phone is
+    /// normalised as [`add_contact`](Self::add_contact) does.
+    pub fn restore_contact(&self, id: &str, contact: SimContact, date_added: DateTime<Utc>) {
+        let new = NewContact {
+            location_id: self.app.config.location_id.clone(),
+            first_name: contact.first_name,
+            last_name: contact.last_name,
+            name: None,
+            email: contact.email,
+            phone: contact
+                .phone
+                .map(|raw| phone::normalize(&raw).unwrap_or(raw)),
+            tags: Vec::new(),
+            source: None,
+            custom_fields: Vec::new(),
+            assigned_to: contact.assigned_to,
+        };
+        let mut state = self.lock();
+        let created = state.insert_contact(new, Some(date_added)).id;
+        if let Some(restored) = state.contact_mut(&created) {
+            restored.id = id.to_owned();
+        }
+    }
+
+    /// Puts back a call message, and its conversation when this is the
+    /// first message put back in it. Panics when the contact is unknown (a
+    /// test's mistake: restore the contacts first).
+    pub fn restore_message(&self, prior: PriorMessage) {
+        let config = &self.app.config;
+        let mut state = self.lock();
+        assert!(
+            state.contacts.iter().any(|c| c.id == prior.contact_id),
+            "restore contact {} before its messages",
+            prior.contact_id
+        );
+        if !state
+            .conversations
+            .iter()
+            .any(|c| c.id == prior.conversation_id)
+        {
+            let created = state
+                .insert_conversation(&config.location_id, &prior.contact_id)
+                .id;
+            if let Some(conversation) = state.conversations.iter_mut().find(|c| c.id == created) {
+                conversation.id = prior.conversation_id.clone();
+            }
+        }
+        state.insert_message(Message {
+            id: prior.id,
+            conversation_id: prior.conversation_id,
+            contact_id: prior.contact_id,
+            location_id: config.location_id.clone(),
+            direction: prior.direction,
+            message_type: "Call".to_owned(),
+            conversation_provider_id: config.conversation_provider_id.clone(),
+            call_to: Some(prior.call_to),
+            call_from: Some(prior.call_from),
+            // The ledger an earlier run leaves does not say.
+            call_status: None,
+            date: Some(prior.date),
+            alt_id: Some(prior.alt_id),
+            body: None,
+            attachments: prior.attachments,
+            user_id: prior.user_id,
+            date_added: prior.date,
+        });
+    }
+}
