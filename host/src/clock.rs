@@ -27,8 +27,8 @@ impl Clock {
     }
 
     /// Read `at_ms` now and run on from there, however far that is from
-    /// the wall clock (the upgrade test resumes a fixture made months ago
-    /// a few minutes after it stopped).
+    /// the wall clock (the upgrade test resumes a fixture, made whenever
+    /// its release was current, a few minutes after it stopped).
     pub fn resume_at(&self, at_ms: i64) {
         let offset = at_ms - chrono::Utc::now().timestamp_millis();
         self.ahead_ms.store(offset, Ordering::Relaxed);

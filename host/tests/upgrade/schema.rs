@@ -1,9 +1,9 @@
 //! The database release 8fe53d6 left behind, opened by this release: the
 //! schema is migrated and not one row is lost or changed; a second start
-//! changes nothing; the rotated key opens every secret; the recording still
-//! queued on that release's single queue index is found by this release's
-//! queue; and the key-value layout is stamped without touching what is
-//! there. A database from a later release is read or refused.
+//! changes nothing; the rotated key opens every secret; the recordings and
+//! triggers still queued on that release's single queue indexes are found
+//! by this release's queues; and the key-value layout is stamped without
+//! touching what is there. A database from a later release is read or refused.
 
 use super::copy_fixture;
 use connectzero::storage::{Storage, migrations};
@@ -151,19 +151,33 @@ fn the_previous_releases_database_is_migrated_without_losing_a_row() {
         assert_eq!(secret.expose(), value, "{name}");
     }
 
-    // The recording the old release left queued (on its single index) is
-    // due for this release's queue: it is worked, not lost.
+    // The recordings and triggers the old release left queued (on its
+    // single index per queue) are due on this release's queues: worked,
+    // not lost. The fixture has at least one of each.
     let namespace = Namespace(&storage);
-    let queued = guest_support::queue::Queue::new(&namespace, "attach")
-        .due::<serde_json::Value>(i64::MAX / 2, 10)
+    for queue in ["attach", "trigger"] {
+        let listed: Vec<String> = serde_json::from_slice(
+            &storage
+                .kv_get("demo", &format!("{queue}/index"))
+                .unwrap()
+                .unwrap_or_else(|| b"[]".to_vec()),
+        )
         .unwrap();
-    assert_eq!(queued.len(), 1, "{queued:?}");
-    assert!(
-        storage
-            .kv_get("demo", &format!("attach/job/{}", queued[0]))
-            .unwrap()
-            .is_some()
-    );
+        assert!(!listed.is_empty(), "the fixture has no {queue} job queued");
+        let mut due = guest_support::queue::Queue::new(&namespace, queue)
+            .due::<serde_json::Value>(i64::MAX / 2, 100)
+            .unwrap();
+        due.sort();
+        let mut listed = listed;
+        listed.sort();
+        assert_eq!(due, listed, "{queue}");
+        for id in &due {
+            let job = storage
+                .kv_get("demo", &format!("{queue}/job/{id}"))
+                .unwrap();
+            assert!(job.is_some(), "{queue}/job/{id}");
+        }
+    }
 
     // The layout is stamped; the ledger and the old index stay as they
     // were (the queue moves its ids itself, keeping the old key).

@@ -14,7 +14,8 @@ use super::{HighLevelSim, phone};
 pub struct PriorMessage {
     /// The message id that run was given.
     pub id: String,
-    /// Its conversation (created for `contact_id` with this id if missing).
+    /// Its conversation (created for `contact_id` with this id, at
+    /// `stored_at`, when the contact has none yet).
     pub conversation_id: String,
     /// The contact of that conversation.
     pub contact_id: String,
@@ -22,6 +23,8 @@ pub struct PriorMessage {
     pub direction: String,
     /// `altId`: the call's key.
     pub alt_id: String,
+    /// The message text as that run wrote it.
+    pub body: String,
     /// `call.from`.
     pub call_from: String,
     /// `call.to`.
@@ -30,8 +33,10 @@ pub struct PriorMessage {
     pub attachments: Vec<String>,
     /// The user the message was posted for, if any.
     pub user_id: Option<String>,
-    /// The message's `date` and when it was stored.
+    /// The message's `date`: when the call started.
     pub date: DateTime<Utc>,
+    /// When HighLevel stored it (`dateAdded`).
+    pub stored_at: DateTime<Utc>,
 }
 
 impl HighLevelSim {
@@ -47,7 +52,8 @@ impl HighLevelSim {
     }
 
     /// Puts back contact `id`, created at `date_added`; its phone is
-    /// normalised as [`add_contact`](Self::add_contact) does.
+    /// normalised as [`add_contact`](Self::add_contact) does. Panics when
+    /// the id is taken (a test's mistake).
     pub fn restore_contact(&self, id: &str, contact: SimContact, date_added: DateTime<Utc>) {
         let new = NewContact {
             location_id: self.app.config.location_id.clone(),
@@ -64,33 +70,38 @@ impl HighLevelSim {
             assigned_to: contact.assigned_to,
         };
         let mut state = self.lock();
-        let created = state.insert_contact(new, Some(date_added)).id;
-        if let Some(restored) = state.contact_mut(&created) {
-            restored.id = id.to_owned();
-        }
+        assert!(state.contact(id).is_none(), "contact {id} exists already");
+        state.insert_contact_as(id.to_owned(), new, Some(date_added));
     }
 
     /// Puts back a call message, and its conversation when this is the
-    /// first message put back in it. Panics when the contact is unknown (a
-    /// test's mistake: restore the contacts first).
+    /// first message put back in it. Panics when the contact is unknown or
+    /// already has a conversation under another id (HighLevel keeps one
+    /// per contact): a test's mistake.
     pub fn restore_message(&self, prior: PriorMessage) {
         let config = &self.app.config;
         let mut state = self.lock();
         assert!(
-            state.contacts.iter().any(|c| c.id == prior.contact_id),
+            state.contact(&prior.contact_id).is_some(),
             "restore contact {} before its messages",
             prior.contact_id
         );
-        if !state
-            .conversations
-            .iter()
-            .any(|c| c.id == prior.conversation_id)
+        match state
+            .conversation_of(&prior.contact_id)
+            .map(|c| c.id.clone())
         {
-            let created = state
-                .insert_conversation(&config.location_id, &prior.contact_id)
-                .id;
-            if let Some(conversation) = state.conversations.iter_mut().find(|c| c.id == created) {
-                conversation.id = prior.conversation_id.clone();
+            Some(id) => assert_eq!(
+                id, prior.conversation_id,
+                "contact {} has another conversation",
+                prior.contact_id
+            ),
+            None => {
+                state.insert_conversation_as(
+                    prior.conversation_id.clone(),
+                    &config.location_id,
+                    &prior.contact_id,
+                    prior.stored_at,
+                );
             }
         }
         state.insert_message(Message {
@@ -107,10 +118,10 @@ impl HighLevelSim {
             call_status: None,
             date: Some(prior.date),
             alt_id: Some(prior.alt_id),
-            body: None,
+            body: Some(prior.body),
             attachments: prior.attachments,
             user_id: prior.user_id,
-            date_added: prior.date,
+            date_added: prior.stored_at,
         });
     }
 }

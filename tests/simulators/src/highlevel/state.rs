@@ -124,6 +124,17 @@ impl State {
         new: NewContact,
         date_added: Option<DateTime<Utc>>,
     ) -> Contact {
+        self.insert_contact_as(ids::object_id(), new, date_added)
+    }
+
+    /// [`State::insert_contact`] under a given id (a contact put back as an
+    /// earlier run left it).
+    pub(crate) fn insert_contact_as(
+        &mut self,
+        id: String,
+        new: NewContact,
+        date_added: Option<DateTime<Utc>>,
+    ) -> Contact {
         let date_added = date_added.unwrap_or_else(|| self.stamp());
         let name = new
             .name
@@ -132,7 +143,7 @@ impl State {
             .trim()
             .to_owned();
         let contact = Contact {
-            id: ids::object_id(),
+            id,
             location_id: new.location_id,
             first_name: new.first_name,
             last_name: new.last_name,
@@ -206,8 +217,19 @@ impl State {
         contact_id: &str,
     ) -> Conversation {
         let now = self.stamp();
+        self.insert_conversation_as(ids::object_id(), location_id, contact_id, now)
+    }
+
+    /// [`State::insert_conversation`] under a given id, created at `now`.
+    pub(crate) fn insert_conversation_as(
+        &mut self,
+        id: String,
+        location_id: &str,
+        contact_id: &str,
+        now: DateTime<Utc>,
+    ) -> Conversation {
         let conversation = Conversation {
-            id: ids::object_id(),
+            id,
             contact_id: contact_id.to_owned(),
             location_id: location_id.to_owned(),
             date_added: now,

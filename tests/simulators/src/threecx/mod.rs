@@ -327,6 +327,12 @@ impl ThreeCxSim {
         write_segments(&mut lock(&self.state), id);
     }
 
+    /// Every segment 3CX has written to its call history so far, in the
+    /// order written.
+    pub fn written_segments(&self) -> Vec<SimSegment> {
+        lock(&self.state).segments().cloned().collect()
+    }
+
     /// Sets the PBX's clock (its `ServerNow`, and the hang-up time
     /// [`end_call`](Self::end_call) writes) to read `at_ms` now and run on
     /// from there: a test resuming a run recorded earlier keeps the PBX on

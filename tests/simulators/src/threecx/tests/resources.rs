@@ -3,7 +3,9 @@
 use reqwest::Client;
 
 use super::{at, get, get_error, get_json, start, token};
-use crate::threecx::{SimActiveCall, SimRecording, SimSegment, SimUser, silent_wav};
+use crate::threecx::{
+    SegmentWrites, SimActiveCall, SimParty, SimRecording, SimSegment, SimUser, silent_wav,
+};
 
 #[tokio::test]
 async fn download_recording_serves_wav_bytes_and_end_time_marks_final() {
@@ -151,6 +153,44 @@ async fn active_calls_appear_and_disappear() {
     sim.remove_active_call(77);
     let body = get_json(&sim, &token, "/ActiveCalls").await;
     assert_eq!(body["value"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn a_pbx_clock_set_back_is_its_server_now_and_its_hang_up_time() {
+    let sim = start().await;
+    let token = token(&sim).await;
+    let then = at("2025-03-01T10:00:00Z");
+    sim.set_clock(then.timestamp_millis());
+    let leg = SimSegment::new(
+        5,
+        77,
+        (
+            then - chrono::Duration::seconds(30),
+            then - chrono::Duration::seconds(20),
+        ),
+        SimParty::external("+15551234567", 0),
+        SimParty::extension("101", "Alice Smith", 0),
+        true,
+    );
+    sim.begin_call(
+        SimActiveCall {
+            id: 77,
+            caller: "+15551234567".into(),
+            callee: "101 Alice Smith".into(),
+            status: "Talking".into(),
+            established_at: then - chrono::Duration::seconds(30),
+        },
+        vec![leg],
+        SegmentWrites::AtCallEnd,
+    );
+    let body = get_json(&sim, &token, "/ActiveCalls").await;
+    let server_now = at(body["value"][0]["ServerNow"].as_str().unwrap());
+    // The set time plus the moments this test took, not today.
+    assert!((then..then + chrono::Duration::minutes(1)).contains(&server_now));
+    sim.end_call(77, true);
+    let written = sim.written_segments();
+    assert_eq!(written.len(), 1);
+    assert!((then..then + chrono::Duration::minutes(1)).contains(&written[0].end));
 }
 
 #[tokio::test]
