@@ -367,6 +367,28 @@ fn fired(world: &World) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every execution reached the workflow subscribed to its event: the
+/// target URL's last segment is the subscription's id.
+fn check_targets(world: &World, left: &Left) -> Result<()> {
+    let subscriptions = left.json("trigger/subscriptions")?;
+    let key_of: HashMap<&str, &str> = subscriptions
+        .as_array()
+        .context("subscriptions")?
+        .iter()
+        .filter_map(|s| Some((s["id"].as_str()?, s["key"].as_str()?)))
+        .collect();
+    for execution in world.crm.trigger_executions() {
+        let id = execution.target_path.rsplit('/').next().unwrap_or_default();
+        let event = execution.body["event"].as_str().unwrap_or_default();
+        ensure!(
+            key_of.get(id) == Some(&event),
+            "{event} delivered to {}",
+            execution.target_path
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_previous_releases_demo_resumes_with_every_call_recording_and_trigger_once()
 -> Result<()> {
@@ -435,9 +457,11 @@ async fn the_previous_releases_demo_resumes_with_every_call_recording_and_trigge
             .all(|c| c.recording != "pending"))
     })
     .await?;
+    let reread: usize = reports.iter().map(|r| r.duplicates).sum();
     ensure!(
-        reports.iter().any(|r| r.duplicates > 0),
-        "the old run's calls were not read again: {reports:?}"
+        reread >= left.calls.len(),
+        "the old run's {} calls were read again {reread} times: {reports:?}",
+        left.calls.len()
     );
     let reposted: Vec<String> = world
         .crm
@@ -494,6 +518,15 @@ async fn the_previous_releases_demo_resumes_with_every_call_recording_and_trigge
         ensure!(
             outcome.as_deref() == Some("parked"),
             "{key} is {outcome:?} after the upgrade"
+        );
+        ensure!(
+            !world
+                .crm
+                .messages()
+                .iter()
+                .any(|m| m.alt_id.as_deref() == Some(key.as_str()))
+                && !fired(&world).iter().any(|(_, call)| call == key),
+            "{key} reached the CRM while parked"
         );
         world
             .pipeline
@@ -587,11 +620,27 @@ async fn the_previous_releases_demo_resumes_with_every_call_recording_and_trigge
         before.iter().any(|(event, _)| event == "call.ended"),
         "the fixture delivered no call.ended: {before:?}"
     );
+    check_targets(&world, &left)?;
     let now_fired = fired(&world);
     let fired_set: BTreeSet<(String, String)> = now_fired.iter().cloned().collect();
     ensure!(
         fired_set.len() == now_fired.len(),
         "a trigger fired twice: {now_fired:?}"
+    );
+    let again: Vec<_> = fired_set.intersection(&before).collect();
+    ensure!(again.is_empty(), "fired again after the upgrade: {again:?}");
+    // Every trigger the old run left queued (and had not delivered) is
+    // delivered now.
+    let queued: BTreeSet<_> = left
+        .queued_triggers()
+        .difference(&before)
+        .cloned()
+        .collect();
+    ensure!(!queued.is_empty(), "the fixture has no trigger queued");
+    let lost: Vec<_> = queued.difference(&fired_set).collect();
+    ensure!(
+        lost.is_empty(),
+        "queued before the upgrade, never delivered: {lost:?}"
     );
     let mut expected: BTreeSet<(String, String)> = BTreeSet::new();
     for p in &placed {
@@ -633,21 +682,38 @@ async fn the_previous_releases_demo_resumes_with_every_call_recording_and_trigge
             .collect()
     };
     ensure!(
-        started(&fired_set) == started(&left.queued_triggers()),
+        started(&fired_set) == started(&queued),
         "call.started after the upgrade: {:?}, left queued: {:?}",
         started(&fired_set),
-        started(&left.queued_triggers())
+        started(&queued)
     );
 
-    // The call log counts each trigger once, and the old run's ledger
-    // entries are as that run left them (but the replayed call's).
-    for record in world.storage.calls(TENANT)? {
+    // The call log names each call's triggers once, whichever release
+    // fired them; and the old run's ledger entries are as that run left
+    // them (but the replayed call's).
+    let log: HashMap<String, String> = world
+        .storage
+        .calls(TENANT)?
+        .into_iter()
+        .map(|r| (r.call_key, r.triggers))
+        .collect();
+    for call in &placed {
+        let mut want: Vec<&str> = expected
+            .iter()
+            .filter(|(_, key)| *key == call.key)
+            .map(|(event, _)| event.as_str())
+            .collect();
+        want.sort_unstable();
+        let logged = log.get(&call.key).map(String::as_str).unwrap_or_default();
+        let mut got: Vec<&str> = logged
+            .split_whitespace()
+            .map(|t| t.strip_suffix("×1").unwrap_or(t))
+            .collect();
+        got.sort_unstable();
         ensure!(
-            record
-                .triggers
-                .split_whitespace()
-                .all(|t| t.ends_with("×1")),
-            "{record:?}"
+            got == want,
+            "{}: the call log says {logged:?}, expected {want:?}",
+            call.key
         );
     }
     let after = Left::read(&db, &storage)?;

@@ -179,8 +179,9 @@ fn the_previous_releases_database_is_migrated_without_losing_a_row() {
         }
     }
 
-    // The layout is stamped; the ledger and the old index stay as they
-    // were (the queue moves its ids itself, keeping the old key).
+    // The layout is stamped and the ledger left as it was. The old index
+    // key stays (emptied: reading the queue moved its ids onto pages), so
+    // an old worker still running can write to it.
     let ledger_before = storage.kv_count_prefix("demo", "ledger/").unwrap();
     guest_support::layout::check(&namespace).unwrap();
     let stamp: guest_support::layout::Stamp = serde_json::from_slice(
@@ -196,6 +197,24 @@ fn the_previous_releases_database_is_migrated_without_losing_a_row() {
         ledger_before
     );
     assert!(storage.kv_get("demo", "attach/index").unwrap().is_some());
+}
+
+/// The schema version and layout version the newest fixture here is
+/// upgraded to: release 8fe53d6's fixture checks every step after the
+/// first (schema 2 to 5, layout 2).
+const FIXTURES_COVER: (u32, u32) = (5, 2);
+
+#[test]
+fn every_storage_change_has_a_fixture_from_the_release_before_it() {
+    // A new schema step or layout version must come with a fixture made
+    // by the release before it (fixtures/upgrade/<release>/make.sh, as the
+    // 8fe53d6 one), replayed like this one; then raise FIXTURES_COVER.
+    assert_eq!(
+        (migrations::latest(), guest_support::layout::LAYOUT_VERSION),
+        FIXTURES_COVER,
+        "storage changed since the newest upgrade fixture: add one made by \
+         the release before the change (docs/OPERATIONS.md, \"Upgrades\")"
+    );
 }
 
 #[test]
