@@ -70,19 +70,20 @@ impl Left {
 
     /// `(event, call key)` of every trigger that release delivered.
     fn delivered(&self) -> BTreeSet<(String, String)> {
-        self.kv
-            .keys()
-            .filter_map(|k| k.strip_prefix("trigger/done/"))
-            .filter_map(|rest| rest.split_once('/'))
-            .map(|(event, call)| (event.to_owned(), call.to_owned()))
-            .collect()
+        self.triggers_under("trigger/done/")
     }
 
     /// `(event, call key)` of every trigger that release left queued.
     fn queued_triggers(&self) -> BTreeSet<(String, String)> {
+        self.triggers_under("trigger/job/")
+    }
+
+    /// The `<event>/<call key>` ids of the trigger queue's keys under
+    /// `prefix`.
+    fn triggers_under(&self, prefix: &str) -> BTreeSet<(String, String)> {
         self.kv
             .keys()
-            .filter_map(|k| k.strip_prefix("trigger/job/"))
+            .filter_map(|k| k.strip_prefix(prefix))
             .filter_map(|rest| rest.split_once('/'))
             .map(|(event, call)| (event.to_owned(), call.to_owned()))
             .collect()

@@ -210,22 +210,27 @@ impl HighLevelSim {
     }
 
     fn insert_contact(&self, contact: SimContact, date_added: Option<DateTime<Utc>>) -> String {
-        let phone = contact
-            .phone
-            .map(|raw| phone::normalize(&raw).unwrap_or(raw));
-        let new = NewContact {
+        let new = self.seeded(contact);
+        self.lock().insert_contact(new, date_added).id
+    }
+
+    /// A seeded contact as the location stores it: its phone normalised to
+    /// E.164 (US when it has no `+`), or kept as given when unparsable.
+    fn seeded(&self, contact: SimContact) -> NewContact {
+        NewContact {
             location_id: self.app.config.location_id.clone(),
             first_name: contact.first_name,
             last_name: contact.last_name,
             name: None,
             email: contact.email,
-            phone,
+            phone: contact
+                .phone
+                .map(|raw| phone::normalize(&raw).unwrap_or(raw)),
             tags: Vec::new(),
             source: None,
             custom_fields: Vec::new(),
             assigned_to: contact.assigned_to,
-        };
-        self.lock().insert_contact(new, date_added).id
+        }
     }
 
     /// Changes which user `contact_id` is assigned to (`None`: nobody), as

@@ -5,9 +5,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::HighLevelSim;
 use super::model::{Message, SimContact, User};
-use super::state::NewContact;
-use super::{HighLevelSim, phone};
 
 /// A call message an earlier run posted, as it is put back.
 #[derive(Clone, Debug)]
@@ -55,20 +54,7 @@ impl HighLevelSim {
     /// normalised as [`add_contact`](Self::add_contact) does. Panics when
     /// the id is taken (a test's mistake).
     pub fn restore_contact(&self, id: &str, contact: SimContact, date_added: DateTime<Utc>) {
-        let new = NewContact {
-            location_id: self.app.config.location_id.clone(),
-            first_name: contact.first_name,
-            last_name: contact.last_name,
-            name: None,
-            email: contact.email,
-            phone: contact
-                .phone
-                .map(|raw| phone::normalize(&raw).unwrap_or(raw)),
-            tags: Vec::new(),
-            source: None,
-            custom_fields: Vec::new(),
-            assigned_to: contact.assigned_to,
-        };
+        let new = self.seeded(contact);
         let mut state = self.lock();
         assert!(state.contact(id).is_none(), "contact {id} exists already");
         state.insert_contact_as(id.to_owned(), new, Some(date_added));
