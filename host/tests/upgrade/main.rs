@@ -9,6 +9,8 @@
 //!   holding what that run left in 3CX and HighLevel, and every call,
 //!   recording and trigger ends up in the CRM exactly once.
 
+#[path = "../common.rs"]
+mod common;
 mod replay;
 mod schema;
 

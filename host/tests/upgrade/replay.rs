@@ -25,6 +25,7 @@
 //! reconstruction cannot hold (a write the old release made but never
 //! recorded) is the crash window the exactly-once tests cover.
 
+use super::common::posted_keys;
 use super::copy_fixture;
 use anyhow::{Context as _, Result, bail, ensure};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -368,6 +369,17 @@ fn fired(world: &World) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Triggers as `(event, call key)` pairs.
+type Fired = BTreeSet<(String, String)>;
+
+/// `set` apart: the `call.started` triggers, and the calls' own (ended,
+/// missed, recovered).
+fn started_apart(set: &Fired) -> (Fired, Fired) {
+    set.iter()
+        .cloned()
+        .partition(|(event, _)| event == "call.started")
+}
+
 /// Every execution reached the workflow subscribed to its event: the
 /// target URL's last segment is the subscription's id.
 fn check_targets(world: &World, left: &Left) -> Result<()> {
@@ -427,12 +439,7 @@ async fn the_previous_releases_demo_resumes_with_every_call_recording_and_trigge
     let mut placer = Placer::default();
     let mut placed = restore_pbx(&world, &left, &plans, &mut placer)?;
     point_subscriptions_at(&storage, &left, &world.crm.base_url())?;
-    let posted_before: BTreeSet<String> = world
-        .crm
-        .messages()
-        .into_iter()
-        .filter_map(|m| m.alt_id)
-        .collect();
+    let posted_before: BTreeSet<String> = posted_keys(&world).into_iter().collect();
     let hang_up = |call_id: i32| {
         world.pbx.remove_active_call(call_id);
         world.pbx.write_ended_call(call_id);
@@ -464,11 +471,8 @@ async fn the_previous_releases_demo_resumes_with_every_call_recording_and_trigge
         "the old run's {} calls were read again {reread} times: {reports:?}",
         left.calls.len()
     );
-    let reposted: Vec<String> = world
-        .crm
-        .messages()
+    let reposted: Vec<String> = posted_keys(&world)
         .into_iter()
-        .filter_map(|m| m.alt_id)
         .filter(|key| posted_before.contains(key))
         .collect();
     ensure!(
@@ -567,13 +571,7 @@ async fn the_previous_releases_demo_resumes_with_every_call_recording_and_trigge
     );
 
     // Every posted call has exactly one message, whichever release posted it.
-    let mut posted: Vec<String> = world
-        .crm
-        .messages()
-        .into_iter()
-        .filter_map(|m| m.alt_id)
-        .collect();
-    posted.sort();
+    let posted = posted_keys(&world);
     let mut expected_posted: Vec<String> = placed
         .iter()
         .filter(|p| matches!(p.plan.expect, Expect::Posted { .. }))
@@ -654,21 +652,13 @@ async fn the_previous_releases_demo_resumes_with_every_call_recording_and_trigge
     }
     // The calls' own triggers: this release fires exactly those the old
     // one had not.
-    let ended_before: BTreeSet<_> = before
-        .iter()
-        .filter(|(event, _)| event != "call.started")
-        .cloned()
-        .collect();
+    let (_, ended_before) = started_apart(&before);
     ensure!(
         ended_before.is_subset(&expected),
         "the fixture fired {ended_before:?}, beyond {expected:?}"
     );
     let to_fire: BTreeSet<_> = expected.difference(&ended_before).cloned().collect();
-    let ended_now: BTreeSet<_> = fired_set
-        .iter()
-        .filter(|(event, _)| event != "call.started")
-        .cloned()
-        .collect();
+    let (started_now, ended_now) = started_apart(&fired_set);
     ensure!(
         ended_now == to_fire,
         "fired after the upgrade:\n {ended_now:?}\nexpected\n {to_fire:?}"
@@ -676,17 +666,10 @@ async fn the_previous_releases_demo_resumes_with_every_call_recording_and_trigge
     // No call is seen starting twice: the calls in progress at the upgrade
     // had fired theirs (or left them queued: those are delivered now), and
     // the later ones were never seen in progress.
-    let started = |set: &BTreeSet<(String, String)>| -> BTreeSet<(String, String)> {
-        set.iter()
-            .filter(|(event, _)| event == "call.started")
-            .cloned()
-            .collect()
-    };
+    let (started_queued, _) = started_apart(&queued);
     ensure!(
-        started(&fired_set) == started(&queued),
-        "call.started after the upgrade: {:?}, left queued: {:?}",
-        started(&fired_set),
-        started(&queued)
+        started_now == started_queued,
+        "call.started after the upgrade: {started_now:?}, left queued: {started_queued:?}"
     );
 
     // The call log names each call's triggers once, whichever release
