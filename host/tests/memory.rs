@@ -3,6 +3,7 @@
 //! whole. Alone in its own test binary, so no other test's allocations
 //! count against it.
 
+#[path = "e2e/common.rs"]
 mod common;
 
 use common::*;

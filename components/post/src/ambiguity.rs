@@ -16,7 +16,7 @@
 //!
 //! The two key-value formats are shared with `host/src/web/review.rs`
 //! (the host reads the first and writes the second in the tenant's
-//! namespace); `host/tests/ambiguity.rs` exercises both through the real
+//! namespace); `host/tests/e2e/ambiguity.rs` exercises both through the real
 //! component.
 
 use guest_support::api::ApiClient;

@@ -78,7 +78,7 @@ impl Storage {
     /// This is the one place the host writes the dedup
     /// component's ledger (`ledger/<leg>@<start ms>` holding
     /// `{"state":"done","call":…,"outcome":"parked:…"}`,
-    /// `components/dedup/src/ledger.rs`); `host/tests/backfill.rs` replays a
+    /// `components/dedup/src/ledger.rs`); `host/tests/e2e/backfill.rs` replays a
     /// call parked by the real components, so a format change fails it.
     pub fn reopen_for_replay(
         &self,

@@ -8,7 +8,7 @@
 //! the choice and queues the call's retry (the status page's retry
 //! machinery: the next tick releases the call in the ledger and reads it
 //! again, and the post stage posts it, once, to the chosen contact).
-//! `host/tests/ambiguity.rs` runs this through the real components.
+//! `host/tests/e2e/ambiguity.rs` runs this through the real components.
 
 use super::Storage;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};

@@ -10,7 +10,7 @@
 //! ([`Storage::pending_copies`]) under a lease, so of several hosts sharing
 //! the database one at a time sends a copy, and a copy that failed for now
 //! waits longer each time; the page shows each candidate's state.
-//! `host/tests/ambiguity.rs` runs this through the real components.
+//! `host/tests/e2e/ambiguity.rs` runs this through the real components.
 
 use super::Storage;
 use super::review_rows::ReviewCandidate;

@@ -1,0 +1,45 @@
+//! The end-to-end suite, one test binary: every module below drives the
+//! real components (and, where it says so, the `connectzero` binary, the
+//! real Spin CLI or a headless browser) against the 3CX and HighLevel
+//! simulators. One binary links the host once and compiles the components
+//! once ([`common::runtime`]) for every test.
+//!
+//! Shared support: [`common`] (worlds, calls, the compiled runtime) and
+//! [`binary`] (the `connectzero` binary as the CLI tests run it).
+//! `tests/memory.rs` stays a binary of its own: it measures the process's
+//! peak memory, which other tests' allocations would disturb.
+
+mod binary;
+mod common;
+
+mod ambiguity;
+mod backfill;
+mod chains;
+mod chaos;
+mod cli;
+mod components;
+mod diagnostics;
+mod doctor;
+mod exactly_once;
+mod fairness;
+mod followups;
+mod isolation;
+mod oauth;
+mod ops;
+mod partner;
+mod pipeline;
+mod policy;
+mod readme_walkthrough;
+mod recovered;
+mod retention;
+mod routing;
+mod sandbox;
+mod secrets;
+mod security;
+mod spin;
+mod tenants;
+mod upgrade;
+mod users;
+mod warm_matcher;
+mod web;
+mod write_back;
