@@ -28,6 +28,10 @@ pub mod host_provided {
 
 pub use host_provided::connectzero::pipeline::types;
 
+// The logging policy and the route as WIT records: the one mapping, shared
+// with the guests (`guest_support::wit_settings`).
+guest_support::settings_conversions!(crate::bindings::host_provided::connectzero::pipeline::types);
+
 /// Generate the typed export bindings of one stage world. The `with`
 /// entries must name exactly the interfaces the world imports (bindgen
 /// rejects unused ones), so each world lists its own.

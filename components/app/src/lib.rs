@@ -25,6 +25,7 @@ pub mod report;
 pub mod settings;
 pub mod subscription;
 
+use guest_support::bindings::connectzero::pipeline::types::Routing;
 use guest_support::serve::{self, Incoming};
 use guest_support::wasi::http::types::{IncomingRequest, ResponseOutparam};
 use guest_support::webhook;
@@ -98,8 +99,10 @@ fn tick_route(request: &Incoming) -> (u16, serde_json::Value) {
         worker: worker_id(),
         claim_lease_ms: settings.claim_lease_ms,
         max_calls: settings.max_calls_per_tick,
-        policy_json: settings.policy_json,
-        route_json: settings.route_json,
+        policy: settings.policy.as_ref().map(|p| p.config().into()),
+        routing: settings.route.as_ref().map_or(Routing::EveryCall, |r| {
+            Routing::ByRoute((&r.to_config()).into())
+        }),
         review_place: connectzero::pipeline::tick::ReviewPlace::KeyValueStore,
         state_retention_days: settings.state_retention_days,
     };

@@ -33,10 +33,6 @@ pub struct AppSettings {
     /// Most new calls one tick claims (`max_calls_per_tick`, the host's
     /// setting of that name).
     pub max_calls_per_tick: u32,
-    /// `policy_json` as given (checked), for the tick.
-    pub policy_json: String,
-    /// `route_json` as given (checked), for the tick.
-    pub route_json: String,
     /// Days per-call state is kept (`state_retention_days`; 0: forever,
     /// else at least 7).
     pub state_retention_days: u32,
@@ -138,8 +134,6 @@ impl AppSettings {
             })?,
             max_calls_per_tick: config::parse_or("max_calls_per_tick", 100)?,
             state_retention_days,
-            policy_json,
-            route_json,
         })
     }
 }

@@ -32,6 +32,8 @@
 //!   the host).
 //! - [`installs`]: OAuth install states' limits and the client key they
 //!   count by (also used by the host).
+//! - [`wit_settings`]: the logging policy and the route as WIT records
+//!   ([`settings_conversions!`], for the host's binding too).
 
 #![deny(missing_docs)]
 
@@ -54,6 +56,7 @@ pub mod time;
 pub mod waits;
 #[cfg(feature = "webhook")]
 pub mod webhook;
+pub mod wit_settings;
 
 /// Generated bindings of the `host-provided` world in `wit/worlds.wit`.
 #[allow(missing_docs)]

@@ -370,24 +370,14 @@ impl Route {
 
     /// The route written back as settings, canonical and with every
     /// claim it holds (its own, and the other tenants' in `elsewhere`):
-    /// what the bundled host hands the tick component as JSON, which
-    /// validates it again into this same route.
+    /// what both runtimes hand the tick component (as the WIT `route`),
+    /// which validates it again into this same route.
     pub fn to_config(&self) -> RouteConfig {
         RouteConfig {
             dids: self.own.dids.clone(),
             queues: self.own.queues.clone(),
             default: self.default,
             elsewhere: self.elsewhere.clone(),
-        }
-    }
-
-    /// A route that takes no call: what a tenant whose route could not be
-    /// read runs with, so it never posts another sub-account's calls.
-    pub fn takes_nothing() -> Self {
-        Self {
-            own: RouteClaims::default(),
-            default: false,
-            elsewhere: RouteClaims::default(),
         }
     }
 

@@ -1,11 +1,12 @@
 //! The tick's settings: the WIT record, with the logging policy and the
-//! route parsed and validated by `guest_support` (the same parsers the
-//! host's configuration and the Spin variables go through).
+//! route validated by `guest_support` (the same checks the host's
+//! configuration and the Spin variables go through; a runtime that skipped
+//! them cannot make the tick take calls it should not).
 
 use crate::exports::connectzero::pipeline::tick::{ReviewPlace, TickOptions};
-use guest_support::bindings::connectzero::pipeline::types::{StageError, TenantSettings};
-use guest_support::policy::Policy;
-use guest_support::routing::Route;
+use guest_support::bindings::connectzero::pipeline::types::{Routing, StageError, TenantSettings};
+use guest_support::policy::{Policy, PolicyConfig};
+use guest_support::routing::{Route, RouteConfig};
 
 /// Everything one tick needs besides the stages.
 pub struct Options {
@@ -39,14 +40,27 @@ impl Options {
     /// sub-accounts' calls).
     pub fn parse(options: TickOptions) -> Self {
         let mut unusable = None;
-        let policy = guest_support::policy::parse_json(&options.policy_json).unwrap_or_else(|e| {
-            unusable = Some(StageError::InvalidSettings(format!("logging policy: {e}")));
-            None
+        let policy = options.policy.and_then(|p| {
+            PolicyConfig::from(p)
+                .validate()
+                .map_err(|e| {
+                    unusable = Some(StageError::InvalidSettings(format!("logging policy: {e}")));
+                })
+                .ok()
         });
-        let route = guest_support::routing::parse_json(&options.route_json).unwrap_or_else(|e| {
-            unusable = Some(StageError::InvalidSettings(format!("route: {e}")));
-            None
-        });
+        let route = match options.routing {
+            Routing::EveryCall => None,
+            Routing::NoCall(why) => {
+                unusable = Some(StageError::InvalidSettings(format!("route: {why}")));
+                None
+            }
+            Routing::ByRoute(route) => RouteConfig::from(route)
+                .validate()
+                .map_err(|e| {
+                    unusable = Some(StageError::InvalidSettings(format!("route: {e}")));
+                })
+                .ok(),
+        };
         // A horizon too short to be safe keeps everything rather than
         // forgetting calls a backlog may still need (both runtimes refuse
         // it at start-up; this guards a runtime that did not).
@@ -80,9 +94,11 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use guest_support::bindings::connectzero::pipeline::types::NoMatchPolicy;
+    use guest_support::bindings::connectzero::pipeline::types::{
+        LoggingPolicy, NoMatchPolicy, Route, RouteClaims,
+    };
 
-    fn options(policy_json: &str, route_json: &str) -> TickOptions {
+    fn options(policy: Option<LoggingPolicy>, routing: Routing) -> TickOptions {
         TickOptions {
             settings: TenantSettings {
                 tenant_id: "t".into(),
@@ -106,16 +122,34 @@ mod tests {
             worker: "w".into(),
             claim_lease_ms: 1000,
             max_calls: 0,
-            policy_json: policy_json.into(),
-            route_json: route_json.into(),
+            policy,
+            routing,
             review_place: ReviewPlace::StatusPage,
             state_retention_days: 30,
         }
     }
 
+    fn route(dids: &[&str], take_unclaimed: bool) -> Routing {
+        Routing::ByRoute(Route {
+            claims: RouteClaims {
+                dids: dids.iter().map(|d| d.to_string()).collect(),
+                queues: Vec::new(),
+            },
+            take_unclaimed,
+            elsewhere: RouteClaims {
+                dids: Vec::new(),
+                queues: Vec::new(),
+            },
+        })
+    }
+
+    fn policy() -> LoggingPolicy {
+        (&PolicyConfig::default()).into()
+    }
+
     #[test]
-    fn empty_policy_and_route_log_and_take_every_call() {
-        let parsed = Options::parse(options("", ""));
+    fn no_policy_and_every_call_log_and_take_every_call() {
+        let parsed = Options::parse(options(None, Routing::EveryCall));
         assert!(parsed.usable().is_ok());
         assert!(parsed.policy.is_none());
         assert!(parsed.route.is_none());
@@ -124,9 +158,23 @@ mod tests {
     }
 
     #[test]
+    fn no_call_stops_the_tick_with_the_runtimes_reason() {
+        let error = Options::parse(options(None, Routing::NoCall("dids: bad".into())))
+            .usable()
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&error, StageError::InvalidSettings(m) if m == "route: dids: bad"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
     fn a_route_that_takes_nothing_stops_the_tick_instead_of_taking_everything() {
-        // What the host sends for a route it could not use (`{}`).
-        let error = Options::parse(options("", "{}")).usable().err().unwrap();
+        let error = Options::parse(options(None, route(&[], false)))
+            .usable()
+            .err()
+            .unwrap();
         assert!(
             matches!(&error, StageError::InvalidSettings(m) if m.starts_with("route:")),
             "{error:?}"
@@ -135,7 +183,9 @@ mod tests {
 
     #[test]
     fn a_bad_policy_is_named() {
-        let error = Options::parse(options(r#"{"colour":"red"}"#, ""))
+        let mut bad = policy();
+        bad.own_numbers = vec!["not a number".into()];
+        let error = Options::parse(options(Some(bad), Routing::EveryCall))
             .usable()
             .err()
             .unwrap();
@@ -146,9 +196,10 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_route_is_kept() {
-        let parsed = Options::parse(options("", r#"{"dids":["+14155550100"]}"#));
+    fn a_valid_policy_and_route_are_kept() {
+        let parsed = Options::parse(options(Some(policy()), route(&["+14155550100"], true)));
         assert!(parsed.usable().is_ok());
+        assert!(parsed.policy.is_some());
         assert!(parsed.route.is_some());
     }
 }

@@ -23,7 +23,9 @@ mod stages;
 pub use backfill::CallResult;
 
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
-use crate::bindings::types::{Call, Direction, MatchRule, StageError, TenantSettings};
+use crate::bindings::types::{
+    Call, Direction, LoggingPolicy, MatchRule, Routing, StageError, TenantSettings,
+};
 use crate::config::TenantConfig;
 use crate::credentials::Credentials;
 use crate::directory::Directory;
@@ -45,12 +47,12 @@ pub struct Tenant {
     /// Its CRM location's request budget, shared with every tenant on the
     /// same app and location (`crate::ratelimit`); `None` when off.
     pub crm_limiter: Option<Arc<crate::ratelimit::LocationLimiter>>,
-    /// The validated logging policy as the tick takes it (JSON of
-    /// `[tenants.settings.policy]`); empty: log every call.
-    pub policy_json: String,
-    /// The route on a shared 3CX as the tick takes it (JSON, the other
-    /// tenants' claims in `elsewhere`); empty: take every call.
-    pub route_json: String,
+    /// The validated logging policy as the tick takes it
+    /// (`[tenants.settings.policy]`); `None`: log every call.
+    pub policy: Option<LoggingPolicy>,
+    /// Which calls of its 3CX the tenant takes, as the tick takes it (the
+    /// route with the other tenants' claims in `elsewhere`).
+    pub routing: Routing,
     /// Its Update Call Record invocations running at once
     /// (`crate::server`'s gate).
     pub action_slots: Arc<tokio::sync::Semaphore>,
@@ -75,8 +77,8 @@ impl Tenant {
             .with_limiter(crm_limiter.clone()),
         );
         Self {
-            policy_json: policy_json(&config),
-            route_json: route_json(&config),
+            policy: logging_policy(&config),
+            routing: routing(&config),
             crm_limiter,
             settings: config.wit_settings(),
             config,
@@ -98,8 +100,8 @@ impl Tenant {
         let mut config = self.config.clone();
         config.settings = options;
         Self {
-            policy_json: policy_json(&config),
-            route_json: route_json(&config),
+            policy: logging_policy(&config),
+            routing: routing(&config),
             settings: config.wit_settings(),
             config,
             credentials: self.credentials.clone(),
@@ -110,38 +112,32 @@ impl Tenant {
     }
 }
 
-/// The tenant's validated logging policy as JSON. `TenantConfig::validate`
+/// The tenant's validated logging policy. `TenantConfig::validate`
 /// refuses a bad policy before a tenant is built; should one slip through,
 /// logging everything (no policy) is the safe side: nothing is lost.
-fn policy_json(config: &TenantConfig) -> String {
+fn logging_policy(config: &TenantConfig) -> Option<LoggingPolicy> {
     match config.policy() {
-        Ok(Some(_)) => config
-            .settings
-            .policy
-            .as_ref()
-            .and_then(|p| serde_json::to_string(p).ok())
-            .unwrap_or_default(),
-        Ok(None) => String::new(),
+        Ok(policy) => policy.map(|p| p.config().into()),
         Err(error) => {
             tracing::warn!(tenant = %config.id, %error, "logging policy ignored");
-            String::new()
+            None
         }
     }
 }
 
 /// The tenant's validated route, with its peers' claims. `TenantConfig::validate`
 /// refuses a bad route before a tenant is built; should one slip through,
-/// the tenant takes no call (the tick refuses a route that takes nothing,
-/// so its calls wait in 3CX) rather than every call, which would post
-/// other sub-accounts' calls into its CRM.
-fn route_json(config: &TenantConfig) -> String {
-    let route = config.route().unwrap_or_else(|error| {
-        tracing::error!(tenant = %config.id, %error, "route unusable: this tenant takes no call until it is fixed");
-        Some(guest_support::routing::Route::takes_nothing())
-    });
-    route
-        .map(|r| serde_json::to_string(&r.to_config()).unwrap_or_default())
-        .unwrap_or_default()
+/// the tenant takes no call (its calls wait in 3CX) rather than every
+/// call, which would post other sub-accounts' calls into its CRM.
+fn routing(config: &TenantConfig) -> Routing {
+    match config.route() {
+        Ok(None) => Routing::EveryCall,
+        Ok(Some(route)) => Routing::ByRoute((&route.to_config()).into()),
+        Err(error) => {
+            tracing::error!(tenant = %config.id, %error, "route unusable: this tenant takes no call until it is fixed");
+            Routing::NoCall(error.to_string())
+        }
+    }
 }
 
 /// What one tick did.
@@ -362,5 +358,48 @@ pub fn rule_name(rule: MatchRule) -> &'static str {
         MatchRule::CallerNumber => "caller-number",
         MatchRule::CalledNumber => "called-number",
         MatchRule::ExtensionOwner => "extension-owner",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tenant from TOML with `settings`, not validated (as a config that
+    /// slipped past `TenantConfig::validate` would be).
+    fn tenant(settings: &str) -> TenantConfig {
+        toml::from_str(&format!(
+            "id = \"a\"\n[pbx]\nbase_url = \"https://pbx.example.com\"\nclient_id = \"c\"\n[crm]\nlocation_id = \"L\"\nconversation_provider_id = \"p\"\nclient_id = \"c\"\n[settings]\n{settings}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn no_route_takes_every_call_and_a_route_goes_over_as_checked() {
+        assert!(matches!(routing(&tenant("")), Routing::EveryCall));
+        let Routing::ByRoute(route) =
+            routing(&tenant("[settings.route]\ndids = [\"+44 20 7946 0000\"]"))
+        else {
+            panic!("a valid route is sent as a route");
+        };
+        // Canonical E.164, as the tick will check it again.
+        assert_eq!(route.claims.dids, ["+442079460000"]);
+    }
+
+    #[test]
+    fn an_unusable_route_takes_no_call_and_says_why() {
+        let Routing::NoCall(why) = routing(&tenant("[settings.route]\ndids = [\"01615550100\"]"))
+        else {
+            panic!("an unusable route must never take every call");
+        };
+        assert!(why.contains("route.dids"), "{why}");
+    }
+
+    #[test]
+    fn a_policy_goes_over_as_written_and_an_unusable_one_logs_everything() {
+        let policy = logging_policy(&tenant("[settings.policy]\nmissed = \"ignore\"")).unwrap();
+        assert_eq!(policy.missed, crate::bindings::types::CallAction::Ignore);
+        assert!(logging_policy(&tenant("")).is_none());
+        assert!(logging_policy(&tenant("[settings.policy]\nown_numbers = [\"x\"]")).is_none());
     }
 }

@@ -42,8 +42,8 @@ impl Pipeline {
             worker: self.worker.clone(),
             claim_lease_ms: u64::from(tenant.config.settings.claim_lease_secs) * 1000,
             max_calls: tenant.config.settings.max_calls_per_tick,
-            policy_json: tenant.policy_json.clone(),
-            route_json: tenant.route_json.clone(),
+            policy: tenant.policy.clone(),
+            routing: tenant.routing.clone(),
             review_place: ReviewPlace::StatusPage,
             state_retention_days: tenant.config.settings.state_retention_days,
         }

@@ -1,0 +1,182 @@
+//! The one mapping between the settings' plain types
+//! ([`PolicyConfig`](crate::policy::PolicyConfig),
+//! [`RouteConfig`](crate::routing::RouteConfig)) and their WIT records
+//! (`logging-policy`, `route`, `call-action`), for every Rust binding of
+//! the WIT: the guests' (wit-bindgen, [`crate::bindings`]) and the host's
+//! (wasmtime). Each binding is a distinct Rust type, so the conversions
+//! are a macro invoked once per binding; the field lists live only here.
+
+/// `From` conversions both ways between the plain settings types and the
+/// WIT `types` interface at `$($types)::+` (a module path of a binding).
+#[macro_export]
+macro_rules! settings_conversions {
+    ($($types:ident)::+) => {
+        const _: () = {
+            use $($types)::+ as wit;
+            use $crate::policy::{Action, BusinessHoursConfig, PolicyConfig};
+            use $crate::routing::{RouteClaims, RouteConfig};
+
+            impl From<Action> for wit::CallAction {
+                fn from(action: Action) -> Self {
+                    match action {
+                        Action::Log => Self::Log,
+                        Action::LogAndCreateContact => Self::LogAndCreateContact,
+                        Action::Ignore => Self::Ignore,
+                    }
+                }
+            }
+
+            impl From<wit::CallAction> for Action {
+                fn from(action: wit::CallAction) -> Self {
+                    match action {
+                        wit::CallAction::Log => Self::Log,
+                        wit::CallAction::LogAndCreateContact => Self::LogAndCreateContact,
+                        wit::CallAction::Ignore => Self::Ignore,
+                    }
+                }
+            }
+
+            impl From<&PolicyConfig> for wit::LoggingPolicy {
+                fn from(p: &PolicyConfig) -> Self {
+                    Self {
+                        answered_inbound: p.answered_inbound.into(),
+                        answered_outbound: p.answered_outbound.into(),
+                        missed: p.missed.into(),
+                        voicemail: p.voicemail.map(Into::into),
+                        outbound_no_answer: p.outbound_no_answer.into(),
+                        internal: p.internal.into(),
+                        min_duration_secs: p.min_duration_secs,
+                        business_hours: p.business_hours.as_ref().map(|h| wit::BusinessHours {
+                            days: h.days.clone(),
+                            start: h.start.clone(),
+                            end: h.end.clone(),
+                            utc_offset: h.utc_offset.clone(),
+                            time_zone: h.time_zone.clone(),
+                        }),
+                        outside_hours: p.outside_hours.into(),
+                        own_numbers: p.own_numbers.clone(),
+                        blocked_numbers: p.blocked_numbers.clone(),
+                    }
+                }
+            }
+
+            impl From<wit::LoggingPolicy> for PolicyConfig {
+                fn from(p: wit::LoggingPolicy) -> Self {
+                    Self {
+                        answered_inbound: p.answered_inbound.into(),
+                        answered_outbound: p.answered_outbound.into(),
+                        missed: p.missed.into(),
+                        voicemail: p.voicemail.map(Into::into),
+                        outbound_no_answer: p.outbound_no_answer.into(),
+                        internal: p.internal.into(),
+                        min_duration_secs: p.min_duration_secs,
+                        business_hours: p.business_hours.map(|h| BusinessHoursConfig {
+                            days: h.days,
+                            start: h.start,
+                            end: h.end,
+                            utc_offset: h.utc_offset,
+                            time_zone: h.time_zone,
+                        }),
+                        outside_hours: p.outside_hours.into(),
+                        own_numbers: p.own_numbers,
+                        blocked_numbers: p.blocked_numbers,
+                    }
+                }
+            }
+
+            impl From<&RouteClaims> for wit::RouteClaims {
+                fn from(c: &RouteClaims) -> Self {
+                    Self {
+                        dids: c.dids.clone(),
+                        queues: c.queues.clone(),
+                    }
+                }
+            }
+
+            impl From<wit::RouteClaims> for RouteClaims {
+                fn from(c: wit::RouteClaims) -> Self {
+                    Self {
+                        dids: c.dids,
+                        queues: c.queues,
+                    }
+                }
+            }
+
+            impl From<&RouteConfig> for wit::Route {
+                fn from(r: &RouteConfig) -> Self {
+                    Self {
+                        claims: wit::RouteClaims {
+                            dids: r.dids.clone(),
+                            queues: r.queues.clone(),
+                        },
+                        take_unclaimed: r.default,
+                        elsewhere: (&r.elsewhere).into(),
+                    }
+                }
+            }
+
+            impl From<wit::Route> for RouteConfig {
+                fn from(r: wit::Route) -> Self {
+                    Self {
+                        dids: r.claims.dids,
+                        queues: r.claims.queues,
+                        default: r.take_unclaimed,
+                        elsewhere: r.elsewhere.into(),
+                    }
+                }
+            }
+        };
+    };
+}
+
+settings_conversions!(crate::bindings::connectzero::pipeline::types);
+
+#[cfg(test)]
+mod tests {
+    use crate::bindings::connectzero::pipeline::types as wit;
+    use crate::policy::{Action, BusinessHoursConfig, PolicyConfig};
+    use crate::routing::{RouteClaims, RouteConfig};
+
+    #[test]
+    fn a_policy_crosses_the_wit_record_and_back_unchanged() {
+        let policy = PolicyConfig {
+            answered_inbound: Action::LogAndCreateContact,
+            answered_outbound: Action::Ignore,
+            missed: Action::Log,
+            voicemail: Some(Action::Ignore),
+            outbound_no_answer: Action::Ignore,
+            internal: Action::Log,
+            min_duration_secs: 7,
+            business_hours: Some(BusinessHoursConfig {
+                days: vec!["mon".into(), "fri".into()],
+                start: "09:00".into(),
+                end: "17:30".into(),
+                utc_offset: None,
+                time_zone: Some("Europe/London".into()),
+            }),
+            outside_hours: Action::LogAndCreateContact,
+            own_numbers: vec!["+442079460000".into()],
+            blocked_numbers: vec!["+15550100".into()],
+        };
+        let record = wit::LoggingPolicy::from(&policy);
+        assert_eq!(record.voicemail, Some(wit::CallAction::Ignore));
+        assert_eq!(PolicyConfig::from(record), policy);
+    }
+
+    #[test]
+    fn a_route_crosses_the_wit_record_and_back_unchanged() {
+        let route = RouteConfig {
+            dids: vec!["+442079460000".into()],
+            queues: vec!["800".into()],
+            default: true,
+            elsewhere: RouteClaims {
+                dids: vec!["+442079460001".into()],
+                queues: vec!["801".into()],
+            },
+        };
+        let record = wit::Route::from(&route);
+        assert!(record.take_unclaimed);
+        assert_eq!(record.claims.queues, ["800"]);
+        assert_eq!(RouteConfig::from(record), route);
+    }
+}
