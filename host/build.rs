@@ -10,30 +10,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Stage crates, in pipeline order, and the name of the `.wasm` each builds.
-const STAGES: [(&str, &str); 8] = [
-    ("connectzero-poll", "connectzero_poll"),
-    ("connectzero-dedup", "connectzero_dedup"),
-    ("connectzero-match", "connectzero_match"),
-    ("connectzero-post", "connectzero_post"),
-    ("connectzero-attach", "connectzero_attach"),
-    ("connectzero-trigger", "connectzero_trigger"),
-    ("connectzero-write-back", "connectzero_write_back"),
-    // The orchestration: the host composes it with the stages at start-up
-    // (`connectzero_compose::Deployable::Tick`), replacements included.
-    ("connectzero-tick", "connectzero_tick"),
-];
-
-/// Components only the Spin deployables use: the credentials, directory
-/// and call-log providers and the app entry point.
-const PROVIDERS: [&str; 4] = [
-    "connectzero-credentials",
-    "connectzero-directory",
-    "connectzero-call-log",
-    "connectzero-app",
-];
-
-const TARGET: &str = "wasm32-wasip2";
+use connectzero_stages::{COMPONENTS, TARGET};
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -41,38 +18,24 @@ fn main() {
         .parent()
         .expect("host/ sits in the workspace")
         .to_path_buf();
-    for watched in ["components", "wit", "tools/compose", "Cargo.lock"] {
+    for watched in [
+        "components",
+        "wit",
+        "tools/compose",
+        "tools/stages",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
     ensure_wasm_target();
 
     let target_dir = root.join("target").join("components");
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(&root)
-        .args(["build", "--release", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir);
-    for package in STAGES
-        .map(|(package, _)| package)
-        .into_iter()
-        .chain(PROVIDERS)
-    {
-        build.args(["-p", package]);
-    }
-    // The outer build's wrappers and flags (clippy, coverage, host RUSTFLAGS)
-    // are for the host, not for the wasm components.
-    for var in [
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_MAKEFLAGS",
-    ] {
-        build.env_remove(var);
+    let mut build = connectzero_stages::wasm_build(&root, &target_dir);
+    // Every component of the one table: the stages and the tick (bundled),
+    // the Spin providers and the app (composed into the Spin deployables).
+    for component in &COMPONENTS {
+        build.args(["-p", component.package]);
     }
     let status = build
         .status()
@@ -83,18 +46,14 @@ fn main() {
     );
 
     let out_dir = target_dir.join(TARGET).join("release");
-    for (_, artefact) in STAGES {
-        let path = out_dir.join(format!("{artefact}.wasm"));
+    for component in COMPONENTS.iter().filter(|c| c.bundled()) {
+        let path = out_dir.join(component.file);
         assert!(
             path.exists(),
             "expected component {} after the build",
             path.display()
         );
-        let env_name = format!(
-            "CONNECTZERO_COMPONENT_{}",
-            artefact.trim_start_matches("connectzero_").to_uppercase()
-        );
-        println!("cargo:rustc-env={env_name}={}", path.display());
+        println!("cargo:rustc-env={}={}", component.env_var(), path.display());
     }
     println!(
         "cargo:rustc-env=CONNECTZERO_COMPONENTS_DIR={}",

@@ -31,6 +31,7 @@ use crate::kv::KvCtx;
 use crate::outbound::OutboundPolicy;
 use crate::state::{Grants, StoreData};
 use anyhow::Context;
+use connectzero_stages::Grant;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,77 +73,27 @@ pub const WARM_MATCHERS: usize = 32;
 /// pool slot reserved up front.
 const MAX_WARM_MATCHERS: usize = 1024;
 
-/// The pipeline's stages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// Stage 3.
-    Poll,
-    /// Stage 4.
-    Dedup,
-    /// Stage 5.
-    Match,
-    /// Stage 6.
-    Post,
-    /// Stage 7.
-    Attach,
-    /// Stage 8a.
-    Trigger,
-    /// Stage 8b.
-    WriteBack,
+/// The replaceable stages, declared once with their worlds and grants
+/// (`connectzero_stages`).
+pub use connectzero_stages::Stage;
+
+/// The bundled component of `stage` (built by `host/build.rs` from the same
+/// table; `include_bytes!` needs one literal per file).
+pub fn bundled(stage: Stage) -> &'static [u8] {
+    match stage {
+        Stage::Poll => include_bytes!(env!("CONNECTZERO_COMPONENT_POLL")),
+        Stage::Dedup => include_bytes!(env!("CONNECTZERO_COMPONENT_DEDUP")),
+        Stage::Match => include_bytes!(env!("CONNECTZERO_COMPONENT_MATCH")),
+        Stage::Post => include_bytes!(env!("CONNECTZERO_COMPONENT_POST")),
+        Stage::Attach => include_bytes!(env!("CONNECTZERO_COMPONENT_ATTACH")),
+        Stage::Trigger => include_bytes!(env!("CONNECTZERO_COMPONENT_TRIGGER")),
+        Stage::WriteBack => include_bytes!(env!("CONNECTZERO_COMPONENT_WRITE_BACK")),
+    }
 }
 
-impl Stage {
-    /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 7] = [
-        Stage::Poll,
-        Stage::Dedup,
-        Stage::Match,
-        Stage::Post,
-        Stage::Attach,
-        Stage::Trigger,
-        Stage::WriteBack,
-    ];
-
-    /// File name of the stage's component, e.g. `connectzero_poll.wasm`.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Stage::Poll => "connectzero_poll.wasm",
-            Stage::Dedup => "connectzero_dedup.wasm",
-            Stage::Match => "connectzero_match.wasm",
-            Stage::Post => "connectzero_post.wasm",
-            Stage::Attach => "connectzero_attach.wasm",
-            Stage::Trigger => "connectzero_trigger.wasm",
-            Stage::WriteBack => "connectzero_write_back.wasm",
-        }
-    }
-
-    /// The bundled component of this stage.
-    pub fn bundled(self) -> &'static [u8] {
-        match self {
-            Stage::Poll => include_bytes!(env!("CONNECTZERO_COMPONENT_POLL")),
-            Stage::Dedup => include_bytes!(env!("CONNECTZERO_COMPONENT_DEDUP")),
-            Stage::Match => include_bytes!(env!("CONNECTZERO_COMPONENT_MATCH")),
-            Stage::Post => include_bytes!(env!("CONNECTZERO_COMPONENT_POST")),
-            Stage::Attach => include_bytes!(env!("CONNECTZERO_COMPONENT_ATTACH")),
-            Stage::Trigger => include_bytes!(env!("CONNECTZERO_COMPONENT_TRIGGER")),
-            Stage::WriteBack => include_bytes!(env!("CONNECTZERO_COMPONENT_WRITE_BACK")),
-        }
-    }
-
-    /// Whether the stage may use `wasi:http` (with its own allow-list).
-    fn uses_http(self) -> bool {
-        !matches!(self, Stage::Dedup | Stage::Match)
-    }
-
-    /// Whether the stage may use the key-value store.
-    fn uses_store(self) -> bool {
-        !matches!(self, Stage::Match)
-    }
-
-    /// Whether the stage may use compare-and-swap (ledger and queues).
-    fn uses_atomics(self) -> bool {
-        matches!(self, Stage::Dedup | Stage::Attach | Stage::Trigger)
-    }
+/// Whether `stage`'s world grants `grant`.
+fn granted(stage: Stage, grant: Grant) -> bool {
+    stage.component().has(grant)
 }
 
 /// The pre-instantiated components.
@@ -173,13 +124,13 @@ impl connectzero_compose::Source for Bundled<'_> {
             tracing::info!(path = %path.display(), "composing a replacement component into the tick");
             return std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
         }
-        if file == "connectzero_tick.wasm" {
+        if file == connectzero_stages::tick().file {
             return Ok(include_bytes!(env!("CONNECTZERO_COMPONENT_TICK")).to_vec());
         }
         Stage::ALL
             .into_iter()
             .find(|s| s.file_name() == file)
-            .map(|s| s.bundled().to_vec())
+            .map(|s| bundled(s).to_vec())
             .ok_or_else(|| format!("no bundled component {file}"))
     }
 }
@@ -372,7 +323,7 @@ impl Runtime {
         outbound: OutboundPolicy,
         grants: Grants,
     ) -> Store<StoreData> {
-        let outbound = if stage.uses_http() {
+        let outbound = if granted(stage, Grant::Http) {
             outbound
         } else {
             OutboundPolicy::deny_all()
@@ -545,45 +496,48 @@ fn load_component(
             .map_err(anyhow::Error::from)
             .with_context(|| format!("{} is not a valid WASI 0.2 component", path.display()));
     }
-    Component::new(engine, stage.bundled())
+    Component::new(engine, bundled(stage))
         .map_err(anyhow::Error::from)
         .with_context(|| format!("compiling the bundled {stage:?} component"))
 }
 
-/// A linker with exactly the imports `stage` is granted.
+/// A linker with exactly the imports `stage`'s world grants
+/// (`connectzero_stages`), besides WASI.
 fn linker_for(engine: &Engine, stage: Stage) -> anyhow::Result<Linker<StoreData>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    if stage.uses_http() {
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        host_provided::connectzero::pipeline::credentials::add_to_linker::<_, HasSelf<StoreData>>(
-            &mut linker,
-            |s| s,
-        )?;
-    }
-    if stage.uses_store() {
-        host_provided::wasi::keyvalue::store::add_to_linker::<_, HasSelf<StoreData>>(
-            &mut linker,
-            |s| s,
-        )?;
-    }
-    if stage.uses_atomics() {
-        host_provided::wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<StoreData>>(
-            &mut linker,
-            |s| s,
-        )?;
-    }
-    if stage == Stage::WriteBack {
-        host_provided::wasi::config::store::add_to_linker::<_, HasSelf<StoreData>>(
-            &mut linker,
-            |s| s,
-        )?;
-    }
-    if stage == Stage::Match {
-        host_provided::connectzero::pipeline::directory::add_to_linker::<_, HasSelf<StoreData>>(
-            &mut linker,
-            |s| s,
-        )?;
+    for grant in stage.component().grants {
+        match grant {
+            Grant::Http => wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?,
+            Grant::Credentials => {
+                host_provided::connectzero::pipeline::credentials::add_to_linker::<
+                    _,
+                    HasSelf<StoreData>,
+                >(&mut linker, |s| s)?
+            }
+            Grant::KvStore => host_provided::wasi::keyvalue::store::add_to_linker::<
+                _,
+                HasSelf<StoreData>,
+            >(&mut linker, |s| s)?,
+            Grant::KvAtomics => host_provided::wasi::keyvalue::atomics::add_to_linker::<
+                _,
+                HasSelf<StoreData>,
+            >(&mut linker, |s| s)?,
+            Grant::Config => host_provided::wasi::config::store::add_to_linker::<
+                _,
+                HasSelf<StoreData>,
+            >(&mut linker, |s| s)?,
+            Grant::Directory => host_provided::connectzero::pipeline::directory::add_to_linker::<
+                _,
+                HasSelf<StoreData>,
+            >(&mut linker, |s| s)?,
+            // The tick's and the Spin app's grants: no stage has them.
+            Grant::CallLog | Grant::Stages | Grant::TickAndTrigger | Grant::CrmInstall => {
+                anyhow::bail!(
+                    "{stage:?} is granted {grant:?}, which a stand-alone stage's linker cannot provide"
+                )
+            }
+        }
     }
     Ok(linker)
 }

@@ -293,31 +293,23 @@ pub fn stage_invoked(stage: &str, function: &str, seconds: f64) {
 
 /// The label of a stage the tick named; a name the host does not know
 /// (a replaced tick) is "other", so a component cannot grow the label set.
+/// Besides the stages the tick times its own retention sweep.
 fn stage_label(stage: &str) -> &'static str {
     Stage::ALL
         .into_iter()
-        .map(stage_name)
+        .map(Stage::name)
+        .chain(["retention"])
         .find(|name| *name == stage)
         .unwrap_or("other")
 }
 
-/// The label of a stage function the tick named, "other" when unknown.
+/// The label of a stage function the tick named, "other" when unknown:
+/// every function a component exports (`connectzero_stages`), and the
+/// tick's own steps (`renew`: claims renewed through dedup; `sweep`:
+/// the retention sweep).
 fn function_label(function: &str) -> &'static str {
-    const KNOWN: [&str; 11] = [
-        "fetch",
-        "commit",
-        "active-calls",
-        "claim-calls",
-        "complete",
-        "release",
-        "match-calls",
-        "post-calls",
-        "enqueue",
-        "process-due",
-        "deliver-due",
-    ];
-    KNOWN
-        .into_iter()
+    connectzero_stages::exported_functions()
+        .chain(["renew", "sweep"])
         .find(|known| *known == function)
         .unwrap_or("other")
 }
@@ -326,23 +318,10 @@ fn function_label(function: &str) -> &'static str {
 pub fn stage_timer(stage: Stage, function: &'static str) -> StageTimer {
     StageTimer {
         labels: StageLabels {
-            stage: stage_name(stage),
+            stage: stage.name(),
             function,
         },
         started: Instant::now(),
-    }
-}
-
-/// The label value of a stage.
-pub fn stage_name(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Poll => "poll",
-        Stage::Dedup => "dedup",
-        Stage::Match => "match",
-        Stage::Post => "post",
-        Stage::Attach => "attach",
-        Stage::Trigger => "trigger",
-        Stage::WriteBack => "write-back",
     }
 }
 

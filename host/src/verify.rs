@@ -20,109 +20,39 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::{Config, Engine};
 
-/// WASI packages any stage may import: what Rust's standard library for
-/// `wasm32-wasip2` imports. The host gives them no files, environment or
-/// arguments, and stdout/stderr go nowhere.
-const BASE_WASI: [&str; 5] = [
-    "wasi:cli/",
-    "wasi:clocks/",
-    "wasi:io/",
-    "wasi:random/",
-    "wasi:filesystem/",
-];
-
-/// What one stage's world looks like.
-#[derive(Clone, Copy, Debug)]
+/// What one stage's world looks like: its row of the one component table
+/// (`connectzero_stages`, held to `wit/` by that crate's tests).
+#[derive(Clone, Debug)]
 pub struct WorldSpec {
     /// The stage.
     pub stage: Stage,
-    /// World name in `wit/worlds.wit`.
+    /// World name in `wit/`.
     pub world: &'static str,
     /// The interface the component must export (without version).
     pub export: &'static str,
     /// Functions that interface must have.
     pub functions: &'static [&'static str],
-    /// Interfaces the world imports besides the base WASI ones (without version).
-    pub imports: &'static [&'static str],
+    /// Interfaces the world imports besides plain WASI and the shared
+    /// types (without version).
+    pub imports: Vec<&'static str>,
 }
 
-const CREDENTIALS: &str = "connectzero:pipeline/credentials";
-const DIRECTORY: &str = "connectzero:pipeline/directory";
-const HTTP_OUT: &str = "wasi:http/outgoing-handler";
-const HTTP_TYPES: &str = "wasi:http/types";
-const KV_STORE: &str = "wasi:keyvalue/store";
-const KV_ATOMICS: &str = "wasi:keyvalue/atomics";
-const CONFIG_STORE: &str = "wasi:config/store";
-/// Shared type definitions every stage may import (no functions of their own).
-const TYPES: &str = "connectzero:pipeline/types";
-
 impl WorldSpec {
-    /// The world of `stage`, mirroring `wit/worlds.wit` (and the linkers in
-    /// `engine.rs`, which grant exactly these imports).
+    /// The world of `stage`.
     pub fn of(stage: Stage) -> Self {
-        let (world, export, functions, imports): (
-            _,
-            _,
-            &'static [&'static str],
-            &'static [&'static str],
-        ) = match stage {
-            Stage::Poll => (
-                "poll-stage",
-                "connectzero:pipeline/poll",
-                &["fetch", "fetch-window", "commit", "active-calls"],
-                &[HTTP_OUT, HTTP_TYPES, KV_STORE, CREDENTIALS],
-            ),
-            Stage::Dedup => (
-                "dedup-stage",
-                "connectzero:pipeline/dedup",
-                &["claim-calls", "complete", "release"],
-                &[KV_STORE, KV_ATOMICS],
-            ),
-            Stage::Match => (
-                "match-stage",
-                "connectzero:pipeline/matcher",
-                &["match-calls"],
-                &[DIRECTORY],
-            ),
-            Stage::Post => (
-                "post-stage",
-                "connectzero:pipeline/post",
-                &["post-calls"],
-                &[HTTP_OUT, HTTP_TYPES, KV_STORE, CREDENTIALS],
-            ),
-            Stage::Attach => (
-                "attach-stage",
-                "connectzero:pipeline/attach",
-                &["enqueue", "process-due"],
-                &[HTTP_OUT, HTTP_TYPES, KV_STORE, KV_ATOMICS, CREDENTIALS],
-            ),
-            Stage::Trigger => (
-                "trigger-stage",
-                "connectzero:pipeline/trigger",
-                &["subscribe", "enqueue", "deliver-due"],
-                &[HTTP_OUT, HTTP_TYPES, KV_STORE, KV_ATOMICS, CREDENTIALS],
-            ),
-            Stage::WriteBack => (
-                "write-back-stage",
-                "wasi:http/incoming-handler",
-                &["handle"],
-                &[HTTP_OUT, HTTP_TYPES, KV_STORE, CONFIG_STORE, CREDENTIALS],
-            ),
-        };
+        let component = stage.component();
+        let (export, functions) = component.exports[0];
         Self {
             stage,
-            world,
+            world: component.world,
             export,
             functions,
-            imports,
+            imports: component.granted_interfaces(),
         }
     }
 
     fn allows_import(&self, name: &str) -> bool {
-        let unversioned = without_version(name);
-        unversioned == TYPES
-            || BASE_WASI.iter().any(|p| unversioned.starts_with(p))
-            || self.imports.contains(&unversioned)
+        self.stage.component().allows_import(name)
     }
 }
 
@@ -148,7 +78,7 @@ impl fmt::Display for Verified {
             f,
             "ok: implements the {} world (stage {}): exports {} with {}",
             self.spec.world,
-            crate::metrics::stage_name(self.spec.stage),
+            self.spec.stage.name(),
             self.spec.export,
             self.spec.functions.join(", ")
         )?;
@@ -344,15 +274,12 @@ fn load_like_the_host(path: &Path, stage: Stage) -> anyhow::Result<()> {
 /// Parse a `--stage` value: `poll`, `dedup`, `match`, `post`, `attach`,
 /// `trigger` or `write-back`.
 pub fn parse_stage(name: &str) -> Result<Stage, String> {
-    Stage::ALL
-        .into_iter()
-        .find(|s| crate::metrics::stage_name(*s) == name)
-        .ok_or_else(|| {
-            format!(
-                "unknown stage {name:?}: one of {}",
-                Stage::ALL.map(crate::metrics::stage_name).join(", ")
-            )
-        })
+    Stage::from_name(name).ok_or_else(|| {
+        format!(
+            "unknown stage {name:?}: one of {}",
+            Stage::ALL.map(Stage::name).join(", ")
+        )
+    })
 }
 
 #[cfg(test)]

@@ -22,31 +22,8 @@ pub fn build_component(package: &str, crate_name: &str) -> std::path::PathBuf {
         .parent()
         .unwrap();
     let target_dir = root.join("target").join("components");
-    let mut build =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build
-        .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            package,
-            "--target-dir",
-        ])
-        .arg(&target_dir);
-    // The test's own cargo settings are for the host, not for wasm.
-    for var in [
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-    ] {
-        build.env_remove(var);
-    }
+    let mut build = connectzero_stages::wasm_build(root, &target_dir);
+    build.args(["-p", package]);
     let output = build.output().expect("cargo runs");
     assert!(
         output.status.success(),

@@ -131,17 +131,12 @@ fn every_composed_component_imports_only_what_spin_provides() {
 /// host's composed tick.
 #[test]
 fn the_spin_app_and_the_host_compose_the_same_pipeline() {
-    let app = std::fs::read(composed("connectzero_app.composed.wasm")).unwrap();
-    let host = std::fs::read(composed("connectzero_tick.composed.wasm")).unwrap();
-    let pipeline = [
-        "connectzero_tick.wasm",
-        "connectzero_poll.wasm",
-        "connectzero_dedup.wasm",
-        "connectzero_match.wasm",
-        "connectzero_post.wasm",
-        "connectzero_attach.wasm",
-        "connectzero_trigger.wasm",
-    ];
+    use connectzero_compose::Deployable;
+    use connectzero_stages::Stage;
+    let app = std::fs::read(composed(Deployable::App.file_name())).unwrap();
+    let host = std::fs::read(composed(Deployable::Tick.file_name())).unwrap();
+    let pipeline = std::iter::once(connectzero_stages::tick().file)
+        .chain(Stage::PIPELINE.map(Stage::file_name));
     let contains =
         |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
     for file in pipeline {
@@ -165,11 +160,40 @@ fn the_spin_app_and_the_host_compose_the_same_pipeline() {
     assert_eq!(rebuilt, host);
 }
 
+/// The deployables `spin.toml` runs.
 fn connectzero_compose_files() -> [&'static str; 2] {
-    [
-        "connectzero_app.composed.wasm",
-        "connectzero_write_back.composed.wasm",
-    ]
+    use connectzero_compose::Deployable;
+    [Deployable::App, Deployable::WriteBack].map(Deployable::file_name)
+}
+
+/// `spin.toml` runs exactly the Spin deployables the composition makes,
+/// and rebuilds them when the component table changes.
+#[test]
+fn spin_toml_runs_the_composed_deployables() {
+    let manifest: toml::Table = std::fs::read_to_string(workspace_root().join("spin.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let components = manifest["component"].as_table().unwrap();
+    let mut sources: Vec<&str> = components
+        .values()
+        .map(|c| c["source"].as_str().unwrap())
+        .collect();
+    sources.sort();
+    let mut expected: Vec<String> = connectzero_compose_files()
+        .map(|f| format!("target/components/wasm32-wasip2/release/{f}"))
+        .into();
+    expected.sort();
+    assert_eq!(sources, expected);
+    for component in components.values() {
+        let watch = component["build"]["watch"].as_array().unwrap();
+        for needed in ["tools/compose/**/*.rs", "tools/stages/**/*.rs"] {
+            assert!(
+                watch.iter().any(|w| w.as_str() == Some(needed)),
+                "spin.toml's build.watch lacks {needed}"
+            );
+        }
+    }
 }
 
 /// A `spin up` of the project's `spin.toml`, stopped by PID on drop.

@@ -21,6 +21,7 @@
 //! `host/build.rs` runs it after building the components, so a normal
 //! `cargo build` produces the composed files next to the stage ones.
 
+use connectzero_stages::{Component, Grant, Stage, named};
 use std::path::Path;
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
@@ -31,16 +32,6 @@ const VERSION: &str = "0.1.0";
 
 /// The HTTP handler the Spin deployables export.
 const HANDLER: &str = "wasi:http/incoming-handler@0.2.4";
-
-/// The stage components, with the interface each exports, in pipeline order.
-const STAGES: [(&str, &str); 6] = [
-    ("connectzero_poll.wasm", "poll"),
-    ("connectzero_dedup.wasm", "dedup"),
-    ("connectzero_match.wasm", "matcher"),
-    ("connectzero_post.wasm", "post"),
-    ("connectzero_attach.wasm", "attach"),
-    ("connectzero_trigger.wasm", "trigger"),
-];
 
 /// A deployable component and what goes into it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,30 +54,6 @@ impl Deployable {
             Deployable::Tick => "connectzero_tick.composed.wasm",
             Deployable::App => "connectzero_app.composed.wasm",
             Deployable::WriteBack => "connectzero_write_back.composed.wasm",
-        }
-    }
-
-    /// The component files (in the build's output directory) it is made of.
-    pub fn inputs(self) -> Vec<&'static str> {
-        let pipeline = STAGES
-            .iter()
-            .map(|(file, _)| *file)
-            .chain(["connectzero_tick.wasm"]);
-        match self {
-            Deployable::Tick => pipeline.collect(),
-            Deployable::App => [
-                "connectzero_credentials.wasm",
-                "connectzero_directory.wasm",
-                "connectzero_call_log.wasm",
-            ]
-            .into_iter()
-            .chain(pipeline)
-            .chain(["connectzero_app.wasm"])
-            .collect(),
-            Deployable::WriteBack => vec![
-                "connectzero_credentials.wasm",
-                "connectzero_write_back.wasm",
-            ],
         }
     }
 }
@@ -144,52 +111,12 @@ impl Source for Dir<'_> {
     }
 }
 
-/// What a pipeline component may import besides plain WASI (interface
-/// names without version): the grants each stage world in `wit/` lists.
-/// `None` for the provider components, which are ours and composed only
-/// into Spin deployables.
-pub fn granted_imports(file: &str) -> Option<&'static [&'static str]> {
-    const HTTP: &str = "wasi:http/outgoing-handler";
-    const HTTP_TYPES: &str = "wasi:http/types";
-    const STORE: &str = "wasi:keyvalue/store";
-    const ATOMICS: &str = "wasi:keyvalue/atomics";
-    const CREDENTIALS: &str = "connectzero:pipeline/credentials";
-    Some(match file {
-        "connectzero_poll.wasm" | "connectzero_post.wasm" => {
-            &[HTTP, HTTP_TYPES, STORE, CREDENTIALS]
-        }
-        "connectzero_dedup.wasm" => &[STORE, ATOMICS],
-        "connectzero_match.wasm" => &["connectzero:pipeline/directory"],
-        "connectzero_attach.wasm" | "connectzero_trigger.wasm" => {
-            &[HTTP, HTTP_TYPES, STORE, ATOMICS, CREDENTIALS]
-        }
-        "connectzero_tick.wasm" => &[
-            "connectzero:pipeline/poll",
-            "connectzero:pipeline/dedup",
-            "connectzero:pipeline/matcher",
-            "connectzero:pipeline/post",
-            "connectzero:pipeline/attach",
-            "connectzero:pipeline/trigger",
-            "connectzero:pipeline/call-log",
-            STORE,
-            ATOMICS,
-        ],
-        _ => return None,
-    })
-}
-
-/// Whether `import` (with version) is plain WASI or the shared types,
-/// which every component may import.
-fn always_granted(import: &str) -> bool {
-    const PLAIN: [&str; 6] = [
-        "wasi:cli/",
-        "wasi:io/",
-        "wasi:clocks/",
-        "wasi:random/",
-        "wasi:filesystem/",
-        "connectzero:pipeline/types@",
-    ];
-    PLAIN.iter().any(|p| import.starts_with(p))
+/// The component in `file` whose imports the composition checks against
+/// its world's grants (`connectzero_stages`): the stages and the tick,
+/// which an operator may replace. `None` for the Spin providers and the
+/// app, which are ours and composed only into Spin deployables.
+pub fn checked_component(file: &str) -> Option<&'static Component> {
+    connectzero_stages::by_file(file).filter(|c| c.bundled())
 }
 
 /// Compose `deployable` from the components in `dir`.
@@ -206,12 +133,12 @@ pub fn compose_from(deployable: Deployable, source: &dyn Source) -> Result<Vec<u
             graph.finish(pipeline.tick, &interface_name("tick"))
         }
         Deployable::App => {
-            let credentials_instance = graph.instance("connectzero_credentials.wasm")?;
+            let credentials_instance = graph.instance(named("credentials").file)?;
             let credentials = graph.export_of(credentials_instance, "credentials")?;
-            let directory = graph.instance("connectzero_directory.wasm")?;
+            let directory = graph.instance(named("directory").file)?;
             graph.plug(directory, "credentials", credentials)?;
             let directory = graph.export_of(directory, "directory")?;
-            let call_log = graph.instance("connectzero_call_log.wasm")?;
+            let call_log = graph.instance(named("call-log").file)?;
             let call_log = graph.export_of(call_log, "call-log")?;
             let providers = Providers {
                 credentials,
@@ -219,7 +146,7 @@ pub fn compose_from(deployable: Deployable, source: &dyn Source) -> Result<Vec<u
                 call_log,
             };
             let pipeline = pipeline(&mut graph, Some(&providers))?;
-            let app = graph.instance("connectzero_app.wasm")?;
+            let app = graph.instance(named("app").file)?;
             let tick = graph.export_of(pipeline.tick, "tick")?;
             graph.plug(app, "tick", tick)?;
             // The app registers workflow subscriptions on the same trigger
@@ -230,9 +157,9 @@ pub fn compose_from(deployable: Deployable, source: &dyn Source) -> Result<Vec<u
             graph.finish(app, HANDLER)
         }
         Deployable::WriteBack => {
-            let credentials_instance = graph.instance("connectzero_credentials.wasm")?;
+            let credentials_instance = graph.instance(named("credentials").file)?;
             let credentials = graph.export_of(credentials_instance, "credentials")?;
-            let write_back = graph.instance("connectzero_write_back.wasm")?;
+            let write_back = graph.instance(Stage::WriteBack.file_name())?;
             graph.plug(write_back, "credentials", credentials)?;
             graph.finish(write_back, HANDLER)
         }
@@ -265,20 +192,23 @@ fn pipeline(
     graph: &mut Graph<'_>,
     providers: Option<&Providers>,
 ) -> Result<Pipeline, ComposeError> {
-    let tick = graph.instance("connectzero_tick.wasm")?;
+    let tick = graph.instance(connectzero_stages::tick().file)?;
     let mut trigger = None;
-    for (file, interface) in STAGES {
-        let stage = graph.instance(file)?;
+    for stage in Stage::PIPELINE {
+        let component = stage.component();
+        let instance = graph.instance(component.file)?;
         if let Some(p) = providers {
-            match interface {
-                "dedup" => {}
-                "matcher" => graph.plug(stage, "directory", p.directory)?,
-                _ => graph.plug(stage, "credentials", p.credentials)?,
+            if component.has(Grant::Credentials) {
+                graph.plug(instance, "credentials", p.credentials)?;
+            }
+            if component.has(Grant::Directory) {
+                graph.plug(instance, "directory", p.directory)?;
             }
         }
-        let export = graph.export_of(stage, interface)?;
+        let interface = component.export_name();
+        let export = graph.export_of(instance, interface)?;
         graph.plug(tick, interface, export)?;
-        if interface == "trigger" {
+        if stage == Stage::Trigger {
             trigger = Some(export);
         }
     }
@@ -287,7 +217,7 @@ fn pipeline(
     }
     Ok(Pipeline {
         tick,
-        trigger: trigger.expect("STAGES lists the trigger stage"),
+        trigger: trigger.expect("the pipeline has a trigger stage"),
     })
 }
 
@@ -321,15 +251,14 @@ impl<'a> Graph<'a> {
         );
         let package = Package::from_bytes(&name, None, bytes, self.graph.types_mut())
             .map_err(|e| input(format!("{e:#}")))?;
-        if let Some(granted) = granted_imports(file) {
+        if let Some(component) = checked_component(file) {
             let world = &self.graph.types()[package.ty()];
             for import in world.imports.keys() {
-                let unversioned = import.split('@').next().unwrap_or(import);
-                if !always_granted(import) && !granted.contains(&unversioned) {
+                if !component.allows_import(import) {
                     return Err(ComposeError::NotGranted {
                         file: file.to_string(),
                         import: import.clone(),
-                        granted: granted.join(", "),
+                        granted: component.granted_interfaces().join(", "),
                     });
                 }
             }
@@ -397,17 +326,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plain_wasi_and_the_shared_types_are_always_granted() {
-        assert!(always_granted("wasi:cli/environment@0.2.4"));
-        assert!(always_granted("connectzero:pipeline/types@0.1.0"));
-        assert!(!always_granted("wasi:http/outgoing-handler@0.2.4"));
-        assert!(!always_granted("connectzero:pipeline/credentials@0.1.0"));
-    }
-
-    #[test]
-    fn the_matcher_is_granted_the_directory_only() {
-        let granted = granted_imports("connectzero_match.wasm").unwrap();
-        assert_eq!(granted, ["connectzero:pipeline/directory"]);
-        assert!(granted_imports("connectzero_credentials.wasm").is_none());
+    fn the_matcher_is_checked_against_the_directory_only_and_providers_are_not() {
+        let matcher = checked_component("connectzero_match.wasm").unwrap();
+        assert_eq!(
+            matcher.granted_interfaces(),
+            ["connectzero:pipeline/directory"]
+        );
+        assert!(checked_component("connectzero_tick.wasm").is_some());
+        assert!(checked_component("connectzero_credentials.wasm").is_none());
     }
 }

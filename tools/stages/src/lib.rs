@@ -1,0 +1,522 @@
+//! # connectzero-stages: the one list of the components
+//!
+//! Every WASI component ConnectZero builds is declared once, in
+//! [`COMPONENTS`]: its cargo package, its `.wasm` file, its WIT world, the
+//! interface it exports with its functions, and what it may import (its
+//! [`Grant`]s). Everything that needs the list reads it from here:
+//!
+//! - `host/build.rs`: which packages to build for `wasm32-wasip2` and
+//!   which files to bundle into the host;
+//! - `connectzero-compose`: the pipeline's order, the import check of every
+//!   component it composes, which provider plugs into which stage;
+//! - the host's linkers (`host/src/engine.rs`), `components verify` and the
+//!   metrics' label sets.
+//!
+//! The tests in `tests/` hold the table to the WIT worlds in `wit/`, and
+//! `spin.toml`, `.ci/run` and the workspace to the table, so adding a stage
+//! is one row here plus its crate and its world.
+//!
+//! This crate depends on nothing (the host's build script links it) and
+//! knows nothing of wasmtime, wac or Spin: facts only.
+
+#![deny(missing_docs)]
+
+/// The target every component is built for.
+pub const TARGET: &str = "wasm32-wasip2";
+
+/// Interfaces every component may import whatever its world: what Rust's
+/// standard library for `wasm32-wasip2` imports, and the type-only
+/// `connectzero:pipeline/types`. Prefixes of versioned names.
+pub const ALWAYS_GRANTED: [&str; 6] = [
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:io/",
+    "wasi:random/",
+    "wasi:filesystem/",
+    "connectzero:pipeline/types@",
+];
+
+/// A replaceable stage of the pipeline: what an operator may swap with
+/// `--components DIR` and check with `components verify`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Reads 3CX call history and active calls.
+    Poll,
+    /// Claims each call exactly once (the ledger).
+    Dedup,
+    /// Finds the call's contact.
+    Match,
+    /// Posts the call to the contact's conversation.
+    Post,
+    /// Uploads the recording once 3CX finalises it.
+    Attach,
+    /// Fires the CRM workflow triggers.
+    Trigger,
+    /// The Update Call Record workflow action.
+    WriteBack,
+}
+
+impl Stage {
+    /// Every stage: the pipeline's, in order, then write-back.
+    pub const ALL: [Stage; 7] = [
+        Stage::Poll,
+        Stage::Dedup,
+        Stage::Match,
+        Stage::Post,
+        Stage::Attach,
+        Stage::Trigger,
+        Stage::WriteBack,
+    ];
+
+    /// The stages the tick calls, in pipeline order (composed into it).
+    pub const PIPELINE: [Stage; 6] = [
+        Stage::Poll,
+        Stage::Dedup,
+        Stage::Match,
+        Stage::Post,
+        Stage::Attach,
+        Stage::Trigger,
+    ];
+
+    /// Its row of [`COMPONENTS`].
+    pub fn component(self) -> &'static Component {
+        COMPONENTS
+            .iter()
+            .find(|c| c.role == Role::Stage(self))
+            .expect("every stage has a row in COMPONENTS")
+    }
+
+    /// Its name: the `--stage` value and the metric label, e.g. "write-back".
+    pub fn name(self) -> &'static str {
+        self.component().name
+    }
+
+    /// Its component's file name, e.g. `connectzero_poll.wasm`.
+    pub fn file_name(self) -> &'static str {
+        self.component().file
+    }
+
+    /// The stage called `name` ([`Stage::name`]).
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// What a component is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A replaceable stage.
+    Stage(Stage),
+    /// The orchestration of one tick, over the pipeline's stages.
+    Tick,
+    /// Stands in on Spin for what the bundled host provides natively
+    /// (credentials, directory, call log).
+    Provider,
+    /// The Spin entry point.
+    App,
+}
+
+/// A group of imports a world grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Grant {
+    /// Outgoing HTTP (only to the tenant's own services, enforced by the
+    /// runtime's allow-list).
+    Http,
+    /// The tenant's key-value bucket.
+    KvStore,
+    /// Compare-and-swap on that bucket (ledger, queues, leases).
+    KvAtomics,
+    /// Runtime configuration (`wasi:config`, Spin variables).
+    Config,
+    /// Access tokens for 3CX and the CRM.
+    Credentials,
+    /// The CRM's contact search.
+    Directory,
+    /// The call log the runtime keeps.
+    CallLog,
+    /// The pipeline's stages (the tick's imports).
+    Stages,
+    /// The tick and the trigger stage's subscriptions (the Spin app's).
+    TickAndTrigger,
+    /// Completing an OAuth install (the Spin app's).
+    CrmInstall,
+}
+
+impl Grant {
+    /// The interfaces the grant opens, unversioned.
+    pub fn interfaces(self) -> &'static [&'static str] {
+        match self {
+            Grant::Http => &["wasi:http/outgoing-handler", "wasi:http/types"],
+            Grant::KvStore => &["wasi:keyvalue/store"],
+            Grant::KvAtomics => &["wasi:keyvalue/atomics"],
+            Grant::Config => &["wasi:config/store"],
+            Grant::Credentials => &["connectzero:pipeline/credentials"],
+            Grant::Directory => &["connectzero:pipeline/directory"],
+            Grant::CallLog => &["connectzero:pipeline/call-log"],
+            Grant::Stages => &[
+                "connectzero:pipeline/poll",
+                "connectzero:pipeline/dedup",
+                "connectzero:pipeline/matcher",
+                "connectzero:pipeline/post",
+                "connectzero:pipeline/attach",
+                "connectzero:pipeline/trigger",
+            ],
+            Grant::TickAndTrigger => &["connectzero:pipeline/tick", "connectzero:pipeline/trigger"],
+            Grant::CrmInstall => &["connectzero:pipeline/crm-install"],
+        }
+    }
+}
+
+/// One component ConnectZero builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Component {
+    /// What it is for.
+    pub role: Role,
+    /// Short name, e.g. "match".
+    pub name: &'static str,
+    /// Its cargo package.
+    pub package: &'static str,
+    /// The `.wasm` file the build writes.
+    pub file: &'static str,
+    /// Its world in `wit/`.
+    pub world: &'static str,
+    /// The interfaces it exports (unversioned) with their functions.
+    pub exports: &'static [(&'static str, &'static [&'static str])],
+    /// What its world lets it import besides [`ALWAYS_GRANTED`].
+    pub grants: &'static [Grant],
+}
+
+impl Component {
+    /// Whether its world grants `grant`.
+    pub fn has(&self, grant: Grant) -> bool {
+        self.grants.contains(&grant)
+    }
+
+    /// Every interface it may import besides [`ALWAYS_GRANTED`], unversioned.
+    pub fn granted_interfaces(&self) -> Vec<&'static str> {
+        self.grants
+            .iter()
+            .flat_map(|g| g.interfaces().iter().copied())
+            .collect()
+    }
+
+    /// Whether it may import `import` (versioned or not).
+    pub fn allows_import(&self, import: &str) -> bool {
+        always_granted(import)
+            || self
+                .granted_interfaces()
+                .contains(&import.split('@').next().unwrap_or(import))
+    }
+
+    /// Whether the bundled host carries it (the stages and the tick).
+    pub fn bundled(&self) -> bool {
+        matches!(self.role, Role::Stage(_) | Role::Tick)
+    }
+
+    /// The environment variable `host/build.rs` sets to its built file,
+    /// e.g. `CONNECTZERO_COMPONENT_WRITE_BACK`.
+    pub fn env_var(&self) -> String {
+        format!(
+            "CONNECTZERO_COMPONENT_{}",
+            self.name.to_uppercase().replace('-', "_")
+        )
+    }
+
+    /// The short name of the interface it exports (`matcher`, `tick`), or
+    /// the first one's for components exporting several.
+    pub fn export_name(&self) -> &'static str {
+        let (interface, _) = self.exports[0];
+        interface.rsplit('/').next().unwrap_or(interface)
+    }
+}
+
+/// Whether `import` (versioned) is plain WASI or the shared types, which
+/// every component may import.
+pub fn always_granted(import: &str) -> bool {
+    ALWAYS_GRANTED.iter().any(|p| import.starts_with(p))
+}
+
+/// The row of the component built as `file`.
+pub fn by_file(file: &str) -> Option<&'static Component> {
+    COMPONENTS.iter().find(|c| c.file == file)
+}
+
+/// The row named `name` ([`Component::name`]); a name not in the table
+/// is a programming error.
+pub fn named(name: &str) -> &'static Component {
+    COMPONENTS
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no component named {name} in COMPONENTS"))
+}
+
+/// The row of the tick.
+pub fn tick() -> &'static Component {
+    COMPONENTS
+        .iter()
+        .find(|c| c.role == Role::Tick)
+        .expect("the tick has a row in COMPONENTS")
+}
+
+/// Every function name a component exports: the metrics' label set.
+pub fn exported_functions() -> impl Iterator<Item = &'static str> {
+    COMPONENTS
+        .iter()
+        .flat_map(|c| c.exports.iter())
+        .flat_map(|(_, functions)| functions.iter().copied())
+}
+
+const HTTP_HANDLER: (&str, &[&str]) = ("wasi:http/incoming-handler", &["handle"]);
+
+/// Every component ConnectZero builds: the stages in pipeline order, the
+/// tick, then what only the Spin app uses.
+pub const COMPONENTS: [Component; 12] = [
+    Component {
+        role: Role::Stage(Stage::Poll),
+        name: "poll",
+        package: "connectzero-poll",
+        file: "connectzero_poll.wasm",
+        world: "poll-stage",
+        exports: &[(
+            "connectzero:pipeline/poll",
+            &[
+                "active-calls",
+                "fetch",
+                "fetch-window",
+                "commit",
+                "recording-dids",
+            ],
+        )],
+        grants: &[Grant::Http, Grant::KvStore, Grant::Credentials],
+    },
+    Component {
+        role: Role::Stage(Stage::Dedup),
+        name: "dedup",
+        package: "connectzero-dedup",
+        file: "connectzero_dedup.wasm",
+        world: "dedup-stage",
+        exports: &[(
+            "connectzero:pipeline/dedup",
+            &["claim-calls", "complete", "release"],
+        )],
+        grants: &[Grant::KvStore, Grant::KvAtomics],
+    },
+    Component {
+        role: Role::Stage(Stage::Match),
+        name: "match",
+        package: "connectzero-match",
+        file: "connectzero_match.wasm",
+        world: "match-stage",
+        exports: &[("connectzero:pipeline/matcher", &["match-calls"])],
+        grants: &[Grant::Directory],
+    },
+    Component {
+        role: Role::Stage(Stage::Post),
+        name: "post",
+        package: "connectzero-post",
+        file: "connectzero_post.wasm",
+        world: "post-stage",
+        exports: &[("connectzero:pipeline/post", &["post-calls", "post-copies"])],
+        grants: &[Grant::Http, Grant::KvStore, Grant::Credentials],
+    },
+    Component {
+        role: Role::Stage(Stage::Attach),
+        name: "attach",
+        package: "connectzero-attach",
+        file: "connectzero_attach.wasm",
+        world: "attach-stage",
+        exports: &[("connectzero:pipeline/attach", &["enqueue", "process-due"])],
+        grants: &[
+            Grant::Http,
+            Grant::KvStore,
+            Grant::KvAtomics,
+            Grant::Credentials,
+        ],
+    },
+    Component {
+        role: Role::Stage(Stage::Trigger),
+        name: "trigger",
+        package: "connectzero-trigger",
+        file: "connectzero_trigger.wasm",
+        world: "trigger-stage",
+        exports: &[(
+            "connectzero:pipeline/trigger",
+            &["subscribe", "enqueue", "deliver-due"],
+        )],
+        grants: &[
+            Grant::Http,
+            Grant::KvStore,
+            Grant::KvAtomics,
+            Grant::Credentials,
+        ],
+    },
+    Component {
+        role: Role::Stage(Stage::WriteBack),
+        name: "write-back",
+        package: "connectzero-write-back",
+        file: "connectzero_write_back.wasm",
+        world: "write-back-stage",
+        exports: &[HTTP_HANDLER],
+        grants: &[
+            Grant::Http,
+            Grant::KvStore,
+            Grant::Config,
+            Grant::Credentials,
+        ],
+    },
+    Component {
+        role: Role::Tick,
+        name: "tick",
+        package: "connectzero-tick",
+        file: "connectzero_tick.wasm",
+        world: "tick-stage",
+        exports: &[(
+            "connectzero:pipeline/tick",
+            &[
+                "run",
+                "fetch-window",
+                "run-calls",
+                "work-queues",
+                "post-copies",
+            ],
+        )],
+        grants: &[
+            Grant::Stages,
+            Grant::CallLog,
+            Grant::KvStore,
+            Grant::KvAtomics,
+        ],
+    },
+    Component {
+        role: Role::Provider,
+        name: "credentials",
+        package: "connectzero-credentials",
+        file: "connectzero_credentials.wasm",
+        world: "credentials-provider",
+        exports: &[
+            (
+                "connectzero:pipeline/credentials",
+                &["access-token", "token-rejected"],
+            ),
+            ("connectzero:pipeline/crm-install", &["complete"]),
+        ],
+        grants: &[Grant::Http, Grant::KvStore, Grant::KvAtomics, Grant::Config],
+    },
+    Component {
+        role: Role::Provider,
+        name: "directory",
+        package: "connectzero-directory",
+        file: "connectzero_directory.wasm",
+        world: "directory-provider",
+        exports: &[(
+            "connectzero:pipeline/directory",
+            &["find-by-phone", "find-by-email"],
+        )],
+        grants: &[Grant::Http, Grant::Config, Grant::Credentials],
+    },
+    Component {
+        role: Role::Provider,
+        name: "call-log",
+        package: "connectzero-call-log",
+        file: "connectzero_call_log.wasm",
+        world: "call-log-provider",
+        exports: &[(
+            "connectzero:pipeline/call-log",
+            &[
+                "record-calls",
+                "record-unreadable",
+                "record-recordings",
+                "record-deliveries",
+            ],
+        )],
+        grants: &[Grant::KvStore],
+    },
+    Component {
+        role: Role::App,
+        name: "app",
+        package: "connectzero-app",
+        file: "connectzero_app.wasm",
+        world: "app",
+        exports: &[HTTP_HANDLER],
+        // `call-log`: only its types, which the tick's interface uses.
+        grants: &[
+            Grant::TickAndTrigger,
+            Grant::CrmInstall,
+            Grant::CallLog,
+            Grant::KvStore,
+            Grant::KvAtomics,
+            Grant::Config,
+        ],
+    },
+];
+
+/// The nested `cargo build --release --target wasm32-wasip2` of
+/// components (add `-p` per package) into `target_dir`, run from the
+/// workspace `root`: the host's build script builds the table's
+/// components with it, the tests their fixtures. The outer build's
+/// wrappers and flags (clippy, coverage, host `RUSTFLAGS`, the job
+/// server) are for the host, not for the components, so they are removed.
+pub fn wasm_build(root: &std::path::Path, target_dir: &std::path::Path) -> std::process::Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .current_dir(root)
+        .args(["build", "--release", "--target", TARGET, "--target-dir"])
+        .arg(target_dir);
+    for var in [
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+    ] {
+        build.env_remove(var);
+    }
+    build
+}
+
+/// Crates built for `wasm32-wasip2` that are not shipped: a partner's
+/// example matcher (docs/PARTNERS.md) and the security suite's hostile
+/// matcher. Built by the tests, linted by CI, never bundled.
+pub const FIXTURE_PACKAGES: [&str; 2] =
+    ["connectzero-partner-matcher", "connectzero-hostile-matcher"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stage_has_one_row_and_names_are_unique() {
+        for stage in Stage::ALL {
+            assert_eq!(
+                COMPONENTS
+                    .iter()
+                    .filter(|c| c.role == Role::Stage(stage))
+                    .count(),
+                1,
+                "{stage:?}"
+            );
+            assert_eq!(Stage::from_name(stage.name()), Some(stage));
+        }
+        let mut names: Vec<_> = COMPONENTS.iter().map(|c| c.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), COMPONENTS.len());
+    }
+
+    #[test]
+    fn imports_are_granted_by_the_world_only() {
+        let matcher = Stage::Match.component();
+        assert!(matcher.allows_import("connectzero:pipeline/directory@0.1.0"));
+        assert!(matcher.allows_import("wasi:clocks/monotonic-clock@0.2.4"));
+        assert!(!matcher.allows_import("wasi:http/outgoing-handler@0.2.4"));
+        assert!(!matcher.allows_import("wasi:sockets/tcp@0.2.4"));
+        assert_eq!(
+            Stage::WriteBack.component().env_var(),
+            "CONNECTZERO_COMPONENT_WRITE_BACK"
+        );
+        assert_eq!(Stage::Match.component().export_name(), "matcher");
+    }
+}
