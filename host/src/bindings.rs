@@ -32,6 +32,81 @@ pub use host_provided::connectzero::pipeline::types;
 // with the guests (`guest_support::wit_settings`).
 guest_support::settings_conversions!(crate::bindings::host_provided::connectzero::pipeline::types);
 
+// Stage errors cross to `guest_support`'s binding of the same WIT types so
+// that their wording (`guest_support::api::describe`) and the mapping of
+// an HTTP answer to one (`guest_support::api::status_error`) are written
+// once for both runtimes.
+mod errors {
+    use super::types::{Service, StageError, UpstreamError};
+
+    impl From<Service> for guest_support::Service {
+        fn from(service: Service) -> Self {
+            match service {
+                Service::Pbx => Self::Pbx,
+                Service::Crm => Self::Crm,
+            }
+        }
+    }
+
+    impl From<guest_support::Service> for Service {
+        fn from(service: guest_support::Service) -> Self {
+            match service {
+                guest_support::Service::Pbx => Self::Pbx,
+                guest_support::Service::Crm => Self::Crm,
+            }
+        }
+    }
+
+    fn upstream_to_guest(e: &UpstreamError) -> guest_support::UpstreamError {
+        guest_support::UpstreamError {
+            service: e.service.into(),
+            status: e.status,
+            message: e.message.clone(),
+        }
+    }
+
+    fn upstream_from_guest(e: guest_support::UpstreamError) -> UpstreamError {
+        UpstreamError {
+            service: e.service.into(),
+            status: e.status,
+            message: e.message,
+        }
+    }
+
+    impl From<&StageError> for guest_support::StageError {
+        fn from(error: &StageError) -> Self {
+            match error {
+                StageError::Unauthorized(e) => Self::Unauthorized(upstream_to_guest(e)),
+                StageError::Forbidden(e) => Self::Forbidden(upstream_to_guest(e)),
+                StageError::RateLimited(secs) => Self::RateLimited(*secs),
+                StageError::Upstream(e) => Self::Upstream(upstream_to_guest(e)),
+                StageError::Network(m) => Self::Network(m.clone()),
+                StageError::InvalidData(m) => Self::InvalidData(m.clone()),
+                StageError::InvalidSettings(m) => Self::InvalidSettings(m.clone()),
+                StageError::Storage(m) => Self::Storage(m.clone()),
+                StageError::NotImplemented(m) => Self::NotImplemented(m.clone()),
+            }
+        }
+    }
+
+    impl From<guest_support::StageError> for StageError {
+        fn from(error: guest_support::StageError) -> Self {
+            use guest_support::StageError as G;
+            match error {
+                G::Unauthorized(e) => Self::Unauthorized(upstream_from_guest(e)),
+                G::Forbidden(e) => Self::Forbidden(upstream_from_guest(e)),
+                G::RateLimited(secs) => Self::RateLimited(secs),
+                G::Upstream(e) => Self::Upstream(upstream_from_guest(e)),
+                G::Network(m) => Self::Network(m),
+                G::InvalidData(m) => Self::InvalidData(m),
+                G::InvalidSettings(m) => Self::InvalidSettings(m),
+                G::Storage(m) => Self::Storage(m),
+                G::NotImplemented(m) => Self::NotImplemented(m),
+            }
+        }
+    }
+}
+
 /// Generate the typed export bindings of one stage world. The `with`
 /// entries must name exactly the interfaces the world imports (bindgen
 /// rejects unused ones), so each world lists its own.

@@ -570,13 +570,9 @@ impl TenantConfig {
 
     /// The no-match policy as the WIT enum.
     pub fn no_match_policy(&self) -> anyhow::Result<NoMatchPolicy> {
-        match self.settings.no_match_policy.as_str() {
-            "skip" => Ok(NoMatchPolicy::Skip),
-            "create-contact" => Ok(NoMatchPolicy::CreateContact),
-            other => {
-                bail!("settings.no_match_policy {other:?} must be \"skip\" or \"create-contact\"")
-            }
-        }
+        shared::no_match_policy(&self.settings.no_match_policy)
+            .map(Into::into)
+            .map_err(|e| anyhow::anyhow!("settings.no_match_policy {e}"))
     }
 
     /// The tie-breakers as the WIT enum, in order; an unknown or repeated
@@ -585,14 +581,7 @@ impl TenantConfig {
     pub fn tie_breakers(&self) -> anyhow::Result<Vec<TieBreaker>> {
         let breakers = shared::tie_breakers(self.settings.tie_breakers.iter().map(String::as_str))
             .map_err(|e| anyhow::anyhow!("settings.tie_breakers {e}"))?;
-        Ok(breakers
-            .into_iter()
-            .map(|b| match b {
-                shared::TieBreaker::AssignedUser => TieBreaker::AssignedUser,
-                shared::TieBreaker::RecentConversation => TieBreaker::RecentConversation,
-                shared::TieBreaker::FirstContact => TieBreaker::FirstContact,
-            })
-            .collect())
+        Ok(breakers.into_iter().map(Into::into).collect())
     }
 
     /// The validated logging policy, `None` when none is configured.

@@ -1,7 +1,7 @@
 //! Turning HTTP answers the host receives itself (token endpoints, contact
 //! search) into the same typed errors components return.
 
-use crate::bindings::types::{Service, StageError, UpstreamError};
+use crate::bindings::types::{Service, StageError};
 use std::time::Duration;
 
 /// Most bytes the host reads of any answer it receives itself (a token,
@@ -37,66 +37,26 @@ pub async fn capped_text(mut response: reqwest::Response) -> reqwest::Result<Str
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-/// Longest service message kept in an error.
-const MAX_MESSAGE: usize = 300;
-
-/// Human name of a service.
+/// Human name of a service (`guest_support::api::service_name`).
 pub fn service_name(service: Service) -> &'static str {
-    match service {
-        Service::Pbx => "3CX",
-        Service::Crm => "HighLevel",
-    }
+    guest_support::api::service_name(service.into())
 }
 
-/// The service's own message from an error body: OData
-/// `{"error":{"message"}}`, OAuth `{"error_description"}` or HighLevel
-/// `{"message": string | [string]}`; cut to a bounded length.
+/// The service's own message from an error body, cut to a bounded length
+/// (`guest_support::api::error_message`, as the components word it).
 pub fn message_of(body: &str) -> String {
-    let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
-    let text = json
-        .as_ref()
-        .and_then(|j| {
-            j.pointer("/error/message")
-                .or_else(|| j.get("error_description"))
-                .and_then(|m| m.as_str().map(str::to_string))
-                .or_else(|| match j.get("message")? {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Array(a) => Some(
-                        a.iter()
-                            .filter_map(|m| m.as_str())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    ),
-                    _ => None,
-                })
-        })
-        .unwrap_or_else(|| body.trim().to_string());
-    let mut text: String = text.chars().take(MAX_MESSAGE).collect();
-    if text.is_empty() {
-        text = "(empty body)".into();
-    }
-    text
+    guest_support::api::error_message(body.as_bytes())
 }
 
-/// A typed error for a non-success `status` (401 → unauthorized, 403 →
-/// forbidden, 429 → rate-limited, else upstream).
+/// A typed error for a non-success `status` (401, 403, 429 or other, as the
+/// components map it, `guest_support::api::status_error`).
 pub fn status_error(
     service: Service,
     status: u16,
     retry_after: Option<u32>,
     message: String,
 ) -> StageError {
-    let error = UpstreamError {
-        service,
-        status,
-        message,
-    };
-    match status {
-        401 => StageError::Unauthorized(error),
-        403 => StageError::Forbidden(error),
-        429 => StageError::RateLimited(retry_after.unwrap_or(10)),
-        _ => StageError::Upstream(error),
-    }
+    guest_support::api::status_error(service.into(), status, retry_after, message).into()
 }
 
 /// A typed error for a transport failure (no HTTP answer).
@@ -131,7 +91,11 @@ mod tests {
             "a; b"
         );
         assert_eq!(message_of(""), "(empty body)");
-        assert_eq!(message_of(&"x".repeat(1000)).len(), MAX_MESSAGE);
+        // Cut to 300 bytes, marked as cut.
+        assert_eq!(
+            message_of(&"x".repeat(1000)),
+            format!("{}…", "x".repeat(300))
+        );
     }
 
     #[test]

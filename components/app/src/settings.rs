@@ -68,14 +68,11 @@ impl AppSettings {
             };
             shared::check_base_url(&value).map_err(|e| invalid(key, e))
         };
-        let no_match_policy = match config::get("no_match_policy")?.as_deref() {
-            None | Some("skip") => NoMatchPolicy::Skip,
-            Some("create-contact") => NoMatchPolicy::CreateContact,
-            Some(other) => {
-                return Err(StageError::InvalidSettings(format!(
-                    "configuration \"no_match_policy\" is {other:?}: use \"skip\" or \"create-contact\""
-                )));
-            }
+        let no_match_policy = match config::get("no_match_policy")? {
+            None => NoMatchPolicy::Skip,
+            Some(value) => shared::no_match_policy(&value)
+                .map_err(|e| invalid("no_match_policy", e))?
+                .into(),
         };
         let tenant = TenantSettings {
             tenant_id: config::get("tenant_id")?.unwrap_or_else(|| "default".into()),
@@ -153,12 +150,5 @@ fn crm_user_overrides(json: &str) -> Result<Vec<(String, String)>, StageError> {
 /// `guest_support::settings::tie_breakers_from_list`.
 fn tie_breakers(value: Option<&str>) -> Result<Vec<TieBreaker>, StageError> {
     let breakers = shared::tie_breakers_from_list(value).map_err(|e| invalid("tie_breakers", e))?;
-    Ok(breakers
-        .into_iter()
-        .map(|b| match b {
-            shared::TieBreaker::AssignedUser => TieBreaker::AssignedUser,
-            shared::TieBreaker::RecentConversation => TieBreaker::RecentConversation,
-            shared::TieBreaker::FirstContact => TieBreaker::FirstContact,
-        })
-        .collect())
+    Ok(breakers.into_iter().map(Into::into).collect())
 }

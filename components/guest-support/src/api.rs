@@ -169,17 +169,15 @@ impl ApiClient {
         if (200..300).contains(&status) {
             return Ok(response);
         }
-        let error = UpstreamError {
-            service: self.service,
+        let retry_after = response
+            .header("retry-after")
+            .and_then(crate::waits::retry_after_secs);
+        Err(status_error(
+            self.service,
             status,
-            message: error_message(&response.body),
-        };
-        Err(match status {
-            401 => StageError::Unauthorized(error),
-            403 => StageError::Forbidden(error),
-            429 => StageError::RateLimited(retry_after_secs(&response)),
-            _ => StageError::Upstream(error),
-        })
+            retry_after,
+            error_message(&response.body),
+        ))
     }
 
     fn decode<T: DeserializeOwned>(
@@ -205,8 +203,8 @@ pub fn service_name(service: Service) -> &'static str {
     }
 }
 
-/// Readable text of a stage error, for logs and park reasons (the bundled
-/// host's `pipeline::describe` words them the same on its own bindings).
+/// Readable text of a stage error, for logs and park reasons, on both
+/// runtimes (the bundled host converts its binding's error to call this).
 /// Errors carry no secrets: clients put only status and message in them.
 pub fn describe(error: &StageError) -> String {
     match error {
@@ -241,13 +239,27 @@ fn to_json<B: Serialize>(body: &B) -> Result<Vec<u8>, StageError> {
     serde_json::to_vec(body).map_err(|e| StageError::InvalidData(format!("encoding request: {e}")))
 }
 
-/// Seconds to wait after a 429: `Retry-After` in seconds (at most an
-/// hour, [`crate::waits`]), else a default.
-fn retry_after_secs(response: &Response) -> u32 {
-    response
-        .header("retry-after")
-        .and_then(crate::waits::retry_after_secs)
-        .unwrap_or(DEFAULT_RETRY_AFTER_SECS)
+/// The typed error of a non-success `status` from `service` (401 →
+/// unauthorized, 403 → forbidden, 429 → rate limited for `retry_after`
+/// seconds or a default, else upstream), for both runtimes: the guests'
+/// client and the bundled host's.
+pub fn status_error(
+    service: Service,
+    status: u16,
+    retry_after: Option<u32>,
+    message: String,
+) -> StageError {
+    let error = UpstreamError {
+        service,
+        status,
+        message,
+    };
+    match status {
+        401 => StageError::Unauthorized(error),
+        403 => StageError::Forbidden(error),
+        429 => StageError::RateLimited(retry_after.unwrap_or(DEFAULT_RETRY_AFTER_SECS)),
+        _ => StageError::Upstream(error),
+    }
 }
 
 /// The service's own message from an error body, whichever shape it has:

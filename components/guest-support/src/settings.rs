@@ -35,6 +35,9 @@ pub const MAX_CALL_REFERENCE_PREFIX: usize = 64;
 /// follows the setting's name (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
+    /// `no_match_policy` is neither `skip` nor `create-contact`.
+    #[error("is {0:?}: use \"skip\" or \"create-contact\"")]
+    NoMatchPolicy(String),
     /// `tie_breakers` names a rule that does not exist.
     #[error(
         "has {0:?}: use \"assigned-user\", \"recent-conversation\" and/or \"first-contact\" (a list without \"first-contact\" sends undecided shared numbers to review)"
@@ -88,6 +91,25 @@ pub fn check_page_size(page_size: u32) -> Result<u32, SettingsError> {
         Ok(page_size)
     } else {
         Err(SettingsError::PageSize(page_size))
+    }
+}
+
+/// What to do with a call whose number no contact has (the WIT
+/// `no-match-policy`; each runtime maps it onto its own binding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoMatchPolicy {
+    /// `skip`: record the call as skipped (the default).
+    Skip,
+    /// `create-contact`: create the contact, then post to it.
+    CreateContact,
+}
+
+/// `no_match_policy` as written: `skip` or `create-contact`.
+pub fn no_match_policy(value: &str) -> Result<NoMatchPolicy, SettingsError> {
+    match value {
+        "skip" => Ok(NoMatchPolicy::Skip),
+        "create-contact" => Ok(NoMatchPolicy::CreateContact),
+        other => Err(SettingsError::NoMatchPolicy(other.to_string())),
     }
 }
 

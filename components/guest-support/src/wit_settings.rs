@@ -1,7 +1,9 @@
 //! The one mapping between the settings' plain types
 //! ([`PolicyConfig`](crate::policy::PolicyConfig),
-//! [`RouteConfig`](crate::routing::RouteConfig)) and their WIT records
-//! (`logging-policy`, `route`, `call-action`), for every Rust binding of
+//! [`RouteConfig`](crate::routing::RouteConfig), the tie-breakers and the
+//! no-match policy of [`crate::settings`]) and their WIT types
+//! (`logging-policy`, `route`, `call-action`, `tie-breaker`,
+//! `no-match-policy`), for every Rust binding of
 //! the WIT: the guests' (wit-bindgen, [`crate::bindings`]) and the host's
 //! (wasmtime). Each binding is a distinct Rust type, so the conversions
 //! are a macro invoked once per binding; the field lists live only here.
@@ -15,6 +17,26 @@ macro_rules! settings_conversions {
             use $($types)::+ as wit;
             use $crate::policy::{Action, BusinessHoursConfig, PolicyConfig};
             use $crate::routing::{RouteClaims, RouteConfig};
+            use $crate::settings::{NoMatchPolicy, TieBreaker};
+
+            impl From<TieBreaker> for wit::TieBreaker {
+                fn from(breaker: TieBreaker) -> Self {
+                    match breaker {
+                        TieBreaker::AssignedUser => Self::AssignedUser,
+                        TieBreaker::RecentConversation => Self::RecentConversation,
+                        TieBreaker::FirstContact => Self::FirstContact,
+                    }
+                }
+            }
+
+            impl From<NoMatchPolicy> for wit::NoMatchPolicy {
+                fn from(policy: NoMatchPolicy) -> Self {
+                    match policy {
+                        NoMatchPolicy::Skip => Self::Skip,
+                        NoMatchPolicy::CreateContact => Self::CreateContact,
+                    }
+                }
+            }
 
             impl From<Action> for wit::CallAction {
                 fn from(action: Action) -> Self {

@@ -177,35 +177,10 @@ pub struct TickReport {
     pub pruned: usize,
 }
 
-/// Readable text of a stage error.
+/// Readable text of a stage error, worded as the components word it
+/// (`guest_support::api::describe`).
 pub fn describe(error: &StageError) -> String {
-    use crate::upstream::service_name;
-    match error {
-        StageError::Unauthorized(e) => format!(
-            "{} refused the credentials ({}): {}",
-            service_name(e.service),
-            e.status,
-            e.message
-        ),
-        StageError::Forbidden(e) => format!(
-            "{} denied access ({}): {} — check the API user's role and licence",
-            service_name(e.service),
-            e.status,
-            e.message
-        ),
-        StageError::RateLimited(secs) => format!("rate limited; retrying after {secs} s"),
-        StageError::Upstream(e) => format!(
-            "{} answered {}: {}",
-            service_name(e.service),
-            e.status,
-            e.message
-        ),
-        StageError::Network(m) => format!("network: {m}"),
-        StageError::InvalidData(m) => format!("invalid data: {m}"),
-        StageError::InvalidSettings(m) => format!("invalid settings: {m}"),
-        StageError::Storage(m) => format!("storage: {m}"),
-        StageError::NotImplemented(m) => format!("not implemented: {m}"),
-    }
+    guest_support::api::describe(&error.into())
 }
 
 /// Runs ticks for tenants.
