@@ -1,4 +1,4 @@
-//! # Stage 7: attach — recordings, once 3CX finalises them
+//! # The attach stage — recordings, once 3CX finalises them
 //!
 //! `enqueue` puts each posted call with a recording into a durable queue;
 //! `process-due` works the jobs whose time has come: for every recorded leg

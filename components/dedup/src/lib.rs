@@ -1,4 +1,4 @@
-//! # Stage 4: dedup — the exactly-once ledger
+//! # The dedup stage — the exactly-once ledger
 //!
 //! Every leg of a call is claimed under the key `(leg id, leg start time)`
 //! with `wasi:keyvalue/atomics` compare-and-swap, so

@@ -1,4 +1,4 @@
-//! # Stage 5: match — find the CRM contact of each call
+//! # The match stage — find the CRM contact of each call
 //!
 //! Fixed priority, first match wins:
 //! 1. inbound: the caller's number;

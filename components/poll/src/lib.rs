@@ -1,4 +1,4 @@
-//! # Stage 3: poll — read new 3CX call history
+//! # The poll stage — read new 3CX call history
 //!
 //! Each `fetch` first reads 3CX's `ActiveCalls` (remembered between
 //! ticks as sightings, see [`active`]), then every `CallHistoryView` row

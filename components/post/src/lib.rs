@@ -1,4 +1,4 @@
-//! # Stage 6: post — one message per call in the contact's conversation
+//! # The post stage — one message per call in the contact's conversation
 //!
 //! For each job: create the contact when the no-match policy asks for it,
 //! find or create the contact's conversation (cached per contact), then post

@@ -1,5 +1,5 @@
-//! What happens around the posted calls: their recordings (stage 7) and
-//! workflow triggers (stage 8a), `call.started` from 3CX's active calls,
+//! What happens around the posted calls: their recordings (attach) and
+//! workflow triggers (trigger), `call.started` from 3CX's active calls,
 //! and working the due queue entries.
 
 use crate::connectzero::pipeline::attach::{self, AttachJob, AttachOutcome};

@@ -1,4 +1,4 @@
-//! # Stage 8a: trigger — CRM workflow triggers
+//! # The trigger stage — CRM workflow triggers
 //!
 //! HighLevel registers a workflow's trigger by calling the app's
 //! subscription URL; the host hands that to `subscribe`, which keeps the

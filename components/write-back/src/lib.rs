@@ -1,4 +1,4 @@
-//! # Stage 8b: write-back — the Update Call Record workflow action
+//! # The write-back stage — the Update Call Record workflow action
 //!
 //! A stand-alone `wasi:http` component (world `write-back-stage`).
 //! HighLevel POSTs the action call to it; it checks the shared-secret

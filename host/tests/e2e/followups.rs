@@ -1,4 +1,4 @@
-//! Recordings (stage 7) and workflow triggers (stage 8a) end to end.
+//! Recordings (attach) and workflow triggers (trigger) end to end.
 
 use crate::common;
 
