@@ -49,7 +49,7 @@ fn apply(request: &Incoming) -> Result<String, (u16, String)> {
     };
     let subscription = Subscription {
         id: checked.id.clone(),
-        key: checked.key,
+        kind: checked.kind.into(),
         target_url: checked.target_url,
         workflow_id: checked.workflow_id,
     };

@@ -22,6 +22,7 @@
 //! - `webhook` (feature `webhook`): the shared-secret and `x-wh-signature`
 //!   checks of HighLevel's calls.
 //! - [`time`]: timestamps in milliseconds and RFC 3339.
+//! - [`triggers`]: the workflow triggers and their keys.
 //! - [`legs`]: whether a person picked a call leg up, and whether a call
 //!   went to voicemail.
 //! - [`settings`]: parsing and checks of tenant settings both runtimes
@@ -53,6 +54,7 @@ pub mod routing;
 pub mod serve;
 pub mod settings;
 pub mod time;
+pub mod triggers;
 pub mod waits;
 #[cfg(feature = "webhook")]
 pub mod webhook;

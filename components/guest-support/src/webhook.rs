@@ -12,6 +12,8 @@ use rsa::pkcs8::DecodePublicKey;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::triggers::TriggerKind;
+
 /// Header HighLevel signs webhooks with.
 pub const SIGNATURE_HEADER: &str = "x-wh-signature";
 
@@ -132,12 +134,12 @@ pub fn body_digest(body: &[u8]) -> String {
         .collect()
 }
 
-/// The workflow trigger keys ConnectZero offers.
+/// The workflow trigger keys ConnectZero offers ([`TriggerKind::key`]).
 pub const TRIGGER_KEYS: [&str; 4] = [
-    "call.started",
-    "call.ended",
-    "missed-call",
-    "missed-call.recovered",
+    TriggerKind::CallStarted.key(),
+    TriggerKind::CallEnded.key(),
+    TriggerKind::MissedCall.key(),
+    TriggerKind::MissedCallRecovered.key(),
 ];
 
 /// How a trigger registration changed (`triggerData.eventType`).
@@ -158,8 +160,8 @@ pub struct SubscriptionRequest {
     pub change: SubscriptionChange,
     /// `triggerData.id`.
     pub id: String,
-    /// `triggerData.key`, one of [`TRIGGER_KEYS`].
-    pub key: String,
+    /// `triggerData.key`: which trigger.
+    pub kind: TriggerKind,
     /// `triggerData.targetUrl` (may be empty for `DELETED`).
     pub target_url: String,
     /// `extras.workflowId`, when it is not blank.
@@ -216,7 +218,7 @@ pub fn parse_subscription(body: &[u8], location_id: &str) -> Result<Subscription
             ),
         ));
     }
-    if !TRIGGER_KEYS.contains(&data.key.as_str()) {
+    let Some(kind) = TriggerKind::from_key(&data.key) else {
         return Err(Refusal::new(
             422,
             format!(
@@ -225,7 +227,7 @@ pub fn parse_subscription(body: &[u8], location_id: &str) -> Result<Subscription
                 TRIGGER_KEYS.join(", ")
             ),
         ));
-    }
+    };
     let change = match data.event_type.as_str() {
         "CREATED" => SubscriptionChange::Created,
         "UPDATED" => SubscriptionChange::Updated,
@@ -246,7 +248,7 @@ pub fn parse_subscription(body: &[u8], location_id: &str) -> Result<Subscription
     Ok(SubscriptionRequest {
         change,
         id: data.id,
-        key: data.key,
+        kind,
         target_url: data.target_url,
         workflow_id: extras.workflow_id.filter(|w| !w.trim().is_empty()),
     })
@@ -359,7 +361,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.change, SubscriptionChange::Created);
-        assert_eq!((ok.id.as_str(), ok.key.as_str()), ("t1", "call.ended"));
+        assert_eq!((ok.id.as_str(), ok.kind), ("t1", TriggerKind::CallEnded));
         assert_eq!(ok.workflow_id, None, "a blank workflow id is dropped");
         let status = |body: Vec<u8>| parse_subscription(&body, "loc").unwrap_err().status;
         assert_eq!(status(b"not json".to_vec()), 400);

@@ -1,9 +1,9 @@
 //! The one mapping between the settings' plain types
 //! ([`PolicyConfig`](crate::policy::PolicyConfig),
 //! [`RouteConfig`](crate::routing::RouteConfig), the tie-breakers and the
-//! no-match policy of [`crate::settings`]) and their WIT types
-//! (`logging-policy`, `route`, `call-action`, `tie-breaker`,
-//! `no-match-policy`), for every Rust binding of
+//! no-match policy of [`crate::settings`], the triggers of
+//! [`crate::triggers`]) and their WIT types (`logging-policy`, `route`,
+//! `call-action`, `tie-breaker`, `no-match-policy`, `event-kind`), for every Rust binding of
 //! the WIT: the guests' (wit-bindgen, [`crate::bindings`]) and the host's
 //! (wasmtime). Each binding is a distinct Rust type, so the conversions
 //! are a macro invoked once per binding; the field lists live only here.
@@ -18,6 +18,29 @@ macro_rules! settings_conversions {
             use $crate::policy::{Action, BusinessHoursConfig, PolicyConfig};
             use $crate::routing::{RouteClaims, RouteConfig};
             use $crate::settings::{NoMatchPolicy, TieBreaker};
+            use $crate::triggers::TriggerKind;
+
+            impl From<TriggerKind> for wit::EventKind {
+                fn from(kind: TriggerKind) -> Self {
+                    match kind {
+                        TriggerKind::CallStarted => Self::CallStarted,
+                        TriggerKind::CallEnded => Self::CallEnded,
+                        TriggerKind::MissedCall => Self::MissedCall,
+                        TriggerKind::MissedCallRecovered => Self::MissedCallRecovered,
+                    }
+                }
+            }
+
+            impl From<wit::EventKind> for TriggerKind {
+                fn from(kind: wit::EventKind) -> Self {
+                    match kind {
+                        wit::EventKind::CallStarted => Self::CallStarted,
+                        wit::EventKind::CallEnded => Self::CallEnded,
+                        wit::EventKind::MissedCall => Self::MissedCall,
+                        wit::EventKind::MissedCallRecovered => Self::MissedCallRecovered,
+                    }
+                }
+            }
 
             impl From<TieBreaker> for wit::TieBreaker {
                 fn from(breaker: TieBreaker) -> Self {

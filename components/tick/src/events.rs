@@ -123,12 +123,7 @@ pub fn kinds_after_post(call: &Call) -> Vec<EventKind> {
 
 /// The trigger key of an event kind, as HighLevel workflows name it.
 pub fn trigger_key(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::CallStarted => "call.started",
-        EventKind::CallEnded => "call.ended",
-        EventKind::MissedCall => "missed-call",
-        EventKind::MissedCallRecovered => "missed-call.recovered",
-    }
+    guest_support::triggers::TriggerKind::from(kind).key()
 }
 
 /// Naming the CRM user the post stage logged the call for.

@@ -25,6 +25,7 @@ use guest_support::api::ApiClient;
 use guest_support::bindings::connectzero::pipeline::types::{Direction, Service, TenantSettings};
 use guest_support::bindings::wasi::keyvalue::store::Bucket;
 use guest_support::queue::{Queue, backoff_ms};
+use guest_support::triggers::TriggerKind;
 use guest_support::{StageError, kv, time};
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +82,7 @@ impl Guest for Trigger {
         let bucket = kv::open()?;
         let stored = Stored {
             id: sub.id,
-            key: sub.key,
+            key: TriggerKind::from(sub.kind).key().to_string(),
             target_url: sub.target_url,
             workflow_id: sub.workflow_id,
         };
@@ -177,13 +178,18 @@ impl Guest for Trigger {
                 queue.reschedule(&id, &job)?;
                 Some(job.due_at)
             };
-            reports.push(DeliveryReport {
-                kind: kind_of(&job.payload.kind),
-                call_key: job.payload.call_key.clone(),
-                delivered,
-                retry_at,
-                last_error,
-            });
+            // Events are queued under a known key (`enqueue`); one that
+            // is not (written by a newer release) is worked as any other,
+            // only not reported.
+            if let Some(kind) = TriggerKind::from_key(&job.payload.kind) {
+                reports.push(DeliveryReport {
+                    kind: kind.into(),
+                    call_key: job.payload.call_key.clone(),
+                    delivered,
+                    retry_at,
+                    last_error,
+                });
+            }
         }
         Ok(reports)
     }
@@ -263,15 +269,6 @@ fn deliver(target: &Stored, body: &serde_json::Value) -> Result<(), StageError> 
 fn gone_for_good(error: &StageError) -> bool {
     matches!(error, StageError::Upstream(e) if (400..500).contains(&e.status) && e.status != 408)
         || matches!(error, StageError::Forbidden(_))
-}
-
-fn kind_of(key: &str) -> EventKind {
-    match key {
-        "call.started" => EventKind::CallStarted,
-        "missed-call" => EventKind::MissedCall,
-        "missed-call.recovered" => EventKind::MissedCallRecovered,
-        _ => EventKind::CallEnded,
-    }
 }
 
 // Exported only when building the component: a native build (unit tests)

@@ -11,12 +11,7 @@ use crate::recovery::Recovered;
 
 /// The trigger key of an event kind, as registered in the marketplace.
 pub fn trigger_key(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::CallStarted => "call.started",
-        EventKind::CallEnded => "call.ended",
-        EventKind::MissedCall => "missed-call",
-        EventKind::MissedCallRecovered => "missed-call.recovered",
-    }
+    guest_support::triggers::TriggerKind::from(kind).key()
 }
 
 fn direction(event: &CallEvent) -> &'static str {

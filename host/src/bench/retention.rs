@@ -147,7 +147,9 @@ async fn sample(world: &World) -> anyhow::Result<Vec<LeftBehind>> {
     for key in ["call.started", "call.ended"] {
         let subscription = Subscription {
             id: format!("bench-{key}"),
-            key: key.into(),
+            kind: guest_support::triggers::TriggerKind::from_key(key)
+                .expect("a trigger key")
+                .into(),
             target_url: format!(
                 "{}/workflows-marketplace/triggers/execute/app/bench-{key}",
                 world.crm.base_url()

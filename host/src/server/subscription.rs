@@ -54,7 +54,7 @@ async fn subscribe(
     let id = checked.id.clone();
     let subscription = Subscription {
         id: checked.id,
-        key: checked.key,
+        kind: checked.kind.into(),
         target_url: checked.target_url,
         workflow_id: checked.workflow_id,
     };

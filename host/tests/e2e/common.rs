@@ -196,7 +196,9 @@ pub async fn subscribe_on(pipeline: &Pipeline, world: &World, key: &str, id: &st
     };
     let subscription = Subscription {
         id: id.into(),
-        key: key.into(),
+        kind: guest_support::triggers::TriggerKind::from_key(key)
+            .unwrap_or_else(|| panic!("{key} is no trigger key"))
+            .into(),
         target_url: format!(
             "{}/workflows-marketplace/triggers/execute/app/{id}",
             world.crm.base_url()

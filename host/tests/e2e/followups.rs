@@ -247,7 +247,7 @@ async fn a_deleted_subscription_receives_nothing() {
     subscribe(&world, "call.ended", "sub-gone").await;
     let gone = Subscription {
         id: "sub-gone".into(),
-        key: "call.ended".into(),
+        kind: guest_support::triggers::TriggerKind::CallEnded.into(),
         target_url: String::new(),
         workflow_id: None,
     };

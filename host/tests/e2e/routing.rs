@@ -553,7 +553,7 @@ async fn subscribe_started(world: &World) {
     };
     let subscription = Subscription {
         id: "sub-started".into(),
-        key: "call.started".into(),
+        kind: guest_support::triggers::TriggerKind::CallStarted.into(),
         target_url: format!(
             "{}/workflows-marketplace/triggers/execute/app/sub-started",
             world.crm.base_url()
