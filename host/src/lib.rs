@@ -35,7 +35,7 @@ pub mod scheduler;
 pub mod secrets;
 pub mod server;
 pub mod state;
-pub mod storage;
+pub use connectzero_storage as storage;
 pub mod tenants;
 pub mod testbed;
 pub mod upstream;

@@ -411,7 +411,7 @@ fn to_json(requests: &Requests) -> rusqlite::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::CallRecord;
+    use crate::CallRecord;
 
     const T: &str = "t";
     const CALL: &str = "3cx:7@1700000000000";

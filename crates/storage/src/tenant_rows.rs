@@ -1,5 +1,5 @@
 //! The `tenants` table: tenants added with `connectzero tenant add`
-//! (`crate::tenants`). A row holds the tenant's configuration as JSON
+//! (`connectzero::tenants`). A row holds the tenant's configuration as JSON
 //! without any secret; its secrets are in `secrets`, sealed.
 
 use super::Storage;

@@ -1,5 +1,5 @@
 //! Tables for secrets at rest, tenants' authorisation status and OAuth
-//! install states. Values arrive here already sealed (`crate::secrets`);
+//! install states. Values arrive here already sealed (`connectzero::secrets`);
 //! this module never sees a secret in clear.
 
 use super::Storage;

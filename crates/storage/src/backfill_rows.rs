@@ -1,5 +1,5 @@
 //! Rows of `connectzero backfill` and `connectzero replay`
-//! (`crate::backfill`): how far each backfill got, so a re-run resumes, and
+//! (`connectzero::backfill`): how far each backfill got, so a re-run resumes, and
 //! releasing a parked call's ledger legs so a replay processes it again.
 
 use super::Storage;
@@ -156,7 +156,7 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::CallRecord;
+    use crate::CallRecord;
 
     fn logged(db: &Storage, key: &str, outcome: &str) {
         db.record_call(&CallRecord {

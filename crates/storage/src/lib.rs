@@ -1,3 +1,5 @@
+//! # connectzero-storage: the host's embedded SQLite database
+//!
 //! Embedded storage: one SQLite database in WAL mode.
 //!
 //! Holds the key-value data the components see through `wasi:keyvalue`
@@ -6,6 +8,12 @@
 //!
 //! WAL lets readers run beside the single writer, and `BEGIN IMMEDIATE`
 //! makes compare-and-swap atomic across every process sharing the file.
+//!
+//! It owns the schema and its migrations ([`migrations`]) and every row
+//! the host keeps; it holds values, never decisions. It may depend on
+//! SQLite and the components' plain rules (`guest-support`), never on the
+//! host's runtime or operator features: secrets arrive sealed, settings
+//! as JSON.
 
 mod backfill_rows;
 mod incident_rows;

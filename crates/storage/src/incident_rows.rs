@@ -1,4 +1,4 @@
-//! Diagnostics incidents (`crate::diagnostics`): one row per failure of
+//! Diagnostics incidents (`connectzero::diagnostics`): one row per failure of
 //! one check of one tenant, from the run that first saw it fail to the run
 //! that saw it pass again.
 //!

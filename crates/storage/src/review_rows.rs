@@ -15,8 +15,8 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Deserialize;
 
 /// Prefix of the park reason the pipeline gives such calls
-/// (`crate::pipeline::NEEDS_REVIEW`).
-const PREFIX: &str = crate::pipeline::NEEDS_REVIEW;
+/// (`guest_support::review::NEEDS_REVIEW`).
+const PREFIX: &str = guest_support::review::NEEDS_REVIEW;
 
 /// Most calls the page lists.
 const LIMIT: i64 = 100;

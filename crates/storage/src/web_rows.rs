@@ -1,4 +1,4 @@
-//! Tables of the status page (`crate::web`): per-tenant settings saved on
+//! Tables of the status page (`connectzero::web`): per-tenant settings saved on
 //! the page, and retry requests for parked calls. Also the read-only
 //! queries the page shows (calls today by outcome, calls needing
 //! attention, recordings).
