@@ -9,7 +9,7 @@
 //! | `GET /healthz` | `ok` |
 //! | `GET /readyz` | `ready` once storage answers and the components are loaded, else 503 |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`], `docs/OPERATIONS.md`): served beside the status page by [`crate::web`], for token bearers only |
-//! | `/admin…` | the status and settings page ([`crate::web`], merged beside these routes by `main.rs`; admin token) |
+//! | `/admin…` | the status and settings page ([`crate::web`], merged beside these routes by the CLI, `host/src/cli/run.rs`; admin token) |
 //!
 //! Every error is JSON `{"error": "..."}` saying what is wrong. Both
 //! tenant routes require the tenant's shared-secret header (compared in
