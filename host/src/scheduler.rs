@@ -19,6 +19,7 @@
 //!   turn whatever the others' backlog.
 
 use crate::pipeline::{Pipeline, Tenant, TickReport};
+use crate::storage::Storage;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -26,16 +27,36 @@ use tokio::sync::watch;
 /// Longest wait between ticks after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// Run `tenant` until `stop` turns true. `on_tick` sees every report.
+/// What the layers above the scheduler see of a tenant's ticks, and the
+/// one thing they may change: which settings the next tick runs with. The
+/// status page's `web::LiveTenant` is one (settings saved on the page,
+/// the last tick shown there); a closure `FnMut(&Tenant, &TickReport)` is
+/// one that only watches. The scheduler knows nothing of either.
+pub trait TickObserver: Send {
+    /// The tenant to run the next tick: `base`, or `base` with changes
+    /// the observer applies. Called before every tick.
+    fn tenant_for_tick(&mut self, base: &Arc<Tenant>, _storage: &Storage) -> Arc<Tenant> {
+        base.clone()
+    }
+
+    /// Every tick's report, once the tick is over.
+    fn tick_done(&mut self, _tenant: &Tenant, _report: &TickReport) {}
+}
+
+impl<F: FnMut(&Tenant, &TickReport) + Send> TickObserver for F {
+    fn tick_done(&mut self, tenant: &Tenant, report: &TickReport) {
+        self(tenant, report)
+    }
+}
+
+/// Run `tenant` until `stop` turns true, telling `observer` about every
+/// tick.
 pub async fn run_tenant(
     pipeline: Arc<Pipeline>,
     tenant: Arc<Tenant>,
     mut stop: watch::Receiver<bool>,
-    on_tick: impl Fn(&Tenant, &TickReport) + Send + Sync,
+    mut observer: impl TickObserver,
 ) {
-    // Settings saved on the status page, and retries asked for there,
-    // apply from the next tick (`crate::web`).
-    let mut live = crate::web::LiveTenant::new(tenant);
     let mut delay = Duration::ZERO;
     let mut last_error: Option<String> = None;
     loop {
@@ -46,7 +67,7 @@ pub async fn run_tenant(
         if *stop.borrow() {
             return;
         }
-        let tenant = live.before_tick(pipeline.storage());
+        let tenant = observer.tenant_for_tick(&tenant, pipeline.storage());
         let interval = Duration::from_millis(tenant.config.settings.poll_interval_ms);
         let report = match pipeline.tick(&tenant).await {
             Ok(report) => report,
@@ -55,8 +76,7 @@ pub async fn run_tenant(
                 ..TickReport::default()
             },
         };
-        crate::web::note_tick(tenant.id(), &report);
-        on_tick(&tenant, &report);
+        observer.tick_done(&tenant, &report);
         delay = next_delay(interval, delay, &report);
         if report.error != last_error {
             match &report.error {

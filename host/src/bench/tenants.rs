@@ -193,7 +193,9 @@ async fn run_schedulers(
                 pipeline.clone(),
                 tenant.clone(),
                 stop_rx.clone(),
-                move |_, report| tally.lock().unwrap_or_else(|e| e.into_inner()).add(report),
+                move |_: &Tenant, report: &TickReport| {
+                    tally.lock().unwrap_or_else(|e| e.into_inner()).add(report)
+                },
             ))
         })
         .collect();

@@ -109,11 +109,12 @@ pub async fn run(components: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The page (`--keep-running`) changes settings and shows ticks.
     let task = tokio::spawn(scheduler::run_tenant(
         world.pipeline.clone(),
         world.tenant.clone(),
         stop_rx,
-        |_, _| {},
+        connectzero::web::LiveTenant::new(world.tenant.clone()),
     ));
 
     // HighLevel registers one workflow per trigger with our subscription

@@ -99,11 +99,14 @@ pub async fn run(components: Option<PathBuf>, args: RunArgs) -> anyhow::Result<(
             stop_rx.clone(),
         )));
         tracing::info!(tenant = %tenant.id(), "starting tenant");
+        // The status page's saved settings apply from the next tick, and
+        // the page shows each tick (`connectzero::web`).
+        let live = connectzero::web::LiveTenant::new(tenant.clone());
         tasks.push(tokio::spawn(scheduler::run_tenant(
             pipeline.clone(),
             tenant,
             stop_rx.clone(),
-            |_, _| {},
+            live,
         )));
     }
     tokio::signal::ctrl_c()

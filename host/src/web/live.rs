@@ -114,3 +114,16 @@ impl LiveTenant {
         self.current.clone()
     }
 }
+
+/// The scheduler runs a tenant followed by the page through this: the
+/// page's saved settings before each tick, the tick noted for the page
+/// after it.
+impl crate::scheduler::TickObserver for LiveTenant {
+    fn tenant_for_tick(&mut self, _base: &Arc<Tenant>, storage: &Storage) -> Arc<Tenant> {
+        self.before_tick(storage)
+    }
+
+    fn tick_done(&mut self, tenant: &Tenant, report: &TickReport) {
+        note_tick(tenant.id(), report);
+    }
+}
