@@ -20,13 +20,30 @@ pub mod host_provided {
             default: trappable,
         },
         with: {
-            "wasi:keyvalue/store.bucket": crate::kv::BucketHandle,
-            "wasi:keyvalue/atomics.cas": crate::kv::CasHandle,
+            "wasi:keyvalue/store.bucket": crate::bindings::kv_handles::BucketHandle,
+            "wasi:keyvalue/atomics.cas": crate::bindings::kv_handles::CasHandle,
         },
     });
 }
 
 pub use host_provided::connectzero::pipeline::types;
+
+/// The host's side of the `wasi:keyvalue` resources (`crate::kv` works
+/// them): declared here, with the bindings that name them, so the
+/// bindings depend on nothing of the capabilities.
+pub mod kv_handles {
+    /// An open bucket: the tenant namespace it maps to.
+    pub struct BucketHandle {
+        pub(crate) namespace: String,
+    }
+
+    /// A compare-and-swap handle: the value seen when it was created.
+    pub struct CasHandle {
+        pub(crate) namespace: String,
+        pub(crate) key: String,
+        pub(crate) expected: Option<Vec<u8>>,
+    }
+}
 
 // The logging policy and the route as WIT records: the one mapping, shared
 // with the guests (`guest_support::wit_settings`).

@@ -8,7 +8,7 @@ use crate::bindings::tick::connectzero::pipeline::call_log::{
     DeliveryCount, Fate, HandledCall, Host, RecordingUpdate, UnreadableRow,
 };
 use crate::bindings::types::{Direction, StageError};
-use crate::pipeline::{describe, direction_name, rule_name};
+use crate::names::{describe, direction_name, rule_name};
 use crate::state::StoreData;
 use crate::storage::CallRecord;
 

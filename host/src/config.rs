@@ -653,7 +653,7 @@ impl TenantConfig {
 /// ("pbx.example.com", "127.0.0.1:5001"). Tenants with the same identity
 /// share one 3CX.
 pub fn pbx_identity(base_url: &str) -> String {
-    crate::outbound::authority_of_url(base_url)
+    crate::authority::authority_of_url(base_url)
         .map(|a| a.strip_suffix(":443").map(str::to_string).unwrap_or(a))
         .unwrap_or_else(|| base_url.trim_end_matches('/').to_string())
         .to_ascii_lowercase()

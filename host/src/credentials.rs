@@ -306,7 +306,7 @@ impl Credentials {
             .map_err(|e| InstallError::Refused(describe_network(&e)))?;
         let token = read_token(Service::Crm, response, "HighLevel refused the install")
             .await
-            .map_err(|e| InstallError::Refused(crate::pipeline::describe(&e)))?;
+            .map_err(|e| InstallError::Refused(crate::names::describe(&e)))?;
         let Some(refresh) = token.refresh_token.map(Secret::new) else {
             return Err(InstallError::Refused(
                 "the token response has no refresh_token".into(),
@@ -390,7 +390,7 @@ impl Credentials {
 
     /// As [`Credentials::access_token`] for a component's invocation: a
     /// fetch it starts runs to its end even when the invocation is stopped
-    /// (`crate::engine::allowance`) while waiting. Cut mid-way, a HighLevel
+    /// (`crate::allowance`) while waiting. Cut mid-way, a HighLevel
     /// refresh would spend the single-use refresh token without keeping the
     /// new one, and the location would have to install the app again.
     pub async fn access_token_for_invocation(
@@ -647,7 +647,7 @@ fn storage_error(error: &dyn std::fmt::Display) -> StageError {
 }
 
 fn describe_network(error: &reqwest::Error) -> String {
-    crate::pipeline::describe(&network_error(Service::Crm, error))
+    crate::names::describe(&network_error(Service::Crm, error))
 }
 
 fn now_ms() -> i64 {

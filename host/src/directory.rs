@@ -37,7 +37,7 @@ impl Directory {
             base_url: base_url.trim_end_matches('/').to_string(),
             location_id: location_id.to_string(),
             credentials,
-            authority: crate::outbound::authority_of_url(base_url).unwrap_or_default(),
+            authority: crate::authority::authority_of_url(base_url).unwrap_or_default(),
             limiter: None,
         }
     }

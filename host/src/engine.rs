@@ -17,10 +17,9 @@
 //! ([`Runtime::tick_instance`], [`Runtime::match_calls`]; why, how it is
 //! bounded and why never across tenants: [`warm`]).
 
-pub mod allowance;
 mod warm;
 
-pub use allowance::{Allowance, within_allowance};
+pub use crate::allowance::{self, Allowance};
 pub use warm::{Warm, WarmLimits, WarmStats};
 
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
@@ -604,6 +603,37 @@ impl Drop for EpochTicker {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// Run one invocation on `store` within its allowance: the account
+/// restarts, and the invocation is cancelled (its future dropped) when it
+/// sits in a host call past its allowance. The caller must not reuse the
+/// instance after an error: a cancelled or trapped instance may be
+/// half-way through its work.
+pub async fn within_allowance<R>(
+    store: &mut wasmtime::Store<crate::state::StoreData>,
+    call: impl AsyncFnOnce(&mut wasmtime::Store<crate::state::StoreData>) -> wasmtime::Result<R>,
+) -> wasmtime::Result<R> {
+    let allowance = store.data().allowance.clone();
+    allowance.restart();
+    store.set_epoch_deadline(epoch_ticks(allowance::YIELD_EVERY));
+    tokio::select! {
+        // A call that completed is its answer, even if the allowance ran
+        // out meanwhile.
+        biased;
+        result = call(store) => result.map_err(|error| {
+            // The epoch callback's interrupt: say why.
+            if allowance.is_spent() {
+                error.context(allowance.spent())
+            } else {
+                error
+            }
+        }),
+        () = allowance.spent_wait() => {
+            tracing::warn!(used = ?allowance.used(), "invocation cancelled: its time allowance is spent");
+            Err(wasmtime::Error::from(allowance.spent()))
         }
     }
 }

@@ -5,6 +5,7 @@
 //! name, let alone read, another tenant's keys.
 
 use crate::bindings::host_provided::wasi::keyvalue::{atomics, store};
+pub use crate::bindings::kv_handles::{BucketHandle, CasHandle};
 use crate::state::StoreData;
 use crate::storage::{LIST_PAGE, Storage};
 use wasmtime::component::Resource;
@@ -15,18 +16,6 @@ pub const BUCKET: &str = "default";
 /// Largest value a component may store. Ledger entries and caches are
 /// tiny; this stops a runaway guest from filling the disk.
 const MAX_VALUE_BYTES: usize = 1024 * 1024;
-
-/// An open bucket: the tenant namespace it maps to.
-pub struct BucketHandle {
-    namespace: String,
-}
-
-/// A compare-and-swap handle: the value seen when it was created.
-pub struct CasHandle {
-    namespace: String,
-    key: String,
-    expected: Option<Vec<u8>>,
-}
 
 /// Per-store key-value context: the tenant namespace and the database.
 #[derive(Clone)]

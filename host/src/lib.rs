@@ -9,7 +9,9 @@
 
 #![deny(missing_docs)]
 
+pub mod allowance;
 pub mod attribution;
+pub mod authority;
 pub mod backfill;
 pub mod bench;
 pub mod bindings;
@@ -27,6 +29,7 @@ pub mod engine;
 pub mod kv;
 pub mod location;
 pub mod metrics;
+pub mod names;
 pub mod outbound;
 pub mod pipeline;
 pub mod ratelimit;

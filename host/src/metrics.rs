@@ -328,7 +328,7 @@ pub fn stage_timer(stage: Stage, function: &'static str) -> StageTimer {
 /// Remember which service `base_url` belongs to (`"3cx"` or `"crm"`), so
 /// [`http_answer`] can label answers from it.
 pub fn learn_service(base_url: &str, service: &'static str) {
-    if let Some(authority) = crate::outbound::authority_of_url(base_url) {
+    if let Some(authority) = crate::authority::authority_of_url(base_url) {
         let mut services = METRICS.services.write().unwrap_or_else(|p| p.into_inner());
         services.insert(authority, service);
     }

@@ -12,6 +12,8 @@
 //! every user of the location, and a request the limiter refuses is
 //! answered 429 without leaving the host.
 
+pub use crate::authority::authority_of_url;
+use crate::authority::{is_loopback, normalise_authority};
 use crate::ratelimit::{Admission, LocationLimiter};
 use std::future::Future;
 use std::sync::Arc;
@@ -25,8 +27,8 @@ pub struct OutboundPolicy {
     /// The CRM's authority and its location's limiter.
     crm: Option<(String, Arc<LocationLimiter>)>,
     /// The invocation's time allowance: each request is an upstream wait
-    /// on it from send to the end of its answer (`crate::engine::allowance`).
-    allowance: Option<crate::engine::Allowance>,
+    /// on it from send to the end of its answer (`crate::allowance`).
+    allowance: Option<crate::allowance::Allowance>,
 }
 
 /// Longest wait for a connection, whatever the component asks for.
@@ -60,7 +62,7 @@ impl OutboundPolicy {
     }
 
     /// The same policy, its requests credited to `allowance`.
-    pub fn crediting(mut self, allowance: crate::engine::Allowance) -> Self {
+    pub fn crediting(mut self, allowance: crate::allowance::Allowance) -> Self {
         self.allowance = Some(allowance);
         self
     }
@@ -80,43 +82,6 @@ impl OutboundPolicy {
         }
         self.allowed.contains(&normalised)
     }
-}
-
-/// `host:port` of a base URL, with the scheme's default port filled in.
-pub fn authority_of_url(url: &str) -> Option<String> {
-    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
-        (true, rest)
-    } else {
-        (false, url.strip_prefix("http://")?)
-    };
-    let authority = rest.split('/').next()?;
-    normalise_authority(authority, https)
-}
-
-fn normalise_authority(authority: &str, https: bool) -> Option<String> {
-    let authority = authority.trim().to_ascii_lowercase();
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    let has_port = authority.rsplit_once(':').is_some_and(|(host, port)| {
-        !port.is_empty()
-            && port.chars().all(|c| c.is_ascii_digit())
-            && (!host.contains(':') || host.ends_with(']'))
-    });
-    Some(if has_port {
-        authority
-    } else {
-        format!("{authority}:{}", if https { 443 } else { 80 })
-    })
-}
-
-fn is_loopback(authority: &str) -> bool {
-    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 type SendFuture = Box<
@@ -220,8 +185,8 @@ fn bounded_options(options: Option<RequestOptions>) -> RequestOptions {
 /// gets no credit for sleeping meanwhile.
 struct WaitedBody<B> {
     body: B,
-    allowance: Option<crate::engine::Allowance>,
-    wait: Option<crate::engine::allowance::Credited>,
+    allowance: Option<crate::allowance::Allowance>,
+    wait: Option<crate::allowance::Credited>,
 }
 
 impl<B: http_body::Body + Unpin> http_body::Body for WaitedBody<B> {

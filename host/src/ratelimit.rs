@@ -254,7 +254,7 @@ pub fn for_location(crm: &CrmConfig) -> Option<Arc<LocationLimiter>> {
     if crm.rate_limit.burst == 0 && crm.rate_limit.daily == 0 {
         return None;
     }
-    let authority = crate::outbound::authority_of_url(&crm.base_url).unwrap_or_default();
+    let authority = crate::authority::authority_of_url(&crm.base_url).unwrap_or_default();
     let key = format!("{authority} {} {}", crm.client_id, crm.location_id);
     let mut all = LIMITERS
         .get_or_init(Default::default)

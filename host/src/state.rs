@@ -41,10 +41,10 @@ pub struct StoreData {
     pub kv: KvCtx,
     /// Credentials and directory grants.
     pub tenant: Grants,
-    /// The invocation's time allowance (`crate::engine::allowance`):
+    /// The invocation's time allowance (`crate::allowance`):
     /// host calls that wait on 3CX or HighLevel open an upstream wait on
     /// it.
-    pub allowance: crate::engine::Allowance,
+    pub allowance: crate::allowance::Allowance,
 }
 
 impl WasiView for StoreData {

@@ -319,7 +319,7 @@ fn transport_problem(service: &str, base: &str, error: &reqwest::Error) -> (Stri
     // Classified by the causes only: the error's own text names the URL,
     // and a host called e.g. "tls.example.com" must not read as a TLS fault.
     let lower = causes.to_ascii_lowercase();
-    let authority = crate::outbound::authority_of_url(base).unwrap_or_else(|| base.to_string());
+    let authority = crate::authority::authority_of_url(base).unwrap_or_else(|| base.to_string());
     let (what, hint) = if error.is_timeout() {
         (
             format!(

@@ -23,9 +23,7 @@ mod stages;
 pub use backfill::CallResult;
 
 use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
-use crate::bindings::types::{
-    Call, Direction, LoggingPolicy, MatchRule, Routing, StageError, TenantSettings,
-};
+use crate::bindings::types::{Call, LoggingPolicy, Routing, StageError, TenantSettings};
 use crate::config::TenantConfig;
 use crate::credentials::Credentials;
 use crate::directory::Directory;
@@ -177,12 +175,6 @@ pub struct TickReport {
     pub pruned: usize,
 }
 
-/// Readable text of a stage error, worded as the components word it
-/// (`guest_support::api::describe`).
-pub fn describe(error: &StageError) -> String {
-    guest_support::api::describe(&error.into())
-}
-
 /// Runs ticks for tenants.
 pub struct Pipeline {
     runtime: Arc<Runtime>,
@@ -300,41 +292,9 @@ impl Pipeline {
     }
 }
 
-/// Prefix of the park reason of a call whose number several contacts
-/// share and no tie-breaker settled; the status page lists these calls
-/// for an operator to assign (`crate::web`). Shared with the Spin app
-/// (`guest_support::review`).
-pub use guest_support::review::NEEDS_REVIEW;
-
-/// The park reason of a call the post stage left for review, e.g. "needs
-/// review: 2 contacts share this number (contacts a1, b2); …": the text
-/// of `guest_support::review::needs_review_reason`, pointing at the status
-/// page (the status page shows the names from the post stage's review
-/// entry; the reason, which is logged, has ids only).
-pub fn needs_review_reason(candidates: &[crate::bindings::types::ContactRef]) -> String {
-    guest_support::review::needs_review_reason(
-        candidates.iter().map(|c| c.id.as_str()),
-        guest_support::review::ReviewPlace::StatusPage,
-    )
-}
-
-/// "inbound", "outbound" or "internal".
-pub fn direction_name(direction: Direction) -> &'static str {
-    match direction {
-        Direction::Inbound => "inbound",
-        Direction::Outbound => "outbound",
-        Direction::Internal => "internal",
-    }
-}
-
-/// "caller-number", "called-number" or "extension-owner".
-pub fn rule_name(rule: MatchRule) -> &'static str {
-    match rule {
-        MatchRule::CallerNumber => "caller-number",
-        MatchRule::CalledNumber => "called-number",
-        MatchRule::ExtensionOwner => "extension-owner",
-    }
-}
+// The names and wording of calls and errors live in a leaf module, so the
+// capabilities can use them without depending on the pipeline.
+pub use crate::names::{NEEDS_REVIEW, describe, direction_name, needs_review_reason, rule_name};
 
 #[cfg(test)]
 mod tests {

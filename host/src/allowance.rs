@@ -26,7 +26,7 @@
 //! Two mechanisms read the same account, because neither sees every case:
 //! the engine's epoch callback stops wasm that runs past the allowance
 //! (and yields to the executor every [`YIELD_EVERY`] so other tenants keep
-//! running meanwhile), and [`within_allowance`] races the invocation with
+//! running meanwhile), and `engine::within_allowance` races the invocation with
 //! a watchdog that cancels it while it is parked in a host call (a sleep)
 //! past the allowance. The account restarts with every invocation, so a
 //! warm instance gets its full allowance per call.
@@ -261,37 +261,6 @@ pub struct Credited {
 impl Drop for Credited {
     fn drop(&mut self) {
         self.allowance.account().wait_closed(Instant::now());
-    }
-}
-
-/// Run one invocation on `store` within its allowance: the account
-/// restarts, and the invocation is cancelled (its future dropped) when it
-/// sits in a host call past its allowance. The caller must not reuse the
-/// instance after an error: a cancelled or trapped instance may be
-/// half-way through its work.
-pub async fn within_allowance<R>(
-    store: &mut wasmtime::Store<crate::state::StoreData>,
-    call: impl AsyncFnOnce(&mut wasmtime::Store<crate::state::StoreData>) -> wasmtime::Result<R>,
-) -> wasmtime::Result<R> {
-    let allowance = store.data().allowance.clone();
-    allowance.restart();
-    store.set_epoch_deadline(super::epoch_ticks(YIELD_EVERY));
-    tokio::select! {
-        // A call that completed is its answer, even if the allowance ran
-        // out meanwhile.
-        biased;
-        result = call(store) => result.map_err(|error| {
-            // The epoch callback's interrupt: say why.
-            if allowance.is_spent() {
-                error.context(allowance.spent())
-            } else {
-                error
-            }
-        }),
-        () = allowance.spent_wait() => {
-            tracing::warn!(used = ?allowance.used(), "invocation cancelled: its time allowance is spent");
-            Err(wasmtime::Error::from(allowance.spent()))
-        }
     }
 }
 
