@@ -127,7 +127,7 @@ fn record(storage: &crate::storage::Storage, tenant: &str, h: &HandledCall) -> a
         Fate::Retrying(error) => ("retrying", describe(error)),
     };
     if matches!(h.fate, Fate::Posted(_)) {
-        crate::metrics::call_posted(tenant, h.call.end_time);
+        crate::telemetry::sink().call_posted(tenant, h.call.end_time);
     }
     // Numbers are personal data: only ever logged masked.
     let (caller, callee) = (

@@ -77,10 +77,10 @@ impl Directory {
                 .json(&body)
                 .send()
                 .await
-                .inspect_err(|_| crate::metrics::http_answer(&self.authority, None))
+                .inspect_err(|_| crate::telemetry::sink().http_answer(&self.authority, None))
                 .map_err(|e| network_error(Service::Crm, &e))?;
             let status = response.status().as_u16();
-            crate::metrics::http_answer(&self.authority, Some(status));
+            crate::telemetry::sink().http_answer(&self.authority, Some(status));
             if status == 401 && !retried {
                 self.credentials.token_rejected(Service::Crm, &token);
                 retried = true;

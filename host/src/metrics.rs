@@ -10,7 +10,7 @@
 //! Call keys and phone numbers are never labels.
 
 use crate::engine::Stage;
-use crate::pipeline::TickReport;
+use crate::report::TickReport;
 use crate::storage::Storage;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -20,7 +20,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::{LazyLock, RwLock};
-use std::time::Instant;
 
 /// `Content-Type` of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -220,7 +219,7 @@ fn tenant(id: &str) -> TenantLabel {
 }
 
 /// Count what one tick did (polled, posted, skipped, duplicates, …).
-pub fn tick(tenant_id: &str, report: &TickReport) {
+fn tick(tenant_id: &str, report: &TickReport) {
     let m = &*METRICS;
     let t = tenant(tenant_id);
     let add = |family: &Family<TenantLabel, Counter>, n: usize| {
@@ -247,7 +246,7 @@ pub fn tick(tenant_id: &str, report: &TickReport) {
 }
 
 /// A call was posted: observe hang-up to posted.
-pub fn call_posted(tenant_id: &str, call_end_ms: i64) {
+fn call_posted(tenant_id: &str, call_end_ms: i64) {
     let now = chrono::Utc::now().timestamp_millis();
     let seconds = (now - call_end_ms).max(0) as f64 / 1000.0;
     METRICS
@@ -257,31 +256,15 @@ pub fn call_posted(tenant_id: &str, call_end_ms: i64) {
 }
 
 /// A recording job will be retried.
-pub fn attach_retry(tenant_id: &str) {
+fn attach_retry(tenant_id: &str) {
     METRICS
         .attach_retries
         .get_or_create(&tenant(tenant_id))
         .inc();
 }
 
-/// Observes a stage invocation's duration when dropped.
-#[must_use = "the duration is observed when the timer is dropped"]
-pub struct StageTimer {
-    labels: StageLabels,
-    started: Instant,
-}
-
-impl Drop for StageTimer {
-    fn drop(&mut self) {
-        METRICS
-            .stage_seconds
-            .get_or_create(&self.labels)
-            .observe(self.started.elapsed().as_secs_f64());
-    }
-}
-
 /// One stage invocation the composed tick timed (its report's `timings`).
-pub fn stage_invoked(stage: &str, function: &str, seconds: f64) {
+fn stage_invoked(stage: &str, function: &str, seconds: f64) {
     METRICS
         .stage_seconds
         .get_or_create(&StageLabels {
@@ -314,30 +297,49 @@ fn function_label(function: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// Time one invocation of `stage`'s WIT `function` until the guard drops.
-pub fn stage_timer(stage: Stage, function: &'static str) -> StageTimer {
-    StageTimer {
-        labels: StageLabels {
-            stage: stage.name(),
-            function,
-        },
-        started: Instant::now(),
+/// The runtime's reports (`crate::telemetry`) as Prometheus series.
+pub struct Prometheus;
+
+impl crate::telemetry::Telemetry for Prometheus {
+    fn tenant_services(&self, pbx_base_url: &str, crm_base_url: &str) {
+        learn_service(pbx_base_url, "3cx");
+        learn_service(crm_base_url, "crm");
     }
+
+    fn tick(&self, tenant: &str, report: &TickReport) {
+        tick(tenant, report);
+    }
+
+    fn call_posted(&self, tenant: &str, call_end_ms: i64) {
+        call_posted(tenant, call_end_ms);
+    }
+
+    fn attach_retry(&self, tenant: &str) {
+        attach_retry(tenant);
+    }
+
+    fn stage_invoked(&self, stage: &str, function: &str, seconds: f64) {
+        stage_invoked(stage, function, seconds);
+    }
+
+    fn http_answer(&self, authority: &str, status: Option<u16>) {
+        http_answer(authority, status);
+    }
+}
+
+/// Count this process's runtime reports in the registry [`encode`]
+/// writes: the binary, the status page's router and the test bed call it.
+pub fn install() {
+    crate::telemetry::install(&Prometheus);
 }
 
 /// Remember which service `base_url` belongs to (`"3cx"` or `"crm"`), so
 /// [`http_answer`] can label answers from it.
-pub fn learn_service(base_url: &str, service: &'static str) {
+fn learn_service(base_url: &str, service: &'static str) {
     if let Some(authority) = crate::authority::authority_of_url(base_url) {
         let mut services = METRICS.services.write().unwrap_or_else(|p| p.into_inner());
         services.insert(authority, service);
     }
-}
-
-/// Remember the 3CX and CRM of `config` (see [`learn_service`]).
-pub fn learn_tenant(config: &crate::config::TenantConfig) {
-    learn_service(&config.pbx.base_url, "3cx");
-    learn_service(&config.crm.base_url, "crm");
 }
 
 fn service_of(authority: &str) -> &'static str {
@@ -353,7 +355,7 @@ fn service_of(authority: &str) -> &'static str {
 /// An HTTP answer (or none: `status` = `None`) from `authority`
 /// (`host:port`); counted when it is an error. Called for every request a
 /// component makes through `wasi:http` and for the host's own requests.
-pub fn http_answer(authority: &str, status: Option<u16>) {
+fn http_answer(authority: &str, status: Option<u16>) {
     let status = match status {
         Some(code) if code < 400 => return,
         Some(code) => code.to_string(),

@@ -137,7 +137,7 @@ impl WasiHttpHooks for OutboundPolicy {
             }
             let sent = wasmtime_wasi_http::default_send_request(request, options).await;
             let status = sent.as_ref().ok().map(|(r, _)| r.status().as_u16());
-            crate::metrics::http_answer(&counted_as, status);
+            crate::telemetry::sink().http_answer(&counted_as, status);
             if let Err(error) = &sent {
                 tracing::debug!(authority = %counted_as, %error, "outbound request got no answer");
             }

@@ -59,6 +59,8 @@ impl World {
         options: TenantOptions,
         crm_config: HighLevelConfig,
     ) -> anyhow::Result<Self> {
+        // Tests read the metrics the world's runtime reports.
+        crate::metrics::install();
         let pbx = ThreeCxSim::start(ThreeCxConfig::default()).await?;
         let rate_limit = match crm_config.rate_limit {
             Some(limit) => crate::config::CrmRateLimit {

@@ -99,6 +99,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Tenant(_) => "warn",
     };
     init_logging(cli.log_format, default_filter);
+    // Every subcommand's runtime reports into the one metrics registry.
+    connectzero::metrics::install();
     let components = cli.components;
     match cli.command {
         Command::Demo(args) => demo::run(components, args).await,

@@ -48,7 +48,7 @@ impl Pipeline {
         start: i64,
         end: i64,
     ) -> anyhow::Result<Result<Window, StageError>> {
-        let _timer = crate::metrics::stage_timer(crate::engine::Stage::Poll, "fetch-window");
+        let _timer = crate::telemetry::stage_timer(crate::engine::Stage::Poll, "fetch-window");
         self.on_tick(
             tenant,
             async |store, tick| {

@@ -62,7 +62,7 @@ pub const MAX_ACTIONS_PER_TENANT: usize = 4;
 impl Tenant {
     /// Build the runtime view of `config`.
     pub fn new(config: TenantConfig, http: reqwest::Client) -> Self {
-        crate::metrics::learn_tenant(&config);
+        crate::telemetry::sink().tenant_services(&config.pbx.base_url, &config.crm.base_url);
         let credentials = Arc::new(Credentials::new(http.clone(), &config));
         let crm_limiter = crate::ratelimit::for_location(&config.crm);
         let directory = Arc::new(
@@ -138,42 +138,7 @@ fn routing(config: &TenantConfig) -> Routing {
     }
 }
 
-/// What one tick did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TickReport {
-    /// Calls read from 3CX (including ones already handled).
-    pub polled: usize,
-    /// Calls posted to the CRM.
-    pub posted: usize,
-    /// Calls deliberately not posted.
-    pub skipped: usize,
-    /// Calls parked for an operator.
-    pub parked: usize,
-    /// Calls that failed for now and will be retried.
-    pub retrying: usize,
-    /// Calls already handled earlier.
-    pub duplicates: usize,
-    /// Calls another worker is handling.
-    pub in_flight: usize,
-    /// History rows 3CX sent that could not be read.
-    pub rejected_rows: usize,
-    /// Why the tick could not run at all, when it could not.
-    pub error: Option<String>,
-    /// Wait at least this long before the next tick (a 429's Retry-After).
-    pub backoff: Option<Duration>,
-    /// Recordings attached in this tick.
-    pub attached: usize,
-    /// Recording jobs that gave up in this tick.
-    pub attach_gave_up: usize,
-    /// Trigger deliveries made in this tick (one per event and workflow).
-    pub triggers_delivered: usize,
-    /// `call.started` events queued in this tick.
-    pub calls_started: usize,
-    /// New calls left for the next tick (more than `max_calls_per_tick`).
-    pub deferred: usize,
-    /// Keys of calls past the retention horizon deleted in this tick.
-    pub pruned: usize,
-}
+pub use crate::report::TickReport;
 
 /// Runs ticks for tenants.
 pub struct Pipeline {
@@ -248,7 +213,7 @@ impl Pipeline {
         self.apply_status_page_retries(tenant).await;
         let mut report = self.run_tick(tenant).await?;
         report.pruned += self.forget_old_call_log_rows(tenant);
-        crate::metrics::tick(tenant.id(), &report);
+        crate::telemetry::sink().tick(tenant.id(), &report);
         Ok(report)
     }
 

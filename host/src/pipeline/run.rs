@@ -146,10 +146,10 @@ impl Pipeline {
     pub(super) fn apply(&self, tenant: &Tenant, report: wit::TickReport) -> TickReport {
         let id = tenant.id();
         for _ in 0..report.attach_pending {
-            crate::metrics::attach_retry(id);
+            crate::telemetry::sink().attach_retry(id);
         }
         for timing in &report.timings {
-            crate::metrics::stage_invoked(
+            crate::telemetry::sink().stage_invoked(
                 &timing.stage,
                 &timing.function,
                 Duration::from_nanos(timing.nanos).as_secs_f64(),

@@ -66,7 +66,7 @@ impl Pipeline {
         tenant: &Tenant,
         calls: &[Call],
     ) -> anyhow::Result<Vec<Result<MatchOutcome, StageError>>> {
-        let _timer = crate::metrics::stage_timer(Stage::Match, "match-calls");
+        let _timer = crate::telemetry::stage_timer(Stage::Match, "match-calls");
         let results = self
             .runtime
             .match_calls(

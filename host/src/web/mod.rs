@@ -74,6 +74,8 @@ pub const METRICS_TOKEN_ENV: &str = "CONNECTZERO_METRICS_TOKEN";
 
 /// The page's routes, to merge into the host's router.
 pub fn router(state: Arc<ServerState>, options: WebOptions) -> Router {
+    // This process serves `/metrics`: count its runtime's reports.
+    crate::metrics::install();
     handlers::routes(Arc::new(handlers::WebState {
         server: state,
         options,
