@@ -18,7 +18,6 @@ use crate::bindings::host_provided::connectzero::pipeline::credentials;
 use crate::bindings::types::{Service, StageError};
 use crate::config::{Secret, TenantConfig};
 use crate::secrets::{SecretStore, SecretsError};
-use crate::state::StoreData;
 use crate::storage::TenantAuth;
 use crate::upstream::{message_of, network_error, retry_after, status_error};
 use serde::Deserialize;
@@ -750,12 +749,38 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl credentials::Host for StoreData {
+/// What the `credentials` functions work with during one call: the
+/// tenant's token source, when the component was granted one, and the
+/// invocation's allowance (a token fetch is an upstream wait).
+pub struct CredentialsView<'a> {
+    /// The grant; `None` refuses every request.
+    pub credentials: Option<&'a Arc<Credentials>>,
+    /// Token fetches are credited to it.
+    pub allowance: &'a crate::allowance::Allowance,
+}
+
+/// The `credentials` interface's [`wasmtime::component::HasData`].
+pub struct CredentialsGrant;
+
+impl wasmtime::component::HasData for CredentialsGrant {
+    type Data<'a> = CredentialsView<'a>;
+}
+
+/// Link `connectzero:pipeline/credentials`, with `view` picking the grant
+/// out of the store's data.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    view: fn(&mut T) -> CredentialsView<'_>,
+) -> wasmtime::Result<()> {
+    credentials::add_to_linker::<T, CredentialsGrant>(linker, view)
+}
+
+impl credentials::Host for CredentialsView<'_> {
     async fn access_token(
         &mut self,
         service: Service,
     ) -> wasmtime::Result<Result<String, StageError>> {
-        let Some(credentials) = self.tenant.credentials.clone() else {
+        let Some(credentials) = self.credentials.cloned() else {
             return Ok(Err(StageError::InvalidSettings(
                 "this component was not granted credentials".into(),
             )));
@@ -766,7 +791,7 @@ impl credentials::Host for StoreData {
     }
 
     fn token_rejected(&mut self, service: Service, token: String) -> wasmtime::Result<()> {
-        if let Some(credentials) = &self.tenant.credentials {
+        if let Some(credentials) = self.credentials {
             credentials.token_rejected(service, &token);
         }
         Ok(())

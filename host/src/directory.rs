@@ -7,7 +7,6 @@
 use crate::bindings::host_provided::connectzero::pipeline::directory;
 use crate::bindings::types::{ContactRef, Service, StageError};
 use crate::credentials::Credentials;
-use crate::state::StoreData;
 use crate::upstream::{message_of, network_error, retry_after, status_error};
 use connectzero_directory::search;
 use std::sync::Arc;
@@ -120,15 +119,41 @@ fn oldest_first(contacts: Vec<search::Contact>) -> Vec<ContactRef> {
     })
 }
 
-impl StoreData {
+/// What the `directory` functions work with during one call: the
+/// tenant's directory, when the component was granted it, and the
+/// invocation's allowance (a search is an upstream wait).
+pub struct DirectoryView<'a> {
+    /// The grant; `None` refuses every search.
+    pub directory: Option<&'a Arc<Directory>>,
+    /// Searches are credited to it.
+    pub allowance: &'a crate::allowance::Allowance,
+}
+
+/// The `directory` interface's [`wasmtime::component::HasData`].
+pub struct DirectoryGrant;
+
+impl wasmtime::component::HasData for DirectoryGrant {
+    type Data<'a> = DirectoryView<'a>;
+}
+
+/// Link `connectzero:pipeline/directory`, with `view` picking the grant
+/// out of the store's data.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    view: fn(&mut T) -> DirectoryView<'_>,
+) -> wasmtime::Result<()> {
+    directory::add_to_linker::<T, DirectoryGrant>(linker, view)
+}
+
+impl DirectoryView<'_> {
     fn directory(&self) -> Result<Arc<Directory>, StageError> {
-        self.tenant.directory.clone().ok_or_else(|| {
+        self.directory.cloned().ok_or_else(|| {
             StageError::InvalidSettings("this component was not granted the directory".into())
         })
     }
 }
 
-impl directory::Host for StoreData {
+impl directory::Host for DirectoryView<'_> {
     async fn find_by_phone(
         &mut self,
         e164: String,

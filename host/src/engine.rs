@@ -509,27 +509,17 @@ fn linker_for(engine: &Engine, stage: Stage) -> anyhow::Result<Linker<StoreData>
         match grant {
             Grant::Http => wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?,
             Grant::Credentials => {
-                host_provided::connectzero::pipeline::credentials::add_to_linker::<
-                    _,
-                    HasSelf<StoreData>,
-                >(&mut linker, |s| s)?
+                crate::credentials::add_to_linker(&mut linker, StoreData::credentials_view)?
             }
-            Grant::KvStore => host_provided::wasi::keyvalue::store::add_to_linker::<
-                _,
-                HasSelf<StoreData>,
-            >(&mut linker, |s| s)?,
-            Grant::KvAtomics => host_provided::wasi::keyvalue::atomics::add_to_linker::<
-                _,
-                HasSelf<StoreData>,
-            >(&mut linker, |s| s)?,
+            Grant::KvStore => crate::kv::add_store_to_linker(&mut linker, StoreData::kv_view)?,
+            Grant::KvAtomics => crate::kv::add_atomics_to_linker(&mut linker, StoreData::kv_view)?,
             Grant::Config => host_provided::wasi::config::store::add_to_linker::<
                 _,
                 HasSelf<StoreData>,
             >(&mut linker, |s| s)?,
-            Grant::Directory => host_provided::connectzero::pipeline::directory::add_to_linker::<
-                _,
-                HasSelf<StoreData>,
-            >(&mut linker, |s| s)?,
+            Grant::Directory => {
+                crate::directory::add_to_linker(&mut linker, StoreData::directory_view)?
+            }
             // The tick's and the Spin app's grants: no stage has them.
             Grant::CallLog | Grant::Stages | Grant::TickAndTrigger | Grant::CrmInstall => {
                 anyhow::bail!(
@@ -548,22 +538,10 @@ fn tick_linker(engine: &Engine) -> anyhow::Result<Linker<StoreData>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    host_provided::connectzero::pipeline::credentials::add_to_linker::<_, HasSelf<StoreData>>(
-        &mut linker,
-        |s| s,
-    )?;
-    host_provided::connectzero::pipeline::directory::add_to_linker::<_, HasSelf<StoreData>>(
-        &mut linker,
-        |s| s,
-    )?;
-    host_provided::wasi::keyvalue::store::add_to_linker::<_, HasSelf<StoreData>>(
-        &mut linker,
-        |s| s,
-    )?;
-    host_provided::wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<StoreData>>(
-        &mut linker,
-        |s| s,
-    )?;
+    crate::credentials::add_to_linker(&mut linker, StoreData::credentials_view)?;
+    crate::directory::add_to_linker(&mut linker, StoreData::directory_view)?;
+    crate::kv::add_store_to_linker(&mut linker, StoreData::kv_view)?;
+    crate::kv::add_atomics_to_linker(&mut linker, StoreData::kv_view)?;
     tick::connectzero::pipeline::call_log::add_to_linker::<_, HasSelf<StoreData>>(
         &mut linker,
         |s| s,

@@ -4,11 +4,11 @@
 //! namespace of the tenant the invocation runs for, so a component cannot
 //! name, let alone read, another tenant's keys.
 
+use crate::allowance::Allowance;
 use crate::bindings::host_provided::wasi::keyvalue::{atomics, store};
 pub use crate::bindings::kv_handles::{BucketHandle, CasHandle};
-use crate::state::StoreData;
 use crate::storage::{LIST_PAGE, Storage};
-use wasmtime::component::Resource;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 /// The only bucket name components may open.
 pub const BUCKET: &str = "default";
@@ -32,9 +32,45 @@ fn other(e: impl std::fmt::Display) -> store::Error {
 
 type KvResult<T> = wasmtime::Result<Result<T, store::Error>>;
 
-impl StoreData {
+/// What the key-value functions work with during one call: the store's
+/// namespace and database, its resource table, the invocation's allowance.
+pub struct KvView<'a> {
+    /// The tenant's namespace and the database.
+    pub ctx: &'a KvCtx,
+    /// The store's resources (open buckets, compare-and-swap handles).
+    pub table: &'a mut ResourceTable,
+    /// Database time is credited to it.
+    pub allowance: &'a Allowance,
+}
+
+/// The key-value interfaces' [`HasData`]: their functions get a [`KvView`].
+pub struct Kv;
+
+impl HasData for Kv {
+    type Data<'a> = KvView<'a>;
+}
+
+/// Link `wasi:keyvalue/store`, with `view` picking the key-value parts
+/// out of the store's data.
+pub fn add_store_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> KvView<'_>,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<T, Kv>(linker, view)
+}
+
+/// Link `wasi:keyvalue/atomics` (compare-and-swap), as
+/// [`add_store_to_linker`].
+pub fn add_atomics_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> KvView<'_>,
+) -> wasmtime::Result<()> {
+    atomics::add_to_linker::<T, Kv>(linker, view)
+}
+
+impl KvView<'_> {
     fn kv(&self) -> &KvCtx {
-        &self.kv
+        self.ctx
     }
 
     fn namespace_of(&self, bucket: &Resource<BucketHandle>) -> wasmtime::Result<String> {
@@ -42,7 +78,7 @@ impl StoreData {
     }
 }
 
-impl store::Host for StoreData {
+impl store::Host for KvView<'_> {
     fn open(&mut self, identifier: String) -> KvResult<Resource<BucketHandle>> {
         if identifier != BUCKET {
             return Ok(Err(store::Error::NoSuchStore));
@@ -54,7 +90,7 @@ impl store::Host for StoreData {
     }
 }
 
-impl store::HostBucket for StoreData {
+impl store::HostBucket for KvView<'_> {
     fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> KvResult<Option<Vec<u8>>> {
         // Database time is the host's, not the component's.
         let _work = self.allowance.credited();
@@ -119,7 +155,7 @@ impl store::HostBucket for StoreData {
     }
 }
 
-impl atomics::Host for StoreData {
+impl atomics::Host for KvView<'_> {
     fn increment(
         &mut self,
         bucket: Resource<BucketHandle>,
@@ -151,7 +187,7 @@ impl atomics::Host for StoreData {
             ))));
         }
         let handle = self.table.get(&cas)?;
-        let swapped = self.kv.storage.kv_compare_and_swap(
+        let swapped = self.kv().storage.kv_compare_and_swap(
             &handle.namespace,
             &handle.key,
             handle.expected.as_deref(),
@@ -172,7 +208,7 @@ impl atomics::Host for StoreData {
     }
 }
 
-impl atomics::HostCas for StoreData {
+impl atomics::HostCas for KvView<'_> {
     fn new(
         &mut self,
         bucket: Resource<BucketHandle>,
@@ -180,7 +216,7 @@ impl atomics::HostCas for StoreData {
     ) -> KvResult<Resource<CasHandle>> {
         let _work = self.allowance.credited();
         let namespace = self.namespace_of(&bucket)?;
-        let expected = match self.kv.storage.kv_get(&namespace, &key) {
+        let expected = match self.kv().storage.kv_get(&namespace, &key) {
             Ok(value) => value,
             Err(e) => return Ok(Err(other(e))),
         };

@@ -46,3 +46,6 @@ pub mod testbed;
 pub mod upstream;
 pub mod verify;
 pub mod web;
+
+#[cfg(test)]
+mod architecture_tests;

@@ -4,9 +4,9 @@
 //! stage was granted: the tenant's key-value namespace, an outbound
 //! allow-list, and optional credentials and directory access.
 
-use crate::credentials::Credentials;
-use crate::directory::Directory;
-use crate::kv::KvCtx;
+use crate::credentials::{Credentials, CredentialsView};
+use crate::directory::{Directory, DirectoryView};
+use crate::kv::{KvCtx, KvView};
 use crate::outbound::OutboundPolicy;
 use std::sync::Arc;
 use wasmtime::StoreLimits;
@@ -45,6 +45,33 @@ pub struct StoreData {
     /// host calls that wait on 3CX or HighLevel open an upstream wait on
     /// it.
     pub allowance: crate::allowance::Allowance,
+}
+
+impl StoreData {
+    /// The key-value functions' part of the store.
+    pub fn kv_view(&mut self) -> KvView<'_> {
+        KvView {
+            ctx: &self.kv,
+            table: &mut self.table,
+            allowance: &self.allowance,
+        }
+    }
+
+    /// The `credentials` functions' part of the store.
+    pub fn credentials_view(&mut self) -> CredentialsView<'_> {
+        CredentialsView {
+            credentials: self.tenant.credentials.as_ref(),
+            allowance: &self.allowance,
+        }
+    }
+
+    /// The `directory` functions' part of the store.
+    pub fn directory_view(&mut self) -> DirectoryView<'_> {
+        DirectoryView {
+            directory: self.tenant.directory.as_ref(),
+            allowance: &self.allowance,
+        }
+    }
 }
 
 impl WasiView for StoreData {
