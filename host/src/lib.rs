@@ -13,6 +13,7 @@ pub mod allowance;
 pub mod attribution;
 pub mod authority;
 pub mod backfill;
+#[cfg(feature = "devkit")]
 pub mod bench;
 pub mod bindings;
 pub mod call_log;
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod config_store;
 pub mod credentials;
+#[cfg(feature = "devkit")]
 pub mod demo;
 pub mod diagnostics;
 pub mod directory;
@@ -42,6 +44,7 @@ pub mod state;
 pub use connectzero_storage as storage;
 pub mod telemetry;
 pub mod tenants;
+#[cfg(feature = "devkit")]
 pub mod testbed;
 pub mod upstream;
 pub mod verify;

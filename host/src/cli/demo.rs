@@ -78,7 +78,9 @@ pub async fn run(components: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<
     };
     let web = connectzero::web::WebOptions {
         token: Some(admin_token.clone()),
-        demo: Some(Arc::new(connectzero::web::DemoWorld::new(world.clone()))),
+        demo: Some(Arc::new(connectzero::demo::web::DemoWorld::new(
+            world.clone(),
+        ))),
         metrics_token: metrics_token()?,
     };
     let (addr, server_task) = start_server(listen, world.pipeline.clone(), tenants, web).await?;

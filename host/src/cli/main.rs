@@ -5,8 +5,10 @@
 //! arguments and code live in a module of their own beside it.
 
 mod backfill;
+#[cfg(feature = "devkit")]
 mod bench;
 mod components;
+#[cfg(feature = "devkit")]
 mod demo;
 mod doctor;
 mod keys;
@@ -47,6 +49,7 @@ enum LogFormat {
 enum Command {
     /// Run the whole pipeline against built-in simulators and print what
     /// happened to each call. No accounts needed.
+    #[cfg(feature = "devkit")]
     Demo(demo::DemoArgs),
     /// Run the tenants of the configuration file and the database until
     /// interrupted. With no configuration file, only the database's
@@ -59,6 +62,7 @@ enum Command {
     /// Measure latency, throughput, memory and the component boundary
     /// against the built-in simulators and print the figures
     /// (see docs/BENCHMARKS.md). Build with --release for real figures.
+    #[cfg(feature = "devkit")]
     Bench(bench::BenchArgs),
     /// Show which contact a call from (or to) NUMBER would match, by which
     /// rule, and any ambiguity, using the real match component and the
@@ -88,10 +92,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo prints a table; keep its logs to warnings unless asked.
     let default_filter = match cli.command {
+        #[cfg(feature = "devkit")]
         Command::Demo(_) => "warn",
         Command::Run(_) => "warn,connectzero=info",
         Command::Doctor(_) => "warn",
         // Failed ticks are counted and summarised by the bench itself.
+        #[cfg(feature = "devkit")]
         Command::Bench(_) => "error,connectzero::scheduler=off",
         Command::Match(_) | Command::Components(_) => "warn",
         Command::Backfill(_) | Command::Replay(_) => "warn",
@@ -103,9 +109,11 @@ async fn main() -> anyhow::Result<()> {
     connectzero::metrics::install();
     let components = cli.components;
     match cli.command {
+        #[cfg(feature = "devkit")]
         Command::Demo(args) => demo::run(components, args).await,
         Command::Run(args) => run::run(components, args).await,
         Command::Doctor(args) => doctor::run(args).await,
+        #[cfg(feature = "devkit")]
         Command::Bench(args) => bench::run(components, args).await,
         Command::Match(args) => match_call::run(components, args).await,
         Command::Backfill(args) => backfill::backfill(components, args).await,

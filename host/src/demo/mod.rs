@@ -12,6 +12,7 @@ use connectzero_simulators::threecx::{
 
 mod calls;
 mod table;
+pub mod web;
 
 pub use calls::{
     Answer, demo_calls, demo_contacts, expected_answer, numbers, recovered_by, seed_directory,

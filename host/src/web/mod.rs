@@ -24,7 +24,6 @@
 //! (and pending retries) before each tick in `crate::scheduler`.
 
 mod auth;
-mod demo;
 mod handlers;
 mod health;
 mod live;
@@ -35,7 +34,6 @@ mod status;
 mod templates;
 
 pub use auth::{ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, AdminToken, TokenError};
-pub use demo::DemoWorld;
 pub use live::{LiveTenant, note_tick};
 pub use settings::{FieldError, SettingsOverride};
 

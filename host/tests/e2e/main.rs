@@ -26,6 +26,7 @@ mod followups;
 mod isolation;
 mod oauth;
 mod ops;
+mod packaging;
 mod partner;
 mod pipeline;
 mod policy;

@@ -1,9 +1,9 @@
 //! Calls `connectzero demo` lets the page place, so a visitor (and the
 //! browser test) can watch the pipeline react to a setting or a retry.
 
-use super::DemoCalls;
 use crate::demo::{CallPlan, Expect, LegPlan, Placer};
 use crate::testbed::World;
+use crate::web::DemoCalls;
 use connectzero_simulators::highlevel::Fault;
 use connectzero_simulators::threecx::SimParty;
 use std::sync::{Arc, Mutex};
