@@ -5,9 +5,9 @@
 //! in between re-runs them rather than leaving them unrecorded.
 
 use crate::bindings::tick::connectzero::pipeline::call_log::{
-    DeliveryCount, Fate, HandledCall, Host, RecordingUpdate, UnreadableRow,
+    DeliveryCount, Fate, HandledCall, Host, RecordingUpdate,
 };
-use crate::bindings::types::{Direction, StageError};
+use crate::bindings::types::{Direction, StageError, UnreadableRow};
 use crate::names::{describe, direction_name, rule_name};
 use crate::state::StoreData;
 use crate::storage::CallRecord;

@@ -8,7 +8,7 @@
 //! under `app/parked/3cx-row:<id>` in the key-value store.
 
 use guest_support::api::describe;
-use guest_support::bindings::connectzero::pipeline::types::StageError;
+use guest_support::bindings::connectzero::pipeline::types::{StageError, UnreadableRow};
 use guest_support::kv;
 
 wit_bindgen::generate!({
@@ -21,7 +21,7 @@ wit_bindgen::generate!({
 });
 
 use exports::connectzero::pipeline::call_log::{
-    DeliveryCount, Fate, Guest, HandledCall, RecordingUpdate, UnreadableRow,
+    DeliveryCount, Fate, Guest, HandledCall, RecordingUpdate,
 };
 
 struct Provider;

@@ -28,7 +28,8 @@ use guest_support::{StageError, kv, time};
 
 guest_support::stage_bindings!(http_kv "poll-stage");
 
-use exports::connectzero::pipeline::poll::{ActiveCall, Guest, PollBatch, RejectedRow};
+use exports::connectzero::pipeline::poll::{ActiveCall, Guest, PollBatch};
+use guest_support::bindings::connectzero::pipeline::types::UnreadableRow;
 
 /// Key of the tenant's cursor: start of the newest leg handled, in ms.
 use guest_support::protocol::CURSOR_KEY;
@@ -242,13 +243,13 @@ fn read_history(
 
 /// Parse call-history rows into legs; unreadable rows are reported, not
 /// dropped.
-fn parse_rows(rows: &[serde_json::Value]) -> (Vec<CallLeg>, Vec<RejectedRow>) {
+fn parse_rows(rows: &[serde_json::Value]) -> (Vec<CallLeg>, Vec<UnreadableRow>) {
     split(rows.iter().map(read_row))
 }
 
 /// One call-history row as a leg, or the row's rejection.
-fn read_row(row: &serde_json::Value) -> Result<CallLeg, RejectedRow> {
-    history::parse_row(row).map_err(|reason| RejectedRow {
+fn read_row(row: &serde_json::Value) -> Result<CallLeg, UnreadableRow> {
+    history::parse_row(row).map_err(|reason| UnreadableRow {
         leg_id: history::leg_id_of(row),
         reason,
     })
@@ -256,8 +257,8 @@ fn read_row(row: &serde_json::Value) -> Result<CallLeg, RejectedRow> {
 
 /// Legs and rejected rows apart.
 fn split(
-    rows: impl IntoIterator<Item = Result<CallLeg, RejectedRow>>,
-) -> (Vec<CallLeg>, Vec<RejectedRow>) {
+    rows: impl IntoIterator<Item = Result<CallLeg, UnreadableRow>>,
+) -> (Vec<CallLeg>, Vec<UnreadableRow>) {
     let mut legs = Vec::new();
     let mut rejected = Vec::new();
     for row in rows {

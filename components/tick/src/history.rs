@@ -8,16 +8,17 @@
 //! the cursor is held before it, so the next tick retries it; a call that
 //! can never succeed as it is is parked with its reason.
 
-use crate::connectzero::pipeline::call_log::{self, Fate, HandledCall, UnreadableRow};
+use crate::connectzero::pipeline::call_log::{self, Fate, HandledCall};
 use crate::connectzero::pipeline::dedup::{self, Completion, Outcome};
 use crate::connectzero::pipeline::matcher::{self, MatchOutcome};
-use crate::connectzero::pipeline::poll::{self, RejectedRow};
+use crate::connectzero::pipeline::poll;
 use crate::connectzero::pipeline::post::{self, PostJob, PostOutcome, Target};
 use crate::exports::connectzero::pipeline::tick::{CallResult, TickReport};
 use crate::facts::{policy_facts, route_facts};
 use crate::options::Options;
 use crate::timing::time;
 use crate::{describe, followups, note_rate_limit, parks};
+use guest_support::bindings::connectzero::pipeline::types::UnreadableRow;
 use guest_support::bindings::connectzero::pipeline::types::{
     Call, Direction, MatchRule, NoMatchPolicy, StageError, TenantSettings,
 };
@@ -618,18 +619,11 @@ fn finish(
 }
 
 /// Park the rows 3CX sent that could not be read, in the call log.
-fn record_unreadable(rows: &[RejectedRow]) -> Result<(), StageError> {
+fn record_unreadable(rows: &[UnreadableRow]) -> Result<(), StageError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let rows: Vec<UnreadableRow> = rows
-        .iter()
-        .map(|r| UnreadableRow {
-            leg_id: r.leg_id,
-            reason: r.reason.clone(),
-        })
-        .collect();
-    call_log::record_unreadable(&rows)
+    call_log::record_unreadable(rows)
 }
 
 /// How long after a call ends 3CX may take to list its recording with the

@@ -70,14 +70,7 @@ impl Guest for Tick {
         let batch = connectzero::pipeline::poll::fetch_window(&settings, start, end)?;
         Ok(Window {
             calls: batch.calls,
-            unreadable: batch
-                .rejected
-                .into_iter()
-                .map(|r| connectzero::pipeline::call_log::UnreadableRow {
-                    leg_id: r.leg_id,
-                    reason: r.reason,
-                })
-                .collect(),
+            unreadable: batch.rejected,
         })
     }
 

@@ -438,11 +438,9 @@ pub const COMPONENTS: [Component; 12] = [
         file: "connectzero_app.wasm",
         world: "app",
         exports: &[HTTP_HANDLER],
-        // `call-log`: only its types, which the tick's interface uses.
         grants: &[
             Grant::TickAndTrigger,
             Grant::CrmInstall,
-            Grant::CallLog,
             Grant::KvStore,
             Grant::KvAtomics,
             Grant::Config,
