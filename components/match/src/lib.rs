@@ -17,6 +17,7 @@
 /// Phone numbers to E.164; also used natively by the host's benchmark
 /// baseline, so both sides of the boundary measurement run the same code.
 pub mod normalise;
+pub mod plan;
 mod rules;
 
 use guest_support::StageError;

@@ -1,16 +1,13 @@
-//! The match stage's rules (`components/match`) compiled into the host: the
-//! baseline the `boundary` scenario compares the component against. Same
-//! normalisation (the `phonenumber` crate), same rule order, same per-batch
+//! The match stage's rules (`connectzero_match::plan`, the very code the
+//! component runs) compiled into the host: the baseline the `boundary`
+//! scenario compares the component against. Same rules, same per-batch
 //! directory cache, same directory (`Directory::search`), no component
 //! boundary.
 
-use crate::bindings::matcher::exports::connectzero::pipeline::matcher::{
-    ContactMatch, MatchOutcome,
-};
-use crate::bindings::types::{
-    Call, ContactRef, Direction, ExtensionOwner, MatchRule, Party, StageError, TenantSettings,
-};
+use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
+use crate::bindings::types::{Call, ContactRef, StageError, TenantSettings};
 use crate::directory::Directory;
+use connectzero_match::plan::Lookup;
 use std::collections::HashMap;
 
 /// Match a batch, as `match-calls` does.
@@ -42,6 +39,14 @@ struct Cache<'a> {
 }
 
 impl Cache<'_> {
+    /// The contacts `lookup` finds.
+    async fn find(&mut self, lookup: &Lookup) -> Result<Vec<ContactRef>, StageError> {
+        match lookup {
+            Lookup::Phone(e164) => self.by_phone(e164).await,
+            Lookup::Email(email) => self.by_email(email).await,
+        }
+    }
+
     async fn by_phone(&mut self, e164: &str) -> Result<Vec<ContactRef>, StageError> {
         if let Some(hit) = self.phones.get(e164) {
             return Ok(hit.clone());
@@ -67,97 +72,17 @@ async fn match_call(
     call: &Call,
     cache: &mut Cache<'_>,
 ) -> Result<MatchOutcome, StageError> {
-    if matches!(call.direction, Direction::Internal) && !settings.log_internal_calls {
-        return Ok(MatchOutcome::Skipped("internal-call".into()));
-    }
-    let outside = outside_party(call);
-    let outside_e164 = outside.and_then(|p| to_e164(&p.number, &settings.default_country));
-    let number_rule = match call.direction {
-        Direction::Inbound => Some(MatchRule::CallerNumber),
-        Direction::Outbound => Some(MatchRule::CalledNumber),
-        Direction::Internal => None,
-    };
-    if let (Some(rule), Some(e164)) = (number_rule, &outside_e164)
-        && let Some(found) = pick(cache.by_phone(e164).await?, rule, e164)
-    {
-        return Ok(MatchOutcome::Matched(found));
-    }
-    for owner in owners(call) {
-        if let Some(email) = &owner.email
-            && let Some(found) = pick(
-                cache.by_email(email).await?,
-                MatchRule::ExtensionOwner,
-                email,
-            )
-        {
-            return Ok(MatchOutcome::Matched(found));
-        }
-    }
-    Ok(MatchOutcome::Unmatched(
-        outside_e164
-            .or_else(|| outside.map(|p| p.number.clone()))
-            .unwrap_or_default(),
-    ))
+    connectzero_match::match_call_with!(settings, call, |lookup| cache.find(&lookup).await?)
 }
 
-/// The match component's own normaliser, linked natively.
-pub use connectzero_match::normalise::to_e164;
-
-fn pick(mut contacts: Vec<ContactRef>, rule: MatchRule, matched_on: &str) -> Option<ContactMatch> {
-    if contacts.is_empty() {
-        return None;
-    }
-    let contact = contacts.remove(0);
-    Some(ContactMatch {
-        contact,
-        rule,
-        matched_on: matched_on.to_string(),
-        also_matching: contacts,
-    })
-}
-
-fn outside_party(call: &Call) -> Option<&Party> {
-    match call.direction {
-        Direction::Inbound => Some(&call.caller),
-        Direction::Outbound => call.legs.iter().map(|l| &l.callee).find(|p| p.external),
-        Direction::Internal => None,
-    }
-}
-
-fn owners(call: &Call) -> Vec<&ExtensionOwner> {
-    let mut owners: Vec<&ExtensionOwner> = Vec::new();
-    let candidates = [
-        call.answered_by.as_ref(),
-        Some(&call.callee),
-        Some(&call.caller),
-    ];
-    for party in candidates.into_iter().flatten() {
-        if let Some(owner) = &party.owner
-            && !owners.iter().any(|o| o.extension == owner.extension)
-        {
-            owners.push(owner);
-        }
-    }
-    owners
-}
+connectzero_match::call_view_fns!(
+    crate::bindings::types;
+    crate::bindings::matcher::exports::connectzero::pipeline::matcher
+);
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_normalise_as_in_the_component() {
-        assert_eq!(
-            to_e164("020 7946 0958", "GB").as_deref(),
-            Some("+442079460958")
-        );
-        assert_eq!(
-            to_e164("0044 20 7946 0958", "US").as_deref(),
-            Some("+442079460958")
-        );
-        assert_eq!(to_e164("101", "US"), None);
-        assert_eq!(to_e164("anonymous", "US"), None);
-    }
+    use connectzero_match::normalise::to_e164;
 
     #[test]
     fn benchmark_numbers_are_valid() {
