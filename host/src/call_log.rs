@@ -11,6 +11,7 @@ use crate::bindings::types::{Direction, StageError, UnreadableRow};
 use crate::names::{describe, direction_name, rule_name};
 use crate::state::StoreData;
 use crate::storage::CallRecord;
+use guest_support::recordings::RecordingState;
 
 impl Host for StoreData {
     fn record_calls(
@@ -43,9 +44,11 @@ impl Host for StoreData {
     ) -> wasmtime::Result<Result<(), StageError>> {
         let _work = self.allowance.credited();
         let written = updates.iter().try_for_each(|u| {
-            self.kv
-                .storage
-                .set_recording(&self.kv.namespace, &u.call_key, &u.status)
+            self.kv.storage.set_recording(
+                &self.kv.namespace,
+                &u.call_key,
+                &RecordingState::from(u.status.clone()).log_text(),
+            )
         });
         Ok(self.written("note recordings", written))
     }
@@ -167,19 +170,12 @@ fn record(storage: &crate::storage::Storage, tenant: &str, h: &HandledCall) -> a
         contact_id: h.contact_id.clone(),
         ended_at_ms: h.call.end_time,
         handled_at_ms: chrono::Utc::now().timestamp_millis(),
-        recording: initial_recording_status(h).into(),
+        recording: RecordingState::initial(
+            matches!(h.fate, Fate::Posted(_)),
+            h.call.legs.iter().any(|l| l.recording.is_some()),
+        )
+        .log_text(),
         triggers: String::new(),
     })?;
     Ok(())
-}
-
-/// "pending" for a posted call with a recording (the attach stage takes
-/// over), otherwise "none".
-fn initial_recording_status(h: &HandledCall) -> &'static str {
-    let posted = matches!(h.fate, Fate::Posted(_));
-    if posted && h.call.legs.iter().any(|l| l.recording.is_some()) {
-        "pending"
-    } else {
-        "none"
-    }
 }

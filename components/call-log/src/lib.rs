@@ -10,6 +10,7 @@
 use guest_support::api::describe;
 use guest_support::bindings::connectzero::pipeline::types::{StageError, UnreadableRow};
 use guest_support::kv;
+use guest_support::recordings::RecordingState;
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -53,11 +54,15 @@ impl Guest for Provider {
 
     fn record_recordings(updates: Vec<RecordingUpdate>) -> Result<(), StageError> {
         // The recording queue keeps the state; only a give-up is news.
-        for update in updates.iter().filter(|u| u.status.starts_with("gave-up")) {
-            eprintln!(
-                "connectzero: recording of {}: {}",
-                update.call_key, update.status
-            );
+        for update in updates {
+            let state = RecordingState::from(update.status);
+            if matches!(state, RecordingState::GaveUp(_)) {
+                eprintln!(
+                    "connectzero: recording of {}: {}",
+                    update.call_key,
+                    state.log_text()
+                );
+            }
         }
         Ok(())
     }

@@ -18,6 +18,8 @@
 //! - [`routing`]: which tenant on a shared 3CX takes a call (plain types, also used by the host).
 //! - [`serve`]: `wasi:http/incoming-handler` plumbing for HTTP components.
 //! - [`queue`]: durable job queues (attach and trigger retries).
+//! - [`recordings`]: where a call's recording stands, as the call log and
+//!   workflows write it.
 //! - [`retention`]: forgetting per-call state past its horizon.
 //! - `webhook` (feature `webhook`): the shared-secret and `x-wh-signature`
 //!   checks of HighLevel's calls.
@@ -48,6 +50,7 @@ pub mod legs;
 pub mod policy;
 pub mod protocol;
 pub mod queue;
+pub mod recordings;
 pub mod retention;
 pub mod review;
 pub mod routing;

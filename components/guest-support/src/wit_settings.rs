@@ -2,8 +2,9 @@
 //! ([`PolicyConfig`](crate::policy::PolicyConfig),
 //! [`RouteConfig`](crate::routing::RouteConfig), the tie-breakers and the
 //! no-match policy of [`crate::settings`], the triggers of
-//! [`crate::triggers`]) and their WIT types (`logging-policy`, `route`,
-//! `call-action`, `tie-breaker`, `no-match-policy`, `event-kind`), for every Rust binding of
+//! [`crate::triggers`], the recording states of [`crate::recordings`])
+//! and their WIT types (`logging-policy`, `route`, `call-action`,
+//! `tie-breaker`, `no-match-policy`, `event-kind`, `recording-state`), for every Rust binding of
 //! the WIT: the guests' (wit-bindgen, [`crate::bindings`]) and the host's
 //! (wasmtime). Each binding is a distinct Rust type, so the conversions
 //! are a macro invoked once per binding; the field lists live only here.
@@ -18,7 +19,30 @@ macro_rules! settings_conversions {
             use $crate::policy::{Action, BusinessHoursConfig, PolicyConfig};
             use $crate::routing::{RouteClaims, RouteConfig};
             use $crate::settings::{NoMatchPolicy, TieBreaker};
+            use $crate::recordings::RecordingState;
             use $crate::triggers::TriggerKind;
+
+            impl From<RecordingState> for wit::RecordingState {
+                fn from(state: RecordingState) -> Self {
+                    match state {
+                        RecordingState::None => Self::None,
+                        RecordingState::Pending => Self::Pending,
+                        RecordingState::Attached => Self::Attached,
+                        RecordingState::GaveUp(why) => Self::GaveUp(why),
+                    }
+                }
+            }
+
+            impl From<wit::RecordingState> for RecordingState {
+                fn from(state: wit::RecordingState) -> Self {
+                    match state {
+                        wit::RecordingState::None => Self::None,
+                        wit::RecordingState::Pending => Self::Pending,
+                        wit::RecordingState::Attached => Self::Attached,
+                        wit::RecordingState::GaveUp(why) => Self::GaveUp(why),
+                    }
+                }
+            }
 
             impl From<TriggerKind> for wit::EventKind {
                 fn from(kind: TriggerKind) -> Self {

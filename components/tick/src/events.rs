@@ -76,7 +76,7 @@ pub fn event(
     call: &Call,
     contact_id: Option<String>,
     message_id: Option<String>,
-    recording: &str,
+    recording: guest_support::recordings::RecordingState,
 ) -> CallEvent {
     let outside = match call.direction {
         Direction::Inbound => Some(&call.caller),
@@ -101,7 +101,7 @@ pub fn event(
         ended_at: (!matches!(kind, EventKind::CallStarted)).then_some(call.end_time),
         extension: handler.and_then(|p| p.extension.clone()),
         extension_owner: handler.and_then(|p| p.owner.clone()),
-        recording_status: recording.to_string(),
+        recording_status: recording.into(),
         crm_user_id: None,
         // The missed reason rides on `missed-call` and on the `call.ended`
         // of a missed call; `call.started` knows none yet.

@@ -19,6 +19,7 @@ use crate::timing::time;
 use guest_support::bindings::connectzero::pipeline::types::{
     Call, CopyRequest, StageError, TenantSettings,
 };
+use guest_support::recordings::RecordingState;
 use guest_support::routing::RouteDecision;
 use guest_support::{kv, retention};
 
@@ -29,8 +30,7 @@ const STARTED_KEY: &str = "tick/started";
 /// tenant's backlog cannot make its ticks arbitrarily long.
 const FOLLOW_UP_BATCH: u32 = 50;
 
-/// "pending" for a posted call with a recording (the attach stage takes
-/// over), otherwise "none".
+/// Whether any leg of `call` has a recording.
 fn has_recording(call: &Call) -> bool {
     call.legs.iter().any(|l| l.recording.is_some())
 }
@@ -87,18 +87,14 @@ pub fn after_post(
     let events: Vec<CallEvent> = posted
         .iter()
         .flat_map(|(h, id)| {
-            let recording = if has_recording(&h.call) {
-                "pending"
-            } else {
-                "none"
-            };
+            let recording = RecordingState::initial(true, has_recording(&h.call));
             kinds_after_post(&h.call).into_iter().map(move |kind| {
                 event(
                     kind,
                     &h.call,
                     h.contact_id.clone(),
                     Some((*id).clone()),
-                    recording,
+                    recording.clone(),
                 )
                 .for_user(h.user_id.clone())
             })
@@ -165,7 +161,13 @@ pub fn calls_started(options: &Options, report: &mut TickReport) {
                 Some(Ok(MatchOutcome::Matched(m))) => Some(m.contact.id.clone()),
                 _ => None,
             };
-            event(EventKind::CallStarted, call, contact, None, "none")
+            event(
+                EventKind::CallStarted,
+                call,
+                contact,
+                None,
+                RecordingState::None,
+            )
         })
         .collect();
     match time("trigger", "enqueue", || trigger::enqueue(s, &events)) {
@@ -193,7 +195,7 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
                 let status = match &r.outcome {
                     AttachOutcome::Attached(_) => {
                         report.attached += 1;
-                        "attached".to_string()
+                        RecordingState::Attached
                     }
                     AttachOutcome::GaveUp(reason) => {
                         report.attach_gave_up += 1;
@@ -201,9 +203,9 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
                             "gave up on the recording of {}; the call stays logged without audio: {reason}",
                             r.call_key
                         ));
-                        format!("gave-up: {reason}")
+                        RecordingState::GaveUp(reason.clone())
                     }
-                    AttachOutcome::NoRecording => "none".to_string(),
+                    AttachOutcome::NoRecording => RecordingState::None,
                     AttachOutcome::Pending(_) => {
                         report.attach_pending += 1;
                         // Not final in 3CX yet is normal; a failed attempt
@@ -221,7 +223,7 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
                 };
                 ended.push(RecordingUpdate {
                     call_key: r.call_key,
-                    status,
+                    status: status.into(),
                 });
             }
             if !ended.is_empty() {

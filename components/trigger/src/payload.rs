@@ -4,6 +4,7 @@
 
 use crate::exports::connectzero::pipeline::trigger::{CallEvent, EventKind};
 use guest_support::bindings::connectzero::pipeline::types::{Direction, MissedReason};
+use guest_support::recordings::RecordingState;
 use guest_support::time::format_rfc3339_ms;
 use serde_json::{Value, json};
 
@@ -74,7 +75,7 @@ pub fn to_json(event: &CallEvent) -> Value {
         "extension": event.extension,
         "extensionOwner": owner,
         "userId": event.crm_user_id,
-        "recordingStatus": event.recording_status,
+        "recordingStatus": RecordingState::from(event.recording_status.clone()).workflow_text(),
         "missedReason": event.missed_reason.map(missed_reason),
     })
 }
