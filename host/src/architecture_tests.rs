@@ -32,23 +32,62 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             }
             let text = std::fs::read_to_string(&path).unwrap();
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let code: String = code
+                .lines()
+                .map(|line| line.split("//").next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n");
             let named = graph.entry(module.clone()).or_default();
-            for line in code.lines() {
-                let line = line.split("//").next().unwrap_or_default();
-                for (i, _) in line.match_indices("crate::") {
-                    let rest = &line[i + "crate::".len()..];
-                    let target: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                        .collect();
-                    if !target.is_empty() && target != module {
-                        named.insert(target);
-                    }
+            for target in crate_paths(&code) {
+                if target != module {
+                    named.insert(target);
                 }
             }
         }
     }
     graph
+}
+
+/// The top-level modules `code` names after `crate::`, grouped imports
+/// (`use crate::{a, b::{c, d}}`) included.
+fn crate_paths(code: &str) -> BTreeSet<String> {
+    let ident = |text: &str| -> String {
+        text.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect()
+    };
+    let mut found = BTreeSet::new();
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // The top-level items of the group, up to its closing brace.
+            let mut depth = 0;
+            let mut item_start = true;
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    _ if item_start && !c.is_whitespace() => {
+                        item_start = false;
+                        let name = ident(&group[j..]);
+                        if !name.is_empty() {
+                            found.insert(name);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            let name = ident(rest);
+            if !name.is_empty() {
+                found.insert(name);
+            }
+        }
+    }
+    found
 }
 
 /// The circles of `graph`: its strongly connected components of more
@@ -109,6 +148,13 @@ fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
         }
     }
     walk.found
+}
+
+#[test]
+fn paths_and_grouped_imports_name_their_modules() {
+    let code = "use crate::kv::KvCtx;\nuse crate::{\n    engine::{Runtime, Stage},\n    state,\n};\nlet x = crate::metrics::install();";
+    let found: Vec<String> = crate_paths(code).into_iter().collect();
+    assert_eq!(found, ["engine", "kv", "metrics", "state"]);
 }
 
 #[test]

@@ -52,6 +52,7 @@ pub fn sink() -> &'static dyn Telemetry {
 /// Reports a stage invocation's duration when dropped.
 #[must_use = "the duration is reported when the timer is dropped"]
 pub struct StageTimer {
+    sink: &'static dyn Telemetry,
     stage: Stage,
     function: &'static str,
     started: Instant,
@@ -59,7 +60,7 @@ pub struct StageTimer {
 
 impl Drop for StageTimer {
     fn drop(&mut self) {
-        sink().stage_invoked(
+        self.sink.stage_invoked(
             self.stage.name(),
             self.function,
             self.started.elapsed().as_secs_f64(),
@@ -70,6 +71,7 @@ impl Drop for StageTimer {
 /// Time one invocation of `stage`'s WIT `function` until the guard drops.
 pub fn stage_timer(stage: Stage, function: &'static str) -> StageTimer {
     StageTimer {
+        sink: sink(),
         stage,
         function,
         started: Instant::now(),
@@ -94,11 +96,26 @@ mod tests {
     }
 
     #[test]
-    fn a_stage_timer_reports_once_to_the_installed_sink() {
+    fn a_stage_timer_reports_its_stage_and_function_once_when_dropped() {
+        // Not installed process-wide: another test may install the metrics.
         static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
-        install(&RECORDER);
-        drop(stage_timer(Stage::Match, "match-calls"));
-        let seen = RECORDER.0.lock().unwrap().clone();
-        assert!(seen.contains(&("match".to_string(), "match-calls".to_string())));
+        let timer = StageTimer {
+            sink: &RECORDER,
+            stage: Stage::Match,
+            function: "match-calls",
+            started: Instant::now(),
+        };
+        assert!(RECORDER.0.lock().unwrap().is_empty());
+        drop(timer);
+        assert_eq!(
+            *RECORDER.0.lock().unwrap(),
+            [("match".to_string(), "match-calls".to_string())]
+        );
+    }
+
+    #[test]
+    fn reports_go_nowhere_until_a_sink_is_installed_and_never_panic() {
+        sink().tick("t", &TickReport::default());
+        sink().http_answer("pbx.example:443", None);
     }
 }

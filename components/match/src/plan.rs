@@ -357,4 +357,63 @@ mod tests {
         assert_eq!(pick(vec![1, 2, 3]), Some((1, vec![2, 3])));
         assert_eq!(pick(Vec::<u8>::new()), None);
     }
+
+    #[test]
+    fn owners_are_tried_answerer_then_callee_then_caller_each_once_with_their_email_as_written() {
+        let answerer = party("102", false, Some(("102", "Bea@Example.com")));
+        let callee = party("101", false, Some(("101", "ann@example.com")));
+        let caller = PartyView {
+            number: "103",
+            external: false,
+            owner: Some(OwnerView {
+                extension: "103",
+                email: None,
+            }),
+        };
+        let call = CallView {
+            way: Way::Internal,
+            caller,
+            callee,
+            // The answerer again as a leg's callee: tried once.
+            answered_by: Some(answerer),
+            leg_callees: vec![callee, answerer],
+        };
+        let Plan::Look { lookups, unmatched } = plan(&call, true, "US") else {
+            panic!("a logged internal call is looked up");
+        };
+        assert_eq!(
+            lookups,
+            [
+                (
+                    Rule::ExtensionOwner,
+                    Lookup::Email("Bea@Example.com".into())
+                ),
+                (
+                    Rule::ExtensionOwner,
+                    Lookup::Email("ann@example.com".into())
+                ),
+            ]
+        );
+        assert_eq!(lookups[0].1.key(), "Bea@Example.com");
+        // Internal: no outside number.
+        assert_eq!(unmatched, "");
+    }
+
+    #[test]
+    fn a_number_that_is_no_e164_is_not_looked_up_and_is_reported_as_written() {
+        let call = CallView {
+            way: Way::Inbound,
+            caller: party("anonymous", true, None),
+            callee: party("101", false, None),
+            answered_by: None,
+            leg_callees: vec![party("101", false, None)],
+        };
+        assert_eq!(
+            plan(&call, false, "US"),
+            Plan::Look {
+                lookups: Vec::new(),
+                unmatched: "anonymous".into(),
+            }
+        );
+    }
 }

@@ -6,7 +6,6 @@ use anyhow::Context;
 use connectzero::config::TenantOptions;
 use connectzero::demo;
 use connectzero::engine::Runtime;
-use connectzero::scheduler;
 use connectzero::storage::Storage;
 use connectzero::testbed::{ACTION_SECRET, World};
 use std::collections::HashMap;
@@ -112,11 +111,10 @@ pub async fn run(components: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // The page (`--keep-running`) changes settings and shows ticks.
-    let task = tokio::spawn(scheduler::run_tenant(
+    let task = tokio::spawn(connectzero::web::run_tenant(
         world.pipeline.clone(),
         world.tenant.clone(),
         stop_rx,
-        connectzero::web::LiveTenant::new(world.tenant.clone()),
     ));
 
     // HighLevel registers one workflow per trigger with our subscription

@@ -6,7 +6,6 @@ use anyhow::Context;
 use connectzero::engine::Runtime;
 use connectzero::location::Location;
 use connectzero::pipeline::{Pipeline, Tenant};
-use connectzero::scheduler;
 use connectzero::secrets;
 use connectzero::server::{self, ServerState};
 use connectzero::storage::Storage;
@@ -101,12 +100,10 @@ pub async fn run(components: Option<PathBuf>, args: RunArgs) -> anyhow::Result<(
         tracing::info!(tenant = %tenant.id(), "starting tenant");
         // The status page's saved settings apply from the next tick, and
         // the page shows each tick (`connectzero::web`).
-        let live = connectzero::web::LiveTenant::new(tenant.clone());
-        tasks.push(tokio::spawn(scheduler::run_tenant(
+        tasks.push(tokio::spawn(connectzero::web::run_tenant(
             pipeline.clone(),
             tenant,
             stop_rx.clone(),
-            live,
         )));
     }
     tokio::signal::ctrl_c()

@@ -119,11 +119,24 @@ impl LiveTenant {
 /// page's saved settings before each tick, the tick noted for the page
 /// after it.
 impl crate::scheduler::TickObserver for LiveTenant {
-    fn tenant_for_tick(&mut self, _base: &Arc<Tenant>, storage: &Storage) -> Arc<Tenant> {
+    fn tenant_for_tick(&mut self, base: &Arc<Tenant>, storage: &Storage) -> Arc<Tenant> {
+        debug_assert_eq!(base.id(), self.base.id(), "a LiveTenant follows one tenant");
         self.before_tick(storage)
     }
 
     fn tick_done(&mut self, tenant: &Tenant, report: &TickReport) {
         note_tick(tenant.id(), report);
     }
+}
+
+/// Run `tenant` on the scheduler until `stop` turns true, following the
+/// page: what `connectzero run` and the demo do for every tenant, so both
+/// apply the settings saved on the page and show each tick there.
+pub async fn run_tenant(
+    pipeline: Arc<crate::pipeline::Pipeline>,
+    tenant: Arc<Tenant>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let live = LiveTenant::new(tenant.clone());
+    crate::scheduler::run_tenant(pipeline, tenant, stop, live).await;
 }

@@ -34,7 +34,7 @@ mod status;
 mod templates;
 
 pub use auth::{ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, AdminToken, TokenError};
-pub use live::{LiveTenant, note_tick};
+pub use live::{LiveTenant, note_tick, run_tenant};
 pub use settings::{FieldError, SettingsOverride};
 
 use crate::server::ServerState;
