@@ -622,3 +622,27 @@ async fn call_started_is_routed_on_what_the_active_call_tells() {
     assert_eq!(started(&a), [91], "a: its DID only");
     assert_eq!(started(&b), [93, 94], "b: its queue and the outbound call");
 }
+
+/// A route the host cannot use (one that slipped past start-up's check)
+/// crosses to the tick as `no-call`: the tick takes no call, says why,
+/// and the call waits in 3CX for the tenant's next good tick, which posts
+/// it once.
+#[tokio::test]
+async fn a_route_the_host_cannot_use_takes_no_call_says_why_and_loses_nothing() {
+    let (world, _) = seeded_world(defaults()).await;
+    let placed = place_dana_call(&world, 4100);
+    let mut broken = world.config().clone();
+    broken.settings.route = route(&["01615550100"], &[], false);
+    assert!(broken.validate().is_err(), "start-up refuses this route");
+    let broken = connectzero::pipeline::Tenant::new(broken, reqwest::Client::new());
+
+    let report = world.pipeline.tick(&broken).await.unwrap();
+    let error = report.error.unwrap_or_default();
+    assert!(error.contains("route: dids:"), "{error}");
+    assert_eq!(report.posted, 0);
+    assert!(posted_keys(&world).is_empty());
+
+    let report = tick_until(&world, 5, |w| !posted_keys(w).is_empty()).await;
+    assert_eq!(report.error, None);
+    assert_eq!(posted_keys(&world), [placed.key.clone()]);
+}
