@@ -180,15 +180,24 @@ impl Guest for Trigger {
             };
             // Events are queued under a known key (`enqueue`); one that
             // is not (written by a newer release) is worked as any other,
-            // only not reported.
-            if let Some(kind) = TriggerKind::from_key(&job.payload.kind) {
-                reports.push(DeliveryReport {
+            // and said on stderr since the report cannot name its kind.
+            match TriggerKind::from_key(&job.payload.kind) {
+                Some(kind) => reports.push(DeliveryReport {
                     kind: kind.into(),
                     call_key: job.payload.call_key.clone(),
                     delivered,
                     retry_at,
                     last_error,
-                });
+                }),
+                None => eprintln!(
+                    "connectzero: trigger event {:?} of call {} (a newer release's): {delivered} delivered{}",
+                    job.payload.kind,
+                    job.payload.call_key,
+                    last_error
+                        .as_ref()
+                        .map(|e| format!(", last error: {}", guest_support::api::describe(e)))
+                        .unwrap_or_default()
+                ),
             }
         }
         Ok(reports)
