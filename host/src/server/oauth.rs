@@ -19,8 +19,13 @@
 //!    ([`crate::credentials::Credentials::install`]); waiting calls post on
 //!    the next tick.
 
+mod marketplace;
+mod urls;
+
+pub(super) use marketplace::marketplace_callback;
+pub use urls::authorize_url;
+
 use super::{HttpError, ServerState, unknown_tenant};
-use crate::config::TenantConfig;
 use crate::credentials::InstallError;
 use crate::pipeline::Tenant;
 use crate::storage::StateClaim;
@@ -33,6 +38,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use urls::redirect_uri;
 
 /// How long an install link is valid unless the tenant sets
 /// `oauth.state_ttl_secs` (the Spin app's too).
@@ -44,53 +50,6 @@ const DEFAULT_STATE_TTL_SECS: u64 = (guest_support::installs::STATE_TTL_MS / 100
 /// it by then). The exchange runs outside the tenant's refresh lock, so
 /// this is what orders installs.
 static INSTALLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Scopes ConnectZero uses (HighLevel NOTES §2.5): contact search and
-/// creation, conversations and call messages (with recordings), and
-/// `workflows.readonly` for the workflow triggers and action, and
-/// `users.readonly` to name the CRM user of each call (optional: without
-/// it calls are posted without a user, `components/post/src/users.rs`).
-const DEFAULT_SCOPES: [&str; 8] = [
-    "contacts.readonly",
-    "contacts.write",
-    "conversations.readonly",
-    "conversations.write",
-    "conversations/message.readonly",
-    "conversations/message.write",
-    "workflows.readonly",
-    "users.readonly",
-];
-
-/// HighLevel's authorize page (NOTES §2.1, newest doc revision: `/v2/`).
-const DEFAULT_AUTHORIZE_URL: &str = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation";
-
-/// The authorize URL the installer is sent to.
-///
-/// [ASSUMED] (NOTES §2.1): HighLevel documents `response_type`,
-/// `redirect_uri`, `client_id` and `scope`, but not `state`. Standard
-/// OAuth (RFC 6749 §4.1.2) has the server send `state` back unchanged,
-/// and the callback depends on that: if HighLevel ever drops it, every
-/// callback is refused as "missing state", never accepted unchecked.
-pub fn authorize_url(config: &TenantConfig, redirect_uri: &str, state: &str) -> String {
-    let base = config
-        .settings
-        .oauth
-        .authorize_url
-        .as_deref()
-        .unwrap_or(DEFAULT_AUTHORIZE_URL);
-    let scope = match &config.settings.oauth.scopes {
-        Some(scopes) => scopes.join(" "),
-        None => DEFAULT_SCOPES.join(" "),
-    };
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!(
-        "{base}{separator}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}",
-        urlencoding::encode(&config.crm.client_id),
-        urlencoding::encode(redirect_uri),
-        urlencoding::encode(&scope),
-        urlencoding::encode(state),
-    )
-}
 
 /// `GET /t/{tenant}/oauth/install`.
 pub(super) async fn install(
@@ -292,151 +251,6 @@ async fn redeem(tenant: &Tenant, code: &str, redirect_uri: &str) -> Result<(), H
             }
             InstallError::NoLocation => HttpError(StatusCode::FORBIDDEN, e.to_string()),
         })
-}
-
-/// `<public url>/t/<tenant>/oauth/callback`; without a configured public
-/// URL, the request's `Host` (plain http is only assumed for loopback).
-fn redirect_uri(config: &TenantConfig, headers: &HeaderMap) -> Result<String, HttpError> {
-    Ok(format!(
-        "{}/t/{}/oauth/callback",
-        public_base(config, headers)?,
-        config.id
-    ))
-}
-
-/// The host's public base URL as `config` sets it (`oauth.public_url`),
-/// else from the request's `Host`.
-fn public_base(config: &TenantConfig, headers: &HeaderMap) -> Result<String, HttpError> {
-    let base = match &config.settings.oauth.public_url {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .filter(|h| !h.is_empty())
-                .ok_or_else(|| {
-                    bad_request(format!(
-                        "the request has no Host header: set oauth.public_url for tenant {}",
-                        config.id
-                    ))
-                })?;
-            let plain = format!("http://{host}");
-            if crate::config::check_base_url(&plain).is_ok() {
-                plain
-            } else {
-                format!("https://{host}")
-            }
-        }
-    };
-    Ok(base)
-}
-
-/// `GET /oauth/callback`: one redirect URL for every tenant, as a
-/// marketplace listing has (NOTES.md §8: its installs carry no `state`).
-/// The code is exchanged with the host's HighLevel app, and the grant kept
-/// by the one tenant whose configured location is the token's; refused
-/// when none or several are, or for an agency token. Install links from
-/// `/t/{tenant}/oauth/install` keep coming back to their tenant's URL.
-pub(super) async fn marketplace_callback(
-    State(state): State<Arc<ServerState>>,
-    Query(query): Query<Callback>,
-    headers: HeaderMap,
-) -> Response {
-    match bind_marketplace_install(&state, query, &headers).await {
-        Ok(tenant) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!(
-                "ConnectZero is authorised for tenant {tenant}. Calls waiting for it post within a poll interval. You can close this window.\n"
-            ),
-        )
-            .into_response(),
-        Err(error) => {
-            tracing::warn!(reason = %error.1, "HighLevel marketplace callback refused");
-            error.into_response()
-        }
-    }
-}
-
-async fn bind_marketplace_install(
-    state: &ServerState,
-    query: Callback,
-    headers: &HeaderMap,
-) -> Result<String, HttpError> {
-    if query.state.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(bad_request(
-            "this URL takes marketplace installs, which carry no state; an install link from /t/<tenant>/oauth/install comes back to /t/<tenant>/oauth/callback".into(),
-        ));
-    }
-    if let Some(error) = query.error {
-        return Err(bad_request(format!(
-            "HighLevel did not authorise the install ({error}); start it again"
-        )));
-    }
-    let Some(code) = query.code.filter(|c| !c.is_empty()) else {
-        return Err(bad_request("the callback has no code".into()));
-    };
-    let mut tenants: Vec<&Arc<Tenant>> = state.tenants.values().collect();
-    tenants.sort_by(|a, b| a.id().cmp(b.id()));
-    let Some(exchanger) = tenants.first() else {
-        return Err(HttpError(
-            StatusCode::NOT_FOUND,
-            "this host serves no tenants".into(),
-        ));
-    };
-    let app = &exchanger.config.crm.client_id;
-    if tenants.iter().any(|t| &t.config.crm.client_id != app) {
-        return Err(bad_request(
-            "the tenants of this host use several HighLevel apps: give each app's listing its tenant's redirect URL, /t/<tenant>/oauth/callback".into(),
-        ));
-    }
-    let redirect_uri = format!(
-        "{}/oauth/callback",
-        public_base(&exchanger.config, headers)?
-    );
-    let _one_at_a_time = INSTALLS.lock().await;
-    let grant = exchanger
-        .credentials
-        .exchange_code(&code, &redirect_uri)
-        .await
-        .map_err(|e| HttpError(StatusCode::BAD_GATEWAY, e.to_string()))?;
-    let Some(location) = grant.location_id.clone() else {
-        return Err(HttpError(
-            StatusCode::FORBIDDEN,
-            InstallError::NoLocation.to_string(),
-        ));
-    };
-    let serving: Vec<&&Arc<Tenant>> = tenants
-        .iter()
-        .filter(|t| t.config.crm.location_id == location)
-        .collect();
-    let tenant = match serving.as_slice() {
-        [only] => only,
-        [] => {
-            tracing::warn!(%location, "HighLevel install for a location no tenant serves");
-            return Err(HttpError(
-                StatusCode::FORBIDDEN,
-                "no tenant of this host serves the sub-account the app was installed in: add the tenant first (connectzero tenant add), then install again".into(),
-            ));
-        }
-        _ => {
-            return Err(HttpError(
-                StatusCode::CONFLICT,
-                "several tenants of this host serve the sub-account the app was installed in: install from /t/<tenant>/oauth/install for the one it is for".into(),
-            ));
-        }
-    };
-    let id = tenant.id().to_string();
-    tracing::info!(tenant = %id, "HighLevel marketplace install (no state): bound by location");
-    tenant
-        .credentials
-        .keep_grant(grant)
-        .await
-        .map_err(|e| match e {
-            InstallError::NoStore => no_store(),
-            other => internal(&id, &other),
-        })?;
-    Ok(id)
 }
 
 /// States are stored hashed: a copy of the database does not hold a link

@@ -1,0 +1,147 @@
+//! Building the engine and the components: the pooling engine, the tick's
+//! component files (bundled or replaced), stand-alone components and the
+//! linkers holding exactly each one's grants.
+
+use super::{MAX_WARM_MATCHERS, POOL_INSTANCES, STAGE_MEMORY_LIMIT, Stage, bundled};
+use crate::bindings::{host_provided, tick};
+use crate::state::StoreData;
+use anyhow::Context;
+use connectzero_stages::Grant;
+use std::path::Path;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+/// The tick's component files: the bundled ones, or an operator's
+/// replacement of the same name in `--components DIR`.
+pub(super) struct Bundled<'a> {
+    pub(super) replacements: Option<&'a Path>,
+}
+
+impl connectzero_compose::Source for Bundled<'_> {
+    fn read(&self, file: &str) -> Result<Vec<u8>, String> {
+        if let Some(path) = self
+            .replacements
+            .map(|dir| dir.join(file))
+            .filter(|p| p.exists())
+        {
+            tracing::info!(path = %path.display(), "composing a replacement component into the tick");
+            return std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
+        }
+        if file == connectzero_stages::tick().file {
+            return Ok(include_bytes!(env!("CONNECTZERO_COMPONENT_TICK")).to_vec());
+        }
+        Stage::ALL
+            .into_iter()
+            .find(|s| s.file_name() == file)
+            .map(|s| bundled(s).to_vec())
+            .ok_or_else(|| format!("no bundled component {file}"))
+    }
+}
+
+/// The engine, with pool slots for [`POOL_INSTANCES`] running invocations
+/// plus `warm` idle instances for each warm pool.
+pub(super) fn new_engine(warm: usize) -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // Compiled components are cached on disk (~/.cache/wasmtime), so only
+    // the first start after a build pays for compilation.
+    match wasmtime::Cache::from_file(None) {
+        Ok(cache) => {
+            config.cache(Some(cache));
+        }
+        Err(e) => tracing::debug!("compilation cache unavailable: {e}"),
+    }
+    // Two warm pools (ticks and matchers), each up to `warm` idle instances.
+    let slots = POOL_INSTANCES + 2 * u32::try_from(warm.min(MAX_WARM_MATCHERS)).unwrap_or(0);
+    let mut pool = PoolingAllocationConfig::default();
+    // A composed tick is one component instance holding a dozen inner
+    // components (a memory and a few core instances each).
+    pool.total_component_instances(slots)
+        .max_core_instances_per_component(128)
+        .max_memories_per_component(16)
+        .max_tables_per_component(64)
+        .total_core_instances(slots * 48)
+        .total_memories(slots * 12)
+        .total_tables(slots * 48)
+        // Stacks are taken only while wasm runs; idle warm instances hold
+        // none, so running invocations bound them.
+        .total_stacks(POOL_INSTANCES)
+        .max_memory_size(STAGE_MEMORY_LIMIT);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => Ok(engine),
+        Err(e) => {
+            // Some sandboxes cap virtual memory below what the pool reserves.
+            tracing::warn!("pooling allocator unavailable ({e:#}); using on-demand allocation");
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Ok(Engine::new(&config)?)
+        }
+    }
+}
+
+pub(super) fn load_component(
+    engine: &Engine,
+    stage: Stage,
+    replacements: Option<&Path>,
+) -> anyhow::Result<Component> {
+    if let Some(path) = replacements
+        .map(|dir| dir.join(stage.file_name()))
+        .filter(|p| p.exists())
+    {
+        tracing::info!(stage = ?stage, path = %path.display(), "loading replacement component");
+        return Component::from_file(engine, &path)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} is not a valid WASI 0.2 component", path.display()));
+    }
+    Component::new(engine, bundled(stage))
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("compiling the bundled {stage:?} component"))
+}
+
+/// A linker with exactly the imports `stage`'s world grants
+/// (`connectzero_stages`), besides WASI.
+pub(super) fn linker_for(engine: &Engine, stage: Stage) -> anyhow::Result<Linker<StoreData>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    for grant in stage.component().grants {
+        match grant {
+            Grant::Http => wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?,
+            Grant::Credentials => {
+                crate::credentials::add_to_linker(&mut linker, StoreData::credentials_view)?
+            }
+            Grant::KvStore => crate::kv::add_store_to_linker(&mut linker, StoreData::kv_view)?,
+            Grant::KvAtomics => crate::kv::add_atomics_to_linker(&mut linker, StoreData::kv_view)?,
+            Grant::Config => host_provided::wasi::config::store::add_to_linker::<
+                _,
+                HasSelf<StoreData>,
+            >(&mut linker, |s| s)?,
+            Grant::Directory => {
+                crate::directory::add_to_linker(&mut linker, StoreData::directory_view)?
+            }
+            // The tick's and the Spin app's grants: no stage has them.
+            Grant::CallLog | Grant::Stages | Grant::TickAndTrigger | Grant::CrmInstall => {
+                anyhow::bail!(
+                    "{stage:?} is granted {grant:?}, which a stand-alone stage's linker cannot provide"
+                )
+            }
+        }
+    }
+    Ok(linker)
+}
+
+/// The composed tick's linker: what the host provides natively
+/// (`credentials`, `directory`, `call-log`), the key-value store and
+/// `wasi:http`.
+pub(super) fn tick_linker(engine: &Engine) -> anyhow::Result<Linker<StoreData>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::credentials::add_to_linker(&mut linker, StoreData::credentials_view)?;
+    crate::directory::add_to_linker(&mut linker, StoreData::directory_view)?;
+    crate::kv::add_store_to_linker(&mut linker, StoreData::kv_view)?;
+    crate::kv::add_atomics_to_linker(&mut linker, StoreData::kv_view)?;
+    tick::connectzero::pipeline::call_log::add_to_linker::<_, HasSelf<StoreData>>(
+        &mut linker,
+        |s| s,
+    )?;
+    Ok(linker)
+}

@@ -1,0 +1,120 @@
+//! Marketplace installs: one redirect URL for every tenant
+//! (`GET /oauth/callback`), the grant bound to the tenant whose location
+//! it is for.
+
+use super::urls::public_base;
+use super::{Callback, INSTALLS, bad_request, internal, no_store};
+use crate::credentials::InstallError;
+use crate::pipeline::Tenant;
+use crate::server::{HttpError, ServerState};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+/// `GET /oauth/callback`: one redirect URL for every tenant, as a
+/// marketplace listing has (NOTES.md §8: its installs carry no `state`).
+/// The code is exchanged with the host's HighLevel app, and the grant kept
+/// by the one tenant whose configured location is the token's; refused
+/// when none or several are, or for an agency token. Install links from
+/// `/t/{tenant}/oauth/install` keep coming back to their tenant's URL.
+pub(in crate::server) async fn marketplace_callback(
+    State(state): State<Arc<ServerState>>,
+    Query(query): Query<Callback>,
+    headers: HeaderMap,
+) -> Response {
+    match bind_marketplace_install(&state, query, &headers).await {
+        Ok(tenant) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!(
+                "ConnectZero is authorised for tenant {tenant}. Calls waiting for it post within a poll interval. You can close this window.\n"
+            ),
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(reason = %error.1, "HighLevel marketplace callback refused");
+            error.into_response()
+        }
+    }
+}
+
+async fn bind_marketplace_install(
+    state: &ServerState,
+    query: Callback,
+    headers: &HeaderMap,
+) -> Result<String, HttpError> {
+    if query.state.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(bad_request(
+            "this URL takes marketplace installs, which carry no state; an install link from /t/<tenant>/oauth/install comes back to /t/<tenant>/oauth/callback".into(),
+        ));
+    }
+    if let Some(error) = query.error {
+        return Err(bad_request(format!(
+            "HighLevel did not authorise the install ({error}); start it again"
+        )));
+    }
+    let Some(code) = query.code.filter(|c| !c.is_empty()) else {
+        return Err(bad_request("the callback has no code".into()));
+    };
+    let mut tenants: Vec<&Arc<Tenant>> = state.tenants.values().collect();
+    tenants.sort_by(|a, b| a.id().cmp(b.id()));
+    let Some(exchanger) = tenants.first() else {
+        return Err(HttpError(
+            StatusCode::NOT_FOUND,
+            "this host serves no tenants".into(),
+        ));
+    };
+    let app = &exchanger.config.crm.client_id;
+    if tenants.iter().any(|t| &t.config.crm.client_id != app) {
+        return Err(bad_request(
+            "the tenants of this host use several HighLevel apps: give each app's listing its tenant's redirect URL, /t/<tenant>/oauth/callback".into(),
+        ));
+    }
+    let redirect_uri = format!(
+        "{}/oauth/callback",
+        public_base(&exchanger.config, headers)?
+    );
+    let _one_at_a_time = INSTALLS.lock().await;
+    let grant = exchanger
+        .credentials
+        .exchange_code(&code, &redirect_uri)
+        .await
+        .map_err(|e| HttpError(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    let Some(location) = grant.location_id.clone() else {
+        return Err(HttpError(
+            StatusCode::FORBIDDEN,
+            InstallError::NoLocation.to_string(),
+        ));
+    };
+    let serving: Vec<&&Arc<Tenant>> = tenants
+        .iter()
+        .filter(|t| t.config.crm.location_id == location)
+        .collect();
+    let tenant = match serving.as_slice() {
+        [only] => only,
+        [] => {
+            tracing::warn!(%location, "HighLevel install for a location no tenant serves");
+            return Err(HttpError(
+                StatusCode::FORBIDDEN,
+                "no tenant of this host serves the sub-account the app was installed in: add the tenant first (connectzero tenant add), then install again".into(),
+            ));
+        }
+        _ => {
+            return Err(HttpError(
+                StatusCode::CONFLICT,
+                "several tenants of this host serve the sub-account the app was installed in: install from /t/<tenant>/oauth/install for the one it is for".into(),
+            ));
+        }
+    };
+    let id = tenant.id().to_string();
+    tracing::info!(tenant = %id, "HighLevel marketplace install (no state): bound by location");
+    tenant
+        .credentials
+        .keep_grant(grant)
+        .await
+        .map_err(|e| match e {
+            InstallError::NoStore => no_store(),
+            other => internal(&id, &other),
+        })?;
+    Ok(id)
+}
