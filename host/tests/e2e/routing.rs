@@ -644,5 +644,5 @@ async fn a_route_the_host_cannot_use_takes_no_call_says_why_and_loses_nothing() 
 
     let report = tick_until(&world, 5, |w| !posted_keys(w).is_empty()).await;
     assert_eq!(report.error, None);
-    assert_eq!(posted_keys(&world), [placed.key.clone()]);
+    assert_eq!(posted_keys(&world), vec![placed.key]);
 }
