@@ -112,10 +112,4 @@ mod tests {
             [("match".to_string(), "match-calls".to_string())]
         );
     }
-
-    #[test]
-    fn reports_go_nowhere_until_a_sink_is_installed_and_never_panic() {
-        sink().tick("t", &TickReport::default());
-        sink().http_answer("pbx.example:443", None);
-    }
 }

@@ -51,7 +51,7 @@ impl Options {
         let route = match options.routing {
             Routing::EveryCall => None,
             Routing::NoCall(why) => {
-                unusable = Some(StageError::InvalidSettings(format!("route: {why}")));
+                unusable = Some(StageError::InvalidSettings(why));
                 None
             }
             Routing::ByRoute(route) => RouteConfig::from(route)
@@ -159,12 +159,12 @@ mod tests {
 
     #[test]
     fn no_call_stops_the_tick_with_the_runtimes_reason() {
-        let error = Options::parse(options(None, Routing::NoCall("dids: bad".into())))
+        let error = Options::parse(options(None, Routing::NoCall("route.dids: bad".into())))
             .usable()
             .err()
             .unwrap();
         assert!(
-            matches!(&error, StageError::InvalidSettings(m) if m == "route: dids: bad"),
+            matches!(&error, StageError::InvalidSettings(m) if m == "route.dids: bad"),
             "{error:?}"
         );
     }

@@ -179,8 +179,10 @@ impl Guest for Trigger {
                 Some(job.due_at)
             };
             // Events are queued under a known key (`enqueue`); one that
-            // is not (written by a newer release) is worked as any other,
-            // and said on stderr since the report cannot name its kind.
+            // is not (written by a newer release) is worked as any other.
+            // The report cannot name its kind, so it is said on stderr:
+            // Spin's log shows it; the bundled host gives components no
+            // stderr, and there such an event is worked silently.
             match TriggerKind::from_key(&job.payload.kind) {
                 Some(kind) => reports.push(DeliveryReport {
                     kind: kind.into(),

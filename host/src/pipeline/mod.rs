@@ -133,9 +133,8 @@ fn routing(config: &TenantConfig) -> Routing {
         Ok(Some(route)) => Routing::ByRoute((&route.to_config()).into()),
         Err(error) => {
             tracing::error!(tenant = %config.id, %error, "route unusable: this tenant takes no call until it is fixed");
-            // The tick says "route: …" itself.
-            let why = error.to_string();
-            Routing::NoCall(why.strip_prefix("route.").unwrap_or(&why).to_string())
+            // "route.<setting>: <problem>", as start-up would have said it.
+            Routing::NoCall(format!("{error:#}"))
         }
     }
 }
@@ -294,7 +293,7 @@ mod tests {
         else {
             panic!("an unusable route must never take every call");
         };
-        assert!(why.starts_with("dids: "), "{why}");
+        assert!(why.starts_with("route.dids: "), "{why}");
     }
 
     #[test]

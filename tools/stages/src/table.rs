@@ -1,0 +1,188 @@
+//! The rows of the table: every component ConnectZero builds, with its
+//! crate, file, world, exports and grants. `tests/agreement.rs` holds each
+//! row to its world in `wit/`.
+
+use crate::{Component, Grant, Role, Stage};
+
+/// The export of the components that serve HTTP.
+const HTTP_HANDLER: (&str, &[&str]) = ("wasi:http/incoming-handler", &["handle"]);
+
+/// Every component ConnectZero builds: the stages in pipeline order, the
+/// tick, then what only the Spin app uses.
+pub const COMPONENTS: [Component; 12] = [
+    Component {
+        role: Role::Stage(Stage::Poll),
+        name: "poll",
+        package: "connectzero-poll",
+        file: "connectzero_poll.wasm",
+        world: "poll-stage",
+        exports: &[(
+            "connectzero:pipeline/poll",
+            &[
+                "active-calls",
+                "fetch",
+                "fetch-window",
+                "commit",
+                "recording-dids",
+            ],
+        )],
+        grants: &[Grant::Http, Grant::KvStore, Grant::Credentials],
+    },
+    Component {
+        role: Role::Stage(Stage::Dedup),
+        name: "dedup",
+        package: "connectzero-dedup",
+        file: "connectzero_dedup.wasm",
+        world: "dedup-stage",
+        exports: &[(
+            "connectzero:pipeline/dedup",
+            &["claim-calls", "complete", "release"],
+        )],
+        grants: &[Grant::KvStore, Grant::KvAtomics],
+    },
+    Component {
+        role: Role::Stage(Stage::Match),
+        name: "match",
+        package: "connectzero-match",
+        file: "connectzero_match.wasm",
+        world: "match-stage",
+        exports: &[("connectzero:pipeline/matcher", &["match-calls"])],
+        grants: &[Grant::Directory],
+    },
+    Component {
+        role: Role::Stage(Stage::Post),
+        name: "post",
+        package: "connectzero-post",
+        file: "connectzero_post.wasm",
+        world: "post-stage",
+        exports: &[("connectzero:pipeline/post", &["post-calls", "post-copies"])],
+        grants: &[Grant::Http, Grant::KvStore, Grant::Credentials],
+    },
+    Component {
+        role: Role::Stage(Stage::Attach),
+        name: "attach",
+        package: "connectzero-attach",
+        file: "connectzero_attach.wasm",
+        world: "attach-stage",
+        exports: &[("connectzero:pipeline/attach", &["enqueue", "process-due"])],
+        grants: &[
+            Grant::Http,
+            Grant::KvStore,
+            Grant::KvAtomics,
+            Grant::Credentials,
+        ],
+    },
+    Component {
+        role: Role::Stage(Stage::Trigger),
+        name: "trigger",
+        package: "connectzero-trigger",
+        file: "connectzero_trigger.wasm",
+        world: "trigger-stage",
+        exports: &[(
+            "connectzero:pipeline/trigger",
+            &["subscribe", "enqueue", "deliver-due"],
+        )],
+        grants: &[
+            Grant::Http,
+            Grant::KvStore,
+            Grant::KvAtomics,
+            Grant::Credentials,
+        ],
+    },
+    Component {
+        role: Role::Stage(Stage::WriteBack),
+        name: "write-back",
+        package: "connectzero-write-back",
+        file: "connectzero_write_back.wasm",
+        world: "write-back-stage",
+        exports: &[HTTP_HANDLER],
+        grants: &[
+            Grant::Http,
+            Grant::KvStore,
+            Grant::Config,
+            Grant::Credentials,
+        ],
+    },
+    Component {
+        role: Role::Tick,
+        name: "tick",
+        package: "connectzero-tick",
+        file: "connectzero_tick.wasm",
+        world: "tick-stage",
+        exports: &[(
+            "connectzero:pipeline/tick",
+            &[
+                "run",
+                "fetch-window",
+                "run-calls",
+                "work-queues",
+                "post-copies",
+            ],
+        )],
+        grants: &[
+            Grant::Stages,
+            Grant::CallLog,
+            Grant::KvStore,
+            Grant::KvAtomics,
+        ],
+    },
+    Component {
+        role: Role::Provider,
+        name: "credentials",
+        package: "connectzero-credentials",
+        file: "connectzero_credentials.wasm",
+        world: "credentials-provider",
+        exports: &[
+            (
+                "connectzero:pipeline/credentials",
+                &["access-token", "token-rejected"],
+            ),
+            ("connectzero:pipeline/crm-install", &["complete"]),
+        ],
+        grants: &[Grant::Http, Grant::KvStore, Grant::KvAtomics, Grant::Config],
+    },
+    Component {
+        role: Role::Provider,
+        name: "directory",
+        package: "connectzero-directory",
+        file: "connectzero_directory.wasm",
+        world: "directory-provider",
+        exports: &[(
+            "connectzero:pipeline/directory",
+            &["find-by-phone", "find-by-email"],
+        )],
+        grants: &[Grant::Http, Grant::Config, Grant::Credentials],
+    },
+    Component {
+        role: Role::Provider,
+        name: "call-log",
+        package: "connectzero-call-log",
+        file: "connectzero_call_log.wasm",
+        world: "call-log-provider",
+        exports: &[(
+            "connectzero:pipeline/call-log",
+            &[
+                "record-calls",
+                "record-unreadable",
+                "record-recordings",
+                "record-deliveries",
+            ],
+        )],
+        grants: &[Grant::KvStore],
+    },
+    Component {
+        role: Role::App,
+        name: "app",
+        package: "connectzero-app",
+        file: "connectzero_app.wasm",
+        world: "app",
+        exports: &[HTTP_HANDLER],
+        grants: &[
+            Grant::TickAndTrigger,
+            Grant::CrmInstall,
+            Grant::KvStore,
+            Grant::KvAtomics,
+            Grant::Config,
+        ],
+    },
+];
