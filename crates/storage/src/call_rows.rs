@@ -148,28 +148,32 @@ impl Storage {
     /// Every recorded call of `tenant`, oldest call first.
     pub fn calls(&self, tenant: &str) -> rusqlite::Result<Vec<CallRecord>> {
         let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms,
-                    recording, triggers
-             FROM calls WHERE tenant = ?1 ORDER BY ended_at_ms, call_key",
-        )?;
-        let rows = stmt.query_map(params![tenant], |r| {
-            Ok(CallRecord {
-                tenant: r.get(0)?,
-                call_key: r.get(1)?,
-                direction: r.get(2)?,
-                caller: r.get(3)?,
-                callee: r.get(4)?,
-                outcome: r.get(5)?,
-                detail: r.get(6)?,
-                rule: r.get(7)?,
-                contact_id: r.get(8)?,
-                ended_at_ms: r.get(9)?,
-                handled_at_ms: r.get(10)?,
-                recording: r.get(11)?,
-                triggers: r.get(12)?,
-            })
-        })?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RECORD_COLUMNS} FROM calls WHERE tenant = ?1 ORDER BY ended_at_ms, call_key"
+        ))?;
+        let rows = stmt.query_map(params![tenant], record_from_row)?;
         rows.collect()
     }
 }
+
+/// A `calls` row read with [`RECORD_COLUMNS`], as a [`CallRecord`].
+pub(crate) fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRecord> {
+    Ok(CallRecord {
+        tenant: r.get(0)?,
+        call_key: r.get(1)?,
+        direction: r.get(2)?,
+        caller: r.get(3)?,
+        callee: r.get(4)?,
+        outcome: r.get(5)?,
+        detail: r.get(6)?,
+        rule: r.get(7)?,
+        contact_id: r.get(8)?,
+        ended_at_ms: r.get(9)?,
+        handled_at_ms: r.get(10)?,
+        recording: r.get(11)?,
+        triggers: r.get(12)?,
+    })
+}
+
+/// The columns [`record_from_row`] reads, in its order.
+pub(crate) const RECORD_COLUMNS: &str = "tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording, triggers";

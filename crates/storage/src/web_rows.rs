@@ -9,6 +9,7 @@
 //! everything the page does not edit.
 
 use super::{CallRecord, Storage};
+use crate::call_rows::{RECORD_COLUMNS, record_from_row};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use guest_support::protocol::CURSOR_KEY;
@@ -33,26 +34,6 @@ pub struct CallSummary {
     /// Recordings given up on (all time).
     pub recordings_gave_up: i64,
 }
-
-fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRecord> {
-    Ok(CallRecord {
-        tenant: r.get(0)?,
-        call_key: r.get(1)?,
-        direction: r.get(2)?,
-        caller: r.get(3)?,
-        callee: r.get(4)?,
-        outcome: r.get(5)?,
-        detail: r.get(6)?,
-        rule: r.get(7)?,
-        contact_id: r.get(8)?,
-        ended_at_ms: r.get(9)?,
-        handled_at_ms: r.get(10)?,
-        recording: r.get(11)?,
-        triggers: r.get(12)?,
-    })
-}
-
-const RECORD_COLUMNS: &str = "tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording, triggers";
 
 impl Storage {
     /// The settings saved on the status page for `tenant` (JSON) and when.
