@@ -28,6 +28,11 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
+    println!(
+        "cargo:rerun-if-env-changed={}",
+        connectzero_stages::LINT_COMPONENTS
+    );
+
     ensure_wasm_target();
 
     let target_dir = root.join("target").join("components");

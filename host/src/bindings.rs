@@ -16,7 +16,7 @@ pub mod host_provided {
         world: "connectzero:pipeline/host-provided",
         imports: {
             "connectzero:pipeline/credentials.access-token": async | trappable,
-            "connectzero:pipeline/directory": async | trappable,
+            "connectzero:matcher/directory": async | trappable,
             default: trappable,
         },
         with: {
@@ -138,6 +138,7 @@ macro_rules! stage_world {
                 exports: { default: async },
                 with: {
                     "connectzero:pipeline/types": crate::bindings::host_provided::connectzero::pipeline::types,
+                    "connectzero:matcher/types": crate::bindings::host_provided::connectzero::matcher::types,
                     $($with)*
                 },
             });
@@ -158,9 +159,26 @@ macro_rules! http_world {
     };
 }
 
-stage_world!(matcher, "connectzero:pipeline/match-stage", {
-    "connectzero:pipeline/directory": crate::bindings::host_provided::connectzero::pipeline::directory,
-});
+/// Bindings of the matcher contract's `match-stage` world
+/// (`wit/matcher/matcher.wit`), which imports no pipeline interface.
+#[allow(missing_docs)]
+pub mod matcher {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "connectzero:matcher/match-stage",
+        exports: { default: async },
+        with: {
+            "connectzero:matcher/types": crate::bindings::host_provided::connectzero::matcher::types,
+            "connectzero:matcher/directory": crate::bindings::host_provided::connectzero::matcher::directory,
+        },
+    });
+}
+
+// The matcher reads only its part of the tenant's settings.
+guest_support::matcher_settings_conversion!(
+    crate::bindings::host_provided::connectzero::pipeline::types;
+    crate::bindings::matcher::exports::connectzero::matcher::matcher
+);
 http_world!(trigger, "connectzero:pipeline/trigger-stage", {
     "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
 });
@@ -176,8 +194,9 @@ pub mod tick {
         imports: { default: trappable },
         with: {
             "connectzero:pipeline/types": crate::bindings::host_provided::connectzero::pipeline::types,
+            "connectzero:matcher/types": crate::bindings::host_provided::connectzero::matcher::types,
             "connectzero:pipeline/credentials": crate::bindings::host_provided::connectzero::pipeline::credentials,
-            "connectzero:pipeline/directory": crate::bindings::host_provided::connectzero::pipeline::directory,
+            "connectzero:matcher/directory": crate::bindings::host_provided::connectzero::matcher::directory,
             "wasi:keyvalue": crate::bindings::host_provided::wasi::keyvalue,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi:io": wasmtime_wasi::p2::bindings::io,

@@ -1,10 +1,10 @@
 //! The read-only contact directory matchers see
-//! (`connectzero:pipeline/directory`), over HighLevel contact search
+//! (`connectzero:matcher/directory`), over HighLevel contact search
 //! (operationId `search-contacts-advanced`). The request and the ordering
 //! are the directory component's (`components/directory/src/search.rs`), the
 //! one Spin uses; the HTTP, tokens and rate limit are the host's.
 
-use crate::bindings::host_provided::connectzero::pipeline::directory;
+use crate::bindings::host_provided::connectzero::matcher::directory;
 use crate::bindings::types::{ContactRef, Service, StageError};
 use crate::credentials::Credentials;
 use crate::upstream::{message_of, network_error, retry_after, status_error};
@@ -136,7 +136,7 @@ impl wasmtime::component::HasData for DirectoryGrant {
     type Data<'a> = DirectoryView<'a>;
 }
 
-/// Link `connectzero:pipeline/directory`, with `view` picking the grant
+/// Link `connectzero:matcher/directory`, with `view` picking the grant
 /// out of the store's data.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut wasmtime::component::Linker<T>,

@@ -3,7 +3,7 @@
 //! component (the bundled one, or a replacement from `--components`)
 //! against the tenant's CRM directory; posts nothing and claims nothing.
 
-use crate::bindings::matcher::exports::connectzero::pipeline::matcher::{
+use crate::bindings::matcher::exports::connectzero::matcher::matcher::{
     ContactMatch, MatchOutcome,
 };
 use crate::bindings::types::{

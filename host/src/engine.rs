@@ -25,7 +25,7 @@ pub use crate::allowance::{self, Allowance};
 pub use store::within_allowance;
 pub use warm::{Warm, WarmLimits, WarmStats};
 
-use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
+use crate::bindings::matcher::exports::connectzero::matcher::matcher::MatchOutcome;
 use crate::bindings::types::{Call, StageError, TenantSettings};
 use crate::bindings::{matcher, tick, trigger};
 use crate::directory::Directory;
@@ -213,9 +213,11 @@ impl Runtime {
             pre.instantiate_async(store).await
         })
         .await?;
-        let matcher = warm.instance.connectzero_pipeline_matcher();
+        let matcher = warm.instance.connectzero_matcher_matcher();
         let result = within_allowance(&mut warm.store, async |store| {
-            matcher.call_match_calls(store, settings, calls).await
+            matcher
+                .call_match_calls(store, &settings.into(), calls)
+                .await
         })
         .await;
         match result {

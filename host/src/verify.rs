@@ -225,7 +225,7 @@ pub fn verify(path: &Path, stage: Option<Stage>) -> anyhow::Result<Result<Verifi
     }
     if !refused.is_empty() {
         problems.push(format!(
-            "the {} world grants only {}WASI cli, clocks, io, random and filesystem; remove the code that needs more (a matcher reads contacts through connectzero:pipeline/directory, never the network)",
+            "the {} world grants only {}WASI cli, clocks, io, random and filesystem; remove the code that needs more (a matcher reads contacts through connectzero:matcher/directory, never the network)",
             spec.world,
             spec.imports
                 .iter()
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn a_world_grants_its_imports_in_any_version_and_nothing_else() {
         let matcher = WorldSpec::of(Stage::Match);
-        assert!(matcher.allows_import("connectzero:pipeline/directory@0.1.0"));
+        assert!(matcher.allows_import("connectzero:matcher/directory@0.1.0"));
         assert!(matcher.allows_import("connectzero:pipeline/types@0.1.0"));
         assert!(matcher.allows_import("wasi:cli/stdout@0.2.6"));
         assert!(!matcher.allows_import("wasi:http/outgoing-handler@0.2.4"));

@@ -17,6 +17,7 @@ wit_bindgen::generate!({
     world: "connectzero:pipeline/call-log-provider",
     with: {
         "connectzero:pipeline/types@0.1.0": guest_support::bindings::connectzero::pipeline::types,
+        "connectzero:matcher/types@0.1.0": guest_support::bindings::connectzero::matcher::types,
         "wasi:keyvalue/store@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::store,
     },
 });

@@ -23,6 +23,7 @@ wit_bindgen::generate!({
     world: "connectzero:pipeline/credentials-provider",
     with: {
         "connectzero:pipeline/types@0.1.0": guest_support::bindings::connectzero::pipeline::types,
+        "connectzero:matcher/types@0.1.0": guest_support::bindings::connectzero::matcher::types,
         "wasi:keyvalue/store@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::store,
         "wasi:keyvalue/atomics@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::atomics,
         "wasi:config/store@0.2.0-draft-2024-09-27": guest_support::bindings::wasi::config::store,

@@ -1,6 +1,6 @@
 //! # directory-provider: the matcher's contact directory as a component
 //!
-//! The bundled host implements `connectzero:pipeline/directory` natively.
+//! The bundled host implements `connectzero:matcher/directory` natively.
 //! On Spin this component is composed (wac) in front of the match stage:
 //! the matcher still sees only `directory` — no network, no secrets — and
 //! this component does the HighLevel contact search (operationId
@@ -17,6 +17,7 @@ wit_bindgen::generate!({
     world: "connectzero:pipeline/directory-provider",
     with: {
         "connectzero:pipeline/types@0.1.0": guest_support::bindings::connectzero::pipeline::types,
+        "connectzero:matcher/types@0.1.0": guest_support::bindings::connectzero::matcher::types,
         "connectzero:pipeline/credentials@0.1.0": guest_support::bindings::connectzero::pipeline::credentials,
         "wasi:config/store@0.2.0-draft-2024-09-27": guest_support::bindings::wasi::config::store,
         "wasi:http/types@0.2.4": guest_support::wasi::http::types,
@@ -33,7 +34,7 @@ const DEFAULT_CRM_BASE_URL: &str = "https://services.leadconnectorhq.com";
 
 struct Provider;
 
-impl exports::connectzero::pipeline::directory::Guest for Provider {
+impl exports::connectzero::matcher::directory::Guest for Provider {
     fn find_by_phone(e164: String) -> Result<Vec<ContactRef>, StageError> {
         find("phone", &e164)
     }

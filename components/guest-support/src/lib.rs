@@ -75,7 +75,7 @@ pub mod bindings {
     });
 }
 
-pub use bindings::connectzero::pipeline::types::{Service, StageError, UpstreamError};
+pub use bindings::connectzero::matcher::types::{Service, StageError, UpstreamError};
 
 /// The `wasi` crate (WASI 0.2.4 bindings), re-exported for [`stage_bindings!`].
 pub use wasi;
@@ -90,7 +90,8 @@ pub use wasi;
 /// - `http`: `wasi:http`, `credentials`
 /// - `http_queue`: `http_kv` plus `wasi:keyvalue/atomics` (durable queues)
 /// - `ledger`: `wasi:keyvalue/store` and `atomics`
-/// - `pure`: only the shared types and the read-only `directory`
+/// - `pure`: only the shared types and the read-only `directory` (the
+///   matcher contract's world, named in full: `connectzero:matcher/match-stage`)
 ///
 /// ```text
 /// guest_support::stage_bindings!(http_kv "poll-stage");
@@ -103,6 +104,7 @@ macro_rules! stage_bindings {
             world: $world,
             with: {
                 "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
+                "connectzero:matcher/types@0.1.0": ::guest_support::bindings::connectzero::matcher::types,
                 "connectzero:pipeline/credentials@0.1.0": ::guest_support::bindings::connectzero::pipeline::credentials,
                 "wasi:keyvalue/store@0.2.0-draft2": ::guest_support::bindings::wasi::keyvalue::store,
                 "wasi:http/types@0.2.4": ::guest_support::wasi::http::types,
@@ -120,6 +122,7 @@ macro_rules! stage_bindings {
             world: $world,
             with: {
                 "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
+                "connectzero:matcher/types@0.1.0": ::guest_support::bindings::connectzero::matcher::types,
                 "connectzero:pipeline/credentials@0.1.0": ::guest_support::bindings::connectzero::pipeline::credentials,
                 "wasi:keyvalue/store@0.2.0-draft2": ::guest_support::bindings::wasi::keyvalue::store,
                 "wasi:keyvalue/atomics@0.2.0-draft2": ::guest_support::bindings::wasi::keyvalue::atomics,
@@ -138,6 +141,7 @@ macro_rules! stage_bindings {
             world: $world,
             with: {
                 "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
+                "connectzero:matcher/types@0.1.0": ::guest_support::bindings::connectzero::matcher::types,
                 "connectzero:pipeline/credentials@0.1.0": ::guest_support::bindings::connectzero::pipeline::credentials,
                 "wasi:http/types@0.2.4": ::guest_support::wasi::http::types,
                 "wasi:http/outgoing-handler@0.2.4": ::guest_support::wasi::http::outgoing_handler,
@@ -154,6 +158,7 @@ macro_rules! stage_bindings {
             world: $world,
             with: {
                 "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
+                "connectzero:matcher/types@0.1.0": ::guest_support::bindings::connectzero::matcher::types,
                 "wasi:keyvalue/store@0.2.0-draft2": ::guest_support::bindings::wasi::keyvalue::store,
                 "wasi:keyvalue/atomics@0.2.0-draft2": ::guest_support::bindings::wasi::keyvalue::atomics,
             },
@@ -164,8 +169,8 @@ macro_rules! stage_bindings {
             path: "../../wit",
             world: $world,
             with: {
-                "connectzero:pipeline/types@0.1.0": ::guest_support::bindings::connectzero::pipeline::types,
-                "connectzero:pipeline/directory@0.1.0": ::guest_support::bindings::connectzero::pipeline::directory,
+                "connectzero:matcher/types@0.1.0": ::guest_support::bindings::connectzero::matcher::types,
+                "connectzero:matcher/directory@0.1.0": ::guest_support::bindings::connectzero::matcher::directory,
             },
         });
     };

@@ -200,6 +200,25 @@ macro_rules! settings_conversions {
 
 settings_conversions!(crate::bindings::connectzero::pipeline::types);
 
+/// `From<&TenantSettings>` for the matcher contract's `matcher-settings`
+/// (the part of a tenant's settings a matcher reads), for a binding whose
+/// WIT `types` interface is at `$types` and whose `matcher` interface is at
+/// `$matcher`: the tick's (which calls the matcher) and the host's (which
+/// calls it for dry runs and the bench).
+#[macro_export]
+macro_rules! matcher_settings_conversion {
+    ($($types:ident)::+ ; $($matcher:ident)::+) => {
+        impl From<&$($types)::+::TenantSettings> for $($matcher)::+::MatcherSettings {
+            fn from(settings: &$($types)::+::TenantSettings) -> Self {
+                Self {
+                    default_country: settings.default_country.clone(),
+                    log_internal_calls: settings.log_internal_calls,
+                }
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use crate::bindings::connectzero::pipeline::types as wit;

@@ -21,17 +21,17 @@ pub mod plan;
 mod rules;
 
 use guest_support::StageError;
-use guest_support::bindings::connectzero::pipeline::types::{Call, TenantSettings};
+use guest_support::bindings::connectzero::matcher::types::Call;
 
-guest_support::stage_bindings!(pure "match-stage");
+guest_support::stage_bindings!(pure "connectzero:matcher/match-stage");
 
-use exports::connectzero::pipeline::matcher::{Guest, MatchOutcome};
+use exports::connectzero::matcher::matcher::{Guest, MatchOutcome, MatcherSettings};
 
 struct Matcher;
 
 impl Guest for Matcher {
     fn match_calls(
-        settings: TenantSettings,
+        settings: MatcherSettings,
         calls: Vec<Call>,
     ) -> Vec<Result<MatchOutcome, StageError>> {
         if !normalise::is_known_country(&settings.default_country) {

@@ -65,7 +65,7 @@ macro_rules! call_view_fns {
         /// The lookups for `call` with the tenant's `settings`, in order,
         /// and its outside number; or why the call is skipped.
         fn plan_call(
-            settings: &$($types)::+::TenantSettings,
+            settings: &$($matcher)::+::MatcherSettings,
             call: &$($types)::+::Call,
         ) -> Result<(Vec<($crate::plan::Rule, $crate::plan::Lookup)>, String), String> {
             match $crate::plan::plan(

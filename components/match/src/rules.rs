@@ -1,10 +1,10 @@
 //! The matching rules.
 
-use crate::exports::connectzero::pipeline::matcher::MatchOutcome;
+use crate::exports::connectzero::matcher::matcher::{MatchOutcome, MatcherSettings};
 use crate::plan::Lookup;
 use guest_support::StageError;
-use guest_support::bindings::connectzero::pipeline::directory;
-use guest_support::bindings::connectzero::pipeline::types::{Call, ContactRef, TenantSettings};
+use guest_support::bindings::connectzero::matcher::directory;
+use guest_support::bindings::connectzero::matcher::types::{Call, ContactRef};
 use std::collections::HashMap;
 
 /// The directory with a per-batch cache: one lookup per number or e-mail,
@@ -47,7 +47,7 @@ impl CachedDirectory {
 
 /// Apply the rules ([`crate::plan`]) to one call.
 pub fn match_call(
-    settings: &TenantSettings,
+    settings: &MatcherSettings,
     call: &Call,
     directory: &mut CachedDirectory,
 ) -> Result<MatchOutcome, StageError> {
@@ -55,6 +55,6 @@ pub fn match_call(
 }
 
 crate::call_view_fns!(
-    guest_support::bindings::connectzero::pipeline::types;
-    crate::exports::connectzero::pipeline::matcher
+    guest_support::bindings::connectzero::matcher::types;
+    crate::exports::connectzero::matcher::matcher
 );

@@ -1,7 +1,7 @@
 //! What routing and the logging policy look at in a call — derived once,
 //! here, for both runtimes.
 
-use crate::connectzero::pipeline::matcher::MatchOutcome;
+use crate::connectzero::matcher::matcher::MatchOutcome;
 use guest_support::bindings::connectzero::pipeline::types::{Call, Direction, MatchRule};
 use guest_support::policy::{self, CallDirection, CallFacts};
 use guest_support::routing::RouteFacts;

@@ -2,10 +2,10 @@
 //! workflow triggers (trigger), `call.started` from 3CX's active calls,
 //! and working the due queue entries.
 
+use crate::connectzero::matcher::matcher::{self, MatchOutcome};
 use crate::connectzero::pipeline::attach::{self, AttachJob, AttachOutcome};
 use crate::connectzero::pipeline::call_log::{self, DeliveryCount, RecordingUpdate};
 use crate::connectzero::pipeline::dedup::Outcome;
-use crate::connectzero::pipeline::matcher::{self, MatchOutcome};
 use crate::connectzero::pipeline::poll;
 use crate::connectzero::pipeline::post;
 use crate::connectzero::pipeline::trigger::{self, CallEvent, EventKind};
@@ -152,7 +152,9 @@ pub fn calls_started(options: &Options, report: &mut TickReport) {
         }
         return;
     }
-    let matches = time("match", "match-calls", || matcher::match_calls(s, &new));
+    let matches = time("match", "match-calls", || {
+        matcher::match_calls(&s.into(), &new)
+    });
     let events: Vec<CallEvent> = new
         .iter()
         .enumerate()

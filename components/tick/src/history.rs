@@ -8,9 +8,9 @@
 //! the cursor is held before it, so the next tick retries it; a call that
 //! can never succeed as it is is parked with its reason.
 
+use crate::connectzero::matcher::matcher::{self, MatchOutcome};
 use crate::connectzero::pipeline::call_log::{self, Fate, HandledCall};
 use crate::connectzero::pipeline::dedup::{self, Completion, Outcome};
-use crate::connectzero::pipeline::matcher::{self, MatchOutcome};
 use crate::connectzero::pipeline::poll;
 use crate::connectzero::pipeline::post::{self, PostJob, PostOutcome, Target};
 use crate::exports::connectzero::pipeline::tick::{CallResult, TickReport};
@@ -379,7 +379,9 @@ fn process(options: &Options, calls: Vec<Call>) -> Processed {
     let mut matches = if calls.is_empty() {
         Vec::new()
     } else {
-        time("match", "match-calls", || matcher::match_calls(s, &calls))
+        time("match", "match-calls", || {
+            matcher::match_calls(&s.into(), &calls)
+        })
     };
     // A batch stage answers once per input; a replacement that does not is
     // broken, and guessing which answer is whose could post a call to the

@@ -28,10 +28,18 @@ wit_bindgen::generate!({
     world: "connectzero:pipeline/tick-stage",
     with: {
         "connectzero:pipeline/types@0.1.0": guest_support::bindings::connectzero::pipeline::types,
+        "connectzero:matcher/types@0.1.0": guest_support::bindings::connectzero::matcher::types,
+        "connectzero:matcher/matcher@0.1.0": generate,
         "wasi:keyvalue/store@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::store,
         "wasi:keyvalue/atomics@0.2.0-draft2": guest_support::bindings::wasi::keyvalue::atomics,
     },
 });
+
+// The matcher reads only its part of the tenant's settings.
+guest_support::matcher_settings_conversion!(
+    guest_support::bindings::connectzero::pipeline::types;
+    connectzero::matcher::matcher
+);
 
 use exports::connectzero::pipeline::tick::{CallResult, Guest, TickOptions, TickReport, Window};
 use guest_support::bindings::connectzero::pipeline::types::{Call, CopyRequest, TenantSettings};

@@ -1,9 +1,10 @@
 //! # A partner matcher for ConnectZero
 //!
 //! A replacement for the bundled match stage, to copy and adapt. It
-//! implements the `match-stage` world of `wit/worlds.wit`: it exports
-//! `connectzero:pipeline/matcher` and imports only the read-only
-//! `connectzero:pipeline/directory`, so it has no network, no key-value
+//! implements the `match-stage` world of `wit/matcher/matcher.wit` (and
+//! is built from that file alone): it exports
+//! `connectzero:matcher/matcher` and imports only the read-only
+//! `connectzero:matcher/directory`, so it has no network, no key-value
 //! store and never sees a secret. See `docs/PARTNERS.md` for how to build,
 //! verify and load it.
 //!
@@ -23,21 +24,19 @@
 //! international numbers and North American national ones.
 
 wit_bindgen::generate!({
-    path: "../../wit",
-    world: "connectzero:pipeline/match-stage",
+    path: "../../wit/matcher",
+    world: "match-stage",
 });
 
-use connectzero::pipeline::directory;
-use connectzero::pipeline::types::{
-    Call, ContactRef, Direction, MatchRule, Party, StageError, TenantSettings,
-};
-use exports::connectzero::pipeline::matcher::{ContactMatch, Guest, MatchOutcome};
+use connectzero::matcher::directory;
+use connectzero::matcher::types::{Call, ContactRef, Direction, MatchRule, Party, StageError};
+use exports::connectzero::matcher::matcher::{ContactMatch, Guest, MatchOutcome, MatcherSettings};
 
 struct PartnerMatcher;
 
 impl Guest for PartnerMatcher {
     fn match_calls(
-        settings: TenantSettings,
+        settings: MatcherSettings,
         calls: Vec<Call>,
     ) -> Vec<Result<MatchOutcome, StageError>> {
         // One answer per call, in order: the host refuses anything else.
@@ -48,7 +47,7 @@ impl Guest for PartnerMatcher {
     }
 }
 
-fn match_call(settings: &TenantSettings, call: &Call) -> Result<MatchOutcome, StageError> {
+fn match_call(settings: &MatcherSettings, call: &Call) -> Result<MatchOutcome, StageError> {
     if matches!(call.direction, Direction::Internal) && !settings.log_internal_calls {
         return Ok(MatchOutcome::Skipped("internal-call".into()));
     }

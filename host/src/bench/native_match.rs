@@ -4,7 +4,9 @@
 //! directory cache, same directory (`Directory::search`), no component
 //! boundary.
 
-use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
+use crate::bindings::matcher::exports::connectzero::matcher::matcher::{
+    MatchOutcome, MatcherSettings,
+};
 use crate::bindings::types::{Call, ContactRef, StageError, TenantSettings};
 use crate::directory::Directory;
 use connectzero_match::plan::Lookup;
@@ -25,9 +27,10 @@ pub async fn match_calls(
         phones: HashMap::new(),
         emails: HashMap::new(),
     };
+    let settings = MatcherSettings::from(settings);
     let mut out = Vec::with_capacity(calls.len());
     for call in calls {
-        out.push(match_call(settings, call, &mut cache).await);
+        out.push(match_call(&settings, call, &mut cache).await);
     }
     out
 }
@@ -68,7 +71,7 @@ impl Cache<'_> {
 }
 
 async fn match_call(
-    settings: &TenantSettings,
+    settings: &MatcherSettings,
     call: &Call,
     cache: &mut Cache<'_>,
 ) -> Result<MatchOutcome, StageError> {
@@ -77,7 +80,7 @@ async fn match_call(
 
 connectzero_match::call_view_fns!(
     crate::bindings::types;
-    crate::bindings::matcher::exports::connectzero::pipeline::matcher
+    crate::bindings::matcher::exports::connectzero::matcher::matcher
 );
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod stages;
 
 pub use backfill::CallResult;
 
-use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
+use crate::bindings::matcher::exports::connectzero::matcher::matcher::MatchOutcome;
 use crate::bindings::types::{Call, LoggingPolicy, Routing, StageError, TenantSettings};
 use crate::config::TenantConfig;
 use crate::credentials::Credentials;

@@ -4,7 +4,7 @@
 //! only its stage's grants.
 
 use super::{Pipeline, Tenant};
-use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
+use crate::bindings::matcher::exports::connectzero::matcher::matcher::MatchOutcome;
 use crate::bindings::trigger::exports::connectzero::pipeline::trigger::{
     Subscription, SubscriptionChange,
 };

@@ -9,7 +9,7 @@
 use crate::common;
 
 use common::*;
-use connectzero::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
+use connectzero::bindings::matcher::exports::connectzero::matcher::matcher::MatchOutcome;
 use connectzero::bindings::types::Direction;
 use connectzero::config::Secret;
 use connectzero::credentials::names;

@@ -65,12 +65,12 @@ fn verify_accepts_the_bundled_matcher_and_the_partner_matcher() {
         );
         assert!(
             stdout.contains(
-                "ok: implements the match-stage world (stage match): exports connectzero:pipeline/matcher with match-calls"
+                "ok: implements the match-stage world (stage match): exports connectzero:matcher/matcher with match-calls"
             ),
             "{stdout}"
         );
         assert!(
-            stdout.contains("connectzero:pipeline/directory@0.1.0"),
+            stdout.contains("connectzero:matcher/directory@0.1.0"),
             "{stdout}"
         );
         assert!(!stdout.contains("wasi:http"), "{stdout}");
@@ -99,13 +99,13 @@ fn verify_rejects_a_matcher_that_imports_wasi_http() {
     );
     assert!(
         stderr.contains(
-            "the match-stage world grants only connectzero:pipeline/directory, WASI cli, clocks, io, random and filesystem"
+            "the match-stage world grants only connectzero:matcher/directory, WASI cli, clocks, io, random and filesystem"
         ),
         "{stderr}"
     );
     assert!(
         stderr.contains(
-            "it does not export connectzero:pipeline/matcher (it exports connectzero:pipeline/post@0.1.0)"
+            "it does not export connectzero:matcher/matcher (it exports connectzero:pipeline/post@0.1.0)"
         ),
         "{stderr}"
     );

@@ -10,7 +10,7 @@
 use crate::common;
 
 use common::*;
-use connectzero::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
+use connectzero::bindings::matcher::exports::connectzero::matcher::matcher::MatchOutcome;
 use connectzero::bindings::types::{Call, StageError};
 use connectzero::demo::{Placer, numbers};
 use connectzero::engine::{Runtime, Stage, WarmLimits};

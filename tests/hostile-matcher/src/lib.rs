@@ -9,13 +9,13 @@
 //! (`host/src/engine/allowance.rs`) while other tenants keep posting.
 
 wit_bindgen::generate!({
-    path: "../../wit",
-    world: "connectzero:pipeline/match-stage",
+    path: "../../wit/matcher",
+    world: "match-stage",
 });
 
-use connectzero::pipeline::directory;
-use connectzero::pipeline::types::{Call, MatchRule, StageError, TenantSettings};
-use exports::connectzero::pipeline::matcher::{ContactMatch, Guest, MatchOutcome};
+use connectzero::matcher::directory;
+use connectzero::matcher::types::{Call, MatchRule, StageError};
+use exports::connectzero::matcher::matcher::{ContactMatch, Guest, MatchOutcome, MatcherSettings};
 use std::time::{Duration, Instant};
 
 /// Calls from this number make the matcher alternate sleeping and
@@ -41,7 +41,7 @@ struct HostileMatcher;
 
 impl Guest for HostileMatcher {
     fn match_calls(
-        _settings: TenantSettings,
+        _settings: MatcherSettings,
         calls: Vec<Call>,
     ) -> Vec<Result<MatchOutcome, StageError>> {
         if calls.iter().any(|c| c.caller.number == POISON) {

@@ -137,7 +137,7 @@ pub fn compose_from(deployable: Deployable, source: &dyn Source) -> Result<Vec<u
             let credentials = graph.export_of(credentials_instance, "credentials")?;
             let directory = graph.instance(named("directory").file)?;
             graph.plug(directory, "credentials", credentials)?;
-            let directory = graph.export_of(directory, "directory")?;
+            let directory = graph.export_of(directory, self::directory())?;
             let call_log = graph.instance(named("call-log").file)?;
             let call_log = graph.export_of(call_log, "call-log")?;
             let providers = Providers {
@@ -202,10 +202,10 @@ fn pipeline(
                 graph.plug(instance, "credentials", p.credentials)?;
             }
             if component.has(Grant::Directory) {
-                graph.plug(instance, "directory", p.directory)?;
+                graph.plug(instance, directory(), p.directory)?;
             }
         }
-        let interface = component.export_name();
+        let interface = component.export_interface();
         let export = graph.export_of(instance, interface)?;
         graph.plug(tick, interface, export)?;
         if stage == Stage::Trigger {
@@ -227,8 +227,20 @@ struct Graph<'a> {
     graph: CompositionGraph,
 }
 
+/// The versioned name of a ConnectZero interface: a full name (the
+/// matcher contract's `connectzero:matcher/directory`) as given, a short
+/// one (`tick`) in the pipeline's package.
 fn interface_name(interface: &str) -> String {
-    format!("{PKG}/{interface}@{VERSION}")
+    if interface.contains(':') {
+        format!("{interface}@{VERSION}")
+    } else {
+        format!("{PKG}/{interface}@{VERSION}")
+    }
+}
+
+/// The directory's interface, from the registry (the matcher contract's).
+fn directory() -> &'static str {
+    Grant::Directory.interfaces()[0]
 }
 
 impl<'a> Graph<'a> {
@@ -330,7 +342,7 @@ mod tests {
         let matcher = checked_component("connectzero_match.wasm").unwrap();
         assert_eq!(
             matcher.granted_interfaces(),
-            ["connectzero:pipeline/directory"]
+            ["connectzero:matcher/directory"]
         );
         assert!(checked_component("connectzero_tick.wasm").is_some());
         assert!(checked_component("connectzero_credentials.wasm").is_none());

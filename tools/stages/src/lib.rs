@@ -28,16 +28,25 @@ pub use table::COMPONENTS;
 /// The target every component is built for.
 pub const TARGET: &str = "wasm32-wasip2";
 
+/// The WIT package of the pipeline (`wit/*.wit`).
+pub const PIPELINE_PACKAGE: &str = "connectzero:pipeline";
+
+/// The WIT package of the matcher contract (`wit/matcher/matcher.wit`),
+/// which a partner's matcher is built from alone.
+pub const MATCHER_PACKAGE: &str = "connectzero:matcher";
+
 /// Interfaces every component may import whatever its world: what Rust's
 /// standard library for `wasm32-wasip2` imports, and the type-only
-/// `connectzero:pipeline/types`. Prefixes of versioned names.
-pub const ALWAYS_GRANTED: [&str; 6] = [
+/// `connectzero:pipeline/types` and `connectzero:matcher/types`. Prefixes
+/// of versioned names.
+pub const ALWAYS_GRANTED: [&str; 7] = [
     "wasi:cli/",
     "wasi:clocks/",
     "wasi:io/",
     "wasi:random/",
     "wasi:filesystem/",
     "connectzero:pipeline/types@",
+    "connectzero:matcher/types@",
 ];
 
 /// A replaceable stage of the pipeline: what an operator may swap with
@@ -155,12 +164,12 @@ impl Grant {
             Grant::KvAtomics => &["wasi:keyvalue/atomics"],
             Grant::Config => &["wasi:config/store"],
             Grant::Credentials => &["connectzero:pipeline/credentials"],
-            Grant::Directory => &["connectzero:pipeline/directory"],
+            Grant::Directory => &["connectzero:matcher/directory"],
             Grant::CallLog => &["connectzero:pipeline/call-log"],
             Grant::Stages => &[
                 "connectzero:pipeline/poll",
                 "connectzero:pipeline/dedup",
-                "connectzero:pipeline/matcher",
+                "connectzero:matcher/matcher",
                 "connectzero:pipeline/post",
                 "connectzero:pipeline/attach",
                 "connectzero:pipeline/trigger",
@@ -182,7 +191,10 @@ pub struct Component {
     pub package: &'static str,
     /// The `.wasm` file the build writes.
     pub file: &'static str,
-    /// Its world in `wit/`.
+    /// The WIT package its world is in ([`PIPELINE_PACKAGE`] or
+    /// [`MATCHER_PACKAGE`]).
+    pub wit_package: &'static str,
+    /// Its world in `wit/`, e.g. "match-stage".
     pub world: &'static str,
     /// The interfaces it exports (unversioned) with their functions.
     pub exports: &'static [(&'static str, &'static [&'static str])],
@@ -191,6 +203,11 @@ pub struct Component {
 }
 
 impl Component {
+    /// Its world's full name, e.g. "connectzero:matcher/match-stage".
+    pub fn qualified_world(&self) -> String {
+        format!("{}/{}", self.wit_package, self.world)
+    }
+
     /// Whether its world grants `grant`.
     pub fn has(&self, grant: Grant) -> bool {
         self.grants.contains(&grant)
@@ -226,11 +243,11 @@ impl Component {
         )
     }
 
-    /// The short name of the interface it exports (`matcher`, `tick`), or
-    /// the first one's for components exporting several.
-    pub fn export_name(&self) -> &'static str {
-        let (interface, _) = self.exports[0];
-        interface.rsplit('/').next().unwrap_or(interface)
+    /// The full unversioned name of the interface it exports, e.g.
+    /// "connectzero:matcher/matcher", or the first one's for components
+    /// exporting several.
+    pub fn export_interface(&self) -> &'static str {
+        self.exports[0].0
     }
 }
 
@@ -270,12 +287,25 @@ pub fn exported_functions() -> impl Iterator<Item = &'static str> {
         .flat_map(|(_, functions)| functions.iter().copied())
 }
 
+/// Set (to any value) while the outer build runs under clippy's driver
+/// (`RUSTC_WORKSPACE_WRAPPER`, with its `CLIPPY_ARGS`) to lint the
+/// components as they are built for `wasm32-wasip2` too, `guest-support`
+/// included: CI does, so the components are compiled once, not once more
+/// by a separate `cargo clippy --target wasm32-wasip2`.
+pub const LINT_COMPONENTS: &str = "CONNECTZERO_LINT_COMPONENTS";
+
 /// The nested `cargo build --release --target wasm32-wasip2` of
 /// components (add `-p` per package) into `target_dir`, run from the
 /// workspace `root`: the host's build script builds the table's
 /// components with it, the tests their fixtures. The outer build's
 /// wrappers and flags (clippy, coverage, host `RUSTFLAGS`, the job
-/// server) are for the host, not for the components, so they are removed.
+/// server) are for the host, not for the components, so they are removed;
+/// with [`LINT_COMPONENTS`] set, clippy's driver is kept.
+///
+/// # Panics
+/// When [`LINT_COMPONENTS`] is set but the outer build's workspace
+/// wrapper is not clippy's driver: the components would silently go
+/// unlinted.
 pub fn wasm_build(root: &std::path::Path, target_dir: &std::path::Path) -> std::process::Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = std::process::Command::new(cargo);
@@ -285,7 +315,6 @@ pub fn wasm_build(root: &std::path::Path, target_dir: &std::path::Path) -> std::
         .arg(target_dir);
     for var in [
         "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
         "CARGO_TARGET_DIR",
@@ -293,6 +322,18 @@ pub fn wasm_build(root: &std::path::Path, target_dir: &std::path::Path) -> std::
         "CARGO_MAKEFLAGS",
     ] {
         build.env_remove(var);
+    }
+    if std::env::var_os(LINT_COMPONENTS).is_some() {
+        let wrapper = std::env::var("RUSTC_WORKSPACE_WRAPPER").unwrap_or_default();
+        assert!(
+            wrapper.ends_with("clippy-driver"),
+            "{LINT_COMPONENTS} is set but the build does not run under clippy's driver \
+             (RUSTC_WORKSPACE_WRAPPER={wrapper:?}): set RUSTC_WORKSPACE_WRAPPER to \
+             `rustup which clippy-driver` and CLIPPY_ARGS as .ci/run does, or unset {LINT_COMPONENTS}"
+        );
+        build.args(["-p", "guest-support"]);
+    } else {
+        build.env_remove("RUSTC_WORKSPACE_WRAPPER");
     }
     build
 }
@@ -329,7 +370,7 @@ mod tests {
     #[test]
     fn imports_are_granted_by_the_world_only() {
         let matcher = Stage::Match.component();
-        assert!(matcher.allows_import("connectzero:pipeline/directory@0.1.0"));
+        assert!(matcher.allows_import("connectzero:matcher/directory@0.1.0"));
         assert!(matcher.allows_import("wasi:clocks/monotonic-clock@0.2.4"));
         assert!(!matcher.allows_import("wasi:http/outgoing-handler@0.2.4"));
         assert!(!matcher.allows_import("wasi:sockets/tcp@0.2.4"));
@@ -337,6 +378,9 @@ mod tests {
             Stage::WriteBack.component().env_var(),
             "CONNECTZERO_COMPONENT_WRITE_BACK"
         );
-        assert_eq!(Stage::Match.component().export_name(), "matcher");
+        assert_eq!(
+            Stage::Match.component().export_interface(),
+            "connectzero:matcher/matcher"
+        );
     }
 }

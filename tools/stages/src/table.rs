@@ -2,7 +2,7 @@
 //! crate, file, world, exports and grants. `tests/agreement.rs` holds each
 //! row to its world in `wit/`.
 
-use crate::{Component, Grant, Role, Stage};
+use crate::{Component, Grant, MATCHER_PACKAGE, PIPELINE_PACKAGE, Role, Stage};
 
 /// The export of the components that serve HTTP.
 const HTTP_HANDLER: (&str, &[&str]) = ("wasi:http/incoming-handler", &["handle"]);
@@ -15,6 +15,7 @@ pub const COMPONENTS: [Component; 12] = [
         name: "poll",
         package: "connectzero-poll",
         file: "connectzero_poll.wasm",
+        wit_package: PIPELINE_PACKAGE,
         world: "poll-stage",
         exports: &[(
             "connectzero:pipeline/poll",
@@ -33,6 +34,7 @@ pub const COMPONENTS: [Component; 12] = [
         name: "dedup",
         package: "connectzero-dedup",
         file: "connectzero_dedup.wasm",
+        wit_package: PIPELINE_PACKAGE,
         world: "dedup-stage",
         exports: &[(
             "connectzero:pipeline/dedup",
@@ -45,8 +47,9 @@ pub const COMPONENTS: [Component; 12] = [
         name: "match",
         package: "connectzero-match",
         file: "connectzero_match.wasm",
+        wit_package: MATCHER_PACKAGE,
         world: "match-stage",
-        exports: &[("connectzero:pipeline/matcher", &["match-calls"])],
+        exports: &[("connectzero:matcher/matcher", &["match-calls"])],
         grants: &[Grant::Directory],
     },
     Component {
@@ -54,6 +57,7 @@ pub const COMPONENTS: [Component; 12] = [
         name: "post",
         package: "connectzero-post",
         file: "connectzero_post.wasm",
+        wit_package: PIPELINE_PACKAGE,
         world: "post-stage",
         exports: &[("connectzero:pipeline/post", &["post-calls", "post-copies"])],
         grants: &[Grant::Http, Grant::KvStore, Grant::Credentials],
@@ -63,6 +67,7 @@ pub const COMPONENTS: [Component; 12] = [
         name: "attach",
         package: "connectzero-attach",
         file: "connectzero_attach.wasm",
+        wit_package: PIPELINE_PACKAGE,
         world: "attach-stage",
         exports: &[("connectzero:pipeline/attach", &["enqueue", "process-due"])],
         grants: &[
@@ -77,6 +82,7 @@ pub const COMPONENTS: [Component; 12] = [
         name: "trigger",
         package: "connectzero-trigger",
         file: "connectzero_trigger.wasm",
+        wit_package: PIPELINE_PACKAGE,
         world: "trigger-stage",
         exports: &[(
             "connectzero:pipeline/trigger",
@@ -94,6 +100,7 @@ pub const COMPONENTS: [Component; 12] = [
         name: "write-back",
         package: "connectzero-write-back",
         file: "connectzero_write_back.wasm",
+        wit_package: PIPELINE_PACKAGE,
         world: "write-back-stage",
         exports: &[HTTP_HANDLER],
         grants: &[
@@ -108,6 +115,7 @@ pub const COMPONENTS: [Component; 12] = [
         name: "tick",
         package: "connectzero-tick",
         file: "connectzero_tick.wasm",
+        wit_package: PIPELINE_PACKAGE,
         world: "tick-stage",
         exports: &[(
             "connectzero:pipeline/tick",
@@ -131,6 +139,7 @@ pub const COMPONENTS: [Component; 12] = [
         name: "credentials",
         package: "connectzero-credentials",
         file: "connectzero_credentials.wasm",
+        wit_package: PIPELINE_PACKAGE,
         world: "credentials-provider",
         exports: &[
             (
@@ -146,9 +155,10 @@ pub const COMPONENTS: [Component; 12] = [
         name: "directory",
         package: "connectzero-directory",
         file: "connectzero_directory.wasm",
+        wit_package: PIPELINE_PACKAGE,
         world: "directory-provider",
         exports: &[(
-            "connectzero:pipeline/directory",
+            "connectzero:matcher/directory",
             &["find-by-phone", "find-by-email"],
         )],
         grants: &[Grant::Http, Grant::Config, Grant::Credentials],
@@ -158,6 +168,7 @@ pub const COMPONENTS: [Component; 12] = [
         name: "call-log",
         package: "connectzero-call-log",
         file: "connectzero_call_log.wasm",
+        wit_package: PIPELINE_PACKAGE,
         world: "call-log-provider",
         exports: &[(
             "connectzero:pipeline/call-log",
@@ -175,6 +186,7 @@ pub const COMPONENTS: [Component; 12] = [
         name: "app",
         package: "connectzero-app",
         file: "connectzero_app.wasm",
+        wit_package: PIPELINE_PACKAGE,
         world: "app",
         exports: &[HTTP_HANDLER],
         grants: &[

@@ -3,7 +3,7 @@
 //! checked to give the same answers; and the benchmark's call.
 
 use crate::bench::{native_match, number};
-use crate::bindings::matcher::exports::connectzero::pipeline::matcher::MatchOutcome;
+use crate::bindings::matcher::exports::connectzero::matcher::matcher::MatchOutcome;
 use crate::bindings::types::{Call, CallLeg, Direction, DnKind, ExtensionOwner, Party, StageError};
 use crate::engine::{Runtime, Stage};
 use crate::kv::KvCtx;
@@ -89,8 +89,8 @@ pub(super) async fn through_fresh_instance(
     let mut store = match_store(runtime, world, tenant);
     let matcher = runtime.stages.matcher.instantiate_async(&mut store).await?;
     Ok(matcher
-        .connectzero_pipeline_matcher()
-        .call_match_calls(&mut store, &tenant.settings, calls)
+        .connectzero_matcher_matcher()
+        .call_match_calls(&mut store, &(&tenant.settings).into(), calls)
         .await?)
 }
 
