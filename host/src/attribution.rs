@@ -1,8 +1,8 @@
 //! Whether calls reach the CRM attributed to their CRM user: what the post
 //! stage found out (`components/post/src/attribution.rs` reads a posted
-//! message back once a day; `components/post/src/crm.rs` notes a refusal),
-//! read from the tenant's key-value namespace for the status page and
-//! `doctor`. HighLevel does not document `userId` on call messages
+//! message back once a day; `components/post/src/crm/send.rs` notes a
+//! refusal), read from the tenant's key-value namespace for the status page
+//! and `doctor`. HighLevel does not document `userId` on call messages
 //! (NOTES.md §8); when it ignores or refuses it, calls are still posted,
 //! without their user (docs/OPERATIONS.md).
 

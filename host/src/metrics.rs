@@ -119,7 +119,7 @@ pub fn install() {
 }
 
 /// Jobs in the durable queue `queue`: one key per job at
-/// `<queue>/job/<id>` (see `guest-support/src/queue.rs`).
+/// `<queue>/job/<id>` (see `guest-support/src/queue/`).
 fn queue_len(storage: &Storage, tenant: &str, queue: &str) -> i64 {
     storage
         .kv_count_prefix(tenant, &format!("{queue}/job/"))

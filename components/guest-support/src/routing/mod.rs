@@ -28,8 +28,21 @@
 //! bundled host the other tenants on the same 3CX are added automatically;
 //! on Spin, where one app serves one tenant, list them in every tenant's
 //! route.
+//!
+//! This module holds the route's settings and verdict types; its parts,
+//! one job each: `facts` (what routing reads of a call, the DID
+//! included), `canonical` (the canonical form of listed DIDs and queues),
+//! `validate` (checking the settings into a [`Route`]) and `decide` (the
+//! precedence that picks a call's tenant).
 
-use crate::policy::{canonical_e164, country_code_len};
+mod canonical;
+mod decide;
+mod facts;
+mod validate;
+
+pub use facts::{RouteFacts, did_matches, did_of};
+pub use validate::parse_json;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -91,6 +104,16 @@ pub struct RouteConfig {
     pub elsewhere: RouteClaims,
 }
 
+impl RouteConfig {
+    /// This tenant's own DIDs and queues, as written.
+    pub fn claims(&self) -> RouteClaims {
+        RouteClaims {
+            dids: self.dids.clone(),
+            queues: self.queues.clone(),
+        }
+    }
+}
+
 /// A route setting that cannot be used, with what to fix.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("route.{field}: {problem}")]
@@ -133,313 +156,6 @@ pub enum RouteDecision {
 
 /// The start of every skip reason of a call routed to another tenant.
 pub const ROUTED_ELSEWHERE: &str = "routed-elsewhere";
-
-/// What routing looks at in one call; build it with
-/// [`RouteFacts::of_call`] or [`RouteFacts::of_active_call`], the one
-/// derivation both runtimes use.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RouteFacts {
-    /// The number the caller dialled, from [`did_of`]; `None` for outbound
-    /// and internal calls and when 3CX did not report it.
-    pub did: Option<String>,
-    /// The call is inbound but its DID cannot be known: an active call
-    /// whose free-text `Callee` names an extension or queue, not the
-    /// dialled number. The default tenant then leaves the call alone when
-    /// another tenant routes by DID, since it may be theirs.
-    pub did_unknown: bool,
-    /// Every PBX extension (DN) the call reached or came from, in leg
-    /// order: queues, ring groups, IVRs and extensions alike.
-    pub dns: Vec<String>,
-}
-
-impl RouteFacts {
-    /// The facts of a call from 3CX's call history: its DID read by
-    /// [`did_of`] from the first leg's called side (`first_callee_number`,
-    /// `first_callee_dn`), and `extensions` (each leg's caller and callee
-    /// DN, in leg order; `None` for outside parties) without repeats.
-    pub fn of_call<'a>(
-        inbound: bool,
-        first_callee_number: &str,
-        first_callee_dn: Option<&str>,
-        extensions: impl IntoIterator<Item = Option<&'a str>>,
-    ) -> Self {
-        let mut dns: Vec<String> = Vec::new();
-        for dn in extensions.into_iter().flatten() {
-            if !dns.iter().any(|d| d == dn) {
-                dns.push(dn.to_string());
-            }
-        }
-        Self {
-            did: did_of(inbound, first_callee_number, first_callee_dn),
-            did_unknown: false,
-            dns,
-        }
-    }
-
-    /// The facts of a call 3CX lists as active (`ListActiveCall`), taken
-    /// apart into a one-leg call the same way as [`RouteFacts::of_call`].
-    ///
-    /// [ASSUMED] (3CX NOTES §4): `Callee` is free text; it names the DID
-    /// only when 3CX writes the dialled number there. When it names an
-    /// extension or queue instead, an inbound call's DID is unknown
-    /// ([`RouteFacts::did_unknown`]): `call.started` by DID needs the DID
-    /// in 3CX's active-call text.
-    pub fn of_active_call<'a>(
-        inbound: bool,
-        callee_number: &str,
-        callee_dn: Option<&str>,
-        extensions: impl IntoIterator<Item = Option<&'a str>>,
-    ) -> Self {
-        let mut facts = Self::of_call(inbound, callee_number, callee_dn, extensions);
-        facts.did_unknown = inbound && facts.did.is_none();
-        facts
-    }
-}
-
-/// The DID (dialled number) of a call, or `None`.
-///
-/// [ASSUMED] 3CX's `CallHistoryView` has no DID field (3CX NOTES §2a); the
-/// dialled number is read from the first segment of an *inbound* call:
-/// its destination side (`DstCallerNumber`, the same as `CallLogData`
-/// `DestinationCallerId`) when that is not just the DN the inbound rule
-/// sent the call to (`DstDn`, e.g. "800"). A call whose first segment
-/// names only the DN has no DID here and can be routed by queue instead.
-/// This is the one function that reads it: if a real 3CX reports the DID
-/// elsewhere, only this changes. Returns the number as 3CX wrote it
-/// (compared with [`did_matches`]).
-pub fn did_of(
-    inbound: bool,
-    first_callee_number: &str,
-    first_callee_dn: Option<&str>,
-) -> Option<String> {
-    if !inbound {
-        return None;
-    }
-    let number = first_callee_number.trim();
-    if number.is_empty() || Some(number) == first_callee_dn.map(str::trim) {
-        return None;
-    }
-    // A DID has at least six digits; an extension number never does.
-    let digits = number.chars().filter(char::is_ascii_digit).count();
-    (digits >= 6).then(|| number.to_string())
-}
-
-/// Whether a DID as 3CX wrote it is the configured E.164 `did`. An E.164
-/// number must be equal. 3CX writes the DID as the trunk delivers it, so
-/// a number without `+` matches when its digits, leading zeros (trunk or
-/// international prefix) aside, are the configured number's national
-/// significant number ("02079460000", "4155550100" for "+14155550100")
-/// or all of its digits ("0044…", "1415…"). A shorter tail is no match:
-/// "5550100" is the end of many numbers ("+441615550100",
-/// "+441625550100"), so it identifies none of them.
-pub fn did_matches(did: &str, configured_e164: &str) -> bool {
-    if let Some(e164) = canonical_e164(did) {
-        return e164 == configured_e164;
-    }
-    let digits: String = did.chars().filter(char::is_ascii_digit).collect();
-    let national = digits.trim_start_matches('0');
-    let Some(full) = configured_e164.strip_prefix('+') else {
-        return false;
-    };
-    let nsn = full[country_code_len(full)..].trim_start_matches('0');
-    !national.is_empty() && (national == full || national == nsn)
-}
-
-fn canonical_queue(field: &str, queue: &str) -> Result<String, RouteError> {
-    let q = queue.trim();
-    if q.is_empty() || q.len() > 10 || !q.chars().all(|c| c.is_ascii_digit()) {
-        return Err(RouteError::new(
-            field,
-            format!(
-                "{queue:?} is not an extension number: write the queue's DN as digits, e.g. \"800\""
-            ),
-        ));
-    }
-    Ok(q.to_string())
-}
-
-fn canonical_claims(prefix: &str, claims: &RouteClaims) -> Result<RouteClaims, RouteError> {
-    let field = |name: &str| format!("{prefix}{name}");
-    let mut out = RouteClaims::default();
-    for d in &claims.dids {
-        let e164 = canonical_e164(d).ok_or_else(|| {
-            RouteError::new(
-                &field("dids"),
-                format!("{d:?} is not an E.164 number: write the DID with \"+\" and the country code, e.g. \"+442079460000\""),
-            )
-        })?;
-        if out.dids.contains(&e164) {
-            return Err(RouteError::new(
-                &field("dids"),
-                format!("{d:?} is listed twice: remove one"),
-            ));
-        }
-        out.dids.push(e164);
-    }
-    for q in &claims.queues {
-        let q = canonical_queue(&field("queues"), q)?;
-        if out.queues.contains(&q) {
-            return Err(RouteError::new(
-                &field("queues"),
-                format!("{q:?} is listed twice: remove one"),
-            ));
-        }
-        out.queues.push(q);
-    }
-    Ok(out)
-}
-
-impl RouteConfig {
-    /// Check every setting and build the [`Route`]; the error names the
-    /// setting and says what it takes.
-    pub fn validate(&self) -> Result<Route, RouteError> {
-        let own = canonical_claims(
-            "",
-            &RouteClaims {
-                dids: self.dids.clone(),
-                queues: self.queues.clone(),
-            },
-        )?;
-        let elsewhere = canonical_claims("elsewhere.", &self.elsewhere)?;
-        if own.is_empty() && !self.default {
-            return Err(RouteError::new(
-                "dids",
-                "this route takes no call: list the tenant's `dids` or `queues`, set `default = true`, or remove the route to take every call",
-            ));
-        }
-        if let Some(d) = own.dids.iter().find(|d| elsewhere.dids.contains(d)) {
-            return Err(RouteError::new(
-                "elsewhere.dids",
-                format!("{d} is this tenant's own DID too: list it in one place only"),
-            ));
-        }
-        if let Some(q) = own.queues.iter().find(|q| elsewhere.queues.contains(q)) {
-            return Err(RouteError::new(
-                "elsewhere.queues",
-                format!("{q} is this tenant's own queue too: list it in one place only"),
-            ));
-        }
-        Ok(Route {
-            own,
-            default: self.default,
-            elsewhere,
-        })
-    }
-
-    /// This tenant's own DIDs and queues, as written.
-    pub fn claims(&self) -> RouteClaims {
-        RouteClaims {
-            dids: self.dids.clone(),
-            queues: self.queues.clone(),
-        }
-    }
-}
-
-/// Parse the route from JSON (the Spin `route_json` variable). An empty or
-/// blank string means no route (`Ok(None)`): the tenant takes every call.
-pub fn parse_json(text: &str) -> Result<Option<Route>, RouteError> {
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    let config: RouteConfig =
-        serde_json::from_str(text).map_err(|e| RouteError::new("(json)", e))?;
-    config.validate().map(Some)
-}
-
-impl Route {
-    /// The same route, with more claims of other tenants (the bundled
-    /// host's tenants on the same 3CX). Claims that are this tenant's own
-    /// or not valid are left out: validation reports them elsewhere.
-    pub fn with_elsewhere(mut self, others: &RouteClaims) -> Self {
-        for did in others.dids.iter().filter_map(|d| canonical_e164(d)) {
-            if !self.own.dids.contains(&did) && !self.elsewhere.dids.contains(&did) {
-                self.elsewhere.dids.push(did);
-            }
-        }
-        for queue in others
-            .queues
-            .iter()
-            .filter_map(|q| canonical_queue("", q).ok())
-        {
-            if !self.own.queues.contains(&queue) && !self.elsewhere.queues.contains(&queue) {
-                self.elsewhere.queues.push(queue);
-            }
-        }
-        self
-    }
-
-    /// The route written back as settings, canonical and with every
-    /// claim it holds (its own, and the other tenants' in `elsewhere`):
-    /// what both runtimes hand the tick component (as the WIT `route`),
-    /// which validates it again into this same route.
-    pub fn to_config(&self) -> RouteConfig {
-        RouteConfig {
-            dids: self.own.dids.clone(),
-            queues: self.own.queues.clone(),
-            default: self.default,
-            elsewhere: self.elsewhere.clone(),
-        }
-    }
-
-    /// Whether this route takes what no other tenant claims.
-    pub fn is_default(&self) -> bool {
-        self.default
-    }
-
-    /// Whether this tenant or another on its 3CX routes by DID: only then
-    /// are DIDs worth reading (from recordings, the only place 3CX's API
-    /// shows them).
-    pub fn routes_by_did(&self) -> bool {
-        !self.own.dids.is_empty() || !self.elsewhere.dids.is_empty()
-    }
-
-    /// Decide whether this tenant takes the call, by the precedence every
-    /// tenant on the 3CX applies, so a call has exactly one owner:
-    ///
-    /// 1. DID: if this tenant or another (`elsewhere`) claims the call's
-    ///    DID, the DID's tenant takes it, whatever queues it went through;
-    /// 2. else the first DN in leg order that a tenant lists as a queue:
-    ///    that queue's tenant takes it (a call moved from queue 800 to
-    ///    801 belongs to 800's tenant);
-    /// 3. else the default tenant, unless the DID is unknown
-    ///    ([`RouteFacts::did_unknown`]) and another tenant routes by DID.
-    ///
-    /// A DID or queue two tenants both list as their own is taken by both
-    /// (an overlap, warned about at start).
-    pub fn decide(&self, call: &RouteFacts) -> RouteDecision {
-        let did = call.did.as_deref().unwrap_or("none");
-        let elsewhere = |why: String| {
-            RouteDecision::Elsewhere(format!("{ROUTED_ELSEWHERE}: {why} (DID {did})"))
-        };
-        if let Some(number) = call.did.as_deref() {
-            let claimed = |set: &RouteClaims| set.dids.iter().any(|d| did_matches(number, d));
-            if claimed(&self.own) {
-                return RouteDecision::Take;
-            }
-            if claimed(&self.elsewhere) {
-                return elsewhere("claimed by another tenant: its DID".into());
-            }
-        }
-        for dn in call.dns.iter().map(|dn| dn.trim()) {
-            if self.own.queues.iter().any(|q| q == dn) {
-                return RouteDecision::Take;
-            }
-            if self.elsewhere.queues.iter().any(|q| q == dn) {
-                return elsewhere(format!("claimed by another tenant: queue {dn}"));
-            }
-        }
-        if !self.default {
-            return elsewhere("not this tenant's DID or queue".into());
-        }
-        if call.did_unknown && !self.elsewhere.dids.is_empty() {
-            return elsewhere(
-                "DID unknown (3CX's active-call text names none) and another tenant routes by DID"
-                    .into(),
-            );
-        }
-        RouteDecision::Take
-    }
-}
 
 #[cfg(test)]
 mod tests {

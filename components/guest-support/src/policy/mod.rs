@@ -12,8 +12,23 @@
 //! A voicemail is a missed inbound call whose last leg reached a voicemail
 //! box (the leg's DN type, [ASSUMED] code table in the poll stage's
 //! `history::dn_kind`); it follows `missed` unless `voicemail` is set.
+//!
+//! This module holds the kinds of call and the verdict; its parts, one
+//! job each: `config` (the policy as written in the settings), `validate`
+//! (checking it into a [`Policy`]), `hours` (business hours), `numbers`
+//! (E.164 numbers) and `decide` (the verdict on one call).
 
-use chrono::{Datelike, FixedOffset, NaiveTime, TimeZone, Weekday};
+mod config;
+mod decide;
+mod hours;
+mod numbers;
+mod validate;
+
+pub use config::{BusinessHoursConfig, PolicyConfig};
+pub use hours::{BusinessHours, Zone};
+pub use numbers::{canonical_e164, country_code_len};
+pub use validate::parse_json;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -115,61 +130,6 @@ pub enum Decision {
     Ignore(String),
 }
 
-/// The policy as written in the settings (`[tenants.settings.policy]` in
-/// the host's TOML, the `policy_json` variable on Spin). Unset fields keep
-/// today's behaviour. Turn it into a [`Policy`] with [`PolicyConfig::validate`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PolicyConfig {
-    /// Inbound calls that were answered.
-    pub answered_inbound: Action,
-    /// Outbound calls that were answered.
-    pub answered_outbound: Action,
-    /// Inbound calls nobody answered.
-    pub missed: Action,
-    /// Missed inbound calls that ended in a voicemail box; unset follows
-    /// `missed`.
-    pub voicemail: Option<Action>,
-    /// Outbound calls nobody answered.
-    pub outbound_no_answer: Action,
-    /// Extension-to-extension calls; `log` still needs `log_internal_calls`
-    /// (the match stage skips them otherwise), so the seed's switch keeps
-    /// its meaning. `log-and-create-contact` is refused (no outside number).
-    pub internal: Action,
-    /// Answered calls with less talk time than this (seconds) are ignored.
-    /// 0 (default) turns the rule off.
-    pub min_duration_secs: u32,
-    /// When the business is open; unset means always.
-    pub business_hours: Option<BusinessHoursConfig>,
-    /// What to do with calls that start outside business hours. Default `log`.
-    pub outside_hours: Action,
-    /// The PBX's own numbers (DIDs, trunk numbers) in E.164: calls whose
-    /// outside number is one of them are never logged.
-    pub own_numbers: Vec<String>,
-    /// Numbers never logged (spam), in E.164.
-    pub blocked_numbers: Vec<String>,
-}
-
-/// Business hours as written in the settings.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BusinessHoursConfig {
-    /// Open days: "mon" … "sun".
-    pub days: Vec<String>,
-    /// Opening time, "HH:MM", inclusive.
-    pub start: String,
-    /// Closing time, "HH:MM", exclusive; must be after `start`.
-    pub end: String,
-    /// Fixed offset from UTC: "UTC", "+01:00", "-05:30". Default "UTC".
-    /// Give this or `time_zone`, not both.
-    #[serde(default)]
-    pub utc_offset: Option<String>,
-    /// IANA time zone, e.g. "Europe/London": the hours follow its summer
-    /// time. Give this or `utc_offset`, not both.
-    #[serde(default)]
-    pub time_zone: Option<String>,
-}
-
 /// A policy setting that cannot be used, with what to fix.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("policy.{field}: {problem}")]
@@ -189,56 +149,6 @@ impl PolicyError {
     }
 }
 
-/// Validated business hours.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BusinessHours {
-    /// Open days.
-    pub days: Vec<Weekday>,
-    /// Opening time (inclusive).
-    pub start: NaiveTime,
-    /// Closing time (exclusive).
-    pub end: NaiveTime,
-    /// The tenant's clock.
-    pub zone: Zone,
-}
-
-/// The clock business hours are read on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Zone {
-    /// A fixed offset from UTC (no summer time).
-    Fixed(FixedOffset),
-    /// An IANA time zone, summer time included.
-    Iana(chrono_tz::Tz),
-}
-
-impl Zone {
-    /// Local weekday and time of the instant, `None` when out of range.
-    fn local(&self, at_ms: i64) -> Option<(Weekday, NaiveTime)> {
-        // An instant always has exactly one local time in a zone (only the
-        // reverse, local → instant, can be ambiguous), so `single` is safe.
-        match self {
-            Zone::Fixed(offset) => offset
-                .timestamp_millis_opt(at_ms)
-                .single()
-                .map(|t| (t.weekday(), t.time())),
-            Zone::Iana(tz) => tz
-                .timestamp_millis_opt(at_ms)
-                .single()
-                .map(|t| (t.weekday(), t.time())),
-        }
-    }
-}
-
-impl BusinessHours {
-    /// Whether the instant (ms since the epoch) falls inside the hours.
-    pub fn is_open(&self, at_ms: i64) -> bool {
-        let Some((day, time)) = self.zone.local(at_ms) else {
-            return true;
-        };
-        self.days.contains(&day) && time >= self.start && time < self.end
-    }
-}
-
 /// A validated policy; [`Policy::decide`] applies it to one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -248,260 +158,10 @@ pub struct Policy {
     blocked: Vec<String>,
 }
 
-/// Parse the policy from JSON (the Spin `policy_json` variable). An empty
-/// or blank string means no policy (`Ok(None)`).
-pub fn parse_json(text: &str) -> Result<Option<Policy>, PolicyError> {
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    let config: PolicyConfig =
-        serde_json::from_str(text).map_err(|e| PolicyError::new("(json)", e))?;
-    config.validate().map(Some)
-}
-
-/// The canonical form of a number written in E.164 ("+44 20 7946-0000" →
-/// "+442079460000"), or `None` when it is not "+" and 6 to 15 digits.
-pub fn canonical_e164(number: &str) -> Option<String> {
-    let trimmed = number.trim();
-    let rest = trimmed.strip_prefix('+')?;
-    let mut out = String::from("+");
-    for c in rest.chars() {
-        match c {
-            '0'..='9' => out.push(c),
-            ' ' | '-' | '.' | '(' | ')' => {}
-            _ => return None,
-        }
-    }
-    let digits = out.len() - 1;
-    ((6..=15).contains(&digits) && !out[1..].starts_with('0')).then_some(out)
-}
-
-fn parse_time(field: &str, text: &str) -> Result<NaiveTime, PolicyError> {
-    NaiveTime::parse_from_str(text.trim(), "%H:%M").map_err(|_| {
-        PolicyError::new(
-            field,
-            format!("{text:?} is not a time: write \"HH:MM\", e.g. \"09:00\""),
-        )
-    })
-}
-
-/// The clock of `hours`: an IANA `time_zone`, else the fixed `utc_offset`
-/// (default UTC); both at once is refused, since they could disagree.
-fn parse_zone(hours: &BusinessHoursConfig) -> Result<Zone, PolicyError> {
-    match (&hours.time_zone, &hours.utc_offset) {
-        (Some(_), Some(_)) => Err(PolicyError::new(
-            "business_hours.time_zone",
-            "give either time_zone (e.g. \"Europe/London\") or utc_offset, not both",
-        )),
-        (Some(name), None) => name.trim().parse::<chrono_tz::Tz>().map(Zone::Iana).map_err(|_| {
-            PolicyError::new(
-                "business_hours.time_zone",
-                format!(
-                    "{name:?} is not an IANA time zone: write a name such as \"Europe/London\" or \"America/New_York\""
-                ),
-            )
-        }),
-        (None, offset) => parse_offset(offset.as_deref().unwrap_or("UTC")).map(Zone::Fixed),
-    }
-}
-
-fn parse_offset(text: &str) -> Result<FixedOffset, PolicyError> {
-    let field = "business_hours.utc_offset";
-    let bad = || {
-        PolicyError::new(
-            field,
-            format!(
-                "{text:?} is not a UTC offset: write \"UTC\" or \"+HH:MM\" / \"-HH:MM\", e.g. \"+01:00\" (for a zone name with summer time, set time_zone instead)"
-            ),
-        )
-    };
-    let t = text.trim();
-    if t.eq_ignore_ascii_case("utc") || t == "Z" {
-        return Ok(FixedOffset::east_opt(0).expect("zero offset"));
-    }
-    let (sign, rest) = match t.as_bytes().first() {
-        Some(b'+') => (1, &t[1..]),
-        Some(b'-') => (-1, &t[1..]),
-        _ => return Err(bad()),
-    };
-    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
-    let h: i32 = h.parse().map_err(|_| bad())?;
-    let m: i32 = m.parse().map_err(|_| bad())?;
-    if h > 14 || m > 59 {
-        return Err(bad());
-    }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
-}
-
-fn parse_day(text: &str) -> Result<Weekday, PolicyError> {
-    let day = match text.trim().to_ascii_lowercase().get(..3) {
-        Some("mon") => Weekday::Mon,
-        Some("tue") => Weekday::Tue,
-        Some("wed") => Weekday::Wed,
-        Some("thu") => Weekday::Thu,
-        Some("fri") => Weekday::Fri,
-        Some("sat") => Weekday::Sat,
-        Some("sun") => Weekday::Sun,
-        _ => {
-            return Err(PolicyError::new(
-                "business_hours.days",
-                format!("{text:?} is not a day: use \"mon\", \"tue\", … \"sun\""),
-            ));
-        }
-    };
-    Ok(day)
-}
-
-fn numbers(field: &str, list: &[String]) -> Result<Vec<String>, PolicyError> {
-    list.iter()
-        .map(|n| {
-            canonical_e164(n).ok_or_else(|| {
-                PolicyError::new(
-                    field,
-                    format!("{n:?} is not an E.164 number: write it with \"+\" and the country code, e.g. \"+14155550100\""),
-                )
-            })
-        })
-        .collect()
-}
-
-impl PolicyConfig {
-    /// Check every setting and build the [`Policy`]; the error names the
-    /// setting and says what it takes.
-    pub fn validate(self) -> Result<Policy, PolicyError> {
-        if self.internal == Action::LogAndCreateContact {
-            return Err(PolicyError::new(
-                "internal",
-                "internal calls have no outside number to create a contact for: use \"log\" or \"ignore\"",
-            ));
-        }
-        let hours = match &self.business_hours {
-            None => None,
-            Some(h) => {
-                if h.days.is_empty() {
-                    return Err(PolicyError::new(
-                        "business_hours.days",
-                        "list at least one open day, e.g. [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]",
-                    ));
-                }
-                let days = h
-                    .days
-                    .iter()
-                    .map(|d| parse_day(d))
-                    .collect::<Result<_, _>>()?;
-                let start = parse_time("business_hours.start", &h.start)?;
-                let end = parse_time("business_hours.end", &h.end)?;
-                if end <= start {
-                    return Err(PolicyError::new(
-                        "business_hours.end",
-                        format!(
-                            "{:?} must be after start {:?} (hours past midnight are not supported)",
-                            h.end, h.start
-                        ),
-                    ));
-                }
-                let zone = parse_zone(h)?;
-                Some(BusinessHours {
-                    days,
-                    start,
-                    end,
-                    zone,
-                })
-            }
-        };
-        let own = numbers("own_numbers", &self.own_numbers)?;
-        let blocked = numbers("blocked_numbers", &self.blocked_numbers)?;
-        Ok(Policy {
-            config: self,
-            hours,
-            own,
-            blocked,
-        })
-    }
-}
-
-impl Policy {
-    /// The settings this policy was built from.
-    pub fn config(&self) -> &PolicyConfig {
-        &self.config
-    }
-
-    /// The action configured for a kind of call.
-    pub fn action(&self, kind: CallKind) -> Action {
-        let c = &self.config;
-        match kind {
-            CallKind::AnsweredInbound => c.answered_inbound,
-            CallKind::AnsweredOutbound => c.answered_outbound,
-            CallKind::Missed => c.missed,
-            CallKind::Voicemail => c.voicemail.unwrap_or(c.missed),
-            CallKind::OutboundNoAnswer => c.outbound_no_answer,
-            CallKind::Internal => c.internal,
-        }
-    }
-
-    /// Decide what happens to one call. The number filters come first
-    /// (they never log, whatever else is configured), then the kind's
-    /// action, the minimum duration and the business hours.
-    pub fn decide(&self, call: &CallFacts) -> Decision {
-        if let Some(number) = call.outside_e164.as_deref().and_then(canonical_e164) {
-            if self.own.contains(&number) {
-                return Decision::Ignore("PBX's own number".into());
-            }
-            if self.blocked.contains(&number) {
-                return Decision::Ignore("blocked number".into());
-            }
-        }
-        let kind = call.kind();
-        let mut action = self.action(kind);
-        if action == Action::Ignore {
-            return Decision::Ignore(format!("policy: {} ignored", kind.name()));
-        }
-        let min = self.config.min_duration_secs;
-        if call.answered && kind != CallKind::Internal && call.duration_secs < min {
-            return Decision::Ignore(format!("shorter than {min} s"));
-        }
-        if let Some(hours) = &self.hours
-            && !hours.is_open(call.start_ms)
-        {
-            action = self.config.outside_hours;
-            if kind == CallKind::Internal && action == Action::LogAndCreateContact {
-                action = Action::Log;
-            }
-            if action == Action::Ignore {
-                return Decision::Ignore("outside business hours".into());
-            }
-        }
-        match action {
-            Action::Log => Decision::Log,
-            Action::LogAndCreateContact => Decision::LogAndCreateContact,
-            Action::Ignore => Decision::Ignore(format!("policy: {} ignored", kind.name())),
-        }
-    }
-}
-
-/// Length of the ITU-T E.164 country calling code `digits` (an E.164
-/// number without its `+`) start with; 0 for no digits.
-/// Codes are prefix-free: `1` and `7` are the one-digit codes, the list
-/// below the two-digit ones, and every other code has three digits.
-pub fn country_code_len(digits: &str) -> usize {
-    const TWO_DIGIT: [&str; 44] = [
-        "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46",
-        "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63",
-        "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
-    ];
-    let len = if digits.starts_with(['1', '7']) {
-        1
-    } else if digits.get(..2).is_some_and(|two| TWO_DIGIT.contains(&two)) {
-        2
-    } else {
-        3
-    };
-    len.min(digits.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{Datelike, FixedOffset, NaiveTime, TimeZone, Weekday};
     use proptest::prelude::*;
 
     /// 2026-11-23 was a Monday; 10:00 UTC.
