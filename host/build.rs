@@ -38,9 +38,11 @@ fn main() {
     let target_dir = root.join("target").join("components");
     let mut build = connectzero_stages::wasm_build(&root, &target_dir);
     // Every component of the one table: the stages and the tick (bundled),
-    // the Spin providers and the app (composed into the Spin deployables).
-    for component in &COMPONENTS {
-        build.args(["-p", component.package]);
+    // the Spin providers and the app (composed into the Spin deployables);
+    // when CI lints them, the test fixtures too.
+    let lint = env::var_os(connectzero_stages::LINT_COMPONENTS).is_some();
+    for package in connectzero_stages::wasm_packages(lint) {
+        build.args(["-p", package]);
     }
     let status = build
         .status()

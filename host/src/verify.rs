@@ -2,7 +2,7 @@
 //! stage?
 //!
 //! A partner's component must implement the stage's world from
-//! `wit/worlds.wit`: export the stage interface with every function, and
+//! `wit/worlds.wit` (the matcher's from `wit/matcher/matcher.wit`): export the stage interface with every function, and
 //! import nothing beyond what that world imports (plus the WASI interfaces
 //! every `wasm32-wasip2` program imports for its standard library). The
 //! host refuses anything else at start-up anyway; this check says *what*
@@ -107,7 +107,7 @@ pub enum VerifyError {
     },
     /// No `--stage` and nothing it exports names a stage.
     #[error(
-        "{path}: exports none of the stage interfaces ({exports}); pass --stage, or build it for one of the worlds in wit/worlds.wit"
+        "{path}: exports none of the stage interfaces ({exports}); pass --stage, or build it for one of the worlds in wit/worlds.wit (a matcher: wit/matcher/matcher.wit, whose package changed in this release)"
     )]
     UnknownStage {
         /// The file.

@@ -80,7 +80,8 @@ pub use bindings::connectzero::matcher::types::{Service, StageError, UpstreamErr
 /// The `wasi` crate (WASI 0.2.4 bindings), re-exported for [`stage_bindings!`].
 pub use wasi;
 
-/// Generate a stage component's bindings for a world of `wit/worlds.wit`,
+/// Generate a stage component's bindings for a world of `wit/worlds.wit`
+/// (or, for `pure`, the matcher contract's `match-stage`),
 /// reusing the shared Rust types of [`bindings`] and the `wasi` crate so every
 /// stage speaks the same types.
 ///

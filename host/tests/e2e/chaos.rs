@@ -177,7 +177,7 @@ fn delivered_triggers(world: &World) -> HashMap<(String, String, String), usize>
 
 /// Jobs waiting in a queue.
 fn queued(storage: &Storage, tenant: &str, queue: &str) -> usize {
-    // One key per queued job (`guest-support/src/queue.rs`).
+    // One key per queued job (`guest-support/src/queue/`).
     storage
         .kv_count_prefix(tenant, &format!("{queue}/job/"))
         .unwrap() as usize

@@ -82,7 +82,7 @@ pub enum ComposeError {
     /// (e.g. a replacement matcher importing `wasi:http`): composing it
     /// would hand it the composition's import.
     #[error(
-        "{file} imports {import}, which is not granted to it (it may import only WASI cli/io/clocks/random/filesystem and: {granted}); rebuild it against its stage world in wit/"
+        "{file} imports {import}, which is not granted to it (it may import only WASI cli/io/clocks/random/filesystem and: {granted}); rebuild it against its stage world in wit/ (a matcher: wit/matcher/matcher.wit; matchers built for connectzero:pipeline/matcher must be rebuilt, docs/PARTNERS.md)"
     )]
     NotGranted {
         /// The component file.

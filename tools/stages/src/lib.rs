@@ -289,9 +289,11 @@ pub fn exported_functions() -> impl Iterator<Item = &'static str> {
 
 /// Set (to any value) while the outer build runs under clippy's driver
 /// (`RUSTC_WORKSPACE_WRAPPER`, with its `CLIPPY_ARGS`) to lint the
-/// components as they are built for `wasm32-wasip2` too, `guest-support`
-/// included: CI does, so the components are compiled once, not once more
-/// by a separate `cargo clippy --target wasm32-wasip2`.
+/// components as they are built for `wasm32-wasip2` too (clippy's driver
+/// lints every workspace crate it compiles, `guest-support` included),
+/// and to build the [`FIXTURE_PACKAGES`] with them ([`wasm_packages`]):
+/// CI does, so the components are compiled once, not once more by a
+/// separate `cargo clippy --target wasm32-wasip2`.
 pub const LINT_COMPONENTS: &str = "CONNECTZERO_LINT_COMPONENTS";
 
 /// The nested `cargo build --release --target wasm32-wasip2` of
@@ -331,11 +333,23 @@ pub fn wasm_build(root: &std::path::Path, target_dir: &std::path::Path) -> std::
              (RUSTC_WORKSPACE_WRAPPER={wrapper:?}): set RUSTC_WORKSPACE_WRAPPER to \
              `rustup which clippy-driver` and CLIPPY_ARGS as .ci/run does, or unset {LINT_COMPONENTS}"
         );
-        build.args(["-p", "guest-support"]);
     } else {
         build.env_remove("RUSTC_WORKSPACE_WRAPPER");
     }
     build
+}
+
+/// The packages the host's build script builds for `wasm32-wasip2`: every
+/// row of [`COMPONENTS`], and with `lint` ([`LINT_COMPONENTS`]) the
+/// [`FIXTURE_PACKAGES`] too, so every wasm package is linted in that one
+/// build whether or not a test builds it.
+pub fn wasm_packages(lint: bool) -> Vec<&'static str> {
+    let fixtures: &[&str] = if lint { &FIXTURE_PACKAGES } else { &[] };
+    COMPONENTS
+        .iter()
+        .map(|c| c.package)
+        .chain(fixtures.iter().copied())
+        .collect()
 }
 
 /// Crates built for `wasm32-wasip2` that are not shipped: a partner's

@@ -126,8 +126,8 @@ fn every_component_and_fixture_is_a_workspace_member() {
 }
 
 /// CI lints the components for `wasm32-wasip2` as the host's build script
-/// builds them (every row of the table) and as the tests build their
-/// fixtures, both through [`connectzero_stages::wasm_build`]: `.ci/run`
+/// builds them (every row of the table and, when linting, every fixture)
+/// through [`connectzero_stages::wasm_build`]: `.ci/run`
 /// must run the README's test command under clippy's driver with
 /// [`connectzero_stages::LINT_COMPONENTS`] set, or nothing is linted there.
 /// (`wasm_build` panics when the flag is set without the driver.)
@@ -146,6 +146,15 @@ fn ci_lints_every_component_for_wasm() {
             ".ci/run must set {needed:?} before the README's test command"
         );
     }
+    let linted: BTreeSet<&str> = connectzero_stages::wasm_packages(true)
+        .into_iter()
+        .collect();
+    let every: BTreeSet<&str> = COMPONENTS
+        .iter()
+        .map(|c| c.package)
+        .chain(FIXTURE_PACKAGES)
+        .collect();
+    assert_eq!(linted, every, "the linted build leaves a wasm package out");
     assert!(
         !script.contains("cargo clippy --target wasm32-wasip2"),
         "the components are linted as they build; a separate wasm lint would compile them again"
@@ -206,4 +215,31 @@ fn the_matcher_contract_stands_alone() {
             defined_in(record)
         );
     }
+}
+
+/// The interfaces every component may import ([`connectzero_stages::ALWAYS_GRANTED`])
+/// must stay type-only: a function or resource added to one would be
+/// granted to every component, a replacement matcher included.
+#[test]
+fn always_granted_interfaces_hold_only_types() {
+    let mut resolve = Resolve::default();
+    resolve.push_dir(root().join("wit")).expect("wit/ parses");
+    let mut seen = 0;
+    for (id, interface) in resolve.interfaces.iter() {
+        let Some(name) = resolve.id_of(id) else {
+            continue;
+        };
+        if !name.starts_with("connectzero:") || !always_granted(&name) {
+            continue;
+        }
+        seen += 1;
+        assert!(interface.functions.is_empty(), "{name} has functions");
+        for (type_name, ty) in &interface.types {
+            assert!(
+                !matches!(resolve.types[*ty].kind, wit_parser::TypeDefKind::Resource),
+                "{name} defines the resource {type_name}"
+            );
+        }
+    }
+    assert_eq!(seen, 2, "the pipeline's and the matcher's `types`");
 }
