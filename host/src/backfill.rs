@@ -36,6 +36,7 @@ pub use report::BackfillSummary;
 pub use rerun::{ReplayOptions, render_replay, replay};
 pub use window::{DateError, Window, chunks, parse_window, rfc3339};
 
+use crate::bindings::types::CallFate;
 use crate::location::Location;
 use crate::pipeline::{Pipeline, Tenant, TickReport, describe};
 use anyhow::Context;
@@ -220,8 +221,8 @@ async fn backfill_chunk(
                 summary.add(&report);
                 results
                     .iter()
-                    .find(|r| r.outcome == "retrying")
-                    .map(|r| format!("{} failed for now: {}", r.call_key, r.detail))
+                    .find(|r| matches!(r.fate, CallFate::Retrying(_)))
+                    .map(|r| format!("{} failed for now: {}", r.call_key, r.detail()))
             }
         };
         let Some(problem) = problem else {

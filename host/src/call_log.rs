@@ -5,10 +5,10 @@
 //! in between re-runs them rather than leaving them unrecorded.
 
 use crate::bindings::tick::connectzero::pipeline::call_log::{
-    DeliveryCount, Fate, HandledCall, Host, RecordingUpdate,
+    DeliveryCount, HandledCall, Host, RecordingUpdate,
 };
-use crate::bindings::types::{Direction, StageError, UnreadableRow};
-use crate::names::{describe, direction_name, rule_name};
+use crate::bindings::types::{CallFate, CallOutcome, Direction, StageError, UnreadableRow};
+use crate::names::{describe, direction_name, fate_words, rule_name};
 use crate::state::StoreData;
 use crate::storage::CallRecord;
 use guest_support::recordings::RecordingState;
@@ -123,13 +123,14 @@ pub fn park_unreadable(
 
 /// Write one handled call down: metrics, a log line, its call log row.
 fn record(storage: &crate::storage::Storage, tenant: &str, h: &HandledCall) -> anyhow::Result<()> {
-    let (outcome, detail) = match &h.fate {
-        Fate::Posted(id) => ("posted", id.clone()),
-        Fate::Skipped(reason) => ("skipped", reason.clone()),
-        Fate::Parked(reason) => ("parked", reason.clone()),
-        Fate::Retrying(error) => ("retrying", describe(error)),
-    };
-    if matches!(h.fate, Fate::Posted(_)) {
+    if matches!(h.fate, CallFate::DoneBefore(_) | CallFate::InFlight) {
+        // Not handled by this run (the WIT says the call log never
+        // receives these): the ledger holds the call; nothing to write.
+        return Ok(());
+    }
+    let (outcome, detail) = fate_words(&h.fate);
+    let posted = matches!(h.fate, CallFate::Settled(CallOutcome::Posted(_)));
+    if posted {
         crate::telemetry::sink().call_posted(tenant, h.call.end_time);
     }
     // Numbers are personal data: only ever logged masked.
@@ -138,13 +139,13 @@ fn record(storage: &crate::storage::Storage, tenant: &str, h: &HandledCall) -> a
         crate::redact::phone(&h.call.callee.number),
     );
     match &h.fate {
-        Fate::Parked(reason) => {
+        CallFate::Settled(CallOutcome::Parked(reason)) => {
             tracing::warn!(tenant, call = %h.call.key, %caller, %callee, reason = %crate::redact::text(reason), "call parked")
         }
-        Fate::Retrying(error) => {
+        CallFate::Retrying(error) => {
             tracing::warn!(tenant, call = %h.call.key, %caller, %callee, error = %crate::redact::text(&describe(error)), "call will be retried")
         }
-        Fate::Posted(_) | Fate::Skipped(_) => {
+        _ => {
             tracing::info!(tenant, call = %h.call.key, direction = direction_name(h.call.direction), %caller, %callee, outcome, rule = h.rule.map(rule_name), "call handled")
         }
     }
@@ -171,7 +172,7 @@ fn record(storage: &crate::storage::Storage, tenant: &str, h: &HandledCall) -> a
         ended_at_ms: h.call.end_time,
         handled_at_ms: chrono::Utc::now().timestamp_millis(),
         recording: RecordingState::initial(
-            matches!(h.fate, Fate::Posted(_)),
+            posted,
             h.call.legs.iter().any(|l| l.recording.is_some()),
         )
         .log_text(),

@@ -3,7 +3,8 @@
 //! capabilities (call log, credentials) and the pipeline all use it, and
 //! it uses only the WIT types and `guest_support`'s shared wording.
 
-use crate::bindings::types::{ContactRef, Direction, MatchRule, StageError};
+use crate::bindings::types::{CallFate, ContactRef, Direction, MatchRule, StageError};
+use guest_support::outcomes::CallOutcome;
 
 /// Readable text of a stage error, worded as the components word it
 /// (`guest_support::api::describe`).
@@ -27,6 +28,23 @@ pub fn needs_review_reason(candidates: &[ContactRef]) -> String {
         candidates.iter().map(|c| c.id.as_str()),
         guest_support::review::ReviewPlace::StatusPage,
     )
+}
+
+/// A call's fate in words, as the call log stores it and the CLI prints
+/// it: the outcome's word ("posted", "skipped", "parked",
+/// `guest_support::outcomes`), "retrying", "done" (settled before) or
+/// "in-flight"; and its detail: the message id, the reason, the error, or
+/// the ledger's text of the earlier outcome.
+pub fn fate_words(fate: &CallFate) -> (&'static str, String) {
+    match fate {
+        CallFate::Settled(outcome) => {
+            let outcome = CallOutcome::from(outcome);
+            (outcome.kind(), outcome.detail().to_string())
+        }
+        CallFate::Retrying(error) => ("retrying", describe(error)),
+        CallFate::DoneBefore(outcome) => ("done", CallOutcome::from(outcome).ledger_text()),
+        CallFate::InFlight => ("in-flight", "another worker holds the call".to_string()),
+    }
 }
 
 /// "inbound", "outbound" or "internal".

@@ -8,7 +8,9 @@
 //! under `app/parked/3cx-row:<id>` in the key-value store.
 
 use guest_support::api::describe;
-use guest_support::bindings::connectzero::pipeline::types::{StageError, UnreadableRow};
+use guest_support::bindings::connectzero::pipeline::types::{
+    CallFate, CallOutcome, StageError, UnreadableRow,
+};
 use guest_support::kv;
 use guest_support::recordings::RecordingState;
 
@@ -23,7 +25,7 @@ wit_bindgen::generate!({
 });
 
 use exports::connectzero::pipeline::call_log::{
-    DeliveryCount, Fate, Guest, HandledCall, RecordingUpdate,
+    DeliveryCount, Guest, HandledCall, RecordingUpdate,
 };
 
 struct Provider;
@@ -88,12 +90,16 @@ pub fn parked_key(row: &UnreadableRow) -> String {
 pub fn log_line(call: &HandledCall) -> Option<String> {
     let key = &call.call.key;
     match &call.fate {
-        Fate::Parked(reason) => Some(format!("connectzero: call {key} parked: {reason}")),
-        Fate::Retrying(error) => Some(format!(
+        CallFate::Settled(CallOutcome::Parked(reason)) => {
+            Some(format!("connectzero: call {key} parked: {reason}"))
+        }
+        CallFate::Retrying(error) => Some(format!(
             "connectzero: call {key} will be retried: {}",
             describe(error)
         )),
-        Fate::Posted(_) | Fate::Skipped(_) => None,
+        CallFate::Settled(CallOutcome::Posted(_) | CallOutcome::Skipped(_))
+        | CallFate::DoneBefore(_)
+        | CallFate::InFlight => None,
     }
 }
 

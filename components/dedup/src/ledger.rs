@@ -6,6 +6,7 @@ use guest_support::bindings::connectzero::pipeline::types::Call;
 use guest_support::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
 use guest_support::bindings::wasi::keyvalue::store::Bucket;
 use guest_support::kv;
+use guest_support::outcomes::CallOutcome;
 use guest_support::protocol::{self, ClaimDecision};
 
 pub use guest_support::protocol::Entry;
@@ -54,7 +55,7 @@ impl Ledger {
                         kv::set_json(&self.bucket, key, &Entry::done(&call.key, &outcome, now))?;
                     }
                 }
-                return Ok(Claim::Done(outcome));
+                return Ok(Claim::Done(CallOutcome::from_ledger_text(&outcome).into()));
             }
             ClaimDecision::HeldElsewhere => return Ok(Claim::InFlight),
             ClaimDecision::Take => {}

@@ -19,7 +19,8 @@ use ledger::{Entry, Ledger};
 
 guest_support::stage_bindings!(ledger "dedup-stage");
 
-use exports::connectzero::pipeline::dedup::{Claim, Completion, Guest, Outcome};
+use exports::connectzero::pipeline::dedup::{Claim, Completion, Guest};
+use guest_support::outcomes::CallOutcome;
 
 struct Dedup;
 
@@ -41,7 +42,7 @@ impl Guest for Dedup {
         let ledger = Ledger::open()?;
         let now = guest_support::time::now_ms();
         for completion in completions {
-            let outcome = outcome_text(&completion.outcome);
+            let outcome = CallOutcome::from(&completion.outcome).ledger_text();
             for (leg_id, start) in &completion.legs {
                 ledger.write(
                     *leg_id,
@@ -62,16 +63,6 @@ impl Guest for Dedup {
             }
         }
         Ok(())
-    }
-}
-
-/// The outcome as stored in the ledger: `posted:<message id>`,
-/// `skipped:<reason>` or `parked:<reason>`.
-fn outcome_text(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Posted(id) => format!("posted:{id}"),
-        Outcome::Skipped(reason) => format!("skipped:{reason}"),
-        Outcome::Parked(reason) => format!("parked:{reason}"),
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`kv`]: JSON values in the tenant's key-value bucket.
 //! - [`layout`]: the key-value layout's version, checked (and migrated)
 //!   before every tick.
+//! - [`outcomes`]: what became of a call for good, its words and its
+//!   ledger text.
 //! - [`policy`]: the tenant's logging policy (plain types, also used by the host).
 //! - [`routing`]: which tenant on a shared 3CX takes a call (plain types, also used by the host).
 //! - [`serve`]: `wasi:http/incoming-handler` plumbing for HTTP components.
@@ -47,6 +49,7 @@ pub mod installs;
 pub mod kv;
 pub mod layout;
 pub mod legs;
+pub mod outcomes;
 pub mod policy;
 pub mod protocol;
 pub mod queue;

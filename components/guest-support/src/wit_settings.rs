@@ -2,9 +2,11 @@
 //! ([`PolicyConfig`](crate::policy::PolicyConfig),
 //! [`RouteConfig`](crate::routing::RouteConfig), the tie-breakers and the
 //! no-match policy of [`crate::settings`], the triggers of
-//! [`crate::triggers`], the recording states of [`crate::recordings`])
-//! and their WIT types (`logging-policy`, `route`, `call-action`,
-//! `tie-breaker`, `no-match-policy`, `event-kind`, `recording-state`), for every Rust binding of
+//! [`crate::triggers`], the recording states of [`crate::recordings`],
+//! the call outcomes of [`crate::outcomes`]) and their WIT types
+//! (`logging-policy`, `route`, `call-action`, `tie-breaker`,
+//! `no-match-policy`, `event-kind`, `recording-state`, `call-outcome`),
+//! for every Rust binding of
 //! the WIT: the guests' (wit-bindgen, [`crate::bindings`]) and the host's
 //! (wasmtime). Each binding is a distinct Rust type, so the conversions
 //! are a macro invoked once per binding; the field lists live only here.
@@ -19,8 +21,29 @@ macro_rules! settings_conversions {
             use $crate::policy::{Action, BusinessHoursConfig, PolicyConfig};
             use $crate::routing::{RouteClaims, RouteConfig};
             use $crate::settings::{NoMatchPolicy, TieBreaker};
+            use $crate::outcomes::CallOutcome;
             use $crate::recordings::RecordingState;
             use $crate::triggers::TriggerKind;
+
+            impl From<CallOutcome> for wit::CallOutcome {
+                fn from(outcome: CallOutcome) -> Self {
+                    match outcome {
+                        CallOutcome::Posted(id) => Self::Posted(id),
+                        CallOutcome::Skipped(reason) => Self::Skipped(reason),
+                        CallOutcome::Parked(reason) => Self::Parked(reason),
+                    }
+                }
+            }
+
+            impl From<&wit::CallOutcome> for CallOutcome {
+                fn from(outcome: &wit::CallOutcome) -> Self {
+                    match outcome {
+                        wit::CallOutcome::Posted(id) => Self::Posted(id.clone()),
+                        wit::CallOutcome::Skipped(reason) => Self::Skipped(reason.clone()),
+                        wit::CallOutcome::Parked(reason) => Self::Parked(reason.clone()),
+                    }
+                }
+            }
 
             impl From<RecordingState> for wit::RecordingState {
                 fn from(state: RecordingState) -> Self {

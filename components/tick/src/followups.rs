@@ -5,7 +5,6 @@
 use crate::connectzero::matcher::matcher::{self, MatchOutcome};
 use crate::connectzero::pipeline::attach::{self, AttachJob, AttachOutcome};
 use crate::connectzero::pipeline::call_log::{self, DeliveryCount, RecordingUpdate};
-use crate::connectzero::pipeline::dedup::Outcome;
 use crate::connectzero::pipeline::poll;
 use crate::connectzero::pipeline::post;
 use crate::connectzero::pipeline::trigger::{self, CallEvent, EventKind};
@@ -16,6 +15,7 @@ use crate::facts::active_route_facts;
 use crate::history::{Handled, count};
 use crate::options::Options;
 use crate::timing::time;
+use guest_support::bindings::connectzero::pipeline::types::CallOutcome as Outcome;
 use guest_support::bindings::connectzero::pipeline::types::{
     Call, CopyRequest, StageError, TenantSettings,
 };

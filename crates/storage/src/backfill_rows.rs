@@ -3,6 +3,7 @@
 //! releasing a parked call's ledger legs so a replay processes it again.
 
 use super::Storage;
+use guest_support::outcomes::CallOutcome;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 /// What [`Storage::reopen_for_replay`] found.
@@ -120,13 +121,14 @@ impl Storage {
             if entry["state"] != "done" || entry["call"] != call_key {
                 continue;
             }
-            let ledger_outcome = entry["outcome"].as_str().unwrap_or_default();
-            if !ledger_outcome.starts_with("parked:") {
+            let ledger_outcome =
+                CallOutcome::from_ledger_text(entry["outcome"].as_str().unwrap_or_default());
+            if !matches!(ledger_outcome, CallOutcome::Parked(_)) {
                 // The call log is behind the ledger: trust the ledger.
-                let (kind, why) = ledger_outcome
-                    .split_once(':')
-                    .unwrap_or((ledger_outcome, ""));
-                return Ok(ReplayOpen::Refused(Some((kind.into(), why.into()))));
+                return Ok(ReplayOpen::Refused(Some((
+                    ledger_outcome.kind().into(),
+                    ledger_outcome.detail().into(),
+                ))));
             }
             parked.push(key);
         }

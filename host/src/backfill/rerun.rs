@@ -2,6 +2,7 @@
 //! reports its result.
 
 use super::{OpenTenant, call_start, open_tenant};
+use crate::bindings::types::{CallFate, CallOutcome};
 use crate::location::Location;
 use crate::pipeline::CallResult;
 use std::path::PathBuf;
@@ -46,9 +47,10 @@ pub async fn replay(options: ReplayOptions) -> anyhow::Result<CallResult> {
 /// handled (posted or skipped).
 pub fn render_replay(result: &CallResult) -> (String, bool) {
     let key = &result.call_key;
-    match result.outcome.as_str() {
-        "posted" => {
-            let mut text = format!("{key}: posted as message {}", result.detail);
+    let detail = result.detail();
+    match &result.fate {
+        CallFate::Settled(CallOutcome::Posted(id)) => {
+            let mut text = format!("{key}: posted as message {id}");
             if let Some(contact) = &result.contact_id {
                 text.push_str(&format!(" to contact {contact}"));
             }
@@ -57,29 +59,22 @@ pub fn render_replay(result: &CallResult) -> (String, bool) {
             }
             (text, true)
         }
-        "skipped" => (format!("{key}: skipped ({})", result.detail), true),
-        "parked" => (
-            format!(
-                "{key}: parked again: {}; fix the cause and replay it again",
-                result.detail
-            ),
+        CallFate::Settled(CallOutcome::Skipped(reason)) => {
+            (format!("{key}: skipped ({reason})"), true)
+        }
+        CallFate::Settled(CallOutcome::Parked(reason)) => (
+            format!("{key}: parked again: {reason}; fix the cause and replay it again"),
             false,
         ),
-        "retrying" => (
-            format!(
-                "{key}: failed for now: {}; it stays open: run the same replay again",
-                result.detail
-            ),
+        CallFate::Retrying(_) => (
+            format!("{key}: failed for now: {detail}; it stays open: run the same replay again"),
             false,
         ),
-        "done" => (
-            format!(
-                "{key}: already handled by another worker meanwhile ({})",
-                result.detail
-            ),
+        CallFate::DoneBefore(_) => (
+            format!("{key}: already handled by another worker meanwhile ({detail})"),
             true,
         ),
-        _ => (
+        CallFate::InFlight => (
             format!(
                 "{key}: another worker is processing it right now; check the call log, and replay again if it stays parked"
             ),

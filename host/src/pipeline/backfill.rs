@@ -9,23 +9,33 @@
 
 use super::{Pipeline, Tenant, TickReport, rule_name};
 use crate::bindings::tick::exports::connectzero::pipeline::tick::Window;
-use crate::bindings::types::{Call, StageError};
+use crate::bindings::types::{Call, CallFate, StageError};
 
 /// What happened to one call given to [`Pipeline::run_calls`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct CallResult {
     /// The call's key.
     pub call_key: String,
-    /// "posted", "skipped", "parked", "retrying" (failed for now, released),
-    /// "done" (handled before: the ledger's outcome is in `detail`) or
-    /// "in-flight" (another worker holds it).
-    pub outcome: String,
-    /// Message id, skip or park reason, error, or the ledger's outcome.
-    pub detail: String,
+    /// What became of it: settled (posted, skipped, parked), retrying
+    /// (failed for now, released), done before, or in flight elsewhere.
+    pub fate: CallFate,
     /// The CRM contact, when one was matched or created.
     pub contact_id: Option<String>,
     /// The rule that matched, when one did.
     pub rule: Option<String>,
+}
+
+impl CallResult {
+    /// The fate's word: "posted", "skipped", "parked", "retrying", "done"
+    /// or "in-flight" ([`crate::names::fate_words`]).
+    pub fn outcome(&self) -> &'static str {
+        crate::names::fate_words(&self.fate).0
+    }
+
+    /// The message id, the reason, the error, or the ledger's outcome.
+    pub fn detail(&self) -> String {
+        crate::names::fate_words(&self.fate).1
+    }
 }
 
 impl Pipeline {
@@ -97,8 +107,7 @@ impl Pipeline {
             .into_iter()
             .map(|r| CallResult {
                 call_key: r.call_key,
-                outcome: r.outcome,
-                detail: r.detail,
+                fate: r.fate,
                 contact_id: r.contact_id,
                 rule: r.rule.map(|rule| rule_name(rule).to_string()),
             })

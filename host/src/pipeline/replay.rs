@@ -6,6 +6,7 @@
 //! them posting twice.
 
 use super::{CallResult, Pipeline, Tenant, TickReport, describe};
+use crate::bindings::types::CallFate;
 use crate::storage::ReplayOpen;
 
 /// Why a call cannot be replayed. Each says what to do instead.
@@ -175,8 +176,8 @@ impl Pipeline {
                 // Posted, skipped, or parked again (the page offers Retry
                 // again): settled.
                 Ok(Ok(result)) => {
-                    tracing::info!(tenant = %id, call = %key, outcome = %result.outcome, "retried a parked call, as asked on the status page");
-                    matches!(result.outcome.as_str(), "posted" | "skipped" | "parked")
+                    tracing::info!(tenant = %id, call = %key, outcome = %result.outcome(), "retried a parked call, as asked on the status page");
+                    matches!(result.fate, CallFate::Settled(_))
                 }
                 Ok(Err(error @ ReplayError::PbxUnavailable { .. })) => {
                     tracing::warn!(tenant = %id, call = %key, %error, "retry asked on the status page waits for 3CX");

@@ -9,7 +9,7 @@ use crate::describe;
 use crate::exports::connectzero::pipeline::tick::TickReport;
 use crate::options::Options;
 use crate::timing::time;
-use guest_support::bindings::connectzero::pipeline::types::{Call, StageError};
+use guest_support::bindings::connectzero::pipeline::types::{Call, CallOutcome, StageError};
 
 /// What the ledger answers for `chunk`, one per call: a dedup component
 /// answering fewer is broken, and the calls it left out are neither
@@ -31,7 +31,7 @@ pub(super) enum Claim {
     /// This worker owns the call now.
     Claimed,
     /// Handled before, with this outcome.
-    Done(String),
+    Done(CallOutcome),
     /// Another worker holds it.
     InFlight,
     /// The dedup component gave no answer for it: not claimed, retried.

@@ -23,8 +23,7 @@ mod settle;
 
 pub use renew::LostClaim;
 
-use crate::connectzero::pipeline::call_log::{self, Fate, HandledCall};
-use crate::connectzero::pipeline::dedup::Outcome;
+use crate::connectzero::pipeline::call_log::{self, HandledCall};
 use crate::connectzero::pipeline::poll;
 use crate::exports::connectzero::pipeline::tick::{CallResult, TickReport};
 use crate::options::Options;
@@ -32,7 +31,9 @@ use crate::timing::time;
 use crate::{describe, parks};
 use claim::{Claim, claim, claim_bounded};
 use guest_support::bindings::connectzero::pipeline::types::UnreadableRow;
-use guest_support::bindings::connectzero::pipeline::types::{Call, MatchRule, StageError};
+use guest_support::bindings::connectzero::pipeline::types::{
+    Call, CallFate, CallOutcome as Outcome, MatchRule, StageError,
+};
 use process::{Processed, process};
 use settle::settle;
 
@@ -68,7 +69,7 @@ pub fn sync(options: &Options, report: &mut TickReport) -> Result<(), StageError
             report
                 .warnings
                 .push(format!("call {}: {}", call.key, lost.why));
-            if lost.finished {
+            if lost.finished.is_some() {
                 report.duplicates += 1;
             } else {
                 report.in_flight += 1;
@@ -122,30 +123,26 @@ pub fn run_calls(
                 Claim::Claimed => mine.push(call.clone()),
                 Claim::Done(outcome) => {
                     report.duplicates += 1;
-                    results.push(result_of(call, "done", outcome));
+                    results.push(result_of(call, CallFate::DoneBefore(outcome)));
                 }
                 Claim::InFlight => {
                     report.in_flight += 1;
-                    results.push(result_of(
-                        call,
-                        "in-flight",
-                        "another worker holds the call".into(),
-                    ));
+                    results.push(result_of(call, CallFate::InFlight));
                 }
                 Claim::Unanswered(error) => {
                     report.retrying += 1;
-                    results.push(result_of(call, "retrying", describe(&error)));
+                    results.push(result_of(call, CallFate::Retrying(error)));
                 }
             }
         }
         let Processed { handled, lost } = process(options, mine);
         for (call, lost) in lost {
-            if lost.finished {
+            if let Some(outcome) = lost.finished {
                 report.duplicates += 1;
-                results.push(result_of(&call, "done", lost.why));
+                results.push(result_of(&call, CallFate::DoneBefore(outcome)));
             } else {
                 report.in_flight += 1;
-                results.push(result_of(&call, "in-flight", lost.why));
+                results.push(result_of(&call, CallFate::InFlight));
             }
         }
         match settle(options, &handled, report, triggers, &mut unused_cursor) {
@@ -173,7 +170,7 @@ pub fn run_calls(
 pub fn all_retrying(calls: &[Call], error: &StageError) -> Vec<CallResult> {
     calls
         .iter()
-        .map(|c| result_of(c, "retrying", describe(error)))
+        .map(|c| result_of(c, CallFate::Retrying(error.clone())))
         .collect()
 }
 
@@ -192,11 +189,10 @@ fn short_answer(stage: &str) -> StageError {
     ))
 }
 
-fn result_of(call: &Call, outcome: &str, detail: String) -> CallResult {
+fn result_of(call: &Call, fate: CallFate) -> CallResult {
     CallResult {
         call_key: call.key.clone(),
-        outcome: outcome.to_string(),
-        detail,
+        fate,
         contact_id: None,
         rule: None,
     }
@@ -231,16 +227,19 @@ impl Handled {
         }
     }
 
+    /// What became of it: settled, or retrying.
+    fn fate(&self) -> CallFate {
+        match &self.outcome {
+            Ok(outcome) => CallFate::Settled(outcome.clone()),
+            Err(error) => CallFate::Retrying(error.clone()),
+        }
+    }
+
     /// The call as the call log takes it.
     fn logged(&self) -> HandledCall {
         HandledCall {
             call: self.call.clone(),
-            fate: match &self.outcome {
-                Ok(Outcome::Posted(id)) => Fate::Posted(id.clone()),
-                Ok(Outcome::Skipped(reason)) => Fate::Skipped(reason.clone()),
-                Ok(Outcome::Parked(reason)) => Fate::Parked(reason.clone()),
-                Err(error) => Fate::Retrying(error.clone()),
-            },
+            fate: self.fate(),
             rule: self.rule,
             contact_id: self.contact_id.clone(),
             conversation_id: self.conversation_id.clone(),

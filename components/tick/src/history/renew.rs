@@ -6,7 +6,8 @@ use crate::connectzero::pipeline::dedup;
 use crate::connectzero::pipeline::post::{self, PostJob, PostOutcome};
 use crate::options::Options;
 use crate::timing::time;
-use guest_support::bindings::connectzero::pipeline::types::StageError;
+use guest_support::bindings::connectzero::pipeline::types::{CallOutcome, StageError};
+use guest_support::outcomes::CallOutcome as PlainOutcome;
 
 /// What became of a claimed call at the moment of posting.
 pub(super) enum Renewed {
@@ -38,12 +39,15 @@ pub(super) fn renew_and_post(options: &Options, job: &PostJob) -> Renewed {
             Renewed::Posted(answer.pop().unwrap_or_else(|| Err(short_answer("post"))))
         }
         Ok(Some(dedup::Claim::Done(outcome))) => Renewed::Lost(LostClaim {
-            why: format!("another worker finished the call: {outcome}"),
-            finished: true,
+            why: format!(
+                "another worker finished the call: {}",
+                PlainOutcome::from(&outcome).ledger_text()
+            ),
+            finished: Some(outcome),
         }),
         Ok(Some(dedup::Claim::InFlight)) => Renewed::Lost(LostClaim {
             why: "another worker took the call over after the claim lease".into(),
-            finished: false,
+            finished: None,
         }),
         Ok(None) => Renewed::Posted(Err(short_answer("dedup"))),
         Err(error) => Renewed::Posted(Err(error)),
@@ -54,6 +58,7 @@ pub(super) fn renew_and_post(options: &Options, job: &PostJob) -> Renewed {
 pub struct LostClaim {
     /// Why, for the report.
     pub(super) why: String,
-    /// The other worker finished the call: nothing holds the cursor.
-    pub(super) finished: bool,
+    /// The other worker finished the call, with this outcome: nothing
+    /// holds the cursor.
+    pub(super) finished: Option<CallOutcome>,
 }

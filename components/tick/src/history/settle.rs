@@ -4,12 +4,14 @@
 
 use super::Handled;
 use crate::connectzero::pipeline::call_log;
-use crate::connectzero::pipeline::dedup::{self, Completion, Outcome};
+use crate::connectzero::pipeline::dedup::{self, Completion};
 use crate::exports::connectzero::pipeline::tick::{CallResult, TickReport};
 use crate::options::Options;
 use crate::timing::time;
 use crate::{describe, followups, note_rate_limit};
-use guest_support::bindings::connectzero::pipeline::types::{Call, StageError};
+use guest_support::bindings::connectzero::pipeline::types::{
+    Call, CallFate, CallOutcome as Outcome, StageError,
+};
 
 /// Write the handled calls down in the call log, count them, queue the
 /// follow-ups of the posted ones, then record them in the ledger (complete,
@@ -32,7 +34,7 @@ pub(super) fn settle(
     let mut released = Vec::new();
     let mut results = Vec::with_capacity(handled.len());
     for h in handled {
-        let (outcome, detail) = match &h.outcome {
+        match &h.outcome {
             Ok(outcome) => {
                 completions.push(Completion {
                     call_key: h.call.key.clone(),
@@ -45,18 +47,9 @@ pub(super) fn settle(
                     outcome: outcome.clone(),
                 });
                 match outcome {
-                    Outcome::Posted(id) => {
-                        report.posted += 1;
-                        ("posted", id.clone())
-                    }
-                    Outcome::Skipped(reason) => {
-                        report.skipped += 1;
-                        ("skipped", reason.clone())
-                    }
-                    Outcome::Parked(reason) => {
-                        report.parked += 1;
-                        ("parked", reason.clone())
-                    }
+                    Outcome::Posted(_) => report.posted += 1,
+                    Outcome::Skipped(_) => report.skipped += 1,
+                    Outcome::Parked(_) => report.parked += 1,
                 }
             }
             Err(error) => {
@@ -64,13 +57,11 @@ pub(super) fn settle(
                 note_rate_limit(report, error);
                 *hold_cursor_at = (*hold_cursor_at).min(h.call.start_time);
                 released.push(h.call.clone());
-                ("retrying", describe(error))
             }
-        };
+        }
         results.push(CallResult {
             call_key: h.call.key.clone(),
-            outcome: outcome.to_string(),
-            detail,
+            fate: h.fate(),
             contact_id: h.contact_id.clone(),
             rule: h.rule,
         });
@@ -90,15 +81,15 @@ pub(super) fn settle(
             .filter(|r| unqueued.contains(&r.call_key))
         {
             // Counted as posted above; it is retried instead.
-            if r.outcome == "posted" {
-                report.posted = report.posted.saturating_sub(1);
-            }
+            let why = match &r.fate {
+                CallFate::Settled(Outcome::Posted(id)) => {
+                    report.posted = report.posted.saturating_sub(1);
+                    format!("posted as {id}; its follow-ups are queued on the next try")
+                }
+                _ => "its follow-ups are queued on the next try".to_string(),
+            };
             report.retrying += 1;
-            r.outcome = "retrying".into();
-            r.detail = format!(
-                "posted as {}; its follow-ups are queued on the next try",
-                r.detail
-            );
+            r.fate = CallFate::Retrying(StageError::Storage(why));
         }
     }
     if !finish(options, &completions, &released, report)
