@@ -1,15 +1,49 @@
-//! The host's module structure, checked: no two top-level modules import
-//! each other, directly or round a circle (issue 18's "no import circle"),
-//! so each layer can be read, changed and later moved into its own crate
-//! on its own. Reads the sources as text: a `crate::<module>` path outside
-//! comments and test modules is an import of that module.
+//! The host's and the runtime's module structure, checked: no two
+//! top-level modules of either crate import each other, directly or round
+//! a circle, so each layer can be read and changed on its own; the
+//! runtime stays small; no source file grows past one job. Reads the
+//! sources as text: a `crate::<module>` path outside comments and test
+//! modules is an import of that module, and the lines before a file's
+//! first `#[cfg(test)]` are its non-test lines.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Top-level module → the top-level modules its non-test code names.
-fn imports() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// The workspace's root.
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// The lines of `path` before its first `#[cfg(test)]`.
+fn non_test_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .take_while(|line| !line.starts_with("#[cfg(test)]"))
+        .count()
+}
+
+/// Top-level module of the crate whose sources are `src` → the top-level
+/// modules its non-test code names.
+fn imports(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let src = src.to_path_buf();
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut pending = vec![src.clone()];
     while let Some(dir) = pending.pop() {
@@ -173,11 +207,72 @@ fn the_circle_finder_finds_a_circle() {
 
 #[test]
 fn no_two_host_modules_import_each_other() {
-    let graph = imports();
+    let graph = imports(&workspace().join("host/src"));
+    assert!(graph.contains_key("web") && graph["backfill"].contains("pipeline"));
+    assert_eq!(
+        circles(&graph),
+        Vec::<Vec<String>>::new(),
+        "modules that import each other: give the shared part a leaf module or a trait"
+    );
+}
+
+#[test]
+fn no_two_runtime_modules_import_each_other() {
+    let graph = imports(&workspace().join("crates/runtime/src"));
     assert!(graph.contains_key("engine") && graph["pipeline"].contains("engine"));
     assert_eq!(
         circles(&graph),
         Vec::<Vec<String>>::new(),
         "modules that import each other: give the shared part a leaf module or a trait"
+    );
+}
+
+/// The runtime at the centre stays small enough to read in an afternoon.
+#[test]
+fn the_runtime_is_at_most_4000_lines() {
+    let lines: usize = sources(&workspace().join("crates/runtime/src"))
+        .iter()
+        .map(|p| non_test_lines(p))
+        .sum();
+    assert!(lines > 1_000, "the runtime's sources were not found");
+    assert!(
+        lines <= 4_000,
+        "crates/runtime has {lines} non-test lines: move what is not the runtime's out"
+    );
+}
+
+/// A source file does one job: none has more than 400 non-test lines
+/// (the end-to-end tests, all test code, are exempt).
+#[test]
+fn no_source_file_is_over_400_lines() {
+    let mut long = Vec::new();
+    for dir in [
+        "host/src",
+        "crates",
+        "components",
+        "tools",
+        "tests",
+        "examples",
+    ] {
+        for path in sources(&workspace().join(dir)) {
+            let relative = path.strip_prefix(workspace()).unwrap();
+            if relative.components().any(|c| c.as_os_str() == "target")
+                || relative.starts_with("host/tests")
+            {
+                continue;
+            }
+            // Test-only crates and test directories hold tests.
+            if relative.components().any(|c| c.as_os_str() == "tests") && dir != "tests" {
+                continue;
+            }
+            let lines = non_test_lines(&path);
+            if lines > 400 {
+                long.push(format!("{} ({lines})", relative.display()));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these into modules of one job each: {long:?}"
     );
 }

@@ -14,12 +14,13 @@
 //! re-authorisation" (`Storage::tenant_auth_status`) until the OAuth
 //! install (`crate::server`'s `/t/{tenant}/oauth/…`) stores a new one.
 
-mod binding;
 mod install;
 mod refresh;
 mod token;
 
-pub use binding::{CredentialsGrant, CredentialsView, add_to_linker};
+pub use connectzero_runtime::credentials::{
+    CredentialsGrant, CredentialsView, TokenSource, add_to_linker,
+};
 pub use install::{Grant, InstallError};
 
 use crate::bindings::types::{Service, StageError};
@@ -240,7 +241,7 @@ impl Credentials {
             return Ok(token);
         }
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.access_token(service).await })
+        tokio::spawn(async move { Credentials::access_token(&this, service).await })
             .await
             .unwrap_or_else(|e| {
                 Err(StageError::Storage(format!(
@@ -269,4 +270,37 @@ impl Credentials {
             }
         }
     }
+}
+impl TokenSource for Credentials {
+    fn invocation_token(
+        self: Arc<Self>,
+        service: Service,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, StageError>> + Send>>
+    {
+        Box::pin(async move { self.access_token_for_invocation(service).await })
+    }
+
+    fn token_rejected(&self, service: Service, token: &str) {
+        Credentials::token_rejected(self, service, token);
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+/// The concrete token source of a tenant the host built
+/// ([`crate::connect::tenant`]), for the operator features that work it
+/// (the OAuth install, the doctor, the alerts).
+///
+/// # Panics
+/// When the tenant's token source is not the host's [`Credentials`]: the
+/// host builds every tenant with them.
+pub fn of(tenant: &crate::pipeline::Tenant) -> Arc<Credentials> {
+    tenant
+        .credentials
+        .clone()
+        .into_any()
+        .downcast::<Credentials>()
+        .unwrap_or_else(|_| panic!("tenant {} was not built by the host", tenant.id()))
 }

@@ -1,14 +1,18 @@
 //! The read-only contact directory matchers see
-//! (`connectzero:matcher/directory`), over HighLevel contact search
+//! (`connectzero:matcher/directory`, the runtime's
+//! [`ContactDirectory`](connectzero_runtime::directory::ContactDirectory)),
+//! over HighLevel contact search
 //! (operationId `search-contacts-advanced`). The request and the ordering
 //! are the directory component's (`components/directory/src/search.rs`), the
 //! one Spin uses; the HTTP, tokens and rate limit are the host's.
 
-use crate::bindings::host_provided::connectzero::matcher::directory;
 use crate::bindings::types::{ContactRef, Service, StageError};
 use crate::credentials::Credentials;
 use crate::upstream::{message_of, network_error, retry_after, status_error};
 use connectzero_directory::search;
+pub use connectzero_runtime::directory::{
+    ContactDirectory, DirectoryGrant, DirectoryView, Found, add_to_linker,
+};
 use std::sync::Arc;
 
 /// One tenant's directory.
@@ -107,6 +111,16 @@ impl Directory {
     }
 }
 
+impl connectzero_runtime::directory::ContactDirectory for Directory {
+    fn find_by_phone<'a>(&'a self, e164: &'a str) -> connectzero_runtime::directory::Found<'a> {
+        Box::pin(self.search("phone", e164))
+    }
+
+    fn find_by_email<'a>(&'a self, email: &'a str) -> connectzero_runtime::directory::Found<'a> {
+        Box::pin(self.search("email", email))
+    }
+}
+
 /// The directory component's ordering (oldest first, then id), into the
 /// host's contact type: both runtimes choose "the first contact" alike.
 fn oldest_first(contacts: Vec<search::Contact>) -> Vec<ContactRef> {
@@ -117,66 +131,6 @@ fn oldest_first(contacts: Vec<search::Contact>) -> Vec<ContactRef> {
         email,
         assigned_to,
     })
-}
-
-/// What the `directory` functions work with during one call: the
-/// tenant's directory, when the component was granted it, and the
-/// invocation's allowance (a search is an upstream wait).
-pub struct DirectoryView<'a> {
-    /// The grant; `None` refuses every search.
-    pub directory: Option<&'a Arc<Directory>>,
-    /// Searches are credited to it.
-    pub allowance: &'a crate::allowance::Allowance,
-}
-
-/// The `directory` interface's [`wasmtime::component::HasData`].
-pub struct DirectoryGrant;
-
-impl wasmtime::component::HasData for DirectoryGrant {
-    type Data<'a> = DirectoryView<'a>;
-}
-
-/// Link `connectzero:matcher/directory`, with `view` picking the grant
-/// out of the store's data.
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut wasmtime::component::Linker<T>,
-    view: fn(&mut T) -> DirectoryView<'_>,
-) -> wasmtime::Result<()> {
-    directory::add_to_linker::<T, DirectoryGrant>(linker, view)
-}
-
-impl DirectoryView<'_> {
-    fn directory(&self) -> Result<Arc<Directory>, StageError> {
-        self.directory.cloned().ok_or_else(|| {
-            StageError::InvalidSettings("this component was not granted the directory".into())
-        })
-    }
-}
-
-impl directory::Host for DirectoryView<'_> {
-    async fn find_by_phone(
-        &mut self,
-        e164: String,
-    ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
-        // The search (and its wait for the rate limiter) is credited to
-        // the invocation's allowance, as any upstream answer is.
-        let _wait = self.allowance.credited();
-        Ok(match self.directory() {
-            Ok(d) => d.search("phone", &e164).await,
-            Err(e) => Err(e),
-        })
-    }
-
-    async fn find_by_email(
-        &mut self,
-        email: String,
-    ) -> wasmtime::Result<Result<Vec<ContactRef>, StageError>> {
-        let _wait = self.allowance.credited();
-        Ok(match self.directory() {
-            Ok(d) => d.search("email", &email).await,
-            Err(e) => Err(e),
-        })
-    }
 }
 
 #[cfg(test)]

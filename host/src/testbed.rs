@@ -102,7 +102,7 @@ impl World {
         config.validate()?;
         // The production client: the tests see what `run` does.
         let http = crate::upstream::client(std::time::Duration::from_secs(30))?;
-        let tenant = Arc::new(Tenant::new(config.clone(), http.clone()));
+        let tenant = Arc::new(crate::connect::tenant(config.clone(), http.clone()));
         let pipeline = Arc::new(Pipeline::new(runtime, storage.clone()));
         Ok(Self {
             pbx,
@@ -126,7 +126,7 @@ impl World {
         let mut config = self.config.clone();
         change(&mut config);
         config.validate()?;
-        self.tenant = Arc::new(Tenant::new(config.clone(), self.http.clone()));
+        self.tenant = Arc::new(crate::connect::tenant(config.clone(), self.http.clone()));
         self.config = config;
         Ok(())
     }

@@ -19,6 +19,10 @@
 //!
 //! The tick itself is the `tick` component (`components/tick`), composed
 //! in with the stages: the same orchestration the bundled host runs.
+//!
+//! The Spin entry point: it depends on `guest-support` and on the
+//! interfaces its world imports (the tick, the trigger stage, the install),
+//! never on the host or a stage's crate.
 
 pub mod oauth;
 pub mod report;
@@ -109,7 +113,8 @@ fn tick_route(request: &Incoming) -> (u16, serde_json::Value) {
     };
     let report = connectzero::pipeline::tick::run(&options);
     for warning in &report.warnings {
-        eprintln!("connectzero: {warning}");
+        // Warnings may quote a caller's number.
+        eprintln!("connectzero: {}", guest_support::redact::text(warning));
     }
     (200, report::to_json(&report))
 }

@@ -2,7 +2,7 @@
 //!
 //! One Spin app serves one tenant: its variables are that tenant's. The
 //! names and defaults are the bundled host's `[tenants.settings]` ones
-//! (see `host/src/config.rs`), spelt with `_`.
+//! (see `crates/config/src/lib.rs`), spelt with `_`.
 
 use guest_support::bindings::connectzero::pipeline::types::{
     NoMatchPolicy, TenantSettings, TieBreaker,

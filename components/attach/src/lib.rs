@@ -7,6 +7,9 @@
 //! message's attachments. A recording that is not final yet, or a transfer
 //! that fails, is retried with backoff; after the tenant's recording window
 //! the job gives up and the call stays logged without audio.
+//!
+//! It depends on `guest-support` and on what the `attach-stage` world
+//! grants: never on the host, the runtime or another stage.
 
 mod recordings;
 

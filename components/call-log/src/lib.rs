@@ -6,13 +6,16 @@
 //! operator's eye (parked, retrying) go to stderr, which Spin keeps as the
 //! component's log, and unreadable 3CX rows are kept with their reason
 //! under `app/parked/3cx-row:<id>` in the key-value store.
+//!
+//! A Spin-side provider: it depends on `guest-support` and its world's
+//! imports, never on the host, whose call log it stands in for.
 
 use guest_support::api::describe;
 use guest_support::bindings::connectzero::pipeline::types::{
     CallFate, CallOutcome, StageError, UnreadableRow,
 };
-use guest_support::kv;
 use guest_support::recordings::RecordingState;
+use guest_support::{kv, redact};
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -34,7 +37,8 @@ impl Guest for Provider {
     fn record_calls(calls: Vec<HandledCall>) -> Result<(), StageError> {
         for call in &calls {
             if let Some(line) = log_line(call) {
-                eprintln!("{line}");
+                // Reasons and errors may quote a caller's number.
+                eprintln!("{}", redact::text(&line));
             }
         }
         Ok(())
@@ -47,7 +51,7 @@ impl Guest for Provider {
             if !bucket.exists(&key).unwrap_or(false) {
                 eprintln!(
                     "connectzero: parked an unreadable 3CX call-history row: {}",
-                    row.reason
+                    redact::text(&row.reason)
                 );
             }
             kv::set_json(&bucket, &key, &row.reason)?;
@@ -63,7 +67,7 @@ impl Guest for Provider {
                 eprintln!(
                     "connectzero: recording of {}: {}",
                     update.call_key,
-                    state.log_text()
+                    redact::text(&state.log_text())
                 );
             }
         }

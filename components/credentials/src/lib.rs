@@ -10,6 +10,9 @@
 //! - [`grant`]: the token endpoints (3CX client credentials, HighLevel
 //!   refresh-token rotation).
 //! - [`cache`]: the shared token cache and the refresh lease.
+//!
+//! A Spin-side provider: it depends on `guest-support` and its world's
+//! imports, never on the host, whose native credentials it stands in for.
 
 pub mod cache;
 pub mod grant;

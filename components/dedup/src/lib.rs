@@ -10,6 +10,10 @@
 //! A claim carries the worker's name and time. A claim older than the lease
 //! belongs to a worker that died, and may be taken over, so a crash never
 //! strands a call.
+//!
+//! It depends on `guest-support` and on what the `dedup-stage` world grants
+//! (the key-value store and its compare-and-swap): never on the host, the
+//! runtime or another stage.
 
 mod ledger;
 

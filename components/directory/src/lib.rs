@@ -5,6 +5,9 @@
 //! the matcher still sees only `directory` — no network, no secrets — and
 //! this component does the HighLevel contact search (operationId
 //! `search-contacts-advanced`) with tokens from `credentials`.
+//!
+//! A Spin-side provider: it depends on `guest-support` and its world's
+//! imports, never on the host, whose native directory it stands in for.
 
 pub mod search;
 

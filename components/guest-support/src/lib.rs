@@ -20,6 +20,8 @@
 //! - [`routing`]: which tenant on a shared 3CX takes a call (plain types, also used by the host).
 //! - [`serve`]: `wasi:http/incoming-handler` plumbing for HTTP components.
 //! - [`queue`]: durable job queues (attach and trigger retries).
+//! - [`redact`]: what may appear in logs (phone numbers masked), for
+//!   both runtimes' log lines.
 //! - [`recordings`]: where a call's recording stands, as the call log and
 //!   workflows write it.
 //! - [`retention`]: forgetting per-call state past its horizon.
@@ -39,6 +41,10 @@
 //!   count by (also used by the host).
 //! - [`wit_settings`]: the logging policy and the route as WIT records
 //!   ([`settings_conversions!`], for the host's binding too).
+//!
+//! It depends on `wit-bindgen`, the `wasi` crate and plain Rust crates:
+//! never on a stage, the runtime, the host or wasmtime, so both runtimes
+//! and every component can use it.
 
 #![deny(missing_docs)]
 
@@ -54,6 +60,7 @@ pub mod policy;
 pub mod protocol;
 pub mod queue;
 pub mod recordings;
+pub mod redact;
 pub mod retention;
 pub mod review;
 pub mod routing;

@@ -1,5 +1,5 @@
 //! Parsing and checking of the tenant settings both runtimes read: the
-//! bundled host from its TOML (`host/src/config.rs`) and the Spin app from
+//! bundled host from its TOML (`crates/config/src/lib.rs`) and the Spin app from
 //! its variables (`components/app/src/settings.rs`). Plain types, so the
 //! host calls this natively and the app as part of its component; one
 //! rule and one error text per setting, whichever runtime reads it.

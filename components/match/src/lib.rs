@@ -13,6 +13,10 @@
 //!
 //! This component has no network, no key-value store and no secrets: it
 //! only reads the host's `directory`. Partners replace it with their own.
+//!
+//! It depends on `guest-support` and on the matcher contract
+//! (`wit/matcher/matcher.wit`): the directory is all it sees, never the
+//! network, the key-value store, the host or another stage.
 
 /// Phone numbers to E.164; also used natively by the host's benchmark
 /// baseline, so both sides of the boundary measurement run the same code.

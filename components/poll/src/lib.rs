@@ -15,6 +15,9 @@
 //! `fetch-window` reads an explicit window instead (a backfill, or one call
 //! to replay) and never touches the cursor, so it cannot disturb the live
 //! poll.
+//!
+//! It depends on `guest-support` and on what the `poll-stage` world grants
+//! (`wit/worlds.wit`): never on the host, the runtime or another stage.
 
 mod active;
 mod grouping;

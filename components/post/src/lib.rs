@@ -9,6 +9,9 @@
 //! several contacts share is settled here (`ambiguity`): by an operator's
 //! assignment, the tenant's tie-breakers, or parked for review; an
 //! operator may then log it on another of them too (`copies`).
+//!
+//! It depends on `guest-support` and on what the `post-stage` world grants:
+//! never on the host, the runtime or another stage.
 
 mod ambiguity;
 mod attribution;

@@ -79,7 +79,7 @@ pub fn reference(call: &Call) -> String {
 /// line): `<call-reference-prefix>/<call key>`, or the bare call key when
 /// the tenant has no prefix (the default, and every key posted before the
 /// prefix existed). Two 3CX systems feeding one location get different
-/// prefixes (the host derives them, `host/src/config.rs`
+/// prefixes (the host derives them, `crates/config/src/lib.rs`
 /// `call_reference_prefix`), so one system's call never looks like the
 /// other's already-posted call. The one place the CRM key is built.
 pub fn crm_key(settings: &TenantSettings, call: &Call) -> String {

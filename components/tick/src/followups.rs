@@ -41,13 +41,14 @@ fn has_recording(call: &Call) -> bool {
 /// it queues triggers only when asked.
 ///
 /// Returns the keys of the posted calls whose follow-ups could not be
-/// queued: they must not be recorded as done (the caller retries them).
+/// queued, each with the error that stopped it: they must not be recorded
+/// as done (the caller retries them).
 pub fn after_post(
     options: &Options,
     handled: &[Handled],
     triggers: bool,
     report: &mut TickReport,
-) -> Vec<String> {
+) -> Vec<(String, StageError)> {
     let s = &options.settings;
     let posted: Vec<(&Handled, &String)> = handled
         .iter()
@@ -79,7 +80,7 @@ pub fn after_post(
             "could not queue recordings; the calls are retried: {}",
             describe(&error)
         ));
-        unqueued.extend(jobs.iter().map(|job| job.call.key.clone()));
+        unqueued.extend(jobs.iter().map(|job| (job.call.key.clone(), error.clone())));
     }
     if !triggers {
         return unqueued;
@@ -105,10 +106,15 @@ pub fn after_post(
             "could not queue trigger events; the calls are retried: {}",
             describe(&error)
         ));
-        unqueued.extend(posted.iter().map(|(h, _)| h.call.key.clone()));
+        unqueued.extend(
+            posted
+                .iter()
+                .map(|(h, _)| (h.call.key.clone(), error.clone())),
+        );
     }
-    unqueued.sort();
-    unqueued.dedup();
+    // One error per call: the first that stopped it.
+    let mut seen = std::collections::BTreeSet::new();
+    unqueued.retain(|(key, _)| seen.insert(key.clone()));
     unqueued
 }
 

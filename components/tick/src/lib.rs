@@ -13,6 +13,10 @@
 //!   operators' copies of calls onto other contacts with the number.
 //! - [`events`]: trigger events and the calls behind active calls.
 //! - [`facts`]: what routing and the logging policy look at in a call.
+//!
+//! It depends on `guest-support` and on the stage interfaces its world
+//! imports, plugged in by composition: never on a stage's crate, the host
+//! or the runtime.
 
 pub mod events;
 pub mod facts;

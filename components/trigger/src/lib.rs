@@ -17,6 +17,9 @@
 //! `missed-call-recovery-window-secs` queues one recovered event per open
 //! missed call of the number (one callback closes them all; each fires
 //! once), see [`recovery`].
+//!
+//! It depends on `guest-support` and on what the `trigger-stage` world
+//! grants: never on the host, the runtime or another stage.
 
 mod payload;
 pub mod recovery;

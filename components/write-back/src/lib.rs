@@ -13,6 +13,9 @@
 //! - [`settings`]: `wasi:config/store` keys and defaults.
 //! - [`reply`]: errors and answers.
 //! - `runtime` and `serve`: the imports and the HTTP plumbing.
+//!
+//! It depends on `guest-support` and on what the `write-back-stage` world
+//! grants: never on the host, the runtime or a pipeline stage.
 
 pub mod action;
 pub mod auth;

@@ -43,9 +43,8 @@ pub fn open_tenant(
     let runtime = Runtime::new(components)?;
     let pipeline = Pipeline::new(runtime, storage.clone());
     let http = crate::upstream::client(Duration::from_secs(30))?;
-    let tenant = Arc::new(Tenant::new(tenant_config, http));
-    tenant
-        .credentials
+    let tenant = Arc::new(crate::connect::tenant(tenant_config, http));
+    crate::credentials::of(&tenant)
         .use_store(secrets)
         .with_context(|| format!("tenant {tenant_id}"))?;
     Ok(OpenTenant {

@@ -121,7 +121,7 @@ pub async fn run(
         let theirs = native_match::match_calls(
             &world.tenant.settings,
             &mixes[1].calls,
-            &world.tenant.directory,
+            world.tenant.directory.as_ref(),
         )
         .await;
         native += t.elapsed();

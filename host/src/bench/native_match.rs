@@ -1,14 +1,14 @@
 //! The match stage's rules (`connectzero_match::plan`, the very code the
 //! component runs) compiled into the host: the baseline the `boundary`
 //! scenario compares the component against. Same rules, same per-batch
-//! directory cache, same directory (`Directory::search`), no component
+//! directory cache, same directory (the tenant's `ContactDirectory`), no component
 //! boundary.
 
 use crate::bindings::matcher::exports::connectzero::matcher::matcher::{
     MatchOutcome, MatcherSettings,
 };
 use crate::bindings::types::{Call, ContactRef, StageError, TenantSettings};
-use crate::directory::Directory;
+use crate::directory::ContactDirectory;
 use connectzero_match::plan::Lookup;
 use std::collections::HashMap;
 
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 pub async fn match_calls(
     settings: &TenantSettings,
     calls: &[Call],
-    directory: &Directory,
+    directory: &dyn ContactDirectory,
 ) -> Vec<Result<MatchOutcome, StageError>> {
     if !connectzero_match::normalise::is_known_country(&settings.default_country) {
         let error = StageError::InvalidSettings("default-country".into());
@@ -36,7 +36,7 @@ pub async fn match_calls(
 }
 
 struct Cache<'a> {
-    directory: &'a Directory,
+    directory: &'a dyn ContactDirectory,
     phones: HashMap<String, Vec<ContactRef>>,
     emails: HashMap<String, Vec<ContactRef>>,
 }
@@ -54,7 +54,7 @@ impl Cache<'_> {
         if let Some(hit) = self.phones.get(e164) {
             return Ok(hit.clone());
         }
-        let found = self.directory.search("phone", e164).await?;
+        let found = self.directory.find_by_phone(e164).await?;
         self.phones.insert(e164.to_string(), found.clone());
         Ok(found)
     }
@@ -64,7 +64,7 @@ impl Cache<'_> {
         if let Some(hit) = self.emails.get(&email) {
             return Ok(hit.clone());
         }
-        let found = self.directory.search("email", &email).await?;
+        let found = self.directory.find_by_email(&email).await?;
         self.emails.insert(email, found.clone());
         Ok(found)
     }

@@ -115,7 +115,7 @@ fn per_tenant(now: u64, base: u64, count: usize) -> String {
 fn idle_tenant(world: &World, http: &reqwest::Client, i: usize) -> Tenant {
     let mut config = world.config().clone();
     config.id = format!("idle-{i:05}");
-    let mut tenant = Tenant::new(config, http.clone());
+    let mut tenant = crate::connect::tenant(config, http.clone());
     tenant.credentials = world.tenant.credentials.clone();
     tenant
 }

@@ -91,17 +91,18 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo prints a table; keep its logs to warnings unless asked.
+    // The runtime's lines (calls handled, ticks) come from its own crate.
     let default_filter = match cli.command {
         #[cfg(feature = "devkit")]
         Command::Demo(_) => "warn",
-        Command::Run(_) => "warn,connectzero=info",
+        Command::Run(_) => "warn,connectzero=info,connectzero_runtime=info",
         Command::Doctor(_) => "warn",
         // Failed ticks are counted and summarised by the bench itself.
         #[cfg(feature = "devkit")]
-        Command::Bench(_) => "error,connectzero::scheduler=off",
+        Command::Bench(_) => "error,connectzero_runtime::scheduler=off",
         Command::Match(_) | Command::Components(_) => "warn",
         Command::Backfill(_) | Command::Replay(_) => "warn",
-        Command::Keys(_) => "warn,connectzero=info",
+        Command::Keys(_) => "warn,connectzero=info,connectzero_runtime=info",
         Command::Tenant(_) => "warn",
     };
     init_logging(cli.log_format, default_filter);

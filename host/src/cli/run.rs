@@ -63,15 +63,14 @@ pub async fn run(components: Option<PathBuf>, args: RunArgs) -> anyhow::Result<(
         .map(|tenant| {
             (
                 tenant.id.clone(),
-                Arc::new(Tenant::new(tenant, http.clone())),
+                Arc::new(connectzero::connect::tenant(tenant, http.clone())),
             )
         })
         .collect();
     // Secrets move into the encrypted store (and rotated tokens persist)
     // before any tenant runs.
     for tenant in tenants.values() {
-        tenant
-            .credentials
+        connectzero::credentials::of(tenant)
             .use_store(secrets.clone())
             .with_context(|| format!("tenant {}", tenant.id()))?;
     }

@@ -204,7 +204,7 @@ impl Diagnostics {
         path: &str,
         body: &Value,
     ) -> Result<(u16, String), String> {
-        let credentials = &tenant.credentials;
+        let credentials = crate::credentials::of(tenant);
         let token = credentials
             .access_token(Service::Crm)
             .await

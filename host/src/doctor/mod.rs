@@ -163,13 +163,14 @@ pub async fn check_running(
     tenant: &crate::pipeline::Tenant,
 ) -> TenantReport {
     let mut checks = vec![settings_check(&tenant.config)];
+    let credentials = crate::credentials::of(tenant);
     let (pbx, crm) = tokio::join!(
-        pbx::check_with(http, &tenant.config.pbx, Some(&tenant.credentials)),
+        pbx::check_with(http, &tenant.config.pbx, Some(&credentials)),
         crm::check_live(
             http,
             tenant.id(),
             &tenant.config.crm,
-            &tenant.credentials,
+            &credentials,
             tenant.crm_limiter.as_deref()
         )
     );
@@ -299,7 +300,7 @@ fn settings_check(tenant: &TenantConfig) -> Check {
         Err(error) => Check::fail(
             SETTINGS,
             format!("{error:#}"),
-            "correct that setting in the configuration file (its format is documented in host/src/config.rs), then run connectzero doctor again",
+            "correct that setting in the configuration file (its format is documented in crates/config/src/lib.rs), then run connectzero doctor again",
         ),
     }
 }

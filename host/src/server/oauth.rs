@@ -77,7 +77,8 @@ pub(super) async fn install(
 }
 
 fn start_install(tenant: &Tenant, headers: &HeaderMap, client: &str) -> Result<String, HttpError> {
-    let store = tenant.credentials.store().ok_or_else(no_store)?;
+    let credentials = crate::credentials::of(tenant);
+    let store = credentials.store().ok_or_else(no_store)?;
     let redirect_uri = redirect_uri(&tenant.config, headers)?;
     let state_value = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let ttl_ms = tenant
@@ -158,7 +159,8 @@ async fn finish_install(
 ) -> Result<(), HttpError> {
     let id = tenant.id();
     let again = format!("start again at /t/{id}/oauth/install");
-    let store = tenant.credentials.store().ok_or_else(no_store)?;
+    let credentials = crate::credentials::of(tenant);
+    let store = credentials.store().ok_or_else(no_store)?;
     let Some(state_value) = query.state.filter(|s| !s.is_empty()) else {
         // An install started from the marketplace listing carries no
         // state (NOTES.md §8). Nothing vouches for the request, so the
@@ -229,8 +231,7 @@ async fn finish_install(
 async fn redeem(tenant: &Tenant, code: &str, redirect_uri: &str) -> Result<(), HttpError> {
     let _one_at_a_time = INSTALLS.lock().await;
     let id = tenant.id();
-    tenant
-        .credentials
+    crate::credentials::of(tenant)
         .install(code, redirect_uri)
         .await
         .map_err(|e| match e {

@@ -176,7 +176,9 @@ pub async fn world_with_secrets(
         connectzero::secrets::MasterKey::load_file(&connectzero::secrets::default_key_file(&db))
             .unwrap();
     let store = connectzero::secrets::SecretStore::new(storage, key);
-    world.tenant.credentials.use_store(store.clone()).unwrap();
+    connectzero::credentials::of(&world.tenant)
+        .use_store(store.clone())
+        .unwrap();
     let contacts = demo::seed_directory(&world);
     (world, contacts, store)
 }

@@ -7,7 +7,7 @@ use connectzero::engine::{Runtime, Stage};
 use std::path::Path;
 
 /// Where the build put the component files.
-const BUILT: &str = env!("CONNECTZERO_COMPONENTS_DIR");
+const BUILT: &str = connectzero::engine::COMPONENTS_DIR;
 
 fn copy(from: Stage, to: Stage, dir: &Path) {
     std::fs::copy(

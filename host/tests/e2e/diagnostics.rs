@@ -147,7 +147,7 @@ async fn a_lost_recordings_role_raises_one_task_until_fixed_and_survives_restart
 
     // A restart while it fails: a new host (tenant, runner, database
     // handle) on the same file raises nothing more.
-    let restarted = Tenant::new(world.config().clone(), reqwest::Client::new());
+    let restarted = connectzero::connect::tenant(world.config().clone(), reqwest::Client::new());
     let after_restart = Diagnostics::new(Storage::open(&db).unwrap(), http);
     let run_after = run(&after_restart, &restarted).await;
     assert!(
@@ -173,7 +173,7 @@ async fn wrong_3cx_credentials_alert_on_the_configured_contact_and_clear_when_fi
     let mut config: TenantConfig = world.config().clone();
     config.settings.diagnostics.alert_contact_id = Some(admin.clone());
     config.validate().unwrap();
-    let tenant = Tenant::new(config, reqwest::Client::new());
+    let tenant = connectzero::connect::tenant(config, reqwest::Client::new());
     let diagnostics = Diagnostics::new(world.storage.clone(), reqwest::Client::new());
 
     // The API key was regenerated in 3CX and the old token is gone.
@@ -247,7 +247,7 @@ async fn when_the_crm_itself_fails_the_incident_shows_and_the_alerts_wait_for_it
     let mut config = world.config().clone();
     config.crm.refresh_token = connectzero::config::Secret::new(tokens.refresh_token);
     config.crm.access_token = Some(connectzero::config::Secret::new(tokens.access_token));
-    let reinstalled = Tenant::new(config, reqwest::Client::new());
+    let reinstalled = connectzero::connect::tenant(config, reqwest::Client::new());
     let recovered = run(&diagnostics, &reinstalled).await;
     assert_eq!(recovered.closed, [doctor::TOKEN], "{}", shown(&recovered));
     assert_eq!(recovered.alerts_raised, 1, "{:?}", recovered.alert_errors);

@@ -313,6 +313,62 @@ async fn a_call_whose_trigger_cannot_be_queued_is_retried_and_its_trigger_delive
     );
 }
 
+/// A replayed call (the status page's Retry, `connectzero replay`) whose
+/// follow-ups cannot be queued is released in the ledger, and the call
+/// log must say so: a log still saying "posted" would make the next
+/// replay refuse the call as done, and its recording and triggers would
+/// never be queued (no live poll reaches a call behind the cursor).
+#[tokio::test]
+async fn a_replayed_call_whose_follow_ups_cannot_be_queued_is_replayed_again_and_triggers_once() {
+    use connectzero::bindings::types::{CallFate, CallOutcome};
+    let (world, _) = seeded_world(eager()).await;
+    subscribe(&world, "call.ended", "sub-ended").await;
+    let tenant = world.tenant.id().to_string();
+    world.crm.inject_failures_on(
+        "/conversations/messages/inbound",
+        connectzero_simulators::highlevel::Fault::Unprocessable("refused once".into()),
+        1,
+    );
+    let parked = place_dana_call(&world, 1);
+    world.tick().await.unwrap();
+    let outcome = |world: &World| world.storage.call_outcome(&tenant, &parked.key).unwrap();
+    assert_eq!(outcome(&world).as_deref(), Some("parked"));
+
+    // The trigger queue's page list unreadable: the next enqueue fails.
+    world
+        .storage
+        .kv_set(&tenant, "trigger/pages", b"\x00 not a page list")
+        .unwrap();
+    let first = world
+        .pipeline
+        .replay_call(&world.tenant, &parked.key, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first.fate, CallFate::Retrying(_)), "{first:?}");
+    assert_eq!(world.crm.messages().len(), 1, "posted once");
+    assert_eq!(outcome(&world).as_deref(), Some("retrying"));
+
+    world.storage.kv_delete(&tenant, "trigger/pages").unwrap();
+    let second = world
+        .pipeline
+        .replay_call(&world.tenant, &parked.key, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(second.fate, CallFate::Settled(CallOutcome::Posted(_))),
+        "{second:?}"
+    );
+    assert_eq!(world.crm.messages().len(), 1, "found, not posted again");
+    assert_eq!(outcome(&world).as_deref(), Some("posted"));
+    tick_until(&world, 5, |w| w.crm.trigger_executions().len() == 1).await;
+    for _ in 0..2 {
+        world.tick().await.unwrap();
+    }
+    assert_eq!(world.crm.trigger_executions().len(), 1);
+}
+
 #[tokio::test]
 async fn a_retried_parked_call_is_replayed_alone_and_the_cursor_never_moves_back() {
     let (world, _) = seeded_world(eager()).await;

@@ -287,7 +287,7 @@ async fn a_pending_recording_survives_a_restart() {
 
     // A new process: nothing in memory, only the database.
     let restarted = connectzero::pipeline::Pipeline::new(runtime(), world.storage.clone());
-    let tenant = connectzero::pipeline::Tenant::new(world.config().clone(), reqwest::Client::new());
+    let tenant = connectzero::connect::tenant(world.config().clone(), reqwest::Client::new());
     world.pbx.finalise_recording(504, chrono::Utc::now());
     for _ in 0..5 {
         restarted.tick(&tenant).await.unwrap();

@@ -153,7 +153,9 @@ async fn an_install_state_of_one_tenant_is_refused_at_another_tenants_callback()
     let dir = tempfile::tempdir().unwrap();
     let (a, _, store) = world_with_secrets(dir.path(), defaults()).await;
     let b = tenant_b(store.storage().clone()).await;
-    b.tenant.credentials.use_store(store.clone()).unwrap();
+    connectzero::credentials::of(&b.tenant)
+        .use_store(store.clone())
+        .unwrap();
     let base = serve(&a, &[&a.tenant, &b.tenant]).await;
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

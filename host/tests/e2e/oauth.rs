@@ -47,8 +47,10 @@ fn tenant_like(
 ) -> Arc<Tenant> {
     let mut config = world.config().clone();
     change(&mut config);
-    let tenant = Tenant::new(config, reqwest::Client::new());
-    tenant.credentials.use_store(store.clone()).unwrap();
+    let tenant = connectzero::connect::tenant(config, reqwest::Client::new());
+    connectzero::credentials::of(&tenant)
+        .use_store(store.clone())
+        .unwrap();
     Arc::new(tenant)
 }
 

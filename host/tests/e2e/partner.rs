@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
 
 /// Where the host's build put the bundled components.
-const BUILT: &str = env!("CONNECTZERO_COMPONENTS_DIR");
+const BUILT: &str = connectzero::engine::COMPONENTS_DIR;
 
 /// `examples/partner-matcher`, built for wasm32-wasip2 the way a partner
 /// would, once per test binary.

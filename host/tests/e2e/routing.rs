@@ -634,7 +634,7 @@ async fn a_route_the_host_cannot_use_takes_no_call_says_why_and_loses_nothing() 
     let mut broken = world.config().clone();
     broken.settings.route = route(&["01615550100"], &[], false);
     assert!(broken.validate().is_err(), "start-up refuses this route");
-    let broken = connectzero::pipeline::Tenant::new(broken, reqwest::Client::new());
+    let broken = connectzero::connect::tenant(broken, reqwest::Client::new());
 
     let report = world.pipeline.tick(&broken).await.unwrap();
     let error = report.error.unwrap_or_default();

@@ -7,7 +7,6 @@ use crate::common;
 use common::*;
 use connectzero::credentials::names;
 use connectzero::demo::{Placer, numbers};
-use connectzero::pipeline::Tenant;
 use connectzero::secrets::{
     self, MasterKey, SecretStore, SecretsError, default_key_file, old_key_file, open_store,
 };
@@ -204,9 +203,8 @@ async fn after_a_restart_the_stored_refresh_token_wins_over_the_configs() {
     // database and key file.
     let db = dir.path().join("cz.db");
     let storage = Storage::open(&db).unwrap();
-    let restarted = Tenant::new(world.config().clone(), reqwest::Client::new());
-    restarted
-        .credentials
+    let restarted = connectzero::connect::tenant(world.config().clone(), reqwest::Client::new());
+    connectzero::credentials::of(&restarted)
         .use_store(open_store(&storage, &db, None).unwrap())
         .unwrap();
     world.crm.expire_access_tokens();
@@ -251,8 +249,10 @@ async fn a_new_refresh_token_in_the_config_file_replaces_a_revoked_grant() {
     let mut config = world.config().clone();
     config.crm.refresh_token = connectzero::config::Secret::new(installed.refresh_token);
     config.crm.access_token = None;
-    let restarted = Tenant::new(config, reqwest::Client::new());
-    restarted.credentials.use_store(store.clone()).unwrap();
+    let restarted = connectzero::connect::tenant(config, reqwest::Client::new());
+    connectzero::credentials::of(&restarted)
+        .use_store(store.clone())
+        .unwrap();
     assert_eq!(
         store.storage().tenant_auth_status(TENANT).unwrap(),
         TenantAuth::Authorised

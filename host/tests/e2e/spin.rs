@@ -55,7 +55,7 @@ fn spin_cli() -> Option<PathBuf> {
 }
 
 fn composed(file: &str) -> PathBuf {
-    Path::new(env!("CONNECTZERO_COMPONENTS_DIR")).join(file)
+    Path::new(connectzero::engine::COMPONENTS_DIR).join(file)
 }
 
 /// Interfaces Spin's `platform` world provides (`spin:up@3.4.0`: the
@@ -154,7 +154,7 @@ fn the_spin_app_and_the_host_compose_the_same_pipeline() {
     // used: the bytes it runs are the file's.
     let rebuilt = connectzero_compose::compose(
         connectzero_compose::Deployable::Tick,
-        Path::new(env!("CONNECTZERO_COMPONENTS_DIR")),
+        Path::new(connectzero::engine::COMPONENTS_DIR),
     )
     .unwrap();
     assert_eq!(rebuilt, host);

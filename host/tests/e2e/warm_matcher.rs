@@ -1,4 +1,4 @@
-//! Warm instances (`host/src/engine/warm.rs`): a tenant's composed tick
+//! Warm instances (`crates/runtime/src/engine/warm.rs`): a tenant's composed tick
 //! (kept after a tick that matched calls) and its stand-alone matcher
 //! (`connectzero match`) are reused across its invocations, never shared
 //! with another tenant, dropped after a trap, and bounded in number and

@@ -6,7 +6,7 @@
 //! `wasi:clocks` pollable, which no epoch deadline sees) and [`SPIN`]
 //! spinning (a deadline crediting every host call would count only the
 //! spins, and stop it ten times later than the wall clock allows); and for calls from [`SLEEPER`], when it sleeps an hour. The host must stop it within its time allowance
-//! (`host/src/engine/allowance.rs`) while other tenants keep posting.
+//! (`crates/runtime/src/allowance.rs`) while other tenants keep posting.
 
 wit_bindgen::generate!({
     path: "../../wit/matcher",

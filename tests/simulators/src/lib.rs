@@ -19,6 +19,10 @@
 //! official OpenAPI documents (and refused when it breaks them), every
 //! successful answer against its response schema, and a simulator dropped
 //! with violations fails the test that caused them.
+//!
+//! They depend on HTTP and JSON crates and on the official documents in
+//! `../shared/specs`: never on ConnectZero's runtime, host or components,
+//! so they cannot share the client's assumptions.
 
 #![deny(missing_docs)]
 

@@ -18,8 +18,11 @@
 //! - [`Deployable::WriteBack`]: the Update Call Record action with
 //!   credentials plugged in.
 //!
-//! `host/build.rs` runs it after building the components, so a normal
+//! `crates/runtime/build.rs` runs it after building the components, so a normal
 //! `cargo build` produces the composed files next to the stage ones.
+//!
+//! It depends on `wac-graph` and the component table (`connectzero-
+//! stages`): never on wasmtime, the runtime or the host, which call it.
 
 use connectzero_stages::{Component, Grant, Stage, named};
 use std::path::Path;

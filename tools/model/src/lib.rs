@@ -13,6 +13,10 @@
 //! - [`properties`]: the `Model` implementation and what is checked.
 //!
 //! See docs/MODEL.md for what is modelled and what is abstracted away.
+//!
+//! It depends on `stateright` and on the protocol's decisions in `guest-
+//! support` (the code the components run): never on wasmtime, the runtime
+//! or the host.
 
 pub mod model;
 pub mod properties;

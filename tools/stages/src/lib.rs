@@ -5,18 +5,18 @@
 //! interface it exports with its functions, and what it may import (its
 //! [`Grant`]s). Everything that needs the list reads it from here:
 //!
-//! - `host/build.rs`: which packages to build for `wasm32-wasip2` and
+//! - `crates/runtime/build.rs`: which packages to build for `wasm32-wasip2` and
 //!   which files to bundle into the host;
 //! - `connectzero-compose`: the pipeline's order, the import check of every
 //!   component it composes, which provider plugs into which stage;
-//! - the host's linkers (`host/src/engine.rs`), `components verify` and the
+//! - the host's linkers (`crates/runtime/src/engine.rs`), `components verify` and the
 //!   metrics' label sets.
 //!
 //! The tests in `tests/` hold the table to the WIT worlds in `wit/`, and
 //! `spin.toml`, `.ci/run` and the workspace to the table, so adding a stage
 //! is one row here plus its crate and its world.
 //!
-//! This crate depends on nothing (the host's build script links it) and
+//! This crate depends on nothing (the runtime's build script links it) and
 //! knows nothing of wasmtime, wac or Spin: facts only.
 
 #![deny(missing_docs)]
@@ -234,7 +234,7 @@ impl Component {
         matches!(self.role, Role::Stage(_) | Role::Tick)
     }
 
-    /// The environment variable `host/build.rs` sets to its built file,
+    /// The environment variable `crates/runtime/build.rs` sets to its built file,
     /// e.g. `CONNECTZERO_COMPONENT_WRITE_BACK`.
     pub fn env_var(&self) -> String {
         format!(
@@ -298,7 +298,7 @@ pub const LINT_COMPONENTS: &str = "CONNECTZERO_LINT_COMPONENTS";
 
 /// The nested `cargo build --release --target wasm32-wasip2` of
 /// components (add `-p` per package) into `target_dir`, run from the
-/// workspace `root`: the host's build script builds the table's
+/// workspace `root`: the runtime's build script builds the table's
 /// components with it, the tests their fixtures. The outer build's
 /// wrappers and flags (clippy, coverage, host `RUSTFLAGS`, the job
 /// server) are for the host, not for the components, so they are removed;
@@ -339,7 +339,7 @@ pub fn wasm_build(root: &std::path::Path, target_dir: &std::path::Path) -> std::
     build
 }
 
-/// The packages the host's build script builds for `wasm32-wasip2`: every
+/// The packages the runtime's build script builds for `wasm32-wasip2`: every
 /// row of [`COMPONENTS`], and with `lint` ([`LINT_COMPONENTS`]) the
 /// [`FIXTURE_PACKAGES`] too, so every wasm package is linted in that one
 /// build whether or not a test builds it.

@@ -125,7 +125,7 @@ fn every_component_and_fixture_is_a_workspace_member() {
     }
 }
 
-/// CI lints the components for `wasm32-wasip2` as the host's build script
+/// CI lints the components for `wasm32-wasip2` as the runtime's build script
 /// builds them (every row of the table and, when linting, every fixture)
 /// through [`connectzero_stages::wasm_build`]: `.ci/run`
 /// must run the README's test command under clippy's driver with

@@ -3,7 +3,7 @@
 //! with the cursor held before whatever must be read again.
 
 use super::Handled;
-use crate::connectzero::pipeline::call_log;
+use crate::connectzero::pipeline::call_log::{self, HandledCall};
 use crate::connectzero::pipeline::dedup::{self, Completion};
 use crate::exports::connectzero::pipeline::tick::{CallResult, TickReport};
 use crate::options::Options;
@@ -71,25 +71,39 @@ pub(super) fn settle(
     // send marker), so its recording and triggers are never dropped.
     let unqueued = followups::after_post(options, handled, triggers, report);
     if !unqueued.is_empty() {
-        completions.retain(|c| !unqueued.contains(&c.call_key));
-        for h in handled.iter().filter(|h| unqueued.contains(&h.call.key)) {
+        let error_of = |key: &str| unqueued.iter().find(|(k, _)| k == key).map(|(_, e)| e);
+        completions.retain(|c| error_of(&c.call_key).is_none());
+        let mut relogged = Vec::new();
+        for h in handled.iter() {
+            let Some(error) = error_of(&h.call.key) else {
+                continue;
+            };
             *hold_cursor_at = (*hold_cursor_at).min(h.call.start_time);
             released.push(h.call.clone());
+            relogged.push(HandledCall {
+                fate: CallFate::Retrying(error.clone()),
+                ..h.logged()
+            });
         }
-        for r in results
-            .iter_mut()
-            .filter(|r| unqueued.contains(&r.call_key))
-        {
-            // Counted as posted above; it is retried instead.
-            let why = match &r.fate {
-                CallFate::Settled(Outcome::Posted(id)) => {
-                    report.posted = report.posted.saturating_sub(1);
-                    format!("posted as {id}; its follow-ups are queued on the next try")
-                }
-                _ => "its follow-ups are queued on the next try".to_string(),
+        // The call log said posted; it is retried. Said so, or a replay
+        // (which has no cursor to bring the call back) would take it for
+        // done and its follow-ups would never be queued.
+        if let Err(error) = call_log::record_calls(&relogged) {
+            report.warnings.push(format!(
+                "could not note in the call log that calls are retried: {}",
+                describe(&error)
+            ));
+        }
+        for r in results.iter_mut() {
+            let Some(error) = error_of(&r.call_key) else {
+                continue;
             };
+            // Counted as posted above; it is retried instead.
+            if let CallFate::Settled(Outcome::Posted(_)) = &r.fate {
+                report.posted = report.posted.saturating_sub(1);
+            }
             report.retrying += 1;
-            r.fate = CallFate::Retrying(StageError::Storage(why));
+            r.fate = CallFate::Retrying(error.clone());
         }
     }
     if !finish(options, &completions, &released, report)

@@ -17,7 +17,7 @@ pub(super) async fn warm_footprint(runtime: &Runtime, world: &World) -> anyhow::
         .map(|i| {
             let mut config = world.config().clone();
             config.id = format!("footprint-{i}");
-            let mut tenant = Tenant::new(config, http.clone());
+            let mut tenant = crate::connect::tenant(config, http.clone());
             tenant.credentials = world.tenant.credentials.clone();
             tenant
         })

@@ -25,7 +25,7 @@ pub(super) async fn compare_once(
     let directory = &world.tenant.directory;
     let (component, c, native, n) = if native_first {
         let t = Instant::now();
-        let native = native_match::match_calls(settings, calls, directory).await;
+        let native = native_match::match_calls(settings, calls, directory.as_ref()).await;
         let n = t.elapsed();
         let t = Instant::now();
         let component = through_component(runtime, world, calls).await?;
@@ -35,7 +35,7 @@ pub(super) async fn compare_once(
         let component = through_component(runtime, world, calls).await?;
         let c = t.elapsed();
         let t = Instant::now();
-        let native = native_match::match_calls(settings, calls, directory).await;
+        let native = native_match::match_calls(settings, calls, directory.as_ref()).await;
         (component, c, native, t.elapsed())
     };
     same_answers(&component, &native)?;

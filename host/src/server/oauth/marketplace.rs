@@ -75,8 +75,7 @@ async fn bind_marketplace_install(
         public_base(&exchanger.config, headers)?
     );
     let _one_at_a_time = INSTALLS.lock().await;
-    let grant = exchanger
-        .credentials
+    let grant = crate::credentials::of(exchanger)
         .exchange_code(&code, &redirect_uri)
         .await
         .map_err(|e| HttpError(StatusCode::BAD_GATEWAY, e.to_string()))?;
@@ -108,8 +107,7 @@ async fn bind_marketplace_install(
     };
     let id = tenant.id().to_string();
     tracing::info!(tenant = %id, "HighLevel marketplace install (no state): bound by location");
-    tenant
-        .credentials
+    crate::credentials::of(tenant)
         .keep_grant(grant)
         .await
         .map_err(|e| match e {

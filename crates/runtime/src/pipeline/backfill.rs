@@ -1,5 +1,5 @@
 //! Calls from an explicit window, outside the tick: `connectzero backfill`
-//! and `connectzero replay` (`crate::backfill`).
+//! and `connectzero replay` (`connectzero::backfill`).
 //!
 //! The composed tick's `run-calls` handles them as a tick does — claim,
 //! match, post, record, complete or release, queue the recording — but
@@ -41,7 +41,7 @@ impl CallResult {
 impl Pipeline {
     /// The same pipeline, claiming calls as `worker`. A backfill claims
     /// under one fixed name per tenant (and runs once at a time, see
-    /// `crate::backfill`), so a re-run takes over the claims of a run that
+    /// `connectzero::backfill`), so a re-run takes over the claims of a run that
     /// was killed instead of waiting for their leases to expire.
     pub fn with_worker(mut self, worker: impl Into<String>) -> Self {
         self.worker = worker.into();

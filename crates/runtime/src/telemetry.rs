@@ -1,7 +1,7 @@
 //! What the runtime reports as it works (ticks, posted calls, stage
 //! timings, upstream answers), to whoever listens. The runtime only
 //! reports; the operator layer decides what a report means
-//! (`crate::metrics` turns them into Prometheus series). A leaf module:
+//! (`connectzero::metrics` turns them into Prometheus series). A leaf module:
 //! the capabilities and the pipeline report through it without depending
 //! on the metrics.
 //!

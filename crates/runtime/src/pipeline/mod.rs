@@ -18,6 +18,7 @@
 mod backfill;
 pub mod replay;
 mod run;
+pub mod settings;
 mod stages;
 
 pub use backfill::CallResult;
@@ -25,8 +26,8 @@ pub use backfill::CallResult;
 use crate::bindings::matcher::exports::connectzero::matcher::matcher::MatchOutcome;
 use crate::bindings::types::{Call, LoggingPolicy, Routing, StageError, TenantSettings};
 use crate::config::TenantConfig;
-use crate::credentials::Credentials;
-use crate::directory::Directory;
+use crate::credentials::TokenSource;
+use crate::directory::ContactDirectory;
 use crate::engine::Runtime;
 use crate::storage::Storage;
 use std::sync::Arc;
@@ -39,9 +40,9 @@ pub struct Tenant {
     /// The settings record passed to components.
     pub settings: TenantSettings,
     /// Its token source.
-    pub credentials: Arc<Credentials>,
+    pub credentials: Arc<dyn TokenSource>,
     /// Its contact directory.
-    pub directory: Arc<Directory>,
+    pub directory: Arc<dyn ContactDirectory>,
     /// Its CRM location's request budget, shared with every tenant on the
     /// same app and location (`crate::ratelimit`); `None` when off.
     pub crm_limiter: Option<Arc<crate::ratelimit::LocationLimiter>>,
@@ -52,7 +53,7 @@ pub struct Tenant {
     /// route with the other tenants' claims in `elsewhere`).
     pub routing: Routing,
     /// Its Update Call Record invocations running at once
-    /// (`crate::server`'s gate).
+    /// (`connectzero::server`'s gate).
     pub action_slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -60,25 +61,21 @@ pub struct Tenant {
 pub const MAX_ACTIONS_PER_TENANT: usize = 4;
 
 impl Tenant {
-    /// Build the runtime view of `config`.
-    pub fn new(config: TenantConfig, http: reqwest::Client) -> Self {
+    /// The runtime view of `config`, over its token source, its contact
+    /// directory and its CRM location's request budget (the host builds
+    /// them: `connectzero::connect::tenant`).
+    pub fn new(
+        config: TenantConfig,
+        credentials: Arc<dyn TokenSource>,
+        directory: Arc<dyn ContactDirectory>,
+        crm_limiter: Option<Arc<crate::ratelimit::LocationLimiter>>,
+    ) -> Self {
         crate::telemetry::sink().tenant_services(&config.pbx.base_url, &config.crm.base_url);
-        let credentials = Arc::new(Credentials::new(http.clone(), &config));
-        let crm_limiter = crate::ratelimit::for_location(&config.crm);
-        let directory = Arc::new(
-            Directory::new(
-                http,
-                &config.crm.base_url,
-                &config.crm.location_id,
-                credentials.clone(),
-            )
-            .with_limiter(crm_limiter.clone()),
-        );
         Self {
             policy: logging_policy(&config),
             routing: routing(&config),
             crm_limiter,
-            settings: config.wit_settings(),
+            settings: settings::settings_record(&config),
             config,
             credentials,
             directory,
@@ -92,7 +89,7 @@ impl Tenant {
     }
 
     /// The same tenant with other behaviour settings (the status page's,
-    /// `crate::web`). Credentials and directory are shared, so tokens and
+    /// `connectzero::web`). Credentials and directory are shared, so tokens and
     /// the warm tick survive the change.
     pub fn with_options(&self, options: crate::config::TenantOptions) -> Self {
         let mut config = self.config.clone();
@@ -100,7 +97,7 @@ impl Tenant {
         Self {
             policy: logging_policy(&config),
             routing: routing(&config),
-            settings: config.wit_settings(),
+            settings: settings::settings_record(&config),
             config,
             credentials: self.credentials.clone(),
             directory: self.directory.clone(),
@@ -191,7 +188,7 @@ impl Pipeline {
         &self.storage
     }
 
-    /// The host's Update Call Record slots (`crate::server`'s gate).
+    /// The host's Update Call Record slots (`connectzero::server`'s gate).
     pub fn action_slots(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.action_slots
     }

@@ -5,7 +5,7 @@ use super::{DEFAULT_TIE_BREAKERS, Peers};
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 /// The HighLevel OAuth install of one tenant (`[tenants.settings.oauth]`;
-/// `crate::server` serves `/t/{tenant}/oauth/install` and
+/// `connectzero::server` serves `/t/{tenant}/oauth/install` and
 /// `/t/{tenant}/oauth/callback`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -27,7 +27,7 @@ pub struct OAuthConfig {
 }
 
 /// Periodic self-diagnostics of one tenant (`[tenants.settings.diagnostics]`,
-/// `crate::diagnostics`): doctor's checks run every `interval_mins`, and a
+/// `connectzero::diagnostics`): doctor's checks run every `interval_mins`, and a
 /// check that starts failing raises one alert in the CRM sub-account.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -40,7 +40,7 @@ pub struct DiagnosticsConfig {
     pub alert: String,
     /// The HighLevel contact the alert tasks are put on. Default: a
     /// contact ConnectZero creates for itself on the first alert
-    /// (`crate::diagnostics::alert_contact`).
+    /// (`connectzero::diagnostics::alert_contact`).
     pub alert_contact_id: Option<String>,
 }
 
@@ -118,7 +118,7 @@ pub struct TenantOptions {
     /// Most new calls one tick claims and posts; the rest wait for the
     /// next tick, so a tenant with a large backlog yields its tick slot
     /// and its share of the CRM rate limit to other tenants
-    /// (`crate::pipeline`). Default 100.
+    /// (`connectzero::pipeline`). Default 100.
     pub max_calls_per_tick: u32,
     /// How long after a missed inbound call an answered callback (or an
     /// answered call in from the same number) fires

@@ -14,7 +14,7 @@ pub fn describe(error: &StageError) -> String {
 
 /// Prefix of the park reason of a call whose number several contacts
 /// share and no tie-breaker settled; the status page lists these calls
-/// for an operator to assign (`crate::web`). Shared with the Spin app
+/// for an operator to assign (`connectzero::web`). Shared with the Spin app
 /// (`guest_support::review`).
 pub use guest_support::review::NEEDS_REVIEW;
 

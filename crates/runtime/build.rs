@@ -1,5 +1,5 @@
 //! Builds the stage components for `wasm32-wasip2` and hands their paths to
-//! the host crate, so a plain `cargo build` produces a host with every
+//! the runtime crate, so a plain `cargo build` produces a host with every
 //! component bundled: no manual pre-step.
 //!
 //! The components are built by a nested `cargo build` into their own target
@@ -15,8 +15,9 @@ use connectzero_stages::{COMPONENTS, TARGET};
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest_dir
-        .parent()
-        .expect("host/ sits in the workspace")
+        .ancestors()
+        .nth(2)
+        .expect("crates/runtime sits in the workspace")
         .to_path_buf();
     for watched in [
         "components",

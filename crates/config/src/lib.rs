@@ -1,4 +1,11 @@
-//! Host configuration: the tenants and their settings (`connectzero.toml`).
+//! # connectzero-config: the bundled host's configuration
+//!
+//! The tenants and their settings (`connectzero.toml`): their types, how
+//! they are read and checked, and who a URL points at ([`authority`]).
+//! It owns no state and does no I/O beyond reading the file; it depends
+//! only on `guest-support`'s plain rules (policy, route, settings), never
+//! on wasmtime, the runtime, storage or the operator features, which all
+//! read it.
 //!
 //! ```toml
 //! database = "connectzero.db"
@@ -15,7 +22,7 @@
 //! client_id = "…"
 //! client_secret = "…"
 //! # refresh_token: optional; the OAuth install (/t/acme/oauth/install)
-//! # stores one. Secrets are stored encrypted (`crate::secrets`) on first
+//! # stores one. Secrets are stored encrypted (`connectzero::secrets`) on first
 //! # run and the client secrets may then be removed from this file.
 //! [tenants.settings]
 //! default_country = "GB"
@@ -40,6 +47,8 @@
 //! default = false                     # true: also what no other tenant takes
 //! ```
 
+pub mod authority;
+
 mod access;
 mod options;
 mod routing;
@@ -59,7 +68,7 @@ pub const HIGHLEVEL_API: &str = "https://services.leadconnectorhq.com";
 
 /// A secret value: never printed, never logged. Empty means "not given"
 /// (then the one stored encrypted in the database is used, see
-/// `crate::secrets`).
+/// `connectzero::secrets`).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -101,7 +110,7 @@ pub struct HostConfig {
     #[serde(default = "default_database")]
     pub database: String,
     /// The tenants this host serves from this file; `connectzero tenant
-    /// add` keeps more in the database (`crate::tenants`), and `run`
+    /// add` keeps more in the database (`connectzero::tenants`), and `run`
     /// serves both.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
@@ -125,7 +134,7 @@ impl HostConfig {
 
     /// Read a configuration file without checking its tenants (`doctor`
     /// reports each problem instead of stopping at the first; see
-    /// `crate::location`).
+    /// `connectzero::location`).
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

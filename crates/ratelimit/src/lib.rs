@@ -1,7 +1,13 @@
-//! One request budget per HighLevel location, shared by everything in this
-//! process that calls it: the components' `wasi:http` requests (decided in
-//! `crate::outbound`), the host's contact directory (`crate::directory`)
-//! and every tenant configured for the same app and location.
+//! # connectzero-ratelimit: one request budget per HighLevel location
+//!
+//! Shared by everything in this process that calls the location: the
+//! components' `wasi:http` requests (decided in the runtime's
+//! `outbound`), the host's contact directory (`connectzero::directory`)
+//! and every tenant configured for the same app and location. It holds
+//! the only HighLevel-specific request policy ([ASSUMED] facts below) and
+//! depends only on the configuration (`connectzero-config`) and the
+//! shared reading of a `Retry-After` (`guest-support`): never on the
+//! runtime, wasmtime or the host, which all use it.
 //!
 //! HighLevel limits each marketplace app per location (HighLevel NOTES
 //! §6.1; the numbers are [`CrmRateLimit::HIGHLEVEL`]). The limiter
@@ -32,7 +38,7 @@
 //! Limiters live for the process, one per (CRM base URL, app client id,
 //! location id): [`for_location`].
 
-use crate::config::{CrmConfig, CrmRateLimit};
+use connectzero_config::{CrmConfig, CrmRateLimit};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -254,7 +260,8 @@ pub fn for_location(crm: &CrmConfig) -> Option<Arc<LocationLimiter>> {
     if crm.rate_limit.burst == 0 && crm.rate_limit.daily == 0 {
         return None;
     }
-    let authority = crate::authority::authority_of_url(&crm.base_url).unwrap_or_default();
+    let authority =
+        connectzero_config::authority::authority_of_url(&crm.base_url).unwrap_or_default();
     let key = format!("{authority} {} {}", crm.client_id, crm.location_id);
     let mut all = LIMITERS
         .get_or_init(Default::default)

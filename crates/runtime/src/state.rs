@@ -4,8 +4,8 @@
 //! stage was granted: the tenant's key-value namespace, an outbound
 //! allow-list, and optional credentials and directory access.
 
-use crate::credentials::{Credentials, CredentialsView};
-use crate::directory::{Directory, DirectoryView};
+use crate::credentials::{CredentialsView, TokenSource};
+use crate::directory::{ContactDirectory, DirectoryView};
 use crate::kv::{KvCtx, KvView};
 use crate::outbound::OutboundPolicy;
 use std::sync::Arc;
@@ -18,9 +18,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 #[derive(Clone, Default)]
 pub struct Grants {
     /// Token source, for stages that call 3CX or the CRM.
-    pub credentials: Option<Arc<Credentials>>,
+    pub credentials: Option<Arc<dyn TokenSource>>,
     /// Contact directory, for the matcher.
-    pub directory: Option<Arc<Directory>>,
+    pub directory: Option<Arc<dyn ContactDirectory>>,
     /// Values the component reads through `wasi:config/store`.
     pub config: Vec<(String, String)>,
 }

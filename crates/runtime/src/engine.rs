@@ -28,7 +28,7 @@ pub use warm::{Warm, WarmLimits, WarmStats};
 use crate::bindings::matcher::exports::connectzero::matcher::matcher::MatchOutcome;
 use crate::bindings::types::{Call, StageError, TenantSettings};
 use crate::bindings::{matcher, tick, trigger};
-use crate::directory::Directory;
+use crate::directory::ContactDirectory;
 use crate::state::StoreData;
 use anyhow::Context;
 use connectzero_stages::Grant;
@@ -70,7 +70,12 @@ const MAX_WARM_MATCHERS: usize = 1024;
 /// (`connectzero_stages`).
 pub use connectzero_stages::Stage;
 
-/// The bundled component of `stage` (built by `host/build.rs` from the same
+/// Where the build script left the components it built and composed
+/// (`target/components/wasm32-wasip2/release`): the bundled files, the
+/// Spin deployables and the test fixtures.
+pub const COMPONENTS_DIR: &str = env!("CONNECTZERO_COMPONENTS_DIR");
+
+/// The bundled component of `stage` (built by `crates/runtime/build.rs` from the same
 /// table; `include_bytes!` needs one literal per file).
 pub fn bundled(stage: Stage) -> &'static [u8] {
     match stage {
@@ -203,7 +208,7 @@ impl Runtime {
     pub async fn match_calls(
         &self,
         tenant: &str,
-        directory: &Arc<Directory>,
+        directory: &Arc<dyn ContactDirectory>,
         new_store: impl FnOnce() -> Store<StoreData>,
         settings: &TenantSettings,
         calls: &[Call],
@@ -249,7 +254,7 @@ impl Runtime {
     pub async fn tick_instance(
         &self,
         tenant: &str,
-        directory: &Arc<Directory>,
+        directory: &Arc<dyn ContactDirectory>,
         new_store: impl FnOnce() -> Store<StoreData>,
     ) -> anyhow::Result<Warm<tick::TickHost>> {
         let pre = &self.stages.tick;
@@ -289,7 +294,7 @@ impl Runtime {
 async fn warm_or_fresh<I>(
     pool: &warm::WarmPool<I>,
     tenant: &str,
-    directory: &Arc<Directory>,
+    directory: &Arc<dyn ContactDirectory>,
     new_store: impl FnOnce() -> Store<StoreData>,
     instantiate: impl AsyncFnOnce(&mut Store<StoreData>) -> wasmtime::Result<I>,
 ) -> anyhow::Result<Warm<I>> {

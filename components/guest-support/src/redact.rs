@@ -48,7 +48,7 @@ pub fn mask(number: &str) -> String {
     let international = number.trim_start().starts_with('+');
     let keep_head = if international {
         let digits: String = number.chars().filter(char::is_ascii_digit).collect();
-        guest_support::policy::country_code_len(&digits)
+        crate::policy::country_code_len(&digits)
     } else {
         0
     };

@@ -12,7 +12,7 @@
 #[allow(missing_docs)]
 pub mod host_provided {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "connectzero:pipeline/host-provided",
         imports: {
             "connectzero:pipeline/credentials.access-token": async | trappable,
@@ -133,7 +133,7 @@ macro_rules! stage_world {
         #[allow(missing_docs)]
         pub mod $module {
             wasmtime::component::bindgen!({
-                path: "../wit",
+                path: "../../wit",
                 world: $world,
                 exports: { default: async },
                 with: {
@@ -164,7 +164,7 @@ macro_rules! http_world {
 #[allow(missing_docs)]
 pub mod matcher {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "connectzero:matcher/match-stage",
         exports: { default: async },
         with: {
@@ -188,7 +188,7 @@ http_world!(trigger, "connectzero:pipeline/trigger-stage", {
 #[allow(missing_docs)]
 pub mod tick {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "connectzero:pipeline/tick-host",
         exports: { default: async },
         imports: { default: trappable },

@@ -72,14 +72,14 @@ pub struct CrmConfig {
     #[serde(default)]
     pub refresh_token: Secret,
     /// The request budget this host keeps to for the location
-    /// (`crate::ratelimit`); default HighLevel's documented limit.
+    /// (`connectzero-ratelimit`); default HighLevel's documented limit.
     #[serde(default, skip_serializing_if = "CrmRateLimit::is_highlevel")]
     pub rate_limit: CrmRateLimit,
 }
 
 /// HighLevel's per-location request limit as this host keeps to it
 /// (`[tenants.crm.rate_limit]`). Tenants sharing an app and a location
-/// share one budget (`crate::ratelimit`).
+/// share one budget (`connectzero-ratelimit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CrmRateLimit {

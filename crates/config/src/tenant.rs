@@ -3,7 +3,6 @@
 //! policy, route and call-reference prefix.
 
 use super::{ActionsConfig, CrmConfig, PbxConfig, TenantOptions, check_base_url, pbx_identity};
-use crate::bindings::types::{NoMatchPolicy, TenantSettings, TieBreaker};
 use anyhow::{Context, bail};
 use guest_support::settings as shared;
 use serde::{Deserialize, Serialize};
@@ -102,20 +101,18 @@ impl TenantConfig {
         Ok(())
     }
 
-    /// The no-match policy as the WIT enum.
-    pub fn no_match_policy(&self) -> anyhow::Result<NoMatchPolicy> {
+    /// The no-match policy.
+    pub fn no_match_policy(&self) -> anyhow::Result<shared::NoMatchPolicy> {
         shared::no_match_policy(&self.settings.no_match_policy)
-            .map(Into::into)
             .map_err(|e| anyhow::anyhow!("settings.no_match_policy {e}"))
     }
 
-    /// The tie-breakers as the WIT enum, in order; an unknown or repeated
-    /// one is an error naming it (`guest_support::settings::tie_breakers`,
-    /// shared with the Spin app).
-    pub fn tie_breakers(&self) -> anyhow::Result<Vec<TieBreaker>> {
-        let breakers = shared::tie_breakers(self.settings.tie_breakers.iter().map(String::as_str))
-            .map_err(|e| anyhow::anyhow!("settings.tie_breakers {e}"))?;
-        Ok(breakers.into_iter().map(Into::into).collect())
+    /// The tie-breakers, in order; an unknown or repeated one is an error
+    /// naming it (`guest_support::settings::tie_breakers`, shared with the
+    /// Spin app).
+    pub fn tie_breakers(&self) -> anyhow::Result<Vec<shared::TieBreaker>> {
+        shared::tie_breakers(self.settings.tie_breakers.iter().map(String::as_str))
+            .map_err(|e| anyhow::anyhow!("settings.tie_breakers {e}"))
     }
 
     /// The validated logging policy, `None` when none is configured.
@@ -123,34 +120,6 @@ impl TenantConfig {
         match &self.settings.policy {
             None => Ok(None),
             Some(config) => Ok(Some(config.clone().validate()?)),
-        }
-    }
-
-    /// The settings record passed to components.
-    pub fn wit_settings(&self) -> TenantSettings {
-        TenantSettings {
-            tenant_id: self.id.clone(),
-            pbx_base_url: self.pbx.base_url.trim_end_matches('/').to_string(),
-            crm_base_url: self.crm.base_url.trim_end_matches('/').to_string(),
-            crm_location_id: self.crm.location_id.clone(),
-            crm_conversation_provider_id: self.crm.conversation_provider_id.clone(),
-            default_country: self.settings.default_country.to_ascii_uppercase(),
-            log_internal_calls: self.settings.log_internal_calls,
-            no_match_policy: self.no_match_policy().unwrap_or(NoMatchPolicy::Skip),
-            overlap_window_secs: self.settings.overlap_window_secs,
-            page_size: self.settings.page_size,
-            recording_window_secs: self.settings.recording_window_secs,
-            retry_base_ms: self.settings.retry_base_ms,
-            missed_call_recovery_window_secs: self.settings.missed_call_recovery_window_secs,
-            call_timeline: self.settings.call_timeline,
-            crm_user_overrides: self
-                .settings
-                .crm_user_overrides
-                .iter()
-                .map(|(e, u)| (e.clone(), u.clone()))
-                .collect(),
-            tie_breakers: self.tie_breakers().unwrap_or_default(),
-            call_reference_prefix: self.call_reference_prefix(),
         }
     }
 
@@ -210,12 +179,11 @@ mod tests {
         )
         .unwrap();
         tenant.validate().unwrap();
-        let wit = tenant.wit_settings();
+        assert_eq!(tenant.settings.crm_user_overrides["101"], "user1");
         assert_eq!(
-            wit.crm_user_overrides,
-            [("101".to_string(), "user1".to_string())]
+            tenant.tie_breakers().unwrap(),
+            [shared::TieBreaker::RecentConversation]
         );
-        assert_eq!(wit.tie_breakers, [TieBreaker::RecentConversation]);
         // The default: assigned user, recent conversation, then the
         // product rule (the first contact with the number).
         assert_eq!(

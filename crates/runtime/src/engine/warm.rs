@@ -23,7 +23,7 @@
 //! answer tenant B with tenant A's contacts, and the store would still hold
 //! tenant A's directory grant, so B's calls would search A's CRM. So an
 //! instance belongs to one owner, the pair (tenant id, that tenant's
-//! `Directory` object): the id alone is not enough, because two tenant
+//! `ContactDirectory` object): the id alone is not enough, because two tenant
 //! objects with the same id (a reconfigured tenant, or test worlds sharing
 //! one runtime) may point at different CRMs. The warm entry holds an `Arc`
 //! of the directory, so the pointer it compares cannot be freed and reused
@@ -41,7 +41,7 @@
 //! - each call gets the full CPU (epoch) deadline again, as a fresh store
 //!   would; the memory limit stays with the store.
 
-use crate::directory::Directory;
+use crate::directory::ContactDirectory;
 use crate::state::StoreData;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,11 +92,11 @@ pub struct WarmStats {
 /// The tenant a warm instance belongs to (see the module docs).
 struct Owner {
     tenant: String,
-    directory: Arc<Directory>,
+    directory: Arc<dyn ContactDirectory>,
 }
 
 impl Owner {
-    fn is(&self, tenant: &str, directory: &Arc<Directory>) -> bool {
+    fn is(&self, tenant: &str, directory: &Arc<dyn ContactDirectory>) -> bool {
         self.tenant == tenant && Arc::ptr_eq(&self.directory, directory)
     }
 }
@@ -154,7 +154,11 @@ impl<I> WarmPool<I> {
     /// Take `tenant`'s most recently used idle instance out of the pool.
     /// Taken, it is this caller's alone: two concurrent calls for one tenant
     /// get two instances, never one store used twice at once.
-    pub(super) fn take(&self, tenant: &str, directory: &Arc<Directory>) -> Option<Warm<I>> {
+    pub(super) fn take(
+        &self,
+        tenant: &str,
+        directory: &Arc<dyn ContactDirectory>,
+    ) -> Option<Warm<I>> {
         let mut idle = self.lock();
         let at = idle.iter().rposition(|w| w.owner.is(tenant, directory))?;
         let warm = idle.remove(at)?;
@@ -166,7 +170,7 @@ impl<I> WarmPool<I> {
     pub(super) fn fresh(
         &self,
         tenant: &str,
-        directory: &Arc<Directory>,
+        directory: &Arc<dyn ContactDirectory>,
         store: Store<StoreData>,
         instance: I,
     ) -> Warm<I> {
