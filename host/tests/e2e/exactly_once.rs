@@ -313,6 +313,24 @@ async fn a_call_whose_trigger_cannot_be_queued_is_retried_and_its_trigger_delive
     );
 }
 
+/// Place Dana's call 1 with HighLevel refusing its message once (a 422),
+/// tick, and check that the call is parked.
+async fn park_dana_call(world: &World) -> connectzero::demo::PlacedCall {
+    world.crm.inject_failures_on(
+        "/conversations/messages/inbound",
+        connectzero_simulators::highlevel::Fault::Unprocessable("refused once".into()),
+        1,
+    );
+    let parked = place_dana_call(world, 1);
+    world.tick().await.unwrap();
+    let outcome = world
+        .storage
+        .call_outcome(world.tenant.id(), &parked.key)
+        .unwrap();
+    assert_eq!(outcome.as_deref(), Some("parked"));
+    parked
+}
+
 /// A replayed call (the status page's Retry, `connectzero replay`) whose
 /// follow-ups cannot be queued is released in the ledger, and the call
 /// log must say so: a log still saying "posted" would make the next
@@ -324,15 +342,8 @@ async fn a_replayed_call_whose_follow_ups_cannot_be_queued_is_replayed_again_and
     let (world, _) = seeded_world(eager()).await;
     subscribe(&world, "call.ended", "sub-ended").await;
     let tenant = world.tenant.id().to_string();
-    world.crm.inject_failures_on(
-        "/conversations/messages/inbound",
-        connectzero_simulators::highlevel::Fault::Unprocessable("refused once".into()),
-        1,
-    );
-    let parked = place_dana_call(&world, 1);
-    world.tick().await.unwrap();
+    let parked = park_dana_call(&world).await;
     let outcome = |world: &World| world.storage.call_outcome(&tenant, &parked.key).unwrap();
-    assert_eq!(outcome(&world).as_deref(), Some("parked"));
 
     // The trigger queue's page list unreadable: the next enqueue fails.
     world
@@ -373,21 +384,7 @@ async fn a_replayed_call_whose_follow_ups_cannot_be_queued_is_replayed_again_and
 async fn a_retried_parked_call_is_replayed_alone_and_the_cursor_never_moves_back() {
     let (world, _) = seeded_world(eager()).await;
     let tenant = world.tenant.id().to_string();
-    world.crm.inject_failures_on(
-        "/conversations/messages/inbound",
-        connectzero_simulators::highlevel::Fault::Unprocessable("refused once".into()),
-        1,
-    );
-    let parked = place_dana_call(&world, 1);
-    world.tick().await.unwrap();
-    assert_eq!(
-        world
-            .storage
-            .call_outcome(&tenant, &parked.key)
-            .unwrap()
-            .as_deref(),
-        Some("parked")
-    );
+    let parked = park_dana_call(&world).await;
     // Later calls post and the cursor moves past the parked one.
     let mut placer = connectzero::demo::Placer::default();
     for id in 2..5 {
