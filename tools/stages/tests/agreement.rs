@@ -184,35 +184,26 @@ fn the_matcher_contract_stands_alone() {
 
     let mut pipeline = Resolve::default();
     pipeline.push_dir(root().join("wit")).expect("wit/ parses");
-    let defined_in = |name: &str| -> Vec<String> {
-        pipeline
-            .types
-            .iter()
-            .filter(|(_, t)| t.name.as_deref() == Some(name))
-            .filter_map(|(_, t)| match t.owner {
-                wit_parser::TypeOwner::Interface(i) => pipeline.id_of(i),
-                _ => None,
-            })
-            .collect()
-    };
     // `use` makes an alias in the using interface: the definition is the
     // one whose kind is not a plain reference to another type.
     for record in ["call", "party", "contact-ref", "stage-error"] {
-        let owners: Vec<String> = pipeline
+        let (definitions, aliases): (Vec<_>, Vec<_>) = pipeline
             .types
             .iter()
             .filter(|(_, t)| t.name.as_deref() == Some(record))
-            .filter(|(_, t)| !matches!(t.kind, wit_parser::TypeDefKind::Type(_)))
             .filter_map(|(_, t)| match t.owner {
-                wit_parser::TypeOwner::Interface(i) => pipeline.id_of(i),
+                wit_parser::TypeOwner::Interface(i) => pipeline.id_of(i).map(|owner| (t, owner)),
                 _ => None,
             })
-            .collect();
+            .partition(|(t, _)| !matches!(t.kind, wit_parser::TypeDefKind::Type(_)));
+        let owners = |found: Vec<(&wit_parser::TypeDef, String)>| -> Vec<String> {
+            found.into_iter().map(|(_, owner)| owner).collect()
+        };
         assert_eq!(
-            owners,
+            owners(definitions),
             ["connectzero:matcher/types@0.1.0"],
-            "{record} is defined once, by the matcher contract (also named in {:?})",
-            defined_in(record)
+            "{record} is defined once, by the matcher contract (used by {:?})",
+            owners(aliases)
         );
     }
 }
