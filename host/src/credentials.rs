@@ -27,7 +27,6 @@ use crate::bindings::types::{Service, StageError};
 use crate::config::{Secret, TenantConfig};
 use crate::secrets::{SecretStore, SecretsError};
 use crate::storage::TenantAuth;
-use serde::Deserialize;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use token::{fresh, lock, stored_access_token};
@@ -87,17 +86,6 @@ struct CrmSource {
     cached: Mutex<Option<CachedToken>>,
     refresh_token: Mutex<Secret>,
     refresh: tokio::sync::Mutex<()>,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default, rename = "locationId")]
-    location_id: Option<String>,
 }
 
 impl Credentials {

@@ -12,12 +12,11 @@ use crate::settings::Settings;
 use guest_support::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
 use guest_support::bindings::wasi::keyvalue::store::Bucket;
 use guest_support::kv::{self, storage_error};
+use guest_support::oauth::{InstallRefusal, TokenAnswer, check_install, renew_after_secs};
 use guest_support::time::now_ms;
 use guest_support::{Service, StageError};
 use serde::{Deserialize, Serialize};
 
-/// Tokens are renewed this long before they expire.
-const REFRESH_MARGIN_MS: i64 = 60_000;
 /// A lease older than this belongs to a crashed instance and may be taken.
 const LEASE_MS: i64 = 30_000;
 /// How often to look again while another instance refreshes, and the wait
@@ -110,10 +109,9 @@ fn refresh(bucket: &Bucket, settings: &Settings, service: Service) -> Result<Str
     let entry = match service {
         Service::Pbx => {
             let granted = grant::pbx_token(settings)?;
-            let lifetime = grant::pbx_lifetime_secs(granted.expires_in) as i64 * 1000;
             Entry {
+                renew_at_ms: renew_at_ms(now, service, &granted),
                 token: granted.access_token,
-                renew_at_ms: now + lifetime - REFRESH_MARGIN_MS,
                 refresh_token: None,
             }
         }
@@ -127,10 +125,9 @@ fn refresh(bucket: &Bucket, settings: &Settings, service: Service) -> Result<Str
                     )
                 })?;
             let granted = grant::crm_token(settings, &refresh_token)?;
-            let lifetime = grant::crm_lifetime_secs(granted.expires_in) as i64 * 1000;
             Entry {
+                renew_at_ms: renew_at_ms(now, service, &granted),
                 token: granted.access_token,
-                renew_at_ms: now + lifetime - REFRESH_MARGIN_MS,
                 refresh_token: Some(granted.refresh_token.unwrap_or(refresh_token)),
             }
         }
@@ -153,26 +150,27 @@ pub fn install(settings: &Settings, code: &str, redirect_uri: &str) -> Result<St
             message,
         })
     };
-    // An agency-level (Company) token names no location (NOTES.md §8).
-    let location = granted.location_id.clone().filter(|l| !l.is_empty()).ok_or_else(|| {
-        refused("HighLevel issued an agency-level token with no location: install the app into the sub-account (location) itself".into())
-    })?;
-    // A grant for another location is never kept, and a grant is only
-    // kept for a configured location: this app serves one.
+    // A grant is only kept for the configured location: this app serves
+    // one (`guest_support::oauth::check_install`).
     let expected = guest_support::config::require("crm_location_id")?;
-    if expected != location {
-        // The answer goes to whoever presented the code: no location ids.
-        eprintln!(
-            "connectzero credentials: refused an install for location {location}; this app serves {expected}"
-        );
-        return Err(refused(
-            "the app was installed in another sub-account than this app serves; its grant is unchanged: install it from that sub-account".into(),
-        ));
+    match check_install(granted.location_id(), &expected) {
+        Ok(()) => {}
+        Err(InstallRefusal::NoLocation) => {
+            return Err(refused("HighLevel issued an agency-level token with no location: install the app into the sub-account (location) itself".into()));
+        }
+        Err(InstallRefusal::WrongLocation { installed }) => {
+            // The answer goes to whoever presented the code: no location ids.
+            eprintln!(
+                "connectzero credentials: refused an install for location {installed}; this app serves {expected}"
+            );
+            return Err(refused(
+                "the app was installed in another sub-account than this app serves; its grant is unchanged: install it from that sub-account".into(),
+            ));
+        }
     }
-    let lifetime = grant::crm_lifetime_secs(granted.expires_in) as i64 * 1000;
     let entry = Entry {
+        renew_at_ms: renew_at_ms(now_ms(), Service::Crm, &granted),
         token: granted.access_token,
-        renew_at_ms: now_ms() + lifetime - REFRESH_MARGIN_MS,
         refresh_token: granted.refresh_token,
     };
     let bucket = kv::open()?;
@@ -180,7 +178,12 @@ pub fn install(settings: &Settings, code: &str, redirect_uri: &str) -> Result<St
     bucket
         .set(entry_key(Service::Crm), &bytes)
         .map_err(storage_error)?;
-    Ok(location)
+    Ok(expected)
+}
+
+/// When a token granted at `now` (ms) is renewed (`guest_support::oauth`).
+fn renew_at_ms(now: i64, service: Service, granted: &TokenAnswer) -> i64 {
+    now + (renew_after_secs(granted.lifetime_secs(service)) * 1000) as i64
 }
 
 /// The stored entry, or none when absent or unreadable (then it is fetched

@@ -6,17 +6,13 @@
 //! variable. The key name is the associated data, so a value copied under
 //! another key does not open.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use guest_support::StageError;
+use guest_support::sealing::{NONCE_LEN, SealingKey};
 
-/// Length of the random nonce stored in front of each sealed value.
-const NONCE_LEN: usize = 12;
-
-/// A 256-bit key.
-pub struct Key(Aes256Gcm);
+/// A 256-bit key (`guest_support::sealing`, shared with the host).
+pub struct Key(SealingKey);
 
 impl Key {
     /// Decode a base64 key of exactly 32 bytes.
@@ -28,8 +24,7 @@ impl Key {
             )
         };
         let bytes = STANDARD.decode(text.trim()).map_err(|_| bad())?;
-        let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| bad())?;
-        Ok(Self(cipher))
+        SealingKey::from_bytes(&bytes).map(Self).map_err(|_| bad())
     }
 
     /// Seal `plaintext` for `name` with a fresh random nonce.
@@ -46,32 +41,16 @@ impl Key {
         name: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, StageError> {
-        let payload = Payload {
-            msg: plaintext,
-            aad: name.as_bytes(),
-        };
-        let sealed = self
-            .0
-            .encrypt(Nonce::from_slice(nonce), payload)
-            .map_err(|_| StageError::Storage("sealing a token failed".into()))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        self.0
+            .seal_framed(nonce, name.as_bytes(), plaintext)
+            .map_err(|_| StageError::Storage("sealing a token failed".into()))
     }
 
     /// Open a value sealed for `name`. Fails when the key is different,
     /// the value was changed, or it belongs to another name.
     pub fn open(&self, name: &str, sealed: &[u8]) -> Result<Vec<u8>, StageError> {
-        if sealed.len() < NONCE_LEN {
-            return Err(unreadable(name));
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let payload = Payload {
-            msg: ciphertext,
-            aad: name.as_bytes(),
-        };
         self.0
-            .decrypt(Nonce::from_slice(nonce), payload)
+            .open_framed(name.as_bytes(), sealed)
             .map_err(|_| unreadable(name))
     }
 }

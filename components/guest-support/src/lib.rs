@@ -39,6 +39,11 @@
 //!   the host).
 //! - [`installs`]: OAuth install states' limits and the client key they
 //!   count by (also used by the host).
+//! - [`oauth`]: token exchanges without I/O (what is sent, how answers
+//!   and refusals are read, renewal, which installs are kept), for the
+//!   host's token source and the Spin provider alike.
+//! - `sealing` (feature `sealing`): AES-256-GCM sealing of secrets at
+//!   rest, for the host's secrets store and the Spin provider's tokens.
 //! - [`wit_settings`]: the logging policy and the route as WIT records
 //!   ([`settings_conversions!`], for the host's binding too).
 //!
@@ -55,6 +60,7 @@ pub mod installs;
 pub mod kv;
 pub mod layout;
 pub mod legs;
+pub mod oauth;
 pub mod outcomes;
 pub mod policy;
 pub mod protocol;
@@ -64,6 +70,8 @@ pub mod redact;
 pub mod retention;
 pub mod review;
 pub mod routing;
+#[cfg(feature = "sealing")]
+pub mod sealing;
 pub mod serve;
 pub mod settings;
 pub mod time;

@@ -3,12 +3,12 @@
 //! ([`InstallError`]).
 
 use super::names::*;
-use super::token::{crm_lifetime, encode_access, lock, read_token, renew_at};
+use super::token::{encode_access, exchange, lifetime, lock, renew_at};
 use super::{CachedToken, Credentials};
 use crate::bindings::types::Service;
 use crate::config::Secret;
 use crate::secrets::SecretsError;
-use crate::upstream::network_error;
+use guest_support::oauth::{InstallRefusal, TokenGrant, check_install};
 use std::time::Duration;
 /// A HighLevel grant from an authorization code, not yet kept by any
 /// tenant (see `Credentials::keep_grant`).
@@ -76,32 +76,30 @@ impl Credentials {
     ) -> Result<Grant, InstallError> {
         let crm = &self.crm;
         let client_secret = lock(&crm.client_secret).clone();
-        let form = [
-            ("client_id", crm.client_id.as_str()),
-            ("client_secret", client_secret.expose()),
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("user_type", "Location"),
-            ("redirect_uri", redirect_uri),
-        ];
-        let response = self
-            .http
-            .post(format!("{}/oauth/token", crm.base_url))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| InstallError::Refused(describe_network(&e)))?;
-        let token = read_token(Service::Crm, response, "HighLevel refused the install")
-            .await
-            .map_err(|e| InstallError::Refused(crate::names::describe(&e)))?;
+        let grant = TokenGrant::CrmInstall {
+            client_id: &crm.client_id,
+            client_secret: client_secret.expose(),
+            code,
+            redirect_uri,
+        };
+        let token = exchange(
+            &self.http,
+            &grant,
+            &crm.base_url,
+            "HighLevel refused the install",
+        )
+        .await
+        .map_err(|refusal| InstallError::Refused(guest_support::api::describe(&refusal.error)))?;
+        let location_id = token.location_id().map(str::to_string);
+        let lifetime = lifetime(&token, Service::Crm);
         let Some(refresh) = token.refresh_token.map(Secret::new) else {
             return Err(InstallError::Refused(
                 "the token response has no refresh_token".into(),
             ));
         };
         Ok(Grant {
-            location_id: token.location_id.filter(|l| !l.is_empty()),
-            lifetime: crm_lifetime(token.expires_in),
+            location_id,
+            lifetime,
             access: Secret::new(token.access_token),
             refresh,
         })
@@ -114,15 +112,15 @@ impl Credentials {
     pub async fn keep_grant(&self, grant: Grant) -> Result<(), InstallError> {
         let store = self.store().ok_or(InstallError::NoStore)?;
         let crm = &self.crm;
-        match grant.location_id.as_deref() {
-            None => return Err(InstallError::NoLocation),
-            Some(installed) if installed != crm.location_id => {
+        match check_install(grant.location_id.as_deref(), &crm.location_id) {
+            Ok(()) => {}
+            Err(InstallRefusal::NoLocation) => return Err(InstallError::NoLocation),
+            Err(InstallRefusal::WrongLocation { installed }) => {
                 return Err(InstallError::WrongLocation {
-                    installed: installed.to_string(),
+                    installed,
                     configured: crm.location_id.clone(),
                 });
             }
-            Some(_) => {}
         }
         // Serialised with refreshes: a refresh still running with the old
         // grant must not overwrite the new tokens afterwards.
@@ -143,7 +141,4 @@ impl Credentials {
         tracing::info!(tenant = %self.tenant_id, "HighLevel install stored; the tenant is authorised");
         Ok(())
     }
-}
-fn describe_network(error: &reqwest::Error) -> String {
-    crate::names::describe(&network_error(Service::Crm, error))
 }

@@ -5,15 +5,14 @@
 
 use super::names::*;
 use super::token::{
-    crm_lifetime, encode_access, lock, now_ms, pbx_lifetime, read_token, read_token_checked,
-    renew_at, stored_access_token,
+    encode_access, exchange, lifetime, lock, now_ms, renew_at, stored_access_token,
 };
 use super::{CachedToken, Credentials};
 use crate::bindings::types::{Service, StageError};
 use crate::config::Secret;
 use crate::secrets::SecretStore;
 use crate::storage::TenantAuth;
-use crate::upstream::network_error;
+use guest_support::oauth::{TokenGrant, pbx_refused_hint};
 use std::time::{Duration, Instant};
 /// How long a refresh lease lasts: longer than the token request may take
 /// (the client's 30 s timeout), so it never lapses while in use.
@@ -50,26 +49,18 @@ impl Credentials {
     pub(super) async fn fetch_pbx_token(&self) -> Result<CachedToken, StageError> {
         let pbx = &self.pbx;
         let client_secret = lock(&pbx.client_secret).clone();
-        let form = [
-            ("client_id", pbx.client_id.as_str()),
-            ("client_secret", client_secret.expose()),
-            ("grant_type", "client_credentials"),
-        ];
-        let response = self
-            .http
-            .post(format!("{}/connect/token", pbx.base_url))
-            .form(&form)
-            .send()
+        let grant = TokenGrant::PbxClientCredentials {
+            client_id: &pbx.client_id,
+            client_secret: client_secret.expose(),
+        };
+        let hint = pbx_refused_hint(&pbx.client_id);
+        let token = exchange(&self.http, &grant, &pbx.base_url, &hint)
             .await
-            .map_err(|e| network_error(Service::Pbx, &e))?;
-        let hint = format!(
-            "3CX refused API client {:?}: check its Client ID and API key under Admin > Integrations > API, and that XAPI access is enabled",
-            pbx.client_id
-        );
-        let token = read_token(Service::Pbx, response, &hint).await?;
+            .map_err(|refusal| StageError::from(refusal.error))?;
+        let lifetime = lifetime(&token, Service::Pbx);
         Ok(CachedToken {
             value: Secret::new(token.access_token),
-            renew_at: renew_at(pbx_lifetime(token.expires_in)),
+            renew_at: renew_at(lifetime),
         })
     }
 
@@ -117,27 +108,19 @@ impl Credentials {
             return Err(needs_reauthorisation(id, &reason));
         }
         let client_secret = lock(&crm.client_secret).clone();
-        let form = [
-            ("client_id", crm.client_id.as_str()),
-            ("client_secret", client_secret.expose()),
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose()),
-            ("user_type", "Location"),
-        ];
-        let response = self
-            .http
-            .post(format!("{}/oauth/token", crm.base_url))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| network_error(Service::Crm, &e))?;
+        let grant = TokenGrant::CrmRefresh {
+            client_id: &crm.client_id,
+            client_secret: client_secret.expose(),
+            refresh_token: refresh_token.expose(),
+        };
         let hint = format!(
             "HighLevel refused the refresh token of location {}: the app was uninstalled or the grant revoked; re-install the app for this location at /t/{id}/oauth/install",
             crm.location_id
         );
-        let token = match read_token_checked(Service::Crm, response, &hint).await {
+        let token = match exchange(&self.http, &grant, &crm.base_url, &hint).await {
             Ok(token) => token,
-            Err((error, revoked)) => {
+            Err(refusal) => {
+                let (error, revoked) = (StageError::from(refusal.error), refusal.revoked);
                 if revoked
                     && !self.rotated_elsewhere(&refresh_token)
                     && let StageError::Unauthorized(e) = &error
@@ -147,7 +130,7 @@ impl Credentials {
                 return Err(error);
             }
         };
-        let lifetime = crm_lifetime(token.expires_in);
+        let lifetime = lifetime(&token, Service::Crm);
         let access = Secret::new(token.access_token);
         if let Some(rotated) = token.refresh_token.map(Secret::new) {
             // The old refresh token is spent whatever happens next, so the

@@ -2,27 +2,15 @@
 //! an answer (and whether a refusal means the grant is gone), lifetimes
 //! and renewal times, the stored access token's encoding, and the cache.
 
+use super::CachedToken;
 use super::names::*;
-use super::{CachedToken, TokenResponse};
 use crate::bindings::types::{Service, StageError};
 use crate::config::Secret;
 use crate::secrets::{SecretStore, SecretsError};
-use crate::upstream::{message_of, network_error, retry_after, status_error};
+use crate::upstream::{network_error, retry_after};
+use guest_support::oauth::{self, TokenAnswer, TokenGrant, renew_after_secs, still_usable};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-/// Tokens are renewed this long before they expire.
-const REFRESH_MARGIN: Duration = Duration::from_secs(60);
-
-/// [ASSUMED] (HighLevel NOTES §2.2: the error body for a revoked refresh
-/// token is undocumented): OAuth servers answer `invalid_grant` (RFC 6749
-/// §5.2); node-oauth2-server, which the simulator follows, words it
-/// "Invalid grant: …". Anything else (e.g. "Invalid client") is not a
-/// revoked grant and stays an ordinary retryable refusal. `body` is the
-/// token endpoint's raw error body.
-fn is_revoked_grant(body: &str) -> bool {
-    let body = body.to_ascii_lowercase();
-    body.contains("invalid_grant") || body.contains("invalid grant")
-}
 
 pub(super) fn now_ms() -> i64 {
     SystemTime::now()
@@ -50,67 +38,56 @@ pub(super) fn stored_access_token(
     let Ok(expires_at) = expires_at.parse::<i64>() else {
         return Ok(None);
     };
-    let left = Duration::from_millis(u64::try_from(expires_at - now_ms()).unwrap_or(0));
-    if left <= REFRESH_MARGIN {
+    let left_ms = expires_at.saturating_sub(now_ms());
+    if !still_usable(left_ms) {
         return Ok(None);
     }
     Ok(Some(CachedToken {
         value: Secret::new(token),
-        renew_at: renew_at(left),
+        renew_at: renew_at(Duration::from_millis(left_ms as u64)),
     }))
 }
 
-/// Read a token endpoint's answer; 400/401 become `unauthorized` with `hint`.
-pub(super) async fn read_token(
-    service: Service,
-    response: reqwest::Response,
+/// Send `grant` to its endpoint under `base_url` and read the answer
+/// (`guest_support::oauth::read_answer`, shared with the Spin provider);
+/// a refusal carries `hint` and whether the grant is gone.
+pub(super) async fn exchange(
+    http: &reqwest::Client,
+    grant: &TokenGrant<'_>,
+    base_url: &str,
     hint: &str,
-) -> Result<TokenResponse, StageError> {
-    read_token_checked(service, response, hint)
+) -> Result<TokenAnswer, oauth::Refusal> {
+    let service = grant.service().into();
+    let response = http
+        .post(grant.url(base_url))
+        .form(&grant.form())
+        .send()
         .await
-        .map_err(|(error, _)| error)
-}
-
-/// [`read_token`], also telling whether the refusal says the grant is
-/// gone ([`is_revoked_grant`] of the raw body: `message_of` would prefer
-/// `error_description` and hide an `"error": "invalid_grant"`).
-pub(super) async fn read_token_checked(
-    service: Service,
-    response: reqwest::Response,
-    hint: &str,
-) -> Result<TokenResponse, (StageError, bool)> {
+        .map_err(|e| refusal(network_error(service, &e)))?;
     let status = response.status().as_u16();
     let retry = retry_after(&response);
     let body = crate::upstream::capped_text(response)
         .await
-        .map_err(|e| (network_error(service, &e), false))?;
-    if status == 200 {
-        return serde_json::from_str(&body).map_err(|e| {
-            let error = StageError::InvalidData(format!(
-                "the token endpoint's answer is not a token response: {e}"
-            ));
-            (error, false)
-        });
+        .map_err(|e| refusal(network_error(service, &e)))?;
+    oauth::read_answer(grant.service(), status, retry, body.as_bytes(), hint)
+}
+
+/// A failure that says nothing about the grant.
+fn refusal(error: StageError) -> oauth::Refusal {
+    oauth::Refusal {
+        error: (&error).into(),
+        revoked: false,
     }
-    let revoked = matches!(status, 400 | 401) && is_revoked_grant(&body);
-    let message = format!("{hint} ({})", message_of(&body));
-    let status = if status == 400 { 401 } else { status };
-    Err((status_error(service, status, retry, message), revoked))
 }
 
-/// A 3CX token's lifetime: one reading for both runtimes
-/// (`guest_support::waits`).
-pub(super) fn pbx_lifetime(expires_in: Option<u64>) -> Duration {
-    Duration::from_secs(guest_support::waits::pbx_token_lifetime_secs(expires_in))
-}
-
-/// A HighLevel access token's lifetime (`guest_support::waits`).
-pub(super) fn crm_lifetime(expires_in: Option<u64>) -> Duration {
-    Duration::from_secs(guest_support::waits::crm_token_lifetime_secs(expires_in))
+/// A token's lifetime as `service` stated it in `answer` (one reading for
+/// both runtimes, `guest_support::waits`).
+pub(super) fn lifetime(answer: &TokenAnswer, service: Service) -> Duration {
+    Duration::from_secs(answer.lifetime_secs(service.into()))
 }
 
 pub(super) fn renew_at(lifetime: Duration) -> Instant {
-    Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN)
+    Instant::now() + Duration::from_secs(renew_after_secs(lifetime.as_secs()))
 }
 
 pub(super) fn fresh(cached: &Mutex<Option<CachedToken>>) -> Option<String> {
@@ -127,41 +104,29 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[test]
-    fn only_invalid_grant_answers_count_as_revoked() {
-        assert!(is_revoked_grant(
-            r#"{"statusCode":400,"message":"Invalid grant: refresh token is invalid"}"#
-        ));
-        assert!(is_revoked_grant(
-            r#"{"error":"invalid_grant","error_description":"Invalid refresh token"}"#
-        ));
-        assert!(!is_revoked_grant(
-            r#"{"statusCode":401,"message":"Invalid client: client is invalid"}"#
-        ));
-    }
 
     #[test]
     fn no_expires_in_overflows_the_refresh_schedule() {
         for expires_in in [
-            Some(u64::MAX),
-            Some(u64::MAX / 1000),
-            Some(299),
-            Some(0),
-            None,
+            "18446744073709551615",
+            "18446744073709551",
+            "299",
+            "0",
+            "null",
         ] {
-            let (pbx, crm) = (pbx_lifetime(expires_in), crm_lifetime(expires_in));
+            let body = format!(r#"{{"access_token":"t","expires_in":{expires_in}}}"#);
+            let answer =
+                oauth::read_answer(guest_support::Service::Pbx, 200, None, body.as_bytes(), "h")
+                    .unwrap_or_else(|_| panic!("{body}"));
+            let (pbx, crm) = (
+                lifetime(&answer, Service::Pbx),
+                lifetime(&answer, Service::Crm),
+            );
             assert!(pbx.as_secs() <= guest_support::waits::MAX_TOKEN_LIFETIME_SECS);
             assert!(crm.as_secs() <= guest_support::waits::MAX_TOKEN_LIFETIME_SECS);
             // Neither the refresh time nor the stored expiry overflows.
             let _ = renew_at(pbx);
             let _ = encode_access(&Secret::new("t"), crm);
         }
-    }
-
-    #[test]
-    fn pbx_token_lifetimes_accept_minutes_and_seconds() {
-        assert_eq!(pbx_lifetime(Some(60)), Duration::from_secs(3600));
-        assert_eq!(pbx_lifetime(Some(3600)), Duration::from_secs(3600));
-        assert_eq!(pbx_lifetime(None), Duration::from_secs(3600));
     }
 }

@@ -7,10 +7,11 @@
 //! every stored secret.
 
 use super::SecretsError;
-use aes_gcm::aead::OsRng;
-use aes_gcm::{Aes256Gcm, KeyInit};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use guest_support::sealing::{KEY_LEN, SealingKey};
+use rand::TryRngCore;
+use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::io::Write;
@@ -19,9 +20,6 @@ use std::path::{Path, PathBuf};
 /// Environment variable that holds the key (base64 of 32 bytes); when set
 /// it is used instead of the key file.
 pub const KEY_ENV: &str = "CONNECTZERO_KEY";
-
-/// Key length: AES-256.
-const KEY_LEN: usize = 32;
 
 /// Where a key came from, for messages (never the key itself).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +41,7 @@ impl fmt::Display for KeySource {
 
 /// A 256-bit key, ready to encrypt. Debug never shows the key.
 pub struct MasterKey {
-    pub(super) cipher: Aes256Gcm,
+    pub(super) cipher: SealingKey,
     id: String,
     source: KeySource,
 }
@@ -66,7 +64,7 @@ impl MasterKey {
                 &format!("it holds {} bytes, not {KEY_LEN}", bytes.len()),
             ));
         }
-        let cipher = Aes256Gcm::new_from_slice(bytes)
+        let cipher = SealingKey::from_bytes(bytes)
             .map_err(|_| bad_key(&source, "it is not an AES-256 key"))?;
         Ok(Self {
             cipher,
@@ -119,10 +117,12 @@ impl MasterKey {
 
     /// A fresh random key and its base64 text (for the key file).
     pub(super) fn generate(source: KeySource) -> (Self, String) {
-        let bytes = Aes256Gcm::generate_key(OsRng);
-        let encoded = STANDARD.encode(bytes.as_slice());
-        let key = Self::from_bytes(bytes.as_slice(), source)
-            .expect("a generated key has the right length");
+        let mut bytes = [0; KEY_LEN];
+        OsRng
+            .try_fill_bytes(&mut bytes)
+            .expect("the operating system's random source works");
+        let encoded = STANDARD.encode(bytes);
+        let key = Self::from_bytes(&bytes, source).expect("a generated key has the right length");
         (key, encoded)
     }
 

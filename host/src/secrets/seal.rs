@@ -1,12 +1,14 @@
-//! Sealing one secret with AES-256-GCM and opening it again: a fresh
-//! nonce per value, the tenant and name as associated data, the key's
-//! fingerprint checked first.
+//! Sealing one secret with AES-256-GCM (`guest_support::sealing`, shared
+//! with the Spin provider) and opening it again: a fresh nonce per value,
+//! the tenant and name as associated data, the key's fingerprint checked
+//! first.
 
 use super::{MasterKey, SecretsError};
 use crate::config::Secret;
 use crate::storage::SealedSecret;
-use aes_gcm::aead::{Aead, AeadCore, OsRng, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use guest_support::sealing::NONCE_LEN;
+use rand::TryRngCore;
+use rand::rngs::OsRng;
 /// Associated data: binds a sealed value to its tenant and name. The
 /// version prefix leaves room for another format later.
 fn associated_data(tenant: &str, name: &str) -> Vec<u8> {
@@ -21,17 +23,14 @@ pub(super) fn seal(
 ) -> Result<SealedSecret, SecretsError> {
     // A fresh random nonce per value: 2^-32 collision bound holds far past
     // any number of secrets one deployment stores.
-    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+    let mut nonce = [0; NONCE_LEN];
+    OsRng
+        .try_fill_bytes(&mut nonce)
+        .map_err(|e| SecretsError::Rotation(format!("no random nonce: {e}")))?;
     let aad = associated_data(tenant, name);
     let ciphertext = key
         .cipher
-        .encrypt(
-            &nonce,
-            Payload {
-                msg: value.expose().as_bytes(),
-                aad: &aad,
-            },
-        )
+        .seal(&nonce, &aad, value.expose().as_bytes())
         .map_err(|_| SecretsError::Rotation("AES-GCM refused to encrypt".into()))?;
     Ok(SealedSecret {
         tenant: tenant.to_string(),
@@ -56,19 +55,10 @@ pub(super) fn open(key: &MasterKey, row: &SealedSecret) -> Result<Secret, Secret
         tenant: row.tenant.clone(),
         name: row.name.clone(),
     };
-    if row.nonce.len() != 12 {
-        return Err(tampered());
-    }
     let aad = associated_data(&row.tenant, &row.name);
     let plain = key
         .cipher
-        .decrypt(
-            Nonce::from_slice(&row.nonce),
-            Payload {
-                msg: &row.ciphertext,
-                aad: &aad,
-            },
-        )
+        .open(&row.nonce, &aad, &row.ciphertext)
         .map_err(|_| tampered())?;
     String::from_utf8(plain)
         .map(Secret::new)
