@@ -4,16 +4,45 @@
 //! log. The tick calls it before the ledger records the calls, so a crash
 //! in between re-runs them rather than leaving them unrecorded.
 
+use crate::allowance::Allowance;
 use crate::bindings::tick::connectzero::pipeline::call_log::{
-    DeliveryCount, HandledCall, Host, RecordingUpdate,
+    self, DeliveryCount, HandledCall, Host, RecordingUpdate,
 };
 use crate::bindings::types::{CallFate, CallOutcome, Direction, StageError, UnreadableRow};
+use crate::kv::KvCtx;
 use crate::names::{describe, direction_name, fate_words, rule_name};
-use crate::state::StoreData;
 use crate::storage::CallRecord;
 use guest_support::recordings::RecordingState;
+use wasmtime::component::{HasData, Linker};
 
-impl Host for StoreData {
+/// What the call log's functions work with during one call: the tenant's
+/// namespace and the database, and the invocation's allowance (database
+/// time is the host's, credited back to the component).
+pub struct CallLogView<'a> {
+    /// The tenant (its namespace) and the database.
+    pub kv: &'a KvCtx,
+    /// The invocation's time allowance.
+    pub allowance: &'a Allowance,
+}
+
+/// The call log interface's [`HasData`]: its functions get a
+/// [`CallLogView`].
+pub struct CallLogGrant;
+
+impl HasData for CallLogGrant {
+    type Data<'a> = CallLogView<'a>;
+}
+
+/// Link `connectzero:pipeline/call-log`, with `view` picking its parts
+/// out of the store's data.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> CallLogView<'_>,
+) -> wasmtime::Result<()> {
+    call_log::add_to_linker::<T, CallLogGrant>(linker, view)
+}
+
+impl Host for CallLogView<'_> {
     fn record_calls(
         &mut self,
         calls: Vec<HandledCall>,
@@ -70,7 +99,7 @@ impl Host for StoreData {
     }
 }
 
-impl StoreData {
+impl CallLogView<'_> {
     /// The component's answer for a call log write: a database failure is
     /// logged here in full and answered as a storage error (the component
     /// sees no host detail).
@@ -179,4 +208,184 @@ fn record(storage: &crate::storage::Storage, tenant: &str, h: &HandledCall) -> a
         triggers: String::new(),
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::types::{Call, CallLeg, DnKind, MatchRule, Party, RecordingState as Wit};
+    use crate::storage::Storage;
+    use std::time::Duration;
+
+    fn party(number: &str, external: bool) -> Party {
+        Party {
+            number: number.into(),
+            display_name: None,
+            extension: (!external).then(|| number.into()),
+            external,
+            owner: None,
+            kind: if external {
+                DnKind::ExternalLine
+            } else {
+                DnKind::Extension
+            },
+        }
+    }
+
+    /// An outbound call from extension 101 through a queue to an outside
+    /// number, recorded.
+    fn outbound_call(key: &str) -> Call {
+        let leg = |callee: Party| CallLeg {
+            leg_id: 1,
+            start_time: 1_000,
+            end_time: 61_000,
+            direction: Direction::Outbound,
+            answered: true,
+            duration_secs: 60,
+            caller: party("101", false),
+            callee,
+            recording: Some(crate::bindings::types::RecordingRef { id: 7 }),
+        };
+        Call {
+            key: key.into(),
+            legs: vec![leg(party("800", false)), leg(party("+15551230000", true))],
+            direction: Direction::Outbound,
+            answered: true,
+            start_time: 1_000,
+            end_time: 61_000,
+            duration_secs: 60,
+            caller: party("101", false),
+            callee: party("800", false),
+            answered_by: None,
+            route: Vec::new(),
+            missed_reason: None,
+        }
+    }
+
+    fn handled(key: &str, fate: CallFate) -> HandledCall {
+        HandledCall {
+            call: outbound_call(key),
+            fate,
+            rule: Some(MatchRule::CallerNumber),
+            contact_id: Some("c1".into()),
+            conversation_id: None,
+            user_id: None,
+        }
+    }
+
+    fn with_view<R>(storage: &Storage, f: impl FnOnce(&mut CallLogView<'_>) -> R) -> R {
+        let kv = KvCtx {
+            namespace: "acme".into(),
+            storage: storage.clone(),
+        };
+        let allowance = Allowance::new(Duration::from_secs(30));
+        f(&mut CallLogView {
+            kv: &kv,
+            allowance: &allowance,
+        })
+    }
+
+    #[test]
+    fn handled_calls_are_written_down_and_calls_this_run_did_not_handle_are_not() {
+        let storage = Storage::in_memory().unwrap();
+        let calls = vec![
+            handled(
+                "posted",
+                CallFate::Settled(CallOutcome::Posted("m1".into())),
+            ),
+            handled("elsewhere", CallFate::InFlight),
+            handled(
+                "before",
+                CallFate::DoneBefore(CallOutcome::Posted("m0".into())),
+            ),
+        ];
+        with_view(&storage, |view| view.record_calls(calls).unwrap().unwrap());
+        let rows = storage.calls("acme").unwrap();
+        assert_eq!(rows.len(), 1, "only the call this run handled");
+        let row = &rows[0];
+        assert_eq!(
+            (row.call_key.as_str(), row.outcome.as_str()),
+            ("posted", "posted")
+        );
+        assert_eq!(row.direction, "outbound");
+        // An outbound call is logged with the outside number it reached,
+        // not the queue it started at.
+        assert_eq!(row.callee, "+15551230000");
+        assert_eq!(row.contact_id.as_deref(), Some("c1"));
+        assert_eq!(
+            row.recording,
+            RecordingState::initial(true, true).log_text()
+        );
+        // Another tenant's log is untouched.
+        assert!(storage.calls("other").unwrap().is_empty());
+    }
+
+    #[test]
+    fn unreadable_rows_are_parked_under_their_leg_id() {
+        let storage = Storage::in_memory().unwrap();
+        let rows = vec![
+            UnreadableRow {
+                leg_id: Some(42),
+                reason: "no start time".into(),
+            },
+            UnreadableRow {
+                leg_id: None,
+                reason: "not an object".into(),
+            },
+        ];
+        with_view(&storage, |view| {
+            view.record_unreadable(rows).unwrap().unwrap()
+        });
+        let parked = storage.calls("acme").unwrap();
+        let keys: Vec<&str> = parked.iter().map(|r| r.call_key.as_str()).collect();
+        assert!(keys.contains(&"3cx-row:42"), "{keys:?}");
+        assert!(keys.contains(&"3cx-row:unknown:not an object"), "{keys:?}");
+        assert!(parked.iter().all(|r| r.outcome == "parked"));
+    }
+
+    #[test]
+    fn recordings_and_deliveries_update_the_logged_call() {
+        let storage = Storage::in_memory().unwrap();
+        with_view(&storage, |view| {
+            let posted = CallFate::Settled(CallOutcome::Posted("m1".into()));
+            view.record_calls(vec![handled("k", posted)])
+                .unwrap()
+                .unwrap();
+            view.record_recordings(vec![RecordingUpdate {
+                call_key: "k".into(),
+                status: Wit::Attached,
+            }])
+            .unwrap()
+            .unwrap();
+            view.record_deliveries(vec![DeliveryCount {
+                call_key: "k".into(),
+                trigger: "call.ended".into(),
+                count: 1,
+            }])
+            .unwrap()
+            .unwrap();
+        });
+        let row = storage.calls("acme").unwrap().remove(0);
+        assert_eq!(
+            row.recording,
+            RecordingState::from(Wit::Attached).log_text()
+        );
+        assert!(row.triggers.contains("call.ended"), "{}", row.triggers);
+    }
+
+    #[test]
+    fn a_failed_write_is_a_storage_error_without_host_detail() {
+        let storage = Storage::in_memory().unwrap();
+        with_view(&storage, |view| {
+            let failed: Result<(), anyhow::Error> = Err(anyhow::anyhow!(
+                "disk I/O error at /var/lib/connectzero/secret-path.db"
+            ));
+            match view.written("write the call log", failed) {
+                Err(StageError::Storage(message)) => {
+                    assert!(!message.contains("/var/lib"), "{message}")
+                }
+                other => panic!("expected a storage error, got {other:?}"),
+            }
+        });
+    }
 }

@@ -237,3 +237,163 @@ impl atomics::HostCas for KvView<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atomics::{Host as _, HostCas as _};
+    use std::time::Duration;
+    use store::{Host as _, HostBucket as _};
+
+    /// A second handle on the same bucket or cas, as the guest's borrows.
+    fn again<T: 'static>(resource: &Resource<T>) -> Resource<T> {
+        Resource::new_borrow(resource.rep())
+    }
+
+    struct Fixture {
+        ctx: KvCtx,
+        table: ResourceTable,
+        allowance: Allowance,
+    }
+
+    impl Fixture {
+        fn new(storage: &Storage, tenant: &str) -> Self {
+            Self {
+                ctx: KvCtx {
+                    namespace: tenant.into(),
+                    storage: storage.clone(),
+                },
+                table: ResourceTable::new(),
+                allowance: Allowance::new(Duration::from_secs(30)),
+            }
+        }
+
+        fn view(&mut self) -> KvView<'_> {
+            KvView {
+                ctx: &self.ctx,
+                table: &mut self.table,
+                allowance: &self.allowance,
+            }
+        }
+    }
+
+    #[test]
+    fn a_component_opens_only_its_tenants_bucket() {
+        let storage = Storage::in_memory().unwrap();
+        let (mut acme, mut other) = (
+            Fixture::new(&storage, "acme"),
+            Fixture::new(&storage, "other"),
+        );
+        assert!(matches!(
+            acme.view().open("other".into()).unwrap(),
+            Err(store::Error::NoSuchStore)
+        ));
+        let mut view = acme.view();
+        let bucket = view.open(BUCKET.into()).unwrap().unwrap();
+        view.set(again(&bucket), "ledger/k".into(), b"posted".to_vec())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            view.get(again(&bucket), "ledger/k".into())
+                .unwrap()
+                .unwrap(),
+            Some(b"posted".to_vec())
+        );
+        assert!(
+            view.exists(again(&bucket), "ledger/k".into())
+                .unwrap()
+                .unwrap()
+        );
+        // The same bucket name is another tenant's namespace.
+        let mut theirs = other.view();
+        let their_bucket = theirs.open(BUCKET.into()).unwrap().unwrap();
+        assert_eq!(
+            theirs
+                .get(their_bucket, "ledger/k".into())
+                .unwrap()
+                .unwrap(),
+            None
+        );
+        view.delete(again(&bucket), "ledger/k".into())
+            .unwrap()
+            .unwrap();
+        assert!(!view.exists(bucket, "ledger/k".into()).unwrap().unwrap());
+    }
+
+    #[test]
+    fn oversized_values_are_refused_and_not_stored() {
+        let storage = Storage::in_memory().unwrap();
+        let mut fixture = Fixture::new(&storage, "acme");
+        let mut view = fixture.view();
+        let bucket = view.open(BUCKET.into()).unwrap().unwrap();
+        let big = vec![0; MAX_VALUE_BYTES + 1];
+        assert!(
+            view.set(again(&bucket), "k".into(), big.clone())
+                .unwrap()
+                .is_err()
+        );
+        assert_eq!(view.get(again(&bucket), "k".into()).unwrap().unwrap(), None);
+        let cas = view.new(again(&bucket), "k".into()).unwrap().unwrap();
+        assert!(matches!(
+            view.swap(cas, big).unwrap(),
+            Err(atomics::CasError::StoreError(_))
+        ));
+        assert_eq!(view.get(bucket, "k".into()).unwrap().unwrap(), None);
+    }
+
+    #[test]
+    fn compare_and_swap_fails_after_another_write_and_hands_the_handle_back() {
+        let storage = Storage::in_memory().unwrap();
+        let mut fixture = Fixture::new(&storage, "acme");
+        let mut view = fixture.view();
+        let bucket = view.open(BUCKET.into()).unwrap().unwrap();
+        let cas = view.new(again(&bucket), "lease".into()).unwrap().unwrap();
+        assert_eq!(view.current(again(&cas)).unwrap().unwrap(), None);
+        // Someone else takes the key between the read and the swap.
+        view.set(again(&bucket), "lease".into(), b"theirs".to_vec())
+            .unwrap()
+            .unwrap();
+        let cas = match view.swap(cas, b"mine".to_vec()).unwrap() {
+            Err(atomics::CasError::CasFailed(cas)) => cas,
+            other => panic!("expected a failed swap, got {:?}", other.is_ok()),
+        };
+        atomics::HostCas::drop(&mut view, cas).unwrap();
+        assert_eq!(
+            view.get(again(&bucket), "lease".into()).unwrap().unwrap(),
+            Some(b"theirs".to_vec())
+        );
+        // A fresh handle sees the new value and swaps.
+        let cas = view.new(again(&bucket), "lease".into()).unwrap().unwrap();
+        view.swap(cas, b"mine".to_vec()).unwrap().unwrap();
+        assert_eq!(
+            view.get(again(&bucket), "lease".into()).unwrap().unwrap(),
+            Some(b"mine".to_vec())
+        );
+        assert_eq!(
+            view.increment(again(&bucket), "n".into(), 2)
+                .unwrap()
+                .unwrap(),
+            2
+        );
+        assert_eq!(view.increment(bucket, "n".into(), 3).unwrap().unwrap(), 5);
+    }
+
+    #[test]
+    fn keys_are_listed_a_page_at_a_time() {
+        let storage = Storage::in_memory().unwrap();
+        let mut fixture = Fixture::new(&storage, "acme");
+        let mut view = fixture.view();
+        let bucket = view.open(BUCKET.into()).unwrap().unwrap();
+        for i in 0..LIST_PAGE + 3 {
+            view.set(again(&bucket), format!("k{i:05}"), vec![1])
+                .unwrap()
+                .unwrap();
+        }
+        let first = view.list_keys(again(&bucket), None).unwrap().unwrap();
+        assert_eq!(first.keys.len(), LIST_PAGE);
+        let cursor = first.cursor.expect("a full page says where to go on");
+        let rest = view.list_keys(bucket, Some(cursor)).unwrap().unwrap();
+        assert_eq!(rest.keys.len(), 3);
+        assert_eq!(rest.cursor, None);
+    }
+}

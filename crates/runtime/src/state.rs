@@ -65,6 +65,21 @@ impl StoreData {
         }
     }
 
+    /// The `wasi:config/store` functions' part of the store.
+    pub fn config_view(&mut self) -> crate::config_store::ConfigView<'_> {
+        crate::config_store::ConfigView {
+            values: &self.tenant.config,
+        }
+    }
+
+    /// The `call-log` functions' part of the store.
+    pub fn call_log_view(&mut self) -> crate::call_log::CallLogView<'_> {
+        crate::call_log::CallLogView {
+            kv: &self.kv,
+            allowance: &self.allowance,
+        }
+    }
+
     /// The `directory` functions' part of the store.
     pub fn directory_view(&mut self) -> DirectoryView<'_> {
         DirectoryView {

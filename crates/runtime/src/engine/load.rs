@@ -3,12 +3,11 @@
 //! linkers holding exactly each one's grants.
 
 use super::{MAX_WARM_MATCHERS, POOL_INSTANCES, STAGE_MEMORY_LIMIT, Stage, bundled};
-use crate::bindings::{host_provided, tick};
 use crate::state::StoreData;
 use anyhow::Context;
 use connectzero_stages::Grant;
 use std::path::Path;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 /// The tick's component files: the bundled ones, or an operator's
 /// replacement of the same name in `--components DIR`.
@@ -110,10 +109,9 @@ pub(super) fn linker_for(engine: &Engine, stage: Stage) -> anyhow::Result<Linker
             }
             Grant::KvStore => crate::kv::add_store_to_linker(&mut linker, StoreData::kv_view)?,
             Grant::KvAtomics => crate::kv::add_atomics_to_linker(&mut linker, StoreData::kv_view)?,
-            Grant::Config => host_provided::wasi::config::store::add_to_linker::<
-                _,
-                HasSelf<StoreData>,
-            >(&mut linker, |s| s)?,
+            Grant::Config => {
+                crate::config_store::add_to_linker(&mut linker, StoreData::config_view)?
+            }
             Grant::Directory => {
                 crate::directory::add_to_linker(&mut linker, StoreData::directory_view)?
             }
@@ -139,9 +137,6 @@ pub(super) fn tick_linker(engine: &Engine) -> anyhow::Result<Linker<StoreData>> 
     crate::directory::add_to_linker(&mut linker, StoreData::directory_view)?;
     crate::kv::add_store_to_linker(&mut linker, StoreData::kv_view)?;
     crate::kv::add_atomics_to_linker(&mut linker, StoreData::kv_view)?;
-    tick::connectzero::pipeline::call_log::add_to_linker::<_, HasSelf<StoreData>>(
-        &mut linker,
-        |s| s,
-    )?;
+    crate::call_log::add_to_linker(&mut linker, StoreData::call_log_view)?;
     Ok(linker)
 }
