@@ -6,6 +6,7 @@
 #[path = "e2e/common.rs"]
 mod common;
 
+use anyhow::Context;
 use common::*;
 use connectzero::demo::{Placer, numbers};
 
@@ -20,8 +21,8 @@ fn status_kb(field: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn streaming_a_100_mb_recording_keeps_peak_memory_within_16_mb() {
-    let (world, _) = seeded_world(eager()).await;
+async fn streaming_a_100_mb_recording_keeps_peak_memory_within_16_mb() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(eager()).await?;
     world.pbx.add_recording(recording(900, true));
     world.pbx.set_synthetic_audio(900, RECORDING_BYTES);
     // Warm up: compile, connect, post a first call with its own recording,
@@ -39,10 +40,10 @@ async fn streaming_a_100_mb_recording_keeps_peak_memory_within_16_mb() {
             5,
         ),
     );
-    tick_until(&world, 5, |w| recording_of(w, &warm.key) == "attached").await;
+    tick_until(&world, 5, |w| recording_of(w, &warm.key) == "attached").await?;
 
     // Reset the peak (VmHWM) to the current resident size.
-    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    std::fs::write("/proc/self/clear_refs", "5")?;
     let before = status_kb("VmHWM:");
     let placed = place(
         &world,
@@ -55,14 +56,14 @@ async fn streaming_a_100_mb_recording_keeps_peak_memory_within_16_mb() {
             30,
         ),
     );
-    tick_until(&world, 5, |w| recording_of(w, &placed.key) == "attached").await;
+    tick_until(&world, 5, |w| recording_of(w, &placed.key) == "attached").await?;
     let peak = status_kb("VmHWM:");
 
     let uploads = world.crm.uploads();
     let big = uploads
         .iter()
         .find(|u| u.size as u64 == RECORDING_BYTES)
-        .expect("the 100 MB upload arrived whole");
+        .context("the 100 MB upload arrived whole")?;
     assert!(big.file_name.ends_with("-900.wav"));
     let growth = peak.saturating_sub(before);
     println!(
@@ -73,6 +74,7 @@ async fn streaming_a_100_mb_recording_keeps_peak_memory_within_16_mb() {
         growth < ALLOWED_GROWTH_KB,
         "peak RSS grew by {growth} kB (limit {ALLOWED_GROWTH_KB} kB)"
     );
+    Ok(())
 }
 
 fn recording_of(world: &connectzero::testbed::World, key: &str) -> String {

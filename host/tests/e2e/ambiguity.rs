@@ -4,6 +4,7 @@
 //! operator assigns it on the status page.
 
 use crate::common;
+use anyhow::Context;
 
 use common::*;
 use connectzero::config::TenantOptions;
@@ -13,76 +14,78 @@ use connectzero::testbed::{TENANT, World};
 /// Options that hold an undecided shared number for review: the default
 /// tie-breakers without `first-contact`.
 fn hold_for_review() -> TenantOptions {
-    TenantOptions {
-        tie_breakers: vec!["assigned-user".into(), "recent-conversation".into()],
-        ..defaults()
-    }
+    options()
+        .tie_breakers(&["assigned-user", "recent-conversation"])
+        .build()
 }
 
-fn record(world: &World, key: &str) -> connectzero::storage::CallRecord {
+fn record(world: &World, key: &str) -> anyhow::Result<connectzero::storage::CallRecord> {
     world
         .storage
-        .calls(TENANT)
-        .unwrap()
+        .calls(TENANT)?
         .into_iter()
         .find(|r| r.call_key == key)
-        .expect("the call is in the call log")
+        .context("the call is in the call log")
 }
 
 /// The candidates the post stage kept for the review page.
-fn review_candidates(world: &World, key: &str) -> Vec<String> {
+fn review_candidates(world: &World, key: &str) -> anyhow::Result<Vec<String>> {
     let raw = world
         .storage
-        .kv_get(TENANT, &format!("post/review/{key}"))
-        .unwrap()
-        .expect("a review entry");
-    let review: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    review["candidates"]
+        .kv_get(TENANT, &format!("post/review/{key}"))?
+        .context("a review entry")?;
+    let review: serde_json::Value = serde_json::from_slice(&raw)?;
+    Ok(review["candidates"]
         .as_array()
-        .unwrap()
+        .context("the review entry lists candidates")?
         .iter()
         .map(|c| c["name"].as_str().unwrap().to_string())
-        .collect()
+        .collect())
 }
 
 #[tokio::test]
-async fn the_contact_assigned_to_the_answering_user_wins() {
+async fn the_contact_assigned_to_the_answering_user_wins() -> anyhow::Result<()> {
     // Demo data: Hal Ivy is assigned to Bob, who answers on ext. 102.
-    let (world, contacts) = seeded_world(defaults()).await;
+    let (world, contacts) = seeded_world(defaults()).await?;
     place(
         &world,
         &mut Placer::default(),
         &one_leg(1, outside(numbers::IVY), ext("102"), true, 35),
     );
-    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
+    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await?;
     let messages = world.crm.messages();
     assert_eq!(messages.len(), 1, "posted once, to one contact");
     assert_eq!(messages[0].contact_id, contacts["Hal Ivy"]);
-    let body = messages[0].body.as_deref().unwrap();
+    let body = messages[0]
+        .body
+        .as_deref()
+        .context("the message has a body")?;
     assert!(
         body.contains("chose the contact assigned to the call's user"),
         "{body}"
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_crash_before_the_ledger_then_a_changed_tie_breaker_still_leaves_one_message() {
+async fn a_crash_before_the_ledger_then_a_changed_tie_breaker_still_leaves_one_message()
+-> anyhow::Result<()> {
     // Bob answers the shared Ivy number: `assigned-user` picks Hal Ivy.
-    let (world, contacts) = seeded_world(defaults()).await;
+    let (world, contacts) = seeded_world(defaults()).await?;
     let placed = place(
         &world,
         &mut Placer::default(),
         &one_leg(1, outside(numbers::IVY), ext("102"), true, 35),
     );
-    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
+    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await?;
     let first = world.crm.messages()[0].clone();
     assert_eq!(first.contact_id, contacts["Hal Ivy"]);
 
     // The worker died after HighLevel accepted the message but before the
     // ledger recorded it: the claim is gone, the call is read again.
-    for key in world.storage.kv_list(TENANT, None).unwrap() {
+    for key in world.storage.kv_list(TENANT, None)? {
         if key.starts_with("ledger/") {
-            world.storage.kv_delete(TENANT, &key).unwrap();
+            world.storage.kv_delete(TENANT, &key)?;
         }
     }
     // Meanwhile Bob's contact changed: the tie-breaker now picks Gus Ivy.
@@ -91,7 +94,7 @@ async fn a_crash_before_the_ledger_then_a_changed_tie_breaker_still_leaves_one_m
         .users()
         .into_iter()
         .find(|u| u.email == "bob@acme.example")
-        .unwrap()
+        .context("the demo seeds Bob as a HighLevel user")?
         .id;
     world
         .crm
@@ -100,18 +103,19 @@ async fn a_crash_before_the_ledger_then_a_changed_tie_breaker_still_leaves_one_m
         .crm
         .set_contact_assigned_to(&contacts["Gus Ivy"], Some(&bob));
 
-    let report = world.tick().await.unwrap();
+    let report = world.tick().await?;
     assert_eq!(report.posted, 1, "the call is handled again: {report:?}");
     let messages = world.crm.messages();
     assert_eq!(messages.len(), 1, "but not posted again: {messages:#?}");
-    let r = record(&world, &placed.key);
+    let r = record(&world, &placed.key)?;
     assert_eq!(r.outcome, "posted");
     assert_eq!(r.detail, first.id, "the ledger points at the first message");
+    Ok(())
 }
 
 #[tokio::test]
-async fn without_an_assigned_contact_the_most_recent_conversation_wins() {
-    let (world, contacts) = seeded_world(defaults()).await;
+async fn without_an_assigned_contact_the_most_recent_conversation_wins() -> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(defaults()).await?;
     // Alice (ext. 101) is no HighLevel user: `assigned-user` cannot decide.
     // Hal Ivy talked to the business more recently than Gus Ivy.
     let now = chrono::Utc::now();
@@ -126,7 +130,7 @@ async fn without_an_assigned_contact_the_most_recent_conversation_wins() {
         &mut Placer::default(),
         &one_leg(1, outside(numbers::IVY), ext("101"), true, 35),
     );
-    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await;
+    tick_until(&world, 5, |w| !w.crm.messages().is_empty()).await?;
     let messages = world.crm.messages();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].contact_id, contacts["Hal Ivy"]);
@@ -134,23 +138,25 @@ async fn without_an_assigned_contact_the_most_recent_conversation_wins() {
         messages[0]
             .body
             .as_deref()
-            .unwrap()
+            .context("the message has a body")?
             .contains("chose the contact with the most recent conversation")
     );
+    Ok(())
 }
 
 /// The product rule by default: the first contact with the number wins
 /// and the call lands at once, its message saying the number is shared.
 #[tokio::test]
-async fn by_default_an_undecided_shared_number_is_logged_at_once_on_the_first_contact() {
-    let (world, contacts) = seeded_world(defaults()).await;
+async fn by_default_an_undecided_shared_number_is_logged_at_once_on_the_first_contact()
+-> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(defaults()).await?;
     // Answered by Alice (no CRM user), and neither Ivy has a conversation.
     let placed = place(
         &world,
         &mut Placer::default(),
         &one_leg(1, outside(numbers::IVY), ext("101"), true, 35),
     );
-    let report = world.tick().await.unwrap();
+    let report = world.tick().await?;
     assert_eq!(report.posted, 1, "{report:?}");
     assert_eq!(report.parked, 0, "{report:?}");
     let messages = world.crm.messages();
@@ -159,20 +165,25 @@ async fn by_default_an_undecided_shared_number_is_logged_at_once_on_the_first_co
         messages[0].contact_id, contacts["Gus Ivy"],
         "the oldest contact"
     );
-    let body = messages[0].body.as_deref().unwrap();
+    let body = messages[0]
+        .body
+        .as_deref()
+        .context("the message has a body")?;
     assert!(
         body.contains("Several contacts share this number")
             && body.contains("first (oldest) contact"),
         "{body}"
     );
-    assert_eq!(record(&world, &placed.key).outcome, "posted");
-    world.tick().await.unwrap();
+    assert_eq!(record(&world, &placed.key)?.outcome, "posted");
+    world.tick().await?;
     assert_eq!(world.crm.messages().len(), 1, "posted once");
+    Ok(())
 }
 
 #[tokio::test]
-async fn when_no_tie_breaker_decides_the_call_is_parked_for_review_and_nothing_is_posted() {
-    let (world, contacts) = seeded_world(hold_for_review()).await;
+async fn when_no_tie_breaker_decides_the_call_is_parked_for_review_and_nothing_is_posted()
+-> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(hold_for_review()).await?;
     // Answered by Alice (no CRM user), and neither Ivy has a conversation.
     let placed = place(
         &world,
@@ -186,49 +197,47 @@ async fn when_no_tie_breaker_decides_the_call_is_parked_for_review_and_nothing_i
             .iter()
             .any(|r| r.call_key == placed.key)
     })
-    .await;
+    .await?;
     assert_eq!(report.parked, 1, "{report:?}");
     assert_eq!(report.posted, 0, "{report:?}");
     for _ in 0..2 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     assert!(world.crm.messages().is_empty(), "nothing posted");
-    let r = record(&world, &placed.key);
+    let r = record(&world, &placed.key)?;
     assert_eq!(r.outcome, "parked");
     assert!(r.detail.starts_with("needs review"), "{}", r.detail);
     assert!(r.detail.contains(&contacts["Gus Ivy"]) && r.detail.contains(&contacts["Hal Ivy"]));
     assert_eq!(
-        review_candidates(&world, &placed.key),
+        review_candidates(&world, &placed.key)?,
         ["Gus Ivy", "Hal Ivy"]
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn with_no_tie_breakers_every_shared_number_goes_to_review() {
-    let options = TenantOptions {
-        tie_breakers: Vec::new(),
-        ..defaults()
-    };
-    let (world, _) = seeded_world(options).await;
+async fn with_no_tie_breakers_every_shared_number_goes_to_review() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(options().tie_breakers(&[]).build()).await?;
     // Bob answers: `assigned-user` would pick Hal Ivy, but it is off.
     let placed = place(
         &world,
         &mut Placer::default(),
         &one_leg(1, outside(numbers::IVY), ext("102"), true, 35),
     );
-    let report = world.tick().await.unwrap();
+    let report = world.tick().await?;
     assert_eq!(report.parked, 1, "{report:?}");
     assert!(world.crm.messages().is_empty());
     assert!(
-        record(&world, &placed.key)
+        record(&world, &placed.key)?
             .detail
             .starts_with("needs review")
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn an_unknown_tie_breaker_is_refused_with_what_to_write() {
-    let (mut world, _) = seeded_world(defaults()).await;
+async fn an_unknown_tie_breaker_is_refused_with_what_to_write() -> anyhow::Result<()> {
+    let (mut world, _) = seeded_world(defaults()).await?;
     let error = world
         .reconfigure(|c| c.settings.tie_breakers = vec!["oldest".into()])
         .unwrap_err();
@@ -237,6 +246,7 @@ async fn an_unknown_tie_breaker_is_refused_with_what_to_write() {
         error.contains("tie_breakers") && error.contains("assigned-user"),
         "{error}"
     );
+    Ok(())
 }
 
 // ---- the status page's "Needs review" list, over plain HTTP ----
@@ -244,22 +254,21 @@ async fn an_unknown_tie_breaker_is_refused_with_what_to_write() {
 const TOKEN: &str = "test-admin-token-0123456789";
 
 /// The CSRF token in a page's forms.
-fn csrf_of(html: &str) -> String {
+fn csrf_of(html: &str) -> anyhow::Result<String> {
     let at = html
         .find("name=\"csrf\" value=\"")
-        .expect("a form with a CSRF token")
+        .context("a form with a CSRF token")?
         + 19;
-    html[at..].split('"').next().unwrap().to_string()
+    Ok(html[at..].split('"').next().unwrap().to_string())
 }
 
 #[tokio::test]
-async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
-    let (world, contacts) = seeded_world(hold_for_review()).await;
-    let base = serve_admin(&world, TOKEN).await;
+async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() -> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(hold_for_review()).await?;
+    let base = serve_admin(&world, TOKEN).await?;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+        .build()?;
     let mut live = connectzero::web::LiveTenant::new(world.tenant.clone());
     let placed = place(
         &world,
@@ -270,18 +279,17 @@ async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
         world
             .pipeline
             .tick(&live.before_tick(world.pipeline.storage()))
-            .await
-            .unwrap();
+            .await?;
     }
-    assert_eq!(record(&world, &placed.key).outcome, "parked");
+    assert_eq!(record(&world, &placed.key)?.outcome, "parked");
 
-    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await?;
     assert!(page.contains("Needs review"), "{page}");
     assert!(page.contains("id=\"review\""), "{page}");
     for name in ["Gus Ivy", "Hal Ivy"] {
         assert!(page.contains(name), "{name} is offered: {page}");
     }
-    let csrf = csrf_of(&page);
+    let csrf = csrf_of(&page)?;
     let hal = contacts["Hal Ivy"].clone();
     let assign = |contact: String, csrf: String| {
         http.post(format!("{base}/admin/t/demo/review"))
@@ -294,52 +302,35 @@ async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
             .send()
     };
     // Without the page's CSRF token nothing happens.
-    assert_eq!(
-        assign(hal.clone(), "forged".into()).await.unwrap().status(),
-        403
-    );
+    assert_eq!(assign(hal.clone(), "forged".into()).await?.status(), 403);
     // A contact that does not share the number is refused.
     assert_eq!(
         assign(contacts["Dana Fox"].clone(), csrf.clone())
-            .await
-            .unwrap()
+            .await?
             .status(),
         400
     );
-    assert_eq!(
-        assign(hal.clone(), csrf.clone()).await.unwrap().status(),
-        303
-    );
+    assert_eq!(assign(hal.clone(), csrf.clone()).await?.status(), 303);
     // A second click (or another operator) is refused.
-    let again = assign(contacts["Gus Ivy"].clone(), csrf.clone())
-        .await
-        .unwrap();
+    let again = assign(contacts["Gus Ivy"].clone(), csrf.clone()).await?;
     assert_eq!(again.status(), 409);
-    assert!(
-        again
-            .text()
-            .await
-            .unwrap()
-            .contains("not waiting for review")
-    );
+    assert!(again.text().await?.contains("not waiting for review"));
 
     for _ in 0..5 {
         world
             .pipeline
             .tick(&live.before_tick(world.pipeline.storage()))
-            .await
-            .unwrap();
-        if record(&world, &placed.key).outcome == "posted" {
+            .await?;
+        if record(&world, &placed.key)?.outcome == "posted" {
             break;
         }
     }
-    assert_eq!(record(&world, &placed.key).outcome, "posted");
+    assert_eq!(record(&world, &placed.key)?.outcome, "posted");
     for _ in 0..3 {
         world
             .pipeline
             .tick(&live.before_tick(world.pipeline.storage()))
-            .await
-            .unwrap();
+            .await?;
     }
     let messages = world.crm.messages();
     assert_eq!(messages.len(), 1, "posted exactly once: {messages:#?}");
@@ -348,7 +339,7 @@ async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
         messages[0]
             .body
             .as_deref()
-            .unwrap()
+            .context("the message has a body")?
             .contains("assigned by an operator")
     );
     // Posted, the candidates and the operator's choice are no longer kept.
@@ -356,11 +347,12 @@ async fn assigning_a_review_call_on_the_page_posts_it_once_to_that_contact() {
         format!("post/review/{}", placed.key),
         format!("post/assigned/{}", placed.key),
     ] {
-        assert_eq!(world.storage.kv_get(TENANT, &key).unwrap(), None, "{key}");
+        assert_eq!(world.storage.kv_get(TENANT, &key)?, None, "{key}");
     }
     // Once assigned, the call leaves the list.
-    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await?;
     assert!(page.contains("id=\"review-empty\""), "{page}");
+    Ok(())
 }
 
 /// The wall clock, ms since the epoch.
@@ -369,24 +361,23 @@ fn now_ms() -> i64 {
 }
 
 /// A client for the page that does not follow redirects.
-fn page_client() -> reqwest::Client {
-    reqwest::Client::builder()
+fn page_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+        .build()?)
 }
 
 /// Place a call from the shared Ivy number answered by Alice (no CRM
 /// user): the default tie-breakers log it on Gus Ivy, the first contact.
-async fn ivy_call_on_first_contact(world: &World) -> String {
+async fn ivy_call_on_first_contact(world: &World) -> anyhow::Result<String> {
     let placed = place(
         world,
         &mut Placer::default(),
         &one_leg(1, outside(numbers::IVY), ext("101"), true, 35),
     );
-    let report = world.tick().await.unwrap();
+    let report = world.tick().await?;
     assert_eq!(report.posted, 1, "{report:?}");
-    placed.key
+    Ok(placed.key)
 }
 
 /// Press "also log on" for `contact` on the page.
@@ -396,8 +387,9 @@ async fn ask_copy(
     csrf: &str,
     call_key: &str,
     contact: &str,
-) -> reqwest::Response {
-    http.post(format!("{base}/admin/t/demo/copy"))
+) -> anyhow::Result<reqwest::Response> {
+    Ok(http
+        .post(format!("{base}/admin/t/demo/copy"))
         .bearer_auth(TOKEN)
         .form(&[
             ("csrf", csrf),
@@ -405,23 +397,23 @@ async fn ask_copy(
             ("contact_id", contact),
         ])
         .send()
-        .await
-        .unwrap()
+        .await?)
 }
 
 /// Item 6 of the product rule: the call lands at once on the first
 /// contact, flagged on the status page, and one click logs it on another
 /// contact with the number too, once.
 #[tokio::test]
-async fn a_call_logged_on_the_first_contact_is_flagged_and_also_logged_on_another_once() {
-    let (world, contacts) = seeded_world(defaults()).await;
-    let base = serve_admin(&world, TOKEN).await;
-    let http = page_client();
-    let key = ivy_call_on_first_contact(&world).await;
+async fn a_call_logged_on_the_first_contact_is_flagged_and_also_logged_on_another_once()
+-> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(defaults()).await?;
+    let base = serve_admin(&world, TOKEN).await?;
+    let http = page_client()?;
+    let key = ivy_call_on_first_contact(&world).await?;
     let (gus, hal) = (contacts["Gus Ivy"].clone(), contacts["Hal Ivy"].clone());
     assert_eq!(world.crm.messages()[0].contact_id, gus);
 
-    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await?;
     assert!(page.contains("Shared numbers"), "{page}");
     assert!(page.contains(&format!("data-call=\"{key}\"")), "{page}");
     assert!(
@@ -436,35 +428,35 @@ async fn a_call_logged_on_the_first_contact_is_flagged_and_also_logged_on_anothe
         !page.contains(&format!("class=\"also-log\" data-contact=\"{gus}\"")),
         "not the contact it is logged on: {page}"
     );
-    let csrf = csrf_of(&page);
+    let csrf = csrf_of(&page)?;
 
     assert_eq!(
-        ask_copy(&http, &base, "forged", &key, &hal).await.status(),
+        ask_copy(&http, &base, "forged", &key, &hal).await?.status(),
         403
     );
     for not_other in [&contacts["Dana Fox"], &gus] {
         assert_eq!(
             ask_copy(&http, &base, &csrf, &key, not_other)
-                .await
+                .await?
                 .status(),
             400,
             "{not_other} is not another contact with the number"
         );
     }
     assert_eq!(
-        ask_copy(&http, &base, &csrf, &key, &hal).await.status(),
+        ask_copy(&http, &base, &csrf, &key, &hal).await?.status(),
         303
     );
-    let again = ask_copy(&http, &base, &csrf, &key, &hal).await;
+    let again = ask_copy(&http, &base, &csrf, &key, &hal).await?;
     assert_eq!(again.status(), 409, "a second click changes nothing");
-    assert!(again.text().await.unwrap().contains("already being logged"));
-    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    assert!(again.text().await?.contains("already being logged"));
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await?;
     assert!(page.contains("on the next poll"), "{page}");
 
-    let report = world.tick().await.unwrap();
+    let report = world.tick().await?;
     assert_eq!(report.posted, 0, "{report:?}");
     for _ in 0..3 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     let messages = world.crm.messages();
     assert_eq!(messages.len(), 2, "the call and one copy: {messages:#?}");
@@ -474,53 +466,39 @@ async fn a_call_logged_on_the_first_contact_is_flagged_and_also_logged_on_anothe
         copy.alt_id.as_deref(),
         Some(format!("{key}/also/{hal}").as_str())
     );
-    let body = copy.body.as_deref().unwrap();
+    let body = copy.body.as_deref().context("the message has a body")?;
     assert!(body.contains("also logged here by an operator"), "{body}");
     assert!(body.ends_with(&format!("Ref: {key}/also/{hal}")), "{body}");
     assert_ne!(copy.conversation_id, messages[0].conversation_id);
     // The call log still points at the call's own message.
-    assert_eq!(record(&world, &key).detail, messages[0].id);
+    assert_eq!(record(&world, &key)?.detail, messages[0].id);
 
-    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await?;
     assert!(page.contains("also logged on Hal Ivy"), "{page}");
-    let again = ask_copy(&http, &base, &csrf, &key, &hal).await;
+    let again = ask_copy(&http, &base, &csrf, &key, &hal).await?;
     assert_eq!(again.status(), 409);
-    assert!(
-        again
-            .text()
-            .await
-            .unwrap()
-            .contains("already logged on Hal Ivy")
-    );
+    assert!(again.text().await?.contains("already logged on Hal Ivy"));
     // Carried out, the request is no longer handed to every tick.
     assert_eq!(
-        world
-            .storage
-            .kv_get(TENANT, &format!("post/also/{key}"))
-            .unwrap(),
+        world.storage.kv_get(TENANT, &format!("post/also/{key}"))?,
         None
     );
-    assert!(
-        world
-            .storage
-            .pending_copies(TENANT, now_ms())
-            .unwrap()
-            .is_empty()
-    );
+    assert!(world.storage.pending_copies(TENANT, now_ms())?.is_empty());
+    Ok(())
 }
 
 /// A worker that died after HighLevel took the copy, before it noted the
 /// message id, finds the copy on the next tick instead of sending another.
 #[tokio::test]
-async fn a_copy_cut_off_after_highlevel_took_it_is_found_not_sent_again() {
-    let (world, contacts) = seeded_world(defaults()).await;
-    let key = ivy_call_on_first_contact(&world).await;
+async fn a_copy_cut_off_after_highlevel_took_it_is_found_not_sent_again() -> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(defaults()).await?;
+    let key = ivy_call_on_first_contact(&world).await?;
     let hal = contacts["Hal Ivy"].clone();
     assert!(matches!(
-        world.storage.ask_copy(TENANT, &key, &hal).unwrap(),
+        world.storage.ask_copy(TENANT, &key, &hal)?,
         connectzero::storage::CopyAsk::Queued(_)
     ));
-    world.tick().await.unwrap();
+    world.tick().await?;
     let messages = world.crm.messages();
     assert_eq!(messages.len(), 2);
     let copy_id = messages[1].id.clone();
@@ -528,74 +506,73 @@ async fn a_copy_cut_off_after_highlevel_took_it_is_found_not_sent_again() {
     // Undo what the worker did after the send: the marker keeps its
     // conversation but not the message id, and the request is pending.
     let marker_key = format!("post/shared/{key}/copy/{hal}");
-    let raw = world.storage.kv_get(TENANT, &marker_key).unwrap().unwrap();
-    let mut marker: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let raw = world
+        .storage
+        .kv_get(TENANT, &marker_key)?
+        .context("the key is set")?;
+    let mut marker: serde_json::Value = serde_json::from_slice(&raw)?;
     assert_eq!(marker["messageId"], copy_id.as_str());
-    marker.as_object_mut().unwrap().remove("messageId");
+    marker
+        .as_object_mut()
+        .context("the marker is a JSON object")?
+        .remove("messageId");
     world
         .storage
-        .kv_set(TENANT, &marker_key, marker.to_string().as_bytes())
-        .unwrap();
-    world
-        .storage
-        .kv_set(
-            TENANT,
-            &format!("post/also/{key}"),
-            serde_json::json!({ "contacts": [hal] })
-                .to_string()
-                .as_bytes(),
-        )
-        .unwrap();
+        .kv_set(TENANT, &marker_key, marker.to_string().as_bytes())?;
+    world.storage.kv_set(
+        TENANT,
+        &format!("post/also/{key}"),
+        serde_json::json!({ "contacts": [hal] })
+            .to_string()
+            .as_bytes(),
+    )?;
 
-    let report = world.tick().await.unwrap();
+    let report = world.tick().await?;
     assert!(report.error.is_none(), "{report:?}");
     assert_eq!(world.crm.messages().len(), 2, "not sent again");
-    let raw = world.storage.kv_get(TENANT, &marker_key).unwrap().unwrap();
-    let marker: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let raw = world
+        .storage
+        .kv_get(TENANT, &marker_key)?
+        .context("the key is set")?;
+    let marker: serde_json::Value = serde_json::from_slice(&raw)?;
     assert_eq!(marker["messageId"], copy_id.as_str(), "found again");
-    assert!(
-        world
-            .storage
-            .pending_copies(TENANT, now_ms())
-            .unwrap()
-            .is_empty()
-    );
+    assert!(world.storage.pending_copies(TENANT, now_ms())?.is_empty());
+    Ok(())
 }
 
 /// A copy HighLevel is down for waits for the next tick; one it refuses
 /// is shown with the reason and can be asked for again.
 #[tokio::test]
-async fn a_copy_highlevel_refuses_is_shown_and_can_be_asked_again() {
+async fn a_copy_highlevel_refuses_is_shown_and_can_be_asked_again() -> anyhow::Result<()> {
     use connectzero_simulators::highlevel::Fault;
     // Its own runtime: the test moves the clock past the request's lease.
-    let runtime = connectzero::engine::Runtime::new(None).unwrap();
+    let runtime = connectzero::engine::Runtime::new(None)?;
     let world = World::start(
         runtime.clone(),
-        connectzero::storage::Storage::in_memory().unwrap(),
+        connectzero::storage::Storage::in_memory()?,
         defaults(),
         false,
     )
-    .await
-    .unwrap();
+    .await?;
     let contacts = connectzero::demo::seed_directory(&world);
-    let base = serve_admin(&world, TOKEN).await;
-    let http = page_client();
-    let key = ivy_call_on_first_contact(&world).await;
+    let base = serve_admin(&world, TOKEN).await?;
+    let http = page_client()?;
+    let key = ivy_call_on_first_contact(&world).await?;
     let hal = contacts["Hal Ivy"].clone();
-    world.storage.ask_copy(TENANT, &key, &hal).unwrap();
+    world.storage.ask_copy(TENANT, &key, &hal)?;
 
     world
         .crm
         .inject_failures_on("/conversations/messages/inbound", Fault::ServerError, 1);
-    world.tick().await.unwrap();
+    world.tick().await?;
     assert_eq!(world.crm.messages().len(), 1);
-    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await?;
     assert!(
         page.contains("being logged (attempt 1;"),
         "a 500 is for now: still pending: {page}"
     );
     // Held by its lease for a while: the next tick leaves it alone.
-    world.tick().await.unwrap();
+    world.tick().await?;
     assert_eq!(
         world
             .crm
@@ -608,14 +585,14 @@ async fn a_copy_highlevel_refuses_is_shown_and_can_be_asked_again() {
     runtime
         .clock
         .run_ahead(std::time::Duration::from_secs(3 * 60));
-    world.tick().await.unwrap();
+    world.tick().await?;
     assert_eq!(
         world
             .crm
             .request_count("POST", "/conversations/messages/inbound"),
         2
     );
-    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await?;
     assert!(page.contains("being logged (attempt 2;"), "{page}");
     runtime
         .clock
@@ -626,17 +603,16 @@ async fn a_copy_highlevel_refuses_is_shown_and_can_be_asked_again() {
         Fault::Unprocessable("contact is in DND".into()),
         1,
     );
-    world.tick().await.unwrap();
+    world.tick().await?;
     assert_eq!(world.crm.messages().len(), 1);
     assert!(
         world
             .storage
-            .pending_copies(TENANT, runtime.clock.now_ms())
-            .unwrap()
+            .pending_copies(TENANT, runtime.clock.now_ms())?
             .is_empty(),
         "a refusal is not sent again by itself"
     );
-    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    let page = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await?;
     assert!(
         page.contains("not logged: HighLevel refused it (HTTP 422)"),
         "{page}"
@@ -646,13 +622,14 @@ async fn a_copy_highlevel_refuses_is_shown_and_can_be_asked_again() {
         "offered again: {page}"
     );
 
-    let csrf = csrf_of(&page);
+    let csrf = csrf_of(&page)?;
     assert_eq!(
-        ask_copy(&http, &base, &csrf, &key, &hal).await.status(),
+        ask_copy(&http, &base, &csrf, &key, &hal).await?.status(),
         303
     );
-    world.tick().await.unwrap();
+    world.tick().await?;
     let messages = world.crm.messages();
     assert_eq!(messages.len(), 2, "{messages:#?}");
     assert_eq!(messages[1].contact_id, hal);
+    Ok(())
 }

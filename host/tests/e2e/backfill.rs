@@ -1,6 +1,7 @@
 //! `connectzero backfill` and `connectzero replay`: the real binary against
 //! simulators started by each test, with calls placed days in the past.
 
+use anyhow::Context;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use connectzero::storage::Storage;
 use connectzero_simulators::highlevel::{Fault, HighLevelConfig, HighLevelSim, SimContact};
@@ -25,14 +26,13 @@ struct Setup {
 }
 
 impl Setup {
-    async fn start() -> Self {
-        let pbx = ThreeCxSim::start(ThreeCxConfig::default()).await.unwrap();
+    async fn start() -> anyhow::Result<Self> {
+        let pbx = ThreeCxSim::start(ThreeCxConfig::default()).await?;
         let crm = HighLevelSim::start(HighLevelConfig {
             rate_limit: None,
             ..HighLevelConfig::default()
         })
-        .await
-        .unwrap();
+        .await?;
         let tokens = crm.install();
         pbx.add_user(SimUser::new(
             1,
@@ -41,7 +41,7 @@ impl Setup {
             "Smith",
             "alice@acme.example",
         ));
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir()?;
         let db = dir.path().join("connectzero.db");
         let config = dir.path().join("connectzero.toml");
         let c = crm.config();
@@ -74,20 +74,17 @@ burst = 0
             client_secret = c.client_secret,
             refresh = tokens.refresh_token,
         );
-        std::fs::write(&config, text).unwrap();
+        std::fs::write(&config, text)?;
         // A live host has polled: its cursor must survive every backfill.
-        Storage::open(&db)
-            .unwrap()
-            .kv_set(TENANT, "poll/cursor", LIVE_CURSOR)
-            .unwrap();
-        Self {
+        Storage::open(&db)?.kv_set(TENANT, "poll/cursor", LIVE_CURSOR)?;
+        Ok(Self {
             pbx,
             crm,
             config,
             db,
             next_id: 1000,
             _dir: dir,
-        }
+        })
     }
 
     /// An answered inbound call from a known contact, `days_ago` days ago
@@ -151,21 +148,19 @@ burst = 0
     }
 
     /// Run the binary to the end: success, stdout, stderr.
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
+    async fn run(&self, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
         let mut command = self.command(args);
         // The simulators run on this test's runtime: wait off it.
-        let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap();
-        (
+        let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await?;
+        Ok((
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        ))
     }
 
-    fn storage(&self) -> Storage {
-        Storage::open(&self.db).unwrap()
+    fn storage(&self) -> anyhow::Result<Storage> {
+        Storage::open(&self.db)
     }
 
     /// Messages in the CRM per call key (from each message's `Ref:` line).
@@ -183,24 +178,22 @@ burst = 0
         per_call
     }
 
-    fn assert_cursor_untouched(&self) {
+    fn assert_cursor_untouched(&self) -> anyhow::Result<()> {
         assert_eq!(
-            self.storage()
-                .kv_get(TENANT, "poll/cursor")
-                .unwrap()
-                .as_deref(),
+            self.storage()?.kv_get(TENANT, "poll/cursor")?.as_deref(),
             Some(LIVE_CURSOR),
             "a backfill moved the live cursor"
         );
+        Ok(())
     }
 
     /// Keys of workflow trigger events queued (or already worked: with no
     /// workflow subscribed an event is done at once).
-    fn queued_triggers(&self) -> Vec<String> {
+    fn queued_triggers(&self) -> anyhow::Result<Vec<String>> {
         let mut keys = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.storage().kv_list(TENANT, after.as_deref()).unwrap();
+            let page = self.storage()?.kv_list(TENANT, after.as_deref())?;
             let Some(last) = page.last().cloned() else {
                 break;
             };
@@ -210,7 +203,7 @@ burst = 0
             );
             after = Some(last);
         }
-        keys
+        Ok(keys)
     }
 }
 
@@ -219,8 +212,8 @@ fn day(days_ago: i64) -> String {
 }
 
 #[tokio::test]
-async fn a_backfill_posts_each_call_once_and_a_rerun_posts_nothing() {
-    let mut setup = Setup::start().await;
+async fn a_backfill_posts_each_call_once_and_a_rerun_posts_nothing() -> anyhow::Result<()> {
+    let mut setup = Setup::start().await?;
     let mut ids = Vec::new();
     for days_ago in [9, 8, 6] {
         ids.push(setup.past_call(days_ago, 9));
@@ -243,7 +236,7 @@ async fn a_backfill_posts_each_call_once_and_a_rerun_posts_nothing() {
     let (since, until) = (day(10), day(5));
     let args = ["backfill", "--since", &since, "--until", &until];
 
-    let (ok, stdout, stderr) = setup.run(&args).await;
+    let (ok, stdout, stderr) = setup.run(&args).await?;
     assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
         stdout.contains("7 calls read: 7 posted, 0 skipped, 0 parked, 0 already handled"),
@@ -262,7 +255,7 @@ async fn a_backfill_posts_each_call_once_and_a_rerun_posts_nothing() {
             .sum();
         assert_eq!(posted, 1, "call {id}: {per_call:?}");
     }
-    let log = setup.storage().calls(TENANT).unwrap();
+    let log = setup.storage()?.calls(TENANT)?;
     assert!(log.iter().all(|r| r.outcome == "posted"), "{log:?}");
     assert_eq!(log.len(), 7, "{log:?}");
     // The call across midnight was posted with both legs: answered by
@@ -277,50 +270,55 @@ async fn a_backfill_posts_each_call_once_and_a_rerun_posts_nothing() {
                 .as_deref()
                 .is_some_and(|b| b.contains(&format!("Ref: 3cx:{across}@")))
         })
-        .unwrap();
+        .context("the call across midnight was posted")?;
     assert!(
-        message.body.as_deref().unwrap().contains("answered by"),
+        message
+            .body
+            .as_deref()
+            .context("the message has a body")?
+            .contains("answered by"),
         "{message:?}"
     );
-    setup.assert_cursor_untouched();
+    setup.assert_cursor_untouched()?;
     assert!(
-        setup.queued_triggers().is_empty(),
+        setup.queued_triggers()?.is_empty(),
         "{:?}",
-        setup.queued_triggers()
+        setup.queued_triggers()?
     );
 
     // The same command again: the window is recorded as done.
-    let (ok, stdout, stderr) = setup.run(&args).await;
+    let (ok, stdout, stderr) = setup.run(&args).await?;
     assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("0 posted"), "{stdout}");
     // Read it all again: the ledger knows every call.
-    let (ok, stdout, stderr) = setup.run(&[&args[..], &["--restart"]].concat()).await;
+    let (ok, stdout, stderr) = setup.run(&[&args[..], &["--restart"]].concat()).await?;
     assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
         stdout.contains("7 calls read: 0 posted, 0 skipped, 0 parked, 7 already handled"),
         "{stdout}"
     );
     assert_eq!(setup.crm.messages().len(), 7);
-    setup.assert_cursor_untouched();
+    setup.assert_cursor_untouched()?;
 
     // --with-triggers queues call.ended for what it posts (here: the call
     // outside the first window), never call.started.
     let (ok, stdout, stderr) = setup
         .run(&["backfill", "--since", &day(3), "--with-triggers"])
-        .await;
+        .await?;
     assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("1 posted"), "{stdout}");
-    let queued = setup.queued_triggers();
+    let queued = setup.queued_triggers()?;
     assert!(
         !queued.is_empty() && queued.iter().all(|k| k.contains("call.ended/")),
         "{queued:?}"
     );
-    setup.assert_cursor_untouched();
+    setup.assert_cursor_untouched()?;
+    Ok(())
 }
 
 #[tokio::test]
-async fn an_interrupted_backfill_resumes_and_posts_every_call_exactly_once() {
-    let mut setup = Setup::start().await;
+async fn an_interrupted_backfill_resumes_and_posts_every_call_exactly_once() -> anyhow::Result<()> {
+    let mut setup = Setup::start().await?;
     let mut ids = Vec::new();
     for days_ago in 4..24 {
         ids.push(setup.past_call(days_ago, 10));
@@ -342,9 +340,8 @@ async fn an_interrupted_backfill_resumes_and_posts_every_call_exactly_once() {
         .command(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+        .spawn()?;
+    let stderr = child.stderr.take().context("stderr is piped")?;
     let (status, seen) = tokio::task::spawn_blocking(move || {
         // Bounded: the child's output is finite, and we stop at the first
         // progress line that reports calls posted.
@@ -360,8 +357,7 @@ async fn an_interrupted_backfill_resumes_and_posts_every_call_exactly_once() {
         }
         (child.wait().unwrap(), seen)
     })
-    .await
-    .unwrap();
+    .await?;
     assert!(
         !status.success(),
         "the run finished before it could be killed: {seen:?}"
@@ -372,7 +368,7 @@ async fn an_interrupted_backfill_resumes_and_posts_every_call_exactly_once() {
         "{after_kill} posted before the kill"
     );
 
-    let (ok, stdout, stderr) = setup.run(&args).await;
+    let (ok, stdout, stderr) = setup.run(&args).await?;
     assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("resumed at"), "{stdout}");
     let per_call = setup.messages_per_call();
@@ -385,12 +381,13 @@ async fn an_interrupted_backfill_resumes_and_posts_every_call_exactly_once() {
         assert_eq!(posted, 1, "call {id}: {per_call:?}");
     }
     assert_eq!(setup.crm.messages().len(), ids.len());
-    setup.assert_cursor_untouched();
+    setup.assert_cursor_untouched()?;
+    Ok(())
 }
 
 #[tokio::test]
-async fn replay_posts_a_parked_call_once_and_refuses_a_posted_one() {
-    let mut setup = Setup::start().await;
+async fn replay_posts_a_parked_call_once_and_refuses_a_posted_one() -> anyhow::Result<()> {
+    let mut setup = Setup::start().await?;
     let id = setup.past_call(3, 11);
     // HighLevel answers 422 once (on a GET, whose answer arrives whole
     // whatever the timing; a 422 before a POST body is read can reach the
@@ -400,23 +397,22 @@ async fn replay_posts_a_parked_call_once_and_refuses_a_posted_one() {
         Fault::Unprocessable("contactId is not valid".into()),
         1,
     );
-    let (ok, stdout, stderr) = setup.run(&["backfill", "--since", &day(4)]).await;
+    let (ok, stdout, stderr) = setup.run(&["backfill", "--since", &day(4)]).await?;
     assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("1 parked"), "{stdout}\n{stderr}");
     assert!(setup.crm.messages().is_empty());
     let key = setup
-        .storage()
-        .calls(TENANT)
-        .unwrap()
+        .storage()?
+        .calls(TENANT)?
         .into_iter()
         .find(|r| r.call_key.starts_with(&format!("3cx:{id}@")))
         .map(|r| {
             assert_eq!(r.outcome, "parked", "{r:?}");
             r.call_key
         })
-        .unwrap();
+        .context("a call was parked")?;
 
-    let (ok, stdout, stderr) = setup.run(&["replay", "--call", &key]).await;
+    let (ok, stdout, stderr) = setup.run(&["replay", "--call", &key]).await?;
     assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
         stdout.contains(&format!("{key}: posted as message")),
@@ -424,16 +420,12 @@ async fn replay_posts_a_parked_call_once_and_refuses_a_posted_one() {
     );
     assert_eq!(setup.messages_per_call().get(&key), Some(&1));
     assert_eq!(
-        setup
-            .storage()
-            .call_outcome(TENANT, &key)
-            .unwrap()
-            .as_deref(),
+        setup.storage()?.call_outcome(TENANT, &key)?.as_deref(),
         Some("posted")
     );
 
     // Posted now: a replay would duplicate it, so it is refused.
-    let (ok, stdout, stderr) = setup.run(&["replay", "--call", &key]).await;
+    let (ok, stdout, stderr) = setup.run(&["replay", "--call", &key]).await?;
     assert!(!ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
         stderr.contains("was posted") && stderr.contains("twice"),
@@ -442,17 +434,18 @@ async fn replay_posts_a_parked_call_once_and_refuses_a_posted_one() {
     // Neither a re-read of the window posts it again.
     let (ok, stdout, _) = setup
         .run(&["backfill", "--since", &day(4), "--restart"])
-        .await;
+        .await?;
     assert!(ok && stdout.contains("0 posted"), "{stdout}");
     assert_eq!(setup.crm.messages().len(), 1);
 
-    let (ok, _, stderr) = setup.run(&["replay", "--call", "3cx:1@5"]).await;
+    let (ok, _, stderr) = setup.run(&["replay", "--call", "3cx:1@5"]).await?;
     assert!(!ok && stderr.contains("no call 3cx:1@5"), "{stderr}");
-    setup.assert_cursor_untouched();
+    setup.assert_cursor_untouched()?;
+    Ok(())
 }
 
 #[test]
-fn bad_windows_are_refused_with_what_to_type() {
+fn bad_windows_are_refused_with_what_to_type() -> anyhow::Result<()> {
     let run = |args: &[&str]| {
         let output = Command::new(BIN)
             .args(["backfill", "--config", "absent.toml", "--tenant", TENANT])
@@ -468,4 +461,5 @@ fn bad_windows_are_refused_with_what_to_type() {
     assert!(stderr.contains("in the future"), "{stderr}");
     let stderr = run(&["--since", "2026-01-05", "--until", "2026-01-01"]);
     assert!(stderr.contains("not before --until"), "{stderr}");
+    Ok(())
 }

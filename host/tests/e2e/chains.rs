@@ -5,6 +5,7 @@
 //! in the `missed-call` / `call.ended` trigger payloads.
 
 use crate::common;
+use anyhow::Context;
 
 use chrono::{Duration, Utc};
 use common::*;
@@ -66,23 +67,28 @@ fn place_chain(world: &World, call_id: i32, legs: Vec<Leg>) -> String {
 }
 
 /// A seeded world with `call.ended` and `missed-call` subscribed.
-async fn world_with_triggers() -> (World, std::collections::HashMap<&'static str, String>) {
-    let (world, contacts) = seeded_world(eager()).await;
-    subscribe(&world, "call.ended", "sub-ended").await;
-    subscribe(&world, "missed-call", "sub-missed").await;
-    (world, contacts)
+async fn world_with_triggers()
+-> anyhow::Result<(World, std::collections::HashMap<&'static str, String>)> {
+    let (world, contacts) = seeded_world(eager()).await?;
+    subscribe(&world, "call.ended", "sub-ended").await?;
+    subscribe(&world, "missed-call", "sub-missed").await?;
+    Ok((world, contacts))
 }
 
 /// Tick until `messages` messages are posted and `events` trigger events
 /// delivered; returns the messages and the event bodies.
-async fn run(world: &World, messages: usize, events: usize) -> (Vec<Message>, Vec<Value>) {
+async fn run(
+    world: &World,
+    messages: usize,
+    events: usize,
+) -> anyhow::Result<(Vec<Message>, Vec<Value>)> {
     tick_until(world, 10, |w| {
         w.crm.messages().len() == messages && w.crm.trigger_executions().len() == events
     })
-    .await;
+    .await?;
     // A few more ticks: nothing is posted or fired twice.
     for _ in 0..2 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     let bodies = world
         .crm
@@ -91,7 +97,7 @@ async fn run(world: &World, messages: usize, events: usize) -> (Vec<Message>, Ve
         .map(|e| e.body)
         .collect::<Vec<_>>();
     assert_eq!(bodies.len(), events, "{bodies:#?}");
-    (world.crm.messages(), bodies)
+    Ok((world.crm.messages(), bodies))
 }
 
 fn event<'a>(bodies: &'a [Value], event: &str, key: &str) -> &'a Value {
@@ -104,8 +110,9 @@ fn event<'a>(bodies: &'a [Value], event: &str, key: &str) -> &'a Value {
 }
 
 #[tokio::test]
-async fn a_transferred_queue_call_is_one_message_attributed_to_the_extension_it_ended_with() {
-    let (world, contacts) = world_with_triggers().await;
+async fn a_transferred_queue_call_is_one_message_attributed_to_the_extension_it_ended_with()
+-> anyhow::Result<()> {
+    let (world, contacts) = world_with_triggers().await?;
     let caller = || outside(numbers::DANA);
     let key = place_chain(
         &world,
@@ -121,14 +128,14 @@ async fn a_transferred_queue_call_is_one_message_attributed_to_the_extension_it_
             leg(caller(), ext("103"), true, 120),
         ],
     );
-    let (messages, events) = run(&world, 1, 1).await;
+    let (messages, events) = run(&world, 1, 1).await?;
 
     assert_eq!(messages.len(), 1, "one call, one message");
     let m = &messages[0];
     assert_eq!(m.contact_id, contacts["Dana Fox"]);
     assert_eq!(m.alt_id.as_deref(), Some(key.as_str()));
     assert_eq!(m.call_status.as_deref(), Some("completed"));
-    let body = m.body.as_deref().unwrap();
+    let body = m.body.as_deref().context("the message has a body")?;
     assert!(
         body.contains("answered by Carol White (ext. 103)"),
         "{body}"
@@ -152,23 +159,24 @@ async fn a_transferred_queue_call_is_one_message_attributed_to_the_extension_it_
     assert_eq!(ended["extensionOwner"]["name"], "Carol White");
     assert_eq!(ended["durationSeconds"], 180);
     assert_eq!(ended["missedReason"], Value::Null);
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_caller_hanging_up_in_the_ivr_is_missed_abandoned_in_the_ivr() {
-    let (world, contacts) = world_with_triggers().await;
+async fn a_caller_hanging_up_in_the_ivr_is_missed_abandoned_in_the_ivr() -> anyhow::Result<()> {
+    let (world, contacts) = world_with_triggers().await?;
     // The IVR answered (3CX may mark it so); the caller left after 12 s.
     let key = place_chain(
         &world,
         4102,
         vec![leg(outside(numbers::FAY), ivr("800", "Main IVR"), true, 12)],
     );
-    let (messages, events) = run(&world, 1, 2).await;
+    let (messages, events) = run(&world, 1, 2).await?;
 
     let m = &messages[0];
     assert_eq!(m.contact_id, contacts["Fay Hart"]);
     assert_eq!(m.call_status.as_deref(), Some("no-answer"));
-    let body = m.body.as_deref().unwrap();
+    let body = m.body.as_deref().context("the message has a body")?;
     assert!(
         body.contains("missed (caller hung up in the IVR)"),
         "{body}"
@@ -183,11 +191,13 @@ async fn a_caller_hanging_up_in_the_ivr_is_missed_abandoned_in_the_ivr() {
         event(&events, "call.ended", &key)["missedReason"],
         "abandoned-in-ivr"
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_caller_giving_up_while_the_queue_polls_agents_is_abandoned_in_the_queue() {
-    let (world, _) = world_with_triggers().await;
+async fn a_caller_giving_up_while_the_queue_polls_agents_is_abandoned_in_the_queue()
+-> anyhow::Result<()> {
+    let (world, _) = world_with_triggers().await?;
     let caller = || outside(numbers::GWEN);
     let key = place_chain(
         &world,
@@ -198,9 +208,12 @@ async fn a_caller_giving_up_while_the_queue_polls_agents_is_abandoned_in_the_que
             leg(caller(), ext("101"), false, 10),
         ],
     );
-    let (messages, events) = run(&world, 1, 2).await;
+    let (messages, events) = run(&world, 1, 2).await?;
 
-    let body = messages[0].body.as_deref().unwrap();
+    let body = messages[0]
+        .body
+        .as_deref()
+        .context("the message has a body")?;
     assert!(
         body.contains("missed (caller hung up waiting in the queue)"),
         "{body}"
@@ -216,11 +229,13 @@ async fn a_caller_giving_up_while_the_queue_polls_agents_is_abandoned_in_the_que
         event(&events, "missed-call", &key)["missedReason"],
         "abandoned-in-queue"
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_ring_group_nobody_picks_up_ending_in_voicemail_is_a_voicemail_with_reason_no_answer() {
-    let (world, _) = world_with_triggers().await;
+async fn a_ring_group_nobody_picks_up_ending_in_voicemail_is_a_voicemail_with_reason_no_answer()
+-> anyhow::Result<()> {
+    let (world, _) = world_with_triggers().await?;
     let caller = || outside(numbers::ELI);
     let key = place_chain(
         &world,
@@ -242,13 +257,13 @@ async fn a_ring_group_nobody_picks_up_ending_in_voicemail_is_a_voicemail_with_re
             ),
         ],
     );
-    let (messages, events) = run(&world, 1, 2).await;
+    let (messages, events) = run(&world, 1, 2).await?;
 
     let m = &messages[0];
     // `CallDataDTO.status` has "voicemail"; the missed reason stays
     // "no-answer" (nobody picked up).
     assert_eq!(m.call_status.as_deref(), Some("voicemail"));
-    let body = m.body.as_deref().unwrap();
+    let body = m.body.as_deref().context("the message has a body")?;
     assert!(body.contains("missed (not answered)"), "{body}");
     assert!(
         body.contains("+31s voicemail Voicemail (999), 30s."),
@@ -258,6 +273,7 @@ async fn a_ring_group_nobody_picks_up_ending_in_voicemail_is_a_voicemail_with_re
         event(&events, "missed-call", &key)["missedReason"],
         "no-answer"
     );
+    Ok(())
 }
 
 /// Busy and out of office hours are not visible in the segments; they are
@@ -266,8 +282,8 @@ async fn a_ring_group_nobody_picks_up_ending_in_voicemail_is_a_voicemail_with_re
 /// This shows the reason travels from the call log to the CRM and the
 /// triggers; that a real PBX writes these words is the assumption.
 #[tokio::test]
-async fn busy_and_out_of_hours_come_through_from_the_call_log_reason() {
-    let (world, _) = world_with_triggers().await;
+async fn busy_and_out_of_hours_come_through_from_the_call_log_reason() -> anyhow::Result<()> {
+    let (world, _) = world_with_triggers().await?;
     let busy = place_chain(
         &world,
         4105,
@@ -285,7 +301,7 @@ async fn busy_and_out_of_hours_come_through_from_the_call_log_reason() {
         }],
     );
     // Outbound: call.ended only; inbound missed: call.ended + missed-call.
-    let (messages, events) = run(&world, 2, 3).await;
+    let (messages, events) = run(&world, 2, 3).await?;
 
     let by_key = |key: &str| {
         messages
@@ -295,7 +311,12 @@ async fn busy_and_out_of_hours_come_through_from_the_call_log_reason() {
     };
     let m = by_key(&busy);
     assert_eq!(m.call_status.as_deref(), Some("busy"));
-    assert!(m.body.as_deref().unwrap().contains("missed (busy)"));
+    assert!(
+        m.body
+            .as_deref()
+            .context("the message has a body")?
+            .contains("missed (busy)")
+    );
     assert_eq!(event(&events, "call.ended", &busy)["missedReason"], "busy");
 
     let m = by_key(&closed);
@@ -303,20 +324,21 @@ async fn busy_and_out_of_hours_come_through_from_the_call_log_reason() {
     assert!(
         m.body
             .as_deref()
-            .unwrap()
+            .context("the message has a body")?
             .contains("missed (outside office hours)")
     );
     assert_eq!(
         event(&events, "missed-call", &closed)["missedReason"],
         "out-of-hours"
     );
+    Ok(())
 }
 
 /// NOTES.md §8: DN type 12 (EndCall) ends the call, typically out of
 /// office hours; 3CX may mark its segment answered, nobody talked.
 #[tokio::test]
-async fn a_call_ended_by_an_end_call_rule_is_missed_ended_by_rule() {
-    let (world, _) = world_with_triggers().await;
+async fn a_call_ended_by_an_end_call_rule_is_missed_ended_by_rule() -> anyhow::Result<()> {
+    let (world, _) = world_with_triggers().await?;
     let closed = place_chain(
         &world,
         4108,
@@ -330,16 +352,16 @@ async fn a_call_ended_by_an_end_call_rule_is_missed_ended_by_rule() {
             ),
         ],
     );
-    let (messages, events) = run(&world, 1, 2).await;
+    let (messages, events) = run(&world, 1, 2).await?;
     let m = messages
         .iter()
         .find(|m| m.alt_id.as_deref() == Some(closed.as_str()))
-        .unwrap();
+        .context("the call closed by a PBX rule was posted")?;
     assert_eq!(m.call_status.as_deref(), Some("no-answer"));
     assert!(
         m.body
             .as_deref()
-            .unwrap()
+            .context("the message has a body")?
             .contains("missed (ended by a PBX rule)"),
         "{:?}",
         m.body
@@ -348,15 +370,12 @@ async fn a_call_ended_by_an_end_call_rule_is_missed_ended_by_rule() {
         event(&events, "missed-call", &closed)["missedReason"],
         "ended-by-rule"
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_tenant_can_turn_the_timeline_off_and_keep_the_one_line_summary() {
-    let (world, _) = seeded_world(connectzero::config::TenantOptions {
-        call_timeline: false,
-        ..eager()
-    })
-    .await;
+async fn a_tenant_can_turn_the_timeline_off_and_keep_the_one_line_summary() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(options().eager().call_timeline(false).build()).await?;
     let caller = || outside(numbers::DANA);
     place_chain(
         &world,
@@ -366,8 +385,11 @@ async fn a_tenant_can_turn_the_timeline_off_and_keep_the_one_line_summary() {
             leg(caller(), ext("101"), true, 60),
         ],
     );
-    let (messages, _) = run(&world, 1, 0).await;
-    let body = messages[0].body.as_deref().unwrap();
+    let (messages, _) = run(&world, 1, 0).await?;
+    let body = messages[0]
+        .body
+        .as_deref()
+        .context("the message has a body")?;
     assert!(
         body.contains(
             "answered by Alice Smith (ext. 101) via Main IVR (ext. 800). Talk time 1m 0s."
@@ -375,4 +397,5 @@ async fn a_tenant_can_turn_the_timeline_off_and_keep_the_one_line_summary() {
         "{body}"
     );
     assert!(!body.contains("Timeline"), "{body}");
+    Ok(())
 }

@@ -29,14 +29,10 @@ const CATCH_UP: Duration = Duration::from_secs(120);
 /// 50 per tick.
 const KILL_TEST_CATCH_UP: Duration = Duration::from_secs(300);
 
-fn options() -> TenantOptions {
-    // A short lease so a killed worker's claims pass to its successor in
-    // seconds, not minutes.
-    TenantOptions {
-        claim_lease_secs: 3,
-        retry_base_ms: 0,
-        ..TenantOptions::default()
-    }
+/// A short lease so a killed worker's claims pass to its successor in
+/// seconds, not minutes; no waiting between retries.
+fn short_lease() -> Options {
+    options().eager().claim_lease_secs(3)
 }
 
 /// Options of the kill test. Every posted call queues trigger events, and
@@ -47,11 +43,10 @@ fn options() -> TenantOptions {
 /// which the simulator never does; a killed worker's calls are protected by
 /// the cursor being held at them, not by the overlap).
 fn kill_test_options() -> TenantOptions {
-    TenantOptions {
-        poll_interval_ms: 100,
-        overlap_window_secs: 2,
-        ..options()
-    }
+    short_lease()
+        .poll_interval_ms(100)
+        .overlap_window_secs(2)
+        .build()
 }
 
 /// Workflow subscriptions of the kill test: one workflow per trigger key
@@ -62,11 +57,12 @@ const SUBSCRIPTIONS: [(&str, &str); 2] =
 
 /// Register [`SUBSCRIPTIONS`] in the database at `db` as the host's
 /// subscription endpoint would (the hosts listen on a random port).
-async fn subscribe_all(world: &World, db: &Path) {
-    let pipeline = Pipeline::new(runtime(), Storage::open(db).unwrap());
+async fn subscribe_all(world: &World, db: &Path) -> anyhow::Result<()> {
+    let pipeline = Pipeline::new(runtime(), Storage::open(db)?);
     for (id, key) in SUBSCRIPTIONS {
-        subscribe_on(&pipeline, world, key, id).await;
+        subscribe_on(&pipeline, world, key, id).await?;
     }
+    Ok(())
 }
 
 /// Call ids of the kill test's long calls (the short ones count from 1).
@@ -82,12 +78,12 @@ fn long_call_plan(call_id: i32, length: Duration) -> CallPlan {
         false,
         30,
     );
-    plan.legs.push(connectzero::demo::LegPlan {
-        src: outside(numbers::DANA),
-        dst: ext("101"),
-        answered: true,
-        secs: length.as_secs() as i64 - 30,
-    });
+    plan.legs.push(leg(
+        outside(numbers::DANA),
+        ext("101"),
+        true,
+        length.as_secs() as i64 - 30,
+    ));
     plan
 }
 
@@ -176,47 +172,44 @@ fn delivered_triggers(world: &World) -> HashMap<(String, String, String), usize>
 }
 
 /// Jobs waiting in a queue.
-fn queued(storage: &Storage, tenant: &str, queue: &str) -> usize {
+fn queued(storage: &Storage, tenant: &str, queue: &str) -> anyhow::Result<usize> {
     // One key per queued job (`guest-support/src/queue/`).
-    storage
-        .kv_count_prefix(tenant, &format!("{queue}/job/"))
-        .unwrap() as usize
+    Ok(storage.kv_count_prefix(tenant, &format!("{queue}/job/"))? as usize)
 }
 
 /// Whether the last host has finished everything the calls cause: every
 /// message posted, every expected trigger delivered, and nothing left in the
 /// recording or trigger queue (so no late redelivery can follow).
-fn all_done(world: &World, storage: &Storage, placed: &[PlacedCall]) -> bool {
+fn all_done(world: &World, storage: &Storage, placed: &[PlacedCall]) -> anyhow::Result<bool> {
     let tenant = world.config().id.as_str();
     let delivered = delivered_triggers(world);
-    world.crm.messages().len() >= placed.len()
+    Ok(world.crm.messages().len() >= placed.len()
         && expected_triggers(placed)
             .iter()
             .all(|t| delivered.contains_key(t))
-        && queued(storage, tenant, "trigger") == 0
-        && queued(storage, tenant, "attach") == 0
+        && queued(storage, tenant, "trigger")? == 0
+        && queued(storage, tenant, "attach")? == 0)
 }
 
 /// Write a configuration for `world`'s tenant with its database in `dir`.
-fn write_config(world: &World, dir: &Path) -> std::path::PathBuf {
+fn write_config(world: &World, dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     let config = HostConfig {
         database: dir.join("connectzero.db").display().to_string(),
         tenants: vec![world.config().clone()],
     };
     let path = dir.join("connectzero.toml");
-    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
-    path
+    std::fs::write(&path, toml::to_string(&config)?)?;
+    Ok(path)
 }
 
-fn start_host(config: &Path) -> Child {
-    Command::new(BIN)
+fn start_host(config: &Path) -> anyhow::Result<Child> {
+    Ok(Command::new(BIN)
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        .spawn()?)
 }
 
 /// Place `count` calls from the seeded contacts' numbers.
@@ -295,13 +288,14 @@ fn chaos_size() -> (u64, usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_kill_nines_during_two_thousand_calls_lose_and_duplicate_nothing() {
+async fn twenty_kill_nines_during_two_thousand_calls_lose_and_duplicate_nothing()
+-> anyhow::Result<()> {
     let (rounds, calls) = chaos_size();
-    let (world, _) = seeded_world(kill_test_options()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(&world, dir.path());
+    let (world, _) = seeded_world(kill_test_options()).await?;
+    let dir = tempfile::tempdir()?;
+    let config = write_config(&world, dir.path())?;
     let db = dir.path().join("connectzero.db");
-    subscribe_all(&world, &db).await;
+    subscribe_all(&world, &db).await?;
 
     // The calls arrive in waves, one before each host starts, so the kills
     // land in every phase: claiming, posting, attaching, delivering
@@ -329,7 +323,7 @@ async fn twenty_kill_nines_during_two_thousand_calls_lose_and_duplicate_nothing(
     let mut in_progress = Vec::new();
     for (i, (length, writes)) in long_calls.into_iter().enumerate() {
         let plan = long_call_plan(LONG_CALL_IDS + i as i32, length);
-        let started = chrono::Utc::now() - chrono::Duration::from_std(length).unwrap();
+        let started = chrono::Utc::now() - chrono::Duration::from_std(length)?;
         in_progress.push(placer.begin(&world, &plan, started, writes));
     }
     for round in 0..rounds {
@@ -342,13 +336,13 @@ async fn twenty_kill_nines_during_two_thousand_calls_lose_and_duplicate_nothing(
                 placed.push(call);
             }
         }
-        let mut host = start_host(&config);
+        let mut host = start_host(&config)?;
         // Kill at a different moment each round: some before the first poll,
         // some mid-batch, some between ticks.
         let wait = if waves { 300 } else { 150 } + (round * 7919 + rand::random::<u64>()) % 900;
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        host.kill().unwrap(); // SIGKILL: no shutdown code runs.
-        host.wait().unwrap();
+        host.kill()?; // SIGKILL: no shutdown code runs.
+        host.wait()?;
         kills += 1;
         println!(
             "kill {kills} after {wait} ms: {} calls placed, {} messages, {} trigger deliveries, {} uploads",
@@ -359,14 +353,14 @@ async fn twenty_kill_nines_during_two_thousand_calls_lose_and_duplicate_nothing(
         );
     }
     placed.extend(place_mixed_calls(&world, &mut placer, placed.len()..calls));
-    let mut host = start_host(&config);
-    let storage = Storage::open(&db).unwrap();
+    let mut host = start_host(&config)?;
+    let storage = Storage::open(&db)?;
     let deadline = Instant::now() + KILL_TEST_CATCH_UP;
-    while !all_done(&world, &storage, &placed) && Instant::now() < deadline {
+    while !all_done(&world, &storage, &placed)? && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    host.kill().unwrap();
-    host.wait().unwrap();
+    host.kill()?;
+    host.wait()?;
 
     let delivered = delivered_triggers(&world);
     println!(
@@ -380,6 +374,7 @@ async fn twenty_kill_nines_during_two_thousand_calls_lose_and_duplicate_nothing(
     assert_exactly_once(&world, &placed);
     assert_recordings_attached_once(&world, &placed);
     assert_triggers_delivered_within_the_crash_bound(&world, &placed, kills as usize);
+    Ok(())
 }
 
 /// Every available recording is the one attachment of its call's message,
@@ -475,36 +470,29 @@ fn assert_triggers_delivered_within_the_crash_bound(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hosts_on_one_database_post_each_call_once() {
-    let (world, _) = seeded_world(TenantOptions {
-        retry_base_ms: 0,
-        ..TenantOptions::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(&world, dir.path());
+async fn two_hosts_on_one_database_post_each_call_once() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(eager()).await?;
+    let dir = tempfile::tempdir()?;
+    let config = write_config(&world, dir.path())?;
     let placed = place_calls(&world, 500);
-    let mut first = start_host(&config);
-    let mut second = start_host(&config);
+    let mut first = start_host(&config)?;
+    let mut second = start_host(&config)?;
     wait_for_messages(&world, placed.len(), CATCH_UP).await;
     // Let both run a little longer: any duplicate would show up now.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for host in [&mut first, &mut second] {
-        host.kill().unwrap();
-        host.wait().unwrap();
+        host.kill()?;
+        host.wait()?;
     }
     assert_exactly_once(&world, &placed);
+    Ok(())
 }
 
 #[tokio::test]
-async fn the_pipeline_catches_up_after_a_storm_of_faults() {
+async fn the_pipeline_catches_up_after_a_storm_of_faults() -> anyhow::Result<()> {
     use connectzero_simulators::highlevel::Fault as CrmFault;
     use connectzero_simulators::threecx::Fault as PbxFault;
-    let (world, _) = seeded_world(TenantOptions {
-        retry_base_ms: 0,
-        ..TenantOptions::default()
-    })
-    .await;
+    let (world, _) = seeded_world(eager()).await?;
     let placed = place_calls(&world, 200);
     // Slow 3CX, a burst of 5xx and a 429 storm (Retry-After 0, so the test
     // does not wait), then every token expires mid-run.
@@ -521,7 +509,7 @@ async fn the_pipeline_catches_up_after_a_storm_of_faults() {
     );
     let mut expired = false;
     for _ in 0..60 {
-        let report = world.tick().await.unwrap();
+        let report = world.tick().await?;
         if !expired && report.posted > 0 {
             world.pbx.expire_tokens();
             world.crm.expire_access_tokens();
@@ -533,15 +521,13 @@ async fn the_pipeline_catches_up_after_a_storm_of_faults() {
     }
     assert!(expired, "some calls posted before the tokens expired");
     assert_exactly_once(&world, &placed);
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_3cx_restored_mid_run_reissues_leg_ids_and_every_new_call_still_posts() {
-    let (world, _) = seeded_world(TenantOptions {
-        retry_base_ms: 0,
-        ..TenantOptions::default()
-    })
-    .await;
+async fn a_3cx_restored_mid_run_reissues_leg_ids_and_every_new_call_still_posts()
+-> anyhow::Result<()> {
+    let (world, _) = seeded_world(eager()).await?;
     // The first calls ended three minutes ago: still inside the overlap
     // window, so every later poll reads them again next to the new ones.
     let before = place_calls_ending(
@@ -550,7 +536,7 @@ async fn a_3cx_restored_mid_run_reissues_leg_ids_and_every_new_call_still_posts(
         chrono::Utc::now() - chrono::Duration::minutes(3),
     );
     for _ in 0..5 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     assert_eq!(world.crm.messages().len(), 100);
     // The PBX is restored from a backup: its segment ids start over, so the
@@ -561,8 +547,9 @@ async fn a_3cx_restored_mid_run_reissues_leg_ids_and_every_new_call_still_posts(
         before[0].key.split('@').next()
     );
     for _ in 0..5 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     let all: Vec<PlacedCall> = before.into_iter().chain(after).collect();
     assert_exactly_once(&world, &all);
+    Ok(())
 }

@@ -6,8 +6,8 @@ use binary::{BIN, in_dir};
 use std::process::Command;
 
 #[test]
-fn the_demo_handles_every_call_as_expected_and_exits_zero() {
-    let output = Command::new(BIN).arg("demo").output().unwrap();
+fn the_demo_handles_every_call_as_expected_and_exits_zero() -> anyhow::Result<()> {
+    let output = Command::new(BIN).arg("demo").output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -33,11 +33,12 @@ fn the_demo_handles_every_call_as_expected_and_exits_zero() {
         stdout.contains("3 recordings attached (3 uploads); workflow triggers delivered: 21 call.started, 16 call.ended, 2 missed-call, 1 missed-call.recovered"),
         "{stdout}"
     );
+    Ok(())
 }
 
 #[test]
-fn run_explains_a_bad_configuration() {
-    let dir = tempfile::tempdir().unwrap();
+fn run_explains_a_bad_configuration() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
     let config = dir.path().join("connectzero.toml");
     std::fs::write(
         &config,
@@ -55,28 +56,26 @@ client_id = "app"
 client_secret = "app-secret"
 refresh_token = "refresh"
 "#,
-    )
-    .unwrap();
+    )?;
     let output = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&config)
-        .output()
-        .unwrap();
+        .output()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("pbx.base_url"), "{stderr}");
     assert!(stderr.contains("use https://"), "{stderr}");
     assert!(!stderr.contains("do-not-print-me"), "{stderr}");
+    Ok(())
 }
 
 /// A smoke run of `connectzero bench`: it runs and prints what each figure
 /// is. Figures are not checked: they depend on the machine.
 #[test]
-fn bench_prints_the_boundary_figures() {
+fn bench_prints_the_boundary_figures() -> anyhow::Result<()> {
     let output = Command::new(BIN)
         .args(["bench", "--quick", "--scenario", "boundary"])
-        .output()
-        .unwrap();
+        .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -93,6 +92,7 @@ fn bench_prints_the_boundary_figures() {
     ] {
         assert!(stdout.contains(label), "no {label:?} in:\n{stdout}");
     }
+    Ok(())
 }
 
 /// Every subcommand that reads tenants or the database, with the least
@@ -137,13 +137,13 @@ fn name_of(args: &[&str]) -> String {
 /// The same two options, documented once: each subcommand's help shows
 /// them under one heading with the same text and environment variables.
 #[test]
-fn every_subcommand_that_reads_tenants_takes_the_same_location_options() {
+fn every_subcommand_that_reads_tenants_takes_the_same_location_options() -> anyhow::Result<()> {
     let mut first: Option<(String, String)> = None;
     for args in READS_TENANTS {
         let name = name_of(args);
         let mut help_args: Vec<&str> = name.split(' ').collect();
         help_args.push("--help");
-        let output = Command::new(BIN).args(&help_args).output().unwrap();
+        let output = Command::new(BIN).args(&help_args).output()?;
         let help = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(output.status.success(), "{name} --help: {output:?}");
         let options = help
@@ -175,16 +175,18 @@ fn every_subcommand_that_reads_tenants_takes_the_same_location_options() {
             ),
         }
     }
+    Ok(())
 }
 
 /// Neither a configuration file nor a database: one line saying what was
 /// looked for and the two ways to fix it, a non-zero exit, no backtrace.
 #[test]
-fn without_a_configuration_file_or_database_every_subcommand_says_what_it_looked_for() {
-    let dir = tempfile::tempdir().unwrap();
+fn without_a_configuration_file_or_database_every_subcommand_says_what_it_looked_for()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
     for args in READS_TENANTS {
         let name = name_of(args);
-        let output = in_dir(dir.path()).args(*args).output().unwrap();
+        let output = in_dir(dir.path()).args(*args).output()?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "`{name}` succeeded: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "`{name}`:\n{stderr}");
@@ -205,7 +207,8 @@ fn without_a_configuration_file_or_database_every_subcommand_says_what_it_looked
         assert!(!stderr.contains("backtrace"), "`{name}`:\n{stderr}");
     }
     // Nothing was created while looking.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(dir.path())?.count(), 0);
+    Ok(())
 }
 
 /// `--db`, `--config` and their environment variables mean the same in
@@ -213,8 +216,9 @@ fn without_a_configuration_file_or_database_every_subcommand_says_what_it_looked
 /// alone; the flag wins over the variable; the file's `database` is used
 /// when no database is named; `connectzero.db` is found by default.
 #[test]
-fn the_database_and_configuration_are_found_the_same_way_by_every_subcommand() {
-    let dir = tempfile::tempdir().unwrap();
+fn the_database_and_configuration_are_found_the_same_way_by_every_subcommand() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
     let run = |args: &[&str], env: &[(&str, &str)]| {
         let output = in_dir(dir.path())
             .args(args)
@@ -250,7 +254,7 @@ fn the_database_and_configuration_are_found_the_same_way_by_every_subcommand() {
     assert!(ok && text.contains("no tenants"), "{text}");
     assert!(!dir.path().join("other.db").exists());
 
-    std::fs::write(dir.path().join("cz.toml"), "database = \"from-file.db\"\n").unwrap();
+    std::fs::write(dir.path().join("cz.toml"), "database = \"from-file.db\"\n")?;
     let (ok, text) = run(&["tenant", "list"], &[("CONNECTZERO_CONFIG", "cz.toml")]);
     assert!(ok && text.contains("no tenants"), "{text}");
     assert!(dir.path().join("from-file.db").exists());
@@ -285,4 +289,5 @@ fn the_database_and_configuration_are_found_the_same_way_by_every_subcommand() {
         text.contains("no tenant \"acme\" in the database connectzero.db"),
         "{text}"
     );
+    Ok(())
 }

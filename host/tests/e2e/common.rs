@@ -3,8 +3,15 @@
 
 #![allow(dead_code)]
 
+// By path: `tests/memory.rs` includes this file as a module too.
+#[path = "common/builders.rs"]
+mod builders;
+
+pub use builders::*;
+
+use anyhow::Context;
 use connectzero::config::TenantOptions;
-use connectzero::demo::{self, CallPlan, Expect, LegPlan, PlacedCall, Placer};
+use connectzero::demo::{self, CallPlan, PlacedCall, Placer};
 use connectzero::engine::Runtime;
 use connectzero::pipeline::{Pipeline, TickReport};
 use connectzero::storage::Storage;
@@ -17,14 +24,14 @@ use std::sync::{Arc, OnceLock};
 /// with cargo, into the same target directory as the bundled components
 /// (so the shared dependencies are already built); the path of its
 /// `<crate>.wasm`.
-pub fn build_component(package: &str, crate_name: &str) -> std::path::PathBuf {
+pub fn build_component(package: &str, crate_name: &str) -> anyhow::Result<std::path::PathBuf> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .unwrap();
+        .context("the host crate is inside the workspace")?;
     let target_dir = root.join("target").join("components");
     let mut build = connectzero_stages::wasm_build(root, &target_dir);
     build.args(["-p", package]);
-    let output = build.output().expect("cargo runs");
+    let output = build.output().context("cargo runs")?;
     assert!(
         output.status.success(),
         "building {package} failed:\n{}",
@@ -32,7 +39,7 @@ pub fn build_component(package: &str, crate_name: &str) -> std::path::PathBuf {
     );
     let wasm = target_dir.join(format!("wasm32-wasip2/release/{crate_name}.wasm"));
     assert!(wasm.exists(), "{} missing after the build", wasm.display());
-    wasm
+    Ok(wasm)
 }
 
 /// The runtime, compiled once for every test in the binary.
@@ -44,26 +51,31 @@ pub fn runtime() -> Arc<Runtime> {
 }
 
 /// A world with the demo's users and contacts, no CRM rate limit.
-pub async fn seeded_world(options: TenantOptions) -> (World, HashMap<&'static str, String>) {
-    let world = World::start(runtime(), Storage::in_memory().unwrap(), options, false)
-        .await
-        .unwrap();
+pub async fn seeded_world(
+    options: TenantOptions,
+) -> anyhow::Result<(World, HashMap<&'static str, String>)> {
+    let world = World::start(runtime(), Storage::in_memory()?, options, false).await?;
     let contacts = demo::seed_directory(&world);
-    (world, contacts)
+    Ok((world, contacts))
 }
 
 /// Default tenant options.
 pub fn defaults() -> TenantOptions {
-    TenantOptions::default()
+    options().build()
 }
 
 /// Tick until `done` holds, at most `max` times; returns the last report.
-pub async fn tick_until(world: &World, max: usize, done: impl Fn(&World) -> bool) -> TickReport {
+/// A tick that fails is an error; `done` never holding fails the test.
+pub async fn tick_until(
+    world: &World,
+    max: usize,
+    done: impl Fn(&World) -> bool,
+) -> anyhow::Result<TickReport> {
     let mut last = TickReport::default();
     for _ in 0..max {
-        last = world.tick().await.unwrap();
+        last = world.tick().await?;
         if done(world) {
-            return last;
+            return Ok(last);
         }
     }
     panic!("condition not reached after {max} ticks; last report: {last:?}");
@@ -71,19 +83,7 @@ pub async fn tick_until(world: &World, max: usize, done: impl Fn(&World) -> bool
 
 /// A one-leg call plan.
 pub fn one_leg(call_id: i32, src: SimParty, dst: SimParty, answered: bool, secs: i64) -> CallPlan {
-    CallPlan {
-        label: "test call",
-        call_id,
-        first_segment_id: None,
-        legs: vec![LegPlan {
-            src,
-            dst,
-            answered,
-            secs,
-        }],
-        expect: Expect::Skipped("unused"),
-        recording: None,
-    }
+    call("test call", call_id, vec![leg(src, dst, answered, secs)])
 }
 
 /// Place `plan` as a call that just ended.
@@ -150,10 +150,7 @@ pub fn recording(id: i32, finished: bool) -> connectzero_simulators::threecx::Si
 
 /// Options for tests of retries: no waiting between attempts.
 pub fn eager() -> TenantOptions {
-    TenantOptions {
-        retry_base_ms: 0,
-        ..TenantOptions::default()
-    }
+    options().eager().build()
 }
 
 /// A seeded world whose database is the file `dir/cz.db`, with the
@@ -162,44 +159,44 @@ pub fn eager() -> TenantOptions {
 pub async fn world_with_secrets(
     dir: &std::path::Path,
     options: TenantOptions,
-) -> (
+) -> anyhow::Result<(
     World,
     HashMap<&'static str, String>,
     connectzero::secrets::SecretStore,
-) {
+)> {
     let db = dir.join("cz.db");
-    let storage = Storage::open(&db).unwrap();
-    let world = World::start(runtime(), storage.clone(), options, false)
-        .await
-        .unwrap();
+    let storage = Storage::open(&db)?;
+    let world = World::start(runtime(), storage.clone(), options, false).await?;
     let key =
-        connectzero::secrets::MasterKey::load_file(&connectzero::secrets::default_key_file(&db))
-            .unwrap();
+        connectzero::secrets::MasterKey::load_file(&connectzero::secrets::default_key_file(&db))?;
     let store = connectzero::secrets::SecretStore::new(storage, key);
-    connectzero::credentials::of(&world.tenant)
-        .use_store(store.clone())
-        .unwrap();
+    connectzero::credentials::of(&world.tenant).use_store(store.clone())?;
     let contacts = demo::seed_directory(&world);
-    (world, contacts, store)
+    Ok((world, contacts, store))
 }
 
 /// Subscribe workflow `id` to trigger `key` through the pipeline, as
 /// HighLevel does when a workflow using the trigger is published; its
 /// executions land in the CRM simulator.
-pub async fn subscribe(world: &World, key: &str, id: &str) {
-    subscribe_on(&world.pipeline, world, key, id).await;
+pub async fn subscribe(world: &World, key: &str, id: &str) -> anyhow::Result<()> {
+    subscribe_on(&world.pipeline, world, key, id).await
 }
 
 /// [`subscribe`] through `pipeline` (another process's view of the
 /// database, say) for `world`'s tenant.
-pub async fn subscribe_on(pipeline: &Pipeline, world: &World, key: &str, id: &str) {
+pub async fn subscribe_on(
+    pipeline: &Pipeline,
+    world: &World,
+    key: &str,
+    id: &str,
+) -> anyhow::Result<()> {
     use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
         Subscription, SubscriptionChange,
     };
     let subscription = Subscription {
         id: id.into(),
         kind: guest_support::triggers::TriggerKind::from_key(key)
-            .unwrap_or_else(|| panic!("{key} is no trigger key"))
+            .with_context(|| format!("{key} is no trigger key"))?
             .into(),
         target_url: format!(
             "{}/workflows-marketplace/triggers/execute/app/{id}",
@@ -209,14 +206,13 @@ pub async fn subscribe_on(pipeline: &Pipeline, world: &World, key: &str, id: &st
     };
     pipeline
         .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
-        .await
-        .unwrap()
-        .unwrap();
+        .await??;
+    Ok(())
 }
 
 /// Serve the host's endpoints and the status page (admin `token`) for
 /// `world`'s tenant on a loopback port; returns its base URL.
-pub async fn serve_admin(world: &World, token: &str) -> String {
+pub async fn serve_admin(world: &World, token: &str) -> anyhow::Result<String> {
     use connectzero::server::ServerState;
     use connectzero::web::{AdminToken, WebOptions};
     let state = Arc::new(ServerState {
@@ -224,38 +220,38 @@ pub async fn serve_admin(world: &World, token: &str) -> String {
         tenants: HashMap::from([(world.tenant.id().to_string(), world.tenant.clone())]),
     });
     let options = WebOptions {
-        token: Some(AdminToken::new(token).unwrap()),
+        token: Some(AdminToken::new(token)?),
         demo: None,
         metrics_token: None,
     };
     let app =
         connectzero::server::router(state.clone()).merge(connectzero::web::router(state, options));
     // Bound before spawning: connections wait in the backlog, no race.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
     let limits = connectzero::server::listen::Limits::default();
     tokio::spawn(async move { connectzero::server::listen::serve(listener, app, limits).await });
-    format!("http://{addr}")
+    Ok(format!("http://{addr}"))
 }
 
 /// Serve the host's endpoints (no status page) for `world`'s tenant on a
 /// loopback port, as `connectzero run` does; returns its base URL.
-pub async fn serve_endpoints(world: &World) -> String {
+pub async fn serve_endpoints(world: &World) -> anyhow::Result<String> {
     use connectzero::server::ServerState;
     let state = Arc::new(ServerState {
         pipeline: world.pipeline.clone(),
         tenants: HashMap::from([(world.tenant.id().to_string(), world.tenant.clone())]),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
     tokio::spawn(connectzero::server::serve(listener, state));
-    format!("http://{addr}")
+    Ok(format!("http://{addr}"))
 }
 
 /// GET `url` as the admin (bearer `token`) and return the page; anything
 /// but 200 fails the test, naming the URL.
-pub async fn admin_page(http: &reqwest::Client, url: &str, token: &str) -> String {
-    let response = http.get(url).bearer_auth(token).send().await.unwrap();
+pub async fn admin_page(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<String> {
+    let response = http.get(url).bearer_auth(token).send().await?;
     assert_eq!(response.status(), 200, "{url}");
-    response.text().await.unwrap()
+    Ok(response.text().await?)
 }

@@ -6,6 +6,7 @@
 //! wrapper around it).
 
 use crate::common;
+use anyhow::Context;
 
 use connectzero::config::{TenantConfig, TenantOptions};
 use connectzero::diagnostics::{Diagnostics, RunReport};
@@ -20,14 +21,12 @@ const TOKEN: &str = "test-admin-token-0123456789";
 
 /// A world on a database file (so a "restart" can open it again), with
 /// the CRM simulator's rate limit (and its headers) on.
-async fn world_on(db: &Path, options: TenantOptions) -> World {
-    World::start(common::runtime(), Storage::open(db).unwrap(), options, true)
-        .await
-        .unwrap()
+async fn world_on(db: &Path, options: TenantOptions) -> anyhow::Result<World> {
+    World::start(common::runtime(), Storage::open(db)?, options, true).await
 }
 
-async fn run(diagnostics: &Diagnostics, tenant: &Tenant) -> RunReport {
-    diagnostics.run_once(tenant).await.unwrap()
+async fn run(diagnostics: &Diagnostics, tenant: &Tenant) -> anyhow::Result<RunReport> {
+    diagnostics.run_once(tenant).await
 }
 
 /// The checklist of a run, for assertion messages.
@@ -35,25 +34,26 @@ fn shown(run: &RunReport) -> String {
     doctor::render(std::slice::from_ref(&run.report))
 }
 
-async fn get(url: &str) -> String {
+async fn get(url: &str) -> anyhow::Result<String> {
     common::admin_page(&reqwest::Client::new(), url, TOKEN).await
 }
 
 /// The Health section of the tenant page (up to the next section).
-async fn health(base: &str) -> String {
-    let page = get(&format!("{base}/admin/t/demo")).await;
-    let start = page.find("<h2>Health</h2>").expect("a Health section");
+async fn health(base: &str) -> anyhow::Result<String> {
+    let page = get(&format!("{base}/admin/t/demo")).await?;
+    let start = page.find("<h2>Health</h2>").context("a Health section")?;
     let rest = &page[start..];
     let end = rest.find("<h2>Status</h2>").unwrap_or(rest.len());
-    rest[..end].to_string()
+    Ok(rest[..end].to_string())
 }
 
-async fn open_incidents_metric(base: &str) -> String {
-    let text = get(&format!("{base}/metrics")).await;
-    text.lines()
+async fn open_incidents_metric(base: &str) -> anyhow::Result<String> {
+    let text = get(&format!("{base}/metrics")).await?;
+    Ok(text
+        .lines()
         .find(|l| l.starts_with("connectzero_diagnostics_open_incidents{tenant=\"demo\"}"))
         .unwrap_or_else(|| panic!("no open incidents metric in:\n{text}"))
-        .to_string()
+        .to_string())
 }
 
 fn open_tasks(tasks: &[Task]) -> usize {
@@ -61,30 +61,31 @@ fn open_tasks(tasks: &[Task]) -> usize {
 }
 
 #[tokio::test]
-async fn a_lost_recordings_role_raises_one_task_until_fixed_and_survives_restarts() {
-    let dir = tempfile::tempdir().unwrap();
+async fn a_lost_recordings_role_raises_one_task_until_fixed_and_survives_restarts()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
     let db = dir.path().join("connectzero.db");
-    let world = world_on(&db, TenantOptions::default()).await;
-    let base = common::serve_admin(&world, TOKEN).await;
+    let world = world_on(&db, TenantOptions::default()).await?;
+    let base = common::serve_admin(&world, TOKEN).await?;
     let http = reqwest::Client::new();
     let diagnostics = Diagnostics::new(world.storage.clone(), http.clone());
 
     // Healthy: every check passes, rate budget included; nothing raised.
-    let healthy = run(&diagnostics, &world.tenant).await;
+    let healthy = run(&diagnostics, &world.tenant).await?;
     assert!(healthy.report.passed(), "{}", shown(&healthy));
     let budget = healthy
         .report
         .checks
         .iter()
         .find(|c| c.name == doctor::RATE_BUDGET)
-        .expect("a rate budget line");
+        .context("a rate budget line")?;
     assert!(budget.detail.contains("daily requests left"), "{budget:?}");
     assert!(world.crm.tasks().is_empty());
-    assert!(health(&base).await.contains("health-ok"));
+    assert!(health(&base).await?.contains("health-ok"));
 
     // The API client's role loses the recordings.
     world.pbx.forbid_recordings(true);
-    let broken = run(&diagnostics, &world.tenant).await;
+    let broken = run(&diagnostics, &world.tenant).await?;
     assert_eq!(broken.opened, [doctor::RECORDINGS], "{}", shown(&broken));
     assert_eq!(broken.alerts_raised, 1, "{:?}", broken.alert_errors);
     let tasks = world.crm.tasks();
@@ -103,22 +104,22 @@ async fn a_lost_recordings_role_raises_one_task_until_fixed_and_survives_restart
         .contacts()
         .into_iter()
         .find(|c| c.id == task.contact_id)
-        .expect("the task's contact exists");
+        .context("the task's contact exists")?;
     assert_eq!(contact.name, "ConnectZero Alerts");
     assert!(contact.tags.iter().any(|t| t == "connectzero-alerts"));
     // On the status page with the doctor's fix, and in the metrics.
-    let section = health(&base).await;
+    let section = health(&base).await?;
     assert!(section.contains("3CX recordings access"), "{section}");
     assert!(section.contains("System Owner"), "{section}");
     assert!(
         section.contains(&format!("CRM task {} created", task.id)),
         "{section}"
     );
-    assert!(open_incidents_metric(&base).await.ends_with(" 1"));
+    assert!(open_incidents_metric(&base).await?.ends_with(" 1"));
 
     // Still broken for several runs: still one task.
     for _ in 0..3 {
-        let again = run(&diagnostics, &world.tenant).await;
+        let again = run(&diagnostics, &world.tenant).await?;
         assert!(
             again.opened.is_empty() && again.alerts_raised == 0,
             "{again:?}"
@@ -128,18 +129,18 @@ async fn a_lost_recordings_role_raises_one_task_until_fixed_and_survives_restart
 
     // Fixed: the incident closes and the task is completed.
     world.pbx.forbid_recordings(false);
-    let fixed = run(&diagnostics, &world.tenant).await;
+    let fixed = run(&diagnostics, &world.tenant).await?;
     assert_eq!(fixed.closed, [doctor::RECORDINGS], "{}", shown(&fixed));
     assert_eq!(fixed.tasks_completed, 1, "{:?}", fixed.alert_errors);
     assert!(world.crm.tasks()[0].completed);
-    assert!(health(&base).await.contains("health-ok"));
-    assert!(open_incidents_metric(&base).await.ends_with(" 0"));
-    let quiet = run(&diagnostics, &world.tenant).await;
+    assert!(health(&base).await?.contains("health-ok"));
+    assert!(open_incidents_metric(&base).await?.ends_with(" 0"));
+    let quiet = run(&diagnostics, &world.tenant).await?;
     assert_eq!((quiet.tasks_completed, quiet.alerts_raised), (0, 0));
 
     // Broken again: a new incident, a new task on the same contact.
     world.pbx.forbid_recordings(true);
-    let again = run(&diagnostics, &world.tenant).await;
+    let again = run(&diagnostics, &world.tenant).await?;
     assert_eq!(again.opened, [doctor::RECORDINGS]);
     let tasks = world.crm.tasks();
     assert_eq!((tasks.len(), open_tasks(&tasks)), (2, 1));
@@ -148,8 +149,8 @@ async fn a_lost_recordings_role_raises_one_task_until_fixed_and_survives_restart
     // A restart while it fails: a new host (tenant, runner, database
     // handle) on the same file raises nothing more.
     let restarted = connectzero::connect::tenant(world.config().clone(), reqwest::Client::new());
-    let after_restart = Diagnostics::new(Storage::open(&db).unwrap(), http);
-    let run_after = run(&after_restart, &restarted).await;
+    let after_restart = Diagnostics::new(Storage::open(&db)?, http);
+    let run_after = run(&after_restart, &restarted).await?;
     assert!(
         run_after.opened.is_empty() && run_after.alerts_raised == 0,
         "{run_after:?}"
@@ -162,17 +163,19 @@ async fn a_lost_recordings_role_raises_one_task_until_fixed_and_survives_restart
         .filter(|c| c.name == "ConnectZero Alerts")
         .count();
     assert_eq!(alerts_contacts, 1);
+    Ok(())
 }
 
 #[tokio::test]
-async fn wrong_3cx_credentials_alert_on_the_configured_contact_and_clear_when_fixed() {
-    let dir = tempfile::tempdir().unwrap();
-    let world = world_on(&dir.path().join("connectzero.db"), TenantOptions::default()).await;
+async fn wrong_3cx_credentials_alert_on_the_configured_contact_and_clear_when_fixed()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let world = world_on(&dir.path().join("connectzero.db"), TenantOptions::default()).await?;
     // The operator chose the contact the alerts go on.
     let admin = world.crm.add_contact(SimContact::new("Agency", "Admin"));
     let mut config: TenantConfig = world.config().clone();
     config.settings.diagnostics.alert_contact_id = Some(admin.clone());
-    config.validate().unwrap();
+    config.validate()?;
     let tenant = connectzero::connect::tenant(config, reqwest::Client::new());
     let diagnostics = Diagnostics::new(world.storage.clone(), reqwest::Client::new());
 
@@ -180,7 +183,7 @@ async fn wrong_3cx_credentials_alert_on_the_configured_contact_and_clear_when_fi
     let original = connectzero_simulators::threecx::ThreeCxConfig::default().client_secret;
     world.pbx.set_client_secret("regenerated-in-3cx");
     world.pbx.expire_tokens();
-    let broken = run(&diagnostics, &tenant).await;
+    let broken = run(&diagnostics, &tenant).await?;
     assert_eq!(broken.opened, [doctor::CREDENTIALS], "{}", shown(&broken));
     let tasks = world.crm.tasks();
     assert_eq!(tasks.len(), 1);
@@ -202,28 +205,30 @@ async fn wrong_3cx_credentials_alert_on_the_configured_contact_and_clear_when_fi
             .all(|c| c.name != "ConnectZero Alerts")
     );
 
-    let still = run(&diagnostics, &tenant).await;
+    let still = run(&diagnostics, &tenant).await?;
     assert_eq!(still.alerts_raised, 0);
     world.pbx.set_client_secret(&original);
-    let fixed = run(&diagnostics, &tenant).await;
+    let fixed = run(&diagnostics, &tenant).await?;
     assert!(fixed.report.passed(), "{}", shown(&fixed));
     assert_eq!(fixed.closed, [doctor::CREDENTIALS]);
     let tasks = world.crm.tasks();
     assert_eq!(tasks.len(), 1);
     assert!(tasks[0].completed);
+    Ok(())
 }
 
 #[tokio::test]
-async fn when_the_crm_itself_fails_the_incident_shows_and_the_alerts_wait_for_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let world = world_on(&dir.path().join("connectzero.db"), TenantOptions::default()).await;
-    let base = common::serve_admin(&world, TOKEN).await;
+async fn when_the_crm_itself_fails_the_incident_shows_and_the_alerts_wait_for_it()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let world = world_on(&dir.path().join("connectzero.db"), TenantOptions::default()).await?;
+    let base = common::serve_admin(&world, TOKEN).await?;
     let diagnostics = Diagnostics::new(world.storage.clone(), reqwest::Client::new());
 
     // The grant is revoked and, meanwhile, 3CX's recordings role is gone.
     world.crm.revoke_grant();
     world.pbx.forbid_recordings(true);
-    let broken = run(&diagnostics, &world.tenant).await;
+    let broken = run(&diagnostics, &world.tenant).await?;
     let mut opened = broken.opened.clone();
     opened.sort();
     assert_eq!(
@@ -235,11 +240,11 @@ async fn when_the_crm_itself_fails_the_incident_shows_and_the_alerts_wait_for_it
     assert_eq!(broken.alerts_raised, 0);
     assert_eq!(broken.alert_errors.len(), 2, "{:?}", broken.alert_errors);
     assert!(world.crm.tasks().is_empty());
-    let section = health(&base).await;
+    let section = health(&base).await?;
     assert!(section.contains("HighLevel token"), "{section}");
     assert!(section.contains("not in the CRM"), "{section}");
     assert!(section.contains("/t/demo/oauth/install"), "{section}");
-    assert!(open_incidents_metric(&base).await.ends_with(" 2"));
+    assert!(open_incidents_metric(&base).await?.ends_with(" 2"));
 
     // The app is installed again: the CRM incident closes, and the 3CX
     // one, still open, gets its one task now.
@@ -248,27 +253,27 @@ async fn when_the_crm_itself_fails_the_incident_shows_and_the_alerts_wait_for_it
     config.crm.refresh_token = connectzero::config::Secret::new(tokens.refresh_token);
     config.crm.access_token = Some(connectzero::config::Secret::new(tokens.access_token));
     let reinstalled = connectzero::connect::tenant(config, reqwest::Client::new());
-    let recovered = run(&diagnostics, &reinstalled).await;
+    let recovered = run(&diagnostics, &reinstalled).await?;
     assert_eq!(recovered.closed, [doctor::TOKEN], "{}", shown(&recovered));
     assert_eq!(recovered.alerts_raised, 1, "{:?}", recovered.alert_errors);
     let tasks = world.crm.tasks();
     assert_eq!(tasks.len(), 1);
     assert!(tasks[0].title.contains("3CX recordings access"));
-    let again = run(&diagnostics, &reinstalled).await;
+    let again = run(&diagnostics, &reinstalled).await?;
     assert_eq!(again.alerts_raised, 0);
     assert_eq!(world.crm.tasks().len(), 1);
+    Ok(())
 }
 
 #[tokio::test]
-async fn status_page_alerts_raise_no_task() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut options = TenantOptions::default();
-    options.diagnostics.alert = "status-page".into();
-    let world = world_on(&dir.path().join("connectzero.db"), options).await;
-    let base = common::serve_admin(&world, TOKEN).await;
+async fn status_page_alerts_raise_no_task() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let options = common::options().diagnostics_alert("status-page").build();
+    let world = world_on(&dir.path().join("connectzero.db"), options).await?;
+    let base = common::serve_admin(&world, TOKEN).await?;
     let diagnostics = Diagnostics::new(world.storage.clone(), reqwest::Client::new());
     world.pbx.set_enterprise(false);
-    let broken = run(&diagnostics, &world.tenant).await;
+    let broken = run(&diagnostics, &world.tenant).await?;
     assert_eq!(broken.opened, [doctor::LICENCE], "{}", shown(&broken));
     assert!(world.crm.tasks().is_empty());
     assert!(
@@ -278,15 +283,16 @@ async fn status_page_alerts_raise_no_task() {
             .iter()
             .all(|c| c.name != "ConnectZero Alerts")
     );
-    let section = health(&base).await;
+    let section = health(&base).await?;
     assert!(
         section.contains("3CX licence") && section.contains("status page only"),
         "{section}"
     );
+    Ok(())
 }
 
 #[test]
-fn diagnostics_settings_are_validated_with_their_fix() {
+fn diagnostics_settings_are_validated_with_their_fix() -> anyhow::Result<()> {
     let mut options = TenantOptions::default();
     assert_eq!(options.diagnostics.interval_mins, 15);
     assert!(options.diagnostics.validate().is_ok());
@@ -305,7 +311,8 @@ fn diagnostics_settings_are_validated_with_their_fix() {
     assert!(error.contains("alert_contact_id"), "{error}");
     // From a configuration file's [tenants.settings.diagnostics].
     let parsed: TenantOptions =
-        toml::from_str("[diagnostics]\ninterval_mins = 5\nalert = \"status-page\"\n").unwrap();
+        toml::from_str("[diagnostics]\ninterval_mins = 5\nalert = \"status-page\"\n")?;
     assert_eq!(parsed.diagnostics.interval_mins, 5);
     assert!(!parsed.diagnostics.alerts_in_crm());
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! claim lease; a follow-up queue can refuse a job.
 
 use crate::common;
+use anyhow::Context;
 
 use chrono::{DateTime, Duration, Utc};
 use common::*;
@@ -88,24 +89,24 @@ fn messages_of(world: &World, key: &str) -> Vec<Message> {
 
 /// A long call that ends after later short calls posts once, whole and
 /// answered, for each length and each way 3CX may write its rows.
-async fn long_call_posts_once(length: Duration, writes: SegmentWrites) {
-    let (world, _) = seeded_world(defaults()).await;
+async fn long_call_posts_once(length: Duration, writes: SegmentWrites) -> anyhow::Result<()> {
+    let (world, _) = seeded_world(defaults()).await?;
     let key = begin_long_call(&world, length, writes);
     place_short_calls(&world);
-    tick_until(&world, 5, |w| w.crm.messages().len() == 3).await;
+    tick_until(&world, 5, |w| w.crm.messages().len() == 3).await?;
     // More ticks while the long call goes on: the cursor must not pass it,
     // and a queue segment already written must not post as a missed call.
     for _ in 0..3 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     assert!(
         messages_of(&world, &key).is_empty(),
         "{writes:?}: the long call was posted before it ended"
     );
     world.pbx.end_call(LONG, true);
-    tick_until(&world, 5, |w| messages_of(w, &key).len() == 1).await;
+    tick_until(&world, 5, |w| messages_of(w, &key).len() == 1).await?;
     for _ in 0..3 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     let posted = messages_of(&world, &key);
     assert_eq!(posted.len(), 1, "{writes:?}: posted {} times", posted.len());
@@ -115,52 +116,58 @@ async fn long_call_posts_once(length: Duration, writes: SegmentWrites) {
         "{writes:?}: the long call must post whole, answered"
     );
     assert_eq!(world.crm.messages().len(), 4);
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_20_minute_call_written_at_its_end_posts_once_after_later_short_calls() {
-    long_call_posts_once(Duration::minutes(20), SegmentWrites::AtCallEnd).await;
+async fn a_20_minute_call_written_at_its_end_posts_once_after_later_short_calls()
+-> anyhow::Result<()> {
+    long_call_posts_once(Duration::minutes(20), SegmentWrites::AtCallEnd).await?;
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_3_hour_call_written_at_its_end_posts_once_after_later_short_calls() {
-    long_call_posts_once(Duration::hours(3), SegmentWrites::AtCallEnd).await;
+async fn a_3_hour_call_written_at_its_end_posts_once_after_later_short_calls() -> anyhow::Result<()>
+{
+    long_call_posts_once(Duration::hours(3), SegmentWrites::AtCallEnd).await?;
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_20_minute_call_written_segment_by_segment_posts_once_whole() {
-    long_call_posts_once(Duration::minutes(20), SegmentWrites::OneByOne).await;
+async fn a_20_minute_call_written_segment_by_segment_posts_once_whole() -> anyhow::Result<()> {
+    long_call_posts_once(Duration::minutes(20), SegmentWrites::OneByOne).await?;
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_3_hour_call_written_segment_by_segment_posts_once_whole() {
-    long_call_posts_once(Duration::hours(3), SegmentWrites::OneByOne).await;
+async fn a_3_hour_call_written_segment_by_segment_posts_once_whole() -> anyhow::Result<()> {
+    long_call_posts_once(Duration::hours(3), SegmentWrites::OneByOne).await?;
+    Ok(())
 }
 
 #[tokio::test]
-async fn rows_written_a_moment_after_the_call_left_active_calls_are_still_read() {
-    let (world, _) = seeded_world(defaults()).await;
+async fn rows_written_a_moment_after_the_call_left_active_calls_are_still_read()
+-> anyhow::Result<()> {
+    let (world, _) = seeded_world(defaults()).await?;
     let key = begin_long_call(&world, Duration::minutes(20), SegmentWrites::AtCallEnd);
     place_short_calls(&world);
-    tick_until(&world, 5, |w| w.crm.messages().len() == 3).await;
+    tick_until(&world, 5, |w| w.crm.messages().len() == 3).await?;
     // Gone from ActiveCalls, rows not written yet: ticks in between must
     // not move the cursor past the call.
     world.pbx.end_call(LONG, false);
     for _ in 0..3 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     world.pbx.write_ended_call(LONG);
-    tick_until(&world, 5, |w| messages_of(w, &key).len() == 1).await;
+    tick_until(&world, 5, |w| messages_of(w, &key).len() == 1).await?;
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_worker_past_its_lease_never_posts_a_call_another_worker_took_over() {
-    let options = connectzero::config::TenantOptions {
-        claim_lease_secs: 1,
-        ..eager()
-    };
-    let (world, _) = seeded_world(options).await;
-    subscribe(&world, "call.ended", "sub-ended").await;
+async fn a_worker_past_its_lease_never_posts_a_call_another_worker_took_over() -> anyhow::Result<()>
+{
+    let (world, _) = seeded_world(options().eager().claim_lease_secs(1).build()).await?;
+    subscribe(&world, "call.ended", "sub-ended").await?;
     let second = connectzero::pipeline::Pipeline::new(runtime(), world.storage.clone());
     // Each CRM request takes 300 ms and posting a message 800 ms, so a
     // tick posting 20 calls runs far past the one-second lease: the other
@@ -218,27 +225,25 @@ async fn a_worker_past_its_lease_never_posts_a_call_another_worker_took_over() {
             }
         };
         let (report, ()) = tokio::join!(first, other);
-        report.unwrap();
+        report?;
     }
     let mut alt_ids = posted_keys(&world);
     assert_eq!(alt_ids.len(), 20, "messages posted: {alt_ids:?}");
     alt_ids.dedup();
     assert_eq!(alt_ids.len(), 20, "a call was posted twice");
     assert_eq!(world.crm.trigger_executions().len(), 20);
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_backlog_of_60000_rows_is_caught_up_a_bounded_read_per_tick_each_call_once() {
+async fn a_backlog_of_60000_rows_is_caught_up_a_bounded_read_per_tick_each_call_once()
+-> anyhow::Result<()> {
     // A first start on a busy PBX: 60,000 calls behind the cursor, more
     // than 500 pages of 100 rows (where an unbounded read gave up). Most
     // are internal calls (skipped, no CRM request); one in a thousand is
     // Dana's and posts. The tick bound on new calls is raised so the test
     // needs few ticks; the read bound per tick is the poll stage's own.
-    let options = connectzero::config::TenantOptions {
-        max_calls_per_tick: 10_000,
-        ..defaults()
-    };
-    let (world, _) = seeded_world(options).await;
+    let (world, _) = seeded_world(options().max_calls_per_tick(10_000).build()).await?;
     const CALLS: i32 = 60_000;
     let first = Utc::now() - Duration::hours(20);
     for i in 0..CALLS {
@@ -264,71 +269,66 @@ async fn a_backlog_of_60000_rows_is_caught_up_a_bounded_read_per_tick_each_call_
             ticks <= 40,
             "not caught up after 40 ticks: {handled} handled"
         );
-        let report = world.tick().await.unwrap();
+        let report = world.tick().await?;
         assert_eq!(report.error, None, "tick {ticks} failed");
         handled += report.posted + report.skipped;
     }
     // Once more: nothing is handled twice.
-    let report = world.tick().await.unwrap();
+    let report = world.tick().await?;
     assert_eq!(report.posted + report.skipped, 0);
     assert_eq!(handled, CALLS as usize);
     assert_eq!(world.crm.messages().len(), (CALLS / 1_000) as usize);
-    let logged = world.storage.calls(world.tenant.id()).unwrap();
+    let logged = world.storage.calls(world.tenant.id())?;
     assert_eq!(logged.len(), CALLS as usize);
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_call_whose_trigger_cannot_be_queued_is_retried_and_its_trigger_delivered_once() {
-    let (world, _) = seeded_world(eager()).await;
-    subscribe(&world, "call.ended", "sub-ended").await;
+async fn a_call_whose_trigger_cannot_be_queued_is_retried_and_its_trigger_delivered_once()
+-> anyhow::Result<()> {
+    let (world, _) = seeded_world(eager()).await?;
+    subscribe(&world, "call.ended", "sub-ended").await?;
     let tenant = world.tenant.id().to_string();
     // The trigger queue's page list unreadable, as a failing store
     // leaves it: the next enqueue fails.
     world
         .storage
-        .kv_set(&tenant, "trigger/pages", b"\x00 not a page list")
-        .unwrap();
+        .kv_set(&tenant, "trigger/pages", b"\x00 not a page list")?;
     let call = place_dana_call(&world, 1);
-    let report = world.tick().await.unwrap();
+    let report = world.tick().await?;
     assert_eq!(world.crm.messages().len(), 1);
     assert_eq!((report.posted, report.retrying), (0, 1), "{report:?}");
     // Not done: the next ticks find the message (no second post) and try
     // the queue again.
-    world.tick().await.unwrap();
+    world.tick().await?;
     assert_eq!(world.crm.messages().len(), 1);
-    world.storage.kv_delete(&tenant, "trigger/pages").unwrap();
-    tick_until(&world, 5, |w| w.crm.trigger_executions().len() == 1).await;
+    world.storage.kv_delete(&tenant, "trigger/pages")?;
+    tick_until(&world, 5, |w| w.crm.trigger_executions().len() == 1).await?;
     for _ in 0..2 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     assert_eq!(world.crm.messages().len(), 1);
     assert_eq!(world.crm.trigger_executions().len(), 1);
     assert_eq!(
-        world
-            .storage
-            .call_outcome(&tenant, &call.key)
-            .unwrap()
-            .as_deref(),
+        world.storage.call_outcome(&tenant, &call.key)?.as_deref(),
         Some("posted")
     );
+    Ok(())
 }
 
 /// Place Dana's call 1 with HighLevel refusing its message once (a 422),
 /// tick, and check that the call is parked.
-async fn park_dana_call(world: &World) -> connectzero::demo::PlacedCall {
+async fn park_dana_call(world: &World) -> anyhow::Result<connectzero::demo::PlacedCall> {
     world.crm.inject_failures_on(
         "/conversations/messages/inbound",
         connectzero_simulators::highlevel::Fault::Unprocessable("refused once".into()),
         1,
     );
     let parked = place_dana_call(world, 1);
-    world.tick().await.unwrap();
-    let outcome = world
-        .storage
-        .call_outcome(world.tenant.id(), &parked.key)
-        .unwrap();
+    world.tick().await?;
+    let outcome = world.storage.call_outcome(world.tenant.id(), &parked.key)?;
     assert_eq!(outcome.as_deref(), Some("parked"));
-    parked
+    Ok(parked)
 }
 
 /// A replayed call (the status page's Retry, `connectzero replay`) whose
@@ -337,54 +337,52 @@ async fn park_dana_call(world: &World) -> connectzero::demo::PlacedCall {
 /// replay refuse the call as done, and its recording and triggers would
 /// never be queued (no live poll reaches a call behind the cursor).
 #[tokio::test]
-async fn a_replayed_call_whose_follow_ups_cannot_be_queued_is_replayed_again_and_triggers_once() {
+async fn a_replayed_call_whose_follow_ups_cannot_be_queued_is_replayed_again_and_triggers_once()
+-> anyhow::Result<()> {
     use connectzero::bindings::types::{CallFate, CallOutcome};
-    let (world, _) = seeded_world(eager()).await;
-    subscribe(&world, "call.ended", "sub-ended").await;
+    let (world, _) = seeded_world(eager()).await?;
+    subscribe(&world, "call.ended", "sub-ended").await?;
     let tenant = world.tenant.id().to_string();
-    let parked = park_dana_call(&world).await;
+    let parked = park_dana_call(&world).await?;
     let outcome = |world: &World| world.storage.call_outcome(&tenant, &parked.key).unwrap();
 
     // The trigger queue's page list unreadable: the next enqueue fails.
     world
         .storage
-        .kv_set(&tenant, "trigger/pages", b"\x00 not a page list")
-        .unwrap();
+        .kv_set(&tenant, "trigger/pages", b"\x00 not a page list")?;
     let first = world
         .pipeline
         .replay_call(&world.tenant, &parked.key, true)
-        .await
-        .unwrap()
-        .unwrap();
+        .await??;
     assert!(matches!(first.fate, CallFate::Retrying(_)), "{first:?}");
     assert_eq!(world.crm.messages().len(), 1, "posted once");
     assert_eq!(outcome(&world).as_deref(), Some("retrying"));
 
-    world.storage.kv_delete(&tenant, "trigger/pages").unwrap();
+    world.storage.kv_delete(&tenant, "trigger/pages")?;
     let second = world
         .pipeline
         .replay_call(&world.tenant, &parked.key, true)
-        .await
-        .unwrap()
-        .unwrap();
+        .await??;
     assert!(
         matches!(second.fate, CallFate::Settled(CallOutcome::Posted(_))),
         "{second:?}"
     );
     assert_eq!(world.crm.messages().len(), 1, "found, not posted again");
     assert_eq!(outcome(&world).as_deref(), Some("posted"));
-    tick_until(&world, 5, |w| w.crm.trigger_executions().len() == 1).await;
+    tick_until(&world, 5, |w| w.crm.trigger_executions().len() == 1).await?;
     for _ in 0..2 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     assert_eq!(world.crm.trigger_executions().len(), 1);
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_retried_parked_call_is_replayed_alone_and_the_cursor_never_moves_back() {
-    let (world, _) = seeded_world(eager()).await;
+async fn a_retried_parked_call_is_replayed_alone_and_the_cursor_never_moves_back()
+-> anyhow::Result<()> {
+    let (world, _) = seeded_world(eager()).await?;
     let tenant = world.tenant.id().to_string();
-    let parked = park_dana_call(&world).await;
+    let parked = park_dana_call(&world).await?;
     // Later calls post and the cursor moves past the parked one.
     let mut placer = connectzero::demo::Placer::default();
     for id in 2..5 {
@@ -394,55 +392,63 @@ async fn a_retried_parked_call_is_replayed_alone_and_the_cursor_never_moves_back
             Utc::now(),
         );
     }
-    tick_until(&world, 5, |w| w.crm.messages().len() == 3).await;
-    let cursor = world.storage.poll_cursor(&tenant).unwrap().unwrap();
-    let parked_start: i64 = parked.key.rsplit_once('@').unwrap().1.parse().unwrap();
+    tick_until(&world, 5, |w| w.crm.messages().len() == 3).await?;
+    let cursor = world
+        .storage
+        .poll_cursor(&tenant)?
+        .context("the poll cursor is set")?;
+    let parked_start: i64 = parked
+        .key
+        .rsplit_once('@')
+        .context("a call key ends in @<start>")?
+        .1
+        .parse()?;
     assert!(cursor > parked_start, "the cursor passed the parked call");
 
     // The status page's Retry.
     world
         .storage
-        .request_retry(&tenant, &parked.key, Utc::now().timestamp_millis())
-        .unwrap();
-    world.tick().await.unwrap();
+        .request_retry(&tenant, &parked.key, Utc::now().timestamp_millis())?;
+    world.tick().await?;
     assert_eq!(
-        world
-            .storage
-            .call_outcome(&tenant, &parked.key)
-            .unwrap()
-            .as_deref(),
+        world.storage.call_outcome(&tenant, &parked.key)?.as_deref(),
         Some("posted")
     );
-    assert!(world.storage.poll_cursor(&tenant).unwrap().unwrap() >= cursor);
     assert!(
         world
             .storage
-            .pending_retries(&tenant, i64::MAX, 10)
-            .unwrap()
+            .poll_cursor(&tenant)?
+            .context("the poll cursor is set")?
+            >= cursor
+    );
+    assert!(
+        world
+            .storage
+            .pending_retries(&tenant, i64::MAX, 10)?
             .is_empty()
     );
     for _ in 0..2 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     let mut keys = posted_keys(&world);
     keys.dedup();
     assert_eq!(keys.len(), 4, "each call posted once");
     assert_eq!(world.crm.messages().len(), 4);
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_call_whose_ledger_completion_fails_holds_the_cursor_and_posts_once() {
-    let dir = tempfile::tempdir().unwrap();
+async fn a_call_whose_ledger_completion_fails_holds_the_cursor_and_posts_once() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
     let path = dir.path().join("complete.db");
-    let storage = connectzero::storage::Storage::open(&path).unwrap();
-    let world = World::start(runtime(), storage, eager(), false)
-        .await
-        .unwrap();
+    let storage = connectzero::storage::Storage::open(&path)?;
+    let world = World::start(runtime(), storage, eager(), false).await?;
     connectzero::demo::seed_directory(&world);
     let tenant = world.tenant.id().to_string();
     // The disk refuses every write that would mark a leg done, as a full
     // or failing disk would.
-    let db = rusqlite::Connection::open(&path).unwrap();
+    let db = rusqlite::Connection::open(&path)?;
     db.execute_batch(
         "CREATE TRIGGER refuse_done_insert BEFORE INSERT ON kv
              WHEN NEW.key LIKE 'ledger/%' AND CAST(NEW.value AS TEXT) LIKE '%\"done\"%'
@@ -450,8 +456,7 @@ async fn a_call_whose_ledger_completion_fails_holds_the_cursor_and_posts_once() 
          CREATE TRIGGER refuse_done_update BEFORE UPDATE ON kv
              WHEN NEW.key LIKE 'ledger/%' AND CAST(NEW.value AS TEXT) LIKE '%\"done\"%'
              BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;",
-    )
-    .unwrap();
+    )?;
     // Two calls that ended minutes ago: no grace period holds the cursor,
     // only their unrecorded outcomes do.
     let mut placer = connectzero::demo::Placer::default();
@@ -468,40 +473,36 @@ async fn a_call_whose_ledger_completion_fails_holds_the_cursor_and_posts_once() 
     let start_of = |key: &str| -> i64 { key.rsplit_once('@').unwrap().1.parse().unwrap() };
     let (first, last) = (start_of(&calls[0].key), start_of(&calls[1].key));
     assert!(first < last);
-    let report = world.tick().await.unwrap();
+    let report = world.tick().await?;
     assert_eq!(world.crm.messages().len(), 2, "{report:?}");
     // Not recorded as done: the cursor stays at the first call (read again
     // from there), not at the newest start read.
-    let held = world.storage.poll_cursor(&tenant).unwrap();
+    let held = world.storage.poll_cursor(&tenant)?;
     assert!(held.is_none_or(|c| c <= first), "{held:?} passed {first}");
-    world.tick().await.unwrap();
+    world.tick().await?;
     assert_eq!(world.crm.messages().len(), 2, "posted again while undone");
 
     // The disk recovers: the calls are found posted (their send markers),
     // done, and the cursor moves on.
-    db.execute_batch("DROP TRIGGER refuse_done_insert; DROP TRIGGER refuse_done_update;")
-        .unwrap();
+    db.execute_batch("DROP TRIGGER refuse_done_insert; DROP TRIGGER refuse_done_update;")?;
     tick_until(&world, 5, |w| {
         w.storage
             .poll_cursor(w.tenant.id())
             .unwrap()
             .is_some_and(|c| c >= last)
     })
-    .await;
+    .await?;
     for _ in 0..2 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     let mut keys: Vec<String> = calls.iter().map(|c| c.key.clone()).collect();
     keys.sort();
     assert_eq!(posted_keys(&world), keys);
     for call in &calls {
         assert_eq!(
-            world
-                .storage
-                .call_outcome(&tenant, &call.key)
-                .unwrap()
-                .as_deref(),
+            world.storage.call_outcome(&tenant, &call.key)?.as_deref(),
             Some("posted")
         );
     }
+    Ok(())
 }

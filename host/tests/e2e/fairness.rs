@@ -7,9 +7,9 @@
 //! post in between.
 
 use crate::common;
+use anyhow::Context;
 
 use common::*;
-use connectzero::config::TenantOptions;
 use connectzero::demo::{Placer, numbers};
 use connectzero::pipeline::{Tenant, TickReport};
 use connectzero::scheduler;
@@ -35,16 +35,14 @@ fn posted_for(world: &World, ids: std::ops::RangeInclusive<i32>) -> Vec<String> 
         .collect()
 }
 
-fn options() -> TenantOptions {
-    TenantOptions {
-        poll_interval_ms: 100,
-        retry_base_ms: 0,
-        ..TenantOptions::default()
-    }
+/// Ticks 100 ms apart, no waiting between retries.
+fn fast_ticks() -> Options {
+    options().poll_interval_ms(100).eager()
 }
 
 #[tokio::test]
-async fn two_tenants_on_one_location_both_progress_and_highlevel_never_answers_429() {
+async fn two_tenants_on_one_location_both_progress_and_highlevel_never_answers_429()
+-> anyhow::Result<()> {
     // A small limit so the test needs a few seconds, not minutes: 10
     // requests per second per location, HighLevel's shape scaled down.
     let crm_config = HighLevelConfig {
@@ -54,10 +52,16 @@ async fn two_tenants_on_one_location_both_progress_and_highlevel_never_answers_4
         }),
         ..HighLevelConfig::default()
     };
-    let (a, b) = sharing_one_location(crm_config).await;
-    let limiter = a.tenant.crm_limiter.clone().expect("a has a limiter");
+    let (a, b) = sharing_one_location(crm_config).await?;
+    let limiter = a.tenant.crm_limiter.clone().context("a has a limiter")?;
     assert!(
-        Arc::ptr_eq(&limiter, b.tenant.crm_limiter.as_ref().unwrap()),
+        Arc::ptr_eq(
+            &limiter,
+            b.tenant
+                .crm_limiter
+                .as_ref()
+                .context("the tenant has a CRM limiter")?
+        ),
         "tenants of one location share one limiter"
     );
 
@@ -98,12 +102,12 @@ async fn two_tenants_on_one_location_both_progress_and_highlevel_never_answers_4
     while !done(&a) {
         // Bounded: a few hundred ticks is minutes of budget at this limit.
         assert!(ticks < 600, "not all calls posted after {ticks} ticks");
-        rx.recv().await.unwrap();
+        rx.recv().await.context("the scheduler reported a tick")?;
         ticks += 1;
     }
-    stop_tx.send(true).unwrap();
+    stop_tx.send(true)?;
     for task in tasks {
-        task.await.unwrap();
+        task.await?;
     }
 
     // Each call once, both tenants through.
@@ -124,30 +128,25 @@ async fn two_tenants_on_one_location_both_progress_and_highlevel_never_answers_4
         "the limiter never had to hold a request back: {stats:?}"
     );
     assert_eq!(stats.upstream_429, 0, "{stats:?}");
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_large_backlog_yields_to_another_tenant_between_bounded_ticks() {
+async fn a_large_backlog_yields_to_another_tenant_between_bounded_ticks() -> anyhow::Result<()> {
     const BACKLOG: i32 = 60;
     const PER_TICK: u32 = 20;
-    let storage = Storage::in_memory().unwrap();
+    let storage = Storage::in_memory()?;
     let big = World::start(
         runtime(),
         storage.clone(),
-        TenantOptions {
-            max_calls_per_tick: PER_TICK,
-            ..options()
-        },
+        fast_ticks().max_calls_per_tick(PER_TICK).build(),
         false,
     )
-    .await
-    .unwrap();
+    .await?;
     demo::seed(&big);
-    let mut small = World::start(runtime(), storage, options(), false)
-        .await
-        .unwrap();
+    let mut small = World::start(runtime(), storage, fast_ticks().build(), false).await?;
     demo::seed(&small);
-    small.reconfigure(|c| c.id = "small".into()).unwrap();
+    small.reconfigure(|c| c.id = "small".into())?;
 
     let now = chrono::Utc::now();
     let mut placer = Placer::default();
@@ -169,14 +168,14 @@ async fn a_large_backlog_yields_to_another_tenant_between_bounded_ticks() {
 
     // Ticks in turn, as the scheduler hands out a scarce tick slot: big
     // first (it asked first), then small.
-    let first = big.pipeline.tick(&big.tenant).await.unwrap();
+    let first = big.pipeline.tick(&big.tenant).await?;
     assert_eq!(first.posted, PER_TICK as usize, "{first:?}");
     assert_eq!(
         first.deferred,
         (BACKLOG as u32 - PER_TICK) as usize,
         "{first:?}"
     );
-    let other = big.pipeline.tick(&small.tenant).await.unwrap();
+    let other = big.pipeline.tick(&small.tenant).await?;
     assert_eq!(other.posted, 3, "{other:?}");
     // Small's calls posted while big still had most of its backlog.
     assert_eq!(big.crm.messages().len(), PER_TICK as usize);
@@ -186,7 +185,7 @@ async fn a_large_backlog_yields_to_another_tenant_between_bounded_ticks() {
     let mut ticks = 1;
     while big.crm.messages().len() < BACKLOG as usize {
         assert!(ticks < 10, "backlog not worked off after {ticks} ticks");
-        let report = big.pipeline.tick(&big.tenant).await.unwrap();
+        let report = big.pipeline.tick(&big.tenant).await?;
         assert!(report.posted <= PER_TICK as usize, "{report:?}");
         ticks += 1;
     }
@@ -199,21 +198,24 @@ async fn a_large_backlog_yields_to_another_tenant_between_bounded_ticks() {
         "a call posted twice or not at all"
     );
     // A tick after the backlog finds nothing new.
-    let after = big.pipeline.tick(&big.tenant).await.unwrap();
+    let after = big.pipeline.tick(&big.tenant).await?;
     assert_eq!((after.posted, after.deferred), (0, 0), "{after:?}");
+    Ok(())
 }
 
 /// Tenants a and b, each with its own 3CX, on the same HighLevel app and
 /// location (a's simulator, configured by `crm_config`), on one database.
-async fn sharing_one_location(crm_config: HighLevelConfig) -> (World, World) {
-    let storage = Storage::in_memory().unwrap();
-    let a = World::start_with_crm(runtime(), storage.clone(), options(), crm_config.clone())
-        .await
-        .unwrap();
+async fn sharing_one_location(crm_config: HighLevelConfig) -> anyhow::Result<(World, World)> {
+    let storage = Storage::in_memory()?;
+    let a = World::start_with_crm(
+        runtime(),
+        storage.clone(),
+        fast_ticks().build(),
+        crm_config.clone(),
+    )
+    .await?;
     demo::seed(&a);
-    let mut b = World::start_with_crm(runtime(), storage, options(), crm_config)
-        .await
-        .unwrap();
+    let mut b = World::start_with_crm(runtime(), storage, fast_ticks().build(), crm_config).await?;
     demo::seed(&b);
     let tokens = a.crm.install();
     let shared = a.config().crm.clone();
@@ -222,9 +224,8 @@ async fn sharing_one_location(crm_config: HighLevelConfig) -> (World, World) {
         c.crm = shared;
         c.crm.access_token = Some(connectzero::config::Secret::new(tokens.access_token));
         c.crm.refresh_token = connectzero::config::Secret::new(tokens.refresh_token);
-    })
-    .unwrap();
-    (a, b)
+    })?;
+    Ok((a, b))
 }
 
 /// Requests that reached the CRM simulator's API (contacts and
@@ -237,8 +238,8 @@ fn api_requests(world: &World) -> usize {
 }
 
 #[tokio::test]
-async fn a_429_for_one_tenant_holds_back_every_tenant_on_the_location() {
-    let (a, b) = sharing_one_location(HighLevelConfig::default()).await;
+async fn a_429_for_one_tenant_holds_back_every_tenant_on_the_location() -> anyhow::Result<()> {
+    let (a, b) = sharing_one_location(HighLevelConfig::default()).await?;
     let now = chrono::Utc::now();
     Placer::default().place(
         &a,
@@ -257,11 +258,11 @@ async fn a_429_for_one_tenant_holds_back_every_tenant_on_the_location() {
         1,
     );
 
-    let first = a.pipeline.tick(&a.tenant).await.unwrap();
+    let first = a.pipeline.tick(&a.tenant).await?;
     assert_eq!((first.posted, first.retrying), (0, 1), "{first:?}");
     let before = api_requests(&a);
     // b's call waits for the same Retry-After without asking HighLevel.
-    let second = a.pipeline.tick(&b.tenant).await.unwrap();
+    let second = a.pipeline.tick(&b.tenant).await?;
     assert_eq!((second.posted, second.retrying), (0, 1), "{second:?}");
     assert!(
         second
@@ -274,10 +275,16 @@ async fn a_429_for_one_tenant_holds_back_every_tenant_on_the_location() {
         before,
         "b's requests reached HighLevel during the block"
     );
-    let stats = a.tenant.crm_limiter.as_ref().unwrap().stats();
+    let stats = a
+        .tenant
+        .crm_limiter
+        .as_ref()
+        .context("the tenant has a CRM limiter")?
+        .stats();
     assert_eq!(stats.upstream_429, 1, "{stats:?}");
     assert!(stats.refused >= 1, "{stats:?}");
     assert!(a.crm.messages().is_empty());
+    Ok(())
 }
 
 mod demo {

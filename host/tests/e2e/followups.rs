@@ -23,8 +23,8 @@ fn recording_status(world: &World, key: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_recording_that_finalises_late_is_attached_once() {
-    let (world, _) = seeded_world(eager()).await;
+async fn a_recording_that_finalises_late_is_attached_once() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(eager()).await?;
     world.pbx.add_recording(recording(501, false));
     let placed = place(
         &world,
@@ -37,8 +37,8 @@ async fn a_recording_that_finalises_late_is_attached_once() {
             30,
         ),
     );
-    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
-    world.tick().await.unwrap();
+    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await?;
+    world.tick().await?;
     assert_eq!(recording_status(&world, &placed.key), "pending");
     assert!(
         world.crm.uploads().is_empty(),
@@ -49,9 +49,9 @@ async fn a_recording_that_finalises_late_is_attached_once() {
     tick_until(&world, 5, |w| {
         recording_status(w, &placed.key) == "attached"
     })
-    .await;
+    .await?;
     for _ in 0..3 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     let uploads = world.crm.uploads();
     assert_eq!(uploads.len(), 1);
@@ -64,15 +64,13 @@ async fn a_recording_that_finalises_late_is_attached_once() {
         vec![uploads[0].url.clone()]
     );
     assert_eq!(world.pbx.download_count(501), 1);
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_recording_that_never_finalises_gives_up_and_the_call_stays_logged() {
-    let options = connectzero::config::TenantOptions {
-        recording_window_secs: 0,
-        ..eager()
-    };
-    let (world, _) = seeded_world(options).await;
+async fn a_recording_that_never_finalises_gives_up_and_the_call_stays_logged() -> anyhow::Result<()>
+{
+    let (world, _) = seeded_world(options().eager().recording_window_secs(0).build()).await?;
     world.pbx.add_recording(recording(502, false));
     let placed = place(
         &world,
@@ -88,7 +86,7 @@ async fn a_recording_that_never_finalises_gives_up_and_the_call_stays_logged() {
     let report = tick_until(&world, 5, |w| {
         recording_status(w, &placed.key).starts_with("gave-up")
     })
-    .await;
+    .await?;
     assert_eq!(report.attach_gave_up, 1);
     let status = recording_status(&world, &placed.key);
     assert!(
@@ -98,11 +96,12 @@ async fn a_recording_that_never_finalises_gives_up_and_the_call_stays_logged() {
     assert_eq!(world.crm.messages().len(), 1, "the call stays logged");
     assert!(world.crm.messages()[0].attachments.is_empty());
     assert!(world.crm.uploads().is_empty());
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_download_that_breaks_off_is_retried_and_attached_once() {
-    let (world, _) = seeded_world(eager()).await;
+async fn a_download_that_breaks_off_is_retried_and_attached_once() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(eager()).await?;
     world.pbx.add_recording(recording(503, true));
     world.pbx.fail_downloads(503, 100, 1);
     let placed = place(
@@ -119,7 +118,7 @@ async fn a_download_that_breaks_off_is_retried_and_attached_once() {
     tick_until(&world, 6, |w| {
         recording_status(w, &placed.key) == "attached"
     })
-    .await;
+    .await?;
     assert_eq!(
         world.pbx.download_count(503),
         2,
@@ -131,13 +130,14 @@ async fn a_download_that_breaks_off_is_retried_and_attached_once() {
         "the broken transfer left no upload behind"
     );
     assert_eq!(world.crm.messages()[0].attachments.len(), 1);
+    Ok(())
 }
 
 #[tokio::test]
-async fn call_ended_and_missed_call_fire_once_per_call_with_their_payload() {
-    let (world, contacts) = seeded_world(eager()).await;
-    subscribe(&world, "call.ended", "sub-ended").await;
-    subscribe(&world, "missed-call", "sub-missed").await;
+async fn call_ended_and_missed_call_fire_once_per_call_with_their_payload() -> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(eager()).await?;
+    subscribe(&world, "call.ended", "sub-ended").await?;
+    subscribe(&world, "missed-call", "sub-missed").await?;
     let mut placer = Placer::default();
     let answered = place(
         &world,
@@ -149,9 +149,9 @@ async fn call_ended_and_missed_call_fire_once_per_call_with_their_payload() {
         &mut placer,
         &one_leg(2, outside(numbers::FAY), ext("102"), false, 20),
     );
-    tick_until(&world, 5, |w| w.crm.trigger_executions().len() == 3).await;
+    tick_until(&world, 5, |w| w.crm.trigger_executions().len() == 3).await?;
     for _ in 0..3 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     let executions = world.crm.trigger_executions();
     assert_eq!(executions.len(), 3, "{executions:#?}");
@@ -177,12 +177,13 @@ async fn call_ended_and_missed_call_fire_once_per_call_with_their_payload() {
     assert_eq!(missed_events.len(), 1);
     assert_eq!(missed_events[0].body["callStatus"], "missed");
     assert!(missed_events[0].target_path.ends_with("/sub-missed"));
+    Ok(())
 }
 
 #[tokio::test]
-async fn call_started_fires_on_the_first_tick_that_sees_the_active_call() {
-    let (world, contacts) = seeded_world(eager()).await;
-    subscribe(&world, "call.started", "sub-started").await;
+async fn call_started_fires_on_the_first_tick_that_sees_the_active_call() -> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(eager()).await?;
+    subscribe(&world, "call.started", "sub-started").await?;
     world.pbx.add_active_call(SimActiveCall {
         id: 77,
         caller: numbers::ELI.into(),
@@ -190,7 +191,7 @@ async fn call_started_fires_on_the_first_tick_that_sees_the_active_call() {
         status: "Ringing".into(),
         established_at: chrono::Utc::now(),
     });
-    let report = world.tick().await.unwrap();
+    let report = world.tick().await?;
     assert_eq!(report.calls_started, 1);
     let executions = world.crm.trigger_executions();
     assert_eq!(executions.len(), 1);
@@ -200,15 +201,16 @@ async fn call_started_fires_on_the_first_tick_that_sees_the_active_call() {
     assert_eq!(body["extension"], "102");
     assert_eq!(body["callStatus"], "in-progress");
     for _ in 0..3 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     assert_eq!(world.crm.trigger_executions().len(), 1, "still once");
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_rate_limited_delivery_is_retried_and_arrives_once() {
-    let (world, _) = seeded_world(eager()).await;
-    subscribe(&world, "call.ended", "sub-ended").await;
+async fn a_rate_limited_delivery_is_retried_and_arrives_once() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(eager()).await?;
+    subscribe(&world, "call.ended", "sub-ended").await?;
     world.crm.inject_failures_on(
         "/workflows-marketplace/triggers/execute",
         CrmFault::TooManyRequests {
@@ -221,15 +223,15 @@ async fn a_rate_limited_delivery_is_retried_and_arrives_once() {
         &mut Placer::default(),
         &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
     );
-    let first = world.tick().await.unwrap();
+    let first = world.tick().await?;
     assert_eq!(
         (first.posted, first.triggers_delivered),
         (1, 0),
         "{first:?}"
     );
-    tick_until(&world, 6, |w| w.crm.trigger_executions().len() == 1).await;
+    tick_until(&world, 6, |w| w.crm.trigger_executions().len() == 1).await?;
     for _ in 0..2 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     assert_eq!(world.crm.trigger_executions().len(), 1);
     assert_eq!(
@@ -239,12 +241,13 @@ async fn a_rate_limited_delivery_is_retried_and_arrives_once() {
         3,
         "two refusals, one delivery"
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_deleted_subscription_receives_nothing() {
-    let (world, _) = seeded_world(eager()).await;
-    subscribe(&world, "call.ended", "sub-gone").await;
+async fn a_deleted_subscription_receives_nothing() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(eager()).await?;
+    subscribe(&world, "call.ended", "sub-gone").await?;
     let gone = Subscription {
         id: "sub-gone".into(),
         kind: guest_support::triggers::TriggerKind::CallEnded.into(),
@@ -254,22 +257,21 @@ async fn a_deleted_subscription_receives_nothing() {
     world
         .pipeline
         .subscribe_trigger(&world.tenant, SubscriptionChange::Deleted, gone)
-        .await
-        .unwrap()
-        .unwrap();
+        .await??;
     place(
         &world,
         &mut Placer::default(),
         &one_leg(1, outside(numbers::DANA), ext("101"), true, 30),
     );
-    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
-    world.tick().await.unwrap();
+    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await?;
+    world.tick().await?;
     assert!(world.crm.trigger_executions().is_empty());
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_pending_recording_survives_a_restart() {
-    let (world, _) = seeded_world(eager()).await;
+async fn a_pending_recording_survives_a_restart() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(eager()).await?;
     world.pbx.add_recording(recording(504, false));
     let placed = place(
         &world,
@@ -282,7 +284,7 @@ async fn a_pending_recording_survives_a_restart() {
             30,
         ),
     );
-    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await;
+    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await?;
     assert_eq!(recording_status(&world, &placed.key), "pending");
 
     // A new process: nothing in memory, only the database.
@@ -290,11 +292,12 @@ async fn a_pending_recording_survives_a_restart() {
     let tenant = connectzero::connect::tenant(world.config().clone(), reqwest::Client::new());
     world.pbx.finalise_recording(504, chrono::Utc::now());
     for _ in 0..5 {
-        restarted.tick(&tenant).await.unwrap();
+        restarted.tick(&tenant).await?;
         if recording_status(&world, &placed.key) == "attached" {
             break;
         }
     }
     assert_eq!(recording_status(&world, &placed.key), "attached");
     assert_eq!(world.crm.uploads().len(), 1);
+    Ok(())
 }

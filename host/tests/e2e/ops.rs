@@ -1,6 +1,7 @@
 //! Operating the real binary: `/metrics`, `/readyz` and what the logs may
 //! show, after a demo run.
 
+use anyhow::Context;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -23,18 +24,15 @@ const METRICS_TOKEN: &str = "ops-test-metrics-token-0123";
 
 /// A plain HTTP/1.1 GET over loopback (with the scrapers' token):
 /// status and body.
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+fn get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {METRICS_TOKEN}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    )?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream.read_to_string(&mut response)?;
     let status = response
         .split_whitespace()
         .nth(1)
@@ -44,7 +42,7 @@ fn get(addr: &str, path: &str) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 /// The value of the sample `name` (with its labels, exactly as exported).
@@ -55,7 +53,7 @@ fn sample(metrics: &str, name: &str) -> Option<f64> {
 }
 
 #[test]
-fn a_demo_run_serves_metrics_and_readiness_and_logs_numbers_only_masked() {
+fn a_demo_run_serves_metrics_and_readiness_and_logs_numbers_only_masked() -> anyhow::Result<()> {
     let mut child = Command::new(BIN)
         .args(["--log-format", "json", "demo", "--keep-running"])
         .env("RUST_LOG", "warn,connectzero=info")
@@ -63,10 +61,9 @@ fn a_demo_run_serves_metrics_and_readiness_and_logs_numbers_only_masked() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
+        .spawn()?;
+    let mut stderr = child.stderr.take().context("stderr is piped")?;
+    let stdout = child.stdout.take().context("stdout is piped")?;
     let child = Running(child);
     // Drain stderr as it comes, so the binary never blocks on a full pipe.
     let logs = std::thread::spawn(move || {
@@ -95,16 +92,16 @@ fn a_demo_run_serves_metrics_and_readiness_and_logs_numbers_only_masked() {
         printed.contains("Still serving"),
         "the demo did not finish:\n{printed}"
     );
-    let addr = addr.expect("the demo printed its action endpoint");
+    let addr = addr.context("the demo printed its action endpoint")?;
     assert!(printed.contains("16 posted"), "{printed}");
 
-    let (status, body) = get(&addr, "/readyz");
+    let (status, body) = get(&addr, "/readyz")?;
     assert_eq!(
         (status, body.trim()),
         (200, "ready: storage open, components loaded")
     );
 
-    let (status, metrics) = get(&addr, "/metrics");
+    let (status, metrics) = get(&addr, "/metrics")?;
     assert_eq!(status, 200, "{metrics}");
     let posted = sample(&metrics, r#"connectzero_calls_posted_total{tenant="demo"}"#);
     assert_eq!(posted, Some(16.0), "{metrics}");
@@ -197,4 +194,5 @@ fn a_demo_run_serves_metrics_and_readiness_and_logs_numbers_only_masked() {
     for clear in ["4155550101", "4155550104", "2079460958", "555-0101"] {
         assert!(!logs.contains(clear), "{clear} logged in clear:\n{logs}");
     }
+    Ok(())
 }

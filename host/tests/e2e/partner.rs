@@ -3,6 +3,7 @@
 //! `--components DIR`, and the `match` dry run.
 
 use crate::common;
+use anyhow::Context;
 
 use connectzero::config::HostConfig;
 use connectzero::demo::numbers::{DANA, ELI, IVY};
@@ -24,11 +25,12 @@ fn partner_matcher() -> &'static Path {
     static BUILT_PARTNER: OnceLock<PathBuf> = OnceLock::new();
     BUILT_PARTNER.get_or_init(|| {
         common::build_component("connectzero-partner-matcher", "connectzero_partner_matcher")
+            .expect("the partner matcher builds")
     })
 }
 
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+fn run(args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(BIN).args(args).output()?)
 }
 
 fn text(output: &Output) -> (String, String) {
@@ -38,8 +40,12 @@ fn text(output: &Output) -> (String, String) {
     )
 }
 
-fn verify(file: &Path, stage: Option<&str>) -> Output {
-    let mut args = vec!["components", "verify", file.to_str().unwrap()];
+fn verify(file: &Path, stage: Option<&str>) -> anyhow::Result<Output> {
+    let mut args = vec![
+        "components",
+        "verify",
+        file.to_str().context("the path is UTF-8")?,
+    ];
     if let Some(stage) = stage {
         args.extend(["--stage", stage]);
     }
@@ -51,12 +57,12 @@ fn built(stage: Stage) -> PathBuf {
 }
 
 #[test]
-fn verify_accepts_the_bundled_matcher_and_the_partner_matcher() {
+fn verify_accepts_the_bundled_matcher_and_the_partner_matcher() -> anyhow::Result<()> {
     for (file, stage) in [
         (built(Stage::Match), None),
         (partner_matcher().to_path_buf(), Some("match")),
     ] {
-        let output = verify(&file, stage);
+        let output = verify(&file, stage)?;
         let (stdout, stderr) = text(&output);
         assert!(
             output.status.success(),
@@ -75,12 +81,13 @@ fn verify_accepts_the_bundled_matcher_and_the_partner_matcher() {
         );
         assert!(!stdout.contains("wasi:http"), "{stdout}");
     }
+    Ok(())
 }
 
 #[test]
-fn verify_rejects_a_matcher_that_imports_wasi_http() {
+fn verify_rejects_a_matcher_that_imports_wasi_http() -> anyhow::Result<()> {
     // The post component as a matcher: it wants the network and secrets.
-    let output = verify(&built(Stage::Post), Some("match"));
+    let output = verify(&built(Stage::Post), Some("match"))?;
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
@@ -109,11 +116,13 @@ fn verify_rejects_a_matcher_that_imports_wasi_http() {
         ),
         "{stderr}"
     );
+    Ok(())
 }
 
 #[test]
-fn verify_rejects_a_component_of_another_world_and_a_file_that_is_no_component() {
-    let output = verify(&built(Stage::Dedup), Some("poll"));
+fn verify_rejects_a_component_of_another_world_and_a_file_that_is_no_component()
+-> anyhow::Result<()> {
+    let output = verify(&built(Stage::Dedup), Some("poll"))?;
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -127,44 +136,45 @@ fn verify_rejects_a_component_of_another_world_and_a_file_that_is_no_component()
         "{stderr}"
     );
     // Without --stage the stage is read from the exports: dedup fits dedup.
-    let output = verify(&built(Stage::Dedup), None);
+    let output = verify(&built(Stage::Dedup), None)?;
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("dedup-stage world"), "{stdout}");
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     let junk = dir.path().join("matcher.wasm");
-    std::fs::write(&junk, b"not wasm").unwrap();
-    let output = verify(&junk, Some("match"));
+    std::fs::write(&junk, b"not wasm")?;
+    let output = verify(&junk, Some("match"))?;
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("not a WASI 0.2 component"), "{stderr}");
-    let output = verify(&junk, Some("nonsense"));
+    let output = verify(&junk, Some("nonsense"))?;
     let (_, stderr) = text(&output);
     assert!(!output.status.success());
     assert!(
         stderr.contains("unknown stage \"nonsense\": one of poll, dedup, match"),
         "{stderr}"
     );
+    Ok(())
 }
 
 /// Simulators with the demo's contacts, and a configuration file that
 /// points the real binary at them.
 async fn simulated_tenant(
     dir: &Path,
-) -> (
+) -> anyhow::Result<(
     World,
     std::collections::HashMap<&'static str, String>,
     PathBuf,
-) {
-    let (world, contacts) = common::seeded_world(common::defaults()).await;
+)> {
+    let (world, contacts) = common::seeded_world(common::defaults()).await?;
     let config = HostConfig {
         database: dir.join("connectzero.db").display().to_string(),
         tenants: vec![world.config().clone()],
     };
     let path = dir.join("connectzero.toml");
-    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
-    (world, contacts, path)
+    std::fs::write(&path, toml::to_string(&config)?)?;
+    Ok((world, contacts, path))
 }
 
 /// `connectzero [--components DIR] match --config FILE --tenant demo ARGS…`,
@@ -173,7 +183,7 @@ async fn dry_run(
     components: Option<&Path>,
     config: &Path,
     args: &[&str],
-) -> (bool, String, String) {
+) -> anyhow::Result<(bool, String, String)> {
     let mut command = Command::new(BIN);
     if let Some(dir) = components {
         command.arg("--components").arg(dir);
@@ -183,19 +193,17 @@ async fn dry_run(
         .arg(config)
         .args(["--tenant", "demo"])
         .args(args);
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await?;
     let (stdout, stderr) = text(&output);
-    (output.status.success(), stdout, stderr)
+    Ok((output.status.success(), stdout, stderr))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_match_dry_run_shows_the_contact_the_rule_and_any_ambiguity() {
-    let dir = tempfile::tempdir().unwrap();
-    let (world, contacts, config) = simulated_tenant(dir.path()).await;
+async fn the_match_dry_run_shows_the_contact_the_rule_and_any_ambiguity() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (world, contacts, config) = simulated_tenant(dir.path()).await?;
 
-    let (ok, stdout, stderr) = dry_run(None, &config, &[DANA]).await;
+    let (ok, stdout, stderr) = dry_run(None, &config, &[DANA]).await?;
     assert!(ok, "{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!(
@@ -210,13 +218,13 @@ async fn the_match_dry_run_shows_the_contact_the_rule_and_any_ambiguity() {
     );
     assert!(stdout.contains("ambiguity: none"), "{stdout}");
 
-    let (ok, stdout, stderr) = dry_run(None, &config, &["--direction", "outbound", ELI]).await;
+    let (ok, stdout, stderr) = dry_run(None, &config, &["--direction", "outbound", ELI]).await?;
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("outbound call to"), "{stdout}");
     assert!(stdout.contains("match: Eli Grant"), "{stdout}");
     assert!(stdout.contains("rule: called-number"), "{stdout}");
 
-    let (ok, stdout, _) = dry_run(None, &config, &[IVY]).await;
+    let (ok, stdout, _) = dry_run(None, &config, &[IVY]).await?;
     assert!(ok, "{stdout}");
     assert!(stdout.contains("match: Gus Ivy"), "{stdout}");
     assert!(
@@ -228,7 +236,7 @@ async fn the_match_dry_run_shows_the_contact_the_rule_and_any_ambiguity() {
     );
 
     // A national number is normalised by the matcher before the lookup.
-    let (ok, stdout, _) = dry_run(None, &config, &["(415) 555-0199"]).await;
+    let (ok, stdout, _) = dry_run(None, &config, &["(415) 555-0199"]).await?;
     assert!(ok, "{stdout}");
     assert!(
         stdout.contains("match: none (no contact has +14155550199)"),
@@ -241,13 +249,12 @@ async fn the_match_dry_run_shows_the_contact_the_rule_and_any_ambiguity() {
 
     // A replacement matcher answers the dry run too: the partner's rule
     // picks the newest contact of the shared number.
-    let components = tempfile::tempdir().unwrap();
+    let components = tempfile::tempdir()?;
     std::fs::copy(
         partner_matcher(),
         components.path().join(Stage::Match.file_name()),
-    )
-    .unwrap();
-    let (ok, stdout, stderr) = dry_run(Some(components.path()), &config, &[IVY]).await;
+    )?;
+    let (ok, stdout, stderr) = dry_run(Some(components.path()), &config, &[IVY]).await?;
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("match: Hal Ivy"), "{stdout}");
     assert!(stdout.contains("Gus Ivy (contact"), "{stdout}");
@@ -255,6 +262,7 @@ async fn the_match_dry_run_shows_the_contact_the_rule_and_any_ambiguity() {
     // Nothing was posted, claimed or created.
     assert!(world.crm.messages().is_empty());
     assert_eq!(world.crm.contacts().len(), contacts.len());
+    Ok(())
 }
 
 /// Kills the child when the test ends, however it ends.
@@ -268,15 +276,15 @@ impl Drop for Running {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_host_binary_runs_the_partner_matcher_from_a_components_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let (world, contacts, config) = simulated_tenant(dir.path()).await;
-    let components = tempfile::tempdir().unwrap();
+async fn the_host_binary_runs_the_partner_matcher_from_a_components_directory() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let (world, contacts, config) = simulated_tenant(dir.path()).await?;
+    let components = tempfile::tempdir()?;
     std::fs::copy(
         partner_matcher(),
         components.path().join(Stage::Match.file_name()),
-    )
-    .unwrap();
+    )?;
 
     let host = Running(
         Command::new(BIN)
@@ -287,8 +295,7 @@ async fn the_host_binary_runs_the_partner_matcher_from_a_components_directory() 
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .spawn()?,
     );
     // A call from the number Gus Ivy (older) and Hal Ivy (newer) share.
     common::place(
@@ -306,4 +313,5 @@ async fn the_host_binary_runs_the_partner_matcher_from_a_components_directory() 
     // The bundled matcher would pick Gus Ivy (the oldest); the partner's
     // rule picks the newest.
     assert_eq!(messages[0].contact_id, contacts["Hal Ivy"]);
+    Ok(())
 }

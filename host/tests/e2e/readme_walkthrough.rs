@@ -14,6 +14,7 @@
 //! configured with the README's example ids, so those stay as written.
 
 use crate::binary;
+use anyhow::Context;
 
 use connectzero_simulators::highlevel::{HighLevelConfig, HighLevelSim, SimContact};
 use connectzero_simulators::threecx::{ThreeCxConfig, ThreeCxSim};
@@ -184,16 +185,14 @@ fn connectzero(dir: &Path, env: &BTreeMap<String, String>, args: &[String]) -> C
 
 /// Run a command to its end off the async runtime (the simulators live on
 /// it): success and stdout + stderr.
-async fn finish(mut command: Command) -> (bool, String) {
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
+async fn finish(mut command: Command) -> anyhow::Result<(bool, String)> {
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    (output.status.success(), text)
+    Ok((output.status.success(), text))
 }
 
 /// A `connectzero run` this test started, stopped when dropped (also
@@ -268,37 +267,35 @@ fn start_host(mut command: Command) -> Result<Host, Vec<String>> {
 
 /// Step 5, as the sub-account admin's browser does it: open the install
 /// URL, approve at HighLevel (the simulator's code), follow the callback.
-async fn authorise(base: &str, tenant: &str, crm: &HighLevelSim) -> String {
+async fn authorise(base: &str, tenant: &str, crm: &HighLevelSim) -> anyhow::Result<String> {
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+        .build()?;
     let install = browser
         .get(format!("{base}/t/{tenant}/oauth/install"))
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(install.status(), 302, "the install page did not redirect");
-    let location = install.headers()["location"].to_str().unwrap().to_string();
+    let location = install.headers()["location"].to_str()?.to_string();
     let state = location
         .split(['?', '&'])
         .find_map(|p| p.strip_prefix("state="))
         .map(|s| urlencoding::decode(s).unwrap().into_owned())
-        .expect("the redirect carries a state");
+        .context("the redirect carries a state")?;
     let done = browser
         .get(format!("{base}/t/{tenant}/oauth/callback"))
         .query(&[("code", crm.authorization_code()), ("state", state)])
         .send()
-        .await
-        .unwrap();
+        .await?;
     let status = done.status();
-    let text = done.text().await.unwrap();
+    let text = done.text().await?;
     assert_eq!(status, 200, "the OAuth callback answered {status}");
-    text
+    Ok(text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_installs_checks_and_removes_a_tenant_against_the_simulators() {
+async fn the_readme_installs_checks_and_removes_a_tenant_against_the_simulators()
+-> anyhow::Result<()> {
     let pbx_secret = format!("readme-pbx-secret-{:016x}", rand::random::<u64>());
     let crm_secret = format!("readme-crm-secret-{:016x}", rand::random::<u64>());
     let action_secret = format!("readme-action-secret-{:016x}", rand::random::<u64>());
@@ -308,8 +305,7 @@ async fn the_readme_installs_checks_and_removes_a_tenant_against_the_simulators(
         client_secret: pbx_secret.clone(),
         ..ThreeCxConfig::default()
     })
-    .await
-    .unwrap();
+    .await?;
     let crm = HighLevelSim::start(HighLevelConfig {
         client_id: app_client_id.into(),
         client_secret: crm_secret.clone(),
@@ -318,8 +314,7 @@ async fn the_readme_installs_checks_and_removes_a_tenant_against_the_simulators(
         rate_limit: None,
         ..HighLevelConfig::default()
     })
-    .await
-    .unwrap();
+    .await?;
     let contact = crm.add_contact(SimContact::new(CONTACT.0, CONTACT.1).phone(MATCH_NUMBER));
     let secrets = BTreeMap::from([
         ("CONNECTZERO_PBX_CLIENT_SECRET", pbx_secret.clone()),
@@ -342,7 +337,7 @@ async fn the_readme_installs_checks_and_removes_a_tenant_against_the_simulators(
     );
     // The operator's working directory: relative paths in the README
     // (the database) land here.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     let mut env = BTreeMap::new();
     let mut ran = BTreeSet::new();
     for step in &steps {
@@ -371,7 +366,7 @@ async fn the_readme_installs_checks_and_removes_a_tenant_against_the_simulators(
                     out.redacted(&log.join("\n"))
                 )
             });
-            let answer = authorise(&format!("http://{addr}"), TENANT, &crm).await;
+            let answer = authorise(&format!("http://{addr}"), TENANT, &crm).await?;
             assert!(
                 answer.contains("ConnectZero is authorised"),
                 "{}",
@@ -387,7 +382,7 @@ async fn the_readme_installs_checks_and_removes_a_tenant_against_the_simulators(
             out.record(log.join("\n"));
             continue;
         }
-        let (ok, text) = finish(command).await;
+        let (ok, text) = finish(command).await?;
         let text = out.record(text);
         assert!(ok, "`{shown}` failed:\n{text}");
         let has = |part: &str| assert!(text.contains(part), "no {part:?} from `{shown}`:\n{text}");
@@ -446,16 +441,17 @@ async fn the_readme_installs_checks_and_removes_a_tenant_against_the_simulators(
         &env,
         &["tenant".into(), "list".into()],
     ))
-    .await;
+    .await?;
     let text = out.record(text);
     assert!(ok && text.contains("no tenants"), "{text}");
     out.assert_no_secret();
+    Ok(())
 }
 
 /// The section parser on a small sample: indented blocks, comments,
 /// continuations; prose outside blocks and other sections are ignored.
 #[test]
-fn section_commands_reads_the_blocks_as_a_shell_would() {
+fn section_commands_reads_the_blocks_as_a_shell_would() -> anyhow::Result<()> {
     let readme = "# T\n\n```sh\nconnectzero demo\n```\n\n## Installing a tenant\n\ntext `connectzero x`\n\n   ```sh\n   export A=1   # why\n   # a comment\n   connectzero tenant add acme \\\n       --pbx-url u\n   ```\n\n```sh\nconnectzero doctor\n```\n\n## Next\n\n```sh\nconnectzero run\n```\n";
     assert_eq!(
         section_commands(readme),
@@ -465,4 +461,5 @@ fn section_commands_reads_the_blocks_as_a_shell_would() {
             "connectzero doctor"
         ]
     );
+    Ok(())
 }

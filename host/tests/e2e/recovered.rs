@@ -14,12 +14,12 @@ use connectzero_simulators::highlevel::TriggerExecution;
 /// A world subscribed to every call trigger, with `options`.
 async fn subscribed_world(
     options: TenantOptions,
-) -> (World, std::collections::HashMap<&'static str, String>) {
-    let (world, contacts) = seeded_world(options).await;
-    subscribe(&world, "call.ended", "sub-ended").await;
-    subscribe(&world, "missed-call", "sub-missed").await;
-    subscribe(&world, "missed-call.recovered", "sub-recovered").await;
-    (world, contacts)
+) -> anyhow::Result<(World, std::collections::HashMap<&'static str, String>)> {
+    let (world, contacts) = seeded_world(options).await?;
+    subscribe(&world, "call.ended", "sub-ended").await?;
+    subscribe(&world, "missed-call", "sub-missed").await?;
+    subscribe(&world, "missed-call.recovered", "sub-recovered").await?;
+    Ok((world, contacts))
 }
 
 /// Whole seconds, so the expected time-to-callback is exact.
@@ -63,16 +63,18 @@ fn callback(
 
 /// Tick until `n` call.ended deliveries arrived, then a few more ticks so
 /// any event that would wrongly follow has had its chance.
-async fn settle(world: &World, ended: usize) {
-    tick_until(world, 6, |w| events(w, "call.ended").len() == ended).await;
+async fn settle(world: &World, ended: usize) -> anyhow::Result<()> {
+    tick_until(world, 6, |w| events(w, "call.ended").len() == ended).await?;
     for _ in 0..3 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
+    Ok(())
 }
 
 #[tokio::test]
-async fn an_answered_callback_inside_the_window_recovers_the_missed_call_once() {
-    let (world, contacts) = subscribed_world(eager()).await;
+async fn an_answered_callback_inside_the_window_recovers_the_missed_call_once() -> anyhow::Result<()>
+{
+    let (world, contacts) = subscribed_world(eager()).await?;
     let mut placer = Placer::default();
     let t = now();
     let missed = missed(&world, &mut placer, 1, t - Duration::seconds(3600));
@@ -85,7 +87,7 @@ async fn an_answered_callback_inside_the_window_recovers_the_missed_call_once() 
         false,
         30,
     );
-    settle(&world, 2).await;
+    settle(&world, 2).await?;
     assert_eq!(events(&world, "missed-call").len(), 1);
     assert!(events(&world, "missed-call.recovered").is_empty());
     assert!(!unanswered.key.is_empty());
@@ -94,7 +96,7 @@ async fn an_answered_callback_inside_the_window_recovers_the_missed_call_once() 
     tick_until(&world, 6, |w| {
         !events(w, "missed-call.recovered").is_empty()
     })
-    .await;
+    .await?;
     // A second answered callback (and Fay calling in, answered) closes
     // nothing more: the missed call was recovered already.
     callback(&world, &mut placer, 4, t - Duration::seconds(300), true, 45);
@@ -103,7 +105,7 @@ async fn an_answered_callback_inside_the_window_recovers_the_missed_call_once() 
         &one_leg(5, outside(numbers::FAY), ext("102"), true, 30),
         t,
     );
-    settle(&world, 5).await;
+    settle(&world, 5).await?;
 
     let recovered = events(&world, "missed-call.recovered");
     assert_eq!(recovered.len(), 1, "{recovered:#?}");
@@ -127,11 +129,13 @@ async fn an_answered_callback_inside_the_window_recovers_the_missed_call_once() 
     assert_eq!(missed_calls.len(), 1);
     assert_eq!(missed_calls[0].body["callId"], missed.key.as_str());
     assert_eq!(missed_calls[0].body["callStatus"], "missed");
+    Ok(())
 }
 
 #[tokio::test]
-async fn the_caller_calling_in_again_and_answered_recovers_every_missed_call() {
-    let (world, _) = subscribed_world(eager()).await;
+async fn the_caller_calling_in_again_and_answered_recovers_every_missed_call() -> anyhow::Result<()>
+{
+    let (world, _) = subscribed_world(eager()).await?;
     let mut placer = Placer::default();
     let t = now();
     let first = missed(&world, &mut placer, 1, t - Duration::seconds(7200));
@@ -141,7 +145,7 @@ async fn the_caller_calling_in_again_and_answered_recovers_every_missed_call() {
         &one_leg(3, outside(numbers::FAY), ext("102"), true, 30),
         t,
     );
-    settle(&world, 3).await;
+    settle(&world, 3).await?;
 
     let mut recovered: Vec<_> = events(&world, "missed-call.recovered")
         .into_iter()
@@ -159,35 +163,32 @@ async fn the_caller_calling_in_again_and_answered_recovers_every_missed_call() {
     let mut expected = vec![(first.key.clone(), 7170), (second.key.clone(), 3570)];
     expected.sort();
     assert_eq!(recovered, expected);
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_callback_after_the_window_recovers_nothing() {
-    let options = TenantOptions {
-        missed_call_recovery_window_secs: 600,
-        ..eager()
-    };
-    let (world, _) = subscribed_world(options).await;
+async fn a_callback_after_the_window_recovers_nothing() -> anyhow::Result<()> {
+    let options = options().eager().missed_call_recovery_window_secs(600);
+    let (world, _) = subscribed_world(options.build()).await?;
     let mut placer = Placer::default();
     let t = now();
     missed(&world, &mut placer, 1, t - Duration::seconds(3600));
     callback(&world, &mut placer, 2, t, true, 60);
-    settle(&world, 2).await;
+    settle(&world, 2).await?;
     assert_eq!(events(&world, "missed-call").len(), 1);
     assert!(events(&world, "missed-call.recovered").is_empty());
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_window_of_zero_turns_recovery_off() {
-    let options = TenantOptions {
-        missed_call_recovery_window_secs: 0,
-        ..eager()
-    };
-    let (world, _) = subscribed_world(options).await;
+async fn a_window_of_zero_turns_recovery_off() -> anyhow::Result<()> {
+    let options = options().eager().missed_call_recovery_window_secs(0);
+    let (world, _) = subscribed_world(options.build()).await?;
     let mut placer = Placer::default();
     let t = now();
     missed(&world, &mut placer, 1, t - Duration::seconds(600));
     callback(&world, &mut placer, 2, t, true, 60);
-    settle(&world, 2).await;
+    settle(&world, 2).await?;
     assert!(events(&world, "missed-call.recovered").is_empty());
+    Ok(())
 }

@@ -7,10 +7,11 @@
 //! ids and start times (both posted).
 
 use crate::common;
+use anyhow::Context;
 
 use common::*;
 use connectzero::config::{TenantOptions, link_tenants, pbx_identity, routing_warnings};
-use connectzero::demo::{self, CallPlan, Expect, LegPlan, Placer, numbers};
+use connectzero::demo::{self, CallPlan, LegPlan, Placer, numbers};
 use connectzero::testbed::{TENANT, World};
 use connectzero_simulators::threecx::SimParty;
 use guest_support::routing::{ROUTED_ELSEWHERE, RouteConfig};
@@ -33,20 +34,16 @@ fn route(dids: &[&str], queues: &[&str], default: bool) -> Option<RouteConfig> {
 }
 
 fn with_route(route: Option<RouteConfig>) -> TenantOptions {
-    TenantOptions {
-        route,
-        ..defaults()
-    }
+    options().route(route).build()
 }
 
 /// Tell both tenants about each other, as `connectzero run` does.
-fn link(a: &mut World, b: &mut World) {
+fn link(a: &mut World, b: &mut World) -> anyhow::Result<()> {
     let mut configs = vec![a.config().clone(), b.config().clone()];
     link_tenants(&mut configs);
-    a.reconfigure(|c| c.settings.peers = configs[0].settings.peers.clone())
-        .unwrap();
-    b.reconfigure(|c| c.settings.peers = configs[1].settings.peers.clone())
-        .unwrap();
+    a.reconfigure(|c| c.settings.peers = configs[0].settings.peers.clone())?;
+    b.reconfigure(|c| c.settings.peers = configs[1].settings.peers.clone())?;
+    Ok(())
 }
 
 /// Tenant a (its own CRM) and tenant b (its own CRM, on a's 3CX), both
@@ -54,7 +51,7 @@ fn link(a: &mut World, b: &mut World) {
 async fn one_pbx_two_locations(
     route_a: Option<RouteConfig>,
     route_b: Option<RouteConfig>,
-) -> (World, World) {
+) -> anyhow::Result<(World, World)> {
     one_pbx_two_locations_on(runtime(), route_a, route_b).await
 }
 
@@ -64,48 +61,28 @@ async fn one_pbx_two_locations_on(
     runtime: std::sync::Arc<connectzero::engine::Runtime>,
     route_a: Option<RouteConfig>,
     route_b: Option<RouteConfig>,
-) -> (World, World) {
+) -> anyhow::Result<(World, World)> {
     let mut a = World::start(
         runtime.clone(),
-        connectzero::storage::Storage::in_memory().unwrap(),
+        connectzero::storage::Storage::in_memory()?,
         with_route(route_a),
         false,
     )
-    .await
-    .unwrap();
+    .await?;
     demo::seed_directory(&a);
-    let mut b = World::start(runtime, a.storage.clone(), with_route(route_b), false)
-        .await
-        .unwrap();
+    let mut b = World::start(runtime, a.storage.clone(), with_route(route_b), false).await?;
     demo::seed_directory(&b);
     let pbx = a.config().pbx.clone();
     b.reconfigure(|c| {
         c.id = B.into();
         c.pbx = pbx;
-    })
-    .unwrap();
-    link(&mut a, &mut b);
-    (a, b)
+    })?;
+    link(&mut a, &mut b)?;
+    Ok((a, b))
 }
 
 fn call(call_id: i32, legs: Vec<LegPlan>) -> CallPlan {
-    CallPlan {
-        label: "routing",
-        call_id,
-        first_segment_id: None,
-        legs,
-        expect: Expect::Skipped("unused"),
-        recording: None,
-    }
-}
-
-fn leg(src: SimParty, dst: SimParty, answered: bool, secs: i64) -> LegPlan {
-    LegPlan {
-        src,
-        dst,
-        answered,
-        secs,
-    }
+    common::call("routing", call_id, legs)
 }
 
 /// An inbound call to the sales DID, answered by 101: 3CX names the
@@ -148,65 +125,67 @@ fn recorded(world: &World, tenant: &str, key: &str) -> Option<(String, String)> 
 }
 
 /// Tick both tenants until each has recorded every key, at most 10 times.
-async fn tick_both_until_recorded(a: &World, b: &World, keys: &[&str]) {
+async fn tick_both_until_recorded(a: &World, b: &World, keys: &[&str]) -> anyhow::Result<()> {
     for _ in 0..10 {
-        a.tick().await.unwrap();
-        b.tick().await.unwrap();
+        a.tick().await?;
+        b.tick().await?;
         let done = |w: &World, t: &str| keys.iter().all(|k| recorded(w, t, k).is_some());
         if done(a, TENANT) && done(b, B) {
-            return;
+            return Ok(());
         }
     }
     panic!(
         "not every call recorded: a {:?}, b {:?}",
-        a.storage.calls(TENANT).unwrap(),
-        a.storage.calls(B).unwrap()
+        a.storage.calls(TENANT)?,
+        a.storage.calls(B)?
     );
 }
 
-fn assert_routed_elsewhere(world: &World, tenant: &str, key: &str) {
-    let (outcome, detail) = recorded(world, tenant, key).unwrap();
+fn assert_routed_elsewhere(world: &World, tenant: &str, key: &str) -> anyhow::Result<()> {
+    let (outcome, detail) = recorded(world, tenant, key).context("the call is recorded")?;
     assert_eq!(outcome, "skipped", "{tenant} {key}: {detail}");
     assert!(
         detail.starts_with(ROUTED_ELSEWHERE),
         "{tenant} {key}: {detail}"
     );
+    Ok(())
 }
 
-fn assert_posted(world: &World, tenant: &str, key: &str) -> String {
-    let (outcome, detail) = recorded(world, tenant, key).unwrap();
+fn assert_posted(world: &World, tenant: &str, key: &str) -> anyhow::Result<String> {
+    let (outcome, detail) = recorded(world, tenant, key).context("the call is recorded")?;
     assert_eq!(outcome, "posted", "{tenant} {key}: {detail}");
-    detail
+    Ok(detail)
 }
 
 #[tokio::test]
-async fn one_3cx_feeds_two_sub_accounts_by_did_and_queue_and_each_call_lands_in_exactly_one() {
+async fn one_3cx_feeds_two_sub_accounts_by_did_and_queue_and_each_call_lands_in_exactly_one()
+-> anyhow::Result<()> {
     // a takes the sales DID and, as the default, whatever b does not claim;
     // b takes the support queue.
     let (a, b) = one_pbx_two_locations(
         route(&[SALES_DID], &[], true),
         route(&[], &[SUPPORT_QUEUE], false),
     )
-    .await;
+    .await?;
     let mut placer = Placer::default();
     let sales = place(&a, &mut placer, &sales_call(1)).key;
     let support = place(&a, &mut placer, &support_call(2)).key;
     let outbound = place(&a, &mut placer, &outbound_call(3)).key;
-    tick_both_until_recorded(&a, &b, &[&sales, &support, &outbound]).await;
+    tick_both_until_recorded(&a, &b, &[&sales, &support, &outbound]).await?;
 
     // Each call is in exactly one sub-account.
     let mut in_a = vec![sales.clone(), outbound.clone()];
     in_a.sort();
     assert_eq!(posted_keys(&a), in_a);
     assert_eq!(posted_keys(&b), vec![support.clone()]);
-    assert_posted(&a, TENANT, &sales);
-    assert_posted(&a, TENANT, &outbound);
-    assert_posted(&b, B, &support);
+    assert_posted(&a, TENANT, &sales)?;
+    assert_posted(&a, TENANT, &outbound)?;
+    assert_posted(&b, B, &support)?;
     // The other tenant accounts for each, with the reason.
-    assert_routed_elsewhere(&a, TENANT, &support);
-    assert_routed_elsewhere(&b, B, &sales);
-    assert_routed_elsewhere(&b, B, &outbound);
-    let (_, why) = recorded(&a, TENANT, &support).unwrap();
+    assert_routed_elsewhere(&a, TENANT, &support)?;
+    assert_routed_elsewhere(&b, B, &sales)?;
+    assert_routed_elsewhere(&b, B, &outbound)?;
+    let (_, why) = recorded(&a, TENANT, &support).context("the call is recorded")?;
     assert!(why.contains("claimed by another tenant"), "{why}");
     // Nothing to warn about: one default, no overlap.
     assert_eq!(
@@ -215,28 +194,30 @@ async fn one_3cx_feeds_two_sub_accounts_by_did_and_queue_and_each_call_lands_in_
     );
 
     // A later tick changes nothing (the ledger holds every decision).
-    a.tick().await.unwrap();
-    b.tick().await.unwrap();
+    a.tick().await?;
+    b.tick().await?;
     assert_eq!(a.crm.messages().len(), 2);
     assert_eq!(b.crm.messages().len(), 1);
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_call_no_tenant_takes_is_recorded_by_every_tenant_and_the_gap_is_warned_about() {
+async fn a_call_no_tenant_takes_is_recorded_by_every_tenant_and_the_gap_is_warned_about()
+-> anyhow::Result<()> {
     let (a, b) = one_pbx_two_locations(
         route(&[SALES_DID], &[], false),
         route(&[], &[SUPPORT_QUEUE], false),
     )
-    .await;
+    .await?;
     let mut placer = Placer::default();
     let outbound = place(&a, &mut placer, &outbound_call(7)).key;
     let sales = place(&a, &mut placer, &sales_call(8)).key;
-    tick_both_until_recorded(&a, &b, &[&outbound, &sales]).await;
+    tick_both_until_recorded(&a, &b, &[&outbound, &sales]).await?;
 
     // Never lost: both ledgers and call logs hold it, with the reason.
-    assert_routed_elsewhere(&a, TENANT, &outbound);
-    assert_routed_elsewhere(&b, B, &outbound);
-    let (_, why) = recorded(&a, TENANT, &outbound).unwrap();
+    assert_routed_elsewhere(&a, TENANT, &outbound)?;
+    assert_routed_elsewhere(&b, B, &outbound)?;
+    let (_, why) = recorded(&a, TENANT, &outbound).context("the call is recorded")?;
     assert!(why.contains("not this tenant's DID or queue"), "{why}");
     assert_eq!(posted_keys(&a), vec![sales]);
     assert!(b.crm.messages().is_empty());
@@ -244,14 +225,14 @@ async fn a_call_no_tenant_takes_is_recorded_by_every_tenant_and_the_gap_is_warne
     let warnings = routing_warnings(&[a.config().clone(), b.config().clone()]);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("route.default = true"), "{warnings:?}");
+    Ok(())
 }
 
 #[tokio::test]
-async fn two_3cx_systems_feeding_one_sub_account_never_collide_on_call_keys() {
-    let (mut a, contacts) = seeded_world(defaults()).await;
-    let mut b = World::start(runtime(), a.storage.clone(), defaults(), false)
-        .await
-        .unwrap();
+async fn two_3cx_systems_feeding_one_sub_account_never_collide_on_call_keys() -> anyhow::Result<()>
+{
+    let (mut a, contacts) = seeded_world(defaults()).await?;
+    let mut b = World::start(runtime(), a.storage.clone(), defaults(), false).await?;
     demo::seed_directory(&b);
     // b: its own 3CX, a's CRM location (its own install of the app).
     let tokens = a.crm.install();
@@ -261,9 +242,8 @@ async fn two_3cx_systems_feeding_one_sub_account_never_collide_on_call_keys() {
     b.reconfigure(|c| {
         c.id = B.into();
         c.crm = crm;
-    })
-    .unwrap();
-    link(&mut a, &mut b);
+    })?;
+    link(&mut a, &mut b)?;
 
     // The same call id and start time on both systems (fresh 3CX systems
     // count call ids alike; a restore reissues them).
@@ -272,21 +252,19 @@ async fn two_3cx_systems_feeding_one_sub_account_never_collide_on_call_keys() {
     let key = Placer::default().place(&a, &plan, ended).key;
     assert_eq!(Placer::default().place(&b, &plan, ended).key, key);
 
-    tick_until(&a, 5, |w| !w.crm.messages().is_empty()).await;
+    tick_until(&a, 5, |w| !w.crm.messages().is_empty()).await?;
     // b crashed after marking the call as being sent (a marker from before
     // call reference prefixes, the bare conversation id), so its takeover
     // looks for the call's message in the conversation a just posted to.
-    a.storage
-        .kv_set(
-            B,
-            &format!("post/sending/{key}"),
-            &serde_json::to_vec("legacy-conversation-id").unwrap(),
-        )
-        .unwrap();
-    tick_until(&b, 5, |w| recorded(w, B, &key).is_some()).await;
+    a.storage.kv_set(
+        B,
+        &format!("post/sending/{key}"),
+        &serde_json::to_vec("legacy-conversation-id")?,
+    )?;
+    tick_until(&b, 5, |w| recorded(w, B, &key).is_some()).await?;
 
-    let a_message = assert_posted(&a, TENANT, &key);
-    let b_message = assert_posted(&b, B, &key);
+    let a_message = assert_posted(&a, TENANT, &key)?;
+    let b_message = assert_posted(&b, B, &key)?;
     assert_ne!(a_message, b_message, "b took a's message for its own call");
     let messages = a.crm.messages();
     assert_eq!(messages.len(), 2);
@@ -305,19 +283,23 @@ async fn two_3cx_systems_feeding_one_sub_account_never_collide_on_call_keys() {
     };
     assert_eq!(posted_keys(&a), expected);
     for m in &messages {
-        let alt = m.alt_id.as_deref().unwrap();
+        let alt = m.alt_id.as_deref().context("the message has a call key")?;
         assert!(
-            m.body.as_deref().unwrap().ends_with(&format!("Ref: {alt}")),
+            m.body
+                .as_deref()
+                .context("the message has a body")?
+                .ends_with(&format!("Ref: {alt}")),
             "{:?}",
             m.body
         );
     }
     // One conversation for the contact, shared by both tenants.
     assert_eq!(a.crm.conversations().len(), 1);
+    Ok(())
 }
 
 #[test]
-fn link_prefixes_call_keys_only_where_two_3cx_systems_share_a_location() {
+fn link_prefixes_call_keys_only_where_two_3cx_systems_share_a_location() -> anyhow::Result<()> {
     let base = |id: &str, pbx: &str, location: &str| {
         let mut c: connectzero::config::TenantConfig = toml::from_str(&format!(
             r#"id = "{id}"
@@ -353,14 +335,16 @@ fn link_prefixes_call_keys_only_where_two_3cx_systems_share_a_location() {
     tenants[0].settings.call_reference_prefix = Some("bad prefix!".into());
     let e = tenants[0].validate().unwrap_err().to_string();
     assert!(e.contains("call_reference_prefix"), "{e}");
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_call_moved_between_two_tenants_queues_lands_in_exactly_one_sub_account() {
+async fn a_call_moved_between_two_tenants_queues_lands_in_exactly_one_sub_account()
+-> anyhow::Result<()> {
     // a takes queue 800 (and is the default), b queue 801: the first
     // claimed queue in leg order owns the call.
     let (a, b) =
-        one_pbx_two_locations(route(&[], &["800"], true), route(&[], &["801"], false)).await;
+        one_pbx_two_locations(route(&[], &["800"], true), route(&[], &["801"], false)).await?;
     let mut placer = Placer::default();
     let a_first = call(
         11,
@@ -382,26 +366,28 @@ async fn a_call_moved_between_two_tenants_queues_lands_in_exactly_one_sub_accoun
     );
     let a_first = place(&a, &mut placer, &a_first).key;
     let b_first = place(&a, &mut placer, &b_first).key;
-    tick_both_until_recorded(&a, &b, &[&a_first, &b_first]).await;
+    tick_both_until_recorded(&a, &b, &[&a_first, &b_first]).await?;
 
     assert_eq!(posted_keys(&a), vec![a_first.clone()]);
     assert_eq!(posted_keys(&b), vec![b_first.clone()]);
-    assert_posted(&a, TENANT, &a_first);
-    assert_posted(&b, B, &b_first);
-    assert_routed_elsewhere(&b, B, &a_first);
-    assert_routed_elsewhere(&a, TENANT, &b_first);
-    let (_, why) = recorded(&b, B, &a_first).unwrap();
+    assert_posted(&a, TENANT, &a_first)?;
+    assert_posted(&b, B, &b_first)?;
+    assert_routed_elsewhere(&b, B, &a_first)?;
+    assert_routed_elsewhere(&a, TENANT, &b_first)?;
+    let (_, why) = recorded(&b, B, &a_first).context("the call is recorded")?;
     assert!(why.contains("queue 800"), "{why}");
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_call_to_one_tenants_did_sent_into_anothers_queue_lands_in_the_did_tenant_only() {
+async fn a_call_to_one_tenants_did_sent_into_anothers_queue_lands_in_the_did_tenant_only()
+-> anyhow::Result<()> {
     // a takes the sales DID; b takes the support queue and is the default.
     let (a, b) = one_pbx_two_locations(
         route(&[SALES_DID], &[], false),
         route(&[], &[SUPPORT_QUEUE], true),
     )
-    .await;
+    .await?;
     // The inbound rule of a's DID sends the call to b's queue, where 101
     // answers: 3CX names the DID on the first segment's called side.
     let mut queue = ext(SUPPORT_QUEUE);
@@ -414,14 +400,15 @@ async fn a_call_to_one_tenants_did_sent_into_anothers_queue_lands_in_the_did_ten
         ],
     );
     let key = place(&a, &mut Placer::default(), &plan).key;
-    tick_both_until_recorded(&a, &b, &[&key]).await;
+    tick_both_until_recorded(&a, &b, &[&key]).await?;
 
     assert_eq!(posted_keys(&a), vec![key.clone()]);
     assert!(b.crm.messages().is_empty(), "b posted a's DID call too");
-    assert_posted(&a, TENANT, &key);
-    assert_routed_elsewhere(&b, B, &key);
-    let (_, why) = recorded(&b, B, &key).unwrap();
+    assert_posted(&a, TENANT, &key)?;
+    assert_routed_elsewhere(&b, B, &key)?;
+    let (_, why) = recorded(&b, B, &key).context("the call is recorded")?;
     assert!(why.contains("its DID"), "{why}");
+    Ok(())
 }
 
 /// Dana through the main IVR to Alice: history shows only the IVR and the
@@ -443,9 +430,9 @@ fn ivr_then_alice() -> Vec<LegPlan> {
 /// only the IVR it rang goes to a, read from the recording; the same call
 /// unrecorded has no DID to read and goes to the default tenant b.
 #[tokio::test]
-async fn a_did_is_read_from_the_calls_recording_when_history_names_none() {
+async fn a_did_is_read_from_the_calls_recording_when_history_names_none() -> anyhow::Result<()> {
     let (a, b) =
-        one_pbx_two_locations(route(&[SALES_DID], &[], false), route(&[], &[], true)).await;
+        one_pbx_two_locations(route(&[SALES_DID], &[], false), route(&[], &[], true)).await?;
     let mut placer = Placer::default();
     let recorded_call = place(
         &a,
@@ -456,20 +443,22 @@ async fn a_did_is_read_from_the_calls_recording_when_history_names_none() {
     )
     .key;
     let unrecorded_call = place(&a, &mut placer, &call(22, ivr_then_alice())).key;
-    tick_both_until_recorded(&a, &b, &[&recorded_call, &unrecorded_call]).await;
+    tick_both_until_recorded(&a, &b, &[&recorded_call, &unrecorded_call]).await?;
 
-    assert_posted(&a, TENANT, &recorded_call);
-    assert_routed_elsewhere(&b, B, &recorded_call);
-    assert_posted(&b, B, &unrecorded_call);
-    assert_routed_elsewhere(&a, TENANT, &unrecorded_call);
+    assert_posted(&a, TENANT, &recorded_call)?;
+    assert_routed_elsewhere(&b, B, &recorded_call)?;
+    assert_posted(&b, B, &unrecorded_call)?;
+    assert_routed_elsewhere(&a, TENANT, &unrecorded_call)?;
+    Ok(())
 }
 
 /// Until 3CX lists a call's recording, no tenant can know its DID: both
 /// wait (the call retries), then agree once it is listed.
 #[tokio::test]
-async fn tenants_wait_for_a_recording_listed_late_and_then_agree_on_its_did() {
+async fn tenants_wait_for_a_recording_listed_late_and_then_agree_on_its_did() -> anyhow::Result<()>
+{
     let (a, b) =
-        one_pbx_two_locations(route(&[SALES_DID], &[], false), route(&[], &[], true)).await;
+        one_pbx_two_locations(route(&[SALES_DID], &[], false), route(&[], &[], true)).await?;
     // Listed late: hidden from the list before the call's rows appear.
     a.pbx.set_recording_listed(9_230, false);
     let key = place(
@@ -488,46 +477,57 @@ async fn tenants_wait_for_a_recording_listed_late_and_then_agree_on_its_did() {
         "retrying",
         "does not list the call's recording",
     )
-    .await;
+    .await?;
     a.pbx.set_recording_listed(9_230, true);
-    tick_both_until_recorded(&a, &b, &[&key]).await;
+    tick_both_until_recorded(&a, &b, &[&key]).await?;
     for _ in 0..2 {
-        a.tick().await.unwrap();
-        b.tick().await.unwrap();
+        a.tick().await?;
+        b.tick().await?;
     }
-    assert_posted(&a, TENANT, &key);
-    assert_routed_elsewhere(&b, B, &key);
+    assert_posted(&a, TENANT, &key)?;
+    assert_routed_elsewhere(&b, B, &key)?;
     assert_eq!(a.crm.messages().len(), 1);
     assert!(b.crm.messages().is_empty());
+    Ok(())
 }
 
 /// Tick both tenants `ticks` times: neither posts, and each records `key`
 /// with `outcome` and a reason containing `why`.
-async fn neither_posts(a: &World, b: &World, ticks: usize, key: &str, outcome: &str, why: &str) {
+async fn neither_posts(
+    a: &World,
+    b: &World,
+    ticks: usize,
+    key: &str,
+    outcome: &str,
+    why: &str,
+) -> anyhow::Result<()> {
     for _ in 0..ticks {
-        a.tick().await.unwrap();
-        b.tick().await.unwrap();
+        a.tick().await?;
+        b.tick().await?;
     }
     assert!(a.crm.messages().is_empty() && b.crm.messages().is_empty());
     for (world, tenant) in [(a, TENANT), (b, B)] {
-        let (recorded_outcome, reason) = recorded(world, tenant, key).unwrap();
+        let (recorded_outcome, reason) =
+            recorded(world, tenant, key).context("the call is recorded")?;
         assert_eq!(recorded_outcome, outcome, "{tenant}: {reason}");
         assert!(reason.contains(why), "{reason}");
     }
+    Ok(())
 }
 
 /// A recording 3CX never lists: after the wait both tenants park the call
 /// (Retry once it is listed) — neither routes it without its DID.
 #[tokio::test]
-async fn a_recording_never_listed_parks_the_call_in_both_tenants_after_the_wait() {
+async fn a_recording_never_listed_parks_the_call_in_both_tenants_after_the_wait()
+-> anyhow::Result<()> {
     // Its own runtime: the test moves the components' clock.
-    let runtime = connectzero::engine::Runtime::new(None).unwrap();
+    let runtime = connectzero::engine::Runtime::new(None)?;
     let (a, b) = one_pbx_two_locations_on(
         runtime.clone(),
         route(&[SALES_DID], &[], false),
         route(&[], &[], true),
     )
-    .await;
+    .await?;
     a.pbx.set_recording_listed(9_240, false);
     let key = place(
         &a,
@@ -537,17 +537,23 @@ async fn a_recording_never_listed_parks_the_call_in_both_tenants_after_the_wait(
             .dialled(SALES_DID_BARE),
     )
     .key;
-    a.tick().await.unwrap();
-    b.tick().await.unwrap();
-    assert_eq!(recorded(&a, TENANT, &key).unwrap().0, "retrying");
+    a.tick().await?;
+    b.tick().await?;
+    assert_eq!(
+        recorded(&a, TENANT, &key)
+            .context("the call is recorded")?
+            .0,
+        "retrying"
+    );
     runtime
         .clock
         .run_ahead(std::time::Duration::from_secs(11 * 60));
-    neither_posts(&a, &b, 2, &key, "parked", "still does not list").await;
+    neither_posts(&a, &b, 2, &key, "parked", "still does not list").await?;
+    Ok(())
 }
 
 /// Subscribe `world`'s tenant to `call.started`.
-async fn subscribe_started(world: &World) {
+async fn subscribe_started(world: &World) -> anyhow::Result<()> {
     use connectzero::bindings::trigger::exports::connectzero::pipeline::trigger::{
         Subscription, SubscriptionChange,
     };
@@ -563,9 +569,8 @@ async fn subscribe_started(world: &World) {
     world
         .pipeline
         .subscribe_trigger(&world.tenant, SubscriptionChange::Created, subscription)
-        .await
-        .unwrap()
-        .unwrap();
+        .await??;
+    Ok(())
 }
 
 /// The active-call ids whose `call.started` reached `world`'s workflows.
@@ -585,16 +590,16 @@ fn started(world: &World) -> Vec<i32> {
 }
 
 #[tokio::test]
-async fn call_started_is_routed_on_what_the_active_call_tells() {
+async fn call_started_is_routed_on_what_the_active_call_tells() -> anyhow::Result<()> {
     use connectzero_simulators::threecx::SimActiveCall;
     // a routes by DID only; b takes queue 800 and is the default.
     let (a, b) = one_pbx_two_locations(
         route(&[SALES_DID], &[], false),
         route(&[], &[SUPPORT_QUEUE], true),
     )
-    .await;
-    subscribe_started(&a).await;
-    subscribe_started(&b).await;
+    .await?;
+    subscribe_started(&a).await?;
+    subscribe_started(&b).await?;
     let active = |id: i32, caller: &str, callee: &str| SimActiveCall {
         id,
         caller: caller.into(),
@@ -613,14 +618,15 @@ async fn call_started_is_routed_on_what_the_active_call_tells() {
     a.pbx
         .add_active_call(active(94, "103 Ext 103", numbers::FAY));
     for _ in 0..5 {
-        a.tick().await.unwrap();
-        b.tick().await.unwrap();
+        a.tick().await?;
+        b.tick().await?;
         if started(&a) == [91] && started(&b) == [93, 94] {
             break;
         }
     }
     assert_eq!(started(&a), [91], "a: its DID only");
     assert_eq!(started(&b), [93, 94], "b: its queue and the outbound call");
+    Ok(())
 }
 
 /// A route the host cannot use (one that slipped past start-up's check)
@@ -628,21 +634,23 @@ async fn call_started_is_routed_on_what_the_active_call_tells() {
 /// and the call waits in 3CX for the tenant's next good tick, which posts
 /// it once.
 #[tokio::test]
-async fn a_route_the_host_cannot_use_takes_no_call_says_why_and_loses_nothing() {
-    let (world, _) = seeded_world(defaults()).await;
+async fn a_route_the_host_cannot_use_takes_no_call_says_why_and_loses_nothing() -> anyhow::Result<()>
+{
+    let (world, _) = seeded_world(defaults()).await?;
     let placed = place_dana_call(&world, 4100);
     let mut broken = world.config().clone();
     broken.settings.route = route(&["01615550100"], &[], false);
     assert!(broken.validate().is_err(), "start-up refuses this route");
     let broken = connectzero::connect::tenant(broken, reqwest::Client::new());
 
-    let report = world.pipeline.tick(&broken).await.unwrap();
+    let report = world.pipeline.tick(&broken).await?;
     let error = report.error.unwrap_or_default();
     assert!(error.contains("route.dids: "), "{error}");
     assert_eq!((report.polled, report.posted), (0, 0));
     assert!(posted_keys(&world).is_empty());
 
-    let report = tick_until(&world, 5, |w| !posted_keys(w).is_empty()).await;
+    let report = tick_until(&world, 5, |w| !posted_keys(w).is_empty()).await?;
     assert_eq!(report.error, None);
     assert_eq!(posted_keys(&world), vec![placed.key]);
+    Ok(())
 }

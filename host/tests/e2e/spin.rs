@@ -8,8 +8,9 @@
 //! `spin up` is stopped by its PID when its guard drops.
 
 use crate::common;
+use anyhow::Context;
 
-use common::{defaults, seeded_world};
+use common::seeded_world;
 use connectzero::config::TenantOptions;
 use connectzero::demo::{self, CallPlan, Expect};
 use connectzero::testbed::World;
@@ -75,10 +76,10 @@ const SPIN_PLATFORM: [&str; 10] = [
 ];
 
 #[test]
-fn every_composed_component_imports_only_what_spin_provides() {
+fn every_composed_component_imports_only_what_spin_provides() -> anyhow::Result<()> {
     let engine = wasmtime::Engine::default();
     for deployable in connectzero_compose_files() {
-        let component = Component::from_file(&engine, composed(deployable)).unwrap();
+        let component = Component::from_file(&engine, composed(deployable))?;
         let ty = component.component_type();
         let mut imports = Vec::new();
         for (name, item) in ty.imports(&engine) {
@@ -122,6 +123,7 @@ fn every_composed_component_imports_only_what_spin_provides() {
             "{deployable}"
         );
     }
+    Ok(())
 }
 
 /// One graph, not two: the Spin app is built around the very tick and
@@ -130,17 +132,17 @@ fn every_composed_component_imports_only_what_spin_provides() {
 /// them is embedded, byte for byte, in the composed app and in the
 /// host's composed tick.
 #[test]
-fn the_spin_app_and_the_host_compose_the_same_pipeline() {
+fn the_spin_app_and_the_host_compose_the_same_pipeline() -> anyhow::Result<()> {
     use connectzero_compose::Deployable;
     use connectzero_stages::Stage;
-    let app = std::fs::read(composed(Deployable::App.file_name())).unwrap();
-    let host = std::fs::read(composed(Deployable::Tick.file_name())).unwrap();
+    let app = std::fs::read(composed(Deployable::App.file_name()))?;
+    let host = std::fs::read(composed(Deployable::Tick.file_name()))?;
     let pipeline = std::iter::once(connectzero_stages::tick().file)
         .chain(Stage::PIPELINE.map(Stage::file_name));
     let contains =
         |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
     for file in pipeline {
-        let component = std::fs::read(composed(file)).unwrap();
+        let component = std::fs::read(composed(file))?;
         assert!(
             contains(&app, &component),
             "the Spin app does not embed {file}"
@@ -155,9 +157,9 @@ fn the_spin_app_and_the_host_compose_the_same_pipeline() {
     let rebuilt = connectzero_compose::compose(
         connectzero_compose::Deployable::Tick,
         Path::new(connectzero::engine::COMPONENTS_DIR),
-    )
-    .unwrap();
+    )?;
     assert_eq!(rebuilt, host);
+    Ok(())
 }
 
 /// The deployables `spin.toml` runs.
@@ -169,12 +171,12 @@ fn connectzero_compose_files() -> [&'static str; 2] {
 /// `spin.toml` runs exactly the Spin deployables the composition makes,
 /// and rebuilds them when the component table changes.
 #[test]
-fn spin_toml_runs_the_composed_deployables() {
-    let manifest: toml::Table = std::fs::read_to_string(workspace_root().join("spin.toml"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let components = manifest["component"].as_table().unwrap();
+fn spin_toml_runs_the_composed_deployables() -> anyhow::Result<()> {
+    let manifest: toml::Table =
+        std::fs::read_to_string(workspace_root().join("spin.toml"))?.parse()?;
+    let components = manifest["component"]
+        .as_table()
+        .context("spin.toml lists components")?;
     let mut sources: Vec<&str> = components
         .values()
         .map(|c| c["source"].as_str().unwrap())
@@ -186,7 +188,9 @@ fn spin_toml_runs_the_composed_deployables() {
     expected.sort();
     assert_eq!(sources, expected);
     for component in components.values() {
-        let watch = component["build"]["watch"].as_array().unwrap();
+        let watch = component["build"]["watch"]
+            .as_array()
+            .context("a component watches its sources")?;
         for needed in ["tools/compose/**/*.rs", "tools/stages/**/*.rs"] {
             assert!(
                 watch.iter().any(|w| w.as_str() == Some(needed)),
@@ -194,6 +198,7 @@ fn spin_toml_runs_the_composed_deployables() {
             );
         }
     }
+    Ok(())
 }
 
 /// A `spin up` of the project's `spin.toml`, stopped by PID on drop.
@@ -206,7 +211,7 @@ struct SpinApp {
 impl SpinApp {
     /// Start `spin up` for `world`'s tenant, keeping its key-value store in
     /// `state_dir/kv.db`; returns once `/healthz` answers.
-    fn start(spin: &Path, world: &World, state_dir: &Path, name: &str) -> Self {
+    fn start(spin: &Path, world: &World, state_dir: &Path, name: &str) -> anyhow::Result<Self> {
         Self::start_with(spin, world, state_dir, name, &[])
     }
 
@@ -217,10 +222,10 @@ impl SpinApp {
         state_dir: &Path,
         name: &str,
         overrides: &[(&str, &str)],
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let port = {
-            let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
+            let probe = TcpListener::bind("127.0.0.1:0")?;
+            probe.local_addr()?.port()
         };
         let runtime_config = state_dir.join(format!("{name}-runtime-config.toml"));
         std::fs::write(
@@ -229,8 +234,7 @@ impl SpinApp {
                 "[key_value_store.default]\ntype = \"spin\"\npath = {:?}\n",
                 state_dir.join("kv.db").display().to_string()
             ),
-        )
-        .unwrap();
+        )?;
         let log = state_dir.join(format!("{name}.log"));
         let config = world.config();
         let variables = [
@@ -303,8 +307,8 @@ impl SpinApp {
             .arg(state_dir.join(format!("{name}-logs")))
             .env("SPIN_DATA_DIR", state_dir.join(format!("{name}-data")))
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(log.with_extension("err")).unwrap());
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::fs::File::create(log.with_extension("err"))?);
         for (name, value) in variables {
             command.env(
                 format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
@@ -319,12 +323,12 @@ impl SpinApp {
             );
         }
         let app = Self {
-            child: command.spawn().expect("spin up starts"),
+            child: command.spawn().context("spin up starts")?,
             base_url: format!("http://127.0.0.1:{port}"),
             log,
         };
         app.wait_healthy();
-        app
+        Ok(app)
     }
 
     /// Wait (bounded) until `/healthz` answers 200.
@@ -413,11 +417,8 @@ fn ureq_get(url: &str) -> Result<u16, String> {
 
 /// Settings both runtimes get: quick recording retries so the test's
 /// late recording is attached within a few ticks.
-fn options() -> TenantOptions {
-    TenantOptions {
-        retry_base_ms: 200,
-        ..defaults()
-    }
+fn quick_retries() -> common::Options {
+    common::options().retry_base_ms(200)
 }
 
 /// What the CRM holds, without ids and times (they differ between runs):
@@ -558,42 +559,44 @@ async fn tick_to_totals<F, Fut>(
 
 /// Register the three triggers through the Spin app's subscription route,
 /// as HighLevel does.
-async fn subscribe_through(world: &World, base_url: &str) {
+async fn subscribe_through(world: &World, base_url: &str) -> anyhow::Result<()> {
     let url = format!("{base_url}/t/{}/triggers/subscription", world.config().id);
     for key in ["call.started", "call.ended", "missed-call"] {
         let sub = world
             .crm
             .subscribe_trigger(&url, key, "CREATED", &[("x-connectzero-secret", SECRET)])
-            .await
-            .unwrap();
+            .await?;
         assert_eq!(sub.status, 200, "subscribing {key}");
     }
+    Ok(())
 }
 
 /// The bundled host's result for the demo's calls.
-async fn bundled_host_summary(plans: &[CallPlan]) -> Vec<String> {
-    let (world, _) = seeded_world(options()).await;
+async fn bundled_host_summary(plans: &[CallPlan]) -> anyhow::Result<Vec<String>> {
+    let (world, _) = seeded_world(quick_retries().build()).await?;
     for key in ["call.started", "call.ended", "missed-call"] {
-        common::subscribe(&world, key, &format!("sub-{key}")).await;
+        common::subscribe(&world, key, &format!("sub-{key}")).await?;
     }
     let tick = || async {
         world.tick().await.unwrap();
     };
     ring_then_hang_up(&world, plans, tick).await;
     tick_to_totals("bundled host", &world, expected_totals(plans), tick).await;
-    crm_summary(&world)
+    Ok(crm_summary(&world))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spin_up_posts_exactly_what_the_bundled_host_posts() {
-    let Some(spin) = spin_cli() else { return };
+async fn spin_up_posts_exactly_what_the_bundled_host_posts() -> anyhow::Result<()> {
+    let Some(spin) = spin_cli() else {
+        return Ok(());
+    };
     let plans = demo_plans();
-    let expected = bundled_host_summary(&plans).await;
+    let expected = bundled_host_summary(&plans).await?;
 
-    let (world, _) = seeded_world(options()).await;
-    let state = tempfile::tempdir().unwrap();
-    let app = SpinApp::start(&spin, &world, state.path(), "spin");
-    subscribe_through(&world, &app.base_url).await;
+    let (world, _) = seeded_world(quick_retries().build()).await?;
+    let state = tempfile::tempdir()?;
+    let app = SpinApp::start(&spin, &world, state.path(), "spin")?;
+    subscribe_through(&world, &app.base_url).await?;
     let tick = || async {
         app.tick().await;
     };
@@ -614,8 +617,7 @@ async fn spin_up_posts_exactly_what_the_bundled_host_posts() {
         .post(format!("{}/tick", app.base_url))
         .header("x-connectzero-tick-secret", "wrong")
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(tick.status(), 401);
     let url = format!(
         "{}/t/{}/triggers/subscription",
@@ -630,8 +632,7 @@ async fn spin_up_posts_exactly_what_the_bundled_host_posts() {
             "CREATED",
             &[("x-connectzero-secret", SECRET), ("x-wh-signature", "AAAA")],
         )
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(
         forged.status, 401,
         "a forged x-wh-signature must be refused"
@@ -639,20 +640,22 @@ async fn spin_up_posts_exactly_what_the_bundled_host_posts() {
     let no_secret = world
         .crm
         .subscribe_trigger(&url, "call.ended", "CREATED", &[])
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(no_secret.status, 401);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_spin_instances_on_one_store_post_each_call_once() {
-    let Some(spin) = spin_cli() else { return };
+async fn two_spin_instances_on_one_store_post_each_call_once() -> anyhow::Result<()> {
+    let Some(spin) = spin_cli() else {
+        return Ok(());
+    };
     let plans = demo_plans();
-    let (world, _) = seeded_world(options()).await;
-    let state = tempfile::tempdir().unwrap();
-    let first = SpinApp::start(&spin, &world, state.path(), "first");
-    let second = SpinApp::start(&spin, &world, state.path(), "second");
-    subscribe_through(&world, &first.base_url).await;
+    let (world, _) = seeded_world(quick_retries().build()).await?;
+    let state = tempfile::tempdir()?;
+    let first = SpinApp::start(&spin, &world, state.path(), "first")?;
+    let second = SpinApp::start(&spin, &world, state.path(), "second")?;
+    subscribe_through(&world, &first.base_url).await?;
     // Both instances tick at the same moments, racing for every call.
     let tick = || async {
         tokio::join!(first.tick(), second.tick());
@@ -672,6 +675,7 @@ async fn two_spin_instances_on_one_store_post_each_call_once() {
         second.logs()
     );
     assert_eq!(totals(&world), expected_totals(&plans));
+    Ok(())
 }
 
 /// A seeded world and a Spin app for it with `overrides`. The state
@@ -680,11 +684,11 @@ async fn started(
     spin: &Path,
     name: &str,
     overrides: &[(&str, &str)],
-) -> (tempfile::TempDir, World, SpinApp) {
-    let (world, _) = common::seeded_world(options()).await;
-    let state = tempfile::tempdir().unwrap();
-    let app = SpinApp::start_with(spin, &world, state.path(), name, overrides);
-    (state, world, app)
+) -> anyhow::Result<(tempfile::TempDir, World, SpinApp)> {
+    let (world, _) = common::seeded_world(quick_retries().build()).await?;
+    let state = tempfile::tempdir()?;
+    let app = SpinApp::start_with(spin, &world, state.path(), name, overrides)?;
+    Ok((state, world, app))
 }
 
 /// A Spin app with no refresh token (the location installs it through the
@@ -692,27 +696,27 @@ async fn started(
 async fn not_installed(
     spin: &Path,
     name: &str,
-) -> (tempfile::TempDir, World, SpinApp, reqwest::Client) {
-    let (state, world, app) = started(spin, name, &[("crm_refresh_token", "")]).await;
+) -> anyhow::Result<(tempfile::TempDir, World, SpinApp, reqwest::Client)> {
+    let (state, world, app) = started(spin, name, &[("crm_refresh_token", "")]).await?;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    (state, world, app, client)
+        .build()?;
+    Ok((state, world, app, client))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oauth_install_under_spin_lets_calls_post() {
-    let Some(spin) = spin_cli() else { return };
-    let (_state, world, app, client) = not_installed(&spin, "install").await;
+async fn an_oauth_install_under_spin_lets_calls_post() -> anyhow::Result<()> {
+    let Some(spin) = spin_cli() else {
+        return Ok(());
+    };
+    let (_state, world, app, client) = not_installed(&spin, "install").await?;
     let install = client
         .get(format!("{}/t/demo/oauth/install", app.base_url))
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(install.status(), 302);
-    let location = install.headers()["location"].to_str().unwrap().to_string();
-    let authorize = reqwest::Url::parse(&location).unwrap();
+    let location = install.headers()["location"].to_str()?.to_string();
+    let authorize = reqwest::Url::parse(&location)?;
     let query: std::collections::HashMap<String, String> =
         authorize.query_pairs().into_owned().collect();
     assert_eq!(query["response_type"], "code");
@@ -776,6 +780,7 @@ async fn an_oauth_install_under_spin_lets_calls_post() {
         }
     }
     assert_eq!(world.crm.messages().len(), 1, "{}", app.logs());
+    Ok(())
 }
 
 /// With `signature_public_key` set, Spin refuses HighLevel's calls without
@@ -783,8 +788,10 @@ async fn an_oauth_install_under_spin_lets_calls_post() {
 /// (`security::webhooks::a_configured_key_requires_a_signature`); spin.toml
 /// lacked the variable before, so the key could not be configured at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spin_requires_a_signature_where_a_key_is_configured() {
-    let Some(spin) = spin_cli() else { return };
+async fn spin_requires_a_signature_where_a_key_is_configured() -> anyhow::Result<()> {
+    let Some(spin) = spin_cli() else {
+        return Ok(());
+    };
     let (_state, _world, app) = started(
         &spin,
         "signed",
@@ -796,7 +803,7 @@ async fn spin_requires_a_signature_where_a_key_is_configured() {
             ("secret_header", "x-custom-secret"),
         ],
     )
-    .await;
+    .await?;
     let http = reqwest::Client::new();
     for path in [
         "/t/demo/triggers/subscription",
@@ -808,13 +815,13 @@ async fn spin_requires_a_signature_where_a_key_is_configured() {
             .header("content-type", "application/json")
             .body("{}")
             .send()
-            .await
-            .unwrap();
+            .await?;
         let status = answer.status();
-        let text = answer.text().await.unwrap();
+        let text = answer.text().await?;
         assert_eq!(status, 401, "{path}: {text}\n{}", app.logs());
         assert!(text.contains("x-wh-signature"), "{path}: {text}");
     }
+    Ok(())
 }
 
 /// Anonymous install starts cannot push out an admin's pending link on
@@ -823,9 +830,11 @@ async fn spin_requires_a_signature_where_a_key_is_configured() {
 /// (`security::installs`). Spin connects from loopback here, so each
 /// start's client is its `X-Forwarded-For`, as behind a proxy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spin_install_starts_are_capped_per_client_and_tenant() {
-    let Some(spin) = spin_cli() else { return };
-    let (_state, world, app, client) = not_installed(&spin, "installs").await;
+async fn spin_install_starts_are_capped_per_client_and_tenant() -> anyhow::Result<()> {
+    let Some(spin) = spin_cli() else {
+        return Ok(());
+    };
+    let (_state, world, app, client) = not_installed(&spin, "installs").await?;
     let start = |from: String| {
         let client = client.clone();
         let url = format!("{}/t/demo/oauth/install", app.base_url);
@@ -852,7 +861,7 @@ async fn spin_install_starts_are_capped_per_client_and_tenant() {
     };
     let (status, _, admin) = start("198.51.100.7".into()).await;
     assert_eq!(status, 302, "{}", app.logs());
-    let admin = admin.expect("a state");
+    let admin = admin.context("a state")?;
     let mut first_anonymous = None;
     let mut refused = 0;
     for i in 0..200 {
@@ -888,24 +897,24 @@ async fn spin_install_starts_are_capped_per_client_and_tenant() {
         async move { client.get(url).send().await.unwrap().status().as_u16() }
     };
     // The busy client's first link was replaced by its later ones.
-    assert_eq!(callback(first_anonymous.expect("a state")).await, 400);
+    assert_eq!(callback(first_anonymous.context("a state")?).await, 400);
     // The admin's link still works.
     assert_eq!(callback(admin).await, 200, "{}", app.logs());
+    Ok(())
 }
 
 /// Options with a logging policy that ignores, filters and creates.
 fn policy_options() -> TenantOptions {
     use guest_support::policy::{Action, PolicyConfig};
-    TenantOptions {
-        policy: Some(PolicyConfig {
+    quick_retries()
+        .policy(PolicyConfig {
             outbound_no_answer: Action::Ignore,
             missed: Action::LogAndCreateContact,
             min_duration_secs: 10,
             blocked_numbers: vec![demo::numbers::DANA.into()],
             ..Default::default()
-        }),
-        ..options()
-    }
+        })
+        .build()
 }
 
 /// Calls each rule of [`policy_options`] decides: blocked, outbound no
@@ -924,8 +933,10 @@ fn policy_plans() -> Vec<CallPlan> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spin_applies_the_same_logging_policy_as_the_bundled_host() {
-    let Some(spin) = spin_cli() else { return };
+async fn spin_applies_the_same_logging_policy_as_the_bundled_host() -> anyhow::Result<()> {
+    let Some(spin) = spin_cli() else {
+        return Ok(());
+    };
     let plans = policy_plans();
     let summary = |world: &World| {
         crm_summary(world)
@@ -936,14 +947,14 @@ async fn spin_applies_the_same_logging_policy_as_the_bundled_host() {
 
     // The bundled host: two calls posted (one to a created contact), three
     // skipped.
-    let (host, _) = seeded_world(policy_options()).await;
+    let (host, _) = seeded_world(policy_options()).await?;
     let mut placer = demo::Placer::default();
     for plan in &plans {
         placer.place(&host, plan, chrono::Utc::now());
     }
     let mut skipped = 0;
     for _ in 0..10 {
-        skipped += host.tick().await.unwrap().skipped;
+        skipped += host.tick().await?.skipped;
         if host.crm.messages().len() == 2 && skipped == 3 {
             break;
         }
@@ -951,9 +962,9 @@ async fn spin_applies_the_same_logging_policy_as_the_bundled_host() {
     assert_eq!((host.crm.messages().len(), skipped), (2, 3));
     let expected = summary(&host);
 
-    let (world, _) = seeded_world(policy_options()).await;
-    let state = tempfile::tempdir().unwrap();
-    let app = SpinApp::start(&spin, &world, state.path(), "spin-policy");
+    let (world, _) = seeded_world(policy_options()).await?;
+    let state = tempfile::tempdir()?;
+    let app = SpinApp::start(&spin, &world, state.path(), "spin-policy")?;
     let mut placer = demo::Placer::default();
     for plan in &plans {
         placer.place(&world, plan, chrono::Utc::now());
@@ -972,31 +983,28 @@ async fn spin_applies_the_same_logging_policy_as_the_bundled_host() {
         app.logs()
     );
     assert_eq!(summary(&world), expected, "{}", app.logs());
+    Ok(())
 }
 
 /// Tenant options routing only the calls through queue 800 here.
 fn routed_options() -> TenantOptions {
-    TenantOptions {
-        route: Some(guest_support::routing::RouteConfig {
+    quick_retries()
+        .route(Some(guest_support::routing::RouteConfig {
             queues: vec!["800".into()],
             ..Default::default()
-        }),
-        ..options()
-    }
+        }))
+        .build()
 }
 
 /// A call through queue 800 (taken), one straight to 101 and an outbound
 /// one (both routed elsewhere).
 fn routed_plans() -> Vec<CallPlan> {
-    use common::{ext, one_leg, outside};
+    use common::{ext, leg, one_leg, outside};
     use demo::numbers;
     let mut queued = one_leg(1, outside(numbers::DANA), ext("800"), false, 10);
-    queued.legs.push(demo::LegPlan {
-        src: outside(numbers::DANA),
-        dst: ext("101"),
-        answered: true,
-        secs: 40,
-    });
+    queued
+        .legs
+        .push(leg(outside(numbers::DANA), ext("101"), true, 40));
     vec![
         queued,
         one_leg(2, outside(numbers::ELI), ext("102"), true, 60),
@@ -1005,11 +1013,13 @@ fn routed_plans() -> Vec<CallPlan> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spin_routes_calls_as_the_bundled_host_does() {
-    let Some(spin) = spin_cli() else { return };
+async fn spin_routes_calls_as_the_bundled_host_does() -> anyhow::Result<()> {
+    let Some(spin) = spin_cli() else {
+        return Ok(());
+    };
     let plans = routed_plans();
 
-    let (host, _) = seeded_world(routed_options()).await;
+    let (host, _) = seeded_world(routed_options()).await?;
     let mut placer = demo::Placer::default();
     let ended = chrono::Utc::now();
     for plan in &plans {
@@ -1017,7 +1027,7 @@ async fn spin_routes_calls_as_the_bundled_host_does() {
     }
     let mut skipped = 0;
     for _ in 0..10 {
-        skipped += host.tick().await.unwrap().skipped;
+        skipped += host.tick().await?.skipped;
         if host.crm.messages().len() == 1 && skipped == 2 {
             break;
         }
@@ -1025,8 +1035,7 @@ async fn spin_routes_calls_as_the_bundled_host_does() {
     assert_eq!((host.crm.messages().len(), skipped), (1, 2));
     assert!(
         host.storage
-            .calls(connectzero::testbed::TENANT)
-            .unwrap()
+            .calls(connectzero::testbed::TENANT)?
             .iter()
             .filter(|c| c.outcome == "skipped")
             .all(|c| c
@@ -1035,9 +1044,9 @@ async fn spin_routes_calls_as_the_bundled_host_does() {
     );
     let expected = crm_summary(&host);
 
-    let (world, _) = seeded_world(routed_options()).await;
-    let state = tempfile::tempdir().unwrap();
-    let app = SpinApp::start(&spin, &world, state.path(), "spin-routing");
+    let (world, _) = seeded_world(routed_options()).await?;
+    let state = tempfile::tempdir()?;
+    let app = SpinApp::start(&spin, &world, state.path(), "spin-routing")?;
     let mut placer = demo::Placer::default();
     for plan in &plans {
         placer.place(&world, plan, ended);
@@ -1056,21 +1065,21 @@ async fn spin_routes_calls_as_the_bundled_host_does() {
         app.logs()
     );
     assert_eq!(crm_summary(&world), expected, "{}", app.logs());
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spin_ticks_running_past_their_lease_post_each_call_once() {
-    let Some(spin) = spin_cli() else { return };
-    let options = TenantOptions {
-        claim_lease_secs: 1,
-        ..options()
+async fn spin_ticks_running_past_their_lease_post_each_call_once() -> anyhow::Result<()> {
+    let Some(spin) = spin_cli() else {
+        return Ok(());
     };
-    let (world, _) = seeded_world(options).await;
-    let state = tempfile::tempdir().unwrap();
+    let options = quick_retries().claim_lease_secs(1).build();
+    let (world, _) = seeded_world(options).await?;
+    let state = tempfile::tempdir()?;
     // Each request is its own worker under Spin (a new id per /tick).
-    let first = SpinApp::start(&spin, &world, state.path(), "first");
-    let second = SpinApp::start(&spin, &world, state.path(), "second");
-    subscribe_through(&world, &first.base_url).await;
+    let first = SpinApp::start(&spin, &world, state.path(), "first")?;
+    let second = SpinApp::start(&spin, &world, state.path(), "second")?;
+    subscribe_through(&world, &first.base_url).await?;
     // Posting a message takes 400 ms, so a tick posting 20 calls runs far
     // past the one-second lease: the other instance takes calls over
     // while the first is still sending.
@@ -1133,48 +1142,55 @@ async fn spin_ticks_running_past_their_lease_post_each_call_once() {
         second.logs()
     );
     assert_eq!(ended(&world), 20);
+    Ok(())
 }
 
 /// The Update Call Record action calls only HighLevel: the manifest gives
 /// its component no 3CX client or host (before, it received the 3CX API
 /// key for nothing).
 #[test]
-fn the_write_back_component_is_given_no_3cx_client() {
-    let manifest: toml::Value =
-        toml::from_str(&std::fs::read_to_string(workspace_root().join("spin.toml")).unwrap())
-            .unwrap();
+fn the_write_back_component_is_given_no_3cx_client() -> anyhow::Result<()> {
+    let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(
+        workspace_root().join("spin.toml"),
+    )?)?;
     let write_back = &manifest["component"]["write-back"];
-    let variables = write_back["variables"].as_table().unwrap();
+    let variables = write_back["variables"]
+        .as_table()
+        .context("the write-back component has variables")?;
     assert!(
         variables.keys().all(|name| !name.starts_with("pbx_")),
         "{variables:?}"
     );
-    let hosts = write_back["allowed_outbound_hosts"].as_array().unwrap();
+    let hosts = write_back["allowed_outbound_hosts"]
+        .as_array()
+        .context("the write-back component lists its outbound hosts")?;
     assert!(
         hosts.iter().all(|h| !h.as_str().unwrap().contains("pbx")),
         "{hosts:?}"
     );
+    Ok(())
 }
 
 /// Spin refuses a plain-HTTP base URL as the bundled host does: the 3CX
 /// API key and the tokens travel to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spin_refuses_a_plain_http_base_url_like_the_host() {
-    let Some(spin) = spin_cli() else { return };
+async fn spin_refuses_a_plain_http_base_url_like_the_host() -> anyhow::Result<()> {
+    let Some(spin) = spin_cli() else {
+        return Ok(());
+    };
     let (_state, world, app) = started(
         &spin,
         "plain-http",
         &[("pbx_base_url", "http://pbx.example.com")],
     )
-    .await;
+    .await?;
     let response = reqwest::Client::new()
         .post(format!("{}/tick", app.base_url))
         .header("x-connectzero-tick-secret", TICK_SECRET)
         .send()
-        .await
-        .unwrap();
+        .await?;
     let status = response.status();
-    let body = response.text().await.unwrap();
+    let body = response.text().await?;
     assert_ne!(status, 200, "{body}");
     assert!(
         body.contains("pbx_base_url") && body.contains("https://host"),
@@ -1182,4 +1198,5 @@ async fn spin_refuses_a_plain_http_base_url_like_the_host() {
         app.logs()
     );
     assert_eq!(world.pbx.request_count("/"), 0, "nothing was sent to 3CX");
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! output, nor in clear in the database files.
 
 use crate::common;
+use anyhow::Context;
 
 use common::*;
 use connectzero::demo::{Placer, numbers};
@@ -38,7 +39,7 @@ fn cz(
     args: &[&str],
     env: &[(&str, &str)],
     input: Option<&str>,
-) -> (bool, String) {
+) -> anyhow::Result<(bool, String)> {
     let mut command = Command::new(BIN);
     command
         .args(args)
@@ -51,31 +52,36 @@ fn cz(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
+    let mut child = command.spawn()?;
     {
         use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
+        let mut stdin = child.stdin.take().context("stdin is piped")?;
         if let Some(text) = input {
-            stdin.write_all(text.as_bytes()).unwrap();
+            stdin.write_all(text.as_bytes())?;
         }
     }
     let Output {
         status,
         stdout,
         stderr,
-    } = child.wait_with_output().unwrap();
+    } = child.wait_with_output()?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&stdout),
         String::from_utf8_lossy(&stderr)
     );
     printed.0.push(text.clone());
-    (status.success(), text)
+    Ok((status.success(), text))
 }
 
 /// `tenant add shop` for `world`'s simulators into `db`, secrets from the
 /// environment.
-fn add_shop(printed: &mut Printed, world: &World, db: &Path, extra: &[&str]) -> (bool, String) {
+fn add_shop(
+    printed: &mut Printed,
+    world: &World,
+    db: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(bool, String)> {
     let c = world.config();
     let db = db.display().to_string();
     let mut args = vec![
@@ -128,25 +134,26 @@ fn secrets_of(world: &World) -> Vec<String> {
 }
 
 /// The database file and its WAL, as bytes.
-fn raw_database(db: &Path) -> Vec<u8> {
-    let mut bytes = std::fs::read(db).unwrap();
+fn raw_database(db: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = std::fs::read(db)?;
     let mut wal = PathBuf::from(db).into_os_string();
     wal.push("-wal");
     if let Ok(more) = std::fs::read(wal) {
         bytes.extend(more);
     }
-    bytes
+    Ok(bytes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tenants_are_added_listed_changed_and_removed_without_printing_a_secret() {
-    let (world, _) = seeded_world(defaults()).await;
-    let dir = tempfile::tempdir().unwrap();
+async fn tenants_are_added_listed_changed_and_removed_without_printing_a_secret()
+-> anyhow::Result<()> {
+    let (world, _) = seeded_world(defaults()).await?;
+    let dir = tempfile::tempdir()?;
     let db = dir.path().join("cz.db");
     let dbs = db.display().to_string();
     let mut out = Printed::default();
 
-    let (ok, text) = cz(&mut out, &["tenant", "add", "--help"], &[], None);
+    let (ok, text) = cz(&mut out, &["tenant", "add", "--help"], &[], None)?;
     assert!(ok, "{text}");
     assert!(
         text.contains("ps") && text.contains("CONNECTZERO_PBX_CLIENT_SECRET"),
@@ -176,16 +183,16 @@ async fn tenants_are_added_listed_changed_and_removed_without_printing_a_secret(
         ],
         &[],
         None,
-    );
+    )?;
     assert!(!ok);
     assert!(
         text.contains("CONNECTZERO_PBX_CLIENT_SECRET") && text.contains("--secrets-stdin"),
         "{text}"
     );
 
-    let (ok, text) = add_shop(&mut out, &world, &db, &["--set", "default_country=GB"]);
+    let (ok, text) = add_shop(&mut out, &world, &db, &["--set", "default_country=GB"])?;
     assert!(ok, "{text}");
-    let (ok, text) = add_shop(&mut out, &world, &db, &[]);
+    let (ok, text) = add_shop(&mut out, &world, &db, &[])?;
     assert!(!ok);
     assert!(text.contains("already exists"), "{text}");
 
@@ -216,13 +223,13 @@ async fn tenants_are_added_listed_changed_and_removed_without_printing_a_secret(
         ],
         &[],
         Some(&stdin),
-    );
+    )?;
     assert!(ok, "{text}");
     // Data of cafe's that `remove` must take with it.
-    let storage = connectzero::storage::Storage::open(&db).unwrap();
-    storage.kv_set("cafe", "poll/cursor", b"123").unwrap();
+    let storage = connectzero::storage::Storage::open(&db)?;
+    storage.kv_set("cafe", "poll/cursor", b"123")?;
 
-    let (ok, text) = cz(&mut out, &["tenant", "list", "--db", &dbs], &[], None);
+    let (ok, text) = cz(&mut out, &["tenant", "list", "--db", &dbs], &[], None)?;
     assert!(ok, "{text}");
     assert!(text.contains("shop") && text.contains("cafe"), "{text}");
     assert!(
@@ -237,7 +244,7 @@ async fn tenants_are_added_listed_changed_and_removed_without_printing_a_secret(
         &["tenant", "settings", "shop", "--db", &dbs],
         &[],
         None,
-    );
+    )?;
     assert!(ok, "{text}");
     assert!(text.contains("default_country = GB"), "{text}");
     assert!(text.contains("log_internal_calls = false"), "{text}");
@@ -254,7 +261,7 @@ async fn tenants_are_added_listed_changed_and_removed_without_printing_a_secret(
             &["tenant", "settings", "shop", "--db", &dbs, "--set", set],
             &[],
             None,
-        );
+        )?;
         assert!(!ok, "{set} was accepted");
         assert!(text.contains(says), "{set}: {text}");
     }
@@ -275,14 +282,14 @@ async fn tenants_are_added_listed_changed_and_removed_without_printing_a_secret(
         ],
         &[],
         None,
-    );
+    )?;
     assert!(ok, "{text}");
     let (_, text) = cz(
         &mut out,
         &["tenant", "settings", "shop", "--db", &dbs],
         &[],
         None,
-    );
+    )?;
     for line in [
         "log_internal_calls = true",
         "recording_window_secs = 900",
@@ -298,46 +305,28 @@ async fn tenants_are_added_listed_changed_and_removed_without_printing_a_secret(
         &["tenant", "remove", "cafe", "--db", &dbs],
         &[],
         None,
-    );
+    )?;
     assert!(!ok);
     assert!(text.contains("--yes"), "{text}");
-    assert!(
-        storage
-            .secrets_all()
-            .unwrap()
-            .iter()
-            .any(|s| s.tenant == "cafe")
-    );
+    assert!(storage.secrets_all()?.iter().any(|s| s.tenant == "cafe"));
     let (ok, text) = cz(
         &mut out,
         &["tenant", "remove", "cafe", "--db", &dbs, "--yes"],
         &[],
         None,
-    );
+    )?;
     assert!(ok, "{text}");
-    assert!(
-        !storage
-            .secrets_all()
-            .unwrap()
-            .iter()
-            .any(|s| s.tenant == "cafe")
-    );
-    assert_eq!(storage.kv_get("cafe", "poll/cursor").unwrap(), None);
-    assert!(
-        storage
-            .secrets_all()
-            .unwrap()
-            .iter()
-            .any(|s| s.tenant == "shop")
-    );
-    let (_, text) = cz(&mut out, &["tenant", "list", "--db", &dbs], &[], None);
+    assert!(!storage.secrets_all()?.iter().any(|s| s.tenant == "cafe"));
+    assert_eq!(storage.kv_get("cafe", "poll/cursor")?, None);
+    assert!(storage.secrets_all()?.iter().any(|s| s.tenant == "shop"));
+    let (_, text) = cz(&mut out, &["tenant", "list", "--db", &dbs], &[], None)?;
     assert!(text.contains("shop") && !text.contains("cafe"), "{text}");
     let (ok, text) = cz(
         &mut out,
         &["tenant", "remove", "cafe", "--db", &dbs, "--yes"],
         &[],
         None,
-    );
+    )?;
     assert!(!ok);
     assert!(
         text.contains("no tenant \"cafe\"") && text.contains("shop"),
@@ -347,17 +336,18 @@ async fn tenants_are_added_listed_changed_and_removed_without_printing_a_secret(
     let secrets = secrets_of(&world);
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     out.assert_no_secret(&secrets);
-    let raw = raw_database(&db);
+    let raw = raw_database(&db)?;
     for secret in &secrets {
         assert!(
             !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
             "{secret:?} is in the database in clear"
         );
     }
+    Ok(())
 }
 
 /// A config file with tenant `filed` (pointing at nothing that answers).
-fn write_config(dir: &Path, db: &Path, id: &str) -> PathBuf {
+fn write_config(dir: &Path, db: &Path, id: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join(format!("{id}.toml"));
     std::fs::write(
         &path,
@@ -379,42 +369,42 @@ client_secret = "{FILE_CRM_SECRET}"
 "#,
             db = db.display()
         ),
-    )
-    .unwrap();
-    path
+    )?;
+    Ok(path)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_serves_the_files_and_the_databases_tenants_and_refuses_a_duplicate_id() {
-    let (world, contacts) = seeded_world(defaults()).await;
-    let dir = tempfile::tempdir().unwrap();
+async fn run_serves_the_files_and_the_databases_tenants_and_refuses_a_duplicate_id()
+-> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(defaults()).await?;
+    let dir = tempfile::tempdir()?;
     let db = dir.path().join("cz.db");
     let dbs = db.display().to_string();
     let mut out = Printed::default();
-    let (ok, text) = add_shop(&mut out, &world, &db, &["--set", "poll_interval_ms=200"]);
+    let (ok, text) = add_shop(&mut out, &world, &db, &["--set", "poll_interval_ms=200"])?;
     assert!(ok, "{text}");
 
     // The same id in the file and the database: a clear error, no start.
-    let clash = write_config(dir.path(), &db, "shop");
+    let clash = write_config(dir.path(), &db, "shop")?;
     let (ok, text) = cz(
         &mut out,
         &[
             "run",
             "--config",
-            clash.to_str().unwrap(),
+            clash.to_str().context("the path is UTF-8")?,
             "--listen",
             "127.0.0.1:0",
         ],
         &[],
         None,
-    );
+    )?;
     assert!(!ok);
     assert!(
         text.contains("\"shop\" is both in") && text.contains("tenant remove shop"),
         "{text}"
     );
 
-    let config = write_config(dir.path(), &db, "filed");
+    let config = write_config(dir.path(), &db, "filed")?;
     let mut host = Command::new(BIN)
         .args([
             "--log-format",
@@ -429,11 +419,10 @@ async fn run_serves_the_files_and_the_databases_tenants_and_refuses_a_duplicate_
         .env("RUST_LOG", "warn,connectzero=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn()?;
     // Every stderr line goes to `lines`; the server's address comes first.
     let (tx, lines) = std::sync::mpsc::channel::<String>();
-    let stderr = host.stderr.take().unwrap();
+    let stderr = host.stderr.take().context("stderr is piped")?;
     let reader = std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
             .lines()
@@ -460,36 +449,32 @@ async fn run_serves_the_files_and_the_databases_tenants_and_refuses_a_duplicate_
     let base = format!("http://{addr}");
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+        .build()?;
     // Both tenants are served; an unknown one is not.
     for (tenant, status) in [("filed", 302), ("shop", 302), ("nobody", 404)] {
         let answer = browser
             .get(format!("{base}/t/{tenant}/oauth/install"))
             .send()
-            .await
-            .unwrap();
+            .await?;
         assert_eq!(answer.status(), status, "{tenant}");
     }
     // Install HighLevel for the database tenant, then its calls post.
     let install = browser
         .get(format!("{base}/t/shop/oauth/install"))
         .send()
-        .await
-        .unwrap();
-    let location = install.headers()["location"].to_str().unwrap().to_string();
+        .await?;
+    let location = install.headers()["location"].to_str()?.to_string();
     let state = location
         .split(['?', '&'])
         .find_map(|p| p.strip_prefix("state="))
         .map(|s| urlencoding::decode(s).unwrap().into_owned())
-        .unwrap();
+        .context("the install URL carries a state")?;
     let done = browser
         .get(format!("{base}/t/shop/oauth/callback"))
         .query(&[("code", world.crm.authorization_code()), ("state", state)])
         .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
+        .await?;
+    assert_eq!(done.status(), 200, "{}", done.text().await?);
 
     Placer::default().place(
         &world,
@@ -516,11 +501,11 @@ async fn run_serves_the_files_and_the_databases_tenants_and_refuses_a_duplicate_
             "--db",
             &dbs,
             "--config",
-            config.to_str().unwrap(),
+            config.to_str().context("the path is UTF-8")?,
         ],
         &[],
         None,
-    );
+    )?;
     assert!(ok, "{text}");
     assert!(
         text.contains("filed") && text.contains("shop  [database]"),
@@ -534,24 +519,25 @@ async fn run_serves_the_files_and_the_databases_tenants_and_refuses_a_duplicate_
         &[
             "doctor",
             "--config",
-            config.to_str().unwrap(),
+            config.to_str().context("the path is UTF-8")?,
             "--tenant",
             "shop",
         ],
         &[],
         None,
-    );
+    )?;
     assert!(ok, "{text}");
     assert!(
         text.contains("shop") && text.contains("HighLevel scopes"),
         "{text}"
     );
 
-    host.kill().unwrap();
-    host.wait().unwrap();
+    host.kill()?;
+    host.wait()?;
     reader.join().unwrap();
     out.0.extend(log);
     out.0.extend(lines.try_iter());
     let secrets = secrets_of(&world);
     out.assert_no_secret(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
+    Ok(())
 }

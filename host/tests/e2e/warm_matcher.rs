@@ -23,12 +23,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A seeded world on `runtime`.
-async fn world_on(runtime: Arc<Runtime>) -> (World, HashMap<&'static str, String>) {
-    let world = World::start(runtime, Storage::in_memory().unwrap(), eager(), false)
-        .await
-        .unwrap();
+async fn world_on(runtime: Arc<Runtime>) -> anyhow::Result<(World, HashMap<&'static str, String>)> {
+    let world = World::start(runtime, Storage::in_memory()?, eager(), false).await?;
     let contacts = connectzero::demo::seed_directory(&world);
-    (world, contacts)
+    Ok((world, contacts))
 }
 
 /// Place one inbound call from Dana's number, just ended, call id `id`.
@@ -123,22 +121,23 @@ fn matched_contact(results: &[Result<MatchOutcome, StageError>]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_tenant_keeps_its_own_matcher_and_never_sees_another_tenants_contacts() {
-    let runtime = Runtime::new(None).unwrap();
+async fn each_tenant_keeps_its_own_matcher_and_never_sees_another_tenants_contacts()
+-> anyhow::Result<()> {
+    let runtime = Runtime::new(None)?;
     // Two tenants with the same id (the testbed's), each with its own CRM in
     // which Dana has a different contact id: the strongest case, since an
     // instance filed under the id alone would search the other CRM.
-    let (a, contacts_a) = world_on(runtime.clone()).await;
-    let (b, contacts_b) = world_on(runtime.clone()).await;
+    let (a, contacts_a) = world_on(runtime.clone()).await?;
+    let (b, contacts_b) = world_on(runtime.clone()).await?;
     assert_eq!(a.tenant.id(), b.tenant.id());
     assert_ne!(contacts_a["Dana Fox"], contacts_b["Dana Fox"]);
 
     let (mut placer_a, mut placer_b) = (Placer::default(), Placer::default());
     for round in 0..3 {
         place_dana_call(&a, &mut placer_a, 10 + round);
-        assert_eq!(a.tick().await.unwrap().posted, 1);
+        assert_eq!(a.tick().await?.posted, 1);
         place_dana_call(&b, &mut placer_b, 10 + round);
-        assert_eq!(b.tick().await.unwrap().posted, 1);
+        assert_eq!(b.tick().await?.posted, 1);
     }
 
     for (world, contacts) in [(&a, &contacts_a), (&b, &contacts_b)] {
@@ -167,8 +166,7 @@ async fn each_tenant_keeps_its_own_matcher_and_never_sees_another_tenants_contac
             let results = world
                 .pipeline
                 .dry_run_match(&world.tenant, std::slice::from_ref(&dana))
-                .await
-                .unwrap();
+                .await?;
             assert_eq!(matched_contact(&results), contacts["Dana Fox"]);
         }
     }
@@ -178,18 +176,18 @@ async fn each_tenant_keeps_its_own_matcher_and_never_sees_another_tenants_contac
     assert_eq!(stats.instantiations, 2, "{stats:?}");
     assert_eq!(stats.reuses, 4, "{stats:?}");
     assert_eq!(stats.idle, 2, "{stats:?}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_matcher_that_trapped_is_dropped_and_the_next_call_gets_a_new_one() {
-    let runtime = Runtime::new(None).unwrap();
-    let (world, contacts) = world_on(runtime.clone()).await;
+async fn a_matcher_that_trapped_is_dropped_and_the_next_call_gets_a_new_one() -> anyhow::Result<()>
+{
+    let runtime = Runtime::new(None)?;
+    let (world, contacts) = world_on(runtime.clone()).await?;
     let dana = call_from(numbers::DANA, 1);
 
     for _ in 0..2 {
-        let results = match_directly(&runtime, &world, std::slice::from_ref(&dana))
-            .await
-            .unwrap();
+        let results = match_directly(&runtime, &world, std::slice::from_ref(&dana)).await?;
         assert_eq!(matched_contact(&results), contacts["Dana Fox"]);
     }
     assert_eq!(runtime.matcher_stats().instantiations, 1);
@@ -203,34 +201,32 @@ async fn a_matcher_that_trapped_is_dropped_and_the_next_call_gets_a_new_one() {
     assert_eq!(stats.discarded, 1, "{stats:?}");
     assert_eq!(stats.idle, 0, "the trapped instance is not kept: {stats:?}");
 
-    let results = match_directly(&runtime, &world, std::slice::from_ref(&dana))
-        .await
-        .unwrap();
+    let results = match_directly(&runtime, &world, std::slice::from_ref(&dana)).await?;
     assert_eq!(matched_contact(&results), contacts["Dana Fox"]);
     let stats = runtime.matcher_stats();
     assert_eq!(stats.instantiations, 2, "rebuilt after the trap: {stats:?}");
     // The second call and the trapping one ran on the first instance.
     assert_eq!(stats.reuses, 2, "{stats:?}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn warm_matchers_are_bounded_in_number_and_in_uses() {
+async fn warm_matchers_are_bounded_in_number_and_in_uses() -> anyhow::Result<()> {
     let runtime = Runtime::with_warm_limits(
         None,
         WarmLimits {
             idle: 1,
             max_uses: 3,
         },
-    )
-    .unwrap();
-    let (a, _) = world_on(runtime.clone()).await;
-    let (b, _) = world_on(runtime.clone()).await;
+    )?;
+    let (a, _) = world_on(runtime.clone()).await?;
+    let (b, _) = world_on(runtime.clone()).await?;
     let dana = [call_from(numbers::DANA, 1)];
 
     // Alternating tenants with room for one idle instance: each call evicts
     // the other tenant's instance, so every call instantiates.
     for world in [&a, &b, &a, &b] {
-        match_directly(&runtime, world, &dana).await.unwrap();
+        match_directly(&runtime, world, &dana).await?;
     }
     let stats = runtime.matcher_stats();
     assert_eq!((stats.instantiations, stats.evicted), (4, 3), "{stats:?}");
@@ -238,7 +234,7 @@ async fn warm_matchers_are_bounded_in_number_and_in_uses() {
 
     // One tenant: its instance serves three calls, then is rebuilt.
     for _ in 0..6 {
-        match_directly(&runtime, &b, &dana).await.unwrap();
+        match_directly(&runtime, &b, &dana).await?;
     }
     let stats = runtime.matcher_stats();
     // b's instance from the loop above had served 1 call: it serves 2 more
@@ -246,16 +242,17 @@ async fn warm_matchers_are_bounded_in_number_and_in_uses() {
     assert_eq!(stats.retired, 2, "{stats:?}");
     assert_eq!(stats.instantiations, 6, "{stats:?}");
     assert_eq!(stats.idle, 1, "{stats:?}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tick_that_matched_nothing_is_not_kept_warm() {
-    let runtime = Runtime::new(None).unwrap();
-    let (world, _) = world_on(runtime.clone()).await;
+async fn a_tick_that_matched_nothing_is_not_kept_warm() -> anyhow::Result<()> {
+    let runtime = Runtime::new(None)?;
+    let (world, _) = world_on(runtime.clone()).await?;
     // No calls: nothing to match, so the instance is not worth a slot
     // (10,000 idle tenants would only push the busy ones out).
     for _ in 0..3 {
-        world.tick().await.unwrap();
+        world.tick().await?;
     }
     let stats = runtime.tick_stats();
     assert_eq!(stats.instantiations, 3, "{stats:?}");
@@ -263,10 +260,11 @@ async fn a_tick_that_matched_nothing_is_not_kept_warm() {
     // A call to match: the instance stays for the next ticks, quiet ones
     // included.
     place_dana_call(&world, &mut Placer::default(), 7);
-    assert_eq!(world.tick().await.unwrap().posted, 1);
-    world.tick().await.unwrap();
-    world.tick().await.unwrap();
+    assert_eq!(world.tick().await?.posted, 1);
+    world.tick().await?;
+    world.tick().await?;
     let stats = runtime.tick_stats();
     assert_eq!(stats.instantiations, 4, "{stats:?}");
     assert_eq!((stats.reuses, stats.idle), (2, 1), "{stats:?}");
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! the real components, and in headless Chromium against the real binary.
 
 use crate::common;
+use anyhow::Context;
 
 use common::{ext, one_leg, outside, place, seeded_world, serve_admin};
 use connectzero::demo::{Placer, numbers};
@@ -17,20 +18,19 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
 const TOKEN: &str = "test-admin-token-0123456789";
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+        .build()?)
 }
 
 /// The CSRF token in a page's forms.
-fn csrf_of(html: &str) -> String {
+fn csrf_of(html: &str) -> anyhow::Result<String> {
     let at = html
         .find("name=\"csrf\" value=\"")
-        .expect("a form with a CSRF token")
+        .context("a form with a CSRF token")?
         + 19;
-    html[at..].split('"').next().unwrap().to_string()
+    Ok(html[at..].split('"').next().unwrap().to_string())
 }
 
 /// Tick through the scheduler's view of the tenant (saved settings and
@@ -40,12 +40,12 @@ async fn tick_live_until(
     live: &mut LiveTenant,
     max: usize,
     done: impl Fn() -> bool,
-) {
+) -> anyhow::Result<()> {
     for _ in 0..max {
         let tenant = live.before_tick(pipeline.storage());
-        pipeline.tick(&tenant).await.unwrap();
+        pipeline.tick(&tenant).await?;
         if done() {
-            return;
+            return Ok(());
         }
     }
     panic!("condition not reached after {max} ticks");
@@ -56,38 +56,31 @@ fn outcome(world: &World, key: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn the_page_needs_the_token_and_never_shows_it() {
-    let (world, _) = seeded_world(common::defaults()).await;
-    let base = serve_admin(&world, TOKEN).await;
-    let http = client();
+async fn the_page_needs_the_token_and_never_shows_it() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(common::defaults()).await?;
+    let base = serve_admin(&world, TOKEN).await?;
+    let http = client()?;
 
-    let anonymous = http
-        .get(format!("{base}/admin/t/demo"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = http.get(format!("{base}/admin/t/demo")).send().await?;
     assert_eq!(anonymous.status(), 303);
     assert_eq!(anonymous.headers()["location"], "/admin/login");
     let wrong = http
         .get(format!("{base}/admin"))
         .bearer_auth("test-admin-token-012345678X")
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(wrong.status(), 303);
 
     let refused = http
         .post(format!("{base}/admin/login"))
         .form(&[("token", "not-the-admin-token-at-all")])
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(refused.status(), 401);
     assert!(
         refused
             .text()
-            .await
-            .unwrap()
+            .await?
             .contains("That is not the admin token")
     );
 
@@ -95,13 +88,9 @@ async fn the_page_needs_the_token_and_never_shows_it() {
         .post(format!("{base}/admin/login"))
         .form(&[("token", TOKEN)])
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(signed_in.status(), 303);
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let cookie = signed_in.headers()["set-cookie"].to_str()?.to_string();
     assert!(cookie.contains("HttpOnly; SameSite=Strict"), "{cookie}");
     assert!(!cookie.contains(TOKEN), "{cookie}");
     let session = cookie.split(';').next().unwrap().to_string();
@@ -110,11 +99,10 @@ async fn the_page_needs_the_token_and_never_shows_it() {
         .get(format!("{base}/admin/t/demo"))
         .header("cookie", &session)
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["cache-control"], "no-store");
-    let html = page.text().await.unwrap();
+    let html = page.text().await?;
     assert!(html.contains("Last successful poll"), "{html}");
     assert!(!html.contains(TOKEN));
     assert!(!html.contains(connectzero::testbed::ACTION_SECRET));
@@ -126,26 +114,26 @@ async fn the_page_needs_the_token_and_never_shows_it() {
         .header("cookie", &session)
         .form(&[("default_country", "GB"), ("csrf", "forged")])
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(forged.status(), 403);
     assert_eq!(
-        connectzero::web::SettingsOverride::load(&world.storage, "demo").unwrap(),
+        connectzero::web::SettingsOverride::load(&world.storage, "demo")?,
         None
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn saved_settings_say_what_to_fix_and_apply_from_the_next_tick() {
-    let (world, _) = seeded_world(common::defaults()).await;
-    let base = serve_admin(&world, TOKEN).await;
-    let http = client();
+async fn saved_settings_say_what_to_fix_and_apply_from_the_next_tick() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(common::defaults()).await?;
+    let base = serve_admin(&world, TOKEN).await?;
+    let http = client()?;
     let page = |http: &reqwest::Client| {
         http.get(format!("{base}/admin/t/demo"))
             .bearer_auth(TOKEN)
             .send()
     };
-    let csrf = csrf_of(&page(&http).await.unwrap().text().await.unwrap());
+    let csrf = csrf_of(&page(&http).await?.text().await?)?;
     let mut live = LiveTenant::new(world.tenant.clone());
     let mut placer = Placer::default();
 
@@ -158,7 +146,7 @@ async fn saved_settings_say_what_to_fix_and_apply_from_the_next_tick() {
     tick_live_until(&world.pipeline, &mut live, 5, || {
         outcome(&world, &first.key).is_some()
     })
-    .await;
+    .await?;
     assert_eq!(outcome(&world, &first.key).as_deref(), Some("skipped"));
 
     let bad = http
@@ -173,10 +161,9 @@ async fn saved_settings_say_what_to_fix_and_apply_from_the_next_tick() {
             ("poll_interval_ms", "fast"),
         ])
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(bad.status(), 422);
-    let html = bad.text().await.unwrap();
+    let html = bad.text().await?;
     assert!(html.contains("not a two-letter country code"), "{html}");
     assert!(html.contains("fast&quot; is not a whole number"), "{html}");
     // What was typed stays in the form.
@@ -202,8 +189,7 @@ async fn saved_settings_say_what_to_fix_and_apply_from_the_next_tick() {
             ("tie_breakers", "recent-conversation"),
         ])
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(saved.status(), 303);
 
     // The next tick runs with them: the next internal call is posted.
@@ -215,7 +201,7 @@ async fn saved_settings_say_what_to_fix_and_apply_from_the_next_tick() {
     tick_live_until(&world.pipeline, &mut live, 5, || {
         outcome(&world, &second.key).is_some()
     })
-    .await;
+    .await?;
     assert_eq!(outcome(&world, &second.key).as_deref(), Some("posted"));
     let tenant = live.before_tick(world.pipeline.storage());
     assert_eq!(tenant.config.settings.poll_interval_ms, 500);
@@ -225,20 +211,21 @@ async fn saved_settings_say_what_to_fix_and_apply_from_the_next_tick() {
     // Persisted: a fresh view of the tenant (a restart) picks them up.
     let restarted = LiveTenant::new(world.tenant.clone()).before_tick(world.pipeline.storage());
     assert!(restarted.settings.log_internal_calls);
-    let html = page(&http).await.unwrap().text().await.unwrap();
+    let html = page(&http).await?.text().await?;
     assert!(
         html.contains(
             "id=\"log_internal_calls\" type=\"checkbox\" name=\"log_internal_calls\" checked"
         ),
         "{html}"
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_parked_call_is_retried_exactly_once() {
-    let (world, _) = seeded_world(common::defaults()).await;
-    let base = serve_admin(&world, TOKEN).await;
-    let http = client();
+async fn a_parked_call_is_retried_exactly_once() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(common::defaults()).await?;
+    let base = serve_admin(&world, TOKEN).await?;
+    let http = client()?;
     let mut live = LiveTenant::new(world.tenant.clone());
     world.crm.inject_failures_on(
         "/conversations/messages/inbound",
@@ -253,49 +240,48 @@ async fn a_parked_call_is_retried_exactly_once() {
     tick_live_until(&world.pipeline, &mut live, 5, || {
         outcome(&world, &call.key).is_some()
     })
-    .await;
+    .await?;
     assert_eq!(outcome(&world, &call.key).as_deref(), Some("parked"));
     // Parked stays parked: more ticks do not retry it by themselves.
     for _ in 0..2 {
         world
             .pipeline
             .tick(&live.before_tick(world.pipeline.storage()))
-            .await
-            .unwrap();
+            .await?;
     }
     assert!(world.crm.messages().is_empty());
 
-    let html = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    let html = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await?;
     assert!(html.contains("refused once"), "{html}");
     assert!(
         html.contains(&format!("name=\"call_key\" value=\"{}\"", call.key)),
         "{html}"
     );
-    let csrf = csrf_of(&html);
+    let csrf = csrf_of(&html)?;
     let retry = || {
         http.post(format!("{base}/admin/t/demo/retry"))
             .bearer_auth(TOKEN)
             .form(&[("csrf", csrf.as_str()), ("call_key", call.key.as_str())])
             .send()
     };
-    assert_eq!(retry().await.unwrap().status(), 303);
+    assert_eq!(retry().await?.status(), 303);
     // A double click finds nothing left to queue.
-    let again = retry().await.unwrap();
+    let again = retry().await?;
     assert_eq!(again.status(), 409);
-    assert!(again.text().await.unwrap().contains("is not parked"));
+    assert!(again.text().await?.contains("is not parked"));
 
     tick_live_until(&world.pipeline, &mut live, 5, || {
         outcome(&world, &call.key).as_deref() == Some("posted")
     })
-    .await;
+    .await?;
     for _ in 0..3 {
         world
             .pipeline
             .tick(&live.before_tick(world.pipeline.storage()))
-            .await
-            .unwrap();
+            .await?;
     }
     assert_eq!(world.crm.messages().len(), 1, "posted exactly once");
+    Ok(())
 }
 
 // ---- headless Chromium against the real binary ----
@@ -326,76 +312,85 @@ struct Browser {
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Browser {
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    async fn cmd(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.session);
         let mut request = self.http.request(method, &url);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response: Value = request.send().await.unwrap().json().await.unwrap();
+        let response: Value = request.send().await?.json().await?;
         if response["value"]["error"].is_string() {
             panic!("WebDriver {path}: {}", response["value"]);
         }
-        response["value"].clone()
+        Ok(response["value"].clone())
     }
 
-    async fn goto(&self, url: &str) {
+    async fn goto(&self, url: &str) -> anyhow::Result<()> {
         self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
-            .await;
+            .await?;
+        Ok(())
     }
 
-    async fn find(&self, css: &str) -> String {
+    async fn find(&self, css: &str) -> anyhow::Result<String> {
         let found = self
             .cmd(
                 reqwest::Method::POST,
                 "/element",
                 Some(json!({ "using": "css selector", "value": css })),
             )
-            .await;
-        found[ELEMENT]
+            .await?;
+        Ok(found[ELEMENT]
             .as_str()
             .unwrap_or_else(|| panic!("no element {css}: {found}"))
-            .to_string()
+            .to_string())
     }
 
-    async fn click(&self, css: &str) {
-        let id = self.find(css).await;
+    async fn click(&self, css: &str) -> anyhow::Result<()> {
+        let id = self.find(css).await?;
         self.cmd(
             reqwest::Method::POST,
             &format!("/element/{id}/click"),
             Some(json!({})),
         )
-        .await;
+        .await?;
+        Ok(())
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
+    async fn type_into(&self, css: &str, text: &str) -> anyhow::Result<()> {
+        let id = self.find(css).await?;
         self.cmd(
             reqwest::Method::POST,
             &format!("/element/{id}/value"),
             Some(json!({ "text": text })),
         )
-        .await;
+        .await?;
+        Ok(())
     }
 
-    async fn source(&self) -> String {
-        self.cmd(reqwest::Method::GET, "/source", None)
-            .await
+    async fn source(&self) -> anyhow::Result<String> {
+        Ok(self
+            .cmd(reqwest::Method::GET, "/source", None)
+            .await?
             .as_str()
-            .unwrap()
-            .to_string()
+            .context("the page source is a string")?
+            .to_string())
     }
 
     /// Click `css` and wait (bounded) for the page it leads to to contain
     /// `needle`: a form's navigation may still be running when the click
     /// returns.
-    async fn click_then(&self, css: &str, needle: &str) -> String {
-        self.click(css).await;
+    async fn click_then(&self, css: &str, needle: &str) -> anyhow::Result<String> {
+        self.click(css).await?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let source = self.source().await;
+            let source = self.source().await?;
             if source.contains(needle) {
-                return source;
+                return Ok(source);
             }
             assert!(
                 Instant::now() < deadline,
@@ -406,30 +401,30 @@ impl Browser {
     }
 
     /// Save a PNG of the window under `target/test-artefacts/`.
-    async fn screenshot(&self, name: &str) {
+    async fn screenshot(&self, name: &str) -> anyhow::Result<()> {
         use base64::Engine;
-        let png = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        let png = self.cmd(reqwest::Method::GET, "/screenshot", None).await?;
         let png = base64::engine::general_purpose::STANDARD
-            .decode(png.as_str().unwrap())
-            .unwrap();
+            .decode(png.as_str().context("the screenshot is base64 text")?)?;
         assert!(png.starts_with(b"\x89PNG"));
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
             .parent()
-            .unwrap()
+            .context("the target directory")?
             .join("test-artefacts");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(name), &png).unwrap();
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(name), &png)?;
         eprintln!("screenshot: {}", dir.join(name).display());
+        Ok(())
     }
 
     /// Reload `url` until its source contains `needle` (bounded).
-    async fn wait_for(&self, url: &str, needle: &str) -> String {
+    async fn wait_for(&self, url: &str, needle: &str) -> anyhow::Result<String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            self.goto(url).await;
-            let source = self.source().await;
+            self.goto(url).await?;
+            let source = self.source().await?;
             if source.contains(needle) {
-                return source;
+                return Ok(source);
             }
             assert!(Instant::now() < deadline, "no {needle:?} in:\n{source}");
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -438,28 +433,26 @@ impl Browser {
 }
 
 /// The "Posted today" figure on the tenant page.
-fn posted_today(source: &str) -> u32 {
+fn posted_today(source: &str) -> anyhow::Result<u32> {
     let at = source
         .find("id=\"today-posted\">")
-        .expect("the posted-today card")
+        .context("the posted-today card")?
         + 18;
-    source[at..]
-        .split('<')
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    Ok(source[at..].split('<').next().unwrap().trim().parse()?)
 }
 
 /// The call key the page's notice names after placing a demo call.
-fn placed_key(source: &str) -> String {
-    let at = source.find("Placed call ").expect("a placed-call notice") + 12;
-    source[at..].split(' ').next().unwrap().to_string()
+fn placed_key(source: &str) -> anyhow::Result<String> {
+    let at = source
+        .find("Placed call ")
+        .context("a placed-call notice")?
+        + 12;
+    Ok(source[at..].split(' ').next().unwrap().to_string())
 }
 
 #[tokio::test]
-async fn in_chromium_a_setting_changes_what_the_pipeline_does_and_a_parked_call_retries() {
+async fn in_chromium_a_setting_changes_what_the_pipeline_does_and_a_parked_call_retries()
+-> anyhow::Result<()> {
     let (Some(chrome), Some(driver)) = (
         on_path("chromium").or_else(|| on_path("chromium-browser")),
         on_path("chromedriver"),
@@ -471,7 +464,7 @@ async fn in_chromium_a_setting_changes_what_the_pipeline_does_and_a_parked_call_
         eprintln!(
             "SKIPPED: Chromium or chromedriver is not installed; run `apt-get install -y chromium chromium-driver`"
         );
-        return;
+        return Ok(());
     };
 
     // The demo, serving the page after its table.
@@ -482,9 +475,8 @@ async fn in_chromium_a_setting_changes_what_the_pipeline_does_and_a_parked_call_
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = demo.stdout.take().unwrap();
+        .spawn()?;
+    let stdout = demo.stdout.take().context("stdout is piped")?;
     let _demo = Running(demo);
     let (mut page, mut token) = (None, None);
     let mut printed = String::new();
@@ -508,23 +500,26 @@ async fn in_chromium_a_setting_changes_what_the_pipeline_does_and_a_parked_call_
     );
     // Keep draining so the demo never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    let page = page.expect("the demo printed its status page");
-    let token = token.expect("the demo printed an admin token");
-    let origin = page.split("/admin").next().unwrap().to_string();
+    let page = page.context("the demo printed its status page")?;
+    let token = token.context("the demo printed an admin token")?;
+    let origin = page
+        .split("/admin")
+        .next()
+        .context("the admin URL has an origin")?
+        .to_string();
 
     // chromedriver on a free loopback port.
     let mut driver = Command::new(driver)
         .arg("--port=0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut driver_out = driver.stdout.take().unwrap();
+        .spawn()?;
+    let mut driver_out = driver.stdout.take().context("stdout is piped")?;
     let _driver = Running(driver);
     let mut seen = String::new();
     let port = loop {
         let mut buf = [0u8; 256];
-        let n = driver_out.read(&mut buf).unwrap();
+        let n = driver_out.read(&mut buf)?;
         assert!(n > 0, "chromedriver exited:\n{seen}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
         if let Some(rest) = seen.split("started successfully on port ").nth(1) {
@@ -547,11 +542,9 @@ async fn in_chromium_a_setting_changes_what_the_pipeline_does_and_a_parked_call_
             }
         }}}))
         .send()
-        .await
-        .unwrap()
+        .await?
         .json()
-        .await
-        .unwrap();
+        .await?;
     let session = created["value"]["sessionId"]
         .as_str()
         .unwrap_or_else(|| panic!("no WebDriver session: {created}"));
@@ -561,101 +554,107 @@ async fn in_chromium_a_setting_changes_what_the_pipeline_does_and_a_parked_call_
     };
 
     // Signing in: the page sends the browser to the login form.
-    browser.goto(&page).await;
-    assert!(browser.source().await.contains("Admin token"));
-    browser.type_into("#token", &token).await;
-    browser.click("#sign-in").await;
+    browser.goto(&page).await?;
+    assert!(browser.source().await?.contains("Admin token"));
+    browser.type_into("#token", &token).await?;
+    browser.click("#sign-in").await?;
     let tenant_page = format!("{origin}/admin/t/demo");
     // The tenant page's own card: the overview the sign-in lands on also
     // says "Last successful poll", and under load the source read can
     // still be that page's.
-    let source = browser.wait_for(&tenant_page, "id=\"today-posted\"").await;
+    let source = browser
+        .wait_for(&tenant_page, "id=\"today-posted\"")
+        .await?;
     // The demo's 16 posted calls (fewer only if the run crossed midnight
     // UTC, the page counting "today").
-    let posted_before = posted_today(&source);
+    let posted_before = posted_today(&source)?;
     assert!((1..=16).contains(&posted_before), "{source}");
     assert!(!source.contains(&token));
 
     // Internal calls are skipped as configured…
-    let first = placed_key(&browser.click_then("#demo-internal", "Placed call").await);
+    let first = placed_key(&browser.click_then("#demo-internal", "Placed call").await?)?;
     browser
         .wait_for(
             &tenant_page,
             &format!("data-call=\"{first}\" data-outcome=\"skipped\""),
         )
-        .await;
+        .await?;
     // …until the page turns them on.
-    browser.click("#log_internal_calls").await;
-    browser.click_then("#save", "Settings saved").await;
-    let second = placed_key(&browser.click_then("#demo-internal", "Placed call").await);
+    browser.click("#log_internal_calls").await?;
+    browser.click_then("#save", "Settings saved").await?;
+    let second = placed_key(&browser.click_then("#demo-internal", "Placed call").await?)?;
     browser
         .wait_for(
             &tenant_page,
             &format!("data-call=\"{second}\" data-outcome=\"posted\""),
         )
-        .await;
+        .await?;
 
     // A call the CRM refuses parks with its reason; Retry posts it.
-    let refused = placed_key(&browser.click_then("#demo-refused", "Placed call").await);
+    let refused = placed_key(&browser.click_then("#demo-refused", "Placed call").await?)?;
     let source = browser
         .wait_for(
             &tenant_page,
             &format!("data-call=\"{refused}\" data-outcome=\"parked\""),
         )
-        .await;
+        .await?;
     assert!(source.contains("refused this message once"), "{source}");
-    browser.screenshot("status-page-parked.png").await;
-    let csrf = csrf_of(&source);
+    browser.screenshot("status-page-parked.png").await?;
+    let csrf = csrf_of(&source)?;
     browser
         .click_then(
             &format!("tr[data-call=\"{refused}\"] button.retry"),
             "will be retried",
         )
-        .await;
+        .await?;
     let source = browser
         .wait_for(
             &tenant_page,
             &format!("data-call=\"{refused}\" data-outcome=\"posted\""),
         )
-        .await;
+        .await?;
     // The internal call and the retried one, each once.
-    assert_eq!(posted_today(&source), posted_before + 2, "{source}");
+    assert_eq!(posted_today(&source)?, posted_before + 2, "{source}");
 
     // Submitting the retry again (the browser's session cookie, the
     // page's CSRF token) finds nothing to retry.
-    let cookies = browser.cmd(reqwest::Method::GET, "/cookie", None).await;
+    let cookies = browser.cmd(reqwest::Method::GET, "/cookie", None).await?;
     let session_cookie = cookies
         .as_array()
-        .unwrap()
+        .context("the browser returns its cookies")?
         .iter()
         .find(|c| c["name"] == "cz_admin")
-        .expect("the session cookie");
+        .context("the session cookie")?;
     assert_eq!(session_cookie["httpOnly"], true);
     let again = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+        .build()?
         .post(format!("{origin}/admin/t/demo/retry"))
         .header(
             "cookie",
-            format!("cz_admin={}", session_cookie["value"].as_str().unwrap()),
+            format!(
+                "cz_admin={}",
+                session_cookie["value"]
+                    .as_str()
+                    .context("the session cookie has a value")?
+            ),
         )
         .form(&[("csrf", csrf.as_str()), ("call_key", refused.as_str())])
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(again.status(), 409);
 
     // The artefact: the status page after all of that.
-    browser.goto(&tenant_page).await;
-    browser.screenshot("status-page.png").await;
-    browser.cmd(reqwest::Method::DELETE, "", None).await;
+    browser.goto(&tenant_page).await?;
+    browser.screenshot("status-page.png").await?;
+    browser.cmd(reqwest::Method::DELETE, "", None).await?;
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_retried_call_older_than_the_overlap_window_is_read_again() {
-    let (world, _) = seeded_world(common::defaults()).await;
-    let base = serve_admin(&world, TOKEN).await;
+async fn a_retried_call_older_than_the_overlap_window_is_read_again() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(common::defaults()).await?;
+    let base = serve_admin(&world, TOKEN).await?;
     let mut live = LiveTenant::new(world.tenant.clone());
     let mut placer = Placer::default();
     world.crm.inject_failures_on(
@@ -673,7 +672,7 @@ async fn a_retried_call_older_than_the_overlap_window_is_read_again() {
     tick_live_until(&world.pipeline, &mut live, 5, || {
         outcome(&world, &old.key).is_some()
     })
-    .await;
+    .await?;
     assert_eq!(outcome(&world, &old.key).as_deref(), Some("parked"));
     let new = place(
         &world,
@@ -683,34 +682,36 @@ async fn a_retried_call_older_than_the_overlap_window_is_read_again() {
     tick_live_until(&world.pipeline, &mut live, 5, || {
         outcome(&world, &new.key).as_deref() == Some("posted")
     })
-    .await;
-    let cursor = world.storage.poll_cursor("demo").unwrap().unwrap();
+    .await?;
+    let cursor = world
+        .storage
+        .poll_cursor("demo")?
+        .context("the poll cursor is set")?;
     assert!(cursor > chrono::Utc::now().timestamp_millis() - 5 * 60 * 1000);
 
-    let http = client();
-    let html = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await;
+    let http = client()?;
+    let html = common::admin_page(&http, &format!("{base}/admin/t/demo"), TOKEN).await?;
     let queued = http
         .post(format!("{base}/admin/t/demo/retry"))
         .bearer_auth(TOKEN)
         .form(&[
-            ("csrf", csrf_of(&html).as_str()),
+            ("csrf", csrf_of(&html)?.as_str()),
             ("call_key", old.key.as_str()),
         ])
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(queued.status(), 303);
     tick_live_until(&world.pipeline, &mut live, 5, || {
         outcome(&world, &old.key).as_deref() == Some("posted")
     })
-    .await;
+    .await?;
     for _ in 0..2 {
         world
             .pipeline
             .tick(&live.before_tick(world.pipeline.storage()))
-            .await
-            .unwrap();
+            .await?;
     }
     // One message per call: the retried one and the newer one, once each.
     assert_eq!(world.crm.messages().len(), 2);
+    Ok(())
 }

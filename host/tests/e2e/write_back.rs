@@ -3,6 +3,7 @@
 //! trigger components, the HighLevel simulator as the CRM.
 
 use crate::common;
+use anyhow::Context;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -21,16 +22,16 @@ const SECRET_HEADER: &str = "x-connectzero-secret";
 const ACTION_KEY: &str = "update_call_record";
 
 /// The server for `world`'s tenant on a free loopback port; returns its base URL.
-async fn serve(world: &World) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+async fn serve(world: &World) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
     let state = Arc::new(ServerState {
         pipeline: world.pipeline.clone(),
         tenants: HashMap::from([(TENANT.to_string(), world.tenant.clone())]),
     });
     // Bound before spawning: connections wait in the backlog, no race.
     tokio::spawn(server::serve(listener, state));
-    base
+    Ok(base)
 }
 
 fn action_url(base: &str) -> String {
@@ -43,16 +44,20 @@ fn action(world: &World, contact: &str, data: Value) -> Value {
 }
 
 /// HighLevel POSTs exactly `body` with `headers`: status and JSON answer.
-async fn post(world: &World, url: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
+async fn post(
+    world: &World,
+    url: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(u16, Value)> {
     world
         .crm
         .execute_action_raw(url, body.to_vec(), headers)
         .await
-        .unwrap()
 }
 
 /// HighLevel executes the action with the tenant's secret.
-async fn call(world: &World, url: &str, body: &Value) -> (u16, Value) {
+async fn call(world: &World, url: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
     let bytes = body.to_string().into_bytes();
     post(world, url, &bytes, &[(SECRET_HEADER, ACTION_SECRET)]).await
 }
@@ -76,21 +81,21 @@ fn keypair() -> &'static (PrivateKey, String) {
     })
 }
 
-fn sign(body: &[u8]) -> String {
-    STANDARD.encode(keypair().0.pkcs1v15_sign::<Sha256>(body).unwrap())
+fn sign(body: &[u8]) -> anyhow::Result<String> {
+    Ok(STANDARD.encode(keypair().0.pkcs1v15_sign::<Sha256>(body)?))
 }
 
 #[tokio::test]
-async fn notes_tags_and_sentiment_are_applied_to_the_contact() {
-    let (world, contacts) = seeded_world(defaults()).await;
-    let url = action_url(&serve(&world).await);
+async fn notes_tags_and_sentiment_are_applied_to_the_contact() -> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(defaults()).await?;
+    let url = action_url(&serve(&world).await?);
     let dana = &contacts["Dana Fox"];
     let body = action(
         &world,
         dana,
         json!({"messageId": "msg-1", "notes": "Wants a quote for 20 seats", "tags": "vip, follow-up", "sentiment": "positive", "score": "0.8"}),
     );
-    let (status, answer) = call(&world, &url, &body).await;
+    let (status, answer) = call(&world, &url, &body).await?;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         answer["applied"],
@@ -112,7 +117,7 @@ async fn notes_tags_and_sentiment_are_applied_to_the_contact() {
         .contacts()
         .into_iter()
         .find(|c| &c.id == dana)
-        .unwrap();
+        .context("Dana is a contact")?;
     assert!(
         contact.tags.iter().any(|t| t == "vip"),
         "{:?}",
@@ -127,16 +132,17 @@ async fn notes_tags_and_sentiment_are_applied_to_the_contact() {
         contact.custom_field("connectzero_call_sentiment"),
         Some(&json!("positive (0.80)"))
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn the_same_call_twice_is_applied_once() {
-    let (world, contacts) = seeded_world(defaults()).await;
-    let url = action_url(&serve(&world).await);
+async fn the_same_call_twice_is_applied_once() -> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(defaults()).await?;
+    let url = action_url(&serve(&world).await?);
     let eli = &contacts["Eli Grant"];
     let body = action(&world, eli, json!({"notes": "Call back on Monday"}));
-    let first = call(&world, &url, &body).await;
-    let second = call(&world, &url, &body).await;
+    let first = call(&world, &url, &body).await?;
+    let second = call(&world, &url, &body).await?;
     assert_eq!(first.0, 200, "{}", first.1);
     assert_eq!(first, second);
     assert_eq!(world.crm.notes(eli).len(), 1);
@@ -146,44 +152,44 @@ async fn the_same_call_twice_is_applied_once() {
             .request_count("POST", &format!("/contacts/{eli}/notes")),
         1
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_missing_or_wrong_secret_is_refused() {
-    let (world, contacts) = seeded_world(defaults()).await;
-    let url = action_url(&serve(&world).await);
+async fn a_missing_or_wrong_secret_is_refused() -> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(defaults()).await?;
+    let url = action_url(&serve(&world).await?);
     let fay = &contacts["Fay Hart"];
     let body = action(&world, fay, json!({"notes": "x"})).to_string();
-    let (status, answer) = post(&world, &url, body.as_bytes(), &[]).await;
+    let (status, answer) = post(&world, &url, body.as_bytes(), &[]).await?;
     assert_eq!(status, 401);
     assert!(error_text(&answer).contains(SECRET_HEADER));
-    let (status, answer) = post(&world, &url, body.as_bytes(), &[(SECRET_HEADER, "guess")]).await;
+    let (status, answer) = post(&world, &url, body.as_bytes(), &[(SECRET_HEADER, "guess")]).await?;
     assert_eq!(status, 401);
     assert!(!error_text(&answer).contains(ACTION_SECRET));
     assert!(world.crm.notes(fay).is_empty());
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_signature_must_verify_when_present() {
-    let (mut world, contacts) = seeded_world(defaults()).await;
+async fn a_signature_must_verify_when_present() -> anyhow::Result<()> {
+    let (mut world, contacts) = seeded_world(defaults()).await?;
     let pem = keypair().1.clone();
-    world
-        .reconfigure(|c| c.actions.signature_public_key = Some(pem))
-        .unwrap();
-    let url = action_url(&serve(&world).await);
+    world.reconfigure(|c| c.actions.signature_public_key = Some(pem))?;
+    let url = action_url(&serve(&world).await?);
     let gus = &contacts["Gus Ivy"];
     let signed = action(&world, gus, json!({"tags": ["signed"]})).to_string();
     let tampered = signed.replace("signed", "forged");
     let secret = (SECRET_HEADER, ACTION_SECRET);
 
-    let signature = sign(signed.as_bytes());
+    let signature = sign(signed.as_bytes())?;
     let (status, answer) = post(
         &world,
         &url,
         tampered.as_bytes(),
         &[secret, ("x-wh-signature", &signature)],
     )
-    .await;
+    .await?;
     assert_eq!(status, 401, "{answer}");
     assert!(error_text(&answer).contains("x-wh-signature"));
     let (status, _) = post(
@@ -192,14 +198,14 @@ async fn a_signature_must_verify_when_present() {
         signed.as_bytes(),
         &[secret, ("x-wh-signature", "bm90IGEgc2lnbmF0dXJl")],
     )
-    .await;
+    .await?;
     assert_eq!(status, 401);
     let contact = world
         .crm
         .contacts()
         .into_iter()
         .find(|c| &c.id == gus)
-        .unwrap();
+        .context("Gus is a contact")?;
     assert!(contact.tags.is_empty(), "{:?}", contact.tags);
 
     let (status, answer) = post(
@@ -208,15 +214,16 @@ async fn a_signature_must_verify_when_present() {
         signed.as_bytes(),
         &[secret, ("x-wh-signature", &signature)],
     )
-    .await;
+    .await?;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["applied"]["tags"], json!(["signed"]));
+    Ok(())
 }
 
 #[tokio::test]
-async fn invalid_fields_are_refused_naming_the_field() {
-    let (world, contacts) = seeded_world(defaults()).await;
-    let url = action_url(&serve(&world).await);
+async fn invalid_fields_are_refused_naming_the_field() -> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(defaults()).await?;
+    let url = action_url(&serve(&world).await?);
     let hal = &contacts["Hal Ivy"];
     let many: Vec<String> = (0..30).map(|i| format!("tag{i}")).collect();
     for (data, field) in [
@@ -224,56 +231,57 @@ async fn invalid_fields_are_refused_naming_the_field() {
         (json!({"sentiment": "positive", "score": 2}), "data.score"),
         (json!({"tags": many}), "data.tags"),
     ] {
-        let (status, answer) = call(&world, &url, &action(&world, hal, data.clone())).await;
+        let (status, answer) = call(&world, &url, &action(&world, hal, data.clone())).await?;
         assert_eq!(status, 422, "{data}: {answer}");
         assert!(error_text(&answer).contains(field), "{data}: {answer}");
     }
     assert_eq!(world.crm.request_count("POST", "/contacts/"), 0);
     assert_eq!(world.crm.request_count("PUT", "/contacts/"), 0);
+    Ok(())
 }
 
 #[tokio::test]
-async fn a_call_for_another_location_is_forbidden() {
-    let (world, contacts) = seeded_world(defaults()).await;
-    let url = action_url(&serve(&world).await);
+async fn a_call_for_another_location_is_forbidden() -> anyhow::Result<()> {
+    let (world, contacts) = seeded_world(defaults()).await?;
+    let url = action_url(&serve(&world).await?);
     let ian = &contacts["Ian Moss"];
     let mut body = action(&world, ian, json!({"notes": "not yours"}));
     body["extras"]["locationId"] = json!("someoneElsesLocation");
-    let (status, answer) = call(&world, &url, &body).await;
+    let (status, answer) = call(&world, &url, &body).await?;
     assert_eq!(status, 403, "{answer}");
     assert!(error_text(&answer).contains("someoneElsesLocation"));
     assert!(world.crm.notes(ian).is_empty());
+    Ok(())
 }
 
 #[tokio::test]
-async fn wrong_methods_sizes_contacts_and_tenants_get_clear_errors() {
-    let (world, _) = seeded_world(defaults()).await;
-    let base = serve(&world).await;
+async fn wrong_methods_sizes_contacts_and_tenants_get_clear_errors() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(defaults()).await?;
+    let base = serve(&world).await?;
     let url = action_url(&base);
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = reqwest::Client::builder().no_proxy().build()?;
 
     // Without the secret, refused before anything else is looked at.
-    let response = client.get(&url).send().await.unwrap();
+    let response = client.get(&url).send().await?;
     assert_eq!(response.status().as_u16(), 401);
     let response = client
         .get(&url)
         .header(SECRET_HEADER, ACTION_SECRET)
         .send()
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(response.status().as_u16(), 405);
     assert_eq!(response.headers()["allow"], "POST");
 
     let huge = vec![b' '; 64 * 1024 + 1];
     assert_eq!(
         post(&world, &url, &huge, &[(SECRET_HEADER, ACTION_SECRET)])
-            .await
+            .await?
             .0,
         413
     );
     assert_eq!(
         post(&world, &url, b"{oops", &[(SECRET_HEADER, ACTION_SECRET)])
-            .await
+            .await?
             .0,
         400
     );
@@ -283,49 +291,47 @@ async fn wrong_methods_sizes_contacts_and_tenants_get_clear_errors() {
         &url,
         &action(&world, "noSuchContact1", json!({"tags": ["x"]})),
     )
-    .await;
+    .await?;
     assert_eq!(status, 404, "{answer}");
     assert!(error_text(&answer).contains("noSuchContact1"));
 
     let other = format!("{base}/t/nobody/actions/update-call-record");
-    let (status, answer) = call(&world, &other, &json!({})).await;
+    let (status, answer) = call(&world, &other, &json!({})).await?;
     assert_eq!(status, 404);
     assert!(error_text(&answer).contains("nobody"));
 
-    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    let health = client.get(format!("{base}/healthz")).send().await?;
     assert_eq!(health.status().as_u16(), 200);
-    assert_eq!(health.text().await.unwrap(), "ok");
+    assert_eq!(health.text().await?, "ok");
+    Ok(())
 }
 
 #[tokio::test]
-async fn trigger_subscriptions_are_checked_then_registered() {
-    let (world, _) = seeded_world(defaults()).await;
-    let url = format!("{}/t/{TENANT}/triggers/subscription", serve(&world).await);
+async fn trigger_subscriptions_are_checked_then_registered() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(defaults()).await?;
+    let url = format!("{}/t/{TENANT}/triggers/subscription", serve(&world).await?);
     let secret = [(SECRET_HEADER, ACTION_SECRET)];
     let crm = &world.crm;
 
     let refused = crm.subscribe_trigger(&url, "call.ended", "CREATED", &[(SECRET_HEADER, "guess")]);
-    assert_eq!(refused.await.unwrap().status, 401);
+    assert_eq!(refused.await?.status, 401);
     let unknown = crm.subscribe_trigger(&url, "call.teleported", "CREATED", &secret);
-    assert_eq!(unknown.await.unwrap().status, 422);
+    assert_eq!(unknown.await?.status, 422);
     let foreign = json!({
         "triggerData": {"id": "t1", "key": "call.ended", "filters": [], "eventType": "CREATED",
             "targetUrl": format!("{}/workflows-marketplace/triggers/execute/a/t1", crm.base_url())},
         "meta": {"key": "call.ended", "version": "1.0"},
         "extras": {"locationId": "elsewhere", "workflowId": "wf-1", "companyId": "co-1"}
     });
-    let (status, answer) = call(&world, &url, &foreign).await;
+    let (status, answer) = call(&world, &url, &foreign).await?;
     assert_eq!(status, 403);
     assert!(error_text(&answer).contains("elsewhere"));
 
     let subscribed = crm
         .subscribe_trigger(&url, "call.ended", "CREATED", &secret)
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(subscribed.status, 200);
-    let status = crm
-        .unsubscribe_trigger(&url, &subscribed, &secret)
-        .await
-        .unwrap();
+    let status = crm.unsubscribe_trigger(&url, &subscribed, &secret).await?;
     assert_eq!(status, 200);
+    Ok(())
 }

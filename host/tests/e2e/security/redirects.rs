@@ -15,7 +15,7 @@ use std::time::Duration;
 /// A loopback server answering every request with `answer`; counts them.
 async fn listener(
     answer: impl Fn() -> axum::response::Response + Clone + Send + Sync + 'static,
-) -> (String, Arc<AtomicUsize>) {
+) -> anyhow::Result<(String, Arc<AtomicUsize>)> {
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = seen.clone();
     let app = Router::new().fallback(move || {
@@ -23,18 +23,18 @@ async fn listener(
         let answer = answer.clone();
         async move { answer() }
     });
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = socket.local_addr().unwrap();
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = socket.local_addr()?;
     tokio::spawn(async move { axum::serve(socket, app).await });
-    (format!("http://{addr}"), seen)
+    Ok((format!("http://{addr}"), seen))
 }
 
 /// A token endpoint answering 307 to another listener: before, the
 /// client followed it and posted the 3CX client secret (and the HighLevel
 /// refresh token) there.
 #[tokio::test]
-async fn a_token_endpoint_redirecting_elsewhere_sends_no_secret_there() {
-    let (elsewhere, stolen) = listener(|| "{}".into_response()).await;
+async fn a_token_endpoint_redirecting_elsewhere_sends_no_secret_there() -> anyhow::Result<()> {
+    let (elsewhere, stolen) = listener(|| "{}".into_response()).await?;
     let target = format!("{elsewhere}/collect");
     let (redirector, asked) = listener(move || {
         (
@@ -43,13 +43,13 @@ async fn a_token_endpoint_redirecting_elsewhere_sends_no_secret_there() {
         )
             .into_response()
     })
-    .await;
-    let (world, _) = seeded_world(defaults()).await;
+    .await?;
+    let (world, _) = seeded_world(defaults()).await?;
     let mut config = world.config().clone();
     config.pbx.base_url = redirector.clone();
     config.crm.base_url = redirector;
     config.crm.access_token = None;
-    let http = connectzero::upstream::client(Duration::from_secs(5)).unwrap();
+    let http = connectzero::upstream::client(Duration::from_secs(5))?;
     let credentials = Credentials::new(http, &config);
     for service in [Service::Pbx, Service::Crm] {
         let error = credentials.access_token(service).await.unwrap_err();
@@ -62,19 +62,20 @@ async fn a_token_endpoint_redirecting_elsewhere_sends_no_secret_there() {
     }
     assert_eq!(asked.load(Ordering::SeqCst), 2, "both token requests asked");
     assert_eq!(stolen.load(Ordering::SeqCst), 0, "nothing followed the 307");
+    Ok(())
 }
 
 /// A token endpoint answering an endless body: the host reads at most
 /// `MAX_ANSWER_BYTES` and refuses the answer, rather than buffer it until
 /// memory runs out or the request times out.
 #[tokio::test]
-async fn an_endless_token_answer_is_cut_and_refused() {
+async fn an_endless_token_answer_is_cut_and_refused() -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // A raw server: a 200 whose body never ends (no length, no chunks: it
     // lasts until the connection closes), written until the client hangs
     // up.
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endless = format!("http://{}", socket.local_addr().unwrap());
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endless = format!("http://{}", socket.local_addr()?);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = socket.accept().await {
             tokio::spawn(async move {
@@ -89,12 +90,12 @@ async fn an_endless_token_answer_is_cut_and_refused() {
             });
         }
     });
-    let (world, _) = seeded_world(defaults()).await;
+    let (world, _) = seeded_world(defaults()).await?;
     let mut config = world.config().clone();
     config.pbx.base_url = endless;
     // Without the cap the read would buffer until the timeout (or memory)
     // ran out, and fail as a timeout, not as unreadable data.
-    let http = connectzero::upstream::client(Duration::from_secs(20)).unwrap();
+    let http = connectzero::upstream::client(Duration::from_secs(20))?;
     let error = Credentials::new(http, &config)
         .access_token(Service::Pbx)
         .await
@@ -103,4 +104,5 @@ async fn an_endless_token_answer_is_cut_and_refused() {
         matches!(&error, StageError::InvalidData(m) if m.contains("not a token response")),
         "{error:?}"
     );
+    Ok(())
 }

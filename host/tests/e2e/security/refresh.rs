@@ -10,11 +10,11 @@ use std::time::Duration;
 /// use, so the second was refused as spent, and that host could mark a
 /// valid grant "needs re-authorisation".
 #[tokio::test]
-async fn two_hosts_refreshing_at_once_send_one_refresh_and_keep_the_grant() {
-    let dir = tempfile::tempdir().unwrap();
-    let (world, _, store) = world_with_secrets(dir.path(), defaults()).await;
+async fn two_hosts_refreshing_at_once_send_one_refresh_and_keep_the_grant() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (world, _, store) = world_with_secrets(dir.path(), defaults()).await?;
     // Nothing cached or stored: both must refresh.
-    store.delete("demo", names::CRM_ACCESS_TOKEN).unwrap();
+    store.delete("demo", names::CRM_ACCESS_TOKEN)?;
     let mut config = world.config().clone();
     config.crm.access_token = None;
     let host = || {
@@ -27,7 +27,7 @@ async fn two_hosts_refreshing_at_once_send_one_refresh_and_keep_the_grant() {
     let refreshes = world.crm.request_count("POST", "/oauth/token");
     let (token_a, token_b) =
         tokio::join!(a.access_token(Service::Crm), b.access_token(Service::Crm));
-    let (token_a, token_b) = (token_a.unwrap(), token_b.unwrap());
+    let (token_a, token_b) = (token_a?, token_b?);
     assert_eq!(token_a, token_b, "the second host took the first's token");
     assert_eq!(
         world.crm.request_count("POST", "/oauth/token"),
@@ -35,7 +35,8 @@ async fn two_hosts_refreshing_at_once_send_one_refresh_and_keep_the_grant() {
         "one refresh"
     );
     assert_eq!(
-        store.storage().tenant_auth_status("demo").unwrap(),
+        store.storage().tenant_auth_status("demo")?,
         TenantAuth::Authorised
     );
+    Ok(())
 }

@@ -34,7 +34,8 @@ const GIVE_UP: Duration = Duration::from_secs(120);
 fn replacements() -> &'static std::path::Path {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = DIR.get_or_init(|| {
-        let wasm = build_component("connectzero-hostile-matcher", "connectzero_hostile_matcher");
+        let wasm = build_component("connectzero-hostile-matcher", "connectzero_hostile_matcher")
+            .expect("the hostile matcher builds");
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(&wasm, dir.path().join(Stage::Match.file_name())).unwrap();
         let path = dir.path().to_path_buf();
@@ -45,27 +46,22 @@ fn replacements() -> &'static std::path::Path {
 
 /// Two tenants on one runtime whose matcher is the hostile one: the first
 /// gets the poison call, the second (`calm`) ordinary ones.
-async fn two_tenants() -> (World, World, Arc<Runtime>) {
-    let runtime =
-        Runtime::with_limits(Some(replacements()), WarmLimits::default(), ALLOWANCE).unwrap();
-    let storage = Storage::in_memory().unwrap();
-    let hostile = World::start(runtime.clone(), storage.clone(), defaults(), false)
-        .await
-        .unwrap();
+async fn two_tenants() -> anyhow::Result<(World, World, Arc<Runtime>)> {
+    let runtime = Runtime::with_limits(Some(replacements()), WarmLimits::default(), ALLOWANCE)?;
+    let storage = Storage::in_memory()?;
+    let hostile = World::start(runtime.clone(), storage.clone(), defaults(), false).await?;
     connectzero::demo::seed_directory(&hostile);
-    let mut calm = World::start(runtime.clone(), storage, defaults(), false)
-        .await
-        .unwrap();
+    let mut calm = World::start(runtime.clone(), storage, defaults(), false).await?;
     connectzero::demo::seed_directory(&calm);
-    calm.reconfigure(|c| c.id = "calm".into()).unwrap();
-    (hostile, calm, runtime)
+    calm.reconfigure(|c| c.id = "calm".into())?;
+    Ok((hostile, calm, runtime))
 }
 
 /// The poison call's tick is stopped by the allowance (not before it, and
 /// not never), with the allowance named in the error, while `calm` posts
 /// calls placed one after another during it.
-async fn stopped_while_the_other_tenant_posts(poison: &str) {
-    let (hostile, calm, _) = two_tenants().await;
+async fn stopped_while_the_other_tenant_posts(poison: &str) -> anyhow::Result<()> {
+    let (hostile, calm, _) = two_tenants().await?;
     let mut placer = Placer::default();
     place(
         &hostile,
@@ -103,7 +99,7 @@ async fn stopped_while_the_other_tenant_posts(poison: &str) {
             .any(|k| k.starts_with(&format!("3cx:{id}@")))
         {
             assert!(ticks < 20, "call {id} not posted after {ticks} ticks");
-            let report = calm.tick().await.unwrap();
+            let report = calm.tick().await?;
             assert!(report.error.is_none(), "{report:?}");
             ticks += 1;
         }
@@ -113,7 +109,7 @@ async fn stopped_while_the_other_tenant_posts(poison: &str) {
     }
     assert_eq!(posted_keys(&calm).len(), from.len());
 
-    let (result, took) = runaway.await.unwrap();
+    let (result, took) = runaway.await?;
     let error = result
         .unwrap_or_else(|_| panic!("the runaway tick was still running after {GIVE_UP:?}"))
         .expect_err("the runaway tick cannot succeed");
@@ -130,36 +126,43 @@ async fn stopped_while_the_other_tenant_posts(poison: &str) {
     assert!(posted_during >= 1, "no call posted during the runaway tick");
     // Nothing of the poison call was posted, nor lost: it waits, unposted.
     assert!(hostile.crm.messages().is_empty());
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_matcher_sleeping_and_spinning_by_turns_is_stopped_and_others_keep_posting() {
-    stopped_while_the_other_tenant_posts(SLEEPS_AND_SPINS).await;
+async fn a_matcher_sleeping_and_spinning_by_turns_is_stopped_and_others_keep_posting()
+-> anyhow::Result<()> {
+    stopped_while_the_other_tenant_posts(SLEEPS_AND_SPINS).await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_matcher_asleep_in_one_long_host_call_is_stopped_and_others_keep_posting() {
-    stopped_while_the_other_tenant_posts(SLEEPS_AN_HOUR).await;
+async fn a_matcher_asleep_in_one_long_host_call_is_stopped_and_others_keep_posting()
+-> anyhow::Result<()> {
+    stopped_while_the_other_tenant_posts(SLEEPS_AN_HOUR).await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_matcher_spinning_without_a_host_call_is_stopped_and_others_keep_posting() {
-    stopped_while_the_other_tenant_posts(SPINS).await;
+async fn a_matcher_spinning_without_a_host_call_is_stopped_and_others_keep_posting()
+-> anyhow::Result<()> {
+    stopped_while_the_other_tenant_posts(SPINS).await?;
+    Ok(())
 }
 
 /// An instance kept warm gets its whole allowance again on every call:
 /// a tick on the calm tenant's warm instance, long after the instance was
 /// built (more than a whole allowance), runs to its end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_warm_instance_gets_its_whole_allowance_on_every_call() {
-    let (_, calm, runtime) = two_tenants().await;
+async fn a_warm_instance_gets_its_whole_allowance_on_every_call() -> anyhow::Result<()> {
+    let (_, calm, runtime) = two_tenants().await?;
     let mut placer = Placer::default();
     place(
         &calm,
         &mut placer,
         &one_leg(1, outside(numbers::DANA), ext("102"), true, 30),
     );
-    assert_eq!(calm.tick().await.unwrap().posted, 1);
+    assert_eq!(calm.tick().await?.posted, 1);
     let before = runtime.tick_stats();
     // Time passes, more than an allowance, with the instance idle.
     tokio::time::sleep(ALLOWANCE + Duration::from_millis(500)).await;
@@ -168,7 +171,7 @@ async fn a_warm_instance_gets_its_whole_allowance_on_every_call() {
         &mut placer,
         &one_leg(2, outside(numbers::ELI), ext("102"), true, 30),
     );
-    let report = calm.tick().await.unwrap();
+    let report = calm.tick().await?;
     assert_eq!(report.posted, 1, "{report:?}");
     let after = runtime.tick_stats();
     assert_eq!(
@@ -176,4 +179,5 @@ async fn a_warm_instance_gets_its_whole_allowance_on_every_call() {
         before.reuses + 1,
         "the warm instance served it"
     );
+    Ok(())
 }

@@ -24,10 +24,10 @@ const LIMITS: Limits = Limits {
 };
 
 /// Open a connection and send `head` (and nothing after it).
-async fn stalled(addr: std::net::SocketAddr, head: String) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream
+async fn stalled(addr: std::net::SocketAddr, head: String) -> anyhow::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(head.as_bytes()).await?;
+    Ok(stream)
 }
 
 /// Read until the server closes the connection; what it said, or `None`
@@ -52,14 +52,15 @@ async fn closed_within(mut stream: TcpStream, within: Duration) -> Result<String
 }
 
 #[tokio::test]
-async fn two_hundred_stalled_bodies_are_closed_in_time_and_calls_still_post() {
-    let (world, _) = seeded_world(defaults()).await;
+async fn two_hundred_stalled_bodies_are_closed_in_time_and_calls_still_post() -> anyhow::Result<()>
+{
+    let (world, _) = seeded_world(defaults()).await?;
     let state = Arc::new(ServerState {
         pipeline: world.pipeline.clone(),
         tenants: HashMap::from([(world.tenant.id().to_string(), world.tenant.clone())]),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
     tokio::spawn(serve(listener, router(state), LIMITS));
 
     // 200 requests that announce 1,000 bytes and send one: half to the
@@ -80,7 +81,7 @@ async fn two_hundred_stalled_bodies_are_closed_in_time_and_calls_still_post() {
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{secret}content-length: 1000\r\n\r\n{{"
         );
-        sockets.push(stalled(addr, head).await);
+        sockets.push(stalled(addr, head).await?);
     }
     // And 20 that never finish their headers.
     for _ in 0..20 {
@@ -89,7 +90,7 @@ async fn two_hundred_stalled_bodies_are_closed_in_time_and_calls_still_post() {
                 addr,
                 "POST /t/demo/triggers/subscription HTTP/1.1\r\nhost: x\r\n".into(),
             )
-            .await,
+            .await?,
         );
     }
 
@@ -102,7 +103,7 @@ async fn two_hundred_stalled_bodies_are_closed_in_time_and_calls_still_post() {
             &one_leg(id, outside(numbers::DANA), ext("101"), true, 30),
         );
     }
-    let report = world.tick().await.unwrap();
+    let report = world.tick().await?;
     assert_eq!(report.posted, 3, "{report:?}");
 
     // Every stalled connection is answered or closed within the limits,
@@ -145,8 +146,7 @@ async fn two_hundred_stalled_bodies_are_closed_in_time_and_calls_still_post() {
     );
 
     // The server still serves.
-    let health = reqwest::get(format!("http://{addr}/healthz"))
-        .await
-        .unwrap();
+    let health = reqwest::get(format!("http://{addr}/healthz")).await?;
     assert_eq!(health.status(), 200);
+    Ok(())
 }

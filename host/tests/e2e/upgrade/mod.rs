@@ -20,12 +20,12 @@ fn fixture_dir() -> PathBuf {
 
 /// The fixture copied into `dir`: the database and its key file (owner
 /// only, as the host requires; git keeps no such mode).
-fn copy_fixture(dir: &Path) -> PathBuf {
+fn copy_fixture(dir: &Path) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let db = dir.join("connectzero.db");
-    std::fs::copy(fixture_dir().join("connectzero.db"), &db).unwrap();
+    std::fs::copy(fixture_dir().join("connectzero.db"), &db)?;
     let key = dir.join("connectzero.db.key");
-    std::fs::copy(fixture_dir().join("connectzero.db.key"), &key).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    db
+    std::fs::copy(fixture_dir().join("connectzero.db.key"), &key)?;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+    Ok(db)
 }

@@ -406,7 +406,7 @@ fn check_targets(world: &World, left: &Left) -> Result<()> {
 async fn the_previous_releases_demo_resumes_with_every_call_recording_and_trigger_once()
 -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = copy_fixture(dir.path());
+    let db = copy_fixture(dir.path())?;
     let storage = Storage::open(&db)?;
     let left = Left::read(&db, &storage)?;
     ensure!(

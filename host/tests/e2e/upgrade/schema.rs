@@ -6,6 +6,7 @@
 //! touching what is there. A database from a later release is read or refused.
 
 use super::copy_fixture;
+use anyhow::Context;
 use connectzero::storage::{Storage, migrations};
 use guest_support::StageError;
 use rusqlite::Connection;
@@ -46,15 +47,15 @@ impl guest_support::kv::Store for Namespace<'_> {
 fn rows(
     conn: &Connection,
     columns_of: impl Fn(&str) -> Option<Vec<String>>,
-) -> BTreeMap<String, Vec<Vec<Value>>> {
+) -> anyhow::Result<BTreeMap<String, Vec<Vec<Value>>>> {
     let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )?
+        .query_map([], |r| r.get(0))?
         .map(Result::unwrap)
         .collect();
-    tables
+    Ok(tables
         .into_iter()
         .filter_map(|table| {
             let columns = columns_of(&table)?;
@@ -68,7 +69,7 @@ fn rows(
                 .collect();
             Some((table, all))
         })
-        .collect()
+        .collect())
 }
 
 fn columns(conn: &Connection, table: &str) -> Vec<String> {
@@ -81,14 +82,12 @@ fn columns(conn: &Connection, table: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_previous_releases_database_is_migrated_without_losing_a_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = copy_fixture(dir.path());
+fn the_previous_releases_database_is_migrated_without_losing_a_row() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = copy_fixture(dir.path())?;
 
-    let old = Connection::open(&db).unwrap();
-    let old_version: u32 = old
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
+    let old = Connection::open(&db)?;
+    let old_version: u32 = old.pragma_query_value(None, "user_version", |r| r.get(0))?;
     assert_eq!(old_version, 0, "the fixture predates schema versions");
     let old_columns: BTreeMap<String, Vec<String>> = [
         "kv",
@@ -105,20 +104,18 @@ fn the_previous_releases_database_is_migrated_without_losing_a_row() {
     .iter()
     .map(|t| (t.to_string(), columns(&old, t)))
     .collect();
-    let before = rows(&old, |t| old_columns.get(t).cloned());
+    let before = rows(&old, |t| old_columns.get(t).cloned())?;
     drop(old);
     // The fixture is a real run: calls, ledger entries and secrets.
     assert!(!before["calls"].is_empty(), "the fixture has no calls");
     assert!(before["kv"].len() > 10, "the fixture has no ledger");
 
-    let storage = Storage::open(&db).unwrap();
-    let new = Connection::open(&db).unwrap();
-    let version: u32 = new
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
+    let storage = Storage::open(&db)?;
+    let new = Connection::open(&db)?;
+    let version: u32 = new.pragma_query_value(None, "user_version", |r| r.get(0))?;
     assert_eq!(version, migrations::latest());
     // Every row of every old table, every old column, unchanged.
-    assert_eq!(rows(&new, |t| old_columns.get(t).cloned()), before);
+    assert_eq!(rows(&new, |t| old_columns.get(t).cloned())?, before);
     // The new tables and columns exist.
     for table in ["web_sessions", "refresh_leases"] {
         assert!(!columns(&new, table).is_empty(), "{table}");
@@ -130,24 +127,21 @@ fn the_previous_releases_database_is_migrated_without_losing_a_row() {
         Value::Text(t) => t.clone(),
         other => panic!("tenant column {other:?}"),
     };
-    assert_eq!(
-        storage.call_count(&tenant).unwrap() as usize,
-        before["calls"].len()
-    );
+    assert_eq!(storage.call_count(&tenant)? as usize, before["calls"].len());
 
     // A second start (another host on the database) changes nothing.
-    let again = Storage::open(&db).unwrap();
+    let again = Storage::open(&db)?;
     drop(again);
-    assert_eq!(rows(&new, |t| old_columns.get(t).cloned()), before);
+    assert_eq!(rows(&new, |t| old_columns.get(t).cloned())?, before);
 
     // The rotated key opens every secret, as sealed by that release.
-    let secrets = connectzero::secrets::open_store(&storage, &db, None).unwrap();
+    let secrets = connectzero::secrets::open_store(&storage, &db, None)?;
     for (name, value) in [
         ("pbx.client_secret", "fixture-pbx-secret"),
         ("crm.client_secret", "fixture-crm-secret"),
         ("actions.secret", "fixture-action-secret"),
     ] {
-        let secret = secrets.get("acme", name).unwrap().expect(name);
+        let secret = secrets.get("acme", name)?.with_context(|| name)?;
         assert_eq!(secret.expose(), value, "{name}");
     }
 
@@ -158,23 +152,18 @@ fn the_previous_releases_database_is_migrated_without_losing_a_row() {
     for queue in ["attach", "trigger"] {
         let listed: Vec<String> = serde_json::from_slice(
             &storage
-                .kv_get("demo", &format!("{queue}/index"))
-                .unwrap()
+                .kv_get("demo", &format!("{queue}/index"))?
                 .unwrap_or_else(|| b"[]".to_vec()),
-        )
-        .unwrap();
+        )?;
         assert!(!listed.is_empty(), "the fixture has no {queue} job queued");
         let mut due = guest_support::queue::Queue::new(&namespace, queue)
-            .due::<serde_json::Value>(i64::MAX / 2, 100)
-            .unwrap();
+            .due::<serde_json::Value>(i64::MAX / 2, 100)?;
         due.sort();
         let mut listed = listed;
         listed.sort();
         assert_eq!(due, listed, "{queue}");
         for id in &due {
-            let job = storage
-                .kv_get("demo", &format!("{queue}/job/{id}"))
-                .unwrap();
+            let job = storage.kv_get("demo", &format!("{queue}/job/{id}"))?;
             assert!(job.is_some(), "{queue}/job/{id}");
         }
     }
@@ -182,21 +171,17 @@ fn the_previous_releases_database_is_migrated_without_losing_a_row() {
     // The layout is stamped and the ledger left as it was. The old index
     // key stays (emptied: reading the queue moved its ids onto pages), so
     // an old worker still running can write to it.
-    let ledger_before = storage.kv_count_prefix("demo", "ledger/").unwrap();
-    guest_support::layout::check(&namespace).unwrap();
+    let ledger_before = storage.kv_count_prefix("demo", "ledger/")?;
+    guest_support::layout::check(&namespace)?;
     let stamp: guest_support::layout::Stamp = serde_json::from_slice(
         &storage
-            .kv_get("demo", guest_support::layout::STAMP_KEY)
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+            .kv_get("demo", guest_support::layout::STAMP_KEY)?
+            .context("the key is set")?,
+    )?;
     assert_eq!(stamp.version, guest_support::layout::LAYOUT_VERSION);
-    assert_eq!(
-        storage.kv_count_prefix("demo", "ledger/").unwrap(),
-        ledger_before
-    );
-    assert!(storage.kv_get("demo", "attach/index").unwrap().is_some());
+    assert_eq!(storage.kv_count_prefix("demo", "ledger/")?, ledger_before);
+    assert!(storage.kv_get("demo", "attach/index")?.is_some());
+    Ok(())
 }
 
 /// The schema version and layout version the newest fixture here is
@@ -205,7 +190,7 @@ fn the_previous_releases_database_is_migrated_without_losing_a_row() {
 const FIXTURES_COVER: (u32, u32) = (5, 2);
 
 #[test]
-fn every_storage_change_has_a_fixture_from_the_release_before_it() {
+fn every_storage_change_has_a_fixture_from_the_release_before_it() -> anyhow::Result<()> {
     // A new schema step or layout version must come with a fixture made
     // by the release before it (fixtures/upgrade/<release>/make.sh, as the
     // 8fe53d6 one), replayed like this one; then raise FIXTURES_COVER.
@@ -215,27 +200,28 @@ fn every_storage_change_has_a_fixture_from_the_release_before_it() {
         "storage changed since the newest upgrade fixture: add one made by \
          the release before the change (docs/OPERATIONS.md, \"Upgrades\")"
     );
+    Ok(())
 }
 
 #[test]
-fn a_later_release_that_only_added_is_read_and_one_that_changed_more_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = copy_fixture(dir.path());
-    drop(Storage::open(&db).unwrap());
-    let conn = Connection::open(&db).unwrap();
+fn a_later_release_that_only_added_is_read_and_one_that_changed_more_is_refused()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = copy_fixture(dir.path())?;
+    drop(Storage::open(&db)?);
+    let conn = Connection::open(&db)?;
     // A later release added a step the previous one can still work with:
     // a host restarted on this release mid-rollout starts.
-    conn.pragma_update(None, "user_version", migrations::latest() + 1)
-        .unwrap();
-    drop(Storage::open(&db).expect("a database only added to is read"));
+    conn.pragma_update(None, "user_version", migrations::latest() + 1)?;
+    drop(Storage::open(&db).context("a database only added to is read")?);
     // Its step changed what this release reads: refused, saying so.
     conn.execute(
         "UPDATE schema_compat SET readable_by = ?1",
         [migrations::latest() + 1],
-    )
-    .unwrap();
-    let error = Storage::open(&db).err().expect("refused");
+    )?;
+    let error = Storage::open(&db).err().context("refused")?;
     let text = format!("{error:#}");
     assert!(text.contains("newer than this binary"), "{text}");
     assert!(text.contains("posted again"), "{text}");
+    Ok(())
 }
