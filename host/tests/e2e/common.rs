@@ -1,5 +1,7 @@
 //! Shared set-up for the end-to-end tests: one compiled runtime per test
-//! binary, a fresh simulator world per test.
+//! binary, a fresh simulator world per test, and the builders of tenant
+//! options and calls ([`builders`]). The helpers that can fail return
+//! `anyhow::Result`.
 
 #![allow(dead_code)]
 

@@ -4,8 +4,14 @@
 //! simulators. One binary links the host once and compiles the components
 //! once ([`common::runtime`]) for every test.
 //!
-//! Shared support: [`common`] (worlds, calls, the compiled runtime) and
+//! Shared support: [`common`] (worlds, calls, the compiled runtime, and
+//! the builders a test names its set-up with: [`common::options`] for a
+//! tenant's options, [`common::call`] and [`common::leg`] for calls) and
 //! [`binary`] (the `connectzero` binary as the CLI tests run it).
+//!
+//! Every test returns `anyhow::Result<()>`: set-up and I/O that fail end
+//! it with `?` (and the step that failed, where that says more than the
+//! error); what a test checks is an `assert!`.
 //! `tests/memory.rs` stays a binary of its own: it measures the process's
 //! peak memory, which other tests' allocations would disturb.
 
