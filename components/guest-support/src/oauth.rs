@@ -192,7 +192,9 @@ pub fn read_answer(
     body: &[u8],
     hint: &str,
 ) -> Result<TokenAnswer, Refusal> {
-    if (200..300).contains(&status) {
+    // RFC 6749 §5.1: a token is issued with 200 (OK); any other answer,
+    // 2xx included, is not one.
+    if status == 200 {
         return serde_json::from_slice(body).map_err(|e| Refusal {
             error: StageError::InvalidData(format!(
                 "the {} token endpoint's answer is not a token response: {e}",
@@ -375,6 +377,14 @@ mod tests {
         let refusal = read_answer(Service::Pbx, 200, None, b"<html>", "h").unwrap_err();
         assert!(!refusal.revoked);
         assert!(matches!(refusal.error, StageError::InvalidData(_)));
+        // Only 200 issues a token: another 2xx is an unexpected answer.
+        let body = br#"{"access_token":"t"}"#;
+        let other = read_answer(Service::Pbx, 204, None, body, "h").unwrap_err();
+        assert!(
+            matches!(other.error, StageError::Upstream(_)),
+            "{:?}",
+            other.error
+        );
     }
 
     #[test]
