@@ -10,7 +10,7 @@ use connectzero::demo::numbers::{DANA, ELI, IVY};
 use connectzero::engine::Stage;
 use connectzero::testbed::World;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -265,15 +265,7 @@ async fn the_match_dry_run_shows_the_contact_the_rule_and_any_ambiguity() -> any
     Ok(())
 }
 
-/// Kills the child when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::binary::Running;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_binary_runs_the_partner_matcher_from_a_components_directory() -> anyhow::Result<()>

@@ -195,16 +195,7 @@ async fn finish(mut command: Command) -> anyhow::Result<(bool, String)> {
     Ok((output.status.success(), text))
 }
 
-/// A `connectzero run` this test started, stopped when dropped (also
-/// when the test fails half-way, so no host outlives it).
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::binary::Running;
 
 /// A started `connectzero run`: the process, its address, the lines it
 /// printed until it served, and the rest of its output (until it ends).

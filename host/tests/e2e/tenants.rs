@@ -405,24 +405,27 @@ async fn run_serves_the_files_and_the_databases_tenants_and_refuses_a_duplicate_
     );
 
     let config = write_config(dir.path(), &db, "filed")?;
-    let mut host = Command::new(BIN)
-        .args([
-            "--log-format",
-            "json",
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(&config)
-        .env_remove("CONNECTZERO_KEY")
-        .env("RUST_LOG", "warn,connectzero=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    // Killed when dropped, also if the test fails before stopping it.
+    let mut host = crate::binary::Running(
+        Command::new(BIN)
+            .args([
+                "--log-format",
+                "json",
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
+            .arg(&config)
+            .env_remove("CONNECTZERO_KEY")
+            .env("RUST_LOG", "warn,connectzero=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    );
     // Every stderr line goes to `lines`; the server's address comes first.
     let (tx, lines) = std::sync::mpsc::channel::<String>();
-    let stderr = host.stderr.take().context("stderr is piped")?;
+    let stderr = host.0.stderr.take().context("stderr is piped")?;
     let reader = std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
             .lines()
@@ -532,8 +535,8 @@ async fn run_serves_the_files_and_the_databases_tenants_and_refuses_a_duplicate_
         "{text}"
     );
 
-    host.kill()?;
-    host.wait()?;
+    host.0.kill()?;
+    host.0.wait()?;
     reader.join().unwrap();
     out.0.extend(log);
     out.0.extend(lines.try_iter());

@@ -12,7 +12,7 @@ use connectzero::web::LiveTenant;
 use connectzero_simulators::highlevel::Fault;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
@@ -286,15 +286,7 @@ async fn a_parked_call_is_retried_exactly_once() -> anyhow::Result<()> {
 
 // ---- headless Chromium against the real binary ----
 
-/// Kills the child when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::binary::Running;
 
 /// `name` on the PATH, if there.
 fn on_path(name: &str) -> Option<std::path::PathBuf> {

@@ -33,3 +33,15 @@ pub fn in_dir(dir: &Path) -> Command {
     }
     command
 }
+
+/// A child process a test started (the binary, chromedriver…), killed and
+/// reaped when the guard is dropped: also when the test fails half-way or
+/// returns early with `?`, so nothing a test starts outlives it.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
