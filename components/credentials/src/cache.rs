@@ -150,19 +150,15 @@ pub fn install(settings: &Settings, code: &str, redirect_uri: &str) -> Result<St
             message,
         })
     };
-    let agency = || {
-        refused("HighLevel issued an agency-level token with no location: install the app into the sub-account (location) itself".into())
-    };
-    // An agency token is refused whatever this app is configured with.
-    if granted.location_id().is_none() {
-        return Err(agency());
-    }
     // A grant is only kept for the configured location: this app serves
-    // one (`guest_support::oauth::check_install`).
+    // one (`guest_support::oauth::check_install`). The manifest requires
+    // the variable, so Spin never starts the app without it.
     let expected = guest_support::config::require("crm_location_id")?;
     match check_install(granted.location_id(), &expected) {
         Ok(()) => {}
-        Err(InstallRefusal::NoLocation) => return Err(agency()),
+        Err(InstallRefusal::NoLocation) => {
+            return Err(refused("HighLevel issued an agency-level token with no location: install the app into the sub-account (location) itself".into()));
+        }
         Err(InstallRefusal::WrongLocation { installed }) => {
             // The answer goes to whoever presented the code: no location ids.
             eprintln!(
