@@ -13,8 +13,13 @@
 //! - `GET /t/{tenant}/oauth/install` and `/oauth/callback`: the HighLevel
 //!   OAuth install ([`oauth`]).
 //! - `GET /healthz`.
+//! - `/admin/tenants...`: the tenants kept in the app's store ([`tenants`]).
 //!
-//! - [`settings`]: the tenant's settings from Spin variables.
+//! One app serves the tenant its variables configure, any number kept in
+//! its key-value store, or both: the tenancy provider (`components/tenancy`)
+//! gives each its own keys and settings, and [`driver`] ticks them all.
+//!
+//! - [`settings`]: the selected tenant's settings (`wasi:config`).
 //! - [`report`]: a tick's report as JSON.
 //!
 //! The tick itself is the `tick` component (`components/tick`), composed
@@ -24,15 +29,15 @@
 //! interfaces its world imports (the tick, the trigger stage, the install),
 //! never on the host or a stage's crate.
 
+pub mod driver;
 pub mod oauth;
 pub mod report;
 pub mod settings;
 pub mod subscription;
+pub mod tenants;
 
-use guest_support::bindings::connectzero::pipeline::types::Routing;
 use guest_support::serve::{self, Incoming};
 use guest_support::wasi::http::types::{IncomingRequest, ResponseOutparam};
-use guest_support::webhook;
 use serde_json::json;
 
 wit_bindgen::generate!({
@@ -74,60 +79,25 @@ fn route(request: &Incoming) -> oauth::Answer {
         .strip_prefix("/t/")
         .and_then(|rest| rest.split_once('/'));
     let plain = |(status, body): (u16, serde_json::Value)| (status, Vec::new(), body);
+    if path == "/admin/tenants" || path.starts_with("/admin/tenants/") {
+        return plain(tenants::admin(request));
+    }
+    if let Some((tenant, _)) = tenant_route
+        && let Err((status, message)) = tenants::select_for_route(tenant)
+    {
+        return plain((status, json!({"error": message})));
+    }
     match (request.method.as_str(), path, tenant_route) {
         ("GET", "/healthz", _) => plain((200, json!({"status": "ok"}))),
-        ("POST", "/tick", _) => plain(tick_route(request)),
+        ("POST", "/tick", _) => plain(driver::tick(request)),
         ("POST", _, Some((_, "triggers/subscription"))) => plain(subscription::handle(request)),
         ("GET", _, Some((tenant, "oauth/install"))) => oauth::install(request, tenant),
         ("GET", _, Some((tenant, "oauth/callback"))) => oauth::callback(request, tenant),
         _ => plain((
             404,
-            json!({"error": format!("no route {} {path}: use POST /tick, POST /t/<tenant>/triggers/subscription, GET /t/<tenant>/oauth/install or GET /healthz", request.method)}),
+            json!({"error": format!("no route {} {path}: use POST /tick, POST /t/<tenant>/triggers/subscription, GET /t/<tenant>/oauth/install, /admin/tenants or GET /healthz", request.method)}),
         )),
     }
-}
-
-fn tick_route(request: &Incoming) -> (u16, serde_json::Value) {
-    let settings = match settings::AppSettings::load() {
-        Ok(s) => s,
-        Err(error) => return (500, json!({"error": describe(&error)})),
-    };
-    if let Err(refusal) = webhook::check_secret(
-        TICK_SECRET_HEADER,
-        request.header(TICK_SECRET_HEADER),
-        Some(&settings.tick_secret),
-    ) {
-        return (refusal.status, json!({"error": refusal.message}));
-    }
-    let options = connectzero::pipeline::tick::TickOptions {
-        settings: settings.tenant,
-        worker: worker_id(),
-        claim_lease_ms: settings.claim_lease_ms,
-        max_calls: settings.max_calls_per_tick,
-        policy: settings.policy.as_ref().map(|p| p.config().into()),
-        routing: settings.route.as_ref().map_or(Routing::EveryCall, |r| {
-            Routing::ByRoute((&r.to_config()).into())
-        }),
-        review_place: connectzero::pipeline::tick::ReviewPlace::KeyValueStore,
-        state_retention_days: settings.state_retention_days,
-    };
-    let report = connectzero::pipeline::tick::run(&options);
-    for warning in &report.warnings {
-        // Warnings may quote a caller's number.
-        eprintln!("connectzero: {}", guest_support::redact::text(warning));
-    }
-    (200, report::to_json(&report))
-}
-
-/// A fresh worker name per request: the ledger's claims name it, so a
-/// crashed request's claims expire after the lease instead of being
-/// mistaken for this one's.
-fn worker_id() -> String {
-    #[cfg(target_arch = "wasm32")]
-    let random = guest_support::wasi::random::random::get_random_u64();
-    #[cfg(not(target_arch = "wasm32"))]
-    let random = 0u64;
-    format!("spin-{random:016x}")
 }
 
 /// Readable text of a stage error.

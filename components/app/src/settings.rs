@@ -13,6 +13,23 @@ use guest_support::{StageError, config};
 /// HighLevel's production API.
 const DEFAULT_CRM_BASE_URL: &str = "https://services.leadconnectorhq.com";
 
+/// Where settings are read from: a setting's trimmed value, `None` when
+/// unset or empty (`guest_support::config::get`'s contract).
+pub type Lookup<'a> = dyn Fn(&str) -> Result<Option<String>, StageError> + 'a;
+
+/// Settings read from a [`Lookup`], with `guest_support::config`'s errors.
+struct Vars<'a>(&'a Lookup<'a>);
+
+impl Vars<'_> {
+    fn require(&self, key: &str) -> Result<String, StageError> {
+        config::required(key, (self.0)(key)?)
+    }
+
+    fn parse_or<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, StageError> {
+        config::parsed_or(key, (self.0)(key)?, default)
+    }
+}
+
 /// Everything one tick needs besides the stages.
 pub struct AppSettings {
     /// The settings record the stages take.
@@ -58,54 +75,60 @@ fn invalid(variable: &str, e: shared::SettingsError) -> StageError {
 }
 
 impl AppSettings {
-    /// Read every setting; a missing or bad one is an error naming it.
+    /// Read every setting through `wasi:config` (the selected tenant's,
+    /// see `components/tenancy`); a missing or bad one is an error naming
+    /// it.
     pub fn load() -> Result<Self, StageError> {
+        Self::load_from(&config::get)
+    }
+
+    /// Read every setting from `get` (a setting's trimmed value, `None`
+    /// when unset or empty): the admin API checks a tenant's settings
+    /// before it stores them.
+    pub fn load_from(get: &Lookup<'_>) -> Result<Self, StageError> {
+        let vars = Vars(get);
         let url = |key: &str, default: Option<&str>| -> Result<String, StageError> {
-            let value = match (config::get(key)?, default) {
+            let value = match (get(key)?, default) {
                 (Some(v), _) => v,
                 (None, Some(d)) => d.to_string(),
-                (None, None) => config::require(key)?,
+                (None, None) => config::required(key, None)?,
             };
             shared::check_base_url(&value).map_err(|e| invalid(key, e))
         };
-        let no_match_policy = match config::get("no_match_policy")? {
+        let no_match_policy = match get("no_match_policy")? {
             None => NoMatchPolicy::Skip,
             Some(value) => shared::no_match_policy(&value)
                 .map_err(|e| invalid("no_match_policy", e))?
                 .into(),
         };
         let tenant = TenantSettings {
-            tenant_id: config::get("tenant_id")?.unwrap_or_else(|| "default".into()),
+            tenant_id: get("tenant_id")?.unwrap_or_else(|| "default".into()),
             pbx_base_url: url("pbx_base_url", None)?,
             crm_base_url: url("crm_base_url", Some(DEFAULT_CRM_BASE_URL))?,
-            crm_location_id: config::require("crm_location_id")?,
-            crm_conversation_provider_id: config::require("crm_conversation_provider_id")?,
-            default_country: config::get("default_country")?
+            crm_location_id: vars.require("crm_location_id")?,
+            crm_conversation_provider_id: vars.require("crm_conversation_provider_id")?,
+            default_country: get("default_country")?
                 .unwrap_or_else(|| "US".into())
                 .to_ascii_uppercase(),
-            log_internal_calls: config::parse_or("log_internal_calls", false)?,
+            log_internal_calls: vars.parse_or("log_internal_calls", false)?,
             no_match_policy,
-            overlap_window_secs: config::parse_or("overlap_window_secs", 300)?,
-            page_size: shared::check_page_size(config::parse_or("page_size", 100)?).map_err(
-                |e| StageError::InvalidSettings(format!("configuration \"page_size\" {e}")),
-            )?,
-            recording_window_secs: config::parse_or("recording_window_secs", 600)?,
-            retry_base_ms: config::parse_or("retry_base_ms", 2000)?,
-            missed_call_recovery_window_secs: config::parse_or(
-                "missed_call_recovery_window_secs",
-                86_400,
-            )?,
-            call_timeline: config::parse_or("call_timeline", true)?,
+            overlap_window_secs: vars.parse_or("overlap_window_secs", 300)?,
+            page_size: shared::check_page_size(vars.parse_or("page_size", 100)?).map_err(|e| {
+                StageError::InvalidSettings(format!("configuration \"page_size\" {e}"))
+            })?,
+            recording_window_secs: vars.parse_or("recording_window_secs", 600)?,
+            retry_base_ms: vars.parse_or("retry_base_ms", 2000)?,
+            missed_call_recovery_window_secs: vars
+                .parse_or("missed_call_recovery_window_secs", 86_400)?,
+            call_timeline: vars.parse_or("call_timeline", true)?,
             crm_user_overrides: crm_user_overrides(
-                &config::get("crm_user_overrides_json")?.unwrap_or_default(),
+                &get("crm_user_overrides_json")?.unwrap_or_default(),
             )?,
-            tie_breakers: tie_breakers(config::get("tie_breakers")?.as_deref())?,
-            call_reference_prefix: call_reference_prefix(
-                config::get("call_reference_prefix")?.as_deref(),
-            )?,
+            tie_breakers: tie_breakers(get("tie_breakers")?.as_deref())?,
+            call_reference_prefix: call_reference_prefix(get("call_reference_prefix")?.as_deref())?,
         };
-        let claim_lease_secs: u64 = config::parse_or("claim_lease_secs", 120)?;
-        let state_retention_days = guest_support::retention::check_days(config::parse_or(
+        let claim_lease_secs: u64 = vars.parse_or("claim_lease_secs", 120)?;
+        let state_retention_days = guest_support::retention::check_days(vars.parse_or(
             "state_retention_days",
             guest_support::retention::DEFAULT_DAYS,
         )?)
@@ -117,19 +140,19 @@ impl AppSettings {
             state_retention_days,
         )
         .map_err(|e| StageError::InvalidSettings(format!("configuration: {e}")))?;
-        let policy_json = config::get("policy_json")?.unwrap_or_default();
-        let route_json = config::get("route_json")?.unwrap_or_default();
+        let policy_json = get("policy_json")?.unwrap_or_default();
+        let route_json = get("route_json")?.unwrap_or_default();
         Ok(Self {
             tenant,
             claim_lease_ms: claim_lease_secs * 1000,
-            tick_secret: config::require("tick_secret")?,
+            tick_secret: vars.require("tick_secret")?,
             policy: guest_support::policy::parse_json(&policy_json).map_err(|e| {
                 StageError::InvalidSettings(format!("configuration \"policy_json\": {e}"))
             })?,
             route: guest_support::routing::parse_json(&route_json).map_err(|e| {
                 StageError::InvalidSettings(format!("configuration \"route_json\": {e}"))
             })?,
-            max_calls_per_tick: config::parse_or("max_calls_per_tick", 100)?,
+            max_calls_per_tick: vars.parse_or("max_calls_per_tick", 100)?,
             state_retention_days,
         })
     }

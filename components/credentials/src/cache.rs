@@ -150,15 +150,21 @@ pub fn install(settings: &Settings, code: &str, redirect_uri: &str) -> Result<St
             message,
         })
     };
-    // A grant is only kept for the configured location: this app serves
-    // one (`guest_support::oauth::check_install`). The manifest requires
-    // the variable, so Spin never starts the app without it.
-    let expected = guest_support::config::require("crm_location_id")?;
+    let agency = || {
+        refused("HighLevel issued an agency-level token with no location: install the app into the sub-account (location) itself".into())
+    };
+    // A grant is only kept for the configured location: the tenant serves
+    // one (`guest_support::oauth::check_install`). A tenant kept in the
+    // app's store may be created before its install, without a location:
+    // its first install names it (the app then records it, see
+    // components/app/src/oauth.rs).
+    let expected = match guest_support::config::get("crm_location_id")? {
+        Some(expected) => expected,
+        None => granted.location_id().ok_or_else(agency)?.to_string(),
+    };
     match check_install(granted.location_id(), &expected) {
         Ok(()) => {}
-        Err(InstallRefusal::NoLocation) => {
-            return Err(refused("HighLevel issued an agency-level token with no location: install the app into the sub-account (location) itself".into()));
-        }
+        Err(InstallRefusal::NoLocation) => return Err(agency()),
         Err(InstallRefusal::WrongLocation { installed }) => {
             // The answer goes to whoever presented the code: no location ids.
             eprintln!(

@@ -19,17 +19,33 @@ pub fn get(key: &str) -> Result<Option<String>, StageError> {
 
 /// The value of `key`, or an error naming the missing setting.
 pub fn require(key: &str) -> Result<String, StageError> {
-    get(key)?.ok_or_else(|| {
+    required(key, get(key)?)
+}
+
+/// The value of `key` parsed as `T`, or `default` when unset.
+pub fn parse_or<T: std::str::FromStr>(key: &str, default: T) -> Result<T, StageError> {
+    parsed_or(key, get(key)?, default)
+}
+
+/// `value`, read for `key` from any source, or the error naming the
+/// missing setting.
+pub fn required(key: &str, value: Option<String>) -> Result<String, StageError> {
+    value.ok_or_else(|| {
         StageError::InvalidSettings(format!(
-            "configuration {key:?} is not set: set the variable of that name (on Spin: SPIN_VARIABLE_{} or the app's variables)",
+            "configuration {key:?} is not set: set the variable of that name (on Spin: SPIN_VARIABLE_{} or the app's variables; for a tenant kept in the app's store, its setting of that name)",
             key.to_ascii_uppercase()
         ))
     })
 }
 
-/// The value of `key` parsed as `T`, or `default` when unset.
-pub fn parse_or<T: std::str::FromStr>(key: &str, default: T) -> Result<T, StageError> {
-    match get(key)? {
+/// `value`, read for `key` from any source, parsed as `T`; `default`
+/// when unset.
+pub fn parsed_or<T: std::str::FromStr>(
+    key: &str,
+    value: Option<String>,
+    default: T,
+) -> Result<T, StageError> {
+    match value {
         None => Ok(default),
         Some(text) => text.parse().map_err(|_| {
             StageError::InvalidSettings(format!(

@@ -44,6 +44,8 @@
 //!   host's token source and the Spin provider alike.
 //! - `sealing` (feature `sealing`): AES-256-GCM sealing of secrets at
 //!   rest, for the host's secrets store and the Spin provider's tokens.
+//! - [`tenancy`]: many tenants in one Spin app: the settings a tenant may
+//!   set, its key namespace, its tick lease (the tenancy provider's rules).
 //! - [`wit_settings`]: the logging policy and the route as WIT records
 //!   ([`settings_conversions!`], for the host's binding too).
 //!
@@ -74,6 +76,7 @@ pub mod routing;
 pub mod sealing;
 pub mod serve;
 pub mod settings;
+pub mod tenancy;
 pub mod time;
 pub mod triggers;
 pub mod waits;

@@ -13,7 +13,9 @@
 //!   credentials shared by poll, post, attach, trigger and the directory
 //!   (and the same provider instance completing OAuth installs), the
 //!   directory plugged into the matcher, the call-log provider into the
-//!   tick. Its imports are only WASI 0.2 (`wasi:http`, `wasi:keyvalue`,
+//!   tick, and the tenancy provider in front of every component's
+//!   `wasi:keyvalue` and `wasi:config` (each tenant's keys and settings its
+//!   own). Its imports are only WASI 0.2 (`wasi:http`, `wasi:keyvalue`,
 //!   `wasi:config`, ...): what Spin's `platform` world provides.
 //! - [`Deployable::WriteBack`]: the Update Call Record action with
 //!   credentials plugged in.
@@ -32,6 +34,15 @@ use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
 /// WIT package of the ConnectZero interfaces, with version.
 const PKG: &str = "connectzero:pipeline";
 const VERSION: &str = "0.1.0";
+
+/// The Spin imports the tenancy provider (`components/tenancy`) exports
+/// in the app's composition: every other component's use of them goes
+/// through it.
+const TENANCY_STANDS_IN_FOR: [&str; 3] = [
+    "wasi:keyvalue/store@0.2.0-draft2",
+    "wasi:keyvalue/atomics@0.2.0-draft2",
+    "wasi:config/store@0.2.0-draft-2024-09-27",
+];
 
 /// The HTTP handler the Spin deployables export.
 const HANDLER: &str = "wasi:http/incoming-handler@0.2.4";
@@ -157,6 +168,16 @@ pub fn compose_from(deployable: Deployable, source: &dyn Source) -> Result<Vec<u
             graph.plug(app, "trigger", pipeline.trigger)?;
             let install = graph.export_of(credentials_instance, "crm-install")?;
             graph.plug(app, "crm-install", install)?;
+            // Last, when every instance exists: the tenancy provider stands
+            // in for Spin's key-value store and variables everywhere, so
+            // each tenant's keys and settings are its own.
+            let tenancy = graph.instance(named("tenancy").file)?;
+            for interface in TENANCY_STANDS_IN_FOR {
+                let export = graph.export_named(tenancy, interface)?;
+                graph.plug_everywhere(interface, export, tenancy)?;
+            }
+            let select = graph.export_of(tenancy, "tenancy")?;
+            graph.plug(app, "tenancy", select)?;
             graph.finish(app, HANDLER)
         }
         Deployable::WriteBack => {
@@ -228,6 +249,8 @@ fn pipeline(
 struct Graph<'a> {
     source: &'a dyn Source,
     graph: CompositionGraph,
+    /// Every instance made so far, with its package.
+    instances: Vec<(NodeId, PackageId)>,
 }
 
 /// The versioned name of a ConnectZero interface: a full name (the
@@ -251,6 +274,7 @@ impl<'a> Graph<'a> {
         Self {
             source,
             graph: CompositionGraph::new(),
+            instances: Vec::new(),
         }
     }
 
@@ -286,18 +310,47 @@ impl<'a> Graph<'a> {
     /// A new instance of the component in `file`.
     fn instance(&mut self, file: &str) -> Result<NodeId, ComposeError> {
         let package = self.register(file)?;
-        Ok(self.graph.instantiate(package))
+        let node = self.graph.instantiate(package);
+        self.instances.push((node, package));
+        Ok(node)
     }
 
-    /// The ConnectZero `interface` an instance exports.
-    fn export_of(&mut self, instance: NodeId, interface: &str) -> Result<NodeId, ComposeError> {
-        let name = interface_name(interface);
+    /// The export `name` (full, with version) of an instance.
+    fn export_named(&mut self, instance: NodeId, name: &str) -> Result<NodeId, ComposeError> {
         self.graph
-            .alias_instance_export(instance, &name)
+            .alias_instance_export(instance, name)
             .map_err(|e| ComposeError::Wiring {
                 what: format!("the export {name}"),
                 reason: e.to_string(),
             })
+    }
+
+    /// Satisfy the import `name` (full, with version) of every instance
+    /// but `except` whose component imports it with `export`.
+    fn plug_everywhere(
+        &mut self,
+        name: &str,
+        export: NodeId,
+        except: NodeId,
+    ) -> Result<(), ComposeError> {
+        for (node, package) in self.instances.clone() {
+            let world = &self.graph.types()[self.graph[package].ty()];
+            if node == except || !world.imports.contains_key(name) {
+                continue;
+            }
+            self.graph
+                .set_instantiation_argument(node, name, export)
+                .map_err(|e| ComposeError::Wiring {
+                    what: format!("the import {name}"),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The ConnectZero `interface` an instance exports.
+    fn export_of(&mut self, instance: NodeId, interface: &str) -> Result<NodeId, ComposeError> {
+        self.export_named(instance, &interface_name(interface))
     }
 
     /// Satisfy `instance`'s import of `interface` with `export`.

@@ -153,6 +153,9 @@ pub enum Grant {
     TickAndTrigger,
     /// Completing an OAuth install (the Spin app's).
     CrmInstall,
+    /// Choosing the tenant and managing the tenants kept in the store
+    /// (the Spin app's).
+    Tenancy,
 }
 
 impl Grant {
@@ -176,6 +179,7 @@ impl Grant {
             ],
             Grant::TickAndTrigger => &["connectzero:pipeline/tick", "connectzero:pipeline/trigger"],
             Grant::CrmInstall => &["connectzero:pipeline/crm-install"],
+            Grant::Tenancy => &["connectzero:pipeline/tenancy"],
         }
     }
 }

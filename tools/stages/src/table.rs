@@ -9,7 +9,7 @@ const HTTP_HANDLER: (&str, &[&str]) = ("wasi:http/incoming-handler", &["handle"]
 
 /// Every component ConnectZero builds: the stages in pipeline order, the
 /// tick, then what only the Spin app uses.
-pub const COMPONENTS: [Component; 12] = [
+pub const COMPONENTS: [Component; 13] = [
     Component {
         role: Role::Stage(Stage::Poll),
         name: "poll",
@@ -182,6 +182,51 @@ pub const COMPONENTS: [Component; 12] = [
         grants: &[Grant::KvStore],
     },
     Component {
+        role: Role::Provider,
+        name: "tenancy",
+        package: "connectzero-tenancy",
+        file: "connectzero_tenancy.wasm",
+        wit_package: PIPELINE_PACKAGE,
+        world: "tenancy-provider",
+        exports: &[
+            (
+                "wasi:keyvalue/store",
+                &[
+                    "open",
+                    "[method]bucket.get",
+                    "[method]bucket.set",
+                    "[method]bucket.delete",
+                    "[method]bucket.exists",
+                    "[method]bucket.list-keys",
+                ],
+            ),
+            (
+                "wasi:keyvalue/atomics",
+                &[
+                    "[static]cas.new",
+                    "[method]cas.current",
+                    "increment",
+                    "swap",
+                ],
+            ),
+            ("wasi:config/store", &["get", "get-all"]),
+            (
+                "connectzero:pipeline/tenancy",
+                &[
+                    "select",
+                    "tenants",
+                    "describe",
+                    "put",
+                    "remove",
+                    "find-by-location",
+                    "take-lease",
+                    "release-lease",
+                ],
+            ),
+        ],
+        grants: &[Grant::KvStore, Grant::KvAtomics, Grant::Config],
+    },
+    Component {
         role: Role::App,
         name: "app",
         package: "connectzero-app",
@@ -192,6 +237,7 @@ pub const COMPONENTS: [Component; 12] = [
         grants: &[
             Grant::TickAndTrigger,
             Grant::CrmInstall,
+            Grant::Tenancy,
             Grant::KvStore,
             Grant::KvAtomics,
             Grant::Config,

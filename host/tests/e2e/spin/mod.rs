@@ -7,6 +7,8 @@
 //! still runs. Everything talks to loopback servers the test starts; each
 //! `spin up` is stopped by its PID when its guard drops.
 
+mod tenants;
+
 use crate::common;
 use anyhow::Context;
 
@@ -201,6 +203,29 @@ fn spin_toml_runs_the_composed_deployables() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The loopback hosts the simulators listen on, as Spin's allow-list
+/// writes them.
+const LOOPBACK_HOSTS: &str = "http://127.0.0.1:*";
+
+/// Where a `spin up`'s key-value store lives.
+enum Store {
+    /// Spin's own SQLite file, `kv.db` in the state directory (shared by
+    /// every app started on that directory).
+    File,
+}
+
+impl Store {
+    /// Spin's runtime configuration for it.
+    fn runtime_config(&self, state_dir: &Path) -> String {
+        match self {
+            Store::File => format!(
+                "[key_value_store.default]\ntype = \"spin\"\npath = {:?}\n",
+                state_dir.join("kv.db").display().to_string()
+            ),
+        }
+    }
+}
+
 /// A `spin up` of the project's `spin.toml`, stopped by PID on drop.
 struct SpinApp {
     child: Child,
@@ -223,19 +248,6 @@ impl SpinApp {
         name: &str,
         overrides: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let port = {
-            let probe = TcpListener::bind("127.0.0.1:0")?;
-            probe.local_addr()?.port()
-        };
-        let runtime_config = state_dir.join(format!("{name}-runtime-config.toml"));
-        std::fs::write(
-            &runtime_config,
-            format!(
-                "[key_value_store.default]\ntype = \"spin\"\npath = {:?}\n",
-                state_dir.join("kv.db").display().to_string()
-            ),
-        )?;
-        let log = state_dir.join(format!("{name}.log"));
         let config = world.config();
         let variables = [
             ("tenant_id", config.id.clone()),
@@ -295,7 +307,40 @@ impl SpinApp {
                     .unwrap_or_default(),
             ),
             ("call_reference_prefix", config.call_reference_prefix()),
+            // The simulators listen on loopback ports.
+            ("pbx_allowed_hosts", LOOPBACK_HOSTS.into()),
+            ("crm_allowed_hosts", LOOPBACK_HOSTS.into()),
         ];
+        let mut all: Vec<(String, String)> = variables
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v))
+            .collect();
+        // Set after the tenant's, so they win; any other variable too.
+        all.extend(
+            overrides
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string())),
+        );
+        Self::launch(spin, state_dir, name, &all, &Store::File)
+    }
+
+    /// `spin up` of the project's `spin.toml` with exactly `variables`
+    /// (set as `SPIN_VARIABLE_<NAME>`, later ones winning) on `store`, its
+    /// logs and data in `state_dir`; returns once `/healthz` answers.
+    fn launch(
+        spin: &Path,
+        state_dir: &Path,
+        name: &str,
+        variables: &[(String, String)],
+        store: &Store,
+    ) -> anyhow::Result<Self> {
+        let port = {
+            let probe = TcpListener::bind("127.0.0.1:0")?;
+            probe.local_addr()?.port()
+        };
+        let runtime_config = state_dir.join(format!("{name}-runtime-config.toml"));
+        std::fs::write(&runtime_config, store.runtime_config(state_dir))?;
+        let log = state_dir.join(format!("{name}.log"));
         let mut command = Command::new(spin);
         command
             .current_dir(workspace_root())
@@ -310,13 +355,6 @@ impl SpinApp {
             .stdout(std::fs::File::create(&log)?)
             .stderr(std::fs::File::create(log.with_extension("err"))?);
         for (name, value) in variables {
-            command.env(
-                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
-                value,
-            );
-        }
-        // Set after the tenant's, so they win; any other variable too.
-        for (name, value) in overrides {
             command.env(
                 format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
                 value,

@@ -8,6 +8,8 @@
 //! operating system, or `wasi:random` in a component. Nothing here does
 //! I/O or keeps state beyond the key.
 
+pub mod store_key;
+
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 

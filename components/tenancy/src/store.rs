@@ -1,0 +1,146 @@
+//! `wasi:keyvalue/store` and `atomics` over Spin's store, one namespace per
+//! scope.
+//!
+//! A tenant's keys are its own keys under `t/<id>/`; listing shows only
+//! them, with the prefix taken off. The app's own tenant keeps the bare
+//! keys it has always used (so a single-tenant app upgraded to this
+//! version finds its ledger where it left it) and is refused the
+//! provider's and the tenants' keys.
+
+use crate::Provider;
+use crate::exports::wasi::keyvalue::atomics::{self as exported_atomics, CasError, GuestCas};
+use crate::exports::wasi::keyvalue::store::{
+    self as exported, BucketBorrow, Error, GuestBucket, KeyResponse,
+};
+use crate::scope;
+use crate::wasi::keyvalue::atomics as real_atomics;
+use crate::wasi::keyvalue::store as real;
+use guest_support::tenancy;
+use std::rc::Rc;
+
+/// A bucket opened in one scope.
+pub struct Bucket {
+    inner: Rc<real::Bucket>,
+    /// The scope's key prefix ("" for the app's own tenant).
+    prefix: String,
+    /// Whether it is the app's own tenant's.
+    app: bool,
+}
+
+impl Bucket {
+    /// The store's key for the component's `key`.
+    fn key(&self, key: &str) -> Result<String, Error> {
+        if self.app {
+            if tenancy::app_scope_may_use(key) {
+                Ok(key.to_string())
+            } else {
+                Err(Error::AccessDenied)
+            }
+        } else {
+            Ok(format!("{}{key}", self.prefix))
+        }
+    }
+
+    /// The component's key for the store's `key`, if it is in this scope.
+    fn visible(&self, key: String) -> Option<String> {
+        if self.app {
+            tenancy::app_scope_may_use(&key).then_some(key)
+        } else {
+            key.strip_prefix(&self.prefix).map(str::to_string)
+        }
+    }
+}
+
+/// Spin's error as this interface's.
+pub fn from_real(error: real::Error) -> Error {
+    match error {
+        real::Error::NoSuchStore => Error::NoSuchStore,
+        real::Error::AccessDenied => Error::AccessDenied,
+        real::Error::Other(message) => Error::Other(message),
+    }
+}
+
+impl exported::Guest for Provider {
+    type Bucket = Bucket;
+
+    fn open(identifier: String) -> Result<exported::Bucket, Error> {
+        let inner = real::open(&identifier).map_err(from_real)?;
+        let selected = scope::current();
+        Ok(exported::Bucket::new(Bucket {
+            inner: Rc::new(inner),
+            prefix: selected.prefix.clone(),
+            app: selected.tenant.is_none(),
+        }))
+    }
+}
+
+impl GuestBucket for Bucket {
+    fn get(&self, key: String) -> Result<Option<Vec<u8>>, Error> {
+        self.inner.get(&self.key(&key)?).map_err(from_real)
+    }
+
+    fn set(&self, key: String, value: Vec<u8>) -> Result<(), Error> {
+        self.inner.set(&self.key(&key)?, &value).map_err(from_real)
+    }
+
+    fn delete(&self, key: String) -> Result<(), Error> {
+        self.inner.delete(&self.key(&key)?).map_err(from_real)
+    }
+
+    fn exists(&self, key: String) -> Result<bool, Error> {
+        self.inner.exists(&self.key(&key)?).map_err(from_real)
+    }
+
+    fn list_keys(&self, cursor: Option<String>) -> Result<KeyResponse, Error> {
+        // Spin lists the whole store; a page may hold few of this scope's
+        // keys, but every one of them, in the store's order.
+        let page = self.inner.list_keys(cursor.as_deref()).map_err(from_real)?;
+        Ok(KeyResponse {
+            keys: page
+                .keys
+                .into_iter()
+                .filter_map(|k| self.visible(k))
+                .collect(),
+            cursor: page.cursor,
+        })
+    }
+}
+
+/// A compare-and-swap in progress on Spin's store.
+pub struct Cas {
+    inner: real_atomics::Cas,
+}
+
+impl GuestCas for Cas {
+    fn new(bucket: BucketBorrow<'_>, key: String) -> Result<exported_atomics::Cas, Error> {
+        let bucket: &Bucket = bucket.get();
+        let inner = real_atomics::Cas::new(&bucket.inner, &bucket.key(&key)?).map_err(from_real)?;
+        Ok(exported_atomics::Cas::new(Cas { inner }))
+    }
+
+    fn current(&self) -> Result<Option<Vec<u8>>, Error> {
+        self.inner.current().map_err(from_real)
+    }
+}
+
+impl exported_atomics::Guest for Provider {
+    type Cas = Cas;
+
+    fn increment(bucket: BucketBorrow<'_>, key: String, delta: i64) -> Result<i64, Error> {
+        let bucket: &Bucket = bucket.get();
+        real_atomics::increment(&bucket.inner, &bucket.key(&key)?, delta).map_err(from_real)
+    }
+
+    fn swap(cas: exported_atomics::Cas, value: Vec<u8>) -> Result<(), CasError> {
+        let Cas { inner } = cas.into_inner();
+        match real_atomics::swap(inner, &value) {
+            Ok(()) => Ok(()),
+            Err(real_atomics::CasError::CasFailed(inner)) => {
+                Err(CasError::CasFailed(exported_atomics::Cas::new(Cas {
+                    inner,
+                })))
+            }
+            Err(real_atomics::CasError::StoreError(e)) => Err(CasError::StoreError(from_real(e))),
+        }
+    }
+}
