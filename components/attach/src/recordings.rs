@@ -99,7 +99,9 @@ impl Apis {
                     StageError::InvalidData("3CX answered the download without audio".into())
                 }))
             }
-            Err(StreamError::Transport(reason)) => Err(StageError::Network(reason)),
+            Err(StreamError::Transport(reason)) => {
+                Err(guest_support::budget::request_error(reason))
+            }
         }
     }
 

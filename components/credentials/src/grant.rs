@@ -79,7 +79,7 @@ fn request(grant: &TokenGrant, base_url: &str, hint: &str) -> Result<TokenAnswer
         ],
         body: grant.form_body().into_bytes(),
     })
-    .map_err(StageError::Network)?;
+    .map_err(guest_support::budget::request_error)?;
     let retry_after = response
         .header("retry-after")
         .and_then(guest_support::waits::retry_after_secs);

@@ -154,7 +154,7 @@ impl ApiClient {
                 headers,
                 body: body.clone().unwrap_or_default(),
             };
-            let response = http::send(&request).map_err(StageError::Network)?;
+            let response = http::send(&request).map_err(crate::budget::request_error)?;
             if response.status == 401 && !refreshed && self.reports_refused_tokens {
                 credentials::token_rejected(self.service, &token);
                 refreshed = true;

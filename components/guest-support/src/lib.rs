@@ -10,6 +10,8 @@
 //! - [`http`]: a small blocking HTTP client over `wasi:http/outgoing-handler`.
 //! - [`api`]: an authenticated JSON client for 3CX and HighLevel that turns
 //!   HTTP failures into typed [`StageError`]s and retries once on a 401.
+//! - [`budget`]: a HighLevel location's request budget kept in a shared
+//!   store (Spin replicas), and HighLevel's numbers the host reads too.
 //! - [`config`]: settings from `wasi:config/store` (Spin variables).
 //! - [`kv`]: JSON values in the tenant's key-value bucket.
 //! - [`layout`]: the key-value layout's version, checked (and migrated)
@@ -56,6 +58,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod budget;
 pub mod config;
 pub mod http;
 pub mod installs;

@@ -27,6 +27,16 @@ fn tenants_own(name: &str) -> bool {
     name == "tenant_id" || tenancy::check_setting(name).is_ok()
 }
 
+/// The selected scope's value of `key`, `None` when unset, empty or
+/// unreadable (trimmed, as `guest_support::config::get` reads it).
+pub fn value(key: &str) -> Option<String> {
+    <Provider as Guest>::get(key.to_string())
+        .ok()
+        .flatten()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 impl Guest for Provider {
     fn get(key: String) -> Result<Option<String>, Error> {
         let selected = scope::current();

@@ -3,7 +3,8 @@
 //! The bundled host gives each tenant its own key-value bucket and settings
 //! natively. A Spin app has one key-value store and one set of variables,
 //! so on Spin this component is composed (wac) in front of every component
-//! that imports `wasi:keyvalue` or `wasi:config`, in place of Spin's own:
+//! that imports `wasi:keyvalue`, `wasi:config` or `wasi:http`'s outgoing
+//! handler, in place of Spin's own:
 //!
 //! - [`scope`]: whom the calls are for, chosen by the app entry point
 //!   (`tenancy.select`) before it runs anything for a tenant.
@@ -13,6 +14,8 @@
 //!   cannot reach a tenant's or the provider's keys.
 //! - [`config`]: `wasi:config/store`: a tenant's own settings from its
 //!   record, the app's variables for everything app-wide.
+//! - [`outbound`]: `wasi:http/outgoing-handler`, each HighLevel
+//!   location's request budget shared by every replica.
 //! - [`registry`]: the tenants' records (secrets sealed with the app's
 //!   `token_key`), their index and their tick leases.
 //!
@@ -21,6 +24,7 @@
 //! imports, never on the host.
 
 pub mod config;
+pub mod outbound;
 pub mod registry;
 pub mod scope;
 pub mod store;

@@ -96,11 +96,12 @@ impl CrmRateLimit {
     /// HighLevel NOTES §6.1 ([DOC] docs/oauth/Authorization.md, "What are
     /// current rate limits for API 2.0?"): 100 requests per 10 seconds and
     /// 200,000 per day, per marketplace app per location. The one place
-    /// these numbers live.
+    /// these numbers live is `guest_support::budget`, which the Spin
+    /// app's shared budget reads too.
     pub const HIGHLEVEL: CrmRateLimit = CrmRateLimit {
-        burst: 100,
-        interval_ms: 10_000,
-        daily: 200_000,
+        burst: guest_support::budget::HIGHLEVEL_BURST,
+        interval_ms: guest_support::budget::HIGHLEVEL_INTERVAL_MS,
+        daily: guest_support::budget::HIGHLEVEL_DAILY,
     };
 
     /// No limit (simulators without one, benchmarks).

@@ -142,11 +142,7 @@ impl LocationLimiter {
     /// Requests started per interval: the burst less a tenth (at least
     /// one) for jitter, never below one.
     fn burst(&self) -> usize {
-        let burst = self.limit.burst as usize;
-        if burst <= 1 {
-            return burst;
-        }
-        burst - (burst / 10).max(1)
+        guest_support::budget::admitted_per_interval(self.limit.burst)
     }
 
     fn daily(&self) -> u64 {

@@ -15,6 +15,7 @@ mod keys;
 mod match_call;
 mod run;
 mod tenant;
+mod tenant_spin;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

@@ -83,6 +83,9 @@ enum TenantCommand {
         #[command(flatten)]
         location: Location,
     },
+    /// The tenants of a Spin deployment, through its admin API (the admin
+    /// secret in CONNECTZERO_SPIN_ADMIN_SECRET).
+    Spin(crate::tenant_spin::SpinTenantArgs),
     /// Show a tenant's settings, or change them with --set key=value.
     ///
     /// Settings: default_country (two-letter ISO code), log_internal_calls
@@ -117,6 +120,7 @@ fn tenant_database(
 /// `connectzero tenant …`.
 pub fn run(args: TenantArgs) -> anyhow::Result<()> {
     match args.command {
+        TenantCommand::Spin(args) => crate::tenant_spin::run(args),
         TenantCommand::Add {
             id,
             pbx_url,

@@ -38,10 +38,11 @@ const VERSION: &str = "0.1.0";
 /// The Spin imports the tenancy provider (`components/tenancy`) exports
 /// in the app's composition: every other component's use of them goes
 /// through it.
-const TENANCY_STANDS_IN_FOR: [&str; 3] = [
+const TENANCY_STANDS_IN_FOR: [&str; 4] = [
     "wasi:keyvalue/store@0.2.0-draft2",
     "wasi:keyvalue/atomics@0.2.0-draft2",
     "wasi:config/store@0.2.0-draft-2024-09-27",
+    "wasi:http/outgoing-handler@0.2.4",
 ];
 
 /// The HTTP handler the Spin deployables export.
@@ -169,8 +170,9 @@ pub fn compose_from(deployable: Deployable, source: &dyn Source) -> Result<Vec<u
             let install = graph.export_of(credentials_instance, "crm-install")?;
             graph.plug(app, "crm-install", install)?;
             // Last, when every instance exists: the tenancy provider stands
-            // in for Spin's key-value store and variables everywhere, so
-            // each tenant's keys and settings are its own.
+            // in for Spin's key-value store, variables and outgoing HTTP
+            // everywhere, so each tenant's keys and settings are its own
+            // and its HighLevel requests keep to its location's budget.
             let tenancy = graph.instance(named("tenancy").file)?;
             for interface in TENANCY_STANDS_IN_FOR {
                 let export = graph.export_named(tenancy, interface)?;

@@ -210,6 +210,7 @@ pub const COMPONENTS: [Component; 13] = [
                 ],
             ),
             ("wasi:config/store", &["get", "get-all"]),
+            ("wasi:http/outgoing-handler", &["handle"]),
             (
                 "connectzero:pipeline/tenancy",
                 &[
@@ -224,7 +225,7 @@ pub const COMPONENTS: [Component; 13] = [
                 ],
             ),
         ],
-        grants: &[Grant::KvStore, Grant::KvAtomics, Grant::Config],
+        grants: &[Grant::Http, Grant::KvStore, Grant::KvAtomics, Grant::Config],
     },
     Component {
         role: Role::App,

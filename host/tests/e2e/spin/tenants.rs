@@ -394,6 +394,89 @@ async fn the_admin_api_guards_checks_and_hides_tenant_settings() -> anyhow::Resu
     Ok(())
 }
 
+/// `connectzero tenant spin` against the deployment's admin API: secrets
+/// from the environment, never printed.
+fn cli(app: &SpinApp, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<(bool, String)> {
+    let output = Command::new(env!("CARGO_BIN_EXE_connectzero"))
+        .args(["tenant", "spin", "--url", &app.base_url])
+        .args(args)
+        .env("CONNECTZERO_SPIN_ADMIN_SECRET", ADMIN_SECRET)
+        .env_remove("CONNECTZERO_PBX_CLIENT_SECRET")
+        .env_remove("CONNECTZERO_CRM_REFRESH_TOKEN")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.success(), text))
+}
+
+/// The CLI manages a Spin deployment's tenants: set (secrets from the
+/// environment), list, show without secrets, remove with confirmation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectzero_tenant_spin_manages_the_deployments_tenants() -> anyhow::Result<()> {
+    let Some(spin) = spin_cli() else {
+        return Ok(());
+    };
+    let (world, _) = seeded_world(quick_retries().build()).await?;
+    let state = tempfile::tempdir()?;
+    let app = SpinApp::launch(&spin, state.path(), "cli", &app_variables(), &Store::File)?;
+    let [pbx_secret, refresh] = secrets_of(&world);
+    let mut args = vec!["set".to_string(), "shop".to_string()];
+    for (name, value) in tenant_settings(&world) {
+        if name != "pbx_client_secret" && name != "crm_refresh_token" {
+            args.push("--set".into());
+            args.push(format!("{name}={value}"));
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let secrets = [
+        ("CONNECTZERO_PBX_CLIENT_SECRET", pbx_secret.as_str()),
+        ("CONNECTZERO_CRM_REFRESH_TOKEN", refresh.as_str()),
+    ];
+    let (ok, text) = cli(&app, &args, &secrets)?;
+    assert!(ok && text.contains("created tenant shop"), "{text}");
+    let (ok, text) = cli(&app, &["list"], &[])?;
+    assert!(ok && text.lines().any(|l| l == "shop"), "{text}");
+    let (ok, shown) = cli(&app, &["show", "shop"], &[])?;
+    assert!(ok && shown.contains("pbx_client_secret = (set)"), "{shown}");
+    assert!(
+        !shown.contains(&pbx_secret) && !shown.contains(&refresh),
+        "{shown}"
+    );
+    // A secret as an argument is refused before anything is sent.
+    let (ok, text) = cli(&app, &["set", "shop", "--set", "pbx_client_secret=x"], &[])?;
+    assert!(
+        !ok && text.contains("CONNECTZERO_PBX_CLIENT_SECRET"),
+        "{text}"
+    );
+    // The tenant works: its calls post.
+    let plans = demo_plans();
+    let tick = || async {
+        app.tick().await;
+    };
+    ring_then_hang_up(&world, &plans, tick).await;
+    let (posted, _, _) = expected_totals(&plans);
+    for _ in 0..40 {
+        app.tick().await;
+        if world.crm.messages().len() == posted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(world.crm.messages().len(), posted, "{}", app.logs());
+    let (ok, text) = cli(&app, &["remove", "shop"], &[])?;
+    assert!(!ok && text.contains("--yes"), "{text}");
+    let (ok, text) = cli(&app, &["remove", "shop", "--yes"], &[])?;
+    assert!(ok && text.contains("removed tenant shop"), "{text}");
+    let (ok, text) = cli(&app, &["show", "shop"], &[])?;
+    assert!(!ok && text.contains("404"), "{text}");
+    Ok(())
+}
+
 /// Without `admin_secret` the admin API is off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_is_off_without_its_secret() -> anyhow::Result<()> {
