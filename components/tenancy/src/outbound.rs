@@ -96,6 +96,21 @@ fn take_slot(location: &str) -> Result<(), ErrorCode> {
     Err(internal(budget::refusal_message(1_000)))
 }
 
+/// The budget: `crm_rate_limit_burst` per `crm_rate_limit_interval_ms`,
+/// HighLevel's documented limit when unset or unreadable (a bad value must
+/// not lift the limit).
+fn limit() -> (u32, u64) {
+    let burst = config::value("crm_rate_limit_burst")
+        .and_then(|v| v.parse().ok())
+        .filter(|&b: &u32| b > 0)
+        .unwrap_or(budget::HIGHLEVEL_BURST);
+    let interval = config::value("crm_rate_limit_interval_ms")
+        .and_then(|v| v.parse().ok())
+        .filter(|&i: &u64| i > 0)
+        .unwrap_or(budget::HIGHLEVEL_INTERVAL_MS);
+    (burst, interval)
+}
+
 /// Block for `ms` milliseconds (`wasi:clocks`).
 fn sleep_ms(ms: i64) {
     if ms > 0 {

@@ -504,3 +504,114 @@ async fn the_admin_api_is_off_without_its_secret() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Calls each tenant places in the budget test.
+const BUDGET_CALLS_EACH: i32 = 8;
+
+/// Three tenants on one HighLevel location (three 3CX systems feeding one
+/// sub-account), three replicas ticking at the same moments: together they
+/// keep to the location's budget, so HighLevel never answers 429, and every
+/// call lands once. The limit is HighLevel's shape scaled down (10 per
+/// second, on the simulator and in the app) so the test takes seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_one_locations_request_budget() -> anyhow::Result<()> {
+    use connectzero::demo::{Placer, numbers};
+    use connectzero_simulators::highlevel::{HighLevelConfig, RateLimit};
+    let Some(spin) = spin_cli() else {
+        return Ok(());
+    };
+    let crm_config = HighLevelConfig {
+        rate_limit: Some(RateLimit {
+            max: 10,
+            interval: Duration::from_secs(1),
+        }),
+        ..HighLevelConfig::default()
+    };
+    let mut worlds = Vec::new();
+    for _ in 0..3 {
+        let world = World::start_with_crm(
+            common::runtime(),
+            connectzero::storage::Storage::in_memory()?,
+            quick_retries().build(),
+            crm_config.clone(),
+        )
+        .await?;
+        demo::seed(&world);
+        worlds.push(world);
+    }
+    let shared = &worlds[0];
+    let state = tempfile::tempdir()?;
+    let mut variables = app_variables();
+    variables.push(("crm_rate_limit_burst".into(), "10".into()));
+    variables.push(("crm_rate_limit_interval_ms".into(), "1000".into()));
+    let apps = [
+        SpinApp::launch(&spin, state.path(), "r1", &variables, &Store::File)?,
+        SpinApp::launch(&spin, state.path(), "r2", &variables, &Store::File)?,
+        SpinApp::launch(&spin, state.path(), "r3", &variables, &Store::File)?,
+    ];
+    let ids = ["one", "two", "three"];
+    for (id, world) in ids.iter().zip(&worlds) {
+        // Its own 3CX, the shared location with a grant of its own (each
+        // install issues one; a refresh token is single-use).
+        let mut settings = tenant_settings(world);
+        let crm = &shared.config().crm;
+        let tokens = shared.crm.install();
+        settings.insert("crm_base_url", crm.base_url.clone());
+        settings.insert("crm_location_id", crm.location_id.clone());
+        settings.insert(
+            "crm_conversation_provider_id",
+            crm.conversation_provider_id.clone(),
+        );
+        settings.insert("crm_refresh_token", tokens.refresh_token);
+        settings.insert("call_reference_prefix", id.to_string());
+        let body = serde_json::json!({ "settings": settings });
+        let (status, answer) = admin(
+            &apps[0],
+            reqwest::Method::PUT,
+            &format!("/admin/tenants/{id}"),
+            Some(body),
+            Some(ADMIN_SECRET),
+        )
+        .await?;
+        anyhow::ensure!(status == 201, "adding {id}: {status} {answer}");
+    }
+    let now = chrono::Utc::now();
+    let from = [numbers::DANA, numbers::ELI, numbers::FAY];
+    for world in &worlds {
+        let mut placer = Placer::default();
+        for i in 0..BUDGET_CALLS_EACH {
+            let who = common::outside(from[i as usize % from.len()]);
+            placer.place(
+                world,
+                &common::one_leg(100 + i, who, common::ext("101"), true, 30),
+                now,
+            );
+        }
+    }
+    let want = 3 * BUDGET_CALLS_EACH as usize;
+    for round in 0.. {
+        tokio::join!(apps[0].tick(), apps[1].tick(), apps[2].tick());
+        if shared.crm.messages().len() >= want {
+            break;
+        }
+        // Bounded: at 10 requests a second the work needs about ten.
+        anyhow::ensure!(
+            round < 200,
+            "{} of {want} calls posted\n{}",
+            shared.crm.messages().len(),
+            apps[0].logs()
+        );
+    }
+    let messages = shared.crm.messages();
+    let mut alt_ids: Vec<_> = messages.iter().map(|m| m.alt_id.clone()).collect();
+    alt_ids.sort();
+    alt_ids.dedup();
+    assert_eq!(alt_ids.len(), want, "each call once: {alt_ids:?}");
+    assert_eq!(messages.len(), want);
+    assert_eq!(
+        shared.crm.rate_limited_count(),
+        0,
+        "HighLevel answered 429: the replicas exceeded the location's budget"
+    );
+    Ok(())
+}
