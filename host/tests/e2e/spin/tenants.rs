@@ -536,7 +536,7 @@ async fn three_replicas_share_one_locations_request_budget() -> anyhow::Result<(
             crm_config.clone(),
         )
         .await?;
-        demo::seed(&world);
+        demo::seed_directory(&world);
         worlds.push(world);
     }
     let shared = &worlds[0];
