@@ -1,9 +1,9 @@
 //! `POST /tick`: one tick of every tenant that is due.
 //!
 //! The app's own tenant (its variables) is ticked first, as it always was;
-//! then the tenants kept in the store, each under its tick lease
-//! (`tenancy.take-lease`), so any number of replicas and overlapping tick
-//! drivers split them: a tenant another request holds is left to it, and
+//! then the tenants kept in the store. Each under its tick lease
+//! (`tenancy.take-lease`; the app's own is `_app`), so any number of
+//! replicas and overlapping tick drivers split them: a tenant another request holds is left to it, and
 //! one whose holder died is taken over once the lease runs out. The lease
 //! only shares the work: posting each call once is the ledger's claims'
 //! job, as on the bundled host.
@@ -20,6 +20,7 @@ use crate::settings::AppSettings;
 use crate::{TICK_SECRET_HEADER, report, tenants};
 use guest_support::bindings::connectzero::pipeline::types::Routing;
 use guest_support::serve::Incoming;
+use guest_support::tenancy::APP_LEASE_ID;
 use guest_support::time::now_ms;
 use guest_support::{StageError, config, webhook};
 use serde_json::{Map, Value, json};
@@ -58,8 +59,20 @@ pub fn tick(request: &Incoming) -> (u16, Value) {
     // The app's own tenant answers at the top level, as before tenants
     // were kept in the store.
     let mut answer = match own {
-        Some(_) => match AppSettings::load() {
-            Ok(settings) => run(settings, &worker),
+        Some(_) => match tenancy::take_lease(APP_LEASE_ID, &worker, limits.lease_ms) {
+            Ok(true) => {
+                let settings = AppSettings::load();
+                let report = settings.map(|s| run(s, &worker));
+                let _ = tenancy::release_lease(APP_LEASE_ID, &worker);
+                match report {
+                    Ok(report) => report,
+                    Err(e) => return internal(e),
+                }
+            }
+            Ok(false) => Map::from_iter([(
+                "skipped".to_string(),
+                Value::from("another tick holds this tenant's lease"),
+            )]),
             Err(e) => return internal(e),
         },
         None => Map::new(),

@@ -70,15 +70,20 @@ pub const RESERVED_PREFIX: &str = "tenancy/";
 /// Prefix of every tenant namespace (`t/<id>/`).
 pub const NAMESPACE_PREFIX: &str = "t/";
 
+/// The lease id of the app's own tenant (the one its variables
+/// configure); no stored tenant can have it, since ids start with a letter
+/// or digit.
+pub const APP_LEASE_ID: &str = "_app";
+
 /// Key of the sorted list of tenant ids.
 pub const INDEX_KEY: &str = "tenancy/index";
 
 /// Why a tenant id or setting was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TenancyError {
-    /// The id is not `[a-z0-9_-]{1,64}`.
+    /// The id is not `[a-z0-9][a-z0-9_-]{0,63}`.
     #[error(
-        "tenant id {0:?} is not valid: use 1 to 64 lower-case letters, digits, '-' or '_' (it becomes part of URLs and keys)"
+        "tenant id {0:?} is not valid: use 1 to 64 lower-case letters, digits, '-' or '_', starting with a letter or digit (it becomes part of URLs and keys)"
     )]
     BadId(String),
     /// The name is not a tenant setting.
@@ -89,9 +94,12 @@ pub enum TenancyError {
     NotATenantSetting(String),
 }
 
-/// Check a tenant id: `[a-z0-9_-]{1,64}`.
+/// Check a tenant id: `[a-z0-9][a-z0-9_-]{0,63}`.
 pub fn check_id(id: &str) -> Result<(), TenancyError> {
-    let ok = !id.is_empty()
+    let ok = id
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && id.len() <= 64
         && id
             .bytes()
@@ -219,7 +227,17 @@ mod tests {
         for good in ["acme", "a", "tenant-1", "t_2", &"x".repeat(64)] {
             assert_eq!(check_id(good), Ok(()), "{good}");
         }
-        for bad in ["", "Acme", "a/b", "a b", "ä", "../x", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "Acme",
+            "a/b",
+            "a b",
+            "ä",
+            "../x",
+            "_app",
+            "-a",
+            &"x".repeat(65),
+        ] {
             assert!(check_id(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -14,11 +14,12 @@
 use crate::Provider;
 use crate::config;
 use crate::exports::wasi::http::outgoing_handler::Guest;
+use crate::store::{Swapped, swap_on_spin};
 use crate::wasi::http::outgoing_handler as real;
 use crate::wasi::http::types::{
     ErrorCode, FutureIncomingResponse, OutgoingRequest, RequestOptions,
 };
-use crate::wasi::keyvalue::atomics::{self, Cas, CasError};
+use crate::wasi::keyvalue::atomics::Cas;
 use crate::wasi::keyvalue::store;
 use guest_support::budget::{self, Admission, Window};
 use guest_support::kv::BUCKET;
@@ -76,7 +77,8 @@ fn take_slot(location: &str) -> Result<(), ErrorCode> {
             Err(e) => return Err(internal(format!("budget: {e:?}"))),
         };
         let now = guest_support::time::now_ms();
-        let admission = window.admit(now, budget::HIGHLEVEL_BURST, budget::HIGHLEVEL_INTERVAL_MS);
+        let (burst, interval_ms) = limit();
+        let admission = window.admit(now, burst, interval_ms);
         let wait_ms = match admission {
             Admission::Refused { retry_after_ms } => {
                 return Err(internal(budget::refusal_message(retry_after_ms)));
@@ -84,13 +86,13 @@ fn take_slot(location: &str) -> Result<(), ErrorCode> {
             Admission::Slot { wait_ms } => wait_ms,
         };
         let bytes = serde_json::to_vec(&window).unwrap_or_default();
-        match atomics::swap(cas, &bytes) {
-            Ok(()) => {
+        match swap_on_spin(&bucket, &key, cas, &bytes) {
+            Ok(Swapped::Done) => {
                 sleep_ms(wait_ms);
                 return Ok(());
             }
-            Err(CasError::CasFailed(_)) => continue,
-            Err(CasError::StoreError(e)) => return Err(internal(format!("budget: {e:?}"))),
+            Ok(Swapped::Lost(_)) => continue,
+            Err(e) => return Err(internal(format!("budget: {e:?}"))),
         }
     }
     Err(internal(budget::refusal_message(1_000)))

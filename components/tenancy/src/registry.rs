@@ -8,8 +8,9 @@
 use crate::Provider;
 use crate::exports::connectzero::pipeline::tenancy::{Guest, Scope};
 use crate::scope;
+use crate::store::{Swapped, swap_on_spin};
 use crate::wasi::config::store as config;
-use crate::wasi::keyvalue::atomics::{self, Cas, CasError};
+use crate::wasi::keyvalue::atomics::Cas;
 use crate::wasi::keyvalue::store::{self as real, Bucket};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -73,10 +74,9 @@ fn update<T: Serialize + DeserializeOwned>(
         let Some(new) = change(current)? else {
             return Ok(false);
         };
-        match atomics::swap(cas, &encode(key, &new)?) {
-            Ok(()) => return Ok(true),
-            Err(CasError::CasFailed(_)) => continue,
-            Err(CasError::StoreError(e)) => return Err(storage(e)),
+        match swap_on_spin(bucket, key, cas, &encode(key, &new)?).map_err(storage)? {
+            Swapped::Done => return Ok(true),
+            Swapped::Lost(_) => continue,
         }
     }
     Err(StageError::Storage(format!(
@@ -120,6 +120,26 @@ fn open_values(
         String::from_utf8(plain)
             .map_err(|_| StageError::Storage(format!("tenant {id:?}'s {name} is not text")))
     })
+}
+
+/// A stored tenant's id or the app's own tenant's lease id.
+fn check_lease_id(id: &str) -> Result<(), StageError> {
+    if id == tenancy::APP_LEASE_ID {
+        return Ok(());
+    }
+    tenancy::check_id(id).map_err(bad)
+}
+
+/// An expired lease nobody holds: written when a tenant is created, so
+/// every later lease is a compare-and-swap of a value that exists. Spin's
+/// SQLite store turns a swap of an absent key into an overwrite (measured:
+/// host/tests/e2e/redis.rs), so two replicas' first leases could both
+/// succeed; a swap of an existing value is a true compare-and-swap there.
+fn free_lease() -> Lease {
+    Lease {
+        holder: String::new(),
+        until_ms: 0,
+    }
 }
 
 impl Guest for Provider {
@@ -203,6 +223,13 @@ impl Guest for Provider {
                 Ok(Some(record))
             },
         )?;
+        // Before the index names the tenant, so no tick can race it.
+        let lease_key = tenancy::lease_key(&id);
+        if !bucket.exists(&lease_key).map_err(storage)? {
+            bucket
+                .set(&lease_key, &encode(&lease_key, &free_lease())?)
+                .map_err(storage)?;
+        }
         update(&bucket, tenancy::INDEX_KEY, |index: Option<Vec<String>>| {
             let mut index = index.unwrap_or_default();
             Ok(tenancy::index_insert(&mut index, &id).then_some(index))
@@ -251,7 +278,7 @@ impl Guest for Provider {
     }
 
     fn take_lease(id: String, holder: String, lease_ms: u64) -> Result<bool, StageError> {
-        tenancy::check_id(&id).map_err(bad)?;
+        check_lease_id(&id)?;
         let bucket = raw()?;
         let key = tenancy::lease_key(&id);
         let cas = Cas::new(&bucket, &key).map_err(storage)?;
@@ -268,15 +295,14 @@ impl Guest for Provider {
             holder,
             until_ms: now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX)),
         };
-        match atomics::swap(cas, &encode(&key, &lease)?) {
-            Ok(()) => Ok(true),
-            Err(CasError::CasFailed(_)) => Ok(false),
-            Err(CasError::StoreError(e)) => Err(storage(e)),
+        match swap_on_spin(&bucket, &key, cas, &encode(&key, &lease)?).map_err(storage)? {
+            Swapped::Done => Ok(true),
+            Swapped::Lost(_) => Ok(false),
         }
     }
 
     fn release_lease(id: String, holder: String) -> Result<(), StageError> {
-        tenancy::check_id(&id).map_err(bad)?;
+        check_lease_id(&id)?;
         // Swapped for an expired lease rather than deleted: a delete after
         // the check could remove a lease another holder took meanwhile.
         update(

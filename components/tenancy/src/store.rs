@@ -106,20 +106,72 @@ impl GuestBucket for Bucket {
     }
 }
 
-/// A compare-and-swap in progress on Spin's store.
+/// A compare-and-swap in progress on Spin's store, with what is needed to
+/// check its outcome (see [`swap_checked`]).
 pub struct Cas {
     inner: real_atomics::Cas,
+    bucket: Rc<real::Bucket>,
+    /// The store's key.
+    key: String,
 }
 
 impl GuestCas for Cas {
     fn new(bucket: BucketBorrow<'_>, key: String) -> Result<exported_atomics::Cas, Error> {
         let bucket: &Bucket = bucket.get();
-        let inner = real_atomics::Cas::new(&bucket.inner, &bucket.key(&key)?).map_err(from_real)?;
-        Ok(exported_atomics::Cas::new(Cas { inner }))
+        let key = bucket.key(&key)?;
+        let inner = real_atomics::Cas::new(&bucket.inner, &key).map_err(from_real)?;
+        Ok(exported_atomics::Cas::new(Cas {
+            inner,
+            bucket: bucket.inner.clone(),
+            key,
+        }))
     }
 
     fn current(&self) -> Result<Option<Vec<u8>>, Error> {
         self.inner.current().map_err(from_real)
+    }
+}
+
+/// What Spin's swap did, checked against the store ([`swap_on_spin`]).
+pub enum Swapped {
+    /// The value was written.
+    Done,
+    /// Another writer won; Spin's handle for a retry.
+    Lost(real_atomics::Cas),
+}
+
+/// Spin's swap of `key` in `bucket` to `value`, with its answer checked.
+///
+/// Spin's Redis store reports every swap as failed, also one that wrote
+/// its value: it ends each swap with `UNWATCH <key>`, which Redis refuses,
+/// and turns the refusal into `cas-failed` (measured:
+/// host/tests/e2e/redis.rs). A swap that lost its race still writes
+/// nothing (`WATCH` aborts the `EXEC`). So a reported failure is checked:
+/// when the store holds exactly the value this swap wrote, the swap is
+/// done. Every value the ledger and the leases swap in names its writer (a
+/// worker id unique per request), so another writer's value is never the
+/// same bytes; where two writers do write the same bytes, the store holds
+/// the state both asked for. On a store that answers correctly (Spin's
+/// SQLite store) a real failure leaves another value, so the check changes
+/// nothing there. The remaining gap: a swap that wrote, followed by
+/// another writer's swap before this read, is reported as lost; its caller
+/// starts again from the newer value, as after any lost race.
+pub fn swap_on_spin(
+    bucket: &real::Bucket,
+    key: &str,
+    cas: real_atomics::Cas,
+    value: &[u8],
+) -> Result<Swapped, real::Error> {
+    match real_atomics::swap(cas, value) {
+        Ok(()) => Ok(Swapped::Done),
+        Err(real_atomics::CasError::CasFailed(cas)) => {
+            if bucket.get(key)?.as_deref() == Some(value) {
+                Ok(Swapped::Done)
+            } else {
+                Ok(Swapped::Lost(cas))
+            }
+        }
+        Err(real_atomics::CasError::StoreError(e)) => Err(e),
     }
 }
 
@@ -132,15 +184,15 @@ impl exported_atomics::Guest for Provider {
     }
 
     fn swap(cas: exported_atomics::Cas, value: Vec<u8>) -> Result<(), CasError> {
-        let Cas { inner } = cas.into_inner();
-        match real_atomics::swap(inner, &value) {
-            Ok(()) => Ok(()),
-            Err(real_atomics::CasError::CasFailed(inner)) => {
-                Err(CasError::CasFailed(exported_atomics::Cas::new(Cas {
-                    inner,
-                })))
-            }
-            Err(real_atomics::CasError::StoreError(e)) => Err(CasError::StoreError(from_real(e))),
+        let Cas { inner, bucket, key } = cas.into_inner();
+        match swap_on_spin(&bucket, &key, inner, &value) {
+            Ok(Swapped::Done) => Ok(()),
+            Ok(Swapped::Lost(inner)) => Err(CasError::CasFailed(exported_atomics::Cas::new(Cas {
+                inner,
+                bucket,
+                key,
+            }))),
+            Err(e) => Err(CasError::StoreError(from_real(e))),
         }
     }
 }

@@ -1114,12 +1114,15 @@ async fn spin_ticks_running_past_their_lease_post_each_call_once() -> anyhow::Re
     let options = quick_retries().claim_lease_secs(1).build();
     let (world, _) = seeded_world(options).await?;
     let state = tempfile::tempdir()?;
-    // Each request is its own worker under Spin (a new id per /tick).
-    let first = SpinApp::start(&spin, &world, state.path(), "first")?;
-    let second = SpinApp::start(&spin, &world, state.path(), "second")?;
+    // Each request is its own worker under Spin (a new id per /tick). The
+    // tenant's tick lease is as short as the claims', so a tick running
+    // past it does not keep the other instance out.
+    let short = [("tenant_lease_secs", "1")];
+    let first = SpinApp::start_with(&spin, &world, state.path(), "first", &short)?;
+    let second = SpinApp::start_with(&spin, &world, state.path(), "second", &short)?;
     subscribe_through(&world, &first.base_url).await?;
     // Posting a message takes 400 ms, so a tick posting 20 calls runs far
-    // past the one-second lease: the other instance takes calls over
+    // past the one-second leases: the other instance takes calls over
     // while the first is still sending.
     world.crm.set_latency_on(
         "/conversations/messages/inbound",
