@@ -1,8 +1,8 @@
 //! The end-to-end suite, one test binary: every module below drives the
 //! real components (and, where it says so, the `connectzero` binary, the
-//! real Spin CLI or a headless browser) against the 3CX and HighLevel
-//! simulators. One binary links the host once and compiles the components
-//! once ([`common::runtime`]) for every test.
+//! real Spin CLI, `redis-server` or a headless browser) against the 3CX
+//! and HighLevel simulators. One binary links the host once and compiles
+//! the components once ([`common::runtime`]) for every test.
 //!
 //! Shared support: [`common`] (worlds, calls, the compiled runtime, and
 //! the builders a test names its set-up with: [`common::options`] for a
@@ -38,6 +38,7 @@ mod pipeline;
 mod policy;
 mod readme_walkthrough;
 mod recovered;
+mod redis;
 mod retention;
 mod routing;
 mod sandbox;

@@ -357,10 +357,14 @@ pub fn wasm_packages(lint: bool) -> Vec<&'static str> {
 }
 
 /// Crates built for `wasm32-wasip2` that are not shipped: a partner's
-/// example matcher (docs/PARTNERS.md) and the security suite's hostile
-/// matcher. Built by the tests, linted by CI, never bundled.
-pub const FIXTURE_PACKAGES: [&str; 2] =
-    ["connectzero-partner-matcher", "connectzero-hostile-matcher"];
+/// example matcher (docs/PARTNERS.md), the security suite's hostile
+/// matcher and the key-value probe (compare-and-swap on each of Spin's
+/// key-value backends). Built by the tests, linted by CI, never bundled.
+pub const FIXTURE_PACKAGES: [&str; 3] = [
+    "connectzero-partner-matcher",
+    "connectzero-hostile-matcher",
+    "connectzero-kv-probe",
+];
 
 #[cfg(test)]
 mod tests {
