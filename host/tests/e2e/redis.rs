@@ -33,6 +33,7 @@
 
 use crate::binary::Running;
 use crate::common::build_component;
+use crate::spin::{spin_cli, workspace_root};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -163,33 +164,6 @@ pub(crate) fn redis_server() -> Option<PathBuf> {
         eprintln!("skipping: no redis-server on PATH (install Debian's redis-server package)");
     }
     found
-}
-
-/// The Spin CLI beside the checkout, or `None` (with the reason printed)
-/// when it is absent; under `CI` its absence fails the test (as in
-/// `spin.rs`).
-fn spin_cli() -> Option<PathBuf> {
-    let path = workspace_root().join("../shared/tools/spin/spin");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must have the Spin CLI at {} (../shared beside the checkout)",
-        path.display()
-    );
-    eprintln!(
-        "skipping: no Spin CLI at {} (the Spin tests need ../shared/tools/spin/spin)",
-        path.display()
-    );
-    None
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ is in the workspace")
-        .to_path_buf()
 }
 
 /// A port nothing listens on right now.

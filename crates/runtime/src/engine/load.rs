@@ -116,7 +116,11 @@ pub(super) fn linker_for(engine: &Engine, stage: Stage) -> anyhow::Result<Linker
                 crate::directory::add_to_linker(&mut linker, StoreData::directory_view)?
             }
             // The tick's and the Spin app's grants: no stage has them.
-            Grant::CallLog | Grant::Stages | Grant::TickAndTrigger | Grant::CrmInstall => {
+            Grant::CallLog
+            | Grant::Stages
+            | Grant::TickAndTrigger
+            | Grant::CrmInstall
+            | Grant::Tenancy => {
                 anyhow::bail!(
                     "{stage:?} is granted {grant:?}, which a stand-alone stage's linker cannot provide"
                 )

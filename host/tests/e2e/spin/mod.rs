@@ -7,6 +7,7 @@
 //! still runs. Everything talks to loopback servers the test starts; each
 //! `spin up` is stopped by its PID when its guard drops.
 
+mod chaos;
 mod tenants;
 
 use crate::common;
@@ -18,6 +19,7 @@ use connectzero::demo::{self, CallPlan, Expect};
 use connectzero::testbed::World;
 use serde_json::Value;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,15 +33,16 @@ const TOKEN_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 /// The shared secret for subscriptions (as the testbed's).
 const SECRET: &str = connectzero::testbed::ACTION_SECRET;
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("host/ is in the workspace")
         .to_path_buf()
 }
 
-/// The Spin CLI, or `None` (with the reason printed) when it is absent.
-fn spin_cli() -> Option<PathBuf> {
+/// The Spin CLI, or `None` (with the reason printed) when it is absent
+/// (a failure under `CI`).
+pub(crate) fn spin_cli() -> Option<PathBuf> {
     let path = workspace_root().join("../shared/tools/spin/spin");
     if path.exists() {
         Some(path)
@@ -208,10 +211,14 @@ fn spin_toml_runs_the_composed_deployables() -> anyhow::Result<()> {
 const LOOPBACK_HOSTS: &str = "http://127.0.0.1:*";
 
 /// Where a `spin up`'s key-value store lives.
+#[derive(Clone)]
 enum Store {
     /// Spin's own SQLite file, `kv.db` in the state directory (shared by
     /// every app started on that directory).
     File,
+    /// Spin's Redis store on this server (kept running while an app uses
+    /// it).
+    Redis(std::sync::Arc<crate::redis::Redis>),
 }
 
 impl Store {
@@ -222,7 +229,39 @@ impl Store {
                 "[key_value_store.default]\ntype = \"spin\"\npath = {:?}\n",
                 state_dir.join("kv.db").display().to_string()
             ),
+            Store::Redis(redis) => format!(
+                "[key_value_store.default]\ntype = \"redis\"\nurl = {:?}\n",
+                redis.url()
+            ),
         }
+    }
+
+    /// A fresh Redis store; Spin's SQLite file where `redis-server` is
+    /// missing outside CI (under CI its absence fails the test).
+    fn redis() -> anyhow::Result<Self> {
+        Ok(match crate::redis::Redis::start()? {
+            Some(redis) => Store::Redis(std::sync::Arc::new(redis)),
+            None => Store::File,
+        })
+    }
+
+    /// The store of the apps started on `state_dir` by [`SpinApp::start`]:
+    /// one Redis per directory, so two apps on one directory share it.
+    fn for_state_dir(state_dir: &Path) -> anyhow::Result<Self> {
+        use std::collections::HashMap;
+        use std::sync::{Arc, Mutex, Weak};
+        static SHARED: Mutex<Option<HashMap<PathBuf, Weak<crate::redis::Redis>>>> =
+            Mutex::new(None);
+        let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        let map = shared.get_or_insert_with(HashMap::new);
+        if let Some(redis) = map.get(state_dir).and_then(Weak::upgrade) {
+            return Ok(Store::Redis(redis));
+        }
+        let store = Self::redis()?;
+        if let Store::Redis(redis) = &store {
+            map.insert(state_dir.to_path_buf(), Arc::downgrade(redis));
+        }
+        Ok(store)
     }
 }
 
@@ -231,6 +270,8 @@ struct SpinApp {
     child: Child,
     base_url: String,
     log: PathBuf,
+    /// Keeps a Redis store running while the app uses it.
+    _store: Store,
 }
 
 impl SpinApp {
@@ -321,7 +362,9 @@ impl SpinApp {
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string())),
         );
-        Self::launch(spin, state_dir, name, &all, &Store::File)
+        // The parity tests run on Redis, the scale-out store.
+        let store = Store::for_state_dir(state_dir)?;
+        Self::launch(spin, state_dir, name, &all, &store)
     }
 
     /// `spin up` of the project's `spin.toml` with exactly `variables`
@@ -351,6 +394,9 @@ impl SpinApp {
             .arg("--log-dir")
             .arg(state_dir.join(format!("{name}-logs")))
             .env("SPIN_DATA_DIR", state_dir.join(format!("{name}-data")))
+            // Its own process group: `spin up` and the `spin trigger http`
+            // it starts are stopped (or killed) together.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log)?)
             .stderr(std::fs::File::create(log.with_extension("err"))?);
@@ -364,6 +410,7 @@ impl SpinApp {
             child: command.spawn().context("spin up starts")?,
             base_url: format!("http://127.0.0.1:{port}"),
             log,
+            _store: store.clone(),
         };
         app.wait_healthy();
         Ok(app)
@@ -392,6 +439,25 @@ impl SpinApp {
         )
     }
 
+    /// `POST /tick`: the report, or why there is none (the app may be
+    /// down: the chaos test kills replicas).
+    async fn try_tick(&self) -> Result<Value, String> {
+        let response = reqwest::Client::new()
+            .post(format!("{}/tick", self.base_url))
+            .header("x-connectzero-tick-secret", TICK_SECRET)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(format!("tick answered {status}: {body}"))
+        }
+    }
+
     /// `POST /tick`; returns the tick report.
     async fn tick(&self) -> Value {
         let response = reqwest::Client::new()
@@ -412,12 +478,25 @@ impl SpinApp {
     }
 }
 
+impl SpinApp {
+    /// SIGKILL `spin up` and its trigger process (its process group), as
+    /// a crash would: nothing is flushed, no request finishes.
+    fn kill_hard(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for SpinApp {
     fn drop(&mut self) {
-        // SIGTERM lets `spin up` stop its `spin trigger http` child too.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        // SIGTERM to the group lets `spin up` and its trigger stop.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", &group]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -425,7 +504,7 @@ impl Drop for SpinApp {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
+        let _ = Command::new("kill").args(["-KILL", &group]).status();
         let _ = self.child.wait();
     }
 }

@@ -10,10 +10,10 @@ use super::*;
 use std::collections::BTreeMap;
 
 /// The admin API's secret in these tests (a test value).
-const ADMIN_SECRET: &str = "spin-test-admin-secret-5d1e";
+pub(super) const ADMIN_SECRET: &str = "spin-test-admin-secret-5d1e";
 
 /// The app-wide variables of a multi-tenant app with no tenant of its own.
-fn app_variables() -> Vec<(String, String)> {
+pub(super) fn app_variables() -> Vec<(String, String)> {
     [
         ("crm_client_id", "sim-client-id"),
         ("crm_client_secret", "sim-client-secret"),
@@ -32,7 +32,7 @@ fn app_variables() -> Vec<(String, String)> {
 }
 
 /// The admin API's settings for a tenant served by `world`'s simulators.
-fn tenant_settings(world: &World) -> BTreeMap<&'static str, String> {
+pub(super) fn tenant_settings(world: &World) -> BTreeMap<&'static str, String> {
     let config = world.config();
     BTreeMap::from([
         ("pbx_base_url", config.pbx.base_url.clone()),
@@ -66,7 +66,7 @@ fn secrets_of(world: &World) -> [String; 2] {
 }
 
 /// A call of the admin API.
-async fn admin(
+pub(super) async fn admin(
     app: &SpinApp,
     method: reqwest::Method,
     path: &str,
