@@ -5,7 +5,7 @@
 //! round. Every call must land once, every recording once, every trigger
 //! once, and nothing may be left behind.
 
-use super::tenants::{ADMIN_SECRET, admin, app_variables, tenant_settings};
+use super::tenants::{ADMIN_SECRET, admin, app_variables, tenant_settings, tenant_world};
 use super::*;
 use crate::redis::Redis;
 
@@ -33,7 +33,7 @@ async fn three_replicas_on_redis_killed_and_restarted_land_every_call_once() -> 
     // A killed replica's tenants are taken over within seconds.
     variables.push(("tenant_lease_secs".into(), "3".into()));
     let mut starts = 0;
-    let mut launch = |starts: &mut usize| {
+    let launch = |starts: &mut usize| {
         *starts += 1;
         SpinApp::launch(
             &spin,
@@ -51,7 +51,7 @@ async fn three_replicas_on_redis_killed_and_restarted_land_every_call_once() -> 
     let plans = demo_plans();
     let mut worlds = Vec::new();
     for i in 0..TENANTS {
-        let (world, _) = seeded_world(quick_retries().build()).await?;
+        let world = tenant_world(i).await?;
         let id = format!("t{i:03}");
         let mut settings = tenant_settings(&world);
         // A killed replica's claims are taken over within seconds too.
@@ -121,13 +121,13 @@ async fn three_replicas_on_redis_killed_and_restarted_land_every_call_once() -> 
         );
         if round % 3 == 1 {
             let victim = kills % REPLICAS;
-            let group = format!("-{}", replicas[victim].child.id());
+            let pid = replicas[victim].child.id();
             // The kill lands somewhere inside the replicas' ticks: a
             // fault's timing, not a synchronisation.
             let delay = Duration::from_millis(20 + (round as u64 * 37) % 400);
             let kill = async {
                 tokio::time::sleep(delay).await;
-                let _ = Command::new("kill").args(["-KILL", &group]).status();
+                signal_group(pid, "KILL");
             };
             tokio::join!(tick_round(&replicas), kill);
             // Reaped (and killed again, should it have survived).

@@ -478,13 +478,20 @@ impl SpinApp {
     }
 }
 
+/// Send `signal` (e.g. "KILL") to the process group led by `pid`: a
+/// `spin up` and the `spin trigger http` it started.
+fn signal_group(pid: u32, signal: &str) {
+    // `--`: a negative id is a process group, not an option.
+    let _ = Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{pid}")])
+        .status();
+}
+
 impl SpinApp {
     /// SIGKILL `spin up` and its trigger process (its process group), as
     /// a crash would: nothing is flushed, no request finishes.
     fn kill_hard(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
-            .status();
+        signal_group(self.child.id(), "KILL");
         let _ = self.child.wait();
     }
 }
@@ -495,8 +502,7 @@ impl Drop for SpinApp {
             return;
         }
         // SIGTERM to the group lets `spin up` and its trigger stop.
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", &group]).status();
+        signal_group(self.child.id(), "TERM");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -504,7 +510,7 @@ impl Drop for SpinApp {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = Command::new("kill").args(["-KILL", &group]).status();
+        signal_group(self.child.id(), "KILL");
         let _ = self.child.wait();
     }
 }
