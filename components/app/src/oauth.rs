@@ -233,47 +233,16 @@ pub fn callback(request: &Incoming, tenant: &str) -> Answer {
         Ok(r) => r,
         Err(e) => return internal(e),
     };
-    let before = match config::get("crm_location_id") {
-        Ok(location) => location,
-        Err(e) => return internal(e),
-    };
     match crm_install::complete(&code, &redirect) {
-        Ok(location) => {
-            if before.is_none()
-                && let Err(answer) = record_location(tenant, &location)
-            {
-                return answer;
-            }
-            (
-                200,
-                Vec::new(),
-                json!({"ok": true, "locationId": location, "message": "ConnectZero is installed for this location"}),
-            )
-        }
+        Ok(location) => (
+            200,
+            Vec::new(),
+            json!({"ok": true, "locationId": location, "message": "ConnectZero is installed for this location"}),
+        ),
         Err(e @ StageError::Forbidden(_)) => error(403, crate::describe(&e)),
         Err(e @ StageError::Unauthorized(_)) => error(400, crate::describe(&e)),
         Err(e) => error(502, crate::describe(&e)),
     }
-}
-
-/// A tenant kept in the store that was created without a location gets
-/// the one its first install granted, unless another tenant serves it.
-fn record_location(tenant: &str, location: &str) -> Result<(), Answer> {
-    use crate::connectzero::pipeline::tenancy;
-    match tenancy::find_by_location(location) {
-        Ok(Some(other)) if other != tenant => {
-            eprintln!(
-                "connectzero: tenant {tenant} was installed for a location tenant {other} already serves; its location stays unset"
-            );
-            return Err(error(
-                409,
-                "this sub-account is already connected to another tenant of this app: remove that tenant first",
-            ));
-        }
-        Ok(_) => {}
-        Err(e) => return Err(internal(e)),
-    }
-    tenancy::put(tenant, &[("crm_location_id".into(), location.into())]).map_err(internal)
 }
 
 /// Mark a state used, once: unknown, expired or already used states are

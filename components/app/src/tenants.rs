@@ -88,9 +88,12 @@ fn admin_route(request: &Incoming) -> Result<(u16, Value), (u16, String)> {
                 .to_string(),
         )
     };
+    // The scheme's name is case-insensitive (RFC 9110 §11.1).
     let presented = request
         .header("authorization")
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .ok_or_else(refused)?;
     // The shared constant-time comparison; its wording is for HighLevel's
     // calls, so the refusal is worded here.
@@ -115,6 +118,12 @@ fn admin_route(request: &Incoming) -> Result<(u16, Value), (u16, String)> {
         }
         ("PUT", _, Some(id)) => {
             bad_id(id)?;
+            if own_tenant().map_err(internal)?.as_deref() == Some(id) {
+                return Err((
+                    409,
+                    format!("{id:?} is the app's own tenant (its variables): choose another id"),
+                ));
+            }
             let settings = put_body(request)?;
             check(id, &settings)?;
             let created = tenancy::describe(id).map_err(internal)?.is_none();

@@ -150,21 +150,17 @@ pub fn install(settings: &Settings, code: &str, redirect_uri: &str) -> Result<St
             message,
         })
     };
-    let agency = || {
-        refused("HighLevel issued an agency-level token with no location: install the app into the sub-account (location) itself".into())
-    };
     // A grant is only kept for the configured location: the tenant serves
-    // one (`guest_support::oauth::check_install`). A tenant kept in the
-    // app's store may be created before its install, without a location:
-    // its first install names it (the app then records it, see
-    // components/app/src/oauth.rs).
-    let expected = match guest_support::config::get("crm_location_id")? {
-        Some(expected) => expected,
-        None => granted.location_id().ok_or_else(agency)?.to_string(),
-    };
+    // one (`guest_support::oauth::check_install`). A tenant without one is
+    // never completed by an install: the install link is public, so the
+    // first stranger to install would bind their own sub-account (and the
+    // tenant's calls) to it.
+    let expected = guest_support::config::require("crm_location_id")?;
     match check_install(granted.location_id(), &expected) {
         Ok(()) => {}
-        Err(InstallRefusal::NoLocation) => return Err(agency()),
+        Err(InstallRefusal::NoLocation) => {
+            return Err(refused("HighLevel issued an agency-level token with no location: install the app into the sub-account (location) itself".into()));
+        }
         Err(InstallRefusal::WrongLocation { installed }) => {
             // The answer goes to whoever presented the code: no location ids.
             eprintln!(

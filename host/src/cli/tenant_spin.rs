@@ -79,9 +79,17 @@ pub fn run(args: SpinTenantArgs) -> anyhow::Result<()> {
         anyhow::anyhow!("set {ADMIN_SECRET_ENV} to the deployment's admin_secret variable")
     })?;
     let base = args.url.trim_end_matches('/').to_string();
+    // The admin secret travels with every call: plain http only to this
+    // machine.
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|prefix| {
+            base.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        });
     anyhow::ensure!(
-        base.starts_with("https://") || base.starts_with("http://"),
-        "--url must be the deployment's http(s) address, e.g. https://connectzero.example.com"
+        base.starts_with("https://") || loopback,
+        "--url must be the deployment's https:// address, e.g. https://connectzero.example.com (plain http:// only for 127.0.0.1 or localhost)"
     );
     let admin = Admin { base, secret };
     // The CLI's runtime is tokio's (main); the calls are few and short.

@@ -18,7 +18,8 @@
 //!   own). Its imports are only WASI 0.2 (`wasi:http`, `wasi:keyvalue`,
 //!   `wasi:config`, ...): what Spin's `platform` world provides.
 //! - [`Deployable::WriteBack`]: the Update Call Record action with
-//!   credentials plugged in.
+//!   credentials and the tenancy provider (the app's own tenant's scope)
+//!   plugged in.
 //!
 //! `crates/runtime/build.rs` runs it after building the components, so a normal
 //! `cargo build` produces the composed files next to the stage ones.
@@ -187,6 +188,14 @@ pub fn compose_from(deployable: Deployable, source: &dyn Source) -> Result<Vec<u
             let credentials = graph.export_of(credentials_instance, "credentials")?;
             let write_back = graph.instance(Stage::WriteBack.file_name())?;
             graph.plug(write_back, "credentials", credentials)?;
+            // The tenancy provider here too, in the app's own tenant's
+            // scope: its checked compare-and-swap (Spin's Redis store
+            // reports every swap as failed) and the location's budget.
+            let tenancy = graph.instance(named("tenancy").file)?;
+            for interface in TENANCY_STANDS_IN_FOR {
+                let export = graph.export_named(tenancy, interface)?;
+                graph.plug_everywhere(interface, export, tenancy)?;
+            }
             graph.finish(write_back, HANDLER)
         }
     }

@@ -48,6 +48,7 @@ async fn three_replicas_on_redis_killed_and_restarted_land_every_call_once() -> 
         replicas.push(launch(&mut starts)?);
     }
 
+    eprintln!("chaos: {REPLICAS} replicas up");
     let plans = demo_plans();
     let mut worlds = Vec::new();
     for i in 0..TENANTS {
@@ -74,8 +75,12 @@ async fn three_replicas_on_redis_killed_and_restarted_land_every_call_once() -> 
             anyhow::ensure!(sub.status == 200, "{id} subscribing {key}: {}", sub.status);
         }
         worlds.push(world);
+        if worlds.len() % 10 == 0 {
+            eprintln!("chaos: {} tenants added", worlds.len());
+        }
     }
 
+    eprintln!("chaos: {TENANTS} tenants added and subscribed");
     // Every call rings first; rounds (no kills yet) until every tenant has
     // seen its calls ringing, so `call.started` fires for each.
     for world in &worlds {
@@ -98,6 +103,7 @@ async fn three_replicas_on_redis_killed_and_restarted_land_every_call_once() -> 
         anyhow::ensure!(rounds <= 60, "calls still ringing unseen after 60 rounds");
         tick_round(&replicas).await;
     }
+    eprintln!("chaos: every call seen ringing after {rounds} rounds");
     // Then they end and land in 3CX's call history.
     for world in &worlds {
         let mut placer = demo::Placer::default();
@@ -119,7 +125,7 @@ async fn three_replicas_on_redis_killed_and_restarted_land_every_call_once() -> 
             "after {MAX_ROUNDS} rounds {} of {TENANTS} tenants are complete",
             worlds.iter().filter(|w| totals(w) == want).count()
         );
-        if round % 3 == 1 {
+        if round <= 3 || round % 3 == 1 {
             let victim = kills % REPLICAS;
             let pid = replicas[victim].child.id();
             // The kill lands somewhere inside the replicas' ticks: a
