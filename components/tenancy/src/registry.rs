@@ -153,7 +153,7 @@ impl Guest for Provider {
                 tenancy::check_id(&id).map_err(bad)?;
                 let Some(found) = record(&raw()?, &id)? else {
                     return Err(StageError::InvalidSettings(format!(
-                        "there is no tenant {id:?}: create it with PUT /admin/tenants/{id} (`connectzero tenant add --spin-url ...`)"
+                        "there is no tenant {id:?}: create it with PUT /admin/tenants/{id} (`connectzero tenant spin set ...`)"
                     )));
                 };
                 let values = open_values(&id, &found)?;

@@ -50,9 +50,9 @@ enum SpinTenantCommand {
     /// default_country, policy_json, ...; `""` unsets one). The secrets
     /// come from CONNECTZERO_PBX_CLIENT_SECRET and
     /// CONNECTZERO_CRM_REFRESH_TOKEN, or with --secrets-stdin from
-    /// `pbx_client_secret=…` / `crm_refresh_token=…` lines. A tenant may be
-    /// created without crm_location_id: its first OAuth install at
-    /// /t/<ID>/oauth/install sets it.
+    /// `pbx_client_secret=…` / `crm_refresh_token=…` lines. The OAuth
+    /// install at /t/<ID>/oauth/install is kept only for the tenant's
+    /// crm_location_id.
     Set {
         /// Tenant id: lower-case letters, digits, `-` and `_`.
         id: String,

@@ -458,23 +458,13 @@ impl SpinApp {
         }
     }
 
-    /// `POST /tick`; returns the tick report.
+    /// `POST /tick`; returns the tick report (a failure, or no answer
+    /// within a minute, fails the test with the app's logs).
     async fn tick(&self) -> Value {
-        let response = reqwest::Client::new()
-            .post(format!("{}/tick", self.base_url))
-            .header("x-connectzero-tick-secret", TICK_SECRET)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert_eq!(
-            status,
-            200,
-            "tick answered {status}: {body}\n{}",
-            self.logs()
-        );
-        body
+        match self.try_tick().await {
+            Ok(report) => report,
+            Err(why) => panic!("{why}\n{}", self.logs()),
+        }
     }
 }
 
@@ -499,6 +489,8 @@ impl SpinApp {
 impl Drop for SpinApp {
     fn drop(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
+            // `spin up` is gone; its trigger may not be.
+            signal_group(self.child.id(), "KILL");
             return;
         }
         // SIGTERM to the group lets `spin up` and its trigger stop.
