@@ -18,6 +18,9 @@
 //!   costs the whole pipeline.
 //! - `retention` ([`retention`]): the database size over 90 simulated days
 //!   of 1,000,000 calls under the default horizons.
+//! - `spin-replicas` ([`spin_replicas`], only when asked for: it needs the
+//!   Spin CLI and `redis-server`): 1, 2 and 3 Spin replicas on Redis next
+//!   to the bundled host on the same tenants and calls.
 //!
 //! Memory figures are this process's `/proc/self/status` (Linux only); the
 //! simulators run in the same process, so absolute RSS includes them.
@@ -26,6 +29,7 @@ mod boundary;
 mod latency;
 mod native_match;
 mod retention;
+mod spin_replicas;
 mod stream;
 mod tenants;
 mod throughput;
@@ -64,6 +68,10 @@ pub enum Scenario {
     /// last: it moves the runtime's clock 90 days ahead.
     #[value(name = "retention")]
     Retention,
+    /// 1, 2 and 3 Spin replicas on Redis next to the bundled host (only
+    /// when asked for: needs the Spin CLI and redis-server).
+    #[value(name = "spin-replicas")]
+    SpinReplicas,
 }
 
 impl Scenario {
@@ -85,6 +93,7 @@ impl Scenario {
             Scenario::Throughput => "throughput",
             Scenario::Boundary => "boundary",
             Scenario::Retention => "retention",
+            Scenario::SpinReplicas => "spin-replicas",
         }
     }
 }
@@ -100,6 +109,8 @@ pub struct Options {
     pub quick: bool,
     /// Directory of replacement components, as for `connectzero run`.
     pub components: Option<PathBuf>,
+    /// The Spin CLI for `spin-replicas`.
+    pub spin: Option<PathBuf>,
 }
 
 /// Run the chosen scenarios and print their figures on stdout.
@@ -146,6 +157,15 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             Scenario::Retention => {
                 let calls = if options.quick { 100_000 } else { 1_000_000 };
                 retention::run(runtime.clone(), dir.path(), calls).await?
+            }
+            Scenario::SpinReplicas => {
+                spin_replicas::run(
+                    runtime.clone(),
+                    dir.path(),
+                    options.quick,
+                    options.spin.clone(),
+                )
+                .await?
             }
         }
         println!(

@@ -17,6 +17,10 @@ pub struct BenchArgs {
     /// Small samples and short runs: a smoke test, not figures to quote.
     #[arg(long)]
     quick: bool,
+    /// The Spin CLI for `--scenario spin-replicas` (default:
+    /// ../shared/tools/spin/spin, else `spin` on PATH).
+    #[arg(long, value_name = "PATH")]
+    spin: Option<PathBuf>,
 }
 
 /// `connectzero bench`: run the chosen scenarios and print their figures.
@@ -25,12 +29,14 @@ pub async fn run(components: Option<PathBuf>, args: BenchArgs) -> anyhow::Result
         scenarios,
         calls,
         quick,
+        spin,
     } = args;
     bench::run(bench::Options {
         scenarios,
         calls,
         quick,
         components,
+        spin,
     })
     .await
 }
