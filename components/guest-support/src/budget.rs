@@ -188,11 +188,14 @@ mod tests {
             "request to crm:443 failed: InternalError(Some({:?}))",
             refusal_message(6_200)
         );
-        assert_eq!(request_error(refused), crate::StageError::RateLimited(7));
-        assert_eq!(
+        assert!(matches!(
+            request_error(refused),
+            crate::StageError::RateLimited(7)
+        ));
+        assert!(matches!(
             request_error("request to crm:443 failed: ConnectionRefused".into()),
-            crate::StageError::Network("request to crm:443 failed: ConnectionRefused".into())
-        );
+            crate::StageError::Network(m) if m == "request to crm:443 failed: ConnectionRefused"
+        ));
     }
 
     #[test]
