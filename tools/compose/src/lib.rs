@@ -27,6 +27,10 @@
 //! It depends on `wac-graph` and the component table (`connectzero-
 //! stages`): never on wasmtime, the runtime or the host, which call it.
 
+mod error;
+
+pub use error::ComposeError;
+
 use connectzero_stages::{Component, Grant, Stage, named};
 use std::path::Path;
 use wac_graph::types::Package;
@@ -72,42 +76,6 @@ impl Deployable {
             Deployable::WriteBack => "connectzero_write_back.composed.wasm",
         }
     }
-}
-
-/// Why a composition failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ComposeError {
-    /// A component file could not be read or is not a component.
-    #[error("reading component {file}: {reason}")]
-    Input {
-        /// The file.
-        file: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The components do not fit together (an export or import is missing
-    /// or has another type): the WIT of one of them changed.
-    #[error("wiring {what}: {reason}")]
-    Wiring {
-        /// Which connection.
-        what: String,
-        /// What wac said.
-        reason: String,
-    },
-    /// A pipeline component imports something its stage is not granted
-    /// (e.g. a replacement matcher importing `wasi:http`): composing it
-    /// would hand it the composition's import.
-    #[error(
-        "{file} imports {import}, which is not granted to it (it may import only WASI cli/io/clocks/random/filesystem and: {granted}); rebuild it against its stage world in wit/ (a matcher: wit/matcher/matcher.wit; matchers built for connectzero:pipeline/matcher must be rebuilt, docs/PARTNERS.md)"
-    )]
-    NotGranted {
-        /// The component file.
-        file: String,
-        /// The import it is not granted.
-        import: String,
-        /// What it may import besides plain WASI.
-        granted: String,
-    },
 }
 
 /// Where the component files come from: a directory (the build's output),
@@ -170,15 +138,9 @@ pub fn compose_from(deployable: Deployable, source: &dyn Source) -> Result<Vec<u
             graph.plug(app, "trigger", pipeline.trigger)?;
             let install = graph.export_of(credentials_instance, "crm-install")?;
             graph.plug(app, "crm-install", install)?;
-            // Last, when every instance exists: the tenancy provider stands
-            // in for Spin's key-value store, variables and outgoing HTTP
-            // everywhere, so each tenant's keys and settings are its own
-            // and its HighLevel requests keep to its location's budget.
-            let tenancy = graph.instance(named("tenancy").file)?;
-            for interface in TENANCY_STANDS_IN_FOR {
-                let export = graph.export_named(tenancy, interface)?;
-                graph.plug_everywhere(interface, export, tenancy)?;
-            }
+            // Last, when every instance exists: each tenant's keys and
+            // settings are its own, its HighLevel requests in its budget.
+            let tenancy = graph.tenancy()?;
             let select = graph.export_of(tenancy, "tenancy")?;
             graph.plug(app, "tenancy", select)?;
             graph.finish(app, HANDLER)
@@ -191,11 +153,7 @@ pub fn compose_from(deployable: Deployable, source: &dyn Source) -> Result<Vec<u
             // The tenancy provider here too, in the app's own tenant's
             // scope: its checked compare-and-swap (Spin's Redis store
             // reports every swap as failed) and the location's budget.
-            let tenancy = graph.instance(named("tenancy").file)?;
-            for interface in TENANCY_STANDS_IN_FOR {
-                let export = graph.export_named(tenancy, interface)?;
-                graph.plug_everywhere(interface, export, tenancy)?;
-            }
+            graph.tenancy()?;
             graph.finish(write_back, HANDLER)
         }
     }
@@ -324,6 +282,17 @@ impl<'a> Graph<'a> {
         let node = self.graph.instantiate(package);
         self.instances.push((node, package));
         Ok(node)
+    }
+
+    /// The tenancy provider, standing in for Spin's key-value store,
+    /// variables and outgoing HTTP in every instance made so far.
+    fn tenancy(&mut self) -> Result<NodeId, ComposeError> {
+        let tenancy = self.instance(named("tenancy").file)?;
+        for interface in TENANCY_STANDS_IN_FOR {
+            let export = self.export_named(tenancy, interface)?;
+            self.plug_everywhere(interface, export, tenancy)?;
+        }
+        Ok(tenancy)
     }
 
     /// The export `name` (full, with version) of an instance.
