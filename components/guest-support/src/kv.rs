@@ -33,13 +33,13 @@ pub fn set_json<T: Serialize>(store: &impl Store, key: &str, value: &T) -> Resul
 }
 
 /// `value` as JSON, for `key`.
-pub(crate) fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StageError> {
+pub fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StageError> {
     serde_json::to_vec(value)
         .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))
 }
 
 /// The JSON value stored at `key`.
-pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StageError> {
+pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StageError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StageError::Storage(format!("value at {key:?} is unreadable: {e}")))
 }

@@ -15,7 +15,7 @@ use crate::wasi::keyvalue::store::{self as real, Bucket};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use guest_support::StageError;
-use guest_support::kv::BUCKET;
+use guest_support::kv::{BUCKET, decode, encode};
 use guest_support::sealing::store_key::Key;
 use guest_support::tenancy::{self, Lease, TenantRecord};
 use guest_support::time::now_ms;
@@ -36,16 +36,6 @@ fn storage(error: real::Error) -> StageError {
 
 fn raw() -> Result<Bucket, StageError> {
     real::open(BUCKET).map_err(storage)
-}
-
-fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StageError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StageError::Storage(format!("value at {key:?} is unreadable: {e}")))
-}
-
-fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StageError> {
-    serde_json::to_vec(value)
-        .map_err(|e| StageError::Storage(format!("encoding value for {key:?}: {e}")))
 }
 
 fn read<T: DeserializeOwned>(bucket: &Bucket, key: &str) -> Result<Option<T>, StageError> {

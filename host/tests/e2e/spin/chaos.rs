@@ -90,13 +90,7 @@ async fn three_replicas_on_redis_killed_and_restarted_land_every_call_once() -> 
                 .add_active_call(demo::active_call(plan, chrono::Utc::now()));
         }
     }
-    let started = |w: &World| {
-        w.crm
-            .trigger_executions()
-            .iter()
-            .filter(|e| e.body["event"] == "call.started")
-            .count()
-    };
+    let started = |w: &World| fired(w, "call.started");
     let mut rounds = 0;
     while !worlds.iter().all(|w| started(w) >= plans.len()) {
         rounds += 1;
@@ -151,15 +145,7 @@ async fn three_replicas_on_redis_killed_and_restarted_land_every_call_once() -> 
     }
 
     for (i, world) in worlds.iter().enumerate() {
-        let messages = world.crm.messages();
-        let mut alt_ids: Vec<_> = messages.iter().map(|m| m.alt_id.clone()).collect();
-        alt_ids.sort();
-        alt_ids.dedup();
-        assert_eq!(
-            alt_ids.len(),
-            messages.len(),
-            "tenant {i}: a call was posted twice"
-        );
+        assert_each_call_once(world, &format!("tenant {i}"));
         // Totals equal to the demo's: no call, recording or trigger
         // missing, none twice.
         assert_eq!(totals(world), want, "tenant {i}");

@@ -618,6 +618,30 @@ fn expected_totals(plans: &[CallPlan]) -> (usize, usize, usize) {
     (posted, recordings, triggers)
 }
 
+/// Fails when two of `world`'s messages carry the same call key
+/// (`altId`): a call posted twice.
+fn assert_each_call_once(world: &World, whose: &str) {
+    let messages = world.crm.messages();
+    let mut alt_ids: Vec<_> = messages.iter().map(|m| m.alt_id.clone()).collect();
+    alt_ids.sort();
+    alt_ids.dedup();
+    assert_eq!(
+        alt_ids.len(),
+        messages.len(),
+        "{whose}: a call was posted twice"
+    );
+}
+
+/// How many `event` triggers (`call.started`, ...) `world`'s workflows got.
+fn fired(world: &World, event: &str) -> usize {
+    world
+        .crm
+        .trigger_executions()
+        .iter()
+        .filter(|e| e.body["event"] == event)
+        .count()
+}
+
 fn totals(world: &World) -> (usize, usize, usize) {
     (
         world.crm.messages().len(),
@@ -1225,13 +1249,7 @@ async fn spin_ticks_running_past_their_lease_post_each_call_once() -> anyhow::Re
             chrono::Utc::now(),
         );
     }
-    let ended = |w: &World| {
-        w.crm
-            .trigger_executions()
-            .iter()
-            .filter(|e| e.body["event"] == "call.ended")
-            .count()
-    };
+    let ended = |w: &World| fired(w, "call.ended");
     let mut rounds = 0;
     while world.crm.messages().len() < 20 || ended(&world) < 20 || rounds < 2 {
         rounds += 1;

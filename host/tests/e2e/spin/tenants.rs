@@ -229,15 +229,7 @@ async fn two_replicas_serve_three_tenants_from_the_store_each_call_once() -> any
     tick_all_to_totals([&first, &second], &want).await?;
 
     for (id, world) in ids.iter().zip(&worlds) {
-        let messages = world.crm.messages();
-        let mut alt_ids: Vec<_> = messages.iter().map(|m| m.alt_id.clone()).collect();
-        alt_ids.sort();
-        alt_ids.dedup();
-        assert_eq!(
-            alt_ids.len(),
-            messages.len(),
-            "{id}: a call was posted twice"
-        );
+        assert_each_call_once(world, id);
     }
     // The report names every tenant.
     let report = first.tick().await;
