@@ -18,15 +18,22 @@
 //!   location's request budget shared by every replica.
 //! - [`registry`]: the tenants' records (secrets sealed with the app's
 //!   `token_key`), their index and their tick leases.
+//! - [`fence`]: a tick renews its tenant's lease as it writes, and a tick
+//!   that lost the lease to another is refused every write.
+//! - [`stamp`]: random bytes in front of every swapped value, so a swap
+//!   Spin reports wrongly can be checked (two writers never write the same
+//!   bytes).
 //!
 //! The rules (names, layout, leases) are `guest_support::tenancy`. A
 //! Spin-side provider: it depends on `guest-support` and its world's
 //! imports, never on the host.
 
 pub mod config;
+pub mod fence;
 pub mod outbound;
 pub mod registry;
 pub mod scope;
+pub mod stamp;
 pub mod store;
 
 wit_bindgen::generate!({

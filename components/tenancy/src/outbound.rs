@@ -71,7 +71,7 @@ fn take_slot(location: &str) -> Result<(), ErrorCode> {
     let bucket = store::open(BUCKET).map_err(|e| internal(format!("budget store: {e:?}")))?;
     for _ in 0..CAS_ATTEMPTS {
         let cas = Cas::new(&bucket, &key).map_err(|e| internal(format!("budget: {e:?}")))?;
-        let mut window: Window = match cas.current() {
+        let mut window: Window = match crate::store::current(&cas) {
             Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
             Ok(None) => Window::default(),
             Err(e) => return Err(internal(format!("budget: {e:?}"))),

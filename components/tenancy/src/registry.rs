@@ -7,8 +7,9 @@
 
 use crate::Provider;
 use crate::exports::connectzero::pipeline::tenancy::{Guest, Scope};
+use crate::fence;
 use crate::scope;
-use crate::store::{Swapped, swap_on_spin};
+use crate::store::{self, Swapped, swap_on_spin};
 use crate::wasi::config::store as config;
 use crate::wasi::keyvalue::atomics::Cas;
 use crate::wasi::keyvalue::store::{self as real, Bucket};
@@ -39,8 +40,7 @@ fn raw() -> Result<Bucket, StageError> {
 }
 
 fn read<T: DeserializeOwned>(bucket: &Bucket, key: &str) -> Result<Option<T>, StageError> {
-    bucket
-        .get(key)
+    store::get(bucket, key)
         .map_err(storage)?
         .map(|bytes| decode(key, &bytes))
         .transpose()
@@ -56,8 +56,7 @@ fn update<T: Serialize + DeserializeOwned>(
 ) -> Result<bool, StageError> {
     for _ in 0..CAS_ATTEMPTS {
         let cas = Cas::new(bucket, key).map_err(storage)?;
-        let current = cas
-            .current()
+        let current = store::current(&cas)
             .map_err(storage)?
             .map(|b| decode(key, &b))
             .transpose()?;
@@ -272,8 +271,7 @@ impl Guest for Provider {
         let bucket = raw()?;
         let key = tenancy::lease_key(&id);
         let cas = Cas::new(&bucket, &key).map_err(storage)?;
-        let current: Option<Lease> = cas
-            .current()
+        let current: Option<Lease> = store::current(&cas)
             .map_err(storage)?
             .map(|b| decode(&key, &b))
             .transpose()?;
@@ -285,14 +283,19 @@ impl Guest for Provider {
             holder,
             until_ms: now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX)),
         };
+        let until_ms = lease.until_ms;
         match swap_on_spin(&bucket, &key, cas, &encode(&key, &lease)?).map_err(storage)? {
-            Swapped::Done => Ok(true),
+            Swapped::Done => {
+                fence::taken(&id, &lease.holder, lease_ms, until_ms);
+                Ok(true)
+            }
             Swapped::Lost(_) => Ok(false),
         }
     }
 
     fn release_lease(id: String, holder: String) -> Result<(), StageError> {
         check_lease_id(&id)?;
+        fence::released(&id);
         // Swapped for an expired lease rather than deleted: a delete after
         // the check could remove a lease another holder took meanwhile.
         update(
@@ -307,4 +310,22 @@ impl Guest for Provider {
         )?;
         Ok(())
     }
+}
+
+/// Extend lease `id` by `lease_ms` from now if `holder` still holds it
+/// (even past its end, as long as nobody took it over): the new end, or
+/// `None` when another holder has it.
+pub fn renew_lease(id: &str, holder: &str, lease_ms: u64) -> Result<Option<i64>, StageError> {
+    let until_ms = now_ms().saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+    let renewed = update(
+        &raw()?,
+        &tenancy::lease_key(id),
+        |current: Option<Lease>| {
+            Ok(current.filter(|l| l.holder == holder).map(|l| Lease {
+                holder: l.holder,
+                until_ms,
+            }))
+        },
+    )?;
+    Ok(renewed.then_some(until_ms))
 }

@@ -15,6 +15,7 @@ use crate::exports::wasi::keyvalue::store::{
 use crate::scope;
 use crate::wasi::keyvalue::atomics as real_atomics;
 use crate::wasi::keyvalue::store as real;
+use crate::{fence, stamp};
 use guest_support::tenancy;
 use std::rc::Rc;
 
@@ -25,6 +26,8 @@ pub struct Bucket {
     prefix: String,
     /// Whether it is the app's own tenant's.
     app: bool,
+    /// The tick lease its writes are fenced by ([`fence`]).
+    lease: String,
 }
 
 impl Bucket {
@@ -70,21 +73,30 @@ impl exported::Guest for Provider {
             inner: Rc::new(inner),
             prefix: selected.prefix.clone(),
             app: selected.tenant.is_none(),
+            lease: selected
+                .tenant
+                .as_ref()
+                .map_or(tenancy::APP_LEASE_ID, |t| t.id.as_str())
+                .to_string(),
         }))
     }
 }
 
 impl GuestBucket for Bucket {
     fn get(&self, key: String) -> Result<Option<Vec<u8>>, Error> {
-        self.inner.get(&self.key(&key)?).map_err(from_real)
+        get(&self.inner, &self.key(&key)?).map_err(from_real)
     }
 
     fn set(&self, key: String, value: Vec<u8>) -> Result<(), Error> {
-        self.inner.set(&self.key(&key)?, &value).map_err(from_real)
+        let key = self.key(&key)?;
+        fenced(&self.lease)?;
+        self.inner.set(&key, &value).map_err(from_real)
     }
 
     fn delete(&self, key: String) -> Result<(), Error> {
-        self.inner.delete(&self.key(&key)?).map_err(from_real)
+        let key = self.key(&key)?;
+        fenced(&self.lease)?;
+        self.inner.delete(&key).map_err(from_real)
     }
 
     fn exists(&self, key: String) -> Result<bool, Error> {
@@ -113,6 +125,8 @@ pub struct Cas {
     bucket: Rc<real::Bucket>,
     /// The store's key.
     key: String,
+    /// The tick lease the swap is fenced by.
+    lease: String,
 }
 
 impl GuestCas for Cas {
@@ -124,12 +138,28 @@ impl GuestCas for Cas {
             inner,
             bucket: bucket.inner.clone(),
             key,
+            lease: bucket.lease.clone(),
         }))
     }
 
     fn current(&self) -> Result<Option<Vec<u8>>, Error> {
-        self.inner.current().map_err(from_real)
+        current(&self.inner).map_err(from_real)
     }
+}
+
+/// Refuse a write under `lease` once another tick holds it ([`fence`]).
+fn fenced(lease: &str) -> Result<(), Error> {
+    fence::check(lease).map_err(|e| Error::Other(guest_support::api::describe(&e)))
+}
+
+/// `key`'s value in Spin's `bucket`, stamp taken off ([`stamp`]).
+pub fn get(bucket: &real::Bucket, key: &str) -> Result<Option<Vec<u8>>, real::Error> {
+    Ok(bucket.get(key)?.map(stamp::unstamped))
+}
+
+/// The value a Spin swap in progress started from, stamp taken off.
+pub fn current(cas: &real_atomics::Cas) -> Result<Option<Vec<u8>>, real::Error> {
+    Ok(cas.current()?.map(stamp::unstamped))
 }
 
 /// What Spin's swap did, checked against the store ([`swap_on_spin`]).
@@ -148,11 +178,11 @@ pub enum Swapped {
 /// host/tests/e2e/redis.rs). A swap that lost its race still writes
 /// nothing (`WATCH` aborts the `EXEC`). So a reported failure is checked:
 /// when the store holds exactly the value this swap wrote, the swap is
-/// done. Every value the ledger and the leases swap in names its writer (a
-/// worker id unique per request), so another writer's value is never the
-/// same bytes; where two writers do write the same bytes, the store holds
-/// the state both asked for. On a store that answers correctly (Spin's
-/// SQLite store) a real failure leaves another value, so the check changes
+/// done. Two writers may swap in the same value (two workers claiming one
+/// queue job the same way), so every swapped value is [`stamped`] with
+/// random bytes first: the store holds this swap's bytes only if this
+/// swap wrote them. On a store that answers correctly (Spin's SQLite
+/// store) a real failure leaves another value, so the check changes
 /// nothing there. The remaining gap: a swap that wrote, followed by
 /// another writer's swap before this read, is reported as lost; its caller
 /// starts again from the newer value, as after any lost race.
@@ -162,10 +192,11 @@ pub fn swap_on_spin(
     cas: real_atomics::Cas,
     value: &[u8],
 ) -> Result<Swapped, real::Error> {
-    match real_atomics::swap(cas, value) {
+    let value = stamp::stamped(value);
+    match real_atomics::swap(cas, &value) {
         Ok(()) => Ok(Swapped::Done),
         Err(real_atomics::CasError::CasFailed(cas)) => {
-            if bucket.get(key)?.as_deref() == Some(value) {
+            if bucket.get(key)?.as_deref() == Some(value.as_slice()) {
                 Ok(Swapped::Done)
             } else {
                 Ok(Swapped::Lost(cas))
@@ -180,17 +211,28 @@ impl exported_atomics::Guest for Provider {
 
     fn increment(bucket: BucketBorrow<'_>, key: String, delta: i64) -> Result<i64, Error> {
         let bucket: &Bucket = bucket.get();
-        real_atomics::increment(&bucket.inner, &bucket.key(&key)?, delta).map_err(from_real)
+        let key = bucket.key(&key)?;
+        fenced(&bucket.lease)?;
+        real_atomics::increment(&bucket.inner, &key, delta).map_err(from_real)
     }
 
     fn swap(cas: exported_atomics::Cas, value: Vec<u8>) -> Result<(), CasError> {
-        let Cas { inner, bucket, key } = cas.into_inner();
+        let Cas {
+            inner,
+            bucket,
+            key,
+            lease,
+        } = cas.into_inner();
+        if let Err(e) = fenced(&lease) {
+            return Err(CasError::StoreError(e));
+        }
         match swap_on_spin(&bucket, &key, inner, &value) {
             Ok(Swapped::Done) => Ok(()),
             Ok(Swapped::Lost(inner)) => Err(CasError::CasFailed(exported_atomics::Cas::new(Cas {
                 inner,
                 bucket,
                 key,
+                lease,
             }))),
             Err(e) => Err(CasError::StoreError(from_real(e))),
         }

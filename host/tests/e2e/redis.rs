@@ -102,6 +102,24 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// `SET key value` on a fresh connection.
+    pub(crate) fn set(&self, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut command = Vec::new();
+        for part in [b"SET".as_slice(), key.as_bytes(), value] {
+            command.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
+            command.extend_from_slice(part);
+            command.extend_from_slice(b"\r\n");
+        }
+        stream.write_all(b"*3\r\n")?;
+        stream.write_all(&command)?;
+        let mut answer = [0u8; 5];
+        stream.read_exact(&mut answer)?;
+        anyhow::ensure!(&answer == b"+OK\r\n", "SET {key} answered {answer:?}");
+        Ok(())
+    }
+
     /// Poll with `PING` until `+PONG` comes back; an error when the
     /// server exits or [`REDIS_START`] passes first.
     fn wait_ready(&mut self) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@
 //! `spin up` is stopped by its PID when its guard drops.
 
 mod chaos;
+mod leases;
 mod tenants;
 
 use crate::common;
@@ -265,13 +266,34 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Write `value` at `key` behind the app's back, as another writer
+    /// (`state_dir` holds the SQLite file).
+    fn put(&self, state_dir: &Path, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        match self {
+            Store::File => {
+                let db = rusqlite::Connection::open(state_dir.join("kv.db"))?;
+                db.busy_timeout(Duration::from_secs(10))?;
+                // Spin's schema: one row per (store, key).
+                db.execute(
+                    "INSERT OR REPLACE INTO spin_key_value (store, key, value) VALUES ('default', ?1, ?2)",
+                    rusqlite::params![key, value],
+                )?;
+                Ok(())
+            }
+            Store::Redis(redis) => redis.set(key, value),
+        }
+    }
+}
+
 /// A `spin up` of the project's `spin.toml`, stopped by PID on drop.
 struct SpinApp {
     child: Child,
     base_url: String,
     log: PathBuf,
-    /// Keeps a Redis store running while the app uses it.
-    _store: Store,
+    /// Its key-value store (keeps a Redis store running while the app
+    /// uses it).
+    store: Store,
 }
 
 impl SpinApp {
@@ -410,7 +432,7 @@ impl SpinApp {
             child: command.spawn().context("spin up starts")?,
             base_url: format!("http://127.0.0.1:{port}"),
             log,
-            _store: store.clone(),
+            store: store.clone(),
         };
         app.wait_healthy();
         Ok(app)
