@@ -1,24 +1,26 @@
-//! The tick leases this request holds, and the fence on writes under them.
+//! The tick leases this request holds: kept alive while the tick works,
+//! and a fence on the writes that could collide with another tick's.
 //!
 //! A tenant's tick lease (`take-lease`) keeps other ticks of the tenant
-//! out only while it lasts. So every write in a leased scope goes through
-//! [`check`]:
+//! out only while it lasts, so:
 //!
-//! - with more than a third of the lease left, it goes ahead;
-//! - with less, the lease is renewed first (compare-and-swap, only while
-//!   this request still holds it), so a long tick keeps its tenant;
-//! - when another tick holds the lease (this one stalled past it and was
-//!   taken over), the write is refused, and so is every later write of
-//!   this request under that lease.
-//!
-//! Two ticks of one tenant therefore never write at once, whatever the
-//! store does with two concurrent first writes of a key (Spin's SQLite
-//! store turns a swap of an absent key into an overwrite). A refused write
-//! is a storage failure to the stage: the call is left as a crash leaves
-//! it, for the lease's new holder.
+//! - [`keep`]: every key-value write and every outgoing request of a
+//!   leased scope renews the lease first when less than a third of it is
+//!   left (compare-and-swap, only while this request still holds it), so
+//!   a long tick keeps its tenant. Finding another holder marks the lease
+//!   lost; the write or request itself goes ahead: it finishes work this
+//!   tick already owns (a posted call's ledger entry, a rotated token),
+//!   and refusing it would only lose that.
+//! - [`may_create`]: the first write of a key (a compare-and-swap from
+//!   absent: a new call's claim, a new queue job) is refused once the lease
+//!   is lost. Those are the writes two ticks could both win: Spin's SQLite
+//!   store turns a swap of an absent key into an overwrite. A swap of an
+//!   existing value is a true compare-and-swap and needs no fence. A
+//!   refused first write is a storage failure to the stage: the call is
+//!   released and left to the lease's new holder.
 //!
 //! Requests that hold no lease (the admin API, installs, the Update Call
-//! Record action) are not fenced: they do not claim calls.
+//! Record action) are neither renewed nor fenced: they claim no calls.
 
 use crate::registry;
 use guest_support::StageError;
@@ -88,12 +90,11 @@ fn lost(id: &str) -> StageError {
     ))
 }
 
-/// May this request write under lease `id` now? Renews the lease when it
-/// runs low; refuses once another tick holds it.
-pub fn check(id: &str) -> Result<(), StageError> {
+/// Renew lease `id` if it runs low; `Err` only when it is lost (another
+/// tick holds it) or could not be confirmed while running low.
+fn renewed(id: &str) -> Result<(), StageError> {
     let held = HELD.with(|h| h.borrow().get(id).cloned());
-    let now = now_ms();
-    match step(held.as_ref(), now) {
+    match step(held.as_ref(), now_ms()) {
         Step::Write => Ok(()),
         Step::Refuse => Err(lost(id)),
         Step::Renew => {
@@ -114,6 +115,19 @@ pub fn check(id: &str) -> Result<(), StageError> {
             }
         }
     }
+}
+
+/// Before a write or request under lease `id`: renew it when it runs low.
+/// Never refuses (see the module's doc).
+pub fn keep(id: &str) {
+    let _ = renewed(id);
+}
+
+/// Before the first write of a key under lease `id`: refused once the
+/// lease is lost to another tick (or cannot be confirmed while running
+/// low).
+pub fn may_create(id: &str) -> Result<(), StageError> {
+    renewed(id)
 }
 
 #[cfg(test)]
@@ -154,10 +168,11 @@ mod tests {
     #[test]
     fn taking_and_releasing_sets_what_is_checked() {
         taken("t1", "w", 30_000, i64::MAX);
-        assert!(check("t1").is_ok());
+        assert!(may_create("t1").is_ok());
         HELD.with(|h| h.borrow_mut().get_mut("t1").unwrap().lost = true);
-        assert!(matches!(check("t1"), Err(StageError::Storage(m)) if m.contains("lost")));
+        keep("t1");
+        assert!(matches!(may_create("t1"), Err(StageError::Storage(m)) if m.contains("lost")));
         released("t1");
-        assert!(check("t1").is_ok());
+        assert!(may_create("t1").is_ok());
     }
 }

@@ -34,6 +34,8 @@ impl Guest for Provider {
         request: OutgoingRequest,
         options: Option<RequestOptions>,
     ) -> Result<FutureIncomingResponse, ErrorCode> {
+        // A tick waiting on 3CX or HighLevel keeps its tenant's lease.
+        crate::fence::keep(&crate::scope::current().lease_id());
         if let Some(location) = budgeted_location(&request) {
             take_slot(&location)?;
         }
@@ -71,9 +73,9 @@ fn take_slot(location: &str) -> Result<(), ErrorCode> {
     let bucket = store::open(BUCKET).map_err(|e| internal(format!("budget store: {e:?}")))?;
     for _ in 0..CAS_ATTEMPTS {
         let cas = Cas::new(&bucket, &key).map_err(|e| internal(format!("budget: {e:?}")))?;
-        let mut window: Window = match crate::store::current(&cas) {
-            Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
-            Ok(None) => Window::default(),
+        let (mut window, first_write): (Window, bool) = match crate::store::current(&cas) {
+            Ok(Some(bytes)) => (serde_json::from_slice(&bytes).unwrap_or_default(), false),
+            Ok(None) => (Window::default(), true),
             Err(e) => return Err(internal(format!("budget: {e:?}"))),
         };
         let now = guest_support::time::now_ms();
@@ -86,7 +88,7 @@ fn take_slot(location: &str) -> Result<(), ErrorCode> {
             Admission::Slot { wait_ms } => wait_ms,
         };
         let bytes = serde_json::to_vec(&window).unwrap_or_default();
-        match swap_on_spin(&bucket, &key, cas, &bytes) {
+        match swap_on_spin(&bucket, &key, cas, &bytes, first_write) {
             Ok(Swapped::Done) => {
                 sleep_ms(wait_ms);
                 return Ok(());

@@ -60,10 +60,12 @@ fn update<T: Serialize + DeserializeOwned>(
             .map_err(storage)?
             .map(|b| decode(key, &b))
             .transpose()?;
+        let current_was_absent = current.is_none();
         let Some(new) = change(current)? else {
             return Ok(false);
         };
-        match swap_on_spin(bucket, key, cas, &encode(key, &new)?).map_err(storage)? {
+        let first_write = current_was_absent;
+        match swap_on_spin(bucket, key, cas, &encode(key, &new)?, first_write).map_err(storage)? {
             Swapped::Done => return Ok(true),
             Swapped::Lost(_) => continue,
         }
@@ -284,7 +286,12 @@ impl Guest for Provider {
             until_ms: now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX)),
         };
         let until_ms = lease.until_ms;
-        match swap_on_spin(&bucket, &key, cas, &encode(&key, &lease)?).map_err(storage)? {
+        // The app's own lease is created by its first tick: a first write,
+        // read back (on Spin's SQLite store two first ticks both upsert).
+        let first_write = current.is_none();
+        match swap_on_spin(&bucket, &key, cas, &encode(&key, &lease)?, first_write)
+            .map_err(storage)?
+        {
             Swapped::Done => {
                 fence::taken(&id, &lease.holder, lease_ms, until_ms);
                 Ok(true)

@@ -21,6 +21,17 @@ pub struct Selected {
     pub tenant: Option<Tenant>,
 }
 
+impl Selected {
+    /// The tick lease that covers this scope: the tenant's id, or the app's
+    /// own tenant's `_app`.
+    pub fn lease_id(&self) -> String {
+        self.tenant
+            .as_ref()
+            .map_or(tenancy::APP_LEASE_ID, |t| t.id.as_str())
+            .to_string()
+    }
+}
+
 /// A tenant kept in the store, ready to answer configuration.
 #[derive(Debug)]
 pub struct Tenant {

@@ -10,8 +10,9 @@
 //! A stamped value is [`MARK`], 8 random bytes, then the value; every read
 //! through the provider takes the stamp off, and values written before
 //! this version (or with `set`) have none and read as they are. The mark
-//! starts with a NUL byte, which no JSON value (everything the stages
-//! store) begins with.
+//! starts with a NUL byte, which no JSON value begins with; a sealed
+//! value (credentials) begins with its random nonce, so one in 2^40 of
+//! those written with `set` would be misread: accepted.
 
 /// What a stamped value begins with.
 pub const MARK: &[u8] = b"\0czs1";

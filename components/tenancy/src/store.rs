@@ -73,11 +73,7 @@ impl exported::Guest for Provider {
             inner: Rc::new(inner),
             prefix: selected.prefix.clone(),
             app: selected.tenant.is_none(),
-            lease: selected
-                .tenant
-                .as_ref()
-                .map_or(tenancy::APP_LEASE_ID, |t| t.id.as_str())
-                .to_string(),
+            lease: selected.lease_id(),
         }))
     }
 }
@@ -89,13 +85,13 @@ impl GuestBucket for Bucket {
 
     fn set(&self, key: String, value: Vec<u8>) -> Result<(), Error> {
         let key = self.key(&key)?;
-        fenced(&self.lease)?;
+        fence::keep(&self.lease);
         self.inner.set(&key, &value).map_err(from_real)
     }
 
     fn delete(&self, key: String) -> Result<(), Error> {
         let key = self.key(&key)?;
-        fenced(&self.lease)?;
+        fence::keep(&self.lease);
         self.inner.delete(&key).map_err(from_real)
     }
 
@@ -127,6 +123,10 @@ pub struct Cas {
     key: String,
     /// The tick lease the swap is fenced by.
     lease: String,
+    /// Whether `current` found a value: a swap of one is a true
+    /// compare-and-swap on both of Spin's stores; any other is the key's
+    /// first write ([`fence::may_create`]).
+    found: std::cell::Cell<bool>,
 }
 
 impl GuestCas for Cas {
@@ -139,17 +139,15 @@ impl GuestCas for Cas {
             bucket: bucket.inner.clone(),
             key,
             lease: bucket.lease.clone(),
+            found: std::cell::Cell::new(false),
         }))
     }
 
     fn current(&self) -> Result<Option<Vec<u8>>, Error> {
-        current(&self.inner).map_err(from_real)
+        let value = current(&self.inner).map_err(from_real)?;
+        self.found.set(value.is_some());
+        Ok(value)
     }
-}
-
-/// Refuse a write under `lease` once another tick holds it ([`fence`]).
-fn fenced(lease: &str) -> Result<(), Error> {
-    fence::check(lease).map_err(|e| Error::Other(guest_support::api::describe(&e)))
 }
 
 /// `key`'s value in Spin's `bucket`, stamp taken off ([`stamp`]).
@@ -186,15 +184,31 @@ pub enum Swapped {
 /// nothing there. The remaining gap: a swap that wrote, followed by
 /// another writer's swap before this read, is reported as lost; its caller
 /// starts again from the newer value, as after any lost race.
+///
+/// A `first_write` (the swap started from an absent key) reported done is
+/// read back too: Spin's SQLite store writes it as an upsert, so when two
+/// writers create the key at once the later overwrites the earlier, and
+/// the earlier learns here that it lost. (One that reads back before the
+/// other's write still wins with it; the tick lease keeps two ticks of a
+/// tenant from being there at once, [`fence`].)
 pub fn swap_on_spin(
     bucket: &real::Bucket,
     key: &str,
     cas: real_atomics::Cas,
     value: &[u8],
+    first_write: bool,
 ) -> Result<Swapped, real::Error> {
     let value = stamp::stamped(value);
     match real_atomics::swap(cas, &value) {
-        Ok(()) => Ok(Swapped::Done),
+        Ok(()) if !first_write => Ok(Swapped::Done),
+        Ok(()) => {
+            if bucket.get(key)?.as_deref() == Some(value.as_slice()) {
+                Ok(Swapped::Done)
+            } else {
+                // Lost to a later upsert: a fresh handle for the retry.
+                Ok(Swapped::Lost(real_atomics::Cas::new(bucket, key)?))
+            }
+        }
         Err(real_atomics::CasError::CasFailed(cas)) => {
             if bucket.get(key)?.as_deref() == Some(value.as_slice()) {
                 Ok(Swapped::Done)
@@ -212,7 +226,7 @@ impl exported_atomics::Guest for Provider {
     fn increment(bucket: BucketBorrow<'_>, key: String, delta: i64) -> Result<i64, Error> {
         let bucket: &Bucket = bucket.get();
         let key = bucket.key(&key)?;
-        fenced(&bucket.lease)?;
+        fence::keep(&bucket.lease);
         real_atomics::increment(&bucket.inner, &key, delta).map_err(from_real)
     }
 
@@ -222,17 +236,26 @@ impl exported_atomics::Guest for Provider {
             bucket,
             key,
             lease,
+            found,
         } = cas.into_inner();
-        if let Err(e) = fenced(&lease) {
-            return Err(CasError::StoreError(e));
+        let first_write = !found.get();
+        if first_write {
+            if let Err(e) = fence::may_create(&lease) {
+                return Err(CasError::StoreError(Error::Other(
+                    guest_support::api::describe(&e),
+                )));
+            }
+        } else {
+            fence::keep(&lease);
         }
-        match swap_on_spin(&bucket, &key, inner, &value) {
+        match swap_on_spin(&bucket, &key, inner, &value, first_write) {
             Ok(Swapped::Done) => Ok(()),
             Ok(Swapped::Lost(inner)) => Err(CasError::CasFailed(exported_atomics::Cas::new(Cas {
                 inner,
                 bucket,
                 key,
                 lease,
+                found: std::cell::Cell::new(false),
             }))),
             Err(e) => Err(CasError::StoreError(from_real(e))),
         }
