@@ -220,6 +220,12 @@ async fn spin_run(
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    // A figure from a run that posted a call twice would be no figure.
+    anyhow::ensure!(
+        posted(&worlds) == total,
+        "{replicas} replicas posted {} messages for {total} calls",
+        posted(&worlds)
+    );
     Ok((total as f64 / secs, ticked as f64 / secs / replicas as f64))
 }
 
