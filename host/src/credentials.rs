@@ -2,12 +2,13 @@
 //!
 //! The host holds each tenant's secrets and hands components short-lived
 //! bearer tokens only. Refreshes are serialised per tenant and service:
-//! 3CX allows one active token per API client (a second request logs the
-//! first out) and HighLevel refresh tokens are single-use, so two
+//! 3CX allows one active token per API client (a second request may log
+//! the first out) and HighLevel refresh tokens are single-use, so two
 //! concurrent refreshes would break either.
 //!
 //! With a [`SecretStore`] attached ([`Credentials::use_store`]) the
-//! secrets live encrypted in the database: a rotated HighLevel refresh
+//! secrets live encrypted in the database, with the 3CX access token
+//! every host on the database shares (module `pbx`): a rotated HighLevel refresh
 //! token is stored (with its access token, in one transaction) before the
 //! new access token is used, a stored refresh token wins over the config
 //! file's after a restart, and a refused grant marks the tenant "needs
@@ -15,6 +16,7 @@
 //! install (`crate::server`'s `/t/{tenant}/oauth/…`) stores a new one.
 
 mod install;
+mod pbx;
 mod refresh;
 mod token;
 
@@ -29,7 +31,7 @@ use crate::secrets::{SecretStore, SecretsError};
 use crate::storage::TenantAuth;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use token::{fresh, lock, stored_access_token};
+use token::{fresh, lock, stored_access_token, stored_fresh};
 /// Names of the secrets a tenant stores.
 pub mod names {
     /// The 3CX API client's key.
@@ -45,6 +47,9 @@ pub mod names {
     /// The newest HighLevel access token, stored as
     /// `<expires at, ms since the epoch> <token>`.
     pub const CRM_ACCESS_TOKEN: &str = "crm.access_token";
+    /// The 3CX access token every host on the database uses (3CX keeps one
+    /// per API client), stored as the HighLevel one is.
+    pub const PBX_ACCESS_TOKEN: &str = "pbx.access_token";
 }
 use names::*;
 
@@ -54,7 +59,10 @@ const UNKNOWN_TOKEN_LIFETIME: Duration = Duration::from_secs(60 * 60);
 #[derive(Clone)]
 struct CachedToken {
     value: Secret,
+    /// When to fetch the next one (a margin before it expires).
     renew_at: Instant,
+    /// When the service stops taking it.
+    expires_at: Instant,
 }
 
 /// One tenant's token source for 3CX and HighLevel.
@@ -94,6 +102,7 @@ impl Credentials {
         let crm_cached = tenant.crm.access_token.clone().map(|value| CachedToken {
             value,
             renew_at: Instant::now() + UNKNOWN_TOKEN_LIFETIME,
+            expires_at: Instant::now() + UNKNOWN_TOKEN_LIFETIME,
         });
         Self {
             http,
@@ -143,6 +152,11 @@ impl Credentials {
                 })?;
             } else if stored.as_ref() != Some(&configured) {
                 store.put(id, &[(name, &configured)])?;
+                if name == PBX_CLIENT_SECRET {
+                    // A new API key may be a new API client: the token of
+                    // the old one is not kept for it.
+                    store.delete(id, PBX_ACCESS_TOKEN)?;
+                }
             }
         }
         let configured = lock(&self.crm.refresh_token).clone();
@@ -164,6 +178,10 @@ impl Credentials {
         }
         if let Some(token) = stored_access_token(&store, id)? {
             *lock(&self.crm.cached) = Some(token);
+        }
+        // The 3CX token another host on the database fetched.
+        if let Some(token) = stored_fresh(&store, id, PBX_ACCESS_TOKEN)? {
+            *lock(&self.pbx.cached) = Some(token);
         }
         if self.store.set(store).is_err() {
             tracing::warn!(tenant = %id, "a secrets store was already attached; keeping the first");
@@ -245,14 +263,17 @@ impl Credentials {
             *slot = None;
         }
         drop(slot);
-        // The stored copy too, or the next refresh would pick it up again.
-        if service == Service::Crm
-            && let Some(store) = self.store()
-        {
-            let stored = stored_access_token(store, &self.tenant_id);
-            if let Ok(Some(stored)) = stored
-                && stored.value.expose() == token
-                && let Err(e) = store.delete(&self.tenant_id, CRM_ACCESS_TOKEN)
+        // The stored copy too, or the next refresh would pick it up again;
+        // a newer one another host stored stays, and is read next.
+        let name = match service {
+            Service::Pbx => PBX_ACCESS_TOKEN,
+            Service::Crm => CRM_ACCESS_TOKEN,
+        };
+        if let Some(store) = self.store() {
+            let stored = token::stored_token(store, &self.tenant_id, name);
+            if let Ok(Some((stored, _))) = stored
+                && stored.expose() == token
+                && let Err(e) = store.delete(&self.tenant_id, name)
             {
                 tracing::warn!(tenant = %self.tenant_id, error = %e, "could not forget a refused access token");
             }

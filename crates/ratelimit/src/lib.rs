@@ -36,13 +36,19 @@
 //!   component instances.
 //!
 //! Limiters live for the process, one per (CRM base URL, app client id,
-//! location id): [`for_location`].
+//! location id): [`for_location`]. Where several processes share a
+//! database, each limiter keeps its window there instead of in memory
+//! ([`LocationLimiter::share_through`], [`shared`]), so the hosts together
+//! stay within the location's limit.
 
 use connectzero_config::{CrmConfig, CrmRateLimit};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub mod shared;
+pub use shared::{BudgetStore, BudgetStoreError, SharedBudget};
 
 /// Longest a request waits for its slot before it is refused (429) instead.
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
@@ -107,6 +113,8 @@ pub struct LocationLimiter {
     waited: AtomicU64,
     refused: AtomicU64,
     upstream_429: AtomicU64,
+    /// The store every process on the database shares, once attached.
+    shared: OnceLock<shared::Shared>,
 }
 
 #[derive(Debug, Default)]
@@ -131,7 +139,24 @@ impl LocationLimiter {
             waited: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             upstream_429: AtomicU64::new(0),
+            shared: OnceLock::new(),
         }
+    }
+
+    /// Keep this limiter's window in `store` under `key` from now on
+    /// ([`limiter_key`]), shared with every process using that store. The
+    /// first store attached is kept. When the store fails, requests fall
+    /// back to this process's own window (logged): a broken database
+    /// should slow calls, not stop them.
+    pub fn share_through(&self, store: Arc<dyn BudgetStore>, key: String) {
+        if self.shared.set(shared::Shared { store, key }).is_err() {
+            tracing::debug!(location = %self.location, "the location's budget is shared already");
+        }
+    }
+
+    /// Whether the window is kept in a shared store.
+    pub fn is_shared(&self) -> bool {
+        self.shared.get().is_some()
     }
 
     /// The limit it keeps to.
@@ -174,8 +199,17 @@ impl LocationLimiter {
         admission
     }
 
-    /// Give this request the next free slot at or after `now`.
+    /// Give this request the next free slot at or after `now`, in the
+    /// shared window when there is one.
     fn reserve(&self, now: Instant) -> Admission {
+        if let Some(shared) = self.shared.get() {
+            match shared.reserve(&self.limit, now_ms()) {
+                Ok(admission) => return admission,
+                Err(e) => {
+                    tracing::warn!(location = %self.location, error = %e, "using this process's own request window for now");
+                }
+            }
+        }
         let burst = self.burst();
         if burst == 0 {
             return Admission::Go(Duration::ZERO);
@@ -233,6 +267,13 @@ impl LocationLimiter {
             window.blocked_until = Some(until);
         }
         drop(window);
+        if let Some(shared) = self.shared.get() {
+            let until_ms =
+                now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+            if let Err(e) = shared.block_until(until_ms) {
+                tracing::warn!(location = %self.location, error = %e, "could not tell the other hosts about the 429");
+            }
+        }
         tracing::warn!(location = %self.location, retry_in = ?wait, "HighLevel answered 429; every tenant on this location waits");
     }
 
@@ -247,6 +288,22 @@ impl LocationLimiter {
     }
 }
 
+/// Milliseconds since the epoch: the shared window's clock, the same for
+/// every process on the machine.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The key of `crm`'s app and location: one limiter per key in a process
+/// ([`for_location`]), one budget per key in a shared store.
+pub fn limiter_key(crm: &CrmConfig) -> String {
+    let authority =
+        connectzero_config::authority::authority_of_url(&crm.base_url).unwrap_or_default();
+    format!("{authority} {} {}", crm.client_id, crm.location_id)
+}
+
 /// The limiter of `crm`'s app and location, shared by every caller in this
 /// process; `None` when its limit is off. The first caller's limit is the
 /// one kept (tenants of one location should agree; a differing one is
@@ -256,9 +313,7 @@ pub fn for_location(crm: &CrmConfig) -> Option<Arc<LocationLimiter>> {
     if crm.rate_limit.burst == 0 && crm.rate_limit.daily == 0 {
         return None;
     }
-    let authority =
-        connectzero_config::authority::authority_of_url(&crm.base_url).unwrap_or_default();
-    let key = format!("{authority} {} {}", crm.client_id, crm.location_id);
+    let key = limiter_key(crm);
     let mut all = LIMITERS
         .get_or_init(Default::default)
         .lock()
@@ -377,6 +432,74 @@ mod tests {
             limiter.reserve(t0 + Duration::from_secs(1)),
             Admission::Refused(wait) if wait > Duration::from_secs(23 * 3600)
         ));
+    }
+
+    /// A store for one process's tests: a map behind a lock.
+    #[derive(Debug, Default)]
+    struct MemoryStore(Mutex<HashMap<String, SharedBudget>>);
+
+    impl BudgetStore for MemoryStore {
+        fn update(
+            &self,
+            key: &str,
+            change: &mut dyn FnMut(&mut SharedBudget),
+        ) -> Result<(), BudgetStoreError> {
+            change(self.0.lock().unwrap().entry(key.to_string()).or_default());
+            Ok(())
+        }
+    }
+
+    /// Requests admitted at once by three limiters asking in turn.
+    fn admitted_at_once(limiters: &[LocationLimiter]) -> usize {
+        let t0 = Instant::now();
+        (0..30)
+            .flat_map(|_| limiters.iter())
+            .filter(|l| l.reserve(t0) == Admission::Go(Duration::ZERO))
+            .count()
+    }
+
+    #[test]
+    fn limiters_sharing_a_store_admit_one_burst_between_them() {
+        let store: Arc<dyn BudgetStore> = Arc::new(MemoryStore::default());
+        let three = || -> Vec<LocationLimiter> {
+            (0..3)
+                .map(|_| LocationLimiter::new("loc", limit(10, 60_000, 0)))
+                .collect()
+        };
+        // Alone, each admits its own burst less headroom: three times too many.
+        assert_eq!(admitted_at_once(&three()), 27);
+        let shared = three();
+        for limiter in &shared {
+            limiter.share_through(store.clone(), "crm app loc".into());
+            assert!(limiter.is_shared());
+        }
+        assert_eq!(admitted_at_once(&shared), 9);
+        // A 429 one of them got stops the others.
+        let fresh = three();
+        for limiter in &fresh {
+            limiter.share_through(store.clone(), "crm app other".into());
+        }
+        fresh[0].note_429(Some(30));
+        assert!(matches!(
+            fresh[2].reserve(Instant::now()),
+            Admission::Refused(wait) if wait > Duration::from_secs(29)
+        ));
+    }
+
+    /// The in-memory step's cost, beside the shared one's
+    /// (`connectzero-storage`'s `budget_cost`): `cargo test -p
+    /// connectzero-ratelimit --release memory_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn memory_cost() {
+        let limiter = LocationLimiter::new("loc", limit(100, 10_000, 200_000));
+        let t0 = Instant::now();
+        const N: u32 = 100_000;
+        let started = Instant::now();
+        for i in 0..N {
+            let _ = limiter.reserve(t0 + Duration::from_millis(u64::from(i) * 10));
+        }
+        eprintln!("in-memory step: {:?}", started.elapsed() / N);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! as JSON.
 
 mod backfill_rows;
+mod budget_rows;
 mod call_rows;
 mod incident_rows;
 mod lease_rows;
@@ -28,6 +29,7 @@ mod tenant_rows;
 mod web_rows;
 
 pub use backfill_rows::ReplayOpen;
+pub use budget_rows::BudgetRow;
 pub use call_rows::CallRecord;
 pub use incident_rows::Incident;
 pub use review_rows::{ReviewAssign, ReviewCall, ReviewCandidate};

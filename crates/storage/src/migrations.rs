@@ -197,6 +197,20 @@ pub const MIGRATIONS: &[Migration] = &[
              ) WITHOUT ROWID;",
         ),
     },
+    Migration {
+        version: 6,
+        name: "HighLevel request budgets shared by every host on the database (rate budgets)",
+        rewrites_data: false,
+        older_releases_read: true,
+        change: Change::Sql(
+            "CREATE TABLE IF NOT EXISTS rate_budgets (
+                 key              TEXT PRIMARY KEY,
+                 burst_window     TEXT NOT NULL,
+                 blocked_until_ms INTEGER NOT NULL DEFAULT 0,
+                 hours            TEXT NOT NULL DEFAULT '[]'
+             ) WITHOUT ROWID;",
+        ),
+    },
 ];
 
 /// The schema version this binary writes.
@@ -414,6 +428,7 @@ mod tests {
             "oauth_states",
             "web_sessions",
             "refresh_leases",
+            "rate_budgets",
         ] {
             assert!(tables(&conn).contains(&table.to_string()), "{table}");
         }

@@ -44,9 +44,7 @@ pub fn open_tenant(
     let pipeline = Pipeline::new(runtime, storage.clone());
     let http = crate::upstream::client(Duration::from_secs(30))?;
     let tenant = Arc::new(crate::connect::tenant(tenant_config, http));
-    crate::credentials::of(&tenant)
-        .use_store(secrets)
-        .with_context(|| format!("tenant {tenant_id}"))?;
+    crate::connect::on_database(&tenant, secrets).with_context(|| format!("tenant {tenant_id}"))?;
     Ok(OpenTenant {
         pipeline,
         tenant,

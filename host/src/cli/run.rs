@@ -67,11 +67,10 @@ pub async fn run(components: Option<PathBuf>, args: RunArgs) -> anyhow::Result<(
             )
         })
         .collect();
-    // Secrets move into the encrypted store (and rotated tokens persist)
-    // before any tenant runs.
+    // Secrets move into the encrypted store (and rotated tokens persist),
+    // and the location budgets into the database, before any tenant runs.
     for tenant in tenants.values() {
-        connectzero::credentials::of(tenant)
-            .use_store(secrets.clone())
+        connectzero::connect::on_database(tenant, secrets.clone())
             .with_context(|| format!("tenant {}", tenant.id()))?;
     }
     // Bind first: a busy port stops start-up before any tenant runs.

@@ -3,7 +3,7 @@
 //! ([`InstallError`]).
 
 use super::names::*;
-use super::token::{encode_access, exchange, lifetime, lock, renew_at};
+use super::token::{encode_access, exchange, lifetime, lock};
 use super::{CachedToken, Credentials};
 use crate::bindings::types::Service;
 use crate::config::Secret;
@@ -134,10 +134,7 @@ impl Credentials {
             ],
         )?;
         *lock(&crm.refresh_token) = grant.refresh;
-        *lock(&crm.cached) = Some(CachedToken {
-            value: grant.access,
-            renew_at: renew_at(grant.lifetime),
-        });
+        *lock(&crm.cached) = Some(CachedToken::lasting(grant.access, grant.lifetime));
         tracing::info!(tenant = %self.tenant_id, "HighLevel install stored; the tenant is authorised");
         Ok(())
     }

@@ -1,18 +1,18 @@
-//! Fetching new tokens: the 3CX client-credentials grant and the
-//! HighLevel refresh-token grant, one refresh at a time per tenant across
-//! every host on the database (the refresh lease), and marking a tenant
-//! whose grant was revoked as needing re-authorisation.
+//! Fetching new HighLevel tokens: the refresh-token grant, one refresh at
+//! a time per tenant across every host on the database (the refresh
+//! lease, which the 3CX token's fetch takes too, [`super::pbx`]), and
+//! marking a tenant whose grant was revoked as needing re-authorisation.
 
 use super::names::*;
 use super::token::{
-    encode_access, exchange, lifetime, lock, now_ms, renew_at, stored_access_token,
+    encode_access, exchange, lifetime, lock, now_ms, stored_access_token, stored_fresh,
 };
 use super::{CachedToken, Credentials};
 use crate::bindings::types::{Service, StageError};
 use crate::config::Secret;
 use crate::secrets::SecretStore;
 use crate::storage::TenantAuth;
-use guest_support::oauth::{TokenGrant, pbx_refused_hint};
+use guest_support::oauth::TokenGrant;
 use std::time::{Duration, Instant};
 /// How long a refresh lease lasts: longer than the token request may take
 /// (the client's 30 s timeout), so it never lapses while in use.
@@ -25,9 +25,9 @@ const REFRESH_WAIT: Duration = Duration::from_secs(50);
 const REFRESH_POLL: Duration = Duration::from_millis(100);
 
 /// The lease, given back when the refresh is over (or failed).
-struct RefreshLease<'a> {
+pub(super) struct RefreshLease<'a> {
     store: &'a SecretStore,
-    tenant: &'a str,
+    key: String,
     holder: &'a str,
 }
 
@@ -36,34 +36,15 @@ impl Drop for RefreshLease<'_> {
         if let Err(e) = self
             .store
             .storage()
-            .refresh_lease_release(self.tenant, self.holder)
+            .refresh_lease_release(&self.key, self.holder)
         {
             // It lapses by itself after REFRESH_LEASE.
-            tracing::warn!(tenant = %self.tenant, error = %e, "could not give the refresh lease back");
+            tracing::warn!(lease = %self.key, error = %e, "could not give the refresh lease back");
         }
     }
 }
 
 impl Credentials {
-    /// Client credentials grant at `POST /connect/token` (3CX NOTES §1).
-    pub(super) async fn fetch_pbx_token(&self) -> Result<CachedToken, StageError> {
-        let pbx = &self.pbx;
-        let client_secret = lock(&pbx.client_secret).clone();
-        let grant = TokenGrant::PbxClientCredentials {
-            client_id: &pbx.client_id,
-            client_secret: client_secret.expose(),
-        };
-        let hint = pbx_refused_hint(&pbx.client_id);
-        let token = exchange(&self.http, &grant, &pbx.base_url, &hint)
-            .await
-            .map_err(|refusal| StageError::from(refusal.error))?;
-        let lifetime = lifetime(&token, Service::Pbx);
-        Ok(CachedToken {
-            value: Secret::new(token.access_token),
-            renew_at: renew_at(lifetime),
-        })
-    }
-
     /// Refresh-token grant at `POST /oauth/token` (operationId
     /// `get-access-token`). The refresh token rotates: the new one replaces
     /// the old (and is stored, when there is a store) before the new access
@@ -74,7 +55,7 @@ impl Credentials {
         let mut _lease = None;
         if let Some(store) = self.store() {
             // One refresh at a time across every host on the database.
-            match self.take_refresh_lease(store).await? {
+            match self.take_lease(store, id, CRM_ACCESS_TOKEN).await? {
                 Ok(lease) => _lease = Some(lease),
                 Err(refreshed) => return Ok(refreshed),
             }
@@ -158,17 +139,18 @@ impl Credentials {
                     })?;
             }
         }
-        Ok(CachedToken {
-            value: access,
-            renew_at: renew_at(lifetime),
-        })
+        Ok(CachedToken::lasting(access, lifetime))
     }
 
-    /// The tenant's refresh lease, or the token another host refreshed
-    /// while this one waited for it. Waits at most [`REFRESH_WAIT`].
-    async fn take_refresh_lease<'a>(
+    /// The lease `key` (the tenant's id for its HighLevel grant, see
+    /// [`super::pbx`] for its 3CX token), or the token another host stored
+    /// under `name` while this one waited for it. Waits at most
+    /// [`REFRESH_WAIT`].
+    pub(super) async fn take_lease<'a>(
         &'a self,
         store: &'a SecretStore,
+        key: &str,
+        name: &str,
     ) -> Result<Result<RefreshLease<'a>, CachedToken>, StageError> {
         let id = self.tenant_id.as_str();
         let waited_since = Instant::now();
@@ -177,22 +159,22 @@ impl Credentials {
             let until = now + REFRESH_LEASE.as_millis() as i64;
             let taken = store
                 .storage()
-                .refresh_lease_take(id, &self.holder, now, until)
+                .refresh_lease_take(key, &self.holder, now, until)
                 .map_err(|e| storage_error(&e))?;
             if taken {
                 return Ok(Ok(RefreshLease {
                     store,
-                    tenant: id,
+                    key: key.to_string(),
                     holder: &self.holder,
                 }));
             }
-            if let Some(token) = stored_access_token(store, id).map_err(|e| storage_error(&e))? {
+            if let Some(token) = stored_fresh(store, id, name).map_err(|e| storage_error(&e))? {
                 return Ok(Err(token));
             }
             if waited_since.elapsed() >= REFRESH_WAIT {
-                return Err(StageError::Network(
-                    "another host has been refreshing the HighLevel grant for too long; tried again later".into(),
-                ));
+                return Err(StageError::Network(format!(
+                    "another host has been fetching this tenant's token for too long ({key}); tried again later"
+                )));
             }
             tokio::time::sleep(REFRESH_POLL).await;
         }
@@ -229,6 +211,6 @@ fn needs_reauthorisation(tenant: &str, reason: &str) -> StageError {
     })
 }
 
-fn storage_error(error: &dyn std::fmt::Display) -> StageError {
+pub(super) fn storage_error(error: &dyn std::fmt::Display) -> StageError {
     StageError::Storage(error.to_string())
 }

@@ -24,12 +24,14 @@ pub(super) fn encode_access(token: &Secret, lifetime: Duration) -> Secret {
     Secret::new(format!("{expires_at} {}", token.expose()))
 }
 
-/// The stored access token, if there is one that is not due for renewal.
-pub(super) fn stored_access_token(
+/// The access token stored under `name` (`<expires at ms> <token>`) and
+/// the milliseconds it has left, if it has not expired.
+pub(super) fn stored_token(
     store: &SecretStore,
     tenant: &str,
-) -> Result<Option<CachedToken>, SecretsError> {
-    let Some(stored) = store.get(tenant, CRM_ACCESS_TOKEN)? else {
+    name: &str,
+) -> Result<Option<(Secret, i64)>, SecretsError> {
+    let Some(stored) = store.get(tenant, name)? else {
         return Ok(None);
     };
     let Some((expires_at, token)) = stored.expose().split_once(' ') else {
@@ -39,13 +41,28 @@ pub(super) fn stored_access_token(
         return Ok(None);
     };
     let left_ms = expires_at.saturating_sub(now_ms());
-    if !still_usable(left_ms) {
-        return Ok(None);
-    }
-    Ok(Some(CachedToken {
-        value: Secret::new(token),
-        renew_at: renew_at(Duration::from_millis(left_ms as u64)),
-    }))
+    Ok((left_ms > 0).then(|| (Secret::new(token), left_ms)))
+}
+
+/// The access token stored under `name`, if there is one that is not due
+/// for renewal.
+pub(super) fn stored_fresh(
+    store: &SecretStore,
+    tenant: &str,
+    name: &str,
+) -> Result<Option<CachedToken>, SecretsError> {
+    Ok(stored_token(store, tenant, name)?
+        .filter(|(_, left_ms)| still_usable(*left_ms))
+        .map(|(value, left_ms)| CachedToken::lasting(value, Duration::from_millis(left_ms as u64))))
+}
+
+/// The stored HighLevel access token, if there is one that is not due for
+/// renewal.
+pub(super) fn stored_access_token(
+    store: &SecretStore,
+    tenant: &str,
+) -> Result<Option<CachedToken>, SecretsError> {
+    stored_fresh(store, tenant, CRM_ACCESS_TOKEN)
 }
 
 /// Send `grant` to its endpoint under `base_url` and read the answer
@@ -88,6 +105,22 @@ pub(super) fn lifetime(answer: &TokenAnswer, service: Service) -> Duration {
 
 pub(super) fn renew_at(lifetime: Duration) -> Instant {
     Instant::now() + Duration::from_secs(renew_after_secs(lifetime.as_secs()))
+}
+
+impl CachedToken {
+    /// `value`, valid for `lifetime` from now and renewed a margin before.
+    pub(super) fn lasting(value: Secret, lifetime: Duration) -> Self {
+        Self {
+            value,
+            renew_at: renew_at(lifetime),
+            expires_at: Instant::now() + lifetime,
+        }
+    }
+}
+
+/// Whether `token` has more than `margin` left before it expires.
+pub(super) fn fresh_enough(token: &CachedToken, margin: Duration) -> bool {
+    token.expires_at > Instant::now() + margin
 }
 
 pub(super) fn fresh(cached: &Mutex<Option<CachedToken>>) -> Option<String> {

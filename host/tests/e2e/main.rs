@@ -44,6 +44,7 @@ mod routing;
 mod sandbox;
 mod secrets;
 mod security;
+mod shared_budget;
 mod spin;
 mod tenants;
 mod upgrade;

@@ -9,6 +9,7 @@
 //! - [`operator_surfaces`]: `/metrics` and the status page's sign-in.
 //! - [`installs`]: OAuth install states.
 //! - [`refresh`]: several hosts refreshing one grant.
+//! - [`pbx_token`]: several hosts sharing one 3CX token.
 //! - [`webhooks`]: HighLevel's calls to the host.
 //! - [`key_rotation`]: `keys rotate` under crashes and running hosts.
 //! - [`runaway`]: replacement components that never return.
@@ -16,6 +17,7 @@
 mod installs;
 mod key_rotation;
 mod operator_surfaces;
+mod pbx_token;
 mod redirects;
 mod refresh;
 mod runaway;

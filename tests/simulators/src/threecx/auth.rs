@@ -15,8 +15,9 @@ use super::state::{Shared, lock};
 use super::types::Fault;
 
 /// `POST /connect/token` with a form-urlencoded body of `client_id`,
-/// `client_secret` and `grant_type=client_credentials`. Issuing a token
-/// invalidates the previous one (one active token per client).
+/// `client_secret` and `grant_type=client_credentials`. While a token is
+/// active, a new request replaces it, gets it again, is refused or gets a
+/// second one, as `ThreeCxConfig::token_issue` says.
 pub(crate) async fn token(State(shared): State<Shared>, body: Bytes) -> Response {
     let text = String::from_utf8_lossy(&body);
     let Ok(form) = decode_form(&text) else {
@@ -58,10 +59,16 @@ pub(crate) async fn token(State(shared): State<Shared>, body: Bytes) -> Response
             "The request requires valid user authentication.",
         );
     }
-    let access_token = st.issue_token();
+    let Some((access_token, expires_in)) = st.issue_token() else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "An access token is already active for this client.",
+        );
+    };
     let body = json!({
         "token_type": "Bearer",
-        "expires_in": st.config.token_lifetime_secs,
+        "expires_in": expires_in,
         "access_token": access_token,
         "refresh_token": null,
     });

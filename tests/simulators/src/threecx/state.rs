@@ -8,8 +8,8 @@ use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
-use super::ThreeCxConfig;
 use super::types::{Fault, SimActiveCall, SimRecording, SimSegment, SimUser};
+use super::{ThreeCxConfig, TokenIssue};
 
 /// State shared by the handle and the request handlers.
 pub(crate) type Shared = Arc<Mutex<State>>;
@@ -80,8 +80,13 @@ pub(crate) struct State {
     /// built at (converting tens of thousands of rows per page request
     /// would make backlog tests slow, not the client).
     pub history_rows: Option<(u64, std::sync::Arc<Vec<serde_json::Value>>)>,
-    /// One active token per client: issuing a new one replaces it.
+    /// The newest token issued (see `TokenIssue` for what a new request
+    /// does while it is active).
     pub token: Option<IssuedToken>,
+    /// Earlier tokens still valid (`TokenIssue::Coexist` only).
+    pub coexisting: Vec<IssuedToken>,
+    /// Tokens issued so far.
+    pub tokens_issued: usize,
     pub faults: VecDeque<Fault>,
     pub forbidden: bool,
     /// `forbid_recordings`: only `Recordings` and `DownloadRecording` answer 403.
@@ -114,6 +119,8 @@ impl State {
             generation: 0,
             history_rows: None,
             token: None,
+            coexisting: Vec::new(),
+            tokens_issued: 0,
             faults: VecDeque::new(),
             forbidden: false,
             recordings_forbidden: false,
@@ -174,22 +181,47 @@ impl State {
         after
     }
 
-    /// Issues a fresh token, invalidating the previous one.
-    pub fn issue_token(&mut self) -> String {
+    /// Answers a token request: a token and the seconds it has left, or
+    /// `None` when refused because one is active
+    /// (`TokenIssue::RefuseWhileActive`).
+    pub fn issue_token(&mut self) -> Option<(String, u64)> {
+        let now = Instant::now();
+        let active = self.token.take().filter(|t| now < t.expires_at);
+        match (self.config.token_issue, active) {
+            (TokenIssue::ReturnActive, Some(active)) => {
+                let left = active.expires_at.saturating_duration_since(now).as_secs();
+                let value = active.value.clone();
+                self.token = Some(active);
+                return Some((value, left));
+            }
+            (TokenIssue::RefuseWhileActive, Some(active)) => {
+                self.token = Some(active);
+                return None;
+            }
+            (TokenIssue::Coexist, Some(active)) => {
+                self.coexisting.retain(|t| now < t.expires_at);
+                self.coexisting.push(active);
+            }
+            // Replace: the active token, if any, is dropped.
+            _ => {}
+        }
         let value = format!("sim3cx.{:032x}", rand::rng().random::<u128>());
-        let lifetime = Duration::from_secs(self.config.token_lifetime_secs);
+        let lifetime = self.config.token_lifetime_secs;
         self.token = Some(IssuedToken {
             value: value.clone(),
-            expires_at: Instant::now() + lifetime,
+            expires_at: now + Duration::from_secs(lifetime),
         });
-        value
+        self.tokens_issued += 1;
+        Some((value, lifetime))
     }
 
-    /// Whether `presented` is the current, unexpired token.
+    /// Whether `presented` is a valid, unexpired token.
     pub fn token_is_valid(&self, presented: &str) -> bool {
+        let now = Instant::now();
         self.token
-            .as_ref()
-            .is_some_and(|t| t.value == presented && Instant::now() < t.expires_at)
+            .iter()
+            .chain(&self.coexisting)
+            .any(|t| t.value == presented && now < t.expires_at)
     }
 
     /// The scripted segments (raw rows excluded).

@@ -73,6 +73,43 @@ async fn new_token_invalidates_previous_and_expire_tokens_invalidates_all() {
 }
 
 #[tokio::test]
+async fn each_reading_of_one_active_token_is_played() {
+    use crate::threecx::TokenIssue;
+    let sim = start().await;
+    // The active token is answered again, with what it has left.
+    sim.set_token_issue(TokenIssue::ReturnActive);
+    let first = token(&sim).await;
+    let again: Value = token_response(&sim, "sim-3cx-secret")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["access_token"], first.as_str());
+    assert!(again["expires_in"].as_u64().unwrap() <= 3600);
+    assert_eq!(sim.tokens_issued(), 1);
+    // Refused while one is active; the active one keeps working.
+    sim.set_token_issue(TokenIssue::RefuseWhileActive);
+    let refused = token_response(&sim, "sim-3cx-secret").await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    get_json(&sim, &first, "/Users").await;
+    // Several tokens, each valid.
+    sim.set_token_issue(TokenIssue::Coexist);
+    let second = token(&sim).await;
+    assert_ne!(first, second);
+    get_json(&sim, &first, "/Users").await;
+    get_json(&sim, &second, "/Users").await;
+    // Once expired, a new one is issued whatever the reading.
+    sim.expire_tokens();
+    sim.set_token_issue(TokenIssue::RefuseWhileActive);
+    let third = token(&sim).await;
+    get_error(&sim, &second, "/Users", 401).await;
+    get_json(&sim, &third, "/Users").await;
+    assert_eq!(sim.tokens_issued(), 3);
+}
+
+#[tokio::test]
 async fn api_without_token_or_with_lapsed_token_is_401() {
     let sim = ThreeCxSim::start(ThreeCxConfig {
         token_lifetime_secs: 0,
