@@ -486,22 +486,6 @@ mod tests {
         ));
     }
 
-    /// The in-memory step's cost, beside the shared one's
-    /// (`connectzero-storage`'s `budget_cost`): `cargo test -p
-    /// connectzero-ratelimit --release memory_cost -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "a measurement, not a check"]
-    fn memory_cost() {
-        let limiter = LocationLimiter::new("loc", limit(100, 10_000, 200_000));
-        let t0 = Instant::now();
-        const N: u32 = 100_000;
-        let started = Instant::now();
-        for i in 0..N {
-            let _ = limiter.reserve(t0 + Duration::from_millis(u64::from(i) * 10));
-        }
-        eprintln!("in-memory step: {:?}", started.elapsed() / N);
-    }
-
     #[test]
     fn an_off_limit_admits_everything() {
         let limiter = LocationLimiter::new("loc", CrmRateLimit::OFF);

@@ -102,39 +102,4 @@ mod tests {
             .unwrap();
         assert_eq!(full, 2, "synchronous = FULL");
     }
-
-    /// The cost of a shared budget's step, against a write that waits for
-    /// the disk (docs/DECISIONS.md): `cargo test -p connectzero-storage
-    /// --release budget_cost -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "a measurement, not a check"]
-    fn budget_cost() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Storage::open(&dir.path().join("cz.db")).unwrap();
-        const N: u32 = 2_000;
-        let started = std::time::Instant::now();
-        for i in 0..N {
-            db.budget_update("crm app loc", |row| {
-                let mut window = std::mem::take(&mut row.window);
-                window.admit(i64::from(i) * 10, 100, 10_000);
-                row.window = window;
-            })
-            .unwrap();
-        }
-        let budget = started.elapsed() / N;
-        let started = std::time::Instant::now();
-        let mut current: Option<Vec<u8>> = None;
-        for i in 0..N {
-            let next = i.to_le_bytes().to_vec();
-            assert!(
-                db.kv_compare_and_swap("t", "k", current.as_deref(), &next)
-                    .unwrap()
-            );
-            current = Some(next);
-        }
-        let full = started.elapsed() / N;
-        eprintln!(
-            "budget step (synchronous NORMAL): {budget:?}; compare-and-swap (FULL): {full:?}"
-        );
-    }
 }
