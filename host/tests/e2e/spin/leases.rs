@@ -28,7 +28,7 @@ fn slow_calls(world: &World) {
         placer.place(
             world,
             &common::one_leg(
-                i as u32 + 1,
+                i as i32 + 1,
                 common::outside(demo::numbers::DANA),
                 common::ext("101"),
                 true,
@@ -73,7 +73,10 @@ async fn a_tick_running_past_its_lease_renews_it_as_it_writes() -> anyhow::Resul
         app.try_tick().await
     };
     let (first, second) = tokio::join!(first, second);
-    let (first, second) = (first.map_err(anyhow::Error::msg)?, second.map_err(anyhow::Error::msg)?);
+    let (first, second) = (
+        first.map_err(anyhow::Error::msg)?,
+        second.map_err(anyhow::Error::msg)?,
+    );
     assert_eq!(
         second["skipped"],
         "another tick holds this tenant's lease",
@@ -113,7 +116,8 @@ async fn a_tick_that_lost_its_lease_stops_writing() -> anyhow::Result<()> {
         posted_at_least(&world, 2).await;
         // Another tick holds the tenant for the next minute.
         let until = chrono::Utc::now().timestamp_millis() + 60_000;
-        app.store.put(state.path(), &lease_key, &lease("another-tick", until)?)
+        app.store
+            .put(state.path(), &lease_key, &lease("another-tick", until)?)
     };
     let (first, taken) = tokio::join!(first, take_over);
     taken?;
@@ -130,7 +134,8 @@ async fn a_tick_that_lost_its_lease_stops_writing() -> anyhow::Result<()> {
     );
 
     // The other tick gives the lease back; the next ticks finish the job.
-    app.store.put(state.path(), &lease_key, &lease("another-tick", 0)?)?;
+    app.store
+        .put(state.path(), &lease_key, &lease("another-tick", 0)?)?;
     for round in 0.. {
         assert!(round < 30, "not settled after 30 ticks\n{}", app.logs());
         app.tick().await;
