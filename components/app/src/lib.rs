@@ -11,7 +11,11 @@
 //! - `POST /t/{tenant}/triggers/subscription`: HighLevel (un)registering a
 //!   workflow trigger ([`subscription`]).
 //! - `GET /t/{tenant}/oauth/install` and `/oauth/callback`: the HighLevel
-//!   OAuth install ([`oauth`]).
+//!   OAuth install for that tenant ([`oauth`]).
+//! - `GET /oauth/callback` (and `/oauth/install`): the app's one redirect
+//!   URL for a marketplace listing; the grant goes to the tenant of the
+//!   location HighLevel granted, created when none names it
+//!   ([`oauth::marketplace`]).
 //! - `GET /healthz`.
 //! - `/admin/tenants...`: the tenants kept in the app's store ([`tenants`]).
 //!
@@ -91,11 +95,15 @@ fn route(request: &Incoming) -> oauth::Answer {
         ("GET", "/healthz", _) => plain((200, json!({"status": "ok"}))),
         ("POST", "/tick", _) => plain(driver::tick(request)),
         ("POST", _, Some((_, "triggers/subscription"))) => plain(subscription::handle(request)),
-        ("GET", _, Some((tenant, "oauth/install"))) => oauth::install(request, tenant),
+        ("GET", _, Some((tenant, "oauth/install"))) => {
+            oauth::install(request, oauth::Flow::Tenant(tenant))
+        }
         ("GET", _, Some((tenant, "oauth/callback"))) => oauth::callback(request, tenant),
+        ("GET", "/oauth/install", _) => oauth::marketplace::install(request),
+        ("GET", "/oauth/callback", _) => oauth::marketplace::callback(request),
         _ => plain((
             404,
-            json!({"error": format!("no route {} {path}: use POST /tick, POST /t/<tenant>/triggers/subscription, GET /t/<tenant>/oauth/install, /admin/tenants or GET /healthz", request.method)}),
+            json!({"error": format!("no route {} {path}: use POST /tick, POST /t/<tenant>/triggers/subscription, GET /t/<tenant>/oauth/install, GET /oauth/install, /admin/tenants or GET /healthz", request.method)}),
         )),
     }
 }

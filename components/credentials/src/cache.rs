@@ -139,10 +139,44 @@ fn refresh(bucket: &Bucket, settings: &Settings, service: Service) -> Result<Str
     Ok(entry.token)
 }
 
-/// Complete an OAuth install: exchange `code` and store the grant (sealed)
-/// in place of any earlier one. Returns the granted location id.
-pub fn install(settings: &Settings, code: &str, redirect_uri: &str) -> Result<String, StageError> {
-    let granted = grant::crm_install(settings, code, redirect_uri)?;
+/// An install's grant, exchanged and not kept yet (`crm-install.grant`):
+/// its tokens stay in this instance's memory until [`keep`] stores them.
+pub struct Exchanged {
+    answer: TokenAnswer,
+    /// When the access token is to be renewed, counted from the exchange.
+    renew_at_ms: i64,
+}
+
+impl Exchanged {
+    /// The location the grant is for; none for an agency's.
+    pub fn location_id(&self) -> Option<&str> {
+        self.answer.location_id()
+    }
+}
+
+/// Exchange an install's `code` (single-use) for its grant, kept by nobody
+/// yet.
+pub fn exchange(
+    settings: &Settings,
+    code: &str,
+    redirect_uri: &str,
+) -> Result<Exchanged, StageError> {
+    let answer = grant::crm_install(settings, code, redirect_uri)?;
+    Ok(Exchanged {
+        renew_at_ms: renew_at_ms(now_ms(), Service::Crm, &answer),
+        answer,
+    })
+}
+
+/// Keep an exchanged grant (sealed) as the selected tenant's, in place of
+/// any earlier one.
+///
+/// A grant is only kept for the tenant's configured location
+/// (`guest_support::oauth::check_install`), whoever chose the tenant: a
+/// tenant without one is never completed by an install (the install link
+/// is public, so the first stranger to install would bind their own
+/// sub-account, and the tenant's calls, to it).
+pub fn keep(settings: &Settings, grant: Exchanged) -> Result<(), StageError> {
     let refused = |message: String| {
         StageError::Forbidden(guest_support::UpstreamError {
             service: Service::Crm,
@@ -150,13 +184,8 @@ pub fn install(settings: &Settings, code: &str, redirect_uri: &str) -> Result<St
             message,
         })
     };
-    // A grant is only kept for the configured location: the tenant serves
-    // one (`guest_support::oauth::check_install`). A tenant without one is
-    // never completed by an install: the install link is public, so the
-    // first stranger to install would bind their own sub-account (and the
-    // tenant's calls) to it.
     let expected = guest_support::config::require("crm_location_id")?;
-    match check_install(granted.location_id(), &expected) {
+    match check_install(grant.location_id(), &expected) {
         Ok(()) => {}
         Err(InstallRefusal::NoLocation) => {
             return Err(refused("HighLevel issued an agency-level token with no location: install the app into the sub-account (location) itself".into()));
@@ -164,24 +193,23 @@ pub fn install(settings: &Settings, code: &str, redirect_uri: &str) -> Result<St
         Err(InstallRefusal::WrongLocation { installed }) => {
             // The answer goes to whoever presented the code: no location ids.
             eprintln!(
-                "connectzero credentials: refused an install for location {installed}; this app serves {expected}"
+                "connectzero credentials: refused an install for location {installed}; this tenant serves {expected}"
             );
             return Err(refused(
-                "the app was installed in another sub-account than this app serves; its grant is unchanged: install it from that sub-account".into(),
+                "the app was installed in another sub-account than this tenant serves; its grant is unchanged: install it from that sub-account".into(),
             ));
         }
     }
     let entry = Entry {
-        renew_at_ms: renew_at_ms(now_ms(), Service::Crm, &granted),
-        token: granted.access_token,
-        refresh_token: granted.refresh_token,
+        renew_at_ms: grant.renew_at_ms,
+        token: grant.answer.access_token,
+        refresh_token: grant.answer.refresh_token,
     };
     let bucket = kv::open()?;
     let bytes = seal_entry(settings, Service::Crm, &entry)?;
     bucket
         .set(entry_key(Service::Crm), &bytes)
-        .map_err(storage_error)?;
-    Ok(expected)
+        .map_err(storage_error)
 }
 
 /// When a token granted at `now` (ms) is renewed (`guest_support::oauth`).

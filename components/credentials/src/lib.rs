@@ -8,8 +8,10 @@
 //! - [`settings`]: client ids and secrets from `wasi:config/store`.
 //! - [`sealed`]: AES-256-GCM for what is kept in the key-value store.
 //! - [`grant`]: the token endpoints (3CX client credentials, HighLevel
-//!   refresh-token rotation).
-//! - [`cache`]: the shared token cache and the refresh lease.
+//!   refresh-token rotation and the install's code exchange).
+//! - [`cache`]: the shared token cache, the refresh lease and the grants
+//!   installs keep (`crm-install`: exchange the code once, keep the grant
+//!   in the tenant chosen after).
 //!
 //! A Spin-side provider: it depends on `guest-support` and its world's
 //! imports, never on the host, whose native credentials it stands in for.
@@ -57,9 +59,32 @@ impl exports::connectzero::pipeline::credentials::Guest for Provider {
 }
 
 impl exports::connectzero::pipeline::crm_install::Guest for Provider {
-    fn complete(code: String, redirect_uri: String) -> Result<String, StageError> {
+    type Grant = cache::Exchanged;
+
+    fn exchange(
+        code: String,
+        redirect_uri: String,
+    ) -> Result<exports::connectzero::pipeline::crm_install::Grant, StageError> {
         let settings = settings::Settings::load()?;
-        cache::install(&settings, &code, &redirect_uri)
+        let exchanged = cache::exchange(&settings, &code, &redirect_uri)?;
+        Ok(exports::connectzero::pipeline::crm_install::Grant::new(
+            exchanged,
+        ))
+    }
+
+    fn keep(grant: exports::connectzero::pipeline::crm_install::Grant) -> Result<(), StageError> {
+        let settings = settings::Settings::load()?;
+        cache::keep(&settings, grant.into_inner())
+    }
+}
+
+impl exports::connectzero::pipeline::crm_install::GuestGrant for cache::Exchanged {
+    fn grantee(&self) -> exports::connectzero::pipeline::crm_install::Grantee {
+        use exports::connectzero::pipeline::crm_install::Grantee;
+        match self.location_id() {
+            Some(location) => Grantee::Location(location.to_string()),
+            None => Grantee::Company,
+        }
     }
 }
 

@@ -39,6 +39,8 @@
 //!   completeness, cursor movement), shared with the model checker.
 //! - [`review`]: the park reason of a call left for review (also used by
 //!   the host).
+//! - [`install_tenants`]: the tenants HighLevel installs create on Spin
+//!   (their ids, the cap on those waiting for settings).
 //! - [`installs`]: OAuth install states' limits and the client key they
 //!   count by (also used by the host).
 //! - [`oauth`]: token exchanges without I/O (what is sent, how answers
@@ -61,6 +63,7 @@ pub mod api;
 pub mod budget;
 pub mod config;
 pub mod http;
+pub mod install_tenants;
 pub mod installs;
 pub mod kv;
 pub mod layout;

@@ -18,6 +18,8 @@
 //!   location's request budget shared by every replica.
 //! - [`registry`]: the tenants' records (secrets sealed with the app's
 //!   `token_key`), their index and their tick leases.
+//! - [`installed`]: the tenant a HighLevel install creates for a location
+//!   no tenant names, and the cap on those waiting for settings.
 //! - [`fence`]: a tick renews its tenant's lease as it writes, and a tick
 //!   that lost the lease to another is refused every write.
 //! - [`stamp`]: random bytes in front of every swapped value, so a swap
@@ -30,6 +32,7 @@
 
 pub mod config;
 pub mod fence;
+pub mod installed;
 pub mod outbound;
 pub mod registry;
 pub mod scope;

@@ -6,7 +6,7 @@
 //! app's `token_key` for `tenant/<id>/<name>`.
 
 use crate::Provider;
-use crate::exports::connectzero::pipeline::tenancy::{Guest, Scope};
+use crate::exports::connectzero::pipeline::tenancy::{Guest, LocationCreated, Scope};
 use crate::fence;
 use crate::scope;
 use crate::store::{self, Swapped, swap_on_spin};
@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 const CAS_ATTEMPTS: usize = 16;
 
 /// A storage failure as a stage error.
-fn storage(error: real::Error) -> StageError {
+pub(crate) fn storage(error: real::Error) -> StageError {
     StageError::Storage(match error {
         real::Error::NoSuchStore => "the key-value store is not configured for this app".into(),
         real::Error::AccessDenied => "access to the key-value store was denied".into(),
@@ -35,11 +35,14 @@ fn storage(error: real::Error) -> StageError {
     })
 }
 
-fn raw() -> Result<Bucket, StageError> {
+pub(crate) fn raw() -> Result<Bucket, StageError> {
     real::open(BUCKET).map_err(storage)
 }
 
-fn read<T: DeserializeOwned>(bucket: &Bucket, key: &str) -> Result<Option<T>, StageError> {
+pub(crate) fn read<T: DeserializeOwned>(
+    bucket: &Bucket,
+    key: &str,
+) -> Result<Option<T>, StageError> {
     store::get(bucket, key)
         .map_err(storage)?
         .map(|bytes| decode(key, &bytes))
@@ -49,7 +52,7 @@ fn read<T: DeserializeOwned>(bucket: &Bucket, key: &str) -> Result<Option<T>, St
 /// Read-modify-write `key` with compare-and-swap: `change` gets the value
 /// (absent: `None`) and returns the new one, or `None` to leave it alone.
 /// Returns whether a value was written.
-fn update<T: Serialize + DeserializeOwned>(
+pub(crate) fn update<T: Serialize + DeserializeOwned>(
     bucket: &Bucket,
     key: &str,
     change: impl Fn(Option<T>) -> Result<Option<T>, StageError>,
@@ -133,6 +136,27 @@ fn free_lease() -> Lease {
     }
 }
 
+/// Whether `record` names HighLevel location `location_id`.
+pub(crate) fn names_location(record: &TenantRecord, location_id: &str) -> bool {
+    record.settings.get("crm_location_id").map(String::as_str) == Some(location_id)
+}
+
+/// Make a tenant whose record is stored known: its free lease, then its
+/// place in the index (so no tick can race the lease's creation).
+pub(crate) fn enlist(bucket: &Bucket, id: &str) -> Result<(), StageError> {
+    let lease_key = tenancy::lease_key(id);
+    if !bucket.exists(&lease_key).map_err(storage)? {
+        bucket
+            .set(&lease_key, &encode(&lease_key, &free_lease())?)
+            .map_err(storage)?;
+    }
+    update(bucket, tenancy::INDEX_KEY, |index: Option<Vec<String>>| {
+        let mut index = index.unwrap_or_default();
+        Ok(tenancy::index_insert(&mut index, id).then_some(index))
+    })?;
+    Ok(())
+}
+
 impl Guest for Provider {
     fn select(scope: Scope) -> Result<(), StageError> {
         match scope {
@@ -214,18 +238,7 @@ impl Guest for Provider {
                 Ok(Some(record))
             },
         )?;
-        // Before the index names the tenant, so no tick can race it.
-        let lease_key = tenancy::lease_key(&id);
-        if !bucket.exists(&lease_key).map_err(storage)? {
-            bucket
-                .set(&lease_key, &encode(&lease_key, &free_lease())?)
-                .map_err(storage)?;
-        }
-        update(&bucket, tenancy::INDEX_KEY, |index: Option<Vec<String>>| {
-            let mut index = index.unwrap_or_default();
-            Ok(tenancy::index_insert(&mut index, &id).then_some(index))
-        })?;
-        Ok(())
+        enlist(&bucket, &id)
     }
 
     fn remove(id: String) -> Result<bool, StageError> {
@@ -255,17 +268,24 @@ impl Guest for Provider {
         Ok(existed)
     }
 
-    fn find_by_location(location_id: String) -> Result<Option<String>, StageError> {
+    fn find_by_location(location_id: String) -> Result<Vec<String>, StageError> {
         let bucket = raw()?;
         let index: Vec<String> = read(&bucket, tenancy::INDEX_KEY)?.unwrap_or_default();
+        let mut found = Vec::new();
+        // The index is sorted, so the answer is.
         for id in index {
-            if let Some(r) = record(&bucket, &id)?
-                && r.settings.get("crm_location_id") == Some(&location_id)
-            {
-                return Ok(Some(id));
+            if record(&bucket, &id)?.is_some_and(|r| names_location(&r, &location_id)) {
+                found.push(id);
             }
         }
-        Ok(None)
+        Ok(found)
+    }
+
+    fn create_for_location(
+        location_id: String,
+        max_waiting: u32,
+    ) -> Result<LocationCreated, StageError> {
+        crate::installed::create_for_location(&location_id, max_waiting)
     }
 
     fn take_lease(id: String, holder: String, lease_ms: u64) -> Result<bool, StageError> {

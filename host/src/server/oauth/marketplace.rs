@@ -1,6 +1,17 @@
 //! Marketplace installs: one redirect URL for every tenant
 //! (`GET /oauth/callback`), the grant bound to the tenant whose location
 //! it is for.
+//!
+//! The Spin app's route of the same path does the same for its tenants,
+//! exchanging the code once and keeping the grant after (`crm-install`'s
+//! `exchange` and `keep`, as [`exchange_code`] and [`keep_grant`] here),
+//! and also creates a tenant, waiting for its settings, for a location no
+//! tenant names (`components/app/src/oauth/marketplace.rs`). The host's
+//! tenants come from its configuration and database, so it creates none:
+//! such an install is refused (403).
+//!
+//! [`exchange_code`]: crate::credentials::Credentials::exchange_code
+//! [`keep_grant`]: crate::credentials::Credentials::keep_grant
 
 use super::urls::public_base;
 use super::{Callback, INSTALLS, bad_request, internal, no_store};

@@ -6,6 +6,8 @@
 //! Each tenant here has its own 3CX and HighLevel simulators (a
 //! `World`); a tenant's `crm_base_url` points at its own HighLevel.
 
+mod marketplace;
+
 use super::*;
 use std::collections::BTreeMap;
 

@@ -5,7 +5,10 @@
 //! - refresh tokens rotate and are single-use [ASSUMED strict]: redeeming one
 //!   removes it and issues a new pair, while the access token issued with it
 //!   stays valid until it expires;
-//! - authorization codes are single-use;
+//! - authorization codes are single-use; a code handed to a redirect URI
+//!   is redeemed only with that same `redirect_uri` (RFC 6749 §4.1.3
+//!   [ASSUMED]: HighLevel does not document it), and a mismatch leaves the
+//!   code unused, as node-oauth2-server does;
 //! - revoking the grant (an uninstall) invalidates every code and token
 //!   issued so far; a later install starts a fresh grant.
 
@@ -20,6 +23,8 @@ use super::model::SimTokens;
 pub(crate) enum GrantError {
     /// Unknown, used, or revoked authorization code.
     InvalidCode,
+    /// The `redirect_uri` is not the one the code was handed to.
+    RedirectUriMismatch,
     /// Unknown, used, or revoked refresh token.
     InvalidRefreshToken,
 }
@@ -43,9 +48,17 @@ pub(crate) struct TokenStore {
     access: HashMap<String, AccessGrant>,
     /// refresh token -> location id; removed when used or revoked.
     refresh: HashMap<String, String>,
-    /// authorization code -> location id (`""`: an agency-level Company
-    /// grant); removed when used or revoked.
-    codes: HashMap<String, String>,
+    /// authorization code -> what it grants; removed when used or revoked.
+    codes: HashMap<String, Code>,
+}
+
+/// What an authorization code grants.
+#[derive(Debug)]
+struct Code {
+    /// The location (`""`: an agency-level Company grant).
+    location_id: String,
+    /// The redirect URI it was handed to, when known.
+    redirect_uri: Option<String>,
 }
 
 impl TokenStore {
@@ -70,22 +83,59 @@ impl TokenStore {
     }
 
     /// Creates a single-use authorization code for `location_id`, as the
-    /// chooselocation consent screen would hand to the app's redirect URI.
-    pub(crate) fn new_code(&mut self, location_id: &str) -> String {
+    /// chooselocation consent screen would hand to the app's redirect URI
+    /// (`redirect_uri`, when the test names it).
+    pub(crate) fn new_code(&mut self, location_id: &str, redirect_uri: Option<&str>) -> String {
         let code = ids::secret("hlsim_code_");
-        self.codes.insert(code.clone(), location_id.to_owned());
+        self.codes.insert(
+            code.clone(),
+            Code {
+                location_id: location_id.to_owned(),
+                redirect_uri: redirect_uri.map(str::to_owned),
+            },
+        );
         code
     }
 
-    /// Redeems an authorization code (grant_type `authorization_code`).
+    /// Redeems an authorization code (grant_type `authorization_code`)
+    /// sent with `redirect_uri`.
     pub(crate) fn redeem_code(
         &mut self,
         code: &str,
+        redirect_uri: Option<&str>,
         lifetime: Duration,
     ) -> Result<(String, SimTokens), GrantError> {
-        let location_id = self.codes.remove(code).ok_or(GrantError::InvalidCode)?;
+        let granted = self.codes.get(code).ok_or(GrantError::InvalidCode)?;
+        if granted
+            .redirect_uri
+            .as_deref()
+            .is_some_and(|bound| redirect_uri != Some(bound))
+        {
+            return Err(GrantError::RedirectUriMismatch);
+        }
+        let location_id = self
+            .codes
+            .remove(code)
+            .map(|c| c.location_id)
+            .ok_or(GrantError::InvalidCode)?;
         let pair = self.issue_pair(&location_id, lifetime);
         Ok((location_id, pair))
+    }
+
+    /// The location a refresh token that is still valid is for.
+    pub(crate) fn refresh_token_location(&self, refresh_token: &str) -> Option<String> {
+        self.refresh.get(refresh_token).cloned()
+    }
+
+    /// Every access and refresh token still valid.
+    pub(crate) fn valid_tokens(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.access
+            .iter()
+            .filter(|(_, g)| now < g.expires_at)
+            .map(|(t, _)| t.clone())
+            .chain(self.refresh.keys().cloned())
+            .collect()
     }
 
     /// Redeems a refresh token (grant_type `refresh_token`): the token is
@@ -151,10 +201,35 @@ mod unit {
     #[test]
     fn codes_are_single_use_and_zero_lifetime_expires_at_once() {
         let mut store = TokenStore::default();
-        let code = store.new_code("loc");
-        let (_, pair) = store.redeem_code(&code, Duration::ZERO).unwrap();
-        assert_eq!(store.redeem_code(&code, DAY), Err(GrantError::InvalidCode));
+        let code = store.new_code("loc", None);
+        let (_, pair) = store.redeem_code(&code, None, Duration::ZERO).unwrap();
+        assert_eq!(
+            store.redeem_code(&code, None, DAY),
+            Err(GrantError::InvalidCode)
+        );
         assert!(store.authenticate(&pair.access_token).is_none());
+    }
+
+    #[test]
+    fn a_code_handed_to_a_redirect_uri_is_redeemed_only_with_it() {
+        let mut store = TokenStore::default();
+        let code = store.new_code("loc", Some("https://app.example/oauth/callback"));
+        for wrong in [None, Some("https://app.example/t/x/oauth/callback")] {
+            assert_eq!(
+                store.redeem_code(&code, wrong, DAY),
+                Err(GrantError::RedirectUriMismatch)
+            );
+        }
+        // Left unused by the mismatch.
+        let (location, pair) = store
+            .redeem_code(&code, Some("https://app.example/oauth/callback"), DAY)
+            .unwrap();
+        assert_eq!(location, "loc");
+        assert_eq!(
+            store.refresh_token_location(&pair.refresh_token).as_deref(),
+            Some("loc")
+        );
+        assert!(store.valid_tokens().contains(&pair.access_token));
     }
 
     #[test]

@@ -175,20 +175,40 @@ impl HighLevelSim {
     /// redeem at `POST /oauth/token` with `grant_type=authorization_code`.
     pub fn authorization_code(&self) -> String {
         let location_id = self.app.config.location_id.clone();
-        self.lock().tokens.new_code(&location_id)
+        self.lock().tokens.new_code(&location_id, None)
     }
 
     /// A single-use authorization code for another location, as an
     /// installer who picked another sub-account (or a forger holding a
     /// code of their own) would bring to the callback.
     pub fn authorization_code_for(&self, location_id: &str) -> String {
-        self.lock().tokens.new_code(location_id)
+        self.lock().tokens.new_code(location_id, None)
+    }
+
+    /// A single-use authorization code for `location_id` handed to
+    /// `redirect_uri`, as an install started from the marketplace listing
+    /// brings to the listing's one redirect URL (NOTES.md §8: no `state`):
+    /// it redeems only with that same `redirect_uri`.
+    pub fn authorization_code_at(&self, location_id: &str, redirect_uri: &str) -> String {
+        self.lock().tokens.new_code(location_id, Some(redirect_uri))
     }
 
     /// A single-use authorization code for an agency-level install: it
     /// redeems to a Company token with no `locationId` (NOTES.md §8).
     pub fn company_authorization_code(&self) -> String {
-        self.lock().tokens.new_code("")
+        self.lock().tokens.new_code("", None)
+    }
+
+    /// The location a refresh token is for, while it is valid (unused and
+    /// not revoked).
+    pub fn refresh_token_location(&self, refresh_token: &str) -> Option<String> {
+        self.lock().tokens.refresh_token_location(refresh_token)
+    }
+
+    /// Every access and refresh token still valid: what no store may hold
+    /// in clear.
+    pub fn valid_tokens(&self) -> Vec<String> {
+        self.lock().tokens.valid_tokens()
     }
 
     /// The `userId` reported in token responses (the installing user).

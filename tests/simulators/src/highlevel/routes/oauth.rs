@@ -10,6 +10,9 @@
 //! - unknown, used or revoked code / refresh token → 400
 //!   "Invalid grant: authorization code is invalid" /
 //!   "Invalid grant: refresh token is invalid";
+//! - a code redeemed with another `redirect_uri` than it was handed to →
+//!   400 "Invalid request: `redirect_uri` is invalid" (the code stays
+//!   unused);
 //! - `client_credentials` or `user_type=Company` → 400 (not simulated).
 
 use std::collections::HashMap;
@@ -94,7 +97,9 @@ async fn token(
             let code = field("code").ok_or_else(|| {
                 ApiError::bad_request("Invalid request: missing parameter: `code`")
             })?;
-            state.tokens.redeem_code(code, lifetime)
+            state
+                .tokens
+                .redeem_code(code, field("redirect_uri"), lifetime)
         }
         Some("refresh_token") => {
             let refresh = field("refresh_token").ok_or_else(|| {
@@ -112,6 +117,7 @@ async fn token(
         ApiError::bad_request(match err {
             GrantError::InvalidCode => "Invalid grant: authorization code is invalid",
             GrantError::InvalidRefreshToken => "Invalid grant: refresh token is invalid",
+            GrantError::RedirectUriMismatch => "Invalid request: `redirect_uri` is invalid",
         })
     })?;
     Ok(Json(TokenResponse {

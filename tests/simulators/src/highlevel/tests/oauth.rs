@@ -66,6 +66,55 @@ async fn authorization_code_grant_returns_location_tokens() {
     );
 }
 
+/// A marketplace install's code came to the listing's redirect URL: it is
+/// redeemed only with that URL as `redirect_uri`, and a mismatch leaves it
+/// unused.
+#[tokio::test]
+async fn a_code_is_redeemed_only_with_the_redirect_uri_it_was_handed_to() {
+    let fx = Fixture::new().await;
+    let listing = "https://app.example/oauth/callback";
+    let code = fx
+        .sim
+        .authorization_code_at("otherLocation0000001", listing);
+    let config = fx.sim.config().clone();
+    let form = |redirect_uri: &'static str| {
+        vec![
+            ("client_id", config.client_id.clone()),
+            ("client_secret", config.client_secret.clone()),
+            ("grant_type", "authorization_code".into()),
+            ("code", code.clone()),
+            ("user_type", "Location".into()),
+            ("redirect_uri", redirect_uri.into()),
+        ]
+    };
+    let send = |form: Vec<(&'static str, String)>| {
+        let fx = &fx;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            fx.token_request(&form).await
+        }
+    };
+    let wrong = send(form("https://app.example/t/north/oauth/callback")).await;
+    assert_eq!(wrong.status, 400, "{wrong:?}");
+    assert_eq!(
+        wrong.body["message"],
+        "Invalid request: `redirect_uri` is invalid"
+    );
+    let reply = send(form("https://app.example/oauth/callback")).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["locationId"], "otherLocation0000001");
+    let refresh = reply.body["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        fx.sim.refresh_token_location(refresh).as_deref(),
+        Some("otherLocation0000001")
+    );
+    assert!(
+        fx.sim
+            .valid_tokens()
+            .contains(&reply.body["access_token"].as_str().unwrap().to_string())
+    );
+}
+
 #[tokio::test]
 async fn refresh_rotates_and_old_refresh_token_is_rejected() {
     let fx = Fixture::new().await;
