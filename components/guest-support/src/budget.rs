@@ -73,8 +73,13 @@ impl Window {
     pub fn admit(&mut self, now: i64, burst: u32, interval_ms: u64) -> Admission {
         let interval = i64::try_from(interval_ms).unwrap_or(i64::MAX);
         let allowed = admitted_per_interval(burst).max(1);
-        // What started an interval ago or earlier no longer counts.
-        self.starts.retain(|&t| t > now.saturating_sub(interval));
+        // What started an interval ago or earlier no longer counts. A
+        // start further ahead than any slot is handed out was written by
+        // a clock ahead of this one (another replica's, or this one's
+        // before it was set back): kept, it would refuse every request
+        // until that clock's time came round.
+        self.starts
+            .retain(|&t| t > now.saturating_sub(interval) && t <= now.saturating_add(MAX_WAIT_MS));
         let mut slot = now;
         if let Some(&last) = self.starts.last() {
             // Slots are handed out in order, never before an earlier one.
@@ -208,5 +213,22 @@ mod tests {
                 last = now + wait_ms;
             }
         }
+    }
+
+    #[test]
+    fn starts_from_a_clock_far_ahead_do_not_block_the_window() {
+        let mut window = Window::default();
+        // Another clock, an hour ahead, filled the window.
+        let ahead = 3_600_000;
+        for _ in 0..admitted_per_interval(HIGHLEVEL_BURST) {
+            assert!(matches!(
+                window.admit(ahead, HIGHLEVEL_BURST, HIGHLEVEL_INTERVAL_MS),
+                Admission::Slot { .. }
+            ));
+        }
+        assert_eq!(
+            window.admit(0, HIGHLEVEL_BURST, HIGHLEVEL_INTERVAL_MS),
+            Admission::Slot { wait_ms: 0 }
+        );
     }
 }

@@ -99,11 +99,20 @@ fn millis(ms: i64) -> Duration {
 /// blocked after a 429, refused once the day is spent, else the burst
 /// window's slot (`guest_support::budget::Window::admit`).
 pub(crate) fn admit(budget: &mut SharedBudget, limit: &CrmRateLimit, now_ms: i64) -> Admission {
+    // A block no 429 could have set from this clock's now (written by a
+    // clock ahead of it) is capped at the longest `Retry-After` honoured.
+    let longest_block = i64::from(guest_support::waits::MAX_RETRY_AFTER_SECS) * 1000;
+    budget.blocked_until_ms = budget
+        .blocked_until_ms
+        .min(now_ms.saturating_add(longest_block));
     if budget.blocked_until_ms > now_ms {
         return Admission::Refused(millis(budget.blocked_until_ms - now_ms));
     }
     if limit.daily > 0 {
-        budget.hours.retain(|(start, _)| start + DAY_MS > now_ms);
+        // Hours a clock ahead of this one opened are not counted.
+        budget
+            .hours
+            .retain(|(start, _)| start + DAY_MS > now_ms && *start <= now_ms + HOUR_MS);
         let used: u64 = budget.hours.iter().map(|(_, n)| u64::from(*n)).sum();
         let daily = u64::from(limit.daily);
         if used >= daily - daily / 100 {
@@ -162,6 +171,27 @@ mod tests {
             assert!(same, "at {now}: {ours:?} vs {spins:?}");
         }
         assert_eq!(budget.window, window);
+    }
+
+    #[test]
+    fn a_row_written_by_a_clock_far_ahead_does_not_refuse_for_hours() {
+        let hours_ahead = 10 * HOUR_MS;
+        let mut budget = SharedBudget {
+            blocked_until_ms: hours_ahead,
+            hours: vec![(hours_ahead, 1_000)],
+            ..SharedBudget::default()
+        };
+        let limit = limit(100, 10_000, 1_000);
+        let longest = millis(i64::from(guest_support::waits::MAX_RETRY_AFTER_SECS) * 1000);
+        assert!(matches!(
+            admit(&mut budget, &limit, 0),
+            Admission::Refused(wait) if wait <= longest
+        ));
+        // Once that block is over, the hour from the future is not counted.
+        assert!(matches!(
+            admit(&mut budget, &limit, longest.as_millis() as i64),
+            Admission::Go(_)
+        ));
     }
 
     #[test]

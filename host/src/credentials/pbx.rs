@@ -71,6 +71,14 @@ impl Credentials {
         }
         match self.request_pbx_token().await {
             Ok((value, lifetime)) => {
+                // 3CX may answer with the token already active (one reading
+                // of "one active token per API client", 3CX NOTES §8): its
+                // `expires_in` is then what that token has left, which the
+                // lifetime reading may take for minutes. The expiry known
+                // here wins when it is sooner.
+                let lifetime = self
+                    .known_pbx_lifetime(&value)
+                    .map_or(lifetime, |left| left.min(lifetime));
                 if let Some(store) = self.store()
                     && let Err(e) =
                         store.put(id, &[(PBX_ACCESS_TOKEN, &encode_access(&value, lifetime))])
@@ -110,6 +118,24 @@ impl Credentials {
     /// The token in use (this host's or the stored one, whichever lasts
     /// longer), if it has more than [`LAST_USE`] left.
     fn current_pbx_token(&self) -> Option<CachedToken> {
+        self.known_pbx_tokens()
+            .into_iter()
+            .filter(|token| fresh_enough(token, LAST_USE))
+            .max_by_key(|token| token.expires_at)
+    }
+
+    /// How long `value` has left when it is a token already known here
+    /// (this host's or the stored one), however little.
+    fn known_pbx_lifetime(&self, value: &Secret) -> Option<Duration> {
+        self.known_pbx_tokens()
+            .into_iter()
+            .filter(|token| token.value.expose() == value.expose())
+            .map(|token| token.expires_at.saturating_duration_since(Instant::now()))
+            .min()
+    }
+
+    /// This host's token and the stored one, expired or not.
+    fn known_pbx_tokens(&self) -> Vec<CachedToken> {
         let cached = lock(&self.pbx.cached).clone();
         let stored = self
             .store()
@@ -121,11 +147,7 @@ impl Credentials {
             .map(|(value, left_ms)| {
                 CachedToken::lasting(value, Duration::from_millis(left_ms as u64))
             });
-        [cached, stored]
-            .into_iter()
-            .flatten()
-            .filter(|token| fresh_enough(token, LAST_USE))
-            .max_by_key(|token| token.expires_at)
+        [cached, stored].into_iter().flatten().collect()
     }
 }
 

@@ -130,3 +130,29 @@ async fn three_hosts_on_one_database_get_no_more_429s_than_one_host_alone() -> a
     );
     Ok(())
 }
+
+/// What `run` and `backfill` do with a tenant on a database
+/// (`connect::on_database`) shares its location's budget through it; the
+/// test above builds its limiters by hand, so this checks the wiring.
+#[tokio::test]
+async fn a_tenant_run_on_a_database_shares_its_locations_budget() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (world, _, store) =
+        crate::common::world_with_secrets(dir.path(), crate::common::defaults()).await?;
+    let http = connectzero::upstream::client(Duration::from_secs(30))?;
+    // HighLevel's own limit (the test worlds lift it).
+    let mut config = world.config().clone();
+    config.crm.rate_limit = CrmRateLimit::HIGHLEVEL;
+    let tenant = connectzero::connect::tenant(config, http);
+    let limiter = tenant
+        .crm_limiter
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the tenant has no HighLevel limiter"))?;
+    assert!(!limiter.is_shared(), "shared before it is on a database");
+    connectzero::connect::on_database(&tenant, store)?;
+    assert!(
+        limiter.is_shared(),
+        "on a database, the budget is not shared"
+    );
+    Ok(())
+}

@@ -9,6 +9,7 @@
 //! under the first reading logged each other out until they fetched again.
 
 use crate::common::*;
+use anyhow::Context;
 use connectzero::bindings::types::Service;
 use connectzero::config::Secret;
 use connectzero::credentials::{Credentials, names};
@@ -148,5 +149,39 @@ async fn a_token_due_for_renewal_is_replaced_or_kept_under_every_reading() -> an
         assert_eq!(b.access_token(Service::Pbx).await?, renewed, "{reading:?}");
         assert_eq!(world.pbx.token_requests(), requests + 1, "{reading:?}");
     }
+    Ok(())
+}
+
+/// Where 3CX answers a renewal with the token already active, its
+/// `expires_in` is what that token has left: the host keeps the expiry it
+/// knows instead of reading a few seconds as as many minutes (before, a
+/// token with 30 s left was stored as lasting 30 minutes, and every host
+/// used it for half an hour of 401s and retries).
+#[tokio::test]
+async fn an_active_token_answered_again_keeps_its_real_expiry() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (world, store) = world(dir.path(), TokenIssue::ReturnActive).await?;
+    let a = host(&world, &store)?;
+    let first = a.access_token(Service::Pbx).await?;
+    // The active token has 30 s left at 3CX, and the store knows it.
+    world.pbx.age_active_token(Duration::from_secs(30));
+    let expires_at = chrono::Utc::now().timestamp_millis() + 30_000;
+    let due = Secret::new(format!("{expires_at} {first}"));
+    store.put("demo", &[(names::PBX_ACCESS_TOKEN, &due)])?;
+    let b = host(&world, &store)?;
+    assert_eq!(b.access_token(Service::Pbx).await?, first);
+    let stored = store
+        .get("demo", names::PBX_ACCESS_TOKEN)?
+        .context("the token is stored")?;
+    let stored_until: i64 = stored
+        .expose()
+        .split_once(' ')
+        .and_then(|(ms, _)| ms.parse().ok())
+        .context("an expiry in front of the token")?;
+    assert!(
+        stored_until <= expires_at + 1_000,
+        "stored as lasting {} s more than 3CX keeps it",
+        (stored_until - expires_at) / 1000
+    );
     Ok(())
 }

@@ -379,6 +379,14 @@ impl ThreeCxSim {
         st.coexisting.clear();
     }
 
+    /// Moves the active token's expiry to `left` from now, as if it had
+    /// been issued that much earlier (the simulator's clock for tokens).
+    pub fn age_active_token(&self, left: std::time::Duration) {
+        if let Some(token) = lock(&self.state).token.as_mut() {
+            token.expires_at = std::time::Instant::now() + left;
+        }
+    }
+
     /// Changes what a token request does while a token is active.
     pub fn set_token_issue(&self, issue: TokenIssue) {
         lock(&self.state).config.token_issue = issue;
