@@ -113,10 +113,15 @@ pub fn tick(request: &Incoming) -> (u16, Value) {
         }
         let outcome = match tenancy::take_lease(id, &worker, limits.lease_ms) {
             Ok(true) => {
-                taken += 1;
                 let outcome = tick_tenant(id, &worker);
                 // A lease left behind only delays the next holder.
                 let _ = tenancy::release_lease(id, &worker);
+                // A tenant waiting for its settings (a marketplace install
+                // a stranger may have made) or paused was not worked: it
+                // does not use up one of this request's tenants.
+                if !outcome["skipped"].is_string() {
+                    taken += 1;
+                }
                 outcome
             }
             Ok(false) => json!({"skipped": "another tick holds this tenant's lease"}),

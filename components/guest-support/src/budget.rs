@@ -101,6 +101,16 @@ impl Window {
     }
 }
 
+/// Whether a request to `path` on HighLevel counts against the location's
+/// budget: the token endpoint does not [ASSUMED: HighLevel NOTES §6.1
+/// counts API requests per app and location; a token request names no
+/// location]. Also keeps strangers' install callbacks, each of which asks
+/// the token endpoint once, from spending a location's budget.
+pub fn counts_against_limit(path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    path.trim_end_matches('/') != "/oauth/token"
+}
+
 /// What a refused request's `wasi:http` error says, so the stage that
 /// sent it reads it as a 429 ([`request_error`]) rather than a network
 /// failure: the call waits for the budget instead of counting as an outage.
@@ -230,5 +240,12 @@ mod tests {
             window.admit(0, HIGHLEVEL_BURST, HIGHLEVEL_INTERVAL_MS),
             Admission::Slot { wait_ms: 0 }
         );
+    }
+
+    #[test]
+    fn the_token_endpoint_is_not_counted() {
+        assert!(!counts_against_limit("/oauth/token"));
+        assert!(!counts_against_limit("/oauth/token/?x=1"));
+        assert!(counts_against_limit("/contacts/search"));
     }
 }

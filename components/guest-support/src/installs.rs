@@ -46,18 +46,18 @@ pub struct Busy {
 /// Add `new` to a tenant's `pending` states at `now_ms`: expired states
 /// leave, the client's own oldest go beyond [`PENDING_PER_CLIENT`] (not
 /// for a [shared key](is_shared_key): that client may be anyone); the
-/// digests of those evicted while still usable are returned. Refused
-/// (`pending` unchanged) when the tenant already has
-/// [`PENDING_PER_TENANT`] pending.
+/// digests of all that left (expired, or evicted while still usable) are
+/// returned, for their stored states to be deleted: nothing else deletes
+/// a state that was never redeemed. Refused (`pending` unchanged) when
+/// the tenant already has [`PENDING_PER_TENANT`] pending.
 pub fn admit(pending: &mut Vec<Pending>, new: Pending, now_ms: i64) -> Result<Vec<String>, Busy> {
-    let mut kept: Vec<Pending> = pending
+    let (mut kept, expired): (Vec<Pending>, Vec<Pending>) = pending
         .iter()
-        .filter(|p| p.expires_at_ms > now_ms)
         .cloned()
-        .collect();
+        .partition(|p| p.expires_at_ms > now_ms);
     // Oldest first, so the client's oldest are the first of its own.
     kept.sort_by_key(|p| p.expires_at_ms);
-    let mut evicted = Vec::new();
+    let mut evicted: Vec<String> = expired.into_iter().map(|p| p.state).collect();
     let mut own = if is_shared_key(&new.client) {
         0
     } else {
@@ -242,10 +242,11 @@ mod tests {
             admit(&mut states, pending("next", "c", 200), 0),
             Ok(vec!["s0".to_string()])
         );
-        // At 150 the first two have expired: they leave, not evicted.
+        // At 150 the two left from the first round have expired: they
+        // leave, and are named so their stored states are deleted.
         assert_eq!(
             admit(&mut states, pending("later", "c", 300), 150),
-            Ok(Vec::new())
+            Ok(vec!["s1".to_string(), "s2".to_string()])
         );
         let left: Vec<&str> = states.iter().map(|p| p.state.as_str()).collect();
         assert_eq!(left, ["next", "later"]);

@@ -45,6 +45,10 @@ impl Guest for Provider {
 
 /// The selected tenant's location when `request` goes to its HighLevel.
 fn budgeted_location(request: &OutgoingRequest) -> Option<String> {
+    let path = request.path_with_query().unwrap_or_default();
+    if !guest_support::budget::counts_against_limit(&path) {
+        return None;
+    }
     let authority = request.authority()?;
     let crm = config::value("crm_base_url")?;
     let crm_authority = authority_of(&crm)?;

@@ -75,10 +75,9 @@ pub fn assumed_semantics(limit: &CrmRateLimit, retry_after_secs: Option<u64>) ->
 }
 
 /// Whether a request to `path` on the CRM counts against the location's
-/// limit (see [`assumed_semantics`]).
-pub fn counts_against_limit(path: &str) -> bool {
-    path.trim_end_matches('/') != "/oauth/token"
-}
+/// limit (see [`assumed_semantics`]; the rule is Spin's too,
+/// `guest_support::budget`).
+pub use guest_support::budget::counts_against_limit;
 
 /// What the limiter answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

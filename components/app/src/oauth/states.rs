@@ -103,7 +103,8 @@ fn admit(
         let bytes = serde_json::to_vec(&pending).unwrap_or_default();
         match atomics::swap(cas, &bytes) {
             Ok(()) => {
-                // The client's own oldest links stop working.
+                // Expired links go, and the client's own oldest stop
+                // working.
                 for state in evicted {
                     let _ = bucket.delete(&flow.state_key(&state));
                 }

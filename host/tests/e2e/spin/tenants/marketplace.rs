@@ -24,11 +24,19 @@ async fn arrive<V: AsRef<str>>(app: &SpinApp, query: &[(&str, V)]) -> anyhow::Re
 }
 
 /// A multi-tenant app whose own HighLevel is `world`'s, with at most
-/// `max_waiting` tenants created by installs waiting for settings.
-fn launch(spin: &Path, state: &Path, world: &World, max_waiting: &str) -> anyhow::Result<SpinApp> {
+/// `max_waiting` tenants created by installs waiting for settings, and
+/// at most `max_per_tick` tenants ticked per request.
+fn launch(
+    spin: &Path,
+    state: &Path,
+    world: &World,
+    max_waiting: &str,
+    max_per_tick: &str,
+) -> anyhow::Result<SpinApp> {
     let mut variables = app_variables();
     variables.push(("crm_base_url".into(), world.config().crm.base_url.clone()));
     variables.push(("max_waiting_tenants".into(), max_waiting.into()));
+    variables.push(("max_tenants_per_tick".into(), max_per_tick.into()));
     SpinApp::launch(spin, state, "marketplace", &variables, &Store::File)
 }
 
@@ -91,7 +99,7 @@ async fn a_marketplace_install_completes_or_creates_the_tenant_of_its_location()
     };
     let (world, _) = seeded_world(quick_retries().build()).await?;
     let state = tempfile::tempdir()?;
-    let app = launch(&spin, state.path(), &world, "5")?;
+    let app = launch(&spin, state.path(), &world, "5", "10")?;
     let location = world.config().crm.location_id.clone();
 
     // "shop" names the world's location and has no grant yet.
@@ -260,7 +268,8 @@ async fn installs_create_at_most_max_waiting_tenants() -> anyhow::Result<()> {
     };
     let (world, _) = seeded_world(quick_retries().build()).await?;
     let state = tempfile::tempdir()?;
-    let app = launch(&spin, state.path(), &world, "2")?;
+    // One tenant per tick: waiting tenants must not take that place.
+    let app = launch(&spin, state.path(), &world, "2", "1")?;
     let install = |location: &str| {
         let code = world
             .crm
@@ -312,5 +321,17 @@ async fn installs_create_at_most_max_waiting_tenants() -> anyhow::Result<()> {
         "{answer}"
     );
     assert_eq!(tenant_ids(&app).await?.len(), 3);
+
+    // Two tenants wait, one is set up, and a request ticks one tenant:
+    // wherever a request starts in the list, it ticks the set-up one (a
+    // waiting tenant is skipped without using up the request's place).
+    for _ in 0..6 {
+        let report = app.tick().await;
+        let ticked = &report["tenants"][first.as_str()];
+        assert!(
+            ticked.is_object() && !ticked["skipped"].is_string(),
+            "{report}"
+        );
+    }
     Ok(())
 }
