@@ -337,7 +337,8 @@ pub fn parse_retry_after(value: Option<&str>) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn limit(burst: u32, interval_ms: u64, daily: u32) -> CrmRateLimit {
+    /// A limit of `burst` per `interval_ms` and `daily` a day.
+    pub(crate) fn limit(burst: u32, interval_ms: u64, daily: u32) -> CrmRateLimit {
         CrmRateLimit {
             burst,
             interval_ms,

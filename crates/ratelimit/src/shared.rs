@@ -142,14 +142,7 @@ pub(crate) fn admit(budget: &mut SharedBudget, limit: &CrmRateLimit, now_ms: i64
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn limit(burst: u32, interval_ms: u64, daily: u32) -> CrmRateLimit {
-        CrmRateLimit {
-            burst,
-            interval_ms,
-            daily,
-        }
-    }
+    use crate::tests::limit;
 
     #[test]
     fn the_window_is_spins_rule() {
