@@ -824,16 +824,9 @@ async fn two_spin_instances_on_one_store_post_each_call_once() -> anyhow::Result
     ring_then_hang_up(&world, &plans, tick).await;
     tick_to_totals("two spin ups", &world, expected_totals(&plans), tick).await;
 
-    let messages = world.crm.messages();
-    let mut alt_ids: Vec<_> = messages.iter().map(|m| m.alt_id.clone()).collect();
-    alt_ids.sort();
-    alt_ids.dedup();
-    assert_eq!(
-        alt_ids.len(),
-        messages.len(),
-        "a call was posted twice:\n{}\n{}",
-        first.logs(),
-        second.logs()
+    assert_each_call_once(
+        &world,
+        &format!("two spin ups\n{}\n{}", first.logs(), second.logs()),
     );
     assert_eq!(totals(&world), expected_totals(&plans));
     Ok(())
@@ -1288,16 +1281,14 @@ async fn spin_ticks_running_past_their_lease_post_each_call_once() -> anyhow::Re
         };
         tokio::join!(first.tick(), other);
     }
-    let mut alt_ids: Vec<_> = world.crm.messages().into_iter().map(|m| m.alt_id).collect();
-    assert_eq!(alt_ids.len(), 20);
-    alt_ids.sort();
-    alt_ids.dedup();
-    assert_eq!(
-        alt_ids.len(),
-        20,
-        "a call was posted twice:\n{}\n{}",
-        first.logs(),
-        second.logs()
+    assert_eq!(world.crm.messages().len(), 20);
+    assert_each_call_once(
+        &world,
+        &format!(
+            "ticks past their lease\n{}\n{}",
+            first.logs(),
+            second.logs()
+        ),
     );
     assert_eq!(ended(&world), 20);
     Ok(())

@@ -621,12 +621,8 @@ async fn three_replicas_share_one_locations_request_budget() -> anyhow::Result<(
             apps[0].logs()
         );
     }
-    let messages = shared.crm.messages();
-    let mut alt_ids: Vec<_> = messages.iter().map(|m| m.alt_id.clone()).collect();
-    alt_ids.sort();
-    alt_ids.dedup();
-    assert_eq!(alt_ids.len(), want, "each call once: {alt_ids:?}");
-    assert_eq!(messages.len(), want);
+    assert_eq!(shared.crm.messages().len(), want);
+    assert_each_call_once(shared, "three replicas on one location's budget");
     assert_eq!(
         shared.crm.rate_limited_count(),
         0,
