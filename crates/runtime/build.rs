@@ -53,7 +53,9 @@ fn main() {
         "building the wasm32-wasip2 components failed (see the errors above)"
     );
 
-    let out_dir = target_dir.join(TARGET).join("release");
+    let out_dir = target_dir
+        .join(TARGET)
+        .join(connectzero_stages::COMPONENT_PROFILE);
     for component in COMPONENTS.iter().filter(|c| c.bundled()) {
         let path = out_dir.join(component.file);
         assert!(

@@ -26,7 +26,9 @@
 //! simulators run in the same process, so absolute RSS includes them.
 
 mod boundary;
+pub mod figures;
 mod latency;
+mod load;
 mod native_match;
 mod retention;
 mod spin_replicas;
@@ -58,9 +60,15 @@ pub enum Scenario {
     /// Hang-up to CRM message latency at the default poll interval.
     #[value(name = "latency")]
     Latency,
-    /// Calls per second through every stage.
+    /// Calls per second through every stage, one tenant.
     #[value(name = "throughput")]
     Throughput,
+    /// Calls per second through every stage across 100 tenants at once.
+    #[value(name = "throughput-tenants")]
+    ThroughputTenants,
+    /// Hang-up to CRM latency while 100 tenants' calls keep coming.
+    #[value(name = "latency-under-load")]
+    LatencyUnderLoad,
     /// Match stage as a component versus native code.
     #[value(name = "boundary")]
     Boundary,
@@ -76,11 +84,13 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Stream100Mb,
         Scenario::IdleTenants,
         Scenario::Latency,
         Scenario::Throughput,
+        Scenario::ThroughputTenants,
+        Scenario::LatencyUnderLoad,
         Scenario::Boundary,
         Scenario::Retention,
     ];
@@ -91,6 +101,8 @@ impl Scenario {
             Scenario::IdleTenants => "idle-tenants",
             Scenario::Latency => "latency",
             Scenario::Throughput => "throughput",
+            Scenario::ThroughputTenants => "throughput-tenants",
+            Scenario::LatencyUnderLoad => "latency-under-load",
             Scenario::Boundary => "boundary",
             Scenario::Retention => "retention",
             Scenario::SpinReplicas => "spin-replicas",
@@ -111,7 +123,16 @@ pub struct Options {
     pub components: Option<PathBuf>,
     /// The Spin CLI for `spin-replicas`.
     pub spin: Option<PathBuf>,
+    /// Where the run is saved for the next one ([`figures::save_path`]);
+    /// `None`: not saved.
+    pub results: Option<PathBuf>,
+    /// A saved run to compare with instead of the last one.
+    pub previous: Option<PathBuf>,
 }
+
+/// The reference run checked in with docs/BENCHMARKS.md, relative to the
+/// workspace root (where `cargo run` starts the bench).
+const REFERENCE_RUN: &str = "docs/benchmarks.json";
 
 /// Run the chosen scenarios and print their figures on stdout.
 pub async fn run(options: Options) -> anyhow::Result<()> {
@@ -128,6 +149,22 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     scenarios.dedup();
 
     print_header(&options);
+    let figures = figures::Figures::default();
+    let mut saved_run = figures::Run {
+        started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        commit: commit(),
+        build: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+        .into(),
+        load: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_string)),
+        quick: options.quick,
+        figures: Vec::new(),
+    };
     let started = Instant::now();
     let runtime = Runtime::new(options.components.as_deref())?;
     println!(
@@ -140,23 +177,39 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         println!("== {} ==", scenario.name());
         let t = Instant::now();
         match scenario {
-            Scenario::Stream100Mb => stream::run(runtime.clone(), dir.path()).await?,
+            Scenario::Stream100Mb => stream::run(runtime.clone(), dir.path(), &figures).await?,
             Scenario::IdleTenants => {
-                tenants::run(runtime.clone(), dir.path(), options.quick).await?
+                tenants::run(runtime.clone(), dir.path(), options.quick, &figures).await?
             }
-            Scenario::Latency => latency::run(runtime.clone(), dir.path(), options.quick).await?,
+            Scenario::Latency => {
+                latency::run(runtime.clone(), dir.path(), options.quick, &figures).await?
+            }
             Scenario::Throughput => {
                 let calls = options
                     .calls
                     .unwrap_or(if options.quick { 300 } else { 2000 });
-                pipeline = Some(throughput::run(runtime.clone(), dir.path(), calls).await?);
+                pipeline =
+                    Some(throughput::run(runtime.clone(), dir.path(), calls, &figures).await?);
+            }
+            Scenario::ThroughputTenants => {
+                load::throughput(runtime.clone(), dir.path(), options.quick, &figures).await?
+            }
+            Scenario::LatencyUnderLoad => {
+                load::latency(runtime.clone(), dir.path(), options.quick, &figures).await?
             }
             Scenario::Boundary => {
-                boundary::run(runtime.clone(), dir.path(), options.quick, pipeline).await?
+                boundary::run(
+                    runtime.clone(),
+                    dir.path(),
+                    options.quick,
+                    pipeline,
+                    &figures,
+                )
+                .await?
             }
             Scenario::Retention => {
                 let calls = if options.quick { 100_000 } else { 1_000_000 };
-                retention::run(runtime.clone(), dir.path(), calls).await?
+                retention::run(runtime.clone(), dir.path(), calls, &figures).await?
             }
             Scenario::SpinReplicas => {
                 spin_replicas::run(
@@ -164,6 +217,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                     dir.path(),
                     options.quick,
                     options.spin.clone(),
+                    &figures,
                 )
                 .await?
             }
@@ -174,7 +228,46 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             t.elapsed().as_secs_f64()
         );
     }
+    saved_run.figures = figures.all();
+    let saved_at = options
+        .results
+        .as_deref()
+        .map(|dir| figures::save_path(dir, options.quick));
+    let previous = figures::previous(
+        options.previous.as_deref(),
+        saved_at.as_deref().unwrap_or(Path::new("")),
+        Path::new(REFERENCE_RUN),
+    );
+    match &previous {
+        Some((path, run)) => println!(
+            "== figures == (previous: {}, {} at {})",
+            path.display(),
+            run.commit.as_deref().unwrap_or("unknown commit"),
+            run.started
+        ),
+        None => println!("== figures == (no previous run to compare with)"),
+    }
+    print!(
+        "{}",
+        figures::table(&saved_run, previous.as_ref().map(|(_, run)| run))
+    );
+    if let Some(path) = &saved_at {
+        figures::save(&saved_run, path)?;
+        println!("saved in {}", path.display());
+    }
     Ok(())
+}
+
+/// The commit this tree is at, when git can say.
+fn commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 fn print_header(options: &Options) {

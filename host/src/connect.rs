@@ -19,13 +19,16 @@ pub fn tenant(config: TenantConfig, http: reqwest::Client) -> Tenant {
     let credentials = Arc::new(Credentials::new(http.clone(), &config));
     let crm_limiter = crate::ratelimit::for_location(&config.crm);
     let directory = Directory::new(
-        http,
+        http.clone(),
         &config.crm.base_url,
         &config.crm.location_id,
         credentials.clone(),
     )
     .with_limiter(crm_limiter.clone());
-    Tenant::new(config, credentials, Arc::new(directory), crm_limiter)
+    let probe = crate::probe::PbxProbe::new(http, &config.pbx.base_url, credentials.clone());
+    let mut tenant = Tenant::new(config, credentials, Arc::new(directory), crm_limiter);
+    tenant.probe = Some(Arc::new(probe));
+    tenant
 }
 
 /// Run `tenant` on the database behind `secrets`, as every host on it

@@ -35,6 +35,7 @@ pub use connectzero_runtime::engine;
 pub use connectzero_runtime::kv;
 pub mod location;
 pub mod metrics;
+pub mod probe;
 pub use connectzero_runtime::names;
 pub use connectzero_runtime::outbound;
 pub use connectzero_runtime::pipeline;

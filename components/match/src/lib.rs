@@ -27,13 +27,15 @@ mod rules;
 use guest_support::StageError;
 use guest_support::bindings::connectzero::matcher::types::Call;
 
-guest_support::stage_bindings!(pure "connectzero:matcher/match-stage");
+guest_support::stage_bindings!(pure "connectzero:pipeline/bundled-match-stage");
 
-use exports::connectzero::matcher::matcher::{Guest, MatchOutcome, MatcherSettings};
+use exports::connectzero::matcher::matcher::{
+    Guest as MatcherGuest, MatchOutcome, MatcherSettings,
+};
 
 struct Matcher;
 
-impl Guest for Matcher {
+impl MatcherGuest for Matcher {
     fn match_calls(
         settings: MatcherSettings,
         calls: Vec<Call>,
@@ -50,6 +52,14 @@ impl Guest for Matcher {
             .iter()
             .map(|call| rules::match_call(&settings, call, &mut directory))
             .collect()
+    }
+}
+
+/// The pre-initialiser's entry point (`wit/worlds.wit`,
+/// `bundled-match-stage`): the host calls it once and snapshots the result.
+impl crate::Guest for Matcher {
+    fn wizer_initialize() {
+        normalise::preload();
     }
 }
 

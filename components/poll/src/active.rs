@@ -35,6 +35,8 @@ pub struct Observed {
     pub sightings: Vec<Sighting>,
     /// Now, on the PBX's clock.
     pub pbx_now: i64,
+    /// The calls 3CX listed, as read.
+    pub calls: Vec<crate::ActiveCall>,
 }
 
 /// Read `ActiveCalls`, merge it into the remembered sightings and store
@@ -81,7 +83,11 @@ pub fn observe(
     if next != stored {
         kv::set_json(bucket, SIGHTINGS_KEY, &next)?;
     }
-    Ok(Observed { sightings, pbx_now })
+    Ok(Observed {
+        sightings,
+        pbx_now,
+        calls: active.calls,
+    })
 }
 
 /// Whether `call` is complete, given the sightings: the parties compared

@@ -32,7 +32,7 @@ use guest_support::{StageError, kv, time};
 guest_support::stage_bindings!(http_kv "poll-stage");
 
 use exports::connectzero::pipeline::poll::{ActiveCall, Guest, PollBatch};
-use guest_support::bindings::connectzero::pipeline::types::UnreadableRow;
+use guest_support::bindings::connectzero::pipeline::types::{UnreadableRow, WindowRows};
 
 /// Key of the tenant's cursor: start of the newest leg handled, in ms.
 use guest_support::protocol::CURSOR_KEY;
@@ -118,6 +118,8 @@ impl Guest for Poll {
                 calls: Vec::new(),
                 rejected,
                 high_water: from,
+                active: Vec::new(),
+                settled: None,
             });
         }
         let call_log = xapi::call_log(
@@ -140,6 +142,8 @@ impl Guest for Poll {
             calls,
             rejected,
             high_water,
+            active: Vec::new(),
+            settled: None,
         })
     }
 
@@ -203,12 +207,29 @@ fn read_history(
         sightings: active.sightings.clone(),
         pbx_now: active.pbx_now,
     };
+    // Every row read, for `settled`; kept only if every one ends up in a
+    // complete call of the batch.
+    let mut segment_ids: Vec<i32> = legs.iter().map(|l| l.leg_id).collect();
+    segment_ids.sort_unstable();
+    let window = |facts: &CursorFacts, rejected: &[UnreadableRow]| {
+        let nothing_left = !more
+            && facts.unsettled_starts.is_empty()
+            && rejected.is_empty()
+            && active.calls.is_empty()
+            && active.sightings.is_empty();
+        nothing_left.then(|| WindowRows {
+            start: from,
+            segment_ids: segment_ids.clone(),
+        })
+    };
     if legs.is_empty() {
         return Ok(Read {
             batch: PollBatch {
                 calls: Vec::new(),
-                rejected,
                 high_water: protocol::next_cursor(&facts).unwrap_or(cursor),
+                active: active.calls.clone(),
+                settled: window(&facts, &rejected),
+                rejected,
             },
             cut: more,
         });
@@ -237,8 +258,10 @@ fn read_history(
     Ok(Read {
         batch: PollBatch {
             calls,
-            rejected,
             high_water: protocol::next_cursor(&facts).unwrap_or(cursor),
+            active: active.calls.clone(),
+            settled: window(&facts, &rejected),
+            rejected,
         },
         cut: more,
     })

@@ -56,12 +56,8 @@ pub fn call_history_since<T>(
     max_rows: u32,
     parse: impl FnMut(Value) -> T,
 ) -> Result<(Vec<T>, bool), StageError> {
-    let filter = format!("SegmentStartTime ge {}", format_rfc3339_ms(from_ms));
-    let base = format!(
-        "/CallHistoryView?$filter={}&$orderby={}",
-        urlencoding::encode(&filter),
-        urlencoding::encode("SegmentStartTime asc,SegmentId asc"),
-    );
+    // The same query the host's check of an idle tenant reads.
+    let base = guest_support::protocol::quiet::history_query(from_ms);
     let pages = max_rows.div_ceil(page_size.max(1));
     read_pages_with(api, &base, page_size, pages, parse)
 }

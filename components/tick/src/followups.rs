@@ -123,12 +123,21 @@ pub fn after_post(
 /// set of active calls already queued (`tick/started`, only calls still
 /// active, so it stays small) saves matching them again. Two workers
 /// writing it at once can only forget a call, which costs one more match.
-pub fn calls_started(options: &Options, report: &mut TickReport) {
+pub fn calls_started(
+    options: &Options,
+    listed: Option<Vec<poll::ActiveCall>>,
+    report: &mut TickReport,
+) {
     let s = &options.settings;
-    // 3CX's active calls are a nicety: when they cannot be read, the
-    // history part still runs.
-    let Ok(active) = time("poll", "active-calls", || poll::active_calls(s)) else {
-        return;
+    // The list the poll read this tick; asked again only when the poll
+    // failed. 3CX's active calls are a nicety: when they cannot be read,
+    // the history part still runs.
+    let active = match listed {
+        Some(active) => active,
+        None => match time("poll", "active-calls", || poll::active_calls(s)) {
+            Ok(active) => active,
+            Err(_) => return,
+        },
     };
     let Ok(bucket) = kv::open() else {
         return;

@@ -62,16 +62,27 @@ impl Guest for Tick {
         // shows on the history read (active calls are a nicety the tick
         // goes on without). Unusable filters stop both, never the queues
         // of calls already posted.
-        match options.usable() {
+        let settled = match options.usable() {
             Ok(()) => {
-                if let Err(error) = history::sync(&options, &mut report) {
-                    fail(&mut report, error);
-                }
-                followups::calls_started(&options, &mut report);
+                // The history read lists the calls in progress first;
+                // when it failed, `calls_started` asks 3CX itself.
+                let (active, settled) = match history::sync(&options, &mut report) {
+                    Ok(synced) => (Some(synced.active), synced.settled),
+                    Err(error) => {
+                        fail(&mut report, error);
+                        (None, None)
+                    }
+                };
+                followups::calls_started(&options, active, &mut report);
+                settled
             }
-            Err(error) => fail(&mut report, error),
-        }
+            Err(error) => {
+                fail(&mut report, error);
+                None
+            }
+        };
         followups::work_queues(&options, &mut report);
+        report.quiet = settled.filter(|_| did_nothing(&report));
         timing::drain_into(&mut report);
         report
     }
@@ -136,6 +147,31 @@ fn layout_ready() -> Result<(), StageError> {
     guest_support::layout::check(&guest_support::kv::open()?)
 }
 
+/// Whether the tick changed nothing and found nothing due: every call it
+/// read was handled before, no follow-up ran, nothing went wrong.
+fn did_nothing(r: &TickReport) -> bool {
+    let counts = [
+        r.posted,
+        r.skipped,
+        r.parked,
+        r.retrying,
+        r.in_flight,
+        r.rejected_rows,
+        r.deferred,
+        r.attached,
+        r.attach_gave_up,
+        r.attach_pending,
+        r.triggers_delivered,
+        r.calls_started,
+        r.copies_settled,
+        r.pruned,
+    ];
+    counts.iter().all(|&n| n == 0)
+        && r.error.is_none()
+        && r.retry_after_secs.is_none()
+        && r.warnings.is_empty()
+}
+
 /// An empty report.
 pub fn report() -> TickReport {
     TickReport {
@@ -159,6 +195,7 @@ pub fn report() -> TickReport {
         copies_settled: 0,
         warnings: Vec::new(),
         timings: Vec::new(),
+        quiet: None,
     }
 }
 

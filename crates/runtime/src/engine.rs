@@ -18,6 +18,7 @@
 //! bounded and why never across tenants: [`warm`]).
 
 mod load;
+mod preinit;
 mod store;
 mod warm;
 
@@ -32,7 +33,7 @@ use crate::directory::ContactDirectory;
 use crate::state::StoreData;
 use anyhow::Context;
 use connectzero_stages::Grant;
-use load::{Bundled, linker_for, load_component, new_engine, tick_linker};
+use load::{Bundled, component_bytes, linker_for, load_component, new_engine, tick_linker};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +72,7 @@ const MAX_WARM_MATCHERS: usize = 1024;
 pub use connectzero_stages::Stage;
 
 /// Where the build script left the components it built and composed
-/// (`target/components/wasm32-wasip2/release`): the bundled files, the
+/// (`target/components/wasm32-wasip2/component`): the bundled files, the
 /// Spin deployables and the test fixtures.
 pub const COMPONENTS_DIR: &str = env!("CONNECTZERO_COMPONENTS_DIR");
 
@@ -149,8 +150,17 @@ impl Runtime {
             ..limits
         };
         let engine = new_engine(limits.idle)?;
+        // The matcher, pre-initialised once here, is the one composed into
+        // the tick and the one run on its own.
+        let (matcher, matcher_path) = component_bytes(Stage::Match, replacements)?;
+        let matcher = preinit::matcher(&engine, matcher);
         let load = |stage: Stage| -> anyhow::Result<(Linker<StoreData>, Component)> {
-            let component = load_component(&engine, stage, replacements)?;
+            let component = if stage == Stage::Match {
+                load_component(&engine, stage, &matcher, matcher_path.as_deref())?
+            } else {
+                let (bytes, path) = component_bytes(stage, replacements)?;
+                load_component(&engine, stage, &bytes, path.as_deref())?
+            };
             Ok((linker_for(&engine, stage)?, component))
         };
         let pre = |stage: Stage| -> anyhow::Result<wasmtime::component::InstancePre<StoreData>> {
@@ -161,7 +171,10 @@ impl Runtime {
         };
         let composed = connectzero_compose::compose_from(
             connectzero_compose::Deployable::Tick,
-            &Bundled { replacements },
+            &Bundled {
+                replacements,
+                matcher: &matcher,
+            },
         )
         .map_err(anyhow::Error::from)
         .context("composing the pipeline (the tick and its stages)")?;

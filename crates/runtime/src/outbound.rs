@@ -11,6 +11,9 @@
 //! requests: they wait for their slot, a 429 from HighLevel holds back
 //! every user of the location, and a request the limiter refuses is
 //! answered 429 without leaving the host.
+//!
+//! Requests go out over kept-alive connections shared by the whole
+//! process ([`pool`]).
 
 pub use crate::authority::authority_of_url;
 use crate::authority::{is_loopback, normalise_authority};
@@ -19,6 +22,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+mod pool;
 
 /// The authorities one component may call.
 #[derive(Clone, Debug, Default)]
@@ -119,7 +124,7 @@ impl WasiHttpHooks for OutboundPolicy {
         // (`WaitedBody`).
         let allowance = self.allowance.clone();
         let wait = allowance.as_ref().map(|a| a.credited());
-        let options = Some(bounded_options(options));
+        let options = bounded_options(options);
         let counted_as = normalise_authority(&authority, https).unwrap_or_default();
         let limiter = self
             .crm
@@ -135,13 +140,13 @@ impl WasiHttpHooks for OutboundPolicy {
                     Admission::Refused(retry) => return Ok(limited_response(retry)),
                 }
             }
-            let sent = wasmtime_wasi_http::default_send_request(request, options).await;
-            let status = sent.as_ref().ok().map(|(r, _)| r.status().as_u16());
+            let sent = pool::send(request, options).await;
+            let status = sent.as_ref().ok().map(|r| r.status().as_u16());
             crate::telemetry::sink().http_answer(&counted_as, status);
             if let Err(error) = &sent {
                 tracing::debug!(authority = %counted_as, %error, "outbound request got no answer");
             }
-            let (response, io) = sent?;
+            let response = sent?;
             if let Some(limiter) = &limiter
                 && response.status().as_u16() == 429
             {
@@ -161,7 +166,9 @@ impl WasiHttpHooks for OutboundPolicy {
                     }
                     .boxed_unsync()
                 }),
-                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+                // The pool drives its connections itself: nothing for the
+                // request's constructor to wait for.
+                Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })
     }

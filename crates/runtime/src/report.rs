@@ -39,4 +39,19 @@ pub struct TickReport {
     pub deferred: usize,
     /// Keys of calls past the retention horizon deleted in this tick.
     pub pruned: usize,
+    /// The rows an idle tick read, when it found nothing to do
+    /// (`tick-report.quiet`): what the scheduler's check of 3CX compares.
+    pub quiet: Option<QuietWindow>,
+    /// The pipeline did not run: 3CX showed nothing new since a quiet tick
+    /// (`crate::scheduler`).
+    pub probed: bool,
+}
+
+/// The history rows a quiet tick read (`window-rows` in WIT).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuietWindow {
+    /// Where the poll's read began (ms).
+    pub start_ms: i64,
+    /// The `SegmentId` of every row read, ascending.
+    pub segment_ids: Vec<i32>,
 }

@@ -17,15 +17,45 @@
 //!   (`crate::ratelimit`), which admits requests in the order they ask: a
 //!   tenant's stages send one request at a time, so each tenant gets its
 //!   turn whatever the others' backlog.
+//!
+//! An idle tenant costs a check, not a tick: after a tick that found
+//! nothing to do (`TickReport::quiet`), the next ones first ask 3CX
+//! whether anything changed ([`QuietProbe`]: two small reads) and run the
+//! pipeline only when it did, or when the tenant's settings changed, an
+//! operator asked for a copy, the check failed, or [`MAX_QUIET`] passed
+//! (a follow-up coming due — a recording retry, a workflow retry — waits
+//! for that at most). Skipping a tick cannot lose or double a call: the
+//! next tick that runs handles everything the skipped one would have.
 
 use crate::pipeline::{Pipeline, Tenant, TickReport};
+use crate::report::QuietWindow;
 use crate::storage::Storage;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Longest wait between ticks after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Longest a tenant goes on checks alone before its pipeline runs again,
+/// whatever 3CX says: what bounds the wait of a follow-up coming due while
+/// the tenant is idle (the tick does not say when its queues' next job is
+/// due).
+pub const MAX_QUIET: Duration = Duration::from_secs(15);
+
+/// Asks the tenant's 3CX whether the next tick would find anything new
+/// (`guest_support::protocol::quiet`); the host implements it over its
+/// own HTTP client and the tenant's token.
+pub trait QuietProbe: Send + Sync + 'static {
+    /// True only when 3CX answered that nothing changed since the quiet
+    /// tick that read `window`; any failure is `false` (the tick runs).
+    fn unchanged(
+        self: Arc<Self>,
+        window: QuietWindow,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send>>;
+}
 
 /// What the layers above the scheduler see of a tenant's ticks, and the
 /// one thing they may change: which settings the next tick runs with. The
@@ -59,6 +89,9 @@ pub async fn run_tenant(
 ) {
     let mut delay = Duration::ZERO;
     let mut last_error: Option<String> = None;
+    // The last quiet tick's window, when it was, with when it ran and the
+    // tenant (settings) it ran with.
+    let mut quiet: Option<(QuietWindow, Instant, Arc<Tenant>)> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -69,12 +102,39 @@ pub async fn run_tenant(
         }
         let tenant = observer.tenant_for_tick(&tenant, pipeline.storage());
         let interval = Duration::from_millis(tenant.config.settings.poll_interval_ms);
-        let report = match pipeline.tick(&tenant).await {
-            Ok(report) => report,
-            Err(fault) => TickReport {
-                error: Some(format!("component fault: {fault:#}")),
-                ..TickReport::default()
-            },
+        let still = match quiet.take() {
+            Some((window, since, ran_with))
+                if Arc::ptr_eq(&ran_with, &tenant) && since.elapsed() < MAX_QUIET =>
+            {
+                pipeline
+                    .still_quiet(&tenant, &window)
+                    .await
+                    .then_some((window, since, ran_with))
+            }
+            _ => None,
+        };
+        let report = match still {
+            Some(unchanged) => {
+                quiet = Some(unchanged);
+                TickReport {
+                    probed: true,
+                    ..TickReport::default()
+                }
+            }
+            None => {
+                let report = match pipeline.tick(&tenant).await {
+                    Ok(report) => report,
+                    Err(fault) => TickReport {
+                        error: Some(format!("component fault: {fault:#}")),
+                        ..TickReport::default()
+                    },
+                };
+                quiet = report
+                    .quiet
+                    .clone()
+                    .map(|window| (window, Instant::now(), tenant.clone()));
+                report
+            }
         };
         observer.tick_done(&tenant, &report);
         delay = next_delay(interval, delay, &report);

@@ -12,6 +12,7 @@
 //! so both sides use the same simulator-backed directory and the same
 //! per-batch cache rules. Batches alternate between the two sides.
 
+mod cold;
 mod footprint;
 mod sides;
 
@@ -39,6 +40,7 @@ pub async fn run(
     dir: &Path,
     quick: bool,
     pipeline: Option<throughput::Throughput>,
+    figures: &super::figures::Figures,
 ) -> anyhow::Result<()> {
     let batch = if quick { 20 } else { 100 };
     let reps = if quick { 2 } else { 60 };
@@ -128,6 +130,13 @@ pub async fn run(
         same_answers(&component, &theirs)?;
     }
     let (cold, native) = (cold / reps as u32, native / reps as u32);
+    figures.record(
+        "boundary.fresh-matcher",
+        "fresh matcher instance, first call",
+        "ms",
+        cold.as_secs_f64() * 1000.0,
+        None,
+    );
     println!(
         "  {:<17} {:>6} {:>12} {:>12} {:>8} {:>14}",
         "1 call, fresh",
@@ -141,7 +150,8 @@ pub async fn run(
         "  {:<17} (as \"1 call\", but a fresh store and instance per batch: a tenant's first batch)",
         ""
     );
-    warm_footprint(&runtime, &world).await?;
+    warm_footprint(&runtime, &world, figures).await?;
+    cold::fresh_tick(&runtime, dir, quick, figures).await?;
     let stats = runtime.matcher_stats();
     println!(
         "  warm matcher pool: {} instantiations, {} reuses, {} dropped after an error, {} retired, {} evicted, {} idle (limit {}, {} uses each)",
@@ -164,7 +174,7 @@ pub async fn run(
             println!(
                 "  (no throughput figure from this run: measuring one with {calls} calls for the pipeline ratio)"
             );
-            throughput::run(runtime.clone(), dir, calls).await?
+            throughput::run(runtime.clone(), dir, calls, figures).await?
         }
     };
     let n = pipeline.calls;
@@ -204,6 +214,13 @@ pub async fn run(
         ms(with),
         pipeline.ticks,
         ms(without),
+    );
+    figures.record(
+        "boundary.ratio",
+        "component / native, whole pipeline",
+        "ratio",
+        ratio,
+        Some(super::figures::Goal::AtMost(1.05)),
     );
     println!(
         "  target < 1.05 on the whole pipeline: {}",

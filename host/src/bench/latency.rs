@@ -38,7 +38,12 @@ struct Ticks {
 }
 
 /// Run the scenario and print its figures.
-pub async fn run(runtime: Arc<Runtime>, dir: &Path, quick: bool) -> anyhow::Result<()> {
+pub async fn run(
+    runtime: Arc<Runtime>,
+    dir: &Path,
+    quick: bool,
+    figures: &super::figures::Figures,
+) -> anyhow::Result<()> {
     let calls = if quick { 30 } else { 200 };
     let world = world(runtime, dir, "latency", TenantOptions::default()).await?;
     // One contact per call, plus one for the warm-up call.
@@ -185,6 +190,13 @@ pub async fn run(runtime: Arc<Runtime>, dir: &Path, quick: bool) -> anyhow::Resu
         ms(tick_times.last().copied().unwrap_or_default())
     );
     let target = interval + Duration::from_millis(500);
+    figures.record(
+        "latency.one-tenant.p99",
+        "latency p99, one tenant, calls 300 ms apart",
+        "ms",
+        p99.as_secs_f64() * 1000.0,
+        Some(super::figures::Goal::AtMost(target.as_secs_f64() * 1000.0)),
+    );
     println!(
         "  target p99 <= poll interval + 0.5 s ({} ms): {}",
         target.as_millis(),

@@ -48,7 +48,12 @@ struct LeftBehind {
 }
 
 /// Run the scenario and print its figures.
-pub async fn run(runtime: Arc<Runtime>, dir: &Path, calls: usize) -> anyhow::Result<()> {
+pub async fn run(
+    runtime: Arc<Runtime>,
+    dir: &Path,
+    calls: usize,
+    figures: &super::figures::Figures,
+) -> anyhow::Result<()> {
     anyhow::ensure!(calls >= DAYS, "--calls must be at least {DAYS}");
     let options = TenantOptions::default();
     let (state_days, log_days) = (options.state_retention_days, options.call_log_days);
@@ -128,6 +133,13 @@ pub async fn run(runtime: Arc<Runtime>, dir: &Path, calls: usize) -> anyhow::Res
             );
         }
     }
+    figures.record(
+        "retention.peak-file",
+        &format!("database file, peak over {DAYS} days of {calls} calls"),
+        "MB",
+        peak.1 as f64 / (1024.0 * 1024.0),
+        None,
+    );
     println!(
         "  peak: {} in use, {} file; {} s in all",
         mb(peak.0 / 1024),

@@ -47,6 +47,7 @@ pub async fn run(
     dir: &Path,
     quick: bool,
     spin: Option<PathBuf>,
+    figures: &super::figures::Figures,
 ) -> anyhow::Result<()> {
     let (tenants, calls) = if quick { (6, 5) } else { (30, 20) };
     let spin = spin_cli(spin)?;
@@ -77,6 +78,13 @@ pub async fn run(
         )
         .await?;
         println!("| Spin on Redis | {replicas} | {calls_per_sec:.0} | {ticked:.1} |");
+        figures.record(
+            &format!("spin.replicas-{replicas}.calls-per-s"),
+            &format!("Spin on Redis, {replicas} replica(s)"),
+            "calls/s",
+            calls_per_sec,
+            None,
+        );
     }
     Ok(())
 }

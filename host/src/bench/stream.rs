@@ -16,7 +16,11 @@ const RECORDING_BYTES: u64 = 100 * 1024 * 1024;
 const TARGET_KB: u64 = 16 * 1024;
 
 /// Run the scenario and print its figures.
-pub async fn run(runtime: Arc<Runtime>, dir: &Path) -> anyhow::Result<()> {
+pub async fn run(
+    runtime: Arc<Runtime>,
+    dir: &Path,
+    figures: &super::figures::Figures,
+) -> anyhow::Result<()> {
     let options = TenantOptions {
         retry_base_ms: 0,
         ..TenantOptions::default()
@@ -68,6 +72,13 @@ pub async fn run(runtime: Arc<Runtime>, dir: &Path) -> anyhow::Result<()> {
         RECORDING_BYTES >> 20,
         took.as_secs_f64(),
         (RECORDING_BYTES >> 20) as f64 / took.as_secs_f64()
+    );
+    figures.record(
+        "stream.peak-growth",
+        "peak RSS growth streaming 100 MB",
+        "MB",
+        growth as f64 / 1024.0,
+        Some(super::figures::Goal::AtMost(TARGET_KB as f64 / 1024.0)),
     );
     println!(
         "  target < 16 MB: {}",

@@ -26,7 +26,12 @@ use tokio::sync::watch;
 const ONCE_CONCURRENCY: usize = 16;
 
 /// Run the scenario and print its figures.
-pub async fn run(runtime: Arc<Runtime>, dir: &Path, quick: bool) -> anyhow::Result<()> {
+pub async fn run(
+    runtime: Arc<Runtime>,
+    dir: &Path,
+    quick: bool,
+    figures: &super::figures::Figures,
+) -> anyhow::Result<()> {
     let counts: [usize; 2] = if quick { [100, 1_000] } else { [1_000, 10_000] };
     let run_for = Duration::from_secs(if quick { 3 } else { 10 });
     let world = world(runtime, dir, "tenants", TenantOptions::default()).await?;
@@ -53,12 +58,16 @@ pub async fn run(runtime: Arc<Runtime>, dir: &Path, quick: bool) -> anyhow::Resu
         let built = status_kb("VmRSS:").unwrap_or(0);
 
         let t = Instant::now();
+        let cpu = super::load::cpu_time();
         let once = tick_each_once(&world.pipeline, &tenants).await;
         let once_took = t.elapsed();
+        let once_cpu = super::load::cpu_time().saturating_sub(cpu);
         let ticked = status_kb("VmRSS:").unwrap_or(0);
 
         reset_peak_rss()?;
+        let cpu = super::load::cpu_time();
         let live = run_schedulers(&world.pipeline, &tenants, run_for).await;
+        let live_cpu = super::load::cpu_time().saturating_sub(cpu);
         let after = status_kb("VmRSS:").unwrap_or(0);
         let peak = status_kb("VmHWM:").unwrap_or(0);
 
@@ -87,6 +96,43 @@ pub async fn run(runtime: Arc<Runtime>, dir: &Path, quick: bool) -> anyhow::Resu
             mb(after),
             mb(peak)
         );
+        let live_rate = (live.ok + live.failed) as f64 / live.took.as_secs_f64();
+        println!(
+            "    CPU per idle tick (both simulators included): {} ticked once, {} on the schedulers ({:.2} cores busy)",
+            super::ms(once_cpu / count as u32),
+            super::ms(live_cpu / (live.ok + live.failed).max(1) as u32),
+            live_cpu.as_secs_f64() / live.took.as_secs_f64()
+        );
+        if count == counts[1] {
+            figures.record(
+                "idle.ticks-per-s",
+                &format!("idle ticks/s, {count} tenants each once"),
+                "ticks/s",
+                count as f64 / once_took.as_secs_f64(),
+                Some(super::figures::Goal::AtLeast(10_000.0)),
+            );
+            figures.record(
+                "idle.scheduled-ticks-per-s",
+                &format!("idle ticks/s, {count} tenants on schedulers"),
+                "ticks/s",
+                live_rate,
+                Some(super::figures::Goal::AtLeast(count as f64)),
+            );
+            figures.record(
+                "idle.cpu-per-tick",
+                "CPU per idle tick",
+                "ms",
+                (live_cpu / (live.ok + live.failed).max(1) as u32).as_secs_f64() * 1000.0,
+                None,
+            );
+            figures.record(
+                "idle.rss",
+                &format!("RSS with {count} idle tenants (peak)"),
+                "MB",
+                peak as f64 / 1024.0,
+                Some(super::figures::Goal::AtMost(1024.0)),
+            );
+        }
         for (error, n) in live.errors.iter().chain(once.errors.iter()).take(3) {
             println!("    failed ticks ({n}): {error}");
         }

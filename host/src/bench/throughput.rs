@@ -28,7 +28,12 @@ const MAX_BATCH: u32 = 10_000;
 const MAX_TICKS: usize = 50;
 
 /// Run the scenario and print its figures.
-pub async fn run(runtime: Arc<Runtime>, dir: &Path, calls: usize) -> anyhow::Result<Throughput> {
+pub async fn run(
+    runtime: Arc<Runtime>,
+    dir: &Path,
+    calls: usize,
+    figures: &super::figures::Figures,
+) -> anyhow::Result<Throughput> {
     anyhow::ensure!(calls > 0, "--calls must be at least 1");
     // One batch per tick, as large as the backlog (up to the setting's
     // maximum): the default bound (100 calls per tick) is for fairness
@@ -125,6 +130,13 @@ pub async fn run(runtime: Arc<Runtime>, dir: &Path, calls: usize) -> anyhow::Res
     println!(
         "  next tick with the {calls} handled calls still in the overlap window: {}",
         ms(reread)
+    );
+    figures.record(
+        "throughput.one-tenant.calls-per-s",
+        "throughput, one tenant's backlog",
+        "calls/s",
+        calls as f64 / elapsed.as_secs_f64(),
+        None,
     );
     println!(
         "  target >= 1000 calls/s: {}",

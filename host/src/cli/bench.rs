@@ -21,6 +21,14 @@ pub struct BenchArgs {
     /// ../shared/tools/spin/spin, else `spin` on PATH).
     #[arg(long, value_name = "PATH")]
     spin: Option<PathBuf>,
+    /// Where the run's figures are saved, as `latest.json` (or
+    /// `latest-quick.json` with `--quick`), the next run's previous figures.
+    #[arg(long, value_name = "DIR", default_value = "target/bench")]
+    results: PathBuf,
+    /// A saved run to print beside this one (default: the run saved in
+    /// `--results`, else docs/benchmarks.json).
+    #[arg(long, value_name = "FILE")]
+    previous: Option<PathBuf>,
 }
 
 /// `connectzero bench`: run the chosen scenarios and print their figures.
@@ -30,6 +38,8 @@ pub async fn run(components: Option<PathBuf>, args: BenchArgs) -> anyhow::Result
         calls,
         quick,
         spin,
+        results,
+        previous,
     } = args;
     bench::run(bench::Options {
         scenarios,
@@ -37,6 +47,8 @@ pub async fn run(components: Option<PathBuf>, args: BenchArgs) -> anyhow::Result
         quick,
         components,
         spin,
+        results: Some(results),
+        previous,
     })
     .await
 }

@@ -39,7 +39,10 @@ pub fn build_component(package: &str, crate_name: &str) -> anyhow::Result<std::p
         "building {package} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let wasm = target_dir.join(format!("wasm32-wasip2/release/{crate_name}.wasm"));
+    let wasm = target_dir.join(format!(
+        "wasm32-wasip2/{}/{crate_name}.wasm",
+        connectzero_stages::COMPONENT_PROFILE
+    ));
     assert!(wasm.exists(), "{} missing after the build", wasm.display());
     Ok(wasm)
 }

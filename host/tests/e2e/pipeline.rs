@@ -149,6 +149,30 @@ async fn internal_calls_are_skipped_by_default_and_posted_when_the_tenant_enable
     Ok(())
 }
 
+/// An idle tick asks 3CX for its calls in progress once: the poll's
+/// list also starts `call.started` (it used to be asked for again).
+#[tokio::test]
+async fn a_tick_asks_3cx_once_for_the_calls_in_progress() -> anyhow::Result<()> {
+    let (world, _) = seeded_world(defaults()).await?;
+    world.tick().await?;
+    let count = |path: &str| world.pbx.request_count(path);
+    let before = (
+        count("/xapi/v1/ActiveCalls"),
+        count("/xapi/v1/CallHistoryView"),
+    );
+    let report = world.tick().await?;
+    assert_eq!(report.error, None);
+    assert_eq!(
+        (
+            count("/xapi/v1/ActiveCalls") - before.0,
+            count("/xapi/v1/CallHistoryView") - before.1
+        ),
+        (1, 1),
+        "one read of each per idle tick"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn polling_again_never_posts_a_call_twice() -> anyhow::Result<()> {
     let (world, _) = seeded_world(defaults()).await?;

@@ -300,7 +300,12 @@ pub fn exported_functions() -> impl Iterator<Item = &'static str> {
 /// separate `cargo clippy --target wasm32-wasip2`.
 pub const LINT_COMPONENTS: &str = "CONNECTZERO_LINT_COMPONENTS";
 
-/// The nested `cargo build --release --target wasm32-wasip2` of
+/// The Cargo profile components are built with (`[profile.component]` in
+/// the workspace's Cargo.toml: optimised for size); their files land in
+/// `<target dir>/wasm32-wasip2/<this>/`.
+pub const COMPONENT_PROFILE: &str = "component";
+
+/// The nested `cargo build --profile component --target wasm32-wasip2` of
 /// components (add `-p` per package) into `target_dir`, run from the
 /// workspace `root`: the runtime's build script builds the table's
 /// components with it, the tests their fixtures. The outer build's
@@ -317,7 +322,8 @@ pub fn wasm_build(root: &std::path::Path, target_dir: &std::path::Path) -> std::
     let mut build = std::process::Command::new(cargo);
     build
         .current_dir(root)
-        .args(["build", "--release", "--target", TARGET, "--target-dir"])
+        .args(["build", "--profile", COMPONENT_PROFILE, "--target", TARGET])
+        .arg("--target-dir")
         .arg(target_dir);
     for var in [
         "RUSTC_WRAPPER",

@@ -22,6 +22,7 @@
 mod claims;
 mod completeness;
 mod cursor;
+pub mod quiet;
 mod sightings;
 
 pub use claims::{

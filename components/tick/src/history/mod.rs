@@ -30,10 +30,10 @@ use crate::options::Options;
 use crate::timing::time;
 use crate::{describe, parks};
 use claim::{Claim, claim, claim_bounded};
-use guest_support::bindings::connectzero::pipeline::types::UnreadableRow;
 use guest_support::bindings::connectzero::pipeline::types::{
     Call, CallFate, CallOutcome as Outcome, MatchRule, StageError,
 };
+use guest_support::bindings::connectzero::pipeline::types::{UnreadableRow, WindowRows};
 use process::{Processed, process};
 use settle::settle;
 
@@ -55,9 +55,13 @@ pub struct Handled {
 
 /// Poll, claim, match, post and settle the calls 3CX has finished. `Err`
 /// when the history part could not run (the report's `error`).
-pub fn sync(options: &Options, report: &mut TickReport) -> Result<(), StageError> {
+pub fn sync(options: &Options, report: &mut TickReport) -> Result<Synced, StageError> {
     let s = &options.settings;
-    let batch = time("poll", "fetch", || poll::fetch(s))?;
+    let mut batch = time("poll", "fetch", || poll::fetch(s))?;
+    let synced = Synced {
+        active: std::mem::take(&mut batch.active),
+        settled: batch.settled.take(),
+    };
     report.polled = count(batch.calls.len());
     report.rejected_rows = count(batch.rejected.len());
     record_unreadable(&batch.rejected)?;
@@ -89,8 +93,22 @@ pub fn sync(options: &Options, report: &mut TickReport) -> Result<(), StageError
             "could not move the cursor; the calls will be re-read: {}",
             describe(&error)
         ));
+        // The cursor did not move: the next tick must run to move it.
+        return Ok(Synced {
+            settled: None,
+            ..synced
+        });
     }
-    Ok(())
+    Ok(synced)
+}
+
+/// What the history part leaves for the rest of the tick.
+pub struct Synced {
+    /// The calls in progress the poll read first.
+    pub active: Vec<poll::ActiveCall>,
+    /// The rows the poll read, when it left nothing for later
+    /// (`poll-batch.settled`).
+    pub settled: Option<WindowRows>,
 }
 
 /// Backfill and replay: `calls` (oldest first), `max-calls` at a time,

@@ -13,10 +13,16 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// replacement of the same name in `--components DIR`.
 pub(super) struct Bundled<'a> {
     pub(super) replacements: Option<&'a Path>,
+    /// The matcher, bundled or replaced, as pre-initialised at start-up
+    /// ([`super::preinit`]).
+    pub(super) matcher: &'a [u8],
 }
 
 impl connectzero_compose::Source for Bundled<'_> {
     fn read(&self, file: &str) -> Result<Vec<u8>, String> {
+        if file == Stage::Match.file_name() {
+            return Ok(self.matcher.to_vec());
+        }
         if let Some(path) = self
             .replacements
             .map(|dir| dir.join(file))
@@ -77,23 +83,37 @@ pub(super) fn new_engine(warm: usize) -> anyhow::Result<Engine> {
     }
 }
 
-pub(super) fn load_component(
-    engine: &Engine,
+/// `stage`'s component file: the replacement in `replacements` when there
+/// is one, else the bundled one.
+pub(super) fn component_bytes(
     stage: Stage,
     replacements: Option<&Path>,
-) -> anyhow::Result<Component> {
+) -> anyhow::Result<(Vec<u8>, Option<std::path::PathBuf>)> {
     if let Some(path) = replacements
         .map(|dir| dir.join(stage.file_name()))
         .filter(|p| p.exists())
     {
         tracing::info!(stage = ?stage, path = %path.display(), "loading replacement component");
-        return Component::from_file(engine, &path)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} is not a valid WASI 0.2 component", path.display()));
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok((bytes, Some(path)));
     }
-    Component::new(engine, bundled(stage))
+    Ok((bundled(stage).to_vec(), None))
+}
+
+/// Compile `stage`'s component from `bytes` (read from `path`, when
+/// replaced).
+pub(super) fn load_component(
+    engine: &Engine,
+    stage: Stage,
+    bytes: &[u8],
+    path: Option<&Path>,
+) -> anyhow::Result<Component> {
+    Component::new(engine, bytes)
         .map_err(anyhow::Error::from)
-        .with_context(|| format!("compiling the bundled {stage:?} component"))
+        .with_context(|| match path {
+            Some(path) => format!("{} is not a valid WASI 0.2 component", path.display()),
+            None => format!("compiling the bundled {stage:?} component"),
+        })
 }
 
 /// A linker with exactly the imports `stage`'s world grants

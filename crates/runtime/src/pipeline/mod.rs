@@ -55,6 +55,9 @@ pub struct Tenant {
     /// Its Update Call Record invocations running at once
     /// (`connectzero::server`'s gate).
     pub action_slots: Arc<tokio::sync::Semaphore>,
+    /// Asks 3CX whether anything changed since a quiet tick, without
+    /// running the pipeline (`crate::scheduler`); `None`: every tick runs.
+    pub probe: Option<Arc<dyn crate::scheduler::QuietProbe>>,
 }
 
 /// Update Call Record invocations running at once for one tenant.
@@ -72,6 +75,7 @@ impl Tenant {
     ) -> Self {
         crate::telemetry::sink().tenant_services(&config.pbx.base_url, &config.crm.base_url);
         Self {
+            probe: None,
             policy: logging_policy(&config),
             routing: routing(&config),
             crm_limiter,
@@ -103,6 +107,7 @@ impl Tenant {
             directory: self.directory.clone(),
             crm_limiter: self.crm_limiter.clone(),
             action_slots: self.action_slots.clone(),
+            probe: self.probe.clone(),
         }
     }
 }
@@ -213,6 +218,24 @@ impl Pipeline {
         report.pruned += self.forget_old_call_log_rows(tenant);
         crate::telemetry::sink().tick(tenant.id(), &report);
         Ok(report)
+    }
+
+    /// Whether `tenant` may skip its next tick: nothing waits on the status
+    /// page (a retry or a copy asked for) and its 3CX shows nothing new
+    /// since the quiet tick that read `window` (`crate::scheduler`). A
+    /// database error counts as "no": the tick runs.
+    pub async fn still_quiet(&self, tenant: &Tenant, window: &crate::report::QuietWindow) -> bool {
+        let Some(probe) = tenant.probe.clone() else {
+            return false;
+        };
+        let now = self.runtime.clock.now_ms();
+        let asked = self
+            .storage
+            .pending_retries(tenant.id(), now, 1)
+            .map(|r| !r.is_empty())
+            .unwrap_or(true)
+            || self.storage.has_copy_requests(tenant.id()).unwrap_or(true);
+        !asked && probe.unchanged(window.clone()).await
     }
 
     /// Delete a bounded batch of the tenant's call-log rows older than its

@@ -190,6 +190,11 @@ impl From<wit::TickReport> for TickReport {
             calls_started: n(r.calls_started),
             deferred: n(r.deferred),
             pruned: n(r.pruned),
+            quiet: r.quiet.map(|w| crate::report::QuietWindow {
+                start_ms: w.start,
+                segment_ids: w.segment_ids,
+            }),
+            probed: false,
         }
     }
 }

@@ -82,6 +82,21 @@ impl Storage {
         Ok(CopyAsk::Queued(name(candidate)))
     }
 
+    /// Whether `tenant` has copy requests listed (carried out or not: the
+    /// next tick's [`Self::pending_copies`] tells). A plain read, no lease:
+    /// the scheduler asks it before deciding whether a tick may be skipped.
+    pub fn has_copy_requests(&self, tenant: &str) -> rusqlite::Result<bool> {
+        let conn = self.lock();
+        let any: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM kv WHERE namespace = ?1 AND key >= 'post/also/' AND key < 'post/also0' LIMIT 1",
+                params![tenant],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(any.is_some())
+    }
+
     /// Take the copy requests of `tenant` not yet carried out nor refused,
     /// nor held by another tick, as (call key, contact id), at most
     /// [`COPIES_PER_TICK`], each leased for [`LEASE_MS`](super::LEASE_MS) doubled per

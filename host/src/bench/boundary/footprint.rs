@@ -11,7 +11,11 @@ const FOOTPRINT_TENANTS: usize = 8;
 /// warming the matchers of [`FOOTPRINT_TENANTS`] more tenants (one call
 /// each), divided by their number. Rough (allocator noise), but it is what
 /// bounds [`crate::engine::WARM_MATCHERS`].
-pub(super) async fn warm_footprint(runtime: &Runtime, world: &World) -> anyhow::Result<()> {
+pub(super) async fn warm_footprint(
+    runtime: &Runtime,
+    world: &World,
+    figures: &crate::bench::figures::Figures,
+) -> anyhow::Result<()> {
     let http = crate::upstream::client(std::time::Duration::from_secs(30))?;
     let tenants: Vec<Tenant> = (0..FOOTPRINT_TENANTS)
         .map(|i| {
@@ -36,6 +40,13 @@ pub(super) async fn warm_footprint(runtime: &Runtime, world: &World) -> anyhow::
             .await?;
     }
     if let (Some(before), Some(after)) = (before, crate::bench::status_kb("VmRSS:")) {
+        figures.record(
+            "memory.warm-matcher",
+            "memory per warm matcher",
+            "MB",
+            after.saturating_sub(before) as f64 / 1024.0 / FOOTPRINT_TENANTS as f64,
+            None,
+        );
         println!(
             "  warm matcher footprint: RSS +{} for {FOOTPRINT_TENANTS} more idle warm instances ({:.1} MB each; at most {} kept: {:.0} MB)",
             crate::bench::mb(after.saturating_sub(before)),

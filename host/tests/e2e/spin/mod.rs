@@ -189,7 +189,12 @@ fn spin_toml_runs_the_composed_deployables() -> anyhow::Result<()> {
         .collect();
     sources.sort();
     let mut expected: Vec<String> = connectzero_compose_files()
-        .map(|f| format!("target/components/wasm32-wasip2/release/{f}"))
+        .map(|f| {
+            format!(
+                "target/components/wasm32-wasip2/{}/{f}",
+                connectzero_stages::COMPONENT_PROFILE
+            )
+        })
         .into();
     expected.sort();
     assert_eq!(sources, expected);

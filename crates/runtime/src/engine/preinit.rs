@@ -1,0 +1,248 @@
+//! Pre-initialising the bundled matcher: its phone metadata loaded once,
+//! at start-up, and copied into every instance.
+//!
+//! The phone library parses and checks every region's patterns the first
+//! time a number is normalised: about 100 ms of a fresh matcher's first
+//! call (docs/BENCHMARKS.md, "fresh matcher"), paid by every fresh
+//! composed tick that matches calls. The bundled matcher exports
+//! `wizer-initialize` (`bundled-match-stage` in `wit/worlds.wit`), which
+//! does just that; wasmtime's pre-initialiser (Wizer) runs it in a
+//! throw-away instance, snapshots the memory and globals it left, and
+//! writes a component whose data segments already hold them. The host
+//! composes and compiles that one instead.
+//!
+//! A replacement matcher without the export is used as it is. A failure
+//! here is logged and the component used as it is: pre-initialising only
+//! saves time, it never changes what the matcher answers (the snapshot is
+//! taken before any call, and the function calls no import).
+
+use wasmtime::component::{Component, Instance, Lift, Linker, ResourceTable, WasmList};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::random::Deterministic;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wizer::ComponentInstanceState;
+
+/// The export the bundled matcher offers the pre-initialiser.
+const INIT_EXPORT: &str = "wizer-initialize";
+
+/// The random bytes the throw-away instance gets. Fixed, so the snapshot,
+/// and the composed tick built from it, are the same bytes on every start
+/// and wasmtime's compilation cache finds them; with real randomness the
+/// whole pipeline would be compiled again at each start. What the matcher
+/// draws during initialisation is the keys of its hash maps (the phone
+/// library's tables of fixed data); later maps derive from them, so they
+/// are known too: the maps keyed by callers' numbers hold one tick's calls
+/// (at most a few hundred), where colliding keys cost microseconds.
+const SEED: [u8; 32] = *b"connectzero matcher preinit seed";
+
+/// What the throw-away instance's store holds: WASI with nothing in it
+/// (no environment, files or sockets; fixed random bytes, [`SEED`]).
+struct Scratch {
+    table: ResourceTable,
+    wasi: WasiCtx,
+}
+
+impl WasiView for Scratch {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// `wasm` pre-initialised when it exports [`INIT_EXPORT`], else `wasm`
+/// itself; on any failure (logged) `wasm` itself.
+pub fn matcher(engine: &Engine, wasm: Vec<u8>) -> Vec<u8> {
+    if !offers_init(&wasm) {
+        return wasm;
+    }
+    // Wizer is async and this runs inside or outside a tokio runtime
+    // (`Runtime::new` is called from both): a thread of its own with its
+    // own small runtime serves both.
+    let result = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)?
+                    .block_on(run(engine, &wasm))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the pre-initialiser panicked")))
+    });
+    match result {
+        Ok(Some(initialised)) => initialised,
+        Ok(None) => wasm,
+        Err(error) => {
+            tracing::warn!(
+                "could not pre-initialise the matcher ({error:#}); its first call in each instance loads the phone metadata"
+            );
+            wasm
+        }
+    }
+}
+
+/// Whether the component exports [`INIT_EXPORT`] (a partner's matcher
+/// usually does not: it is then used as it is, without a word).
+fn offers_init(wasm: &[u8]) -> bool {
+    wasmparser::Parser::new(0)
+        .parse_all(wasm)
+        .filter_map(Result::ok)
+        .any(|payload| match payload {
+            wasmparser::Payload::ComponentExportSection(exports) => exports
+                .into_iter()
+                .filter_map(Result::ok)
+                .any(|export| export.name.name == INIT_EXPORT),
+            _ => false,
+        })
+}
+
+/// The pre-initialised component, or `None` when it has no [`INIT_EXPORT`].
+async fn run(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+    let wizer = wasmtime_wizer::Wizer::new();
+    let (context, instrumented) = wizer
+        .instrument_component(wasm)
+        .map_err(anyhow::Error::from)?;
+    let component = Component::new(engine, &instrumented).map_err(anyhow::Error::from)?;
+    if component.get_export_index(None, INIT_EXPORT).is_none() {
+        return Ok(None);
+    }
+    let mut store = Store::new(
+        engine,
+        Scratch {
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder()
+                .secure_random(Deterministic::new(SEED.to_vec()))
+                .insecure_random(Deterministic::new(SEED.to_vec()))
+                .insecure_random_seed(0)
+                .build(),
+        },
+    );
+    // The engine interrupts on epochs; this instance runs once, briefly.
+    store.set_epoch_deadline(u64::MAX / 2);
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    // The directory (and anything else) traps: the function must not reach
+    // it, and a snapshot of a call that did would be wrong.
+    linker.define_unknown_imports_as_traps(&component)?;
+    let instance = linker.instantiate_async(&mut store, &component).await?;
+    instance
+        .get_typed_func::<(), ()>(&mut store, INIT_EXPORT)?
+        .call_async(&mut store, ())
+        .await?;
+    let initialised = wizer
+        .snapshot_component(
+            &context,
+            &mut Snapshot {
+                store: &mut store,
+                instance,
+            },
+        )
+        .await
+        .map_err(anyhow::Error::from)?;
+    Ok(Some(initialised))
+}
+
+/// The initialised instance, read by Wizer through the accessors its
+/// instrumentation exported (`ComponentInstanceState`).
+struct Snapshot<'a> {
+    store: &'a mut Store<Scratch>,
+    instance: Instance,
+}
+
+impl Snapshot<'_> {
+    /// Call `instance#func`, a function of no arguments, and hand its one
+    /// result to `read`. The accessors exist because Wizer added them, so
+    /// one missing or failing is a bug of the instrumentation: it panics
+    /// (in the pre-initialiser's thread, reported as a failure).
+    async fn call<R: Lift + Send + Sync + 'static, O>(
+        &mut self,
+        instance: &str,
+        func: &str,
+        read: impl FnOnce(&Store<Scratch>, R) -> O,
+    ) -> O {
+        let exported = self
+            .instance
+            .get_export_index(&mut *self.store, None, instance)
+            .unwrap_or_else(|| panic!("the instrumented matcher exports no {instance}"));
+        let func = self
+            .instance
+            .get_export_index(&mut *self.store, Some(&exported), func)
+            .unwrap_or_else(|| panic!("{instance} has no {func}"));
+        let func = self
+            .instance
+            .get_typed_func::<(), (R,)>(&mut *self.store, func)
+            .expect("a Wizer accessor has the type it declares");
+        let (value,) = func
+            .call_async(&mut *self.store, ())
+            .await
+            .expect("a Wizer accessor does not trap");
+        read(self.store, value)
+    }
+}
+
+impl ComponentInstanceState for Snapshot<'_> {
+    async fn call_func_ret_list_u8(
+        &mut self,
+        instance: &str,
+        func: &str,
+        contents: impl FnOnce(&[u8]) + Send,
+    ) {
+        self.call(instance, func, |store, list: WasmList<u8>| {
+            contents(list.as_le_slice(store))
+        })
+        .await
+    }
+
+    async fn call_func_ret_s32(&mut self, instance: &str, func: &str) -> i32 {
+        self.call(instance, func, |_, value| value).await
+    }
+
+    async fn call_func_ret_s64(&mut self, instance: &str, func: &str) -> i64 {
+        self.call(instance, func, |_, value| value).await
+    }
+
+    async fn call_func_ret_f32(&mut self, instance: &str, func: &str) -> u32 {
+        self.call(instance, func, |_, value: f32| value.to_bits())
+            .await
+    }
+
+    async fn call_func_ret_f64(&mut self, instance: &str, func: &str) -> u64 {
+        self.call(instance, func, |_, value: f64| value.to_bits())
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Stage, bundled};
+
+    #[test]
+    fn the_bundled_matcher_is_snapshotted_the_same_way_on_every_start() {
+        let engine = super::super::load::new_engine(0).unwrap();
+        let original = bundled(Stage::Match).to_vec();
+        assert!(
+            offers_init(&original),
+            "the bundled matcher offers the hook"
+        );
+        let initialised = matcher(&engine, original.clone());
+        assert_ne!(initialised, original, "not pre-initialised");
+        assert!(!offers_init(&initialised), "the snapshot drops the hook");
+        assert_eq!(
+            matcher(&engine, original),
+            initialised,
+            "another start must give the same bytes, or nothing is cached"
+        );
+    }
+
+    #[test]
+    fn a_component_without_the_hook_is_used_as_it_is() {
+        let engine = super::super::load::new_engine(0).unwrap();
+        let trigger = bundled(Stage::Trigger).to_vec();
+        assert!(!offers_init(&trigger));
+        assert_eq!(matcher(&engine, trigger.clone()), trigger);
+    }
+}
