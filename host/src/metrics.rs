@@ -206,7 +206,8 @@ mod tests {
             .set_needs_reauthorisation("reauth-a", "HighLevel refused the refresh token", 1)
             .unwrap();
         let text = encode(&storage, ["reauth-a", "reauth-b"]);
-        let series = |t: &str| format!(r#"connectzero_grant_needs_reauthorisation{{tenant="{t}"}}"#);
+        let series =
+            |t: &str| format!(r#"connectzero_grant_needs_reauthorisation{{tenant="{t}"}}"#);
         assert_eq!(sample(&text, &series("reauth-a")), Some(1.0), "{text}");
         assert_eq!(sample(&text, &series("reauth-b")), Some(0.0), "{text}");
     }
@@ -225,7 +226,10 @@ mod tests {
         tick("ls-tenant", &TickReport::default());
         let after = chrono::Utc::now().timestamp() as f64;
         let set = read().unwrap();
-        assert!((before..=after).contains(&set), "{before} <= {set} <= {after}");
+        assert!(
+            (before..=after).contains(&set),
+            "{before} <= {set} <= {after}"
+        );
         tick("ls-tenant", &failed);
         assert_eq!(read(), Some(set), "a failed tick keeps the last success");
     }

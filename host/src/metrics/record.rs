@@ -49,7 +49,10 @@ pub(super) fn call_posted(tenant_id: &str, call_end_ms: i64) {
     let now = chrono::Utc::now().timestamp_millis();
     let seconds = (now - call_end_ms).max(0) as f64 / 1000.0;
     let t = tenant(tenant_id);
-    METRICS.end_to_end_seconds.get_or_create(&t).observe(seconds);
+    METRICS
+        .end_to_end_seconds
+        .get_or_create(&t)
+        .observe(seconds);
     METRICS.call_lag.get_or_create(&t).set(seconds);
 }
 

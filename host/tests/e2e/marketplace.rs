@@ -175,7 +175,9 @@ async fn subscribe_every_trigger(world: &World, base: &str) -> anyhow::Result<()
     for trigger in triggers()? {
         let key = trigger["key"].as_str().context("trigger key")?;
         let url = on_server(
-            trigger["subscriptionUrl"].as_str().context("subscriptionUrl")?,
+            trigger["subscriptionUrl"]
+                .as_str()
+                .context("subscriptionUrl")?,
             base,
         )?;
         let headers = secret_headers(&trigger["subscriptionHeaders"])?;
@@ -189,15 +191,18 @@ async fn subscribe_every_trigger(world: &World, base: &str) -> anyhow::Result<()
 }
 
 #[tokio::test]
-async fn every_trigger_sample_has_the_names_and_types_the_trigger_stage_sends()
--> anyhow::Result<()> {
+async fn every_trigger_sample_has_the_names_and_types_the_trigger_stage_sends() -> anyhow::Result<()>
+{
     let kit_triggers = triggers()?;
     let keys: BTreeSet<&str> = kit_triggers
         .iter()
         .filter_map(|t| t["key"].as_str())
         .collect();
     let offered: BTreeSet<&str> = connectzero::server::TRIGGER_KEYS.iter().copied().collect();
-    assert_eq!(keys, offered, "the kit's triggers vs those ConnectZero offers");
+    assert_eq!(
+        keys, offered,
+        "the kit's triggers vs those ConnectZero offers"
+    );
 
     let (world, _) = seeded_world(eager()).await?;
     let base = serve_endpoints(&world).await?;
@@ -321,16 +326,24 @@ async fn a_request_built_from_the_action_fields_is_accepted_and_each_field_is_re
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["contactId"], dana.as_str());
     assert_eq!(answer["applied"]["notes"], true, "{answer}");
-    assert_eq!(answer["applied"]["sentiment"], data["sentiment"], "{answer}");
+    assert_eq!(
+        answer["applied"]["sentiment"], data["sentiment"],
+        "{answer}"
+    );
     let notes = world.crm.notes(dana);
     assert_eq!(notes.len(), 1);
     assert!(
-        notes[0].body.contains(data["notes"].as_str().unwrap_or("?")),
+        notes[0]
+            .body
+            .contains(data["notes"].as_str().unwrap_or("?")),
         "{}",
         notes[0].body
     );
     // The custom variables the kit promises are in the answer.
-    for variable in action["customVariables"].as_array().context("customVariables")? {
+    for variable in action["customVariables"]
+        .as_array()
+        .context("customVariables")?
+    {
         let path = variable["key"].as_str().context("variable key")?;
         let pointer = format!("/{}", path.replace('.', "/"));
         assert!(

@@ -193,7 +193,11 @@ fn dashboard_exprs(dashboard: &Value) -> Vec<String> {
     }
     let mut exprs = Vec::new();
     panels(&dashboard["panels"], &mut exprs);
-    for variable in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let query = variable["query"]["query"]
             .as_str()
             .or_else(|| variable["query"].as_str())
@@ -221,7 +225,9 @@ fn rule_exprs(rules: &serde_yaml_ng::Value) -> Vec<String> {
 }
 
 fn dashboard() -> anyhow::Result<Value> {
-    Ok(serde_json::from_str(&read("deploy/grafana/connectzero.json")?)?)
+    Ok(serde_json::from_str(&read(
+        "deploy/grafana/connectzero.json",
+    )?)?)
 }
 
 fn rules() -> anyhow::Result<serde_yaml_ng::Value> {
@@ -236,9 +242,13 @@ fn metric_names_are_read_from_promql_without_labels_functions_or_durations() {
         r#"histogram_quantile(0.99, sum by (tenant, le) (rate(connectzero_a_bucket{status!="429", x=~"$tenant"}[$__rate_interval]))) > 30
            and on (tenant) connectzero_b > (connectzero_b offset 15m) or time() - connectzero_c:rate5m * 1e3"#,
     );
-    let expected: BTreeSet<String> = ["connectzero_a_bucket", "connectzero_b", "connectzero_c:rate5m"]
-        .map(String::from)
-        .into();
+    let expected: BTreeSet<String> = [
+        "connectzero_a_bucket",
+        "connectzero_b",
+        "connectzero_c:rate5m",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(names, expected);
 }
 
@@ -247,8 +257,14 @@ async fn every_metric_the_dashboard_and_the_rules_use_is_exposed() -> anyhow::Re
     let exposed = exposed_names().await?;
     let mut used = BTreeSet::new();
     let sources = [
-        ("deploy/grafana/connectzero.json", dashboard_exprs(&dashboard()?)),
-        ("deploy/prometheus/connectzero.rules.yml", rule_exprs(&rules()?)),
+        (
+            "deploy/grafana/connectzero.json",
+            dashboard_exprs(&dashboard()?),
+        ),
+        (
+            "deploy/prometheus/connectzero.rules.yml",
+            rule_exprs(&rules()?),
+        ),
     ];
     for (file, exprs) in &sources {
         assert!(!exprs.is_empty(), "no expressions found in {file}");
@@ -321,7 +337,11 @@ fn promtool_accepts_the_rules_their_tests_pass_and_the_dashboard_queries_parse()
         return Ok(());
     };
     let dir = root().join("deploy/prometheus");
-    run(&promtool, &dir, &["check", "rules", "connectzero.rules.yml"])?;
+    run(
+        &promtool,
+        &dir,
+        &["check", "rules", "connectzero.rules.yml"],
+    )?;
     run(
         &promtool,
         &dir,
@@ -343,10 +363,7 @@ fn promtool_accepts_the_rules_their_tests_pass_and_the_dashboard_queries_parse()
         .collect();
     // JSON is YAML: one group holding every query.
     let file = serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]});
-    std::fs::write(
-        scratch.path().join("dashboard.rules.yml"),
-        file.to_string(),
-    )?;
+    std::fs::write(scratch.path().join("dashboard.rules.yml"), file.to_string())?;
     run(
         &promtool,
         scratch.path(),
