@@ -12,7 +12,8 @@ use crate::common;
 
 use anyhow::Context;
 use common::*;
-use connectzero::testbed::TENANT;
+use connectzero::demo::{Placer, numbers};
+use connectzero::testbed::{TENANT, World};
 use connectzero_simulators::highlevel::Fault as CrmFault;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -142,10 +143,11 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 }
 
 /// Every sample name `/metrics` exposes once the host has worked: a
-/// call posted after one rate-limited attempt, through the real pipeline
-/// against the simulators, then the registry's exposition (what the
-/// `/metrics` handler serves; a family with no series yet is not in it,
-/// which is why the call is needed). Its `# TYPE` lines, with each type's
+/// recorded call posted after one rate-limited attempt, its recording not
+/// final yet (so retried), through the real pipeline against the
+/// simulators, then the registry's exposition (what the `/metrics`
+/// handler serves; a family with no series yet is not in it at all,
+/// which is why the work is needed). Its `# TYPE` lines, with each type's
 /// sample suffixes.
 async fn exposed_names() -> anyhow::Result<BTreeSet<String>> {
     let (world, _) = seeded_world(eager()).await?;
@@ -156,9 +158,25 @@ async fn exposed_names() -> anyhow::Result<BTreeSet<String>> {
         },
         1,
     );
-    place_dana_call(&world, 1);
-    tick_until(&world, 5, |w| w.crm.messages().len() == 1).await?;
-    let text = connectzero::metrics::encode(&world.storage, [TENANT]);
+    world.pbx.add_recording(recording(701, false));
+    place(
+        &world,
+        &mut Placer::default(),
+        &one_leg(
+            1,
+            outside(numbers::DANA),
+            ext("101").with_recording(701),
+            true,
+            30,
+        ),
+    );
+    let exposition = |w: &World| connectzero::metrics::encode(&w.storage, [TENANT]);
+    let retried = format!(r#"connectzero_attach_retries_total{{tenant="{TENANT}"}}"#);
+    tick_until(&world, 8, |w| {
+        w.crm.messages().len() == 1 && exposition(w).contains(&retried)
+    })
+    .await?;
+    let text = exposition(&world);
     let mut names = BTreeSet::new();
     for line in text.lines() {
         let Some(declared) = line.strip_prefix("# TYPE ") else {
