@@ -152,6 +152,20 @@ async fn the_kit_scopes_are_those_the_install_requests_and_the_doctor_requires()
     let scope = scope_of(&url).context("the authorize URL has a scope")?;
     let requested: BTreeSet<String> = scope.split(' ').map(String::from).collect();
     assert_eq!(listed, requested, "the kit's scopes vs the install's");
+    // The Spin app requests its own list (components/app has no host
+    // dependency to share one): the same scopes.
+    let app_source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../components/app/src/oauth/mod.rs"),
+    )?;
+    let spin: BTreeSet<String> = app_source
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("const DEFAULT_SCOPES: &str = \""))
+        .and_then(|rest| rest.strip_suffix("\";"))
+        .context("components/app/src/oauth/mod.rs has DEFAULT_SCOPES")?
+        .split(' ')
+        .map(String::from)
+        .collect();
+    assert_eq!(listed, spin, "the kit's scopes vs the Spin app's");
     let doctor: BTreeSet<String> = connectzero::doctor::REQUIRED_SCOPES
         .iter()
         .map(|(name, _)| name.to_string())
