@@ -13,7 +13,7 @@ mod record;
 mod registry;
 
 use crate::report::TickReport;
-use crate::storage::Storage;
+use crate::storage::{Storage, TenantAuth};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -22,6 +22,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use record::{attach_retry, call_posted, http_answer, learn_service, stage_invoked, tenant, tick};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{LazyLock, RwLock};
 /// `Content-Type` of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -75,6 +76,15 @@ struct Metrics {
     calls_pending: Family<TenantLabel, Gauge>,
     /// Open diagnostics incidents (`crate::diagnostics`), read at scrape time.
     open_incidents: Family<TenantLabel, Gauge>,
+    /// 1 while the tenant's HighLevel grant needs re-authorisation, read at
+    /// scrape time: its calls wait until someone installs the app again.
+    needs_reauthorisation: Family<TenantLabel, Gauge>,
+    /// Unix time of the tenant's last tick that ran without error (0 until
+    /// one did), so "nothing worked for N minutes" is an alert.
+    last_success: Family<TenantLabel, Gauge>,
+    /// Hang-up to posted of the tenant's newest posted call: the status
+    /// page's lag, as a series.
+    call_lag: Family<TenantLabel, Gauge<f64, AtomicU64>>,
     /// `host:port` of each configured 3CX and CRM, so an HTTP answer can be
     /// counted against the service it came from.
     services: RwLock<HashMap<String, &'static str>>,
@@ -143,6 +153,14 @@ pub fn encode<'a>(storage: &Storage, tenants: impl IntoIterator<Item = &'a str>)
         m.open_incidents
             .get_or_create(&self::tenant(tenant))
             .set(open as i64);
+        // A database that cannot answer says nothing about the grant: keep
+        // the last value rather than report it fine.
+        if let Ok(auth) = storage.tenant_auth_status(tenant) {
+            let waiting = matches!(auth, TenantAuth::NeedsReauthorisation { .. });
+            m.needs_reauthorisation
+                .get_or_create(&self::tenant(tenant))
+                .set(i64::from(waiting));
+        }
     }
     let mut text = String::new();
     // Writing into a String cannot fail.
@@ -172,6 +190,61 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains(r#"status="200""#), "{text}");
+    }
+
+    /// The value of the sample `series` (name and labels) in `text`.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.parse().ok())
+    }
+
+    #[test]
+    fn a_grant_needing_reauthorisation_is_1_and_an_authorised_one_0() {
+        let storage = Storage::in_memory().unwrap();
+        storage
+            .set_needs_reauthorisation("reauth-a", "HighLevel refused the refresh token", 1)
+            .unwrap();
+        let text = encode(&storage, ["reauth-a", "reauth-b"]);
+        let series =
+            |t: &str| format!(r#"connectzero_grant_needs_reauthorisation{{tenant="{t}"}}"#);
+        assert_eq!(sample(&text, &series("reauth-a")), Some(1.0), "{text}");
+        assert_eq!(sample(&text, &series("reauth-b")), Some(0.0), "{text}");
+    }
+
+    #[test]
+    fn only_a_tick_without_error_moves_the_last_success_time() {
+        let series = r#"connectzero_last_successful_tick_timestamp_seconds{tenant="ls-tenant"}"#;
+        let failed = TickReport {
+            error: Some("3CX unreachable".into()),
+            ..TickReport::default()
+        };
+        let read = || sample(&encode(&Storage::in_memory().unwrap(), []), series);
+        tick("ls-tenant", &failed);
+        assert_eq!(read(), Some(0.0), "a tenant that never succeeded is 0");
+        let before = chrono::Utc::now().timestamp() as f64;
+        tick("ls-tenant", &TickReport::default());
+        let after = chrono::Utc::now().timestamp() as f64;
+        let set = read().unwrap();
+        assert!(
+            (before..=after).contains(&set),
+            "{before} <= {set} <= {after}"
+        );
+        tick("ls-tenant", &failed);
+        assert_eq!(read(), Some(set), "a failed tick keeps the last success");
+    }
+
+    #[test]
+    fn a_posted_call_sets_the_lag_to_its_hang_up_to_posted_time() {
+        let series = r#"connectzero_call_lag_seconds{tenant="lag-tenant"}"#;
+        let ended = chrono::Utc::now().timestamp_millis() - 5_000;
+        call_posted("lag-tenant", ended);
+        let text = encode(&Storage::in_memory().unwrap(), []);
+        let lag = sample(&text, series).unwrap();
+        assert!((5.0..6.0).contains(&lag), "{lag}\n{text}");
+        call_posted("lag-tenant", chrono::Utc::now().timestamp_millis());
+        let text = encode(&Storage::in_memory().unwrap(), []);
+        assert!(sample(&text, series).unwrap() < 1.0, "the newest call wins");
     }
 
     #[test]

@@ -19,6 +19,55 @@ pub const MAX_TAG_CHARS: usize = 64;
 /// Longest contact or message id accepted. HighLevel ids are ~20 characters.
 const MAX_ID_CHARS: usize = 64;
 
+/// The action's form fields, by their HighLevel reference keys (the keys
+/// of `data`). Every read of `data` goes through this list, so it is all
+/// write-back reads; the marketplace kit
+/// (`marketplace/actions/update-call-record.json`) lists the same fields,
+/// which this crate's tests check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// `contactId`: the contact, else `extras.contactId`.
+    ContactId,
+    /// `messageId`: the call's message, named in the note.
+    MessageId,
+    /// `notes`: the note's text.
+    Notes,
+    /// `tags`: tags to add.
+    Tags,
+    /// `sentiment`: positive, neutral, negative or mixed.
+    Sentiment,
+    /// `score`: the sentiment's score, -1 to 1.
+    Score,
+}
+
+impl Field {
+    /// Every field, in the form's order.
+    pub const ALL: [Field; 6] = [
+        Field::ContactId,
+        Field::MessageId,
+        Field::Notes,
+        Field::Tags,
+        Field::Sentiment,
+        Field::Score,
+    ];
+
+    /// Its reference key in `data`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Field::ContactId => "contactId",
+            Field::MessageId => "messageId",
+            Field::Notes => "notes",
+            Field::Tags => "tags",
+            Field::Sentiment => "sentiment",
+            Field::Score => "score",
+        }
+    }
+
+    fn read(self, data: &serde_json::Map<String, Value>) -> Option<&Value> {
+        data.get(self.key())
+    }
+}
+
 /// How the call went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sentiment {
@@ -105,21 +154,25 @@ pub fn parse(body: &Value, max_notes_chars: usize) -> Result<Update, String> {
         None | Some(Value::Null) => &empty,
         Some(_) => return Err("data must be an object of the action's fields".into()),
     };
-    let mut text = |field: &str| -> Option<String> {
-        match data.get(field) {
+    let mut text = |field: Field| -> Option<String> {
+        match field.read(data) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.trim().is_empty() => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                problems.push(format!("data.{field} must be text, not {}", kind(other)));
+                problems.push(format!(
+                    "data.{} must be text, not {}",
+                    field.key(),
+                    kind(other)
+                ));
                 None
             }
         }
     };
-    let contact_id = text("contactId").map(|s| s.trim().to_string());
-    let message_id = text("messageId").map(|s| s.trim().to_string());
-    let notes = text("notes");
-    let sentiment_text = text("sentiment");
+    let contact_id = text(Field::ContactId).map(|s| s.trim().to_string());
+    let message_id = text(Field::MessageId).map(|s| s.trim().to_string());
+    let notes = text(Field::Notes);
+    let sentiment_text = text(Field::Sentiment);
     let extras_contact = match body.pointer("/extras/contactId") {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
         _ => None,
@@ -150,7 +203,7 @@ pub fn parse(body: &Value, max_notes_chars: usize) -> Result<Update, String> {
             ));
         }
     }
-    let tags = tags(data.get("tags"), &mut problems);
+    let tags = tags(Field::Tags.read(data), &mut problems);
     let sentiment = sentiment_text.and_then(|s| {
         let parsed = Sentiment::parse(s.trim());
         if parsed.is_none() {
@@ -161,9 +214,9 @@ pub fn parse(body: &Value, max_notes_chars: usize) -> Result<Update, String> {
         }
         parsed
     });
-    let score = score(data.get("score"), &mut problems);
-    let given = |field: &str| data.get(field).is_some_and(|v| !is_blank(v));
-    if score.is_some() && !given("sentiment") {
+    let score = score(Field::Score.read(data), &mut problems);
+    let given = |field: Field| field.read(data).is_some_and(|v| !is_blank(v));
+    if score.is_some() && !given(Field::Sentiment) {
         problems.push(
             "data.score was given without data.sentiment: send a sentiment with the score".into(),
         );

@@ -146,3 +146,35 @@ fn every_problem_is_reported_at_once() {
     assert!(message.contains("data.score"));
     assert!(message.contains("data.tags"));
 }
+
+#[test]
+fn every_listed_field_is_read() {
+    for field in Field::ALL {
+        let mut data = json!({"notes": "x", "sentiment": "neutral"});
+        data[field.key()] = json!({"not": "a form value"});
+        let message = problem(data);
+        assert!(
+            message.contains(&format!("data.{}", field.key())),
+            "{}: {message}",
+            field.key()
+        );
+    }
+}
+
+#[test]
+fn the_marketplace_kit_lists_exactly_the_fields_write_back_reads() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../marketplace/actions/update-call-record.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let kit: Value = serde_json::from_str(&text).expect("the kit's action is JSON");
+    let listed: Vec<&str> = kit["fields"]
+        .as_array()
+        .expect("the action lists its fields")
+        .iter()
+        .map(|f| f["reference"].as_str().expect("each field has a reference"))
+        .collect();
+    let read: Vec<&str> = Field::ALL.iter().map(|f| f.key()).collect();
+    assert_eq!(listed, read, "the kit's fields vs what write-back reads");
+}

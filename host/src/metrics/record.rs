@@ -36,16 +36,24 @@ pub(super) fn tick(tenant_id: &str, report: &TickReport) {
             .get_or_create(&t)
             .set(report.retrying as i64);
     }
+    // Touched on every tick, so a tenant whose ticks never succeed shows
+    // 0 (infinitely long ago) rather than no series at all.
+    let last_success = m.last_success.get_or_create(&t);
+    if report.error.is_none() {
+        last_success.set(chrono::Utc::now().timestamp());
+    }
 }
 
-/// A call was posted: observe hang-up to posted.
+/// A call was posted: observe hang-up to posted, and make it the lag.
 pub(super) fn call_posted(tenant_id: &str, call_end_ms: i64) {
     let now = chrono::Utc::now().timestamp_millis();
     let seconds = (now - call_end_ms).max(0) as f64 / 1000.0;
+    let t = tenant(tenant_id);
     METRICS
         .end_to_end_seconds
-        .get_or_create(&tenant(tenant_id))
+        .get_or_create(&t)
         .observe(seconds);
+    METRICS.call_lag.get_or_create(&t).set(seconds);
 }
 
 /// A recording job will be retried.

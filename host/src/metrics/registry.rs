@@ -9,6 +9,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::AtomicU64;
 /// Stage invocations take from tens of microseconds (dedup of an empty
 /// batch) to seconds (a recording upload): 100 µs … ~26 s.
 fn stage_histogram() -> Histogram {
@@ -120,7 +121,28 @@ impl Metrics {
             "Diagnostics checks failing now (one incident per failing check; the status page's Health section names them), read at scrape time",
             open_incidents.clone(),
         );
+        let needs_reauthorisation = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "grant_needs_reauthorisation",
+            "1 while the tenant's HighLevel grant needs re-authorisation (its calls wait; open /t/<tenant>/oauth/install), read at scrape time",
+            needs_reauthorisation.clone(),
+        );
+        let last_success = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "last_successful_tick_timestamp_seconds",
+            "Unix time of the tenant's last tick that ran without error in this process (0: none yet)",
+            last_success.clone(),
+        );
+        let call_lag = Family::<TenantLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "call_lag_seconds",
+            "Hang-up (3CX end time) to posted of the tenant's newest posted call",
+            call_lag.clone(),
+        );
         Self {
+            needs_reauthorisation,
+            last_success,
+            call_lag,
             open_incidents,
             registry,
             polled,

@@ -30,6 +30,8 @@ mod exactly_once;
 mod fairness;
 mod followups;
 mod isolation;
+mod marketplace;
+mod monitoring;
 mod oauth;
 mod ops;
 mod packaging;
