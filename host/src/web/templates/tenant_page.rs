@@ -57,6 +57,7 @@ pub(in crate::web) fn tenant(page: &TenantPage<'_>) -> Markup {
                 div.card { div.label { "Poll cursor" } div.value { (s.cursor_ms.map_or("–".to_string(), |c| when(c, s.now_ms))) } div.sub { "start of the newest call read" } }
             }
 
+            (super::charts::section(&s.charts))
             (crate::web::review::section(&s.review, &base, page.csrf, s.now_ms))
             (crate::web::shared::section(&s.shared, &base, page.csrf, s.now_ms))
             h2 { "Parked and failed calls" }
