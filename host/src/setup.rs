@@ -142,9 +142,13 @@ pub fn apply(file: &mut Table, answers: &Answers) -> anyhow::Result<()> {
     set(crm, "client_id", &answers.crm_client_id);
     crm.remove("client_secret");
     let oauth = section(section(tenant, "settings")?, "oauth")?;
-    set(oauth, "public_url", answers.public_url.trim_end_matches('/'));
-    let parsed: HostConfig = toml::from_str(&toml::to_string(file)?)
-        .context("the configuration would not be valid")?;
+    set(
+        oauth,
+        "public_url",
+        answers.public_url.trim_end_matches('/'),
+    );
+    let parsed: HostConfig =
+        toml::from_str(&toml::to_string(file)?).context("the configuration would not be valid")?;
     parsed.validate()
 }
 

@@ -61,7 +61,10 @@ impl Storage {
         })?;
         for row in rows {
             let (hour, outcome, calls) = row?;
-            if let Some(slot) = usize::try_from(hour).ok().and_then(|h| out.hours.get_mut(h)) {
+            if let Some(slot) = usize::try_from(hour)
+                .ok()
+                .and_then(|h| out.hours.get_mut(h))
+            {
                 slot.outcomes.push((outcome, calls));
             }
         }
@@ -73,7 +76,11 @@ impl Storage {
         // One more than asked tells whether any were left out.
         let limit = i64::try_from(max_latencies.saturating_add(1)).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![tenant, start_ms, end_ms, limit], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         for (n, row) in rows.enumerate() {
             let (handled, ended, key) = row?;
@@ -85,7 +92,10 @@ impl Storage {
                 continue;
             }
             let hour = (handled - start_ms) / HOUR_MS;
-            if let Some(slot) = usize::try_from(hour).ok().and_then(|h| out.hours.get_mut(h)) {
+            if let Some(slot) = usize::try_from(hour)
+                .ok()
+                .and_then(|h| out.hours.get_mut(h))
+            {
                 slot.latencies_ms.push((handled - ended).max(0));
             }
         }

@@ -10,7 +10,7 @@
 //! secrets typed at a terminal are not echoed.
 
 use anyhow::{Context, bail};
-use connectzero::credentials::names::{PBX_ACCESS_TOKEN, PBX_CLIENT_SECRET, CRM_CLIENT_SECRET};
+use connectzero::credentials::names::{CRM_CLIENT_SECRET, PBX_ACCESS_TOKEN, PBX_CLIENT_SECRET};
 use connectzero::location::{DEFAULT_CONFIG, Location};
 use connectzero::secrets;
 use connectzero::setup::{self, Answers};
@@ -58,7 +58,11 @@ impl Prompter {
                 print!("{label} [{default}]: ");
             }
             let answer = self.line(label)?;
-            let answer = if answer.is_empty() { default.to_string() } else { answer };
+            let answer = if answer.is_empty() {
+                default.to_string()
+            } else {
+                answer
+            };
             match check(&answer) {
                 Ok(()) => return Ok(answer),
                 Err(error) if self.terminal => println!("  {error:#}; try again"),
@@ -94,9 +98,16 @@ impl Prompter {
     fn line(&mut self, label: &str) -> anyhow::Result<String> {
         std::io::stdout().flush()?;
         let mut line = String::new();
-        let read = self.input.read_line(&mut line).context("reading standard input")?;
+        let read = self
+            .input
+            .read_line(&mut line)
+            .context("reading standard input")?;
         if read == 0 {
             bail!("standard input ended before {label:?} was answered");
+        }
+        if !self.terminal {
+            // Piped answers are not echoed: end the prompt's line here.
+            println!();
         }
         Ok(line.trim().to_string())
     }
@@ -128,21 +139,32 @@ fn stty(mode: &str) -> bool {
 
 /// `connectzero init`.
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
-    let InitArgs { config, crm_url, no_check } = args;
+    let InitArgs {
+        config,
+        crm_url,
+        no_check,
+    } = args;
     let stdin = std::io::stdin();
     let mut ask = Prompter {
         terminal: stdin.is_terminal(),
         input: stdin.lock(),
     };
     let mut file: toml::Table = match std::fs::read_to_string(&config) {
-        Ok(text) => toml::from_str(&text).with_context(|| format!("{} is not valid TOML", config.display()))?,
+        Ok(text) => toml::from_str(&text)
+            .with_context(|| format!("{} is not valid TOML", config.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", config.display())),
     };
-    println!("Setting up {} (Enter keeps the value in brackets).", config.display());
+    println!(
+        "Setting up {} (Enter keeps the value in brackets).",
+        config.display()
+    );
     let offered = setup::tenant_id(&file, None);
     let id = ask.ask("Tenant id (letters, digits, - and _)", &offered, |id| {
-        let ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok = !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         anyhow::ensure!(ok, "use letters, digits, - and _");
         Ok(())
     })?;
@@ -154,9 +176,16 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         Ok(())
     };
     let pbx_url = ask.ask("3CX address (https://<pbx-fqdn>[:port])", &was.pbx_url, url)?;
-    let pbx_client_id = ask.ask("3CX API client id (Admin > Integrations > API)", &was.pbx_client_id, some)?;
+    let pbx_client_id = ask.ask(
+        "3CX API client id (Admin > Integrations > API)",
+        &was.pbx_client_id,
+        some,
+    )?;
     // The database the file names, where the secrets are sealed.
     let database = database_of(&mut file, &config);
+    if let Some(dir) = config.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let storage = Storage::open(&database)?;
     let (store, host_lock) = secrets::open_store_held(&storage, &database, None)
         .with_context(|| format!("opening the secrets of {}", database.display()))?;
@@ -174,10 +203,26 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let crm_client_id = ask.ask("HighLevel app client id", &was.crm_client_id, some)?;
     let crm_kept = kept(CRM_CLIENT_SECRET, &current.crm_secret_in_file)?;
     let crm_secret = ask.secret("HighLevel app client secret", crm_kept)?;
-    let location_id = ask.ask("HighLevel location (sub-account) id", &was.location_id, some)?;
-    let provider_id = ask.ask("HighLevel Call conversation provider id", &was.provider_id, some)?;
-    let public_default = if was.public_url.is_empty() { DEFAULT_PUBLIC_URL } else { &was.public_url };
-    let public_url = ask.ask("Public URL of this host, as browsers reach it", public_default, url)?;
+    let location_id = ask.ask(
+        "HighLevel location (sub-account) id",
+        &was.location_id,
+        some,
+    )?;
+    let provider_id = ask.ask(
+        "HighLevel Call conversation provider id",
+        &was.provider_id,
+        some,
+    )?;
+    let public_default = if was.public_url.is_empty() {
+        DEFAULT_PUBLIC_URL
+    } else {
+        &was.public_url
+    };
+    let public_url = ask.ask(
+        "Public URL of this host, as browsers reach it",
+        public_default,
+        url,
+    )?;
     let answers = Answers {
         tenant: id.clone(),
         pbx_url,
@@ -209,21 +254,37 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     }
     drop(host_lock);
     write_file(&config, &file)?;
-    println!("\nWrote {} (secrets encrypted in {}).", config.display(), database.display());
+    println!(
+        "\nWrote {} (secrets encrypted in {}).",
+        config.display(),
+        database.display()
+    );
     if !no_check {
         println!("\nChecking the set-up (connectzero doctor):");
-        let location = Location { config: Some(config.clone()), db: None };
+        let location = Location {
+            config: Some(config.clone()),
+            db: None,
+        };
         let reports = connectzero::doctor::check(&location, Some(&id)).await?;
         print!("{}", connectzero::doctor::render(&reports));
         if connectzero::doctor::verdict(&reports).is_err() {
-            println!("Some checks failed: fix what they say and run `connectzero init` again (before the install, the HighLevel lines fail until it is done).");
+            println!(
+                "Some checks failed: fix what they say and run `connectzero init` again (before the install, the HighLevel lines fail until it is done)."
+            );
         }
     }
     let public = &answers.public_url;
     println!("\nNext:");
-    println!("  1. In the HighLevel developer portal, give the app the redirect URL {public}/oauth/callback");
-    println!("  2. Start the host: connectzero run --config {}", config.display());
-    println!("  3. Install link (an admin of the sub-account opens it and approves): {public}/t/{id}/oauth/install");
+    println!(
+        "  1. In the HighLevel developer portal, give the app the redirect URL {public}/oauth/callback"
+    );
+    println!(
+        "  2. Start the host: connectzero run --config {}",
+        config.display()
+    );
+    println!(
+        "  3. Install link (an admin of the sub-account opens it and approves): {public}/t/{id}/oauth/install"
+    );
     Ok(())
 }
 
@@ -253,7 +314,8 @@ fn write_file(config: &Path, file: &toml::Table) -> anyhow::Result<()> {
     if config.exists() {
         let mut backup = config.as_os_str().to_owned();
         backup.push(".bak");
-        std::fs::copy(config, &backup).with_context(|| format!("keeping a copy of {}", config.display()))?;
+        std::fs::copy(config, &backup)
+            .with_context(|| format!("keeping a copy of {}", config.display()))?;
     }
     let mut staged = config.as_os_str().to_owned();
     staged.push(".new");

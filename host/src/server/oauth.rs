@@ -45,7 +45,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use urls::redirect_uri;
+use urls::{redirect_uri, tenant_callback};
 
 /// How long an install link is valid unless the tenant sets
 /// `oauth.state_ttl_secs` (the Spin app's too).
@@ -168,7 +168,7 @@ async fn finish_install(
     let again = format!("start again at /t/{id}/oauth/install");
     let credentials = crate::credentials::of(tenant);
     let store = credentials.store().ok_or_else(no_store)?;
-    let Some(state_value) = query.state.filter(|s| !s.is_empty()) else {
+    let Some(state_value) = query.state.clone().filter(|s| !s.is_empty()) else {
         // An install started from the marketplace listing carries no
         // state (NOTES.md §8). Nothing vouches for the request, so the
         // grant vouches for itself: `Credentials::install` keeps it only
@@ -183,7 +183,9 @@ async fn finish_install(
         let Some(code) = query.code.filter(|c| !c.is_empty()) else {
             return Err(bad_request(format!("the callback has no code; {again}")));
         };
-        let redirect_uri = redirect_uri(&tenant.config, headers)?;
+        // HighLevel handed the code to this URL, so it redeems only with
+        // it (whatever URL this tenant's install links name now).
+        let redirect_uri = tenant_callback(&tenant.config, headers)?;
         tracing::info!(tenant = %id, "HighLevel marketplace install (no state): binding by location");
         return redeem(tenant, &code, &redirect_uri).await;
     };
@@ -270,7 +272,7 @@ pub(super) async fn finish_shared(
     let Some(store) = state
         .tenants
         .values()
-        .find_map(|t| crate::credentials::of(t).store())
+        .find_map(|t| crate::credentials::of(t).store().cloned())
     else {
         return Err(no_store());
     };

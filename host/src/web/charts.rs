@@ -73,9 +73,8 @@ impl Charts {
                     calls[slot] += count;
                 }
                 hour.latencies_ms.sort_unstable();
-                let latency = (!hour.latencies_ms.is_empty()).then(|| {
-                    [50, 95, 99].map(|p| percentile(&hour.latencies_ms, p))
-                });
+                let latency = (!hour.latencies_ms.is_empty())
+                    .then(|| [50, 95, 99].map(|p| percentile(&hour.latencies_ms, p)));
                 Hour {
                     start_ms: rows.start_ms + n as i64 * HOUR_MS,
                     calls,

@@ -29,7 +29,12 @@ async fn init(config: &Path, crm_url: &str, answers: &[&str]) -> anyhow::Result<
     // The simulators run on this test's runtime: wait off it.
     let output = tokio::task::spawn_blocking(move || {
         let mut child = command.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     })
     .await?;
@@ -70,7 +75,10 @@ async fn init_writes_the_file_seals_the_secrets_checks_and_keeps_everything_on_a
     .await?;
     assert!(ok, "{printed}");
     for secret in [pbx_secret.as_str(), c.client_secret.as_str()] {
-        assert!(!printed.contains(secret), "a secret was printed:\n{printed}");
+        assert!(
+            !printed.contains(secret),
+            "a secret was printed:\n{printed}"
+        );
     }
     // Doctor ran with the sealed secrets: 3CX accepts the API client.
     assert_mark(&printed, "3CX API credentials", '✓');
@@ -78,7 +86,10 @@ async fn init_writes_the_file_seals_the_secrets_checks_and_keeps_everything_on_a
         printed.contains("http://127.0.0.1:8787/t/acme/oauth/install"),
         "{printed}"
     );
-    assert!(printed.contains("http://127.0.0.1:8787/oauth/callback"), "{printed}");
+    assert!(
+        printed.contains("http://127.0.0.1:8787/oauth/callback"),
+        "{printed}"
+    );
 
     let text = std::fs::read_to_string(&config)?;
     let written: connectzero::config::HostConfig = toml::from_str(&text)?;
@@ -104,8 +115,14 @@ async fn init_writes_the_file_seals_the_secrets_checks_and_keeps_everything_on_a
         let store = connectzero::secrets::open_store(&storage, &database, None)?;
         Ok(store.get("acme", name)?.map(|s| s.expose().to_string()))
     };
-    assert_eq!(sealed(names::PBX_CLIENT_SECRET)?.as_deref(), Some(pbx_secret.as_str()));
-    assert_eq!(sealed(names::CRM_CLIENT_SECRET)?.as_deref(), Some(c.client_secret.as_str()));
+    assert_eq!(
+        sealed(names::PBX_CLIENT_SECRET)?.as_deref(),
+        Some(pbx_secret.as_str())
+    );
+    assert_eq!(
+        sealed(names::CRM_CLIENT_SECRET)?.as_deref(),
+        Some(c.client_secret.as_str())
+    );
 
     // The operator adds a setting and a second tenant by hand…
     let edited = text.replacen(
@@ -118,7 +135,10 @@ async fn init_writes_the_file_seals_the_secrets_checks_and_keeps_everything_on_a
     // …and runs init again, pressing Enter at every question.
     let (ok, printed) = init(&config, &crm.base_url(), &[""; 9]).await?;
     assert!(ok, "{printed}");
-    assert!(printed.contains(&format!("[{pbx_url}]")), "current values offered:\n{printed}");
+    assert!(
+        printed.contains(&format!("[{pbx_url}]")),
+        "current values offered:\n{printed}"
+    );
     assert!(printed.contains("Enter keeps the stored one"), "{printed}");
     assert_mark(&printed, "3CX API credentials", '✓');
     let again: connectzero::config::HostConfig =
@@ -129,12 +149,23 @@ async fn init_writes_the_file_seals_the_secrets_checks_and_keeps_everything_on_a
     assert_eq!(again.tenants[0].settings.default_country, "GB");
     assert_eq!(again.tenants[1].id, "other");
     assert_eq!(again.tenants[1].pbx.base_url, "https://other.example.com");
-    assert_eq!(sealed(names::PBX_CLIENT_SECRET)?.as_deref(), Some(pbx_secret.as_str()));
-    assert_eq!(sealed(names::CRM_CLIENT_SECRET)?.as_deref(), Some(c.client_secret.as_str()));
+    assert_eq!(
+        sealed(names::PBX_CLIENT_SECRET)?.as_deref(),
+        Some(pbx_secret.as_str())
+    );
+    assert_eq!(
+        sealed(names::CRM_CLIENT_SECRET)?.as_deref(),
+        Some(c.client_secret.as_str())
+    );
 
     // A bad answer is refused with nothing written.
     let before = std::fs::read_to_string(&config)?;
-    let (ok, printed) = init(&config, &crm.base_url(), &["acme", "http://pbx.example.com"]).await?;
+    let (ok, printed) = init(
+        &config,
+        &crm.base_url(),
+        &["acme", "http://pbx.example.com"],
+    )
+    .await?;
     assert!(!ok, "{printed}");
     assert_eq!(std::fs::read_to_string(&config)?, before);
     Ok(())

@@ -185,6 +185,19 @@ async fn an_app_registered_with_per_tenant_urls_still_completes_installs() -> an
     assert_eq!(status, 200, "{body}");
     assert_the_waiting_call_posts(&world, &old, &contacts["Dana Fox"]).await?;
 
+    // A marketplace install (no state) at a per-tenant URL the listing
+    // names: redeemed with that URL, which HighLevel handed the code to.
+    let listed = format!("{base}/t/{TENANT}/oauth/callback");
+    let code = world.crm.authorization_code_at(&location, &listed);
+    let response = browser()
+        .get(&listed)
+        .query(&[("code", code.as_str())])
+        .send()
+        .await?;
+    let status = response.status();
+    let body = response.text().await?;
+    assert_eq!(status, 200, "{body}");
+
     // A link handed out with the one URL (the default), whose callback
     // arrives at the tenant's old URL, still redeems with the URL the
     // authorize request named.

@@ -62,12 +62,25 @@ pub(super) fn redirect_uri(
     config: &TenantConfig,
     headers: &HeaderMap,
 ) -> Result<String, HttpError> {
-    let base = public_base(config, headers)?;
-    Ok(if config.settings.oauth.per_tenant_redirect == Some(true) {
-        format!("{base}/t/{}/oauth/callback", config.id)
-    } else {
-        format!("{base}{SHARED_CALLBACK}")
-    })
+    if config.settings.oauth.per_tenant_redirect == Some(true) {
+        return tenant_callback(config, headers);
+    }
+    Ok(format!(
+        "{}{SHARED_CALLBACK}",
+        public_base(config, headers)?
+    ))
+}
+
+/// The tenant's own, older callback: `<public url>/t/<tenant>/oauth/callback`.
+pub(super) fn tenant_callback(
+    config: &TenantConfig,
+    headers: &HeaderMap,
+) -> Result<String, HttpError> {
+    Ok(format!(
+        "{}/t/{}/oauth/callback",
+        public_base(config, headers)?,
+        config.id
+    ))
 }
 
 /// The path of the one redirect URL of every tenant.

@@ -24,8 +24,14 @@ pub(in crate::web) fn section(charts: &Charts) -> Markup {
     html! {
         h2 { "Last 24 hours" }
         div.charts #charts {
-            (calls_chart(charts))
-            (latency_chart(charts))
+            figure {
+                figcaption { "Calls per hour by outcome" }
+                (calls_chart(charts))
+            }
+            figure {
+                figcaption { "Hang-up → CRM latency per hour: p50, p95, p99 of the posted calls" }
+                (latency_chart(charts))
+            }
             @if charts.latencies_truncated {
                 p.muted #charts-truncated { "Latencies of the oldest posted calls were left out: a day this busy shows the newest 50,000." }
             }
@@ -43,7 +49,12 @@ fn calls_chart(charts: &Charts) -> Markup {
     let by_outcome: Vec<String> = OUTCOMES
         .iter()
         .enumerate()
-        .map(|(i, (name, _))| format!("{} {name}", charts.hours.iter().map(|h| h.calls[i]).sum::<i64>()))
+        .map(|(i, (name, _))| {
+            format!(
+                "{} {name}",
+                charts.hours.iter().map(|h| h.calls[i]).sum::<i64>()
+            )
+        })
         .collect();
     let y = |n: i64| BOTTOM - (BOTTOM - TOP) * n as f64 / top as f64;
     html! {
@@ -66,7 +77,11 @@ fn calls_chart(charts: &Charts) -> Markup {
 }
 
 fn latency_chart(charts: &Charts) -> Markup {
-    let worst = charts.hours.iter().filter_map(|h| h.latency.map(|l| l[2])).max();
+    let worst = charts
+        .hours
+        .iter()
+        .filter_map(|h| h.latency.map(|l| l[2]))
+        .max();
     let top = nice_max(worst.unwrap_or(0).max(1_000));
     let y = |ms: i64| BOTTOM - (BOTTOM - TOP) * ms as f64 / top as f64;
     let x = |slot: usize| LEFT + SLOT * slot as f64 + SLOT / 2.0;
@@ -192,7 +207,8 @@ fn nice_max(n: i64) -> i64 {
 }
 
 fn clock(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or("?".into(), |t| t.format("%H:00").to_string())
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or("?".into(), |t| t.format("%H:00").to_string())
 }
 
 /// Coordinates with one decimal: short markup, enough precision.
