@@ -187,6 +187,13 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let storage = Storage::open(&database)?;
+    // `run` refuses an id both in the file and the database: say so now.
+    if connectzero::tenants::stored(&storage)?.iter().any(|t| t.id == id) {
+        bail!(
+            "tenant {id:?} is kept in the database {} (connectzero tenant add): change it with `connectzero tenant settings`, or give init another id",
+            database.display()
+        );
+    }
     let (store, host_lock) = secrets::open_store_held(&storage, &database, None)
         .with_context(|| format!("opening the secrets of {}", database.display()))?;
     let kept = |name: &str, in_file: &Option<String>| -> anyhow::Result<Option<&'static str>> {
