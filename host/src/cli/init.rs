@@ -188,7 +188,10 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     }
     let storage = Storage::open(&database)?;
     // `run` refuses an id both in the file and the database: say so now.
-    if connectzero::tenants::stored(&storage)?.iter().any(|t| t.id == id) {
+    if connectzero::tenants::stored(&storage)?
+        .iter()
+        .any(|t| t.id == id)
+    {
         bail!(
             "tenant {id:?} is kept in the database {} (connectzero tenant add): change it with `connectzero tenant settings`, or give init another id",
             database.display()

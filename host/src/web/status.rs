@@ -34,8 +34,6 @@ pub(super) struct TenantStatus {
     pub health: Vec<crate::storage::Incident>,
     /// Whether HighLevel keeps calls' CRM users.
     pub attribution: crate::attribution::Attribution,
-    /// The last 24 hours by hour (`super::charts`).
-    pub charts: super::charts::Charts,
 }
 
 impl TenantStatus {
@@ -67,7 +65,6 @@ impl TenantStatus {
             shared: super::shared::read(storage, &id)?,
             health: super::health::read(storage, &id)?,
             attribution: crate::attribution::Attribution::read(storage, &id)?,
-            charts: super::charts::Charts::read(storage, &id, now.timestamp_millis())?,
             id,
         })
     }
