@@ -22,6 +22,7 @@ mod ambiguity;
 mod backfill;
 mod chains;
 mod chaos;
+mod charts;
 mod cli;
 mod components;
 mod diagnostics;
