@@ -168,19 +168,6 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         anyhow::ensure!(ok, "use letters, digits, - and _");
         Ok(())
     })?;
-    let current = setup::current(&file, &id);
-    let was = &current.answers;
-    let url = |u: &str| connectzero::config::check_base_url(u);
-    let some = |v: &str| {
-        anyhow::ensure!(!v.is_empty(), "an answer is needed");
-        Ok(())
-    };
-    let pbx_url = ask.ask("3CX address (https://<pbx-fqdn>[:port])", &was.pbx_url, url)?;
-    let pbx_client_id = ask.ask(
-        "3CX API client id (Admin > Integrations > API)",
-        &was.pbx_client_id,
-        some,
-    )?;
     // The database the file names, where the secrets are sealed.
     let database = database_of(&mut file, &config);
     if let Some(dir) = config.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -199,6 +186,19 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     }
     let (store, host_lock) = secrets::open_store_held(&storage, &database, None)
         .with_context(|| format!("opening the secrets of {}", database.display()))?;
+    let current = setup::current(&file, &id);
+    let was = &current.answers;
+    let url = |u: &str| connectzero::config::check_base_url(u);
+    let some = |v: &str| {
+        anyhow::ensure!(!v.is_empty(), "an answer is needed");
+        Ok(())
+    };
+    let pbx_url = ask.ask("3CX address (https://<pbx-fqdn>[:port])", &was.pbx_url, url)?;
+    let pbx_client_id = ask.ask(
+        "3CX API client id (Admin > Integrations > API)",
+        &was.pbx_client_id,
+        some,
+    )?;
     let kept = |name: &str, in_file: &Option<String>| -> anyhow::Result<Option<&'static str>> {
         Ok(if store.get(&id, name)?.is_some() {
             Some("stored one")

@@ -158,6 +158,50 @@ async fn init_writes_the_file_seals_the_secrets_checks_and_keeps_everything_on_a
         Some(c.client_secret.as_str())
     );
 
+    // An id the database keeps (`tenant add`) is refused: `run` would
+    // refuse the pair.
+    let added = Command::new(BIN)
+        .args(["tenant", "add", "kept", "--db"])
+        .arg(&database)
+        .args([
+            "--pbx-url",
+            "https://kept.example.com",
+            "--pbx-client-id",
+            "k",
+            "--crm-location",
+            "L3",
+            "--crm-provider",
+            "P3",
+            "--crm-client-id",
+            "C3",
+            "--secrets-stdin",
+        ])
+        .env_remove("CONNECTZERO_KEY")
+        .env_remove("CONNECTZERO_CONFIG")
+        .env_remove("CONNECTZERO_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"pbx.client_secret=k-secret\ncrm.client_secret=c-secret\n")?;
+            child.wait_with_output()
+        })?;
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let before = std::fs::read_to_string(&config)?;
+    let (ok, printed) = init(&config, &crm.base_url(), &["kept"]).await?;
+    assert!(!ok, "{printed}");
+    assert!(printed.contains("kept in the database"), "{printed}");
+    assert_eq!(std::fs::read_to_string(&config)?, before);
+
     // A bad answer is refused with nothing written.
     let before = std::fs::read_to_string(&config)?;
     let (ok, printed) = init(
