@@ -149,6 +149,18 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         terminal: stdin.is_terminal(),
         input: stdin.lock(),
     };
+    if ask.terminal {
+        // Ctrl-C at a secret's question must not leave the terminal
+        // without echo: the prompts block this thread, so another task
+        // restores it and ends the process.
+        tokio::spawn(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stty("echo");
+                println!();
+                std::process::exit(130);
+            }
+        });
+    }
     let mut file: toml::Table = match std::fs::read_to_string(&config) {
         Ok(text) => toml::from_str(&text)
             .with_context(|| format!("{} is not valid TOML", config.display()))?,
