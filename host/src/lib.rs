@@ -45,6 +45,7 @@ pub use connectzero_runtime::report;
 pub use connectzero_runtime::scheduler;
 pub mod secrets;
 pub mod server;
+pub mod setup;
 pub use connectzero_runtime::state;
 pub use connectzero_runtime::telemetry;
 pub use connectzero_storage as storage;

@@ -5,7 +5,7 @@
 //! | `POST /t/{tenant}/actions/update-call-record` | the Update Call Record action: served by the write-back component (`wasi:http/incoming-handler`), which does its own checks |
 //! | `POST /t/{tenant}/triggers/subscription` | a workflow trigger (un)registration, handed to the trigger component |
 //! | `GET /t/{tenant}/oauth/install`, `GET /t/{tenant}/oauth/callback` | the HighLevel OAuth install ([`oauth`]) |
-//! | `GET /oauth/callback` | one redirect URL for marketplace installs (no `state`): bound to the tenant serving the token's location ([`oauth`]) |
+//! | `GET /oauth/callback` | the one redirect URL of every tenant: an install link's callback completes the tenant its `state` names; a marketplace install (no `state`) is bound to the tenant serving the token's location ([`oauth`]) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /readyz` | `ready` once storage answers and the components are loaded, else 503 |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`], `docs/OPERATIONS.md`): served beside the status page by [`crate::web`], for token bearers only |

@@ -31,6 +31,7 @@
 //! "101" = "0IHuJvc2ofPAAA8GzTRi"
 //! [tenants.settings.oauth]            # all optional
 //! public_url = "https://cz.example.com"
+//! # per_tenant_redirect = true      # links name /t/acme/oauth/callback, not /oauth/callback
 //! [tenants.settings.policy]           # all optional; see guest_support::policy
 //! outbound_no_answer = "ignore"       # log | log-and-create-contact | ignore
 //! min_duration_secs = 10

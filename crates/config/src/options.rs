@@ -5,17 +5,27 @@ use super::{DEFAULT_TIE_BREAKERS, Peers};
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 /// The HighLevel OAuth install of one tenant (`[tenants.settings.oauth]`;
-/// `connectzero::server` serves `/t/{tenant}/oauth/install` and
+/// `connectzero::server` serves `/t/{tenant}/oauth/install` and the one
+/// redirect URL of every tenant, `/oauth/callback`, and still the older
 /// `/t/{tenant}/oauth/callback`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OAuthConfig {
     /// This host's public base URL as the installer's browser reaches it
     /// (`https://host[:port]`); the redirect URI is
-    /// `<public_url>/t/<tenant>/oauth/callback` and must be one of the
+    /// `<public_url>/oauth/callback` (with `per_tenant_redirect`,
+    /// `<public_url>/t/<tenant>/oauth/callback`) and must be one of the
     /// app's redirect URLs in the marketplace. Default: the install
     /// request's `Host` (plain http only for loopback).
     pub public_url: Option<String>,
+    /// `true`: install links name this tenant's own callback,
+    /// `<public_url>/t/<tenant>/oauth/callback`, as before there was one
+    /// redirect URL for every tenant; for an app whose marketplace entry
+    /// still lists only per-tenant URLs (HighLevel refuses an authorize
+    /// request whose `redirect_uri` the app does not list). Default
+    /// `false`: `<public_url>/oauth/callback`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_tenant_redirect: Option<bool>,
     /// The authorize page (default HighLevel's `chooselocation`; agencies
     /// on a white-label domain use
     /// `https://marketplace.leadconnectorhq.com/v2/oauth/chooselocation`).

@@ -18,6 +18,7 @@
 mod backfill_rows;
 mod budget_rows;
 mod call_rows;
+mod chart_rows;
 mod incident_rows;
 mod lease_rows;
 pub mod migrations;
@@ -31,6 +32,7 @@ mod web_rows;
 pub use backfill_rows::ReplayOpen;
 pub use budget_rows::BudgetRow;
 pub use call_rows::CallRecord;
+pub use chart_rows::{CallsByHour, HourRows};
 pub use incident_rows::Incident;
 pub use review_rows::{ReviewAssign, ReviewCall, ReviewCandidate};
 pub use secret_rows::{SealedSecret, StateAdmission, StateClaim, StateIssue, TenantAuth};

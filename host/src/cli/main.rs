@@ -11,6 +11,7 @@ mod components;
 #[cfg(feature = "devkit")]
 mod demo;
 mod doctor;
+mod init;
 mod keys;
 mod match_call;
 mod run;
@@ -60,6 +61,11 @@ enum Command {
     /// and role, the HighLevel grant and its scopes. Prints a checklist
     /// with a fix for each failure; exits non-zero when anything fails.
     Doctor(doctor::DoctorArgs),
+    /// Guided set-up of a tenant: asks for the 3CX address and API client,
+    /// the HighLevel app and location; writes the configuration file
+    /// (secrets encrypted in the database), runs doctor's checks and
+    /// prints the install link. Safe to re-run: Enter keeps each value.
+    Init(init::InitArgs),
     /// Measure latency, throughput, memory and the component boundary
     /// against the built-in simulators and print the figures
     /// (see docs/BENCHMARKS.md). Build with --release for real figures.
@@ -97,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
         #[cfg(feature = "devkit")]
         Command::Demo(_) => "warn",
         Command::Run(_) => "warn,connectzero=info,connectzero_runtime=info",
-        Command::Doctor(_) => "warn",
+        Command::Doctor(_) | Command::Init(_) => "warn",
         // Failed ticks are counted and summarised by the bench itself.
         #[cfg(feature = "devkit")]
         Command::Bench(_) => "error,connectzero_runtime::scheduler=off",
@@ -115,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(components, args).await,
         Command::Run(args) => run::run(components, args).await,
         Command::Doctor(args) => doctor::run(args).await,
+        Command::Init(args) => init::run(args).await,
         #[cfg(feature = "devkit")]
         Command::Bench(args) => bench::run(components, args).await,
         Command::Match(args) => match_call::run(components, args).await,

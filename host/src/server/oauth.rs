@@ -1,15 +1,22 @@
 //! The HighLevel OAuth install (HighLevel NOTES §2).
 //!
 //! 1. `GET /t/{tenant}/oauth/install` answers 302 to HighLevel's authorize
-//!    page with the app's `client_id`, this tenant's `redirect_uri`, the
+//!    page with the app's `client_id`, the one `redirect_uri` of every
+//!    tenant (`<public url>/oauth/callback`; the tenant's own
+//!    `/t/{tenant}/oauth/callback` with `oauth.per_tenant_redirect`), the
 //!    scopes and a random `state`. Only a hash of the state is stored,
-//!    with the tenant and an expiry (default 10 minutes).
+//!    with the tenant, the redirect URI and an expiry (default 10
+//!    minutes): the state is what names the tenant, and nobody can make
+//!    one up.
 //! 2. The installer picks the sub-account and consents on HighLevel; no
 //!    CRM password ever reaches this host.
-//! 3. HighLevel sends the browser to `GET /t/{tenant}/oauth/callback?code=…
-//!    &state=…`. The state must be known, unused, unexpired and issued for
-//!    this tenant (else 400, and the code is not exchanged); it is
-//!    consumed on first presentation. An install started from the
+//! 3. HighLevel sends the browser to `GET /oauth/callback?code=…&state=…`
+//!    (or the older `GET /t/{tenant}/oauth/callback?…`, which keeps
+//!    working). The state must be known, unused and unexpired (else 400,
+//!    and the code is not exchanged); it is consumed on first
+//!    presentation, and completes only the tenant it was issued for (at a
+//!    per-tenant URL, only if that is the URL's tenant). The code is
+//!    exchanged with the redirect URI stored with the state. An install started from the
 //!    marketplace listing arrives with a `code` and no `state` (NOTES.md
 //!    §8): its code is exchanged and the grant kept only when its token is
 //!    for this tenant's location (else 403, the tenant's grant untouched);
@@ -38,7 +45,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use urls::redirect_uri;
+use urls::{redirect_uri, tenant_callback};
 
 /// How long an install link is valid unless the tenant sets
 /// `oauth.state_ttl_secs` (the Spin app's too).
@@ -161,7 +168,7 @@ async fn finish_install(
     let again = format!("start again at /t/{id}/oauth/install");
     let credentials = crate::credentials::of(tenant);
     let store = credentials.store().ok_or_else(no_store)?;
-    let Some(state_value) = query.state.filter(|s| !s.is_empty()) else {
+    let Some(state_value) = query.state.clone().filter(|s| !s.is_empty()) else {
         // An install started from the marketplace listing carries no
         // state (NOTES.md §8). Nothing vouches for the request, so the
         // grant vouches for itself: `Credentials::install` keeps it only
@@ -176,45 +183,70 @@ async fn finish_install(
         let Some(code) = query.code.filter(|c| !c.is_empty()) else {
             return Err(bad_request(format!("the callback has no code; {again}")));
         };
-        let redirect_uri = redirect_uri(&tenant.config, headers)?;
+        // HighLevel handed the code to this URL, so it redeems only with
+        // it (whatever URL this tenant's install links name now).
+        let redirect_uri = tenant_callback(&tenant.config, headers)?;
         tracing::info!(tenant = %id, "HighLevel marketplace install (no state): binding by location");
         return redeem(tenant, &code, &redirect_uri).await;
     };
-    let now = now_ms();
-    let claim = store
-        .storage()
-        .oauth_state_claim(&state_hash(&state_value), now)
-        .map_err(|e| internal(id, &e))?;
-    let redirect_uri = match claim {
-        StateClaim::Unknown => {
-            return Err(bad_request(format!(
-                "unknown state: this host did not issue it (forged, or from another host); {again}"
-            )));
-        }
-        StateClaim::Used => {
-            return Err(bad_request(format!(
-                "this install link was already used; {again}"
-            )));
-        }
-        StateClaim::Claimed { tenant: owner, .. } if owner != id => {
-            return Err(bad_request(format!(
-                "this state was issued for another tenant, not {id:?}; {again}"
-            )));
-        }
-        StateClaim::Claimed { expires_at_ms, .. } if now >= expires_at_ms => {
-            return Err(bad_request(format!(
-                "this install link expired; links are valid for {} minutes: {again}",
-                tenant
-                    .config
-                    .settings
-                    .oauth
-                    .state_ttl_secs
-                    .unwrap_or(DEFAULT_STATE_TTL_SECS)
-                    / 60
-            )));
-        }
-        StateClaim::Claimed { redirect_uri, .. } => redirect_uri,
-    };
+    let (owner, redirect_uri, expires_at_ms) = claim_state(store.storage(), &state_value, &again)?;
+    if owner != id {
+        return Err(bad_request(format!(
+            "this state was issued for another tenant, not {id:?}; {again}"
+        )));
+    }
+    redeem_claimed(tenant, query, &redirect_uri, expires_at_ms, &again).await
+}
+
+/// Consumes a presented state (single use: a second presentation is
+/// refused whatever happens next): the tenant it was issued for, the
+/// redirect URI its authorize request named and its expiry.
+fn claim_state(
+    storage: &crate::storage::Storage,
+    state_value: &str,
+    again: &str,
+) -> Result<(String, String, i64), HttpError> {
+    let claim = storage
+        .oauth_state_claim(&state_hash(state_value), now_ms())
+        .map_err(|e| internal("(install state)", &e))?;
+    match claim {
+        StateClaim::Unknown => Err(bad_request(format!(
+            "unknown state: this host did not issue it (forged, or from another host); {again}"
+        ))),
+        StateClaim::Used => Err(bad_request(format!(
+            "this install link was already used; {again}"
+        ))),
+        StateClaim::Claimed {
+            tenant,
+            redirect_uri,
+            expires_at_ms,
+        } => Ok((tenant, redirect_uri, expires_at_ms)),
+    }
+}
+
+/// The rest of a callback whose state was claimed for `tenant`: refused
+/// once expired or when HighLevel refused; else the code is exchanged
+/// with the redirect URI the authorize request named (HighLevel, as RFC
+/// 6749 §4.1.3, redeems a code only with it) and the grant kept.
+async fn redeem_claimed(
+    tenant: &Tenant,
+    query: Callback,
+    redirect_uri: &str,
+    expires_at_ms: i64,
+    again: &str,
+) -> Result<(), HttpError> {
+    if now_ms() >= expires_at_ms {
+        return Err(bad_request(format!(
+            "this install link expired; links are valid for {} minutes: {again}",
+            tenant
+                .config
+                .settings
+                .oauth
+                .state_ttl_secs
+                .unwrap_or(DEFAULT_STATE_TTL_SECS)
+                / 60
+        )));
+    }
     if let Some(error) = query.error {
         return Err(bad_request(format!(
             "HighLevel did not authorise the install ({error}); {again}"
@@ -223,7 +255,36 @@ async fn finish_install(
     let Some(code) = query.code.filter(|c| !c.is_empty()) else {
         return Err(bad_request(format!("the callback has no code; {again}")));
     };
-    redeem(tenant, &code, &redirect_uri).await
+    redeem(tenant, &code, redirect_uri).await
+}
+
+/// A state presented at the one redirect URL of every tenant
+/// (`/oauth/callback`): the state names the tenant it was issued for,
+/// which alone may complete it. Returns that tenant's id.
+pub(super) async fn finish_shared(
+    state: &ServerState,
+    state_value: &str,
+    query: Callback,
+) -> Result<String, HttpError> {
+    let generic = "start the install again from its link, /t/<tenant>/oauth/install";
+    // Every tenant of a host keeps its states in the one database: any
+    // tenant's store reaches them.
+    let Some(store) = state
+        .tenants
+        .values()
+        .find_map(|t| crate::credentials::of(t).store().cloned())
+    else {
+        return Err(no_store());
+    };
+    let (owner, redirect_uri, expires_at_ms) = claim_state(store.storage(), state_value, generic)?;
+    let Some(tenant) = state.tenants.get(&owner) else {
+        return Err(bad_request(format!(
+            "the tenant this install was started for is not served by this host now; {generic}"
+        )));
+    };
+    let again = format!("start again at /t/{owner}/oauth/install");
+    redeem_claimed(tenant, query, &redirect_uri, expires_at_ms, &again).await?;
+    Ok(owner)
 }
 
 /// Exchanges `code` and keeps the grant for `tenant` (see

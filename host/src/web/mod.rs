@@ -24,6 +24,7 @@
 //! (and pending retries) before each tick in `crate::scheduler`.
 
 mod auth;
+mod charts;
 mod handlers;
 mod health;
 mod live;

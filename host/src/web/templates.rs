@@ -4,6 +4,7 @@
 //! The shared layout and the small pages live here; the tenant page,
 //! with its calls and settings form, is `tenant_page`.
 
+mod charts;
 mod tenant_page;
 
 pub(super) use tenant_page::{TenantPage, tenant};
@@ -35,6 +36,8 @@ form.settings .error{color:#b3261e;font-size:.85rem}
 input[type=text],select{font:inherit;padding:.25rem .4rem;min-width:14rem}
 button{font:inherit;padding:.3rem .8rem;border-radius:4px;border:1px solid #8a96aa;background:#fff;cursor:pointer}
 button.primary{background:#1d4ed8;color:#fff;border-color:#1d4ed8}
+.charts figure{margin:0 0 .9rem}.charts figcaption{font-weight:600;font-size:.9rem;margin:0 0 .3rem}
+.charts svg{display:block;max-width:760px;background:#fff;border:1px solid #d8dee8}
 .muted{color:#5b6577}.demo form{display:inline-block;margin-right:.4rem}
 code{font-size:.85em}
 ";

@@ -108,7 +108,7 @@ refresh_token = "{refresh}"
 }
 
 /// The checklist line of `name` and the `fix:` line under it, if any.
-fn line<'a>(output: &'a str, name: &str) -> (&'a str, Option<&'a str>) {
+pub(crate) fn line<'a>(output: &'a str, name: &str) -> (&'a str, Option<&'a str>) {
     let lines: Vec<&str> = output.lines().collect();
     let at = lines
         .iter()
@@ -126,7 +126,7 @@ fn line<'a>(output: &'a str, name: &str) -> (&'a str, Option<&'a str>) {
     (lines[at].trim_start(), hint)
 }
 
-fn assert_mark(output: &str, name: &str, mark: char) {
+pub(crate) fn assert_mark(output: &str, name: &str, mark: char) {
     let (text, _) = line(output, name);
     assert!(text.starts_with(mark), "{name} is not {mark}:\n{output}");
 }

@@ -273,9 +273,18 @@ async fn authorise(base: &str, tenant: &str, crm: &HighLevelSim) -> anyhow::Resu
         .find_map(|p| p.strip_prefix("state="))
         .map(|s| urlencoding::decode(s).unwrap().into_owned())
         .context("the redirect carries a state")?;
+    // HighLevel sends the browser to the redirect URL the link named (the
+    // one URL of every tenant), with a code bound to it.
+    let redirect_uri = location
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("redirect_uri="))
+        .map(|s| urlencoding::decode(s).unwrap().into_owned())
+        .context("the redirect carries a redirect_uri")?;
+    assert_eq!(redirect_uri, format!("{base}/oauth/callback"));
+    let code = crm.authorization_code_at(&crm.config().location_id, &redirect_uri);
     let done = browser
-        .get(format!("{base}/t/{tenant}/oauth/callback"))
-        .query(&[("code", crm.authorization_code()), ("state", state)])
+        .get(&redirect_uri)
+        .query(&[("code", code), ("state", state)])
         .send()
         .await?;
     let status = done.status();

@@ -392,6 +392,18 @@ impl Browser {
         }
     }
 
+    /// The laid-out width and height of the element `css`.
+    async fn size(&self, css: &str) -> anyhow::Result<(f64, f64)> {
+        let id = self.find(css).await?;
+        let rect = self
+            .cmd(reqwest::Method::GET, &format!("/element/{id}/rect"), None)
+            .await?;
+        Ok((
+            rect["width"].as_f64().context("a width")?,
+            rect["height"].as_f64().context("a height")?,
+        ))
+    }
+
     /// Save a PNG of the window under `target/test-artefacts/`.
     async fn screenshot(&self, name: &str) -> anyhow::Result<()> {
         use base64::Engine;
@@ -431,6 +443,25 @@ fn posted_today(source: &str) -> anyhow::Result<u32> {
         .context("the posted-today card")?
         + 18;
     Ok(source[at..].split('<').next().unwrap().trim().parse()?)
+}
+
+/// Posted calls in the charts' table of figures, every hour summed.
+fn charted_posted(source: &str) -> anyhow::Result<u32> {
+    let table = source
+        .split("id=\"charts-table\"")
+        .nth(1)
+        .context("the charts' table")?;
+    let mut total = 0;
+    // Each hour's row: the hour's cell, then the posted calls' cell.
+    for row in table.split("<tr data-hour=").skip(1) {
+        let cell = row
+            .split("<td>")
+            .nth(2)
+            .and_then(|c| c.split("</td>").next())
+            .context("an hour's posted cell")?;
+        total += cell.trim().parse::<u32>()?;
+    }
+    Ok(total)
 }
 
 /// The call key the page's notice names after placing a demo call.
@@ -562,6 +593,30 @@ async fn in_chromium_a_setting_changes_what_the_pipeline_does_and_a_parked_call_
     let posted_before = posted_today(&source)?;
     assert!((1..=16).contains(&posted_before), "{source}");
     assert!(!source.contains(&token));
+
+    // The charts of the last 24 hours: drawn (the browser lays the SVG
+    // out), labelled for screen readers, the demo's calls counted in
+    // them, and their figures in the table; no script anywhere.
+    for chart in ["#calls-chart", "#latency-chart"] {
+        let (width, height) = browser.size(chart).await?;
+        assert!(width > 300.0 && height > 100.0, "{chart}: {width}×{height}");
+    }
+    for label in [
+        "<title id=\"calls-chart-title\">",
+        "<desc id=\"calls-chart-desc\">",
+        "<title id=\"latency-chart-title\">",
+        "aria-labelledby=\"latency-chart-title latency-chart-desc\"",
+    ] {
+        assert!(source.contains(label), "{label}: {source}");
+    }
+    assert!(source.contains("class=\"bar\""), "{source}");
+    assert!(source.contains("data-percentile=\"p99\""), "{source}");
+    let charted = charted_posted(&source)?;
+    assert!(
+        charted >= posted_before,
+        "{charted} < {posted_before}: {source}"
+    );
+    assert!(!source.contains("<script"), "{source}");
 
     // Internal calls are skipped as configured…
     let first = placed_key(&browser.click_then("#demo-internal", "Placed call").await?)?;

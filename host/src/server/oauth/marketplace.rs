@@ -1,6 +1,7 @@
-//! Marketplace installs: one redirect URL for every tenant
-//! (`GET /oauth/callback`), the grant bound to the tenant whose location
-//! it is for.
+//! One redirect URL for every tenant (`GET /oauth/callback`): an install
+//! link's callback goes to the tenant its state names; a marketplace
+//! install (no state) is bound to the tenant whose location its token is
+//! for.
 //!
 //! The Spin app's route of the same path does the same for its tenants,
 //! exchanging the code once and keeping the grant after (`crm-install`'s
@@ -13,8 +14,8 @@
 //! [`exchange_code`]: crate::credentials::Credentials::exchange_code
 //! [`keep_grant`]: crate::credentials::Credentials::keep_grant
 
-use super::urls::public_base;
-use super::{Callback, INSTALLS, bad_request, internal, no_store};
+use super::urls::{SHARED_CALLBACK, public_base};
+use super::{Callback, INSTALLS, bad_request, finish_shared, internal, no_store};
 use crate::credentials::InstallError;
 use crate::pipeline::Tenant;
 use crate::server::{HttpError, ServerState};
@@ -22,12 +23,13 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
-/// `GET /oauth/callback`: one redirect URL for every tenant, as a
-/// marketplace listing has (NOTES.md §8: its installs carry no `state`).
-/// The code is exchanged with the host's HighLevel app, and the grant kept
-/// by the one tenant whose configured location is the token's; refused
-/// when none or several are, or for an agency token. Install links from
-/// `/t/{tenant}/oauth/install` keep coming back to their tenant's URL.
+/// `GET /oauth/callback`: one redirect URL for every tenant. With a
+/// `state` (an install link from `/t/{tenant}/oauth/install`), the tenant
+/// the state was issued for completes it, as at its own URL. Without one
+/// (a marketplace listing's install, NOTES.md §8), the code is exchanged
+/// with the host's HighLevel app, and the grant kept by the one tenant
+/// whose configured location is the token's; refused when none or
+/// several are, or for an agency token.
 pub(in crate::server) async fn marketplace_callback(
     State(state): State<Arc<ServerState>>,
     Query(query): Query<Callback>,
@@ -54,10 +56,8 @@ async fn bind_marketplace_install(
     query: Callback,
     headers: &HeaderMap,
 ) -> Result<String, HttpError> {
-    if query.state.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(bad_request(
-            "this URL takes marketplace installs, which carry no state; an install link from /t/<tenant>/oauth/install comes back to /t/<tenant>/oauth/callback".into(),
-        ));
+    if let Some(state_value) = query.state.clone().filter(|s| !s.is_empty()) {
+        return finish_shared(state, &state_value, query).await;
     }
     if let Some(error) = query.error {
         return Err(bad_request(format!(
@@ -82,7 +82,7 @@ async fn bind_marketplace_install(
         ));
     }
     let redirect_uri = format!(
-        "{}/oauth/callback",
+        "{}{SHARED_CALLBACK}",
         public_base(&exchanger.config, headers)?
     );
     let _one_at_a_time = INSTALLS.lock().await;

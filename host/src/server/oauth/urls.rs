@@ -52,9 +52,27 @@ pub fn authorize_url(config: &TenantConfig, redirect_uri: &str, state: &str) -> 
     )
 }
 
-/// `<public url>/t/<tenant>/oauth/callback`; without a configured public
-/// URL, the request's `Host` (plain http is only assumed for loopback).
+/// The redirect URI an install link of this tenant names: the one
+/// redirect URL of every tenant, `<public url>/oauth/callback` (the
+/// tenant travels in the state), or with `oauth.per_tenant_redirect` the
+/// tenant's own `<public url>/t/<tenant>/oauth/callback`, for an app whose
+/// marketplace entry lists only those. Without a configured public URL,
+/// the request's `Host` (plain http is only assumed for loopback).
 pub(super) fn redirect_uri(
+    config: &TenantConfig,
+    headers: &HeaderMap,
+) -> Result<String, HttpError> {
+    if config.settings.oauth.per_tenant_redirect == Some(true) {
+        return tenant_callback(config, headers);
+    }
+    Ok(format!(
+        "{}{SHARED_CALLBACK}",
+        public_base(config, headers)?
+    ))
+}
+
+/// The tenant's own, older callback: `<public url>/t/<tenant>/oauth/callback`.
+pub(super) fn tenant_callback(
     config: &TenantConfig,
     headers: &HeaderMap,
 ) -> Result<String, HttpError> {
@@ -64,6 +82,9 @@ pub(super) fn redirect_uri(
         config.id
     ))
 }
+
+/// The path of the one redirect URL of every tenant.
+pub(super) const SHARED_CALLBACK: &str = "/oauth/callback";
 
 /// The host's public base URL as `config` sets it (`oauth.public_url`),
 /// else from the request's `Host`.

@@ -54,8 +54,15 @@ pub(super) fn render_tenant(
     form: Option<(SettingsForm, Vec<crate::web::FieldError>)>,
     status_code: StatusCode,
 ) -> Response {
-    let status = match TenantStatus::read(state.server.pipeline.storage(), tenant) {
-        Ok(status) => status,
+    let storage = state.server.pipeline.storage();
+    // The charts are read here, for one tenant's page only: the overview
+    // reads every tenant's status and shows no chart.
+    let read = TenantStatus::read(storage, tenant).and_then(|status| {
+        let charts = crate::web::charts::Charts::read(storage, tenant.id(), status.now_ms)?;
+        Ok((status, charts))
+    });
+    let (status, charts) = match read {
+        Ok(read) => read,
         Err(error) => return storage_failed(error),
     };
     let (form, errors) =
@@ -70,6 +77,7 @@ pub(super) fn render_tenant(
         status_code,
         templates::tenant(&TenantPage {
             status: &status,
+            charts: &charts,
             csrf: token.csrf(),
             notice,
             form,

@@ -10,6 +10,8 @@ use maud::{Markup, html};
 /// Everything the tenant page shows.
 pub(in crate::web) struct TenantPage<'a> {
     pub status: &'a TenantStatus,
+    /// The last 24 hours by hour (`crate::web::charts`).
+    pub charts: &'a crate::web::charts::Charts,
     pub csrf: &'a str,
     pub notice: Option<Notice>,
     /// The settings form as shown: the effective settings, or what was
@@ -57,6 +59,7 @@ pub(in crate::web) fn tenant(page: &TenantPage<'_>) -> Markup {
                 div.card { div.label { "Poll cursor" } div.value { (s.cursor_ms.map_or("–".to_string(), |c| when(c, s.now_ms))) } div.sub { "start of the newest call read" } }
             }
 
+            (super::charts::section(page.charts))
             (crate::web::review::section(&s.review, &base, page.csrf, s.now_ms))
             (crate::web::shared::section(&s.shared, &base, page.csrf, s.now_ms))
             h2 { "Parked and failed calls" }

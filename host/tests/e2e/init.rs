@@ -1,0 +1,216 @@
+//! `connectzero init` as a terminal program: answers piped to the real
+//! binary, against the loopback 3CX and HighLevel simulators.
+
+use crate::doctor::assert_mark;
+use connectzero::credentials::names;
+use connectzero_simulators::highlevel::{HighLevelConfig, HighLevelSim};
+use connectzero_simulators::threecx::{ThreeCxConfig, ThreeCxSim};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connectzero");
+
+/// Run `connectzero init --config <config>` with `answers` piped, one a
+/// line: success and everything printed.
+async fn init(config: &Path, crm_url: &str, answers: &[&str]) -> anyhow::Result<(bool, String)> {
+    let mut command = Command::new(BIN);
+    command
+        .args(["init", "--crm-url", crm_url, "--config"])
+        .arg(config)
+        .env_remove("CONNECTZERO_KEY")
+        .env_remove("CONNECTZERO_DB")
+        .env_remove("CONNECTZERO_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let input = answers.join("\n") + "\n";
+    // The simulators run on this test's runtime: wait off it.
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await?;
+    let printed = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.success(), printed))
+}
+
+#[tokio::test]
+async fn init_writes_the_file_seals_the_secrets_checks_and_keeps_everything_on_a_second_run()
+-> anyhow::Result<()> {
+    let pbx = ThreeCxSim::start(ThreeCxConfig::default()).await?;
+    let crm = HighLevelSim::start(HighLevelConfig::default()).await?;
+    let c = crm.config();
+    let pbx_secret = ThreeCxConfig::default().client_secret;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("connectzero.toml");
+    let pbx_url = pbx.base_url();
+
+    let (ok, printed) = init(
+        &config,
+        &crm.base_url(),
+        &[
+            "acme",
+            &pbx_url,
+            "connectzero",
+            &pbx_secret,
+            &c.client_id,
+            &c.client_secret,
+            &c.location_id,
+            &c.conversation_provider_id,
+            "", // the public URL offered
+        ],
+    )
+    .await?;
+    assert!(ok, "{printed}");
+    for secret in [pbx_secret.as_str(), c.client_secret.as_str()] {
+        assert!(
+            !printed.contains(secret),
+            "a secret was printed:\n{printed}"
+        );
+    }
+    // Doctor ran with the sealed secrets: 3CX accepts the API client.
+    assert_mark(&printed, "3CX API credentials", '✓');
+    assert!(
+        printed.contains("http://127.0.0.1:8787/t/acme/oauth/install"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("http://127.0.0.1:8787/oauth/callback"),
+        "{printed}"
+    );
+
+    let text = std::fs::read_to_string(&config)?;
+    let written: connectzero::config::HostConfig = toml::from_str(&text)?;
+    written.validate()?;
+    let acme = &written.tenants[0];
+    assert_eq!(acme.id, "acme");
+    assert_eq!(acme.pbx.base_url, pbx_url);
+    assert_eq!(acme.crm.location_id, c.location_id);
+    assert_eq!(acme.crm.base_url, crm.base_url());
+    for secret in [pbx_secret.as_str(), c.client_secret.as_str()] {
+        assert!(!text.contains(secret), "a secret in the file:\n{text}");
+    }
+    let database = Path::new(&written.database).to_path_buf();
+    let raw = std::fs::read(&database)?;
+    for secret in [pbx_secret.as_str(), c.client_secret.as_str()] {
+        assert!(
+            !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a secret in clear in the database"
+        );
+    }
+    let sealed = |name: &str| -> anyhow::Result<Option<String>> {
+        let storage = connectzero::storage::Storage::open(&database)?;
+        let store = connectzero::secrets::open_store(&storage, &database, None)?;
+        Ok(store.get("acme", name)?.map(|s| s.expose().to_string()))
+    };
+    assert_eq!(
+        sealed(names::PBX_CLIENT_SECRET)?.as_deref(),
+        Some(pbx_secret.as_str())
+    );
+    assert_eq!(
+        sealed(names::CRM_CLIENT_SECRET)?.as_deref(),
+        Some(c.client_secret.as_str())
+    );
+
+    // The operator adds a setting and a second tenant by hand…
+    let edited = text.replacen(
+        "[tenants.settings.oauth]",
+        "[tenants.settings]\ndefault_country = \"GB\"\n\n[tenants.settings.oauth]",
+        1,
+    ) + "\n[[tenants]]\nid = \"other\"\n[tenants.pbx]\nbase_url = \"https://other.example.com\"\nclient_id = \"o\"\n[tenants.crm]\nlocation_id = \"L2\"\nconversation_provider_id = \"P2\"\nclient_id = \"C2\"\n";
+    std::fs::write(&config, &edited)?;
+    toml::from_str::<connectzero::config::HostConfig>(&edited)?.validate()?;
+    // …and runs init again, pressing Enter at every question.
+    let (ok, printed) = init(&config, &crm.base_url(), &[""; 9]).await?;
+    assert!(ok, "{printed}");
+    assert!(
+        printed.contains(&format!("[{pbx_url}]")),
+        "current values offered:\n{printed}"
+    );
+    assert!(printed.contains("Enter keeps the stored one"), "{printed}");
+    assert_mark(&printed, "3CX API credentials", '✓');
+    let again: connectzero::config::HostConfig =
+        toml::from_str(&std::fs::read_to_string(&config)?)?;
+    assert_eq!(again.tenants.len(), 2);
+    assert_eq!(again.tenants[0].pbx.base_url, pbx_url);
+    assert_eq!(again.tenants[0].crm.client_id, c.client_id);
+    assert_eq!(again.tenants[0].settings.default_country, "GB");
+    assert_eq!(again.tenants[1].id, "other");
+    assert_eq!(again.tenants[1].pbx.base_url, "https://other.example.com");
+    assert_eq!(
+        sealed(names::PBX_CLIENT_SECRET)?.as_deref(),
+        Some(pbx_secret.as_str())
+    );
+    assert_eq!(
+        sealed(names::CRM_CLIENT_SECRET)?.as_deref(),
+        Some(c.client_secret.as_str())
+    );
+
+    // An id the database keeps (`tenant add`) is refused: `run` would
+    // refuse the pair.
+    let added = Command::new(BIN)
+        .args(["tenant", "add", "kept", "--db"])
+        .arg(&database)
+        .args([
+            "--pbx-url",
+            "https://kept.example.com",
+            "--pbx-client-id",
+            "k",
+            "--crm-location",
+            "L3",
+            "--crm-provider",
+            "P3",
+            "--crm-client-id",
+            "C3",
+            "--secrets-stdin",
+        ])
+        .env_remove("CONNECTZERO_KEY")
+        .env_remove("CONNECTZERO_CONFIG")
+        .env_remove("CONNECTZERO_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"pbx.client_secret=k-secret\ncrm.client_secret=c-secret\n")?;
+            child.wait_with_output()
+        })?;
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let before = std::fs::read_to_string(&config)?;
+    let (ok, printed) = init(&config, &crm.base_url(), &["kept"]).await?;
+    assert!(!ok, "{printed}");
+    assert!(printed.contains("kept in the database"), "{printed}");
+    assert_eq!(std::fs::read_to_string(&config)?, before);
+
+    // A bad answer is refused with nothing written.
+    let before = std::fs::read_to_string(&config)?;
+    let (ok, printed) = init(
+        &config,
+        &crm.base_url(),
+        &["acme", "http://pbx.example.com"],
+    )
+    .await?;
+    assert!(!ok, "{printed}");
+    assert_eq!(std::fs::read_to_string(&config)?, before);
+    Ok(())
+}
