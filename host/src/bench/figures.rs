@@ -95,6 +95,12 @@ impl Figures {
         }
     }
 
+    /// The value recorded under `key`, if any.
+    pub fn get(&self, key: &str) -> Option<f64> {
+        let figures = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        figures.iter().find(|f| f.key == key).map(|f| f.value)
+    }
+
     /// Everything recorded so far.
     pub fn all(&self) -> Vec<Figure> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()

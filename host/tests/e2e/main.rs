@@ -41,6 +41,7 @@ mod packaging;
 mod partner;
 mod pipeline;
 mod policy;
+mod quiet;
 mod readme_walkthrough;
 mod recovered;
 mod redis;
