@@ -37,13 +37,19 @@ impl PbxProbe {
     /// (bounded: `upstream::capped_text`). A 401 drops the token, as a
     /// component's would.
     async fn read(&self, token: &str, path: &str) -> Option<serde_json::Value> {
-        let response = self
+        let response = match self
             .http
             .get(format!("{}{path}", self.api))
             .bearer_auth(token)
             .send()
             .await
-            .ok()?;
+        {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::debug!(%error, "the check of an idle tenant got no answer; the tick runs");
+                return None;
+            }
+        };
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             connectzero_runtime::credentials::TokenSource::token_rejected(
                 self.credentials.as_ref(),
@@ -53,6 +59,8 @@ impl PbxProbe {
             return None;
         }
         if !response.status().is_success() {
+            // The tick runs instead, and shows what 3CX says.
+            tracing::debug!(status = %response.status(), "3CX refused the check of an idle tenant; the tick runs");
             return None;
         }
         let text = crate::upstream::capped_text(response).await.ok()?;

@@ -200,13 +200,17 @@ pub fn calls_started(
 }
 
 /// Work due recording jobs and due trigger deliveries, at most
-/// `FOLLOW_UP_BATCH` of each.
-pub fn work_queues(options: &Options, report: &mut TickReport) {
+/// `FOLLOW_UP_BATCH` of each. True when any job was worked.
+pub fn work_queues(options: &Options, report: &mut TickReport) -> bool {
     let s = &options.settings;
+    // Whether any job was worked: more may be due behind it, whatever its
+    // outcome counted (a job finding no recording counts nothing).
+    let mut worked = false;
     match time("attach", "process-due", || {
         attach::process_due(s, FOLLOW_UP_BATCH)
     }) {
         Ok(reports) => {
+            worked |= !reports.is_empty();
             let mut ended = Vec::new();
             for r in reports {
                 let status = match &r.outcome {
@@ -255,6 +259,7 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
         trigger::deliver_due(s, FOLLOW_UP_BATCH)
     }) {
         Ok(reports) => {
+            worked |= !reports.is_empty();
             let mut counts = Vec::new();
             for r in reports {
                 report.triggers_delivered += r.delivered;
@@ -282,6 +287,7 @@ pub fn work_queues(options: &Options, report: &mut TickReport) {
             .push(format!("trigger queue unavailable: {}", describe(&error))),
     }
     forget_old_calls(options, report);
+    worked
 }
 
 /// One step of the retention sweep (`guest_support::retention`): a page

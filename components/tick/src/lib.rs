@@ -81,8 +81,8 @@ impl Guest for Tick {
                 None
             }
         };
-        followups::work_queues(&options, &mut report);
-        report.quiet = settled.filter(|_| did_nothing(&report));
+        let worked = followups::work_queues(&options, &mut report);
+        report.quiet = settled.filter(|_| !worked && did_nothing(&report));
         timing::drain_into(&mut report);
         report
     }
@@ -123,7 +123,7 @@ impl Guest for Tick {
             fail(&mut report, error);
             return report;
         }
-        followups::work_queues(&options::Options::parse(options), &mut report);
+        let _ = followups::work_queues(&options::Options::parse(options), &mut report);
         timing::drain_into(&mut report);
         report
     }

@@ -153,7 +153,12 @@ impl Runtime {
         // The matcher, pre-initialised once here, is the one composed into
         // the tick and the one run on its own.
         let (matcher, matcher_path) = component_bytes(Stage::Match, replacements)?;
-        let matcher = preinit::matcher(&engine, matcher);
+        // Only the bundled one: a replacement's initialiser would run at
+        // start-up, unbounded, before any tenant's allowance applies.
+        let matcher = match matcher_path {
+            None => preinit::matcher(&engine, matcher),
+            Some(_) => matcher,
+        };
         let load = |stage: Stage| -> anyhow::Result<(Linker<StoreData>, Component)> {
             let component = if stage == Stage::Match {
                 load_component(&engine, stage, &matcher, matcher_path.as_deref())?

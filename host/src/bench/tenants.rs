@@ -98,6 +98,11 @@ pub async fn run(
         );
         let live_rate = (live.ok + live.failed) as f64 / live.took.as_secs_f64();
         println!(
+            "    of the scheduled ticks: {} checks of 3CX that found nothing new (the pipeline skipped), {} pipeline runs",
+            live.checks,
+            live.ok + live.failed - live.checks
+        );
+        println!(
             "    CPU per idle tick (both simulators included): {} ticked once, {} on the schedulers ({:.2} cores busy)",
             super::ms(once_cpu / count as u32),
             super::ms(live_cpu / (live.ok + live.failed).max(1) as u32),
@@ -117,6 +122,13 @@ pub async fn run(
                 "ticks/s",
                 live_rate,
                 Some(super::figures::Goal::AtLeast(count as f64)),
+            );
+            figures.record(
+                "idle.checks-share",
+                "idle ticks that were checks only",
+                "%",
+                100.0 * live.checks as f64 / (live.ok + live.failed).max(1) as f64,
+                None,
             );
             figures.record(
                 "idle.cpu-per-tick",
@@ -171,6 +183,8 @@ fn idle_tenant(world: &World, http: &reqwest::Client, i: usize) -> Tenant {
 struct Tally {
     ok: usize,
     failed: usize,
+    /// Of `ok`: checks of 3CX that skipped the pipeline (quiet ticks).
+    checks: usize,
     /// Failure text (shortened) → count.
     errors: BTreeMap<String, usize>,
     took: Duration,
@@ -178,6 +192,7 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, report: &TickReport) {
+        self.checks += usize::from(report.probed);
         match &report.error {
             None => self.ok += 1,
             Some(error) => {

@@ -16,8 +16,9 @@
 
 use serde_json::Value;
 
-/// Most rows the check compares: one page of 3CX's (NOTES §8: `$top` is
-/// capped at 100). A window with more rows is never skipped.
+/// The check reads one page of this many rows: 3CX's cap (NOTES §8: a
+/// larger `$top` is refused). A full page may have more behind it, so a
+/// window of this many rows or more is never skipped.
 pub const MAX_ROWS: usize = 100;
 
 /// `CallHistoryView`'s query for the rows that started at or after
@@ -35,12 +36,11 @@ pub fn history_query(from_ms: i64) -> String {
 }
 
 /// The check's read of the window: only the row ids, one page of
-/// [`MAX_ROWS`] + 1 (a full page means too many rows to compare).
+/// [`MAX_ROWS`] (a full page means too many rows to compare).
 pub fn history_check_path(from_ms: i64) -> String {
     format!(
-        "{}&$select=SegmentId&$top={}&$skip=0",
-        history_query(from_ms),
-        MAX_ROWS + 1
+        "{}&$select=SegmentId&$top={MAX_ROWS}&$skip=0",
+        history_query(from_ms)
     )
 }
 
@@ -60,7 +60,7 @@ pub fn unchanged(segment_ids: &[i32], active: &Value, history: &Value) -> bool {
     let (Some(active), Some(history)) = (rows(active), rows(history)) else {
         return false;
     };
-    if !active.is_empty() || history.len() > MAX_ROWS || segment_ids.len() > MAX_ROWS {
+    if !active.is_empty() || history.len() >= MAX_ROWS || segment_ids.len() >= MAX_ROWS {
         return false;
     }
     let mut ids = Vec::with_capacity(history.len());
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn a_window_too_long_for_one_page_is_never_unchanged() {
-        let ids: Vec<i32> = (0..=MAX_ROWS as i32).collect();
+        let ids: Vec<i32> = (0..MAX_ROWS as i32).collect();
         let rows =
             json!({"value": ids.iter().map(|id| json!({"SegmentId": id})).collect::<Vec<_>>()});
         assert!(!unchanged(&ids, &json!({"value": []}), &rows));
@@ -110,6 +110,9 @@ mod tests {
         let path = history_check_path(0);
         assert!(path.starts_with(&history_query(0)));
         assert!(path.contains("%3A"), "the time is encoded: {path}");
-        assert!(path.ends_with("&$top=101&$skip=0"));
+        assert!(
+            path.ends_with("&$top=100&$skip=0"),
+            "3CX refuses more: {path}"
+        );
     }
 }

@@ -11,10 +11,12 @@
 //! writes a component whose data segments already hold them. The host
 //! composes and compiles that one instead.
 //!
-//! A replacement matcher without the export is used as it is. A failure
-//! here is logged and the component used as it is: pre-initialising only
-//! saves time, it never changes what the matcher answers (the snapshot is
-//! taken before any call, and the function calls no import).
+//! Only the bundled matcher is pre-initialised; a replacement is used as it
+//! is. A failure here (the function trapping, reaching an import other
+//! than WASI's random, leaving a WASI resource open, or a snapshot that
+//! does not compile) is logged and the plain matcher used: pre-initialising
+//! only saves time, it never changes what the matcher answers (the
+//! snapshot is taken before any call).
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Instance, Lift, Linker, ResourceTable, WasmList};
@@ -26,14 +28,14 @@ use wasmtime_wizer::ComponentInstanceState;
 /// The export the bundled matcher offers the pre-initialiser.
 const INIT_EXPORT: &str = "wizer-initialize";
 
-/// The random bytes the throw-away instance gets. Fixed, so the snapshot,
-/// and the composed tick built from it, are the same bytes on every start
-/// and wasmtime's compilation cache finds them; with real randomness the
-/// whole pipeline would be compiled again at each start. What the matcher
-/// draws during initialisation is the keys of its hash maps (the phone
-/// library's tables of fixed data); later maps derive from them, so they
-/// are known too: the maps keyed by callers' numbers hold one tick's calls
-/// (at most a few hundred), where colliding keys cost microseconds.
+/// The random bytes the throw-away instance gets (and its insecure seed,
+/// 0, from which Rust's standard library takes its hash-map keys). Fixed,
+/// so the snapshot, and the composed tick built from it, are the same
+/// bytes on every start and wasmtime's compilation cache finds them; with
+/// real randomness the whole pipeline would be compiled again at each
+/// start. The hash-map keys are then known: the only maps keyed by callers'
+/// numbers are one batch's lookup caches, where every new key costs a
+/// HighLevel request, so colliding keys cost nothing that matters.
 const SEED: [u8; 32] = *b"connectzero matcher preinit seed";
 
 /// What the throw-away instance's store holds: WASI with nothing in it
@@ -139,6 +141,12 @@ async fn run(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
         .get_typed_func::<(), ()>(&mut store, INIT_EXPORT)?
         .call_async(&mut store, ())
         .await?;
+    // A handle (a stream, a pollable) the function left open would be baked
+    // into every instance's memory and name nothing there.
+    anyhow::ensure!(
+        store.data().table.is_empty(),
+        "the initialiser left WASI resources open"
+    );
     let initialised = wizer
         .snapshot_component(
             &context,
@@ -149,6 +157,11 @@ async fn run(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
         )
         .await
         .map_err(anyhow::Error::from)?;
+    // What Wizer wrote must compile, or the host would not start: checked
+    // here, where a failure still falls back to the plain matcher.
+    Component::new(engine, &initialised)
+        .map_err(anyhow::Error::from)
+        .map_err(|e| e.context("the pre-initialised matcher does not compile"))?;
     Ok(Some(initialised))
 }
 

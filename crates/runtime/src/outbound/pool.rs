@@ -93,15 +93,36 @@ pub async fn send(
     }))
 }
 
-/// What the pool's error means to the component.
+/// What the pool's error means to the component: the most specific cause
+/// in its chain (a refused or timed-out connection, a name that does not
+/// resolve, a certificate rustls refused), logged whole at debug level.
 fn error_of(error: hyper_util::client::legacy::Error) -> Error {
-    if error.is_connect() {
-        return Error::Connect(std::io::Error::other(error.to_string()));
+    let mut chain = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(cause) = source {
+        chain.push(cause.to_string());
+        source = cause.source();
     }
-    // hyper's own error (a malformed answer, a closed connection) is the
-    // source; anything else is the pool's.
+    tracing::debug!(error = %chain.join(": "), "outbound request failed");
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
+        if let Some(tls) = rustls_error(cause) {
+            return match tls {
+                rustls::Error::InvalidCertificate(_) => Error::TlsCertificateError,
+                rustls::Error::AlertReceived(_) => Error::TlsAlertReceived {
+                    alert_id: None,
+                    alert_message: Some(tls.to_string()),
+                },
+                _ => Error::TlsProtocolError,
+            };
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return Error::ConnectionRefused,
+                std::io::ErrorKind::TimedOut => return Error::ConnectionTimeout,
+                _ => {}
+            }
+        }
         if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
             if hyper.is_incomplete_message() || hyper.is_canceled() {
                 return Error::ConnectionTerminated;
@@ -110,7 +131,30 @@ fn error_of(error: hyper_util::client::legacy::Error) -> Error {
         }
         source = cause.source();
     }
-    Error::InternalError(Some(error.to_string()))
+    if error.is_connect() {
+        // hyper-util's resolver says "dns error" and nothing typed.
+        if chain.iter().any(|c| c.contains("dns error")) {
+            return Error::DnsError {
+                rcode: None,
+                info_code: None,
+            };
+        }
+        return Error::Connect(std::io::Error::other(chain.join(": ")));
+    }
+    Error::InternalError(Some(chain.join(": ")))
+}
+
+/// The rustls error inside `cause`: tokio-rustls wraps it in an io::Error
+/// and hyper-rustls that in another, and an io::Error's `source` skips
+/// what it wraps, so each layer is opened here.
+fn rustls_error<'a>(mut cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    loop {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let inner = cause.downcast_ref::<std::io::Error>()?.get_ref()?;
+        cause = inner;
+    }
 }
 
 /// An answer's body that fails when its next frame takes longer than
@@ -207,7 +251,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_connection_is_a_connect_error() {
+    async fn a_refused_connection_says_so() {
         // Bound and dropped: nothing listens there any more.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -220,6 +264,24 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(matches!(error, Error::Connect(_)), "{error:?}");
+        assert!(matches!(error, Error::ConnectionRefused), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_tls_handshake_is_a_tls_error() {
+        // A plain-HTTP server spoken to over TLS answers the handshake
+        // with text rustls cannot read.
+        let (url, _) = server("x").await;
+        let https = url.replacen("http://", "https://", 1);
+        let error = send(get(&https), RequestOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::TlsProtocolError | Error::TlsCertificateError | Error::ConnectionTerminated
+            ),
+            "a failed handshake is a TLS failure, not a refused connection: {error:?}"
+        );
     }
 }
