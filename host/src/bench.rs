@@ -33,6 +33,7 @@ mod native_match;
 mod retention;
 mod spin_replicas;
 mod stream;
+mod summary;
 mod tenants;
 mod throughput;
 
@@ -130,10 +131,6 @@ pub struct Options {
     pub previous: Option<PathBuf>,
 }
 
-/// The reference run checked in with docs/BENCHMARKS.md, relative to the
-/// workspace root (where `cargo run` starts the bench).
-const REFERENCE_RUN: &str = "docs/benchmarks.json";
-
 /// Run the chosen scenarios and print their figures on stdout.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     // The figures are the pipeline's: the simulators in this process skip
@@ -148,23 +145,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     scenarios.sort_unstable();
     scenarios.dedup();
 
-    print_header(&options);
+    summary::print_header(&options);
     let figures = figures::Figures::default();
-    let mut saved_run = figures::Run {
-        started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        commit: commit(),
-        build: if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
-        .into(),
-        load: std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|l| l.split_whitespace().next().map(str::to_string)),
-        quick: options.quick,
-        figures: Vec::new(),
-    };
+    let saved_run = summary::started(&options);
     let started = Instant::now();
     let runtime = Runtime::new(options.components.as_deref())?;
     println!(
@@ -228,78 +211,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             t.elapsed().as_secs_f64()
         );
     }
-    saved_run.figures = figures.all();
-    let saved_at = options
-        .results
-        .as_deref()
-        .map(|dir| figures::save_path(dir, options.quick));
-    let previous = figures::previous(
-        options.previous.as_deref(),
-        saved_at.as_deref().unwrap_or(Path::new("")),
-        Path::new(REFERENCE_RUN),
-    );
-    match &previous {
-        Some((path, run)) => println!(
-            "== figures == (previous: {}, {} at {})",
-            path.display(),
-            run.commit.as_deref().unwrap_or("unknown commit"),
-            run.started
-        ),
-        None => println!("== figures == (no previous run to compare with)"),
-    }
-    print!(
-        "{}",
-        figures::table(&saved_run, previous.as_ref().map(|(_, run)| run))
-    );
-    if let Some(path) = &saved_at {
-        figures::save(&saved_run, path)?;
-        println!("saved in {}", path.display());
-    }
+    summary::finish(&options, &figures, saved_run)?;
     Ok(())
-}
-
-/// The commit this tree is at, when git can say.
-fn commit() -> Option<String> {
-    let output = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
-}
-
-fn print_header(options: &Options) {
-    println!("ConnectZero benchmarks (loopback simulators, one process)");
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let memory = meminfo_kb("MemTotal:").map_or("unknown".into(), |kb| {
-        format!("{:.1} GiB", kb as f64 / (1024.0 * 1024.0))
-    });
-    println!("  machine: {cpus} CPUs ({model}), {memory} RAM");
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        // Other work on the machine skews every figure; say how busy it was.
-        let load: Vec<&str> = load.split_whitespace().take(3).collect();
-        println!("  load:    {} (1, 5, 15 min) at start", load.join(" "));
-    }
-    let build = if cfg!(debug_assertions) {
-        "debug (figures not representative; use --release)"
-    } else {
-        "release"
-    };
-    println!("  build:   {build}");
-    if options.quick {
-        println!("  mode:    --quick (small samples: a smoke run, not figures to quote)");
-    }
 }
 
 /// A field of `/proc/self/status` in kB (`VmRSS:`, `VmHWM:`), where the

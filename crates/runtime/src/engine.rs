@@ -18,7 +18,8 @@
 //! bounded and why never across tenants: [`warm`]).
 
 mod load;
-mod preinit;
+#[cfg(test)]
+mod preinit_tests;
 mod store;
 mod warm;
 
@@ -156,7 +157,7 @@ impl Runtime {
         // Only the bundled one: a replacement's initialiser would run at
         // start-up, unbounded, before any tenant's allowance applies.
         let matcher = match matcher_path {
-            None => preinit::matcher(&engine, matcher),
+            None => connectzero_preinit::matcher(&engine, matcher),
             Some(_) => matcher,
         };
         let load = |stage: Stage| -> anyhow::Result<(Linker<StoreData>, Component)> {

@@ -39,6 +39,7 @@ pub mod outbound;
 pub mod pipeline;
 pub use connectzero_ratelimit as ratelimit;
 pub use guest_support::redact;
+pub mod quiet;
 pub mod report;
 pub mod scheduler;
 pub mod state;

@@ -23,8 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-mod pool;
-
 /// The authorities one component may call.
 #[derive(Clone, Debug, Default)]
 pub struct OutboundPolicy {
@@ -36,15 +34,10 @@ pub struct OutboundPolicy {
     allowance: Option<crate::allowance::Allowance>,
 }
 
-/// Longest wait for a connection, whatever the component asks for.
-pub const MAX_CONNECT_TIME: Duration = Duration::from_secs(10);
-
-/// Longest wait for an answer's first byte, whatever the component asks for.
-pub const MAX_FIRST_BYTE_TIME: Duration = Duration::from_secs(60);
-
-/// Longest pause between an answer's frames, whatever the component asks
-/// for (wasmtime's own default is ten minutes).
-pub const MAX_BETWEEN_BYTES_TIME: Duration = Duration::from_secs(30);
+/// The bounds on every request's waits, whatever the component asks for.
+pub use connectzero_outbound_pool::{
+    MAX_BETWEEN_BYTES_TIME, MAX_CONNECT_TIME, MAX_FIRST_BYTE_TIME,
+};
 
 impl OutboundPolicy {
     /// Allow exactly these base URLs' authorities (`https://pbx.example.com`
@@ -140,7 +133,7 @@ impl WasiHttpHooks for OutboundPolicy {
                     Admission::Refused(retry) => return Ok(limited_response(retry)),
                 }
             }
-            let sent = pool::send(request, options).await;
+            let sent = connectzero_outbound_pool::send(request, options).await;
             let status = sent.as_ref().ok().map(|r| r.status().as_u16());
             crate::telemetry::sink().http_answer(&counted_as, status);
             if let Err(error) = &sent {

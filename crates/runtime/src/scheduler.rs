@@ -30,8 +30,6 @@
 use crate::pipeline::{Pipeline, Tenant, TickReport};
 use crate::report::QuietWindow;
 use crate::storage::Storage;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -45,17 +43,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// due).
 pub const MAX_QUIET: Duration = Duration::from_secs(15);
 
-/// Asks the tenant's 3CX whether the next tick would find anything new
-/// (`guest_support::protocol::quiet`); the host implements it over its
-/// own HTTP client and the tenant's token.
-pub trait QuietProbe: Send + Sync + 'static {
-    /// True only when 3CX answered that nothing changed since the quiet
-    /// tick that read `window`; any failure is `false` (the tick runs).
-    fn unchanged(
-        self: Arc<Self>,
-        window: QuietWindow,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send>>;
-}
+pub use crate::quiet::QuietProbe;
 
 /// What the layers above the scheduler see of a tenant's ticks, and the
 /// one thing they may change: which settings the next tick runs with. The

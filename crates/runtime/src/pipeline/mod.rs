@@ -57,7 +57,7 @@ pub struct Tenant {
     pub action_slots: Arc<tokio::sync::Semaphore>,
     /// Asks 3CX whether anything changed since a quiet tick, without
     /// running the pipeline (`crate::scheduler`); `None`: every tick runs.
-    pub probe: Option<Arc<dyn crate::scheduler::QuietProbe>>,
+    pub probe: Option<Arc<dyn crate::quiet::QuietProbe>>,
 }
 
 /// Update Call Record invocations running at once for one tenant.

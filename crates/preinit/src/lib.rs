@@ -89,7 +89,7 @@ pub fn matcher(engine: &Engine, wasm: Vec<u8>) -> Vec<u8> {
 
 /// Whether the component exports [`INIT_EXPORT`] (a partner's matcher
 /// usually does not: it is then used as it is, without a word).
-fn offers_init(wasm: &[u8]) -> bool {
+pub fn offers_init(wasm: &[u8]) -> bool {
     wasmparser::Parser::new(0)
         .parse_all(wasm)
         .filter_map(Result::ok)
@@ -259,41 +259,5 @@ impl ComponentInstanceState for Snapshot<'_> {
     async fn call_func_ret_f64(&mut self, instance: &str, func: &str) -> u64 {
         self.call(instance, func, |_, value: f64| value.to_bits())
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::{Stage, bundled};
-
-    #[test]
-    fn the_bundled_matcher_is_snapshotted_the_same_way_on_every_start() {
-        let engine = super::super::load::new_engine(0).unwrap();
-        let original = bundled(Stage::Match).to_vec();
-        assert!(
-            offers_init(&original),
-            "the bundled matcher offers the hook"
-        );
-        let initialised = matcher(&engine, original.clone());
-        // The snapshot's data segments hold the loaded metadata.
-        assert!(
-            initialised.len() > original.len() + 100_000,
-            "not pre-initialised: {} bytes, {} before",
-            initialised.len(),
-            original.len()
-        );
-        assert!(
-            matcher(&engine, original) == initialised,
-            "another start must give the same bytes, or nothing is cached"
-        );
-    }
-
-    #[test]
-    fn a_component_without_the_hook_is_used_as_it_is() {
-        let engine = super::super::load::new_engine(0).unwrap();
-        let trigger = bundled(Stage::Trigger).to_vec();
-        assert!(!offers_init(&trigger));
-        assert_eq!(matcher(&engine, trigger.clone()), trigger);
     }
 }

@@ -1,4 +1,4 @@
-//! Sending components' requests over kept-alive connections.
+//! Sending components' `wasi:http` requests over kept-alive connections.
 //!
 //! wasmtime's `default_send_request` opens a new TCP connection for every
 //! request, and for HTTPS builds a TLS configuration from the whole root
@@ -26,6 +26,16 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
+/// Longest wait for a connection, whatever the component asks for.
+pub const MAX_CONNECT_TIME: Duration = Duration::from_secs(10);
+
+/// Longest wait for an answer's first byte, whatever the component asks for.
+pub const MAX_FIRST_BYTE_TIME: Duration = Duration::from_secs(60);
+
+/// Longest pause between an answer's frames, whatever the component asks
+/// for (wasmtime's own default is ten minutes).
+pub const MAX_BETWEEN_BYTES_TIME: Duration = Duration::from_secs(30);
+
 /// How long an idle connection is kept for the next request. Below the
 /// usual server keep-alive (nginx and Cloudflare: 60 s and more), so a
 /// connection the server already closed is rarely picked.
@@ -47,7 +57,7 @@ fn client() -> &'static Pooled {
         // http (only ever to loopback: `OutboundPolicy::permits`).
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(super::MAX_CONNECT_TIME));
+        http.set_connect_timeout(Some(MAX_CONNECT_TIME));
         let https = HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
             .expect("ring offers rustls' default protocol versions")
@@ -63,19 +73,17 @@ fn client() -> &'static Pooled {
 }
 
 /// Send `request` on a pooled connection, within `options`' timeouts
-/// (already bounded by the host: `super::bounded_options`). The answer's
+/// (each at most this crate's `MAX_*`: the runtime bounds them first). The answer's
 /// body fails when no frame comes for `between_bytes_timeout`.
 pub async fn send(
     request: http::Request<WasiBody>,
     options: RequestOptions,
 ) -> Result<http::Response<WasiBody>, Error> {
-    let connect = options.connect_timeout.unwrap_or(super::MAX_CONNECT_TIME);
-    let first_byte = options
-        .first_byte_timeout
-        .unwrap_or(super::MAX_FIRST_BYTE_TIME);
+    let connect = options.connect_timeout.unwrap_or(MAX_CONNECT_TIME);
+    let first_byte = options.first_byte_timeout.unwrap_or(MAX_FIRST_BYTE_TIME);
     let between = options
         .between_bytes_timeout
-        .unwrap_or(super::MAX_BETWEEN_BYTES_TIME)
+        .unwrap_or(MAX_BETWEEN_BYTES_TIME)
         .max(Duration::from_millis(1));
     // The connection (when a new one is needed) and the answer's head share
     // one deadline: the pool does not say which of the two it is waiting for.
