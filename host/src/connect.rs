@@ -25,7 +25,7 @@ pub fn tenant(config: TenantConfig, http: reqwest::Client) -> Tenant {
         credentials.clone(),
     )
     .with_limiter(crm_limiter.clone());
-    let probe = crate::probe::PbxProbe::new(http, &config.pbx.base_url, credentials.clone());
+    let probe = crate::probe::PbxProbe::new(http, &config.pbx.base_url);
     let mut tenant = Tenant::new(config, credentials, Arc::new(directory), crm_limiter);
     tenant.probe = Some(Arc::new(probe));
     tenant

@@ -4,8 +4,8 @@
 //! `guest_support::protocol::quiet`.
 
 use crate::bindings::types::Service;
-use crate::credentials::Credentials;
 use crate::scheduler::QuietProbe;
+use connectzero_runtime::credentials::TokenSource;
 use connectzero_runtime::report::QuietWindow;
 use guest_support::protocol::quiet;
 use std::future::Future;
@@ -18,25 +18,26 @@ pub struct PbxProbe {
     http: reqwest::Client,
     /// `<3CX base URL>/xapi/v1`.
     api: String,
-    /// The tenant's token source: the check uses the token the tenant's
-    /// ticks use (fetched when there is none).
-    credentials: Arc<Credentials>,
 }
 
 impl PbxProbe {
     /// The check of the 3CX at `pbx_base_url`.
-    pub fn new(http: reqwest::Client, pbx_base_url: &str, credentials: Arc<Credentials>) -> Self {
+    pub fn new(http: reqwest::Client, pbx_base_url: &str) -> Self {
         Self {
             http,
             api: format!("{}/xapi/v1", pbx_base_url.trim_end_matches('/')),
-            credentials,
         }
     }
 
     /// `path`'s JSON answer, or `None` for anything but a 200 with JSON
     /// (bounded: `upstream::capped_text`). A 401 drops the token, as a
     /// component's would.
-    async fn read(&self, token: &str, path: &str) -> Option<serde_json::Value> {
+    async fn read(
+        &self,
+        credentials: &dyn TokenSource,
+        token: &str,
+        path: &str,
+    ) -> Option<serde_json::Value> {
         let response = match self
             .http
             .get(format!("{}{path}", self.api))
@@ -51,11 +52,7 @@ impl PbxProbe {
             }
         };
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            connectzero_runtime::credentials::TokenSource::token_rejected(
-                self.credentials.as_ref(),
-                Service::Pbx,
-                token,
-            );
+            credentials.token_rejected(Service::Pbx, token);
             return None;
         }
         if !response.status().is_success() {
@@ -72,21 +69,29 @@ impl QuietProbe for PbxProbe {
     fn unchanged(
         self: Arc<Self>,
         window: QuietWindow,
+        credentials: Arc<dyn TokenSource>,
     ) -> Pin<Box<dyn Future<Output = bool> + Send>> {
         Box::pin(async move {
             if window.segment_ids.len() >= quiet::MAX_ROWS {
                 return false;
             }
-            let Ok(token) = self.credentials.access_token(Service::Pbx).await else {
+            let Ok(token) = credentials.clone().invocation_token(Service::Pbx).await else {
                 return false;
             };
             // Calls in progress first, as the poll reads them: a call that
             // ends between the two reads is then listed or written.
-            let Some(active) = self.read(&token, &quiet::active_check_path()).await else {
+            let Some(active) = self
+                .read(credentials.as_ref(), &token, &quiet::active_check_path())
+                .await
+            else {
                 return false;
             };
             let Some(history) = self
-                .read(&token, &quiet::history_check_path(window.start_ms))
+                .read(
+                    credentials.as_ref(),
+                    &token,
+                    &quiet::history_check_path(window.start_ms),
+                )
                 .await
             else {
                 return false;

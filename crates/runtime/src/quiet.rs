@@ -3,6 +3,7 @@
 //! leaf, so the tenant (`crate::pipeline`) can hold one and the scheduler
 //! use it without either importing the other.
 
+use crate::credentials::TokenSource;
 use crate::report::QuietWindow;
 use std::future::Future;
 use std::pin::Pin;
@@ -14,8 +15,11 @@ use std::sync::Arc;
 pub trait QuietProbe: Send + Sync + 'static {
     /// True only when 3CX answered that nothing changed since the quiet
     /// tick that read `window`; any failure is `false` (the tick runs).
+    /// `credentials` are the tenant's as its ticks use them (the same 3CX
+    /// token: 3CX keeps one active token per API client).
     fn unchanged(
         self: Arc<Self>,
         window: QuietWindow,
+        credentials: Arc<dyn TokenSource>,
     ) -> Pin<Box<dyn Future<Output = bool> + Send>>;
 }

@@ -235,7 +235,10 @@ impl Pipeline {
             .map(|r| !r.is_empty())
             .unwrap_or(true)
             || self.storage.has_copy_requests(tenant.id()).unwrap_or(true);
-        !asked && probe.unchanged(window.clone()).await
+        !asked
+            && probe
+                .unchanged(window.clone(), tenant.credentials.clone())
+                .await
     }
 
     /// Delete a bounded batch of the tenant's call-log rows older than its
