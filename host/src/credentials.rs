@@ -160,9 +160,12 @@ impl Credentials {
             }
         }
         let configured = lock(&self.crm.refresh_token).clone();
-        if import_refresh_token(&store, id, &configured)? {
-            // Imported: the stored grant is now the file's.
-        } else if let Some(stored) = store.get(id, CRM_REFRESH_TOKEN)? {
+        // A refresh token put in the file since the last start is a new
+        // install made elsewhere and replaces the stored grant; else the
+        // file's token is the one imported before: spent by now.
+        if !import_refresh_token(&store, id, &configured)?
+            && let Some(stored) = store.get(id, CRM_REFRESH_TOKEN)?
+        {
             // The file's token is the one imported before: spent by now.
             *lock(&self.crm.refresh_token) = stored;
         }
