@@ -160,19 +160,12 @@ impl Credentials {
             }
         }
         let configured = lock(&self.crm.refresh_token).clone();
-        let imported = store.get(id, CRM_REFRESH_TOKEN_FROM_CONFIG)?;
-        if !configured.expose().is_empty() && imported.as_ref() != Some(&configured) {
-            // A refresh token put in the file since the last start is a new
-            // install made elsewhere: it replaces the stored grant.
-            store.put_authorised(
-                id,
-                &[
-                    (CRM_REFRESH_TOKEN, &configured),
-                    (CRM_REFRESH_TOKEN_FROM_CONFIG, &configured),
-                ],
-            )?;
-            store.delete(id, CRM_ACCESS_TOKEN)?;
-        } else if let Some(stored) = store.get(id, CRM_REFRESH_TOKEN)? {
+        // A refresh token put in the file since the last start is a new
+        // install made elsewhere and replaces the stored grant; else the
+        // file's token is the one imported before: spent by now.
+        if !import_refresh_token(&store, id, &configured)?
+            && let Some(stored) = store.get(id, CRM_REFRESH_TOKEN)?
+        {
             // The file's token is the one imported before: spent by now.
             *lock(&self.crm.refresh_token) = stored;
         }
@@ -312,4 +305,49 @@ pub fn of(tenant: &crate::pipeline::Tenant) -> Arc<Credentials> {
         .into_any()
         .downcast::<Credentials>()
         .unwrap_or_else(|_| panic!("tenant {} was not built by the host", tenant.id()))
+}
+
+/// Seal a refresh token a configuration file holds in clear, as `run`
+/// imports it ([`Credentials::use_store`]): one the store has not
+/// imported before is a new install made elsewhere and replaces the
+/// stored grant (and its access token); the one imported before is spent
+/// and changes nothing. Whether it was imported.
+pub fn import_refresh_token(
+    store: &SecretStore,
+    id: &str,
+    configured: &Secret,
+) -> Result<bool, SecretsError> {
+    let imported = store.get(id, CRM_REFRESH_TOKEN_FROM_CONFIG)?;
+    if configured.expose().is_empty() || imported.as_ref() == Some(configured) {
+        return Ok(false);
+    }
+    store.put_authorised(
+        id,
+        &[
+            (CRM_REFRESH_TOKEN, configured),
+            (CRM_REFRESH_TOKEN_FROM_CONFIG, configured),
+        ],
+    )?;
+    store.delete(id, CRM_ACCESS_TOKEN)?;
+    Ok(true)
+}
+
+/// Seal an access token a configuration file holds in clear (of unknown
+/// age, so given the lifetime `run` assumes for it), unless the store
+/// already has one.
+pub fn import_access_token(
+    store: &SecretStore,
+    id: &str,
+    configured: &Secret,
+) -> Result<(), SecretsError> {
+    if configured.expose().is_empty() || store.get(id, CRM_ACCESS_TOKEN)?.is_some() {
+        return Ok(());
+    }
+    store.put(
+        id,
+        &[(
+            CRM_ACCESS_TOKEN,
+            &token::encode_access(configured, UNKNOWN_TOKEN_LIFETIME),
+        )],
+    )
 }

@@ -97,7 +97,7 @@ impl Location {
         // of calls.
         if let (Some(db), Some(file)) = (&self.db, &config_file)
             && std::env::var_os(DB_ENV).is_some_and(|env| Path::new(&env) == db)
-            && Path::new(&config.database) != db
+            && !same_file(Path::new(&config.database), db)
         {
             anyhow::bail!(
                 "{DB_ENV} ({}) is not the database {} names ({}): unset {DB_ENV}, or set it to that database",
@@ -124,6 +124,26 @@ impl Location {
             config,
             database,
         })
+    }
+}
+
+/// Whether `a` and `b` name the same file: compared canonicalised (the
+/// directory, for a file not created yet), so `./x.db` and an absolute
+/// path to it are one database; literally when neither resolves.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    fn canonical(path: &Path) -> Option<PathBuf> {
+        if let Ok(found) = path.canonicalize() {
+            return Some(found);
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.canonicalize().ok()?,
+            _ => std::env::current_dir().ok()?,
+        };
+        Some(dir.join(path.file_name()?))
+    }
+    match (canonical(a), canonical(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
     }
 }
 
@@ -191,6 +211,18 @@ mod tests {
         .unwrap();
         assert_eq!(found.database, db);
         assert_eq!(found.config_file, Some(file));
+    }
+
+    #[test]
+    fn one_database_spelt_two_ways_is_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let other = dir.path().join("sub").join("..").join("x.db");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        assert!(same_file(&db, &other), "not created yet");
+        std::fs::write(&db, "").unwrap();
+        assert!(same_file(&db, &other));
+        assert!(!same_file(&db, &dir.path().join("y.db")));
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod listen;
 mod oauth;
 mod subscription;
 
-pub use oauth::authorize_url;
+pub use oauth::{authorize_url, redirect_path};
 pub use subscription::{HIGHLEVEL_WEBHOOK_KEY, TRIGGER_KEYS};
 
 use crate::pipeline::{Pipeline, Tenant};

@@ -3,13 +3,17 @@
 //! (other tenants, settings, the database) kept as it was.
 //!
 //! The file is read and written as a TOML table, so values survive but
-//! comments do not (the command keeps the previous file as `<file>.bak`).
-//! Client secrets never go into the file: the command seals them in the
-//! database ([`crate::secrets`]), and [`apply`] removes any left in clear.
+//! comments do not (the command keeps the previous file as `<file>.bak`,
+//! without its secrets: [`write_config`]). Client secrets and HighLevel
+//! tokens never go into the file: the command seals them in the database
+//! ([`crate::secrets`]), and [`apply`] removes any left in clear.
 
 use crate::config::HostConfig;
 use anyhow::{Context, bail};
 use toml::{Table, Value};
+
+mod file;
+pub use file::{Backup, SECRET_FIELDS, strip_secrets, write_config};
 
 /// Tenant id a new file's tenant gets unless another is chosen.
 pub const DEFAULT_TENANT: &str = "main";
@@ -45,6 +49,10 @@ pub struct Current {
     pub pbx_secret_in_file: Option<String>,
     /// `crm.client_secret` in clear in the file.
     pub crm_secret_in_file: Option<String>,
+    /// `crm.refresh_token` in clear in the file.
+    pub refresh_token_in_file: Option<String>,
+    /// `crm.access_token` in clear in the file.
+    pub access_token_in_file: Option<String>,
     /// Whether the file already has this tenant.
     pub exists: bool,
 }
@@ -102,12 +110,15 @@ pub fn current(file: &Table, id: &str) -> Current {
         },
         pbx_secret_in_file: text(sub("pbx"), "client_secret"),
         crm_secret_in_file: text(sub("crm"), "client_secret"),
+        refresh_token_in_file: text(sub("crm"), "refresh_token"),
+        access_token_in_file: text(sub("crm"), "access_token"),
         exists: true,
     }
 }
 
 /// Write `answers` into `file`'s tenant (added when missing), remove its
-/// client secrets from the file, and check the result as `run` would.
+/// client secrets and HighLevel tokens from the file (the caller seals
+/// them), and check the result as `run` would.
 pub fn apply(file: &mut Table, answers: &Answers) -> anyhow::Result<()> {
     let list = file
         .entry("tenants")
@@ -141,6 +152,8 @@ pub fn apply(file: &mut Table, answers: &Answers) -> anyhow::Result<()> {
     set(crm, "conversation_provider_id", &answers.provider_id);
     set(crm, "client_id", &answers.crm_client_id);
     crm.remove("client_secret");
+    crm.remove("refresh_token");
+    crm.remove("access_token");
     let oauth = section(section(tenant, "settings")?, "oauth")?;
     set(
         oauth,
@@ -189,6 +202,8 @@ base_url = "https://two.example.com"
 client_id = "two"
 client_secret = "clear-secret"
 [tenants.crm]
+refresh_token = "clear-refresh"
+access_token = "clear-access"
 location_id = "L2"
 conversation_provider_id = "P2"
 client_id = "C2"
@@ -208,7 +223,11 @@ log_internal_calls = true
         answers.public_url = "https://cz.example.com/".into();
         apply(&mut file, &answers).unwrap();
         let text = toml::to_string(&file).unwrap();
-        assert!(!text.contains("clear-secret"), "{text}");
+        assert_eq!(now.refresh_token_in_file.as_deref(), Some("clear-refresh"));
+        assert_eq!(now.access_token_in_file.as_deref(), Some("clear-access"));
+        for secret in ["clear-secret", "clear-refresh", "clear-access"] {
+            assert!(!text.contains(secret), "{text}");
+        }
         let config: HostConfig = toml::from_str(&text).unwrap();
         assert_eq!(config.database, "other.db");
         assert_eq!(config.tenants.len(), 2);

@@ -114,7 +114,7 @@ pub struct TenantOptions {
     pub overlap_window_secs: u32,
     /// Rows per 3CX page. Default 100.
     pub page_size: u32,
-    /// Poll interval, milliseconds. Default 1000.
+    /// Poll interval, milliseconds. Default 1000; 100 to 60 000.
     pub poll_interval_ms: u64,
     /// How long to wait for 3CX to finalise a recording, seconds. Default 600.
     pub recording_window_secs: u32,

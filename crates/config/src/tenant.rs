@@ -69,8 +69,10 @@ impl TenantConfig {
         if s.claim_lease_secs == 0 {
             bail!("tenant {id}: settings.claim_lease_secs must be at least 1");
         }
-        if s.poll_interval_ms < 100 {
-            bail!("tenant {id}: settings.poll_interval_ms must be at least 100");
+        if !(100..=MAX_POLL_INTERVAL_MS).contains(&s.poll_interval_ms) {
+            bail!(
+                "tenant {id}: settings.poll_interval_ms must be between 100 and {MAX_POLL_INTERVAL_MS} (one minute): the ConnectZeroNoSuccessfulTick alert (deploy/prometheus) pages after 5 minutes without a successful poll"
+            );
         }
         if !(1..=10_000).contains(&s.max_calls_per_tick) {
             bail!("tenant {id}: settings.max_calls_per_tick must be between 1 and 10000");
@@ -152,9 +154,29 @@ impl TenantConfig {
     }
 }
 
+/// The longest poll interval accepted, in milliseconds: one minute, well
+/// under the 5 minutes without a successful poll after which the
+/// `ConnectZeroNoSuccessfulTick` alert pages.
+pub const MAX_POLL_INTERVAL_MS: u64 = 60_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn a_poll_interval_the_no_tick_alert_would_page_on_is_refused() {
+        let mut tenant: TenantConfig = toml::from_str(
+            "id = \"t\"\n[pbx]\nbase_url = \"https://pbx.example.com\"\nclient_id = \"c\"\n[crm]\nlocation_id = \"L\"\nconversation_provider_id = \"p\"\nclient_id = \"c\"\n[settings]\npoll_interval_ms = 60000\n",
+        )
+        .unwrap();
+        tenant.validate().unwrap();
+        tenant.settings.poll_interval_ms = 300_000;
+        let e = format!("{:#}", tenant.validate().unwrap_err());
+        assert!(
+            e.contains("poll_interval_ms must be between 100 and 60000"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn a_retention_horizon_too_short_to_be_safe_is_refused() {
         let tenant: TenantConfig = toml::from_str(

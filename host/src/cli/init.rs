@@ -7,11 +7,15 @@
 //! keeps it), a secret left empty keeps the stored one, and the rest of
 //! the file (other tenants, settings, the database) is kept. Answers are
 //! read line by line from standard input, so a script can pipe them;
-//! secrets typed at a terminal are not echoed.
+//! secrets typed at a terminal are not echoed (a terminal whose echo
+//! cannot be turned off is refused). The database is `run`'s: `--db` or
+//! CONNECTZERO_DB, else the file's `database`. The previous file is kept
+//! as `<file>.bak` (mode 0600) without any secret in clear.
 
 use anyhow::{Context, bail};
+use connectzero::config::Secret;
 use connectzero::credentials::names::{CRM_CLIENT_SECRET, PBX_ACCESS_TOKEN, PBX_CLIENT_SECRET};
-use connectzero::location::{DEFAULT_CONFIG, Location};
+use connectzero::location::{DB_ENV, DEFAULT_CONFIG, Location, same_file};
 use connectzero::secrets;
 use connectzero::setup::{self, Answers};
 use connectzero::storage::Storage;
@@ -24,6 +28,10 @@ pub struct InitArgs {
     /// The configuration file to create or update.
     #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
     config: PathBuf,
+    /// The database to seal the secrets in, as `run --db` (the file then
+    /// names it). Default: the file's `database`, else one beside the file.
+    #[arg(long, value_name = "FILE", env = DB_ENV)]
+    db: Option<PathBuf>,
     /// HighLevel API base URL (default: the file's, else HighLevel's own).
     #[arg(long, value_name = "URL")]
     crm_url: Option<String>,
@@ -80,7 +88,11 @@ impl Prompter {
                 None => print!("{label} (hidden): "),
             }
             let answer = {
-                let _quiet = self.terminal.then(Echo::off);
+                let _quiet = if self.terminal {
+                    Some(Echo::off()?)
+                } else {
+                    None
+                };
                 self.line(label)?
             };
             if self.terminal {
@@ -113,34 +125,50 @@ impl Prompter {
     }
 }
 
-/// Terminal echo off while held (`stty -echo` on the terminal itself: no
-/// dependency and no unsafe code for one prompt), back on when dropped.
-struct Echo;
+/// Terminal echo off while held (termios on standard input, through
+/// rustix: no `stty` needed and no unsafe code), back as it was when
+/// dropped. A terminal whose echo cannot be turned off is refused: the
+/// secret would be shown.
+struct Echo(rustix::termios::Termios);
 
 impl Echo {
-    fn off() -> Option<Self> {
-        stty("-echo").then_some(Self)
+    fn off() -> anyhow::Result<Self> {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let refused = "cannot turn off the terminal's echo to read a secret: pipe the answers to `connectzero init` instead (one a line)";
+        let was = tcgetattr(&stdin).context(refused)?;
+        let mut quiet = was.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet).context(refused)?;
+        Ok(Self(was))
     }
 }
 
 impl Drop for Echo {
     fn drop(&mut self) {
-        stty("echo");
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.0,
+        );
     }
 }
 
-fn stty(mode: &str) -> bool {
-    std::process::Command::new("stty")
-        .arg(mode)
-        .stdin(std::process::Stdio::inherit())
-        .status()
-        .is_ok_and(|s| s.success())
+/// Echo back on (after Ctrl-C at a secret's question).
+fn echo_on() {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    if let Ok(mut mode) = tcgetattr(&stdin) {
+        mode.local_modes.insert(LocalModes::ECHO);
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &mode);
+    }
 }
 
 /// `connectzero init`.
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let InitArgs {
         config,
+        db,
         crm_url,
         no_check,
     } = args;
@@ -155,7 +183,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         // restores it and ends the process.
         tokio::spawn(async {
             if tokio::signal::ctrl_c().await.is_ok() {
-                stty("echo");
+                echo_on();
                 println!();
                 std::process::exit(130);
             }
@@ -181,7 +209,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         Ok(())
     })?;
     // The database the file names, where the secrets are sealed.
-    let database = database_of(&mut file, &config);
+    let database = database_of(&mut file, &config, db.as_deref())?;
     if let Some(dir) = config.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -265,7 +293,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         let Some(value) = answer.or(if stored.is_none() { in_file } else { None }) else {
             continue;
         };
-        let value = connectzero::config::Secret::new(value);
+        let value = Secret::new(value);
         if stored.as_ref() != Some(&value) {
             store.put(&id, &[(name, &value)])?;
             if name == PBX_CLIENT_SECRET {
@@ -274,18 +302,31 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // The HighLevel tokens the file held in clear, as `run` imports them.
+    if let Some(token) = &current.refresh_token_in_file {
+        connectzero::credentials::import_refresh_token(&store, &id, &Secret::new(token.clone()))?;
+    }
+    if let Some(token) = &current.access_token_in_file {
+        connectzero::credentials::import_access_token(&store, &id, &Secret::new(token.clone()))?;
+    }
     drop(host_lock);
-    write_file(&config, &file)?;
+    let backup = setup::write_config(&config, &file)?;
     println!(
         "\nWrote {} (secrets encrypted in {}).",
         config.display(),
         database.display()
     );
+    if backup == setup::Backup::SecretsRemoved {
+        println!(
+            "The previous file is kept as {}.bak without its secrets (and comments).",
+            config.display()
+        );
+    }
     if !no_check {
         println!("\nChecking the set-up (connectzero doctor):");
         let location = Location {
             config: Some(config.clone()),
-            db: None,
+            db: db.clone(),
         };
         let reports = connectzero::doctor::check(&location, Some(&id)).await?;
         print!("{}", connectzero::doctor::render(&reports));
@@ -296,9 +337,16 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         }
     }
     let public = &answers.public_url;
+    let written: connectzero::config::HostConfig = toml::from_str(&toml::to_string(&file)?)?;
+    let redirect = written
+        .tenants
+        .iter()
+        .find(|t| t.id == id)
+        .map(connectzero::server::redirect_path)
+        .context("the tenant written is not in the file")?;
     println!("\nNext:");
     println!(
-        "  1. In the HighLevel developer portal, give the app the redirect URL {public}/oauth/callback"
+        "  1. In the HighLevel developer portal, give the app the redirect URL {public}{redirect}"
     );
     println!(
         "  2. Start the host: connectzero run --config {}",
@@ -311,37 +359,39 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
 }
 
 /// The database `file` names, relative to the current directory as `run`
-/// reads it. A file without one gets one beside it (not wherever `run`
-/// happens to start), unless it is in the current directory, where the
-/// default `connectzero.db` already is.
-fn database_of(file: &mut toml::Table, config: &Path) -> PathBuf {
-    if let Some(name) = file.get("database").and_then(toml::Value::as_str) {
-        return PathBuf::from(name);
+/// reads it. `--db` (or CONNECTZERO_DB), as `run` takes it, must be that
+/// one (compared as files, not spellings), and is written into a file
+/// that names none. A file without one gets one beside it (not wherever
+/// `run` happens to start), unless it is in the current directory, where
+/// the default `connectzero.db` already is.
+fn database_of(
+    file: &mut toml::Table,
+    config: &Path,
+    db: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    let named = file.get("database").and_then(toml::Value::as_str);
+    match (named, db) {
+        (Some(named), Some(db)) if !same_file(Path::new(named), db) => bail!(
+            "--db or {DB_ENV} ({}) is not the database {} names ({named}): `run` would refuse the pair; unset {DB_ENV} or give that database",
+            db.display(),
+            config.display()
+        ),
+        (Some(named), _) => return Ok(PathBuf::from(named)),
+        (None, Some(db)) => {
+            file.insert("database".into(), db.display().to_string().into());
+            return Ok(db.to_path_buf());
+        }
+        (None, None) => {}
     }
     let name = connectzero::location::DEFAULT_DATABASE;
-    match config.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => {
-            let path = dir.join(name);
-            file.insert("database".into(), path.display().to_string().into());
-            path
-        }
-        None => PathBuf::from(name),
-    }
-}
-
-/// Replace the file in one step, keeping the previous one as `<file>.bak`
-/// (its comments are not carried over).
-fn write_file(config: &Path, file: &toml::Table) -> anyhow::Result<()> {
-    let text = toml::to_string(file)?;
-    if config.exists() {
-        let mut backup = config.as_os_str().to_owned();
-        backup.push(".bak");
-        std::fs::copy(config, &backup)
-            .with_context(|| format!("keeping a copy of {}", config.display()))?;
-    }
-    let mut staged = config.as_os_str().to_owned();
-    staged.push(".new");
-    std::fs::write(&staged, text).with_context(|| format!("writing {}", config.display()))?;
-    std::fs::rename(&staged, config).with_context(|| format!("writing {}", config.display()))?;
-    Ok(())
+    Ok(
+        match config.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => {
+                let path = dir.join(name);
+                file.insert("database".into(), path.display().to_string().into());
+                path
+            }
+            None => PathBuf::from(name),
+        },
+    )
 }

@@ -83,7 +83,7 @@ impl Credentials {
         let refresh_token = lock(&crm.refresh_token).clone();
         if refresh_token.expose().is_empty() {
             let reason = format!(
-                "the HighLevel app was never installed for this tenant: open /t/{id}/oauth/install on this host (the app's redirect URL: /oauth/callback on this host)"
+                "the HighLevel app was never installed for this tenant: open /t/{id}/oauth/install on this host (the app's redirect URL: /oauth/callback on this host, or /t/{id}/oauth/callback with oauth.per_tenant_redirect)"
             );
             self.mark_needs_reauthorisation(&reason);
             return Err(needs_reauthorisation(id, &reason));

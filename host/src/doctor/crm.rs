@@ -89,7 +89,7 @@ fn reinstall_hint(tenant: &str, how: &str) -> String {
         format!(" {how}")
     };
     format!(
-        "re-install the app for this sub-account{how}: with `connectzero run --listen` serving, open https://<this host>/t/{tenant}/oauth/install in a browser and approve the location (the install stores the new tokens; the app's redirect URL in the marketplace must be https://<this host>/oauth/callback), then run connectzero doctor again"
+        "re-install the app for this sub-account{how}: with `connectzero run --listen` serving, open https://<this host>/t/{tenant}/oauth/install in a browser and approve the location (the install stores the new tokens; the app's redirect URL in the marketplace must be https://<this host>/oauth/callback, or https://<this host>/t/{tenant}/oauth/callback for a tenant with oauth.per_tenant_redirect), then run connectzero doctor again"
     )
 }
 

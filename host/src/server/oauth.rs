@@ -30,7 +30,7 @@ mod marketplace;
 mod urls;
 
 pub(super) use marketplace::marketplace_callback;
-pub use urls::authorize_url;
+pub use urls::{authorize_url, redirect_path};
 
 use super::{HttpError, ServerState, unknown_tenant};
 use crate::credentials::InstallError;

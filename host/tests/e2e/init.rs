@@ -214,3 +214,112 @@ async fn init_writes_the_file_seals_the_secrets_checks_and_keeps_everything_on_a
     assert_eq!(std::fs::read_to_string(&config)?, before);
     Ok(())
 }
+
+/// A file written by hand with every secret in clear, mode 0600, and
+/// `CONNECTZERO_DB` set as the container and the systemd unit set it:
+/// init seals the secrets into that database (the one `run` will open),
+/// names it in the file, keeps the file 0600, keeps the previous file
+/// without its secrets, and names the redirect URL the install uses.
+#[tokio::test]
+async fn init_seals_every_secret_into_the_database_run_uses_and_leaves_none_in_clear()
+-> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("connectzero.toml");
+    std::fs::create_dir(dir.path().join("data"))?;
+    let db = dir.path().join("data").join("cz.db");
+    std::fs::write(
+        &config,
+        r#"# written by hand
+[[tenants]]
+id = "acme"
+[tenants.pbx]
+base_url = "https://pbx.example.com"
+client_id = "cz"
+client_secret = "clear-pbx"
+[tenants.crm]
+location_id = "L"
+conversation_provider_id = "P"
+client_id = "C"
+client_secret = "clear-crm"
+refresh_token = "clear-refresh"
+access_token = "clear-access"
+[tenants.actions]
+secret = "clear-actions"
+[tenants.settings.oauth]
+public_url = "https://cz.example.com"
+per_tenant_redirect = true
+"#,
+    )?;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600))?;
+    let mut command = Command::new(BIN);
+    command
+        .args(["init", "--no-check", "--config"])
+        .arg(&config)
+        .env("CONNECTZERO_DB", &db)
+        .env_remove("CONNECTZERO_KEY")
+        .env_remove("CONNECTZERO_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn()?;
+    // Enter at every question: the file's values and secrets are kept.
+    child.stdin.take().unwrap().write_all(&[b'\n'; 9])?;
+    let output = child.wait_with_output()?;
+    let printed = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{printed}");
+
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode(&config)?, 0o600, "the file stays its owner's");
+    let backup = dir.path().join("connectzero.toml.bak");
+    assert_eq!(mode(&backup)?, 0o600);
+    let kept = std::fs::read_to_string(&backup)?;
+    let text = std::fs::read_to_string(&config)?;
+    for secret in ["clear-pbx", "clear-crm", "clear-refresh", "clear-access"] {
+        assert!(!text.contains(secret), "{secret} in the file:\n{text}");
+        assert!(!kept.contains(secret), "{secret} in the backup:\n{kept}");
+        assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+    }
+    assert!(!kept.contains("clear-actions"), "{kept}");
+
+    let written: connectzero::config::HostConfig = toml::from_str(&text)?;
+    assert_eq!(
+        Path::new(&written.database),
+        db,
+        "the file names run's database"
+    );
+    let storage = connectzero::storage::Storage::open(&db)?;
+    let store = connectzero::secrets::open_store(&storage, &db, None)?;
+    let sealed = |name: &str| -> anyhow::Result<Option<String>> {
+        Ok(store.get("acme", name)?.map(|s| s.expose().to_string()))
+    };
+    assert_eq!(
+        sealed(names::PBX_CLIENT_SECRET)?.as_deref(),
+        Some("clear-pbx")
+    );
+    assert_eq!(
+        sealed(names::CRM_CLIENT_SECRET)?.as_deref(),
+        Some("clear-crm")
+    );
+    assert_eq!(
+        sealed(names::CRM_REFRESH_TOKEN)?.as_deref(),
+        Some("clear-refresh")
+    );
+    let access = sealed(names::CRM_ACCESS_TOKEN)?.unwrap_or_default();
+    assert!(
+        access.ends_with(" clear-access"),
+        "stored as `<expiry> <token>`"
+    );
+
+    // The redirect URL this tenant's install names: its own.
+    assert!(
+        printed.contains("redirect URL https://cz.example.com/t/acme/oauth/callback"),
+        "{printed}"
+    );
+    Ok(())
+}

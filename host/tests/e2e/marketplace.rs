@@ -171,6 +171,33 @@ async fn the_kit_scopes_are_those_the_install_requests_and_the_doctor_requires()
         .map(|(name, _)| name.to_string())
         .collect();
     assert_eq!(required, doctor, "required scopes vs the doctor's check");
+
+    // The redirect URLs the kit tells the developer portal to list are
+    // those the install links name: first the one of every tenant, then
+    // a per_tenant_redirect tenant's own.
+    let urls: Vec<&str> = app["auth"]["redirectUrls"]
+        .as_array()
+        .context("auth.redirectUrls")?
+        .iter()
+        .map(|u| u["url"].as_str().context("a redirect URL"))
+        .collect::<anyhow::Result<_>>()?;
+    let path = |url: &str| url.strip_prefix("https://<host>").map(str::to_owned);
+    let mut shared = world.config().clone();
+    shared.settings.oauth.per_tenant_redirect = None;
+    assert_eq!(
+        path(urls[0]),
+        Some(connectzero::server::redirect_path(&shared)),
+        "the first redirect URL is the host's shared one"
+    );
+    let mut own = shared.clone();
+    own.id = "<tenant>".into();
+    own.settings.oauth.per_tenant_redirect = Some(true);
+    assert_eq!(
+        urls.get(1).copied().and_then(path),
+        Some(connectzero::server::redirect_path(&own)),
+        "the second redirect URL is a per_tenant_redirect tenant's"
+    );
+    assert_eq!(urls.len(), 2, "{urls:?}");
     Ok(())
 }
 

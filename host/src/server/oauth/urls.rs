@@ -62,13 +62,23 @@ pub(super) fn redirect_uri(
     config: &TenantConfig,
     headers: &HeaderMap,
 ) -> Result<String, HttpError> {
-    if config.settings.oauth.per_tenant_redirect == Some(true) {
-        return tenant_callback(config, headers);
-    }
     Ok(format!(
-        "{}{SHARED_CALLBACK}",
-        public_base(config, headers)?
+        "{}{}",
+        public_base(config, headers)?,
+        redirect_path(config)
     ))
+}
+
+/// The path of the redirect URL `config`'s install links name (after the
+/// public URL): [`SHARED_CALLBACK`], or the tenant's own with
+/// `oauth.per_tenant_redirect`. What messages telling the operator which
+/// redirect URL to register use, so they name the one the install sends.
+pub fn redirect_path(config: &TenantConfig) -> String {
+    if config.settings.oauth.per_tenant_redirect == Some(true) {
+        format!("/t/{}/oauth/callback", config.id)
+    } else {
+        SHARED_CALLBACK.to_string()
+    }
 }
 
 /// The tenant's own, older callback: `<public url>/t/<tenant>/oauth/callback`.

@@ -1,0 +1,190 @@
+//! Writing the configuration file `init` edits: the new file replaces the
+//! old one in one step, readable by its owner only (or as the old one
+//! was, when that was stricter), and the previous file is kept as
+//! `<file>.bak` without any secret in clear.
+
+use anyhow::Context;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use toml::{Table, Value};
+
+/// Every secret a `[[tenants]]` entry may hold in clear, as (section, key).
+pub const SECRET_FIELDS: [(&str, &str); 5] = [
+    ("pbx", "client_secret"),
+    ("crm", "client_secret"),
+    ("crm", "refresh_token"),
+    ("crm", "access_token"),
+    ("actions", "secret"),
+];
+
+/// Remove every secret field ([`SECRET_FIELDS`]) of every tenant of
+/// `file`; whether any was there.
+pub fn strip_secrets(file: &mut Table) -> bool {
+    let mut found = false;
+    let tenants = file.get_mut("tenants").and_then(Value::as_array_mut);
+    for tenant in tenants
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_table_mut)
+    {
+        for (section, key) in SECRET_FIELDS {
+            let table = tenant.get_mut(section).and_then(Value::as_table_mut);
+            found |= table.and_then(|t| t.remove(key)).is_some();
+        }
+    }
+    found
+}
+
+/// What [`write_config`] kept of the previous file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backup {
+    /// There was no previous file.
+    None,
+    /// `<file>.bak` is the previous file as it was, comments included (it
+    /// held no secret).
+    Verbatim,
+    /// `<file>.bak` is the previous file's values with its secrets
+    /// removed (and its comments lost).
+    SecretsRemoved,
+}
+
+/// Mode of the files written: the owner's only.
+const PRIVATE: u32 = 0o600;
+
+/// Replace `config` by `file` in one step: written to `<file>.new`
+/// created with mode 0600 (never wider than the old file's), flushed to
+/// disk, then renamed over the old one. The old one is kept as
+/// `<file>.bak`, mode 0600, without any secret field in clear.
+pub fn write_config(config: &Path, file: &Table) -> anyhow::Result<Backup> {
+    let text = toml::to_string(file)?;
+    let mut mode = PRIVATE;
+    let backup = match std::fs::read_to_string(config) {
+        Ok(old) => {
+            if let Ok(meta) = std::fs::metadata(config) {
+                mode &= meta.permissions().mode();
+            }
+            let mut parsed: Table = toml::from_str(&old)
+                .with_context(|| format!("{} is not valid TOML", config.display()))?;
+            let (kept, kind) = if strip_secrets(&mut parsed) {
+                (toml::to_string(&parsed)?, Backup::SecretsRemoved)
+            } else {
+                (old, Backup::Verbatim)
+            };
+            write_private(&sibling(config, ".bak"), &kept, PRIVATE)
+                .with_context(|| format!("keeping a copy of {}", config.display()))?;
+            kind
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Backup::None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", config.display())),
+    };
+    let staged = sibling(config, ".new");
+    write_private(&staged, &text, mode).with_context(|| format!("writing {}", config.display()))?;
+    std::fs::rename(&staged, config).with_context(|| format!("writing {}", config.display()))?;
+    Ok(backup)
+}
+
+fn sibling(config: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = config.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// Write `text` to `path` (replacing it) with `mode`, set even when the
+/// file existed with another one, and flushed to disk.
+fn write_private(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    out.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    out.write_all(text.as_bytes())?;
+    out.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    const WITH_SECRETS: &str = r#"# hand-written
+database = "x.db"
+[[tenants]]
+id = "a"
+[tenants.pbx]
+client_secret = "s-pbx"
+[tenants.crm]
+client_secret = "s-crm"
+refresh_token = "s-refresh"
+access_token = "s-access"
+[tenants.actions]
+secret = "s-actions"
+[[tenants]]
+id = "b"
+[tenants.crm]
+refresh_token = "s-other"
+"#;
+
+    #[test]
+    fn the_backup_holds_no_secret_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, WITH_SECRETS).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let kept = write_config(&config, &Table::new()).unwrap();
+        assert_eq!(kept, Backup::SecretsRemoved);
+        let bak = dir.path().join("c.toml.bak");
+        let text = std::fs::read_to_string(&bak).unwrap();
+        for secret in [
+            "s-pbx",
+            "s-crm",
+            "s-refresh",
+            "s-access",
+            "s-actions",
+            "s-other",
+        ] {
+            assert!(!text.contains(secret), "{secret} in the backup:\n{text}");
+        }
+        assert!(text.contains("x.db"), "{text}");
+        assert_eq!(mode(&bak), 0o600);
+    }
+
+    #[test]
+    fn a_backup_without_secrets_keeps_the_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, "# mine\ndatabase = \"x.db\"\n").unwrap();
+        assert_eq!(
+            write_config(&config, &Table::new()).unwrap(),
+            Backup::Verbatim
+        );
+        let text = std::fs::read_to_string(dir.path().join("c.toml.bak")).unwrap();
+        assert!(text.starts_with("# mine"), "{text}");
+    }
+
+    #[test]
+    fn the_new_file_is_never_wider_than_0600_or_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        write_config(&config, &Table::new()).unwrap();
+        assert_eq!(mode(&config), 0o600, "a new file");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o400)).unwrap();
+        write_config(&config, &Table::new()).unwrap();
+        assert_eq!(mode(&config), 0o400, "the old file's stricter mode");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // A stale `.new` left world-readable must not keep its mode.
+        std::fs::write(dir.path().join("c.toml.new"), "").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("c.toml.new"),
+            std::fs::Permissions::from_mode(0o666),
+        )
+        .unwrap();
+        write_config(&config, &Table::new()).unwrap();
+        assert_eq!(mode(&config), 0o600, "an old 0644 file");
+    }
+}
