@@ -90,7 +90,7 @@ enum TenantCommand {
     ///
     /// Settings: default_country (two-letter ISO code), log_internal_calls
     /// (true/false), no_match_policy (skip or create-contact),
-    /// recording_window_secs, poll_interval_ms (at least 100),
+    /// recording_window_secs, poll_interval_ms (100 to 60000),
     /// overlap_window_secs, page_size (1-1000), retry_base_ms,
     /// claim_lease_secs, max_calls_per_tick (1-10000) and oauth.public_url.
     /// A bad value is refused with what the setting takes; nothing is

@@ -21,7 +21,7 @@ pub const SETTINGS: [(&str, &str); 19] = [
     ),
     (
         "poll_interval_ms",
-        "milliseconds between polls, at least 100",
+        "milliseconds between polls, 100 to 60000",
     ),
     (
         "overlap_window_secs",

@@ -252,7 +252,8 @@ async fn tenants_are_added_listed_changed_and_removed_without_printing_a_secret(
         ("default_country=USA", "two-letter"),
         ("log_internal_calls=maybe", "true or false"),
         ("no_match_policy=guess", "create-contact"),
-        ("poll_interval_ms=5", "at least 100"),
+        ("poll_interval_ms=5", "between 100 and 60000"),
+        ("poll_interval_ms=600000", "between 100 and 60000"),
         ("colour=blue", "recording_window_secs"),
         ("oops", "key=value"),
     ] {

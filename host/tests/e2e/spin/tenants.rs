@@ -371,10 +371,19 @@ async fn the_admin_api_guards_checks_and_hides_tenant_settings() -> anyhow::Resu
         app.tick().await;
     };
     ring_then_hang_up(&world, &plans, tick).await;
-    let report = app.tick().await;
+    // Calls just hung up wait until 3CX has surely written all their
+    // segments (`protocol::completeness`): a fast tick may read none yet.
+    let mut polled = serde_json::Value::Null;
+    for _ in 0..60 {
+        polled = app.tick().await;
+        if polled["tenants"]["shop"]["polled"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     assert!(
-        report["tenants"]["shop"]["polled"].as_u64().unwrap_or(0) > 0,
-        "{report}"
+        polled["tenants"]["shop"]["polled"].as_u64().unwrap_or(0) > 0,
+        "the tenant's ticks never read its calls: {polled}"
     );
     let (status, _) = admin(
         &app,
