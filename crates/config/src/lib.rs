@@ -58,7 +58,7 @@ mod tenant;
 pub use access::{ActionsConfig, CrmConfig, CrmRateLimit, PbxConfig};
 pub use options::{DiagnosticsConfig, OAuthConfig, TenantOptions};
 pub use routing::{Peers, link_tenants, pbx_identity, routing_warnings};
-pub use tenant::TenantConfig;
+pub use tenant::{MAX_POLL_INTERVAL_MS, TenantConfig};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -27,9 +27,10 @@ pub struct SettingsOverride {
 
 /// Allowed recording windows, seconds: from ten seconds to a day.
 pub(super) const RECORDING_WINDOW_SECS: std::ops::RangeInclusive<u32> = 10..=86_400;
-/// Allowed poll intervals, milliseconds: 100 ms (the configuration's
-/// floor) to ten minutes.
-pub(super) const POLL_INTERVAL_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
+/// Allowed poll intervals, milliseconds: the configuration's range (100 ms
+/// to one minute), so the page cannot save what the file would refuse.
+pub(super) const POLL_INTERVAL_MS: std::ops::RangeInclusive<u64> =
+    100..=crate::config::MAX_POLL_INTERVAL_MS;
 
 /// One field the page could not accept, and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +127,7 @@ impl SettingsForm {
             fail(
                 "poll_interval_ms",
                 format!(
-                    "{why}: give the milliseconds between polls, between {} and {} (ten minutes)",
+                    "{why}: give the milliseconds between polls, between {} and {} (one minute)",
                     POLL_INTERVAL_MS.start(),
                     POLL_INTERVAL_MS.end()
                 ),
@@ -279,6 +280,18 @@ mod tests {
                 .message
                 .contains("XX is not a country")
         );
+    }
+
+    #[test]
+    fn the_page_keeps_to_the_configurations_poll_interval_range() {
+        for (value, accepted) in [("60000", true), ("60001", false), ("300000", false)] {
+            let saved = SettingsForm {
+                poll_interval_ms: value.into(),
+                ..form()
+            }
+            .validate();
+            assert_eq!(saved.is_ok(), accepted, "{value}");
+        }
     }
 
     #[test]

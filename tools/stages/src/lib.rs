@@ -305,13 +305,6 @@ pub const LINT_COMPONENTS: &str = "CONNECTZERO_LINT_COMPONENTS";
 /// `<target dir>/wasm32-wasip2/<this>/`.
 pub const COMPONENT_PROFILE: &str = "component";
 
-/// What a development build changes in [`COMPONENT_PROFILE`] (`--config`
-/// overrides): no link-time optimisation, several codegen units.
-pub const FAST_COMPONENT_PROFILE: [&str; 2] = [
-    "profile.component.lto=false",
-    "profile.component.codegen-units=16",
-];
-
 /// The nested `cargo build --profile component --target wasm32-wasip2` of
 /// components (add `-p` per package) into `target_dir`, run from the
 /// workspace `root`: the runtime's build script builds the table's
@@ -332,20 +325,6 @@ pub fn wasm_build(root: &std::path::Path, target_dir: &std::path::Path) -> std::
         .args(["build", "--profile", COMPONENT_PROFILE, "--target", TARGET])
         .arg("--target-dir")
         .arg(target_dir);
-    // A development build (the demo, the tests, CI) builds the components
-    // without link-time optimisation: each component's fat LTO optimises
-    // all its dependencies again, once per component, for a size nobody
-    // measures there. Release builds (`cargo install`, the bench) keep the
-    // profile as written. Both callers — the build script and the tests
-    // building fixtures — are compiled alike, so they ask for the same
-    // settings and share the dependencies' build.
-    if cfg!(debug_assertions) {
-        build.args(
-            FAST_COMPONENT_PROFILE
-                .iter()
-                .flat_map(|setting| ["--config", setting]),
-        );
-    }
     for var in [
         "RUSTC_WRAPPER",
         "CARGO_ENCODED_RUSTFLAGS",
