@@ -86,15 +86,7 @@ impl Storage {
     /// next tick's [`Self::pending_copies`] tells). A plain read, no lease:
     /// the scheduler asks it before deciding whether a tick may be skipped.
     pub fn has_copy_requests(&self, tenant: &str) -> rusqlite::Result<bool> {
-        let conn = self.lock();
-        let any: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM kv WHERE namespace = ?1 AND key >= 'post/also/' AND key < 'post/also0' LIMIT 1",
-                params![tenant],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(any.is_some())
+        any_copy_requests(&self.lock(), tenant)
     }
 
     /// Take the copy requests of `tenant` not yet carried out nor refused,
@@ -113,14 +105,7 @@ impl Storage {
         let mut conn = self.lock();
         // Every tick asks; almost always nothing waits, and a plain read
         // says so without taking the write lock.
-        let any: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM kv WHERE namespace = ?1 AND key >= 'post/also/' AND key < 'post/also0' LIMIT 1",
-                params![tenant],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if any.is_none() {
+        if !any_copy_requests(&conn, tenant)? {
             return Ok(Vec::new());
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -177,6 +162,18 @@ impl Storage {
     }
 }
 
+/// Whether any `post/also/` list of `tenant` exists: a plain read.
+fn any_copy_requests(conn: &rusqlite::Connection, tenant: &str) -> rusqlite::Result<bool> {
+    let any: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM kv WHERE namespace = ?1 AND key >= 'post/also/' AND key < 'post/also0' LIMIT 1",
+            params![tenant],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(any.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::*;
@@ -215,6 +212,17 @@ mod tests {
             .kv_set(T, &shared_key(CALL), entry.to_string().as_bytes())
             .unwrap();
         storage
+    }
+
+    #[test]
+    fn a_listed_request_is_seen_without_taking_it() {
+        let storage = shared_call("a");
+        assert!(!storage.has_copy_requests(T).unwrap());
+        storage.ask_copy(T, CALL, "b").unwrap();
+        assert!(storage.has_copy_requests(T).unwrap());
+        // Seeing it leased nothing: the next tick still takes it.
+        assert!(storage.has_copy_requests(T).unwrap());
+        assert_eq!(storage.pending_copies(T, NOW).unwrap().len(), 1);
     }
 
     #[test]
