@@ -239,13 +239,17 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         &was.pbx_client_id,
         some,
     )?;
+    // A secret in the file is the operator's latest word, as `run` takes
+    // it (`credentials::use_store`): it replaces the stored one.
     let kept = |name: &str, in_file: &Option<String>| -> anyhow::Result<Option<&'static str>> {
-        Ok(if store.get(&id, name)?.is_some() {
-            Some("stored one")
-        } else if in_file.is_some() {
-            Some("one in the file (it will be encrypted)")
-        } else {
-            None
+        let stored = store.get(&id, name)?;
+        Ok(match (in_file, stored) {
+            (Some(file), Some(stored)) if stored.expose() != file => {
+                Some("one in the file (it will be encrypted, replacing the stored one)")
+            }
+            (Some(_), None) => Some("one in the file (it will be encrypted)"),
+            (_, Some(_)) => Some("stored one"),
+            (None, None) => None,
         })
     };
     let pbx_kept = kept(PBX_CLIENT_SECRET, &current.pbx_secret_in_file)?;
@@ -290,7 +294,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         (CRM_CLIENT_SECRET, crm_secret, current.crm_secret_in_file),
     ] {
         let stored = store.get(&id, name)?;
-        let Some(value) = answer.or(if stored.is_none() { in_file } else { None }) else {
+        let Some(value) = answer.or(in_file) else {
             continue;
         };
         let value = Secret::new(value);

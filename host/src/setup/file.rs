@@ -1,11 +1,13 @@
 //! Writing the configuration file `init` edits: the new file replaces the
 //! old one in one step, readable by its owner only (or as the old one
-//! was, when that was stricter), and the previous file is kept as
-//! `<file>.bak` without any secret in clear.
+//! was, when that was stricter), owned by whoever owned the old one (so
+//! `sudo connectzero init` never leaves the service's file unreadable to
+//! the service), and the previous file is kept as `<file>.bak` without
+//! any secret in clear.
 
 use anyhow::Context;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use toml::{Table, Value};
 
@@ -53,16 +55,21 @@ pub enum Backup {
 const PRIVATE: u32 = 0o600;
 
 /// Replace `config` by `file` in one step: written to `<file>.new`
-/// created with mode 0600 (never wider than the old file's), flushed to
-/// disk, then renamed over the old one. The old one is kept as
-/// `<file>.bak`, mode 0600, without any secret field in clear.
+/// created with mode 0600 (never wider than the old file's) and the old
+/// file's owner and group, flushed to disk, then renamed over the old
+/// one. The old one is kept as `<file>.bak`, mode 0600, same owner,
+/// without any secret field in clear. When the old owner cannot be kept
+/// (another user's file, and not run as root), nothing is replaced and
+/// the error says whom to run as.
 pub fn write_config(config: &Path, file: &Table) -> anyhow::Result<Backup> {
     let text = toml::to_string(file)?;
     let mut mode = PRIVATE;
+    let mut owner = None;
     let backup = match std::fs::read_to_string(config) {
         Ok(old) => {
             if let Ok(meta) = std::fs::metadata(config) {
                 mode &= meta.permissions().mode();
+                owner = Some((meta.uid(), meta.gid()));
             }
             let mut parsed: Table = toml::from_str(&old)
                 .with_context(|| format!("{} is not valid TOML", config.display()))?;
@@ -71,7 +78,9 @@ pub fn write_config(config: &Path, file: &Table) -> anyhow::Result<Backup> {
             } else {
                 (old, Backup::Verbatim)
             };
-            write_private(&sibling(config, ".bak"), &kept, PRIVATE)
+            let bak = sibling(config, ".bak");
+            write_private(&bak, &kept, PRIVATE)
+                .and_then(|()| keep_owner(&bak, owner))
                 .with_context(|| format!("keeping a copy of {}", config.display()))?;
             kind
         }
@@ -80,6 +89,16 @@ pub fn write_config(config: &Path, file: &Table) -> anyhow::Result<Backup> {
     };
     let staged = sibling(config, ".new");
     write_private(&staged, &text, mode).with_context(|| format!("writing {}", config.display()))?;
+    if let Err(e) = keep_owner(&staged, owner) {
+        let _ = std::fs::remove_file(&staged);
+        let (uid, gid) = owner.unwrap_or_default();
+        return Err(e).with_context(|| {
+            format!(
+                "{} belongs to user {uid} (group {gid}) and could not be given back to them: run init as that user or as root; the file was left as it was",
+                config.display()
+            )
+        });
+    }
     std::fs::rename(&staged, config).with_context(|| format!("writing {}", config.display()))?;
     Ok(backup)
 }
@@ -88,6 +107,19 @@ fn sibling(config: &Path, suffix: &str) -> std::path::PathBuf {
     let mut name = config.as_os_str().to_owned();
     name.push(suffix);
     name.into()
+}
+
+/// Give `path` the old file's owner and group, when there was an old file
+/// and they differ from the writer's.
+fn keep_owner(path: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    let Some((uid, gid)) = owner else {
+        return Ok(());
+    };
+    let meta = std::fs::metadata(path)?;
+    if (meta.uid(), meta.gid()) == (uid, gid) {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
 }
 
 /// Write `text` to `path` (replacing it) with `mode`, set even when the
@@ -186,5 +218,27 @@ refresh_token = "s-other"
         .unwrap();
         write_config(&config, &Table::new()).unwrap();
         assert_eq!(mode(&config), 0o600, "an old 0644 file");
+    }
+
+    #[test]
+    fn the_new_file_and_its_backup_keep_the_old_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, WITH_SECRETS).unwrap();
+        let me = std::fs::metadata(&config).unwrap().uid();
+        // As root (CI, containers) the file is handed to `nobody` first,
+        // as an operator's `sudo connectzero init` finds the service's
+        // file; otherwise the writer's own ownership must survive.
+        let (uid, gid) = if me == 0 {
+            (65534, 65534)
+        } else {
+            (me, std::fs::metadata(&config).unwrap().gid())
+        };
+        std::os::unix::fs::chown(&config, Some(uid), Some(gid)).unwrap();
+        write_config(&config, &Table::new()).unwrap();
+        for path in [config.clone(), dir.path().join("c.toml.bak")] {
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{}", path.display());
+        }
     }
 }

@@ -158,6 +158,31 @@ async fn init_writes_the_file_seals_the_secrets_checks_and_keeps_everything_on_a
         Some(c.client_secret.as_str())
     );
 
+    // The operator puts a new HighLevel client secret in the file by hand
+    // and runs init again, pressing Enter: the file's secret replaces the
+    // stored one (as `run` would take it), never dropped for the old one.
+    let text = std::fs::read_to_string(&config)?;
+    let rotated = "rotated-crm-client-secret";
+    std::fs::write(
+        &config,
+        text.replacen(
+            &format!("client_id = \"{}\"", c.client_id),
+            &format!(
+                "client_id = \"{}\"\nclient_secret = \"{rotated}\"",
+                c.client_id
+            ),
+            1,
+        ),
+    )?;
+    assert!(std::fs::read_to_string(&config)?.contains(rotated));
+    let (_, printed) = init(&config, &crm.base_url(), &[""; 9]).await?;
+    assert!(
+        printed.contains("replacing the stored one"),
+        "the prompt says the file's secret wins:\n{printed}"
+    );
+    assert_eq!(sealed(names::CRM_CLIENT_SECRET)?.as_deref(), Some(rotated));
+    assert!(!std::fs::read_to_string(&config)?.contains(rotated));
+
     // An id the database keeps (`tenant add`) is refused: `run` would
     // refuse the pair.
     let added = Command::new(BIN)
