@@ -19,7 +19,6 @@ mod backfill_rows;
 mod budget_rows;
 mod call_rows;
 mod chart_rows;
-mod group_commit;
 mod incident_rows;
 mod lease_rows;
 pub mod migrations;
@@ -42,8 +41,7 @@ pub use tenant_rows::TenantRow;
 pub use web_rows::{CallFilter, CallSummary, RetryRequest, is_call_key};
 
 use anyhow::Context;
-use group_commit::{Failure, Write, Written};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -62,8 +60,6 @@ pub const LIST_PAGE: usize = 1000;
 #[derive(Clone)]
 pub struct Storage {
     conn: Arc<Mutex<Connection>>,
-    /// Key-value writes go through it, sharing commits (`group_commit`).
-    committer: Arc<group_commit::Committer>,
 }
 
 impl Storage {
@@ -95,19 +91,9 @@ impl Storage {
         // The schema, brought to this release's version
         // (`migrations`: numbered steps, one transaction).
         migrations::migrate(&mut conn, path)?;
-        let conn = Arc::new(Mutex::new(conn));
-        let committer = group_commit::Committer::start(conn.clone())
-            .context("starting the database's committer thread")?;
         Ok(Self {
-            conn,
-            committer: Arc::new(committer),
+            conn: Arc::new(Mutex::new(conn)),
         })
-    }
-
-    /// Run a key-value write in the next group commit and wait until it
-    /// is on disk.
-    fn write(&self, write: Write) -> Result<Written, Failure> {
-        self.committer.write(write)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -131,24 +117,22 @@ impl Storage {
 
     /// Write `value` at `key`.
     pub fn kv_set(&self, ns: &str, key: &str, value: &[u8]) -> rusqlite::Result<()> {
-        self.write(Write::Set {
-            ns: ns.into(),
-            key: key.into(),
-            value: value.into(),
-        })
-        .map(drop)
-        .map_err(Failure::into_sql)
+        self.lock().execute(KV_UPSERT, params![ns, key, value])?;
+        Ok(())
     }
 
     /// Write every `(key, value)` in one transaction (one commit, however
     /// many keys: the retention benchmark writes days of calls at once).
     pub fn kv_set_many(&self, ns: &str, entries: &[(String, Vec<u8>)]) -> rusqlite::Result<()> {
-        self.write(Write::SetMany {
-            ns: ns.into(),
-            entries: entries.to_vec(),
-        })
-        .map(drop)
-        .map_err(Failure::into_sql)
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(KV_UPSERT)?;
+            for (key, value) in entries {
+                insert.execute(params![ns, key, value])?;
+            }
+        }
+        tx.commit()
     }
 
     /// Bytes the database holds in use and in its file (pages in use, and
@@ -167,12 +151,11 @@ impl Storage {
 
     /// Remove `key` (no error when absent).
     pub fn kv_delete(&self, ns: &str, key: &str) -> rusqlite::Result<()> {
-        self.write(Write::Delete {
-            ns: ns.into(),
-            key: key.into(),
-        })
-        .map(drop)
-        .map_err(Failure::into_sql)
+        self.lock().execute(
+            "DELETE FROM kv WHERE namespace = ?1 AND key = ?2",
+            params![ns, key],
+        )?;
+        Ok(())
     }
 
     /// How many keys start with `prefix` (an index range, not a scan of
@@ -209,33 +192,54 @@ impl Storage {
         expected: Option<&[u8]>,
         new: &[u8],
     ) -> rusqlite::Result<bool> {
-        // Run under the database's write lock (`BEGIN IMMEDIATE`, in the
-        // committer), so no other process can change the key between the
-        // read and the write.
-        match self.write(Write::CompareAndSwap {
-            ns: ns.into(),
-            key: key.into(),
-            expected: expected.map(<[u8]>::to_vec),
-            new: new.into(),
-        }) {
-            Ok(Written::Swapped(swapped)) => Ok(swapped),
-            Ok(_) => unreachable!("a compare-and-swap answers whether it swapped"),
-            Err(e) => Err(e.into_sql()),
+        let mut conn = self.lock();
+        // IMMEDIATE takes the write lock up front, so no other process can
+        // change the key between our read and our write.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
+                params![ns, key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if current.as_deref() != expected {
+            return Ok(false);
         }
+        tx.execute(KV_UPSERT, params![ns, key, new])?;
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Add `delta` to the integer at `key` (absent counts as 0) atomically.
     pub fn kv_increment(&self, ns: &str, key: &str, delta: i64) -> Result<i64, String> {
-        match self.write(Write::Increment {
-            ns: ns.into(),
-            key: key.into(),
-            delta,
-        }) {
-            Ok(Written::Counter(next)) => Ok(next),
-            Ok(_) => unreachable!("an increment answers its new value"),
-            Err(Failure::Refused(why)) => Err(why),
-            Err(Failure::Sql(e)) => Err(e.to_string()),
-        }
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| e.to_string())?;
+        let current: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
+                params![ns, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| e.to_string())?;
+        let value = match current {
+            None => 0,
+            Some(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| format!("value at {key:?} is not an integer"))?,
+        };
+        // guest-controlled delta, so overflow is an error, not a wrap.
+        let next = value
+            .checked_add(delta)
+            .ok_or_else(|| "overflow incrementing value".to_string())?;
+        tx.execute(KV_UPSERT, params![ns, key, next.to_string().into_bytes()])
+            .map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(next)
     }
 }
 
