@@ -189,6 +189,18 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
             }
         });
     }
+    // Refused before any question: the new file must keep the old one's
+    // owner (the service's, under `sudo`), which only root or that owner
+    // can give it; failing after the secrets were sealed would be worse.
+    if let Ok(meta) = std::fs::metadata(&config) {
+        let euid = rustix::process::geteuid().as_raw();
+        anyhow::ensure!(
+            setup::owner_keepable(std::os::unix::fs::MetadataExt::uid(&meta), euid),
+            "{} belongs to user {} and this is user {euid}: run init as that user (or as root, which keeps the file theirs)",
+            config.display(),
+            std::os::unix::fs::MetadataExt::uid(&meta)
+        );
+    }
     let mut file: toml::Table = match std::fs::read_to_string(&config) {
         Ok(text) => toml::from_str(&text)
             .with_context(|| format!("{} is not valid TOML", config.display()))?,

@@ -58,49 +58,82 @@ const PRIVATE: u32 = 0o600;
 /// created with mode 0600 (never wider than the old file's) and the old
 /// file's owner and group, flushed to disk, then renamed over the old
 /// one. The old one is kept as `<file>.bak`, mode 0600, same owner,
-/// without any secret field in clear. When the old owner cannot be kept
-/// (another user's file, and not run as root), nothing is replaced and
-/// the error says whom to run as.
+/// without any secret field in clear. The new file is written first:
+/// when the old owner cannot be kept (another user's file, not run as
+/// root) the error says whom to run as, and nothing was replaced.
+/// Owners are set on the open files, never by name, so a file swapped
+/// for a link in the directory cannot redirect them.
 pub fn write_config(config: &Path, file: &Table) -> anyhow::Result<Backup> {
     let text = toml::to_string(file)?;
-    let mut mode = PRIVATE;
-    let mut owner = None;
-    let backup = match std::fs::read_to_string(config) {
-        Ok(old) => {
-            if let Ok(meta) = std::fs::metadata(config) {
-                mode &= meta.permissions().mode();
-                owner = Some((meta.uid(), meta.gid()));
-            }
-            let mut parsed: Table = toml::from_str(&old)
-                .with_context(|| format!("{} is not valid TOML", config.display()))?;
-            let (kept, kind) = if strip_secrets(&mut parsed) {
-                (toml::to_string(&parsed)?, Backup::SecretsRemoved)
-            } else {
-                (old, Backup::Verbatim)
-            };
+    let old = read_old(config)?;
+    let owner = old.as_ref().map(|(_, meta)| (meta.uid(), meta.gid()));
+    let mode = old
+        .as_ref()
+        .map_or(PRIVATE, |(_, meta)| PRIVATE & meta.permissions().mode());
+    let staged = sibling(config, ".new");
+    let written = write_private(&staged, &text, mode, owner);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&staged);
+        return Err(e.explained(config, owner));
+    }
+    let backup = match old {
+        None => Backup::None,
+        Some((old, _)) => {
+            let parsed: Result<Table, _> = toml::from_str(&old);
+            let kept = parsed
+                .with_context(|| format!("{} is not valid TOML", config.display()))
+                .and_then(|mut parsed| {
+                    Ok(if strip_secrets(&mut parsed) {
+                        (toml::to_string(&parsed)?, Backup::SecretsRemoved)
+                    } else {
+                        (old, Backup::Verbatim)
+                    })
+                });
             let bak = sibling(config, ".bak");
-            write_private(&bak, &kept, PRIVATE)
-                .and_then(|()| keep_owner(&bak, owner))
-                .with_context(|| format!("keeping a copy of {}", config.display()))?;
-            kind
+            let kept = kept.and_then(|(kept, kind)| {
+                write_private(&bak, &kept, PRIVATE, owner)
+                    .map_err(|e| e.explained(config, owner))
+                    .with_context(|| format!("keeping a copy of {}", config.display()))?;
+                Ok(kind)
+            });
+            match kept {
+                Ok(kind) => kind,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&staged);
+                    return Err(e);
+                }
+            }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Backup::None,
+    };
+    if let Err(e) = std::fs::rename(&staged, config) {
+        let _ = std::fs::remove_file(&staged);
+        return Err(e).with_context(|| format!("writing {}", config.display()));
+    }
+    Ok(backup)
+}
+
+/// The file as it is, with its metadata read from the same open handle;
+/// `None` when there is none yet.
+fn read_old(config: &Path) -> anyhow::Result<Option<(String, std::fs::Metadata)>> {
+    let mut handle = match std::fs::File::open(config) {
+        Ok(handle) => handle,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", config.display())),
     };
-    let staged = sibling(config, ".new");
-    write_private(&staged, &text, mode).with_context(|| format!("writing {}", config.display()))?;
-    if let Err(e) = keep_owner(&staged, owner) {
-        let _ = std::fs::remove_file(&staged);
-        let (uid, gid) = owner.unwrap_or_default();
-        return Err(e).with_context(|| {
-            format!(
-                "{} belongs to user {uid} (group {gid}) and could not be given back to them: run init as that user or as root; the file was left as it was",
-                config.display()
-            )
-        });
-    }
-    std::fs::rename(&staged, config).with_context(|| format!("writing {}", config.display()))?;
-    Ok(backup)
+    let meta = handle
+        .metadata()
+        .with_context(|| format!("reading {}", config.display()))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut handle, &mut text)
+        .with_context(|| format!("reading {}", config.display()))?;
+    Ok(Some((text, meta)))
+}
+
+/// Whether a process running as `euid` can give a new file the owner
+/// `file_uid` (root can give any; others only their own). `init` asks
+/// before its questions, so it never seals secrets and then fails.
+pub fn owner_keepable(file_uid: u32, euid: u32) -> bool {
+    euid == 0 || euid == file_uid
 }
 
 fn sibling(config: &Path, suffix: &str) -> std::path::PathBuf {
@@ -109,31 +142,57 @@ fn sibling(config: &Path, suffix: &str) -> std::path::PathBuf {
     name.into()
 }
 
-/// Give `path` the old file's owner and group, when there was an old file
-/// and they differ from the writer's.
-fn keep_owner(path: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
-    let Some((uid, gid)) = owner else {
-        return Ok(());
-    };
-    let meta = std::fs::metadata(path)?;
-    if (meta.uid(), meta.gid()) == (uid, gid) {
-        return Ok(());
+/// Why writing one of the files failed.
+enum WriteFailure {
+    /// Creating, writing or flushing it.
+    Io(std::io::Error),
+    /// Giving it the old file's owner.
+    Owner(std::io::Error),
+}
+
+impl WriteFailure {
+    fn explained(self, config: &Path, owner: Option<(u32, u32)>) -> anyhow::Error {
+        match self {
+            WriteFailure::Io(e) => {
+                anyhow::Error::new(e).context(format!("writing {}", config.display()))
+            }
+            WriteFailure::Owner(e) => {
+                let (uid, gid) = owner.unwrap_or_default();
+                anyhow::Error::new(e).context(format!(
+                    "{} belongs to user {uid} (group {gid}) and could not be given back to them: run init as that user or as root; the file was left as it was",
+                    config.display()
+                ))
+            }
+        }
     }
-    std::os::unix::fs::chown(path, Some(uid), Some(gid))
 }
 
 /// Write `text` to `path` (replacing it) with `mode`, set even when the
-/// file existed with another one, and flushed to disk.
-fn write_private(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+/// file existed with another one, owned by `owner` when given (set on
+/// the open file, before anything is written to it), and flushed to disk.
+fn write_private(
+    path: &Path,
+    text: &str,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<(), WriteFailure> {
     let _ = std::fs::remove_file(path);
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
-        .open(path)?;
-    out.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    out.write_all(text.as_bytes())?;
-    out.sync_all()
+        .open(path)
+        .map_err(WriteFailure::Io)?;
+    if let Some((uid, gid)) = owner {
+        let meta = out.metadata().map_err(WriteFailure::Io)?;
+        if (meta.uid(), meta.gid()) != (uid, gid) {
+            std::os::unix::fs::fchown(&out, Some(uid), Some(gid)).map_err(WriteFailure::Owner)?;
+        }
+    }
+    out.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(WriteFailure::Io)?;
+    out.write_all(text.as_bytes()).map_err(WriteFailure::Io)?;
+    out.sync_all().map_err(WriteFailure::Io)
 }
 
 #[cfg(test)]
@@ -218,6 +277,13 @@ refresh_token = "s-other"
         .unwrap();
         write_config(&config, &Table::new()).unwrap();
         assert_eq!(mode(&config), 0o600, "an old 0644 file");
+    }
+
+    #[test]
+    fn only_root_or_the_owner_can_keep_a_files_owner() {
+        assert!(owner_keepable(1000, 0), "root gives any owner");
+        assert!(owner_keepable(1000, 1000), "the owner keeps their own");
+        assert!(!owner_keepable(1000, 1001), "another user cannot");
     }
 
     #[test]
