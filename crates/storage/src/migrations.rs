@@ -211,6 +211,17 @@ pub const MIGRATIONS: &[Migration] = &[
              ) WITHOUT ROWID;",
         ),
     },
+    Migration {
+        version: 7,
+        name: "the call log says where each call's 3CX insights stand (transcript, summary, sentiment)",
+        rewrites_data: false,
+        older_releases_read: true,
+        change: Change::AddColumn {
+            table: "calls",
+            column: "insights",
+            definition: "TEXT NOT NULL DEFAULT 'none'",
+        },
+    },
 ];
 
 /// The schema version this binary writes.
