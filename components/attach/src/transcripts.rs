@@ -117,22 +117,13 @@ pub fn merge(parts: &[(i32, Found)]) -> Found {
     if let [(_, one)] = parts {
         return one.clone();
     }
-    let join = |pick: &dyn Fn(&Found) -> Option<&String>, max: usize| {
-        let texts: Vec<String> = parts
-            .iter()
-            .filter_map(|(id, f)| pick(f).map(|t| format!("Recording {id}: {t}")))
-            .collect();
-        let joined = texts.join("\n\n");
-        let (head, cut) = bounded(&joined, max);
-        (!texts.is_empty()).then(|| (head.to_string(), cut))
-    };
     let scores: Vec<i64> = parts
         .iter()
         .filter_map(|(_, f)| f.sentiment.map(i64::from))
         .collect();
-    let transcript = join(&|f| f.transcript.as_ref(), TRANSCRIPT_MAX_CHARS);
+    let transcript = joined(parts, |f| f.transcript.as_ref(), TRANSCRIPT_MAX_CHARS);
     Found {
-        summary: join(&|f| f.summary.as_ref(), SUMMARY_MAX_CHARS).map(|(s, _)| s),
+        summary: joined(parts, |f| f.summary.as_ref(), SUMMARY_MAX_CHARS).map(|(s, _)| s),
         sentiment: (!scores.is_empty()).then(|| {
             let n = scores.len() as i64;
             // Rounded half away from zero.
@@ -143,6 +134,26 @@ pub fn merge(parts: &[(i32, Found)]) -> Found {
             || transcript.as_ref().is_some_and(|(_, cut)| *cut),
         transcript: transcript.map(|(t, _)| t),
     }
+}
+
+/// The texts `pick` finds in `parts`, each labelled with its recording,
+/// joined and bounded to `max` characters (and whether that cut them);
+/// `None` when no part has one.
+fn joined(
+    parts: &[(i32, Found)],
+    pick: fn(&Found) -> Option<&String>,
+    max: usize,
+) -> Option<(String, bool)> {
+    let texts: Vec<String> = parts
+        .iter()
+        .filter_map(|(id, f)| pick(f).map(|t| format!("Recording {id}: {t}")))
+        .collect();
+    if texts.is_empty() {
+        return None;
+    }
+    let all = texts.join("\n\n");
+    let (head, cut) = bounded(&all, max);
+    Some((head.to_string(), cut))
 }
 
 #[cfg(test)]
