@@ -44,7 +44,12 @@ impl Crm {
     }
 
     /// Create a note on `contact` (`NotesDTO`: `body` and `title`); its id.
-    pub fn create_note(&self, contact: &str, title: &str, body: &str) -> Result<String, StageError> {
+    pub fn create_note(
+        &self,
+        contact: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<String, StageError> {
         #[derive(Serialize)]
         struct NewNote<'a> {
             body: &'a str,

@@ -194,7 +194,8 @@ mod tests {
 
     #[test]
     fn the_envelope_carries_the_fields_and_the_file_part() {
-        let (prefix, suffix) = multipart_envelope("b", &[("contactId", "c1")], "call.wav", "audio/x-wav");
+        let (prefix, suffix) =
+            multipart_envelope("b", &[("contactId", "c1")], "call.wav", "audio/x-wav");
         let prefix = String::from_utf8(prefix).unwrap();
         assert!(prefix.starts_with(
             "--b\r\nContent-Disposition: form-data; name=\"contactId\"\r\n\r\nc1\r\n"

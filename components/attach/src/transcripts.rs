@@ -8,8 +8,7 @@ use guest_support::insights::{SUMMARY_MAX_CHARS, TRANSCRIPT_MAX_CHARS, bounded};
 use serde::Deserialize;
 
 /// `$select` of the one read per recording.
-pub const SELECT: &str =
-    "Id,EndTime,CanBeTranscribed,IsTranscribed,TranscriptionResult,Transcription,Summary,SentimentScore";
+pub const SELECT: &str = "Id,EndTime,CanBeTranscribed,IsTranscribed,TranscriptionResult,Transcription,Summary,SentimentScore";
 
 /// The fields of a `Pbx.Recording` row the insights read.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -99,7 +99,10 @@ pub fn after_post(
             "could not queue call insights; the calls are retried: {}",
             describe(&error)
         ));
-        return jobs.iter().map(|j| (j.call_key.clone(), error.clone())).collect();
+        return jobs
+            .iter()
+            .map(|j| (j.call_key.clone(), error.clone()))
+            .collect();
     }
     let pending: Vec<InsightsUpdate> = jobs
         .iter()
@@ -167,7 +170,9 @@ pub fn work(options: &Options, max_jobs: u32, report: &mut TickReport) -> bool {
         // Queued first, acknowledged after: a crash in between reports the
         // written job again, and the trigger queue ignores a repeat.
         let queued = time("trigger", "enqueue", || trigger::enqueue(s, &events)).and_then(|()| {
-            time("attach", "insights-queued", || attach::insights_queued(&keys))
+            time("attach", "insights-queued", || {
+                attach::insights_queued(&keys)
+            })
         });
         match queued {
             Ok(()) => {

@@ -82,7 +82,10 @@ async fn insights_that_arrive_later_are_written_once_and_fire_call_insights_once
     );
     tick_until(&world, 5, |w| w.crm.messages().len() == 1).await?;
     assert_eq!(insights_status(&world, &key), "pending");
-    assert!(world.crm.notes(&dana).is_empty(), "nothing before 3CX has it");
+    assert!(
+        world.crm.notes(&dana).is_empty(),
+        "nothing before 3CX has it"
+    );
 
     // Bounded: 3CX transcribes after 400 ms; each tick checks again.
     tick_until(&world, 2_000, |w| insights_status(w, &key) == "written").await?;
@@ -90,10 +93,21 @@ async fn insights_that_arrive_later_are_written_once_and_fire_call_insights_once
         world.tick().await?;
     }
     let notes = world.crm.notes(&dana);
-    assert_eq!(notes.len(), 1, "one summary note, no transcript (off by default): {notes:#?}");
+    assert_eq!(
+        notes.len(),
+        1,
+        "one summary note, no transcript (off by default): {notes:#?}"
+    );
     let message_id = world.crm.messages()[0].id.clone();
-    assert!(notes[0].body.contains("Dana asked to move her delivery to Thursday."));
-    assert!(notes[0].body.contains(&message_id), "the note names the call's message");
+    assert!(
+        notes[0]
+            .body
+            .contains("Dana asked to move her delivery to Thursday.")
+    );
+    assert!(
+        notes[0].body.contains(&message_id),
+        "the note names the call's message"
+    );
     assert_eq!(notes[0].title.as_deref(), Some("Call summary (3CX)"));
     let contact = world
         .crm
@@ -124,8 +138,7 @@ async fn insights_that_arrive_later_are_written_once_and_fire_call_insights_once
 }
 
 #[tokio::test]
-async fn a_failed_transcription_gives_up_visibly_and_the_call_stays_posted() -> anyhow::Result<()>
-{
+async fn a_failed_transcription_gives_up_visibly_and_the_call_stays_posted() -> anyhow::Result<()> {
     let (world, contacts) = seeded_world(eager()).await?;
     subscribe(&world, "call.insights", "sub-insights").await?;
     let key = place_recorded(
@@ -148,11 +161,10 @@ async fn a_failed_transcription_gives_up_visibly_and_the_call_stays_posted() -> 
         "{status}"
     );
     // The status page lists it with the recordings needing an eye.
-    let listed = world.storage.recent_calls(
-        TENANT,
-        connectzero::storage::CallFilter::Recordings,
-        10,
-    )?;
+    let listed =
+        world
+            .storage
+            .recent_calls(TENANT, connectzero::storage::CallFilter::Recordings, 10)?;
     assert!(listed.iter().any(|c| c.call_key == key), "{listed:?}");
     for _ in 0..3 {
         world.tick().await?;
@@ -199,18 +211,17 @@ async fn a_long_transcript_is_a_linked_text_file_and_a_refused_note_is_not_dupli
     world
         .crm
         .inject_failures_on(&format!("/contacts/{dana}/notes"), CrmFault::ServerError, 1);
-    let key = place_recorded(
-        &world,
-        1,
-        704,
-        transcribed(Duration::ZERO, &transcript, -3),
-    );
+    let key = place_recorded(&world, 1, 704, transcribed(Duration::ZERO, &transcript, -3));
     tick_until(&world, 10, |w| insights_status(w, &key) == "written").await?;
     for _ in 0..3 {
         world.tick().await?;
     }
     let notes = world.crm.notes(&dana);
-    assert_eq!(notes.len(), 2, "summary and transcript, once each: {notes:#?}");
+    assert_eq!(
+        notes.len(),
+        2,
+        "summary and transcript, once each: {notes:#?}"
+    );
     let texts: Vec<_> = world
         .crm
         .uploads()
@@ -223,16 +234,25 @@ async fn a_long_transcript_is_a_linked_text_file_and_a_refused_note_is_not_dupli
         .iter()
         .find(|n| n.title.as_deref() == Some("Call transcript (3CX)"))
         .expect("a transcript note");
-    assert!(transcript_note.body.contains(&texts[0].url), "the note links the file");
+    assert!(
+        transcript_note.body.contains(&texts[0].url),
+        "the note links the file"
+    );
     assert!(transcript_note.body.chars().count() <= guest_support::insights::NOTE_MAX_CHARS);
     assert!(
-        world.crm.request_count("GET", &format!("/contacts/{dana}/notes")) >= 1,
+        world
+            .crm
+            .request_count("GET", &format!("/contacts/{dana}/notes"))
+            >= 1,
         "the retry read the notes back before writing again"
     );
     let events = insights_events(&world);
     assert_eq!(events.len(), 1);
     let excerpt = events[0]["transcriptExcerpt"].as_str().unwrap_or_default();
-    assert_eq!(excerpt.chars().count(), guest_support::insights::EXCERPT_MAX_CHARS + 1);
+    assert_eq!(
+        excerpt.chars().count(),
+        guest_support::insights::EXCERPT_MAX_CHARS + 1
+    );
     assert!(excerpt.starts_with("Dana: the parcel") && excerpt.ends_with('…'));
     assert_eq!(events[0]["sentimentScore"], -3);
     Ok(())

@@ -171,8 +171,8 @@ pub fn process_due(
                 (InsightsOutcome::GaveUp(reason), result.err())
             }
             result => {
-                job.due_at = now
-                    + backoff_ms(job.attempts - 1, settings.retry_base_ms, MAX_BACKOFF_MS);
+                job.due_at =
+                    now + backoff_ms(job.attempts - 1, settings.retry_base_ms, MAX_BACKOFF_MS);
                 queue.reschedule(&key, &job)?;
                 (InsightsOutcome::Pending(job.due_at), result.err())
             }

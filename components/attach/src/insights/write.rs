@@ -10,7 +10,12 @@ use guest_support::{StageError, time};
 
 impl Work<'_> {
     /// Write what the settings ask for and is not written yet.
-    pub(super) fn write(&self, key: &str, job: &mut Job<Stored>, found: &Found) -> Result<(), StageError> {
+    pub(super) fn write(
+        &self,
+        key: &str,
+        job: &mut Job<Stored>,
+        found: &Found,
+    ) -> Result<(), StageError> {
         let s = self.settings;
         if s.summary
             && let Some(summary) = &found.summary
