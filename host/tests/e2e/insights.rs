@@ -74,21 +74,30 @@ async fn insights_that_arrive_later_are_written_once_and_fire_call_insights_once
     let (world, contacts) = seeded_world(eager()).await?;
     subscribe(&world, "call.insights", "sub-insights").await?;
     let dana = contacts["Dana Fox"].clone();
+    // 3CX has not transcribed it yet (an hour to go) …
     let key = place_recorded(
         &world,
         1,
         701,
-        transcribed(Duration::from_millis(400), "Agent: Hello. Dana: Hi.", 7),
+        transcribed(Duration::from_secs(3600), "Agent: Hello. Dana: Hi.", 7),
     );
     tick_until(&world, 5, |w| w.crm.messages().len() == 1).await?;
+    for _ in 0..2 {
+        world.tick().await?;
+    }
     assert_eq!(insights_status(&world, &key), "pending");
     assert!(
         world.crm.notes(&dana).is_empty(),
         "nothing before 3CX has it"
     );
+    assert!(insights_events(&world).is_empty());
 
-    // Bounded: 3CX transcribes after 400 ms; each tick checks again.
-    tick_until(&world, 2_000, |w| insights_status(w, &key) == "written").await?;
+    // … then it has: the next check writes them.
+    world.pbx.set_transcription(
+        701,
+        transcribed(Duration::ZERO, "Agent: Hello. Dana: Hi.", 7),
+    );
+    tick_until(&world, 5, |w| insights_status(w, &key) == "written").await?;
     for _ in 0..3 {
         world.tick().await?;
     }
