@@ -299,7 +299,7 @@ async fn every_trigger_sample_has_the_names_and_types_the_trigger_stage_sends() 
         &world,
         &one_leg(
             4,
-            outside(numbers::ELI),
+            outside(numbers::GWEN),
             ext("102").with_recording(602),
             true,
             45,
