@@ -189,6 +189,7 @@ pub const COMPONENTS: [Component; 13] = [
                 "record-unreadable",
                 "record-recordings",
                 "record-deliveries",
+                "record-insights",
             ],
         )],
         grants: &[Grant::KvStore],
