@@ -203,7 +203,9 @@ fn a_schema_6_database_gains_the_insights_column_and_keeps_every_row() -> anyhow
     let old_version: u32 = old.pragma_query_value(None, "user_version", |r| r.get(0))?;
     assert_eq!(old_version, 6, "the fixture is of schema 6");
     let tables: Vec<String> = old
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")?
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let old_columns: BTreeMap<String, Vec<String>> = tables

@@ -317,7 +317,7 @@ pub(crate) struct TranscriptionFields {
 /// `rec`'s transcription fields at this moment (its plan, evaluated
 /// lazily: no timer runs).
 pub(crate) fn transcription_fields(rec: &StoredRecording) -> TranscriptionFields {
-    use super::types::SimTranscription;
+    use super::transcription::SimTranscription;
     let Some((since, plan)) = &rec.transcription else {
         return TranscriptionFields::default();
     };

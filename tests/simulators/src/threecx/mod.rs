@@ -48,6 +48,7 @@ mod odata;
 mod routes;
 mod schema;
 mod state;
+pub mod transcription;
 pub mod types;
 
 #[cfg(test)]
@@ -63,10 +64,11 @@ use chrono::{DateTime, Utc};
 
 pub use audio::synthetic_wav;
 use state::{HistoryRow, PendingEnd, Shared, State, lock};
+pub use transcription::SimTranscription;
 pub use types::{
     DEFAULT_TRUNK_DN, DN_TYPE_END_CALL, DN_TYPE_EXTENSION, DN_TYPE_EXTERNAL_LINE, DN_TYPE_IVR,
     DN_TYPE_QUEUE, DN_TYPE_RING_GROUP, DN_TYPE_ROUTING, DN_TYPE_VOICEMAIL, Fault, SimActiveCall,
-    SimParty, SimRecording, SimSegment, SimTranscription, SimUser, silent_wav,
+    SimParty, SimRecording, SimSegment, SimUser, silent_wav,
 };
 
 /// How the PBX writes the history rows of a call with several segments

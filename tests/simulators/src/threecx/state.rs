@@ -43,7 +43,7 @@ pub(crate) struct StoredRecording {
     /// the instant (never, if `None`), then becomes the given time.
     pub pending_end: Option<PendingEnd>,
     /// How 3CX transcribes it, and since when (`set_transcription`).
-    pub transcription: Option<(Instant, super::types::SimTranscription)>,
+    pub transcription: Option<(Instant, super::transcription::SimTranscription)>,
 }
 
 /// A recording that finalises by itself once an instant has passed.
