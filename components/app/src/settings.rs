@@ -5,7 +5,7 @@
 //! (see `crates/config/src/lib.rs`), spelt with `_`.
 
 use guest_support::bindings::connectzero::pipeline::types::{
-    NoMatchPolicy, TenantSettings, TieBreaker,
+    InsightsSettings, NoMatchPolicy, TenantSettings, TieBreaker,
 };
 use guest_support::settings as shared;
 use guest_support::{StageError, config};
@@ -126,6 +126,7 @@ impl AppSettings {
             )?,
             tie_breakers: tie_breakers(get("tie_breakers")?.as_deref())?,
             call_reference_prefix: call_reference_prefix(get("call_reference_prefix")?.as_deref())?,
+            insights: insights(&vars, get)?,
         };
         let claim_lease_secs: u64 = vars.parse_or("claim_lease_secs", 120)?;
         let state_retention_days = guest_support::retention::check_days(vars.parse_or(
@@ -156,6 +157,22 @@ impl AppSettings {
             state_retention_days,
         })
     }
+}
+
+/// The insights settings: `insights_summary`, `insights_sentiment`
+/// (default on), `insights_transcript` (default off), `insights_window_secs`
+/// (default 1800), and the sentiment into `sentiment_field_key` (the field
+/// Update Call Record writes; empty: `connectzero_call_sentiment`).
+fn insights(vars: &Vars<'_>, get: &Lookup<'_>) -> Result<InsightsSettings, StageError> {
+    let defaults = guest_support::insights::InsightsConfig::default();
+    Ok(InsightsSettings {
+        summary: vars.parse_or("insights_summary", defaults.summary)?,
+        sentiment: vars.parse_or("insights_sentiment", defaults.sentiment)?,
+        transcript: vars.parse_or("insights_transcript", defaults.transcript)?,
+        window_secs: vars.parse_or("insights_window_secs", defaults.window_secs)?,
+        sentiment_field_key: get("sentiment_field_key")?
+            .unwrap_or_else(|| guest_support::insights::DEFAULT_SENTIMENT_FIELD_KEY.into()),
+    })
 }
 
 /// `crm_user_overrides_json`: the host's `[tenants.settings.crm_user_overrides]`

@@ -8,10 +8,17 @@
 //! that fails, is retried with backoff; after the tenant's recording window
 //! the job gives up and the call stays logged without audio.
 //!
+//! A second queue (`insights`) waits, the same way, for 3CX's own
+//! transcription of the recordings and brings its summary, sentiment score
+//! and transcript into the CRM (see `insights`).
+//!
 //! It depends on `guest-support` and on what the `attach-stage` world
 //! grants: never on the host, the runtime or another stage.
 
+mod insights;
+mod notes;
 mod recordings;
+mod transcripts;
 
 use guest_support::bindings::connectzero::pipeline::types::{Call, TenantSettings};
 use guest_support::queue::{Queue, backoff_ms};
@@ -21,7 +28,9 @@ use serde::{Deserialize, Serialize};
 
 guest_support::stage_bindings!(http_queue "attach-stage");
 
-use exports::connectzero::pipeline::attach::{AttachJob, AttachOutcome, AttachReport, Guest};
+use exports::connectzero::pipeline::attach::{
+    AttachJob, AttachOutcome, AttachReport, Guest, InsightsJob, InsightsReport,
+};
 
 /// Name of the queue in the tenant's bucket.
 const QUEUE: &str = "attach";
@@ -128,6 +137,24 @@ impl Guest for Attach {
             });
         }
         Ok(reports)
+    }
+
+    fn enqueue_insights(
+        _settings: TenantSettings,
+        jobs: Vec<InsightsJob>,
+    ) -> Result<(), StageError> {
+        insights::enqueue(jobs)
+    }
+
+    fn process_insights_due(
+        settings: TenantSettings,
+        max_jobs: u32,
+    ) -> Result<Vec<InsightsReport>, StageError> {
+        insights::process_due(&settings, max_jobs)
+    }
+
+    fn insights_queued(call_keys: Vec<String>) -> Result<(), StageError> {
+        insights::queued(call_keys)
     }
 }
 

@@ -53,6 +53,21 @@ impl Apis {
         Ok(rows.value.first().is_some_and(|r| r.end_time.is_some()))
     }
 
+    /// Recording `id`'s transcription fields (`ListRecording`); `None`
+    /// when 3CX does not list it.
+    pub fn transcription(&self, id: i32) -> Result<Option<crate::transcripts::Row>, StageError> {
+        #[derive(Deserialize)]
+        struct Rows {
+            value: Vec<crate::transcripts::Row>,
+        }
+        let filter = urlencoding::encode(&format!("Id eq {id}")).into_owned();
+        let rows: Rows = self.pbx.get_json(&format!(
+            "/Recordings?$filter={filter}&$select={}&$top=1",
+            crate::transcripts::SELECT
+        ))?;
+        Ok(rows.value.into_iter().next())
+    }
+
     /// Stream recording `id` from 3CX (operationId `DownloadRecording`) into
     /// a HighLevel upload (operationId `upload-file-attachments`); returns
     /// the hosted URL.
@@ -82,6 +97,7 @@ impl Apis {
                 ("locationId", &self.location_id),
             ],
             file_name,
+            "audio/x-wav",
         );
         match http::stream_to_upload(&download, &upload, &prefix, &suffix) {
             Ok((response, _bytes)) => {
@@ -123,10 +139,11 @@ impl Apis {
 }
 
 /// The multipart text before and after the file's bytes.
-fn multipart_envelope(
+pub fn multipart_envelope(
     boundary: &str,
     fields: &[(&str, &str)],
     file_name: &str,
+    content_type: &str,
 ) -> (Vec<u8>, Vec<u8>) {
     let mut prefix = String::new();
     for (name, value) in fields {
@@ -135,7 +152,7 @@ fn multipart_envelope(
         ));
     }
     prefix.push_str(&format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"fileAttachment\"; filename=\"{file_name}\"\r\nContent-Type: audio/x-wav\r\n\r\n"
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"fileAttachment\"; filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
     ));
     // The body ends with the close delimiter itself (RFC 2046 makes the
     // CRLF after it optional). A parser stops reading at the close
@@ -150,7 +167,7 @@ fn multipart_envelope(
 
 /// The hosted URL from `{"uploadedFiles": {"<file name>": "<url>"}}`
 /// ([ASSUMED] map shape, HighLevel NOTES §4.5).
-fn uploaded_url(
+pub fn uploaded_url(
     crm: &ApiClient,
     response: &http::Response,
     file_name: &str,
@@ -177,7 +194,8 @@ mod tests {
 
     #[test]
     fn the_envelope_carries_the_fields_and_the_file_part() {
-        let (prefix, suffix) = multipart_envelope("b", &[("contactId", "c1")], "call.wav");
+        let (prefix, suffix) =
+            multipart_envelope("b", &[("contactId", "c1")], "call.wav", "audio/x-wav");
         let prefix = String::from_utf8(prefix).unwrap();
         assert!(prefix.starts_with(
             "--b\r\nContent-Disposition: form-data; name=\"contactId\"\r\n\r\nc1\r\n"

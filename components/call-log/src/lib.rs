@@ -28,7 +28,7 @@ wit_bindgen::generate!({
 });
 
 use exports::connectzero::pipeline::call_log::{
-    DeliveryCount, Guest, HandledCall, RecordingUpdate,
+    DeliveryCount, Guest, HandledCall, InsightsUpdate, RecordingUpdate,
 };
 
 struct Provider;
@@ -77,6 +77,22 @@ impl Guest for Provider {
     fn record_deliveries(_counts: Vec<DeliveryCount>) -> Result<(), StageError> {
         // The trigger queue keeps what was delivered; Spin has no call log
         // column to update.
+        Ok(())
+    }
+
+    fn record_insights(updates: Vec<InsightsUpdate>) -> Result<(), StageError> {
+        // The insights queue keeps the state (`insights/done/<call>`);
+        // only a give-up is news.
+        for update in updates {
+            let state = guest_support::insights::InsightsState::from(update.status);
+            if matches!(state, guest_support::insights::InsightsState::GaveUp(_)) {
+                eprintln!(
+                    "connectzero: 3CX insights of {}: {}",
+                    update.call_key,
+                    redact::text(&state.log_text())
+                );
+            }
+        }
         Ok(())
     }
 }

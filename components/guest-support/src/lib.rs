@@ -26,6 +26,8 @@
 //!   both runtimes' log lines.
 //! - [`recordings`]: where a call's recording stands, as the call log and
 //!   workflows write it.
+//! - [`insights`]: 3CX's call insights: the tenant's settings, where a
+//!   call's stand, the bounds on their texts.
 //! - [`retention`]: forgetting per-call state past its horizon.
 //! - `webhook` (feature `webhook`): the shared-secret and `x-wh-signature`
 //!   checks of HighLevel's calls.
@@ -63,6 +65,7 @@ pub mod api;
 pub mod budget;
 pub mod config;
 pub mod http;
+pub mod insights;
 pub mod install_tenants;
 pub mod installs;
 pub mod kv;

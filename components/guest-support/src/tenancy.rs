@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 /// The settings a tenant's record may hold: Spin variable names, the same
 /// ones a single-tenant app sets as variables (spin.toml).
-pub const TENANT_SETTINGS: [&str; 27] = [
+pub const TENANT_SETTINGS: [&str; 31] = [
     "pbx_base_url",
     "crm_base_url",
     "pbx_client_id",
@@ -39,6 +39,10 @@ pub const TENANT_SETTINGS: [&str; 27] = [
     "tie_breakers",
     "sentiment_field_key",
     "max_notes_chars",
+    "insights_summary",
+    "insights_sentiment",
+    "insights_transcript",
+    "insights_window_secs",
     "paused",
 ];
 

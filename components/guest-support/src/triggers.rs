@@ -15,15 +15,19 @@ pub enum TriggerKind {
     MissedCall,
     /// `missed-call.recovered`: a missed caller was reached back in time.
     MissedCallRecovered,
+    /// `call.insights`: 3CX's summary, sentiment and transcript of a
+    /// posted call reached the CRM.
+    CallInsights,
 }
 
 impl TriggerKind {
     /// Every trigger, in the order the documents list them.
-    pub const ALL: [TriggerKind; 4] = [
+    pub const ALL: [TriggerKind; 5] = [
         TriggerKind::CallStarted,
         TriggerKind::CallEnded,
         TriggerKind::MissedCall,
         TriggerKind::MissedCallRecovered,
+        TriggerKind::CallInsights,
     ];
 
     /// Its key, e.g. `missed-call.recovered`.
@@ -33,6 +37,7 @@ impl TriggerKind {
             TriggerKind::CallEnded => "call.ended",
             TriggerKind::MissedCall => "missed-call",
             TriggerKind::MissedCallRecovered => "missed-call.recovered",
+            TriggerKind::CallInsights => "call.insights",
         }
     }
 

@@ -135,11 +135,12 @@ pub fn body_digest(body: &[u8]) -> String {
 }
 
 /// The workflow trigger keys ConnectZero offers ([`TriggerKind::key`]).
-pub const TRIGGER_KEYS: [&str; 4] = [
+pub const TRIGGER_KEYS: [&str; 5] = [
     TriggerKind::CallStarted.key(),
     TriggerKind::CallEnded.key(),
     TriggerKind::MissedCall.key(),
     TriggerKind::MissedCallRecovered.key(),
+    TriggerKind::CallInsights.key(),
 ];
 
 /// How a trigger registration changed (`triggerData.eventType`).

@@ -24,6 +24,56 @@ macro_rules! settings_conversions {
             use $crate::outcomes::CallOutcome;
             use $crate::recordings::RecordingState;
             use $crate::triggers::TriggerKind;
+            use $crate::insights::InsightsState;
+            use $crate::policy::CallKind;
+
+            impl From<InsightsState> for wit::InsightsState {
+                fn from(state: InsightsState) -> Self {
+                    match state {
+                        InsightsState::None => Self::None,
+                        InsightsState::Pending => Self::Pending,
+                        InsightsState::Written => Self::Written,
+                        InsightsState::GaveUp(why) => Self::GaveUp(why),
+                    }
+                }
+            }
+
+            impl From<wit::InsightsState> for InsightsState {
+                fn from(state: wit::InsightsState) -> Self {
+                    match state {
+                        wit::InsightsState::None => Self::None,
+                        wit::InsightsState::Pending => Self::Pending,
+                        wit::InsightsState::Written => Self::Written,
+                        wit::InsightsState::GaveUp(why) => Self::GaveUp(why),
+                    }
+                }
+            }
+
+            impl From<CallKind> for wit::CallKind {
+                fn from(kind: CallKind) -> Self {
+                    match kind {
+                        CallKind::AnsweredInbound => Self::AnsweredInbound,
+                        CallKind::AnsweredOutbound => Self::AnsweredOutbound,
+                        CallKind::Missed => Self::Missed,
+                        CallKind::Voicemail => Self::Voicemail,
+                        CallKind::OutboundNoAnswer => Self::OutboundNoAnswer,
+                        CallKind::Internal => Self::Internal,
+                    }
+                }
+            }
+
+            impl From<wit::CallKind> for CallKind {
+                fn from(kind: wit::CallKind) -> Self {
+                    match kind {
+                        wit::CallKind::AnsweredInbound => Self::AnsweredInbound,
+                        wit::CallKind::AnsweredOutbound => Self::AnsweredOutbound,
+                        wit::CallKind::Missed => Self::Missed,
+                        wit::CallKind::Voicemail => Self::Voicemail,
+                        wit::CallKind::OutboundNoAnswer => Self::OutboundNoAnswer,
+                        wit::CallKind::Internal => Self::Internal,
+                    }
+                }
+            }
 
             impl From<CallOutcome> for wit::CallOutcome {
                 fn from(outcome: CallOutcome) -> Self {
@@ -74,6 +124,7 @@ macro_rules! settings_conversions {
                         TriggerKind::CallEnded => Self::CallEnded,
                         TriggerKind::MissedCall => Self::MissedCall,
                         TriggerKind::MissedCallRecovered => Self::MissedCallRecovered,
+                        TriggerKind::CallInsights => Self::CallInsights,
                     }
                 }
             }
@@ -85,6 +136,7 @@ macro_rules! settings_conversions {
                         wit::EventKind::CallEnded => Self::CallEnded,
                         wit::EventKind::MissedCall => Self::MissedCall,
                         wit::EventKind::MissedCallRecovered => Self::MissedCallRecovered,
+                        wit::EventKind::CallInsights => Self::CallInsights,
                     }
                 }
             }
@@ -148,6 +200,7 @@ macro_rules! settings_conversions {
                         outside_hours: p.outside_hours.into(),
                         own_numbers: p.own_numbers.clone(),
                         blocked_numbers: p.blocked_numbers.clone(),
+                        skip_insights: p.skip_insights.iter().map(|k| (*k).into()).collect(),
                     }
                 }
             }
@@ -172,6 +225,7 @@ macro_rules! settings_conversions {
                         outside_hours: p.outside_hours.into(),
                         own_numbers: p.own_numbers,
                         blocked_numbers: p.blocked_numbers,
+                        skip_insights: p.skip_insights.into_iter().map(Into::into).collect(),
                     }
                 }
             }
@@ -268,6 +322,7 @@ mod tests {
             outside_hours: Action::LogAndCreateContact,
             own_numbers: vec!["+442079460000".into()],
             blocked_numbers: vec!["+15550100".into()],
+            skip_insights: vec![crate::policy::CallKind::Internal],
         };
         let record = wit::LoggingPolicy::from(&policy);
         assert_eq!(record.voicemail, Some(wit::CallAction::Ignore));

@@ -1,10 +1,11 @@
 //! Trigger events and the calls behind them, as `wit/stages.wit`'s
 //! `call-event` documents them.
 
+use crate::connectzero::pipeline::attach::InsightsJob;
 use crate::connectzero::pipeline::poll::ActiveCall;
 use crate::connectzero::pipeline::trigger::{CallEvent, EventKind};
 use guest_support::bindings::connectzero::pipeline::types::{
-    Call, CallLeg, Direction, DnKind, Party,
+    Call, CallInsights, CallLeg, Direction, DnKind, Party,
 };
 
 /// The ledger-independent key of an active call.
@@ -78,11 +79,6 @@ pub fn event(
     message_id: Option<String>,
     recording: guest_support::recordings::RecordingState,
 ) -> CallEvent {
-    let outside = match call.direction {
-        Direction::Inbound => Some(&call.caller),
-        Direction::Outbound => call.legs.iter().map(|l| &l.callee).find(|p| p.external),
-        Direction::Internal => None,
-    };
     let handler = call.answered_by.as_ref().or_else(|| {
         [&call.callee, &call.caller]
             .into_iter()
@@ -94,7 +90,7 @@ pub fn event(
         contact_id,
         message_id,
         direction: call.direction,
-        phone: outside.map(|p| p.number.clone()).unwrap_or_default(),
+        phone: outside_number(call),
         answered: call.answered,
         duration_secs: call.duration_secs,
         started_at: call.start_time,
@@ -108,6 +104,40 @@ pub fn event(
         missed_reason: (!matches!(kind, EventKind::CallStarted))
             .then_some(call.missed_reason)
             .flatten(),
+        insights: None,
+    }
+}
+
+/// The outside number of a call (E.164 when it could be normalised), as
+/// its events carry it.
+pub fn outside_number(call: &Call) -> String {
+    let outside = match call.direction {
+        Direction::Inbound => Some(&call.caller),
+        Direction::Outbound => call.legs.iter().map(|l| &l.callee).find(|p| p.external),
+        Direction::Internal => None,
+    };
+    outside.map(|p| p.number.clone()).unwrap_or_default()
+}
+
+/// The `call.insights` event of a call whose insights were written.
+pub fn insights_event(job: InsightsJob, insights: CallInsights) -> CallEvent {
+    CallEvent {
+        kind: EventKind::CallInsights,
+        call_key: job.call_key,
+        contact_id: Some(job.contact_id),
+        message_id: Some(job.message_id),
+        direction: job.direction,
+        phone: job.phone,
+        answered: false,
+        duration_secs: 0,
+        started_at: job.started_at,
+        ended_at: None,
+        extension: None,
+        extension_owner: None,
+        crm_user_id: job.crm_user_id,
+        recording_status: guest_support::recordings::RecordingState::None.into(),
+        missed_reason: None,
+        insights: Some(insights),
     }
 }
 

@@ -85,6 +85,9 @@ pub fn after_post(
     if !triggers {
         return unqueued;
     }
+    // Insights end in a workflow trigger: a backfill's calls, which raise
+    // none unless asked, get none either.
+    unqueued.extend(crate::insights::after_post(options, &posted, report));
     let events: Vec<CallEvent> = posted
         .iter()
         .flat_map(|(h, id)| {
@@ -286,6 +289,7 @@ pub fn work_queues(options: &Options, report: &mut TickReport) -> bool {
             .warnings
             .push(format!("trigger queue unavailable: {}", describe(&error))),
     }
+    worked |= crate::insights::work(options, FOLLOW_UP_BATCH, report);
     forget_old_calls(options, report);
     worked
 }

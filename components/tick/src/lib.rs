@@ -12,6 +12,8 @@
 //! - [`followups`]: recordings, workflow triggers, `call.started`, and
 //!   operators' copies of calls onto other contacts with the number.
 //! - [`events`]: trigger events and the calls behind active calls.
+//! - [`insights`]: 3CX's own call insights: which calls get them, and
+//!   `call.insights` once they are written.
 //! - [`facts`]: what routing and the logging policy look at in a call.
 //!
 //! It depends on `guest-support` and on the stage interfaces its world
@@ -22,6 +24,7 @@ pub mod events;
 pub mod facts;
 pub mod followups;
 pub mod history;
+pub mod insights;
 pub mod options;
 pub mod timing;
 
@@ -161,6 +164,9 @@ fn did_nothing(r: &TickReport) -> bool {
         r.attached,
         r.attach_gave_up,
         r.attach_pending,
+        r.insights_written,
+        r.insights_gave_up,
+        r.insights_pending,
         r.triggers_delivered,
         r.calls_started,
         r.copies_settled,
@@ -189,6 +195,9 @@ pub fn report() -> TickReport {
         attached: 0,
         attach_gave_up: 0,
         attach_pending: 0,
+        insights_written: 0,
+        insights_gave_up: 0,
+        insights_pending: 0,
         triggers_delivered: 0,
         calls_started: 0,
         pruned: 0,

@@ -95,7 +95,7 @@ impl Options {
 mod tests {
     use super::*;
     use guest_support::bindings::connectzero::pipeline::types::{
-        LoggingPolicy, NoMatchPolicy, Route, RouteClaims,
+        InsightsSettings, LoggingPolicy, NoMatchPolicy, Route, RouteClaims,
     };
 
     fn options(policy: Option<LoggingPolicy>, routing: Routing) -> TickOptions {
@@ -118,6 +118,13 @@ mod tests {
                 crm_user_overrides: Vec::new(),
                 tie_breakers: Vec::new(),
                 call_reference_prefix: String::new(),
+                insights: InsightsSettings {
+                    summary: true,
+                    sentiment: true,
+                    transcript: false,
+                    window_secs: 1800,
+                    sentiment_field_key: "connectzero_call_sentiment".into(),
+                },
             },
             worker: "w".into(),
             claim_lease_ms: 1000,

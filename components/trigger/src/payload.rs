@@ -56,8 +56,31 @@ pub fn recovered_json(by: &CallEvent, r: &Recovered) -> Value {
     })
 }
 
+/// The `call.insights` event: the call's ids and 3CX's insights, as the
+/// tenant's settings let them through (a setting turned off, or nothing
+/// from 3CX, is `null`).
+pub fn insights_json(event: &CallEvent) -> Value {
+    let insights = event.insights.as_ref();
+    json!({
+        "event": trigger_key(EventKind::CallInsights),
+        "callId": event.call_key,
+        "contactId": event.contact_id,
+        "messageId": event.message_id,
+        "direction": direction(event),
+        "phone": event.phone,
+        "startedAt": format_rfc3339_ms(event.started_at),
+        "userId": event.crm_user_id,
+        "summary": insights.and_then(|i| i.summary.clone()),
+        "sentimentScore": insights.and_then(|i| i.sentiment_score),
+        "transcriptExcerpt": insights.and_then(|i| i.transcript_excerpt.clone()),
+    })
+}
+
 /// The event as JSON.
 pub fn to_json(event: &CallEvent) -> Value {
+    if matches!(event.kind, EventKind::CallInsights) {
+        return insights_json(event);
+    }
     let direction = direction(event);
     let owner = owner(event);
     json!({

@@ -148,6 +148,11 @@ pub struct TenantOptions {
     /// and `explain`); parked calls stay until an operator settles them.
     /// 0 keeps every row. Default 30.
     pub call_log_days: u32,
+    /// 3CX's own call insights (`[tenants.settings.insights]`: `summary`,
+    /// `sentiment`, `transcript`, `window_secs`; see
+    /// `guest_support::insights`). Default: summary and sentiment on,
+    /// transcript off, 1800 s.
+    pub insights: guest_support::insights::InsightsConfig,
     /// The HighLevel OAuth install (`[tenants.settings.oauth]`).
     pub oauth: OAuthConfig,
     /// Periodic self-diagnostics (`[tenants.settings.diagnostics]`).
@@ -202,6 +207,7 @@ impl Default for TenantOptions {
             call_timeline: true,
             state_retention_days: guest_support::retention::DEFAULT_DAYS,
             call_log_days: 30,
+            insights: Default::default(),
             oauth: OAuthConfig::default(),
             diagnostics: DiagnosticsConfig::default(),
             policy: None,

@@ -6,7 +6,7 @@
 
 use crate::allowance::Allowance;
 use crate::bindings::tick::connectzero::pipeline::call_log::{
-    self, DeliveryCount, HandledCall, Host, RecordingUpdate,
+    self, DeliveryCount, HandledCall, Host, InsightsUpdate, RecordingUpdate,
 };
 use crate::bindings::types::{CallFate, CallOutcome, Direction, StageError, UnreadableRow};
 use crate::kv::KvCtx;
@@ -97,6 +97,23 @@ impl Host for CallLogView<'_> {
         });
         Ok(self.written("note trigger deliveries", written))
     }
+
+    fn record_insights(
+        &mut self,
+        updates: Vec<InsightsUpdate>,
+    ) -> wasmtime::Result<Result<(), StageError>> {
+        let _work = self.allowance.credited();
+        let written = updates.iter().try_for_each(|u| {
+            let state = guest_support::insights::InsightsState::from(u.status.clone());
+            if let guest_support::insights::InsightsState::GaveUp(why) = &state {
+                tracing::warn!(tenant = %self.kv.namespace, call = %u.call_key, reason = %crate::redact::text(why), "gave up on 3CX's insights; the call stays posted");
+            }
+            self.kv
+                .storage
+                .set_insights(&self.kv.namespace, &u.call_key, &state.log_text())
+        });
+        Ok(self.written("note insights", written))
+    }
 }
 
 impl CallLogView<'_> {
@@ -145,6 +162,7 @@ pub fn park_unreadable(
             handled_at_ms: now,
             recording: "none".into(),
             triggers: String::new(),
+            insights: "none".into(),
         })?;
     }
     Ok(())
@@ -206,6 +224,7 @@ fn record(storage: &crate::storage::Storage, tenant: &str, h: &HandledCall) -> a
         )
         .log_text(),
         triggers: String::new(),
+        insights: "none".into(),
     })?;
     Ok(())
 }

@@ -31,6 +31,10 @@ pub struct TickReport {
     pub attached: usize,
     /// Recording jobs that gave up in this tick.
     pub attach_gave_up: usize,
+    /// Calls whose 3CX insights were written to the CRM in this tick.
+    pub insights_written: usize,
+    /// Insights jobs that gave up in this tick.
+    pub insights_gave_up: usize,
     /// Trigger deliveries made in this tick (one per event and workflow).
     pub triggers_delivered: usize,
     /// `call.started` events queued in this tick.

@@ -175,6 +175,7 @@ mod tests {
             handled_at_ms: 2,
             recording: "none".into(),
             triggers: String::new(),
+            insights: "none".into(),
         })
         .unwrap();
     }

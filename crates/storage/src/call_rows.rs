@@ -8,8 +8,8 @@ use rusqlite::{OptionalExtension, params};
 /// Add a call-log row, or update the columns a later outcome changes
 /// (the delivery counts in `triggers` only ever grow through
 /// `add_trigger_deliveries`).
-const CALL_UPSERT: &str = "INSERT INTO calls (tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording, triggers)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+const CALL_UPSERT: &str = "INSERT INTO calls (tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording, triggers, insights)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
      ON CONFLICT (tenant, call_key) DO UPDATE SET
          outcome = excluded.outcome, detail = excluded.detail, rule = excluded.rule,
          contact_id = excluded.contact_id, handled_at_ms = excluded.handled_at_ms,
@@ -44,6 +44,10 @@ pub struct CallRecord {
     pub recording: String,
     /// Workflow triggers delivered for the call, e.g. "call.ended×1".
     pub triggers: String,
+    /// Where 3CX's insights of the call stand: "none", "pending",
+    /// "written" or "gave-up: <reason>" (set by `set_insights` once the
+    /// row exists; an upsert never changes it).
+    pub insights: String,
 }
 
 impl Storage {
@@ -96,7 +100,8 @@ impl Storage {
                     r.ended_at_ms,
                     r.handled_at_ms,
                     r.recording,
-                    r.triggers
+                    r.triggers,
+                    r.insights
                 ])?;
             }
         }
@@ -112,6 +117,15 @@ impl Storage {
     ) -> rusqlite::Result<()> {
         self.lock().execute(
             "UPDATE calls SET recording = ?3 WHERE tenant = ?1 AND call_key = ?2",
+            params![tenant, call_key, status],
+        )?;
+        Ok(())
+    }
+
+    /// Set where a call's 3CX insights stand.
+    pub fn set_insights(&self, tenant: &str, call_key: &str, status: &str) -> rusqlite::Result<()> {
+        self.lock().execute(
+            "UPDATE calls SET insights = ?3 WHERE tenant = ?1 AND call_key = ?2",
             params![tenant, call_key, status],
         )?;
         Ok(())
@@ -172,8 +186,9 @@ pub(crate) fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRec
         handled_at_ms: r.get(10)?,
         recording: r.get(11)?,
         triggers: r.get(12)?,
+        insights: r.get(13)?,
     })
 }
 
 /// The columns [`record_from_row`] reads, in its order.
-pub(crate) const RECORD_COLUMNS: &str = "tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording, triggers";
+pub(crate) const RECORD_COLUMNS: &str = "tenant, call_key, direction, caller, callee, outcome, detail, rule, contact_id, ended_at_ms, handled_at_ms, recording, triggers, insights";

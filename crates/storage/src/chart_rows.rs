@@ -123,6 +123,7 @@ mod tests {
             handled_at_ms: handled,
             recording: "none".into(),
             triggers: String::new(),
+            insights: "none".into(),
         }
     }
 

@@ -264,6 +264,7 @@ mod tests {
             handled_at_ms: at,
             recording: "none".into(),
             triggers: String::new(),
+            insights: "none".into(),
         };
         db.record_calls(&[
             row("3cx:1@1", "posted", 100),

@@ -207,7 +207,9 @@ impl Storage {
         let condition = match filter {
             CallFilter::All => "1",
             CallFilter::NeedsAttention => "outcome IN ('parked', 'retrying')",
-            CallFilter::Recordings => "(recording = 'pending' OR recording LIKE 'gave-up%')",
+            CallFilter::Recordings => {
+                "(recording = 'pending' OR recording LIKE 'gave-up%' OR insights = 'pending' OR insights LIKE 'gave-up%')"
+            }
         };
         let conn = self.lock();
         let mut stmt = conn.prepare(&format!(
@@ -236,7 +238,8 @@ pub enum CallFilter {
     All,
     /// Parked calls and calls waiting to be retried.
     NeedsAttention,
-    /// Calls whose recording is pending or was given up.
+    /// Calls whose recording, or 3CX's insights, are pending or were
+    /// given up.
     Recordings,
 }
 
@@ -276,6 +279,7 @@ mod tests {
             handled_at_ms: 2,
             recording: "none".into(),
             triggers: String::new(),
+            insights: "none".into(),
         })
         .unwrap();
     }

@@ -182,6 +182,7 @@ async fn sample(world: &World) -> anyhow::Result<Vec<LeftBehind>> {
                     id: 7_000 + i as i32,
                     finalise_after: Duration::ZERO,
                     dialled: None,
+                    transcribed: false,
                 });
             }
             plan

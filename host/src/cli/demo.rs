@@ -17,6 +17,49 @@ use tokio::sync::watch;
 
 use crate::run::{metrics_token, start_server};
 
+/// What 3CX's insights did for the demo's transcribed call: its summary
+/// note, the sentiment field and the `call.insights` event.
+fn insights_line(
+    world: &connectzero::testbed::World,
+    contacts: &std::collections::HashMap<&'static str, String>,
+) -> String {
+    let executions = world.crm.trigger_executions();
+    let Some(event) = executions
+        .iter()
+        .map(|e| &e.body)
+        .find(|b| b["event"] == "call.insights")
+    else {
+        return "3CX call insights: none arrived".into();
+    };
+    let contact_id = event["contactId"].as_str().unwrap_or_default();
+    let name = contacts
+        .iter()
+        .find(|(_, id)| id.as_str() == contact_id)
+        .map_or("-", |(name, _)| *name);
+    let notes = world
+        .crm
+        .notes(contact_id)
+        .into_iter()
+        .filter(|n| n.title.as_deref() == Some("Call summary (3CX)"))
+        .count();
+    let field = world
+        .crm
+        .contacts()
+        .into_iter()
+        .find(|c| c.id == contact_id)
+        .and_then(|c| {
+            c.custom_field(guest_support::insights::DEFAULT_SENTIMENT_FIELD_KEY)
+                .cloned()
+        })
+        .unwrap_or_default();
+    format!(
+        "3CX call insights: {name}'s call gained {notes} summary note (\"{}\") and sentiment {field} in {}; call.insights fired with sentimentScore {}",
+        event["summary"].as_str().unwrap_or_default(),
+        guest_support::insights::DEFAULT_SENTIMENT_FIELD_KEY,
+        event["sentimentScore"],
+    )
+}
+
 /// The arguments of `connectzero demo`.
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -129,6 +172,7 @@ pub async fn run(components: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<
         "call.ended",
         "missed-call",
         "missed-call.recovered",
+        "call.insights",
     ] {
         let sub = world
             .crm
@@ -224,13 +268,15 @@ pub async fn run(components: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<
             .count()
     };
     println!(
-        "{attached} recordings attached ({} uploads); workflow triggers delivered: {} call.started, {} call.ended, {} missed-call, {} missed-call.recovered",
+        "{attached} recordings attached ({} uploads); workflow triggers delivered: {} call.started, {} call.ended, {} missed-call, {} missed-call.recovered, {} call.insights",
         world.crm.uploads().len(),
         fired("call.started"),
         fired("call.ended"),
         fired("missed-call"),
         fired("missed-call.recovered"),
+        fired("call.insights"),
     );
+    println!("{}", insights_line(&world, &contacts));
 
     if keep_running {
         println!(

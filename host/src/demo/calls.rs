@@ -140,7 +140,8 @@ pub fn demo_calls() -> Vec<CallPlan> {
             vec![leg(outside(DANA), alice(), true, 95)],
             posted("Dana Fox", "caller-number"),
         )
-        .recorded(3301, now),
+        .recorded(3301, now)
+        .transcribed(),
         plan(
             "Outbound, answered, recorded late",
             9002,

@@ -75,7 +75,18 @@ pub struct RecordingPlan {
     /// The DID the call dialled as the recording names it (`ToDidNumber`,
     /// bare digits): the only place 3CX's API shows a DID (NOTES §8).
     pub dialled: Option<&'static str>,
+    /// 3CX transcribes it (summary, transcript, sentiment score) a moment
+    /// after it is final: the call gains its insights and fires
+    /// `call.insights`.
+    pub transcribed: bool,
 }
+
+/// The summary 3CX writes of the demo's transcribed call.
+pub const DEMO_SUMMARY: &str =
+    "Dana asked to move Tuesday's delivery to Thursday morning; Alice confirmed the new slot.";
+
+/// The sentiment score 3CX gives the demo's transcribed call.
+pub const DEMO_SENTIMENT: i32 = 8;
 
 impl CallPlan {
     /// The same call, recorded as `id`, final `finalise_after` after hang-up.
@@ -84,7 +95,17 @@ impl CallPlan {
             id,
             finalise_after,
             dialled: None,
+            transcribed: false,
         });
+        self
+    }
+
+    /// The same call, its recording transcribed by 3CX (a second after it
+    /// is final). Needs [`Self::recorded`] first.
+    pub fn transcribed(mut self) -> Self {
+        if let Some(recording) = &mut self.recording {
+            recording.transcribed = true;
+        }
         self
     }
 
@@ -219,6 +240,19 @@ impl Placer {
                 world
                     .pbx
                     .add_recording_finalising_after(recording, rec.finalise_after);
+                if rec.transcribed {
+                    world.pbx.set_transcription(
+                        rec.id,
+                        connectzero_simulators::threecx::SimTranscription::Transcribed {
+                            after: rec.finalise_after + std::time::Duration::from_secs(1),
+                            summary: Some(DEMO_SUMMARY.into()),
+                            transcription: Some(
+                                "Alice: Acme deliveries, Alice speaking. Dana: Hi, could we move Tuesday's delivery to Thursday morning? Alice: Of course, Thursday at nine is booked.".into(),
+                            ),
+                            sentiment_score: Some(DEMO_SENTIMENT),
+                        },
+                    );
+                }
             }
             segments.push(SimSegment::new(
                 segment_id,

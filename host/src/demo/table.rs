@@ -71,6 +71,9 @@ fn triggers_match(record: &CallRecord, call: &PlacedCall, placed: &[PlacedCall])
         .collect();
     fired.sort_unstable();
     let mut expected = expected_triggers(&call.plan);
+    if call.plan.recording.is_some_and(|r| r.transcribed) {
+        expected.push("call.insights");
+    }
     let recovering = recovered_by(call.plan.call_id);
     if recovering.is_some_and(|id| placed.iter().any(|p| p.plan.call_id == id)) {
         expected.push("missed-call.recovered");
@@ -112,6 +115,8 @@ pub fn rows(
             let as_expected = record.as_ref().is_some_and(|r| {
                 matches_expectation(r, &call.plan.expect, contacts)
                     && (r.recording == "attached") == call.plan.recording.is_some()
+                    && (r.insights == "written")
+                        == call.plan.recording.is_some_and(|rec| rec.transcribed)
                     && (!with_triggers || (triggers_match(r, call, placed) && answer_ok()))
             });
             Row {
@@ -139,14 +144,15 @@ fn matches_expectation(
     }
 }
 
-/// True when every placed call has a final outcome, no recording is still
-/// pending, and (with `with_triggers`) its triggers have fired.
+/// True when every placed call has a final outcome, no recording or
+/// insights are still pending, and (with `with_triggers`) its triggers have fired.
 pub fn all_final(rows: &[Row], with_triggers: bool) -> bool {
     let placed: Vec<PlacedCall> = rows.iter().map(|r| r.call.clone()).collect();
     rows.iter().all(|r| {
         r.record.as_ref().is_some_and(|rec| {
             rec.outcome != "retrying"
                 && rec.recording != "pending"
+                && rec.insights != "pending"
                 && (!with_triggers || triggers_match(rec, &r.call, &placed))
         })
     })

@@ -5,7 +5,7 @@
 use super::{TenantsError, validate};
 use crate::config::TenantConfig;
 /// The settings `tenant settings` shows and changes, with what each takes.
-pub const SETTINGS: [(&str, &str); 19] = [
+pub const SETTINGS: [(&str, &str); 23] = [
     (
         "default_country",
         "two-letter ISO code for numbers without +, e.g. US or GB",
@@ -44,6 +44,22 @@ pub const SETTINGS: [(&str, &str); 19] = [
     (
         "call_timeline",
         "true or false: list the segments (IVR, queue, transfers) of a multi-segment call in its message",
+    ),
+    (
+        "insights.summary",
+        "true or false: 3CX's summary of a call as a contact note",
+    ),
+    (
+        "insights.sentiment",
+        "true or false: 3CX's sentiment score into the contact's sentiment field",
+    ),
+    (
+        "insights.transcript",
+        "true or false: 3CX's transcript as a contact note",
+    ),
+    (
+        "insights.window_secs",
+        "seconds to wait for 3CX to transcribe a call's recording",
     ),
     (
         "oauth.public_url",
@@ -91,6 +107,10 @@ pub fn settings_of(config: &TenantConfig) -> Vec<(&'static str, String)> {
         s.max_calls_per_tick.to_string(),
         s.missed_call_recovery_window_secs.to_string(),
         s.call_timeline.to_string(),
+        s.insights.summary.to_string(),
+        s.insights.sentiment.to_string(),
+        s.insights.transcript.to_string(),
+        s.insights.window_secs.to_string(),
         s.oauth.public_url.clone().unwrap_or_else(|| "none".into()),
         list_or_none(s.route.as_ref().map(|r| &r.dids)),
         list_or_none(s.route.as_ref().map(|r| &r.queues)),
@@ -175,6 +195,10 @@ fn apply_one(config: &mut TenantConfig, key: &str, value: &str) -> Result<(), Te
             s.missed_call_recovery_window_secs = value.parse().map_err(|_| bad())?
         }
         "call_timeline" => s.call_timeline = value.parse().map_err(|_| bad())?,
+        "insights.summary" => s.insights.summary = value.parse().map_err(|_| bad())?,
+        "insights.sentiment" => s.insights.sentiment = value.parse().map_err(|_| bad())?,
+        "insights.transcript" => s.insights.transcript = value.parse().map_err(|_| bad())?,
+        "insights.window_secs" => s.insights.window_secs = value.parse().map_err(|_| bad())?,
         "oauth.public_url" => {
             s.oauth.public_url = (!value.is_empty() && value != "none").then(|| value.to_string())
         }

@@ -25,6 +25,7 @@ fn call(key: &str, outcome: &str, handled_at_ms: i64, latency_ms: i64) -> CallRe
         handled_at_ms,
         recording: "none".into(),
         triggers: String::new(),
+        insights: "none".into(),
     }
 }
 

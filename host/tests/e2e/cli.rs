@@ -30,7 +30,17 @@ fn the_demo_handles_every_call_as_expected_and_exits_zero() -> anyhow::Result<()
     };
     assert!(stdout.contains(refereed), "{stdout}");
     assert!(
-        stdout.contains("3 recordings attached (3 uploads); workflow triggers delivered: 21 call.started, 16 call.ended, 2 missed-call, 1 missed-call.recovered"),
+        stdout.contains("3 recordings attached (3 uploads); workflow triggers delivered: 21 call.started, 16 call.ended, 2 missed-call, 1 missed-call.recovered, 1 call.insights"),
+        "{stdout}"
+    );
+    // One call gains 3CX's summary and sentiment and fires call.insights.
+    assert!(
+        stdout.contains(&format!(
+            "3CX call insights: Dana Fox's call gained 1 summary note (\"{}\") and sentiment \"{}\" in connectzero_call_sentiment; call.insights fired with sentimentScore {}",
+            connectzero::demo::DEMO_SUMMARY,
+            connectzero::demo::DEMO_SENTIMENT,
+            connectzero::demo::DEMO_SENTIMENT,
+        )),
         "{stdout}"
     );
     Ok(())

@@ -31,6 +31,7 @@ mod exactly_once;
 mod fairness;
 mod followups;
 mod init;
+mod insights;
 mod isolation;
 mod marketplace;
 mod monitoring;

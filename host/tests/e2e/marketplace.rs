@@ -16,7 +16,7 @@ use chrono::{Duration, Utc};
 use common::*;
 use connectzero::demo::{Placer, numbers};
 use connectzero::testbed::{ACTION_SECRET, TENANT, World};
-use connectzero_simulators::threecx::SimActiveCall;
+use connectzero_simulators::threecx::{SimActiveCall, SimTranscription};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -252,7 +252,8 @@ async fn every_trigger_sample_has_the_names_and_types_the_trigger_stage_sends() 
     // A call ringing (call.started); a missed call from Fay (missed-call,
     // call.ended) and Alice calling her back, answered (call.ended,
     // missed-call.recovered); an answered call with a recording still
-    // being written.
+    // being written; an answered call whose recording 3CX transcribed
+    // (call.insights).
     world.pbx.add_active_call(SimActiveCall {
         id: 77,
         caller: numbers::ELI.into(),
@@ -284,6 +285,27 @@ async fn every_trigger_sample_has_the_names_and_types_the_trigger_stage_sends() 
         ),
         now,
     );
+    world.pbx.add_recording(recording(602, true));
+    world.pbx.set_transcription(
+        602,
+        SimTranscription::Transcribed {
+            after: std::time::Duration::ZERO,
+            summary: Some("The caller asked for a quote.".into()),
+            transcription: Some("Agent: Hello. Caller: I would like a quote.".into()),
+            sentiment_score: Some(8),
+        },
+    );
+    placer.place(
+        &world,
+        &one_leg(
+            4,
+            outside(numbers::GWEN),
+            ext("102").with_recording(602),
+            true,
+            45,
+        ),
+        now,
+    );
     let delivered = |w: &World, key: &str| {
         w.crm
             .trigger_executions()
@@ -294,8 +316,9 @@ async fn every_trigger_sample_has_the_names_and_types_the_trigger_stage_sends() 
     tick_until(&world, 8, |w| {
         delivered(w, "call.started") == 1
             && delivered(w, "missed-call") == 1
-            && delivered(w, "call.ended") == 3
+            && delivered(w, "call.ended") == 4
             && delivered(w, "missed-call.recovered") == 1
+            && delivered(w, "call.insights") == 1
     })
     .await?;
 

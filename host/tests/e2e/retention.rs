@@ -55,6 +55,7 @@ fn row(tenant: &str, key: &str, outcome: &str, handled_at_ms: i64) -> CallRecord
         handled_at_ms,
         recording: "none".into(),
         triggers: String::new(),
+        insights: "none".into(),
     }
 }
 

@@ -69,7 +69,16 @@ pub const COMPONENTS: [Component; 13] = [
         file: "connectzero_attach.wasm",
         wit_package: PIPELINE_PACKAGE,
         world: "attach-stage",
-        exports: &[("connectzero:pipeline/attach", &["enqueue", "process-due"])],
+        exports: &[(
+            "connectzero:pipeline/attach",
+            &[
+                "enqueue",
+                "process-due",
+                "enqueue-insights",
+                "process-insights-due",
+                "insights-queued",
+            ],
+        )],
         grants: &[
             Grant::Http,
             Grant::KvStore,
@@ -180,6 +189,7 @@ pub const COMPONENTS: [Component; 13] = [
                 "record-unreadable",
                 "record-recordings",
                 "record-deliveries",
+                "record-insights",
             ],
         )],
         grants: &[Grant::KvStore],

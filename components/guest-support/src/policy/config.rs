@@ -1,7 +1,7 @@
 //! The policy as the tenant writes it ([`PolicyConfig`], with its
 //! [`BusinessHoursConfig`]): the settings' shape, before validation.
 
-use super::Action;
+use super::{Action, CallKind};
 use serde::{Deserialize, Serialize};
 
 /// The policy as written in the settings (`[tenants.settings.policy]` in
@@ -37,6 +37,10 @@ pub struct PolicyConfig {
     pub own_numbers: Vec<String>,
     /// Numbers never logged (spam), in E.164.
     pub blocked_numbers: Vec<String>,
+    /// Kinds of call whose 3CX insights (transcript, summary, sentiment)
+    /// are not brought across, though the call is logged, e.g.
+    /// `["internal", "outbound-no-answer"]`. Default none.
+    pub skip_insights: Vec<CallKind>,
 }
 
 /// Business hours as written in the settings.

@@ -9,6 +9,12 @@ impl Policy {
         &self.config
     }
 
+    /// Whether a logged call of this kind gets no 3CX insights
+    /// (`skip_insights`).
+    pub fn skips_insights(&self, kind: super::CallKind) -> bool {
+        self.config.skip_insights.contains(&kind)
+    }
+
     /// The action configured for a kind of call.
     pub fn action(&self, kind: CallKind) -> Action {
         let c = &self.config;

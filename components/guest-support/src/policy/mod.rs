@@ -57,8 +57,10 @@ pub enum CallDirection {
     Internal,
 }
 
-/// The kinds of call the policy distinguishes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The kinds of call the policy distinguishes (spelt as their setting
+/// names in `skip_insights`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CallKind {
     /// Inbound and answered.
     AnsweredInbound,
@@ -278,6 +280,18 @@ mod tests {
         );
         call.voicemail = false;
         assert_eq!(voicemail_ignored.decide(&call), Decision::Log);
+    }
+
+    #[test]
+    fn skip_insights_names_call_kinds_and_only_those() {
+        let p = parse_json(r#"{"skip_insights": ["internal", "outbound-no-answer"]}"#)
+            .unwrap()
+            .unwrap();
+        assert!(p.skips_insights(CallKind::Internal));
+        assert!(p.skips_insights(CallKind::OutboundNoAnswer));
+        assert!(!p.skips_insights(CallKind::AnsweredInbound));
+        assert!(parse_json(r#"{"skip_insights": ["answered"]}"#).is_err());
+        assert!(!policy(PolicyConfig::default()).skips_insights(CallKind::Missed));
     }
 
     #[test]

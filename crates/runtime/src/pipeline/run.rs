@@ -186,6 +186,8 @@ impl From<wit::TickReport> for TickReport {
             }),
             attached: n(r.attached),
             attach_gave_up: n(r.attach_gave_up),
+            insights_written: n(r.insights_written),
+            insights_gave_up: n(r.insights_gave_up),
             triggers_delivered: n(r.triggers_delivered),
             calls_started: n(r.calls_started),
             deferred: n(r.deferred),

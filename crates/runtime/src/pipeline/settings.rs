@@ -1,7 +1,7 @@
 //! The settings record the components take (WIT `tenant-settings`),
 //! from a tenant's configuration: the one place the host fills it.
 
-use crate::bindings::types::{NoMatchPolicy, TenantSettings};
+use crate::bindings::types::{InsightsSettings, NoMatchPolicy, TenantSettings};
 use crate::config::TenantConfig;
 
 /// The settings record passed to components. Settings that do not
@@ -37,6 +37,21 @@ pub fn settings_record(config: &TenantConfig) -> TenantSettings {
             .map(|breakers| breakers.into_iter().map(Into::into).collect())
             .unwrap_or_default(),
         call_reference_prefix: config.call_reference_prefix(),
+        insights: InsightsSettings {
+            summary: config.settings.insights.summary,
+            sentiment: config.settings.insights.sentiment,
+            transcript: config.settings.insights.transcript,
+            window_secs: config.settings.insights.window_secs,
+            // The field Update Call Record writes (`[tenants.actions]`).
+            sentiment_field_key: config
+                .actions
+                .sentiment_field_key
+                .clone()
+                .filter(|k| !k.trim().is_empty())
+                .unwrap_or_else(|| {
+                    guest_support::insights::DEFAULT_SENTIMENT_FIELD_KEY.to_string()
+                }),
+        },
     }
 }
 
@@ -60,5 +75,13 @@ mod tests {
         assert!(matches!(record.no_match_policy, NoMatchPolicy::Skip));
         assert_eq!(record.default_country, "GB");
         assert_eq!(record.pbx_base_url, "https://pbx.example.com");
+        // Insights default to summary and sentiment, into write-back's field.
+        assert!(record.insights.summary && record.insights.sentiment);
+        assert!(!record.insights.transcript);
+        assert_eq!(record.insights.window_secs, 1800);
+        assert_eq!(
+            record.insights.sentiment_field_key,
+            "connectzero_call_sentiment"
+        );
     }
 }

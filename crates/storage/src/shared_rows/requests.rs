@@ -201,6 +201,7 @@ mod tests {
                 handled_at_ms: NOW,
                 recording: "none".into(),
                 triggers: String::new(),
+                insights: "none".into(),
             })
             .unwrap();
         let entry = serde_json::json!({

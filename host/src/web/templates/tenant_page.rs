@@ -84,18 +84,19 @@ pub(in crate::web) fn tenant(page: &TenantPage<'_>) -> Markup {
                 }
             }
 
-            h2 { "Recordings pending or given up" }
+            h2 { "Recordings and 3CX insights pending or given up" }
             @if s.recordings.is_empty() {
                 p.muted { "None." }
             } @else {
                 table #recordings {
-                    thead { tr { th { "Call" } th { "From → to" } th { "Recording" } th { "Call ended" } } }
+                    thead { tr { th { "Call" } th { "From → to" } th { "Recording" } th { "3CX insights" } th { "Call ended" } } }
                     tbody {
                         @for c in &s.recordings {
                             tr data-call=(c.call_key) {
                                 td { code { (c.call_key) } }
                                 td { (masked(&c.caller)) " → " (masked(&c.callee)) }
-                                td class=(if c.recording == "pending" { "retrying" } else { "parked" }) { (crate::redact::text(&c.recording)) }
+                                td class=(state_class(&c.recording)) { (crate::redact::text(&c.recording)) }
+                                td.insights class=(state_class(&c.insights)) { (crate::redact::text(&c.insights)) }
                                 td { (when(c.ended_at_ms, s.now_ms)) }
                             }
                         }
@@ -122,7 +123,7 @@ pub(in crate::web) fn tenant(page: &TenantPage<'_>) -> Markup {
 
             h2 { "Recent calls" }
             table #recent {
-                thead { tr { th { "Call" } th { "Direction" } th { "From → to" } th { "Outcome" } th { "Rule" } th { "Detail" } th { "Recording" } th { "Handled" } } }
+                thead { tr { th { "Call" } th { "Direction" } th { "From → to" } th { "Outcome" } th { "Rule" } th { "Detail" } th { "Recording" } th { "Insights" } th { "Handled" } } }
                 tbody {
                     @for c in &s.recent {
                         tr data-call=(c.call_key) data-outcome=(c.outcome) {
@@ -136,6 +137,7 @@ pub(in crate::web) fn tenant(page: &TenantPage<'_>) -> Markup {
                                 } }
                             td { (crate::redact::text(&c.detail)) }
                             td { (crate::redact::text(&c.recording)) }
+                            td.insights { (crate::redact::text(&c.insights)) }
                             td { (when(c.handled_at_ms, s.now_ms)) }
                         }
                     }
@@ -143,6 +145,16 @@ pub(in crate::web) fn tenant(page: &TenantPage<'_>) -> Markup {
             }
         },
     )
+}
+
+/// The class of a recording or insights state: waiting, or needing an
+/// operator's eye (given up), or neither.
+fn state_class(state: &str) -> &'static str {
+    match state {
+        "pending" => "retrying",
+        s if s.starts_with("gave-up") => "parked",
+        _ => "",
+    }
 }
 
 fn call_action(c: &CallRecord, base: &str, csrf: &str) -> Markup {

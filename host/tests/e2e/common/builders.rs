@@ -107,6 +107,12 @@ impl Options {
         self
     }
 
+    /// Which of 3CX's call insights are brought across, and the window.
+    pub fn insights(mut self, insights: guest_support::insights::InsightsConfig) -> Self {
+        self.0.insights = insights;
+        self
+    }
+
     /// The logging policy.
     pub fn policy(mut self, policy: PolicyConfig) -> Self {
         self.0.policy = Some(policy);

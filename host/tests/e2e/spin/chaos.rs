@@ -67,7 +67,7 @@ async fn three_replicas_on_redis_killed_and_restarted_land_every_call_once() -> 
         .await?;
         anyhow::ensure!(status == 201, "adding {id}: {status} {answer}");
         let url = format!("{}/t/{id}/triggers/subscription", replicas[0].base_url);
-        for key in ["call.started", "call.ended", "missed-call"] {
+        for key in ["call.started", "call.ended", "missed-call", "call.insights"] {
             let sub = world
                 .crm
                 .subscribe_trigger(&url, key, "CREATED", &[("x-connectzero-secret", SECRET)])

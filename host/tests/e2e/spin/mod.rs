@@ -637,7 +637,14 @@ fn expected_totals(plans: &[CallPlan]) -> (usize, usize, usize) {
         .filter(|p| matches!(p.expect, Expect::Posted { .. }))
         .count();
     let recordings = plans.iter().filter(|p| p.recording.is_some()).count();
+    // call.started for every call, the posted calls' own, and
+    // call.insights for the one 3CX transcribes.
+    let insights = plans
+        .iter()
+        .filter(|p| p.recording.is_some_and(|r| r.transcribed))
+        .count();
     let triggers = plans.len()
+        + insights
         + plans
             .iter()
             .map(|p| demo::expected_triggers(p).len())
@@ -723,11 +730,11 @@ async fn tick_to_totals<F, Fut>(
     );
 }
 
-/// Register the three triggers through the Spin app's subscription route,
-/// as HighLevel does.
+/// Register the triggers the demo's calls fire through the Spin app's
+/// subscription route, as HighLevel does.
 async fn subscribe_through(world: &World, base_url: &str) -> anyhow::Result<()> {
     let url = format!("{base_url}/t/{}/triggers/subscription", world.config().id);
-    for key in ["call.started", "call.ended", "missed-call"] {
+    for key in ["call.started", "call.ended", "missed-call", "call.insights"] {
         let sub = world
             .crm
             .subscribe_trigger(&url, key, "CREATED", &[("x-connectzero-secret", SECRET)])
@@ -740,7 +747,7 @@ async fn subscribe_through(world: &World, base_url: &str) -> anyhow::Result<()> 
 /// The bundled host's result for the demo's calls.
 async fn bundled_host_summary(plans: &[CallPlan]) -> anyhow::Result<Vec<String>> {
     let (world, _) = seeded_world(quick_retries().build()).await?;
-    for key in ["call.started", "call.ended", "missed-call"] {
+    for key in ["call.started", "call.ended", "missed-call", "call.insights"] {
         common::subscribe(&world, key, &format!("sub-{key}")).await?;
     }
     let tick = || async {

@@ -190,7 +190,7 @@ async fn two_replicas_serve_three_tenants_from_the_store_each_call_once() -> any
     // subscriptions, which are none).
     let north = &worlds[0];
     let url = format!("{}/t/north/triggers/subscription", second.base_url);
-    for key in ["call.started", "call.ended", "missed-call"] {
+    for key in ["call.started", "call.ended", "missed-call", "call.insights"] {
         let sub = north
             .crm
             .subscribe_trigger(&url, key, "CREATED", &[("x-connectzero-secret", SECRET)])

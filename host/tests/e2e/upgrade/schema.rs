@@ -186,9 +186,54 @@ fn the_previous_releases_database_is_migrated_without_losing_a_row() -> anyhow::
 
 /// The schema version and layout version the newest fixture here is
 /// upgraded to: release 8fe53d6's fixture checks every step after the
-/// first (schema 2 to 6, layout 2). No release was made after 8fe53d6, so
-/// its fixture is still "the release before" steps 2 to 6.
-const FIXTURES_COVER: (u32, u32) = (6, 2);
+/// first (schema 2 to 6, layout 2); release e8d6582's (schema 6) step 7,
+/// the call log's insights column.
+const FIXTURES_COVER: (u32, u32) = (7, 2);
+
+#[test]
+fn a_schema_6_database_gains_the_insights_column_and_keeps_every_row() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("connectzero.db");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/upgrade/e8d6582/connectzero.db"),
+        &db,
+    )?;
+    let old = Connection::open(&db)?;
+    let old_version: u32 = old.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    assert_eq!(old_version, 6, "the fixture is of schema 6");
+    let tables: Vec<String> = old
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let old_columns: BTreeMap<String, Vec<String>> = tables
+        .iter()
+        .map(|t| (t.clone(), columns(&old, t)))
+        .collect();
+    assert!(!old_columns["calls"].contains(&"insights".to_string()));
+    let before = rows(&old, |t| old_columns.get(t).cloned())?;
+    drop(old);
+    assert_eq!(before["calls"].len(), 21, "the fixture's demo calls");
+
+    let storage = Storage::open(&db)?;
+    let new = Connection::open(&db)?;
+    let version: u32 = new.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    assert_eq!(version, migrations::latest());
+    // Every old row and column unchanged (schema_compat's row included:
+    // the step leaves the database readable by the release before).
+    assert_eq!(rows(&new, |t| old_columns.get(t).cloned())?, before);
+    assert!(columns(&new, "calls").contains(&"insights".to_string()));
+    // Every call handled before says its insights are none.
+    let calls = storage.calls("demo")?;
+    assert_eq!(calls.len(), 21);
+    assert!(calls.iter().all(|c| c.insights == "none"), "{calls:?}");
+    // A second start changes nothing.
+    drop(Storage::open(&db)?);
+    assert_eq!(rows(&new, |t| old_columns.get(t).cloned())?, before);
+    Ok(())
+}
 
 #[test]
 fn every_storage_change_has_a_fixture_from_the_release_before_it() -> anyhow::Result<()> {

@@ -84,7 +84,7 @@ pub(crate) async fn get_call_log_data(
         .segments()
         .filter(|s| from <= s.start && s.start < to)
         .collect();
-    let rows = to_rows(convert::call_log_rows(segments));
+    let rows = to_rows(convert::call_log_rows(segments, &st.recordings));
     let context = "Collection(Pbx.CallLogData)";
     Ok(Json(super::odata::collection_body(
         &st.base_url,

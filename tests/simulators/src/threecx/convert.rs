@@ -122,7 +122,10 @@ fn guid(high: i32, low: i32) -> String {
 /// is the span when answered, `RingingDuration` the span when not; `Status`
 /// is `Answered`/`Unanswered`; `Reason` is the segment's scripted text or
 /// `null`; the `ActionDn*` fields describe the destination party.
-pub(crate) fn call_log_rows(mut segments: Vec<&SimSegment>) -> Vec<CallLogData> {
+pub(crate) fn call_log_rows(
+    mut segments: Vec<&SimSegment>,
+    recordings: &[StoredRecording],
+) -> Vec<CallLogData> {
     let mut first_start: HashMap<i32, DateTime<Utc>> = HashMap::new();
     for s in &segments {
         let t = first_start.entry(s.call_id).or_insert(s.start);
@@ -134,12 +137,12 @@ pub(crate) fn call_log_rows(mut segments: Vec<&SimSegment>) -> Vec<CallLogData> 
     for (i, seg) in segments.iter().enumerate() {
         let same_call = i > 0 && segments[i - 1].call_id == seg.call_id;
         position = if same_call { position + 1 } else { 0 };
-        rows.push(call_log_row(seg, position));
+        rows.push(call_log_row(seg, position, recordings));
     }
     rows
 }
 
-fn call_log_row(seg: &SimSegment, position: i32) -> CallLogData {
+fn call_log_row(seg: &SimSegment, position: i32, recordings: &[StoredRecording]) -> CallLogData {
     let span = seg.end - seg.start;
     let zero = format_duration(chrono::TimeDelta::zero());
     let rec_ids = [seg.src.rec_id, seg.dst.rec_id];
@@ -191,9 +194,19 @@ fn call_log_row(seg: &SimSegment, position: i32) -> CallLogData {
         recordings: rec_ids
             .into_iter()
             .flatten()
-            .map(|id| XReportRecording {
-                id,
-                ..Default::default()
+            .map(|id| {
+                // The same texts `ListRecording` serves, once transcribed.
+                let t = recordings
+                    .iter()
+                    .find(|r| r.meta.id == id)
+                    .map(transcription_fields)
+                    .unwrap_or_default();
+                XReportRecording {
+                    id,
+                    sentiment_score: t.sentiment_score,
+                    summary: t.summary,
+                    transcription: t.transcription,
+                }
             })
             .collect(),
         quality_report: Some(false),
@@ -257,6 +270,7 @@ pub(crate) fn recording<'a>(
         }
     });
     let stamp = m.start.format("%Y%m%d%H%M%S");
+    let t = transcription_fields(rec);
     Recording {
         id: m.id,
         recording_url: Some(format!(
@@ -280,9 +294,52 @@ pub(crate) fn recording<'a>(
         from_did_number: m.from_did_number.clone(),
         to_did_number: m.to_did_number.clone(),
         is_archived: Some(false),
-        can_be_transcribed: Some(false),
-        is_transcribed: Some(false),
+        can_be_transcribed: Some(rec.transcription.is_some()),
+        is_transcribed: Some(t.is_transcribed),
+        transcription_result: t.result,
+        transcription: t.transcription,
+        summary: t.summary,
+        sentiment_score: t.sentiment_score,
         ..Default::default()
+    }
+}
+
+/// Where a recording's transcription stands now, as its fields.
+#[derive(Default)]
+pub(crate) struct TranscriptionFields {
+    pub is_transcribed: bool,
+    pub result: Option<i32>,
+    pub transcription: Option<String>,
+    pub summary: Option<String>,
+    pub sentiment_score: Option<i32>,
+}
+
+/// `rec`'s transcription fields at this moment (its plan, evaluated
+/// lazily: no timer runs).
+pub(crate) fn transcription_fields(rec: &StoredRecording) -> TranscriptionFields {
+    use super::transcription::SimTranscription;
+    let Some((since, plan)) = &rec.transcription else {
+        return TranscriptionFields::default();
+    };
+    let passed = |after: &std::time::Duration| since.elapsed() >= *after;
+    match plan {
+        SimTranscription::Transcribed {
+            after,
+            summary,
+            transcription,
+            sentiment_score,
+        } if passed(after) => TranscriptionFields {
+            is_transcribed: true,
+            result: Some(0),
+            transcription: transcription.clone(),
+            summary: summary.clone(),
+            sentiment_score: *sentiment_score,
+        },
+        SimTranscription::Fails { after, result } if passed(after) => TranscriptionFields {
+            result: Some(*result),
+            ..TranscriptionFields::default()
+        },
+        _ => TranscriptionFields::default(),
     }
 }
 

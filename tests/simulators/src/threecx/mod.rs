@@ -48,6 +48,7 @@ mod odata;
 mod routes;
 mod schema;
 mod state;
+pub mod transcription;
 pub mod types;
 
 #[cfg(test)]
@@ -63,6 +64,7 @@ use chrono::{DateTime, Utc};
 
 pub use audio::synthetic_wav;
 use state::{HistoryRow, PendingEnd, Shared, State, lock};
+pub use transcription::SimTranscription;
 pub use types::{
     DEFAULT_TRUNK_DN, DN_TYPE_END_CALL, DN_TYPE_EXTENSION, DN_TYPE_EXTERNAL_LINE, DN_TYPE_IVR,
     DN_TYPE_QUEUE, DN_TYPE_RING_GROUP, DN_TYPE_ROUTING, DN_TYPE_VOICEMAIL, Fault, SimActiveCall,
@@ -235,6 +237,15 @@ impl ThreeCxSim {
             end,
         };
         lock(&self.state).put_recording(rec, Some(pending));
+    }
+
+    /// From now on 3CX transcribes recording `id` as `plan` says (delay,
+    /// failure or never). Unknown ids are ignored.
+    pub fn set_transcription(&self, id: i32, plan: SimTranscription) {
+        let mut st = lock(&self.state);
+        if let Some(rec) = st.recordings.iter_mut().find(|r| r.meta.id == id) {
+            rec.transcription = Some((Instant::now(), plan));
+        }
     }
 
     /// Sets `EndTime` of a recording, marking it final (and cancelling a

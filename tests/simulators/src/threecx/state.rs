@@ -42,6 +42,8 @@ pub(crate) struct StoredRecording {
     /// Set by `add_recording_finalising_after`: `EndTime` stays null until
     /// the instant (never, if `None`), then becomes the given time.
     pub pending_end: Option<PendingEnd>,
+    /// How 3CX transcribes it, and since when (`set_transcription`).
+    pub transcription: Option<(Instant, super::transcription::SimTranscription)>,
 }
 
 /// A recording that finalises by itself once an instant has passed.
@@ -145,6 +147,7 @@ impl State {
             meta: rec,
             audio,
             pending_end,
+            transcription: None,
         };
         match self
             .recordings

@@ -177,3 +177,69 @@ async fn hundred_megabytes_stream_without_buffering() {
     let grown = rss_kib().saturating_sub(before);
     assert!(grown < 40_000, "RSS grew by {grown} KiB");
 }
+
+/// The transcription fields of recording `id` as `ListRecording` serves them.
+async fn transcription(sim: &ThreeCxSim, token: &str, id: i32) -> serde_json::Value {
+    let body = get_json(
+        sim,
+        token,
+        &format!(
+            "/Recordings?$filter=Id%20eq%20{id}&$select=Id,CanBeTranscribed,IsTranscribed,TranscriptionResult,Transcription,Summary,SentimentScore"
+        ),
+    )
+    .await;
+    body["value"][0].clone()
+}
+
+#[tokio::test]
+async fn transcriptions_come_after_a_delay_fail_or_never_come() {
+    use crate::threecx::SimTranscription;
+    let sim = start().await;
+    let token = token(&sim).await;
+    for id in 1..=4 {
+        sim.add_recording(recording(id));
+    }
+    sim.set_transcription(
+        1,
+        SimTranscription::Transcribed {
+            after: Duration::ZERO,
+            summary: Some("asked for a quote".into()),
+            transcription: Some("Hello.".into()),
+            sentiment_score: Some(6),
+        },
+    );
+    sim.set_transcription(
+        2,
+        SimTranscription::Transcribed {
+            after: Duration::from_secs(3600),
+            summary: Some("later".into()),
+            transcription: None,
+            sentiment_score: None,
+        },
+    );
+    sim.set_transcription(
+        3,
+        SimTranscription::Fails {
+            after: Duration::ZERO,
+            result: 2,
+        },
+    );
+    // 4: no plan, as a PBX without transcription serves it.
+
+    let done = transcription(&sim, &token, 1).await;
+    assert_eq!(done["CanBeTranscribed"], true);
+    assert_eq!(done["IsTranscribed"], true);
+    assert_eq!(done["TranscriptionResult"], 0);
+    assert_eq!(done["Summary"], "asked for a quote");
+    assert_eq!(done["SentimentScore"], 6);
+    let waiting = transcription(&sim, &token, 2).await;
+    assert_eq!(waiting["CanBeTranscribed"], true);
+    assert_eq!(waiting["IsTranscribed"], false);
+    assert!(waiting["Summary"].is_null(), "{waiting}");
+    let failed = transcription(&sim, &token, 3).await;
+    assert_eq!(failed["IsTranscribed"], false);
+    assert_eq!(failed["TranscriptionResult"], 2);
+    let none = transcription(&sim, &token, 4).await;
+    assert_eq!(none["CanBeTranscribed"], false);
+    assert!(sim.violations().take().is_empty());
+}
