@@ -64,8 +64,10 @@ pub struct Found {
 /// not know yet whether it can be transcribed, so it is waited for;
 /// a final one with `CanBeTranscribed` not true never gets insights;
 /// `IsTranscribed` true means the texts are there; a
-/// `TranscriptionResult` other than null or 0 before that means 3CX
-/// failed (0 is read as "no failure"). This is the one place to change
+/// `TranscriptionResult` other than null or 0 before that is read as a
+/// failure (0 as "no failure"), which the queue still waits on until the
+/// window ends (a code that meant "in progress" must not lose the
+/// insights) and names in the give-up. This is the one place to change
 /// when 3CX's meaning is known.
 pub fn state(row: Option<&Row>) -> State {
     let Some(row) = row else {

@@ -148,7 +148,13 @@ async fn insights_that_arrive_later_are_written_once_and_fire_call_insights_once
 
 #[tokio::test]
 async fn a_failed_transcription_gives_up_visibly_and_the_call_stays_posted() -> anyhow::Result<()> {
-    let (world, contacts) = seeded_world(eager()).await?;
+    // A failure code is waited on until the window ends (its meaning is
+    // not documented): a window of 0 s gives up at the first look.
+    let insights = InsightsConfig {
+        window_secs: 0,
+        ..InsightsConfig::default()
+    };
+    let (world, contacts) = seeded_world(options().eager().insights(insights).build()).await?;
     subscribe(&world, "call.insights", "sub-insights").await?;
     let key = place_recorded(
         &world,
@@ -166,7 +172,9 @@ async fn a_failed_transcription_gives_up_visibly_and_the_call_stays_posted() -> 
     assert_eq!(report.insights_gave_up, 1);
     let status = insights_status(&world, &key);
     assert!(
-        status.contains("could not transcribe recording 702 (TranscriptionResult 2)"),
+        status.contains(
+            "3CX did not transcribe recording 702 within 0 s (TranscriptionResult 2 for recording 702)"
+        ),
         "{status}"
     );
     // The status page lists it with the recordings needing an eye.
@@ -206,7 +214,7 @@ async fn a_transcription_that_never_comes_gives_up_after_the_window() -> anyhow:
 }
 
 #[tokio::test]
-async fn a_long_transcript_is_a_linked_text_file_and_a_refused_note_is_not_duplicated()
+async fn a_long_transcript_is_a_linked_text_file_and_a_note_whose_answer_was_lost_is_not_duplicated()
 -> anyhow::Result<()> {
     let insights = InsightsConfig {
         transcript: true,
@@ -216,10 +224,11 @@ async fn a_long_transcript_is_a_linked_text_file_and_a_refused_note_is_not_dupli
     subscribe(&world, "call.insights", "sub-insights").await?;
     let dana = contacts["Dana Fox"].clone();
     let transcript = "Dana: ".to_string() + &"the parcel was late again. ".repeat(300);
-    // The first note request fails: the retry looks for it, then writes it.
+    // The first note is stored but its answer is lost: the retry finds it
+    // by reading the notes back, and does not write it again.
     world
         .crm
-        .inject_failures_on(&format!("/contacts/{dana}/notes"), CrmFault::ServerError, 1);
+        .inject_failures_on(&format!("/contacts/{dana}/notes"), CrmFault::AnswerLost, 1);
     let key = place_recorded(&world, 1, 704, transcribed(Duration::ZERO, &transcript, -3));
     tick_until(&world, 10, |w| insights_status(w, &key) == "written").await?;
     for _ in 0..3 {

@@ -33,8 +33,12 @@ use crate::exports::connectzero::pipeline::attach::{InsightsJob, InsightsOutcome
 /// Name of the queue in the tenant's bucket.
 pub const QUEUE: &str = "insights";
 
-/// How long a worker holds an insights job: a few reads and writes.
-const CLAIM_MS: i64 = 60_000;
+/// How long a worker holds an insights job: longer than any invocation
+/// may run (the hosts stop one after 15 minutes, rate-limiter waits
+/// included), so a second worker never takes over a job whose first
+/// worker may still be writing a note (it would write it again). A job
+/// whose worker crashed waits this long: insights are not urgent.
+const CLAIM_MS: i64 = 16 * 60_000;
 
 /// Longest wait between two checks: 3CX transcribes in minutes, not
 /// seconds, so once a minute is enough.
@@ -151,14 +155,16 @@ pub fn process_due(
                 queue.finish(&key, &job, &Done::None)?;
                 (InsightsOutcome::None, None)
             }
-            Ok(Step::Failed(reason)) => {
-                queue.finish(&key, &job, &Done::GaveUp { reason: &reason })?;
-                (InsightsOutcome::GaveUp(reason), None)
-            }
             result if now - job.queued_at >= window_ms => {
                 let reason = match &result {
                     Err(error) => format!(
-                        "insights not written within {} s; last error: {error:?}",
+                        "insights not written within {} s; last error: {}",
+                        settings.insights.window_secs,
+                        guest_support::api::describe(error)
+                    ),
+                    Ok(Step::Failing(codes)) => format!(
+                        "3CX did not transcribe recording {} within {} s ({codes})",
+                        join_ids(&job.payload.recording_ids),
                         settings.insights.window_secs
                     ),
                     Ok(_) => format!(
@@ -211,8 +217,11 @@ enum Step {
     Written(Written),
     /// No recording 3CX can transcribe.
     NothingToWait,
-    /// 3CX said it failed; why.
-    Failed(String),
+    /// 3CX reports a `TranscriptionResult` read as a failure: waited on
+    /// like `Waiting` until the window ends (the codes have no documented
+    /// meaning, so none ends the wait on its own), then named in the
+    /// give-up.
+    Failing(String),
     /// Not transcribed yet.
     Waiting,
 }
@@ -235,7 +244,9 @@ impl Work<'_> {
             match transcripts::state(self.apis.transcription(id)?.as_ref()) {
                 State::Waiting => return Ok(Step::Waiting),
                 State::NotTranscribable => {}
-                State::Failed(code) => failed.push(format!("{id} (TranscriptionResult {code})")),
+                State::Failed(code) => {
+                    failed.push(format!("TranscriptionResult {code} for recording {id}"))
+                }
                 State::Done(found) => done.push((id, found)),
             }
         }
@@ -243,10 +254,7 @@ impl Work<'_> {
             return Ok(if failed.is_empty() {
                 Step::NothingToWait
             } else {
-                Step::Failed(format!(
-                    "3CX could not transcribe recording {}",
-                    failed.join(", ")
-                ))
+                Step::Failing(failed.join(", "))
             });
         }
         let found = transcripts::merge(&done);

@@ -302,6 +302,10 @@ pub struct Upload {
 pub enum Fault {
     /// 500 `{"statusCode":500,"message":"Internal Server Error"}`.
     ServerError,
+    /// The request takes effect, then its answer is lost: the client gets
+    /// the 500 above instead of what HighLevel answered (a gateway timing
+    /// out, or the connection cut, after HighLevel stored the write).
+    AnswerLost,
     /// 429 `{"statusCode":429,"message":"Too Many Requests"}`, with a
     /// `Retry-After` header when `retry_after_secs` is set.
     TooManyRequests {

@@ -225,6 +225,10 @@ async fn inject_faults(AxumState(app): AxumState<AppState>, req: Request, next: 
     match fault {
         None => next.run(req).await,
         Some(Fault::ServerError) => ApiError::Internal.into_response(),
+        Some(Fault::AnswerLost) => {
+            let _ = next.run(req).await;
+            ApiError::Internal.into_response()
+        }
         Some(Fault::TooManyRequests { retry_after_secs }) => {
             ApiError::TooManyRequests(retry_after_secs).into_response()
         }
