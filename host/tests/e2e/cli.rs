@@ -83,14 +83,21 @@ refresh_token = "refresh"
 /// is. Figures are not checked: they depend on the machine.
 #[test]
 fn bench_prints_the_boundary_figures() -> anyhow::Result<()> {
+    // Its figures go to a folder of the test's, not the working tree.
+    let results = tempfile::tempdir()?;
     let output = Command::new(BIN)
-        .args(["bench", "--quick", "--scenario", "boundary"])
+        .args(["bench", "--quick", "--scenario", "boundary", "--results"])
+        .arg(results.path())
         .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        results.path().join("latest-quick.json").exists(),
+        "the quick run's figures are saved where --results says"
     );
     for label in [
         "== boundary ==",
