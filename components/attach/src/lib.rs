@@ -20,7 +20,7 @@ mod notes;
 mod recordings;
 mod transcripts;
 
-use guest_support::bindings::connectzero::pipeline::types::{Call, TenantSettings};
+use guest_support::bindings::connectzero::pipeline::types::TenantSettings;
 use guest_support::queue::{Queue, backoff_ms};
 use guest_support::{StageError, kv, time};
 use recordings::Apis;
@@ -43,9 +43,6 @@ const ATTACH_CLAIM_MS: i64 = 90_000;
 /// Longest wait between two attempts at one job. Recordings usually
 /// finalise within two minutes, so checks stay frequent.
 const MAX_BACKOFF_MS: i64 = 30_000;
-
-/// HighLevel allows at most five attachments on one message.
-const MAX_ATTACHMENTS: usize = 5;
 
 /// What the queue keeps for one call.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -75,7 +72,7 @@ impl Guest for Attach {
         let queue = Queue::new(&bucket, QUEUE);
         let now = time::now_ms();
         for job in jobs {
-            let recording_ids = recording_ids(&job.call);
+            let recording_ids = guest_support::recordings::of_call(&job.call);
             if recording_ids.is_empty() {
                 continue;
             }
@@ -198,21 +195,6 @@ fn give_up_reason(job: &Pending, window_secs: u32, error: Option<&StageError>) -
             missing.join(", ")
         ),
     }
-}
-
-/// Recordings of the call's legs, in order, without repeats, at most five.
-fn recording_ids(call: &Call) -> Vec<i32> {
-    let mut ids: Vec<i32> = Vec::new();
-    for id in call
-        .legs
-        .iter()
-        .filter_map(|l| l.recording.as_ref().map(|r| r.id))
-    {
-        if !ids.contains(&id) && ids.len() < MAX_ATTACHMENTS {
-            ids.push(id);
-        }
-    }
-    ids
 }
 
 // Exported only when building the component: a native build (unit tests)

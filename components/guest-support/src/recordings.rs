@@ -3,6 +3,28 @@
 //! for both runtimes; the WIT `recording-state` maps onto
 //! [`RecordingState`] through [`crate::settings_conversions!`].
 
+/// Most recordings one call carries into the CRM: HighLevel allows at
+/// most five attachments on a message, and the insights job reads the
+/// same recordings the attach stage uploads.
+pub const MAX_PER_CALL: usize = 5;
+
+/// The recordings of `call`'s legs, in leg order, without repeats, at
+/// most [`MAX_PER_CALL`]: what the attach stage uploads and the insights
+/// job reads, from one rule.
+pub fn of_call(call: &crate::bindings::connectzero::pipeline::types::Call) -> Vec<i32> {
+    let mut ids: Vec<i32> = Vec::new();
+    for id in call
+        .legs
+        .iter()
+        .filter_map(|l| l.recording.as_ref().map(|r| r.id))
+    {
+        if !ids.contains(&id) && ids.len() < MAX_PER_CALL {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
 /// Where a call's recording stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordingState {

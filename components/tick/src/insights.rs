@@ -17,15 +17,13 @@ use guest_support::bindings::connectzero::pipeline::types::{Call, Direction, Sta
 use guest_support::insights::InsightsState;
 use guest_support::policy::{CallDirection, CallFacts};
 
-/// Most recordings of a call looked at (HighLevel's attachment limit,
-/// the attach stage's too).
-const MAX_RECORDINGS: usize = 5;
-
 /// Whether the tenant wants insights for this posted call: some insight
 /// is on, it has a recording, and the policy does not skip its kind.
 pub fn wanted(options: &Options, call: &Call) -> bool {
     let s = &options.settings.insights;
-    if !(s.summary || s.sentiment || s.transcript) || recording_ids(call).is_empty() {
+    if !(s.summary || s.sentiment || s.transcript)
+        || guest_support::recordings::of_call(call).is_empty()
+    {
         return false;
     }
     options
@@ -50,21 +48,6 @@ fn kind_facts(call: &Call) -> CallFacts {
     }
 }
 
-/// The call's recordings, in leg order, without repeats, at most five.
-fn recording_ids(call: &Call) -> Vec<i32> {
-    let mut ids: Vec<i32> = Vec::new();
-    for id in call
-        .legs
-        .iter()
-        .filter_map(|l| l.recording.as_ref().map(|r| r.id))
-    {
-        if !ids.contains(&id) && ids.len() < MAX_RECORDINGS {
-            ids.push(id);
-        }
-    }
-    ids
-}
-
 /// Queue insights jobs for the posted calls that want them. Returns the
 /// calls whose job could not be queued, with the error: they are retried
 /// rather than completed.
@@ -81,7 +64,7 @@ pub fn after_post(
             message_id: (*id).clone(),
             contact_id: h.contact_id.clone().unwrap_or_default(),
             conversation_id: h.conversation_id.clone().unwrap_or_default(),
-            recording_ids: recording_ids(&h.call),
+            recording_ids: guest_support::recordings::of_call(&h.call),
             direction: h.call.direction,
             phone: outside_number(&h.call),
             started_at: h.call.start_time,
