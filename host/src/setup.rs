@@ -13,7 +13,9 @@ use anyhow::{Context, bail};
 use toml::{Table, Value};
 
 mod file;
-pub use file::{Backup, SECRET_FIELDS, owner_keepable, strip_secrets, write_config};
+pub use file::{
+    Backup, SECRET_FIELDS, ensure_owner_kept, owner_keepable, strip_secrets, write_config,
+};
 
 /// Tenant id a new file's tenant gets unless another is chosen.
 pub const DEFAULT_TENANT: &str = "main";

@@ -189,18 +189,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
             }
         });
     }
-    // Refused before any question: the new file must keep the old one's
-    // owner (the service's, under `sudo`), which only root or that owner
-    // can give it; failing after the secrets were sealed would be worse.
-    if let Ok(meta) = std::fs::metadata(&config) {
-        let euid = rustix::process::geteuid().as_raw();
-        anyhow::ensure!(
-            setup::owner_keepable(std::os::unix::fs::MetadataExt::uid(&meta), euid),
-            "{} belongs to user {} and this is user {euid}: run init as that user (or as root, which keeps the file theirs)",
-            config.display(),
-            std::os::unix::fs::MetadataExt::uid(&meta)
-        );
-    }
+    setup::ensure_owner_kept(&config)?; // before any question is asked
     let mut file: toml::Table = match std::fs::read_to_string(&config) {
         Ok(text) => toml::from_str(&text)
             .with_context(|| format!("{} is not valid TOML", config.display()))?,
@@ -251,11 +240,9 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         &was.pbx_client_id,
         some,
     )?;
-    // A secret in the file is the operator's latest word, as `run` takes
-    // it (`credentials::use_store`): it replaces the stored one.
+    // The file's secret replaces the stored one, as `run` takes it.
     let kept = |name: &str, in_file: &Option<String>| -> anyhow::Result<Option<&'static str>> {
-        let stored = store.get(&id, name)?;
-        Ok(match (in_file, stored) {
+        Ok(match (in_file, store.get(&id, name)?) {
             (Some(file), Some(stored)) if stored.expose() != file => {
                 Some("one in the file (it will be encrypted, replacing the stored one)")
             }

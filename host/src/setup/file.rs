@@ -136,6 +136,23 @@ pub fn owner_keepable(file_uid: u32, euid: u32) -> bool {
     euid == 0 || euid == file_uid
 }
 
+/// Refuse, before `init` asks anything, when the file's owner could not
+/// be kept (the service's, under `sudo`): failing after the secrets were
+/// sealed would be worse.
+pub fn ensure_owner_kept(config: &Path) -> anyhow::Result<()> {
+    let Ok(meta) = std::fs::metadata(config) else {
+        return Ok(());
+    };
+    let euid = rustix::process::geteuid().as_raw();
+    anyhow::ensure!(
+        owner_keepable(meta.uid(), euid),
+        "{} belongs to user {} and this is user {euid}: run init as that user (or as root, which keeps the file theirs)",
+        config.display(),
+        meta.uid()
+    );
+    Ok(())
+}
+
 fn sibling(config: &Path, suffix: &str) -> std::path::PathBuf {
     let mut name = config.as_os_str().to_owned();
     name.push(suffix);
