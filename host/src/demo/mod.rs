@@ -244,7 +244,7 @@ impl Placer {
                     world.pbx.set_transcription(
                         rec.id,
                         connectzero_simulators::threecx::SimTranscription::Transcribed {
-                            after: rec.finalise_after + std::time::Duration::from_secs(1),
+                            after: rec.finalise_after,
                             summary: Some(DEMO_SUMMARY.into()),
                             transcription: Some(
                                 "Alice: Acme deliveries, Alice speaking. Dana: Hi, could we move Tuesday's delivery to Thursday morning? Alice: Of course, Thursday at nine is booked.".into(),
