@@ -67,6 +67,12 @@ pub fn policy_facts(call: &Call, outcome: &MatchOutcome) -> CallFacts {
             outside.and_then(|p| policy::canonical_e164(&p.number))
         }
     };
+    facts_with(call, outside_e164)
+}
+
+/// The policy's facts of `call`, with `outside_e164` as its outside
+/// number (`None` where only the call's kind matters).
+pub fn facts_with(call: &Call, outside_e164: Option<String>) -> CallFacts {
     CallFacts {
         direction: match call.direction {
             Direction::Inbound => CallDirection::Inbound,

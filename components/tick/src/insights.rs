@@ -13,9 +13,8 @@ use crate::exports::connectzero::pipeline::tick::TickReport;
 use crate::history::Handled;
 use crate::options::Options;
 use crate::timing::time;
-use guest_support::bindings::connectzero::pipeline::types::{Call, Direction, StageError};
+use guest_support::bindings::connectzero::pipeline::types::{Call, StageError};
 use guest_support::insights::InsightsState;
-use guest_support::policy::{CallDirection, CallFacts};
 
 /// Whether the tenant wants insights for this posted call: some insight
 /// is on, it has a recording, and the policy does not skip its kind.
@@ -29,23 +28,7 @@ pub fn wanted(options: &Options, call: &Call) -> bool {
     options
         .policy
         .as_ref()
-        .is_none_or(|policy| !policy.skips_insights(kind_facts(call).kind()))
-}
-
-/// The facts that tell a call's kind (direction, answered, voicemail).
-fn kind_facts(call: &Call) -> CallFacts {
-    CallFacts {
-        direction: match call.direction {
-            Direction::Inbound => CallDirection::Inbound,
-            Direction::Outbound => CallDirection::Outbound,
-            Direction::Internal => CallDirection::Internal,
-        },
-        answered: call.answered,
-        duration_secs: call.duration_secs,
-        start_ms: call.start_time,
-        outside_e164: None,
-        voicemail: guest_support::legs::reached_voicemail(call),
-    }
+        .is_none_or(|policy| !policy.skips_insights(crate::facts::facts_with(call, None).kind()))
 }
 
 /// Queue insights jobs for the posted calls that want them. Returns the
