@@ -14,10 +14,16 @@
 //!
 //! Requests go out over kept-alive connections shared by the whole
 //! process ([`pool`]).
+//!
+//! Nothing leaves before what led to it is on disk: a component's writes
+//! do not wait for the disk at their commit (`Storage::deferred`), so each
+//! request first waits for [`on_disk_before_leaving`], one `fsync` shared
+//! by every write made before it.
 
 pub use crate::authority::authority_of_url;
 use crate::authority::{is_loopback, normalise_authority};
 use crate::ratelimit::{Admission, LocationLimiter};
+use crate::storage::Storage;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +38,9 @@ pub struct OutboundPolicy {
     /// The invocation's time allowance: each request is an upstream wait
     /// on it from send to the end of its answer (`crate::allowance`).
     allowance: Option<crate::allowance::Allowance>,
+    /// The database the component writes to: its writes are on disk
+    /// before a request leaves.
+    writes: Option<Storage>,
 }
 
 /// The bounds on every request's waits, whatever the component asks for.
@@ -62,6 +71,13 @@ impl OutboundPolicy {
     /// The same policy, its requests credited to `allowance`.
     pub fn crediting(mut self, allowance: crate::allowance::Allowance) -> Self {
         self.allowance = Some(allowance);
+        self
+    }
+
+    /// The same policy, each request leaving only once every write made
+    /// to `storage` before it is on disk.
+    pub fn after_writes_to(mut self, storage: Storage) -> Self {
+        self.writes = Some(storage);
         self
     }
 
@@ -125,6 +141,7 @@ impl WasiHttpHooks for OutboundPolicy {
             .filter(|(crm, _)| *crm == counted_as)
             .filter(|_| crate::ratelimit::counts_against_limit(request.uri().path()))
             .map(|(_, limiter)| limiter.clone());
+        let writes = self.writes.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
             if let Some(limiter) = &limiter {
@@ -132,6 +149,16 @@ impl WasiHttpHooks for OutboundPolicy {
                     Admission::Go(_) => {}
                     Admission::Refused(retry) => return Ok(limited_response(retry)),
                 }
+            }
+            if let Some(storage) = &writes
+                && let Err(error) = on_disk_before_leaving(storage).await
+            {
+                // What the request follows from may not survive a power
+                // cut: it must not leave (the component retries later).
+                tracing::error!(%error, "the database could not be synced; outbound request held back");
+                return Err(Error::InternalError(Some(
+                    "the host's database could not be synced to disk".into(),
+                )));
             }
             let sent = connectzero_outbound_pool::send(request, options).await;
             let status = sent.as_ref().ok().map(|r| r.status().as_u16());
@@ -165,6 +192,21 @@ impl WasiHttpHooks for OutboundPolicy {
             ))
         })
     }
+}
+
+/// Wait until every commit made to `storage` so far is on disk: at once
+/// when nothing is unsynced, else one `fsync` on tokio's blocking pool,
+/// shared by every write made before it (`connectzero_storage`'s
+/// `durability`). Called before anything a component's writes lead to
+/// leaves the host: an outbound request, an answer to an inbound one.
+pub async fn on_disk_before_leaving(storage: &Storage) -> std::io::Result<()> {
+    if storage.nothing_to_sync() {
+        return Ok(());
+    }
+    let storage = storage.clone();
+    tokio::task::spawn_blocking(move || storage.sync())
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// The component's request options, each timeout no longer than the
@@ -278,5 +320,51 @@ mod tests {
         assert!(!policy.permits("pbx.example.com", false));
         assert!(policy.permits("[::1]:81", false));
         assert!(policy.permits("localhost:82", false));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_leaves_only_once_the_writes_before_it_are_on_disk() {
+        use http_body_util::BodyExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(&dir.path().join("cz.db")).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        // The CRM's side: was the write on disk when the request arrived?
+        let seen = storage.clone();
+        let crm = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request ended before its head");
+                head.extend_from_slice(&buf[..n]);
+            }
+            let synced = seen.nothing_to_sync();
+            socket
+                .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            synced
+        });
+        // A component's send marker, written just before its request.
+        let deferred = storage.deferred();
+        deferred.kv_set("t", "post/sending/1", b"x").unwrap();
+        assert!(!storage.nothing_to_sync());
+        let mut policy = OutboundPolicy::allow_urls([url.as_str()]).after_writes_to(deferred);
+        let body = http_body_util::Empty::new()
+            .map_err(|never: std::convert::Infallible| match never {})
+            .boxed_unsync();
+        let request = http::Request::post(format!("{url}/conversations/messages"))
+            .body(body)
+            .unwrap();
+        let sent = policy.send_request(request, None, Box::new(async { Ok(()) }));
+        let (answer, _) = Box::into_pin(sent).await.unwrap();
+        assert_eq!(answer.status(), 204);
+        assert!(
+            crm.await.unwrap(),
+            "the send marker was on disk before the request left"
+        );
     }
 }

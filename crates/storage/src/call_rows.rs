@@ -82,30 +82,31 @@ impl Storage {
     /// Record (or update) many calls' outcomes in one transaction (one
     /// commit: the retention benchmark writes days of calls at once).
     pub fn record_calls(&self, records: &[CallRecord]) -> rusqlite::Result<()> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        {
-            let mut upsert = tx.prepare_cached(CALL_UPSERT)?;
-            for r in records {
-                upsert.execute(params![
-                    r.tenant,
-                    r.call_key,
-                    r.direction,
-                    r.caller,
-                    r.callee,
-                    r.outcome,
-                    r.detail,
-                    r.rule,
-                    r.contact_id,
-                    r.ended_at_ms,
-                    r.handled_at_ms,
-                    r.recording,
-                    r.triggers,
-                    r.insights
-                ])?;
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut upsert = tx.prepare_cached(CALL_UPSERT)?;
+                for r in records {
+                    upsert.execute(params![
+                        r.tenant,
+                        r.call_key,
+                        r.direction,
+                        r.caller,
+                        r.callee,
+                        r.outcome,
+                        r.detail,
+                        r.rule,
+                        r.contact_id,
+                        r.ended_at_ms,
+                        r.handled_at_ms,
+                        r.recording,
+                        r.triggers,
+                        r.insights
+                    ])?;
+                }
             }
-        }
-        tx.commit()
+            tx.commit()
+        })
     }
 
     /// Set a call's recording status.
@@ -115,19 +116,23 @@ impl Storage {
         call_key: &str,
         status: &str,
     ) -> rusqlite::Result<()> {
-        self.lock().execute(
-            "UPDATE calls SET recording = ?3 WHERE tenant = ?1 AND call_key = ?2",
-            params![tenant, call_key, status],
-        )?;
+        self.write(|conn| {
+            conn.execute(
+                "UPDATE calls SET recording = ?3 WHERE tenant = ?1 AND call_key = ?2",
+                params![tenant, call_key, status],
+            )
+        })?;
         Ok(())
     }
 
     /// Set where a call's 3CX insights stand.
     pub fn set_insights(&self, tenant: &str, call_key: &str, status: &str) -> rusqlite::Result<()> {
-        self.lock().execute(
-            "UPDATE calls SET insights = ?3 WHERE tenant = ?1 AND call_key = ?2",
-            params![tenant, call_key, status],
-        )?;
+        self.write(|conn| {
+            conn.execute(
+                "UPDATE calls SET insights = ?3 WHERE tenant = ?1 AND call_key = ?2",
+                params![tenant, call_key, status],
+            )
+        })?;
         Ok(())
     }
 
@@ -140,11 +145,13 @@ impl Storage {
         count: u32,
     ) -> rusqlite::Result<()> {
         let entry = format!("{key}×{count}");
-        self.lock().execute(
-            "UPDATE calls SET triggers = CASE WHEN triggers = '' THEN ?3 ELSE triggers || ' ' || ?3 END
-             WHERE tenant = ?1 AND call_key = ?2",
-            params![tenant, call_key, entry],
-        )?;
+        self.write(|conn| {
+            conn.execute(
+                "UPDATE calls SET triggers = CASE WHEN triggers = '' THEN ?3 ELSE triggers || ' ' || ?3 END
+                 WHERE tenant = ?1 AND call_key = ?2",
+                params![tenant, call_key, entry],
+            )
+        })?;
         Ok(())
     }
 

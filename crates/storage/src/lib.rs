@@ -19,6 +19,7 @@ mod backfill_rows;
 mod budget_rows;
 mod call_rows;
 mod chart_rows;
+mod durability;
 mod incident_rows;
 mod lease_rows;
 pub mod migrations;
@@ -60,6 +61,19 @@ pub const LIST_PAGE: usize = 1000;
 #[derive(Clone)]
 pub struct Storage {
     conn: Arc<Mutex<Connection>>,
+    /// Which commits may still be off the disk (`durability`).
+    sync: Arc<durability::SyncState>,
+    /// Whether this handle's writes leave the wait for the disk to
+    /// [`Storage::sync`] (a [`Storage::deferred`] handle).
+    deferred: bool,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("deferred", &self.deferred)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Storage {
@@ -80,19 +94,22 @@ impl Storage {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: every commit is on disk before it returns. With WAL,
         // NORMAL may lose the last commits on a power cut (not on a crash
-        // of the process), and those are exactly the ones that must not
-        // be lost: a rotated HighLevel refresh token (the old one is
-        // already spent), a send marker written before the CRM request
-        // (without it a takeover posts the call again), a ledger
-        // completion (without it the call is re-read and its follow-ups
-        // re-queued). One fsync per commit is the price (each key-value
-        // write is its own commit).
+        // of the process), and some must never be lost: a rotated
+        // HighLevel refresh token (the old one is already spent) is the
+        // host's own write, made and kept at FULL. Components' writes (a
+        // send marker before the CRM request, a ledger completion) go
+        // through a deferred handle instead, made durable by one shared
+        // sync before anything they lead to leaves the host
+        // (`durability`: one fsync per request, not one per write).
         conn.pragma_update(None, "synchronous", "FULL")?;
         // The schema, brought to this release's version
         // (`migrations`: numbered steps, one transaction).
         migrations::migrate(&mut conn, path)?;
+        let sync = durability::SyncState::of(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            sync: Arc::new(sync),
+            deferred: false,
         })
     }
 
@@ -117,22 +134,23 @@ impl Storage {
 
     /// Write `value` at `key`.
     pub fn kv_set(&self, ns: &str, key: &str, value: &[u8]) -> rusqlite::Result<()> {
-        self.lock().execute(KV_UPSERT, params![ns, key, value])?;
+        self.write(|conn| conn.execute(KV_UPSERT, params![ns, key, value]))?;
         Ok(())
     }
 
     /// Write every `(key, value)` in one transaction (one commit, however
     /// many keys: the retention benchmark writes days of calls at once).
     pub fn kv_set_many(&self, ns: &str, entries: &[(String, Vec<u8>)]) -> rusqlite::Result<()> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(KV_UPSERT)?;
-            for (key, value) in entries {
-                insert.execute(params![ns, key, value])?;
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(KV_UPSERT)?;
+                for (key, value) in entries {
+                    insert.execute(params![ns, key, value])?;
+                }
             }
-        }
-        tx.commit()
+            tx.commit()
+        })
     }
 
     /// Bytes the database holds in use and in its file (pages in use, and
@@ -151,10 +169,12 @@ impl Storage {
 
     /// Remove `key` (no error when absent).
     pub fn kv_delete(&self, ns: &str, key: &str) -> rusqlite::Result<()> {
-        self.lock().execute(
-            "DELETE FROM kv WHERE namespace = ?1 AND key = ?2",
-            params![ns, key],
-        )?;
+        self.write(|conn| {
+            conn.execute(
+                "DELETE FROM kv WHERE namespace = ?1 AND key = ?2",
+                params![ns, key],
+            )
+        })?;
         Ok(())
     }
 
@@ -192,54 +212,56 @@ impl Storage {
         expected: Option<&[u8]>,
         new: &[u8],
     ) -> rusqlite::Result<bool> {
-        let mut conn = self.lock();
-        // IMMEDIATE takes the write lock up front, so no other process can
-        // change the key between our read and our write.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
-                params![ns, key],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if current.as_deref() != expected {
-            return Ok(false);
-        }
-        tx.execute(KV_UPSERT, params![ns, key, new])?;
-        tx.commit()?;
-        Ok(true)
+        self.write(|conn| {
+            // IMMEDIATE takes the write lock up front, so no other process
+            // can change the key between our read and our write.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
+                    params![ns, key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if current.as_deref() != expected {
+                return Ok(false);
+            }
+            tx.execute(KV_UPSERT, params![ns, key, new])?;
+            tx.commit()?;
+            Ok(true)
+        })
     }
 
     /// Add `delta` to the integer at `key` (absent counts as 0) atomically.
     pub fn kv_increment(&self, ns: &str, key: &str, delta: i64) -> Result<i64, String> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| e.to_string())?;
-        let current: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
-                params![ns, key],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| e.to_string())?;
-        let value = match current {
-            None => 0,
-            Some(bytes) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok())
-                .ok_or_else(|| format!("value at {key:?} is not an integer"))?,
-        };
-        // guest-controlled delta, so overflow is an error, not a wrap.
-        let next = value
-            .checked_add(delta)
-            .ok_or_else(|| "overflow incrementing value".to_string())?;
-        tx.execute(KV_UPSERT, params![ns, key, next.to_string().into_bytes()])
-            .map_err(|e| e.to_string())?;
-        tx.commit().map_err(|e| e.to_string())?;
-        Ok(next)
+        self.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
+                    params![ns, key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let value = match current {
+                None => 0,
+                Some(bytes) => match std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i64>().ok())
+                {
+                    Some(value) => value,
+                    None => return Ok(Err(format!("value at {key:?} is not an integer"))),
+                },
+            };
+            // guest-controlled delta, so overflow is an error, not a wrap.
+            let Some(next) = value.checked_add(delta) else {
+                return Ok(Err("overflow incrementing value".to_string()));
+            };
+            tx.execute(KV_UPSERT, params![ns, key, next.to_string().into_bytes()])?;
+            tx.commit()?;
+            Ok(Ok(next))
+        })
+        .map_err(|e| e.to_string())?
     }
 }
 

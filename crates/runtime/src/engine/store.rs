@@ -54,13 +54,23 @@ impl Runtime {
         instances: usize,
     ) -> Store<StoreData> {
         let allowance = Allowance::new(self.allowance);
+        // The component's writes wait for the disk only before something
+        // they lead to leaves the host (`connectzero_storage`'s
+        // `durability`): each outbound request first syncs them.
+        let kv = KvCtx {
+            storage: kv.storage.deferred(),
+            ..kv
+        };
+        let outbound = outbound
+            .crediting(allowance.clone())
+            .after_writes_to(kv.storage.clone());
         let data = StoreData {
             table: ResourceTable::new(),
             // No environment, arguments, files or sockets: stages talk to the
             // world only through the interfaces they are linked with.
             wasi: WasiCtxBuilder::new().wall_clock(self.clock.clone()).build(),
             http: WasiHttpCtx::new(),
-            outbound: outbound.crediting(allowance.clone()),
+            outbound,
             limits: StoreLimitsBuilder::new()
                 .memory_size(STAGE_MEMORY_LIMIT)
                 .instances(instances)
