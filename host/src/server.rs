@@ -78,6 +78,12 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::require_secret,
+        ))
+        // Their answers say a component's writes were made: they leave
+        // only once those are on disk.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::answer_once_on_disk,
         ));
     Router::new()
         .merge(webhooks)
@@ -214,14 +220,7 @@ async fn run_write_back(
         })
     });
     match receiver.await {
-        Ok(Ok(response)) => {
-            // The answer leaves only once what the component wrote before
-            // giving it is on disk (its writes do not wait at commit).
-            crate::outbound::on_disk_before_leaving(pipeline.storage())
-                .await
-                .context("syncing the database before answering")?;
-            Ok(response.map(Body::new))
-        }
+        Ok(Ok(response)) => Ok(response.map(Body::new)),
         Ok(Err(code)) => Err(anyhow!("the component answered with error {code:?}")),
         Err(_) => Err(match task.await {
             Ok(Ok(())) => anyhow!("the component returned without a response"),

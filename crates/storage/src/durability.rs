@@ -27,28 +27,45 @@
 use super::Storage;
 use rusqlite::Connection;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// `data_version` as no connection ever reports it: a fresh handle syncs
+/// once before its first request, so commits made before it opened (by a
+/// process killed before its own sync) are on disk before anything that
+/// read them leaves.
+const NEVER_SEEN: i64 = i64::MIN;
 
 /// What a database's handles share about its unsynced commits.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SyncState {
-    /// The WAL file. `None` when commits never wait for a disk (an
-    /// in-memory database) or the database is not in WAL mode; deferred
-    /// handles then write as the others do.
-    wal: Option<PathBuf>,
-    /// Deferred commits made through this process's connection, counted
-    /// while the connection is still held, so anything that read one sees
-    /// it counted.
-    written: AtomicU64,
-    /// `written` as it was when the last sync began.
-    synced: AtomicU64,
-    /// `PRAGMA data_version` (changed by other connections' commits) as
-    /// it was when the last sync began.
-    seen_version: AtomicI64,
-    /// One sync at a time: a sync that waited for another finds its
-    /// writes covered by it and returns at once.
+    /// The WAL file and a connection of its own that only reads
+    /// `PRAGMA data_version` (which changes with every commit of any other
+    /// connection: the handles' shared one and other processes'), so
+    /// checking never waits for the writers' connection. `None` when
+    /// commits never wait for a disk (an in-memory database) or the
+    /// database is not in WAL mode; deferred handles then write as the
+    /// others do.
+    wal: Option<(PathBuf, Mutex<Connection>)>,
+    /// `data_version` as the probe read it when the last completed sync
+    /// began.
+    seen_version: Mutex<i64>,
+    /// Syncs begun and finished, in order (one at a time): a caller that
+    /// arrived while sync `n` ran is covered by sync `n + 1`.
+    begun: AtomicU64,
+    finished: AtomicU64,
+    /// One sync at a time; a caller that waited here finds its commits
+    /// covered by the sync that began after it arrived, and returns.
     syncing: Mutex<()>,
+    /// Set when the disk refused a sync. Linux reports a failed write-back
+    /// once and marks the pages clean: a later sync would succeed over
+    /// lost commits. So every later sync fails too, until a restart
+    /// (recovery reads the WAL back from disk).
+    refused: AtomicBool,
+    /// Set when the connection could not be put back to
+    /// `synchronous = FULL` after a deferred write; the next use of the
+    /// connection puts it back before anything else.
+    full_pending: AtomicBool,
 }
 
 impl SyncState {
@@ -57,20 +74,67 @@ impl SyncState {
         let journal: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
         let wal = match conn.path() {
             Some(path) if !path.is_empty() && journal.eq_ignore_ascii_case("wal") => {
-                Some(PathBuf::from(format!("{path}-wal")))
+                let probe = Connection::open(path)?;
+                probe.busy_timeout(std::time::Duration::from_secs(10))?;
+                Some((PathBuf::from(format!("{path}-wal")), Mutex::new(probe)))
             }
             _ => None,
         };
         Ok(Self {
             wal,
-            seen_version: AtomicI64::new(data_version(conn)?),
-            ..Self::default()
+            seen_version: Mutex::new(NEVER_SEEN),
+            begun: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            syncing: Mutex::new(()),
+            refused: AtomicBool::new(false),
+            full_pending: AtomicBool::new(false),
         })
+    }
+
+    /// The connection's `synchronous` as every handle expects it (FULL),
+    /// if a deferred write could not put it back.
+    pub(crate) fn restore_full(&self, conn: &Connection) -> rusqlite::Result<()> {
+        if self.full_pending.load(Ordering::SeqCst) {
+            set_synchronous(conn, "FULL")?;
+            self.full_pending.store(false, Ordering::SeqCst);
+        }
+        Ok(())
     }
 }
 
-fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.pragma_query_value(None, "data_version", |r| r.get(0))
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn set_synchronous(conn: &Connection, mode: &str) -> rusqlite::Result<()> {
+    // Prepared once per connection: two of these run per deferred write.
+    conn.prepare_cached(&format!("PRAGMA synchronous = {mode}"))?
+        .execute([])?;
+    Ok(())
+}
+
+fn data_version(probe: &Mutex<Connection>) -> rusqlite::Result<i64> {
+    lock(probe)
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
+}
+
+/// Puts the connection back to `synchronous = FULL` when a deferred write
+/// ends, however it ends (an error, a panic).
+struct BackToFull<'a> {
+    conn: MutexGuard<'a, Connection>,
+    state: &'a SyncState,
+}
+
+impl Drop for BackToFull<'_> {
+    fn drop(&mut self) {
+        if let Err(error) = set_synchronous(&self.conn, "FULL") {
+            // Every write of the host's own must keep waiting for the
+            // disk: the next use of the connection tries again first.
+            tracing::error!(%error, "could not put the database connection back to synchronous = FULL");
+            self.state.full_pending.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Storage {
@@ -87,7 +151,7 @@ impl Storage {
     }
 
     /// Run `write` on the connection; on a deferred handle of a database
-    /// on disk, with `synchronous = NORMAL` and counted as unsynced.
+    /// on disk, with `synchronous = NORMAL` for that write only.
     pub(crate) fn write<T>(
         &self,
         write: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
@@ -96,62 +160,64 @@ impl Storage {
         if !self.deferred || self.sync.wal.is_none() {
             return write(&mut conn);
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = write(&mut conn);
-        // Counted before the connection is released, failed or not (a
-        // failed write costs at most one needless sync).
-        self.sync.written.fetch_add(1, Ordering::SeqCst);
-        // Every other write keeps its fsync.
-        let restored = conn.pragma_update(None, "synchronous", "FULL");
-        result.and_then(|value| restored.map(|()| value))
+        set_synchronous(&conn, "NORMAL")?;
+        let mut guard = BackToFull {
+            conn,
+            state: &self.sync,
+        };
+        write(&mut guard.conn)
     }
 
     /// Whether every commit made so far, by this process or another, is
-    /// certainly on disk already. `false` when that cannot be told
-    /// without waiting (the connection is busy): [`Storage::sync`] then
-    /// finds out.
+    /// certainly on disk already.
     pub fn nothing_to_sync(&self) -> bool {
-        if self.sync.wal.is_none() {
+        let Some((_, probe)) = &self.sync.wal else {
             return true;
-        }
-        let state = &self.sync;
-        if state.written.load(Ordering::SeqCst) > state.synced.load(Ordering::SeqCst) {
-            return false;
-        }
-        let Ok(conn) = self.conn.try_lock() else {
-            return false;
         };
-        data_version(&conn).is_ok_and(|v| v == state.seen_version.load(Ordering::SeqCst))
+        !self.sync.refused.load(Ordering::SeqCst)
+            && data_version(probe).is_ok_and(|v| v == *lock(&self.sync.seen_version))
     }
 
     /// Wait until every commit made so far, by this process or another,
-    /// is on disk: one `fsync` of the WAL, or none when an earlier sync
-    /// already covered them. Blocks; an error means the disk refused, and
-    /// nothing that depends on the commits may leave.
+    /// is on disk: one `fsync` of the WAL, shared by every caller that
+    /// arrived before it began. Blocks. An error means the disk refused;
+    /// nothing that depends on the commits may leave, and every later
+    /// sync fails too (restart the host once the disk is fixed).
     pub fn sync(&self) -> std::io::Result<()> {
         let state = &self.sync;
-        let Some(wal) = &state.wal else {
+        let Some((wal, probe)) = &state.wal else {
             return Ok(());
         };
-        let _one_at_a_time = state
-            .syncing
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let target = state.written.load(Ordering::SeqCst);
-        let version = data_version(&self.lock()).map_err(std::io::Error::other)?;
-        if target <= state.synced.load(Ordering::SeqCst)
-            && version == state.seen_version.load(Ordering::SeqCst)
-        {
-            return Ok(());
+        let arrived = state.begun.load(Ordering::SeqCst);
+        let _one_at_a_time = lock(&state.syncing);
+        if state.finished.load(Ordering::SeqCst) > arrived {
+            // A sync that began after this caller arrived has finished.
+            return state.refused_error();
         }
-        match std::fs::File::open(wal) {
-            Ok(file) => file.sync_data()?,
-            // No WAL yet: nothing was ever committed to it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        state.refused_error()?;
+        let this = state.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        let version = data_version(probe).map_err(std::io::Error::other)?;
+        if version != *lock(&state.seen_version) {
+            let synced = std::fs::File::open(wal).and_then(|file| file.sync_data());
+            if let Err(error) = synced {
+                state.refused.store(true, Ordering::SeqCst);
+                return Err(error);
+            }
+            *lock(&state.seen_version) = version;
         }
-        state.synced.fetch_max(target, Ordering::SeqCst);
-        state.seen_version.store(version, Ordering::SeqCst);
+        state.finished.store(this, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl SyncState {
+    fn refused_error(&self) -> std::io::Result<()> {
+        if self.refused.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other(
+                "an earlier sync of the database failed: nothing that depends on it may leave; \
+                 check the disk and restart the host",
+            ));
+        }
         Ok(())
     }
 }
@@ -159,6 +225,7 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn synchronous(db: &Storage) -> i64 {
         db.lock()
@@ -167,27 +234,34 @@ mod tests {
     }
 
     #[test]
-    fn deferred_writes_are_unsynced_until_a_sync_and_the_others_wait_for_the_disk() {
+    fn deferred_writes_are_unsynced_until_a_sync_and_leave_the_connection_at_full() {
         let dir = tempfile::tempdir().unwrap();
         let db = Storage::open(&dir.path().join("cz.db")).unwrap();
-        assert!(db.nothing_to_sync());
-        // A write of the host's own waits for the disk at its commit.
-        db.kv_set("t", "host", b"1").unwrap();
+        // What was committed before this handle opened is synced once.
+        assert!(!db.nothing_to_sync());
+        db.sync().unwrap();
         assert!(db.nothing_to_sync());
         db.deferred().kv_set("t", "ledger/1", b"claimed").unwrap();
         assert!(!db.nothing_to_sync(), "a deferred write awaits a sync");
         // The connection is back to waiting for the disk.
         assert_eq!(synchronous(&db), 2, "synchronous = FULL");
+        // The file synced is SQLite's WAL, which holds the commit.
+        let wal = dir.path().join("cz.db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 0);
         db.sync().unwrap();
         assert!(db.nothing_to_sync());
         assert_eq!(db.kv_get("t", "ledger/1").unwrap().as_deref(), Some(&b"claimed"[..]));
-        // Every deferred write counts, the call log's too.
+        // Every kind of deferred write counts, the call log's too.
         let deferred = db.deferred();
         assert!(deferred.kv_compare_and_swap("t", "k", None, b"a").unwrap());
+        assert!(!db.nothing_to_sync());
         deferred.sync().unwrap();
-        assert!(db.nothing_to_sync());
         deferred.kv_increment("t", "n", 1).unwrap();
         assert!(!db.nothing_to_sync());
+        deferred.sync().unwrap();
+        deferred.kv_delete("t", "k").unwrap();
+        assert!(!db.nothing_to_sync());
+        assert_eq!(synchronous(&db), 2, "synchronous = FULL");
     }
 
     #[test]
@@ -195,6 +269,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cz.db");
         let ours = Storage::open(&path).unwrap();
+        ours.sync().unwrap();
         let theirs = Storage::open(&path).unwrap();
         theirs.deferred().kv_set("t", "ledger/1", b"sending").unwrap();
         assert!(
@@ -203,6 +278,30 @@ mod tests {
         );
         ours.sync().unwrap();
         assert!(ours.nothing_to_sync());
+    }
+
+    #[test]
+    fn a_refused_sync_refuses_every_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cz.db");
+        let opened = Storage::open(&path).unwrap();
+        // The same database, its WAL looked for where the disk cannot
+        // give it: every fsync fails.
+        let db = Storage {
+            sync: Arc::new(SyncState {
+                wal: Some((
+                    dir.path().join("unreachable").join("cz.db-wal"),
+                    Mutex::new(Connection::open(&path).unwrap()),
+                )),
+                ..SyncState::of(&Connection::open_in_memory().unwrap()).unwrap()
+            }),
+            ..opened
+        };
+        db.deferred().kv_set("t", "ledger/1", b"claimed").unwrap();
+        assert!(db.sync().is_err());
+        assert!(!db.nothing_to_sync());
+        let again = db.sync().unwrap_err();
+        assert!(again.to_string().contains("restart the host"), "{again}");
     }
 
     #[test]

@@ -116,9 +116,14 @@ impl Storage {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent
         // (statements are atomic), so a poisoned lock is still usable.
-        self.conn
+        let conn = self
+            .conn
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Err(error) = self.sync.restore_full(&conn) {
+            tracing::error!(%error, "could not put the database connection back to synchronous = FULL");
+        }
+        conn
     }
 
     /// Value at `key`, if any.

@@ -18,6 +18,30 @@ use guest_support::webhook;
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 
+/// Run the handler, then hold its answer until every write made so far is
+/// on disk. The components HighLevel's calls run (write-back, trigger
+/// subscriptions) write without waiting for the disk at commit
+/// (`connectzero_storage`'s `durability`); an answer saying a change was
+/// made must not outlive a power cut that loses the change.
+pub(super) async fn answer_once_on_disk(
+    State(state): State<Arc<ServerState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let answer = next.run(request).await;
+    match crate::outbound::on_disk_before_leaving(state.pipeline.storage()).await {
+        Ok(()) => answer,
+        Err(error) => {
+            tracing::error!(%error, "the database could not be synced; answer held back");
+            HttpError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the host's database could not be synced to disk; try again later".into(),
+            )
+            .into_response()
+        }
+    }
+}
+
 /// A running invocation's slots, given back when it ends.
 pub(super) struct ActionSlot {
     _host: OwnedSemaphorePermit,

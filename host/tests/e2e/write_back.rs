@@ -335,3 +335,27 @@ async fn trigger_subscriptions_are_checked_then_registered() -> anyhow::Result<(
     assert_eq!(status, 200);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_subscription_is_answered_only_once_it_is_on_disk() -> anyhow::Result<()> {
+    // The trigger component writes the subscription without waiting for
+    // the disk and sends nothing out: only the answer can sync it. An
+    // answer that outran it would lose the subscription to a power cut,
+    // and HighLevel never sends it again.
+    let dir = tempfile::tempdir()?;
+    let (world, _, _) = world_with_secrets(dir.path(), defaults()).await?;
+    let url = format!("{}/t/{TENANT}/triggers/subscription", serve(&world).await?);
+    let secret = [(SECRET_HEADER, ACTION_SECRET)];
+    let storage = world.pipeline.storage();
+    storage.sync()?;
+    let subscribed = world
+        .crm
+        .subscribe_trigger(&url, "call.ended", "CREATED", &secret)
+        .await?;
+    assert_eq!(subscribed.status, 200);
+    assert!(
+        storage.nothing_to_sync(),
+        "the subscription was on disk when its answer arrived"
+    );
+    Ok(())
+}
