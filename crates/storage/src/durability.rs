@@ -103,7 +103,9 @@ impl SyncState {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn set_synchronous(conn: &Connection, mode: &str) -> rusqlite::Result<()> {
@@ -250,7 +252,10 @@ mod tests {
         assert!(std::fs::metadata(&wal).unwrap().len() > 0);
         db.sync().unwrap();
         assert!(db.nothing_to_sync());
-        assert_eq!(db.kv_get("t", "ledger/1").unwrap().as_deref(), Some(&b"claimed"[..]));
+        assert_eq!(
+            db.kv_get("t", "ledger/1").unwrap().as_deref(),
+            Some(&b"claimed"[..])
+        );
         // Every kind of deferred write counts, the call log's too.
         let deferred = db.deferred();
         assert!(deferred.kv_compare_and_swap("t", "k", None, b"a").unwrap());
@@ -271,7 +276,10 @@ mod tests {
         let ours = Storage::open(&path).unwrap();
         ours.sync().unwrap();
         let theirs = Storage::open(&path).unwrap();
-        theirs.deferred().kv_set("t", "ledger/1", b"sending").unwrap();
+        theirs
+            .deferred()
+            .kv_set("t", "ledger/1", b"sending")
+            .unwrap();
         assert!(
             !ours.nothing_to_sync(),
             "another process's unsynced commit is seen"
