@@ -13,6 +13,7 @@
 //! per-batch cache rules. Batches alternate between the two sides.
 
 mod cold;
+mod floor;
 mod footprint;
 mod sides;
 
@@ -151,7 +152,8 @@ pub async fn run(
         ""
     );
     warm_footprint(&runtime, &world, figures).await?;
-    cold::fresh_tick(&runtime, dir, quick, figures).await?;
+    let round_trip = floor::loopback_round_trip(quick, figures).await?;
+    cold::fresh_tick(&runtime, dir, quick, figures, round_trip).await?;
     let stats = runtime.matcher_stats();
     println!(
         "  warm matcher pool: {} instantiations, {} reuses, {} dropped after an error, {} retired, {} evicted, {} idle (limit {}, {} uses each)",

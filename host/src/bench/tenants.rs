@@ -33,7 +33,14 @@ pub async fn run(
     figures: &super::figures::Figures,
 ) -> anyhow::Result<()> {
     let counts: [usize; 2] = if quick { [100, 1_000] } else { [1_000, 10_000] };
-    let run_for = Duration::from_secs(if quick { 3 } else { 10 });
+    // The steady part lasts as long as the longest quiet stretch
+    // (`scheduler::MAX_QUIET`), so each tenant's periodic pipeline run
+    // falls in it once, as it does in every such stretch of a long run.
+    let run_for = if quick {
+        Duration::from_secs(3)
+    } else {
+        scheduler::MAX_QUIET
+    };
     let world = world(runtime, dir, "tenants", TenantOptions::default()).await?;
     // Fetch the shared tokens once.
     world.tick().await?;
@@ -42,7 +49,7 @@ pub async fn run(
     println!(
         "  measures: VmRSS of this process (simulators, runtime, SQLite included) with N idle tenants;\n\
          \x20           each tenant ticked once (at most {ONCE_CONCURRENCY} at a time), then one scheduler task per\n\
-         \x20           tenant at the default 1 s interval for {} s",
+         \x20           tenant at the default 1 s interval until each has ticked once, then {} s more (steady)",
         run_for.as_secs()
     );
     println!(
@@ -66,8 +73,13 @@ pub async fn run(
 
         reset_peak_rss()?;
         let cpu = super::load::cpu_time();
-        let live = run_schedulers(&world.pipeline, &tenants, run_for).await;
+        let scheduled = run_schedulers(&world.pipeline, &tenants, run_for).await;
         let live_cpu = super::load::cpu_time().saturating_sub(cpu);
+        let live = &scheduled.all;
+        let steady = &scheduled.steady;
+        let steady_ticks = (steady.ok + steady.failed).max(1);
+        let steady_rate = steady_ticks as f64 / steady.took.as_secs_f64().max(1e-9);
+        let steady_cpu_per_tick = scheduled.steady_cpu / steady_ticks as u32;
         let after = status_kb("VmRSS:").unwrap_or(0);
         let peak = status_kb("VmHWM:").unwrap_or(0);
 
@@ -87,8 +99,8 @@ pub async fn run(
             per_tenant(ticked, base, count)
         );
         println!(
-            "    {count} scheduler tasks for {} s: {} ticks ok, {} failed ({:.0} ticks/s; {:.0}/s wanted); RSS {} (peak {})",
-            run_for.as_secs(),
+            "    {count} scheduler tasks for {:.1} s: {} ticks ok, {} failed ({:.0} ticks/s; {:.0}/s wanted); RSS {} (peak {})",
+            live.took.as_secs_f64(),
             live.ok,
             live.failed,
             (live.ok + live.failed) as f64 / live.took.as_secs_f64(),
@@ -108,6 +120,17 @@ pub async fn run(
             super::ms(live_cpu / (live.ok + live.failed).max(1) as u32),
             live_cpu.as_secs_f64() / live.took.as_secs_f64()
         );
+        println!(
+            "    steady (after every tenant's first tick, {:.1} s): {} ticks ({:.0} ticks/s), {} checks only, \
+             {} pipeline runs; CPU per idle tick {} ({:.2} cores busy)",
+            steady.took.as_secs_f64(),
+            steady.ok + steady.failed,
+            steady_rate,
+            steady.checks,
+            steady.ok + steady.failed - steady.checks,
+            super::ms(steady_cpu_per_tick),
+            scheduled.steady_cpu.as_secs_f64() / steady.took.as_secs_f64().max(1e-9)
+        );
         if count == counts[1] {
             figures.record(
                 "idle.ticks-per-s",
@@ -122,6 +145,20 @@ pub async fn run(
                 "ticks/s",
                 live_rate,
                 Some(super::figures::Goal::AtLeast(count as f64)),
+            );
+            figures.record(
+                "idle.steady-ticks-per-s",
+                &format!("idle ticks/s, {count} tenants, steady"),
+                "ticks/s",
+                steady_rate,
+                Some(super::figures::Goal::AtLeast(count as f64)),
+            );
+            figures.record(
+                "idle.steady-cpu-per-tick",
+                "CPU per idle tick, steady",
+                "ms",
+                steady_cpu_per_tick.as_secs_f64() * 1000.0,
+                None,
             );
             figures.record(
                 "idle.checks-share",
@@ -238,34 +275,79 @@ async fn tick_each_once(pipeline: &Arc<Pipeline>, tenants: &[Arc<Tenant>]) -> Ta
     std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// What the schedulers did: every tick, and the steady part (from the
+/// moment every tenant had had its first tick, which always runs the
+/// pipeline, on).
+struct Scheduled {
+    all: Tally,
+    steady: Tally,
+    /// Process CPU in the steady part.
+    steady_cpu: Duration,
+}
+
+/// Every tick's tally; once each tenant has reported once, the steady one.
+#[derive(Default)]
+struct Counting {
+    all: Tally,
+    first_seen: std::collections::HashSet<String>,
+    steady: Tally,
+    /// When the steady part began, and the process CPU then.
+    steady_since: Option<(Instant, Duration)>,
+}
+
+/// One scheduler task per tenant, each on the default interval, until
+/// every tenant has had its first tick and then for `steady_for` more.
 async fn run_schedulers(
     pipeline: &Arc<Pipeline>,
     tenants: &[Arc<Tenant>],
-    run_for: Duration,
-) -> Tally {
-    let tally = Arc::new(Mutex::new(Tally::default()));
+    steady_for: Duration,
+) -> Scheduled {
+    let count = tenants.len();
+    let counting = Arc::new(Mutex::new(Counting::default()));
+    let all_seen = Arc::new(tokio::sync::Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let started = Instant::now();
     let tasks: Vec<_> = tenants
         .iter()
         .map(|tenant| {
-            let tally = tally.clone();
+            let (counting, all_seen) = (counting.clone(), all_seen.clone());
             tokio::spawn(scheduler::run_tenant(
                 pipeline.clone(),
                 tenant.clone(),
                 stop_rx.clone(),
-                move |_: &Tenant, report: &TickReport| {
-                    tally.lock().unwrap_or_else(|e| e.into_inner()).add(report)
+                move |tenant: &Tenant, report: &TickReport| {
+                    let mut c = counting.lock().unwrap_or_else(|e| e.into_inner());
+                    c.all.add(report);
+                    if c.steady_since.is_some() {
+                        c.steady.add(report);
+                    } else if c.first_seen.insert(tenant.id().to_string())
+                        && c.first_seen.len() == count
+                    {
+                        c.steady_since = Some((Instant::now(), super::load::cpu_time()));
+                        all_seen.notify_one();
+                    }
                 },
             ))
         })
         .collect();
-    tokio::time::sleep(run_for).await;
+    // Bounded: a tenant whose first tick never reports ends the wait.
+    let _ = tokio::time::timeout(FIRST_TICKS_LIMIT, all_seen.notified()).await;
+    tokio::time::sleep(steady_for).await;
     let _ = stop_tx.send(true);
+    let ended = (Instant::now(), super::load::cpu_time());
     for task in tasks {
         let _ = task.await;
     }
-    let mut tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
-    tally.took = started.elapsed();
-    tally
+    let mut c = std::mem::take(&mut *counting.lock().unwrap_or_else(|e| e.into_inner()));
+    c.all.took = started.elapsed();
+    let (since, cpu_then) = c.steady_since.unwrap_or(ended);
+    c.steady.took = ended.0.saturating_duration_since(since);
+    Scheduled {
+        all: c.all,
+        steady: c.steady,
+        steady_cpu: ended.1.saturating_sub(cpu_then),
+    }
 }
+
+/// Longest wait for every tenant's first scheduled tick.
+const FIRST_TICKS_LIMIT: Duration = Duration::from_secs(120);

@@ -24,9 +24,11 @@ pub(super) async fn fresh_tick(
     dir: &Path,
     quick: bool,
     figures: &Figures,
+    round_trip: Duration,
 ) -> anyhow::Result<()> {
     let reps = if quick { 3 } else { 20 };
     let mut times = Vec::with_capacity(reps);
+    let mut requests = 0;
     for rep in 0..reps {
         let name = format!("cold-{rep}");
         let mut world = world(runtime.clone(), dir, &name, TenantOptions::default()).await?;
@@ -41,9 +43,18 @@ pub(super) async fn fresh_tick(
         );
         tenant.credentials = credentials;
         Placer::default().place(&world, &call_plan(0), chrono::Utc::now());
+        let sent = |world: &crate::testbed::World| {
+            world.pbx.request_count("/")
+                + ["GET", "POST", "PUT"]
+                    .iter()
+                    .map(|m| world.crm.request_count(m, "/"))
+                    .sum::<usize>()
+        };
+        let before = sent(&world);
         let started = Instant::now();
         let report = world.pipeline.tick(&tenant).await?;
         times.push(started.elapsed());
+        requests = sent(&world) - before;
         anyhow::ensure!(
             report.posted == 1 && world.crm.messages().len() == 1,
             "the cold tick did not post its call: {report:?}"
@@ -53,9 +64,11 @@ pub(super) async fn fresh_tick(
     let median = percentile(&times, 50.0);
     println!(
         "  cold tick (fresh composed tick, first tick of a tenant: poll, claim, the matcher's first call,\n\
-         \x20   post, record; loopback simulators): median {}, max {} over {reps}",
+         \x20   post, record; loopback simulators): median {}, max {} over {reps}; {requests} requests one\n\
+         \x20   after another, {} at the bare round trip",
         ms(median),
-        ms(times.last().copied().unwrap_or_default())
+        ms(times.last().copied().unwrap_or_default()),
+        ms(round_trip * requests as u32)
     );
     figures.record(
         "cold.fresh-tick",
