@@ -267,6 +267,14 @@ mod tests {
         deferred.kv_delete("t", "k").unwrap();
         assert!(!db.nothing_to_sync());
         assert_eq!(synchronous(&db), 2, "synchronous = FULL");
+        // A refused write leaves the connection at FULL too.
+        deferred.kv_set("t", "text", b"not a number").unwrap();
+        assert!(deferred.kv_increment("t", "text", 1).is_err());
+        assert_eq!(
+            synchronous(&db),
+            2,
+            "synchronous = FULL after a refused write"
+        );
     }
 
     #[test]

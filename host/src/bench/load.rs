@@ -171,7 +171,28 @@ impl Load {
 
 /// This process's CPU time so far (user + system), from /proc/self/stat.
 pub(super) fn cpu_time() -> Duration {
-    let ticks = std::fs::read_to_string("/proc/self/stat")
+    stat_cpu("/proc/self/stat")
+}
+
+/// CPU time so far of this process's threads whose name starts with
+/// `prefix` (a runtime's workers, named by its builder).
+pub(super) fn threads_cpu_time(prefix: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.trim_end().starts_with(prefix))
+        })
+        .map(|task| stat_cpu(task.path().join("stat")))
+        .sum()
+}
+
+/// User + system time of a `stat` file (a process's or a thread's).
+fn stat_cpu(path: impl AsRef<Path>) -> Duration {
+    let ticks = std::fs::read_to_string(path)
         .ok()
         .and_then(|stat| {
             // Fields after the command name (which may hold spaces).

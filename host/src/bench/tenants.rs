@@ -32,7 +32,6 @@ pub async fn run(
     quick: bool,
     figures: &super::figures::Figures,
 ) -> anyhow::Result<()> {
-    let counts: [usize; 2] = if quick { [100, 1_000] } else { [1_000, 10_000] };
     // The steady part lasts as long as the longest quiet stretch
     // (`scheduler::MAX_QUIET`), so each tenant's periodic pipeline run
     // falls in it once, as it does in every such stretch of a long run.
@@ -41,7 +40,38 @@ pub async fn run(
     } else {
         scheduler::MAX_QUIET
     };
-    let world = world(runtime, dir, "tenants", TenantOptions::default()).await?;
+    // The simulators serve from a runtime of their own, so their CPU can
+    // be told from the host's: against a real 3CX only the host's runs
+    // on this machine.
+    let simulators = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(SIMULATOR_THREADS)
+        .enable_all()
+        .build()?;
+    let world = simulators
+        .spawn(world_owned(runtime, dir.to_path_buf()))
+        .await??;
+    let result = measure(&world, quick, run_for, figures).await;
+    drop(world);
+    // Dropping a runtime may not block inside this one.
+    simulators.shutdown_background();
+    result
+}
+
+/// Name of the simulators' runtime threads.
+const SIMULATOR_THREADS: &str = "cz-sim";
+
+async fn world_owned(runtime: Arc<Runtime>, dir: std::path::PathBuf) -> anyhow::Result<World> {
+    world(runtime, &dir, "tenants", TenantOptions::default()).await
+}
+
+async fn measure(
+    world: &World,
+    quick: bool,
+    run_for: Duration,
+    figures: &super::figures::Figures,
+) -> anyhow::Result<()> {
+    let counts: [usize; 2] = if quick { [100, 1_000] } else { [1_000, 10_000] };
     // Fetch the shared tokens once.
     world.tick().await?;
     let http = crate::upstream::client(std::time::Duration::from_secs(30))?;
@@ -60,7 +90,7 @@ pub async fn run(
     let mut tenants: Vec<Arc<Tenant>> = Vec::new();
     for count in counts {
         while tenants.len() < count {
-            tenants.push(Arc::new(idle_tenant(&world, &http, tenants.len())));
+            tenants.push(Arc::new(idle_tenant(world, &http, tenants.len())));
         }
         let built = status_kb("VmRSS:").unwrap_or(0);
 
@@ -79,7 +109,8 @@ pub async fn run(
         let steady = &scheduled.steady;
         let steady_ticks = (steady.ok + steady.failed).max(1);
         let steady_rate = steady_ticks as f64 / steady.took.as_secs_f64().max(1e-9);
-        let steady_cpu_per_tick = scheduled.steady_cpu / steady_ticks as u32;
+        let steady_cpu_per_tick = scheduled.steady_cpu.total / steady_ticks as u32;
+        let steady_host_per_tick = scheduled.steady_cpu.host() / steady_ticks as u32;
         let after = status_kb("VmRSS:").unwrap_or(0);
         let peak = status_kb("VmHWM:").unwrap_or(0);
 
@@ -122,14 +153,16 @@ pub async fn run(
         );
         println!(
             "    steady (after every tenant's first tick, {:.1} s): {} ticks ({:.0} ticks/s), {} checks only, \
-             {} pipeline runs; CPU per idle tick {} ({:.2} cores busy)",
+             {} pipeline runs;\n      CPU per idle tick {} ({:.2} cores busy): the host {}, the simulators {}",
             steady.took.as_secs_f64(),
             steady.ok + steady.failed,
             steady_rate,
             steady.checks,
             steady.ok + steady.failed - steady.checks,
             super::ms(steady_cpu_per_tick),
-            scheduled.steady_cpu.as_secs_f64() / steady.took.as_secs_f64().max(1e-9)
+            scheduled.steady_cpu.total.as_secs_f64() / steady.took.as_secs_f64().max(1e-9),
+            super::ms(steady_host_per_tick),
+            super::ms(scheduled.steady_cpu.simulators / steady_ticks as u32),
         );
         if count == counts[1] {
             figures.record(
@@ -158,6 +191,13 @@ pub async fn run(
                 "CPU per idle tick, steady",
                 "ms",
                 steady_cpu_per_tick.as_secs_f64() * 1000.0,
+                None,
+            );
+            figures.record(
+                "idle.steady-host-cpu-per-tick",
+                "CPU per idle tick, steady, host only",
+                "ms",
+                steady_host_per_tick.as_secs_f64() * 1000.0,
                 None,
             );
             figures.record(
@@ -281,8 +321,36 @@ async fn tick_each_once(pipeline: &Arc<Pipeline>, tenants: &[Arc<Tenant>]) -> Ta
 struct Scheduled {
     all: Tally,
     steady: Tally,
-    /// Process CPU in the steady part.
-    steady_cpu: Duration,
+    /// CPU in the steady part: the whole process's, and the simulators'.
+    steady_cpu: Cpu,
+}
+
+/// CPU time: the whole process's, and the simulators' threads'.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    total: Duration,
+    simulators: Duration,
+}
+
+impl Cpu {
+    fn now() -> Self {
+        Self {
+            total: super::load::cpu_time(),
+            simulators: super::load::threads_cpu_time(SIMULATOR_THREADS),
+        }
+    }
+
+    fn since(self, then: Cpu) -> Self {
+        Self {
+            total: self.total.saturating_sub(then.total),
+            simulators: self.simulators.saturating_sub(then.simulators),
+        }
+    }
+
+    /// The host's part: everything but the simulators.
+    fn host(self) -> Duration {
+        self.total.saturating_sub(self.simulators)
+    }
 }
 
 /// Every tick's tally; once each tenant has reported once, the steady one.
@@ -291,8 +359,8 @@ struct Counting {
     all: Tally,
     first_seen: std::collections::HashSet<String>,
     steady: Tally,
-    /// When the steady part began, and the process CPU then.
-    steady_since: Option<(Instant, Duration)>,
+    /// When the steady part began, and the CPU then.
+    steady_since: Option<(Instant, Cpu)>,
 }
 
 /// One scheduler task per tenant, each on the default interval, until
@@ -323,7 +391,7 @@ async fn run_schedulers(
                     } else if c.first_seen.insert(tenant.id().to_string())
                         && c.first_seen.len() == count
                     {
-                        c.steady_since = Some((Instant::now(), super::load::cpu_time()));
+                        c.steady_since = Some((Instant::now(), Cpu::now()));
                         all_seen.notify_one();
                     }
                 },
@@ -334,7 +402,7 @@ async fn run_schedulers(
     let _ = tokio::time::timeout(FIRST_TICKS_LIMIT, all_seen.notified()).await;
     tokio::time::sleep(steady_for).await;
     let _ = stop_tx.send(true);
-    let ended = (Instant::now(), super::load::cpu_time());
+    let ended = (Instant::now(), Cpu::now());
     for task in tasks {
         let _ = task.await;
     }
@@ -345,7 +413,7 @@ async fn run_schedulers(
     Scheduled {
         all: c.all,
         steady: c.steady,
-        steady_cpu: ended.1.saturating_sub(cpu_then),
+        steady_cpu: ended.1.since(cpu_then),
     }
 }
 
