@@ -132,7 +132,7 @@ pub fn install() {
 /// `<queue>/job/<id>` (see `guest-support/src/queue/`).
 fn queue_len(storage: &Storage, tenant: &str, queue: &str) -> i64 {
     storage
-        .kv_count_prefix(tenant, &format!("{queue}/job/"))
+        .kv_count_prefix(tenant, &guest_support::queue::jobs_prefix(queue))
         .unwrap_or(0)
 }
 
@@ -141,7 +141,7 @@ fn queue_len(storage: &Storage, tenant: &str, queue: &str) -> i64 {
 pub fn encode<'a>(storage: &Storage, tenants: impl IntoIterator<Item = &'a str>) -> String {
     let m = &*METRICS;
     for tenant in tenants {
-        for queue in ["attach", "trigger"] {
+        for queue in guest_support::queue::FOLLOW_UP_QUEUES {
             m.queue_depth
                 .get_or_create(&QueueLabels {
                     tenant: tenant.into(),

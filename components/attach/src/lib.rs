@@ -33,7 +33,7 @@ use exports::connectzero::pipeline::attach::{
 };
 
 /// Name of the queue in the tenant's bucket.
-const QUEUE: &str = "attach";
+const QUEUE: &str = guest_support::queue::RECORDINGS;
 
 /// How long a worker holds a job it is working: one attempt streams every
 /// recording of a call (up to five) from 3CX to HighLevel, within one

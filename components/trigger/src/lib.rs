@@ -39,7 +39,7 @@ use exports::connectzero::pipeline::trigger::{
 };
 
 /// Name of the queue in the tenant's bucket.
-const QUEUE: &str = "trigger";
+const QUEUE: &str = guest_support::queue::TRIGGERS;
 
 /// How long a worker holds a job it is working: one attempt POSTs the event to every subscription of its key, each bounded by the HTTP client's timeouts.
 const DELIVERY_CLAIM_MS: i64 = 60_000;

@@ -24,8 +24,10 @@
 //! pipeline only when it did, or when the tenant's settings changed, an
 //! operator asked for a copy, the check failed, or [`MAX_QUIET`] passed
 //! (a follow-up coming due — a recording retry, a workflow retry — waits
-//! for that at most). Skipping a tick cannot lose or double a call: the
-//! next tick that runs handles everything the skipped one would have.
+//! for that at most; [`MAX_QUIET_EMPTY`] when the tenant's follow-up
+//! queues are empty, so nothing can come due). Skipping a tick cannot lose
+//! or double a call: the next tick that runs handles everything the
+//! skipped one would have.
 
 use crate::pipeline::{Pipeline, Tenant, TickReport};
 use crate::report::QuietWindow;
@@ -42,6 +44,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// the tenant is idle (the tick does not say when its queues' next job is
 /// due).
 pub const MAX_QUIET: Duration = Duration::from_secs(15);
+
+/// Longest a tenant goes on checks alone when its follow-up queues held no
+/// job after its last run: nothing can come due, and the pipeline's run
+/// only backs up the checks. A quarter of the runs [`MAX_QUIET`] would
+/// make; at 10,000 idle tenants those runs were most of the host's CPU
+/// (issue 20).
+pub const MAX_QUIET_EMPTY: Duration = Duration::from_secs(60);
+
+/// How long a tenant whose last tick was quiet may go on checks alone:
+/// [`MAX_QUIET`] while any follow-up job is queued (or that cannot be
+/// read), else [`MAX_QUIET_EMPTY`].
+pub fn quiet_limit(storage: &Storage, tenant: &str) -> Duration {
+    let queued = guest_support::queue::FOLLOW_UP_QUEUES.iter().any(|queue| {
+        storage
+            .kv_count_prefix(tenant, &guest_support::queue::jobs_prefix(queue))
+            .map_or(true, |jobs| jobs > 0)
+    });
+    if queued { MAX_QUIET } else { MAX_QUIET_EMPTY }
+}
 
 pub use crate::quiet::QuietProbe;
 
@@ -77,9 +98,9 @@ pub async fn run_tenant(
 ) {
     let mut delay = Duration::ZERO;
     let mut last_error: Option<String> = None;
-    // The last quiet tick's window, when it was, with when it ran and the
-    // tenant (settings) it ran with.
-    let mut quiet: Option<(QuietWindow, Instant, Arc<Tenant>)> = None;
+    // The last quiet tick's window, when it ran, how long checks alone may
+    // stand in for the pipeline, and the tenant (settings) it ran with.
+    let mut quiet: Option<(QuietWindow, Instant, Duration, Arc<Tenant>)> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -91,13 +112,13 @@ pub async fn run_tenant(
         let tenant = observer.tenant_for_tick(&tenant, pipeline.storage());
         let interval = Duration::from_millis(tenant.config.settings.poll_interval_ms);
         let still = match quiet.take() {
-            Some((window, since, ran_with))
-                if Arc::ptr_eq(&ran_with, &tenant) && since.elapsed() < MAX_QUIET =>
+            Some((window, since, limit, ran_with))
+                if Arc::ptr_eq(&ran_with, &tenant) && since.elapsed() < limit =>
             {
                 pipeline
                     .still_quiet(&tenant, &window)
                     .await
-                    .then_some((window, since, ran_with))
+                    .then_some((window, since, limit, ran_with))
             }
             _ => None,
         };
@@ -117,10 +138,10 @@ pub async fn run_tenant(
                         ..TickReport::default()
                     },
                 };
-                quiet = report
-                    .quiet
-                    .clone()
-                    .map(|window| (window, Instant::now(), tenant.clone()));
+                quiet = report.quiet.clone().map(|window| {
+                    let limit = quiet_limit(pipeline.storage(), tenant.id());
+                    (window, Instant::now(), limit, tenant.clone())
+                });
                 report
             }
         };
@@ -173,6 +194,24 @@ mod tests {
             next_delay(second, Duration::from_secs(50), &TickReport::default()),
             second
         );
+    }
+
+    #[test]
+    fn a_quiet_tenant_with_queued_follow_ups_runs_its_pipeline_sooner() {
+        let storage = Storage::in_memory().unwrap();
+        assert_eq!(quiet_limit(&storage, "t"), MAX_QUIET_EMPTY);
+        for queue in guest_support::queue::FOLLOW_UP_QUEUES {
+            let job = format!("{}3cx:1@1", guest_support::queue::jobs_prefix(queue));
+            storage.kv_set("t", &job, b"{}").unwrap();
+            assert_eq!(quiet_limit(&storage, "t"), MAX_QUIET, "{queue}");
+            // Another tenant's jobs are not this one's.
+            assert_eq!(quiet_limit(&storage, "u"), MAX_QUIET_EMPTY, "{queue}");
+            storage.kv_delete("t", &job).unwrap();
+        }
+        // Keys that are not jobs (done markers, index pages) hold nothing back.
+        storage.kv_set("t", "trigger/done/x", b"1").unwrap();
+        storage.kv_set("t", "attach/pages", b"[0,0]").unwrap();
+        assert_eq!(quiet_limit(&storage, "t"), MAX_QUIET_EMPTY);
     }
 
     #[test]

@@ -32,13 +32,14 @@ pub async fn run(
     quick: bool,
     figures: &super::figures::Figures,
 ) -> anyhow::Result<()> {
-    // The steady part lasts as long as the longest quiet stretch
-    // (`scheduler::MAX_QUIET`), so each tenant's periodic pipeline run
-    // falls in it once, as it does in every such stretch of a long run.
+    // The steady part lasts as long as an idle tenant's longest quiet
+    // stretch (`scheduler::MAX_QUIET_EMPTY`: its queues are empty), so each
+    // tenant's periodic pipeline run falls in it once, as it does in every
+    // such stretch of a long run.
     let run_for = if quick {
         Duration::from_secs(3)
     } else {
-        scheduler::MAX_QUIET
+        scheduler::MAX_QUIET_EMPTY
     };
     // The simulators serve from a runtime of their own, so their CPU can
     // be told from the host's: against a real 3CX only the host's runs

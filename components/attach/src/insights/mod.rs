@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::exports::connectzero::pipeline::attach::{InsightsJob, InsightsOutcome, InsightsReport};
 
 /// Name of the queue in the tenant's bucket.
-pub const QUEUE: &str = "insights";
+pub const QUEUE: &str = guest_support::queue::INSIGHTS;
 
 /// How long a worker holds an insights job: longer than any invocation
 /// may run (the hosts stop one after 15 minutes, rate-limiter waits

@@ -27,6 +27,22 @@
 //! `scan` (finding the due jobs) and `legacy` (moving the pre-page index
 //! onto pages).
 
+/// The queue of recording jobs (attach).
+pub const RECORDINGS: &str = "attach";
+/// The queue of 3CX insights jobs (attach).
+pub const INSIGHTS: &str = "insights";
+/// The queue of workflow trigger deliveries (trigger).
+pub const TRIGGERS: &str = "trigger";
+/// Every queue of follow-up work a posted call leaves behind. The host
+/// reads their job keys (metrics' queue depths; the scheduler: whether a
+/// quiet tenant has anything that can come due).
+pub const FOLLOW_UP_QUEUES: [&str; 3] = [RECORDINGS, INSIGHTS, TRIGGERS];
+
+/// The prefix of every job key of queue `name` (`<name>/job/<id>`).
+pub fn jobs_prefix(name: &str) -> String {
+    format!("{name}/job/")
+}
+
 mod jobs;
 mod legacy;
 mod pages;

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 impl<S: Store> Queue<'_, S> {
     pub(super) fn job_key(&self, id: &str) -> String {
-        format!("{}/job/{id}", self.name)
+        format!("{}{id}", super::jobs_prefix(self.name))
     }
 
     pub(super) fn done_key(&self, id: &str) -> String {
