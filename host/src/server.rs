@@ -75,15 +75,16 @@ pub fn router(state: Arc<ServerState>) -> Router {
             "/t/{tenant}/triggers/subscription",
             post(subscription::subscription).layer(DefaultBodyLimit::max(MAX_SUBSCRIPTION_BYTES)),
         )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            gate::require_secret,
-        ))
         // Their answers say a component's writes were made: they leave
-        // only once those are on disk.
+        // only once those are on disk. (Layered first, so it runs inside
+        // the secret's gate: a refused request costs no sync.)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::answer_once_on_disk,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::require_secret,
         ));
     Router::new()
         .merge(webhooks)
@@ -95,10 +96,19 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
-/// Ready when the database answers. The components are loaded before the
+/// Ready when the database answers and its syncs are not refused. The components are loaded before the
 /// server starts (a `ServerState` holds the loaded pipeline), so a server
 /// that answers at all has them.
 async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
+    if state.pipeline.storage().sync_refused() {
+        return HttpError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the disk refused to sync the database; nothing that depends on it \
+             leaves until the host is restarted (check the disk first)"
+                .into(),
+        )
+        .into_response();
+    }
     match state
         .pipeline
         .storage()

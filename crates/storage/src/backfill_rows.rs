@@ -28,7 +28,7 @@ impl Storage {
     /// The end of the part of the backfill of `tenant` from `since_ms`
     /// that is done, if a run recorded any.
     pub fn backfill_progress(&self, tenant: &str, since_ms: i64) -> rusqlite::Result<Option<i64>> {
-        self.lock()
+        self.lock()?
             .query_row(
                 "SELECT done_until_ms FROM backfill_progress WHERE tenant = ?1 AND since_ms = ?2",
                 params![tenant, since_ms],
@@ -47,7 +47,7 @@ impl Storage {
         done_until_ms: i64,
         now_ms: i64,
     ) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "INSERT INTO backfill_progress (tenant, since_ms, done_until_ms, updated_at_ms)
              VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (tenant, since_ms) DO UPDATE SET
@@ -61,7 +61,7 @@ impl Storage {
     /// Forget the progress of the backfill of `tenant` from `since_ms`
     /// (`--restart`).
     pub fn clear_backfill_progress(&self, tenant: &str, since_ms: i64) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "DELETE FROM backfill_progress WHERE tenant = ?1 AND since_ms = ?2",
             params![tenant, since_ms],
         )?;
@@ -87,7 +87,7 @@ impl Storage {
         call_key: &str,
         now_ms: i64,
     ) -> rusqlite::Result<ReplayOpen> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let logged: Option<(String, String)> = tx
             .query_row(

@@ -33,9 +33,12 @@ impl Storage {
         key: &str,
         change: impl FnOnce(&mut BudgetRow),
     ) -> rusqlite::Result<()> {
-        let mut conn = self.lock();
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = (|| {
+        // Back to FULL when the guard drops, however this ends; not
+        // counted as unsynced (`durability`): a lost budget leaves nothing
+        // outside the host wrong.
+        let mut guard = self.normal()?;
+        let conn = &mut guard.conn;
+        {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let stored: Option<(String, i64, String)> = tx
                 .query_row(
@@ -62,10 +65,7 @@ impl Storage {
                 params![key, window, row.blocked_until_ms, hours],
             )?;
             tx.commit()
-        })();
-        // Every other write keeps its fsync.
-        let restored = conn.pragma_update(None, "synchronous", "FULL");
-        result.and(restored)
+        }
     }
 }
 
@@ -98,6 +98,7 @@ mod tests {
         // Every other write is still waited onto disk.
         let full: i64 = db
             .lock()
+            .unwrap()
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         assert_eq!(full, 2, "synchronous = FULL");

@@ -61,7 +61,7 @@ impl Storage {
     /// operator still has to settle them, or a retry is on its way).
     /// Returns how many went.
     pub fn prune_calls(&self, tenant: &str, before_ms: i64, max: usize) -> rusqlite::Result<usize> {
-        self.lock().execute(
+        self.lock()?.execute(
             "DELETE FROM calls WHERE rowid IN (
                  SELECT rowid FROM calls
                  WHERE tenant = ?1 AND handled_at_ms < ?2 AND outcome NOT IN ('parked', 'retrying')
@@ -72,7 +72,7 @@ impl Storage {
 
     /// How many calls `tenant`'s call log holds.
     pub fn call_count(&self, tenant: &str) -> rusqlite::Result<i64> {
-        self.lock().query_row(
+        self.lock()?.query_row(
             "SELECT count(*) FROM calls WHERE tenant = ?1",
             params![tenant],
             |r| r.get(0),
@@ -157,7 +157,7 @@ impl Storage {
 
     /// The recorded outcome of one call, if any.
     pub fn call_outcome(&self, tenant: &str, call_key: &str) -> rusqlite::Result<Option<String>> {
-        self.lock()
+        self.lock()?
             .query_row(
                 "SELECT outcome FROM calls WHERE tenant = ?1 AND call_key = ?2",
                 params![tenant, call_key],
@@ -168,7 +168,7 @@ impl Storage {
 
     /// Every recorded call of `tenant`, oldest call first.
     pub fn calls(&self, tenant: &str) -> rusqlite::Result<Vec<CallRecord>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {RECORD_COLUMNS} FROM calls WHERE tenant = ?1 ORDER BY ended_at_ms, call_key"
         ))?;

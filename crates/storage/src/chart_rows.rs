@@ -50,7 +50,7 @@ impl Storage {
             hours: vec![HourRows::default(); hours],
             latencies_truncated: false,
         };
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(
             "SELECT (handled_at_ms - ?2) / 3600000 AS hour, outcome, COUNT(*)
              FROM calls WHERE tenant = ?1 AND handled_at_ms >= ?2 AND handled_at_ms < ?3
@@ -159,7 +159,7 @@ mod tests {
     fn both_queries_read_the_window_through_the_handled_at_index() {
         let dir = tempfile::tempdir().unwrap();
         let db = Storage::open(&dir.path().join("plan.db")).unwrap();
-        let conn = db.lock();
+        let conn = db.lock().unwrap();
         for query in [
             "SELECT (handled_at_ms - 0) / 3600000 AS hour, outcome, COUNT(*) FROM calls
              WHERE tenant = 't' AND handled_at_ms >= 0 AND handled_at_ms < 1 GROUP BY hour, outcome",

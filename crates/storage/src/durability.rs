@@ -22,10 +22,13 @@
 //! database, and the database after). Syncing a file through any
 //! descriptor flushes what every process wrote to it, so a sync also
 //! covers another process's commits, which [`Storage::nothing_to_sync`]
-//! notices through `PRAGMA data_version`.
+//! notices through the connection's `PRAGMA data_version` (this
+//! process's own deferred commits are counted instead: `data_version`
+//! does not change with the connection's own).
 
 use super::Storage;
 use rusqlite::Connection;
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -39,15 +42,19 @@ const NEVER_SEEN: i64 = i64::MIN;
 /// What a database's handles share about its unsynced commits.
 #[derive(Debug)]
 pub(crate) struct SyncState {
-    /// The WAL file and a connection of its own that only reads
-    /// `PRAGMA data_version` (which changes with every commit of any other
-    /// connection: the handles' shared one and other processes'), so
-    /// checking never waits for the writers' connection. `None` when
-    /// commits never wait for a disk (an in-memory database) or the
-    /// database is not in WAL mode; deferred handles then write as the
-    /// others do.
-    wal: Option<(PathBuf, Mutex<Connection>)>,
-    /// `data_version` as the probe read it when the last completed sync
+    /// The WAL file. `None` when commits never wait for a disk (an
+    /// in-memory database) or the database is not in WAL mode; deferred
+    /// handles then write as the others do.
+    wal: Option<Wal>,
+    /// Deferred commits made through this process's connection, counted
+    /// while the connection is still held, so anything that read one sees
+    /// it counted. (The host's own NORMAL writes, the request budget, are
+    /// not counted: losing them costs nothing that left.)
+    written: AtomicU64,
+    /// `written` as it was when the last completed sync began.
+    synced: AtomicU64,
+    /// The connection's `PRAGMA data_version` (which changes with every
+    /// other process's commit) as it was when the last completed sync
     /// began.
     seen_version: Mutex<i64>,
     /// Syncs begun and finished, in order (one at a time): a caller that
@@ -60,12 +67,23 @@ pub(crate) struct SyncState {
     /// Set when the disk refused a sync. Linux reports a failed write-back
     /// once and marks the pages clean: a later sync would succeed over
     /// lost commits. So every later sync fails too, until a restart
-    /// (recovery reads the WAL back from disk).
+    /// (recovery reads the WAL back from disk), and the host reports
+    /// itself not ready.
     refused: AtomicBool,
     /// Set when the connection could not be put back to
-    /// `synchronous = FULL` after a deferred write; the next use of the
+    /// `synchronous = FULL` after a NORMAL write; the next use of the
     /// connection puts it back before anything else.
     full_pending: AtomicBool,
+}
+
+/// The WAL file, and a descriptor of it kept open from the first sync on:
+/// a write-back error is reported to every descriptor open when it
+/// happened, so one opened afresh for each sync could miss an error
+/// SQLite's own descriptor saw first.
+#[derive(Debug)]
+struct Wal {
+    path: PathBuf,
+    file: Mutex<Option<File>>,
 }
 
 impl SyncState {
@@ -74,14 +92,20 @@ impl SyncState {
         let journal: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
         let wal = match conn.path() {
             Some(path) if !path.is_empty() && journal.eq_ignore_ascii_case("wal") => {
-                let probe = Connection::open(path)?;
-                probe.busy_timeout(std::time::Duration::from_secs(10))?;
-                Some((PathBuf::from(format!("{path}-wal")), Mutex::new(probe)))
+                let path = PathBuf::from(format!("{path}-wal"));
+                // Open now when SQLite has made it (the migrations wrote).
+                let file = File::open(&path).ok();
+                Some(Wal {
+                    path,
+                    file: Mutex::new(file),
+                })
             }
             _ => None,
         };
         Ok(Self {
             wal,
+            written: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
             seen_version: Mutex::new(NEVER_SEEN),
             begun: AtomicU64::new(0),
             finished: AtomicU64::new(0),
@@ -92,11 +116,21 @@ impl SyncState {
     }
 
     /// The connection's `synchronous` as every handle expects it (FULL),
-    /// if a deferred write could not put it back.
+    /// if a NORMAL write could not put it back.
     pub(crate) fn restore_full(&self, conn: &Connection) -> rusqlite::Result<()> {
         if self.full_pending.load(Ordering::SeqCst) {
             set_synchronous(conn, "FULL")?;
             self.full_pending.store(false, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn refused_error(&self) -> std::io::Result<()> {
+        if self.refused.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other(
+                "an earlier sync of the database failed: nothing that depends on it may leave; \
+                 check the disk and restart the host",
+            ));
         }
         Ok(())
     }
@@ -109,22 +143,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn set_synchronous(conn: &Connection, mode: &str) -> rusqlite::Result<()> {
-    // Prepared once per connection: two of these run per deferred write.
-    conn.prepare_cached(&format!("PRAGMA synchronous = {mode}"))?
-        .execute([])?;
-    Ok(())
+    conn.pragma_update(None, "synchronous", mode)
 }
 
-fn data_version(probe: &Mutex<Connection>) -> rusqlite::Result<i64> {
-    lock(probe)
-        .prepare_cached("PRAGMA data_version")?
-        .query_row([], |r| r.get(0))
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "data_version", |r| r.get(0))
 }
 
-/// Puts the connection back to `synchronous = FULL` when a deferred write
+/// Puts the connection back to `synchronous = FULL` when a NORMAL write
 /// ends, however it ends (an error, a panic).
-struct BackToFull<'a> {
-    conn: MutexGuard<'a, Connection>,
+pub(crate) struct BackToFull<'a> {
+    pub(crate) conn: MutexGuard<'a, Connection>,
     state: &'a SyncState,
 }
 
@@ -152,42 +181,69 @@ impl Storage {
         }
     }
 
+    /// The connection at `synchronous = NORMAL` until the guard drops.
+    pub(crate) fn normal(&self) -> rusqlite::Result<BackToFull<'_>> {
+        let conn = self.lock()?;
+        set_synchronous(&conn, "NORMAL")?;
+        Ok(BackToFull {
+            conn,
+            state: &self.sync,
+        })
+    }
+
     /// Run `write` on the connection; on a deferred handle of a database
-    /// on disk, with `synchronous = NORMAL` for that write only.
+    /// on disk, with `synchronous = NORMAL` and counted as unsynced.
     pub(crate) fn write<T>(
         &self,
         write: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        let mut conn = self.lock();
         if !self.deferred || self.sync.wal.is_none() {
-            return write(&mut conn);
+            return write(&mut *self.lock()?);
         }
-        set_synchronous(&conn, "NORMAL")?;
-        let mut guard = BackToFull {
-            conn,
-            state: &self.sync,
-        };
-        write(&mut guard.conn)
+        let mut guard = self.normal()?;
+        let result = write(&mut guard.conn);
+        // Counted before the connection is released, failed or not (a
+        // failed write costs at most one needless sync).
+        self.sync.written.fetch_add(1, Ordering::SeqCst);
+        result
     }
 
     /// Whether every commit made so far, by this process or another, is
-    /// certainly on disk already.
+    /// certainly on disk already. `false` when that cannot be told
+    /// without waiting (the connection is busy): [`Storage::sync`] then
+    /// finds out.
     pub fn nothing_to_sync(&self) -> bool {
-        let Some((_, probe)) = &self.sync.wal else {
+        if self.sync.wal.is_none() {
             return true;
+        }
+        let state = &self.sync;
+        if state.refused.load(Ordering::SeqCst)
+            || state.written.load(Ordering::SeqCst) > state.synced.load(Ordering::SeqCst)
+        {
+            return false;
+        }
+        let Ok(conn) = self.conn.try_lock() else {
+            return false;
         };
-        !self.sync.refused.load(Ordering::SeqCst)
-            && data_version(probe).is_ok_and(|v| v == *lock(&self.sync.seen_version))
+        data_version(&conn).is_ok_and(|v| v == *lock(&state.seen_version))
+    }
+
+    /// Whether a sync has failed: nothing that depends on the database
+    /// leaves any more, and the host should be restarted once the disk is
+    /// fixed.
+    pub fn sync_refused(&self) -> bool {
+        self.sync.refused.load(Ordering::SeqCst)
     }
 
     /// Wait until every commit made so far, by this process or another,
     /// is on disk: one `fsync` of the WAL, shared by every caller that
-    /// arrived before it began. Blocks. An error means the disk refused;
-    /// nothing that depends on the commits may leave, and every later
-    /// sync fails too (restart the host once the disk is fixed).
+    /// arrived before it began. Blocks. An error means the commits may not
+    /// be on disk, and nothing that depends on them may leave; when the
+    /// disk refused the fsync, every later sync fails too (restart the
+    /// host once the disk is fixed).
     pub fn sync(&self) -> std::io::Result<()> {
         let state = &self.sync;
-        let Some((wal, probe)) = &state.wal else {
+        let Some(wal) = &state.wal else {
             return Ok(());
         };
         let arrived = state.begun.load(Ordering::SeqCst);
@@ -198,28 +254,27 @@ impl Storage {
         }
         state.refused_error()?;
         let this = state.begun.fetch_add(1, Ordering::SeqCst) + 1;
-        let version = data_version(probe).map_err(std::io::Error::other)?;
-        if version != *lock(&state.seen_version) {
-            let synced = std::fs::File::open(wal).and_then(|file| file.sync_data());
-            if let Err(error) = synced {
+        let target = state.written.load(Ordering::SeqCst);
+        let version = data_version(&*self.lock().map_err(std::io::Error::other)?)
+            .map_err(std::io::Error::other)?;
+        if target > state.synced.load(Ordering::SeqCst) || version != *lock(&state.seen_version) {
+            let mut file = lock(&wal.file);
+            if file.is_none() {
+                // Not being able to open it is not the disk refusing a
+                // write: this sync fails, the next one tries again.
+                *file = Some(File::open(&wal.path)?);
+            }
+            if let Some(file) = file.as_ref()
+                && let Err(error) = file.sync_data()
+            {
                 state.refused.store(true, Ordering::SeqCst);
+                tracing::error!(%error, "the disk refused to sync the database; nothing that depends on it leaves until a restart");
                 return Err(error);
             }
+            state.synced.fetch_max(target, Ordering::SeqCst);
             *lock(&state.seen_version) = version;
         }
         state.finished.store(this, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-impl SyncState {
-    fn refused_error(&self) -> std::io::Result<()> {
-        if self.refused.load(Ordering::SeqCst) {
-            return Err(std::io::Error::other(
-                "an earlier sync of the database failed: nothing that depends on it may leave; \
-                 check the disk and restart the host",
-            ));
-        }
         Ok(())
     }
 }
@@ -231,6 +286,7 @@ mod tests {
 
     fn synchronous(db: &Storage) -> i64 {
         db.lock()
+            .unwrap()
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .unwrap()
     }
@@ -297,18 +353,18 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_sync_refuses_every_later_one() {
+    fn a_wal_that_cannot_be_opened_fails_the_sync_and_the_next_one_tries_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cz.db");
         let opened = Storage::open(&path).unwrap();
-        // The same database, its WAL looked for where the disk cannot
-        // give it: every fsync fails.
+        // The same database, its WAL looked for where it cannot be opened.
+        let missing = dir.path().join("elsewhere").join("cz.db-wal");
         let db = Storage {
             sync: Arc::new(SyncState {
-                wal: Some((
-                    dir.path().join("unreachable").join("cz.db-wal"),
-                    Mutex::new(Connection::open(&path).unwrap()),
-                )),
+                wal: Some(Wal {
+                    path: missing.clone(),
+                    file: Mutex::new(None),
+                }),
                 ..SyncState::of(&Connection::open_in_memory().unwrap()).unwrap()
             }),
             ..opened
@@ -316,8 +372,25 @@ mod tests {
         db.deferred().kv_set("t", "ledger/1", b"claimed").unwrap();
         assert!(db.sync().is_err());
         assert!(!db.nothing_to_sync());
-        let again = db.sync().unwrap_err();
-        assert!(again.to_string().contains("restart the host"), "{again}");
+        // Not a refusal of the disk: not sticky.
+        assert!(!db.sync_refused());
+        std::fs::create_dir_all(missing.parent().unwrap()).unwrap();
+        std::fs::write(&missing, b"").unwrap();
+        db.sync().unwrap();
+        assert!(db.nothing_to_sync());
+    }
+
+    #[test]
+    fn a_refused_sync_refuses_every_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Storage::open(&dir.path().join("cz.db")).unwrap();
+        db.deferred().kv_set("t", "ledger/1", b"claimed").unwrap();
+        // What the disk refusing a write-back looks like to the host.
+        db.sync.refused.store(true, Ordering::SeqCst);
+        let error = db.sync().unwrap_err();
+        assert!(error.to_string().contains("restart the host"), "{error}");
+        assert!(db.sync_refused());
+        assert!(!db.nothing_to_sync());
     }
 
     #[test]

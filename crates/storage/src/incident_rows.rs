@@ -72,7 +72,7 @@ impl Storage {
         hint: &str,
         now_ms: i64,
     ) -> rusqlite::Result<(Incident, bool)> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let updated = tx.execute(
             "UPDATE diagnostics_incidents SET detail = ?3, hint = ?4, last_seen_ms = ?5
@@ -107,7 +107,7 @@ impl Storage {
         check: &str,
         now_ms: i64,
     ) -> rusqlite::Result<Option<Incident>> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let open = tx
             .query_row(
@@ -133,7 +133,7 @@ impl Storage {
 
     /// `tenant`'s open incidents, oldest first.
     pub fn open_incidents(&self, tenant: &str) -> rusqlite::Result<Vec<Incident>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut statement = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM diagnostics_incidents
              WHERE tenant = ?1 AND closed_at_ms IS NULL ORDER BY opened_at_ms, id"
@@ -145,7 +145,7 @@ impl Storage {
 
     /// Closed incidents of `tenant` whose CRM task is still open.
     pub fn incidents_with_open_tasks(&self, tenant: &str) -> rusqlite::Result<Vec<Incident>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut statement = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM diagnostics_incidents
              WHERE tenant = ?1 AND closed_at_ms IS NOT NULL
@@ -166,7 +166,7 @@ impl Storage {
         now_ms: i64,
         lease_ms: i64,
     ) -> rusqlite::Result<bool> {
-        let changed = self.lock().execute(
+        let changed = self.lock()?.execute(
             "UPDATE diagnostics_incidents SET alert_claim_ms = ?2
              WHERE id = ?1 AND alert_task_id IS NULL AND closed_at_ms IS NULL
                AND (alert_claim_ms IS NULL OR alert_claim_ms <= ?2 - ?3)",
@@ -182,7 +182,7 @@ impl Storage {
         contact_id: &str,
         task_id: &str,
     ) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "UPDATE diagnostics_incidents SET alert_contact_id = ?2, alert_task_id = ?3,
                  alert_error = NULL, alert_claim_ms = NULL
              WHERE id = ?1",
@@ -195,7 +195,7 @@ impl Storage {
     /// says why (shown on the status page); the claim is released so a
     /// later run tries again.
     pub fn incident_alert_failed(&self, id: i64, error: &str) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "UPDATE diagnostics_incidents SET alert_error = ?2, alert_claim_ms = NULL
              WHERE id = ?1",
             params![id, error],
@@ -205,7 +205,7 @@ impl Storage {
 
     /// Incident `id`'s CRM task was marked completed.
     pub fn incident_task_completed(&self, id: i64) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "UPDATE diagnostics_incidents SET task_completed = 1, alert_error = NULL WHERE id = ?1",
             params![id],
         )?;
@@ -214,7 +214,7 @@ impl Storage {
 
     /// Open incidents per tenant, for the metrics.
     pub fn open_incident_counts(&self) -> rusqlite::Result<Vec<(String, i64)>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut statement = conn.prepare(
             "SELECT tenant, COUNT(*) FROM diagnostics_incidents
              WHERE closed_at_ms IS NULL GROUP BY tenant ORDER BY tenant",

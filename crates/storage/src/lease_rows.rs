@@ -16,7 +16,7 @@ impl Storage {
         now_ms: i64,
         until_ms: i64,
     ) -> rusqlite::Result<bool> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let held: Option<(String, i64)> = tx
             .query_row(
@@ -39,7 +39,7 @@ impl Storage {
 
     /// Give `tenant`'s refresh lease back, if `holder` still has it.
     pub fn refresh_lease_release(&self, tenant: &str, holder: &str) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "DELETE FROM refresh_leases WHERE tenant = ?1 AND holder = ?2",
             params![tenant, holder],
         )?;

@@ -117,22 +117,23 @@ impl Storage {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    /// The connection, at `synchronous = FULL`: when a NORMAL write could
+    /// not put it back, this does, or fails (a host write must not
+    /// silently skip its wait for the disk).
+    fn lock(&self) -> rusqlite::Result<MutexGuard<'_, Connection>> {
         // A panic while holding the lock cannot leave SQLite inconsistent
         // (statements are atomic), so a poisoned lock is still usable.
         let conn = self
             .conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Err(error) = self.sync.restore_full(&conn) {
-            tracing::error!(%error, "could not put the database connection back to synchronous = FULL");
-        }
-        conn
+        self.sync.restore_full(&conn)?;
+        Ok(conn)
     }
 
     /// Value at `key`, if any.
     pub fn kv_get(&self, ns: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-        self.lock()
+        self.lock()?
             .prepare_cached(KV_SELECT)?
             .query_row(params![ns, key], |r| r.get(0))
             .optional()
@@ -165,7 +166,7 @@ impl Storage {
     /// Bytes the database holds in use and in its file (pages in use, and
     /// all pages including free ones SQLite will reuse).
     pub fn database_bytes(&self) -> rusqlite::Result<(u64, u64)> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let pragma = |name: &str| -> rusqlite::Result<u64> {
             conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
                 .map(|v| v.max(0) as u64)
@@ -191,7 +192,7 @@ impl Storage {
         // Keys starting with `prefix` sort from `prefix` up to `prefix`
         // followed by the highest character; SQLite compares text as bytes.
         let end = format!("{prefix}\u{10FFFF}");
-        self.lock().query_row(
+        self.lock()?.query_row(
             "SELECT count(*) FROM kv WHERE namespace = ?1 AND key >= ?2 AND key < ?3",
             params![ns, prefix, end],
             |r| r.get(0),
@@ -200,7 +201,7 @@ impl Storage {
 
     /// Keys after `cursor` (exclusive), in order, at most [`LIST_PAGE`].
     pub fn kv_list(&self, ns: &str, cursor: Option<&str>) -> rusqlite::Result<Vec<String>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn.prepare(
             "SELECT key FROM kv WHERE namespace = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
         )?;
@@ -320,7 +321,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let db = Storage::open(&dir.join("sync.db")).unwrap();
         let (mode, journal): (i64, String) = {
-            let conn = db.lock();
+            let conn = db.lock().unwrap();
             (
                 conn.pragma_query_value(None, "synchronous", |r| r.get(0))
                     .unwrap(),

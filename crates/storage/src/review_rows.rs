@@ -80,7 +80,7 @@ impl Storage {
     /// The calls of `tenant` parked "needs review" and not yet assigned,
     /// newest first, with their candidates.
     pub fn needs_review(&self, tenant: &str) -> rusqlite::Result<Vec<ReviewCall>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn.prepare(
             "SELECT c.call_key, c.direction, c.caller, c.callee, c.ended_at_ms, kv.value
              FROM calls c JOIN kv ON kv.namespace = c.tenant AND kv.key = 'post/review/' || c.call_key
@@ -114,7 +114,7 @@ impl Storage {
         contact_id: &str,
         now_ms: i64,
     ) -> rusqlite::Result<ReviewAssign> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let call: Option<(String, String)> = tx
             .query_row(

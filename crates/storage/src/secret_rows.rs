@@ -110,7 +110,7 @@ fn sealed_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SealedSecret> {
 impl Storage {
     /// The sealed secret `name` of `tenant`, if any.
     pub fn secret_get(&self, tenant: &str, name: &str) -> rusqlite::Result<Option<SealedSecret>> {
-        self.lock()
+        self.lock()?
             .query_row(
                 "SELECT tenant, name, key_id, nonce, ciphertext FROM secrets WHERE tenant = ?1 AND name = ?2",
                 params![tenant, name],
@@ -122,7 +122,7 @@ impl Storage {
     /// Write `rows` in one transaction; with `authorised`, also clear the
     /// "needs re-authorisation" mark of every tenant written.
     pub fn secrets_put(&self, rows: &[SealedSecret], authorised: bool) -> rusqlite::Result<()> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for row in rows {
             tx.execute(
@@ -143,7 +143,7 @@ impl Storage {
 
     /// Remove the secret `name` of `tenant` (no error when absent).
     pub fn secret_delete(&self, tenant: &str, name: &str) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "DELETE FROM secrets WHERE tenant = ?1 AND name = ?2",
             params![tenant, name],
         )?;
@@ -152,7 +152,7 @@ impl Storage {
 
     /// Every sealed secret, by tenant and name.
     pub fn secrets_all(&self) -> rusqlite::Result<Vec<SealedSecret>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn.prepare(
             "SELECT tenant, name, key_id, nonce, ciphertext FROM secrets ORDER BY tenant, name",
         )?;
@@ -162,7 +162,7 @@ impl Storage {
 
     /// The fingerprints of the keys the stored secrets are sealed with.
     pub fn secret_key_ids(&self) -> rusqlite::Result<Vec<String>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn.prepare("SELECT DISTINCT key_id FROM secrets ORDER BY key_id")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         rows.collect()
@@ -174,7 +174,7 @@ impl Storage {
         &self,
         mut reseal: impl FnMut(&SealedSecret) -> Result<SealedSecret, E>,
     ) -> Result<usize, E> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let rows: Vec<SealedSecret> = {
             let mut stmt = tx.prepare(
@@ -197,7 +197,7 @@ impl Storage {
     /// Whether `tenant`'s CRM grant works, as far as this host knows.
     pub fn tenant_auth_status(&self, tenant: &str) -> rusqlite::Result<TenantAuth> {
         let row: Option<(String, i64)> = self
-            .lock()
+            .lock()?
             .query_row(
                 "SELECT reason, since_ms FROM tenant_auth WHERE tenant = ?1",
                 params![tenant],
@@ -218,7 +218,7 @@ impl Storage {
         reason: &str,
         now_ms: i64,
     ) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "INSERT INTO tenant_auth (tenant, reason, since_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT (tenant) DO UPDATE SET reason = excluded.reason",
             params![tenant, reason, now_ms],
@@ -239,7 +239,7 @@ impl Storage {
         issue: &StateIssue<'_>,
         now_ms: i64,
     ) -> rusqlite::Result<StateAdmission> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "DELETE FROM oauth_states WHERE expires_at_ms < ?1",
@@ -301,7 +301,7 @@ impl Storage {
     /// Consume an install state: the first presentation claims it, every
     /// later one finds it used (atomic across processes).
     pub fn oauth_state_claim(&self, state_hash: &str, now_ms: i64) -> rusqlite::Result<StateClaim> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let row: Option<(String, String, i64, Option<i64>)> = tx
             .query_row(

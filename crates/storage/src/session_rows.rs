@@ -14,7 +14,7 @@ impl Storage {
         expires_at_ms: i64,
         now_ms: i64,
     ) -> rusqlite::Result<()> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         conn.execute(
             "DELETE FROM web_sessions WHERE expires_at_ms <= ?1",
             params![now_ms],
@@ -29,7 +29,7 @@ impl Storage {
     /// Whether the session is open at `now_ms`.
     pub fn session_open(&self, id_hash: &str, now_ms: i64) -> rusqlite::Result<bool> {
         let expires: Option<i64> = self
-            .lock()
+            .lock()?
             .query_row(
                 "SELECT expires_at_ms FROM web_sessions WHERE id_hash = ?1",
                 params![id_hash],
@@ -41,7 +41,7 @@ impl Storage {
 
     /// End the session.
     pub fn session_end(&self, id_hash: &str) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "DELETE FROM web_sessions WHERE id_hash = ?1",
             params![id_hash],
         )?;

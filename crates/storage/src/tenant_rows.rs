@@ -30,7 +30,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TenantRow> {
 impl Storage {
     /// Add a tenant; `false` (nothing written) when the id exists.
     pub fn tenant_insert(&self, id: &str, config: &str, now_ms: i64) -> rusqlite::Result<bool> {
-        let added = self.lock().execute(
+        let added = self.lock()?.execute(
             "INSERT INTO tenants (id, config, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?3)
              ON CONFLICT (id) DO NOTHING",
             params![id, config, now_ms],
@@ -40,7 +40,7 @@ impl Storage {
 
     /// Replace a tenant's configuration; `false` when there is no such tenant.
     pub fn tenant_update(&self, id: &str, config: &str, now_ms: i64) -> rusqlite::Result<bool> {
-        let changed = self.lock().execute(
+        let changed = self.lock()?.execute(
             "UPDATE tenants SET config = ?2, updated_at_ms = ?3 WHERE id = ?1",
             params![id, config, now_ms],
         )?;
@@ -49,7 +49,7 @@ impl Storage {
 
     /// One stored tenant.
     pub fn tenant_get(&self, id: &str) -> rusqlite::Result<Option<TenantRow>> {
-        self.lock()
+        self.lock()?
             .query_row(
                 "SELECT id, config, created_at_ms, updated_at_ms FROM tenants WHERE id = ?1",
                 params![id],
@@ -60,7 +60,7 @@ impl Storage {
 
     /// Every stored tenant, by id.
     pub fn tenants_all(&self) -> rusqlite::Result<Vec<TenantRow>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn
             .prepare("SELECT id, config, created_at_ms, updated_at_ms FROM tenants ORDER BY id")?;
         let rows = stmt.query_map([], row)?;
@@ -72,7 +72,7 @@ impl Storage {
     /// call log, its authorisation mark and install states. Returns whether
     /// a tenant row existed.
     pub fn tenant_purge(&self, id: &str) -> rusqlite::Result<bool> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let existed = tx.execute("DELETE FROM tenants WHERE id = ?1", params![id])? == 1;
         for sql in [

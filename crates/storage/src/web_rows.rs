@@ -38,7 +38,7 @@ pub struct CallSummary {
 impl Storage {
     /// The settings saved on the status page for `tenant` (JSON) and when.
     pub fn web_settings(&self, tenant: &str) -> rusqlite::Result<Option<(String, i64)>> {
-        self.lock()
+        self.lock()?
             .query_row(
                 "SELECT settings, updated_at_ms FROM web_settings WHERE tenant = ?1",
                 params![tenant],
@@ -55,7 +55,7 @@ impl Storage {
         settings: Option<&str>,
         now_ms: i64,
     ) -> rusqlite::Result<()> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         match settings {
             Some(json) => conn.execute(
                 "INSERT INTO web_settings (tenant, settings, updated_at_ms) VALUES (?1, ?2, ?3)
@@ -81,7 +81,7 @@ impl Storage {
         call_key: &str,
         now_ms: i64,
     ) -> rusqlite::Result<RetryRequest> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let changed = tx.execute(
             "UPDATE calls SET outcome = 'retrying',
@@ -116,7 +116,7 @@ impl Storage {
         now_ms: i64,
         max: usize,
     ) -> rusqlite::Result<Vec<String>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(
             "SELECT call_key FROM web_retries WHERE tenant = ?1 AND requested_at_ms <= ?2
              ORDER BY requested_at_ms LIMIT ?3",
@@ -128,7 +128,7 @@ impl Storage {
     /// A retry that did not settle the call: try it again at `at_ms`,
     /// behind the requests already due, so it cannot hold them up.
     pub fn defer_retry(&self, tenant: &str, call_key: &str, at_ms: i64) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "UPDATE web_retries SET requested_at_ms = ?3 WHERE tenant = ?1 AND call_key = ?2",
             params![tenant, call_key, at_ms],
         )?;
@@ -139,7 +139,7 @@ impl Storage {
     /// is parked again with `reason`, so the page shows it and offers
     /// Retry, instead of staying "retrying" with nothing on its way.
     pub fn park_again(&self, tenant: &str, call_key: &str, reason: &str) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "UPDATE calls SET outcome = 'parked', detail = ?3
              WHERE tenant = ?1 AND call_key = ?2 AND outcome = 'retrying'",
             params![tenant, call_key, reason],
@@ -150,7 +150,7 @@ impl Storage {
     /// A retry request is settled (the call ran, or cannot run): take it
     /// off the list.
     pub fn retry_done(&self, tenant: &str, call_key: &str) -> rusqlite::Result<()> {
-        self.lock().execute(
+        self.lock()?.execute(
             "DELETE FROM web_retries WHERE tenant = ?1 AND call_key = ?2",
             params![tenant, call_key],
         )?;
@@ -163,7 +163,7 @@ impl Storage {
         tenant: &str,
         call_key: &str,
     ) -> rusqlite::Result<Option<CallRecord>> {
-        self.lock()
+        self.lock()?
             .query_row(
                 &format!("SELECT {RECORD_COLUMNS} FROM calls WHERE tenant = ?1 AND call_key = ?2"),
                 params![tenant, call_key],
@@ -174,7 +174,7 @@ impl Storage {
 
     /// Calls handled since `since_ms` by outcome, and the recordings.
     pub fn call_summary(&self, tenant: &str, since_ms: i64) -> rusqlite::Result<CallSummary> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn.prepare(
             "SELECT outcome, COUNT(*) FROM calls WHERE tenant = ?1 AND handled_at_ms >= ?2
              GROUP BY outcome ORDER BY outcome",
@@ -211,7 +211,7 @@ impl Storage {
                 "(recording = 'pending' OR recording LIKE 'gave-up%' OR insights = 'pending' OR insights LIKE 'gave-up%')"
             }
         };
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {RECORD_COLUMNS} FROM calls WHERE tenant = ?1 AND {condition}
              ORDER BY handled_at_ms DESC, call_key LIMIT ?2"

@@ -95,6 +95,22 @@ impl Figures {
         }
     }
 
+    /// [`Figures::record`] when `measured`: a figure that could not be
+    /// measured is left out (shown as missing), never recorded as a value.
+    pub fn record_if(
+        &self,
+        measured: bool,
+        key: &str,
+        label: &str,
+        unit: &str,
+        value: f64,
+        goal: Option<Goal>,
+    ) {
+        if measured {
+            self.record(key, label, unit, value, goal);
+        }
+    }
+
     /// The value recorded under `key`, if any.
     pub fn get(&self, key: &str) -> Option<f64> {
         let figures = self.0.lock().unwrap_or_else(|e| e.into_inner());

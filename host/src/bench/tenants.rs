@@ -49,11 +49,15 @@ pub async fn run(
         .thread_name(SIMULATOR_THREADS)
         .enable_all()
         .build()?;
-    let world = simulators
+    let started = simulators
         .spawn(world_owned(runtime, dir.to_path_buf()))
-        .await??;
-    let result = measure(&world, quick, run_for, figures).await;
-    drop(world);
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|world| world);
+    let result = match started {
+        Ok(world) => measure(&world, quick, run_for, figures).await,
+        Err(error) => Err(error),
+    };
     // Dropping a runtime may not block inside this one.
     simulators.shutdown_background();
     result
@@ -152,6 +156,12 @@ async fn measure(
             super::ms(live_cpu / (live.ok + live.failed).max(1) as u32),
             live_cpu.as_secs_f64() / live.took.as_secs_f64()
         );
+        if !scheduled.steady_reached {
+            println!(
+                "    steady: not reached (a tenant's first scheduled tick did not report within {} s)",
+                FIRST_TICKS_LIMIT.as_secs()
+            );
+        }
         println!(
             "    steady (after every tenant's first tick, {:.1} s): {} ticks ({:.0} ticks/s), {} checks only, \
              {} pipeline runs;\n      CPU per idle tick {} ({:.2} cores busy): the host {}, the simulators {}",
@@ -180,21 +190,26 @@ async fn measure(
                 live_rate,
                 Some(super::figures::Goal::AtLeast(count as f64)),
             );
-            figures.record(
+            // No steady part, no steady figures (not a rate over no time).
+            let steady_figures = scheduled.steady_reached;
+            figures.record_if(
+                steady_figures,
                 "idle.steady-ticks-per-s",
                 &format!("idle ticks/s, {count} tenants, steady"),
                 "ticks/s",
                 steady_rate,
                 Some(super::figures::Goal::AtLeast(count as f64)),
             );
-            figures.record(
+            figures.record_if(
+                steady_figures,
                 "idle.steady-cpu-per-tick",
                 "CPU per idle tick, steady",
                 "ms",
                 steady_cpu_per_tick.as_secs_f64() * 1000.0,
                 None,
             );
-            figures.record(
+            figures.record_if(
+                steady_figures,
                 "idle.steady-host-cpu-per-tick",
                 "CPU per idle tick, steady, host only",
                 "ms",
@@ -324,6 +339,9 @@ struct Scheduled {
     steady: Tally,
     /// CPU in the steady part: the whole process's, and the simulators'.
     steady_cpu: Cpu,
+    /// Whether every tenant had its first tick in time, so there was a
+    /// steady part at all.
+    steady_reached: bool,
 }
 
 /// CPU time: the whole process's, and the simulators' threads'.
@@ -409,12 +427,14 @@ async fn run_schedulers(
     }
     let mut c = std::mem::take(&mut *counting.lock().unwrap_or_else(|e| e.into_inner()));
     c.all.took = started.elapsed();
+    let steady_reached = c.steady_since.is_some();
     let (since, cpu_then) = c.steady_since.unwrap_or(ended);
     c.steady.took = ended.0.saturating_duration_since(since);
     Scheduled {
         all: c.all,
         steady: c.steady,
         steady_cpu: ended.1.since(cpu_then),
+        steady_reached,
     }
 }
 

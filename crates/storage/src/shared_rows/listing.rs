@@ -9,7 +9,7 @@ impl Storage {
     /// The posted calls of `tenant` that several contacts' number shares,
     /// newest first, with where each copy stands.
     pub fn shared_calls(&self, tenant: &str) -> rusqlite::Result<Vec<SharedCall>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         // From the entries (their key range, copies' markers left out) to
         // their calls by primary key: a tenant has few such calls and many
         // others.

@@ -18,7 +18,7 @@ impl Storage {
         call_key: &str,
         contact_id: &str,
     ) -> rusqlite::Result<CopyAsk> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let posted: Option<(String, Option<String>)> = tx
             .query_row(
@@ -86,7 +86,7 @@ impl Storage {
     /// next tick's [`Self::pending_copies`] tells). A plain read, no lease:
     /// the scheduler asks it before deciding whether a tick may be skipped.
     pub fn has_copy_requests(&self, tenant: &str) -> rusqlite::Result<bool> {
-        any_copy_requests(&self.lock(), tenant)
+        any_copy_requests(&*self.lock()?, tenant)
     }
 
     /// Take the copy requests of `tenant` not yet carried out nor refused,
@@ -102,7 +102,7 @@ impl Storage {
         tenant: &str,
         now_ms: i64,
     ) -> rusqlite::Result<Vec<(String, String)>> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         // Every tick asks; almost always nothing waits, and a plain read
         // says so without taking the write lock.
         if !any_copy_requests(&conn, tenant)? {

@@ -1,6 +1,7 @@
 //! The physical floor of this machine: one loopback HTTP round trip along
 //! the path every component request takes (the allow-list, then the
-//! process's pooling client) to a minimal server in this process. Every
+//! process's pooling client; no sync, as after no write, and no rate
+//! limiter) to a minimal server in this process. Every
 //! figure made of requests sent one after another (one tenant's backlog,
 //! a cold tick, latency) is bounded by it; the simulators add their own
 //! handling on top.
