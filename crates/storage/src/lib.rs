@@ -224,10 +224,7 @@ impl Storage {
             // IMMEDIATE takes the write lock up front, so no other process
             // can change the key between our read and our write.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let current: Option<Vec<u8>> = tx
-                .prepare_cached(KV_SELECT)?
-                .query_row(params![ns, key], |r| r.get(0))
-                .optional()?;
+            let current = value_in(&tx, ns, key)?;
             if current.as_deref() != expected {
                 return Ok(false);
             }
@@ -242,10 +239,7 @@ impl Storage {
     pub fn kv_increment(&self, ns: &str, key: &str, delta: i64) -> Result<i64, String> {
         self.write(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let current: Option<Vec<u8>> = tx
-                .prepare_cached(KV_SELECT)?
-                .query_row(params![ns, key], |r| r.get(0))
-                .optional()?;
+            let current = value_in(&tx, ns, key)?;
             let value = match current {
                 None => 0,
                 Some(bytes) => match std::str::from_utf8(&bytes)
@@ -266,6 +260,18 @@ impl Storage {
         })
         .map_err(|e| e.to_string())?
     }
+}
+
+/// The value at `key` as `tx` sees it (under the database's write lock,
+/// for an IMMEDIATE transaction).
+fn value_in(
+    tx: &rusqlite::Transaction<'_>,
+    ns: &str,
+    key: &str,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    tx.prepare_cached(KV_SELECT)?
+        .query_row(params![ns, key], |r| r.get(0))
+        .optional()
 }
 
 #[cfg(test)]
