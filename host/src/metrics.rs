@@ -128,14 +128,6 @@ pub fn install() {
     crate::telemetry::install(&Prometheus);
 }
 
-/// Jobs in the durable queue `queue`: one key per job at
-/// `<queue>/job/<id>` (see `guest-support/src/queue/`).
-fn queue_len(storage: &Storage, tenant: &str, queue: &str) -> i64 {
-    storage
-        .kv_count_prefix(tenant, &guest_support::queue::jobs_prefix(queue))
-        .unwrap_or(0)
-}
-
 /// The registry in the Prometheus/OpenMetrics text format, with queue
 /// depths read from `storage` for `tenants` first.
 pub fn encode<'a>(storage: &Storage, tenants: impl IntoIterator<Item = &'a str>) -> String {
@@ -147,7 +139,7 @@ pub fn encode<'a>(storage: &Storage, tenants: impl IntoIterator<Item = &'a str>)
                     tenant: tenant.into(),
                     queue,
                 })
-                .set(queue_len(storage, tenant, queue));
+                .set(storage.queued_jobs(tenant, queue).unwrap_or(0));
         }
         let open = storage.open_incidents(tenant).map_or(0, |list| list.len());
         m.open_incidents

@@ -58,7 +58,7 @@ pub const MAX_QUIET_EMPTY: Duration = Duration::from_secs(60);
 pub fn quiet_limit(storage: &Storage, tenant: &str) -> Duration {
     let queued = guest_support::queue::FOLLOW_UP_QUEUES.iter().any(|queue| {
         storage
-            .kv_count_prefix(tenant, &guest_support::queue::jobs_prefix(queue))
+            .queued_jobs(tenant, queue)
             .map_or(true, |jobs| jobs > 0)
     });
     if queued { MAX_QUIET } else { MAX_QUIET_EMPTY }

@@ -199,6 +199,12 @@ impl Storage {
         )
     }
 
+    /// Jobs in `tenant`'s durable queue `queue` (one key per job, laid out
+    /// by `guest_support::queue`).
+    pub fn queued_jobs(&self, tenant: &str, queue: &str) -> rusqlite::Result<i64> {
+        self.kv_count_prefix(tenant, &guest_support::queue::jobs_prefix(queue))
+    }
+
     /// Keys after `cursor` (exclusive), in order, at most [`LIST_PAGE`].
     pub fn kv_list(&self, ns: &str, cursor: Option<&str>) -> rusqlite::Result<Vec<String>> {
         let conn = self.lock()?;
